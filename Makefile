@@ -1,0 +1,58 @@
+# TA-aws-iam-error-spike: a newcomer needs only python3, make and the package registry.
+#   make test   venv + lint + package + AppInspect gate + unit and contract tests
+#   make demo   the main job on embedded defaults
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+APP := TA-aws-iam-error-spike
+VERSION := $(shell sed -n 's/^version *= *//p' default/app.conf)
+TGZ := package/dist/$(APP)-$(VERSION).tgz
+
+.PHONY: venv lint format package appinspect unit contract test demo bench clean
+
+$(VENV)/.stamp: requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+venv: $(VENV)/.stamp
+
+lint: venv
+	$(PY) -m ruff check .
+	$(PY) -m ruff format --check .
+
+format: venv
+	$(PY) -m ruff check --fix .
+	$(PY) -m ruff format .
+
+# The package is rebuilt whenever anything that ships or the build itself changes.
+SHIPPED := app.manifest LICENSE README.md $(shell find default metadata README bin lookups appserver static -type f 2>/dev/null | grep -v -e __pycache__ -e '\.pyc$$')
+$(TGZ): $(VENV)/.stamp $(SHIPPED) $(wildcard package/*.py package/*.txt)
+	$(PY) package/build.py --output $(TGZ)
+
+package: $(TGZ)
+
+appinspect: $(TGZ)
+	$(PY) package/appinspect_gate.py $(TGZ)
+
+unit: venv
+	$(PY) -m pytest tests/unit -q
+
+contract: $(TGZ)
+	$(PY) -m pytest tests/contract -q
+
+test: lint package appinspect
+	$(PY) -m pytest -q
+
+demo: $(TGZ)
+	$(PY) tests/demo.py --package $(TGZ)
+
+bench: $(TGZ)
+	$(PY) tests/bench/quality.py
+	$(PY) tests/bench/speed.py --package $(TGZ)
+	$(PY) tests/bench/scale.py
+
+clean:
+	rm -rf package/dist package/build lib .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Fixtures for the loopback AWS endpoints: moto server, LookupEvents endpoint."""

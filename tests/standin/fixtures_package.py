@@ -1,0 +1,1 @@
+"""Fixtures for the built package: install into etc/apps, bare Splunk Pythons."""

@@ -1,0 +1,285 @@
+"""The command side of Splunk's chunked search command protocol, version 2 (SCPv2).
+
+splunkd starts the command once per search and talks to it over stdin/stdout in chunks framed as
+``chunked 1.0,<metadata bytes>,<body bytes>\\n`` + JSON metadata + CSV body:
+
+1. ``getinfo``: metadata only, with ``searchinfo`` (``args``, ``raw_args``, ``dispatch_dir``, ...).
+   The command answers with its configuration. ``iamspike`` is a reporting (transforming)
+   command: ``{"type": "reporting", "run_in_preview": false}``, so it runs on the search head and
+   sees every row. A bad option is answered with ``finished: true`` and one ERROR inspector
+   message, which Splunk shows as one line.
+2. ``execute`` chunks carry CSV bodies where every field ``x`` has a ``__mv_x`` twin. The command
+   accumulates and acknowledges each chunk with an empty body until splunkd says
+   ``finished: true``; then it answers with all results in one chunk.
+
+This loop is column-oriented and hand-written: the body is read with ``csv.reader`` and handed to
+the sink as a header plus lists of strings (``__mv_`` twins trimmed off the header only, see
+:func:`plain_header`), with no per-row dictionaries; output columns come from every result row and
+carry ``__mv_`` twins only where a value is a list. Unexpected errors become one-line ERROR
+messages; the traceback goes to stderr, which splunkd writes to search.log.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping
+from typing import IO, Callable, Protocol
+
+LOGGER = logging.getLogger("iamspike.command")
+
+HEADER_RE = re.compile(rb"chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\n")
+MV_PREFIX = "__mv_"
+MAX_MESSAGE = 400
+GETINFO_REPLY = {"type": "reporting", "run_in_preview": False}
+
+
+class ProtocolError(RuntimeError):
+    """splunkd sent something this loop cannot read (bad header, short read, wrong action)."""
+
+
+class Sink(Protocol):
+    """What the loop feeds: the engine's ``Detector`` satisfies it."""
+
+    def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None: ...
+
+    def results(self) -> list[dict[str, object]]: ...
+
+
+def read_chunk(istream: IO[bytes]) -> tuple[dict, bytes] | None:
+    """Read one chunk; ``None`` at end of input. Blank lines between chunks are skipped."""
+    line = istream.readline()
+    while line in (b"\n", b"\r\n"):
+        line = istream.readline()
+    if not line:
+        return None
+    match = HEADER_RE.match(line)
+    if match is None:
+        raise ProtocolError(f"bad transport header {line[:80]!r}")
+    metadata_length, body_length = int(match.group(1)), int(match.group(2))
+    metadata = istream.read(metadata_length) if metadata_length else b""
+    if len(metadata) != metadata_length:
+        raise ProtocolError(f"metadata cut short: {len(metadata)} of {metadata_length} bytes")
+    body = istream.read(body_length) if body_length else b""
+    if len(body) != body_length:
+        raise ProtocolError(f"body cut short: {len(body)} of {body_length} bytes")
+    try:
+        decoded = json.loads(metadata.decode("utf-8")) if metadata else {}
+    except ValueError as error:
+        raise ProtocolError(f"metadata is not JSON: {error}") from None
+    if not isinstance(decoded, dict):
+        raise ProtocolError("metadata is not a JSON object")
+    return decoded, body
+
+
+def frame(metadata: Mapping[str, object], body: bytes = b"") -> bytes:
+    """One chunk as bytes: compact JSON metadata (ASCII-escaped, as splunklib writes it)."""
+    encoded = json.dumps(metadata, separators=(",", ":")).encode("ascii")
+    return b"chunked 1.0,%d,%d\n" % (len(encoded), len(body)) + encoded + body
+
+
+def write_chunk(ostream: IO[bytes], metadata: Mapping[str, object], body: bytes = b"") -> None:
+    ostream.write(frame(metadata, body))
+    ostream.flush()
+
+
+def plain_header(header: list[str]) -> list[str]:
+    """The header without its ``__mv_`` twins.
+
+    splunkd writes every plain field first and all ``__mv_`` twins after them, so the common case
+    is a slice: rows stay untouched and simply carry trailing cells the header does not name. When
+    twins are interleaved (other producers), the full header is returned; sinks ignore ``__mv_``
+    columns by name anyway.
+    """
+    for index, name in enumerate(header):
+        if name.startswith(MV_PREFIX):
+            rest = header[index:]
+            if all(other.startswith(MV_PREFIX) for other in rest):
+                return header[:index]
+            return header
+    return header
+
+
+def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
+    """CSV body -> (header, row iterator). An empty body gives an empty header and no rows."""
+    if not body:
+        return [], iter(())
+    reader = csv.reader(io.StringIO(body.decode("utf-8", "replace"), newline=""))
+    header = next(reader, [])
+    return plain_header(header), reader
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, (dict, list, tuple)):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def _mv_cell(values: list | tuple) -> str:
+    return "$" + "$;$".join(_cell(value).replace("$", "$$") for value in values) + "$"
+
+
+def encode_results(results: list[dict[str, object]]) -> bytes:
+    """Result rows -> CSV body (``\\r\\n`` lines, as splunklib writes). Columns are the union of
+    keys in order of first appearance; a ``__mv_`` twin follows a column only when some value in
+    it is a list or tuple (multivalue)."""
+    if not results:
+        return b""
+    fields: dict[str, bool] = {}
+    for row in results:
+        for key, value in row.items():
+            if isinstance(value, (list, tuple)):
+                fields[key] = True
+            elif key not in fields:
+                fields[key] = False
+    header: list[str] = []
+    for name, multivalue in fields.items():
+        header.append(name)
+        if multivalue:
+            header.append(MV_PREFIX + name)
+    buffer = io.StringIO(newline="")
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(header)
+    names = list(fields.items())
+    for row in results:
+        cells: list[str] = []
+        for name, multivalue in names:
+            value = row.get(name)
+            if isinstance(value, (list, tuple)):
+                cells.append("\n".join(_cell(item) for item in value))
+                cells.append(_mv_cell(value) if len(value) > 1 else "")
+            else:
+                cells.append(_cell(value))
+                if multivalue:
+                    cells.append("")
+        writer.writerow(cells)
+    return buffer.getvalue().encode("utf-8")
+
+
+def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
+    """Collapse whitespace so the message shows as one line in Splunk's UI."""
+    flat = " ".join(str(text).split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
+def _messages(level: str, text: str) -> dict[str, object]:
+    return {"messages": [[level, one_line(text)]]}
+
+
+def _sink_messages(sink: object) -> list[list[str]]:
+    """Warnings the sink wants shown (e.g. rows skipped), if it exposes ``messages()``."""
+    getter = getattr(sink, "messages", None)
+    if not callable(getter):
+        return []
+    return [[str(level), one_line(text)] for level, text in getter()]
+
+
+def serve(
+    factory: Callable[[list[str]], Sink],
+    istream: IO[bytes],
+    ostream: IO[bytes],
+    user_errors: tuple[type[BaseException], ...] = (ValueError,),
+    name: str = "iamspike",
+) -> int:
+    """Run the protocol to the end; return the process exit status (0 unless splunkd broke the
+    protocol). ``factory(args)`` builds the sink from ``searchinfo.args`` and raises one of
+    ``user_errors`` on a bad option; its message is shown as is."""
+    replied = False
+
+    def fail(message: str) -> int:
+        if replied:
+            write_chunk(ostream, {"finished": True, "inspector": _messages("ERROR", message)})
+        else:
+            reply = dict(GETINFO_REPLY, finished=True, inspector=_messages("ERROR", message))
+            write_chunk(ostream, reply)
+            ostream.write(b"\n")
+            ostream.flush()
+        return 0
+
+    try:
+        chunk = read_chunk(istream)
+        if chunk is None:
+            LOGGER.error("%s: no getinfo chunk on stdin", name)
+            return 1
+        metadata, _ = chunk
+        if metadata.get("action") != "getinfo":
+            raise ProtocolError(f"expected getinfo, got {metadata.get('action')!r}")
+        searchinfo = metadata.get("searchinfo") or {}
+        args = [str(arg) for arg in searchinfo.get("args") or []]
+        LOGGER.info("%s: start, args=%s, sid=%s", name, args, searchinfo.get("sid"))
+        try:
+            sink = factory(args)
+        except user_errors as error:
+            LOGGER.info("%s: rejected options: %s", name, error)
+            return fail(f"{name}: {error}")
+        write_chunk(ostream, GETINFO_REPLY)
+        ostream.write(b"\n")
+        ostream.flush()
+        replied = True
+        chunks = 0
+        while True:
+            chunk = read_chunk(istream)
+            if chunk is None:
+                LOGGER.warning("%s: stdin closed before finished=true; %d chunks read", name, chunks)
+                return 0
+            metadata, body = chunk
+            if metadata.get("action") != "execute":
+                raise ProtocolError(f"expected execute, got {metadata.get('action')!r}")
+            chunks += 1
+            if body:
+                header, rows = read_body(body)
+                if header:
+                    sink.add_rows(header, rows)
+            if not metadata.get("finished"):
+                write_chunk(ostream, {"finished": False})
+                continue
+            results = sink.results()
+            reply: dict[str, object] = {"finished": True}
+            messages = _sink_messages(sink)
+            if messages:
+                reply["inspector"] = {"messages": messages}
+            write_chunk(ostream, reply, encode_results(results))
+            LOGGER.info("%s: end, %d chunks in, %d results out", name, chunks, len(results))
+            return 0
+    except user_errors as error:
+        LOGGER.info("%s: rejected input: %s", name, error)
+        return fail(f"{name}: {error}")
+    except BrokenPipeError:
+        LOGGER.error("%s: splunkd closed the output pipe", name)
+        return 1
+    except Exception as error:
+        LOGGER.exception("%s: unexpected error", name)
+        kind = type(error).__name__
+        return fail(f"{name} failed: {kind}: {error} (details in search.log)")
+
+
+def _detector_factory(args: list[str]) -> Sink:
+    from iamspike.engine import Detector, parse_options
+
+    return Detector(parse_options(args))
+
+
+def _option_error() -> tuple[type[BaseException], ...]:
+    try:
+        from iamspike.engine import OptionError
+    except Exception:  # the engine failed to import: serve() reports it via the factory
+        return ()
+    return (OptionError,)
+
+
+def main() -> int:
+    """Entry point for ``bin/iamspike_command.py``: the engine's Detector over stdin/stdout."""
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
+    return serve(_detector_factory, sys.stdin.buffer, sys.stdout.buffer, user_errors=_option_error())

@@ -1,0 +1,360 @@
+"""splunkd's side of the chunked search command protocol (SCPv2), for tests and benches.
+
+It frames chunks the way splunkd does (checked byte for byte against real splunkd recordings in
+tests/contract/test_scpv2_recordings.py), encodes CSV bodies the way splunkd does (every field
+``x`` with its ``__mv_x`` twin, fields quoted unless they are plain ASCII letters and digits,
+``\\n`` line ends), spawns a search command as a child process, sends ``getinfo`` then ``execute``
+chunks and reads back the command's chunks, inspector messages and result rows. A command that
+dies, closes its output or hangs is reported in the :class:`Session`, never a hang of the test.
+
+Never imports product code: it talks to the command through pipes only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import io
+import json
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import urllib.parse
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Union
+
+HEADER_RE = re.compile(rb"chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\n")
+MV_PREFIX = "__mv_"
+PLAIN_RE = re.compile(r"[A-Za-z0-9]+")
+SPLUNKD_SEPARATORS = (",", ":")
+
+Row = Mapping[str, object]
+ChunkInput = Union[bytes, Sequence[Row]]
+
+
+# --------------------------------------------------------------------------------------- framing
+def encode_metadata(
+    metadata: Mapping[str, object] | str, separators: tuple[str, str] = SPLUNKD_SEPARATORS
+) -> bytes:
+    """JSON metadata as splunkd writes it (compact, ASCII-escaped); a str is taken verbatim."""
+    if isinstance(metadata, str):
+        return metadata.encode("utf-8")
+    return json.dumps(metadata, separators=separators).encode("ascii")
+
+
+def frame(
+    metadata: Mapping[str, object] | str,
+    body: bytes = b"",
+    separators: tuple[str, str] = SPLUNKD_SEPARATORS,
+) -> bytes:
+    """``chunked 1.0,<metadata bytes>,<body bytes>\\n`` + metadata + body."""
+    encoded = encode_metadata(metadata, separators)
+    return b"chunked 1.0,%d,%d\n" % (len(encoded), len(body)) + encoded + body
+
+
+@dataclass
+class Chunk:
+    metadata: dict
+    body: bytes
+    raw_metadata: bytes = b""
+
+
+def read_chunk(stream: IO[bytes]) -> Chunk | None:
+    """One chunk from a binary stream; ``None`` at a clean end. Blank lines between chunks (older
+    splunklib writes one after its getinfo reply) are skipped. A cut-short chunk raises EOFError."""
+    line = stream.readline()
+    while line in (b"\n", b"\r\n"):
+        line = stream.readline()
+    if not line:
+        return None
+    match = HEADER_RE.match(line)
+    if match is None:
+        raise ValueError(f"not a chunk header: {line[:80]!r}")
+    metadata_length, body_length = int(match.group(1)), int(match.group(2))
+    raw = stream.read(metadata_length)
+    body = stream.read(body_length) if body_length else b""
+    if len(raw) != metadata_length or len(body) != body_length:
+        raise EOFError(
+            f"chunk cut short: metadata {len(raw)}/{metadata_length}, body {len(body)}/{body_length} bytes"
+        )
+    return Chunk(json.loads(raw.decode("utf-8")) if raw else {}, body, raw)
+
+
+def read_chunks(data: bytes) -> list[Chunk]:
+    """Every chunk in a recorded byte stream."""
+    stream = io.BytesIO(data)
+    chunks = []
+    while True:
+        chunk = read_chunk(stream)
+        if chunk is None:
+            return chunks
+        chunks.append(chunk)
+
+
+# ------------------------------------------------------------------------------------- CSV bodies
+def _splunkd_field(value: str) -> str:
+    if not value or PLAIN_RE.fullmatch(value):
+        return value
+    return '"' + value.replace('"', '""') + '"'
+
+
+def encode_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
+    """CSV as splunkd writes it: a field is quoted unless it is ASCII letters and digits only,
+    lines end in ``\\n``."""
+    lines = [",".join(_splunkd_field(name) for name in header)]
+    lines.extend(",".join(_splunkd_field(value) for value in row) for row in rows)
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float) and value.is_integer():
+        return repr(value)
+    return str(value)
+
+
+def encode_rows(rows: Sequence[Row], fields: Sequence[str] | None = None) -> bytes:
+    """Result rows (dicts) -> an execute body: every field, then every ``__mv_`` twin. A list
+    value is multivalue: the field holds the values joined by newlines, the twin ``$a$;$b$``."""
+    if not rows:
+        return b""
+    if fields is None:
+        seen: dict[str, None] = {}
+        for row in rows:
+            for key in row:
+                seen.setdefault(key, None)
+        fields = list(seen)
+    header = list(fields) + [MV_PREFIX + name for name in fields]
+    table = []
+    for row in rows:
+        plain, twins = [], []
+        for name in fields:
+            value = row.get(name)
+            if isinstance(value, (list, tuple)):
+                texts = [_text(item) for item in value]
+                plain.append("\n".join(texts))
+                twins.append("$" + "$;$".join(text.replace("$", "$$") for text in texts) + "$")
+            else:
+                plain.append(_text(value))
+                twins.append("")
+        table.append(plain + twins)
+    return encode_csv(header, table)
+
+
+def decode_body(body: bytes) -> tuple[list[str], list[list[str]]]:
+    """A CSV body -> (header, rows), all strings."""
+    if not body:
+        return [], []
+    reader = csv.reader(io.StringIO(body.decode("utf-8", "replace"), newline=""))
+    header = next(reader, [])
+    return header, [row for row in reader if row]
+
+
+def _mv_values(encoded: str) -> list[str]:
+    return [item.replace("$$", "$") for item in re.findall(r"\$((?:\$\$|[^$])*)\$(?:;|$)", encoded)]
+
+
+def decode_rows(body: bytes) -> list[dict[str, object]]:
+    """A CSV body -> dict rows; a non-empty ``__mv_x`` twin turns ``x`` into a list."""
+    header, rows = decode_body(body)
+    out = []
+    for values in rows:
+        row: dict[str, object] = {}
+        twins = {}
+        for name, value in zip(header, values):
+            if name.startswith(MV_PREFIX):
+                if value:
+                    twins[name[len(MV_PREFIX) :]] = _mv_values(value)
+            else:
+                row[name] = value
+        row.update(twins)
+        out.append(row)
+    return out
+
+
+def split(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
+    """Rows in chunks of ``size`` (the last may be shorter)."""
+    return [rows[start : start + size] for start in range(0, len(rows), size)] or [[]]
+
+
+# -------------------------------------------------------------------------------------- getinfo
+def searchinfo(args: Sequence[str], command: str = "iamspike", **overrides: object) -> dict[str, object]:
+    """The searchinfo splunkd sends with getinfo. ``raw_args`` keep the quotes SPL had."""
+    raw_args = [_raw_arg(arg) for arg in args]
+    search = "search index=aws sourcetype=aws:cloudtrail | " + " ".join([command, *raw_args])
+    info: dict[str, object] = {
+        "args": list(args),
+        "raw_args": raw_args,
+        "dispatch_dir": "",
+        "sid": "scheduler__admin__search__RMD5f0f0f0f0f0f0f0f0_at_1700000000_42",
+        "app": "TA-aws-iam-error-spike",
+        "owner": "admin",
+        "username": "admin",
+        "session_key": "standin-session-key",
+        "splunkd_uri": "https://127.0.0.1:8089",
+        "splunk_version": "9.3.2",
+        "search": urllib.parse.quote(search),
+        "command": command,
+        "maxresultrows": 50000,
+        "earliest_time": "0",
+        "latest_time": "0",
+    }
+    info.update(overrides)
+    return info
+
+
+def _raw_arg(arg: str) -> str:
+    name, sep, value = arg.partition("=")
+    if sep and value and not PLAIN_RE.fullmatch(value.replace(",", "").replace(".", "")):
+        return f'{name}="{value}"'
+    return arg
+
+
+def getinfo_metadata(info: Mapping[str, object]) -> dict[str, object]:
+    return {
+        "action": "getinfo",
+        "preview": False,
+        "streaming_command_will_restart": False,
+        "searchinfo": info,
+    }
+
+
+def execute_metadata(finished: bool) -> dict[str, object]:
+    return {"action": "execute", "finished": finished}
+
+
+# -------------------------------------------------------------------------------------- session
+@dataclass
+class Session:
+    """What a command answered during one run."""
+
+    getinfo: dict = field(default_factory=dict)
+    replies: list[dict] = field(default_factory=list)
+    bodies: list[bytes] = field(default_factory=list)
+    rows: list[dict[str, object]] = field(default_factory=list)
+    messages: list[tuple[str, str]] = field(default_factory=list)
+    returncode: int | None = None
+    stderr: str = ""
+    died: bool = False
+    timed_out: bool = False
+    problem: str = ""
+
+    @property
+    def errors(self) -> list[str]:
+        return [text for level, text in self.messages if level.upper() in ("ERROR", "FATAL")]
+
+    @property
+    def finished(self) -> bool:
+        last = self.replies[-1] if self.replies else self.getinfo
+        return bool(last.get("finished"))
+
+
+def _collect_messages(session: Session, metadata: Mapping[str, object]) -> None:
+    inspector = metadata.get("inspector") or {}
+    for level, text in inspector.get("messages", []) if isinstance(inspector, dict) else []:
+        session.messages.append((str(level), str(text)))
+
+
+def run(
+    command: Sequence[str],
+    args: Sequence[str],
+    chunks: Iterable[ChunkInput],
+    *,
+    env: Mapping[str, str] | None = None,
+    cwd: str | None = None,
+    info: Mapping[str, object] | None = None,
+    timeout: float = 300.0,
+) -> Session:
+    """Run ``command`` (argv, e.g. ``[python, .../bin/iamspike_command.py]``) as splunkd does.
+
+    ``chunks`` are execute bodies: bytes as they are, or row dicts encoded with
+    :func:`encode_rows`. The last one carries ``finished: true``. Returns a :class:`Session`; a
+    command that dies or hangs is recorded there (``died``, ``timed_out``, ``problem``).
+    """
+    chunk_list = list(chunks)
+    with tempfile.TemporaryDirectory(prefix="dispatch-") as dispatch_dir:
+        details = dict(info) if info is not None else searchinfo(args)
+        details.setdefault("dispatch_dir", dispatch_dir)
+        if not details.get("dispatch_dir"):
+            details["dispatch_dir"] = dispatch_dir
+        process = subprocess.Popen(
+            list(command),
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            cwd=cwd or dispatch_dir,
+            env=dict(env) if env is not None else None,
+        )
+        stderr_parts: list[bytes] = []
+        drain = threading.Thread(target=lambda: stderr_parts.append(process.stderr.read()), daemon=True)
+        drain.start()
+        session = Session()
+        timer = threading.Timer(timeout, _kill, (process, session))
+        timer.start()
+        try:
+            _converse(process, session, details, chunk_list)
+        finally:
+            timer.cancel()
+            for stream in (process.stdin, process.stdout):
+                with contextlib.suppress(OSError):
+                    stream.close()
+            try:
+                session.returncode = process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                session.returncode = process.wait()
+                session.timed_out = True
+            drain.join(timeout=30)
+            session.stderr = b"".join(stderr_parts).decode("utf-8", "replace")
+        return session
+
+
+def _kill(process: subprocess.Popen, session: Session) -> None:
+    session.timed_out = True
+    process.kill()
+
+
+def _converse(process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: list) -> None:
+    stdin, stdout = process.stdin, process.stdout
+    try:
+        stdin.write(frame(getinfo_metadata(info)))
+        stdin.flush()
+        reply = read_chunk(stdout)
+    except (BrokenPipeError, EOFError, ValueError) as error:
+        session.died, session.problem = True, f"during getinfo: {error}"
+        return
+    if reply is None:
+        session.died, session.problem = True, "no getinfo reply"
+        return
+    session.getinfo = reply.metadata
+    _collect_messages(session, reply.metadata)
+    if reply.metadata.get("finished"):
+        return
+    for index, chunk in enumerate(chunks):
+        finished = index == len(chunks) - 1
+        body = chunk if isinstance(chunk, bytes) else encode_rows(chunk)
+        try:
+            stdin.write(frame(execute_metadata(finished), body))
+            stdin.flush()
+            reply = read_chunk(stdout)
+        except (BrokenPipeError, EOFError, ValueError) as error:
+            session.died, session.problem = True, f"during execute chunk {index}: {error}"
+            return
+        if reply is None:
+            session.died, session.problem = True, f"no reply to execute chunk {index}"
+            return
+        session.replies.append(reply.metadata)
+        session.bodies.append(reply.body)
+        _collect_messages(session, reply.metadata)
+        session.rows.extend(decode_rows(reply.body))
+        if reply.metadata.get("finished"):
+            return
+
+
+def python_command(python: str, script: str) -> list[str]:
+    """argv splunkd uses for a Python command: the interpreter, then the script's full path."""
+    return [python, os.path.abspath(script)]

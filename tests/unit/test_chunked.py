@@ -1,0 +1,283 @@
+"""iamspike_splunk.chunked: the command-side SCPv2 loop, with small sinks (not the engine)."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import logging
+import re
+from pathlib import Path
+
+import pytest
+from iamspike_splunk import chunked
+from standin import scpv2
+
+RECORDINGS = Path(__file__).resolve().parent.parent / "data" / "scpv2-recordings"
+GETINFO = scpv2.frame(scpv2.getinfo_metadata(scpv2.searchinfo(["span=1h"])))
+
+
+class Collect:
+    """Accumulates every row it is given; results() reports what it saw."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.args = args
+        self.headers: list[list[str]] = []
+        self.rows: list[list[str]] = []
+        self.calls = 0
+
+    def add_rows(self, header, rows):
+        self.calls += 1
+        self.headers.append(list(header))
+        self.rows.extend(list(row[: len(header)]) for row in rows)
+
+    def results(self):
+        return [
+            {"calls": self.calls, "rows": len(self.rows), "first": self.rows[0][0] if self.rows else None}
+        ]
+
+
+def serve(data: bytes, factory=Collect, **kwargs) -> tuple[int, list[scpv2.Chunk], bytes]:
+    out = io.BytesIO()
+    status = chunked.serve(factory, io.BytesIO(data), out, **kwargs)
+    return status, scpv2.read_chunks(out.getvalue()), out.getvalue()
+
+
+def execute(rows: list[dict], finished: bool) -> bytes:
+    return scpv2.frame(scpv2.execute_metadata(finished), scpv2.encode_rows(rows))
+
+
+# ------------------------------------------------------------------------------------ framing
+def test_read_chunk_reads_header_metadata_and_body_and_skips_blank_lines():
+    data = b"\n" + scpv2.frame({"action": "execute", "finished": True}, "a\n\xe9\n".encode())
+    metadata, body = chunked.read_chunk(io.BytesIO(data))
+    assert metadata == {"action": "execute", "finished": True}
+    assert body == "a\n\xe9\n".encode()
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"chunked 2.0,2,0\n{}", "bad transport header"),
+        (b"chunked 1.0,2,10\n{}abc", "body cut short: 3 of 10 bytes"),
+        (b"chunked 1.0,20,0\n{}", "metadata cut short"),
+        (b"chunked 1.0,3,0\n{x}", "metadata is not JSON"),
+        (b"chunked 1.0,2,0\n[]", "not a JSON object"),
+    ],
+)
+def test_read_chunk_rejects_broken_chunks(data, message):
+    with pytest.raises(chunked.ProtocolError, match=re.escape(message)):
+        chunked.read_chunk(io.BytesIO(data))
+
+
+def test_frame_counts_bytes_and_escapes_metadata_to_ascii():
+    body = "é\n".encode()
+    data = chunked.frame({"finished": True, "inspector": {"messages": [["WARN", "café"]]}}, body)
+    head, rest = data.split(b"\n", 1)
+    metadata_length, body_length = (int(part) for part in head.split(b",")[1:])
+    assert body_length == 3 and rest[metadata_length:] == body
+    assert rest[:metadata_length] == b'{"finished":true,"inspector":{"messages":[["WARN","caf\\u00e9"]]}}'
+
+
+@pytest.mark.parametrize(
+    "header, expected",
+    [
+        (["a", "b", "__mv_a", "__mv_b"], ["a", "b"]),
+        (["a", "__mv_a", "b", "__mv_b"], ["a", "__mv_a", "b", "__mv_b"]),
+        (["a", "b"], ["a", "b"]),
+        (["__mv_a"], []),
+    ],
+)
+def test_plain_header_trims_trailing_twins_only(header, expected):
+    assert chunked.plain_header(header) == expected
+
+
+def test_encode_results_adds_mv_twins_only_for_list_values():
+    body = chunked.encode_results(
+        [
+            {"_time": 3600, "score": 97.5, "ok": True, "note": None, "codes": ["A$1", "B"]},
+            {"_time": 7200, "score": 1.0, "ok": False, "late": "x,y"},
+        ]
+    )
+    assert body.decode() == (
+        "_time,score,ok,note,codes,__mv_codes,late\r\n"
+        '3600,97.5,1,,"A$1\nB",$A$$1$;$B$,\r\n'
+        '7200,1.0,0,,,,"x,y"\r\n'
+    )
+    assert scpv2.decode_rows(body)[0]["codes"] == ["A$1", "B"]
+
+
+def test_encode_results_of_nothing_is_an_empty_body():
+    assert chunked.encode_results([]) == b""
+
+
+# -------------------------------------------------------------------------------- the loop
+def test_getinfo_reply_is_a_reporting_command_and_each_chunk_is_acknowledged_until_finished():
+    rows = [{"_time": str(i), "eventName": f"Call{i}"} for i in range(10)]
+    data = GETINFO + execute(rows[:3], False) + execute(rows[3:9], False) + execute(rows[9:], True)
+    status, replies, raw = serve(data)
+    assert status == 0
+    assert replies[0].metadata == {"type": "reporting", "run_in_preview": False}
+    assert raw.startswith(b'chunked 1.0,43,0\n{"type":"reporting","run_in_preview":false}\n')
+    assert [chunk.metadata for chunk in replies[1:]] == [
+        {"finished": False},
+        {"finished": False},
+        {"finished": True},
+    ]
+    assert [chunk.body for chunk in replies[1:3]] == [b"", b""]
+    assert scpv2.decode_rows(replies[3].body) == [{"calls": "3", "rows": "10", "first": "0"}]
+
+
+def test_rows_reach_the_sink_as_header_and_lists_without_mv_twins():
+    sinks = []
+
+    def factory(args):
+        sinks.append(Collect(args))
+        return sinks[-1]
+
+    rows = [{"_time": "1", "userIdentity.arn": "arn:aws:iam::1:user/a", "errorCode": ["AccessDenied", "x"]}]
+    serve(GETINFO + execute(rows, True), factory)
+    assert sinks[0].args == ["span=1h"]
+    assert sinks[0].headers == [["_time", "userIdentity.arn", "errorCode"]]
+    assert sinks[0].rows == [["1", "arn:aws:iam::1:user/a", "AccessDenied\nx"]]
+
+
+def test_an_empty_final_chunk_still_gives_results():
+    data = GETINFO + execute([{"_time": "5"}], False) + scpv2.frame(scpv2.execute_metadata(True))
+    _, replies, _ = serve(data)
+    assert scpv2.decode_rows(replies[-1].body) == [{"calls": "1", "rows": "1", "first": "5"}]
+
+
+def test_bad_option_is_one_error_line_in_the_getinfo_reply_and_nothing_more_is_read():
+    def factory(args):
+        raise ValueError("unknown option 'spam' (known: span, by)\n  see docs")
+
+    status, replies, _ = serve(GETINFO + b"this is never read", factory)
+    assert status == 0
+    assert len(replies) == 1
+    assert replies[0].metadata["finished"] is True
+    assert replies[0].metadata["type"] == "reporting"
+    assert replies[0].metadata["inspector"] == {
+        "messages": [["ERROR", "iamspike: unknown option 'spam' (known: span, by) see docs"]]
+    }
+
+
+def test_only_the_declared_user_errors_are_shown_as_option_errors(caplog):
+    class OptionError(ValueError):
+        pass
+
+    def factory(args):
+        raise OptionError("span must be between 5m and 1d")
+
+    _, replies, _ = serve(GETINFO, factory, user_errors=(OptionError,))
+    assert replies[0].metadata["inspector"]["messages"] == [
+        ["ERROR", "iamspike: span must be between 5m and 1d"]
+    ]
+
+
+def test_unexpected_error_is_one_line_in_the_ui_and_the_traceback_goes_to_the_log(caplog):
+    class Broken(Collect):
+        def add_rows(self, header, rows):
+            raise KeyError("userIdentity")
+
+    caplog.set_level(logging.ERROR, logger="iamspike.command")
+    data = GETINFO + execute([{"_time": "1"}], False) + execute([{"_time": "2"}], True)
+    status, replies, _ = serve(data, Broken, user_errors=())
+    assert status == 0
+    assert replies[-1].metadata == {
+        "finished": True,
+        "inspector": {
+            "messages": [["ERROR", "iamspike failed: KeyError: 'userIdentity' (details in search.log)"]]
+        },
+    }
+    assert "Traceback" in caplog.text and "add_rows" in caplog.text
+    assert "Traceback" not in json.dumps(replies[-1].metadata)
+
+
+def test_error_in_the_factory_that_is_not_an_option_error_is_reported_in_getinfo():
+    def factory(args):
+        raise ImportError("No module named 'numpy'")
+
+    _, replies, _ = serve(GETINFO, factory, user_errors=())
+    assert replies[0].metadata["finished"] is True
+    assert replies[0].metadata["inspector"]["messages"][0][1].startswith("iamspike failed: ImportError:")
+
+
+def test_input_closed_before_finished_ends_quietly_without_results():
+    status, replies, _ = serve(GETINFO + execute([{"_time": "1"}], False))
+    assert status == 0
+    assert [chunk.metadata for chunk in replies] == [GETINFO_REPLY, {"finished": False}]
+
+
+GETINFO_REPLY = {"type": "reporting", "run_in_preview": False}
+
+
+def test_execute_before_getinfo_is_a_protocol_error():
+    _, replies, _ = serve(execute([{"_time": "1"}], True), user_errors=())
+    assert "expected getinfo, got 'execute'" in replies[0].metadata["inspector"]["messages"][0][1]
+
+
+def test_no_input_at_all_exits_with_status_1():
+    status, replies, _ = serve(b"")
+    assert status == 1 and replies == []
+
+
+def test_sink_messages_are_passed_on_as_inspector_messages():
+    class Warns(Collect):
+        def messages(self):
+            return [("WARN", "3 rows without _time were skipped\n")]
+
+    _, replies, _ = serve(GETINFO + execute([{"_time": "1"}], True), Warns)
+    assert replies[-1].metadata["inspector"] == {"messages": [["WARN", "3 rows without _time were skipped"]]}
+
+
+# ---------------------------------------------------------------- the real splunkd recordings
+def recorded(name: str) -> bytes:
+    path = RECORDINGS / name
+    return gzip.open(path).read() if name.endswith(".gz") else path.read_bytes()
+
+
+class WordCount(Collect):
+    """countmatches fieldname=word_count pattern=\\w+ text, as recorded."""
+
+    def results(self):
+        header = self.headers[0]
+        text = header.index("text")
+        return [
+            {**dict(zip(header, row)), "word_count": len(re.findall(r"\w+", row[text], re.ASCII))}
+            for row in self.rows
+        ]
+
+
+class Total(Collect):
+    """sum total=total value1 (map phase: value1; reduce phase: the map totals), as recorded."""
+
+    def results(self):
+        header = self.headers[0]
+        column = header.index("value1" if "value1" in header else "total")
+        total = 0.0
+        for row in self.rows:
+            total += float(row[column])
+        return [{"total": total}]
+
+
+@pytest.mark.parametrize(
+    "recording, sink, output",
+    [
+        ("countmatches", WordCount, "countmatches.output"),
+        ("sum.map", Total, "sum.map.output.py3"),
+        ("sum.reduce", Total, "sum.reduce.output"),
+    ],
+)
+def test_recorded_splunkd_input_is_read_and_answered_as_recorded(recording, sink, output):
+    status, replies, raw = serve(recorded(recording + ".input.gz"), sink)
+    expected = scpv2.read_chunks(recorded(output))
+    assert status == 0
+    # framing: a getinfo reply, a newline after it, then one finished chunk with the rows
+    assert re.fullmatch(
+        rb"chunked 1\.0,\d+,0\n\{[^\n]*\}\nchunked 1\.0,17,\d+\n\{\"finished\":true\}.*", raw, re.S
+    )
+    assert [chunk.metadata for chunk in replies][1:] == [chunk.metadata for chunk in expected][1:]
+    assert replies[-1].body.endswith(b"\r\n") and expected[-1].body.endswith(b"\r\n")
+    got, want = scpv2.decode_rows(replies[-1].body), scpv2.decode_rows(expected[-1].body)
+    assert len(got) == len(want) and got == want

@@ -120,7 +120,8 @@ BENIGN_AGENTS = {
     ),
     "cli": ("aws-cli/2.15.30 Python/3.11.8 Darwin/23.4.0 exe/x86_64 prompt/off command/s3.ls",),
     "auto": (
-        "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#5.10.213 lang/python#3.12.2 exec-env/AWS_Lambda_python3.12",
+        "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux#5.10.213 lang/python#3.12.2 "
+        "exec-env/AWS_Lambda_python3.12",
         "aws-sdk-java/2.25.11 Linux/5.10.210 OpenJDK_64-Bit_Server_VM/17.0.10 exec-env/AWS_ECS_FARGATE",
         "Terraform/1.7.5 (+https://www.terraform.io) terraform-provider-aws/5.42.0",
     ),
@@ -239,9 +240,11 @@ class _Builder:
 
     def _ip(self, private: bool = False) -> str:
         if private:
-            return "10.%d.%d.%d" % tuple(self.rng.integers(0, 255, 3))
+            a, b, c = (int(x) for x in self.rng.integers(0, 255, 3))
+            return f"10.{a}.{b}.{c}"
         first = int(self.rng.choice([34, 52, 54, 84, 91, 185, 203]))
-        return "%d.%d.%d.%d" % (first, *self.rng.integers(1, 255, 3))
+        a, b, c = (int(x) for x in self.rng.integers(1, 255, 3))
+        return f"{first}.{a}.{b}.{c}"
 
     def _pick(self, seq: Any) -> Any:
         return seq[self.fast.randrange(len(seq))]
@@ -270,7 +273,7 @@ class _Builder:
             if n % 2 == 0:
                 self._add_role(acct, "noisy_role", f"{self._pick(SYSTEMS)}-poller-{n}")
             for perm in ("AdministratorAccess", "ReadOnlyAccess", "PowerUserAccess"):
-                suffix = "%016x" % int(self.rng.integers(0, 2**62))
+                suffix = f"{int(self.rng.integers(0, 2**62)):016x}"
                 self._add_role(acct, "sso_role", f"AWSReservedSSO_{perm}_{suffix}", tz=tz, ips=office_ips)
             self._add_role(acct, "batch_role", f"nightly-etl-{n}")
             for host in (
@@ -488,7 +491,7 @@ class _Builder:
                 session = f"{self._pick(FIRST)}@example.com"
             else:
                 # Lambda/ECS style session names rotate every few hours
-                session = "%s-%d" % (p.name[:20], int(t) // (6 * HOUR))
+                session = f"{p.name[:20]}-{int(t) // (6 * HOUR)}"
         created = iso(int(t) - int(t) % HOUR)
         return {
             "type": "AssumedRole",
@@ -543,7 +546,7 @@ class _Builder:
         if error is not None:
             rec["errorCode"] = error
             if message is None:
-                action = "%s:%s" % (source.split(".")[0], name)
+                action = f"{source.split('.')[0]}:{name}"
                 arn = rec["userIdentity"].get("arn", p.principal)
                 message = (
                     EC2_AUTHZ_MESSAGE.format(enc=self._uuid().replace("-", ""))

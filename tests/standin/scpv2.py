@@ -30,6 +30,9 @@ HEADER_RE = re.compile(rb"chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\n")
 MV_PREFIX = "__mv_"
 PLAIN_RE = re.compile(r"[A-Za-z0-9]+")
 SPLUNKD_SEPARATORS = (",", ":")
+# The getinfo chunks in the recordings are spaced JSON (splunklib's recorder re-encoded them with
+# json's default separators); execute metadata is compact. The driver writes both that way.
+GETINFO_SEPARATORS = (", ", ": ")
 
 Row = Mapping[str, object]
 ChunkInput = Union[bytes, Sequence[Row]]
@@ -110,11 +113,7 @@ def encode_csv(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
 
 
 def _text(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float) and value.is_integer():
-        return repr(value)
-    return str(value)
+    return "" if value is None else str(value)
 
 
 def encode_rows(rows: Sequence[Row], fields: Sequence[str] | None = None) -> bytes:
@@ -321,7 +320,7 @@ def _kill(process: subprocess.Popen, session: Session) -> None:
 def _converse(process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: list) -> None:
     stdin, stdout = process.stdin, process.stdout
     try:
-        stdin.write(frame(getinfo_metadata(info)))
+        stdin.write(frame(getinfo_metadata(info), separators=GETINFO_SEPARATORS))
         stdin.flush()
         reply = read_chunk(stdout)
     except (BrokenPipeError, EOFError, ValueError) as error:
@@ -353,6 +352,22 @@ def _converse(process: subprocess.Popen, session: Session, info: Mapping[str, ob
         session.rows.extend(decode_rows(reply.body))
         if reply.metadata.get("finished"):
             return
+
+
+def replay(
+    command: Sequence[str], data: bytes, *, env: Mapping[str, str] | None = None, timeout: float = 300.0
+) -> subprocess.CompletedProcess:
+    """Write a whole recorded stdin to the command at once and collect all it writes back."""
+    with tempfile.TemporaryDirectory(prefix="dispatch-") as dispatch_dir:
+        return subprocess.run(
+            list(command),
+            input=data,
+            capture_output=True,
+            cwd=dispatch_dir,
+            env=dict(env) if env is not None else None,
+            timeout=timeout,
+            check=False,
+        )
 
 
 def python_command(python: str, script: str) -> list[str]:

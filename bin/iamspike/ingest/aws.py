@@ -1,0 +1,329 @@
+"""AWS access shared by every input: session, credentials, clients, error messages, validation.
+
+Credentials come from (in this order) an explicit static key (read by the adapter from Splunk's
+storage/passwords, never from a .conf), else the AWS default chain (environment, shared config,
+instance profile). An optional ``role_arn`` (+ ``external_id``) is assumed through STS with
+credentials that botocore refreshes before they expire. Retries are botocore's ``standard`` or
+``adaptive`` modes, configured once on the client; endpoints per service (VPC endpoints) and a
+proxy come from the settings, else from the standard ``AWS_ENDPOINT_URL*`` variables.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+import boto3
+import botocore.session
+from botocore.config import Config
+from botocore.credentials import DeferredRefreshableCredentials
+from botocore.exceptions import BotoCoreError, ClientError
+
+SESSION_NAME = "TA-aws-iam-error-spike"
+RETRY_MODES = ("standard", "adaptive")
+ASSUME_ROLE_SECONDS = 3600
+
+_KEY_ID_RE = re.compile(r"\b(AKIA|ASIA|AROA|AIDA)([A-Z0-9]{12})([A-Z0-9]{4})\b")
+_ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
+_EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+
+ACCESS_DENIED_CODES = frozenset(
+    {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
+)
+EXPIRED_CODES = frozenset(
+    {
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "RequestExpired",
+        "InvalidClientTokenId",
+        "SignatureDoesNotMatch",
+    }
+)
+THROTTLING_CODES = frozenset(
+    {"Throttling", "ThrottlingException", "ThrottledException", "RequestLimitExceeded", "SlowDown"}
+)
+NOT_FOUND_CODES = frozenset(
+    {"NoSuchKey", "NoSuchBucket", "404", "AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+)
+
+
+class AwsSettingError(ValueError):
+    """A bad AWS setting; ``str(e)`` is one line fit for Splunk's UI."""
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """How to reach AWS. Empty strings mean "not set" (use the default chain / standard env)."""
+
+    region: str = "us-east-1"
+    role_arn: str = ""
+    external_id: str = ""
+    access_key_id: str = ""
+    secret_access_key: str = field(default="", repr=False)
+    endpoint_urls: Mapping[str, str] = field(default_factory=dict)  # service name -> URL
+    proxy: str = ""
+    retry_mode: str = "standard"
+    max_attempts: int = 5
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+
+    def principal(self) -> str:
+        """Who the calls run as, for error messages that name what to fix."""
+        if self.role_arn:
+            return f"role {self.role_arn}"
+        if self.access_key_id:
+            return f"the IAM user of key {redact(self.access_key_id)}"
+        return "the identity of the AWS default credential chain"
+
+
+def redact(text: str) -> str:
+    """Mask AWS key ids (AKIA/ASIA/...) in ``text``, keeping the prefix and last 4 characters."""
+    return _KEY_ID_RE.sub(lambda m: m.group(1) + "*" * 12 + m.group(3), str(text))
+
+
+def botocore_config(settings: AwsSettings) -> Config:
+    """The one botocore ``Config`` every client of an input uses: retries, timeouts, proxy."""
+    kwargs: dict[str, Any] = {
+        "region_name": settings.region,
+        "retries": {"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        "connect_timeout": settings.connect_timeout,
+        "read_timeout": settings.read_timeout,
+        "user_agent_extra": SESSION_NAME,
+    }
+    if settings.proxy:
+        kwargs["proxies"] = {"http": settings.proxy, "https": settings.proxy}
+    return Config(**kwargs)
+
+
+def _base_session(settings: AwsSettings) -> botocore.session.Session:
+    session = botocore.session.get_session()
+    if settings.access_key_id:
+        session.set_credentials(settings.access_key_id, settings.secret_access_key)
+    return session
+
+
+def _assume_role_fetcher(
+    sts_client: Any, role_arn: str, external_id: str, duration: int = ASSUME_ROLE_SECONDS
+) -> Callable[[], dict[str, str]]:
+    def fetch() -> dict[str, str]:
+        kwargs: dict[str, Any] = {
+            "RoleArn": role_arn,
+            "RoleSessionName": f"{SESSION_NAME}-{int(time.time())}",
+            "DurationSeconds": duration,
+        }
+        if external_id:
+            kwargs["ExternalId"] = external_id
+        creds = sts_client.assume_role(**kwargs)["Credentials"]
+        return {
+            "access_key": creds["AccessKeyId"],
+            "secret_key": creds["SecretAccessKey"],
+            "token": creds["SessionToken"],
+            "expiry_time": creds["Expiration"].isoformat(),
+        }
+
+    return fetch
+
+
+class AwsClients:
+    """boto3 clients for one input run, built once per service with the shared ``Config``.
+
+    With ``role_arn`` set, the credentials are assumed lazily through STS and refreshed by
+    botocore before they expire (15 minutes ahead), so long runs never use an expired token.
+    """
+
+    def __init__(self, settings: AwsSettings) -> None:
+        self.settings = settings
+        self.config = botocore_config(settings)
+        base = _base_session(settings)
+        if settings.role_arn:
+            sts = boto3.Session(botocore_session=base, region_name=settings.region).client(
+                "sts", config=self.config, endpoint_url=self.endpoint_url("sts")
+            )
+            assumed = botocore.session.get_session()
+            assumed._credentials = DeferredRefreshableCredentials(
+                refresh_using=_assume_role_fetcher(sts, settings.role_arn, settings.external_id),
+                method="sts-assume-role",
+            )
+            base = assumed
+        self.session = boto3.Session(botocore_session=base, region_name=settings.region)
+        self._clients: dict[tuple[str, str], Any] = {}
+
+    def endpoint_url(self, service: str) -> str | None:
+        """The setting's endpoint for ``service`` (or its "default"), else None (boto3 decides)."""
+        urls = self.settings.endpoint_urls
+        return urls.get(service) or urls.get("default") or None
+
+    def client(self, service: str, region: str | None = None) -> Any:
+        """A cached boto3 client for ``service`` in ``region`` (default: the settings' region)."""
+        region = region or self.settings.region
+        key = (service, region)
+        if key not in self._clients:
+            self._clients[key] = self.session.client(
+                service,
+                region_name=region,
+                config=self.config,
+                endpoint_url=self.endpoint_url(service),
+            )
+        return self._clients[key]
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code of ``exc`` ("AccessDenied", "NoSuchKey", ...) or its class name."""
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        code = str(err.get("Code") or "")
+        if not code:
+            code = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
+        return code or "ClientError"
+    return type(exc).__name__
+
+
+def is_access_denied(exc: BaseException) -> bool:
+    return error_code(exc) in ACCESS_DENIED_CODES
+
+
+def is_not_found(exc: BaseException) -> bool:
+    return error_code(exc) in NOT_FOUND_CODES
+
+
+def explain(exc: BaseException, action: str, resource: str, settings: AwsSettings) -> str:
+    """One log line naming the cause of an AWS error and what to fix.
+
+    ``action`` is the IAM action of the failed call (``s3:GetObject``), ``resource`` the ARN it
+    was called on. Key ids in the message are redacted.
+    """
+    code = error_code(exc)
+    who = settings.principal()
+    if code in ACCESS_DENIED_CODES:
+        text = (
+            f"AccessDenied: {who} is not allowed to call {action} on {resource}; "
+            f"add {action} on {resource} to {who}"
+        )
+    elif code in EXPIRED_CODES:
+        text = (
+            f"{code}: the credentials of {who} are expired or invalid for {action} on {resource}; renew them"
+        )
+    elif code in THROTTLING_CODES:
+        text = (
+            f"{code}: AWS throttled {action} on {resource} after the configured retries; will retry next run"
+        )
+    elif code in NOT_FOUND_CODES:
+        text = f"{code}: {resource} does not exist ({action})"
+    elif isinstance(exc, ClientError):
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", "?")
+        text = f"{code} (HTTP {status}) from {action} on {resource}: {exc}"
+    elif isinstance(exc, BotoCoreError):
+        text = f"{code} calling {action} on {resource}: {exc} (check network, proxy and endpoint settings)"
+    else:
+        text = f"{code} calling {action} on {resource}: {exc}"
+    return redact(text).replace("\n", " ")
+
+
+AWS_ERRORS: tuple[type[BaseException], ...] = (ClientError, BotoCoreError)
+
+
+def known_regions() -> frozenset[str]:
+    """Every region botocore knows in every partition."""
+    session = botocore.session.get_session()
+    regions: set[str] = set()
+    for partition in session.get_available_partitions():
+        for service in ("s3", "sqs", "cloudtrail", "ec2"):
+            regions.update(session.get_available_regions(service, partition_name=partition))
+    return frozenset(regions)
+
+
+def check_region(region: str) -> str:
+    region = region.strip()
+    if region not in known_regions():
+        raise AwsSettingError(f"unknown AWS region {region!r} (for example: us-east-1, eu-west-1)")
+    return region
+
+
+def check_role_arn(role_arn: str) -> str:
+    role_arn = role_arn.strip()
+    if role_arn and not _ROLE_ARN_RE.match(role_arn):
+        raise AwsSettingError(
+            f"role_arn {role_arn!r} is not an IAM role ARN (arn:aws:iam::123456789012:role/NAME)"
+        )
+    return role_arn
+
+
+def check_external_id(external_id: str) -> str:
+    external_id = external_id.strip()
+    if external_id and not _EXTERNAL_ID_RE.match(external_id):
+        raise AwsSettingError("external_id must be 2-1224 characters of [A-Za-z0-9+=,.@:/-]")
+    return external_id
+
+
+def check_url(name: str, url: str) -> str:
+    url = url.strip()
+    if url:
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise AwsSettingError(f"{name} {url!r} is not an http(s) URL")
+    return url
+
+
+def parse_endpoint_urls(text: str) -> dict[str, str]:
+    """``"s3=https://vpce..., sqs=https://..."`` or a single URL (for every service) -> dict."""
+    urls: dict[str, str] = {}
+    for item in (part.strip() for part in text.split(",")):
+        if not item:
+            continue
+        service, sep, url = item.partition("=")
+        if not sep or service.startswith(("http:", "https:")):
+            service, url = "default", item
+        urls[service.strip()] = check_url(f"endpoint_urls[{service.strip()}]", url)
+    return urls
+
+
+def parse_aws_settings(
+    params: Mapping[str, str], access_key_id: str = "", secret_access_key: str = ""
+) -> AwsSettings:
+    """The common AWS settings of an input stanza -> ``AwsSettings``; ``AwsSettingError`` if bad.
+
+    Keys: region, role_arn, external_id, endpoint_urls, proxy, retry_mode, max_attempts,
+    connect_timeout, read_timeout. The static key (if any) is passed separately: it never lives
+    in the stanza.
+    """
+    retry_mode = (params.get("retry_mode") or "standard").strip()
+    if retry_mode not in RETRY_MODES:
+        raise AwsSettingError(f"retry_mode must be standard or adaptive, not {retry_mode!r}")
+    external_id = check_external_id(params.get("external_id") or "")
+    role_arn = check_role_arn(params.get("role_arn") or "")
+    if external_id and not role_arn:
+        raise AwsSettingError("external_id is set but role_arn is not")
+    return AwsSettings(
+        region=check_region(params.get("region") or "us-east-1"),
+        role_arn=role_arn,
+        external_id=external_id,
+        access_key_id=access_key_id,
+        secret_access_key=secret_access_key,
+        endpoint_urls=parse_endpoint_urls(params.get("endpoint_urls") or ""),
+        proxy=check_url("proxy", params.get("proxy") or ""),
+        retry_mode=retry_mode,
+        max_attempts=_int_setting(params, "max_attempts", 5, 1, 20),
+        connect_timeout=float(_int_setting(params, "connect_timeout", 10, 1, 300)),
+        read_timeout=float(_int_setting(params, "read_timeout", 60, 1, 900)),
+    )
+
+
+def _int_setting(params: Mapping[str, str], key: str, default: int, low: int, high: int) -> int:
+    return int_setting(params.get(key), key, default, low, high)
+
+
+def int_setting(value: str | None, key: str, default: int, low: int, high: int) -> int:
+    """Parse an integer setting within [low, high]; ``AwsSettingError`` with a one-line message."""
+    if value is None or str(value).strip() == "":
+        return default
+    try:
+        number = int(str(value).strip())
+    except ValueError:
+        raise AwsSettingError(f"{key} must be an integer, not {value!r}") from None
+    if not low <= number <= high:
+        raise AwsSettingError(f"{key} must be between {low} and {high}, not {number}")
+    return number

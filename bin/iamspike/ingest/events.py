@@ -1,0 +1,132 @@
+"""What every input pipeline hands its events to, and how long it may run.
+
+``EventSink`` is the one thing the core knows about Splunk: ``write`` buffers an event,
+``flush`` hands everything written so far to splunkd. Checkpoints (and SQS deletions) happen only
+after a ``flush``. ``Deadline`` bounds a run (shorter than the input's interval) and carries the
+stop flag a SIGTERM sets.
+"""
+
+from __future__ import annotations
+
+import calendar
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Callable, Protocol
+
+SOURCETYPE = "aws:cloudtrail"
+SOURCETYPE_INSIGHT = "aws:cloudtrail:insight"
+
+
+class EventSink(Protocol):
+    def write(self, data: str, time: float | None, source: str, sourcetype: str) -> None:
+        """Buffer one event: ``data`` is its text (one JSON record), ``time`` epoch seconds."""
+
+    def flush(self) -> None:
+        """Hand every buffered event to Splunk (after this returns they are Splunk's)."""
+
+
+class StopRun(BaseException):
+    """Raised inside a ``Deadline.interruptible()`` block when a stop is requested."""
+
+
+class Deadline:
+    """A run's time budget plus its stop flag (set by SIGTERM): ``expired()`` checks both.
+
+    ``request_stop()`` (called from a signal handler) sets the flag; if the run is inside an
+    ``interruptible()`` block (a long poll, a sleep) it also raises ``StopRun`` there, so a
+    20-second long poll does not delay the stop.
+    """
+
+    def __init__(
+        self,
+        seconds: float,
+        stop: threading.Event | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._clock = clock
+        self._end = clock() + seconds
+        self.stop = stop if stop is not None else threading.Event()
+        self._interruptible = 0
+
+    def request_stop(self) -> None:
+        self.stop.set()
+        if self._interruptible:
+            raise StopRun()
+
+    @contextmanager
+    def interruptible(self) -> Iterator[None]:
+        """A block a stop request may cut short by raising ``StopRun`` (nothing half-written)."""
+        if self.stop.is_set():
+            raise StopRun()
+        self._interruptible += 1
+        try:
+            yield
+        finally:
+            self._interruptible -= 1
+
+    def remaining(self) -> float:
+        return max(0.0, self._end - self._clock())
+
+    def expired(self) -> bool:
+        return self.stop.is_set() or self._clock() >= self._end
+
+    def sleep(self, seconds: float) -> bool:
+        """Sleep up to ``seconds`` (less if the deadline or a stop comes first); False if expired."""
+        try:
+            with self.interruptible():
+                time.sleep(min(seconds, self.remaining()))
+        except StopRun:
+            return False
+        return not self.expired()
+
+
+@dataclass
+class RunStats:
+    """What one run did, for the "N events from M files to index X" line."""
+
+    events: int = 0
+    files: int = 0
+    duplicates: int = 0
+    skipped_files: int = 0
+    skipped_records: int = 0
+    messages: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.time)
+
+    def summary(self, index: str) -> str:
+        return (
+            f"{self.events} events from {self.files} files to index {index or 'default'} "
+            f"({self.duplicates} duplicates dropped, {self.skipped_files} files and "
+            f"{self.skipped_records} records skipped, {self.messages} messages, {self.errors} errors) "
+            f"in {time.time() - self.started:.1f} s"
+        )
+
+
+def event_time(value: object) -> float | None:
+    """CloudTrail ``eventTime`` (``2023-08-26T20:35:12Z``, optional fraction) -> epoch seconds."""
+    if not isinstance(value, str) or len(value) < 19:
+        return None
+    try:
+        seconds = calendar.timegm(
+            (
+                int(value[0:4]),
+                int(value[5:7]),
+                int(value[8:10]),
+                int(value[11:13]),
+                int(value[14:16]),
+                int(value[17:19]),
+                0,
+                0,
+                0,
+            )
+        )
+    except ValueError:
+        return None
+    if len(value) > 20 and value[19] == ".":
+        digits = value[20:].rstrip("Z")
+        if digits.isdigit():
+            return seconds + float("0." + digits)
+    return float(seconds)

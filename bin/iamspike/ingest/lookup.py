@@ -1,0 +1,437 @@
+"""CloudTrail ``LookupEvents`` -> events: the core of the ``aws_cloudtrail_lookup`` input.
+
+LookupEvents serves the last 90 days of management events of one account and region, newest
+first, 50 a page, at 2 requests a second per account and region. Per configured region this
+module pages a time window with botocore's paginator, hands each page to the ``EventSink``,
+flushes, and only then saves the region's checkpoint. Every HTTP attempt (retries included) first
+takes a token from the region's ``RateLimiter``; throttling and 5xx answers are retried by
+botocore's retry mode (adaptive by default) and logged one line each.
+
+A region's checkpoint (JSON) holds
+- ``high``: the end of the last completed window (every event up to it was written);
+- ``pending``: ``[start, end, cursor]`` of an unfinished window: events in ``[cursor, end]`` were
+  written, ``[start, cursor]`` is still to do (a run stopped by its deadline, SIGTERM or a kill);
+- ``seen``: ``{eventID: time}`` of written events that can come back: those in the overlap
+  before ``end`` (the next window starts ``overlap`` seconds before it, for CloudTrail's late
+  delivery), at the cursor (a second's events may straddle two pages) and, while a window is
+  pending, those in the previous overlap.
+A new window is ``[high - overlap, now]`` (the first one ``[now - backfill_days, now]``); events
+whose eventID is in ``seen`` are dropped, so the overlap and a restart add nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from iamspike.ingest.aws import (
+    AWS_ERRORS,
+    THROTTLING_CODES,
+    AwsClients,
+    AwsSettingError,
+    AwsSettings,
+    check_region,
+    explain,
+    int_setting,
+    parse_aws_settings,
+    redact,
+)
+from iamspike.ingest.checkpoint import CheckpointStore
+from iamspike.ingest.events import SOURCETYPE, Deadline, EventSink
+
+SOURCE_PREFIX = "aws:cloudtrail:lookupevents:"
+PAGE_SIZE = 50
+API_REQUESTS_PER_SECOND = 2.0
+LOOKBACK_SECONDS = 90 * 86400
+LOOKBACK_MARGIN = 600  # keep StartTime safely inside the 90 days the API serves
+MIN_INTERVAL = 60
+ACTION = "cloudtrail:LookupEvents"
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LookupSettings:
+    """The input's own settings (the AWS ones are ``AwsSettings``)."""
+
+    regions: tuple[str, ...] = ("us-east-1",)
+    backfill_days: int = 7
+    overlap: int = 900
+    requests_per_second: float = 1.9
+    interval: int = 300
+
+    @property
+    def run_seconds(self) -> float:
+        """Each run's deadline: 80 % of the interval, so a run ends before the next starts."""
+        return 0.8 * self.interval
+
+
+def parse_lookup_settings(params: Mapping[str, str]) -> LookupSettings:
+    """The stanza's keys -> ``LookupSettings``; ``AwsSettingError`` (one line) on a bad value.
+
+    Keys: ``regions`` (comma-separated, default us-east-1, where IAM events land),
+    ``backfill_days`` (1-90), ``overlap`` (seconds, 0-3600), ``requests_per_second`` (per region,
+    at most the API's 2), ``interval`` (seconds, at least 60).
+    """
+    text = params.get("regions") or "us-east-1"
+    regions = tuple(dict.fromkeys(check_region(r) for r in text.split(",") if r.strip()))
+    if not regions:
+        raise AwsSettingError("regions must name at least one AWS region (for example us-east-1)")
+    rate_text = str(params.get("requests_per_second") or "").strip() or "1.9"
+    try:
+        rate = float(rate_text)
+    except ValueError:
+        raise AwsSettingError(f"requests_per_second must be a number, not {rate_text!r}") from None
+    if not 0.05 <= rate <= API_REQUESTS_PER_SECOND:
+        raise AwsSettingError(
+            "requests_per_second must be between 0.05 and 2 (LookupEvents allows 2 requests/s per "
+            f"account and region), not {rate_text}"
+        )
+    interval_text = str(params.get("interval") or "").strip()
+    if interval_text and interval_text.isdigit() and int(interval_text) < MIN_INTERVAL:
+        raise AwsSettingError(
+            f"interval {interval_text} is below {MIN_INTERVAL} seconds: CloudTrail delivers events "
+            "minutes late and LookupEvents allows 2 requests/s per account and region"
+        )
+    return LookupSettings(
+        regions=regions,
+        backfill_days=int_setting(params.get("backfill_days"), "backfill_days", 7, 1, 90),
+        overlap=int_setting(params.get("overlap"), "overlap", 900, 0, 3600),
+        requests_per_second=rate,
+        interval=int_setting(interval_text or None, "interval", 300, MIN_INTERVAL, 86400),
+    )
+
+
+def parse_settings(
+    params: Mapping[str, str], access_key_id: str = "", secret_access_key: str = ""
+) -> tuple[AwsSettings, LookupSettings]:
+    """Both settings of a stanza; retries default to botocore's adaptive mode for this input."""
+    merged = dict(params)
+    merged["retry_mode"] = (params.get("retry_mode") or "").strip() or "adaptive"
+    aws = parse_aws_settings(merged, access_key_id, secret_access_key)
+    return aws, parse_lookup_settings(params)
+
+
+class RateLimiter:
+    """A token bucket: at most ``rate`` acquisitions a second, ``capacity`` at once.
+
+    ``acquire`` sleeps on the deadline's stop flag, so a SIGTERM wakes it at once.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        capacity: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.capacity = capacity
+        self._clock = clock
+        self._tokens = capacity
+        self._stamp = clock()
+        self._lock = threading.Lock()
+        self.acquired = 0
+        self.waited = 0.0
+
+    def _refill(self, now: float) -> None:
+        self._tokens = min(self.capacity, self._tokens + (now - self._stamp) * self.rate)
+        self._stamp = now
+
+    def acquire(self, deadline: Deadline | None = None) -> bool:
+        """Take one token, waiting for it; False (no token taken) if the deadline expired first."""
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._refill(now)
+                if self._tokens >= 1.0:
+                    self._tokens -= 1.0
+                    self.acquired += 1
+                    return True
+                wait = (1.0 - self._tokens) / self.rate
+            self.waited += wait
+            if deadline is None:
+                time.sleep(wait)
+            elif deadline.stop.wait(wait) or deadline.expired():
+                return False
+
+
+@dataclass
+class RegionState:
+    """A region's checkpoint (see the module docstring)."""
+
+    high: float | None = None
+    pending: tuple[float, float, float] | None = None
+    seen: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, value: Any) -> RegionState:
+        if not isinstance(value, dict):
+            return cls()
+        pending = value.get("pending")
+        return cls(
+            high=None if value.get("high") is None else float(value["high"]),
+            pending=None if not pending else (float(pending[0]), float(pending[1]), float(pending[2])),
+            seen={str(k): float(v) for k, v in (value.get("seen") or {}).items()},
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {"high": self.high, "pending": list(self.pending) if self.pending else None, "seen": self.seen}
+
+    def prune(self, overlap: float) -> None:
+        """Forget the ids that can no longer come back."""
+        if self.pending is None:
+            if self.high is not None:
+                floor = self.high - overlap
+                self.seen = {k: t for k, t in self.seen.items() if t >= floor}
+            return
+        _, end, cursor = self.pending
+        high = float("-inf") if self.high is None else self.high
+        self.seen = {k: t for k, t in self.seen.items() if t >= end - overlap or t <= high or t == cursor}
+
+
+@dataclass
+class LookupStats:
+    """What one run did, for the summary line."""
+
+    events: int = 0
+    pages: int = 0
+    duplicates: int = 0
+    retried: int = 0
+    errors: int = 0
+    regions_done: int = 0
+    started: float = field(default_factory=time.time)
+
+    def add(self, other: LookupStats) -> None:
+        for name in ("events", "pages", "duplicates", "retried", "errors", "regions_done"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    def summary(self, index: str, regions: int) -> str:
+        elapsed = time.time() - self.started
+        return (
+            f"{self.events} events from {self.pages} pages in {regions} regions to index "
+            f"{index or 'default'} ({self.duplicates} duplicates dropped, {self.retried} attempts "
+            f"throttled or failed and retried by botocore, {self.errors} errors, {self.regions_done} of "
+            f"{regions} regions caught up) in {elapsed:.1f} s"
+        )
+
+
+class _Stopped(Exception):
+    """Raised from the rate limiter's hook when the run's deadline (or SIGTERM) came first."""
+
+
+class _RegionRun:
+    """One region's work in one run."""
+
+    def __init__(self, job: LookupRun, region: str) -> None:
+        self.job = job
+        self.region = region
+        self.source = SOURCE_PREFIX + region
+        self.key = "lookup-" + region
+        self.stats = LookupStats()
+        self.limiter = RateLimiter(job.settings.requests_per_second)
+        self.state = RegionState.from_json(job.checkpoints.load(self.key))
+
+    # botocore event hooks --------------------------------------------------------------------
+    def _before_send(self, **kwargs: Any) -> None:
+        if not self.limiter.acquire(self.job.deadline):
+            raise _Stopped()
+
+    def _response_received(self, response_dict: Any = None, exception: Any = None, **kwargs: Any) -> None:
+        if exception is not None:
+            self.stats.retried += 1
+            log.warning(
+                "LookupEvents in %s: %s (%s); botocore retries it while attempts remain",
+                self.region,
+                type(exception).__name__,
+                redact(str(exception)),
+            )
+            return
+        status = (response_dict or {}).get("status_code") or 0
+        if status >= 400:
+            parsed = kwargs.get("parsed_response") or {}
+            code = str((parsed.get("Error") or {}).get("Code") or status)
+            self.stats.retried += 1
+            kind = "throttled" if code in THROTTLING_CODES else "failed"
+            log.warning(
+                "LookupEvents in %s %s: %s (HTTP %s); botocore backs off and retries (%s mode) while "
+                "attempts remain",
+                self.region,
+                kind,
+                code,
+                status,
+                self.job.aws.retry_mode,
+            )
+
+    # the work --------------------------------------------------------------------------------
+    def run(self) -> LookupStats:
+        client = self.job.clients.client("cloudtrail", self.region)
+        client.meta.events.register("before-send.cloudtrail.LookupEvents", self._before_send)
+        client.meta.events.register("response-received.cloudtrail.LookupEvents", self._response_received)
+        try:
+            self._run(client)
+        except _Stopped:
+            self._report()
+        except AWS_ERRORS as exc:
+            self.stats.errors += 1
+            log.error(
+                "%s; region %s resumes from its checkpoint next run",
+                explain(exc, ACTION, f"* in region {self.region}", self.job.aws),
+                self.region,
+            )
+        finally:
+            client.meta.events.unregister("before-send.cloudtrail.LookupEvents", self._before_send)
+            client.meta.events.unregister(
+                "response-received.cloudtrail.LookupEvents", self._response_received
+            )
+        return self.stats
+
+    def _run(self, client: Any) -> None:
+        settings, deadline, state = self.job.settings, self.job.deadline, self.state
+        opened_new = False
+        while not deadline.expired():
+            if state.pending is None:
+                if opened_new:
+                    break
+                now = self.job.clock()
+                floor = now - LOOKBACK_SECONDS + LOOKBACK_MARGIN
+                start = (
+                    now - settings.backfill_days * 86400
+                    if state.high is None
+                    else state.high - settings.overlap
+                )
+                start = max(start, floor)
+                state.pending = (start, now, now)
+                opened_new = True
+                log.info("region %s: window %s .. %s", self.region, _iso(start), _iso(now))
+            start, end, cursor = state.pending
+            paginator = client.get_paginator("lookup_events")
+            pages = paginator.paginate(
+                StartTime=start, EndTime=cursor, PaginationConfig={"PageSize": PAGE_SIZE}
+            )
+            finished = True
+            for page in pages:
+                self._write_page(page.get("Events") or [])
+                if deadline.expired():
+                    finished = False
+                    break
+            if finished:
+                state.high, state.pending = end, None
+                state.prune(settings.overlap)
+                self.job.checkpoints.save(self.key, state.to_json())
+        self._report()
+
+    def _report(self) -> None:
+        state = self.state
+        if state.pending is None:
+            self.stats.regions_done += 1
+        else:
+            log.info(
+                "region %s: stopped at %s by the run deadline; the next run goes on from there",
+                self.region,
+                _iso(state.pending[2]),
+            )
+
+    def _write_page(self, events: list[dict[str, Any]]) -> None:
+        state = self.state
+        assert state.pending is not None
+        start, end, cursor = state.pending
+        fresh: list[tuple[str, float, str]] = []
+        for event in events:
+            event_id = str(event.get("EventId") or "")
+            moment = _epoch(event.get("EventTime"))
+            body = event.get("CloudTrailEvent")
+            if not body or moment is None:
+                log.warning(
+                    "region %s: skipped event %s without CloudTrailEvent or EventTime", self.region, event_id
+                )
+                continue
+            cursor = min(cursor, moment)
+            if event_id in state.seen:
+                self.stats.duplicates += 1
+                continue
+            fresh.append((event_id, moment, body))
+        with self.job.sink_lock:
+            for _, moment, body in fresh:
+                self.job.sink.write(body, moment, self.source, SOURCETYPE)
+            self.job.sink.flush()
+        for event_id, moment, _ in fresh:
+            state.seen[event_id] = moment
+        state.pending = (start, end, cursor)
+        state.prune(self.job.settings.overlap)
+        self.job.checkpoints.save(self.key, state.to_json())
+        self.stats.pages += 1
+        self.stats.events += len(fresh)
+
+
+@dataclass
+class LookupRun:
+    """Everything one run needs; ``run()`` pages every region in its own thread."""
+
+    aws: AwsSettings
+    settings: LookupSettings
+    clients: AwsClients
+    checkpoints: CheckpointStore
+    sink: EventSink
+    deadline: Deadline
+    clock: Callable[[], float] = time.time
+    index: str = ""
+    sink_lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run(self) -> LookupStats:
+        total = LookupStats()
+        regions = self.settings.regions
+        log.info(
+            "LookupEvents run starts: regions %s, as %s, %.2f requests/s per region, deadline %.0f s",
+            ",".join(regions),
+            self.aws.principal(),
+            self.settings.requests_per_second,
+            self.deadline.remaining(),
+        )
+        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="lookup") as pool:
+            for stats in pool.map(lambda region: _RegionRun(self, region).run(), regions):
+                total.add(stats)
+        log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
+        return total
+
+
+def run_lookup(
+    params: Mapping[str, str],
+    checkpoints: CheckpointStore,
+    sink: EventSink,
+    deadline: Deadline | None = None,
+    access_key_id: str = "",
+    secret_access_key: str = "",
+    index: str = "",
+) -> LookupStats:
+    """One run of the input from its stanza's ``params`` (the entry script's one core call)."""
+    aws, settings = parse_settings(params, access_key_id, secret_access_key)
+    job = LookupRun(
+        aws=aws,
+        settings=settings,
+        clients=AwsClients(aws),
+        checkpoints=checkpoints,
+        sink=sink,
+        deadline=deadline or Deadline(settings.run_seconds),
+        index=index,
+    )
+    return job.run()
+
+
+def _epoch(value: Any) -> float | None:
+    if value is None:
+        return None
+    if hasattr(value, "timestamp"):
+        return float(value.timestamp())
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _iso(moment: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(moment))

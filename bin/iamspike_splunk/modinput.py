@@ -1,0 +1,332 @@
+"""Modular input plumbing shared by every input of the add-on (splunklib ``modularinput``).
+
+An entry script declares its arguments and hands two core callables to ``run``::
+
+    from iamspike_splunk import vendor
+    vendor.add_vendored_paths()
+    from iamspike_splunk import modinput
+    from iamspike.ingest import sqs
+
+    sys.exit(modinput.run(sys.argv, KIND, TITLE, DESCRIPTION, ARGUMENTS,
+                          validate=sqs.parse_settings, stream=sqs.stream))
+
+``validate(params)`` raises ``ValueError`` with a one-line message on a bad stanza (splunkd shows
+it); ``stream(ctx)`` runs the input once for one stanza with an ``InputContext``: its params, an
+``EventSink`` writing splunkd's XML event stream, a ``CheckpointStore`` in the checkpoint_dir,
+a logger writing ``$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_<kind>.log``, a
+``Deadline`` shorter than the interval whose stop flag SIGTERM sets, and the AWS settings with
+the optional static key read from Splunk's storage/passwords.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import signal
+import sys
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO, Callable
+
+from iamspike.ingest.aws import AwsSettings, parse_aws_settings, redact
+from iamspike.ingest.checkpoint import CheckpointStore
+from iamspike.ingest.events import Deadline, StopRun
+
+APP = "TA-aws-iam-error-spike"
+LOG_PREFIX = "ta_aws_iam_error_spike_"
+REALM = APP  # storage/passwords realm of the add-on's static AWS keys
+DEFAULT_INTERVAL = 300
+
+
+@dataclass(frozen=True)
+class Argument:
+    """One scheme argument (a key of the input's stanza)."""
+
+    name: str
+    title: str
+    description: str = ""
+    required: bool = False
+    data_type: str = "string"  # string | number | boolean
+
+
+# -- the XML event stream ---------------------------------------------------------------------
+def _escape(text: str) -> str:
+    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if "\ufffe" in text or "\uffff" in text:  # not allowed in XML 1.0
+        text = text.replace("\ufffe", "\ufffd").replace("\uffff", "\ufffd")
+    return text
+
+
+def _attr(text: str) -> str:
+    return _escape(text).replace('"', "&quot;")
+
+
+class XmlEventSink:
+    """``EventSink`` writing splunkd's modular input XML stream (``<stream><event>...``).
+
+    Events are buffered and written with one ``write`` + ``flush`` per ``flush()``: what a
+    pipeline has flushed is splunkd's. The framing is splunklib's ``Event.write_to`` one.
+    """
+
+    def __init__(self, stanza: str, out: BinaryIO, index: str = "", host: str = "") -> None:
+        self._out = out
+        self._stanza = _attr(stanza)
+        self._tail = ""
+        if index:
+            self._tail += f"<index>{_escape(index)}</index>"
+        if host:
+            self._tail += f"<host>{_escape(host)}</host>"
+        self._parts: list[str] = []
+        self._heads: dict[tuple[str, str], str] = {}
+        self._started = False
+        self.written = 0
+
+    def write(self, data: str, time: float | None, source: str, sourcetype: str) -> None:
+        head = self._heads.get((source, sourcetype))
+        if head is None:
+            head = (
+                f"<source>{_escape(source)}</source>"
+                f"<sourcetype>{_escape(sourcetype)}</sourcetype>{self._tail}"
+            )
+            self._heads[(source, sourcetype)] = head
+        stamp = "" if time is None else f"<time>{time:.3f}</time>"
+        self._parts.append(
+            f'<event stanza="{self._stanza}" unbroken="1">{stamp}{head}'
+            f"<data>{_escape(data)}</data><done/></event>"
+        )
+
+    def flush(self) -> None:
+        if not self._parts:
+            return
+        if not self._started:
+            self._parts.insert(0, "<stream>")
+            self._started = True
+        self.written += len(self._parts)
+        self._out.write("".join(self._parts).encode("utf-8"))
+        self._parts = []
+        self._out.flush()
+
+    def close(self) -> None:
+        self.flush()
+        if self._started:
+            self._out.write(b"</stream>")
+            self._out.flush()
+
+
+# -- logging ----------------------------------------------------------------------------------
+class _RedactingFilter(logging.Filter):
+    def __init__(self, input_name: str) -> None:
+        super().__init__()
+        self.input_name = input_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.input = self.input_name
+        record.msg = redact(record.getMessage())
+        record.args = None
+        return True
+
+
+def log_path(kind: str) -> str | None:
+    """``$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_<kind>.log`` (None without SPLUNK_HOME)."""
+    home = os.environ.get("SPLUNK_HOME")
+    if not home:
+        return None
+    return os.path.join(home, "var", "log", "splunk", f"{LOG_PREFIX}{kind}.log")
+
+
+def setup_logging(kind: str, input_name: str, level: str = "INFO") -> logging.Logger:
+    """The logger of one input run: its log file (rotated) and WARNING+ to stderr (splunkd.log).
+
+    Core modules log under ``iamspike.*``: the handlers sit on the ``iamspike`` logger so their
+    lines land in the same file. Every line names the input and has AWS key ids redacted.
+    """
+    root = logging.getLogger("iamspike")
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    root.setLevel(getattr(logging, level.upper(), logging.INFO))
+    root.propagate = False
+    redacting = _RedactingFilter(input_name)
+    fmt = logging.Formatter("%(asctime)s %(levelname)s pid=%(process)d input=%(input)s %(message)s")
+    path = log_path(kind)
+    if path:
+        try:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            handler: logging.Handler = logging.handlers.RotatingFileHandler(
+                path, maxBytes=25 * 1024 * 1024, backupCount=5, encoding="utf-8"
+            )
+            handler.setFormatter(fmt)
+            handler.addFilter(redacting)
+            root.addHandler(handler)
+        except OSError as exc:
+            sys.stderr.write(f"WARN cannot open log file {path}: {exc}\n")
+    stderr = logging.StreamHandler(sys.stderr)
+    stderr.setLevel(logging.WARNING)
+    stderr.setFormatter(logging.Formatter("%(levelname)s input=%(input)s %(message)s"))
+    stderr.addFilter(redacting)
+    root.addHandler(stderr)
+    return logging.getLogger(f"iamspike.input.{kind}")
+
+
+# -- the context a core input runs with -------------------------------------------------------
+def interval_seconds(params: dict[str, str]) -> int:
+    """The stanza's interval in seconds (a cron schedule or nothing counts as 300 s)."""
+    value = str(params.get("interval") or "").strip()
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_INTERVAL
+
+
+@dataclass
+class InputContext:
+    """Everything a core input needs for one run of one stanza."""
+
+    kind: str
+    name: str  # full stanza name, e.g. aws_cloudtrail_sqs://prod
+    params: dict[str, str]
+    checkpoint_dir: str
+    server_uri: str
+    session_key: str
+    sink: XmlEventSink
+    log: logging.Logger
+    deadline: Deadline
+    _service: Any = field(default=None, repr=False)
+
+    @property
+    def index(self) -> str:
+        return self.params.get("index") or ""
+
+    def checkpoints(self) -> CheckpointStore:
+        return CheckpointStore(self.checkpoint_dir, self.name)
+
+    def secret(self, credential: str) -> tuple[str, str]:
+        """(access_key_id, secret_access_key) of storage/passwords entry ``credential``.
+
+        The entry lives in realm ``TA-aws-iam-error-spike`` with username ``credential`` and
+        password ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``. ValueError if missing or malformed.
+        """
+        from urllib.parse import urlsplit
+
+        from splunklib import client
+
+        if self._service is None:
+            uri = urlsplit(self.server_uri)
+            self._service = client.Service(
+                scheme=uri.scheme, host=uri.hostname, port=uri.port, token=self.session_key, app=APP
+            )
+        for entry in self._service.storage_passwords.list(count=-1):
+            if entry.content.get("realm") == REALM and entry.content.get("username") == credential:
+                key_id, sep, secret = str(entry.content.get("clear_password") or "").partition(":")
+                if not sep or not key_id or not secret:
+                    raise ValueError(
+                        f"storage/passwords entry {REALM}:{credential} is not ACCESS_KEY_ID:SECRET_ACCESS_KEY"
+                    )
+                return key_id.strip(), secret.strip()
+        raise ValueError(f"no storage/passwords entry {REALM}:{credential} (credential={credential})")
+
+    def aws_settings(self) -> AwsSettings:
+        """The stanza's AWS settings; the static key (``credential=``) comes from storage/passwords."""
+        credential = (self.params.get("credential") or "").strip()
+        key_id, secret = self.secret(credential) if credential else ("", "")
+        return parse_aws_settings(self.params, key_id, secret)
+
+
+# -- the entry point --------------------------------------------------------------------------
+def run(
+    argv: list[str],
+    kind: str,
+    title: str,
+    description: str,
+    arguments: list[Argument],
+    validate: Callable[[dict[str, str]], object],
+    stream: Callable[[InputContext], None],
+) -> int:
+    """Serve splunkd for one modular input kind: ``--scheme``, ``--validate-arguments`` or a run."""
+    from splunklib.modularinput import Argument as SplunkArgument
+    from splunklib.modularinput import Scheme, Script
+
+    types = {
+        "string": SplunkArgument.data_type_string,
+        "number": SplunkArgument.data_type_number,
+        "boolean": SplunkArgument.data_type_boolean,
+    }
+
+    class _Input(Script):
+        def get_scheme(self) -> Scheme:
+            scheme = Scheme(title)
+            scheme.description = description
+            scheme.use_external_validation = True
+            scheme.use_single_instance = False
+            scheme.streaming_mode = Scheme.streaming_mode_xml
+            for arg in arguments:
+                scheme.add_argument(
+                    SplunkArgument(
+                        arg.name,
+                        title=arg.title,
+                        description=arg.description,
+                        data_type=types[arg.data_type],
+                        required_on_create=arg.required,
+                        required_on_edit=arg.required,
+                    )
+                )
+            return scheme
+
+        def validate_input(self, definition: Any) -> None:
+            params = {k: "" if v is None else str(v) for k, v in definition.parameters.items()}
+            try:
+                validate(params)
+            except ValueError as exc:
+                raise ValueError(redact(str(exc)).replace("\n", " ")) from None
+
+        def stream_events(self, inputs: Any, ew: Any) -> None:
+            for name, raw in inputs.inputs.items():
+                params = {k: "" if v is None else str(v) for k, v in raw.items()}
+                _run_stanza(kind, name, params, inputs.metadata, validate, stream)
+
+    return _Input().run(argv)
+
+
+def _run_stanza(
+    kind: str,
+    name: str,
+    params: dict[str, str],
+    metadata: dict[str, Any],
+    validate: Callable[[dict[str, str]], object],
+    stream: Callable[[InputContext], None],
+) -> None:
+    log = setup_logging(kind, name, params.get("log_level") or "INFO")
+    interval = interval_seconds(params)
+    deadline = Deadline(max(5.0, interval * 0.8))
+
+    def on_sigterm(signum: int, frame: Any) -> None:
+        deadline.request_stop()
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    sink = XmlEventSink(
+        name, sys.stdout.buffer, index=params.get("index") or "", host=params.get("host") or ""
+    )
+    ctx = InputContext(
+        kind=kind,
+        name=name,
+        params=params,
+        checkpoint_dir=str(metadata.get("checkpoint_dir") or ""),
+        server_uri=str(metadata.get("server_uri") or ""),
+        session_key=str(metadata.get("session_key") or ""),
+        sink=sink,
+        log=log,
+        deadline=deadline,
+    )
+    log.info("start: interval=%ss deadline=%.0fs", interval, deadline.remaining())
+    try:
+        validate(params)
+        stream(ctx)
+    except StopRun:
+        log.info("stop requested during a wait")
+    except ValueError as exc:
+        log.error("bad setting: %s", exc)
+    except Exception:
+        log.exception("stopped by an unexpected error")
+    finally:
+        sink.close()
+        log.info(
+            "end: %d events written%s",
+            sink.written,
+            " (stopped by SIGTERM)" if deadline.stop.is_set() else "",
+        )

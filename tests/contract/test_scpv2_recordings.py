@@ -138,7 +138,7 @@ def test_reader_reports_a_cut_short_chunk():
 
 # --------------------------------------------------------------- 3. the installed command
 def _command(splunk_home, splunk_python) -> list[str]:
-    return scpv2.python_command(str(splunk_python), str(Path(splunk_home.bin) / "iamspike_command.py"))
+    return scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
 
 
 @pytest.mark.parametrize("name", ["countmatches", "sum.map"])
@@ -150,7 +150,7 @@ def test_installed_command_answers_recorded_splunkd_input_with_recorded_framing(
     data = scpv2.frame(ours, separators=scpv2.GETINFO_SEPARATORS) + scpv2.frame(
         scpv2.execute_metadata(True), execute.body
     )
-    done = scpv2.replay(_command(splunk_home, splunk_python), data)
+    done = scpv2.replay(_command(splunk_home, splunk_python), data, env=splunk_home.env())
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     for output in (done.stdout, recorded(name + ".output")):
         match = FRAMING.match(output)
@@ -164,7 +164,7 @@ def test_installed_command_answers_recorded_splunkd_input_with_recorded_framing(
 
 def test_installed_command_answers_a_foreign_getinfo_with_one_error_line(splunk_home, splunk_python):
     data = recorded("countmatches.input.gz")
-    done = scpv2.replay(_command(splunk_home, splunk_python), data)
+    done = scpv2.replay(_command(splunk_home, splunk_python), data, env=splunk_home.env())
     assert done.returncode == 0, done.stderr.decode()[-2000:]
     (reply,) = scpv2.read_chunks(done.stdout)
     assert reply.metadata["finished"] is True

@@ -57,9 +57,14 @@ LOCKS = (
     Lock("cp313", ("--python-version", "3.13", "--implementation", "cp", "--abi", "cp313", *MANYLINUX)),
 )
 
-# Paths removed from every vendored numpy, relative to lib/<tag>/ (fnmatch patterns; a folder
-# match removes the whole folder). See package/README.md for why each goes and what stays.
-NUMPY_TRIM = (
+# Paths removed from every lib/<tag>/ (fnmatch patterns relative to it, ``*`` crosses folders; a
+# folder match removes the whole folder). See package/README.md for why each goes and what stays.
+TRIM = (
+    # botocore's API examples feed its documentation only; they hold sample IPs AppInspect flags.
+    "botocore/data/*/examples-1.json",
+    # dateutil's maintainer tool to rebuild the zoneinfo tarball (subprocess); never imported.
+    "dateutil/zoneinfo/rebuild.py",
+    # numpy: tests, build tools, stubs and C headers; nothing the runtime imports.
     "numpy/*/tests",
     "numpy/tests",
     "numpy/*/*/tests",
@@ -87,6 +92,29 @@ NUMPY_TRIM = (
 # File name patterns removed anywhere under lib/: byte code, typing stubs, Cython headers.
 STRIP_FILES = ("*.pyc", "*.pyo", "*.pyi", "*.pxd", "py.typed")
 STRIP_DIRS = ("__pycache__",)
+
+
+@dataclass(frozen=True)
+class Patch:
+    """A source edit on a vendored file: ``pattern`` (regex, DOTALL) must match exactly once."""
+
+    path: str  # relative to lib/<tag>/
+    pattern: str
+    replacement: str
+    why: str
+
+
+PATCHES = (
+    Patch(
+        "botocore/session.py",
+        r"    def _create_csm_monitor\(self\):\n.*?\n        return None\n",
+        "    def _create_csm_monitor(self):\n"
+        "        # TA-aws-iam-error-spike build: client-side monitoring removed (it publishes over UDP,\n"
+        "        # which Splunk Cloud forbids: AppInspect check_for_python_udp_network_communications).\n"
+        "        return None\n",
+        "botocore client-side monitoring opens a UDP socket when AWS_CSM_ENABLED is set",
+    ),
+)
 
 
 class BuildError(RuntimeError):
@@ -176,7 +204,7 @@ def unpack_wheel(wheel: str, target: str) -> None:
                 shutil.copyfileobj(src, out)
 
 
-def trim(lib_dir: str, patterns: tuple[str, ...] = NUMPY_TRIM) -> list[str]:
+def trim(lib_dir: str, patterns: tuple[str, ...] = TRIM) -> list[str]:
     """Remove the paths under ``lib_dir`` matching ``patterns``; return them (relative, sorted)."""
     removed = []
     for root, dirs, files in os.walk(lib_dir, topdown=True):
@@ -191,6 +219,26 @@ def trim(lib_dir: str, patterns: tuple[str, ...] = NUMPY_TRIM) -> list[str]:
                 else:
                     os.remove(path)
     return sorted(removed)
+
+
+def apply_patches(lib_dir: str, patches: tuple[Patch, ...] = PATCHES) -> list[str]:
+    """Apply the patches whose file exists under ``lib_dir``; return the patched paths.
+
+    A pattern that does not match exactly once (a new upstream release) stops the build."""
+    patched = []
+    for patch in patches:
+        path = os.path.join(lib_dir, *patch.path.split("/"))
+        if not os.path.isfile(path):
+            continue
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+        new_text, count = re.subn(patch.pattern, lambda _m, p=patch: p.replacement, text, flags=re.DOTALL)
+        if count != 1:
+            raise BuildError(f"patch for {patch.path} matched {count} times, expected 1 ({patch.why})")
+        with open(path, "w", encoding="utf-8") as handle:
+            handle.write(new_text)
+        patched.append(patch.path)
+    return patched
 
 
 def strip_tree(app_dir: str) -> None:
@@ -280,6 +328,7 @@ def build(output: str, cache_root: str, staging_root: str, mtime: int) -> dict[s
         for wheel in fetch_wheels(lock, cache_root):
             unpack_wheel(wheel, target)
         report["trimmed_" + lock.name] = trim(target)
+        report["patched_" + lock.name] = apply_patches(target)
     strip_tree(app_dir)
     report["members"] = write_tgz(app_dir, output, mtime)
     return report

@@ -356,12 +356,14 @@ def run(
     cwd: str | None = None,
     info: Mapping[str, object] | None = None,
     timeout: float = 300.0,
+    decode: bool = True,
 ) -> Session:
     """Run ``command`` (argv, e.g. ``[python, .../bin/iamspike_command.py]``) as splunkd does.
 
     ``chunks`` are execute bodies: bytes as they are, or row dicts encoded with
     :func:`encode_rows`. The last one carries ``finished: true``. Returns a :class:`Session`; a
     command that dies or hangs is recorded there (``died``, ``timed_out``, ``problem``).
+    ``decode=False`` keeps reply bodies as bytes only (benches: no parsing on splunkd's side).
     """
     chunk_list = list(chunks)
     with tempfile.TemporaryDirectory(prefix="dispatch-") as dispatch_dir:
@@ -384,7 +386,7 @@ def run(
         timer = threading.Timer(timeout, _kill, (process, session))
         timer.start()
         try:
-            _converse(process, session, details, chunk_list)
+            _converse(process, session, details, chunk_list, decode)
         finally:
             timer.cancel()
             for stream in (process.stdin, process.stdout):
@@ -406,7 +408,9 @@ def _kill(process: subprocess.Popen, session: Session) -> None:
     process.kill()
 
 
-def _converse(process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: list) -> None:
+def _converse(
+    process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: list, decode: bool
+) -> None:
     stdin, stdout = process.stdin, process.stdout
     try:
         stdin.write(frame(getinfo_metadata(info), separators=GETINFO_SEPARATORS))
@@ -438,7 +442,8 @@ def _converse(process: subprocess.Popen, session: Session, info: Mapping[str, ob
         session.replies.append(reply.metadata)
         session.bodies.append(reply.body)
         _collect_messages(session, reply.metadata)
-        session.rows.extend(decode_rows(reply.body))
+        if decode:
+            session.rows.extend(decode_rows(reply.body))
         if reply.metadata.get("finished"):
             return
 

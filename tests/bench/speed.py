@@ -1,0 +1,252 @@
+"""Speed of ``| iamspike`` on raw events, through the installed package, over SCPv2.
+
+    python tests/bench/speed.py --package package/dist/TA-aws-iam-error-spike-0.1.0.tgz
+
+For each bare Splunk Python found (3.9, 3.13), on the same execute chunks (CloudTrail events of
+the quality bench's seeded organisation, encoded as splunkd encodes them, 50,000 rows a chunk):
+
+- floor: plain ``csv.reader`` + ``csv.writer`` over the chunks in one process (the same bare
+  Python), i.e. the cheapest a Python command can touch every row;
+- iamspike: the installed ``bin/iamspike_command.py`` as a child process driven by the SCPv2
+  stand-in, from getinfo to the last reply (interpreter start and imports included);
+- splunklib: a pass-through ``StreamingCommand`` on the app's vendored splunklib (reference).
+
+Two event shapes: ``fields`` (the 16 Input A fields + ``_time``, as after ``| fields ...``) and
+``extracted`` (every field Splunk's JSON extraction gives, plus ``_raw`` and default fields).
+With ``--profile`` the iamspike run is repeated under cProfile and the top functions are added.
+Writes ``docs/bench/speed.md``. A benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+REPO = os.path.dirname(TESTS)
+sys.path[0:0] = [TESTS] if TESTS not in sys.path else []
+
+from bench import generator  # noqa: E402
+from standin import install, scpv2  # noqa: E402
+
+INPUT_A = (
+    "eventID",
+    "eventName",
+    "eventSource",
+    "errorCode",
+    "errorMessage",
+    "recipientAccountId",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "userIdentity.type",
+    "userIdentity.arn",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.invokedBy",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+)
+
+FLOOR = r"""
+import csv, io, struct, sys, time
+data = open(sys.argv[1], "rb").read()
+bodies, at = [], 0
+while at < len(data):
+    (size,) = struct.unpack_from("<Q", data, at)
+    bodies.append(data[at + 8 : at + 8 + size])
+    at += 8 + size
+best = None
+for _ in range(int(sys.argv[2])):
+    start = time.perf_counter()
+    rows = 0
+    for body in bodies:
+        out = io.StringIO()
+        writer = csv.writer(out)
+        for row in csv.reader(io.StringIO(body.decode("utf-8"), newline="")):
+            writer.writerow(row)
+            rows += 1
+    elapsed = time.perf_counter() - start
+    best = elapsed if best is None else min(best, elapsed)
+print(rows - len(bodies), best)
+"""
+
+PASS_THROUGH = r"""
+import os, sys
+app = sys.argv.pop(1)
+tag = "cp%d%d" % sys.version_info[:2]
+sys.path[0:0] = [os.path.join(app, "lib", tag), os.path.join(app, "lib", "common")]
+from splunklib.searchcommands import Configuration, StreamingCommand, dispatch
+
+@Configuration()
+class PassThrough(StreamingCommand):
+    def stream(self, records):
+        for record in records:
+            yield record
+
+dispatch(PassThrough, sys.argv, sys.stdin, sys.stdout, __name__)
+"""
+
+
+def event_rows(limit: int, shape: str) -> list[dict]:
+    records = generator.generate(1).records[:limit]
+    fields = INPUT_A if shape == "fields" else None
+    rows = []
+    for record in records:
+        event = scpv2.splunk_event(record, fields=fields)
+        if fields is not None:
+            event = {key: value for key, value in event.items() if key == "_time" or key in fields}
+        rows.append(event)
+    return rows
+
+
+def chunk_bodies(rows: list[dict], size: int) -> list[bytes]:
+    return [scpv2.encode_rows(part) for part in scpv2.split(rows, size)]
+
+
+def floor_rate(python: str, bodies: list[bytes], work: str, repeat: int) -> tuple[int, float]:
+    path = os.path.join(work, "bodies.bin")
+    with open(path, "wb") as handle:
+        for body in bodies:
+            handle.write(struct.pack("<Q", len(body)))
+            handle.write(body)
+    done = subprocess.run(
+        [python, "-c", FLOOR, path, str(repeat)], capture_output=True, text=True, check=True
+    )
+    rows, seconds = done.stdout.split()
+    return int(rows), float(seconds)
+
+
+def session_time(command: list[str], args: list[str], bodies: list[bytes], env: dict, repeat: int):
+    best, session = None, None
+    for _ in range(repeat):
+        start = time.perf_counter()
+        session = scpv2.run(command, args, bodies, env=env, decode=False, timeout=1800)
+        elapsed = time.perf_counter() - start
+        if session.died or session.errors or not session.finished:
+            raise SystemExit(
+                f"{command[-1]} failed: {session.problem or session.errors} {session.stderr[-2000:]}"
+            )
+        best = elapsed if best is None else min(best, elapsed)
+    return best, session
+
+
+def profile(python: str, home: install.SplunkHome, args: list[str], bodies: list[bytes], work: str) -> str:
+    prof = os.path.join(work, "iamspike.prof")
+    command = [python, "-m", "cProfile", "-o", prof, home.script("iamspike_command.py")]
+    scpv2.run(command, args, bodies, env=home.env(), decode=False, timeout=1800)
+    report = (
+        "import pstats, sys; s = pstats.Stats(sys.argv[1], stream=sys.stdout); "
+        "s.strip_dirs().sort_stats('tottime').print_stats(15)"
+    )
+    done = subprocess.run([python, "-c", report, prof], capture_output=True, text=True, check=False)
+    lines = done.stdout.splitlines()
+    start = next((i for i, line in enumerate(lines) if "ncalls" in line), 0)
+    return "\n".join(line.rstrip() for line in lines[start:] if line.strip())
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--package", default=None, help="the built tgz (default: newest in package/dist)")
+    parser.add_argument("--rows", type=int, default=250_000, help="events per run (default 250000)")
+    parser.add_argument("--chunk", type=int, default=50_000, help="rows per execute chunk")
+    parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts")
+    parser.add_argument("--pythons", default="3.9,3.13")
+    parser.add_argument("--shapes", default="fields,extracted")
+    parser.add_argument("--profile", action="store_true", help="add a cProfile of the iamspike run")
+    parser.add_argument("--no-splunklib", action="store_true")
+    parser.add_argument("--output", default=os.path.join(REPO, "docs", "bench", "speed.md"))
+    options = parser.parse_args(argv)
+
+    package = options.package or install.find_package()
+    if not package or not os.path.isfile(package):
+        print("speed.py: no package; build one with `make package` or pass --package", file=sys.stderr)
+        return 2
+    args: list[str] = []
+    results, profiles = [], []
+    with tempfile.TemporaryDirectory(prefix="iamspike-speed-") as work:
+        home = install.install(package, os.path.join(work, "splunk"))
+        pass_through = os.path.join(work, "pass_through.py")
+        with open(pass_through, "w") as handle:
+            handle.write(PASS_THROUGH)
+        for shape in options.shapes.split(","):
+            rows = event_rows(options.rows, shape)
+            bodies = chunk_bodies(rows, options.chunk)
+            megabytes = sum(len(body) for body in bodies) / 1e6
+            columns = len(scpv2.decode_body(bodies[0])[0]) // 2
+            for version in options.pythons.split(","):
+                python = install.bare_python(version, os.path.join(work, "py" + version))
+                if python is None:
+                    print(f"speed.py: python{version} not found, skipped", file=sys.stderr)
+                    continue
+                counted, floor = floor_rate(python, bodies, work, options.repeat)
+                assert counted == len(rows), (counted, len(rows))
+                command = [python, home.script("iamspike_command.py")]
+                seconds, session = session_time(command, args, bodies, home.env(), options.repeat)
+                reference = None
+                if not options.no_splunklib:
+                    command = [python, pass_through, home.app_dir]
+                    reference, _ = session_time(command, [], bodies, home.env(), 1)
+                spikes = len(scpv2.decode_rows(session.bodies[-1]))
+                results.append(
+                    (shape, version, len(rows), columns, megabytes, floor, seconds, reference, spikes)
+                )
+                print(
+                    f"{shape:9} python{version:5} floor {len(rows) / floor:9,.0f} rows/s  "
+                    f"iamspike {len(rows) / seconds:9,.0f} rows/s ({floor / seconds:.2f}x)"
+                    + (f"  splunklib {len(rows) / reference:9,.0f} rows/s" if reference else ""),
+                    flush=True,
+                )
+                if options.profile and version == options.pythons.split(",")[-1]:
+                    profiles.append((shape, version, profile(python, home, args, bodies, work)))
+    write_report(options, package, results, profiles)
+    return 0
+
+
+def write_report(options, package: str, results: list, profiles: list) -> None:
+    os.makedirs(os.path.dirname(options.output), exist_ok=True)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# Speed: `| iamspike` on raw events over SCPv2",
+        "",
+        f"Measured {now} by `tests/bench/speed.py` on {platform.machine()}, {os.cpu_count()} cores "
+        f"(shared), package `{os.path.basename(package)}`; {options.chunk:,} rows per execute chunk, "
+        f"best of {options.repeat}.",
+        "",
+        "- **floor**: plain `csv.reader` + `csv.writer` over the same chunk bodies in one process of the "
+        "same bare Python (no protocol, no work).",
+        "- **iamspike**: the installed `bin/iamspike_command.py` run by the SCPv2 stand-in as splunkd "
+        "runs it (child process, getinfo to last reply, start-up and imports included), default options.",
+        "- **splunklib**: a pass-through `StreamingCommand` on the app's vendored splunk-sdk (reference).",
+        "- Events: the quality bench's seeded organisation (seed 1), as Splunk presents them: `fields` = "
+        "`_time` + the 15 Input A fields (after `| fields ...`); `extracted` = every JSON-extracted field "
+        "+ `_raw` + default fields.",
+        "",
+        "| shape | python | rows | columns | MB | floor rows/s | iamspike rows/s | iamspike / floor "
+        "| splunklib rows/s | splunklib / floor | spikes |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for shape, version, rows, columns, megabytes, floor, seconds, reference, spikes in results:
+        ref = f"{rows / reference:,.0f} | {floor / reference:.2f}x" if reference else "- | -"
+        lines.append(
+            f"| {shape} | {version} | {rows:,} | {columns} | {megabytes:.0f} | {rows / floor:,.0f} | "
+            f"{rows / seconds:,.0f} | {floor / seconds:.2f}x | {ref} | {spikes} |"
+        )
+    for shape, version, text in profiles:
+        lines += ["", f"## Profile of the iamspike process ({shape}, python {version}, top by own time)", ""]
+        lines += ["```", text, "```"]
+    lines.append("")
+    with open(options.output, "w") as handle:
+        handle.write("\n".join(lines))
+    print(f"wrote {options.output}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -49,6 +49,23 @@ class Argument:
     data_type: str = "string"  # string | number | boolean
 
 
+AWS_ARGUMENTS = [
+    Argument("role_arn", "Role ARN", "IAM role to assume through STS (optional)"),
+    Argument("external_id", "External ID", "ExternalId for the role (optional)"),
+    Argument(
+        "credential", "Credential", "storage/passwords entry (realm TA-aws-iam-error-spike) with a static key"
+    ),
+    Argument("endpoint_urls", "Endpoint URLs", "service=URL,... or one URL (VPC endpoints; optional)"),
+    Argument("proxy", "Proxy", "http(s)://host:port (optional)"),
+    Argument("retry_mode", "Retry mode", "standard or adaptive (default standard)"),
+    Argument("max_attempts", "Max attempts", "Attempts per AWS call, 1-20 (default 5)", data_type="number"),
+    Argument("connect_timeout", "Connect timeout", "Seconds (default 10)", data_type="number"),
+    Argument("read_timeout", "Read timeout", "Seconds (default 60)", data_type="number"),
+    Argument("log_level", "Log level", "DEBUG, INFO, WARNING, ERROR (default INFO)"),
+]
+"""Arguments every AWS input of the add-on accepts (see ``iamspike.ingest.aws.parse_aws_settings``)."""
+
+
 # -- the XML event stream ---------------------------------------------------------------------
 def _escape(text: str) -> str:
     text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
@@ -98,10 +115,10 @@ class XmlEventSink:
     def flush(self) -> None:
         if not self._parts:
             return
+        self.written += len(self._parts)
         if not self._started:
             self._parts.insert(0, "<stream>")
             self._started = True
-        self.written += len(self._parts)
         self._out.write("".join(self._parts).encode("utf-8"))
         self._parts = []
         self._out.flush()

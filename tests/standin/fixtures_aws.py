@@ -7,6 +7,7 @@ Product code reaches it only through standard boto3 settings: child processes ge
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import uuid
@@ -32,6 +33,7 @@ def running_moto() -> Iterator[str]:
     """Start moto in server mode on a free loopback port; yield its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no access log line per request
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

@@ -1,0 +1,230 @@
+"""Drive a modular input entry script of the installed app exactly as splunkd does.
+
+- ``scheme(...)``: ``script --scheme``, parsed and checked as splunkd's scheme XML;
+- ``validate(...)``: ``script --validate-arguments`` with the ``<items>`` XML splunkd sends;
+  returns (ok, message shown in Splunk's UI);
+- ``InputProcess``: a run with the ``<input>`` XML configuration on stdin (server_host,
+  server_uri, session_key, checkpoint_dir, one stanza's params); the XML event stream on stdout
+  is parsed as it arrives (only complete ``<event>`` elements count, as splunkd would index
+  them); stopped with SIGTERM as splunkd does (or SIGKILL for crash tests).
+
+Nothing here imports product code: the script runs in a child bare Python.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from xml.sax.saxutils import escape, quoteattr
+
+from standin.install import SplunkHome, run_entry, start_entry
+
+SERVER_URI = "https://127.0.0.1:8089"
+SESSION_KEY = "standin-session-key-0123456789"
+
+
+@dataclass
+class Event:
+    """One ``<event>`` of the stream, as splunkd reads it."""
+
+    stanza: str
+    data: str
+    time: str | None = None
+    source: str | None = None
+    sourcetype: str | None = None
+    index: str | None = None
+    host: str | None = None
+    unbroken: str | None = None
+    done: bool = False
+
+
+@dataclass
+class Scheme:
+    title: str
+    description: str
+    use_external_validation: bool
+    use_single_instance: bool
+    streaming_mode: str
+    args: dict[str, dict[str, str]] = field(default_factory=dict)
+
+
+def _params_xml(params: Mapping[str, str]) -> str:
+    return "".join(f"<param name={quoteattr(k)}>{escape(str(v))}</param>" for k, v in params.items())
+
+
+def validation_xml(name: str, params: Mapping[str, str], checkpoint_dir: str = "/tmp") -> str:
+    """The ``<items>`` document splunkd writes on stdin for ``--validate-arguments``."""
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?><items>"
+        "<server_host>standin</server_host>"
+        f"<server_uri>{SERVER_URI}</server_uri>"
+        f"<session_key>{SESSION_KEY}</session_key>"
+        f"<checkpoint_dir>{escape(checkpoint_dir)}</checkpoint_dir>"
+        f"<item name={quoteattr(name)}>{_params_xml(params)}</item></items>"
+    )
+
+
+def input_xml(stanza: str, params: Mapping[str, str], checkpoint_dir: str) -> str:
+    """The ``<input>`` document splunkd writes on stdin to run one stanza (full ``kind://name``)."""
+    return (
+        "<?xml version='1.0' encoding='UTF-8'?><input>"
+        "<server_host>standin</server_host>"
+        f"<server_uri>{SERVER_URI}</server_uri>"
+        f"<session_key>{SESSION_KEY}</session_key>"
+        f"<checkpoint_dir>{escape(checkpoint_dir)}</checkpoint_dir>"
+        f"<configuration><stanza name={quoteattr(stanza)}>{_params_xml(params)}</stanza></configuration>"
+        "</input>"
+    )
+
+
+def scheme(python: str, home: SplunkHome, script: str) -> Scheme:
+    """Run ``--scheme``; parse and check the XML (AssertionError with the reason if wrong)."""
+    proc = run_entry(python, home.script(script), ["--scheme"], env=home.env(), stdin=b"")
+    assert proc.returncode == 0, proc.stderr.decode(errors="replace")
+    root = ET.fromstring(proc.stdout)
+    assert root.tag == "scheme", root.tag
+    result = Scheme(
+        title=root.findtext("title") or "",
+        description=root.findtext("description") or "",
+        use_external_validation=(root.findtext("use_external_validation") or "").lower() == "true",
+        use_single_instance=(root.findtext("use_single_instance") or "").lower() == "true",
+        streaming_mode=root.findtext("streaming_mode") or "",
+    )
+    for arg in root.iter("arg"):
+        result.args[arg.get("name") or ""] = {child.tag: child.text or "" for child in arg}
+    assert result.title and result.streaming_mode == "xml", result
+    return result
+
+
+def validate(
+    python: str, home: SplunkHome, script: str, params: Mapping[str, str], name: str = "standin"
+) -> tuple[bool, str]:
+    """Run ``--validate-arguments``; (True, "") if accepted, else (False, the error message)."""
+    proc = run_entry(
+        python, home.script(script), ["--validate-arguments"], stdin=validation_xml(name, params), env=home.env()
+    )
+    if proc.returncode == 0:
+        return True, ""
+    message = ""
+    if proc.stdout.strip():
+        message = ET.fromstring(proc.stdout).findtext("message") or ""
+    return False, message or proc.stderr
+
+
+def parse_events(stream: bytes) -> list[Event]:
+    """Complete ``<event>`` elements of a (possibly cut) XML event stream."""
+    events = []
+    text = stream.decode("utf-8", errors="strict")
+    for piece in text.split("</event>")[:-1]:
+        start = piece.find("<event")
+        element = ET.fromstring(piece[start:] + "</event>")
+        events.append(
+            Event(
+                stanza=element.get("stanza") or "",
+                unbroken=element.get("unbroken"),
+                data=element.findtext("data") or "",
+                time=element.findtext("time"),
+                source=element.findtext("source"),
+                sourcetype=element.findtext("sourcetype"),
+                index=element.findtext("index"),
+                host=element.findtext("host"),
+                done=element.find("done") is not None,
+            )
+        )
+    return events
+
+
+class InputProcess:
+    """One run of an input stanza, as splunkd starts it; stdout read in a background thread."""
+
+    def __init__(
+        self,
+        python: str,
+        home: SplunkHome,
+        script: str,
+        stanza: str,
+        params: Mapping[str, str],
+        checkpoint_dir: str,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        self.proc: subprocess.Popen = start_entry(python, home.script(script), env=home.env(env))
+        self._stdout = bytearray()
+        self._stderr = bytearray()
+        self._lock = threading.Lock()
+        readers = [
+            threading.Thread(target=self._pump, args=(self.proc.stdout, self._stdout), daemon=True),
+            threading.Thread(target=self._pump, args=(self.proc.stderr, self._stderr), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
+        self._readers = readers
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(input_xml(stanza, params, checkpoint_dir).encode("utf-8"))
+        self.proc.stdin.close()
+
+    def _pump(self, pipe, buffer: bytearray) -> None:
+        while True:
+            data = pipe.read1(65536) if hasattr(pipe, "read1") else pipe.read(65536)
+            if not data:
+                return
+            with self._lock:
+                buffer.extend(data)
+
+    @property
+    def stdout(self) -> bytes:
+        with self._lock:
+            return bytes(self._stdout)
+
+    @property
+    def stderr(self) -> str:
+        with self._lock:
+            return self._stderr.decode("utf-8", errors="replace")
+
+    def events(self) -> list[Event]:
+        return parse_events(self.stdout)
+
+    def wait_for(self, count: int, timeout: float = 60.0) -> list[Event]:
+        """Wait until at least ``count`` complete events arrived (or the timeout, or exit)."""
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            events = self.events()
+            if len(events) >= count or self.proc.poll() is not None:
+                return events
+            time.sleep(0.05)
+        return self.events()
+
+    def terminate(self, timeout: float = 10.0) -> float:
+        """SIGTERM as splunkd does; return the seconds the process took to exit."""
+        start = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            return float("inf")
+        finally:
+            self._join()
+        return time.monotonic() - start
+
+    def kill(self) -> None:
+        """SIGKILL (a crash)."""
+        self.proc.kill()
+        self.proc.wait()
+        self._join()
+
+    def wait(self, timeout: float = 120.0) -> int:
+        code = self.proc.wait(timeout)
+        self._join()
+        return code
+
+    def _join(self) -> None:
+        for reader in self._readers:
+            reader.join(5)

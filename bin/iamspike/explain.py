@@ -1,0 +1,75 @@
+"""Explanations of a bin: top error codes, APIs, source IPs and user agents, and the reason."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+TOP = 5
+
+
+class CellExplain:
+    """What the failures of one (entity, bin) were: counters per dimension."""
+
+    __slots__ = ("apis", "codes", "ips", "services", "user_agents")
+
+    def __init__(self) -> None:
+        self.codes: dict[str, int] = {}
+        self.apis: dict[str, int] = {}
+        self.ips: dict[str, int] = {}
+        self.user_agents: dict[str, int] = {}
+        self.services: dict[str, int] = {}
+
+    def add(self, service: str, api: str, code: str, ip: str, user_agent: str, count: int) -> None:
+        for table, name in (
+            (self.codes, code),
+            (self.apis, api),
+            (self.ips, ip),
+            (self.user_agents, user_agent),
+            (self.services, service),
+        ):
+            if name:
+                table[name] = table.get(name, 0) + count
+
+
+def top(counts: Mapping[str, int], n: int = TOP) -> str:
+    """``"name (count), ..."``: the ``n`` largest, ties by name."""
+    ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:n]
+    return ", ".join(f"{name} ({count})" for name, count in ranked)
+
+
+def _num(value: float) -> str:
+    return (f"{value:.1f}") if value < 10 else str(round(value))
+
+
+def reason(
+    entity: str,
+    failures: int,
+    span_text: str,
+    expected: float,
+    upper: float,
+    apis: int,
+    codes: int,
+    onset: bool,
+    insufficient_history: int | None = None,
+    peers: int = 0,
+    seasonal: int = 0,
+) -> str:
+    """One sentence a human reads: what happened against what was expected, and why."""
+    text = (
+        f"{entity} had {failures} failed calls in {span_text}, expected {_num(expected)}"
+        f" (upper {_num(upper)}), across {apis} API{'' if apis == 1 else 's'}"
+        f" and {codes} error code{'' if codes == 1 else 's'}"
+    )
+    notes = []
+    if insufficient_history is not None:
+        plural = "" if peers == 1 else "s"
+        notes.append(
+            f"insufficient history ({insufficient_history} bins), prior pooled from {peers} peer{plural}"
+        )
+    if onset:
+        notes.append("failures started from silence, so breadth decides")
+    if seasonal:
+        notes.append(f"same hour of the last {seasonal} days considered")
+    if notes:
+        text += "; " + "; ".join(notes)
+    return text + "."

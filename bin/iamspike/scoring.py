@@ -1,0 +1,151 @@
+"""Scoring: observed failures against a baseline -> expected, upper bound, score, severity.
+
+Counts are treated as counts: the surprise of ``x`` failures is ``-log10 P(X >= x)`` under a
+negative binomial with the baseline's mean and variance (Poisson when the variance is not above
+the mean). The tail is bounded from above by ``pmf(x) / (1 - pmf(x+1)/pmf(x))`` (exact enough for
+x above the mean, and never smaller than the true tail, so it never overstates the surprise).
+
+- **Onset from silence**: when the entity was silent (its long-run expectation below ``onset_level``,
+  see ``Baseline.silent``) the surprise
+  is capped at ``onset_cap``: a single-API stream that starts from nothing (new misconfigured
+  automation, a log-delivery service denied on a bucket) is not enough on its own; breadth decides.
+- **Breadth** (distinct APIs in the bin) adds ``breadth_weight * b * max(1, b / 2)`` with
+  ``b = log2(apis)`` (one or two APIs add little, a sweep over dozens adds a lot), but never more
+  than the uncapped surprise: breadth strengthens a spike, it does not make one.
+- ``score = 100 * (1 - 2 ** (-total * sensitivity / threshold_surprise))``: 50 at the threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+LN10 = math.log(10.0)
+SEVERITIES = ((95.0, "critical"), (85.0, "high"), (70.0, "medium"), (0.0, "low"))
+
+
+@dataclass(frozen=True)
+class ScoreParams:
+    threshold_surprise: float = 6.0
+    onset_level: float = 1.0
+    onset_cap: float = 4.0
+    breadth_weight: float = 1.5
+    max_surprise: float = 60.0
+    expected_floor: float = 0.05
+
+
+@dataclass(frozen=True)
+class Scores:
+    observed: np.ndarray
+    expected: np.ndarray
+    upper: np.ndarray
+    surprise: np.ndarray  # -log10 tail probability (after the onset cap)
+    breadth: np.ndarray  # breadth bonus added
+    score: np.ndarray  # 0..100
+    onset: np.ndarray  # bool: expected below onset_level (failures from silence)
+
+
+def lgamma(z: np.ndarray) -> np.ndarray:
+    """log Gamma(z) for z > 0, vectorized (Stirling series after shifting z up by 6)."""
+    z = np.asarray(z, dtype=np.float64)
+    shift = np.zeros_like(z)
+    w = z.copy()
+    for _ in range(6):
+        small = w < 7.0
+        shift = shift + np.where(small, np.log(np.where(small, w, 1.0)), 0.0)
+        w = np.where(small, w + 1.0, w)
+    inv = 1.0 / w
+    inv2 = inv * inv
+    series = inv * (1.0 / 12 - inv2 * (1.0 / 360 - inv2 * (1.0 / 1260 - inv2 / 1680)))
+    return (w - 0.5) * np.log(w) - w + 0.5 * math.log(2 * math.pi) + series - shift
+
+
+def log10_tail(x: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """log10 P(X >= x) (upper bound) for NB(mean mu, variance var); 0 where x <= mu."""
+    x = np.asarray(x, dtype=np.float64)
+    mu = np.maximum(np.asarray(mu, dtype=np.float64), 1e-12)
+    var = np.asarray(var, dtype=np.float64)
+    excess = var - mu
+    nb = excess > 1e-6 * mu
+    k = np.where(nb, mu * mu / np.where(nb, excess, 1.0), 1e12)
+    nb = nb & (k < 1e7)
+    k_nb = np.where(nb, k, 1.0)
+    log_nb = (
+        lgamma(x + k_nb)
+        - lgamma(k_nb)
+        - lgamma(x + 1.0)
+        + k_nb * np.log(k_nb / (k_nb + mu))
+        + x * np.log(mu / (k_nb + mu))
+    )
+    log_pois = x * np.log(mu) - mu - lgamma(x + 1.0)
+    log_pmf = np.where(nb, log_nb, log_pois)
+    ratio = np.where(nb, (x + k_nb) / (x + 1.0) * mu / (k_nb + mu), mu / (x + 1.0))
+    ratio = np.clip(ratio, 0.0, 1.0 - 1e-12)
+    out = (log_pmf - np.log1p(-ratio)) / LN10
+    return np.where(x > mu, np.minimum(out, 0.0), 0.0)
+
+
+def upper_bound(mu: np.ndarray, var: np.ndarray, surprise: float) -> np.ndarray:
+    """Smallest whole count whose surprise reaches ``surprise`` (no breadth, no onset cap)."""
+    mu = np.maximum(np.asarray(mu, dtype=np.float64), 1e-12)
+    var = np.asarray(var, dtype=np.float64)
+    lo = np.floor(mu)
+    hi = np.ceil(mu + 8.0 * np.sqrt(var) + 8.0)
+    for _ in range(40):
+        short = -log10_tail(hi, mu, var) < surprise
+        if not short.any():
+            break
+        hi = np.where(short, hi * 2.0 + 1.0, hi)
+    for _ in range(64):
+        if not (hi - lo > 1).any():
+            break
+        mid = np.floor((lo + hi) / 2.0)
+        reached = -log10_tail(mid, mu, var) >= surprise
+        hi = np.where(reached, mid, hi)
+        lo = np.where(reached, lo, mid)
+    return hi
+
+
+def score_counts(
+    observed: np.ndarray,
+    expected: np.ndarray,
+    variance: np.ndarray,
+    apis: np.ndarray,
+    sensitivity: float = 1.0,
+    params: ScoreParams | None = None,
+    with_upper: bool = True,
+    silent: np.ndarray | None = None,
+) -> Scores:
+    """Score cells (1-D arrays of equal length): counts, baseline mean/variance, distinct APIs.
+
+    ``silent`` (bool) marks onsets; by default a cell is an onset when expected < onset_level.
+    """
+    params = params or ScoreParams()
+    observed = np.asarray(observed, dtype=np.float64)
+    expected = np.maximum(np.asarray(expected, dtype=np.float64), params.expected_floor)
+    variance = np.maximum(np.asarray(variance, dtype=np.float64), expected)
+    raw = np.minimum(-log10_tail(observed, expected, variance), params.max_surprise)
+    onset = expected < params.onset_level if silent is None else np.asarray(silent, dtype=bool)
+    surprise = np.where(onset, np.minimum(raw, params.onset_cap), raw)
+    bits = np.log2(np.maximum(np.asarray(apis, dtype=np.float64), 1.0))
+    breadth = params.breadth_weight * bits * np.maximum(1.0, bits / 2.0)
+    breadth = np.minimum(breadth, raw)
+    total = (surprise + breadth) * sensitivity
+    score = 100.0 * (1.0 - np.exp2(-total / params.threshold_surprise))
+    if with_upper:
+        upper = upper_bound(expected, variance, params.threshold_surprise / sensitivity)
+    else:
+        upper = np.full(observed.shape, np.nan)
+    return Scores(observed, expected, upper, surprise, breadth, score, onset)
+
+
+def severity(score: float, flagged: bool = True) -> str:
+    """low | medium | high | critical for a flagged score; "none" otherwise."""
+    if not flagged:
+        return "none"
+    for floor, name in SEVERITIES:
+        if score >= floor:
+            return name
+    return "low"

@@ -1,0 +1,68 @@
+"""Saved baselines (``show=state``) and their restore.
+
+One row per principal with failures in the kept history, plus one range row (empty account and
+principal) that carries the history's first and last bin so silent bins are zero-filled the same
+way after a restore. The ``iamspike_state`` column holds compact JSON: version, span, first and
+last bin start, and the non-zero bins as ``{offset_in_bins: count}``. Rows go to a lookup with
+``outputlookup`` and come back with ``inputlookup append=t``; any row whose ``iamspike_state`` is
+non-empty is a state row. Restored counts are history only: for bins covered by the live rows,
+the live rows win.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+STATE_FIELD = "iamspike_state"
+VERSION = 1
+
+
+@dataclass(frozen=True)
+class StateEntry:
+    span: int
+    first: int  # first bin start (epoch s) of the saved history
+    last: int  # last bin start
+    account: str
+    principal: str
+    bins: dict[int, int]  # bin start (epoch s) -> failures
+
+
+def encode(entry: StateEntry) -> dict[str, object]:
+    """The output row for one entry."""
+    offsets = {str((start - entry.first) // entry.span): count for start, count in sorted(entry.bins.items())}
+    blob = {
+        "v": VERSION,
+        "span": entry.span,
+        "first": entry.first,
+        "last": entry.last,
+        "account": entry.account,
+        "principal": entry.principal,
+        "bins": offsets,
+    }
+    return {
+        "_time": entry.last,
+        "account": entry.account,
+        "principal": entry.principal,
+        "failures": sum(entry.bins.values()),
+        STATE_FIELD: json.dumps(blob, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def decode(text: str) -> StateEntry:
+    """Parse one ``iamspike_state`` value; ValueError with a short reason if it is not ours."""
+    try:
+        blob = json.loads(text)
+    except ValueError as exc:
+        raise ValueError("not JSON") from exc
+    if not isinstance(blob, Mapping) or blob.get("v") != VERSION:
+        raise ValueError("unknown state version")
+    try:
+        span = int(blob["span"])
+        first = int(blob["first"])
+        last = int(blob["last"])
+        bins = {first + int(offset) * span: int(count) for offset, count in dict(blob["bins"]).items()}
+        return StateEntry(span, first, last, str(blob["account"]), str(blob["principal"]), bins)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ValueError("malformed state") from exc

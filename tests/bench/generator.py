@@ -301,7 +301,7 @@ class _Builder:
             self.principals.append(root)
             # principals that appear mid-month (benign): a new hire, a new application role
             for kind in ("human", "app_role"):
-                first = int(self.rng.integers(10 * 24, 20 * 24))
+                first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
                 if kind == "human":
                     p = self._add_user(acct, "human", f"{self._pick(FIRST)}.new{n}", tz, office_ips, first)
                 else:
@@ -782,7 +782,7 @@ class _Builder:
     def traps(self) -> None:
         # steady log-delivery denials, like the SANS SEC504 lab: new service principal, ~125/h for 83 h
         for acct in self.accounts[:2]:
-            h = int(self.rng.integers(9 * 24, self.hours - 90))
+            h = int(self.rng.integers(min(9 * 24, self.hours // 3), self.hours - 90))
             p = self._add_service(
                 acct,
                 "delivery.logs.amazonaws.com",

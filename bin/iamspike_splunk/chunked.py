@@ -13,10 +13,11 @@ splunkd starts the command once per search and talks to it over stdin/stdout in 
    ``finished: true``; then it answers with all results in one chunk.
 
 This loop is column-oriented and hand-written: the body is read with ``csv.reader`` and handed to
-the sink as a header plus lists of strings (``__mv_`` twins trimmed off the header only, see
-:func:`plain_header`), with no per-row dictionaries; output columns come from every result row and
-carry ``__mv_`` twins only where a value is a list. Unexpected errors become one-line ERROR
-messages; the traceback goes to stderr, which splunkd writes to search.log.
+the sink as a header plus lists of strings, untouched (the sink picks its columns by name, so the
+``__mv_`` twins are never looked at and cost no copy), with no per-row dictionaries; output
+columns come from every result row and carry ``__mv_`` twins only where a value is a list.
+Unexpected errors become one-line ERROR messages; the traceback goes to stderr, which splunkd
+writes to search.log.
 """
 
 from __future__ import annotations
@@ -87,30 +88,17 @@ def write_chunk(ostream: IO[bytes], metadata: Mapping[str, object], body: bytes 
     ostream.flush()
 
 
-def plain_header(header: list[str]) -> list[str]:
-    """The header without its ``__mv_`` twins.
-
-    splunkd writes every plain field first and all ``__mv_`` twins after them, so the common case
-    is a slice: rows stay untouched and simply carry trailing cells the header does not name. When
-    twins are interleaved (other producers), the full header is returned; sinks ignore ``__mv_``
-    columns by name anyway.
-    """
-    for index, name in enumerate(header):
-        if name.startswith(MV_PREFIX):
-            rest = header[index:]
-            if all(other.startswith(MV_PREFIX) for other in rest):
-                return header[:index]
-            return header
-    return header
-
-
 def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
-    """CSV body -> (header, row iterator). An empty body gives an empty header and no rows."""
+    """CSV body -> (header, row iterator). An empty body gives an empty header and no rows.
+
+    The ``__mv_`` twins stay in the header and the rows: the sink looks columns up by name once
+    per chunk, so columns it does not ask for cost nothing, while trimming them would cost a copy
+    of every row."""
     if not body:
         return [], iter(())
     reader = csv.reader(io.StringIO(body.decode("utf-8", "replace"), newline=""))
     header = next(reader, [])
-    return plain_header(header), reader
+    return header, reader
 
 
 def _cell(value: object) -> str:
@@ -179,11 +167,16 @@ def _messages(level: str, text: str) -> dict[str, object]:
 
 
 def _sink_messages(sink: object) -> list[list[str]]:
-    """Warnings the sink wants shown (e.g. rows skipped), if it exposes ``messages()``."""
+    """Warnings the sink wants shown (e.g. rows skipped), if it has ``messages()``: each item a
+    text (shown as WARN) or a ``(level, text)`` pair."""
     getter = getattr(sink, "messages", None)
     if not callable(getter):
         return []
-    return [[str(level), one_line(text)] for level, text in getter()]
+    shown = []
+    for item in getter():
+        level, text = ("WARN", item) if isinstance(item, str) else item
+        shown.append([str(level), one_line(text)])
+    return shown
 
 
 def serve(

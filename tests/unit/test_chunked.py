@@ -79,19 +79,6 @@ def test_frame_counts_bytes_and_escapes_metadata_to_ascii():
     assert rest[:metadata_length] == b'{"finished":true,"inspector":{"messages":[["WARN","caf\\u00e9"]]}}'
 
 
-@pytest.mark.parametrize(
-    "header, expected",
-    [
-        (["a", "b", "__mv_a", "__mv_b"], ["a", "b"]),
-        (["a", "__mv_a", "b", "__mv_b"], ["a", "__mv_a", "b", "__mv_b"]),
-        (["a", "b"], ["a", "b"]),
-        (["__mv_a"], []),
-    ],
-)
-def test_plain_header_trims_trailing_twins_only(header, expected):
-    assert chunked.plain_header(header) == expected
-
-
 def test_encode_results_adds_mv_twins_only_for_list_values():
     body = chunked.encode_results(
         [
@@ -128,7 +115,7 @@ def test_getinfo_reply_is_a_reporting_command_and_each_chunk_is_acknowledged_unt
     assert scpv2.decode_rows(replies[3].body) == [{"calls": "3", "rows": "10", "first": "0"}]
 
 
-def test_rows_reach_the_sink_as_header_and_lists_without_mv_twins():
+def test_rows_reach_the_sink_untouched_as_header_and_lists():
     sinks = []
 
     def factory(args):
@@ -138,8 +125,9 @@ def test_rows_reach_the_sink_as_header_and_lists_without_mv_twins():
     rows = [{"_time": "1", "userIdentity.arn": "arn:aws:iam::1:user/a", "errorCode": ["AccessDenied", "x"]}]
     serve(GETINFO + execute(rows, True), factory)
     assert sinks[0].args == ["span=1h"]
-    assert sinks[0].headers == [["_time", "userIdentity.arn", "errorCode"]]
-    assert sinks[0].rows == [["1", "arn:aws:iam::1:user/a", "AccessDenied\nx"]]
+    header = ["_time", "userIdentity.arn", "errorCode"]
+    assert sinks[0].headers == [header + ["__mv_" + name for name in header]]
+    assert sinks[0].rows == [["1", "arn:aws:iam::1:user/a", "AccessDenied\nx", "", "", "$AccessDenied$;$x$"]]
 
 
 def test_an_empty_final_chunk_still_gives_results():
@@ -225,10 +213,12 @@ def test_no_input_at_all_exits_with_status_1():
 def test_sink_messages_are_passed_on_as_inspector_messages():
     class Warns(Collect):
         def messages(self):
-            return [("WARN", "3 rows without _time were skipped\n")]
+            return ["3 rows without _time were skipped\n", ("INFO", "state restored")]
 
     _, replies, _ = serve(GETINFO + execute([{"_time": "1"}], True), Warns)
-    assert replies[-1].metadata["inspector"] == {"messages": [["WARN", "3 rows without _time were skipped"]]}
+    assert replies[-1].metadata["inspector"] == {
+        "messages": [["WARN", "3 rows without _time were skipped"], ["INFO", "state restored"]]
+    }
 
 
 # ---------------------------------------------------------------- the real splunkd recordings

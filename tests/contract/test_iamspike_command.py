@@ -1,0 +1,260 @@
+"""``| iamspike`` through the installed package, from each bare Splunk Python, over SCPv2.
+
+The events are fed as Splunk's JSON extraction presents them (dotted field names, ``_time`` in
+epoch seconds, ``_raw``, default fields; see ``standin.scpv2.splunk_event``). Real CloudTrail
+sets are read at test time from ``../shared/data/cloudtrail`` (relative to the repository) and
+never copied. Never imports product code.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from bench import generator
+from standin import scpv2
+
+pytestmark = pytest.mark.contract
+
+REPO = Path(__file__).resolve().parents[2]
+CLOUDTRAIL = REPO.parent / "shared" / "data" / "cloudtrail"
+PWNED = CLOUDTRAIL / "pwnedlabs_incident_3252"
+SANS = CLOUDTRAIL / "sans504_s3_ransomware_lab"
+INVICTUS = CLOUDTRAIL / "invictus_aws_dataset"
+TEMP_USER = "arn:aws:iam::107513503799:user/temp-user"
+PWNED_ACCOUNT = "107513503799"
+BURST_HOUR = calendar.timegm((2023, 8, 26, 20, 0, 0))
+INPUT_A = (
+    "eventID",
+    "eventName",
+    "eventSource",
+    "errorCode",
+    "errorMessage",
+    "recipientAccountId",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "userIdentity.type",
+    "userIdentity.arn",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.invokedBy",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+)
+SPIKE_KEYS = {
+    "_time",
+    "entity_type",
+    "account",
+    "principal",
+    "failures",
+    "expected",
+    "upper",
+    "score",
+    "severity",
+    "distinct_apis",
+    "top_error_codes",
+    "top_apis",
+    "top_source_ips",
+    "top_user_agents",
+    "reason",
+}
+
+
+def records(folder: Path) -> list[dict]:
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not on this machine (shared data, never copied into the repo)")
+    return scpv2.load_cloudtrail(str(folder))
+
+
+def events(folder: Path) -> list[dict]:
+    return [scpv2.splunk_event(record) for record in records(folder)]
+
+
+def iamspike(splunk_home, splunk_python, args: list[str], chunks) -> scpv2.Session:
+    command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+    session = scpv2.run(command, args, chunks, env=splunk_home.env())
+    assert not session.died and not session.timed_out, (session.problem, session.stderr[-3000:])
+    assert session.returncode == 0, session.stderr[-3000:]
+    return session
+
+
+def ok(session: scpv2.Session) -> list[dict]:
+    assert session.errors == [], session.errors
+    assert session.finished
+    assert session.getinfo.get("type") == "reporting"
+    return session.rows
+
+
+def key(row: dict) -> tuple:
+    return (int(float(row["_time"])), row["entity_type"], row["account"], row["principal"])
+
+
+# ---------------------------------------------------------------------------------- chunking
+@pytest.fixture(scope="module")
+def mixed_events() -> list[dict]:
+    """PwnedLabs + Invictus events interleaved by time: two accounts, many principals."""
+    rows = events(PWNED) + events(INVICTUS)
+    rows.sort(key=lambda row: row["_time"])
+    return rows
+
+
+@pytest.mark.parametrize("show", ["all", "spikes"])
+def test_many_chunks_give_the_one_chunk_answer(splunk_home, splunk_python, mixed_events, show):
+    answers = {}
+    for size in (50_000, 7, 1):
+        session = iamspike(splunk_home, splunk_python, [f"show={show}"], scpv2.split(mixed_events, size))
+        answers[size] = ok(session)
+        assert len(session.replies) == -(-len(mixed_events) // size)
+        assert all(reply == {"finished": False} for reply in session.replies[:-1])
+    assert answers[50_000], "the one-chunk run gave no rows at all"
+    assert answers[7] == answers[50_000]
+    assert answers[1] == answers[50_000]
+
+
+def test_only_raw_gives_the_same_answer_as_extracted_fields(splunk_home, splunk_python, mixed_events):
+    raw_only = [{"_time": row["_time"], "_raw": row["_raw"]} for row in mixed_events]
+    full = ok(iamspike(splunk_home, splunk_python, ["show=all"], scpv2.split(mixed_events, 50_000)))
+    raw = ok(iamspike(splunk_home, splunk_python, ["show=all"], scpv2.split(raw_only, 500)))
+    assert raw == full
+
+
+# ------------------------------------------------------------------------------ real incidents
+def test_pwnedlabs_burst_is_flagged_for_the_principal_and_the_account(splunk_home, splunk_python):
+    rows = ok(iamspike(splunk_home, splunk_python, [], [events(PWNED)]))
+    assert rows and all(set(row) == SPIKE_KEYS for row in rows)
+    principal = [r for r in rows if r["entity_type"] == "principal" and r["principal"] == TEMP_USER]
+    account = [r for r in rows if r["entity_type"] == "account" and r["account"] == PWNED_ACCOUNT]
+    assert [int(r["_time"]) for r in principal] == [BURST_HOUR]
+    assert [int(r["_time"]) for r in account] == [BURST_HOUR]
+    (flag,) = principal
+    assert int(flag["failures"]) >= 500
+    assert float(flag["upper"]) < int(flag["failures"])
+    assert 0 <= float(flag["score"]) <= 100
+    assert flag["severity"] in ("high", "critical")
+    assert int(flag["distinct_apis"]) >= 50
+    assert "AccessDenied (" in flag["top_error_codes"]
+    assert "84.32.71." in flag["top_source_ips"]
+    assert account[0]["principal"] == ""
+
+
+def test_sans_steady_log_delivery_denial_is_not_flagged(splunk_home, splunk_python):
+    rows = ok(iamspike(splunk_home, splunk_python, [], scpv2.split(events(SANS), 50_000)))
+    delivery = [r for r in rows if "delivery.logs" in r["principal"]]
+    assert delivery == []
+    steady_from = calendar.timegm((2021, 7, 30, 1, 0, 0))  # one hour after the denials began
+    steady_to = calendar.timegm((2021, 8, 2, 10, 0, 0))
+    account = [
+        r for r in rows if r["entity_type"] == "account" and steady_from <= int(r["_time"]) < steady_to
+    ]
+    assert account == []
+
+
+# --------------------------------------------------------------------------------- bad options
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["spam=1"],
+        ["span=7x"],
+        ["span=1s"],
+        ["by=region"],
+        ["min_failures=-3"],
+        ["min_failures=lots"],
+        ["show=everything"],
+        ["sensitivity=high!"],
+        ["account"],
+    ],
+)
+def test_bad_option_is_one_error_line_and_a_clean_exit(splunk_home, splunk_python, args):
+    session = iamspike(splunk_home, splunk_python, args, [[{"_time": "1", "eventName": "x"}]])
+    assert session.getinfo.get("finished") is True
+    assert session.replies == []
+    ((level, text),) = session.messages
+    assert level == "ERROR"
+    assert text.startswith("iamspike: ") and "\n" not in text and len(text) < 400
+    assert "Traceback" not in text and "iamspike failed" not in text
+    assert "Traceback" not in session.stderr
+
+
+def test_junk_rows_are_counted_in_one_message_not_a_crash(splunk_home, splunk_python):
+    good = events(PWNED)
+    junk = [{"_time": "yesterday", "eventName": "GetUser"}, {"eventName": "GetUser"}, {"_raw": "{not json"}]
+    session = iamspike(splunk_home, splunk_python, [], [junk + good[:300], good[300:]])
+    rows = ok(session)
+    assert any(r["principal"] == TEMP_USER for r in rows)
+    assert [level for level, _ in session.messages] == ["WARN"]
+    ((_, text),) = session.messages
+    assert text.startswith("3 rows") and "\n" not in text
+
+
+# ---------------------------------------------------------------------------------- Input B
+def aggregate(rows: list[dict]) -> list[dict]:
+    """What `errorCode=* | bin _time span=1h | stats count by _time account principal errorCode
+    eventName` gives (principal: the user ARN; enough for IAM users and root)."""
+    counts: Counter = Counter()
+    for row in rows:
+        if not row.get("errorCode"):
+            continue
+        hour = int(row["_time"]) // 3600 * 3600
+        principal = row.get("userIdentity.arn") or row.get("userIdentity.invokedBy") or ""
+        counts[(hour, row["recipientAccountId"], principal, row["errorCode"], row["eventName"])] += 1
+    return [
+        {
+            "_time": str(hour),
+            "account": account,
+            "principal": principal,
+            "errorCode": code,
+            "eventName": api,
+            "count": str(n),
+        }
+        for (hour, account, principal, code, api), n in sorted(counts.items())
+    ]
+
+
+def test_input_b_pre_aggregated_counts_flag_the_same_burst(splunk_home, splunk_python):
+    raw = events(PWNED)
+    from_events = ok(iamspike(splunk_home, splunk_python, [], [raw]))
+    table = aggregate(raw)
+    from_counts = ok(iamspike(splunk_home, splunk_python, ["count_field=count"], scpv2.split(table, 13)))
+    flagged = {key(r) for r in from_counts}
+    assert (BURST_HOUR, "principal", PWNED_ACCOUNT, TEMP_USER) in flagged
+    assert (BURST_HOUR, "account", PWNED_ACCOUNT, "") in flagged
+    by_key = {key(r): r for r in from_events}
+    for row in from_counts:
+        if key(row) in by_key and row["entity_type"] == "principal":
+            assert int(row["failures"]) == int(by_key[key(row)]["failures"])
+
+
+def test_input_b_without_the_count_field_is_one_message_not_a_crash(splunk_home, splunk_python):
+    session = iamspike(splunk_home, splunk_python, ["count_field=hits"], [aggregate(events(PWNED))])
+    assert session.finished and session.rows == []
+    assert len(session.messages) >= 1
+    assert all("\n" not in text and "iamspike failed" not in text for _, text in session.messages)
+    assert any("hits" in text for _, text in session.messages)
+
+
+# ------------------------------------------------------------------------------ state round trip
+@pytest.fixture(scope="module")
+def organisation():
+    org = generator.generate(7, days=14, accounts=2, scenarios_per_kind=1)
+    fields = ("_time", *INPUT_A)
+    rows = []
+    for record in org.records:
+        event = scpv2.splunk_event(record, fields=fields)
+        rows.append({name: value for name, value in event.items() if name in fields})
+    return org, rows
+
+
+def test_state_saved_and_fed_back_gives_the_flags_of_one_long_run(splunk_home, splunk_python, organisation):
+    org, rows = organisation
+    cut = org.start + 10 * 86400
+    early = [row for row in rows if int(row["_time"]) < cut]
+    late = [row for row in rows if int(row["_time"]) >= cut]
+    one_run = ok(iamspike(splunk_home, splunk_python, [], scpv2.split(rows, 50_000)))
+    state = ok(iamspike(splunk_home, splunk_python, ["show=state"], scpv2.split(early, 50_000)))
+    assert state and all(row.get("iamspike_state") for row in state)
+    resumed = ok(iamspike(splunk_home, splunk_python, [], scpv2.split(state + late, 50_000)))
+    expected = sorted(key(r) for r in one_run if int(float(r["_time"])) >= cut)
+    assert expected, "the long run flags nothing in the later window: the test proves nothing"
+    assert sorted(key(r) for r in resumed) == expected

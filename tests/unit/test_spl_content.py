@@ -1,0 +1,631 @@
+"""Static checks of every SPL string the app ships: saved searches, macros, dashboards.
+
+A small Splunk .conf parser and a small SPL reader (pipes, quotes, subsearches, macros) live
+here; they check that every macro (with its argument count), lookup and saved search an SPL
+string references exists, that every command is a Splunk built-in or defined in commands.conf,
+that cron schedules parse, that the alerts' result tokens name fields the search outputs, and
+that the Dashboard Studio definitions resolve every reference.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "default"
+VIEWS = DEFAULT / "data" / "ui" / "views"
+APP = "TA-aws-iam-error-spike"
+
+# Splunk's own search commands this app may use (Search Reference), generating ones included.
+_BUILTIN_COMMANDS = """
+    abstract accum addcoltotals addinfo addtotals analyzefields anomalies anomalousvalue append
+    appendcols appendpipe arules associate autoregress bin bucket chart cluster collect concurrency
+    contingency convert correlate datamodel dbinspect dedup delete delta diff eval eventcount
+    eventstats extract fieldformat fields fieldsummary filldown fillnull findtypes foreach format
+    from gentimes geom geostats head highlight history iconify inputcsv inputlookup iplocation join
+    kmeans kvform loadjob localize localop lookup makecontinuous makemv makeresults map metadata
+    metasearch mstats multikv multisearch mvcombine mvexpand nomv outlier outputcsv outputlookup
+    outputtext overlap predict rangemap rare regex relevancy reltime rename replace rest return
+    reverse rex rtorder savedsearch script scrub search searchtxn selfjoin sendalert sendemail set
+    sichart sirare sistats sitimechart sitop sort spath stats strcat streamstats table tags tail
+    timechart timewrap top transaction transpose trendline tscollect tstats typeahead typelearner
+    typer union uniq untable walklex where x11 xmlkv xmlunescape xpath xyseries
+"""
+BUILTIN_COMMANDS = frozenset(_BUILTIN_COMMANDS.split())
+
+# Options of the iamspike command (docs: /work engine API, default/searchbnf.conf).
+_IAMSPIKE_OPTIONS = "span by sensitivity threshold min_failures show classes event_sources count_field"
+IAMSPIKE_OPTIONS = frozenset(_IAMSPIKE_OPTIONS.split())
+
+_BUILTIN_VIEWS = "search alert alerts reports dashboards datasets analytics_workspace"
+BUILTIN_VIEWS = frozenset(_BUILTIN_VIEWS.split())
+
+RELATIVE_TIME = re.compile(r"^(now|0|[+-]?\d+(s|m|h|d|w|mon|q|y)(@(s|m|h|d|w[0-7]?|mon|q|y))?)$")
+
+
+# ---------------------------------------------------------------------------------------------
+# Splunk .conf syntax
+
+
+class ConfError(ValueError):
+    pass
+
+
+def parse_conf(text: str, name: str = "<conf>") -> dict[str, dict[str, str]]:
+    """Stanzas -> {key: value}. `#` comment lines, `\\` line continuations (newline kept), settings
+    before the first stanza go to "default". Duplicate stanzas or keys are errors."""
+    stanzas: dict[str, dict[str, str]] = {"default": {}}
+    current = "default"
+    lines = text.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        i += 1
+        stripped = line.strip()
+        if not stripped or stripped.startswith("#"):
+            continue
+        if stripped.startswith("[") and not line.rstrip().endswith("\\"):
+            if not stripped.endswith("]"):
+                raise ConfError(f"{name}:{i}: unclosed stanza header {stripped!r}")
+            current = stripped[1:-1]
+            if current in stanzas and current != "default":
+                raise ConfError(f"{name}:{i}: duplicate stanza [{current}]")
+            stanzas.setdefault(current, {})
+            continue
+        while line.endswith("\\") and i < len(lines):
+            line = line[:-1] + "\n" + lines[i]
+            i += 1
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip():
+            raise ConfError(f"{name}:{i}: not a 'key = value' line: {stripped!r}")
+        key = key.strip()
+        if key in stanzas[current]:
+            raise ConfError(f"{name}:{i}: duplicate key {key!r} in [{current}]")
+        stanzas[current][key] = value.strip()
+    return stanzas
+
+
+def load_conf(name: str) -> dict[str, dict[str, str]]:
+    path = DEFAULT / name
+    return parse_conf(path.read_text(encoding="utf-8"), name) if path.exists() else {"default": {}}
+
+
+# ---------------------------------------------------------------------------------------------
+# Cron
+
+
+MONTHS = "jan feb mar apr may jun jul aug sep oct nov dec"
+DAYS = "sun mon tue wed thu fri sat"
+CRON_FIELDS = (
+    ("minute", 0, 59, {}),
+    ("hour", 0, 23, {}),
+    ("day of month", 1, 31, {}),
+    ("month", 1, 12, {m: i + 1 for i, m in enumerate(MONTHS.split())}),
+    ("day of week", 0, 7, {d: i for i, d in enumerate(DAYS.split())}),
+)
+
+
+def cron_values(expr: str) -> list[set[int]]:
+    """The five standard cron fields -> the set of values each allows; ValueError if malformed."""
+    parts = expr.split()
+    if len(parts) != 5:
+        raise ValueError(f"{expr!r}: a cron schedule has 5 fields, got {len(parts)}")
+    result = []
+    for text, (label, low, high, names) in zip(parts, CRON_FIELDS):
+        allowed: set[int] = set()
+        for item in text.split(","):
+            match = re.fullmatch(r"(\*|[0-9a-z]+(?:-[0-9a-z]+)?)(?:/(\d+))?", item.lower())
+            if not match:
+                raise ValueError(f"{expr!r}: bad {label} item {item!r}")
+            span, step = match.group(1), int(match.group(2) or 1)
+            if step < 1:
+                raise ValueError(f"{expr!r}: {label} step must be >= 1")
+
+            def number(token: str, label: str = label, low: int = low, high: int = high, names=names) -> int:
+                value = names[token] if token in names else int(token) if token.isdigit() else None
+                if value is None or not low <= value <= high:
+                    raise ValueError(f"{expr!r}: {label} {token!r} outside {low}-{high}")
+                return value
+
+            if span == "*":
+                start, end = low, high
+            elif "-" in span:
+                start, end = (number(t) for t in span.split("-"))
+                if start > end:
+                    raise ValueError(f"{expr!r}: {label} range {span!r} runs backwards")
+            else:
+                start = number(span)
+                end = high if match.group(2) else start
+            allowed.update(range(start, end + 1, step))
+        result.append(allowed)
+    return result
+
+
+def cron_period_minutes(expr: str) -> int:
+    """Largest gap between two runs within a day, for schedules that run every hour of the day."""
+    minutes, hours, *_ = cron_values(expr)
+    if hours != set(range(24)):
+        raise ValueError(f"{expr!r}: not an every-hour schedule")
+    runs = sorted(h * 60 + m for h in hours for m in minutes)
+    return max(b - a for a, b in zip(runs, [*runs[1:], runs[0] + 24 * 60]))
+
+
+def relative_minutes(modifier: str) -> int:
+    """`-75m@m` -> -75, `-2h@h` -> -120, `now` -> 0 (snapping ignored: enough for window sizes)."""
+    if modifier == "now":
+        return 0
+    match = re.fullmatch(r"([+-]?\d+)(m|h|d)(@\w+)?", modifier)
+    if not match:
+        raise ValueError(modifier)
+    return int(match.group(1)) * {"m": 1, "h": 60, "d": 1440}[match.group(2)]
+
+
+@pytest.mark.parametrize(
+    "expr, ok",
+    [
+        ("*/15 * * * *", True),
+        ("20 * * * *", True),
+        ("0 6 * * 1-5", True),
+        ("0,30 8-18/2 1 jan,jul sun", True),
+        ("*/15 * * *", False),
+        ("60 * * * *", False),
+        ("* 24 * * *", False),
+        ("* * 0 * *", False),
+        ("5-1 * * * *", False),
+        ("*/0 * * * *", False),
+        ("@hourly * * * *", False),
+        ("* * * foo *", False),
+    ],
+)
+def test_cron_validator(expr: str, ok: bool) -> None:
+    if ok:
+        cron_values(expr)
+    else:
+        with pytest.raises(ValueError):
+            cron_values(expr)
+
+
+def test_cron_period() -> None:
+    assert cron_period_minutes("*/15 * * * *") == 15
+    assert cron_period_minutes("20 * * * *") == 60
+    assert cron_period_minutes("0,10 * * * *") == 50
+
+
+# ---------------------------------------------------------------------------------------------
+# SPL
+
+
+class SplError(ValueError):
+    pass
+
+
+def _scan(spl: str, on_char) -> None:
+    """Walk `spl` outside quotes; call on_char(index, char, depth) for every unquoted char."""
+    quote = None
+    depth = 0
+    i = 0
+    while i < len(spl):
+        c = spl[i]
+        if quote:
+            if c == "\\":
+                i += 2
+                continue
+            if c == quote:
+                quote = None
+            i += 1
+            continue
+        if c in "\"'":
+            quote = c
+        elif c == "[":
+            depth += 1
+        elif c == "]":
+            depth -= 1
+            if depth < 0:
+                raise SplError(f"unbalanced ']' in {spl!r}")
+        on_char(i, c, depth)
+        i += 1
+    if quote or depth:
+        raise SplError(f"unbalanced quotes or brackets in {spl!r}")
+
+
+def split_args(text: str) -> list[str]:
+    """Macro arguments: commas outside quotes; surrounding double quotes removed as Splunk does."""
+    cuts = [-1]
+    _scan(text, lambda i, c, depth: cuts.append(i) if c == "," and depth == 0 else None)
+    cuts.append(len(text))
+    args = [text[a + 1 : b].strip() for a, b in zip(cuts, cuts[1:])]
+    return [a[1:-1] if len(a) >= 2 and a[0] == a[-1] == '"' else a for a in args]
+
+
+MACRO_CALL = re.compile(r"`([A-Za-z_][\w.-]*)(?:\((.*?)\))?`", re.S)
+
+
+def expand_macros(
+    spl: str, macros: dict[str, dict[str, str]], used: set[str] | None = None, depth: int = 0
+) -> str:
+    """Replace every `macro` / `macro(a, b)` by its definition, recursively."""
+    if depth > 10:
+        raise SplError("macro recursion deeper than 10")
+
+    def replace(match: re.Match) -> str:
+        name, arg_text = match.group(1), match.group(2)
+        args = split_args(arg_text) if arg_text is not None else []
+        stanza_name = f"{name}({len(args)})" if args else name
+        stanza = macros.get(stanza_name)
+        if stanza is None:
+            raise SplError(f"macro `{stanza_name}` is not defined in macros.conf")
+        if used is not None:
+            used.add(stanza_name)
+        definition = stanza.get("definition", "")
+        names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
+        if len(names) != len(args):
+            raise SplError(f"macro {stanza_name} declares args {names}")
+        for arg_name, value in zip(names, args):
+            definition = definition.replace(f"${arg_name}$", value)
+        return expand_macros(definition, macros, used, depth + 1)
+
+    return MACRO_CALL.sub(replace, spl)
+
+
+def pipeline(spl: str) -> list[tuple[str, str, list[str]]]:
+    """Top-level pipeline -> [(command, argument text, [subsearch texts])]. The first segment of a
+    search that does not start with `|` is an implicit `search`."""
+    text = spl.strip()
+    cuts = [-1]
+    _scan(text, lambda i, c, depth: cuts.append(i) if c == "|" and depth == 0 else None)
+    cuts.append(len(text))
+    segments = [text[a + 1 : b].strip() for a, b in zip(cuts, cuts[1:])]
+    result = []
+    for n, segment in enumerate(segments):
+        if n == 0 and not segment:
+            continue  # leading "| inputlookup ..."
+        if not segment:
+            raise SplError(f"empty pipeline segment in {spl!r}")
+        if n == 0 and not text.startswith("|"):
+            command, rest = "search", segment
+        else:
+            command, _, rest = segment.partition(" ")
+            rest = rest.strip()
+        result.append((command.lower(), rest, subsearches_of(rest)))
+    return result
+
+
+def subsearches_of(text: str) -> list[str]:
+    """The top-level `[...]` subsearches in one command's arguments."""
+    found: list[str] = []
+    starts: list[int] = []
+
+    def collect(i: int, c: str, depth: int) -> None:
+        if c == "[" and depth == 1:
+            starts.append(i)
+        elif c == "]" and depth == 0:
+            found.append(text[starts.pop() + 1 : i])
+
+    _scan(text, collect)
+    return found
+
+
+def walk(spl: str):
+    """Every (command, args) of a search and of its subsearches, depth first."""
+    for command, rest, subsearches in pipeline(spl):
+        yield command, rest
+        for sub in subsearches:
+            yield from walk(sub)
+
+
+def first_name(rest: str) -> str:
+    """The lookup/table name of a lookup-family command: the first token without `=`."""
+    for token in rest.split():
+        if "=" not in token:
+            return token.strip('"')
+    raise SplError(f"no name in {rest!r}")
+
+
+def table_fields(spl: str) -> list[str]:
+    """Columns of the last top-level `table` of a search (what an alert's results carry)."""
+    tables = [rest for command, rest, _ in pipeline(spl) if command == "table"]
+    if not tables:
+        raise SplError("no table command")
+    return tables[-1].replace(",", " ").split()
+
+
+# ---------------------------------------------------------------------------------------------
+# What the app ships
+
+
+def commands_conf() -> dict[str, dict[str, str]]:
+    return load_conf("commands.conf")
+
+
+def lookup_names() -> set[str]:
+    names = {s for s in load_conf("transforms.conf") if s != "default"}
+    names |= {p.name for p in (ROOT / "lookups").glob("*.csv")}
+    return names
+
+
+def dashboards() -> dict[str, dict]:
+    result = {}
+    for path in sorted(VIEWS.glob("*.xml")):
+        root = ET.parse(path).getroot()
+        if root.tag == "dashboard" and root.get("version") == "2":
+            result[path.stem] = json.loads(root.findtext("definition"))
+    return result
+
+
+def spl_strings() -> list[tuple[str, str]]:
+    """(where, SPL) for every search string the app ships."""
+    found = []
+    for name, stanza in load_conf("savedsearches.conf").items():
+        if "search" in stanza:
+            found.append((f"savedsearches.conf [{name}] search", stanza["search"]))
+        if "action.notable.param.drilldown_search" in stanza:
+            found.append((f"[{name}] notable drilldown", stanza["action.notable.param.drilldown_search"]))
+    for view, definition in dashboards().items():
+        for ds_id, ds in definition.get("dataSources", {}).items():
+            if ds.get("type") in ("ds.search", "ds.chain"):
+                found.append((f"view {view} {ds_id}", ds["options"]["query"]))
+    return found
+
+
+SPL = spl_strings()
+MACROS = load_conf("macros.conf")
+
+
+def test_every_conf_parses_and_the_content_exists() -> None:
+    for name in ("macros.conf", "savedsearches.conf", "transforms.conf", "collections.conf", "commands.conf"):
+        assert (DEFAULT / name).exists(), name
+        load_conf(name)
+    assert len(SPL) >= 15
+
+
+def test_conf_parser_reads_continuations_and_rejects_junk() -> None:
+    parsed = parse_conf("a = 1\n[s]\nsearch = x \\\n| y\n# c\nk=v\n")
+    assert parsed == {"default": {"a": "1"}, "s": {"search": "x \n| y", "k": "v"}}
+    for bad in ("[s]\nno equals sign\n", "[s]\nk = 1\nk = 2\n", "[s]\n[s]\n", "[s\nk = v\n"):
+        with pytest.raises(ConfError):
+            parse_conf(bad)
+
+
+def test_spl_reader_on_known_shapes() -> None:
+    macros = {"m(2)": {"args": "a, b", "definition": 'x="$a$" y=$b$'}, "n": {"definition": '`m("1, 2", 3)`'}}
+    assert expand_macros("search `n` | stats count", macros) == 'search x="1, 2" y=3 | stats count'
+    with pytest.raises(SplError):
+        expand_macros("`m(1)`", macros)
+    steps = list(walk('search a="|" [search b | head 1] | where c="]" | inputlookup append=t t'))
+    assert [c for c, _ in steps] == ["search", "search", "head", "where", "inputlookup"]
+    with pytest.raises(SplError):
+        pipeline("search a | | b")
+    with pytest.raises(SplError):
+        pipeline('search "open')
+
+
+@pytest.mark.parametrize("where, spl", SPL, ids=[w for w, _ in SPL])
+def test_spl_references_resolve(where: str, spl: str) -> None:
+    expanded = expand_macros(spl, MACROS)
+    custom = {s for s in commands_conf() if s != "default"}
+    lookups = lookup_names()
+    saved = set(load_conf("savedsearches.conf"))
+    for command, rest in walk(expanded):
+        assert command in BUILTIN_COMMANDS or command in custom, f"{where}: unknown command {command!r}"
+        if command in ("lookup", "inputlookup", "outputlookup"):
+            assert first_name(rest) in lookups, f"{where}: lookup {first_name(rest)!r} is not defined"
+        if command == "savedsearch":
+            assert first_name(rest) in saved, f"{where}: saved search {first_name(rest)!r} does not exist"
+        if command == "iamspike":
+            keys = {t.split("=", 1)[0] for t in rest.split()}
+            assert all("=" in t for t in rest.split()), f"{where}: iamspike takes key=value options"
+            assert keys <= IAMSPIKE_OPTIONS, f"{where}: unknown iamspike options {keys - IAMSPIKE_OPTIONS}"
+
+
+def test_iamspike_options_parse_with_the_engine() -> None:
+    engine = pytest.importorskip("iamspike.engine")
+    seen = 0
+    for _where, spl in SPL:
+        for command, rest in walk(expand_macros(spl, MACROS)):
+            if command == "iamspike":
+                engine.parse_options(rest.split())
+                seen += 1
+    assert seen >= 6
+    with pytest.raises(engine.OptionError):
+        engine.parse_options(["span=banana"])
+
+
+def test_every_macro_is_used_and_declares_its_arguments() -> None:
+    used: set[str] = set()
+    for _, spl in SPL:
+        expand_macros(spl, MACROS, used)
+    for name, stanza in MACROS.items():
+        if name == "default":
+            continue
+        assert stanza.get("definition", "").strip(), f"macro {name} has no definition"
+        count = int(re.fullmatch(r".*\((\d+)\)", name).group(1)) if name.endswith(")") else 0
+        names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
+        assert len(names) == count, f"macro {name}: args = {names}"
+        for arg in names:
+            assert f"${arg}$" in stanza["definition"], f"macro {name} never uses ${arg}$"
+        assert name in used, f"macro {name} is defined but no search uses it"
+
+
+SAVED = {k: v for k, v in load_conf("savedsearches.conf").items() if k != "default"}
+ALERTS = {k: v for k, v in SAVED.items() if v.get("alert.track") == "1"}
+
+
+def test_alerts_end_in_their_own_filter_macro() -> None:
+    assert len(ALERTS) == 2
+    filters = []
+    for name, stanza in ALERTS.items():
+        last = stanza["search"].strip().split("|")[-1].strip()
+        assert re.fullmatch(r"`iam_error_spike_\w+_filter`", last), f"[{name}] ends with {last!r}"
+        filters.append(last)
+        assert MACROS[last.strip("`")]["definition"] == "search *"
+    assert len(set(filters)) == len(filters)
+
+
+@pytest.mark.parametrize("name", sorted(SAVED))
+def test_schedules_and_time_ranges(name: str) -> None:
+    stanza = SAVED[name]
+    for key in ("dispatch.earliest_time", "dispatch.latest_time"):
+        if key in stanza:
+            assert RELATIVE_TIME.match(stanza[key]), f"[{name}] {key} = {stanza[key]!r}"
+    if stanza.get("enableSched") == "1":
+        cron_values(stanza["cron_schedule"])
+
+
+def test_alert_windows_leave_no_gap_and_wait_for_delivery() -> None:
+    for name, stanza in ALERTS.items():
+        period = cron_period_minutes(stanza["cron_schedule"])
+        earliest = relative_minutes(stanza["dispatch.earliest_time"])
+        latest = relative_minutes(stanza["dispatch.latest_time"])
+        assert latest - earliest >= period, f"[{name}] window shorter than its schedule: minutes go unseen"
+        assert latest <= -15, f"[{name}] window ends before CloudTrail's delivery lag"
+        assert stanza["enableSched"] == "1" and stanza.get("disabled", "0") == "0"
+
+
+def test_baseline_maintenance_adds_each_hour_once_after_the_alert_windows() -> None:
+    stanza = SAVED["IAM Error Spike - Baseline Maintenance"]
+    earliest = relative_minutes(stanza["dispatch.earliest_time"])
+    latest = relative_minutes(stanza["dispatch.latest_time"])
+    assert latest - earliest == cron_period_minutes(stanza["cron_schedule"]) == 60
+    assert stanza["realtime_schedule"] == "0", "continuous scheduling: a missed hour must be caught up"
+    assert "outputlookup" in stanza["search"] and "iamspike_baseline" in stanza["search"]
+    for alert in ALERTS.values():
+        assert "`iam_error_spike_baseline`" in alert["search"]
+
+
+@pytest.mark.parametrize("name", sorted(ALERTS))
+def test_alert_tokens_and_throttle_fields_are_result_fields(name: str) -> None:
+    stanza = ALERTS[name]
+    fields = set(table_fields(expand_macros(stanza["search"], MACROS)))
+    assert {"_time", "account", "principal", "failures", "expected", "upper", "score", "severity"} <= fields
+    assert stanza["alert.suppress"] == "1" and stanza["alert.digest_mode"] == "0"
+    assert set(stanza["alert.suppress.fields"].split(",")) <= fields
+    for key, value in stanza.items():
+        if key.startswith("action.email"):
+            for token in re.findall(r"\$result\.(\w+)\$", value):
+                assert token in fields, f"[{name}] {key} uses $result.{token}$"
+        if key.startswith(("action.notable.param.rule", "action.risk.param._risk_message")):
+            for token in re.findall(r"\$(\w+)\$", value):
+                assert token in fields, f"[{name}] {key} uses ${token}$"
+    risk = json.loads(stanza["action.risk.param._risk"])
+    assert risk and all(r["risk_object_field"] in fields for r in risk)
+    # Off by default, configured: email, webhook, ES notable and risk.
+    for action in ("email", "webhook", "notable", "risk"):
+        assert stanza[f"action.{action}"] == "0"
+    assert not any(k.startswith("action.script") for k in stanza)
+
+
+def test_lookups_and_collections_agree() -> None:
+    transforms = load_conf("transforms.conf")
+    collections = load_conf("collections.conf")
+    for name, stanza in transforms.items():
+        if stanza.get("external_type") == "kvstore":
+            assert stanza["collection"] in collections, name
+            assert stanza["fields_list"].split(",")[0].strip() == "_key"
+            declared = {
+                k[len("field.") :] for k in collections[stanza["collection"]] if k.startswith("field.")
+            }
+            listed = {f.strip() for f in stanza["fields_list"].split(",")} - {"_key"}
+            assert listed == declared, f"{name}: fields_list and collection fields differ"
+        elif "filename" in stanza:
+            path = ROOT / "lookups" / stanza["filename"]
+            assert path.exists(), name
+            header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
+            for field in re.findall(r"WILDCARD\((\w+)\)", stanza.get("match_type", "")):
+                assert field in header
+
+
+# ---------------------------------------------------------------------------------------------
+# Dashboards
+
+
+DASHBOARDS = dashboards()
+TOKEN = re.compile(r"\$([A-Za-z_][\w]*)(?:\.[\w.]+)?\$")
+
+
+def test_the_views_are_studio_dashboards() -> None:
+    assert {"iam_error_spike_investigation", "iam_error_spike_runbook"} <= set(DASHBOARDS)
+
+
+@pytest.mark.parametrize("view", sorted(DASHBOARDS))
+def test_dashboard_references_resolve(view: str) -> None:
+    d = DASHBOARDS[view]
+    viz, inputs, sources = d["visualizations"], d.get("inputs", {}), d.get("dataSources", {})
+    layout = d["layout"]
+    tabs = [t["layoutId"] for t in layout["tabs"]["items"]]
+    assert tabs and set(tabs) <= set(layout["layoutDefinitions"])
+    placed: list[str] = []
+    for layout_id in tabs:
+        definition = layout["layoutDefinitions"][layout_id]
+        width = definition["options"]["width"]
+        for item in definition["structure"]:
+            assert item["item"] in viz or item["item"] in inputs, f"{view}: layout item {item['item']}"
+            pos = item["position"]
+            assert pos["x"] + pos["w"] <= width, f"{view}: {item['item']} overflows the canvas"
+            placed.append(item["item"])
+    assert len(placed) == len(set(placed))
+    assert set(viz) <= set(placed), f"{view}: visualizations not in the layout: {set(viz) - set(placed)}"
+    assert set(layout.get("globalInputs", [])) <= set(inputs)
+    assert set(inputs) <= set(placed) | set(layout.get("globalInputs", []))
+    used_sources = {ref for v in viz.values() for ref in v.get("dataSources", {}).values()}
+    assert used_sources <= set(sources), f"{view}: missing data sources {used_sources - set(sources)}"
+    assert set(sources) <= used_sources, f"{view}: unused data sources {set(sources) - used_sources}"
+    tokens = {i["options"]["token"] for i in inputs.values()}
+    for ds_id, ds in sources.items():
+        text = json.dumps(ds["options"])
+        for token in TOKEN.findall(text):
+            assert token in tokens, f"{view} {ds_id}: token ${token}$ is set by no input"
+    for viz_id, v in viz.items():
+        for handler in v.get("eventHandlers", []):
+            assert handler["type"] == "drilldown.setToken"
+            columns = table_fields(sources[v["dataSources"]["primary"]]["options"]["query"])
+            for t in handler["options"]["tokens"]:
+                assert t["token"] in tokens, f"{view} {viz_id}: drilldown sets unknown token {t['token']}"
+                field = re.fullmatch(r"row\.(\w+)\.value", t["key"]).group(1)
+                assert field in columns, f"{view} {viz_id}: drilldown reads {field}, not a column"
+        markdown = v.get("options", {}).get("markdown", "")
+        for target in re.findall(rf"\(/app/{APP}/(\w+)\)", markdown):
+            assert (VIEWS / f"{target}.xml").exists(), f"{view} {viz_id}: link to missing view {target}"
+
+
+def test_investigation_dashboard_covers_the_issue() -> None:
+    d = DASHBOARDS["iam_error_spike_investigation"]
+    queries = " ".join(ds["options"]["query"] for ds in d["dataSources"].values())
+    tokens = {i["options"]["token"] for i in d["inputs"].values()}
+    assert {"account", "principal", "global_time"} <= tokens
+    for needle in (
+        "iamspike show=all",
+        "iplocation",
+        "aws_ec2_inventory_ips",
+        "index=risk",
+        "CreateAccessKey",
+        "CreateLoginProfile",
+        "AttachUserPolicy",
+        "ApiErrorRateInsight",
+        "requestParameters",
+        "sessionIssuer",
+        "mfaAuthenticated",
+        "AKIA",
+    ):
+        assert needle in queries, needle
+    markdown = " ".join(v.get("options", {}).get("markdown", "") for v in d["visualizations"].values())
+    assert f"/app/{APP}/iam_error_spike_runbook" in markdown
+    assert any(v.get("eventHandlers") for v in d["visualizations"].values())
+
+
+def test_runbook_view_is_docs_runbook() -> None:
+    d = DASHBOARDS["iam_error_spike_runbook"]
+    texts = [v["options"]["markdown"] for v in d["visualizations"].values() if v["type"] == "splunk.markdown"]
+    assert (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8") in texts
+
+
+def test_nav_points_at_existing_views() -> None:
+    nav = ET.parse(DEFAULT / "data" / "ui" / "nav" / "default.xml").getroot()
+    views = [v.get("name") for v in nav.iter("view")]
+    assert views[0] == "iam_error_spike_investigation"
+    for name in views:
+        assert name in BUILTIN_VIEWS or (VIEWS / f"{name}.xml").exists(), name

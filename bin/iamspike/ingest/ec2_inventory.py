@@ -34,6 +34,7 @@ from iamspike.ingest.aws import (
     parse_aws_settings,
 )
 from iamspike.ingest.events import Deadline, EventSink
+from iamspike.ingest.settings import check_interval, check_no_clear_secret
 
 SOURCETYPE = "aws:ec2:inventory"
 SOURCE_PREFIX = "aws:ec2:describeinstances:"
@@ -63,6 +64,7 @@ def parse_settings(
     Keys beyond the common AWS ones: ``regions`` (comma-separated), ``role_arn`` (comma-separated:
     one role per account; empty = the input's own identity), ``interval`` (seconds, >= 300).
     """
+    check_no_clear_secret(params)
     regions = tuple(
         dict.fromkeys(check_region(r) for r in (params.get("regions") or "us-east-1").split(",") if r.strip())
     )
@@ -74,7 +76,12 @@ def parse_settings(
     merged = dict(params)
     merged["role_arn"] = role_arns[0] if role_arns else ""
     aws = parse_aws_settings(merged, access_key_id, secret_access_key)
-    interval = int_setting(params.get("interval"), "interval", 3600, MIN_INTERVAL, 7 * 86400)
+    interval_text = str(params.get("interval") or "").strip()
+    if interval_text.isdigit():
+        interval = int_setting(interval_text, "interval", 3600, MIN_INTERVAL, 7 * 86400)
+    else:
+        check_interval(interval_text)
+        interval = 3600
     return aws, InventorySettings(regions=regions, role_arns=role_arns, interval=interval)
 
 
@@ -273,3 +280,10 @@ def run_inventory(
     aws, settings = parse_settings(params, access_key_id, secret_access_key)
     job = InventoryRun(aws, settings, sink, deadline or Deadline(settings.run_seconds), index=index)
     return job.run()
+
+
+def stream(ctx: Any) -> InventoryStats:
+    """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
+    credential = (ctx.params.get("credential") or "").strip()
+    key_id, secret = ctx.secret(credential) if credential else ("", "")  # from storage/passwords
+    return run_inventory(ctx.params, ctx.sink, ctx.deadline, key_id, secret, ctx.index)

@@ -43,6 +43,7 @@ from iamspike.ingest.aws import (
 )
 from iamspike.ingest.checkpoint import CheckpointStore
 from iamspike.ingest.events import SOURCETYPE, Deadline, EventSink
+from iamspike.ingest.settings import check_interval, check_no_clear_secret
 
 SOURCE_PREFIX = "aws:cloudtrail:lookupevents:"
 PAGE_SIZE = 50
@@ -93,17 +94,18 @@ def parse_lookup_settings(params: Mapping[str, str]) -> LookupSettings:
             f"account and region), not {rate_text}"
         )
     interval_text = str(params.get("interval") or "").strip()
-    if interval_text and interval_text.isdigit() and int(interval_text) < MIN_INTERVAL:
+    if interval_text.isdigit() and int(interval_text) < MIN_INTERVAL:
         raise AwsSettingError(
             f"interval {interval_text} is below {MIN_INTERVAL} seconds: CloudTrail delivers events "
             "minutes late and LookupEvents allows 2 requests/s per account and region"
         )
+    check_interval(interval_text)
     return LookupSettings(
         regions=regions,
         backfill_days=int_setting(params.get("backfill_days"), "backfill_days", 7, 1, 90),
         overlap=int_setting(params.get("overlap"), "overlap", 900, 0, 3600),
         requests_per_second=rate,
-        interval=int_setting(interval_text or None, "interval", 300, MIN_INTERVAL, 86400),
+        interval=int(interval_text) if interval_text.isdigit() else 300,
     )
 
 
@@ -111,6 +113,7 @@ def parse_settings(
     params: Mapping[str, str], access_key_id: str = "", secret_access_key: str = ""
 ) -> tuple[AwsSettings, LookupSettings]:
     """Both settings of a stanza; retries default to botocore's adaptive mode for this input."""
+    check_no_clear_secret(params)
     merged = dict(params)
     merged["retry_mode"] = (params.get("retry_mode") or "").strip() or "adaptive"
     aws = parse_aws_settings(merged, access_key_id, secret_access_key)
@@ -408,7 +411,7 @@ def run_lookup(
     secret_access_key: str = "",
     index: str = "",
 ) -> LookupStats:
-    """One run of the input from its stanza's ``params`` (the entry script's one core call)."""
+    """One run of the input from a stanza's ``params`` and explicit adapters."""
     aws, settings = parse_settings(params, access_key_id, secret_access_key)
     job = LookupRun(
         aws=aws,
@@ -420,6 +423,21 @@ def run_lookup(
         index=index,
     )
     return job.run()
+
+
+def stream(ctx: Any) -> LookupStats:
+    """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
+    credential = (ctx.params.get("credential") or "").strip()
+    key_id, secret = ctx.secret(credential) if credential else ("", "")  # from storage/passwords
+    return run_lookup(
+        ctx.params,
+        ctx.checkpoints(),
+        ctx.sink,
+        ctx.deadline,
+        key_id,
+        secret,
+        ctx.index,
+    )
 
 
 def _epoch(value: Any) -> float | None:

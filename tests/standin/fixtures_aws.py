@@ -91,3 +91,108 @@ def aws_clients(moto_server: str):
 def unique_name() -> str:
     """A short name unique to this test, for buckets and queues on the shared moto server."""
     return "t" + uuid.uuid4().hex[:12]
+
+
+# -- CloudTrail test data and a sink that records what a pipeline hands to Splunk -------------
+ACCOUNT = "123456789012"
+
+
+def make_records(
+    count: int, start: str = "2023-08-26T20:00:00Z", prefix: str = "ev", principal: str = "alice", **fields
+) -> list[dict]:
+    """``count`` CloudTrail-shaped records, one second apart from ``start``, eventIDs
+    ``<prefix>-<n>``; ``fields`` are added to every record (e.g. errorCode="AccessDenied")."""
+    import datetime
+
+    base = datetime.datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
+    records = []
+    for n in range(count):
+        when = base + datetime.timedelta(seconds=n)
+        record = {
+            "eventVersion": "1.08",
+            "eventID": f"{prefix}-{n}",
+            "eventTime": when.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "eventSource": "iam.amazonaws.com",
+            "eventName": "ListUsers",
+            "awsRegion": REGION,
+            "sourceIPAddress": "198.51.100.7",
+            "userAgent": "aws-cli/2.13.0",
+            "recipientAccountId": ACCOUNT,
+            "userIdentity": {
+                "type": "IAMUser",
+                "arn": f"arn:aws:iam::{ACCOUNT}:user/{principal}",
+                "accountId": ACCOUNT,
+                "accessKeyId": "AKIAIOSFODNN7EXAMPLE",
+            },
+        }
+        record.update(fields)
+        records.append(record)
+    return records
+
+
+def log_file(records: list[dict], compress: bool = True) -> bytes:
+    """A CloudTrail log file body (``{"Records": [...]}``, gzipped by default)."""
+    import gzip
+    import json
+
+    body = json.dumps({"Records": records}).encode("utf-8")
+    return gzip.compress(body) if compress else body
+
+
+def log_key(
+    when: str = "20230826T2035Z", suffix: str = "abc", region: str = REGION, account: str = ACCOUNT
+) -> str:
+    """The S3 key CloudTrail gives a log file delivered at ``when`` (``YYYYMMDDTHHMMZ``)."""
+    day = f"{when[0:4]}/{when[4:6]}/{when[6:8]}"
+    return (
+        f"AWSLogs/{account}/CloudTrail/{region}/{day}/{account}_CloudTrail_{region}_{when}_{suffix}.json.gz"
+    )
+
+
+class RecordingSink:
+    """An ``EventSink`` keeping events in memory; ``flushed`` = what Splunk would have."""
+
+    def __init__(self) -> None:
+        self.pending: list[tuple] = []
+        self.flushed: list[tuple] = []
+        self.flushes = 0
+
+    def write(self, data: str, time: float | None, source: str, sourcetype: str) -> None:
+        self.pending.append((data, time, source, sourcetype))
+
+    def flush(self) -> None:
+        self.flushed.extend(self.pending)
+        self.pending = []
+        self.flushes += 1
+
+    def event_ids(self) -> list[str]:
+        import json
+
+        return [json.loads(event[0]).get("eventID") for event in self.flushed]
+
+
+def make_queue(aws_clients, name: str, bucket: str | None = None, dlq_after: int = 0) -> str:
+    """An SQS queue (optionally with a dead-letter queue after ``dlq_after`` receives, and fed by
+    ``bucket``'s ObjectCreated notifications); returns its URL."""
+    import json
+
+    sqs = aws_clients("sqs")
+    attributes = {}
+    if dlq_after:
+        dlq = sqs.create_queue(QueueName=name + "-dlq")["QueueUrl"]
+        dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": dlq_after}
+        )
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+    if bucket:
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        aws_clients("s3").put_bucket_notification_configuration(
+            Bucket=bucket,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
+            },
+        )
+    return url

@@ -107,7 +107,11 @@ def validate(
 ) -> tuple[bool, str]:
     """Run ``--validate-arguments``; (True, "") if accepted, else (False, the error message)."""
     proc = run_entry(
-        python, home.script(script), ["--validate-arguments"], stdin=validation_xml(name, params), env=home.env()
+        python,
+        home.script(script),
+        ["--validate-arguments"],
+        stdin=validation_xml(name, params),
+        env=home.env(),
     )
     if proc.returncode == 0:
         return True, ""

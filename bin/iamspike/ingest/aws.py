@@ -89,7 +89,7 @@ def botocore_config(settings: AwsSettings) -> Config:
     """The one botocore ``Config`` every client of an input uses: retries, timeouts, proxy."""
     kwargs: dict[str, Any] = {
         "region_name": settings.region,
-        "retries": {"mode": settings.retry_mode, "max_attempts": settings.max_attempts},
+        "retries": {"mode": settings.retry_mode, "total_max_attempts": settings.max_attempts},
         "connect_timeout": settings.connect_timeout,
         "read_timeout": settings.read_timeout,
         "user_agent_extra": SESSION_NAME,

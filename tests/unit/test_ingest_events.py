@@ -1,0 +1,52 @@
+"""Event times from eventTime, run deadlines and stop requests."""
+
+from __future__ import annotations
+
+import pytest
+from iamspike.ingest.events import Deadline, RunStats, StopRun, event_time
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2023-08-26T20:35:12Z", 1693082112.0),
+        ("2023-08-26T20:35:12.250Z", 1693082112.25),
+        ("1970-01-01T00:00:00Z", 0.0),
+        ("not a time at all!!", None),
+        ("", None),
+        (None, None),
+        (1693082112, None),
+    ],
+)
+def test_event_time(text, expected):
+    assert event_time(text) == expected
+
+
+def test_deadline_expires_with_its_clock():
+    now = [100.0]
+    deadline = Deadline(10, clock=lambda: now[0])
+    assert not deadline.expired() and deadline.remaining() == 10
+    now[0] = 110.0
+    assert deadline.expired() and deadline.remaining() == 0
+
+
+def test_stop_request_interrupts_only_inside_an_interruptible_block():
+    deadline = Deadline(60)
+    deadline.request_stop()  # outside a block: just the flag
+    assert deadline.expired()
+    with pytest.raises(StopRun), deadline.interruptible():
+        pass
+    other = Deadline(60)
+    with pytest.raises(StopRun), other.interruptible():
+        other.request_stop()
+
+
+def test_sleep_returns_false_once_stopped():
+    deadline = Deadline(60)
+    deadline.stop.set()
+    assert deadline.sleep(30) is False
+
+
+def test_summary_names_events_files_and_index():
+    stats = RunStats(events=12, files=3)
+    assert stats.summary("aws").startswith("12 events from 3 files to index aws")

@@ -1,0 +1,153 @@
+"""aws_cloudtrail_sqs core: notifications parsed, files written, messages deleted only when done."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+from iamspike.ingest.aws import AwsClients
+from iamspike.ingest.checkpoint import SeenIds
+from iamspike.ingest.events import Deadline
+from iamspike.ingest.sqs import NotificationError, SqsPipeline, parse_notification, parse_settings
+from standin.fixtures_aws import RecordingSink, log_file, log_key, make_queue, make_records
+
+LOG = logging.getLogger("test.sqs")
+
+
+def s3_event(bucket: str, key: str, name: str = "ObjectCreated:Put") -> dict:
+    return {
+        "Records": [
+            {
+                "eventSource": "aws:s3",
+                "awsRegion": "us-east-1",
+                "eventName": name,
+                "s3": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}},
+            }
+        ]
+    }
+
+
+def test_raw_s3_event_keys_are_url_decoded():
+    body = json.dumps(s3_event("trail", "AWSLogs/1/a+b%3Dc%2Bd.json.gz"))
+    assert parse_notification(body) == [("trail", "AWSLogs/1/a b=c+d.json.gz", "us-east-1")]
+
+
+def test_sns_wrapped_s3_event():
+    body = json.dumps(
+        {"Type": "Notification", "MessageId": "m", "Message": json.dumps(s3_event("t", "k%20x"))}
+    )
+    assert parse_notification(body) == [("t", "k x", "us-east-1")]
+
+
+def test_cloudtrail_sns_notification_lists_keys_unencoded():
+    message = {"s3Bucket": "trail", "s3ObjectKey": ["AWSLogs/1/a+b.json.gz", "AWSLogs/1/c.json.gz"]}
+    body = json.dumps({"Type": "Notification", "Message": json.dumps(message)})
+    assert parse_notification(body) == [
+        ("trail", "AWSLogs/1/a+b.json.gz", ""),
+        ("trail", "AWSLogs/1/c.json.gz", ""),
+    ]
+
+
+def test_test_events_and_deletions_name_no_file():
+    assert (
+        parse_notification(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"})) == []
+    )
+    assert parse_notification(json.dumps(s3_event("b", "k", "ObjectRemoved:Delete"))) == []
+
+
+@pytest.mark.parametrize("body", ["not json", "[1, 2]", '{"hello": "world"}', '{"Records": [{"x": 1}]}'])
+def test_other_bodies_are_not_notifications(body):
+    with pytest.raises(NotificationError):
+        parse_notification(body)
+
+
+def test_settings_take_the_region_from_the_queue_url():
+    settings = parse_settings({"queue_url": "https://sqs.eu-west-3.amazonaws.com/123456789012/q"})
+    assert settings.aws.region == "eu-west-3" and settings.queue_arn == "arn:aws:sqs:eu-west-3:123456789012:q"
+    with pytest.raises(ValueError, match="batch_size"):
+        parse_settings(
+            {"queue_url": "https://sqs.eu-west-3.amazonaws.com/123456789012/q", "batch_size": "11"}
+        )
+
+
+@pytest.fixture
+def trail(aws_clients, unique_name, moto_server, tmp_path):
+    """A bucket notifying a queue (with a DLQ after 2 receives) and a pipeline factory on them."""
+    s3 = aws_clients("s3")
+    s3.create_bucket(Bucket=unique_name)
+    queue = make_queue(aws_clients, unique_name, bucket=unique_name, dlq_after=2)
+
+    def pipeline(seconds: float = 3.0, **params) -> tuple[SqsPipeline, RecordingSink]:
+        params = {"queue_url": queue, "wait_seconds": "1", "visibility_timeout": "30", **params}
+        settings = parse_settings(params)
+        settings = type(settings)(
+            **{
+                **settings.__dict__,
+                "aws": type(settings.aws)(
+                    **{
+                        **settings.aws.__dict__,
+                        "endpoint_urls": {"default": moto_server},
+                        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
+                        "secret_access_key": "x",
+                    }
+                ),
+            }
+        )
+        sink = RecordingSink()
+        seen = SeenIds(str(tmp_path / "seen.journal"))
+        return SqsPipeline(settings, AwsClients(settings.aws), sink, seen, LOG, Deadline(seconds)), sink
+
+    return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs"), "pipeline": pipeline}
+
+
+def queue_depth(trail, queue=None) -> int:
+    attributes = trail["sqs"].get_queue_attributes(QueueUrl=queue or trail["queue"], AttributeNames=["All"])
+    values = attributes["Attributes"]
+    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
+
+
+def test_files_are_written_and_their_messages_deleted(trail):
+    trail["s3"].put_object(
+        Bucket=trail["bucket"], Key=log_key("20230826T2035Z", "a"), Body=log_file(make_records(50))
+    )
+    trail["s3"].put_object(
+        Bucket=trail["bucket"],
+        Key=log_key("20230826T2040Z", "b"),
+        Body=log_file(make_records(30, prefix="b")),
+    )
+    digest = (
+        "AWSLogs/123456789012/CloudTrail-Digest/us-east-1/2023/08/26/x_CloudTrail-Digest_us-east-1_x.json.gz"
+    )
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=digest, Body=b"{}")
+    pipeline, sink = trail["pipeline"]()
+    stats = pipeline.run()
+    assert sorted(sink.event_ids()) == sorted([f"ev-{n}" for n in range(50)] + [f"b-{n}" for n in range(30)])
+    assert stats.files == 2 and stats.messages == 4  # TestEvent + 2 logs + digest, all deleted
+    assert queue_depth(trail) == 0
+
+
+def test_a_redelivered_file_is_not_written_twice(trail):
+    key = log_key("20230826T2035Z", "a")
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=log_file(make_records(20)))
+    pipeline, sink = trail["pipeline"]()
+    pipeline.run()
+    body = json.dumps(s3_event(trail["bucket"], key))
+    trail["sqs"].send_message(QueueUrl=trail["queue"], MessageBody=body)
+    again, sink2 = trail["pipeline"]()
+    stats = again.run()
+    assert len(sink.event_ids()) == 20 and sink2.event_ids() == [] and stats.duplicates == 20
+    assert queue_depth(trail) == 0
+
+
+def test_poison_and_missing_object_messages_are_left_for_the_dlq(trail, caplog):
+    trail["sqs"].send_message(QueueUrl=trail["queue"], MessageBody="this is not a notification")
+    trail["sqs"].send_message(
+        QueueUrl=trail["queue"], MessageBody=json.dumps(s3_event(trail["bucket"], "gone.json.gz"))
+    )
+    pipeline, _ = trail["pipeline"](visibility_timeout="30")
+    stats = pipeline.run()
+    assert stats.messages == 1 and stats.errors == 2  # only the TestEvent was deleted
+    assert queue_depth(trail) == 2
+    assert "not a notification" in caplog.text and "left for the dead-letter queue" in caplog.text
+    assert "NoSuchKey" in caplog.text and "deleted after its notification" in caplog.text

@@ -26,6 +26,7 @@ import csv
 import io
 import json
 import logging
+import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
@@ -83,8 +84,12 @@ def frame(metadata: Mapping[str, object], body: bytes = b"") -> bytes:
     return b"chunked 1.0,%d,%d\n" % (len(encoded), len(body)) + encoded + body
 
 
-def write_chunk(ostream: IO[bytes], metadata: Mapping[str, object], body: bytes = b"") -> None:
-    ostream.write(frame(metadata, body))
+def write_chunk(
+    ostream: IO[bytes], metadata: Mapping[str, object], body: bytes = b"", trailer: bytes = b""
+) -> None:
+    """Write one chunk (plus ``trailer``) in a single write: splunkd may close the pipe as soon
+    as it has read a ``finished`` chunk."""
+    ostream.write(frame(metadata, body) + trailer)
     ostream.flush()
 
 
@@ -196,9 +201,7 @@ def serve(
             write_chunk(ostream, {"finished": True, "inspector": _messages("ERROR", message)})
         else:
             reply = dict(GETINFO_REPLY, finished=True, inspector=_messages("ERROR", message))
-            write_chunk(ostream, reply)
-            ostream.write(b"\n")
-            ostream.flush()
+            write_chunk(ostream, reply, trailer=b"\n")  # splunklib's getinfo reply ends so
         return 0
 
     try:
@@ -217,9 +220,7 @@ def serve(
         except user_errors as error:
             LOGGER.info("%s: rejected options: %s", name, error)
             return fail(f"{name}: {error}")
-        write_chunk(ostream, GETINFO_REPLY)
-        ostream.write(b"\n")
-        ostream.flush()
+        write_chunk(ostream, GETINFO_REPLY, trailer=b"\n")
         replied = True
         chunks = 0
         while True:
@@ -275,4 +276,10 @@ def _option_error() -> tuple[type[BaseException], ...]:
 def main() -> int:
     """Entry point for ``bin/iamspike_command.py``: the engine's Detector over stdin/stdout."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    return serve(_detector_factory, sys.stdin.buffer, sys.stdout.buffer, user_errors=_option_error())
+    status = serve(_detector_factory, sys.stdin.buffer, sys.stdout.buffer, user_errors=_option_error())
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:  # splunkd is gone: nothing left to tell it, exit without noise
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return status

@@ -271,3 +271,26 @@ def test_recorded_splunkd_input_is_read_and_answered_as_recorded(recording, sink
     assert replies[-1].body.endswith(b"\r\n") and expected[-1].body.endswith(b"\r\n")
     got, want = scpv2.decode_rows(replies[-1].body), scpv2.decode_rows(expected[-1].body)
     assert len(got) == len(want) and got == want
+
+
+def test_output_pipe_closed_by_splunkd_ends_with_status_1():
+    class Closed(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    assert chunked.serve(Collect, io.BytesIO(GETINFO), Closed()) == 1
+
+
+def test_getinfo_reply_and_its_newline_go_out_in_one_write():
+    class Writes(io.BytesIO):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def write(self, data):
+            self.calls.append(bytes(data))
+            return super().write(data)
+
+    out = Writes()
+    chunked.serve(Collect, io.BytesIO(GETINFO), out)
+    assert out.calls[0].endswith(b'"run_in_preview":false}\n')

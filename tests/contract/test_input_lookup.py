@@ -1,0 +1,191 @@
+"""``aws_cloudtrail_lookup`` through the installed package, from each bare Splunk Python.
+
+splunkd's side is the stand-in (``standin.modinput``): ``--scheme``, ``--validate-arguments``
+and runs with the ``<input>`` XML on stdin, the XML event stream read as it arrives, SIGTERM and
+SIGKILL as splunkd (or a crash) sends them. AWS's side is the loopback LookupEvents endpoint
+(``standin.lookup_events_server``), enforcing 2 requests/s per account and region. Never imports
+product code.
+"""
+
+from __future__ import annotations
+
+import calendar
+import json
+import os
+import time
+from collections import Counter
+
+import pytest
+from standin import modinput
+from standin.fixtures_aws import aws_env
+from standin.lookup_events_server import LookupEventsServer, make_records
+
+pytestmark = pytest.mark.contract
+
+SCRIPT = "aws_cloudtrail_lookup.py"
+KIND = "aws_cloudtrail_lookup"
+STANZA = KIND + "://contract"
+
+
+@pytest.fixture
+def lookup_server():
+    with LookupEventsServer(rate=2.0, burst=2.0) as server:
+        yield server
+
+
+def params(server: LookupEventsServer, **extra: str) -> dict[str, str]:
+    values = {
+        "endpoint_urls": "cloudtrail=" + server.endpoint_url,
+        "requests_per_second": "2",
+        "interval": "300",
+        "index": "aws",
+    }
+    values.update(extra)
+    return values
+
+
+def start(python, home, server, checkpoint_dir, **extra: str) -> modinput.InputProcess:
+    return modinput.InputProcess(
+        python,
+        home,
+        SCRIPT,
+        STANZA,
+        params(server, **extra),
+        str(checkpoint_dir),
+        env=aws_env(server.endpoint_url),
+    )
+
+
+def event_ids(events: list[modinput.Event]) -> Counter:
+    return Counter(json.loads(e.data)["eventID"] for e in events)
+
+
+def log_text(home) -> str:
+    path = os.path.join(home.log_dir, f"ta_aws_iam_error_spike_{KIND}.log")
+    with open(path, encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_scheme_declares_the_lookup_settings(splunk_python, splunk_home):
+    scheme = modinput.scheme(splunk_python, splunk_home, SCRIPT)
+    assert {"regions", "backfill_days", "overlap", "requests_per_second", "role_arn", "credential"} <= set(
+        scheme.args
+    )
+    assert scheme.use_external_validation
+
+
+@pytest.mark.parametrize(
+    "bad, words",
+    [
+        ({"regions": "us-east-1,moon-base-1"}, "unknown AWS region 'moon-base-1'"),
+        ({"interval": "20"}, "interval 20 is below 60 seconds"),
+        ({"requests_per_second": "5"}, "LookupEvents allows 2 requests/s per account and region"),
+        ({"role_arn": "arn:aws:iam::123:role/x"}, "is not an IAM role ARN"),
+        ({"backfill_days": "120"}, "backfill_days must be between 1 and 90"),
+        ({"secret_access_key": "abc"}, "must not be set in inputs.conf"),
+    ],
+)
+def test_validate_arguments_rejects_bad_settings(splunk_python, splunk_home, bad, words):
+    ok, message = modinput.validate(splunk_python, splunk_home, SCRIPT, {"regions": "us-east-1", **bad})
+    assert not ok
+    assert words in message and "\n" not in message.strip() and "Traceback" not in message
+
+
+def test_validate_arguments_accepts_good_settings(splunk_python, splunk_home):
+    ok, message = modinput.validate(
+        splunk_python,
+        splunk_home,
+        SCRIPT,
+        {"regions": "us-east-1,eu-west-1", "backfill_days": "90", "interval": "*/5 * * * *"},
+    )
+    assert ok, message
+
+
+def test_backfill_across_many_pages(splunk_python, fresh_splunk_home, lookup_server, tmp_path):
+    records = make_records(480, time.time() - 120, step=60)
+    lookup_server.load(records)
+    run = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    assert run.wait(120) == 0, run.stderr
+    events = run.events()
+    assert event_ids(events) == Counter(r["eventID"] for r in records)
+    newest = events[0]
+    assert newest.source == "aws:cloudtrail:lookupevents:us-east-1"
+    assert newest.sourcetype == "aws:cloudtrail" and newest.index == "aws"
+    assert json.loads(newest.data) == records[-1]
+    stamp = calendar.timegm(time.strptime(records[-1]["eventTime"], "%Y-%m-%dT%H:%M:%SZ"))
+    assert float(newest.time) == stamp
+    assert [r.status for r in lookup_server.requests] == [200] * 10
+    text = log_text(fresh_splunk_home)
+    assert "LookupEvents run starts" in text
+    assert "480 events from 10 pages in 1 regions to index aws" in text
+
+
+def test_sigkill_then_restart_loses_nothing_and_repeats_nothing(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    records = make_records(600, time.time() - 120, step=30)
+    lookup_server.load(records)
+    first = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    seen = first.wait_for(200, timeout=60)
+    assert len(seen) >= 200
+    # Kill while the input waits for its next rate-limiter token, i.e. after a page was handed to
+    # splunkd and checkpointed. (A kill between the flush and the checkpoint write would replay
+    # that one page: the at-least-once window every modular input has.)
+    time.sleep(0.25)
+    first.kill()
+    second = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    assert second.wait(120) == 0, second.stderr
+    counts = event_ids(first.events()) + event_ids(second.events())
+    assert counts == Counter(r["eventID"] for r in records)
+    assert 0 < len(second.events()) < len(records)
+
+
+def test_sigterm_stops_within_5_s_and_the_next_run_resumes(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    records = make_records(600, time.time() - 120, step=30)
+    lookup_server.load(records)
+    first = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    assert len(first.wait_for(100, timeout=60)) >= 100
+    assert first.terminate() < 5
+    second = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    assert second.wait(120) == 0, second.stderr
+    assert event_ids(first.events()) + event_ids(second.events()) == Counter(r["eventID"] for r in records)
+    assert "stopped by SIGTERM" in log_text(fresh_splunk_home)
+
+
+def test_throttling_and_5xx_still_complete_with_clear_log_lines(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    records = make_records(200, time.time() - 120, step=30)
+    lookup_server.load(records)
+    lookup_server.inject("throttle", 2)
+    lookup_server.inject(500, 1)
+    lookup_server.inject(503, 1)
+    run = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt", max_attempts="6")
+    assert run.wait(120) == 0, run.stderr
+    assert event_ids(run.events()) == Counter(r["eventID"] for r in records)
+    text = log_text(fresh_splunk_home)
+    assert "LookupEvents in us-east-1 throttled: ThrottlingException (HTTP 400)" in text
+    assert "LookupEvents in us-east-1 failed: InternalFailure (HTTP 500)" in text
+    assert "LookupEvents in us-east-1 failed: InternalFailure (HTTP 503)" in text
+    assert "Traceback" not in text and "Traceback" not in run.stderr
+
+
+def test_overlap_rereads_late_events_and_drops_repeats(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    end = time.time() - 60
+    early = make_records(100, end, step=5, prefix="early")
+    lookup_server.load(early)
+    first = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt", overlap="900")
+    assert first.wait(120) == 0, first.stderr
+    late = make_records(30, end - 200, step=5, prefix="late")  # delivered after the first run
+    lookup_server.load(late)
+    second = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt", overlap="900")
+    assert second.wait(120) == 0, second.stderr
+    assert event_ids(second.events()) == Counter(r["eventID"] for r in late)
+    assert event_ids(first.events()) + event_ids(second.events()) == Counter(
+        r["eventID"] for r in early + late
+    )
+    assert "100 duplicates dropped" in log_text(fresh_splunk_home)

@@ -26,7 +26,7 @@ if (schemaError) problems.push({ schema: String(schemaError) });
 window.__VALIDATION__ = problems;
 
 const rendered = JSON.parse(JSON.stringify(definition));
-Object.keys(rendered.dataSources).forEach((id) => {
+Object.keys(rendered.dataSources || {}).forEach((id) => {
     const sample = samples[id] || { fields: [], columns: [] };
     rendered.dataSources[id] = {
         type: 'ds.test',
@@ -35,7 +35,12 @@ Object.keys(rendered.dataSources).forEach((id) => {
     };
 });
 delete rendered.defaults;
-window.__MISSING_SAMPLES__ = Object.keys(definition.dataSources).filter((id) => !samples[id]);
+// The entity the sample run selected, as a click on its row of "Flagged spikes" would set it.
+const selected = samples.__tokens__ || {};
+Object.values(rendered.inputs || {}).forEach((input) => {
+    if (selected[input.options.token] !== undefined) input.options.defaultValue = selected[input.options.token];
+});
+window.__MISSING_SAMPLES__ = Object.keys(definition.dataSources || {}).filter((id) => !samples[id]);
 
 createRoot(document.getElementById('root')).render(
     <SplunkThemeProvider family="enterprise" colorScheme="light" density="compact">

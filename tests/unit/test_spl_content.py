@@ -289,8 +289,8 @@ def pipeline(spl: str) -> list[tuple[str, str, list[str]]]:
         if n == 0 and not text.startswith("|"):
             command, rest = "search", segment
         else:
-            command, _, rest = segment.partition(" ")
-            rest = rest.strip()
+            command, *more = segment.split(None, 1)
+            rest = more[0].strip() if more else ""
         result.append((command.lower(), rest, subsearches_of(rest)))
     return result
 

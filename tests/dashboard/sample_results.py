@@ -1,0 +1,497 @@
+"""Sample results for every data source of the investigation dashboard (render tooling only).
+
+The sample run: 14 days of the quality bench's seeded organisation (tests/bench/generator.py)
+with the PwnedLabs temp-user burst (read from ../shared/data/cloudtrail, never copied) moved into
+its last day and into one of its accounts. Three things the sets do not hold are added and say
+so in their fields: the root user creating temp-user and its key before the burst, a CloudTrail
+Insights ApiErrorRateInsight event for the burst, and an EC2 inventory of the organisation's
+private addresses. `iamspike` results come from the real engine (bin/iamspike); the other panels
+are their SPL evaluated in Python over the same records. ES risk events are the ones ES's risk
+action would write from this app's alerts (risk_object, risk_score = score).
+
+Usage: .venv/bin/python tests/dashboard/sample_results.py --out tests/dashboard/out/samples.json
+Prints the selected entity; render.js --samples takes the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Any
+
+from bench import generator
+from iamspike import engine
+
+ROOT = Path(__file__).resolve().parents[2]
+PWNEDLABS = ROOT.parent / "shared" / "data" / "cloudtrail" / "pwnedlabs_incident_3252"
+PWNED_ACCOUNT = "107513503799"
+SPAN = 3600
+PERSISTENCE = {
+    "CreateUser",
+    "CreateAccessKey",
+    "CreateLoginProfile",
+    "UpdateLoginProfile",
+    "AttachUserPolicy",
+    "AttachRolePolicy",
+    "AttachGroupPolicy",
+    "PutUserPolicy",
+    "PutRolePolicy",
+    "PutGroupPolicy",
+    "AddUserToGroup",
+    "CreateRole",
+    "UpdateAssumeRolePolicy",
+    "CreatePolicyVersion",
+    "SetDefaultPolicyVersion",
+    "DeactivateMFADevice",
+    "DeleteVirtualMFADevice",
+}
+
+
+def iso(t: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t))
+
+
+def ctime(t: float) -> str:
+    return time.strftime("%m/%d/%Y %H:%M:%S", time.gmtime(t))
+
+
+def when(record: dict[str, Any]) -> int:
+    return generator.parse_time(record["eventTime"])
+
+
+def pwnedlabs(account: str, shift: int) -> list[dict[str, Any]]:
+    records: list[dict[str, Any]] = []
+    for path in sorted(PWNEDLABS.glob("*.json")):
+        text = json.dumps(json.loads(path.read_text())["Records"])
+        records.extend(json.loads(text.replace(PWNED_ACCOUNT, account)))
+    for r in records:
+        r["eventTime"] = iso(when(r) + shift)
+    return records
+
+
+def synthetic(account: str, burst: int) -> list[dict[str, Any]]:
+    """Root creates temp-user, its key and a policy attachment before the burst; an Insight."""
+    root = {
+        "type": "Root",
+        "arn": f"arn:aws:iam::{account}:root",
+        "accountId": account,
+        "principalId": account,
+        "accessKeyId": "ASIA" + account + "ROOTSAMPLE",
+        "sessionContext": {"attributes": {"mfaAuthenticated": "false"}},
+    }
+    out = []
+    for n, (name, params, response) in enumerate(
+        [
+            ("CreateUser", {"userName": "temp-user"}, None),
+            (
+                "AttachUserPolicy",
+                {"userName": "temp-user", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+                None,
+            ),
+            (
+                "CreateAccessKey",
+                {"userName": "temp-user"},
+                {"accessKey": {"accessKeyId": "AKIA" + account + "TEMPUSER", "userName": "temp-user"}},
+            ),
+        ]
+    ):
+        out.append(
+            {
+                "eventTime": iso(burst - 5400 + 60 * n),
+                "eventSource": "iam.amazonaws.com",
+                "eventName": name,
+                "awsRegion": "us-east-1",
+                "sourceIPAddress": "84.32.71.29",
+                "userAgent": "AWS Internal",
+                "userIdentity": root,
+                "requestParameters": params,
+                "responseElements": response,
+                "recipientAccountId": account,
+                "eventType": "AwsApiCall",
+                "eventCategory": "Management",
+                "sample_note": "synthetic: not in the PwnedLabs set",
+            }
+        )
+    out.append(
+        {
+            "eventTime": iso(burst + 600),
+            "eventSource": "iam.amazonaws.com",
+            "eventName": "ListAccountAliases",
+            "eventType": "AwsCloudTrailInsight",
+            "eventCategory": "Insight",
+            "recipientAccountId": account,
+            "awsRegion": "us-east-1",
+            "sample_note": "synthetic Insight",
+            "insightDetails": {
+                "state": "Start",
+                "eventSource": "iam.amazonaws.com",
+                "eventName": "ListAccountAliases",
+                "insightType": "ApiErrorRateInsight",
+                "errorCode": "AccessDenied",
+                "insightContext": {
+                    "statistics": {"baseline": {"average": 0.0021}, "insight": {"average": 4.7}}
+                },
+            },
+        }
+    )
+    return out
+
+
+def principal_of(r: dict[str, Any]) -> str:
+    """`iam_error_spike_principal`: coalesce(session issuer, arn, invokedBy, principalId)."""
+    ui = r.get("userIdentity") or {}
+    issuer = ((ui.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
+    return issuer or ui.get("arn") or ui.get("invokedBy") or ui.get("principalId") or ""
+
+
+def table(rows: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
+    def cell(value: Any) -> Any:
+        if isinstance(value, (list, tuple)):
+            return "\n".join(str(v) for v in value)
+        if isinstance(value, float):
+            return round(value, 2)
+        return "" if value is None else value
+
+    return {"fields": fields, "columns": [[cell(r.get(f)) for r in rows] for f in fields]}
+
+
+def values(items) -> list[str]:
+    return sorted({str(i) for i in items if i not in (None, "")})
+
+
+def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
+    org = generator.generate(seed, days=14, accounts=3, scenarios_per_kind=1)
+    account = org.accounts[0]
+    burst = org.end - 6 * 3600 + 1380  # 18:23 on the last day
+    records = org.records + pwnedlabs(account, burst - generator.parse_time("2023-08-26T20:35:00Z"))
+    records += synthetic(account, burst)
+    records.sort(key=when)
+    principal = f"arn:aws:iam::{account}:user/temp-user"
+    in_account = [r for r in records if r.get("recipientAccountId") == account]
+    entity = [r for r in in_account if principal_of(r) == principal]
+    failed = [r for r in records if r.get("errorCode") or r.get("eventName") == "ConsoleLogin"]
+    options = engine.parse_options(["span=1h", "min_failures=5"])
+    spikes = engine.run(failed, options)
+    every = engine.run(
+        [r for r in failed if r.get("recipientAccountId") == account],
+        engine.parse_options(["span=1h", "min_failures=5", "show=all"]),
+    )
+    mine = [r for r in every if r["entity_type"] == "principal" and r["principal"] == principal]
+    samples: dict[str, Any] = {}
+
+    series = defaultdict(lambda: [0.0, 0.0, 0.0])
+    for r in every:
+        if r["entity_type"] == "account":
+            s = series[r["_time"]]
+            s[0] += r["failures"]
+            s[1] += r["expected"]
+            s[2] += r["upper"]
+    for r in mine:  # the selected principal's own rows replace the account's
+        series[r["_time"]] = [r["failures"], r["expected"], r["upper"]]
+    series = {t: v for t, v in series.items() if t >= org.end - 3 * 86400}  # the last 3 days
+    times = sorted(series)
+    samples["ds_series"] = {
+        "fields": ["_time", "failures", "expected", "upper"],
+        "columns": [[iso(t) for t in times]] + [[round(series[t][i], 2) for t in times] for i in range(3)],
+    }
+    fields = [
+        "time",
+        "entity_type",
+        "account",
+        "principal",
+        "failures",
+        "expected",
+        "upper",
+        "score",
+        "severity",
+        "distinct_apis",
+        "top_error_codes",
+        "top_apis",
+        "top_source_ips",
+        "top_user_agents",
+        "reason",
+    ]
+    rows = []
+    for r in sorted(spikes, key=lambda r: -r["score"]):
+        rows.append(
+            {
+                **r,
+                "time": time.strftime("%Y-%m-%d %H:%M", time.gmtime(r["_time"])),
+                "principal": r["principal"] or "*",
+            }
+        )
+    samples["ds_spikes"] = table(rows, fields)
+    history = [r for r in rows if r["principal"] == principal]
+    samples["ds_history"] = table(
+        history,
+        ["time", "entity_type", "failures", "expected", "upper", "score", "severity", "top_apis", "reason"],
+    )
+
+    usual: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, set()])
+    for r in entity:
+        u = usual[(r["eventSource"], r["eventName"])]
+        u[0] += 1
+        u[1] += 1 if r.get("errorCode") else 0
+        u[2].add(r["eventTime"][:10])
+    rows = [
+        {"eventSource": k[0], "eventName": k[1], "calls": v[0], "failures": v[1], "active_days": len(v[2])}
+        for k, v in sorted(usual.items(), key=lambda kv: -kv[1][0])[:25]
+    ]
+    samples["ds_usual_apis"] = table(rows, ["eventSource", "eventName", "calls", "failures", "active_days"])
+
+    rows = []
+    for r in sorted((r for r in entity if r.get("errorCode")), key=when, reverse=True)[:500]:
+        denied = re.search(r"on resource: (\S+)", r.get("errorMessage") or "")
+        params = r.get("requestParameters") or {}
+        rows.append(
+            {
+                "_time": r["eventTime"],
+                "userIdentity.arn": r["userIdentity"].get("arn"),
+                "eventSource": r["eventSource"],
+                "eventName": r["eventName"],
+                "errorCode": r["errorCode"],
+                "target": denied.group(1) if denied else params.get("bucketName") or params.get("userName"),
+                "request_parameters": json.dumps(params) if params else "",
+                "errorMessage": r.get("errorMessage"),
+                "sourceIPAddress": r["sourceIPAddress"],
+                "awsRegion": r["awsRegion"],
+            }
+        )
+    samples["ds_failed_calls"] = table(rows, list(rows[0]))
+
+    keys: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in entity:
+        ui = r["userIdentity"]
+        key = ui.get("accessKeyId") or "(none)"
+        kind = (
+            "long-term (AKIA)"
+            if key.startswith("AKIA")
+            else "temporary (ASIA)"
+            if key.startswith("ASIA")
+            else "none"
+        )
+        k = keys.setdefault((key, kind), {"key": key, "key_kind": kind, "calls": 0, "failures": 0, "t": []})
+        k["calls"] += 1
+        k["failures"] += 1 if r.get("errorCode") else 0
+        k["t"].append(when(r))
+        k.setdefault("identity_type", set()).add(ui.get("type"))
+        k.setdefault("arn", set()).add(ui.get("arn"))
+        issuer = ((ui.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
+        k.setdefault("session_issuer", set()).add(issuer)
+        mfa = ((ui.get("sessionContext") or {}).get("attributes") or {}).get("mfaAuthenticated") or "n/a"
+        k.setdefault("mfa", set()).add(mfa)
+    rows = []
+    for k in sorted(keys.values(), key=lambda k: -k["calls"]):
+        rows.append(
+            {
+                **k,
+                "first_seen": ctime(min(k["t"])),
+                "last_seen": ctime(max(k["t"])),
+                **{f: values(k[f]) for f in ("identity_type", "arn", "session_issuer", "mfa")},
+            }
+        )
+    samples["ds_identity"] = table(
+        rows,
+        [
+            "key",
+            "key_kind",
+            "calls",
+            "failures",
+            "first_seen",
+            "last_seen",
+            "identity_type",
+            "arn",
+            "session_issuer",
+            "mfa",
+        ],
+    )
+
+    private = sorted(
+        {r["sourceIPAddress"] for r in records if r.get("sourceIPAddress", "").startswith("10.")}
+    )
+    inventory = {}
+    for n, ip in enumerate(private):
+        issuer = next(principal_of(r) for r in records if r.get("sourceIPAddress") == ip)
+        inventory[ip] = {
+            "instance_id": f"i-0sample{n:09d}",
+            "ec2_account": issuer.split(":")[4],
+            "ec2_region": "eu-central-1",
+            "instance_role": issuer.rsplit("/", 1)[-1],
+            "instance_name": "sample",
+            "ec2_last_seen": ctime(org.end - 3600),
+        }
+    ips: dict[str, dict[str, Any]] = {}
+    for r in entity:
+        ip = r["sourceIPAddress"]
+        i = ips.setdefault(
+            ip, {"sourceIPAddress": ip, "calls": 0, "failures": 0, "apis": set(), "user_agents": set()}
+        )
+        i["calls"] += 1
+        i["failures"] += 1 if r.get("errorCode") else 0
+        i["apis"].add(r["eventName"])
+        i["user_agents"].add(r["userAgent"])
+    rows = [
+        {
+            **i,
+            "apis": len(i["apis"]),
+            "user_agents": values(i["user_agents"]),
+            **inventory.get(i["sourceIPAddress"], {}),
+        }
+        for i in sorted(ips.values(), key=lambda i: -i["failures"])
+    ]
+    samples["ds_source_ips"] = table(
+        rows,
+        [
+            "sourceIPAddress",
+            "calls",
+            "failures",
+            "apis",
+            "user_agents",
+            "City",
+            "Country",
+            "Region",
+            "instance_id",
+            "ec2_account",
+            "ec2_region",
+            "instance_role",
+            "instance_name",
+            "ec2_last_seen",
+        ],
+    )
+
+    risks = [r for r in spikes if r["_time"] >= org.end - 48 * 3600 and r["account"] == account]
+    rows = [
+        {
+            "_time": iso(r["_time"] + 5400),
+            "index": "risk",
+            "alert": f"IAM Error Spike - {r['entity_type'].title()} Alert",
+            "risk_object": r["principal"] or r["account"],
+            "risk_object_type": "user" if r["principal"] else "other",
+            "risk_score": round(r["score"]),
+            "threat_object": r["top_source_ips"].split(" (")[0],
+        }
+        for r in risks
+    ]
+    samples["ds_other_alerts"] = table(
+        rows, ["_time", "index", "alert", "risk_object", "risk_object_type", "risk_score", "threat_object"]
+    )
+
+    rows = []
+    for r in sorted((r for r in in_account if r.get("eventName") in PERSISTENCE), key=when, reverse=True):
+        params = r.get("requestParameters") or {}
+        rows.append(
+            {
+                "_time": r["eventTime"],
+                "recipientAccountId": account,
+                "userIdentity.arn": r["userIdentity"]["arn"],
+                "eventName": r["eventName"],
+                "outcome": "failed: " + r["errorCode"] if r.get("errorCode") else "succeeded",
+                "target": params.get("userName") or params.get("roleName") or params.get("groupName"),
+                "policy": params.get("policyArn") or params.get("policyName"),
+                "new_key": ((r.get("responseElements") or {}).get("accessKey") or {}).get("accessKeyId"),
+                "sourceIPAddress": r["sourceIPAddress"],
+            }
+        )
+    samples["ds_persistence"] = table(
+        rows,
+        [
+            "_time",
+            "recipientAccountId",
+            "userIdentity.arn",
+            "eventName",
+            "outcome",
+            "target",
+            "policy",
+            "new_key",
+            "sourceIPAddress",
+        ],
+    )
+
+    entity_ips = {ip for ip in ips if not ip.endswith(".amazonaws.com") and ip != "AWS Internal"}
+    others: dict[tuple[str, str], dict[str, Any]] = {}
+    for r in records:
+        if r.get("sourceIPAddress") in entity_ips and principal_of(r) != principal:
+            key = (r["recipientAccountId"], principal_of(r))
+            o = others.setdefault(
+                key,
+                {
+                    "recipientAccountId": key[0],
+                    "principal": key[1],
+                    "calls": 0,
+                    "failures": 0,
+                    "apis": set(),
+                    "source_ips": set(),
+                    "t": [],
+                },
+            )
+            o["calls"] += 1
+            o["failures"] += 1 if r.get("errorCode") else 0
+            o["apis"].add(r["eventName"])
+            o["source_ips"].add(r["sourceIPAddress"])
+            o["t"].append(when(r))
+    rows = [
+        {
+            **o,
+            "apis": len(o["apis"]),
+            "source_ips": values(o["source_ips"]),
+            "first_seen": ctime(min(o["t"])),
+            "last_seen": ctime(max(o["t"])),
+        }
+        for o in sorted(others.values(), key=lambda o: -o["failures"])
+    ]
+    samples["ds_same_ips"] = table(
+        rows,
+        [
+            "recipientAccountId",
+            "principal",
+            "calls",
+            "failures",
+            "apis",
+            "source_ips",
+            "first_seen",
+            "last_seen",
+        ],
+    )
+
+    rows = []
+    for r in records:
+        if r.get("eventCategory") == "Insight" and r["recipientAccountId"] == account:
+            d = r["insightDetails"]
+            rows.append(
+                {
+                    "_time": r["eventTime"],
+                    "recipientAccountId": account,
+                    "api": f"{d['eventSource']} {d['eventName']}",
+                    "error_code": d["errorCode"],
+                    "state": d["state"],
+                    "baseline": d["insightContext"]["statistics"]["baseline"]["average"],
+                    "observed": d["insightContext"]["statistics"]["insight"]["average"],
+                }
+            )
+    samples["ds_insights"] = table(
+        rows, ["_time", "recipientAccountId", "api", "error_code", "state", "baseline", "observed"]
+    )
+    counts = Counter(r["entity_type"] for r in spikes)
+    selected = {"account": account, "principal": principal, "spikes": dict(counts), "records": len(records)}
+    return samples, selected
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "samples.json")
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+    samples, selected = build(args.seed)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"__tokens__": selected, **samples}))
+    print(json.dumps(selected))
+    for ds_id, sample in samples.items():
+        print(f"{ds_id}: {len(sample['columns'][0]) if sample['columns'] else 0} rows")
+
+
+if __name__ == "__main__":
+    main()

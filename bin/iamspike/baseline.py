@@ -5,9 +5,10 @@ judged against what came before it and never inflates its own baseline:
 
 - ``level``: an exponentially decayed mean (half-life ``half_life_bins``) of past counts, each
   WINSORIZED at ``expected + clip_sigmas * sd + 2`` before it enters, so past spikes barely move it;
-- ``seasonal``: the median of the same hour-of-day (weekdays and weekends apart) over the last
-  ``seasonal_samples`` days of that kind, once ``seasonal_min_samples`` exist (a daily batch that
-  fails at 02:00 is expected at 02:00);
+- ``seasonal``: the median of the same hour-of-day (weekdays and weekends apart when there are
+  enough of each) over the last ``seasonal_samples`` days, once ``seasonal_min_samples`` exist (a
+  daily batch that fails at 02:00 is expected at 02:00); on the first days of a window the
+  following days stand in (see ``_seasonal_samples``);
 - ``recent``: the median of the last ``recent_bins`` bins (a new steady stream is absorbed after a
   few bins instead of alerting for days).
 
@@ -15,16 +16,18 @@ judged against what came before it and never inflates its own baseline:
 expectation (level and seasonal, not the recent bins) is below ``silent_level``: the entity had
 no failures to speak of, so failures now are an onset (the scoring caps the surprise of onsets).
 
-The dispersion (variance / mean, 1 = Poisson) is the decayed mean squared deviation over the
-level, bounded to ``[1, dispersion_max]``; a relative floor keeps high-rate streams from looking
-too regular. Below ``min_history_bins`` bins of history the baseline is "insufficient history":
-it falls back to a prior pooled from the entity's peers (mean level of its group, e.g. the
-principals of its account) and doubles the dispersion.
+The dispersion (variance / mean, 1 = Poisson) is the decayed mean of ``(x - expected)^2 /
+expected`` over past bins (winsorized counts, so the residual of a spike is bounded; against the
+seasonal expectation, so a daily batch is not "noise"), bounded to ``[1, dispersion_max]``; the
+variance is at least the robust spread (MAD) of the seasonal samples (a batch's size varies from
+day to day), and a relative floor keeps high-rate streams from looking too regular. Below
+``min_history_bins`` bins of history the baseline is "insufficient history": it falls back to a
+prior pooled from the entity's peers (mean level of its group, e.g. the principals of its
+account) and doubles the dispersion.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,22 +56,46 @@ class Baseline:
     variance: np.ndarray
     history_bins: np.ndarray  # (bins,) bins of history before each bin
     seasonal_samples: np.ndarray  # (bins,) same-slot days the seasonal median used (0 = none)
+    backfilled: np.ndarray  # (bins,) bool: the seasonal median used later days (window start)
     insufficient: np.ndarray  # (bins,) bool: below min_history_bins, prior pooled from peers
     silent: np.ndarray  # (bins, entities) bool: level and seasonal below silent_level
     peers: np.ndarray  # (entities,) size of the entity's peer group
+    typical_breadth: np.ndarray | None  # (bins, entities) usual distinct APIs of a failing bin
 
 
-def _seasonal_slots(start: int, span: int, n_bins: int) -> list[int] | None:
-    """Slot (hour-of-day x weekday/weekend) of each bin, or None when span is not sub-daily."""
+def _seasonal_samples(
+    start: int, span: int, n_bins: int, params: BaselineParams
+) -> list[tuple[list[int], bool]]:
+    """For each bin, the bins whose median is its seasonal expectation, and whether any are later.
+
+    The same hour-of-day on the last days of the same kind (weekday or weekend); if there are too
+    few, the same hour on any of the last days; if still too few (the first days of the window),
+    the same hour on the FOLLOWING days too ("backfilled": a window that starts with a daily batch
+    must not alert on its first days). Empty when span is not sub-daily.
+    """
     if span >= SECONDS_PER_DAY or SECONDS_PER_DAY % span:
-        return None
+        return [([], False)] * n_bins
     per_day = SECONDS_PER_DAY // span
-    slots = []
+    want, need = params.seasonal_samples, params.seasonal_min_samples
+    weekend = [((start + t * span) // SECONDS_PER_DAY + 3) % 7 >= 5 for t in range(n_bins)]
+    out: list[tuple[list[int], bool]] = []
     for t in range(n_bins):
-        epoch = start + t * span
-        weekend = time.gmtime(epoch).tm_wday >= 5
-        slots.append((epoch % SECONDS_PER_DAY) // span + (per_day if weekend else 0))
-    return slots
+        same_kind: list[int] = []
+        u = t - per_day
+        while u >= 0 and len(same_kind) < want and u > t - 4 * want * per_day:
+            if weekend[u] == weekend[t]:
+                same_kind.append(u)
+            u -= per_day
+        if len(same_kind) >= need:
+            out.append((same_kind, False))
+            continue
+        prev = list(range(t - per_day, -1, -per_day))[:want]
+        if len(prev) >= need:
+            out.append((prev, False))
+            continue
+        later = list(range(t + per_day, n_bins, per_day))[: want - len(prev)]
+        out.append((prev + later, True) if len(prev) + len(later) >= need else ([], False))
+    return out
 
 
 def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
@@ -81,11 +108,14 @@ def fit_baselines(
     span: int,
     groups: np.ndarray | None = None,
     params: BaselineParams | None = None,
+    breadth: np.ndarray | None = None,
 ) -> Baseline:
     """Baselines for a ``(bins, entities)`` count matrix whose first bin starts at ``start``.
 
     ``groups`` (entities,) ints name each entity's peer group for the pooled prior (default: all
-    entities are peers).
+    entities are peers). ``breadth`` (same shape, distinct APIs per bin) gives
+    ``typical_breadth``: the decayed mean breadth of the entity's earlier failing bins (1 when
+    none), each entering at most at twice the typical value plus 2.
     """
     params = params or BaselineParams()
     counts = np.asarray(counts, dtype=np.float32)
@@ -101,35 +131,39 @@ def fit_baselines(
     silent = np.empty((n_bins, n_entities), dtype=bool)
     history = np.arange(n_bins, dtype=np.int64)
     seasonal_used = np.zeros(n_bins, dtype=np.int64)
+    backfilled = np.zeros(n_bins, dtype=bool)
+    typical = None if breadth is None else np.empty((n_bins, n_entities), dtype=np.float32)
+    breadth_sum = np.zeros(n_entities, dtype=np.float64)
+    breadth_weight = np.zeros(n_entities, dtype=np.float64)
     insufficient = history < params.min_history_bins
 
     decay = 0.5 ** (1.0 / max(params.half_life_bins, 1.0))
     weighted_sum = np.zeros(n_entities, dtype=np.float64)
     weighted_sq = np.zeros(n_entities, dtype=np.float64)
     weight = 0.0
-    slots = _seasonal_slots(start, span, n_bins)
-    slot_history: dict[int, list[int]] = {}
+    seasonal = _seasonal_samples(start, span, n_bins, params)
     zero = np.zeros(n_entities, dtype=np.float32)
 
     for t in range(n_bins):
         if weight > 0:
             level = weighted_sum / weight
-            spread = weighted_sq / weight
+            dispersion = weighted_sq / weight
         else:
             level = np.zeros(n_entities, dtype=np.float64)
-            spread = level
+            dispersion = np.ones(n_entities, dtype=np.float64)
         prev = [counts[t - k] if t - k >= 0 else zero for k in (1, 2, 3)]
         long_run = level
-        if slots is not None:
-            past = slot_history.setdefault(slots[t], [])
-            if len(past) >= params.seasonal_min_samples:
-                chosen = past[-params.seasonal_samples :]
-                seasonal_used[t] = len(chosen)
-                long_run = np.maximum(level, np.median(counts[chosen], axis=0))
-            past.append(t)
+        seasonal_var = None
+        chosen, later = seasonal[t]
+        if chosen:
+            seasonal_used[t] = len(chosen)
+            backfilled[t] = later
+            samples = counts[chosen]
+            median = np.median(samples, axis=0)
+            long_run = np.maximum(level, median)
+            seasonal_var = (1.4826 * np.median(np.abs(samples - median), axis=0)) ** 2
         silent[t] = long_run < params.silent_level
         mu = np.maximum(long_run, _median_of_three(*prev) if params.recent_bins else zero)
-        dispersion = np.where(level > 0.5, spread / np.maximum(level, 1e-9), 1.0)
         dispersion = np.clip(dispersion, 1.0, params.dispersion_max)
         if insufficient[t] and n_entities:
             prior = np.bincount(groups, weights=level, minlength=n_groups) / np.maximum(
@@ -138,11 +172,23 @@ def fit_baselines(
             mu = np.maximum(mu, prior[groups])
             dispersion = dispersion * 2.0
         var = mu * dispersion + (params.relative_sd_floor * mu) ** 2
+        if seasonal_var is not None:
+            var = np.maximum(var, seasonal_var)
         expected[t] = mu
         variance[t] = var
         # Winsorized update: a spike enters the level only up to the bound it broke.
         clipped = np.minimum(counts[t], mu + params.clip_sigmas * np.sqrt(var) + 2.0)
         weighted_sum = weighted_sum * decay + clipped
-        weighted_sq = weighted_sq * decay + (clipped - level) ** 2
+        residual = np.minimum((clipped - mu) ** 2 / np.maximum(mu, 1.0), 3.0 * params.dispersion_max)
+        weighted_sq = weighted_sq * decay + residual
         weight = weight * decay + 1.0
-    return Baseline(expected, variance, history, seasonal_used, insufficient, silent, peers)
+        if typical is not None:
+            usual = np.where(breadth_weight > 0, breadth_sum / np.maximum(breadth_weight, 1e-12), 1.0)
+            typical[t] = np.maximum(usual, 1.0)
+            failing = counts[t] > 0
+            entering = np.minimum(breadth[t], 2.0 * typical[t] + 2.0)
+            breadth_sum = breadth_sum * decay + np.where(failing, entering, 0.0)
+            breadth_weight = breadth_weight * decay + failing
+    return Baseline(
+        expected, variance, history, seasonal_used, backfilled, insufficient, silent, peers, typical
+    )

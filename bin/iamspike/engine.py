@@ -470,6 +470,7 @@ class _Scorer:
         self.principals: dict[tuple[str, str], int] = {}
         self.accounts: dict[str, int] = {}
         self.p_account: list[int] = []
+        self.p_service: list[bool] = []
         self.p_explain: dict[tuple[int, int], explain.CellExplain] = {}
         self.a_explain: dict[tuple[int, int], explain.CellExplain] = {}
         cell_bin, cell_entity, cell_count = [], [], []
@@ -484,7 +485,7 @@ class _Scorer:
                     principal = fold_principal(ptype, arn, issuer, invoked, uacct, pid)
                 folded[ident] = principal
             account = account or uacct or "unknown"
-            p = self._principal(account, principal)
+            p = self._principal(account, principal, ptype == "AWSService")
             a = self.p_account[p]
             b = start // span
             cell_bin.append(b)
@@ -498,12 +499,13 @@ class _Scorer:
         self.live_bins = (np.array(cell_bin, dtype=np.int64), np.array(cell_entity, dtype=np.int64))
         self.live_counts = np.array(cell_count, dtype=np.float64)
 
-    def _principal(self, account: str, principal: str) -> int:
+    def _principal(self, account: str, principal: str, service: bool | None = None) -> int:
         p = self.principals.get((account, principal))
         if p is None:
             a = self.accounts.setdefault(account, len(self.accounts))
             p = self.principals[(account, principal)] = len(self.principals)
             self.p_account.append(a)
+            self.p_service.append(bool(service) if service is not None else _is_service(principal))
         return p
 
     def rows(self) -> list[dict[str, object]]:
@@ -556,19 +558,26 @@ class _Scorer:
         )
         rows: list[dict[str, object]] = []
         if "principal" in o.by and n_principals:
-            base = fit_baselines(counts, first * span, span, p_account, params)
+            breadth = _breadth(self.p_explain, first, counts.shape)
+            base = fit_baselines(counts, first * span, span, p_account, params, breadth)
             names = sorted(self.principals.items(), key=lambda item: item[1])
             labels = [(acct, prin) for (acct, prin), _ in names]
-            rows += self._score("principal", counts, base, labels, self.p_explain, out_from)
+            rows += self._score("principal", counts, breadth, base, labels, self.p_explain, out_from)
         if "account" in o.by and self.accounts:
-            acc_counts = bins.sum_by_group(counts, p_account, len(self.accounts))
-            base = fit_baselines(acc_counts, first * span, span, None, params)
+            # AWS service principals act on the account's resources; their denials are not the
+            # account's principals probing, so they are scored alone, not in the account's sum.
+            n_accounts = len(self.accounts)
+            group = np.where(np.array(self.p_service, dtype=bool), n_accounts, p_account)
+            acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
+            del counts
+            breadth = _breadth(self.a_explain, first, acc_counts.shape)
+            base = fit_baselines(acc_counts, first * span, span, None, params, breadth)
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
-            rows += self._score("account", acc_counts, base, labels, self.a_explain, out_from)
+            rows += self._score("account", acc_counts, breadth, base, labels, self.a_explain, out_from)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
-    def _score(self, entity_type, counts, base, labels, cells, out_from):
+    def _score(self, entity_type, counts, breadth, base, labels, cells, out_from):
         o = self.o
         window = counts[out_from:]
         if o.show == "all":
@@ -579,13 +588,7 @@ class _Scorer:
         if not len(t_idx):
             return []
         observed = counts[t_idx, e_idx]
-        apis = np.array(
-            [
-                len(cells[(e, t + self.first)].apis) if (e, t + self.first) in cells else 0
-                for t, e in zip(t_idx.tolist(), e_idx.tolist())
-            ],
-            dtype=np.float64,
-        )
+        apis = breadth[t_idx, e_idx]
         scored = score_counts(
             observed,
             base.expected[t_idx, e_idx],
@@ -595,6 +598,7 @@ class _Scorer:
             ScoreParams(),
             with_upper=False,
             silent=base.silent[t_idx, e_idx],
+            typical_apis=base.typical_breadth[t_idx, e_idx],
         )
         flagged = (scored.score >= o.threshold) & (observed >= o.min_failures)
         pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
@@ -666,6 +670,23 @@ class _Scorer:
             series = {first + int(t) * span: int(window[t, p]) for t in nonzero.tolist()}
             out.append(state.encode(state.StateEntry(span, first, last, account, principal, series)))
         return out
+
+
+def _is_service(principal: str) -> bool:
+    """An AWS service principal (``delivery.logs.amazonaws.com``) named without an ARN."""
+    return not principal.startswith("arn:") and principal.endswith(".amazonaws.com")
+
+
+def _breadth(cells: Mapping[tuple[int, int], explain.CellExplain], first: int, shape) -> np.ndarray:
+    """Dense ``(bins, entities)`` distinct-API counts from the explained cells."""
+    matrix = np.zeros(shape, dtype=np.float32)
+    if cells:
+        keys = np.array(list(cells.keys()), dtype=np.int64).reshape(-1, 2)
+        values = np.array([len(cell.apis) for cell in cells.values()], dtype=np.float32)
+        t = keys[:, 1] - first
+        keep = (t >= 0) & (t < shape[0])
+        matrix[t[keep], keys[keep, 0]] = values[keep]
+    return matrix
 
 
 def run(records: Iterable[Mapping], options: Options | None = None) -> list[dict[str, object]]:

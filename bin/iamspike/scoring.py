@@ -10,8 +10,9 @@ x above the mean, and never smaller than the true tail, so it never overstates t
   is capped at ``onset_cap``: a single-API stream that starts from nothing (new misconfigured
   automation, a log-delivery service denied on a bucket) is not enough on its own; breadth decides.
 - **Breadth** (distinct APIs in the bin) adds ``breadth_weight * b * max(1, b / 2)`` with
-  ``b = log2(apis)`` (one or two APIs add little, a sweep over dozens adds a lot), but never more
-  than the uncapped surprise: breadth strengthens a spike, it does not make one.
+  ``b = log2(apis / typical_apis)`` (breadth beyond the entity's usual: one or two APIs add little,
+  a sweep over dozens adds a lot), but never more than the uncapped surprise: breadth
+  strengthens a spike, it does not make one.
 - ``score = 100 * (1 - 2 ** (-total * sensitivity / threshold_surprise))``: 50 at the threshold.
 """
 
@@ -117,10 +118,12 @@ def score_counts(
     params: ScoreParams | None = None,
     with_upper: bool = True,
     silent: np.ndarray | None = None,
+    typical_apis: np.ndarray | None = None,
 ) -> Scores:
     """Score cells (1-D arrays of equal length): counts, baseline mean/variance, distinct APIs.
 
     ``silent`` (bool) marks onsets; by default a cell is an onset when expected < onset_level.
+    ``typical_apis``: the entity's usual breadth; only breadth above it counts (default 1).
     """
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
@@ -129,7 +132,8 @@ def score_counts(
     raw = np.minimum(-log10_tail(observed, expected, variance), params.max_surprise)
     onset = expected < params.onset_level if silent is None else np.asarray(silent, dtype=bool)
     surprise = np.where(onset, np.minimum(raw, params.onset_cap), raw)
-    bits = np.log2(np.maximum(np.asarray(apis, dtype=np.float64), 1.0))
+    usual = 1.0 if typical_apis is None else np.maximum(np.asarray(typical_apis, dtype=np.float64), 1.0)
+    bits = np.maximum(np.log2(np.maximum(np.asarray(apis, dtype=np.float64), 1.0) / usual), 0.0)
     breadth = params.breadth_weight * bits * np.maximum(1.0, bits / 2.0)
     breadth = np.minimum(breadth, raw)
     total = (surprise + breadth) * sensitivity

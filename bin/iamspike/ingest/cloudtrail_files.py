@@ -23,7 +23,15 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from iamspike.ingest.checkpoint import SeenIds
-from iamspike.ingest.events import SOURCETYPE, SOURCETYPE_INSIGHT, Deadline, EventSink, RunStats, event_time
+from iamspike.ingest.events import (
+    SOURCETYPE,
+    SOURCETYPE_INSIGHT,
+    Deadline,
+    EventSink,
+    RunStats,
+    StopRun,
+    event_time,
+)
 
 MAX_RECORD_BYTES = 1_000_000
 PIECE_CHARS = 1 << 20  # decompressed bytes per piece
@@ -292,6 +300,8 @@ def write_file(
     cut it short (the caller must retry it later; what was written is journaled).
     """
     sourcetype = sourcetype or sourcetype_for(source)
+    if deadline is not None:
+        chunks = _interruptible(chunks, deadline)
     reader = CloudTrailFile(chunks, source, max_record_bytes, log)
     pending: list[str] = []
     batch: set[str] = set()  # ids in ``pending``: a file repeating a record writes it once
@@ -315,6 +325,8 @@ def write_file(
     except BadFile as exc:
         stats.skipped_files += 1
         log.error("skipped the rest of %s after %d records: %s", source, reader.records, exc)
+    except StopRun:
+        completed = False
     finally:
         _commit(sink, seen, pending, stats)
         stats.skipped_records += reader.skipped_records
@@ -323,6 +335,17 @@ def write_file(
     if completed:
         stats.files += 1
     return completed
+
+
+def _interruptible(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[bytes]:
+    """The chunks of a download; a stop request cuts a slow read short (``StopRun``)."""
+    iterator = iter(chunks)
+    while True:
+        with deadline.interruptible():
+            chunk = next(iterator, None)
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _commit(sink: EventSink, seen: SeenIds, pending: list[str], stats: RunStats) -> None:

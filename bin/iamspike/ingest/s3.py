@@ -27,7 +27,7 @@ from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind, write_
 from iamspike.ingest.events import Deadline, EventSink, RunStats
 from iamspike.ingest.settings import SettingsError, check_interval, check_no_clear_secret, check_start_date
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 64 * 1024  # small reads: records flow while a slow download goes on
 KINDS = ("CloudTrail", "CloudTrail-Insight")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -179,7 +179,9 @@ class S3Pipeline:
         cutoff = max(start, newest - overlap) if state else start
         paginator = self.s3.get_paginator("list_objects_v2")
         start_after = stream + cutoff.strftime("%Y/%m/%d/")
-        for page in paginator.paginate(Bucket=self.settings.bucket, Prefix=stream, StartAfter=start_after[:-1]):
+        for page in paginator.paginate(
+            Bucket=self.settings.bucket, Prefix=stream, StartAfter=start_after[:-1]
+        ):
             for item in page.get("Contents", []):
                 key = item["Key"]
                 when = file_time(key)
@@ -194,9 +196,7 @@ class S3Pipeline:
                     newest = when
                 floor = newest - overlap
                 recent = {k for k in recent if (file_time(k) or newest) >= floor}
-                self.store.save(
-                    "stream-" + stream, {"newest": newest.isoformat(), "recent": sorted(recent)}
-                )
+                self.store.save("stream-" + stream, {"newest": newest.isoformat(), "recent": sorted(recent)})
 
     def read_file(self, key: str) -> bool:
         source = f"s3://{self.settings.bucket}/{key}"
@@ -237,7 +237,9 @@ def stream(ctx: Any) -> RunStats:
     store = ctx.checkpoints()
     seen = store.seen_ids("seen", settings.dedup_window)
     try:
-        pipeline = S3Pipeline(settings, AwsClients(settings.aws), ctx.sink, store, seen, ctx.log, ctx.deadline)
+        pipeline = S3Pipeline(
+            settings, AwsClients(settings.aws), ctx.sink, store, seen, ctx.log, ctx.deadline
+        )
         stats = pipeline.run()
     finally:
         seen.close()

@@ -33,7 +33,7 @@ from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind, write_
 from iamspike.ingest.events import Deadline, EventSink, RunStats, StopRun
 from iamspike.ingest.settings import check_interval, check_no_clear_secret, check_queue_url
 
-CHUNK_BYTES = 256 * 1024
+CHUNK_BYTES = 64 * 1024  # small reads: records flow while a slow download goes on
 
 
 class NotificationError(ValueError):
@@ -67,9 +67,7 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
         queue_arn=queue_arn,
         batch_size=int_setting(params.get("batch_size"), "batch_size", 10, 1, 10),
         wait_seconds=int_setting(params.get("wait_seconds"), "wait_seconds", 20, 0, 20),
-        visibility_timeout=int_setting(
-            params.get("visibility_timeout"), "visibility_timeout", 300, 30, 43200
-        ),
+        visibility_timeout=int_setting(params.get("visibility_timeout"), "visibility_timeout", 300, 5, 43200),
         max_record_bytes=int_setting(
             params.get("max_record_bytes"), "max_record_bytes", MAX_RECORD_BYTES, 10_000, 100_000_000
         ),

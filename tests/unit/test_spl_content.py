@@ -9,6 +9,7 @@ that the Dashboard Studio definitions resolve every reference.
 
 from __future__ import annotations
 
+import gzip
 import json
 import re
 import xml.etree.ElementTree as ET
@@ -629,3 +630,59 @@ def test_nav_points_at_existing_views() -> None:
     assert views[0] == "iam_error_spike_investigation"
     for name in views:
         assert name in BUILTIN_VIEWS or (VIEWS / f"{name}.xml").exists(), name
+
+
+# ---------------------------------------------------------------------------------------------
+# The alerts' own arguments on real CloudTrail (read from ../shared, never copied)
+
+CLOUDTRAIL = ROOT.parent / "shared" / "data" / "cloudtrail"
+
+
+def cloudtrail_records(name: str) -> list[dict]:
+    folder = CLOUDTRAIL / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} not present")
+    records: list[dict] = []
+    for path in sorted(folder.rglob("*.json*")):
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rt", encoding="utf-8") as handle:
+            data = json.load(handle)
+        records.extend(data.get("Records", []) if isinstance(data, dict) else data)
+    return records
+
+
+def run_alert(name: str, records: list[dict]) -> list[dict]:
+    """The alert's search on `records`: the failed-calls filter, `iamspike` with the alert's own
+    (macro-expanded) arguments, its `where` clause and the allow-list."""
+    engine = pytest.importorskip("iamspike.engine")
+    assert MACROS["iam_error_spike_failed_calls"]["definition"] == "(errorCode=* OR eventName=ConsoleLogin)"
+    failed = [r for r in records if r.get("errorCode") or r.get("eventName") == "ConsoleLogin"]
+    steps = list(walk(expand_macros(ALERTS[name]["search"], MACROS)))
+    (args,) = [rest for command, rest in steps if command == "iamspike"]
+    (where,) = [rest for command, rest in steps if command == "where" and "entity_type" in rest]
+    match = re.fullmatch(r'entity_type="(\w+)" AND score >= (\d+(?:\.\d+)?)', where)
+    assert match, where
+    allowlist = (ROOT / "lookups" / "iamspike_allowlist.csv").read_text(encoding="utf-8").splitlines()[1:]
+    rows = engine.run(failed, engine.parse_options(args.split()))
+    return [
+        r
+        for r in rows
+        if r["entity_type"] == match.group(1)
+        and r["score"] >= float(match.group(2))
+        and not any(re.fullmatch(line.split(",")[0].replace("*", ".*"), r["principal"]) for line in allowlist)
+    ]
+
+
+def test_alerts_flag_the_pwnedlabs_burst() -> None:
+    records = cloudtrail_records("pwnedlabs_incident_3252")
+    principal = run_alert("IAM Error Spike - Principal Alert", records)
+    account = run_alert("IAM Error Spike - Account Alert", records)
+    assert [r["principal"] for r in principal] == ["arn:aws:iam::107513503799:user/temp-user"]
+    assert [r["account"] for r in account] == ["107513503799"]
+    assert principal[0]["failures"] >= 500 and principal[0]["severity"] in ("high", "critical")
+
+
+def test_alerts_stay_quiet_on_the_sans_log_delivery_denials() -> None:
+    records = cloudtrail_records("sans504_s3_ransomware_lab")
+    assert run_alert("IAM Error Spike - Principal Alert", records) == []
+    assert run_alert("IAM Error Spike - Account Alert", records) == []

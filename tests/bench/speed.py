@@ -34,26 +34,9 @@ TESTS = os.path.dirname(HERE)
 REPO = os.path.dirname(TESTS)
 sys.path[0:0] = [TESTS] if TESTS not in sys.path else []
 
-from bench import generator  # noqa: E402
 from standin import install, scpv2  # noqa: E402
 
-INPUT_A = (
-    "eventID",
-    "eventName",
-    "eventSource",
-    "errorCode",
-    "errorMessage",
-    "recipientAccountId",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "userIdentity.type",
-    "userIdentity.arn",
-    "userIdentity.accountId",
-    "userIdentity.accessKeyId",
-    "userIdentity.invokedBy",
-    "userIdentity.sessionContext.sessionIssuer.arn",
-)
+from bench import generator  # noqa: E402
 
 FLOOR = r"""
 import csv, io, struct, sys, time
@@ -97,7 +80,7 @@ dispatch(PassThrough, sys.argv, sys.stdin, sys.stdout, __name__)
 
 def event_rows(limit: int, shape: str) -> list[dict]:
     records = generator.generate(1).records[:limit]
-    fields = INPUT_A if shape == "fields" else None
+    fields = scpv2.INPUT_A_FIELDS if shape == "fields" else None
     rows = []
     for record in records:
         event = scpv2.splunk_event(record, fields=fields)

@@ -26,23 +26,6 @@ INVICTUS = CLOUDTRAIL / "invictus_aws_dataset"
 TEMP_USER = "arn:aws:iam::107513503799:user/temp-user"
 PWNED_ACCOUNT = "107513503799"
 BURST_HOUR = calendar.timegm((2023, 8, 26, 20, 0, 0))
-INPUT_A = (
-    "eventID",
-    "eventName",
-    "eventSource",
-    "errorCode",
-    "errorMessage",
-    "recipientAccountId",
-    "awsRegion",
-    "sourceIPAddress",
-    "userAgent",
-    "userIdentity.type",
-    "userIdentity.arn",
-    "userIdentity.accountId",
-    "userIdentity.accessKeyId",
-    "userIdentity.invokedBy",
-    "userIdentity.sessionContext.sessionIssuer.arn",
-)
 SPIKE_KEYS = {
     "_time",
     "entity_type",
@@ -238,7 +221,7 @@ def test_input_b_without_the_count_field_is_one_message_not_a_crash(splunk_home,
 @pytest.fixture(scope="module")
 def organisation():
     org = generator.generate(7, days=14, accounts=2, scenarios_per_kind=1)
-    fields = ("_time", *INPUT_A)
+    fields = ("_time", *scpv2.INPUT_A_FIELDS)
     rows = []
     for record in org.records:
         event = scpv2.splunk_event(record, fields=fields)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import gzip
 import json
 import re
+import sys
 from pathlib import Path
 
 import pytest
@@ -170,3 +171,64 @@ def test_installed_command_answers_a_foreign_getinfo_with_one_error_line(splunk_
     assert reply.metadata["finished"] is True
     ((level, text),) = reply.metadata["inspector"]["messages"]
     assert level == "ERROR" and "\n" not in text and text.startswith("iamspike: ")
+
+
+# ------------------------------------------------------------- 4. the driver with bad commands
+ECHO = r"""
+import json, sys
+def chunk():
+    head = sys.stdin.buffer.readline()
+    if not head:
+        return None
+    m, b = (int(x) for x in head.split(b",")[1:])
+    return json.loads(sys.stdin.buffer.read(m)), sys.stdin.buffer.read(b)
+def reply(meta, body=b""):
+    meta = json.dumps(meta).encode()
+    sys.stdout.buffer.write(b"chunked 1.0,%d,%d\n" % (len(meta), len(body)) + meta + body)
+    sys.stdout.buffer.flush()
+chunk()
+reply({"type": "streaming"})
+n = 0
+while True:
+    got = chunk()
+    if got is None:
+        break
+    n += 1
+    MODE
+    reply({"finished": got[0]["finished"]}, got[1])
+"""
+
+
+def stand_in(mode: str) -> list[str]:
+    return [sys.executable, "-c", ECHO.replace("MODE", mode)]
+
+
+def test_driver_runs_many_chunks_and_collects_every_reply():
+    rows = [{"_time": str(t), "n": str(t)} for t in range(100)]
+    session = scpv2.run(stand_in("pass"), [], scpv2.split(rows, 3), timeout=60)
+    assert not session.died and session.returncode == 0
+    assert len(session.replies) == 34 and session.finished
+    assert [row["n"] for row in session.rows] == [str(t) for t in range(100)]
+
+
+def test_driver_reports_a_command_that_dies_mid_search():
+    rows = [{"_time": str(t)} for t in range(10)]
+    session = scpv2.run(stand_in("if n == 2: sys.exit(3)"), [], scpv2.split(rows, 1), timeout=60)
+    assert session.died and session.returncode == 3
+    assert session.problem == "no reply to execute chunk 1"
+    assert len(session.replies) == 1
+
+
+def test_driver_reports_a_command_that_writes_garbage():
+    session = scpv2.run(
+        stand_in("sys.stdout.buffer.write(b'Traceback (most recent call last)\\n'); sys.stdout.flush()"),
+        [],
+        [[{"_time": "1"}]],
+        timeout=60,
+    )
+    assert session.died and "not a chunk header" in session.problem
+
+
+def test_driver_stops_a_command_that_hangs():
+    session = scpv2.run(stand_in("import time; time.sleep(60)"), [], [[{"_time": "1"}]], timeout=2)
+    assert session.timed_out and session.died

@@ -37,6 +37,25 @@ SPLUNKD_SEPARATORS = (",", ":")
 # json's default separators); execute metadata is compact. The driver writes both that way.
 GETINFO_SEPARATORS = (", ", ": ")
 
+# The fields of a CloudTrail event iamspike reads (Input A), besides ``_time`` and ``_raw``.
+INPUT_A_FIELDS = (
+    "eventID",
+    "eventName",
+    "eventSource",
+    "errorCode",
+    "errorMessage",
+    "recipientAccountId",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "userIdentity.type",
+    "userIdentity.arn",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.invokedBy",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+)
+
 Row = Mapping[str, object]
 ChunkInput = Union[bytes, Sequence[Row]]
 
@@ -408,19 +427,27 @@ def _kill(process: subprocess.Popen, session: Session) -> None:
     process.kill()
 
 
+def _exchange(process: subprocess.Popen, session: Session, data: bytes, what: str) -> Chunk | None:
+    """Send one chunk, read the reply; a dead or broken command is recorded in ``session``."""
+    try:
+        process.stdin.write(data)
+        process.stdin.flush()
+        reply = read_chunk(process.stdout)
+    except (BrokenPipeError, EOFError, ValueError) as error:
+        session.died, session.problem = True, f"during {what}: {error}"
+        return None
+    if reply is None:
+        session.died, session.problem = True, f"no reply to {what}"
+    return reply
+
+
 def _converse(
     process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: list, decode: bool
 ) -> None:
-    stdin, stdout = process.stdin, process.stdout
-    try:
-        stdin.write(frame(getinfo_metadata(info), separators=GETINFO_SEPARATORS))
-        stdin.flush()
-        reply = read_chunk(stdout)
-    except (BrokenPipeError, EOFError, ValueError) as error:
-        session.died, session.problem = True, f"during getinfo: {error}"
-        return
+    reply = _exchange(
+        process, session, frame(getinfo_metadata(info), separators=GETINFO_SEPARATORS), "getinfo"
+    )
     if reply is None:
-        session.died, session.problem = True, "no getinfo reply"
         return
     session.getinfo = reply.metadata
     _collect_messages(session, reply.metadata)
@@ -429,15 +456,8 @@ def _converse(
     for index, chunk in enumerate(chunks):
         finished = index == len(chunks) - 1
         body = chunk if isinstance(chunk, bytes) else encode_rows(chunk)
-        try:
-            stdin.write(frame(execute_metadata(finished), body))
-            stdin.flush()
-            reply = read_chunk(stdout)
-        except (BrokenPipeError, EOFError, ValueError) as error:
-            session.died, session.problem = True, f"during execute chunk {index}: {error}"
-            return
+        reply = _exchange(process, session, frame(execute_metadata(finished), body), f"execute chunk {index}")
         if reply is None:
-            session.died, session.problem = True, f"no reply to execute chunk {index}"
             return
         session.replies.append(reply.metadata)
         session.bodies.append(reply.body)

@@ -19,6 +19,7 @@ import argparse
 import json
 import re
 import time
+import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,21 @@ PERSISTENCE = {
     "DeactivateMFADevice",
     "DeleteVirtualMFADevice",
 }
+
+
+def table_columns() -> dict[str, list[str]]:
+    """Each data source's columns from its SPL's last `| table ...` (the view is the truth)."""
+    view = ROOT / "default" / "data" / "ui" / "views" / "iam_error_spike_investigation.xml"
+    definition = json.loads(ET.parse(view).getroot().findtext("definition"))
+    columns = {}
+    for ds_id, ds in definition["dataSources"].items():
+        query = ds["options"]["query"]
+        while re.search(r"\[[^\[\]]*\]", query):  # drop subsearches
+            query = re.sub(r"\[[^\[\]]*\]", "", query)
+        tables = re.findall(r"\|\s*table ([^|]+)", query)
+        if tables:
+            columns[ds_id] = tables[-1].split()
+    return columns
 
 
 def iso(t: float) -> str:
@@ -198,23 +214,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         "fields": ["_time", "failures", "expected", "upper"],
         "columns": [[iso(t) for t in times]] + [[round(series[t][i], 2) for t in times] for i in range(3)],
     }
-    fields = [
-        "time",
-        "entity_type",
-        "account",
-        "principal",
-        "failures",
-        "expected",
-        "upper",
-        "score",
-        "severity",
-        "distinct_apis",
-        "top_error_codes",
-        "top_apis",
-        "top_source_ips",
-        "top_user_agents",
-        "reason",
-    ]
+    columns = table_columns()
     rows = []
     for r in sorted(spikes, key=lambda r: -r["score"]):
         rows.append(
@@ -224,12 +224,9 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
                 "principal": r["principal"] or "*",
             }
         )
-    samples["ds_spikes"] = table(rows, fields)
+    samples["ds_spikes"] = table(rows, columns["ds_spikes"])
     history = [r for r in rows if r["principal"] == principal]
-    samples["ds_history"] = table(
-        history,
-        ["time", "entity_type", "failures", "expected", "upper", "score", "severity", "top_apis", "reason"],
-    )
+    samples["ds_history"] = table(history, columns["ds_history"])
 
     usual: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, set()])
     for r in entity:
@@ -261,7 +258,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
                 "awsRegion": r["awsRegion"],
             }
         )
-    samples["ds_failed_calls"] = table(rows, list(rows[0]))
+    samples["ds_failed_calls"] = table(rows, columns["ds_failed_calls"])
 
     keys: dict[tuple[str, str], dict[str, Any]] = {}
     for r in entity:
@@ -376,9 +373,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         }
         for r in risks
     ]
-    samples["ds_other_alerts"] = table(
-        rows, ["_time", "index", "alert", "risk_object", "risk_object_type", "risk_score", "threat_object"]
-    )
+    samples["ds_other_alerts"] = table(rows, columns["ds_other_alerts"])
 
     rows = []
     for r in sorted((r for r in in_account if r.get("eventName") in PERSISTENCE), key=when, reverse=True):
@@ -396,20 +391,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
                 "sourceIPAddress": r["sourceIPAddress"],
             }
         )
-    samples["ds_persistence"] = table(
-        rows,
-        [
-            "_time",
-            "recipientAccountId",
-            "userIdentity.arn",
-            "eventName",
-            "outcome",
-            "target",
-            "policy",
-            "new_key",
-            "sourceIPAddress",
-        ],
-    )
+    samples["ds_persistence"] = table(rows, columns["ds_persistence"])
 
     entity_ips = {ip for ip in ips if not ip.endswith(".amazonaws.com") and ip != "AWS Internal"}
     others: dict[tuple[str, str], dict[str, Any]] = {}
@@ -472,9 +454,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
                     "observed": d["insightContext"]["statistics"]["insight"]["average"],
                 }
             )
-    samples["ds_insights"] = table(
-        rows, ["_time", "recipientAccountId", "api", "error_code", "state", "baseline", "observed"]
-    )
+    samples["ds_insights"] = table(rows, columns["ds_insights"])
     counts = Counter(r["entity_type"] for r in spikes)
     selected = {"account": account, "principal": principal, "spikes": dict(counts), "records": len(records)}
     return samples, selected

@@ -1,0 +1,192 @@
+"""How much of LookupEvents' request budget a long ``aws_cloudtrail_lookup`` backfill uses.
+
+    python tests/bench/lookup_rate.py --package package/dist/TA-aws-iam-error-spike-0.1.0.tgz
+
+The installed package runs as splunkd runs it (bare Splunk Python, ``<input>`` XML on stdin, the
+XML event stream read by the stand-in) against the loopback LookupEvents endpoint, which allows
+2 requests/s per account and region (a token bucket of 2) and answers the excess with
+``ThrottlingException``. Two regions are backfilled at once (each has its own budget). With
+``--inject`` a throttle is also forced every few seconds, as a busy account sharing the budget
+would cause.
+
+Per region: requests served, the budget used (requests served after the first / (2/s x the span
+from the first to the last request); target >= 90 %), throttled answers, and whether every event
+arrived exactly once with no error in the input's log. Writes ``docs/bench/lookup_rate.md``.
+A benchmark, not a test: nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.dirname(HERE)
+REPO = os.path.dirname(TESTS)
+sys.path[0:0] = [TESTS] if TESTS not in sys.path else []
+
+from standin import install, modinput  # noqa: E402
+from standin.fixtures_aws import aws_env  # noqa: E402
+from standin.lookup_events_server import LookupEventsServer, make_records  # noqa: E402
+
+API_RATE = 2.0
+REGIONS = ("us-east-1", "eu-west-1")
+
+
+def backfill(python: str, home: install.SplunkHome, seconds: float, inject_every: float) -> dict:
+    """One backfill sized to take about ``seconds``; the measurements of it."""
+    pages = int(seconds * API_RATE)
+    with LookupEventsServer(rate=API_RATE, burst=2.0) as server:
+        expected: Counter = Counter()
+        for n, region in enumerate(REGIONS):
+            # The second region holds half as much: it finishes first and the first runs alone.
+            count = pages * 50 // (n + 1) - 7
+            records = make_records(count, time.time() - 600, step=3 * 86400 / count, prefix=region)
+            server.load(records, region=region)
+            expected.update(r["eventID"] for r in records)
+        stop = threading.Event()
+
+        def throttle_now_and_then() -> None:
+            while not stop.wait(inject_every):
+                server.inject("throttle")
+
+        injector = threading.Thread(target=throttle_now_and_then, daemon=True)
+        if inject_every > 0:
+            injector.start()
+        checkpoint_dir = tempfile.mkdtemp(prefix="lookup-rate-ckpt-")
+        started = time.monotonic()
+        run = modinput.InputProcess(
+            python,
+            home,
+            "aws_cloudtrail_lookup.py",
+            "aws_cloudtrail_lookup://bench",
+            {
+                "regions": ",".join(REGIONS),
+                "backfill_days": "7",
+                "requests_per_second": "1.9",
+                "max_attempts": "8",
+                "interval": "3600",
+                "index": "aws",
+                "endpoint_urls": "cloudtrail=" + server.endpoint_url,
+            },
+            checkpoint_dir,
+            env=aws_env(server.endpoint_url),
+        )
+        code = run.wait(seconds * 4 + 120)
+        wall = time.monotonic() - started
+        stop.set()
+        requests = list(server.requests)
+    events = run.events()
+    got = Counter(json.loads(e.data)["eventID"] for e in events)
+    log_file = os.path.join(home.log_dir, "ta_aws_iam_error_spike_aws_cloudtrail_lookup.log")
+    with open(log_file, encoding="utf-8") as handle:
+        log = handle.read()
+    per_region = {}
+    for region in REGIONS:
+        mine = [r for r in requests if r.region == region]
+        ok = [r for r in mine if r.status == 200]
+        span = mine[-1].at - mine[0].at if len(mine) > 1 else 0.0
+        per_region[region] = {
+            "requests": len(mine),
+            "served": len(ok),
+            "throttled": sum(1 for r in mine if r.error == "ThrottlingException"),
+            "span": span,
+            "used": (len(ok) - 1) / (API_RATE * span) if span else 0.0,
+            "events": sum(r.returned for r in ok),
+        }
+    return {
+        "exit": code,
+        "wall": wall,
+        "events": len(events),
+        "exactly_once": got == expected,
+        "missing": sum((expected - got).values()),
+        "repeated": sum((got - expected).values()),
+        "log_errors": sum(1 for line in log.splitlines() if " ERROR " in line),
+        "log_throttle_lines": log.count("throttled: ThrottlingException"),
+        "stderr_tracebacks": run.stderr.count("Traceback"),
+        "regions": per_region,
+    }
+
+
+def render(results: list[tuple[str, str, dict]], seconds: float) -> str:
+    lines = [
+        "# aws_cloudtrail_lookup: request budget used in a long backfill",
+        "",
+        f"Generated by `tests/bench/lookup_rate.py` on {datetime.date.today().isoformat()} "
+        f"({platform.machine()}, {os.cpu_count()} cores); each run sized for about {seconds:.0f} s "
+        "of requests in its busiest region.",
+        "",
+        "The installed package runs as splunkd runs it (bare Splunk Python, XML event stream) "
+        "against the loopback LookupEvents endpoint, which enforces AWS's 2 requests/s per account "
+        "and region (token bucket of 2; excess answered with ThrottlingException). Two regions are "
+        "backfilled at once, each with its own budget; the input's limiter is set to 1.9/s. "
+        "*Budget used* = requests served after the first / (2/s x time from first to last request); "
+        "target >= 90 %. *Injected* runs force one extra ThrottlingException every few seconds "
+        "(botocore's adaptive retries absorb them).",
+        "",
+        "| Python | scenario | region | requests | throttled | span s | budget used | events |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for python, scenario, result in results:
+        for region, r in result["regions"].items():
+            lines.append(
+                f"| {python} | {scenario} | {region} | {r['requests']} | {r['throttled']} | "
+                f"{r['span']:.1f} | {100 * r['used']:.1f} % | {r['events']} |"
+            )
+    lines += [
+        "",
+        "| Python | scenario | exit | events written | exactly once | missing | repeated | "
+        "ERROR lines in log | throttle log lines | tracebacks | wall s |",
+        "|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for python, scenario, r in results:
+        once = "yes" if r["exactly_once"] else "NO"
+        lines.append(
+            f"| {python} | {scenario} | {r['exit']} | {r['events']} | {once} | "
+            f"{r['missing']} | {r['repeated']} | {r['log_errors']} | {r['log_throttle_lines']} | "
+            f"{r['stderr_tracebacks']} | {r['wall']:.1f} |"
+        )
+    lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package", default=install.find_package(), help="the built tgz")
+    parser.add_argument("--seconds", type=float, default=60.0, help="request time of the busiest region")
+    parser.add_argument("--inject", type=float, default=5.0, help="force a throttle every N s (0: never)")
+    parser.add_argument("--pythons", default="3.9,3.13", help="bare Splunk Pythons to run")
+    parser.add_argument("--output", default=os.path.join(REPO, "docs", "bench", "lookup_rate.md"))
+    args = parser.parse_args(argv)
+    if not args.package:
+        parser.error("no package: run `make package` or pass --package")
+    results = []
+    work = tempfile.mkdtemp(prefix="lookup-rate-")
+    for version in args.pythons.split(","):
+        python = install.bare_python(version, os.path.join(work, "py" + version))
+        if python is None:
+            sys.stderr.write(f"python{version} not found; skipped\n")
+            continue
+        scenarios = [("clean", 0.0)] + ([("injected", args.inject)] if args.inject > 0 else [])
+        for scenario, every in scenarios:
+            home = install.install(args.package, tempfile.mkdtemp(prefix="home-", dir=work))
+            result = backfill(python, home, args.seconds, every)
+            results.append((version, scenario, result))
+            sys.stderr.write(f"python{version} {scenario}: {json.dumps(result, default=str)}\n")
+    os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as handle:
+        handle.write(render(results, args.seconds))
+    sys.stderr.write(f"wrote {args.output}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

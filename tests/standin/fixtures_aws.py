@@ -7,12 +7,21 @@ Product code reaches it only through standard boto3 settings: child processes ge
 
 from __future__ import annotations
 
+import datetime
+import gzip
+import http.client
+import http.server
+import json
 import logging
 import os
 import socket
+import threading
+import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import pytest
 
@@ -98,12 +107,16 @@ ACCOUNT = "123456789012"
 
 
 def make_records(
-    count: int, start: str = "2023-08-26T20:00:00Z", prefix: str = "ev", principal: str = "alice", **fields
+    count: int,
+    start: str = "2023-08-26T20:00:00Z",
+    prefix: str = "ev",
+    principal: str = "alice",
+    noise: bool = False,
+    **fields,
 ) -> list[dict]:
     """``count`` CloudTrail-shaped records, one second apart from ``start``, eventIDs
-    ``<prefix>-<n>``; ``fields`` are added to every record (e.g. errorCode="AccessDenied")."""
-    import datetime
-
+    ``<prefix>-<n>``; ``fields`` are added to every record (e.g. errorCode="AccessDenied");
+    ``noise`` adds a random requestID (files that gzip like real ones, not 50:1)."""
     base = datetime.datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
     records = []
     for n in range(count):
@@ -126,15 +139,14 @@ def make_records(
             },
         }
         record.update(fields)
+        if noise:
+            record["requestID"] = uuid.uuid4().hex
         records.append(record)
     return records
 
 
 def log_file(records: list[dict], compress: bool = True) -> bytes:
     """A CloudTrail log file body (``{"Records": [...]}``, gzipped by default)."""
-    import gzip
-    import json
-
     body = json.dumps({"Records": records}).encode("utf-8")
     return gzip.compress(body) if compress else body
 
@@ -166,16 +178,12 @@ class RecordingSink:
         self.flushes += 1
 
     def event_ids(self) -> list[str]:
-        import json
-
         return [json.loads(event[0]).get("eventID") for event in self.flushed]
 
 
 def make_queue(aws_clients, name: str, bucket: str | None = None, dlq_after: int = 0) -> str:
     """An SQS queue (optionally with a dead-letter queue after ``dlq_after`` receives, and fed by
     ``bucket``'s ObjectCreated notifications); returns its URL."""
-    import json
-
     sqs = aws_clients("sqs")
     attributes = {}
     if dlq_after:
@@ -196,3 +204,120 @@ def make_queue(aws_clients, name: str, bucket: str | None = None, dlq_after: int
             },
         )
     return url
+
+
+# -- a fault-injecting proxy in front of moto ---------------------------------------------------
+@dataclass
+class FaultRule:
+    """Requests whose ``METHOD path`` contains ``match`` (and ``X-Amz-Target`` contains ``target``)
+    get an AWS error (``status``/``code``) or, with ``stall_after``, the real answer cut in two
+    with ``stall_seconds`` between the parts. ``times`` limits how often it fires (0 = always)."""
+
+    match: str = ""
+    target: str = ""
+    status: int = 403
+    code: str = "AccessDenied"
+    message: str = "Access Denied"
+    stall_after: int = -1
+    stall_seconds: float = 0.0
+    times: int = 0
+    fired: int = 0
+
+
+class FaultProxy:
+    """A loopback HTTP proxy in front of moto: products reach it through an endpoint setting
+    (``endpoint_urls = s3=<proxy url>``), tests add ``FaultRule``s to make AWS fail on purpose."""
+
+    def __init__(self, target: str) -> None:
+        self.target = urllib.parse.urlsplit(target)
+        self.rules: list[FaultRule] = []
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                proxy.forward(self)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+
+    def add(self, **kwargs) -> FaultRule:
+        rule = FaultRule(**kwargs)
+        self.rules.append(rule)
+        return rule
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    def _rule(self, request) -> FaultRule | None:
+        line = f"{request.command} {urllib.parse.unquote(request.path)}"
+        target = request.headers.get("X-Amz-Target", "")
+        for rule in self.rules:
+            if rule.match in line and rule.target in target and (not rule.times or rule.fired < rule.times):
+                rule.fired += 1
+                return rule
+        return None
+
+    def forward(self, request) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        rule = self._rule(request)
+        if rule is not None and rule.stall_after < 0:
+            if request.headers.get("X-Amz-Target"):
+                payload = json.dumps({"__type": rule.code, "message": rule.message}).encode()
+                headers = {
+                    "Content-Type": "application/x-amz-json-1.0",
+                    "x-amzn-query-error": f"{rule.code};Sender",
+                }
+            else:
+                payload = f"<Error><Code>{rule.code}</Code><Message>{rule.message}</Message></Error>".encode()
+                headers = {"Content-Type": "application/xml"}
+            request.send_response(rule.status)
+            for name, value in headers.items():
+                request.send_header(name, value)
+            request.send_header("Content-Length", str(len(payload)))
+            request.end_headers()
+            if request.command != "HEAD":
+                request.wfile.write(payload)
+            return
+        upstream = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
+        headers = {
+            k: v for k, v in request.headers.items() if k.lower() not in ("connection", "content-length")
+        }
+        upstream.request(request.command, request.path, body=body, headers=headers)
+        response = upstream.getresponse()
+        payload = response.read()
+        request.send_response(response.status)
+        for name, value in response.getheaders():
+            if name.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+                request.send_header(name, value)
+        size = response.getheader("Content-Length") if request.command == "HEAD" else str(len(payload))
+        request.send_header("Content-Length", size or "0")
+        request.end_headers()
+        upstream.close()
+        if request.command == "HEAD":
+            return
+        if rule is not None:  # a stall: part, pause, rest
+            request.wfile.write(payload[: rule.stall_after])
+            request.wfile.flush()
+            time.sleep(rule.stall_seconds)
+            payload = payload[rule.stall_after :]
+        request.wfile.write(payload)
+
+
+@pytest.fixture
+def fault_proxy(moto_server: str) -> Iterator[FaultProxy]:
+    """A ``FaultProxy`` in front of the session's moto server, for one test."""
+    proxy = FaultProxy(moto_server)
+    yield proxy
+    proxy.close()

@@ -155,12 +155,19 @@ def test_write_file_skips_a_damaged_file_and_counts_it(tmp_path, caplog):
     assert "s3://b/bad" in caplog.text and "neither gzip nor JSON" in caplog.text
 
 
-def test_write_file_stops_at_the_deadline_and_says_so(tmp_path):
+def test_a_stop_cuts_a_slow_download_short_and_keeps_what_was_read(tmp_path):
     seen, sink, stats = SeenIds(str(tmp_path / "seen")), RecordingSink(), RunStats()
     deadline = Deadline(60)
-    deadline.stop.set()
-    done = write_file([log_file(make_records(5000))], "s3://b/k", sink, seen, stats, LOG, deadline)
-    assert done is False and 0 < len(sink.flushed) < 5000
+    data = log_file(make_records(5000))
+
+    def slow_download():
+        half = len(data) // 2
+        yield data[:half]
+        deadline.stop.set()  # SIGTERM arrives while the rest is being downloaded
+        yield data[half:]
+
+    done = write_file(slow_download(), "s3://b/k", sink, seen, stats, LOG, deadline)
+    assert done is False and 0 < len(sink.flushed) < 5000 and not sink.pending
     assert all(event_id in seen for event_id in sink.event_ids())
 
 

@@ -1,0 +1,214 @@
+"""aws_cloudtrail_sqs from the installed package, driven as splunkd drives it, against moto.
+
+Every test runs the entry script in a bare Splunk Python (3.9 and 3.13) with the XML config on
+stdin and reads the XML event stream; AWS is the loopback moto server (faults injected by a
+proxy the input reaches through its ``endpoint_urls`` setting).
+"""
+
+from __future__ import annotations
+
+import collections
+import gzip
+import json
+import os
+
+import pytest
+from standin import modinput
+from standin.fixtures_aws import log_file, log_key, make_queue, make_records
+
+pytestmark = pytest.mark.contract
+
+SCRIPT = "aws_cloudtrail_sqs.py"
+KIND = "aws_cloudtrail_sqs"
+LOG_NAME = "ta_aws_iam_error_spike_aws_cloudtrail_sqs.log"
+N = 20_000  # records per file in the crash tests: big enough that a stalled download is mid-file
+
+
+@pytest.fixture
+def trail(aws_clients, unique_name):
+    """A trail bucket whose ObjectCreated notifications go to a queue (DLQ after 3 receives)."""
+    s3 = aws_clients("s3")
+    s3.create_bucket(Bucket=unique_name)
+    queue = make_queue(aws_clients, unique_name, bucket=unique_name, dlq_after=3)
+    return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs")}
+
+
+def put(trail, key: str, body: bytes) -> None:
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=body)
+
+
+def queue_depth(trail) -> int:
+    values = trail["sqs"].get_queue_attributes(QueueUrl=trail["queue"], AttributeNames=["All"])["Attributes"]
+    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
+
+
+def start(splunk_python, home, trail, tmp_path, moto_env, name="t", **params) -> modinput.InputProcess:
+    params = {"queue_url": trail["queue"], "interval": "300", "index": "aws", "wait_seconds": "1", **params}
+    return modinput.InputProcess(
+        splunk_python, home, SCRIPT, f"{KIND}://{name}", params, str(tmp_path / "checkpoints"), moto_env
+    )
+
+
+def ids(events) -> list[str]:
+    return [json.loads(event.data)["eventID"] for event in events]
+
+
+def read_log(home) -> str:
+    with open(os.path.join(home.log_dir, LOG_NAME), encoding="utf-8") as handle:
+        return handle.read()
+
+
+def test_scheme(splunk_python, splunk_home):
+    scheme = modinput.scheme(splunk_python, splunk_home, SCRIPT)
+    assert scheme.use_external_validation and not scheme.use_single_instance
+    assert scheme.args["queue_url"]["required_on_create"] == "true"
+    assert {"role_arn", "external_id", "credential", "endpoint_urls", "proxy", "retry_mode"} <= set(
+        scheme.args
+    )
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"queue_url": "sqs.us-east-1.amazonaws.com/q"}, "queue_url"),
+        ({"role_arn": "arn:aws:iam::123:role/x"}, "role_arn"),
+        ({"region": "us-middle-9"}, "unknown AWS region"),
+        ({"interval": "5"}, "interval"),
+        ({"batch_size": "50"}, "batch_size"),
+        ({"aws_secret_access_key": "abc"}, "storage/passwords"),
+    ],
+)
+def test_validate_rejects_bad_settings_in_one_line(splunk_python, splunk_home, params, message):
+    good = {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/ct", "interval": "300"}
+    assert modinput.validate(splunk_python, splunk_home, SCRIPT, good) == (True, "")
+    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, {**good, **params})
+    assert not ok and message in text and "\n" not in text.strip() and "Traceback" not in text
+
+
+def test_events_from_every_notification_shape(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env):
+    key = log_key("20230826T2035Z", "a+b")  # '+' arrives URL-encoded in S3 events
+    put(trail, key, log_file(make_records(300, prefix="raw", errorCode="AccessDenied")))
+    other = log_key("20230826T2040Z", "sns")
+    trail["s3"].put_bucket_notification_configuration(Bucket=trail["bucket"], NotificationConfiguration={})
+    put(trail, other, log_file(make_records(20, prefix="ct")))
+    cloudtrail_sns = {"s3Bucket": trail["bucket"], "s3ObjectKey": [other]}
+    trail["sqs"].send_message(
+        QueueUrl=trail["queue"],
+        MessageBody=json.dumps({"Type": "Notification", "Message": json.dumps(cloudtrail_sns)}),
+    )
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    events = run.wait_for(320, 60)
+    assert run.terminate() < 5
+    assert sorted(ids(events)) == sorted([f"raw-{n}" for n in range(300)] + [f"ct-{n}" for n in range(20)])
+    first = next(event for event in events if json.loads(event.data)["eventID"] == "raw-0")
+    assert first.sourcetype == "aws:cloudtrail" and first.index == "aws" and first.done
+    assert first.source == f"s3://{trail['bucket']}/{key}"
+    assert first.time == "1693080000.000" and first.stanza == f"{KIND}://t"
+    assert json.loads(first.data)["errorCode"] == "AccessDenied"
+    assert queue_depth(trail) == 0
+    log = read_log(fresh_splunk_home)
+    assert "start:" in log and "end:" in log and "320 events from 2 files to index aws" in log
+
+
+def test_kill_9_mid_file_then_restart_delivers_every_record_once(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    bodies = [log_file(make_records(N, prefix=f"f{n}", noise=True)) for n in range(3)]
+    for n, body in enumerate(bodies):
+        put(trail, log_key(f"20230826T20{30 + n}Z", f"f{n}"), body)
+    # the second file's download stalls half-way: the input has flushed part of it when killed
+    fault_proxy.add(match="_f1.json.gz", stall_after=len(bodies[1]) // 2, stall_seconds=30, times=1)
+    params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "5", "batch_size": "10"}
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
+    run.wait_for(N + 2000, 60)
+    run.kill()
+    first = run.events()
+    assert N < len(first) < 2 * N
+    second_run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
+    second_run.wait_for(3 * N - len(first), 60)
+    second_run.wait_for(10**9, 8)  # let redeliveries (visibility 5 s) come and go
+    assert second_run.terminate() < 5
+    second = second_run.events()
+    counts = collections.Counter(ids(first) + ids(second))
+    assert len(counts) == 3 * N and max(counts.values()) == 1
+    assert queue_depth(trail) == 0
+
+
+def test_sigterm_stops_within_5_s_and_saves_what_was_written(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    body = log_file(make_records(N, prefix="s", noise=True))
+    put(trail, log_key("20230826T2030Z", "s"), body)
+    fault_proxy.add(match="_s.json.gz", stall_after=len(body) // 2, stall_seconds=60, times=1)
+    params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "5", "wait_seconds": "20"}
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
+    first = run.wait_for(2000, 60)
+    assert 0 < len(first) < N
+    assert run.terminate() < 5  # while the download is stalled
+    first = run.events()
+    again = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
+    rest = again.wait_for(N - len(first), 60)
+    assert again.terminate() < 5  # while long-polling an empty queue (wait_seconds=20)
+    counts = collections.Counter(ids(first) + ids(rest))
+    assert len(counts) == N and max(counts.values()) == 1
+    assert "stopped by SIGTERM" in read_log(fresh_splunk_home)
+
+
+def test_access_denied_and_deleted_objects_are_logged_and_the_input_goes_on(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    denied, gone, fine = (log_key("20230826T2030Z", s) for s in ("denied", "gone", "fine"))
+    put(trail, denied, log_file(make_records(5, prefix="d")))
+    put(trail, gone, log_file(make_records(5, prefix="g")))
+    trail["s3"].delete_object(Bucket=trail["bucket"], Key=gone)
+    put(trail, fine, log_file(make_records(5, prefix="ok")))
+    fault_proxy.add(match="_denied.json.gz", status=403, code="AccessDenied")
+    params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "30"}
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
+    events = run.wait_for(5, 30)
+    run.wait_for(10**9, 3)
+    assert run.terminate() < 5
+    assert sorted(ids(run.events())) == [f"ok-{n}" for n in range(5)] and len(events) >= 5
+    log = read_log(fresh_splunk_home)
+    assert f"add s3:GetObject on arn:aws:s3:::{trail['bucket']}/{denied}" in log
+    assert "deleted after its notification" in log
+    assert queue_depth(trail) == 2  # both left for redelivery and the dead-letter queue
+    assert "AKIAIOSFODNN7EXAMPLE" not in log
+
+
+def test_bad_files_are_skipped_with_a_log_line_and_never_stall_the_queue(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env
+):
+    good = make_records(10, prefix="good")
+    big = make_records(3, prefix="big")
+    big[1]["requestParameters"] = {"policyDocument": "x" * 1_100_000}
+    utf = json.dumps({"Records": make_records(2, prefix="utf")}).encode().replace(b"alice", b"al\xe9ce")
+    truncated = log_file(make_records(2000, prefix="trunc"))
+    bodies = {
+        "truncated": truncated[: len(truncated) // 2],
+        "notgzip": b"PK\x03\x04 not a gzip file",
+        "invalid": gzip.compress(b'{"Records": [{"eventID": "x"}, {'),
+        "norecords": gzip.compress(b'{"Version": "1.0"}'),
+        "latin1": gzip.compress(utf),
+        "big": log_file(big),
+        "good": log_file(good),
+    }
+    for name, body in bodies.items():
+        put(trail, log_key("20230826T2030Z", name), body)
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    run.wait_for(10**9, 6)
+    assert run.terminate() < 5
+    got = set(ids(run.events()))
+    assert {f"good-{n}" for n in range(10)} <= got and {"utf-0", "utf-1", "big-0", "big-2"} <= got
+    assert "big-1" not in got
+    assert queue_depth(trail) == 0
+    log = read_log(fresh_splunk_home)
+    for reason in (
+        "truncated gzip",
+        "neither gzip nor JSON",
+        "invalid JSON",
+        "without a Records array",
+        "max_record_bytes",
+        "not UTF-8",
+    ):
+        assert reason in log, reason

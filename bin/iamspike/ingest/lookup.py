@@ -238,6 +238,8 @@ class _RegionRun:
         self.stats = LookupStats()
         self.limiter = RateLimiter(job.settings.requests_per_second)
         self.state = RegionState.from_json(job.checkpoints.load(self.key))
+        # Built here, in the calling thread: boto3 sessions are not safe to share while creating clients.
+        self.client = job.clients.client("cloudtrail", region)
 
     # botocore event hooks --------------------------------------------------------------------
     def _before_send(self, **kwargs: Any) -> None:
@@ -272,7 +274,7 @@ class _RegionRun:
 
     # the work --------------------------------------------------------------------------------
     def run(self) -> LookupStats:
-        client = self.job.clients.client("cloudtrail", self.region)
+        client = self.client
         client.meta.events.register("before-send.cloudtrail.LookupEvents", self._before_send)
         client.meta.events.register("response-received.cloudtrail.LookupEvents", self._response_received)
         try:
@@ -396,7 +398,8 @@ class LookupRun:
             self.deadline.remaining(),
         )
         with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="lookup") as pool:
-            for stats in pool.map(lambda region: _RegionRun(self, region).run(), regions):
+            runs = [_RegionRun(self, region) for region in regions]
+            for stats in pool.map(lambda one: one.run(), runs):
                 total.add(stats)
         log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
         return total

@@ -62,11 +62,13 @@ LOCKS = (
 TRIM = (
     # botocore's API examples feed its documentation only; they hold sample IPs AppInspect flags.
     "botocore/data/*/examples-1.json",
+    # splunk-sdk 3's AI agent layer: needs langchain/httpx/anyio (the [ai] extra, not shipped).
+    "splunklib/ai",
     # dateutil's maintainer tool to rebuild the zoneinfo tarball (subprocess); never imported.
     "dateutil/zoneinfo/rebuild.py",
-    # numpy: build tools, stubs and C headers; nothing the runtime imports.
     # test suites of any library (numpy's, certifi's...): never imported at run time.
     "*/tests",
+    # numpy: build tools, stubs and C headers; nothing the runtime imports.
     "numpy/f2py",
     "numpy/distutils",
     "numpy/_pyinstaller",

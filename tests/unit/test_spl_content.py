@@ -758,11 +758,22 @@ def test_incremental_alerts_through_the_baseline_lookup() -> None:
         run += 3600
     flagged = {}
     for name in ALERTS:
-        rows = dispatch(name, records, alert_at, state_rows)
         where = next(rest for c, rest in walk(expand_macros(ALERTS[name]["search"], MACROS)) if c == "where")
         kind = re.search(r'entity_type="(\w+)"', where).group(1)
-        flagged[name] = {(r["account"], r["principal"]) for r in rows if r["entity_type"] == kind}
-    assert flagged["IAM Error Spike - Principal Alert"] == {
+
+        def scored(rows: list[dict], kind: str = kind) -> dict:
+            return {
+                (r["account"], r["principal"]): (r["failures"], r["expected"], r["upper"], r["score"])
+                for r in rows
+                if r["entity_type"] == kind
+            }
+
+        flagged[name] = scored(dispatch(name, records, alert_at, state_rows))
+        # The same search over the whole history up to the window's end, no baseline rows: the
+        # same flags with the same baselines (without the rows, expected and upper differ).
+        assert flagged[name] == scored(dispatch(name, records, alert_at, None, since=start))
+        assert flagged[name] != scored(dispatch(name, records, alert_at, None))
+    assert set(flagged["IAM Error Spike - Principal Alert"]) == {
         ("107513503799", "arn:aws:iam::107513503799:user/temp-user")
     }
-    assert flagged["IAM Error Spike - Account Alert"] == {("107513503799", "")}
+    assert set(flagged["IAM Error Spike - Account Alert"]) == {("107513503799", "")}

@@ -622,7 +622,8 @@ def test_investigation_dashboard_covers_the_issue() -> None:
 def test_runbook_view_is_docs_runbook() -> None:
     d = DASHBOARDS["iam_error_spike_runbook"]
     texts = [v["options"]["markdown"] for v in d["visualizations"].values() if v["type"] == "splunk.markdown"]
-    assert (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8") in texts
+    runbook = (ROOT / "docs" / "runbook.md").read_text(encoding="utf-8")
+    assert runbook in texts, "run tests/dashboard/sync_runbook.py after editing docs/runbook.md"
 
 
 def test_nav_points_at_existing_views() -> None:

@@ -559,8 +559,57 @@ def _git_commit() -> str:
         return "unknown"
 
 
+def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """A markdown table."""
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return [*lines, ""]
+
+
+def _recall_cells(detected: Mapping[str, bool]) -> list[str]:
+    return [*(_recall_cell(detected, k) for k in ATTACK_KINDS), _recall_cell(detected)]
+
+
+def _command(args: argparse.Namespace, seeds: Sequence[int]) -> str:
+    cmd = "python tests/bench/quality.py --seeds " + ",".join(str(s) for s in seeds)
+    if args.engine_options:
+        cmd += f" --engine-options {shlex.quote(args.engine_options)}"
+    for flag in ("no_curve", "no_real", "quick"):
+        if getattr(args, flag):
+            cmd += " --" + flag.replace("_", "-")
+    if args.per_kind != 3:
+        cmd += f" --per-kind {args.per_kind}"
+    return cmd
+
+
+def _real_rows(rr: RealResult, methods: Sequence[str]) -> list[list[str]]:
+    def cell(m: str, default: object, tuned_: object) -> str:
+        return str(default) if m == "iamspike" else f"{default} [{tuned_}]"
+
+    def yes(flag: bool) -> str:
+        return "yes" if flag else "no"
+
+    label = f"{rr.name} ({rr.records} records)"
+    if rr.name == PWNED:
+        checks = [
+            pwned_checks(rr.alerts.get(m, [])) + pwned_checks(rr.tuned_alerts.get(m, [])) for m in methods
+        ]
+        return [
+            [label, "principal temp-user alerted (must)"]
+            + [cell(m, yes(c[0]), yes(c[3])) for m, c in zip(methods, checks)],
+            [label, "account alerted (must)"]
+            + [cell(m, yes(c[1]), yes(c[4])) for m, c in zip(methods, checks)],
+            [label, "alerts"] + [cell(m, c[2], c[5]) for m, c in zip(methods, checks)],
+        ]
+    checks = [sans_checks(rr.alerts.get(m, [])) + sans_checks(rr.tuned_alerts.get(m, [])) for m in methods]
+    return [
+        [label, "alerts on delivery.logs (must be 0)"]
+        + [cell(m, c[0], c[2]) for m, c in zip(methods, checks)],
+        [label, "alerts"] + [cell(m, c[1], c[3]) for m, c in zip(methods, checks)],
+    ]
+
+
 def render(**kw: Any) -> str:
-    args = kw["args"]
     runs: list[SeedRun] = kw["runs"]
     methods: list[str] = kw["methods"]
     pd = kw["principal_days"]
@@ -568,40 +617,35 @@ def render(**kw: Any) -> str:
     false = kw["false"]
     tuned = kw["tuned"]
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    cmd = "python tests/bench/quality.py --seeds " + ",".join(str(s) for s in kw["seeds"])
-    if args.engine_options:
-        cmd += f" --engine-options {shlex.quote(args.engine_options)}"
-    if args.no_curve:
-        cmd += " --no-curve"
-    if args.per_kind != 3:
-        cmd += f" --per-kind {args.per_kind}"
-    if args.quick:
-        cmd += " --quick"
     out = [
         "# Quality bench: `iamspike` against what Splunk users have today",
         "",
-        f"Generated {now} at commit {_git_commit()} by `{cmd}` ({kw['elapsed']:.0f} s).",
+        f"Generated {now} at commit {_git_commit()} by `{_command(kw['args'], kw['seeds'])}` "
+        f"({kw['elapsed']:.0f} s).",
         "Code: `tests/bench/generator.py` (organisation and labels), `tests/bench/references.py` (reference",
         "methods, each documented as implemented), `tests/bench/quality.py` (scoring, this report).",
         "",
     ]
     if kw["engine_error"]:
         out += [f"**iamspike was not run**: `{kw['engine_error']}`", ""]
+    out += ["## Data", ""]
+    out += _table(
+        ["seed", "records", "failed calls", "principals", "principal-days", "attacks", "traps", "iamspike s"],
+        [
+            [
+                r.org.seed,
+                len(r.org.records),
+                sum(1 for rec in r.org.records if "errorCode" in rec),
+                len(r.org.principals),
+                f"{r.org.principal_days():.0f}",
+                len(r.org.attacks()),
+                len(r.org.traps()),
+                f"{r.engine_seconds:.1f}",
+            ]
+            for r in runs
+        ],
+    )
     out += [
-        "## Data",
-        "",
-        "| seed | records | failed calls | principals | principal-days | attacks | traps | iamspike s |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for r in runs:
-        fails = sum(1 for rec in r.org.records if "errorCode" in rec)
-        out.append(
-            f"| {r.org.seed} | {len(r.org.records)} | {fails} | {len(r.org.principals)} | "
-            f"{r.org.principal_days():.0f} | {len(r.org.attacks())} | {len(r.org.traps())} | "
-            f"{r.engine_seconds:.1f} |"
-        )
-    out += [
-        "",
         "Each seed: 30 days from 2026-09-07 (a Monday), 6 accounts; people working office hours in",
         "their account's time zone, CI users, application roles used through rotating assumed-role",
         "sessions, Identity Center roles, a daily batch role failing at the same hour, noisy",
@@ -613,75 +657,57 @@ def render(**kw: Any) -> str:
         "Detected = the method alerts on the scenario's entity (principal or account) in one of its",
         "hourly bins.",
         "",
-        "| scenario | " + " | ".join(methods) + " |",
-        "|---" * (len(methods) + 1) + "|",
     ]
-    for kind in ATTACK_KINDS:
-        out.append(f"| {kind} | " + " | ".join(_recall_cell(detected[m], kind) for m in methods) + " |")
-    out.append("| **all** | " + " | ".join(_recall_cell(detected[m]) for m in methods) + " |")
+    rows = [[kind, *(_recall_cell(detected[m], kind) for m in methods)] for kind in ATTACK_KINDS]
+    out += _table(["scenario", *methods], [*rows, ["**all**", *(_recall_cell(detected[m]) for m in methods)]])
     out += [
-        "",
         "## False alerts (default settings)",
         "",
         f"Principal-days over all seeds: {pd:.0f}. Target: <= {TARGET_RATE:g} per 1,000 principal-days.",
         "",
-        "| method | false alerts | per 1,000 principal-days | of which on benign traps |",
-        "|---|---|---|---|",
     ]
-    for m in methods:
-        on_traps = sum(kw["trap_alerts"][m].values())
-        out.append(f"| {m} | {false[m]} | {_rate(false[m], pd)} | {on_traps} |")
+    out += _table(
+        ["method", "false alerts", "per 1,000 principal-days", "of which on benign traps"],
+        [[m, false[m], _rate(false[m], pd), sum(kw["trap_alerts"][m].values())] for m in methods],
+    )
     out += [
-        "",
         "## Benign traps",
         "",
         "Alerts on each trap (its principal or its account, inside the trap's window), and how many",
         "of the traps drew at least one alert.",
         "",
-        "| trap | traps | " + " | ".join(methods) + " |",
-        "|---" * (len(methods) + 2) + "|",
     ]
+    counts, trap_alerts, traps_hit = kw["trap_counts"], kw["trap_alerts"], kw["traps_hit"]
+    rows = []
     for kind in TRAP_KINDS:
-        n = kw["trap_counts"].get(kind, 0)
-        cells = [
-            f"{kw['trap_alerts'][m].get(kind, 0)} ({kw['traps_hit'][m].get(kind, 0)}/{n})" for m in methods
-        ]
-        out.append(f"| {kind} | {n} | " + " | ".join(cells) + " |")
-    out += ["", "## Recall at the same false-alert budget", ""]
-    budgets = []
-    if kw["budget_iamspike"] is not None:
-        budgets.append(("iamspike", kw["budget_iamspike"], "iamspike's own false alerts"))
-    budgets.append(("target", kw["budget_target"], f"the target, {TARGET_RATE:g} per 1,000 principal-days"))
+        n = counts.get(kind, 0)
+        rows.append(
+            [kind, n, *(f"{trap_alerts[m].get(kind, 0)} ({traps_hit[m].get(kind, 0)}/{n})" for m in methods)]
+        )
+    out += _table(["trap", "traps", *methods], rows)
     out += [
+        "## Recall at the same false-alert budget",
+        "",
         "Each reference's threshold is moved to the loosest value whose false alerts (pooled over the",
         "seeds) stay within the budget; the reference then alerts when its score is above it. At the",
         "target budget `iamspike` is tuned the same way on its `show=all` scores (bins below",
         "`min_failures` left out, as the engine never flags them; its threshold moved from the default).",
         "",
     ]
+    budgets = []
+    if kw["budget_iamspike"] is not None:
+        budgets.append(("iamspike", kw["budget_iamspike"], "iamspike's own false alerts"))
+    budgets.append(("target", kw["budget_target"], f"the target, {TARGET_RATE:g} per 1,000 principal-days"))
     for key, budget, what in budgets:
-        out += [
-            f"### Budget: {budget} false alerts ({what})",
-            "",
-            "| method | threshold (score >) | false alerts | " + " | ".join(ATTACK_KINDS) + " | all |",
-            "|---" * (len(ATTACK_KINDS) + 4) + "|",
-        ]
+        rows = []
         if key == "iamspike":
-            d = detected["iamspike"]
-            out.append(
-                f"| iamspike (default) | - | {false['iamspike']} | "
-                + " | ".join(_recall_cell(d, k) for k in ATTACK_KINDS)
-                + f" | {_recall_cell(d)} |"
-            )
+            rows.append(["iamspike (default)", "-", false["iamspike"], *_recall_cells(detected["iamspike"])])
         for m in [*(["iamspike"] if key in tuned.get("iamspike", {}) else []), *R.METHODS]:
             t = tuned[m][key]
             thr = "unreachable" if t.threshold is None else f"{t.threshold:.3g}"
-            out.append(
-                f"| {m} | {thr} | {t.false} | "
-                + " | ".join(_recall_cell(t.detected, k) for k in ATTACK_KINDS)
-                + f" | {_recall_cell(t.detected)} |"
-            )
-        out.append("")
+            rows.append([m, thr, t.false, *_recall_cells(t.detected)])
+        out += [f"### Budget: {budget} false alerts ({what})", ""]
+        out += _table(["method", "threshold (score >)", "false alerts", *ATTACK_KINDS, "all"], rows)
     if kw["reals"]:
         out += [
             "## Real data sets (read from ../shared/data/cloudtrail, never copied)",
@@ -689,47 +715,18 @@ def render(**kw: Any) -> str:
             "References at their default thresholds (and, in brackets, at the thresholds tuned to",
             "iamspike's budget above).",
             "",
-            "| data set | check | " + " | ".join(methods) + " |",
-            "|---" * (len(methods) + 2) + "|",
         ]
-        for rr in kw["reals"]:
-            if rr.name == PWNED:
-                rows = {"principal temp-user alerted (must)": [], "account alerted (must)": [], "alerts": []}
-                for m in methods:
-                    p, a, n = pwned_checks(rr.alerts.get(m, []))
-                    tp, ta, tn = pwned_checks(rr.tuned_alerts.get(m, []))
-                    rows["principal temp-user alerted (must)"].append(_yn(p, tp, m))
-                    rows["account alerted (must)"].append(_yn(a, ta, m))
-                    rows["alerts"].append(f"{n}" if m == "iamspike" else f"{n} [{tn}]")
-            else:
-                rows = {"alerts on delivery.logs (must be 0)": [], "alerts": []}
-                for m in methods:
-                    s, n = sans_checks(rr.alerts.get(m, []))
-                    ts, tn = sans_checks(rr.tuned_alerts.get(m, []))
-                    rows["alerts on delivery.logs (must be 0)"].append(
-                        f"{s}" if m == "iamspike" else f"{s} [{ts}]"
-                    )
-                    rows["alerts"].append(f"{n}" if m == "iamspike" else f"{n} [{tn}]")
-            for check, cells in rows.items():
-                out.append(f"| {rr.name} ({rr.records} records) | {check} | " + " | ".join(cells) + " |")
-        out.append("")
+        out += _table(
+            ["data set", "check", *methods], [row for rr in kw["reals"] for row in _real_rows(rr, methods)]
+        )
     out += ["## The references as implemented", ""]
     ref_doc = R.__doc__ or ""
     out += ref_doc[ref_doc.find("``escu_static``") :].strip().splitlines()
-    out += [
-        "",
-        "## Scoring rules",
-        "",
-    ]
+    out += ["", "## Scoring rules", ""]
     doc = __doc__ or ""
     out += doc[doc.find("- an attack is") : doc.find("Real sets,")].strip().splitlines()
     out.append("")
     return "\n".join(out)
-
-
-def _yn(default: bool, tuned_: bool, method: str) -> str:
-    text = "yes" if default else "no"
-    return text if method == "iamspike" else f"{text} [{'yes' if tuned_ else 'no'}]"
 
 
 if __name__ == "__main__":

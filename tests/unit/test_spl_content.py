@@ -44,7 +44,7 @@ BUILTIN_COMMANDS = frozenset(_BUILTIN_COMMANDS.split())
 _IAMSPIKE_OPTIONS = "span by sensitivity threshold min_failures show classes event_sources count_field"
 IAMSPIKE_OPTIONS = frozenset(_IAMSPIKE_OPTIONS.split())
 
-_BUILTIN_VIEWS = "search alert alerts reports dashboards datasets analytics_workspace"
+_BUILTIN_VIEWS = "search alerts reports dashboards datasets analytics_workspace"
 BUILTIN_VIEWS = frozenset(_BUILTIN_VIEWS.split())
 
 RELATIVE_TIME = re.compile(r"^(now|0|[+-]?\d+(s|m|h|d|w|mon|q|y)(@(s|m|h|d|w[0-7]?|mon|q|y))?)$")

@@ -179,6 +179,36 @@ def values(items) -> list[str]:
     return sorted({str(i) for i in items if i not in (None, "")})
 
 
+def stats_by(records, key_of, **values_of) -> list[tuple[Any, dict[str, Any]]]:
+    """`eval failed=... | stats count AS calls sum(failed) AS failures dc(eventName) AS apis
+    min(_time) AS first_seen max(_time) AS last_seen values(...) ... by <key>`."""
+    groups: dict[Any, dict[str, Any]] = {}
+    for r in records:
+        g = groups.setdefault(
+            key_of(r), {"calls": 0, "failures": 0, "apis": set(), "t": [], "v": defaultdict(set)}
+        )
+        g["calls"] += 1
+        g["failures"] += 1 if r.get("errorCode") else 0
+        g["apis"].add(r["eventName"])
+        g["t"].append(when(r))
+        for name, value_of in values_of.items():
+            g["v"][name].add(value_of(r))
+    return [
+        (
+            key,
+            {
+                "calls": g["calls"],
+                "failures": g["failures"],
+                "apis": len(g["apis"]),
+                "first_seen": ctime(min(g["t"])),
+                "last_seen": ctime(max(g["t"])),
+                **{name: values(g["v"][name]) for name in values_of},
+            },
+        )
+        for key, g in groups.items()
+    ]
+
+
 def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     org = generator.generate(seed, days=14, accounts=3, scenarios_per_kind=1)
     account = org.accounts[0]
@@ -228,17 +258,18 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     history = [r for r in rows if r["principal"] == principal]
     samples["ds_history"] = table(history, columns["ds_history"])
 
-    usual: dict[tuple[str, str], list] = defaultdict(lambda: [0, 0, set()])
-    for r in entity:
-        u = usual[(r["eventSource"], r["eventName"])]
-        u[0] += 1
-        u[1] += 1 if r.get("errorCode") else 0
-        u[2].add(r["eventTime"][:10])
     rows = [
-        {"eventSource": k[0], "eventName": k[1], "calls": v[0], "failures": v[1], "active_days": len(v[2])}
-        for k, v in sorted(usual.items(), key=lambda kv: -kv[1][0])[:25]
+        {"eventSource": k[0], "eventName": k[1], **g}
+        for k, g in stats_by(
+            entity, lambda r: (r["eventSource"], r["eventName"]), day=lambda r: r["eventTime"][:10]
+        )
     ]
-    samples["ds_usual_apis"] = table(rows, ["eventSource", "eventName", "calls", "failures", "active_days"])
+    for row in rows:
+        row["active_days"] = len(row.pop("day"))
+    rows.sort(key=lambda row: -row["calls"])
+    samples["ds_usual_apis"] = table(
+        rows[:25], ["eventSource", "eventName", "calls", "failures", "active_days"]
+    )
 
     rows = []
     for r in sorted((r for r in entity if r.get("errorCode")), key=when, reverse=True)[:500]:
@@ -260,37 +291,26 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         )
     samples["ds_failed_calls"] = table(rows, columns["ds_failed_calls"])
 
-    keys: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in entity:
-        ui = r["userIdentity"]
-        key = ui.get("accessKeyId") or "(none)"
-        kind = (
-            "long-term (AKIA)"
-            if key.startswith("AKIA")
-            else "temporary (ASIA)"
-            if key.startswith("ASIA")
-            else "none"
+    def key_kind(r: dict[str, Any]) -> tuple[str, str]:
+        key = r["userIdentity"].get("accessKeyId") or "(none)"
+        kind = {"AKIA": "long-term (AKIA)", "ASIA": "temporary (ASIA)"}.get(key[:4], "none")
+        return key, kind
+
+    def context(r: dict[str, Any]) -> dict[str, Any]:
+        return r["userIdentity"].get("sessionContext") or {}
+
+    rows = [
+        {"key": k[0], "key_kind": k[1], **g}
+        for k, g in stats_by(
+            entity,
+            key_kind,
+            identity_type=lambda r: r["userIdentity"].get("type"),
+            arn=lambda r: r["userIdentity"].get("arn"),
+            session_issuer=lambda r: (context(r).get("sessionIssuer") or {}).get("arn"),
+            mfa=lambda r: (context(r).get("attributes") or {}).get("mfaAuthenticated") or "n/a",
         )
-        k = keys.setdefault((key, kind), {"key": key, "key_kind": kind, "calls": 0, "failures": 0, "t": []})
-        k["calls"] += 1
-        k["failures"] += 1 if r.get("errorCode") else 0
-        k["t"].append(when(r))
-        k.setdefault("identity_type", set()).add(ui.get("type"))
-        k.setdefault("arn", set()).add(ui.get("arn"))
-        issuer = ((ui.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
-        k.setdefault("session_issuer", set()).add(issuer)
-        mfa = ((ui.get("sessionContext") or {}).get("attributes") or {}).get("mfaAuthenticated") or "n/a"
-        k.setdefault("mfa", set()).add(mfa)
-    rows = []
-    for k in sorted(keys.values(), key=lambda k: -k["calls"]):
-        rows.append(
-            {
-                **k,
-                "first_seen": ctime(min(k["t"])),
-                "last_seen": ctime(max(k["t"])),
-                **{f: values(k[f]) for f in ("identity_type", "arn", "session_issuer", "mfa")},
-            }
-        )
+    ]
+    rows.sort(key=lambda row: -row["calls"])
     samples["ds_identity"] = table(
         rows,
         [
@@ -321,25 +341,9 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
             "instance_name": "sample",
             "ec2_last_seen": ctime(org.end - 3600),
         }
-    ips: dict[str, dict[str, Any]] = {}
-    for r in entity:
-        ip = r["sourceIPAddress"]
-        i = ips.setdefault(
-            ip, {"sourceIPAddress": ip, "calls": 0, "failures": 0, "apis": set(), "user_agents": set()}
-        )
-        i["calls"] += 1
-        i["failures"] += 1 if r.get("errorCode") else 0
-        i["apis"].add(r["eventName"])
-        i["user_agents"].add(r["userAgent"])
-    rows = [
-        {
-            **i,
-            "apis": len(i["apis"]),
-            "user_agents": values(i["user_agents"]),
-            **inventory.get(i["sourceIPAddress"], {}),
-        }
-        for i in sorted(ips.values(), key=lambda i: -i["failures"])
-    ]
+    ips = stats_by(entity, lambda r: r["sourceIPAddress"], user_agents=lambda r: r["userAgent"])
+    rows = [{"sourceIPAddress": ip, **g, **inventory.get(ip, {})} for ip, g in ips]
+    rows.sort(key=lambda row: -row["failures"])
     samples["ds_source_ips"] = table(
         rows,
         [
@@ -393,38 +397,17 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         )
     samples["ds_persistence"] = table(rows, columns["ds_persistence"])
 
-    entity_ips = {ip for ip in ips if not ip.endswith(".amazonaws.com") and ip != "AWS Internal"}
-    others: dict[tuple[str, str], dict[str, Any]] = {}
-    for r in records:
-        if r.get("sourceIPAddress") in entity_ips and principal_of(r) != principal:
-            key = (r["recipientAccountId"], principal_of(r))
-            o = others.setdefault(
-                key,
-                {
-                    "recipientAccountId": key[0],
-                    "principal": key[1],
-                    "calls": 0,
-                    "failures": 0,
-                    "apis": set(),
-                    "source_ips": set(),
-                    "t": [],
-                },
-            )
-            o["calls"] += 1
-            o["failures"] += 1 if r.get("errorCode") else 0
-            o["apis"].add(r["eventName"])
-            o["source_ips"].add(r["sourceIPAddress"])
-            o["t"].append(when(r))
+    entity_ips = {ip for ip, _ in ips if not ip.endswith(".amazonaws.com") and ip != "AWS Internal"}
+    others = [r for r in records if r.get("sourceIPAddress") in entity_ips and principal_of(r) != principal]
     rows = [
-        {
-            **o,
-            "apis": len(o["apis"]),
-            "source_ips": values(o["source_ips"]),
-            "first_seen": ctime(min(o["t"])),
-            "last_seen": ctime(max(o["t"])),
-        }
-        for o in sorted(others.values(), key=lambda o: -o["failures"])
+        {"recipientAccountId": k[0], "principal": k[1], **g}
+        for k, g in stats_by(
+            others,
+            lambda r: (r["recipientAccountId"], principal_of(r)),
+            source_ips=lambda r: r["sourceIPAddress"],
+        )
     ]
+    rows.sort(key=lambda row: -row["failures"])
     samples["ds_same_ips"] = table(
         rows,
         [

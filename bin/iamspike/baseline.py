@@ -16,9 +16,9 @@ judged against what came before it and never inflates its own baseline:
 expectation (level and seasonal, not the recent bins) is below ``silent_level``: the entity had
 no failures to speak of, so failures now are an onset (the scoring caps the surprise of onsets).
 
-The dispersion (variance / mean, 1 = Poisson) is the decayed mean of ``(x - expected)^2 /
-expected`` over past bins (winsorized counts, so the residual of a spike is bounded; against the
-seasonal expectation, so a daily batch is not "noise"), bounded to ``[1, dispersion_max]``; the
+The dispersion (variance / mean, 1 = Poisson) is the decayed mean of ``(x - center)^2 / center``
+over past bins, ``center`` the median of level, seasonal and recent (winsorized counts, so the
+residual of a spike is bounded), bounded to ``[1, dispersion_max]``; the
 variance is at least the robust spread (MAD) of the seasonal samples (a batch's size varies from
 day to day), and a relative floor keeps high-rate streams from looking too regular. Below
 ``min_history_bins`` bins of history the baseline is "insufficient history": it falls back to a
@@ -154,6 +154,7 @@ def fit_baselines(
         prev = [counts[t - k] if t - k >= 0 else zero for k in (1, 2, 3)]
         long_run = level
         seasonal_var = None
+        median = level
         chosen, later = seasonal[t]
         if chosen:
             seasonal_used[t] = len(chosen)
@@ -163,7 +164,9 @@ def fit_baselines(
             long_run = np.maximum(level, median)
             seasonal_var = (1.4826 * np.median(np.abs(samples - median), axis=0)) ** 2
         silent[t] = long_run < params.silent_level
-        mu = np.maximum(long_run, _median_of_three(*prev) if params.recent_bins else zero)
+        recent = _median_of_three(*prev) if params.recent_bins else zero
+        mu = np.maximum(long_run, recent)
+        center = _median_of_three(level, median, recent)
         dispersion = np.clip(dispersion, 1.0, params.dispersion_max)
         if insufficient[t] and n_entities:
             prior = np.bincount(groups, weights=level, minlength=n_groups) / np.maximum(
@@ -179,7 +182,7 @@ def fit_baselines(
         # Winsorized update: a spike enters the level only up to the bound it broke.
         clipped = np.minimum(counts[t], mu + params.clip_sigmas * np.sqrt(var) + 2.0)
         weighted_sum = weighted_sum * decay + clipped
-        residual = np.minimum((clipped - mu) ** 2 / np.maximum(mu, 1.0), 3.0 * params.dispersion_max)
+        residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), 3.0 * params.dispersion_max)
         weighted_sq = weighted_sq * decay + residual
         weight = weight * decay + 1.0
         if typical is not None:

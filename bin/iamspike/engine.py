@@ -491,11 +491,16 @@ class _Scorer:
             cell_bin.append(b)
             cell_entity.append(p)
             cell_count.append(count)
-            for table, entity in ((self.p_explain, p), (self.a_explain, a)):
-                cell = table.get((entity, b))
+            cell = self.p_explain.get((p, b))
+            if cell is None:
+                cell = self.p_explain[(p, b)] = explain.CellExplain()
+            cell.add(source, api, code, ip, ua, count)
+            if not self.p_service[p]:
+                cell = self.a_explain.get((a, b))
                 if cell is None:
-                    cell = table[(entity, b)] = explain.CellExplain()
+                    cell = self.a_explain[(a, b)] = explain.CellExplain()
                 cell.add(source, api, code, ip, ua, count)
+                cell.pairs.add((p, api))
         self.live_bins = (np.array(cell_bin, dtype=np.int64), np.array(cell_entity, dtype=np.int64))
         self.live_counts = np.array(cell_count, dtype=np.float64)
 
@@ -570,7 +575,7 @@ class _Scorer:
             group = np.where(np.array(self.p_service, dtype=bool), n_accounts, p_account)
             acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
             del counts
-            breadth = _breadth(self.a_explain, first, acc_counts.shape)
+            breadth = _breadth(self.a_explain, first, acc_counts.shape, pairs=True)
             base = fit_baselines(acc_counts, first * span, span, None, params, breadth)
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             rows += self._score("account", acc_counts, breadth, base, labels, self.a_explain, out_from)
@@ -677,12 +682,17 @@ def _is_service(principal: str) -> bool:
     return not principal.startswith("arn:") and principal.endswith(".amazonaws.com")
 
 
-def _breadth(cells: Mapping[tuple[int, int], explain.CellExplain], first: int, shape) -> np.ndarray:
-    """Dense ``(bins, entities)`` distinct-API counts from the explained cells."""
+def _breadth(
+    cells: Mapping[tuple[int, int], explain.CellExplain], first: int, shape, pairs: bool = False
+) -> np.ndarray:
+    """Dense ``(bins, entities)`` breadth from the explained cells: distinct APIs, or for an
+    account distinct (principal, API) pairs (a spike spread thinly over many principals is broad)."""
     matrix = np.zeros(shape, dtype=np.float32)
     if cells:
         keys = np.array(list(cells.keys()), dtype=np.int64).reshape(-1, 2)
-        values = np.array([len(cell.apis) for cell in cells.values()], dtype=np.float32)
+        values = np.array(
+            [len(cell.pairs) if pairs else len(cell.apis) for cell in cells.values()], dtype=np.float32
+        )
         t = keys[:, 1] - first
         keep = (t >= 0) & (t < shape[0])
         matrix[t[keep], keys[keep, 0]] = values[keep]

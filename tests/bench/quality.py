@@ -297,9 +297,14 @@ class SeedRun:
 
 
 def run_seed(
-    seed: int, engine: Any, per_kind: int, options: Any = None, curve_options: Any = None
+    seed: int,
+    engine: Any,
+    per_kind: int,
+    options: Any = None,
+    curve_options: Any = None,
+    size: Mapping[str, int] | None = None,
 ) -> SeedRun:
-    org = generate(seed, scenarios_per_kind=per_kind)
+    org = generate(seed, scenarios_per_kind=per_kind, **(size or {}))
     judge = Judge(org)
     cands = R.run_all(R.events_from_records(org.records))
     secs = 0.0
@@ -354,6 +359,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--seeds", default=",".join(str(s) for s in DEFAULT_SEEDS), help="comma-separated seeds")
     ap.add_argument("--quick", action="store_true", help="one seed (the first), no real sets")
     ap.add_argument("--per-kind", type=int, default=3, help="attack scenarios of each kind per seed")
+    ap.add_argument("--days", type=int, default=30, help="days per organisation (>= 12)")
+    ap.add_argument("--accounts", type=int, default=6, help="accounts per organisation (>= 2)")
     ap.add_argument("--output", default=os.path.join(ROOT, "docs", "bench", "quality.md"))
     ap.add_argument("--no-real", action="store_true", help="skip the real data sets")
     ap.add_argument(
@@ -372,6 +379,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
     if args.quick:
         seeds = seeds[:1]
+    if args.days < 12 or args.accounts < 2 or args.per_kind < 1:
+        ap.error("--days must be >= 12, --accounts >= 2 and --per-kind >= 1")
     engine, engine_error = load_engine()
     options = curve_options = None
     if engine is not None:
@@ -386,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     runs = []
     for seed in seeds:
         t0 = time.perf_counter()
-        run = run_seed(seed, engine, args.per_kind, options, curve_options)
+        size = {"days": args.days, "accounts": args.accounts}
+        run = run_seed(seed, engine, args.per_kind, options, curve_options, size)
         runs.append(run)
         if args.details and engine is not None:
             print(details(run), file=sys.stderr)
@@ -577,8 +587,9 @@ def _command(args: argparse.Namespace, seeds: Sequence[int]) -> str:
     for flag in ("no_curve", "no_real", "quick"):
         if getattr(args, flag):
             cmd += " --" + flag.replace("_", "-")
-    if args.per_kind != 3:
-        cmd += f" --per-kind {args.per_kind}"
+    for name, default in (("per_kind", 3), ("days", 30), ("accounts", 6)):
+        if getattr(args, name) != default:
+            cmd += f" --{name.replace('_', '-')} {getattr(args, name)}"
     return cmd
 
 
@@ -646,7 +657,8 @@ def render(**kw: Any) -> str:
         ],
     )
     out += [
-        "Each seed: 30 days from 2026-09-07 (a Monday), 6 accounts; people working office hours in",
+        f"Each seed: {runs[0].org.days} days from 2026-09-07 (a Monday), "
+        f"{len(runs[0].org.accounts)} accounts; people working office hours in",
         "their account's time zone, CI users, application roles used through rotating assumed-role",
         "sessions, Identity Center roles, a daily batch role failing at the same hour, noisy",
         "automation, AWS service principals, root, and principals appearing mid-month. Counts are",

@@ -275,3 +275,20 @@ def test_judge_separates_detections_explained_traps_and_false_alerts() -> None:
     )
     assert out.detected == {"discovery_burst#1": True, "account_spread#1": False}
     assert (out.false, dict(out.trap_alerts), out.alerts) == (1, {"dryrun_burst": 1}, 2)
+
+
+def test_quality_bench_end_to_end_on_a_small_org(tmp_path, capsys) -> None:
+    out = tmp_path / "quality.md"
+    argv = ["--seeds", "4", "--days", "14", "--accounts", "2", "--per-kind", "1", "--no-real", "--no-curve"]
+    assert quality.main([*argv, "--output", str(out)]) == 0
+    report = out.read_text()
+    command = report.split("`")[3]
+    assert command.startswith("python tests/bench/quality.py --seeds 4")
+    assert {"--days 14", "--accounts 2", "--per-kind 1", "--no-real", "--no-curve"} <= {
+        " ".join(pair) for pair in zip(command.split(), command.split()[1:])
+    } | set(command.split())
+    for heading in ("## Recall per scenario", "## False alerts", "## Benign traps", "### Budget: "):
+        assert heading in report
+    assert "| discovery_burst | 1.00 (1/1) |" in report  # iamspike, first column, finds the sweep
+    summary = capsys.readouterr().out
+    assert summary.splitlines()[0].startswith("method") and "iamspike" in summary

@@ -720,6 +720,13 @@ def render(**kw: Any) -> str:
             rows.append([m, thr, t.false, *_recall_cells(t.detected)])
         out += [f"### Budget: {budget} false alerts ({what})", ""]
         out += _table(["method", "threshold (score >)", "false alerts", *ATTACK_KINDS, "all"], rows)
+    out += [
+        "Notes: `escu_spike` scores pile up at sqrt(719) = 26.8: when an entity's seed hours were all",
+        "equal (stdev 0), the 1/720 update makes the first different count score exactly that, whatever",
+        "its size, so many false alerts tie there and no threshold separates them. `escu_static` and",
+        "`panther` cannot see account-wide spreads, roles or service principals at any threshold.",
+        "",
+    ]
     if kw["reals"]:
         out += [
             "## Real data sets (read from ../shared/data/cloudtrail, never copied)",

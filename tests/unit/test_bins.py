@@ -1,0 +1,50 @@
+"""Durations, spans and zero-filled matrices."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from iamspike.bins import bin_start, dense_counts, parse_duration, parse_span, sum_by_group
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("1h", 3600),
+        ("30m", 1800),
+        ("5min", 300),
+        ("1d", 86400),
+        ("3600", 3600),
+        ("2hr", 7200),
+        ("1w", 604800),
+    ],
+)
+def test_parse_duration(text: str, seconds: int) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "h", "1x", "-1h", "0.5s", "abc"])
+def test_parse_duration_rejects(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize("text", ["1m", "2d", "90s", "61m30s"])
+def test_parse_span_bounds(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_span(text)
+
+
+def test_bin_start() -> None:
+    assert bin_start(1693082112.9, 3600) == 1693080000
+    assert bin_start(1693080000, 3600) == 1693080000
+
+
+def test_dense_counts_sums_repeats_and_zero_fills() -> None:
+    m = dense_counts(np.array([0, 2, 2]), np.array([1, 0, 0]), np.array([3.0, 1.0, 4.0]), 4, 2)
+    assert m.tolist() == [[0, 3], [0, 0], [5, 0], [0, 0]]
+
+
+def test_sum_by_group() -> None:
+    m = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
+    assert sum_by_group(m, np.array([1, 0, 1]), 3).tolist() == [[2, 4, 0], [5, 10, 0]]

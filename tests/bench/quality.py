@@ -29,12 +29,15 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import gzip
+import hashlib
 import json
 import math
 import os
+import pickle
 import shlex
 import subprocess
 import sys
+import tempfile
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -296,6 +299,33 @@ class SeedRun:
     curve: list[R.Candidate] = field(default_factory=list)  # iamspike show=all: every bin's score
 
 
+def generated(
+    seed: int, per_kind: int, size: dict[str, int], cache: str
+) -> tuple[Org, dict[str, list[R.Candidate]]]:
+    """The organisation and the references' candidates, from ``cache`` (a folder) when it has them.
+
+    The cache key covers the arguments and the source of the generator and the references, so a
+    change to either regenerates.
+    """
+    sources = b""
+    for name in ("generator.py", "references.py"):
+        with open(os.path.join(HERE, name), "rb") as fh:
+            sources += fh.read()
+    key = hashlib.sha256(repr((seed, per_kind, sorted(size.items()))).encode() + sources).hexdigest()[:16]
+    path = os.path.join(cache, f"quality-{seed}-{key}.pickle") if cache else ""
+    if path and os.path.exists(path):
+        with open(path, "rb") as fh:
+            return pickle.load(fh)
+    org = generate(seed, scenarios_per_kind=per_kind, **size)
+    cands = R.run_all(R.events_from_records(org.records))
+    if path:
+        os.makedirs(cache, exist_ok=True)
+        with open(path + ".tmp", "wb") as fh:
+            pickle.dump((org, cands), fh, protocol=pickle.HIGHEST_PROTOCOL)
+        os.replace(path + ".tmp", path)
+    return org, cands
+
+
 def run_seed(
     seed: int,
     engine: Any,
@@ -303,10 +333,10 @@ def run_seed(
     options: Any = None,
     curve_options: Any = None,
     size: Mapping[str, int] | None = None,
+    cache: str = "",
 ) -> SeedRun:
-    org = generate(seed, scenarios_per_kind=per_kind, **(size or {}))
+    org, cands = generated(seed, per_kind, dict(size or {}), cache)
     judge = Judge(org)
-    cands = R.run_all(R.events_from_records(org.records))
     secs = 0.0
     curve: list[R.Candidate] = []
     if engine is not None:
@@ -372,6 +402,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--no-curve", action="store_true", help="skip iamspike show=all (its recall at the target budget)"
     )
     ap.add_argument("--details", action="store_true", help="print iamspike's misses and false alerts")
+    ap.add_argument(
+        "--cache",
+        default=os.path.join(tempfile.gettempdir(), "iamspike-quality-cache"),
+        help="folder keeping generated organisations between runs ('' = none)",
+    )
     args = ap.parse_args(argv)
     try:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
@@ -396,7 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for seed in seeds:
         t0 = time.perf_counter()
         size = {"days": args.days, "accounts": args.accounts}
-        run = run_seed(seed, engine, args.per_kind, options, curve_options, size)
+        run = run_seed(seed, engine, args.per_kind, options, curve_options, size, args.cache)
         runs.append(run)
         if args.details and engine is not None:
             print(details(run), file=sys.stderr)

@@ -280,8 +280,14 @@ def test_judge_separates_detections_explained_traps_and_false_alerts() -> None:
 def test_quality_bench_end_to_end_on_a_small_org(tmp_path, capsys) -> None:
     out = tmp_path / "quality.md"
     argv = ["--seeds", "4", "--days", "14", "--accounts", "2", "--per-kind", "1", "--no-real", "--no-curve"]
-    assert quality.main([*argv, "--output", str(out)]) == 0
+    cache = tmp_path / "cache"
+    assert quality.main([*argv, "--output", str(out), "--cache", str(cache)]) == 0
     report = out.read_text()
+    assert len(list(cache.glob("quality-4-*.pickle"))) == 1
+    again = tmp_path / "again.md"
+    assert quality.main([*argv, "--output", str(again), "--cache", str(cache)]) == 0  # from the cache
+    tail = report.index("## Recall per scenario")  # before: the date and the engine's seconds
+    assert again.read_text()[tail:] == report[tail:]
     command = report.split("`")[3]
     assert command.startswith("python tests/bench/quality.py --seeds 4")
     assert {"--days 14", "--accounts 2", "--per-kind 1", "--no-real", "--no-curve"} <= {

@@ -2,8 +2,9 @@
 
 Counts are treated as counts: the surprise of ``x`` failures is ``-log10 P(X >= x)`` under a
 negative binomial with the baseline's mean and variance (Poisson when the variance is not above
-the mean). The tail is bounded from above by ``pmf(x) / (1 - pmf(x+1)/pmf(x))`` (exact enough for
-x above the mean, and never smaller than the true tail, so it never overstates the surprise).
+the mean). The tail is bounded from above by ``pmf(x) / (1 - r)`` with ``r`` the largest later ratio
+``pmf(j+1)/pmf(j)`` (tight for x above the mean, and never below the true tail, so it never
+overstates the surprise).
 
 - **Onset from silence**: when the entity was silent (its long-run expectation below ``onset_level``,
   see ``Baseline.silent``) the surprise
@@ -82,7 +83,10 @@ def log10_tail(x: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
     )
     log_pois = x * np.log(mu) - mu - lgamma(x + 1.0)
     log_pmf = np.where(nb, log_nb, log_pois)
-    ratio = np.where(nb, (x + k_nb) / (x + 1.0) * mu / (k_nb + mu), mu / (x + 1.0))
+    # pmf(j+1)/pmf(j) falls with j when k >= 1 (so its value at x bounds the rest); when k < 1 it
+    # rises towards mu / (k + mu), which then bounds every later ratio.
+    ratio_x = (x + k_nb) / (x + 1.0) * mu / (k_nb + mu)
+    ratio = np.where(nb, np.where(k_nb < 1.0, mu / (k_nb + mu), ratio_x), mu / (x + 1.0))
     ratio = np.clip(ratio, 0.0, 1.0 - 1e-12)
     out = (log_pmf - np.log1p(-ratio)) / LN10
     return np.where(x > mu, np.minimum(out, 0.0), 0.0)

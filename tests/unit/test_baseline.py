@@ -1,0 +1,91 @@
+"""Hand-checked baselines: constant, sparse, all-zero, single-bin, gap, seasonal and spiky histories."""
+
+from __future__ import annotations
+
+import numpy as np
+from iamspike.baseline import BaselineParams, fit_baselines
+
+START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
+HOUR = 3600
+
+
+def fit(series, **kw):
+    counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
+    return fit_baselines(counts, START, HOUR, params=BaselineParams(**kw))
+
+
+def test_constant_history_expects_the_constant() -> None:
+    base = fit([10] * 72)
+    assert np.allclose(base.expected[48:, 0], 10.0, atol=0.5)
+    assert not base.silent[48:, 0].any()
+    assert (base.variance[48:, 0] >= base.expected[48:, 0]).all()  # never below Poisson
+
+
+def test_all_zero_history_is_silent_not_zero_variance() -> None:
+    base = fit([0] * 48)
+    assert base.silent[:, 0].all()
+    assert (base.expected[:, 0] == 0).all()
+
+
+def test_single_bin_has_insufficient_history() -> None:
+    base = fit([30])
+    assert base.insufficient.tolist() == [True]
+    assert base.history_bins.tolist() == [0]
+    assert base.silent[0, 0]
+
+
+def test_sparse_history_stays_silent() -> None:
+    series = [1 if t % 7 == 0 else 0 for t in range(96)]
+    base = fit(series)
+    assert base.silent[48:, 0].all()
+    assert base.expected[48:, 0].max() < 1.0
+
+
+def test_a_gap_does_not_reset_the_level() -> None:
+    series = [10] * 48 + [0] * 24 + [10] * 4
+    base = fit(series)
+    assert base.expected[72, 0] > 7.0  # coming back from a gap is not a spike
+
+
+def test_a_past_spike_does_not_inflate_the_baseline() -> None:
+    series = [5] * 24 + [500] + [5] * 47
+    base = fit(series)
+    assert base.expected[24, 0] < 7.0
+    assert base.expected[60:, 0].max() < 7.0
+
+
+def test_daily_batch_is_expected_at_its_hour_from_the_first_day() -> None:
+    series = [40 if t % 24 == 2 else 0 for t in range(24 * 10)]
+    base = fit(series)
+    batch_hours = np.arange(2, 24 * 10, 24)
+    assert (base.expected[batch_hours, 0] >= 30).all()
+    assert base.backfilled[2] and not base.backfilled[24 * 5 + 2]
+    assert base.expected[24 * 5 + 10, 0] < 5.0  # other hours are not
+
+
+def test_a_new_steady_stream_is_absorbed_after_a_few_bins() -> None:
+    series = [0] * 48 + [120] * 10
+    base = fit(series)
+    assert base.expected[48, 0] < 1.0 and base.silent[48, 0]
+    assert base.expected[51:, 0].min() >= 100
+
+
+def test_pooled_prior_below_min_history() -> None:
+    counts = np.zeros((30, 3), dtype=np.float32)
+    counts[:, 0] = 20
+    counts[:, 1] = 20
+    base = fit_baselines(
+        counts, START, HOUR, groups=np.array([0, 0, 0]), params=BaselineParams(min_history_bins=24)
+    )
+    assert base.insufficient[:24].all() and not base.insufficient[24:].any()
+    assert base.expected[10, 2] > 5.0  # the silent newcomer borrows its peers' level while history is short
+    assert base.expected[28, 2] == 0.0
+    assert base.peers.tolist() == [3, 3, 3]
+
+
+def test_typical_breadth_tracks_failing_bins() -> None:
+    counts = np.array([[5], [0], [5], [5]], dtype=np.float32)
+    breadth = np.array([[4], [0], [4], [4]], dtype=np.float32)
+    base = fit_baselines(counts, START, HOUR, breadth=breadth)
+    assert base.typical_breadth[0, 0] == 1.0
+    assert abs(base.typical_breadth[3, 0] - 4.0) < 1e-6

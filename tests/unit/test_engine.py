@@ -1,0 +1,296 @@
+"""The engine API: options, chunking invariance, inputs A/B/_raw, state round trip, real data, traps."""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import json
+import pathlib
+
+import pytest
+from iamspike.cloudtrail import FIELDS, record_to_row
+from iamspike.engine import OUTPUT_FIELDS, Detector, OptionError, Options, iter_chunks, parse_options, run
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data" / "cloudtrail"
+HOUR = 3600
+T0 = 1_788_739_200  # 2026-09-07T00:00:00Z
+ACCT = "111122223333"
+USER = f"arn:aws:iam::{ACCT}:user/alice"
+APIS = ["ListUsers", "ListRoles", "ListBuckets", "DescribeInstances", "ListSecrets", "GetCallerIdentity"]
+
+
+def load(folder: pathlib.Path) -> list[dict]:
+    records: list[dict] = []
+    for path in sorted(glob.glob(str(folder / "**" / "*.json*"), recursive=True)):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as handle:
+            records.extend(json.load(handle)["Records"])
+    return records
+
+
+def event(t: float, api: str = "ListUsers", code: str = "AccessDenied", arn: str = USER, **extra) -> dict:
+    record = {
+        "eventTime": t,
+        "eventName": api,
+        "eventSource": "iam.amazonaws.com",
+        "errorCode": code,
+        "recipientAccountId": ACCT,
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2",
+        "userIdentity": {"type": "IAMUser", "arn": arn, "accountId": ACCT},
+    }
+    record.update(extra)
+    return record
+
+
+def background(hours: int = 72, per_hour: int = 2) -> list[dict]:
+    """A quiet account: another user with a couple of denials an hour, and successes."""
+    out = []
+    for h in range(hours):
+        for i in range(per_hour):
+            out.append(event(T0 + h * HOUR + 60 * i, "GetUser", arn=f"arn:aws:iam::{ACCT}:user/ci"))
+        out.append(event(T0 + h * HOUR + 600, "ListBuckets", code="", arn=USER))
+    return out
+
+
+def burst(hour: int, n: int, apis: list[str], code: str = "AccessDenied") -> list[dict]:
+    return [event(T0 + hour * HOUR + 30 * i, apis[i % len(apis)], code=code) for i in range(n)]
+
+
+def flagged(rows: list[dict], entity_type: str = "principal", principal: str = USER) -> list[int]:
+    return [
+        (r["_time"] - T0) // HOUR
+        for r in rows
+        if r["entity_type"] == entity_type and (entity_type == "account" or r["principal"] == principal)
+    ]
+
+
+# ------------------------------------------------------------------------------------ options
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["span=2s"], "span must be between 5m and 1d"),
+        (["span=1y"], "unknown time unit"),
+        (["foo=1"], "unknown option 'foo'"),
+        (["span"], "options are key=value"),
+        (["by=role"], "by must be account, principal or both"),
+        (["sensitivity=high"], "sensitivity must be a number"),
+        (["sensitivity=0"], "sensitivity must be between"),
+        (["min_failures=0"], "min_failures must be between"),
+        (["min_failures=2.5"], "min_failures must be a whole number"),
+        (["show=everything"], "show must be spikes, all or state"),
+        (["classes=nope"], "unknown error class 'nope'"),
+        (["classes="], "needs a value"),
+        (["show=all", "show=spikes"], "given twice"),
+        (["threshold=150"], "threshold must be between"),
+        (["count_field=a b"], "count_field must be a field name"),
+        (["half_life=5m", "span=1h"], "half_life must be at least one span"),
+    ],
+)
+def test_bad_options_are_one_line_errors(args: list[str], message: str) -> None:
+    with pytest.raises(OptionError) as info:
+        parse_options(args)
+    assert message in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_options_parse() -> None:
+    options = parse_options(
+        [
+            "span=30m",
+            "by=principal",
+            'classes="authorization,throttling"',
+            "event_sources=iam,s3.amazonaws.com",
+        ]
+    )
+    assert options.span == 1800 and options.by == ("principal",)
+    assert options.classes == ("authorization", "throttling")
+    assert options.event_sources == ("iam.amazonaws.com", "s3.amazonaws.com")
+    assert parse_options([]) == Options()
+    assert parse_options(["by=both"]).by == ("account", "principal")
+
+
+# ---------------------------------------------------------------------------------- behaviour
+
+
+def test_new_principal_burst_scores_high_one_denial_does_not() -> None:
+    records = background() + burst(60, 30, APIS)
+    rows = run(records)
+    assert flagged(rows) == [60]
+    assert flagged(rows, "account") == [60]
+    row = next(r for r in rows if r["principal"] == USER)
+    assert set(row) == set(OUTPUT_FIELDS)
+    assert row["failures"] == 30 and row["distinct_apis"] == 6 and row["score"] >= 50
+    assert row["top_apis"].startswith("DescribeInstances (5), GetCallerIdentity (5)")  # ties by name
+    assert row["top_source_ips"] == "203.0.113.7 (30)"
+    assert "alice had 30 failed calls in 1h" in row["reason"]
+    assert flagged(run(background() + burst(60, 1, APIS))) == []
+
+
+@pytest.mark.parametrize("code", ["Client.DryRunOperation", "ThrottlingException", "ValidationException"])
+def test_benign_error_bursts_do_not_count(code: str) -> None:
+    assert run(background() + burst(60, 200, APIS, code=code)) == []
+
+
+def test_min_failures_floor() -> None:
+    records = background() + burst(60, 4, APIS)
+    assert flagged(run(records)) == []
+    assert flagged(run(records, parse_options(["min_failures=3"]))) == [60]
+
+
+def test_failed_console_logins_count() -> None:
+    logins = [
+        event(T0 + 60 * HOUR + i, "ConsoleLogin", code="", errorMessage="Failed authentication")
+        for i in range(3)
+    ]
+    detector = Detector(parse_options(["min_failures=1", "show=all", "by=principal"]))
+    detector.add_records(background() + logins)
+    row = next(r for r in detector.results() if r["principal"] == USER and r["failures"])
+    assert row["top_error_codes"] == "ConsoleLoginFailure (3)"
+
+
+def test_event_sources_restrict() -> None:
+    records = background() + burst(60, 30, APIS)
+    assert run(records, parse_options(["event_sources=s3"])) == []
+
+
+def test_show_all_gives_every_bin_with_is_spike() -> None:
+    rows = run(background(hours=10) + burst(8, 30, APIS), parse_options(["show=all", "by=principal"]))
+    mine = [r for r in rows if r["principal"] == USER]
+    assert len(mine) == 10
+    assert [r["is_spike"] for r in mine] == [0] * 8 + [1, 0]
+    assert all(r["severity"] == "none" for r in mine if not r["is_spike"])
+
+
+def test_service_principal_denials_stay_out_of_the_account() -> None:
+    service = [
+        {
+            **event(T0 + h * HOUR + i * 20, "PutObject"),
+            "userIdentity": {"type": "AWSService", "invokedBy": "delivery.logs.amazonaws.com"},
+        }
+        for h in range(48, 72)
+        for i in range(120)
+    ]
+    rows = run(background() + service)
+    assert rows == []
+
+
+# ----------------------------------------------------------------------------------- chunking
+
+
+def as_rows(records: list[dict]) -> tuple[list[str], list[list[str]]]:
+    header = [*FIELDS, "_raw"]
+    return header, [[*record_to_row(r), json.dumps(r)] for r in records]
+
+
+def detect(header: list[str], rows: list[list[str]], size: int, options: Options | None = None) -> list[dict]:
+    detector = Detector(options)
+    for chunk in iter_chunks(rows, size):
+        detector.add_rows(header, chunk)
+    return detector.results()
+
+
+def test_many_chunks_equal_one_chunk() -> None:
+    header, rows = as_rows(background() + burst(60, 30, APIS))
+    one = detect(header, rows, len(rows))
+    assert one
+    assert detect(header, rows, 1) == one
+    assert detect(header, rows, 7) == one
+    assert one == run(background() + burst(60, 30, APIS))
+
+
+def test_raw_only_rows_equal_extracted_fields() -> None:
+    header, rows = as_rows(background() + burst(60, 30, APIS))
+    raw_only = detect(["_time", "_raw"], [[r[0], r[-1]] for r in rows], 50)
+    assert raw_only == detect(header, rows, 50)
+
+
+def test_missing_columns_and_junk_time_are_reported() -> None:
+    header, rows = as_rows(background(hours=3))
+    rows[0][0] = "not-a-time"
+    detector = Detector()
+    detector.add_rows(header, rows)
+    detector.add_rows(["foo"], [["bar"]])
+    detector.results()
+    messages = detector.messages()
+    assert any("1 rows had no usable _time" in m for m in messages)
+    assert any("1 rows lacked the fields" in m for m in messages)
+
+
+def test_aggregated_rows_input_b() -> None:
+    records = background() + burst(60, 30, APIS)
+    counts: dict[tuple, int] = {}
+    for r in records:
+        if r["errorCode"]:
+            key = (int(r["eventTime"]) // HOUR * HOUR, r["userIdentity"]["arn"], r["eventName"])
+            counts[key] = counts.get(key, 0) + 1
+    header = ["_time", "account", "principal", "eventName", "count"]
+    rows = [[str(t), ACCT, p, api, str(n)] for (t, p, api), n in counts.items()]
+    got = detect(header, rows, 13, parse_options(["count_field=count"]))
+    assert flagged(got) == [60] and flagged(got, "account") == [60]
+    assert [r["distinct_apis"] for r in got] == [7, 6]  # the account also has the ci user's GetUser
+
+
+def test_state_round_trip_equals_one_long_run() -> None:
+    early = background(hours=60)
+    late = [r for r in background(hours=72) if r["eventTime"] >= T0 + 60 * HOUR] + burst(62, 30, APIS)
+    long_run = run(early + late)
+    saved = run(early, parse_options(["show=state"]))
+    assert all(r["iamspike_state"] for r in saved)
+    header, rows = as_rows(late)
+    state_header = sorted({key for row in saved for key in row})
+    state_rows = [[str(row.get(key, "")) for key in state_header] for row in saved]
+    detector = Detector()
+    detector.add_rows(state_header, state_rows)
+    detector.add_rows(header, rows)
+    assert detector.results() == long_run
+    assert flagged(long_run) == [62]
+
+
+def test_state_with_another_span_is_ignored_with_a_message() -> None:
+    saved = run(background(hours=30), parse_options(["show=state", "span=30m"]))
+    detector = Detector()
+    detector.add_rows(["iamspike_state"], [[r["iamspike_state"]] for r in saved])
+    assert detector.results() == []
+    assert any("iamspike_state rows were ignored" in m for m in detector.messages())
+
+
+def test_empty_input() -> None:
+    assert run([]) == []
+    detector = Detector()
+    detector.add_rows(list(FIELDS), [])
+    assert detector.results() == []
+
+
+# ---------------------------------------------------------------------------------- real data
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared CloudTrail sets not present")
+def test_pwnedlabs_burst_is_flagged_for_the_principal_and_the_account() -> None:
+    rows = run(load(SHARED / "pwnedlabs_incident_3252"))
+    principals = {r["principal"] for r in rows if r["entity_type"] == "principal"}
+    assert principals == {"arn:aws:iam::107513503799:user/temp-user"}
+    assert {r["account"] for r in rows if r["entity_type"] == "account"} == {"107513503799"}
+    assert all(r["severity"] in ("high", "critical") for r in rows)
+
+
+@pytest.mark.skipif(not SHARED.is_dir(), reason="shared CloudTrail sets not present")
+def test_sans_steady_log_delivery_denial_is_not_flagged() -> None:
+    assert run(load(SHARED / "sans504_s3_ransomware_lab")) == []
+
+
+def test_stratus_fixture_runs() -> None:
+    path = (
+        ROOT
+        / "tests"
+        / "data"
+        / "cloudtrail"
+        / "stratus"
+        / "aws.credential-access.ec2-get-password-data.json"
+    )
+    records = json.loads(path.read_text())
+    rows = run(records, parse_options(["show=all", "by=principal"]))
+    assert sum(r["failures"] for r in rows) == 32

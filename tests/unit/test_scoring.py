@@ -1,0 +1,122 @@
+"""Scoring math: lgamma, count tails against exact sums, the upper bound, onset cap and breadth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from iamspike.scoring import lgamma, log10_tail, score_counts, severity, upper_bound
+
+
+def exact_log10_tail(x: int, mu: float, k: float | None = None) -> float:
+    """log10 P(X >= x) summed term by term (Poisson, or NB with size k)."""
+    terms = []
+    for j in range(x, x + 2000):
+        if k is None:
+            terms.append(j * math.log(mu) - mu - math.lgamma(j + 1))
+        else:
+            terms.append(
+                math.lgamma(j + k)
+                - math.lgamma(k)
+                - math.lgamma(j + 1)
+                + k * math.log(k / (k + mu))
+                + j * math.log(mu / (k + mu))
+            )
+    top = max(terms)
+    return (top + math.log(sum(math.exp(t - top) for t in terms))) / math.log(10)
+
+
+def test_lgamma_matches_math() -> None:
+    z = np.array([0.05, 0.5, 1.0, 2.5, 6.9, 7.0, 31.5, 1e4])
+    assert np.allclose(lgamma(z), [math.lgamma(v) for v in z], atol=1e-9)
+
+
+@pytest.mark.parametrize(("x", "mu"), [(5, 1.0), (30, 0.1), (20, 10.0), (200, 50.0), (13, 12.0)])
+def test_poisson_tail_is_a_tight_upper_bound(x: int, mu: float) -> None:
+    got = float(log10_tail(np.array([x]), np.array([mu]), np.array([mu]))[0])
+    exact = exact_log10_tail(x, mu)
+    assert exact <= got + 1e-9  # never overstates the surprise
+    assert got - exact < 0.35
+
+
+@pytest.mark.parametrize(("x", "mu", "var"), [(40, 10.0, 30.0), (100, 20.0, 200.0), (8, 1.0, 3.0)])
+def test_negative_binomial_tail(x: int, mu: float, var: float) -> None:
+    k = mu * mu / (var - mu)
+    got = float(log10_tail(np.array([x]), np.array([mu]), np.array([var]))[0])
+    exact = exact_log10_tail(x, mu, k)
+    assert exact <= got + 1e-9
+    assert got - exact < 0.5
+
+
+def test_tail_is_zero_at_or_below_the_mean() -> None:
+    assert log10_tail(np.array([3.0, 10.0]), np.array([10.0, 10.0]), np.array([10.0, 10.0])).tolist() == [
+        0,
+        0,
+    ]
+
+
+def test_upper_bound_is_the_first_count_reaching_the_surprise() -> None:
+    mu, var = np.array([0.05, 10.0, 100.0]), np.array([0.05, 30.0, 400.0])
+    upper = upper_bound(mu, var, 6.0)
+    assert (-log10_tail(upper, mu, var) >= 6.0).all()
+    assert (-log10_tail(upper - 1, mu, var) < 6.0).all()
+    assert upper.tolist() == sorted(upper.tolist())
+
+
+def test_overdispersion_raises_the_upper_bound() -> None:
+    poisson = upper_bound(np.array([20.0]), np.array([20.0]), 6.0)[0]
+    dispersed = upper_bound(np.array([20.0]), np.array([200.0]), 6.0)[0]
+    assert dispersed > poisson + 20
+
+
+# observed, expected, variance, apis, silent -> flagged at the default threshold (score >= 50)
+CASES = [
+    ("new stream, one API, from silence", 136, 0.05, 0.05, 1, True, False),
+    ("new stream, two APIs, from silence", 136, 0.05, 0.05, 2, True, False),
+    ("sweep from silence, 465 APIs", 505, 0.05, 0.05, 465, True, True),
+    ("30 denials over 6 APIs from silence", 30, 0.05, 0.05, 6, True, True),
+    ("relative spike on a steady stream", 200, 50.0, 60.0, 1, False, True),
+    ("ordinary bin of a steady stream", 55, 50.0, 60.0, 1, False, False),
+    ("many APIs but at the expected rate", 50, 50.0, 60.0, 40, False, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "mu", "var", "apis", "silent", "flag"), CASES, ids=[c[0] for c in CASES]
+)
+def test_score_table(name: str, x: int, mu: float, var: float, apis: int, silent: bool, flag: bool) -> None:
+    s = score_counts(
+        np.array([x]), np.array([mu]), np.array([var]), np.array([apis]), silent=np.array([silent])
+    )
+    assert bool(s.score[0] >= 50.0) is flag, (name, s.score[0])
+    assert 0.0 <= s.score[0] <= 100.0
+
+
+def test_onset_cap_and_sensitivity() -> None:
+    s = score_counts(np.array([1000.0]), np.array([0.05]), np.array([0.05]), np.array([1.0]))
+    assert s.onset[0] and s.surprise[0] == 4.0
+    low = score_counts(np.array([30.0]), np.array([5.0]), np.array([5.0]), np.array([1.0]), sensitivity=0.5)
+    high = score_counts(np.array([30.0]), np.array([5.0]), np.array([5.0]), np.array([1.0]), sensitivity=2.0)
+    assert low.score[0] < high.score[0]
+
+
+def test_breadth_counts_only_above_the_usual() -> None:
+    args = (np.array([60.0]), np.array([20.0]), np.array([20.0]), np.array([12.0]))
+    plain = score_counts(*args)
+    usual = score_counts(*args, typical_apis=np.array([12.0]))
+    assert plain.breadth[0] > 0 and usual.breadth[0] == 0
+
+
+@pytest.mark.parametrize(
+    ("score", "flagged", "name"),
+    [
+        (99.0, True, "critical"),
+        (90.0, True, "high"),
+        (75.0, True, "medium"),
+        (55.0, True, "low"),
+        (99.0, False, "none"),
+    ],
+)
+def test_severity(score: float, flagged: bool, name: str) -> None:
+    assert severity(score, flagged) == name

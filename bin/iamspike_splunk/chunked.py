@@ -101,7 +101,9 @@ def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
     of every row."""
     if not body:
         return [], iter(())
-    reader = csv.reader(io.StringIO(body.decode("utf-8", "replace"), newline=""))
+    # Decoded lazily as csv reads: no up-front copy of the whole body into a str.
+    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", errors="replace", newline="")
+    reader = csv.reader(text)
     header = next(reader, [])
     return header, reader
 

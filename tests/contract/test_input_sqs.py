@@ -10,7 +10,6 @@ from __future__ import annotations
 import collections
 import gzip
 import json
-import os
 
 import pytest
 from standin import modinput
@@ -20,7 +19,6 @@ pytestmark = pytest.mark.contract
 
 SCRIPT = "aws_cloudtrail_sqs.py"
 KIND = "aws_cloudtrail_sqs"
-LOG_NAME = "ta_aws_iam_error_spike_aws_cloudtrail_sqs.log"
 N = 20_000  # records per file in the crash tests: big enough that a stalled download is mid-file
 
 
@@ -47,15 +45,6 @@ def start(splunk_python, home, trail, tmp_path, moto_env, name="t", **params) ->
     return modinput.InputProcess(
         splunk_python, home, SCRIPT, f"{KIND}://{name}", params, str(tmp_path / "checkpoints"), moto_env
     )
-
-
-def ids(events) -> list[str]:
-    return [json.loads(event.data)["eventID"] for event in events]
-
-
-def read_log(home) -> str:
-    with open(os.path.join(home.log_dir, LOG_NAME), encoding="utf-8") as handle:
-        return handle.read()
 
 
 def test_scheme(splunk_python, splunk_home):
@@ -99,14 +88,16 @@ def test_events_from_every_notification_shape(splunk_python, fresh_splunk_home, 
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
     events = run.wait_for(320, 60)
     assert run.terminate() < 5
-    assert sorted(ids(events)) == sorted([f"raw-{n}" for n in range(300)] + [f"ct-{n}" for n in range(20)])
+    assert sorted(modinput.event_ids(events)) == sorted(
+        [f"raw-{n}" for n in range(300)] + [f"ct-{n}" for n in range(20)]
+    )
     first = next(event for event in events if json.loads(event.data)["eventID"] == "raw-0")
     assert first.sourcetype == "aws:cloudtrail" and first.index == "aws" and first.done
     assert first.source == f"s3://{trail['bucket']}/{key}"
     assert first.time == "1693080000.000" and first.stanza == f"{KIND}://t"
     assert json.loads(first.data)["errorCode"] == "AccessDenied"
     assert queue_depth(trail) == 0
-    log = read_log(fresh_splunk_home)
+    log = modinput.read_log(fresh_splunk_home, KIND)
     assert "start:" in log and "end:" in log and "320 events from 2 files to index aws" in log
 
 
@@ -117,19 +108,21 @@ def test_kill_9_mid_file_then_restart_delivers_every_record_once(
     for n, body in enumerate(bodies):
         put(trail, log_key(f"20230826T20{30 + n}Z", f"f{n}"), body)
     # the second file's download stalls half-way: the input has flushed part of it when killed
-    fault_proxy.add(match="_f1.json.gz", stall_after=len(bodies[1]) // 2, stall_seconds=30, times=1)
+    stall = fault_proxy.add(match="_f1.json.gz", stall_after=len(bodies[1]) // 2, stall_seconds=30, times=1)
     params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "5", "batch_size": "10"}
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
-    run.wait_for(N + 2000, 60)
+    assert stall.stalling.wait(60)
+    run.wait_quiet(1.5)  # every record read so far is out: the input waits in the stalled read
     run.kill()
     first = run.events()
-    assert N < len(first) < 2 * N
+    written_of_f1 = [event_id for event_id in modinput.event_ids(first) if event_id.startswith("f1-")]
+    assert 0 < len(written_of_f1) < N  # killed in the middle of a file
     second_run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
     second_run.wait_for(3 * N - len(first), 60)
     second_run.wait_for(10**9, 8)  # let redeliveries (visibility 5 s) come and go
     assert second_run.terminate() < 5
     second = second_run.events()
-    counts = collections.Counter(ids(first) + ids(second))
+    counts = collections.Counter(modinput.event_ids(first) + modinput.event_ids(second))
     assert len(counts) == 3 * N and max(counts.values()) == 1
     assert queue_depth(trail) == 0
 
@@ -139,19 +132,20 @@ def test_sigterm_stops_within_5_s_and_saves_what_was_written(
 ):
     body = log_file(make_records(N, prefix="s", noise=True))
     put(trail, log_key("20230826T2030Z", "s"), body)
-    fault_proxy.add(match="_s.json.gz", stall_after=len(body) // 2, stall_seconds=60, times=1)
+    stall = fault_proxy.add(match="_s.json.gz", stall_after=len(body) // 2, stall_seconds=60, times=1)
     params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "5", "wait_seconds": "20"}
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
-    first = run.wait_for(2000, 60)
+    assert stall.stalling.wait(60)
+    first = run.wait_quiet(1.5)
     assert 0 < len(first) < N
     assert run.terminate() < 5  # while the download is stalled
     first = run.events()
     again = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
     rest = again.wait_for(N - len(first), 60)
     assert again.terminate() < 5  # while long-polling an empty queue (wait_seconds=20)
-    counts = collections.Counter(ids(first) + ids(rest))
+    counts = collections.Counter(modinput.event_ids(first) + modinput.event_ids(rest))
     assert len(counts) == N and max(counts.values()) == 1
-    assert "stopped by SIGTERM" in read_log(fresh_splunk_home)
+    assert "stopped by SIGTERM" in modinput.read_log(fresh_splunk_home, KIND)
 
 
 def test_access_denied_and_deleted_objects_are_logged_and_the_input_goes_on(
@@ -168,8 +162,8 @@ def test_access_denied_and_deleted_objects_are_logged_and_the_input_goes_on(
     events = run.wait_for(5, 30)
     run.wait_for(10**9, 3)
     assert run.terminate() < 5
-    assert sorted(ids(run.events())) == [f"ok-{n}" for n in range(5)] and len(events) >= 5
-    log = read_log(fresh_splunk_home)
+    assert sorted(modinput.event_ids(run.events())) == [f"ok-{n}" for n in range(5)] and len(events) >= 5
+    log = modinput.read_log(fresh_splunk_home, KIND)
     assert f"add s3:GetObject on arn:aws:s3:::{trail['bucket']}/{denied}" in log
     assert "deleted after its notification" in log
     assert queue_depth(trail) == 2  # both left for redelivery and the dead-letter queue
@@ -198,11 +192,11 @@ def test_bad_files_are_skipped_with_a_log_line_and_never_stall_the_queue(
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
     run.wait_for(10**9, 6)
     assert run.terminate() < 5
-    got = set(ids(run.events()))
+    got = set(modinput.event_ids(run.events()))
     assert {f"good-{n}" for n in range(10)} <= got and {"utf-0", "utf-1", "big-0", "big-2"} <= got
     assert "big-1" not in got
     assert queue_depth(trail) == 0
-    log = read_log(fresh_splunk_home)
+    log = modinput.read_log(fresh_splunk_home, KIND)
     for reason in (
         "truncated gzip",
         "neither gzip nor JSON",

@@ -21,7 +21,7 @@ import urllib.parse
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -222,6 +222,7 @@ class FaultRule:
     stall_seconds: float = 0.0
     times: int = 0
     fired: int = 0
+    stalling: threading.Event = field(default_factory=threading.Event)  # set during a stall
 
 
 class FaultProxy:
@@ -307,12 +308,17 @@ class FaultProxy:
         upstream.close()
         if request.command == "HEAD":
             return
-        if rule is not None:  # a stall: part, pause, rest
-            request.wfile.write(payload[: rule.stall_after])
-            request.wfile.flush()
-            time.sleep(rule.stall_seconds)
-            payload = payload[rule.stall_after :]
-        request.wfile.write(payload)
+        try:
+            if rule is not None:  # a stall: part, pause, rest
+                request.wfile.write(payload[: rule.stall_after])
+                request.wfile.flush()
+                rule.stalling.set()
+                time.sleep(rule.stall_seconds)
+                rule.stalling.clear()
+                payload = payload[rule.stall_after :]
+            request.wfile.write(payload)
+        except (ConnectionError, BrokenPipeError):
+            pass  # the client was killed or gave up: nothing to answer
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ Nothing here imports product code: the script runs in a child bare Python.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -121,6 +122,17 @@ def validate(
     return False, message or proc.stderr
 
 
+def event_ids(events: list[Event]) -> list[str]:
+    """The CloudTrail eventID of each event (its data is one JSON record)."""
+    return [json.loads(event.data)["eventID"] for event in events]
+
+
+def read_log(home: SplunkHome, kind: str) -> str:
+    """The input's own log file, ``$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_<kind>.log``."""
+    with open(os.path.join(home.log_dir, f"ta_aws_iam_error_spike_{kind}.log"), encoding="utf-8") as handle:
+        return handle.read()
+
+
 def parse_events(stream: bytes) -> list[Event]:
     """Complete ``<event>`` elements of a (possibly cut) XML event stream."""
     events = []
@@ -202,6 +214,19 @@ class InputProcess:
             if len(events) >= count or self.proc.poll() is not None:
                 return events
             time.sleep(0.05)
+        return self.events()
+
+    def wait_quiet(self, seconds: float = 1.0, timeout: float = 60.0) -> list[Event]:
+        """Wait until no output arrived for ``seconds`` (the input is blocked or idle)."""
+        end = time.monotonic() + timeout
+        size, since = len(self.stdout), time.monotonic()
+        while time.monotonic() < end and self.proc.poll() is None:
+            time.sleep(0.05)
+            now = len(self.stdout)
+            if now != size:
+                size, since = now, time.monotonic()
+            elif time.monotonic() - since >= seconds:
+                break
         return self.events()
 
     def terminate(self, timeout: float = 10.0) -> float:

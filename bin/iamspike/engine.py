@@ -465,44 +465,72 @@ class _Scorer:
         self.o = detector.options
 
     def _entities(self) -> None:
+        """Unique aggregation keys -> parallel arrays (principal, bin, API id, count)."""
         span = self.o.span
-        folded: dict[tuple, str] = {}
         self.principals: dict[tuple[str, str], int] = {}
         self.accounts: dict[str, int] = {}
         self.p_account: list[int] = []
         self.p_service: list[bool] = []
-        self.p_explain: dict[tuple[int, int], explain.CellExplain] = {}
-        self.a_explain: dict[tuple[int, int], explain.CellExplain] = {}
-        cell_bin, cell_entity, cell_count = [], [], []
-        for key, count in self.d._agg.items():
-            start, account, ptype, arn, issuer, invoked, uacct, pid, source, api, code, ip, ua = key
-            ident = (ptype, arn, issuer, invoked, uacct, pid)
-            principal = folded.get(ident)
-            if principal is None:
+        self.keys = list(self.d._agg)
+        by_identity: dict[tuple, int] = {}
+        api_ids: dict[str, int] = {}
+        k_p, k_api = [], []
+        for key in self.keys:
+            ident = key[1:8]
+            p = by_identity.get(ident)
+            if p is None:
+                account, ptype, arn, issuer, invoked, uacct, pid = ident
                 if ptype == "" and issuer == "" and invoked == "" and uacct == "" and pid == "":
                     principal = fold_arn(arn) or "unknown"  # Input B: principal given as is
                 else:
                     principal = fold_principal(ptype, arn, issuer, invoked, uacct, pid)
-                folded[ident] = principal
-            account = account or uacct or "unknown"
-            p = self._principal(account, principal, ptype == "AWSService")
-            a = self.p_account[p]
-            b = start // span
-            cell_bin.append(b)
-            cell_entity.append(p)
-            cell_count.append(count)
-            cell = self.p_explain.get((p, b))
-            if cell is None:
-                cell = self.p_explain[(p, b)] = explain.CellExplain()
-            cell.add(source, api, code, ip, ua, count)
-            if not self.p_service[p]:
-                cell = self.a_explain.get((a, b))
-                if cell is None:
-                    cell = self.a_explain[(a, b)] = explain.CellExplain()
-                cell.add(source, api, code, ip, ua, count)
-                cell.pairs.add((p, api))
-        self.live_bins = (np.array(cell_bin, dtype=np.int64), np.array(cell_entity, dtype=np.int64))
-        self.live_counts = np.array(cell_count, dtype=np.float64)
+                p = by_identity[ident] = self._principal(
+                    account or uacct or "unknown", principal, ptype == "AWSService"
+                )
+            k_p.append(p)
+            api = key[9]
+            a = api_ids.get(api)
+            if a is None:
+                a = api_ids[api] = len(api_ids)
+            k_api.append(a)
+        n = len(self.keys)
+        self.k_bin = np.fromiter((key[0] // span for key in self.keys), dtype=np.int64, count=n)
+        self.k_p = np.array(k_p, dtype=np.int64)
+        self.k_api = np.array(k_api, dtype=np.int64)
+        self.k_count = np.fromiter(self.d._agg.values(), dtype=np.float64, count=n)
+        self.n_apis = max(len(api_ids), 1)
+
+    def _breadth(self, n_bins: int, n_principals: int) -> np.ndarray:
+        """Distinct APIs per (bin, principal) from the live keys, ``(bins, principals)``."""
+        matrix = np.zeros((n_bins, n_principals), dtype=np.float32)
+        t = self.k_bin - self.first
+        keep = (t >= 0) & (t < n_bins)
+        if keep.any():
+            cell = t[keep] * n_principals + self.k_p[keep]
+            triples = np.unique(cell * self.n_apis + self.k_api[keep])
+            cells, per_cell = np.unique(triples // self.n_apis, return_counts=True)
+            matrix.reshape(-1)[cells] = per_cell
+        return matrix
+
+    def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray):
+        """A function (entity, bin offset) -> CellExplain over the live keys of that cell."""
+        n_bins = self.n_bins
+        idx = np.flatnonzero(keep & (self.k_bin >= self.first))
+        cell = entity_of_key[idx] * n_bins + (self.k_bin[idx] - self.first)
+        order = np.argsort(cell, kind="stable")
+        idx, cell = idx[order], cell[order]
+        agg, keys = self.d._agg, self.keys
+
+        def get(entity: int, t: int) -> explain.CellExplain:
+            target = entity * n_bins + t
+            lo, hi = np.searchsorted(cell, [target, target + 1])
+            out = explain.CellExplain()
+            for i in idx[lo:hi].tolist():
+                key = keys[i]
+                out.add(key[8], key[9], key[10], key[11], key[12], agg[key])
+            return out
+
+        return get
 
     def _principal(self, account: str, principal: str, service: bool | None = None) -> int:
         p = self.principals.get((account, principal))
@@ -546,10 +574,9 @@ class _Scorer:
             )
             first = last - max_bins + 1
             n_bins = max_bins
-        live_b, live_e = self.live_bins
-        all_b = np.concatenate([live_b, np.array(s_bin, dtype=np.int64)]) - first
-        all_e = np.concatenate([live_e, np.array(s_entity, dtype=np.int64)])
-        all_c = np.concatenate([self.live_counts, np.array(s_count, dtype=np.float64)])
+        all_b = np.concatenate([self.k_bin, np.array(s_bin, dtype=np.int64)]) - first
+        all_e = np.concatenate([self.k_p, np.array(s_entity, dtype=np.int64)])
+        all_c = np.concatenate([self.k_count, np.array(s_count, dtype=np.float64)])
         keep = all_b >= 0
         counts = bins.dense_counts(all_b[keep], all_e[keep], all_c[keep], n_bins, n_principals)
         self.first, self.n_bins = first, n_bins
@@ -562,23 +589,28 @@ class _Scorer:
             half_life_bins=o.half_life / span, min_history_bins=int(o.min_history // span)
         )
         rows: list[dict[str, object]] = []
+        breadth = self._breadth(n_bins, n_principals)
+        service = np.array(self.p_service, dtype=bool)
         if "principal" in o.by and n_principals:
-            breadth = _breadth(self.p_explain, first, counts.shape)
             base = fit_baselines(counts, first * span, span, p_account, params, breadth)
             names = sorted(self.principals.items(), key=lambda item: item[1])
             labels = [(acct, prin) for (acct, prin), _ in names]
-            rows += self._score("principal", counts, breadth, base, labels, self.p_explain, out_from)
+            cells = self._explainer(self.k_p, np.ones(len(self.keys), dtype=bool))
+            rows += self._score("principal", counts, breadth, base, labels, cells, out_from)
         if "account" in o.by and self.accounts:
             # AWS service principals act on the account's resources; their denials are not the
             # account's principals probing, so they are scored alone, not in the account's sum.
+            # An account's breadth is its distinct (principal, API) pairs: a spike spread thinly
+            # over many principals is broad.
             n_accounts = len(self.accounts)
-            group = np.where(np.array(self.p_service, dtype=bool), n_accounts, p_account)
+            group = np.where(service, n_accounts, p_account)
             acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
-            del counts
-            breadth = _breadth(self.a_explain, first, acc_counts.shape, pairs=True)
-            base = fit_baselines(acc_counts, first * span, span, None, params, breadth)
+            acc_breadth = bins.sum_by_group(breadth, group, n_accounts + 1)[:, :n_accounts]
+            del counts, breadth
+            base = fit_baselines(acc_counts, first * span, span, None, params, acc_breadth)
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
-            rows += self._score("account", acc_counts, breadth, base, labels, self.a_explain, out_from)
+            cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
+            rows += self._score("account", acc_counts, acc_breadth, base, labels, cells, out_from)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
@@ -616,10 +648,9 @@ class _Scorer:
         )
         rows = []
         span = o.span
-        empty = explain.CellExplain()
         for n, i in enumerate(pick.tolist()):
             t, e = int(t_idx[i]), int(e_idx[i])
-            cell = cells.get((e, t + self.first), empty)
+            cell = cells(e, t)
             account, principal = labels[e]
             failures = int(observed[i])
             expected = float(scored.expected[i])
@@ -680,23 +711,6 @@ class _Scorer:
 def _is_service(principal: str) -> bool:
     """An AWS service principal (``delivery.logs.amazonaws.com``) named without an ARN."""
     return not principal.startswith("arn:") and principal.endswith(".amazonaws.com")
-
-
-def _breadth(
-    cells: Mapping[tuple[int, int], explain.CellExplain], first: int, shape, pairs: bool = False
-) -> np.ndarray:
-    """Dense ``(bins, entities)`` breadth from the explained cells: distinct APIs, or for an
-    account distinct (principal, API) pairs (a spike spread thinly over many principals is broad)."""
-    matrix = np.zeros(shape, dtype=np.float32)
-    if cells:
-        keys = np.array(list(cells.keys()), dtype=np.int64).reshape(-1, 2)
-        values = np.array(
-            [len(cell.pairs) if pairs else len(cell.apis) for cell in cells.values()], dtype=np.float32
-        )
-        t = keys[:, 1] - first
-        keep = (t >= 0) & (t < shape[0])
-        matrix[t[keep], keys[keep, 0]] = values[keep]
-    return matrix
 
 
 def run(records: Iterable[Mapping], options: Options | None = None) -> list[dict[str, object]]:

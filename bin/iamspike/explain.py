@@ -10,7 +10,7 @@ TOP = 5
 class CellExplain:
     """What the failures of one (entity, bin) were: counters per dimension."""
 
-    __slots__ = ("apis", "codes", "ips", "pairs", "services", "user_agents")
+    __slots__ = ("apis", "codes", "ips", "services", "user_agents")
 
     def __init__(self) -> None:
         self.codes: dict[str, int] = {}
@@ -18,7 +18,6 @@ class CellExplain:
         self.ips: dict[str, int] = {}
         self.user_agents: dict[str, int] = {}
         self.services: dict[str, int] = {}
-        self.pairs: set[tuple[int, str]] = set()  # (principal, API) of an account's bin
 
     def add(self, service: str, api: str, code: str, ip: str, user_agent: str, count: int) -> None:
         for table, name in (

@@ -1,13 +1,15 @@
 """Sample results for every data source of the investigation dashboard (render tooling only).
 
 The sample run: 14 days of the quality bench's seeded organisation (tests/bench/generator.py)
-with the PwnedLabs temp-user burst (read from ../shared/data/cloudtrail, never copied) moved into
-its last day and into one of its accounts. Three things the sets do not hold are added and say
-so in their fields: the root user creating temp-user and its key before the burst, a CloudTrail
-Insights ApiErrorRateInsight event for the burst, and an EC2 inventory of the organisation's
-private addresses. `iamspike` results come from the real engine (bin/iamspike); the other panels
-are their SPL evaluated in Python over the same records. ES risk events are the ones ES's risk
-action would write from this app's alerts (risk_object, risk_score = score).
+with a synthetic discovery burst injected into its second account on the last day: a new IAM user
+key (`BURST_USER`) making ~500 AccessDenied / UnauthorizedOperation calls over ~100 APIs within
+minutes from documentation-range IPs (RFC 5737). Every record is made up: no real CloudTrail set is
+read. The burst, the root user creating its user and key before it, a CloudTrail Insights
+ApiErrorRateInsight event for it and an EC2 inventory of the organisation's private addresses are
+added here and say so in their fields (`sample_note`, `instance_name`). `iamspike` results come
+from the real engine (bin/iamspike); the other panels are their SPL evaluated in Python over the
+same records. ES risk events are the ones ES's risk action would write from this app's alerts
+(risk_object, risk_score = score).
 
 Usage: .venv/bin/python tests/dashboard/sample_results.py --out tests/dashboard/out/samples.json
 Prints the selected entity; render.js --samples takes the file.
@@ -17,8 +19,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import random
 import re
 import time
+import uuid
 import xml.etree.ElementTree as ET
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -28,8 +32,62 @@ from bench import generator
 from iamspike import engine
 
 ROOT = Path(__file__).resolve().parents[2]
-PWNEDLABS = ROOT.parent / "shared" / "data" / "cloudtrail" / "pwnedlabs_incident_3252"
-PWNED_ACCOUNT = "107513503799"
+BURST_USER = "backup-sync"  # made up, like everything in the burst
+BURST_IPS = ("203.0.113.45", "203.0.113.77", "198.51.100.23", "198.51.100.140")  # RFC 5737
+BURST_BUCKET = "example-corp-backups"
+# ~50 more read-only APIs a discovery tool sweeps, on top of the generator's catalog (~100 in all).
+SWEEP = (
+    ("iam.amazonaws.com", "ListGroups"),
+    ("iam.amazonaws.com", "ListMFADevices"),
+    ("iam.amazonaws.com", "GetAccountSummary"),
+    ("iam.amazonaws.com", "ListAccountAliases"),
+    ("iam.amazonaws.com", "GetAccountPasswordPolicy"),
+    ("iam.amazonaws.com", "ListInstanceProfiles"),
+    ("iam.amazonaws.com", "ListSAMLProviders"),
+    ("iam.amazonaws.com", "ListOpenIDConnectProviders"),
+    ("iam.amazonaws.com", "ListServerCertificates"),
+    ("iam.amazonaws.com", "ListVirtualMFADevices"),
+    ("ec2.amazonaws.com", "DescribeRegions"),
+    ("ec2.amazonaws.com", "DescribeVolumes"),
+    ("ec2.amazonaws.com", "DescribeImages"),
+    ("ec2.amazonaws.com", "DescribeSubnets"),
+    ("ec2.amazonaws.com", "DescribeNetworkInterfaces"),
+    ("ec2.amazonaws.com", "DescribeAddresses"),
+    ("ec2.amazonaws.com", "DescribeRouteTables"),
+    ("ec2.amazonaws.com", "DescribeLaunchTemplates"),
+    ("ec2.amazonaws.com", "GetPasswordData"),
+    ("s3.amazonaws.com", "GetBucketLocation"),
+    ("s3.amazonaws.com", "GetBucketVersioning"),
+    ("s3.amazonaws.com", "GetBucketLogging"),
+    ("s3.amazonaws.com", "ListObjects"),
+    ("lambda.amazonaws.com", "GetAccountSettings20160819"),
+    ("lambda.amazonaws.com", "ListLayers20181031"),
+    ("rds.amazonaws.com", "DescribeDBClusters"),
+    ("elasticfilesystem.amazonaws.com", "DescribeFileSystems"),
+    ("es.amazonaws.com", "ListDomainNames"),
+    ("elasticache.amazonaws.com", "DescribeCacheClusters"),
+    ("kinesis.amazonaws.com", "ListStreams"),
+    ("firehose.amazonaws.com", "ListDeliveryStreams"),
+    ("states.amazonaws.com", "ListStateMachines"),
+    ("codecommit.amazonaws.com", "ListRepositories"),
+    ("codebuild.amazonaws.com", "ListProjects"),
+    ("codepipeline.amazonaws.com", "ListPipelines"),
+    ("acm.amazonaws.com", "ListCertificates"),
+    ("cloudfront.amazonaws.com", "ListDistributions"),
+    ("support.amazonaws.com", "DescribeTrustedAdvisorChecks"),
+    ("ce.amazonaws.com", "GetCostAndUsage"),
+    ("budgets.amazonaws.com", "DescribeBudgets"),
+    ("ds.amazonaws.com", "DescribeDirectories"),
+    ("workspaces.amazonaws.com", "DescribeWorkspaces"),
+    ("mq.amazonaws.com", "ListBrokers"),
+    ("batch.amazonaws.com", "DescribeComputeEnvironments"),
+    ("elasticmapreduce.amazonaws.com", "ListClusters"),
+    ("inspector2.amazonaws.com", "ListFindings"),
+    ("macie2.amazonaws.com", "GetMacieSession"),
+    ("access-analyzer.amazonaws.com", "ListAnalyzers"),
+    ("transfer.amazonaws.com", "ListServers"),
+    ("kafka.amazonaws.com", "ListClusters"),
+)
 SPAN = 3600
 PERSISTENCE = {
     "CreateUser",
@@ -79,18 +137,86 @@ def when(record: dict[str, Any]) -> int:
     return generator.parse_time(record["eventTime"])
 
 
-def pwnedlabs(account: str, shift: int) -> list[dict[str, Any]]:
-    records: list[dict[str, Any]] = []
-    for path in sorted(PWNEDLABS.glob("*.json")):
-        text = json.dumps(json.loads(path.read_text())["Records"])
-        records.extend(json.loads(text.replace(PWNED_ACCOUNT, account)))
-    for r in records:
-        r["eventTime"] = iso(when(r) + shift)
-    return records
+def burst_key(account: str) -> str:
+    return "AKIASAMPLE" + account[:10]
+
+
+def discovery_burst(account: str, burst: int, seed: int) -> list[dict[str, Any]]:
+    """The burst: `BURST_USER`'s new key sweeps ~100 APIs, ~500 denials in ~9 minutes, 4 IPs."""
+    rng = random.Random(seed)
+    arn = f"arn:aws:iam::{account}:user/{BURST_USER}"
+    identity = {
+        "type": "IAMUser",
+        "principalId": "AIDASAMPLE" + account[:10],
+        "arn": arn,
+        "accountId": account,
+        "accessKeyId": burst_key(account),
+        "userName": BURST_USER,
+    }
+    apis = sorted(set(generator.API_CATALOG) | set(SWEEP))
+    rng.shuffle(apis)
+    apis = apis[:100]
+    calls = [(api, True) for api in apis] + [(rng.choice(apis), True) for _ in range(400)]
+    calls += [(("sts.amazonaws.com", "GetCallerIdentity"), False)] * 3 + [
+        (("s3.amazonaws.com", "ListBuckets"), False)
+    ]
+    rng.shuffle(calls)
+    calls.insert(0, (("sts.amazonaws.com", "GetCallerIdentity"), False))
+    agents = {ip: rng.choice(generator.ATTACKER_AGENTS) for ip in BURST_IPS}
+    offsets = sorted(rng.uniform(0, 540) for _ in calls)
+    out = []
+    for offset, ((source, name), denied) in zip(offsets, calls):
+        ip = rng.choices(BURST_IPS, weights=(5, 3, 2, 1))[0]
+        params: dict[str, Any] | None = None
+        resource = None
+        if source == "s3.amazonaws.com" and name != "ListBuckets":
+            params = {"bucketName": BURST_BUCKET}
+            resource = f"arn:aws:s3:::{BURST_BUCKET}"
+        elif source == "iam.amazonaws.com" and name in (
+            "GetUser",
+            "ListAccessKeys",
+            "ListAttachedUserPolicies",
+        ):
+            params = {"userName": "admin"}
+            resource = f"arn:aws:iam::{account}:user/admin"
+        record: dict[str, Any] = {
+            "eventVersion": "1.09",
+            "userIdentity": identity,
+            "eventTime": iso(burst + offset),
+            "eventSource": source,
+            "eventName": name,
+            "awsRegion": "us-east-1" if source in generator.GLOBAL_SOURCES else rng.choice(generator.REGIONS),
+            "sourceIPAddress": ip,
+            "userAgent": agents[ip],
+            "requestParameters": params,
+            "responseElements": None,
+            "requestID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "eventID": str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            "readOnly": True,
+            "eventType": "AwsApiCall",
+            "managementEvent": True,
+            "recipientAccountId": account,
+            "eventCategory": "Management",
+            "sample_note": "synthetic discovery burst",
+        }
+        if denied and source == "ec2.amazonaws.com":
+            record["errorCode"] = "Client.UnauthorizedOperation"
+            encoded = uuid.UUID(int=rng.getrandbits(128)).hex
+            record["errorMessage"] = generator.EC2_AUTHZ_MESSAGE.format(enc=encoded)
+        elif denied:
+            action = f"{source.split('.')[0]}:{name}"
+            on = f" on resource: {resource}" if resource else ""
+            record["errorCode"] = "AccessDenied"
+            record["errorMessage"] = (
+                f"User: {arn} is not authorized to perform: {action}{on} because no identity-based "
+                f"policy allows the {action} action"
+            )
+        out.append(record)
+    return out
 
 
 def synthetic(account: str, burst: int) -> list[dict[str, Any]]:
-    """Root creates temp-user, its key and a policy attachment before the burst; an Insight."""
+    """Root creates `BURST_USER`, its key and a policy attachment before the burst; an Insight."""
     root = {
         "type": "Root",
         "arn": f"arn:aws:iam::{account}:root",
@@ -102,16 +228,16 @@ def synthetic(account: str, burst: int) -> list[dict[str, Any]]:
     out = []
     for n, (name, params, response) in enumerate(
         [
-            ("CreateUser", {"userName": "temp-user"}, None),
+            ("CreateUser", {"userName": BURST_USER}, None),
             (
                 "AttachUserPolicy",
-                {"userName": "temp-user", "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
+                {"userName": BURST_USER, "policyArn": "arn:aws:iam::aws:policy/ReadOnlyAccess"},
                 None,
             ),
             (
                 "CreateAccessKey",
-                {"userName": "temp-user"},
-                {"accessKey": {"accessKeyId": "AKIA" + account + "TEMPUSER", "userName": "temp-user"}},
+                {"userName": BURST_USER},
+                {"accessKey": {"accessKeyId": burst_key(account), "userName": BURST_USER}},
             ),
         ]
     ):
@@ -121,7 +247,7 @@ def synthetic(account: str, burst: int) -> list[dict[str, Any]]:
                 "eventSource": "iam.amazonaws.com",
                 "eventName": name,
                 "awsRegion": "us-east-1",
-                "sourceIPAddress": "84.32.71.29",
+                "sourceIPAddress": BURST_IPS[2],
                 "userAgent": "AWS Internal",
                 "userIdentity": root,
                 "requestParameters": params,
@@ -129,7 +255,7 @@ def synthetic(account: str, burst: int) -> list[dict[str, Any]]:
                 "recipientAccountId": account,
                 "eventType": "AwsApiCall",
                 "eventCategory": "Management",
-                "sample_note": "synthetic: not in the PwnedLabs set",
+                "sample_note": "synthetic: root creates the burst's user",
             }
         )
     out.append(
@@ -211,12 +337,11 @@ def stats_by(records, key_of, **values_of) -> list[tuple[Any, dict[str, Any]]]:
 
 def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     org = generator.generate(seed, days=14, accounts=3, scenarios_per_kind=1)
-    account = org.accounts[0]
+    account = org.accounts[1]  # its last 3 days hold no generated scenario
     burst = org.end - 6 * 3600 + 1380  # 18:23 on the last day
-    records = org.records + pwnedlabs(account, burst - generator.parse_time("2023-08-26T20:35:00Z"))
-    records += synthetic(account, burst)
+    records = org.records + discovery_burst(account, burst, seed) + synthetic(account, burst)
     records.sort(key=when)
-    principal = f"arn:aws:iam::{account}:user/temp-user"
+    principal = f"arn:aws:iam::{account}:user/{BURST_USER}"
     in_account = [r for r in records if r.get("recipientAccountId") == account]
     entity = [r for r in in_account if principal_of(r) == principal]
     failed = [r for r in records if r.get("errorCode") or r.get("eventName") == "ConsoleLogin"]

@@ -17,7 +17,7 @@ import os
 
 import pytest
 
-from standin.install import SPLUNK_PYTHONS, SplunkHome, bare_python, find_package, install
+from standin.install import PACKAGE_ENV, SPLUNK_PYTHONS, SplunkHome, bare_python, find_package, install
 
 
 @pytest.fixture(scope="session")
@@ -25,10 +25,9 @@ def app_package() -> str:
     """The built tgz; a missing package is a failure, never a skip."""
     package = find_package()
     if package is None:
-        pytest.fail(
-            "no package to test: run `make package` or set IAMSPIKE_PACKAGE to a built tgz",
-            pytrace=False,
-        )
+        chosen = os.environ.get(PACKAGE_ENV)
+        where = f"{PACKAGE_ENV}={chosen} is not a file" if chosen else "package/dist/ has no tgz"
+        pytest.fail(f"no package to test ({where}): run `make package` or set {PACKAGE_ENV}", pytrace=False)
     return package
 
 

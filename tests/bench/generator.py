@@ -11,13 +11,13 @@ daily batch role that fails at the same hour every day, AWS service principals (
 root, and principals that appear mid-month. Hourly counts are Poisson with a per-principal,
 per-day gamma factor (overdispersion), hour-of-day and weekday profiles.
 
-Attack scenarios (category "attack"): discovery_burst, low_and_slow, new_principal_burst,
-account_spread (many principals, a few denials each: only the account sees it), relative_spike
-(a noisy automation role at several times its usual level). Benign traps (category "trap"):
-batch_hour, log_delivery (steady ~125/h AccessDenied from delivery.logs.amazonaws.com for 83 h,
-like the SANS SEC504 lab), throttling_burst, validation_burst (ValidationException /
-NoSuchEntity), dryrun_burst (EC2 Client.DryRunOperation), benign_new_principal (first day of a
-principal created mid-month).
+Attack scenarios (category "attack"): discovery_burst (a user's key or a role's session),
+low_and_slow, new_principal_burst, account_spread (many principals, a few denials each: only the
+account sees it), relative_spike (a noisy automation role at several times its usual level).
+Benign traps (category "trap"): batch_hour, log_delivery (steady ~125/h AccessDenied from
+delivery.logs.amazonaws.com for 83 h, like the SANS SEC504 lab), throttling_burst,
+validation_burst (ValidationException / NoSuchEntity), dryrun_burst (EC2 Client.DryRunOperation),
+benign_new_principal (first day of a principal created mid-month).
 
 Label windows are hour-aligned ``[start, end)`` epoch seconds. Everything depends only on the
 seed and the arguments (numpy's PCG64 generator), so a seed is a fixed data set.
@@ -652,8 +652,10 @@ class _Builder:
     def scenarios(self) -> None:
         accounts = list(self.accounts)
         for i in range(self.per_kind):
-            # discovery burst: a leaked user key sweeping many APIs from a new IP, within one hour
-            p = self._pick(self._candidates(("human", "ci_user"), accounts[i % len(accounts)]))
+            # discovery burst: leaked credentials (a user's key, or an instance role's session taken
+            # through SSRF) sweeping many APIs from a new IP, within one hour
+            kind = ("human", "ci_user", "app_role")[i % 3]
+            p = self._pick(self._candidates((kind,), accounts[i % len(accounts)]))
             h = self._free_hour(p.account, 1)
             n = int(self.rng.integers(40, 400))
             dur = float(self.rng.uniform(3, 30))

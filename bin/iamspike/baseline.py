@@ -98,6 +98,20 @@ def _seasonal_samples(
     return out
 
 
+def _median_rows(rows: list[np.ndarray]) -> np.ndarray:
+    """Element-wise median of a few equal-length arrays (odd-even transposition sort, no partition)."""
+    rows = list(rows)
+    n = len(rows)
+    for round_ in range(n):
+        for i in range(round_ % 2, n - 1, 2):
+            low = np.minimum(rows[i], rows[i + 1])
+            rows[i + 1] = np.maximum(rows[i], rows[i + 1])
+            rows[i] = low
+    if n % 2:
+        return rows[n // 2]
+    return (rows[n // 2 - 1] + rows[n // 2]) * 0.5
+
+
 def _median_of_three(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     return np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
 
@@ -159,10 +173,10 @@ def fit_baselines(
         if chosen:
             seasonal_used[t] = len(chosen)
             backfilled[t] = later
-            samples = counts[chosen]
-            median = np.median(samples, axis=0)
+            samples = [counts[u] for u in chosen]
+            median = _median_rows(samples)
             long_run = np.maximum(level, median)
-            seasonal_var = (1.4826 * np.median(np.abs(samples - median), axis=0)) ** 2
+            seasonal_var = (1.4826 * _median_rows([np.abs(x - median) for x in samples])) ** 2
         silent[t] = long_run < params.silent_level
         recent = _median_of_three(*prev) if params.recent_bins else zero
         mu = np.maximum(long_run, recent)

@@ -14,7 +14,8 @@ Like the real service it
   tokens) and answers the excess with ``ThrottlingException`` (HTTP 400);
 - keeps pages stable while new events arrive: a ``NextToken`` names the last event returned.
 
-For tests it also injects faults on demand (``inject("throttle"|500|503, count)``) and records
+For tests it also injects faults on demand (``inject("throttle"|500|"AccessDeniedException", n)``)
+and records
 every request (``requests``) for assertions. Signatures are not verified.
 """
 
@@ -198,9 +199,13 @@ class LookupEventsServer:
         self._keys[access_key_id] = account
 
     def inject(self, fault: int | str, count: int = 1) -> None:
-        """Answer the next ``count`` requests with ``fault``: ``"throttle"`` or an HTTP 5xx status."""
-        if fault != "throttle" and not (isinstance(fault, int) and 500 <= fault <= 599):
-            raise ValueError(f"fault must be 'throttle' or a 5xx status, not {fault!r}")
+        """Answer the next ``count`` requests with ``fault``: ``"throttle"`` (ThrottlingException),
+        an HTTP 5xx status (InternalFailure), or another AWS error code answered with HTTP 400
+        (``"AccessDeniedException"``, ``"ExpiredTokenException"``...)."""
+        if isinstance(fault, int) and not 500 <= fault <= 599:
+            raise ValueError(f"an injected HTTP status must be 5xx, not {fault}")
+        if isinstance(fault, str) and not re.match(r"^[A-Za-z]+$", fault):
+            raise ValueError(f"an injected error must be 'throttle' or an AWS error code, not {fault!r}")
         with self._lock:
             self._faults.extend([fault] * count)
 
@@ -255,6 +260,8 @@ class LookupEventsServer:
                 fault = self._faults.pop(0) if self._faults else None
                 if fault == "throttle":
                     raise ApiError(400, "ThrottlingException", "Rate exceeded")
+                if isinstance(fault, str):
+                    raise ApiError(400, fault, f"injected {fault}")
                 if fault is not None:
                     raise ApiError(int(fault), "InternalFailure", "injected server error")
                 if self.rate is not None:

@@ -251,6 +251,19 @@ def test_exhausted_retries_log_the_cause_and_keep_the_checkpoint(server, tmp_pat
     assert Counter(sink.ids()) == Counter(r["eventID"] for r in records)
 
 
+def test_access_denied_names_the_missing_permission(server, tmp_path, caplog):
+    server.load(make_records(10, time.time() - 60))
+    server.inject("AccessDeniedException")
+    with caplog.at_level(logging.ERROR, logger="iamspike.ingest.lookup"):
+        sink, stats, _ = run(server, tmp_path)
+    assert stats.errors == 1 and sink.events == []
+    assert len(server.requests) == 1  # not retried
+    assert (
+        "is not allowed to call cloudtrail:LookupEvents on * in region us-east-1; add "
+        "cloudtrail:LookupEvents on * in region us-east-1 to the IAM user of key AKIA************MPLE"
+    ) in caplog.text
+
+
 def test_client_stays_under_the_api_rate(tmp_path):
     with LookupEventsServer(rate=2.0, burst=2.0) as limited:
         records = make_records(300, time.time() - 60)

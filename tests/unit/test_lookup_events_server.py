@@ -150,7 +150,14 @@ def test_rate_limit_per_account_and_region():
         ]
 
 
-@pytest.mark.parametrize("fault, code", [("throttle", "ThrottlingException"), (500, "InternalFailure")])
+@pytest.mark.parametrize(
+    "fault, code",
+    [
+        ("throttle", "ThrottlingException"),
+        (500, "InternalFailure"),
+        ("AccessDeniedException", "AccessDeniedException"),
+    ],
+)
 def test_injected_fault_surfaces_without_retries(server, fault, code):
     server.inject(fault)
     with pytest.raises(ClientError) as error:
@@ -168,6 +175,7 @@ def test_botocore_retries_absorb_injected_faults(server, fault):
     assert len(server.requests) == 3
 
 
-def test_inject_rejects_unknown_faults(server):
+@pytest.mark.parametrize("fault", [404, "not a code"])
+def test_inject_rejects_unknown_faults(server, fault):
     with pytest.raises(ValueError):
-        server.inject(404)
+        server.inject(fault)

@@ -174,3 +174,18 @@ def test_unreachable_region_is_logged_and_the_run_goes_on(moto_server, accounts,
     assert stats.errors == 1 and sink.events == []
     assert "ec2:DescribeInstances" in caplog.text and "region us-east-1 skipped this run" in caplog.text
     assert "EC2 inventory run ends: 0 instances from 1 regions in 1 accounts" in caplog.text
+
+
+def test_failed_assume_role_names_sts_and_the_base_identity(caplog):
+    role = "arn:aws:iam::210987654321:role/inventory"
+    sink = ListSink()
+    with caplog.at_level(logging.ERROR, logger="iamspike.ingest.ec2_inventory"):
+        stats = run_inventory(
+            {"role_arn": role, "endpoint_urls": "http://127.0.0.1:9", "max_attempts": "1"},
+            sink,
+            Deadline(60),
+            FAKE_ACCESS_KEY_ID,
+            FAKE_SECRET_ACCESS_KEY,
+        )
+    assert (stats.accounts, stats.errors, sink.events) == (0, 1, [])
+    assert f"calling sts:AssumeRole on {role}" in caplog.text and "skipping this account" in caplog.text

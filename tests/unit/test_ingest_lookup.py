@@ -264,6 +264,26 @@ def test_access_denied_names_the_missing_permission(server, tmp_path, caplog):
     ) in caplog.text
 
 
+def test_failed_assume_role_is_reported_once_as_sts(server, tmp_path, caplog):
+    server.load(make_records(10, time.time() - 60))
+    role = "arn:aws:iam::123456789012:role/reader"
+    endpoints = f"cloudtrail={server.endpoint_url},sts=http://127.0.0.1:9"  # nobody listens on 9
+    with caplog.at_level(logging.ERROR, logger="iamspike.ingest.lookup"):
+        sink, stats, _ = run(
+            server,
+            tmp_path,
+            role_arn=role,
+            endpoint_urls=endpoints,
+            regions="us-east-1,eu-west-1",
+            max_attempts="1",
+        )
+    assert stats.errors == 1 and sink.events == [] and server.requests == []
+    errors = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(errors) == 1
+    assert f"calling sts:AssumeRole on {role}" in errors[0]
+    assert "no region is read this run" in errors[0]
+
+
 def test_client_stays_under_the_api_rate(tmp_path):
     with LookupEventsServer(rate=2.0, burst=2.0) as limited:
         records = make_records(300, time.time() - 60)

@@ -199,7 +199,11 @@ class InventoryRun:
             account = str(clients.client("sts").get_caller_identity()["Account"])
         except AWS_ERRORS as exc:
             self.stats.errors += 1
-            log.error("%s; skipping this account", explain(exc, "sts:AssumeRole", aws.role_arn or "sts", aws))
+            if aws.role_arn:  # the base identity assumes the role: name it, not the role
+                cause = explain(exc, "sts:AssumeRole", aws.role_arn, replace(aws, role_arn=""))
+            else:
+                cause = explain(exc, "sts:GetCallerIdentity", "*", aws)
+            log.error("%s; skipping this account", cause)
             return
         self.stats.accounts += 1
         roles = _RoleResolver(clients, aws)

@@ -26,7 +26,7 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
 from iamspike.ingest.aws import (
@@ -397,12 +397,32 @@ class LookupRun:
             self.settings.requests_per_second,
             self.deadline.remaining(),
         )
+        if not self._credentials_ok():
+            total.errors += 1
+            log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
+            return total
         with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="lookup") as pool:
             runs = [_RegionRun(self, region) for region in regions]
             for stats in pool.map(lambda one: one.run(), runs):
                 total.add(stats)
         log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
         return total
+
+    def _credentials_ok(self) -> bool:
+        """Assume ``role_arn`` once up front, so a failure is reported as what it is (sts:AssumeRole
+        by the base identity), not as a LookupEvents error in every region."""
+        if not self.aws.role_arn:
+            return True
+        try:
+            self.clients.session.get_credentials().get_frozen_credentials()
+        except AWS_ERRORS as exc:
+            base = replace(self.aws, role_arn="")
+            log.error(
+                "%s (check the role's trust policy too); no region is read this run",
+                explain(exc, "sts:AssumeRole", self.aws.role_arn, base),
+            )
+            return False
+        return True
 
 
 def run_lookup(

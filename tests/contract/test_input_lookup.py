@@ -17,7 +17,7 @@ from collections import Counter
 
 import pytest
 from standin import modinput
-from standin.fixtures_aws import aws_env
+from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, aws_env
 from standin.lookup_events_server import LookupEventsServer, make_records
 
 pytestmark = pytest.mark.contract
@@ -189,3 +189,27 @@ def test_overlap_rereads_late_events_and_drops_repeats(
         r["eventID"] for r in early + late
     )
     assert "100 duplicates dropped" in log_text(fresh_splunk_home)
+
+
+def test_role_arn_is_assumed_through_sts(
+    splunk_python, fresh_splunk_home, lookup_server, moto_server, tmp_path
+):
+    records = make_records(60, time.time() - 120, step=30)
+    lookup_server.load(records)
+    role = "arn:aws:iam::111122223333:role/cloudtrail-reader"
+    run = start(
+        splunk_python,
+        fresh_splunk_home,
+        lookup_server,
+        tmp_path / "ckpt",
+        role_arn=role,
+        external_id="contract-external-id",
+        endpoint_urls=f"cloudtrail={lookup_server.endpoint_url},sts={moto_server}",
+    )
+    assert run.wait(120) == 0, run.stderr
+    assert event_ids(run.events()) == Counter(r["eventID"] for r in records)
+    keys = {r.access_key for r in lookup_server.requests}
+    assert len(keys) == 1 and FAKE_ACCESS_KEY_ID not in keys  # the role's temporary key signed the calls
+    text = log_text(fresh_splunk_home)
+    assert f"as role {role}" in text
+    assert FAKE_ACCESS_KEY_ID not in text

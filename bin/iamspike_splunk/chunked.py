@@ -193,17 +193,22 @@ def serve(
     user_errors: tuple[type[BaseException], ...] = (ValueError,),
     name: str = "iamspike",
 ) -> int:
-    """Run the protocol to the end; return the process exit status (0 unless splunkd broke the
-    protocol). ``factory(args)`` builds the sink from ``searchinfo.args`` and raises one of
-    ``user_errors`` on a bad option; its message is shown as is."""
+    """Run the protocol to the end; return the process exit status: 0 when the search got its
+    answer (results, or one ERROR line), 1 when splunkd sent nothing or closed the output pipe.
+    ``factory(args)`` builds the sink from ``searchinfo.args`` and raises one of ``user_errors``
+    on a bad option; its message is shown as is."""
     replied = False
 
     def fail(message: str) -> int:
-        if replied:
-            write_chunk(ostream, {"finished": True, "inspector": _messages("ERROR", message)})
-        else:
-            reply = dict(GETINFO_REPLY, finished=True, inspector=_messages("ERROR", message))
-            write_chunk(ostream, reply, trailer=b"\n")  # splunklib's getinfo reply ends so
+        try:
+            if replied:
+                write_chunk(ostream, {"finished": True, "inspector": _messages("ERROR", message)})
+            else:
+                reply = dict(GETINFO_REPLY, finished=True, inspector=_messages("ERROR", message))
+                write_chunk(ostream, reply, trailer=b"\n")  # splunklib's getinfo reply ends so
+        except BrokenPipeError:
+            LOGGER.error("%s: splunkd closed the output pipe before the error could be shown", name)
+            return 1
         return 0
 
     try:

@@ -294,3 +294,18 @@ def test_getinfo_reply_and_its_newline_go_out_in_one_write():
     out = Writes()
     chunked.serve(Collect, io.BytesIO(GETINFO), out)
     assert out.calls[0].endswith(b'"run_in_preview":false}\n')
+
+
+def test_error_that_cannot_be_shown_because_splunkd_left_ends_with_status_1():
+    class ClosedAfterGetinfo(io.BytesIO):
+        def write(self, data):
+            if self.getvalue():
+                raise BrokenPipeError(32, "Broken pipe")
+            return super().write(data)
+
+    class Broken(Collect):
+        def add_rows(self, header, rows):
+            raise RuntimeError("boom")
+
+    data = GETINFO + execute([{"_time": "1"}], True)
+    assert chunked.serve(Broken, io.BytesIO(data), ClosedAfterGetinfo(), user_errors=()) == 1

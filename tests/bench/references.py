@@ -48,9 +48,11 @@ largest period per (arn, hour) is kept. Default threshold 15.
 
 from __future__ import annotations
 
+import datetime as _dt
 import ipaddress
 import math
 import statistics
+import time
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -157,8 +159,6 @@ def fold_principal(record: Mapping[str, Any]) -> str:
 
 
 def parse_event_time(text: str) -> float:
-    import datetime as _dt
-
     text = text.replace("Z", "+00:00")
     return _dt.datetime.fromisoformat(text).timestamp()
 
@@ -273,9 +273,7 @@ def escu_spike(
 
 
 def _mltk_group(h: int) -> tuple[int, int]:
-    import time as _time
-
-    tm = _time.gmtime(h)
+    tm = time.gmtime(h)
     return (tm.tm_hour // 4) * 4, 1 if tm.tm_wday >= 5 else 0
 
 

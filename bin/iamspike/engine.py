@@ -555,7 +555,7 @@ class _Scorer:
         first = min([*firsts, *([live_first] if has_live else [])])
         last = max([*lasts, *([live_last] if has_live else [])])
         # State history: only bins before the live rows (the live rows win where they overlap).
-        s_bin, s_entity, s_count = [], [], []
+        s_bin, s_entity, s_count, s_apis = [], [], [], []
         for entry in d._state:
             for start, count in entry.bins.items():
                 b = start // span
@@ -564,6 +564,7 @@ class _Scorer:
                 s_bin.append(b)
                 s_entity.append(self._principal(entry.account, entry.principal))
                 s_count.append(count)
+                s_apis.append(entry.apis.get(start, 1))
         n_principals = len(self.principals)
         n_bins = last - first + 1
         max_bins = max(o.history // span + 1, MAX_CELLS // max(n_principals, 1))
@@ -580,8 +581,14 @@ class _Scorer:
         keep = all_b >= 0
         counts = bins.dense_counts(all_b[keep], all_e[keep], all_c[keep], n_bins, n_principals)
         self.first, self.n_bins = first, n_bins
+        breadth = self._breadth(n_bins, n_principals)
+        state_b = np.array(s_bin, dtype=np.int64) - first
+        restored = state_b >= 0
+        breadth[state_b[restored], np.array(s_entity, dtype=np.int64)[restored]] = np.array(
+            s_apis, dtype=np.float32
+        )[restored]
         if o.show == "state":
-            return self._state_rows(counts)
+            return self._state_rows(counts, breadth)
         out_from = (live_first - first) if has_live else n_bins
         out_from = max(out_from, 0)
         p_account = np.array(self.p_account, dtype=np.int64)
@@ -589,7 +596,6 @@ class _Scorer:
             half_life_bins=o.half_life / span, min_history_bins=int(o.min_history // span)
         )
         rows: list[dict[str, object]] = []
-        breadth = self._breadth(n_bins, n_principals)
         service = np.array(self.p_service, dtype=bool)
         if "principal" in o.by and n_principals:
             base = fit_baselines(counts, first * span, span, p_account, params, breadth)
@@ -691,7 +697,7 @@ class _Scorer:
             rows.append(row)
         return rows
 
-    def _state_rows(self, counts: np.ndarray) -> list[dict[str, object]]:
+    def _state_rows(self, counts: np.ndarray, breadth: np.ndarray) -> list[dict[str, object]]:
         o = self.o
         span = o.span
         keep_from = max(0, self.n_bins - (o.history // span))
@@ -699,12 +705,15 @@ class _Scorer:
         last = (self.first + self.n_bins - 1) * span
         out = [state.encode(state.StateEntry(span, first, last, "", "", {}))]
         window = counts[keep_from:]
+        width = breadth[keep_from:]
         for (account, principal), p in sorted(self.principals.items()):
-            nonzero = np.flatnonzero(window[:, p])
-            if not len(nonzero):
+            nonzero = np.flatnonzero(window[:, p]).tolist()
+            if not nonzero:
                 continue
-            series = {first + int(t) * span: int(window[t, p]) for t in nonzero.tolist()}
-            out.append(state.encode(state.StateEntry(span, first, last, account, principal, series)))
+            series = {first + t * span: int(window[t, p]) for t in nonzero}
+            apis = {first + t * span: int(width[t, p]) for t in nonzero}
+            entry = state.StateEntry(span, first, last, account, principal, series, apis)
+            out.append(state.encode(entry))
         return out
 
 

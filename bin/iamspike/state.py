@@ -3,17 +3,18 @@
 One row per principal with failures in the kept history, plus one range row (empty account and
 principal) that carries the history's first and last bin so silent bins are zero-filled the same
 way after a restore. The ``iamspike_state`` column holds compact JSON: version, span, first and
-last bin start, and the non-zero bins as ``{offset_in_bins: count}``. Rows go to a lookup with
-``outputlookup`` and come back with ``inputlookup append=t``; any row whose ``iamspike_state`` is
-non-empty is a state row. Restored counts are history only: for bins covered by the live rows,
-the live rows win.
+last bin start, the non-zero bins as ``{offset_in_bins: count}`` and their breadth (distinct APIs,
+where not 1) as ``{offset_in_bins: apis}`` (the baseline's usual breadth needs it). Rows go to a
+lookup with ``outputlookup`` and come back with ``inputlookup append=t``; any row whose
+``iamspike_state`` is non-empty is a state row. Restored counts are history only: for bins
+covered by the live rows, the live rows win.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 STATE_FIELD = "iamspike_state"
 VERSION = 1
@@ -27,11 +28,19 @@ class StateEntry:
     account: str
     principal: str
     bins: dict[int, int]  # bin start (epoch s) -> failures
+    apis: dict[int, int] = field(default_factory=dict)  # bin start -> distinct APIs (default 1)
+
+
+def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> dict[str, int]:
+    return {
+        str((start - entry.first) // entry.span): value
+        for start, value in sorted(values.items())
+        if value != skip
+    }
 
 
 def encode(entry: StateEntry) -> dict[str, object]:
     """The output row for one entry."""
-    offsets = {str((start - entry.first) // entry.span): count for start, count in sorted(entry.bins.items())}
     blob = {
         "v": VERSION,
         "span": entry.span,
@@ -39,7 +48,8 @@ def encode(entry: StateEntry) -> dict[str, object]:
         "last": entry.last,
         "account": entry.account,
         "principal": entry.principal,
-        "bins": offsets,
+        "bins": _offsets(entry, entry.bins),
+        "apis": _offsets(entry, entry.apis, skip=1),
     }
     return {
         "_time": entry.last,
@@ -63,6 +73,8 @@ def decode(text: str) -> StateEntry:
         first = int(blob["first"])
         last = int(blob["last"])
         bins = {first + int(offset) * span: int(count) for offset, count in dict(blob["bins"]).items()}
-        return StateEntry(span, first, last, str(blob["account"]), str(blob["principal"]), bins)
+        apis = {first + int(offset) * span: int(n) for offset, n in dict(blob.get("apis", {})).items()}
+        apis = {start: apis.get(start, 1) for start in bins}
+        return StateEntry(span, first, last, str(blob["account"]), str(blob["principal"]), bins, apis)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError("malformed state") from exc

@@ -9,14 +9,15 @@ from iamspike.state import STATE_FIELD, StateEntry, decode, encode
 
 
 def test_round_trip() -> None:
-    entry = StateEntry(3600, 1_000_000 * 3600, 1_000_010 * 3600, "111", "arn:aws:iam::111:user/a", {})
-    entry = StateEntry(
-        entry.span, entry.first, entry.last, entry.account, entry.principal, {entry.first + 7200: 4}
-    )
+    first = 1_000_000 * 3600
+    bins = {first + 7200: 4, first + 10800: 2}
+    entry = StateEntry(3600, first, first + 36000, "111", "arn:aws:iam::111:user/a", bins, {first + 7200: 3})
     row = encode(entry)
-    assert row["account"] == "111" and row["failures"] == 4 and row["_time"] == entry.last
-    assert json.loads(row[STATE_FIELD])["bins"] == {"2": 4}
-    assert decode(row[STATE_FIELD]) == entry
+    assert row["account"] == "111" and row["failures"] == 6 and row["_time"] == entry.last
+    blob = json.loads(row[STATE_FIELD])
+    assert blob["bins"] == {"2": 4, "3": 2} and blob["apis"] == {"2": 3}
+    restored = decode(row[STATE_FIELD])
+    assert restored.bins == bins and restored.apis == {first + 7200: 3, first + 10800: 1}
 
 
 @pytest.mark.parametrize(

@@ -296,5 +296,25 @@ def test_quality_bench_end_to_end_on_a_small_org(tmp_path, capsys) -> None:
     for heading in ("## Recall per scenario", "## False alerts", "## Benign traps", "### Budget: "):
         assert heading in report
     assert "| discovery_burst | 1.00 (1/1) |" in report  # iamspike, first column, finds the sweep
+    (data_row,) = [line for line in report.splitlines() if line.startswith("| 4 |")]
+    assert data_row.endswith("| 0 |")  # Splunk rows in 50,000-row chunks: the same alerts
     summary = capsys.readouterr().out
     assert summary.splitlines()[0].startswith("method") and "iamspike" in summary
+
+
+def test_splunk_rows_flatten_records_like_search_time_extraction() -> None:
+    record = {
+        "eventTime": "2026-09-07T00:10:00Z",
+        "eventName": "ListUsers",
+        "userIdentity": {
+            "type": "AssumedRole",
+            "arn": "arn:aws:sts::1:assumed-role/app/s",
+            "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::1:role/app"}},
+        },
+    }
+    (row,) = quality.splunk_rows([record])
+    got = dict(zip(quality.SPLUNK_FIELDS, row))
+    assert got["_time"] == f"{T0 + 600}.000"
+    assert got["userIdentity.sessionContext.sessionIssuer.arn"] == "arn:aws:iam::1:role/app"
+    assert got["userIdentity.type"] == "AssumedRole" and got["eventName"] == "ListUsers"
+    assert got["errorCode"] == got["userIdentity.invokedBy"] == got["__mv_errorCode"] == ""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import random
+import re
 
 import boto3
 import pytest
@@ -119,3 +120,33 @@ def test_inventory_of_two_accounts(splunk_python, fresh_splunk_home, moto_server
     log = os.path.join(fresh_splunk_home.log_dir, f"ta_aws_iam_error_spike_{KIND}.log")
     with open(log, encoding="utf-8") as handle:
         assert "3 instances from 4 regions in 2 accounts to index aws" in handle.read()
+
+
+def test_events_carry_every_field_the_lookup_search_reads(
+    splunk_python, fresh_splunk_home, moto_server, tmp_path
+):
+    """The saved search that maintains aws_ec2_inventory_ips reads these events' fields by name."""
+    account = str(random.randint(10**11, 10**12 - 1))
+    launch(moto_server, account, "us-east-1", profile="app")
+    run = modinput.InputProcess(
+        splunk_python,
+        fresh_splunk_home,
+        SCRIPT,
+        f"{KIND}://fields",
+        {"role_arn": f"arn:aws:iam::{account}:role/inventory", "endpoint_urls": moto_server},
+        str(tmp_path / "ckpt"),
+        env=moto_child_env(),
+    )
+    assert run.wait(120) == 0, run.stderr
+    data = json.loads(run.events()[0].data)
+    conf = os.path.join(fresh_splunk_home.app_dir, "default", "savedsearches.conf")
+    with open(conf, encoding="utf-8") as handle:
+        text = handle.read()
+    stanza = text.split("[IAM Error Spike - EC2 Inventory Lookup]", 1)[1].split("\n[", 1)[0]
+    search = stanza.split("search = ", 1)[1].split("\ndispatch.", 1)[0]
+    read = set(re.findall(r"\blatest\((\w+)\)", search)) | set(re.findall(r"\bpath=(\w+)\{\}", search))
+    made = set(re.findall(r"\(\?<(\w+)>", search)) | set(re.findall(r"\beval (\w+)=", search))
+    read -= made  # fields the search computes itself (rex, eval)
+    assert {"private_ips", "public_ips", "account", "region", "instance_role"} <= read
+    assert read <= set(data), sorted(read - set(data))
+    assert "sourcetype=aws:ec2:inventory" in text or "iam_error_spike_ec2_inventory" in search

@@ -71,7 +71,8 @@ TRAP_KINDS = (
 )
 TARGET_RATE = 1.0  # false alerts per 1,000 principal-days
 DEFAULT_SEEDS = (1, 2, 3)
-METHODS = ("iamspike", *R.METHODS)
+ENGINE_METHODS = ("iamspike", "iamspike_b")  # Input A (raw events) and Input B (count_field=count)
+METHODS = (*ENGINE_METHODS, *R.METHODS)
 
 
 def entity_key(principal: str) -> str:
@@ -252,6 +253,36 @@ def rows_agree(
     return len(via_rows ^ via_records)
 
 
+INPUT_B_FIELDS = ["_time", "account", "principal", "errorCode", "eventSource", "eventName", "count"]
+
+
+def input_b_rows(records: Iterable[Mapping[str, Any]], span: int = 3600) -> list[list[str]]:
+    """What ``stats count by _time span=1h account principal errorCode eventSource eventName`` over
+    the failed calls gives, with ``principal`` from the `iam_error_spike_principal` macro:
+    coalesce(sessionIssuer.arn, userIdentity.arn, invokedBy, principalId)."""
+    counts: dict[tuple[int, str, str, str, str, str], int] = defaultdict(int)
+    for r in records:
+        code = r.get("errorCode")
+        if not code:
+            continue
+        ident = r.get("userIdentity") or {}
+        issuer = ((ident.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
+        principal = issuer or ident.get("arn") or ident.get("invokedBy") or ident.get("principalId") or ""
+        when = int(R.parse_event_time(str(r["eventTime"])) // span) * span
+        counts[
+            (when, str(r.get("recipientAccountId", "")), principal, code, r["eventSource"], r["eventName"])
+        ] += 1
+    return [[str(k[0]), *k[1:], str(n)] for k, n in counts.items()]
+
+
+def run_input_b(engine: Any, records: list[dict[str, Any]], options: Any) -> list[R.Candidate]:
+    detector = engine.Detector(options)
+    rows = input_b_rows(records)
+    for i in range(0, len(rows), CHUNK):
+        detector.add_rows(INPUT_B_FIELDS, rows[i : i + CHUNK])
+    return iamspike_candidates(detector.results())
+
+
 # ---- the same-budget tuning -------------------------------------------------------------------
 
 
@@ -310,7 +341,9 @@ class RealResult:
     tuned_alerts: dict[str, list[R.Candidate]]
 
 
-def real_sets(engine: Any, options: Any, thresholds: Mapping[str, float | None]) -> list[RealResult]:
+def real_sets(
+    engine: Any, options: Any, options_b: Any, thresholds: Mapping[str, float | None]
+) -> list[RealResult]:
     out = []
     for name in (PWNED, SANS):
         path = os.path.join(DATA, name)
@@ -325,7 +358,8 @@ def real_sets(engine: Any, options: Any, thresholds: Mapping[str, float | None])
             tuned[m] = [] if thr is None else [x for x in c if x.score > thr]
         if engine is not None:
             alerts["iamspike"], _secs = run_iamspike(engine, records, options)
-            tuned["iamspike"] = alerts["iamspike"]
+            alerts["iamspike_b"] = run_input_b(engine, records, options_b)
+            tuned.update({m: alerts[m] for m in ENGINE_METHODS})
         out.append(RealResult(name, len(records), alerts, tuned))
     return out
 
@@ -397,6 +431,7 @@ def run_seed(
     size: Mapping[str, int] | None = None,
     cache: str = "",
     check_rows: bool = False,
+    options_b: Any = None,
 ) -> SeedRun:
     org, cands = generated(seed, per_kind, dict(size or {}), cache)
     judge = Judge(org)
@@ -409,10 +444,11 @@ def run_seed(
             curve, _secs = run_iamspike(engine, org.records, curve_options)
         if check_rows:
             rows_differ = rows_agree(engine, org.records, options, cands["iamspike"])
+        if options_b is not None:
+            cands["iamspike_b"] = run_input_b(engine, org.records, options_b)
     outcomes = {}
     for m, c in cands.items():
-        default = math.inf if m == "iamspike" else R.DEFAULTS[m]
-        outcomes[m] = judge.outcome(c if m == "iamspike" else R.alerts(c, default))
+        outcomes[m] = judge.outcome(c if m in ENGINE_METHODS else R.alerts(c, R.DEFAULTS[m]))
     return SeedRun(org, judge, cands, outcomes, secs, curve, rows_differ)
 
 
@@ -488,7 +524,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.days < 12 or args.accounts < 2 or args.per_kind < 1:
         ap.error("--days must be >= 12, --accounts >= 2 and --per-kind >= 1")
     engine, engine_error = load_engine()
-    options = curve_options = None
+    options = curve_options = options_b = None
     if engine is not None:
         tokens = shlex.split(args.engine_options)
         try:
@@ -497,13 +533,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             ap.error(f"--engine-options: {exc}")
         if not (args.no_curve or args.quick):
             curve_options = engine_options(engine, [t for t in tokens if not t.startswith("show=")], "all")
+        options_b = engine_options(engine, [*tokens, "count_field=count"])
     started = time.perf_counter()
     runs = []
     for seed in seeds:
         t0 = time.perf_counter()
         size = {"days": args.days, "accounts": args.accounts}
         check_rows = not (args.no_rows or args.quick)
-        run = run_seed(seed, engine, args.per_kind, options, curve_options, size, args.cache, check_rows)
+        run = run_seed(
+            seed, engine, args.per_kind, options, curve_options, size, args.cache, check_rows, options_b
+        )
         runs.append(run)
         if args.details and engine is not None:
             print(details(run), file=sys.stderr)
@@ -562,7 +601,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     real_thresholds = {
         m: tuned[m]["iamspike" if budget_iamspike is not None else "target"].threshold for m in R.METHODS
     }
-    reals = [] if (args.quick or args.no_real) else real_sets(engine, options, real_thresholds)
+    reals = [] if (args.quick or args.no_real) else real_sets(engine, options, options_b, real_thresholds)
     elapsed = time.perf_counter() - started
 
     report = render(
@@ -702,7 +741,7 @@ def _command(args: argparse.Namespace, seeds: Sequence[int]) -> str:
 
 def _real_rows(rr: RealResult, methods: Sequence[str]) -> list[list[str]]:
     def cell(m: str, default: object, tuned_: object) -> str:
-        return str(default) if m == "iamspike" else f"{default} [{tuned_}]"
+        return str(default) if m in ENGINE_METHODS else f"{default} [{tuned_}]"
 
     def yes(flag: bool) -> str:
         return "yes" if flag else "no"
@@ -787,7 +826,9 @@ def render(**kw: Any) -> str:
         "## Recall per scenario (default settings)",
         "",
         "Detected = the method alerts on the scenario's entity (principal or account) in one of its",
-        "hourly bins.",
+        "hourly bins. `iamspike` reads the raw events (Input A); `iamspike_b` reads rows pre-counted",
+        "per hour, account, principal, errorCode, eventSource and eventName (Input B, `count_field=count`,",
+        "principal from the `iam_error_spike_principal` macro), the scalable path.",
         "",
     ]
     rows = [[kind, *(_recall_cell(detected[m], kind) for m in methods)] for kind in ATTACK_KINDS]

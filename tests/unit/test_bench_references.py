@@ -318,3 +318,70 @@ def test_splunk_rows_flatten_records_like_search_time_extraction() -> None:
     assert got["userIdentity.sessionContext.sessionIssuer.arn"] == "arn:aws:iam::1:role/app"
     assert got["userIdentity.type"] == "AssumedRole" and got["eventName"] == "ListUsers"
     assert got["errorCode"] == got["userIdentity.invokedBy"] == got["__mv_errorCode"] == ""
+
+
+def test_input_b_rows_count_failures_per_hour_principal_code_and_api() -> None:
+    def rec(minute: int, code: str | None, identity: dict) -> dict:
+        r = {
+            "eventTime": quality.iso(T0 + minute * 60),
+            "recipientAccountId": ACCT,
+            "eventSource": "s3.amazonaws.com",
+            "eventName": "GetObject",
+            "userIdentity": identity,
+        }
+        return {**r, "errorCode": code} if code else r
+
+    session = {
+        "type": "AssumedRole",
+        "arn": "arn:aws:sts::111122223333:assumed-role/app/s1",
+        "sessionContext": {"sessionIssuer": {"arn": "arn:aws:iam::111122223333:role/app"}},
+    }
+    service = {"type": "AWSService", "invokedBy": "delivery.logs.amazonaws.com"}
+    records = [
+        rec(1, "AccessDenied", session),
+        rec(2, "AccessDenied", session),
+        rec(3, None, session),  # a success: not counted
+        rec(61, "AccessDenied", session),  # next hour
+        rec(4, "AccessDenied", service),
+        rec(5, "Client.DryRunOperation", service),  # every errorCode goes in; the engine classifies
+    ]
+    assert sorted(quality.input_b_rows(records)) == sorted(
+        [
+            [
+                str(T0),
+                ACCT,
+                "arn:aws:iam::111122223333:role/app",
+                "AccessDenied",
+                "s3.amazonaws.com",
+                "GetObject",
+                "2",
+            ],
+            [
+                str(T0 + 3600),
+                ACCT,
+                "arn:aws:iam::111122223333:role/app",
+                "AccessDenied",
+                "s3.amazonaws.com",
+                "GetObject",
+                "1",
+            ],
+            [
+                str(T0),
+                ACCT,
+                "delivery.logs.amazonaws.com",
+                "AccessDenied",
+                "s3.amazonaws.com",
+                "GetObject",
+                "1",
+            ],
+            [
+                str(T0),
+                ACCT,
+                "delivery.logs.amazonaws.com",
+                "Client.DryRunOperation",
+                "s3.amazonaws.com",
+                "GetObject",
+                "1",
+            ],
+        ]
+    )

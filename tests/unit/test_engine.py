@@ -294,3 +294,39 @@ def test_stratus_fixture_runs() -> None:
     records = json.loads(path.read_text())
     rows = run(records, parse_options(["show=all", "by=principal"]))
     assert sum(r["failures"] for r in rows) == 32
+
+
+# ------------------------------------------------------------------- hand-checked series table
+
+
+def series_rows(series: list[int], apis: int) -> list[list[str]]:
+    rows = []
+    for t, count in enumerate(series):
+        for k in range(apis):
+            share = count // apis + (1 if k < count % apis else 0)
+            if share:
+                rows.append([str(T0 + t * HOUR), ACCT, USER, f"Api{k}", str(share)])
+    return rows
+
+
+SERIES = [
+    ("constant", [10] * 48 + [10], 1, []),
+    ("constant, then 6x on one API", [10] * 48 + [60], 1, [48]),
+    ("all zero, then one denial", [0] * 48 + [1], 6, []),
+    ("all zero, then 30 over 6 APIs", [0] * 48 + [30], 6, [48]),
+    ("all zero, then 30 on one API (onset cap)", [0] * 48 + [30], 1, []),
+    ("single bin, 30 over 6 APIs", [30], 6, [0]),
+    ("single bin, 3 over 3 APIs (min_failures)", [3], 3, []),
+    ("sparse, then 12 over 6 APIs", [1 if t % 7 == 0 else 0 for t in range(48)] + [12], 6, [48]),
+    ("gap, then back to normal", [10] * 24 + [0] * 24 + [10] * 3, 1, []),
+    ("spike inside a steady history", [5] * 24 + [80] + [5] * 24, 1, [24]),
+]
+
+
+@pytest.mark.parametrize(("name", "series", "apis", "expected"), SERIES, ids=[c[0] for c in SERIES])
+def test_series_table(name: str, series: list[int], apis: int, expected: list[int]) -> None:
+    options = parse_options(["count_field=count", "by=principal"])
+    rows = detect(
+        ["_time", "account", "principal", "eventName", "count"], series_rows(series, apis), 5, options
+    )
+    assert flagged(rows) == expected, name

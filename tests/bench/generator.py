@@ -29,6 +29,7 @@ import datetime as _dt
 import random
 import time
 import uuid
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -493,16 +494,18 @@ class _Builder:
                 # Lambda/ECS style session names rotate every few hours
                 session = f"{p.name[:20]}-{int(t) // (6 * HOUR)}"
         created = iso(int(t) - int(t) % HOUR)
+        role_id = f"AROA{zlib.crc32(p.principal.encode()):08X}{acct[:8]}"
+        key_id = f"ASIA{zlib.crc32(f'{p.principal}/{session}'.encode()):08X}{acct[4:12]}"
         return {
             "type": "AssumedRole",
-            "principalId": f"AROA{acct[:8]}:{session}",
+            "principalId": f"{role_id}:{session}",
             "arn": f"arn:aws:sts::{acct}:assumed-role/{p.name}/{session}",
             "accountId": acct,
-            "accessKeyId": "ASIA" + p.key_id[4:] if p.key_id else "ASIA" + acct + "EXAMPLE",
+            "accessKeyId": key_id,
             "sessionContext": {
                 "sessionIssuer": {
                     "type": "Role",
-                    "principalId": f"AROA{acct[:8]}",
+                    "principalId": role_id,
                     "arn": p.principal,
                     "accountId": acct,
                     "userName": p.name,

@@ -345,43 +345,16 @@ def test_input_b_rows_count_failures_per_hour_principal_code_and_api() -> None:
         rec(4, "AccessDenied", service),
         rec(5, "Client.DryRunOperation", service),  # every errorCode goes in; the engine classifies
     ]
+    role, svc = "arn:aws:iam::111122223333:role/app", "delivery.logs.amazonaws.com"
+
+    def row(t: int, principal: str, code: str, n: int) -> list[str]:
+        return [str(t), ACCT, principal, code, "s3.amazonaws.com", "GetObject", str(n)]
+
     assert sorted(quality.input_b_rows(records)) == sorted(
         [
-            [
-                str(T0),
-                ACCT,
-                "arn:aws:iam::111122223333:role/app",
-                "AccessDenied",
-                "s3.amazonaws.com",
-                "GetObject",
-                "2",
-            ],
-            [
-                str(T0 + 3600),
-                ACCT,
-                "arn:aws:iam::111122223333:role/app",
-                "AccessDenied",
-                "s3.amazonaws.com",
-                "GetObject",
-                "1",
-            ],
-            [
-                str(T0),
-                ACCT,
-                "delivery.logs.amazonaws.com",
-                "AccessDenied",
-                "s3.amazonaws.com",
-                "GetObject",
-                "1",
-            ],
-            [
-                str(T0),
-                ACCT,
-                "delivery.logs.amazonaws.com",
-                "Client.DryRunOperation",
-                "s3.amazonaws.com",
-                "GetObject",
-                "1",
-            ],
+            row(T0, role, "AccessDenied", 2),
+            row(T0 + 3600, role, "AccessDenied", 1),
+            row(T0, svc, "AccessDenied", 1),
+            row(T0, svc, "Client.DryRunOperation", 1),
         ]
     )

@@ -68,8 +68,10 @@ AWS_ARGUMENTS = [
 
 # -- the XML event stream ---------------------------------------------------------------------
 def _escape(text: str) -> str:
-    text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-    if "\ufffe" in text or "\uffff" in text:  # not allowed in XML 1.0
+    # ``in`` is a fast memchr-like scan; most records have none of these characters.
+    if "&" in text or "<" in text or ">" in text:
+        text = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    if not text.isascii() and ("\ufffe" in text or "\uffff" in text):  # not allowed in XML 1.0
         text = text.replace("\ufffe", "\ufffd").replace("\uffff", "\ufffd")
     return text
 

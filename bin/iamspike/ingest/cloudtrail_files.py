@@ -250,8 +250,19 @@ class CloudTrailFile:
         if self._peek() == "]":
             self._pos += 1
             return
+        decode = _DECODER.raw_decode
         while True:
-            value, start, end = self._value()
+            # Fast path for compact files (the cursor is on the record, the record is whole in the
+            # buffer); whitespace, a record cut by the end of the piece, or damage take _value().
+            start = self._pos
+            try:
+                value, end = decode(self._buf, start)
+            except json.JSONDecodeError:
+                value, start, end = self._value()
+            else:
+                if end >= len(self._buf) and not isinstance(value, dict):
+                    value, start, end = self._value()
+                self._pos = end
             text = self._buf[start:end]
             if not isinstance(value, dict):
                 self._skip("a record that is not a JSON object")
@@ -263,7 +274,14 @@ class CloudTrailFile:
             else:
                 self.records += 1
                 yield text, value
-            if self._expect(",]", "',' or ']'") == "]":
+            separator = self._buf[self._pos : self._pos + 1]
+            if separator == ",":
+                # skip the whitespace after it here: a failed fast decode costs a scan of the buffer
+                self._pos = _WS.match(self._buf, self._pos + 1).end()
+            elif separator == "]":
+                self._pos += 1
+                return
+            elif self._expect(",]", "',' or ']'") == "]":
                 return
 
     def _skip(self, what: str) -> None:

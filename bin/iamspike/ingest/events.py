@@ -105,24 +105,28 @@ class RunStats:
         )
 
 
+_HOURS: dict[str, int] = {}
+
+
+def _hour(prefix: str) -> int:
+    """Epoch seconds of ``YYYY-MM-DDTHH`` (cached: a log file spans a few hours)."""
+    seconds = _HOURS.get(prefix)
+    if seconds is None:
+        if len(_HOURS) > 10_000:
+            _HOURS.clear()
+        seconds = calendar.timegm(
+            (int(prefix[0:4]), int(prefix[5:7]), int(prefix[8:10]), int(prefix[11:13]), 0, 0, 0, 0, 0)
+        )
+        _HOURS[prefix] = seconds
+    return seconds
+
+
 def event_time(value: object) -> float | None:
     """CloudTrail ``eventTime`` (``2023-08-26T20:35:12Z``, optional fraction) -> epoch seconds."""
-    if not isinstance(value, str) or len(value) < 19:
+    if not isinstance(value, str) or len(value) < 19 or value[13] != ":" or value[16] != ":":
         return None
     try:
-        seconds = calendar.timegm(
-            (
-                int(value[0:4]),
-                int(value[5:7]),
-                int(value[8:10]),
-                int(value[11:13]),
-                int(value[14:16]),
-                int(value[17:19]),
-                0,
-                0,
-                0,
-            )
-        )
+        seconds = _hour(value[:13]) + int(value[14:16]) * 60 + int(value[17:19])
     except ValueError:
         return None
     if len(value) > 20 and value[19] == ".":

@@ -835,6 +835,7 @@ def render(**kw: Any) -> str:
     ]
     rows = [[kind, *(_recall_cell(detected[m], kind) for m in methods)] for kind in ATTACK_KINDS]
     out += _table(["scenario", *methods], [*rows, ["**all**", *(_recall_cell(detected[m]) for m in methods)]])
+    out += [f"- `{m}`: {R.TITLES[m]}" for m in R.METHODS] + [""]
     out += [
         "## False alerts (default settings)",
         "",

@@ -44,6 +44,10 @@ user, userAgent not ``aws-internal/3*`` (console), sourceIPAddress an IP address
 dedup key the user ARN, threshold 15 events within the 10-minute dedup period (a period opens at
 the first matching event). Score = events in the period; bin = the hour the period opened; the
 largest period per (arn, hour) is kept. Default threshold 15.
+
+``static_all`` -- a control, not a search anyone ships: ``>= 5`` authorization failures (the whole
+family, not only the literal AccessDenied) of one principal (every identity type, sessions
+folded) in an hour. Tuned to a budget it shows the best any static per-principal threshold does.
 """
 
 from __future__ import annotations
@@ -85,15 +89,22 @@ PANTHER_RECON = {
     "s3": ("List", "Get"),
     "rds": ("Describe", "List"),
 }
-METHODS = ("escu_static", "escu_spike", "mltk", "panther")
+METHODS = ("escu_static", "escu_spike", "mltk", "panther", "static_all")
 TITLES = {
-    "escu_static": "ESCU AccessDenied Discovery (static >= 5/h)",
-    "escu_spike": "ESCU spike (avg + 3 sigma, 1/720 update)",
-    "mltk": "MLTK DensityFunction (normal, 0.005, 1,024 groups)",
-    "panther": "Panther ReconAccessDenied (15 / 10 min)",
+    "escu_static": "ESCU AWS IAM AccessDenied Discovery Events (static >= 5 per hour)",
+    "escu_spike": "ESCU's deprecated spike searches (avg + 3 sigma, 1/720 update, > 15 points)",
+    "mltk": "MLTK DensityFunction (normal, threshold 0.005, 1,024 groups)",
+    "panther": "Panther AWS.IAMUser.ReconAccessDenied (15 per 10 minutes)",
+    "static_all": "control, not a shipped search: static >= 5 per hour, every principal, every authz code",
 }
 MLTK_Z = statistics.NormalDist().inv_cdf(1 - 0.005 / 2)
-DEFAULTS = {"escu_static": 5.0, "escu_spike": math.nextafter(3.0, math.inf), "mltk": MLTK_Z, "panther": 15.0}
+DEFAULTS = {
+    "escu_static": 5.0,
+    "escu_spike": math.nextafter(3.0, math.inf),
+    "mltk": MLTK_Z,
+    "panther": 15.0,
+    "static_all": 5.0,
+}
 
 
 @dataclass(frozen=True)
@@ -343,6 +354,15 @@ def panther(events: Iterable[Event], period: int = 600) -> list[Candidate]:
     return [Candidate("panther", "principal", a, p, h, float(n)) for (a, p, h), n in best.items()]
 
 
+def static_all(counts: Mapping[tuple[str, str, str], Mapping[int, int]]) -> list[Candidate]:
+    return [
+        Candidate("static_all", "principal", account, principal, h, float(n))
+        for (etype, account, principal), series in counts.items()
+        if etype == "principal"
+        for h, n in series.items()
+    ]
+
+
 def run_all(events: list[Event]) -> dict[str, list[Candidate]]:
     """Every reference's candidates over one data set."""
     counts = hourly_counts(events)
@@ -351,6 +371,7 @@ def run_all(events: list[Event]) -> dict[str, list[Candidate]]:
         "escu_spike": escu_spike(counts),
         "mltk": mltk(counts),
         "panther": panther(events),
+        "static_all": static_all(counts),
     }
 
 

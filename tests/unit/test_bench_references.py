@@ -358,3 +358,9 @@ def test_input_b_rows_count_failures_per_hour_principal_code_and_api() -> None:
             row(T0, svc, "Client.DryRunOperation", 1),
         ]
     )
+
+
+def test_static_all_scores_every_principal_hour_and_no_account() -> None:
+    events = [ev(1, "Client.UnauthorizedOperation"), ev(2, identity_type="AssumedRole"), ev(70)]
+    got = scores(R.static_all(R.hourly_counts(events)))
+    assert got == {("principal", USER, T0): 2.0, ("principal", USER, T0 + 3600): 1.0}

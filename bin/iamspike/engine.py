@@ -612,15 +612,21 @@ class _Scorer:
             group = np.where(service, n_accounts, p_account)
             acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
             acc_breadth = bins.sum_by_group(breadth, group, n_accounts + 1)[:, :n_accounts]
+            failing = (counts > 0).astype(np.float32)
+            acc_spread = bins.sum_by_group(failing, group, n_accounts + 1)[:, :n_accounts]
+            del failing
             del counts, breadth
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_breadth)
+            spread_base = fit_baselines(acc_spread, first * span, span, None, params)
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
-            rows += self._score("account", acc_counts, acc_breadth, base, labels, cells, out_from)
+            rows += self._score(
+                "account", acc_counts, acc_breadth, base, labels, cells, out_from, (acc_spread, spread_base)
+            )
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
-    def _score(self, entity_type, counts, breadth, base, labels, cells, out_from):
+    def _score(self, entity_type, counts, breadth, base, labels, cells, out_from, spread=None):
         o = self.o
         window = counts[out_from:]
         if o.show == "all":
@@ -643,7 +649,24 @@ class _Scorer:
             silent=base.silent[t_idx, e_idx],
             typical_apis=base.typical_breadth[t_idx, e_idx],
         )
-        flagged = (scored.score >= o.threshold) & (observed >= o.min_failures)
+        score = scored.score
+        spread_score = None
+        if spread is not None:
+            # Accounts are also scored on how many of their principals fail in the bin: a spike
+            # spread thinly over many principals can hide in a noisy account total.
+            spread_counts, spread_base = spread
+            spread_score = score_counts(
+                spread_counts[t_idx, e_idx],
+                spread_base.expected[t_idx, e_idx],
+                spread_base.variance[t_idx, e_idx],
+                np.ones(len(t_idx)),
+                o.sensitivity,
+                ScoreParams(),
+                with_upper=False,
+                silent=spread_base.silent[t_idx, e_idx],
+            ).score
+            score = np.maximum(score, spread_score)
+        flagged = (score >= o.threshold) & (observed >= o.min_failures)
         pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
         if not len(pick):
             return []
@@ -671,8 +694,8 @@ class _Scorer:
                 "failures": failures,
                 "expected": round(expected, 3),
                 "upper": round(up, 3),
-                "score": round(float(scored.score[i]), 1),
-                "severity": severity(float(scored.score[i]), is_spike),
+                "score": round(float(score[i]), 1),
+                "severity": severity(float(score[i]), is_spike),
                 "distinct_apis": len(cell.apis),
                 "top_error_codes": explain.top(cell.codes),
                 "top_apis": explain.top(cell.apis),
@@ -692,6 +715,16 @@ class _Scorer:
                     int(base.seasonal_samples[t]),
                 ),
             }
+            if (
+                spread_score is not None
+                and spread_score[i] > scored.score[i]
+                and spread_score[i] >= o.threshold
+            ):
+                spread_counts, spread_base = spread
+                row["reason"] = str(row["reason"])[:-1] + (
+                    f"; {int(spread_counts[t, e])} of its principals failed"
+                    f" (usually {float(spread_base.expected[t, e]):.0f}), which decides."
+                )
             if o.show == "all":
                 row["is_spike"] = int(is_spike)
             rows.append(row)

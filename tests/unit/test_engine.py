@@ -330,3 +330,19 @@ def test_series_table(name: str, series: list[int], apis: int, expected: list[in
         ["_time", "account", "principal", "eventName", "count"], series_rows(series, apis), 5, options
     )
     assert flagged(rows) == expected, name
+
+
+def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
+    noisy = [
+        event(T0 + h * HOUR + i, "PutObject", arn=f"arn:aws:iam::{ACCT}:role/etl")
+        for h in range(72)
+        for i in range(20 if h % 2 else 60)
+    ]
+    spread = [
+        event(T0 + 60 * HOUR + 10 * u + i, "ListUsers", arn=f"arn:aws:iam::{ACCT}:user/u{u}")
+        for u in range(30)
+        for i in range(2)
+    ]
+    rows = run(noisy + spread)
+    assert [(r["entity_type"], (r["_time"] - T0) // HOUR) for r in rows] == [("account", 60)]
+    assert "31 of its principals failed (usually 1), which decides." in rows[0]["reason"]

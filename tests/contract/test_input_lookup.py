@@ -213,3 +213,22 @@ def test_role_arn_is_assumed_through_sts(
     text = log_text(fresh_splunk_home)
     assert f"as role {role}" in text
     assert FAKE_ACCESS_KEY_ID not in text
+
+
+def test_sigterm_while_aws_is_slow_still_stops_within_5_s(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    records = make_records(300, time.time() - 120, step=30)
+    lookup_server.load(records)
+    lookup_server.hang_seconds = 30.0
+    first = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    assert len(first.wait_for(50, timeout=60)) >= 50
+    lookup_server.inject("hang")
+    received = lookup_server.received
+    while lookup_server.received == received and first.proc.poll() is None:
+        time.sleep(0.02)  # until the next request is stuck in the slow server
+    assert first.terminate() < 5
+    second = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
+    assert second.wait(120) == 0, second.stderr
+    assert event_ids(first.events()) + event_ids(second.events()) == Counter(r["eventID"] for r in records)
+    assert "still waiting on AWS" in log_text(fresh_splunk_home)

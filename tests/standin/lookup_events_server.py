@@ -163,6 +163,7 @@ class LookupEventsServer:
     clock: Callable[[], float] = time.monotonic
     host: str = "127.0.0.1"
     port: int = 0
+    hang_seconds: float = 30.0
     requests: list[RecordedRequest] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -171,6 +172,7 @@ class LookupEventsServer:
         self._sorted: dict[tuple[str, str], list[StoredEvent]] = {}
         self._buckets: dict[tuple[str, str], _Bucket] = {}
         self._faults: list[int | str] = []
+        self.received = 0  # requests that reached the handler (answered or not yet)
         self._keys: dict[str, str] = {}
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -200,8 +202,8 @@ class LookupEventsServer:
 
     def inject(self, fault: int | str, count: int = 1) -> None:
         """Answer the next ``count`` requests with ``fault``: ``"throttle"`` (ThrottlingException),
-        an HTTP 5xx status (InternalFailure), or another AWS error code answered with HTTP 400
-        (``"AccessDeniedException"``, ``"ExpiredTokenException"``...)."""
+        an HTTP 5xx status (InternalFailure), ``"hang"`` (HTTP 500 after ``hang_seconds``), or
+        another AWS error code answered with HTTP 400 (``"AccessDeniedException"``...)."""
         if isinstance(fault, int) and not 500 <= fault <= 599:
             raise ValueError(f"an injected HTTP status must be 5xx, not {fault}")
         if isinstance(fault, str) and not re.match(r"^[A-Za-z]+$", fault):
@@ -257,7 +259,12 @@ class LookupEventsServer:
                 raise ApiError(400, "SerializationException", "request body is not JSON") from None
             entry.params = params
             with self._lock:
+                self.received += 1
                 fault = self._faults.pop(0) if self._faults else None
+            if fault == "hang":  # a server that does not answer for a while, then fails
+                time.sleep(self.hang_seconds)
+                raise ApiError(500, "InternalFailure", "injected slow server error")
+            with self._lock:
                 if fault == "throttle":
                     raise ApiError(400, "ThrottlingException", "Rate exceeded")
                 if isinstance(fault, str):

@@ -284,6 +284,26 @@ def test_failed_assume_role_is_reported_once_as_sts(server, tmp_path, caplog):
     assert "no region is read this run" in errors[0]
 
 
+def test_a_stop_does_not_wait_for_a_slow_aws_answer(server, tmp_path, caplog):
+    server.load(make_records(10, time.time() - 60))
+    server.hang_seconds = 5.0
+    server.inject("hang", 10)  # every attempt waits 5 s for an HTTP 500: about a minute in all
+    stop = threading.Event()
+
+    def sigterm_during_the_first_attempt() -> None:
+        while not server.received:
+            time.sleep(0.01)
+        stop.set()
+
+    threading.Thread(target=sigterm_during_the_first_attempt, daemon=True).start()
+    with caplog.at_level(logging.WARNING, logger="iamspike.ingest.lookup"):
+        sink, stats, store = run(server, tmp_path, deadline=Deadline(600, stop=stop), max_attempts="10")
+    assert server.requests == []  # returned while the region thread still waited on AWS
+    assert sink.events == [] and stats.regions_done == 0
+    assert "stop: region(s) us-east-1 still waiting on AWS" in caplog.text
+    assert store.load("lookup-us-east-1") is None
+
+
 def test_client_stays_under_the_api_rate(tmp_path):
     with LookupEventsServer(rate=2.0, burst=2.0) as limited:
         records = make_records(300, time.time() - 60)

@@ -25,7 +25,6 @@ import logging
 import threading
 import time
 from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 
@@ -52,6 +51,7 @@ LOOKBACK_SECONDS = 90 * 86400
 LOOKBACK_MARGIN = 600  # keep StartTime safely inside the 90 days the API serves
 MIN_INTERVAL = 60
 ACTION = "cloudtrail:LookupEvents"
+STOP_GRACE = 2.0  # seconds region threads get to finish after the deadline or a SIGTERM
 
 log = logging.getLogger(__name__)
 
@@ -273,6 +273,14 @@ class _RegionRun:
             )
 
     # the work --------------------------------------------------------------------------------
+    def run_logged(self) -> None:
+        """``run`` for a thread: an unexpected error is logged, never lost with the thread."""
+        try:
+            self.run()
+        except Exception:
+            self.stats.errors += 1
+            log.exception("region %s stopped by an unexpected error", self.region)
+
     def run(self) -> LookupStats:
         client = self.client
         client.meta.events.register("before-send.cloudtrail.LookupEvents", self._before_send)
@@ -401,12 +409,38 @@ class LookupRun:
             total.errors += 1
             log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
             return total
-        with ThreadPoolExecutor(max_workers=len(regions), thread_name_prefix="lookup") as pool:
-            runs = [_RegionRun(self, region) for region in regions]
-            for stats in pool.map(lambda one: one.run(), runs):
-                total.add(stats)
+        runs = [_RegionRun(self, region) for region in regions]
+        threads = [
+            threading.Thread(target=one.run_logged, name="lookup-" + one.region, daemon=True) for one in runs
+        ]
+        for thread in threads:
+            thread.start()
+        self._wait(threads, runs)
+        for one in runs:
+            total.add(one.stats)
         log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
         return total
+
+    def _wait(self, threads: list[threading.Thread], runs: list[_RegionRun]) -> None:
+        """Join the region threads. Once the deadline or a stop came, wait at most ``STOP_GRACE``
+        more: a thread still waiting on AWS (a slow answer, botocore's retry backoff) is left
+        behind (a daemon, it dies with the process) after taking the sink lock, so no page is
+        half-written and none follows. Its checkpoint already holds its last written page."""
+        grace_end: float | None = None
+        while any(thread.is_alive() for thread in threads):
+            if grace_end is None and self.deadline.expired():
+                grace_end = time.monotonic() + STOP_GRACE
+            if grace_end is not None and time.monotonic() >= grace_end:
+                self.sink_lock.acquire()  # held until the process exits
+                waiting = [one.region for one, thread in zip(runs, threads) if thread.is_alive()]
+                log.warning(
+                    "stop: region(s) %s still waiting on AWS (slow answer or retry backoff); left at "
+                    "their last checkpoint",
+                    ",".join(waiting),
+                )
+                return
+            for thread in threads:
+                thread.join(0.1)
 
     def _credentials_ok(self) -> bool:
         """Assume ``role_arn`` once up front, so a failure is reported as what it is (sts:AssumeRole

@@ -78,6 +78,8 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
     flagged = {}
     acc_counts = bins.sum_by_group(counts, account, ACCOUNTS)
     acc_breadth = bins.sum_by_group(breadth, account, ACCOUNTS)
+    acc_spread = bins.sum_by_group((counts > 0).astype(np.float32), account, ACCOUNTS)
+    spread_base = fit_baselines(acc_spread, START, SPAN, None, params)  # accounts' failing principals
     for name, matrix, width, groups in (
         ("principal", counts, breadth, account),
         ("account", acc_counts, acc_breadth, None),
@@ -93,7 +95,18 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
             silent=base.silent[t_idx, e_idx],
             typical_apis=base.typical_breadth[t_idx, e_idx],
         )
-        pick = np.flatnonzero(scored.score >= 50.0)
+        score = scored.score
+        if name == "account":  # the higher of the failures and the failing-principals scores
+            spread = score_counts(
+                acc_spread[t_idx, e_idx],
+                spread_base.expected[t_idx, e_idx],
+                spread_base.variance[t_idx, e_idx],
+                np.ones(len(t_idx)),
+                with_upper=False,
+                silent=spread_base.silent[t_idx, e_idx],
+            )
+            score = np.maximum(score, spread.score)
+        pick = np.flatnonzero(score >= 50.0)
         upper_bound(
             scored.expected[pick], base.variance[t_idx[pick], e_idx[pick]], ScoreParams().threshold_surprise
         )

@@ -11,6 +11,7 @@ import json
 import os
 import random
 import re
+import socket
 
 import boto3
 import pytest
@@ -150,3 +151,35 @@ def test_events_carry_every_field_the_lookup_search_reads(
     assert {"private_ips", "public_ips", "account", "region", "instance_role"} <= read
     assert read <= set(data), sorted(read - set(data))
     assert "sourcetype=aws:ec2:inventory" in text or "iam_error_spike_ec2_inventory" in search
+
+
+def test_sigterm_while_ec2_does_not_answer_stops_within_5_s(
+    splunk_python, fresh_splunk_home, moto_server, tmp_path
+):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)  # accepts connections, never answers
+    try:
+        run = modinput.InputProcess(
+            splunk_python,
+            fresh_splunk_home,
+            SCRIPT,
+            f"{KIND}://silent",
+            {
+                "endpoint_urls": f"default={moto_server},ec2=http://127.0.0.1:{silent.getsockname()[1]}",
+                "read_timeout": "300",
+            },
+            str(tmp_path / "ckpt"),
+            env=moto_child_env(),
+        )
+        silent.settimeout(60)
+        connection, _ = silent.accept()  # the input now waits for DescribeInstances
+        assert run.proc.poll() is None
+        assert run.terminate() < 5
+        connection.close()
+    finally:
+        silent.close()
+    with open(
+        os.path.join(fresh_splunk_home.log_dir, f"ta_aws_iam_error_spike_{KIND}.log"), encoding="utf-8"
+    ) as log:
+        assert "stopped by SIGTERM" in log.read()

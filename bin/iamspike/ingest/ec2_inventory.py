@@ -219,7 +219,12 @@ class InventoryRun:
         count = 0
         try:
             paginator = clients.client("ec2", region).get_paginator("describe_instances")
-            for page in paginator.paginate(PaginationConfig={"PageSize": 1000}):
+            pages = iter(paginator.paginate(PaginationConfig={"PageSize": 1000}))
+            while True:
+                with self.deadline.interruptible():  # a SIGTERM cuts a slow call short (StopRun)
+                    page = next(pages, None)
+                if page is None:
+                    break
                 seen_at = self.clock()
                 for reservation in page.get("Reservations") or []:
                     owner = str(reservation.get("OwnerId") or account)

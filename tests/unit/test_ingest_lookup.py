@@ -204,6 +204,27 @@ def test_stop_mid_window_resumes_from_the_cursor(server, tmp_path):
     assert store.load("lookup-us-east-1")["pending"] is None
 
 
+def test_a_stop_during_the_rate_wait_sends_nothing_more(server, tmp_path, caplog):
+    server.load(make_records(200, time.time() - 60))
+    stop = threading.Event()
+    sink = ListSink()
+    original = sink.flush
+
+    def flush_then_stop_soon() -> None:
+        original()
+        threading.Timer(0.3, stop.set).start()  # lands in the 2 s wait for the next token
+
+    sink.flush = flush_then_stop_soon
+    with caplog.at_level(logging.INFO, logger="iamspike.ingest.lookup"):
+        _, stats, store = run(
+            server, tmp_path, sink=sink, deadline=Deadline(60, stop=stop), requests_per_second="0.5"
+        )
+    assert len(server.requests) == 1 and len(sink.events) == 50
+    assert stats.retried == 0 and "_Stopped" not in caplog.text
+    assert "stopped at" in caplog.text and "the next run goes on from there" in caplog.text
+    assert store.load("lookup-us-east-1")["pending"] is not None
+
+
 def test_regions_are_paged_separately(server, tmp_path):
     end = time.time() - 60
     server.load(make_records(70, end, prefix="use1"), region="us-east-1")

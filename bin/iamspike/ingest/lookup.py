@@ -247,6 +247,8 @@ class _RegionRun:
             raise _Stopped()
 
     def _response_received(self, response_dict: Any = None, exception: Any = None, **kwargs: Any) -> None:
+        if isinstance(exception, _Stopped):
+            return  # our own stop, raised before sending: nothing went to AWS
         if exception is not None:
             self.stats.retried += 1
             log.warning(
@@ -344,7 +346,7 @@ class _RegionRun:
             self.stats.regions_done += 1
         else:
             log.info(
-                "region %s: stopped at %s by the run deadline; the next run goes on from there",
+                "region %s: stopped at %s by the run deadline or a stop; the next run goes on from there",
                 self.region,
                 _iso(state.pending[2]),
             )

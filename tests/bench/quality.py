@@ -312,6 +312,22 @@ def tune(scored: Sequence[tuple[str, str, float]], attacks: Sequence[str], budge
     return Tuned(threshold, sum(1 for s in false_scores if s > threshold), detected)
 
 
+def at_threshold(scored: Sequence[tuple[str, str, float]], attacks: Sequence[str], threshold: float) -> Tuned:
+    """Detections and false alerts when everything scoring ``>= threshold`` alerts."""
+    detected = {name: False for name in attacks}
+    false = 0
+    for verdict, name, score in scored:
+        if score < threshold:
+            continue
+        if verdict == "detect":
+            detected[name] = True
+        elif verdict in ("false", "trap"):
+            false += 1
+    return Tuned(threshold, false, detected)
+
+
+SWEEP = (30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 70.0, 80.0)
+
 # ---- real data sets ---------------------------------------------------------------------------
 
 
@@ -525,6 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ap.error("--days must be >= 12, --accounts >= 2 and --per-kind >= 1")
     engine, engine_error = load_engine()
     options = curve_options = options_b = None
+    sweep: list[Tuned] = []
     if engine is not None:
         tokens = shlex.split(args.engine_options)
         try:
@@ -598,6 +615,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     (verdict, f"{label.name}@{r.org.seed}" if verdict == "detect" and label else "", c.score)
                 )
         tuned["iamspike"] = {"target": tune(scored, attack_names, budget_target)}
+        sweep = [at_threshold(scored, attack_names, t) for t in SWEEP]
     real_thresholds = {
         m: tuned[m]["iamspike" if budget_iamspike is not None else "target"].threshold for m in R.METHODS
     }
@@ -621,6 +639,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         budget_target=budget_target,
         reals=reals,
         elapsed=elapsed,
+        sweep=sweep,
     )
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as fh:
@@ -884,6 +903,20 @@ def render(**kw: Any) -> str:
             rows.append([m, thr, t.false, *_recall_cells(t.detected)])
         out += [f"### Budget: {budget} false alerts ({what})", ""]
         out += _table(["method", "threshold (score >)", "false alerts", *ATTACK_KINDS, "all"], rows)
+    if kw["sweep"]:
+        out += [
+            "### iamspike across score thresholds (`show=all` scores, bins >= `min_failures`)",
+            "",
+            "The engine flags a bin at score >= its `threshold` option (default 50).",
+            "",
+        ]
+        out += _table(
+            ["score >=", "false alerts", "per 1,000 principal-days", *ATTACK_KINDS, "all"],
+            [
+                [f"{t.threshold:g}", t.false, _rate(t.false, pd), *_recall_cells(t.detected)]
+                for t in kw["sweep"]
+            ],
+        )
     out += [
         "Notes: `escu_spike` scores pile up at sqrt(719) = 26.8: when an entity's seed hours were all",
         "equal (stdev 0), the 1/720 update makes the first different count score exactly that, whatever",

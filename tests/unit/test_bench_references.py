@@ -240,6 +240,19 @@ def test_tune_picks_the_loosest_threshold_within_budget() -> None:
     assert unreachable.threshold is None and unreachable.detected == {"a": False}
 
 
+def test_at_threshold_counts_what_scores_at_or_above() -> None:
+    scored = [
+        ("false", "", 9.0),
+        ("trap", "", 5.0),
+        ("detect", "a", 5.0),
+        ("detect", "b", 4.0),
+        ("explained", "", 9),
+    ]
+    five = quality.at_threshold(scored, ["a", "b"], 5.0)
+    assert (five.false, five.detected) == (2, {"a": True, "b": False})
+    assert quality.at_threshold(scored, ["a", "b"], 10.0).false == 0
+
+
 def test_judge_separates_detections_explained_traps_and_false_alerts() -> None:
     from bench.generator import Label, Org
 

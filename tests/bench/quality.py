@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import glob
 import gzip
 import hashlib
 import json
@@ -432,6 +433,8 @@ def generated(
     cands = R.run_all(R.events_from_records(org.records))
     if path:
         os.makedirs(cache, exist_ok=True)
+        for old in glob.glob(os.path.join(cache, f"quality-{seed}-*.pickle")):
+            os.remove(old)  # one organisation per seed: older generator versions or sizes go
         with open(path + ".tmp", "wb") as fh:
             pickle.dump((org, cands), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(path + ".tmp", path)

@@ -26,17 +26,9 @@ import sys
 import tempfile
 import time
 
-import boto3
 from bench import generator
 from standin import modinput, scpv2
-from standin.fixtures_aws import (
-    FAKE_ACCESS_KEY_ID,
-    FAKE_SECRET_ACCESS_KEY,
-    REGION,
-    aws_env,
-    log_file,
-    running_moto,
-)
+from standin.fixtures_aws import REGION, aws_env, client_factory, log_file, make_queue, running_moto
 from standin.install import SPLUNK_PYTHONS, bare_python, find_package, install
 
 BUCKET = "demo-org-cloudtrail"
@@ -66,20 +58,10 @@ def log_files(records: list[dict]) -> dict[str, bytes]:
 
 
 def seed_aws(endpoint: str, files: dict[str, bytes]) -> str:
-    session = boto3.session.Session(
-        aws_access_key_id=FAKE_ACCESS_KEY_ID, aws_secret_access_key=FAKE_SECRET_ACCESS_KEY, region_name=REGION
-    )
-    s3 = session.client("s3", endpoint_url=endpoint)
-    sqs = session.client("sqs", endpoint_url=endpoint)
+    clients = client_factory(endpoint)
+    s3 = clients("s3")
     s3.create_bucket(Bucket=BUCKET)
-    queue = sqs.create_queue(QueueName=QUEUE)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    queue = make_queue(clients, QUEUE, bucket=BUCKET)
     for key, body in files.items():
         s3.put_object(Bucket=BUCKET, Key=key, Body=body)
     return queue
@@ -112,12 +94,9 @@ def ingest(python: str, home, queue: str, endpoint: str, expected: int, workdir:
         f"   {len(events)} events in {seconds:.1f} s (process start included), "
         f"stopped {stop:.2f} s after SIGTERM"
     )
-    with open(
-        os.path.join(home.log_dir, "ta_aws_iam_error_spike_aws_cloudtrail_sqs.log"), encoding="utf-8"
-    ) as f:
-        for line in f:
-            if " events from " in line:
-                say("   input log: " + line.split(" input=", 1)[1].strip())
+    for line in modinput.read_log(home, "aws_cloudtrail_sqs").splitlines():
+        if " events from " in line:
+            say("   input log: " + line.split(" input=", 1)[1].strip())
     if run.stderr.strip():
         say("   input stderr: " + run.stderr.strip()[:500])
     return run.events()

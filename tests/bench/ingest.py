@@ -26,16 +26,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path[0:0] = [os.path.dirname(HERE)]
 
-import boto3  # noqa: E402
 from standin import modinput  # noqa: E402
-from standin.fixtures_aws import (  # noqa: E402
-    FAKE_ACCESS_KEY_ID,
-    FAKE_SECRET_ACCESS_KEY,
-    REGION,
-    aws_env,
-    log_key,
-    running_moto,
-)
+from standin.fixtures_aws import aws_env, client_factory, log_key, make_queue, running_moto  # noqa: E402
 from standin.install import SPLUNK_PYTHONS, bare_python, find_package, install  # noqa: E402
 
 from bench import generator  # noqa: E402
@@ -101,18 +93,11 @@ def big_file(target_mb: int, folder: str) -> tuple[str, str, int]:
 def run_input(
     python: str, home, endpoint: str, files: list[tuple[str, str]], expected: int, workdir: str
 ) -> dict:
-    session = boto3.session.Session(FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, region_name=REGION)
-    s3, sqs = session.client("s3", endpoint_url=endpoint), session.client("sqs", endpoint_url=endpoint)
+    clients = client_factory(endpoint)
+    s3 = clients("s3")
     name = "bench" + str(time.monotonic_ns())[-9:]
     s3.create_bucket(Bucket=name)
-    queue = sqs.create_queue(QueueName=name)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    s3.put_bucket_notification_configuration(
-        Bucket=name,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
+    queue = make_queue(clients, name, bucket=name)
     for key, path in files:
         with open(path, "rb") as handle:
             s3.put_object(Bucket=name, Key=key, Body=handle.read())

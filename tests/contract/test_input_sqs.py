@@ -10,6 +10,7 @@ from __future__ import annotations
 import collections
 import gzip
 import json
+import time
 
 import pytest
 from standin import modinput
@@ -206,3 +207,56 @@ def test_bad_files_are_skipped_with_a_log_line_and_never_stall_the_queue(
         "not UTF-8",
     ):
         assert reason in log, reason
+
+
+def test_access_denied_on_the_queue_names_the_permission_and_the_input_keeps_polling(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    rule = fault_proxy.add(target="AmazonSQS.ReceiveMessage", status=403, code="AccessDenied")
+    run = start(
+        splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, endpoint_urls=f"sqs={fault_proxy.url}"
+    )
+    deadline = time.monotonic() + 30
+    while rule.fired < 2 and time.monotonic() < deadline:  # it backs off and tries again
+        time.sleep(0.1)
+    assert run.terminate() < 5
+    assert rule.fired >= 2
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    queue_name = trail["queue"].rsplit("/", 1)[1]
+    assert "AccessDenied" in log and "add sqs:ReceiveMessage on arn:aws:sqs:" in log and queue_name in log
+
+
+def test_throttling_and_server_errors_are_retried_by_botocore(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    key = log_key("20230826T2030Z", "flaky")
+    put(trail, key, log_file(make_records(50, prefix="flaky")))
+    fault_proxy.add(
+        match="_flaky.json.gz", status=503, code="SlowDown", message="Reduce your request rate", times=1
+    )
+    fault_proxy.add(match="_flaky.json.gz", status=500, code="InternalError", message="try again", times=1)
+    run = start(
+        splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, endpoint_urls=f"s3={fault_proxy.url}"
+    )
+    events = run.wait_for(50, 60)
+    assert run.terminate() < 5
+    assert sorted(modinput.event_ids(events)) == sorted(f"flaky-{n}" for n in range(50))
+    assert all(rule.fired == 1 for rule in fault_proxy.rules)
+    assert " ERROR " not in modinput.read_log(fresh_splunk_home, KIND)
+    assert queue_depth(trail) == 0
+
+
+def test_expired_credentials_are_named_in_the_log(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    put(trail, log_key("20230826T2030Z", "exp"), log_file(make_records(5, prefix="exp")))
+    fault_proxy.add(
+        match="_exp.json.gz", status=400, code="ExpiredToken", message="The provided token has expired"
+    )
+    run = start(
+        splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, endpoint_urls=f"s3={fault_proxy.url}"
+    )
+    run.wait_for(10**9, 4)
+    assert run.terminate() < 5
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    assert "ExpiredToken" in log and "renew them" in log

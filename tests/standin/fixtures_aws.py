@@ -82,6 +82,11 @@ def moto_env(moto_server: str) -> dict[str, str]:
 @pytest.fixture
 def aws_clients(moto_server: str):
     """A factory of boto3 clients on the moto server, for tests to seed and inspect AWS state."""
+    return client_factory(moto_server)
+
+
+def client_factory(endpoint: str):
+    """``make(service)`` -> a boto3 client on ``endpoint`` with the fake credentials."""
     import boto3
 
     session = boto3.session.Session(
@@ -91,7 +96,7 @@ def aws_clients(moto_server: str):
     )
 
     def make(service: str):
-        return session.client(service, endpoint_url=moto_server)
+        return session.client(service, endpoint_url=endpoint)
 
     return make
 

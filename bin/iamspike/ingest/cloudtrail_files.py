@@ -20,7 +20,7 @@ import logging
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any
+from typing import Any, Callable
 
 from iamspike.ingest.checkpoint import SeenIds
 from iamspike.ingest.events import (
@@ -34,6 +34,7 @@ from iamspike.ingest.events import (
 )
 
 MAX_RECORD_BYTES = 1_000_000
+CHUNK_BYTES = 64 * 1024  # S3 reads: small, so records flow while a slow download goes on
 PIECE_CHARS = 1 << 20  # decompressed bytes per piece
 FLUSH_EVENTS = 2000  # events handed to Splunk (and their ids journaled) per flush
 
@@ -373,3 +374,46 @@ def _commit(sink: EventSink, seen: SeenIds, pending: list[str], stats: RunStats)
     seen.add_all(pending)
     stats.events += len(pending)
     pending.clear()
+
+
+class LogFilePipeline:
+    """What the inputs reading log files from S3 share: one run's sink, seen ids, stats, logger
+    and deadline, and writing one S3 object's records."""
+
+    def __init__(
+        self,
+        max_record_bytes: int,
+        sink: EventSink,
+        seen: SeenIds,
+        log: logging.Logger,
+        deadline: Deadline,
+    ) -> None:
+        self.max_record_bytes = max_record_bytes
+        self.sink = sink
+        self.seen = seen
+        self.log = log
+        self.deadline = deadline
+        self.stats = RunStats()
+
+    def write_object(
+        self, s3: Any, bucket: str, key: str, wrap: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None
+    ) -> bool:
+        """``write_file`` on ``s3://bucket/key`` streamed from S3 (``wrap`` sees every chunk).
+
+        AWS errors propagate: what they mean (retry, dead-letter queue) is the caller's call.
+        """
+        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
+        try:
+            chunks = body.iter_chunks(CHUNK_BYTES)
+            return write_file(
+                wrap(chunks) if wrap else chunks,
+                f"s3://{bucket}/{key}",
+                self.sink,
+                self.seen,
+                self.stats,
+                self.log,
+                self.deadline,
+                self.max_record_bytes,
+            )
+        finally:
+            body.close()

@@ -23,11 +23,10 @@ from typing import Any
 
 from iamspike.ingest.aws import AWS_ERRORS, AwsClients, AwsSettings, explain, int_setting, parse_aws_settings
 from iamspike.ingest.checkpoint import DEFAULT_SEEN_CAPACITY, CheckpointStore, SeenIds
-from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind, write_file
+from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, LogFilePipeline, file_kind
 from iamspike.ingest.events import Deadline, EventSink, RunStats
 from iamspike.ingest.settings import SettingsError, check_interval, check_no_clear_secret, check_start_date
 
-CHUNK_BYTES = 64 * 1024  # small reads: records flow while a slow download goes on
 KINDS = ("CloudTrail", "CloudTrail-Insight")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _ACCOUNT = re.compile(r"^\d{12}$")
@@ -94,7 +93,7 @@ def file_time(key: str) -> datetime.datetime | None:
     return None
 
 
-class S3Pipeline:
+class S3Pipeline(LogFilePipeline):
     """One run of the S3 input over every stream of the bucket, until done or the deadline."""
 
     def __init__(
@@ -107,13 +106,9 @@ class S3Pipeline:
         log: logging.Logger,
         deadline: Deadline,
     ) -> None:
+        super().__init__(settings.max_record_bytes, sink, seen, log, deadline)
         self.settings = settings
-        self.sink = sink
         self.store = store
-        self.seen = seen
-        self.log = log
-        self.deadline = deadline
-        self.stats = RunStats()
         self.s3 = clients.client("s3")
         self.bucket_arn = f"arn:aws:s3:::{settings.bucket}"
 
@@ -199,22 +194,8 @@ class S3Pipeline:
                 self.store.save("stream-" + stream, {"newest": newest.isoformat(), "recent": sorted(recent)})
 
     def read_file(self, key: str) -> bool:
-        source = f"s3://{self.settings.bucket}/{key}"
         try:
-            body = self.s3.get_object(Bucket=self.settings.bucket, Key=key)["Body"]
-            try:
-                return write_file(
-                    body.iter_chunks(CHUNK_BYTES),
-                    source,
-                    self.sink,
-                    self.seen,
-                    self.stats,
-                    self.log,
-                    self.deadline,
-                    self.settings.max_record_bytes,
-                )
-            finally:
-                body.close()
+            return self.write_object(self.s3, self.settings.bucket, key)
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             arn = f"arn:aws:s3:::{self.settings.bucket}/{key}"

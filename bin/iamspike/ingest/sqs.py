@@ -29,11 +29,9 @@ from iamspike.ingest.aws import (
     parse_aws_settings,
 )
 from iamspike.ingest.checkpoint import DEFAULT_SEEN_CAPACITY, SeenIds
-from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind, write_file
+from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, LogFilePipeline, file_kind
 from iamspike.ingest.events import Deadline, EventSink, RunStats, StopRun
 from iamspike.ingest.settings import check_interval, check_no_clear_secret, check_queue_url
-
-CHUNK_BYTES = 64 * 1024  # small reads: records flow while a slow download goes on
 
 
 class NotificationError(ValueError):
@@ -147,7 +145,7 @@ class _Visibility:
             )
 
 
-class SqsPipeline:
+class SqsPipeline(LogFilePipeline):
     """One run of the SQS input: receive, read files, write events, delete, until the deadline."""
 
     def __init__(
@@ -159,13 +157,9 @@ class SqsPipeline:
         log: logging.Logger,
         deadline: Deadline,
     ) -> None:
+        super().__init__(settings.max_record_bytes, sink, seen, log, deadline)
         self.settings = settings
         self.clients = clients
-        self.sink = sink
-        self.seen = seen
-        self.log = log
-        self.deadline = deadline
-        self.stats = RunStats()
         self.sqs = clients.client("sqs")
 
     def run(self) -> RunStats:
@@ -250,22 +244,8 @@ class SqsPipeline:
     ) -> bool:
         source = f"s3://{bucket}/{key}"
         arn = f"arn:aws:s3:::{bucket}/{key}"
-        s3 = self.clients.client("s3", region or None)
         try:
-            body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-            try:
-                done = write_file(
-                    visibility.keep(body.iter_chunks(CHUNK_BYTES)),
-                    source,
-                    self.sink,
-                    self.seen,
-                    self.stats,
-                    self.log,
-                    self.deadline,
-                    self.settings.max_record_bytes,
-                )
-            finally:
-                body.close()
+            done = self.write_object(self.clients.client("s3", region or None), bucket, key, visibility.keep)
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             why = explain(exc, "s3:GetObject", arn, self.settings.aws)

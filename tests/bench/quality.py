@@ -435,9 +435,9 @@ def generated(
         os.makedirs(cache, exist_ok=True)
         for old in glob.glob(os.path.join(cache, f"quality-{seed}-*.pickle")):
             os.remove(old)  # one organisation per seed: older generator versions or sizes go
-        with open(path + ".tmp", "wb") as fh:
+        with open(f"{path}.{os.getpid()}.tmp", "wb") as fh:
             pickle.dump((org, cands), fh, protocol=pickle.HIGHEST_PROTOCOL)
-        os.replace(path + ".tmp", path)
+        os.replace(f"{path}.{os.getpid()}.tmp", path)
     return org, cands
 
 

@@ -4,7 +4,10 @@
 
 For every seed, generates a 30-day organisation (tests/bench/generator.py), runs
 ``iamspike.engine.run(records)`` with its default Options (by=both, span=1h) and every reference
-(tests/bench/references.py) on the same records, and scores the alerts against the labels:
+(tests/bench/references.py) on the same records, and scores the alerts against the labels. The
+engine also runs on the same data as Input B (pre-counted rows, ``count_field=count``), with
+``show=all`` (its recall across score thresholds), and as Splunk rows in 50,000-row chunks (which
+must give the same alerts). Scoring:
 
 - an attack is *detected* by a method when the method alerts on the attack's entity (same
   entity type; principals compared with assumed-role sessions folded to the role) in one of the

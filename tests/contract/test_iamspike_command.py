@@ -83,7 +83,7 @@ def mixed_events() -> list[dict]:
     return rows
 
 
-@pytest.mark.parametrize("show", ["all", "spikes"])
+@pytest.mark.parametrize("show", ["all", "spikes", "state"])
 def test_many_chunks_give_the_one_chunk_answer(splunk_home, splunk_python, mixed_events, show):
     answers = {}
     for size in (50_000, 7, 1):

@@ -138,7 +138,7 @@ def profile(python: str, home: install.SplunkHome, args: list[str], bodies: list
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--package", default=None, help="the built tgz (default: newest in package/dist)")
-    parser.add_argument("--rows", type=int, default=250_000, help="events per run (default 250000)")
+    parser.add_argument("--rows", type=int, default=None, help="events per run (default: all, 211,234)")
     parser.add_argument("--chunk", type=int, default=50_000, help="rows per execute chunk")
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts")
     parser.add_argument("--pythons", default="3.9,3.13")

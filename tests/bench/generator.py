@@ -13,7 +13,8 @@ per-day gamma factor (overdispersion), hour-of-day and weekday profiles.
 
 Attack scenarios (category "attack"): discovery_burst (a user's key or a role's session),
 low_and_slow, new_principal_burst, account_spread (many principals, a few denials each: only the
-account sees it), relative_spike (a noisy automation role at several times its usual level).
+account sees it), relative_spike (a noisy automation role at several times its usual level),
+console_login_burst (failed console sign-ins of one user: no errorCode, responseElements says so).
 Benign traps (category "trap"): batch_hour, log_delivery (steady ~125/h AccessDenied from
 delivery.logs.amazonaws.com for 83 h, like the SANS SEC504 lab), throttling_burst,
 validation_burst (ValidationException / NoSuchEntity), dryrun_burst (EC2 Client.DryRunOperation),
@@ -108,6 +109,7 @@ GLOBAL_SOURCES = frozenset(
     {"iam.amazonaws.com", "organizations.amazonaws.com", "route53.amazonaws.com", "sts.amazonaws.com"}
 )
 REGIONS = ("us-east-1", "us-east-1", "eu-west-1", "us-west-2", "eu-central-1")
+CONSOLE_AGENT = "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0"
 ATTACKER_AGENTS = (
     "aws-cli/2.13.9 Python/3.11.4 Linux/6.3.0-kali1-amd64 exe/x86_64.kali.2023 prompt/off",
     "Boto3/1.28.21 Python/3.11.4 Linux/6.3.0-kali1-amd64 Botocore/1.31.21 (pacu)",
@@ -784,6 +786,52 @@ class _Builder:
                 note=f"x{factor:.1f} over a steady ~{p.fail_level:.0f}/h",
             )
 
+    def console_scenarios(self) -> None:
+        """Password guessing at the console: failed ConsoleLogin events (no errorCode in CloudTrail).
+
+        Drawn after the traps so the other scenarios stay as they were before this kind existed."""
+        for i in range(self.per_kind):
+            acct = self.accounts[(i + 4) % len(self.accounts)]
+            p = self._pick(self._candidates(("human",), acct))
+            h = self._free_hour(acct, 1)
+            n = int(self.rng.integers(15, 60))
+            ip = self._ip()
+            for offset in np.sort(self.rng.uniform(0, HOUR, size=n)):
+                t = self.start + h * HOUR + float(offset)
+                identity = {
+                    "type": "IAMUser",
+                    "principalId": "AIDA" + p.key_id[4:],
+                    "arn": p.principal,
+                    "accountId": acct,
+                    "accessKeyId": "",
+                    "userName": p.name,
+                }
+                rec = self.record(
+                    p, t, ("signin.amazonaws.com", "ConsoleLogin"), None, ip, CONSOLE_AGENT, identity
+                )
+                rec.update(
+                    awsRegion="us-east-1",
+                    eventType="AwsConsoleSignIn",
+                    readOnly=False,
+                    errorMessage="Failed authentication",
+                    responseElements={"ConsoleLogin": "Failure"},
+                    additionalEventData={
+                        "LoginTo": "https://console.aws.amazon.com/console/home",
+                        "MobileVersion": "No",
+                        "MFAUsed": "No",
+                    },
+                )
+                self.records.append(rec)
+            self._attack(
+                "console_login_burst",
+                "principal",
+                acct,
+                p.principal,
+                h,
+                h + 1,
+                note=f"{n} failed console sign-ins",
+            )
+
     def traps(self) -> None:
         # steady log-delivery denials, like the SANS SEC504 lab: new service principal, ~125/h for 83 h
         for acct in self.accounts[:2]:
@@ -876,6 +924,7 @@ def generate(
     b.background()
     b.scenarios()
     b.traps()
+    b.console_scenarios()
     b.records.sort(key=lambda r: r["eventTime"])
     return Org(
         seed=seed,

@@ -64,7 +64,14 @@ PWNED_USER = "arn:aws:iam::107513503799:user/temp-user"
 PWNED_ACCOUNT = "107513503799"
 PWNED_WINDOW = (1693080000, 1693083600)  # 2023-08-26T20:00Z..21:00Z: the burst is 20:35-20:48
 SANS_SERVICE = "delivery.logs.amazonaws.com"
-ATTACK_KINDS = ("discovery_burst", "low_and_slow", "new_principal_burst", "account_spread", "relative_spike")
+ATTACK_KINDS = (
+    "discovery_burst",
+    "low_and_slow",
+    "new_principal_burst",
+    "account_spread",
+    "relative_spike",
+    "console_login_burst",
+)
 TRAP_KINDS = (
     "batch_hour",
     "log_delivery",
@@ -216,6 +223,7 @@ SPLUNK_FIELDS = (
     "userIdentity.accountId",
     "userIdentity.accessKeyId",
     "userIdentity.invokedBy",
+    "responseElements.ConsoleLogin",
     "eventID",
 )
 CHUNK = 50_000
@@ -683,6 +691,7 @@ def summary(
         "new_principal_burst": "newprin",
         "account_spread": "acctwide",
         "relative_spike": "relspike",
+        "console_login_burst": "console",
     }
     head = f"{'method':<12}" + "".join(f"{short[k]:>9}" for k in ATTACK_KINDS) + f"{'all':>7}{'FA/1kpd':>9}"
     if budget_iamspike is not None:

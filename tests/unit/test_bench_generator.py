@@ -61,7 +61,7 @@ def test_records_have_cloudtrail_shapes(org: generator.Org) -> None:
             assert ident["accessKeyId"].startswith("ASIA")
         elif ident["type"] == "IAMUser":
             assert ident["arn"].startswith(f"arn:aws:iam::{ident['accountId']}:user/")
-            assert ident["accessKeyId"].startswith("AKIA")
+            assert ident["accessKeyId"].startswith("AKIA") or r["eventName"] == "ConsoleLogin"
         elif ident["type"] == "AWSService":
             assert ident["invokedBy"].endswith(".amazonaws.com") and "arn" not in ident
         if "errorCode" in r:
@@ -90,6 +90,7 @@ def test_every_attack_kind_is_labelled_with_hour_aligned_windows(org: generator.
             "new_principal_burst": 1,
             "account_spread": 1,
             "relative_spike": 1,
+            "console_login_burst": 1,
         }
     )
     for label in org.labels:
@@ -118,6 +119,11 @@ def test_attack_windows_hold_the_injected_failures(org: generator.Org) -> None:
             fails = _failures(org, start, end, label.account, label.principal)
             hours = (end - start) // 3600
             assert 3 * hours <= len(fails) <= 25 * hours
+        elif label.kind == "console_login_burst":
+            calls = _calls(org, start, end, label.account, label.principal)
+            failed = [r for r in calls if (r.get("responseElements") or {}).get("ConsoleLogin") == "Failure"]
+            assert len(failed) >= 15
+            assert all(r["eventName"] == "ConsoleLogin" and "errorCode" not in r for r in failed)
         elif label.kind == "relative_spike":
             during = len(_failures(org, start, end, label.account, label.principal)) / ((end - start) / 3600)
             day_before = len(_failures(org, start - 86400, start, label.account, label.principal)) / 24

@@ -26,6 +26,7 @@ import base64
 import hashlib
 import json
 import re
+import sys
 import threading
 import time
 from collections.abc import Iterable, Mapping
@@ -225,7 +226,7 @@ class LookupEventsServer:
 
     def start(self) -> LookupEventsServer:
         handler = type("Handler", (_Handler,), {"endpoint": self})
-        self._httpd = ThreadingHTTPServer((self.host, self.port), handler)
+        self._httpd = _QuietServer((self.host, self.port), handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="lookup-events", daemon=True)
         self._thread.start()
@@ -395,6 +396,13 @@ def make_records(
             record["errorMessage"] = "User is not authorized to perform: iam:ListUsers"
         records.append(record)
     return records
+
+
+class _QuietServer(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (killed, timed out) while its request hung is not an error."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

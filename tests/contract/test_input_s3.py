@@ -87,8 +87,9 @@ def test_backfill_then_incremental(splunk_python, fresh_splunk_home, bucket, tmp
     assert "70 events from 2 files to index aws" in log and "5 events from 1 files to index aws" in log
 
 
-def test_kill_9_mid_file_then_restart_delivers_every_record_once(
-    splunk_python, fresh_splunk_home, bucket, tmp_path, moto_env, fault_proxy
+@pytest.mark.parametrize("stop", ["sigkill", "sigterm"])
+def test_stopped_mid_file_then_restarted_delivers_every_record_once(
+    splunk_python, fresh_splunk_home, bucket, tmp_path, moto_env, fault_proxy, stop
 ):
     name, s3 = bucket
     bodies = [log_file(make_records(N, prefix=f"f{n}", noise=True)) for n in range(2)]
@@ -99,7 +100,11 @@ def test_kill_9_mid_file_then_restart_delivers_every_record_once(
     run = start(splunk_python, fresh_splunk_home, name, tmp_path, moto_env, **params)
     assert stall.stalling.wait(60)
     run.wait_quiet(1.5)
-    run.kill()
+    if stop == "sigkill":
+        run.kill()
+    else:
+        assert run.terminate() < 5  # splunkd's stop, while a download is stalled
+        assert "stopped by SIGTERM" in modinput.read_log(fresh_splunk_home, KIND)
     first = run.events()
     assert N < len(first) < 2 * N
     second = run_until_idle(start(splunk_python, fresh_splunk_home, name, tmp_path, moto_env, **params))

@@ -10,6 +10,7 @@ proxy come from the settings, else from the standard ``AWS_ENDPOINT_URL*`` varia
 
 from __future__ import annotations
 
+import functools
 import re
 import time
 from collections.abc import Mapping
@@ -226,8 +227,9 @@ def explain(exc: BaseException, action: str, resource: str, settings: AwsSetting
 AWS_ERRORS: tuple[type[BaseException], ...] = (ClientError, BotoCoreError)
 
 
+@functools.lru_cache(maxsize=1)
 def known_regions() -> frozenset[str]:
-    """Every region botocore knows in every partition."""
+    """Every region botocore knows in every partition (computed once: ~0.1 s)."""
     session = botocore.session.get_session()
     regions: set[str] = set()
     for partition in session.get_available_partitions():

@@ -129,14 +129,21 @@ class SeenIds:
 
     def add_all(self, items: Iterable[str]) -> None:
         """Remember ``items`` and make them durable (appended to the journal, fsynced)."""
+        ids = self._ids
         lines = []
         for item in items:
-            item = item.replace("\n", " ")
-            self._remember(item)
-            lines.append(item + "\n")
+            if "\n" in item:
+                item = item.replace("\n", " ")
+            if item in ids:
+                ids.move_to_end(item)
+            else:
+                ids[item] = None
+            lines.append(item)
         if not lines:
             return
-        self._handle.write("".join(lines))
+        while len(ids) > self.capacity:
+            ids.popitem(last=False)
+        self._handle.write("\n".join(lines) + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._journal_lines += len(lines)

@@ -260,3 +260,70 @@ def test_expired_credentials_are_named_in_the_log(
     assert run.terminate() < 5
     log = modinput.read_log(fresh_splunk_home, KIND)
     assert "ExpiredToken" in log and "renew them" in log
+
+
+@pytest.fixture
+def splunkd():
+    fake = modinput.FakeSplunkd(
+        [
+            (
+                "TA-aws-iam-error-spike",
+                "prod",
+                "AKIAI44QH8DHBSTORED1:je7MtGbClwBF/2Zp9Utk/h3yCo8nvbEXAMPLEKEY",
+            ),
+            ("other-app", "prod", "AKIAOTHERAPPKEY12345:nope"),
+        ]
+    )
+    yield fake
+    fake.close()
+
+
+def test_a_static_key_comes_from_storage_passwords_and_never_reaches_the_log(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, fault_proxy, splunkd
+):
+    put(trail, log_key("20230826T2030Z", "k"), log_file(make_records(5, prefix="k")))
+    fault_proxy.add(match="_k.json.gz", status=403, code="AccessDenied")  # makes the log name the key
+    params = {
+        "queue_url": trail["queue"],
+        "interval": "300",
+        "wait_seconds": "1",
+        "credential": "prod",
+        "endpoint_urls": f"s3={fault_proxy.url}",
+    }
+    run = modinput.InputProcess(
+        splunk_python,
+        fresh_splunk_home,
+        SCRIPT,
+        f"{KIND}://key",
+        params,
+        str(tmp_path / "cp"),
+        moto_env,
+        server_uri=splunkd.uri,
+    )
+    run.wait_for(10**9, 4)
+    assert run.terminate() < 5
+    assert any("storage/passwords" in path for path in splunkd.requests)
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    assert "to the IAM user of key AKIA************RED1" in log  # the stored key, not the environment's
+    assert (
+        "AKIAI44QH8DHBSTORED1" not in log and "je7MtGbClwBF" not in log and "je7MtGbClwBF" not in run.stderr
+    )
+
+
+def test_a_missing_storage_passwords_entry_is_a_clear_error(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, splunkd
+):
+    params = {"queue_url": trail["queue"], "interval": "300", "credential": "staging"}
+    run = modinput.InputProcess(
+        splunk_python,
+        fresh_splunk_home,
+        SCRIPT,
+        f"{KIND}://nokey",
+        params,
+        str(tmp_path / "cp"),
+        moto_env,
+        server_uri=splunkd.uri,
+    )
+    assert run.wait(60) == 0
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    assert "no storage/passwords entry TA-aws-iam-error-spike:staging" in log and "Traceback" not in log

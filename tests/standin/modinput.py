@@ -13,6 +13,7 @@ Nothing here imports product code: the script runs in a child bare Python.
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import signal
@@ -71,12 +72,14 @@ def validation_xml(name: str, params: Mapping[str, str], checkpoint_dir: str = "
     )
 
 
-def input_xml(stanza: str, params: Mapping[str, str], checkpoint_dir: str) -> str:
+def input_xml(
+    stanza: str, params: Mapping[str, str], checkpoint_dir: str, server_uri: str = SERVER_URI
+) -> str:
     """The ``<input>`` document splunkd writes on stdin to run one stanza (full ``kind://name``)."""
     return (
         "<?xml version='1.0' encoding='UTF-8'?><input>"
         "<server_host>standin</server_host>"
-        f"<server_uri>{SERVER_URI}</server_uri>"
+        f"<server_uri>{escape(server_uri)}</server_uri>"
         f"<session_key>{SESSION_KEY}</session_key>"
         f"<checkpoint_dir>{escape(checkpoint_dir)}</checkpoint_dir>"
         f"<configuration><stanza name={quoteattr(stanza)}>{_params_xml(params)}</stanza></configuration>"
@@ -168,6 +171,7 @@ class InputProcess:
         params: Mapping[str, str],
         checkpoint_dir: str,
         env: Mapping[str, str] | None = None,
+        server_uri: str = SERVER_URI,
     ) -> None:
         os.makedirs(checkpoint_dir, exist_ok=True)
         self.proc: subprocess.Popen = start_entry(python, home.script(script), env=home.env(env))
@@ -183,7 +187,7 @@ class InputProcess:
             reader.start()
         self._readers = readers
         assert self.proc.stdin is not None
-        self.proc.stdin.write(input_xml(stanza, params, checkpoint_dir).encode("utf-8"))
+        self.proc.stdin.write(input_xml(stanza, params, checkpoint_dir, server_uri).encode("utf-8"))
         self.proc.stdin.close()
 
     def _pump(self, pipe, buffer: bytearray) -> None:
@@ -266,3 +270,62 @@ class InputProcess:
     def _join(self) -> None:
         for reader in self._readers:
             reader.join(5)
+
+
+class FakeSplunkd:
+    """splunkd's REST API as far as a modular input uses it: ``storage/passwords`` (Atom feed),
+    on loopback HTTP, answering only requests carrying the session key of the input XML.
+
+    ``passwords``: (realm, username, clear_password) entries; ``requests``: paths asked for.
+    """
+
+    def __init__(self, passwords: list[tuple[str, str, str]]) -> None:
+        self.passwords = passwords
+        self.requests: list[str] = []
+        fake = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fake.requests.append(self.path)
+                if self.headers.get("Authorization") != f"Splunk {SESSION_KEY}":
+                    self.send_response(401)
+                    self.end_headers()
+                    return
+                body = fake.feed(self.path).encode("utf-8")
+                self.send_response(200)
+                self.send_header("Content-Type", "text/xml; charset=utf-8")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def feed(self, path: str) -> str:
+        base = path.split("?", 1)[0].rstrip("/")
+        entries = []
+        for realm, username, password in self.passwords:
+            name = f"{realm}:{username}:"
+            entries.append(
+                f"<entry><title>{escape(name)}</title><id>{self.uri}{base}/{name}</id>"
+                f'<link href="{base}/{name}" rel="alternate"/>'
+                '<content type="text/xml"><s:dict>'
+                f'<s:key name="clear_password">{escape(password)}</s:key>'
+                f'<s:key name="realm">{escape(realm)}</s:key>'
+                f'<s:key name="username">{escape(username)}</s:key>'
+                "</s:dict></content></entry>"
+            )
+        return (
+            '<?xml version="1.0" encoding="UTF-8"?>'
+            '<feed xmlns="http://www.w3.org/2005/Atom" xmlns:s="http://dev.splunk.com/ns/rest" '
+            'xmlns:opensearch="http://a9.com/-/spec/opensearch/1.1/"><title>passwords</title>'
+            f"<opensearch:totalResults>{len(entries)}</opensearch:totalResults>{''.join(entries)}</feed>"
+        )
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -53,6 +53,7 @@ bench: $(TGZ)
 	$(PY) tests/bench/quality.py
 	$(PY) tests/bench/speed.py --package $(TGZ)
 	$(PY) tests/bench/scale.py
+	$(PY) tests/bench/ingest.py --package $(TGZ)
 	$(PY) tests/bench/lookup_rate.py --package $(TGZ)
 
 clean:

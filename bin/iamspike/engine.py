@@ -485,7 +485,7 @@ class _Scorer:
                 else:
                     principal = fold_principal(ptype, arn, issuer, invoked, uacct, pid)
                 p = by_identity[ident] = self._principal(
-                    account or uacct or "unknown", principal, ptype == "AWSService"
+                    account or uacct or "unknown", principal, ptype == "AWSService" or _is_service(principal)
                 )
             k_p.append(p)
             api = key[9]
@@ -499,6 +499,9 @@ class _Scorer:
         self.k_api = np.array(k_api, dtype=np.int64)
         self.k_count = np.fromiter(self.d._agg.values(), dtype=np.float64, count=n)
         self.n_apis = max(len(api_ids), 1)
+        self.k_console = np.fromiter(
+            (key[10] == CONSOLE_LOGIN_FAILURE for key in self.keys), dtype=bool, count=n
+        )
 
     def _breadth(self, n_bins: int, n_principals: int) -> np.ndarray:
         """Distinct APIs per (bin, principal) from the live keys, ``(bins, principals)``."""
@@ -511,6 +514,21 @@ class _Scorer:
             cells, per_cell = np.unique(triples // self.n_apis, return_counts=True)
             matrix.reshape(-1)[cells] = per_cell
         return matrix
+
+    def _console(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+        """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
+        only keys with the console code are looked at, no (bins, principals) matrix)."""
+        t = self.k_bin - self.first
+        keep = (t >= 0) & (t < self.n_bins) & self.k_console
+        out = np.zeros(len(t_idx), dtype=np.float64)
+        if keep.any():
+            n = len(self.principals)
+            cells, at = np.unique(t[keep] * n + self.k_p[keep], return_inverse=True)
+            sums = np.bincount(at, weights=self.k_count[keep])
+            wanted = np.asarray(t_idx, dtype=np.int64) * n + np.asarray(e_idx, dtype=np.int64)
+            pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
+            out = np.where(cells[pos] == wanted, sums[pos], 0.0)
+        return out
 
     def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray):
         """A function (entity, bin offset) -> CellExplain over the live keys of that cell."""
@@ -602,7 +620,11 @@ class _Scorer:
             names = sorted(self.principals.items(), key=lambda item: item[1])
             labels = [(acct, prin) for (acct, prin), _ in names]
             cells = self._explainer(self.k_p, np.ones(len(self.keys), dtype=bool))
-            rows += self._score("principal", counts, breadth, base, labels, cells, out_from)
+            # The onset hold-down is for automation: AWS service principals keep the fixed cap;
+            # other principals are held down less the further the count is above min_failures;
+            # bins where failed console sign-ins alone reach min_failures are not held down.
+            onset_mean = np.where(service, 0.0, float(o.min_failures))
+            rows += self._score("principal", counts, breadth, base, labels, cells, out_from, onset=onset_mean)
         if "account" in o.by and self.accounts:
             # AWS service principals act on the account's resources; their denials are not the
             # account's principals probing, so they are scored alone, not in the account's sum.
@@ -626,7 +648,7 @@ class _Scorer:
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
-    def _score(self, entity_type, counts, breadth, base, labels, cells, out_from, spread=None):
+    def _score(self, entity_type, counts, breadth, base, labels, cells, out_from, spread=None, onset=None):
         o = self.o
         window = counts[out_from:]
         if o.show == "all":
@@ -638,6 +660,11 @@ class _Scorer:
             return []
         observed = counts[t_idx, e_idx]
         apis = breadth[t_idx, e_idx]
+        onset_mean = hold = console = None
+        if onset is not None:
+            onset_mean = onset[e_idx]
+            console = self._console(t_idx, e_idx)
+            hold = console < o.min_failures
         scored = score_counts(
             observed,
             base.expected[t_idx, e_idx],
@@ -648,6 +675,8 @@ class _Scorer:
             with_upper=False,
             silent=base.silent[t_idx, e_idx],
             typical_apis=base.typical_breadth[t_idx, e_idx],
+            onset_mean=onset_mean,
+            hold=hold,
         )
         score = scored.score
         spread_score = None
@@ -709,7 +738,7 @@ class _Scorer:
                     up,
                     len(cell.apis),
                     len(cell.codes),
-                    bool(scored.onset[i]) and failures > 0,
+                    bool(scored.onset[i] and not scored.lifted[i]) and failures > 0,
                     int(base.history_bins[t]) if insufficient else None,
                     int(base.peers[e]) - 1 if insufficient else 0,
                     int(base.seasonal_samples[t]),
@@ -725,6 +754,12 @@ class _Scorer:
                     f"; {int(spread_counts[t, e])} of its principals failed"
                     f" (usually {float(spread_base.expected[t, e]):.0f}), which decides."
                 )
+            if scored.lifted[i] and failures > 0:
+                if console is not None and not hold[i]:
+                    why = f"{int(console[i])} failed console sign-ins, never automation, are not held down"
+                else:
+                    why = f"{failures} failures against min_failures={o.min_failures} lift the hold-down"
+                row["reason"] = str(row["reason"])[:-1] + f"; failures started from silence: {why}."
             if o.show == "all":
                 row["is_spike"] = int(is_spike)
             rows.append(row)

@@ -7,9 +7,14 @@ the mean). The tail is bounded from above by ``pmf(x) / (1 - r)`` with ``r`` the
 overstates the surprise).
 
 - **Onset from silence**: when the entity was silent (its long-run expectation below ``onset_level``,
-  see ``Baseline.silent``) the surprise
-  is capped at ``onset_cap``: a single-API stream that starts from nothing (new misconfigured
-  automation, a log-delivery service denied on a bucket) is not enough on its own; breadth decides.
+  see ``Baseline.silent``) the surprise is held down to ``onset_cap``: a single-API stream that
+  starts from nothing (a log-delivery service denied on a bucket, new misconfigured automation) is
+  not enough on its own; breadth decides. Cells given an ``onset_mean`` (the engine gives
+  ``min_failures`` for every principal except AWS service principals) are held down less the
+  further the count is above it: the cap becomes the surprise of ``x`` under a Poisson with that
+  mean when that is higher (``min_failures`` failures from silence are what the admin calls
+  routine; about four times as many in one bin are not). Cells with ``hold=False`` (failed console
+  sign-ins: never automation) are not held down at all.
 - **Breadth** (distinct APIs in the bin) adds ``breadth_weight * b * max(1, b / 2)`` with
   ``b = log2(apis / typical_apis)`` (breadth beyond the entity's usual: one or two APIs add little,
   a sweep over dozens adds a lot), but never more than the uncapped surprise: breadth
@@ -47,6 +52,8 @@ class Scores:
     breadth: np.ndarray  # breadth bonus added
     score: np.ndarray  # 0..100
     onset: np.ndarray  # bool: expected below onset_level (failures from silence)
+    held: np.ndarray  # bool: onsets whose surprise the cap actually lowered
+    lifted: np.ndarray  # bool: onsets not held down to onset_cap (hold=False, or the count lifted it)
 
 
 def lgamma(z: np.ndarray) -> np.ndarray:
@@ -123,11 +130,15 @@ def score_counts(
     with_upper: bool = True,
     silent: np.ndarray | None = None,
     typical_apis: np.ndarray | None = None,
+    onset_mean: np.ndarray | None = None,
+    hold: np.ndarray | None = None,
 ) -> Scores:
     """Score cells (1-D arrays of equal length): counts, baseline mean/variance, distinct APIs.
 
     ``silent`` (bool) marks onsets; by default a cell is an onset when expected < onset_level.
     ``typical_apis``: the entity's usual breadth; only breadth above it counts (default 1).
+    ``onset_mean``: per cell, the mean an onset's count is measured against to lift the cap (0 or
+    absent: the fixed ``onset_cap``). ``hold`` (bool): False where onsets are not held down at all.
     """
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
@@ -135,7 +146,15 @@ def score_counts(
     variance = np.maximum(np.asarray(variance, dtype=np.float64), expected)
     raw = np.minimum(-log10_tail(observed, expected, variance), params.max_surprise)
     onset = expected < params.onset_level if silent is None else np.asarray(silent, dtype=bool)
-    surprise = np.where(onset, np.minimum(raw, params.onset_cap), raw)
+    cap = np.full(observed.shape, params.onset_cap)
+    if onset_mean is not None:
+        mean = np.asarray(onset_mean, dtype=np.float64)
+        given = (mean > 0) & onset  # only onsets are held down: the extra tail only for them
+        if given.any():
+            beyond = -log10_tail(observed[given], mean[given], mean[given])
+            cap[given] = np.maximum(cap[given], beyond)
+    held = onset if hold is None else onset & np.asarray(hold, dtype=bool)
+    surprise = np.where(held, np.minimum(raw, cap), raw)
     usual = 1.0 if typical_apis is None else np.maximum(np.asarray(typical_apis, dtype=np.float64), 1.0)
     bits = np.maximum(np.log2(np.maximum(np.asarray(apis, dtype=np.float64), 1.0) / usual), 0.0)
     breadth = params.breadth_weight * bits * np.maximum(1.0, bits / 2.0)
@@ -146,7 +165,8 @@ def score_counts(
         upper = upper_bound(expected, variance, params.threshold_surprise / sensitivity)
     else:
         upper = np.full(observed.shape, np.nan)
-    return Scores(observed, expected, upper, surprise, breadth, score, onset)
+    lifted = onset & ~(held & (cap <= params.onset_cap))
+    return Scores(observed, expected, upper, surprise, breadth, score, onset, held & (raw > surprise), lifted)
 
 
 def severity(score: float, flagged: bool = True) -> str:

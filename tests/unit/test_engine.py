@@ -299,13 +299,13 @@ def test_stratus_fixture_runs() -> None:
 # ------------------------------------------------------------------- hand-checked series table
 
 
-def series_rows(series: list[int], apis: int) -> list[list[str]]:
+def series_rows(series: list[int], apis: int, principal: str = USER) -> list[list[str]]:
     rows = []
     for t, count in enumerate(series):
         for k in range(apis):
             share = count // apis + (1 if k < count % apis else 0)
             if share:
-                rows.append([str(T0 + t * HOUR), ACCT, USER, f"Api{k}", str(share)])
+                rows.append([str(T0 + t * HOUR), ACCT, principal, f"Api{k}", str(share)])
     return rows
 
 
@@ -314,7 +314,9 @@ SERIES = [
     ("constant, then 6x on one API", [10] * 48 + [60], 1, [48]),
     ("all zero, then one denial", [0] * 48 + [1], 6, []),
     ("all zero, then 30 over 6 APIs", [0] * 48 + [30], 6, [48]),
-    ("all zero, then 30 on one API (onset cap)", [0] * 48 + [30], 1, []),
+    ("all zero, then 12 on one API (held down)", [0] * 48 + [12], 1, []),
+    ("all zero, then 19 on one API (held down)", [0] * 48 + [19], 1, []),
+    ("all zero, then 20 on one API (4x min_failures)", [0] * 48 + [20], 1, [48]),
     ("single bin, 30 over 6 APIs", [30], 6, [0]),
     ("single bin, 3 over 3 APIs (min_failures)", [3], 3, []),
     ("sparse, then 12 over 6 APIs", [1 if t % 7 == 0 else 0 for t in range(48)] + [12], 6, [48]),
@@ -332,6 +334,57 @@ def test_series_table(name: str, series: list[int], apis: int, expected: list[in
     assert flagged(rows) == expected, name
 
 
+SERVICE = "delivery.logs.amazonaws.com"
+ROLE = f"arn:aws:iam::{ACCT}:role/stratus-role"
+ONSETS = [
+    ("service principal, 136 on one API from silence", SERVICE, [0] * 48 + [136], []),
+    ("service principal, 136/h for a day from silence", SERVICE, [0] * 48 + [136] * 24, []),
+    ("role, 29 on one API from silence (Invictus GetPasswordData)", ROLE, [0] * 48 + [29], [48]),
+]
+
+
+@pytest.mark.parametrize(("name", "principal", "series", "expected"), ONSETS, ids=[c[0] for c in ONSETS])
+def test_single_api_onsets_by_kind_of_principal(
+    name: str, principal: str, series: list[int], expected: list[int]
+) -> None:
+    options = parse_options(["count_field=count"])
+    silence = [[str(T0), ACCT, principal, "Api0", "0"]]  # sets the time range: 48 silent bins
+    rows = detect(
+        ["_time", "account", "principal", "eventName", "count"],
+        silence + series_rows(series, 1, principal),
+        5,
+        options,
+    )
+    assert flagged(rows, principal=principal) == expected, name
+    assert flagged(rows, "account") == [], name  # the account keeps the fixed hold-down
+
+
+def console_logins(hour: int, n: int) -> list[dict]:
+    return [
+        event(
+            T0 + hour * HOUR + 60 * i,
+            "ConsoleLogin",
+            code="",
+            eventSource="signin.amazonaws.com",
+            errorMessage="Failed authentication",
+            responseElements={"ConsoleLogin": "Failure"},
+        )
+        for i in range(n)
+    ]
+
+
+def test_a_console_login_burst_from_silence_flags_the_principal() -> None:
+    rows = run(background() + console_logins(60, 15))
+    assert flagged(rows) == [60]
+    row = next(r for r in rows if r["principal"] == USER)
+    assert row["top_error_codes"] == "ConsoleLoginFailure (15)" and row["distinct_apis"] == 1
+    assert "15 failed console sign-ins, never automation, are not held down." in row["reason"]
+    # the same 15 failures as API denials on one API stay held down (below 4x min_failures)
+    assert flagged(run(background() + burst(60, 15, ["ListUsers"]))) == []
+    # and a few failed sign-ins (a mistyped password) stay below min_failures
+    assert flagged(run(background() + console_logins(60, 3))) == []
+
+
 def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
     noisy = [
         event(T0 + h * HOUR + i, "PutObject", arn=f"arn:aws:iam::{ACCT}:role/etl")
@@ -344,5 +397,11 @@ def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
         for i in range(2)
     ]
     rows = run(noisy + spread)
-    assert [(r["entity_type"], (r["_time"] - T0) // HOUR) for r in rows] == [("account", 60)]
-    assert "31 of its principals failed (usually 1), which decides." in rows[0]["reason"]
+    # The etl role's first bin (60 denials on one API, nothing before the window) is an onset whose
+    # count lifts the hold-down (12x min_failures); every later bin is its normal.
+    assert [(r["entity_type"], (r["_time"] - T0) // HOUR) for r in rows] == [
+        ("principal", 0),
+        ("account", 60),
+    ]
+    assert "60 failures against min_failures=5 lift the hold-down." in rows[0]["reason"]
+    assert "31 of its principals failed (usually 1), which decides." in rows[1]["reason"]

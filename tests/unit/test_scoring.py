@@ -101,6 +101,50 @@ def test_onset_cap_and_sensitivity() -> None:
     assert low.score[0] < high.score[0]
 
 
+# Onsets from silence (expected 0.05): x, onset_mean (0 = fixed cap), hold, surprise after the
+# hold-down. Hand-checked: -log10 P(X >= x) under Poisson(5) summed term by term is 5.853 at 19,
+# 6.462 at 20 and 12.769 at 29 (above the fixed cap 4 and, from 20 on, above the threshold 6);
+# at 8 it is 0.875, below the cap, so the cap 4 stays.
+ONSETS = [
+    ("service principal, 136 on one API: fixed cap", 136, 0.0, True, 4.0, False),
+    ("person, 8 on one API: cap 4 stays", 8, 5.0, True, 4.0, False),
+    ("person, 19 on one API: held to 5.85", 19, 5.0, True, 5.853, False),
+    ("person, 20 on one API: 6.46, over the threshold", 20, 5.0, True, 6.462, True),
+    ("role, 29 GetPasswordData (Invictus)", 29, 5.0, True, 12.769, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "mean", "hold", "surprise", "flag"), ONSETS, ids=[c[0] for c in ONSETS]
+)
+def test_onset_hold_down_rises_with_the_count(
+    name: str, x: int, mean: float, hold: bool, surprise: float, flag: bool
+) -> None:
+    s = score_counts(
+        np.array([float(x)]),
+        np.array([0.05]),
+        np.array([0.05]),
+        np.array([1.0]),
+        onset_mean=np.array([mean]),
+        hold=np.array([hold]),
+    )
+    assert s.onset[0] and s.held[0]
+    # the tail is an upper bound, so the surprise is at most the exact one (and close to it)
+    assert surprise - 0.05 <= s.surprise[0] <= surprise + 1e-6, (name, s.surprise[0])
+    if mean:
+        assert s.surprise[0] == pytest.approx(max(4.0, -exact_log10_tail(x, mean)), abs=0.05)
+    assert bool(s.score[0] >= 50.0) is flag, (name, s.score[0])
+
+
+def test_failed_console_sign_ins_are_not_held_down() -> None:
+    args = (np.array([17.0]), np.array([0.05]), np.array([0.05]), np.array([1.0]))
+    held = score_counts(*args, onset_mean=np.array([5.0]))
+    free = score_counts(*args, onset_mean=np.array([5.0]), hold=np.array([False]))
+    assert held.score[0] < 50.0 <= free.score[0]
+    assert free.onset[0] and not free.held[0]
+    assert free.surprise[0] == pytest.approx(-exact_log10_tail(17, 0.05), abs=0.05)
+
+
 def test_breadth_counts_only_above_the_usual() -> None:
     args = (np.array([60.0]), np.array([20.0]), np.array([20.0]), np.array([12.0]))
     plain = score_counts(*args)

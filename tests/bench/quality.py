@@ -269,8 +269,9 @@ INPUT_B_FIELDS = ["_time", "account", "principal", "errorCode", "eventSource", "
 
 
 def input_b_rows(records: Iterable[Mapping[str, Any]], span: int = 3600) -> list[list[str]]:
-    """What ``stats count by _time span=1h account principal errorCode eventSource eventName`` over
-    the failed calls gives, with ``principal`` from the `iam_error_spike_principal` macro:
+    """What ``errorCode=* | stats count by _time span=1h account principal errorCode eventSource
+    eventName`` gives (calls with an errorCode only: failed console sign-ins have none), with
+    ``principal`` from the `iam_error_spike_principal` macro:
     coalesce(sessionIssuer.arn, userIdentity.arn, invokedBy, principalId)."""
     counts: dict[tuple[int, str, str, str, str, str], int] = defaultdict(int)
     for r in records:
@@ -864,7 +865,9 @@ def render(**kw: Any) -> str:
         "Detected = the method alerts on the scenario's entity (principal or account) in one of its",
         "hourly bins. `iamspike` reads the raw events (Input A); `iamspike_b` reads rows pre-counted",
         "per hour, account, principal, errorCode, eventSource and eventName (Input B, `count_field=count`,",
-        "principal from the `iam_error_spike_principal` macro), the scalable path.",
+        "principal from the `iam_error_spike_principal` macro), the scalable path. Like searchbnf's",
+        "example (`errorCode=* | stats count by ...`) these rows hold only calls with an errorCode, so",
+        "failed console sign-ins (which have none) never reach it.",
         "",
     ]
     rows = [[kind, *(_recall_cell(detected[m], kind) for m in methods)] for kind in ATTACK_KINDS]

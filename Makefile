@@ -6,7 +6,7 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 APP := TA-aws-iam-error-spike
-VERSION := $(shell sed -n 's/^version *= *//p' default/app.conf)
+VERSION := $(shell sed -n 's/^version *= *//p' default/app.conf | head -n1)
 TGZ := package/dist/$(APP)-$(VERSION).tgz
 
 .PHONY: venv lint format package appinspect unit contract test demo bench clean

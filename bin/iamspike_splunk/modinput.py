@@ -89,7 +89,7 @@ class XmlEventSink:
 
     def __init__(self, stanza: str, out: BinaryIO, index: str = "", host: str = "") -> None:
         self._out = out
-        self._stanza = _attr(stanza)
+        self._open = f'<event stanza="{_attr(stanza)}" unbroken="1">'
         self._tail = ""
         if index:
             self._tail += f"<index>{_escape(index)}</index>"
@@ -98,6 +98,7 @@ class XmlEventSink:
         self._parts: list[str] = []
         self._heads: dict[tuple[str, str], str] = {}
         self._started = False
+        self._count = 0
         self.written = 0
 
     def write(self, data: str, time: float | None, source: str, sourcetype: str) -> None:
@@ -105,19 +106,26 @@ class XmlEventSink:
         if head is None:
             head = (
                 f"<source>{_escape(source)}</source>"
-                f"<sourcetype>{_escape(sourcetype)}</sourcetype>{self._tail}"
+                f"<sourcetype>{_escape(sourcetype)}</sourcetype>{self._tail}<data>"
             )
             self._heads[(source, sourcetype)] = head
-        stamp = "" if time is None else f"<time>{time:.3f}</time>"
-        self._parts.append(
-            f'<event stanza="{self._stanza}" unbroken="1">{stamp}{head}'
-            f"<data>{_escape(data)}</data><done/></event>"
+        # _escape's test inlined: most records are ASCII without &, < or >.
+        if "&" in data or "<" in data or ">" in data or not data.isascii():
+            data = _escape(data)
+        # Pieces, not one string per event: the data is copied once, by flush's join.
+        self._parts += (
+            self._open if time is None else f"{self._open}<time>{time:.3f}</time>",
+            head,
+            data,
+            "</data><done/></event>",
         )
+        self._count += 1
 
     def flush(self) -> None:
         if not self._parts:
             return
-        self.written += len(self._parts)
+        self.written += self._count
+        self._count = 0
         if not self._started:
             self._parts.insert(0, "<stream>")
             self._started = True

@@ -251,30 +251,36 @@ class CloudTrailFile:
         if self._peek() == "]":
             self._pos += 1
             return
-        decode = _DECODER.raw_decode
+        scan = _DECODER.scan_once  # raw_decode without its Python frame: StopIteration = no value
+        max_bytes = self.max_record_bytes
         while True:
             # Fast path for compact files (the cursor is on the record, the record is whole in the
             # buffer); whitespace, a record cut by the end of the piece, or damage take _value().
             start = self._pos
             try:
-                value, end = decode(self._buf, start)
+                value, end = scan(self._buf, start)
             except json.JSONDecodeError:
+                # Mostly a record cut by the end of the piece: read on before _value decodes again
+                # (each failed decode counts the newlines of the whole buffer for its message).
+                if not self._eof:
+                    self._more()
+                value, start, end = self._value()
+            except StopIteration:
                 value, start, end = self._value()
             else:
-                if end >= len(self._buf) and not isinstance(value, dict):
+                if end >= len(self._buf) and value.__class__ is not dict:
                     value, start, end = self._value()
                 self._pos = end
-            text = self._buf[start:end]
-            if not isinstance(value, dict):
+            if value.__class__ is dict and end - start <= max_bytes:
+                self.records += 1
+                yield self._buf[start:end], value
+            elif not isinstance(value, dict):
                 self._skip("a record that is not a JSON object")
-            elif end - start > self.max_record_bytes:
+            else:
                 self._skip(
                     f"record {value.get('eventID', '?')} of {end - start} bytes"
                     f" (over max_record_bytes={self.max_record_bytes})"
                 )
-            else:
-                self.records += 1
-                yield text, value
             separator = self._buf[self._pos : self._pos + 1]
             if separator == ",":
                 # skip the whitespace after it here: a failed fast decode costs a scan of the buffer
@@ -322,22 +328,22 @@ def write_file(
     if deadline is not None:
         chunks = _interruptible(chunks, deadline)
     reader = CloudTrailFile(chunks, source, max_record_bytes, log)
-    pending: list[str] = []
-    batch: set[str] = set()  # ids in ``pending``: a file repeating a record writes it once
+    pending: dict[str, None] = {}  # ids written since the last flush, in order (a file repeating
+    # a record writes it once)
     write = sink.write
     completed = True
     try:
         for text, record in reader:
-            key = record_id(text, record)
-            if key in seen or key in batch:
+            key = record.get("eventID")  # record_id's common case, inlined
+            if key.__class__ is not str or not key:
+                key = record_id(text, record)
+            if key in pending or key in seen:
                 stats.duplicates += 1
                 continue
             write(text, event_time(record.get("eventTime")), source, sourcetype)
-            pending.append(key)
-            batch.add(key)
+            pending[key] = None
             if len(pending) >= FLUSH_EVENTS:
                 _commit(sink, seen, pending, stats)
-                batch.clear()
                 if deadline is not None and deadline.expired():
                     completed = False
                     break
@@ -367,7 +373,7 @@ def _interruptible(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[byte
         yield chunk
 
 
-def _commit(sink: EventSink, seen: SeenIds, pending: list[str], stats: RunStats) -> None:
+def _commit(sink: EventSink, seen: SeenIds, pending: dict[str, None], stats: RunStats) -> None:
     if not pending:
         return
     sink.flush()

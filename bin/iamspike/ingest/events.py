@@ -121,12 +121,31 @@ def _hour(prefix: str) -> int:
     return seconds
 
 
+_HOURS_COLON: dict[str, int] = {}  # ``YYYY-MM-DDTHH:`` -> epoch seconds, filled by _event_time
+
+
 def event_time(value: object) -> float | None:
     """CloudTrail ``eventTime`` (``2023-08-26T20:35:12Z``, optional fraction) -> epoch seconds."""
+    # Fast path for the usual ``YYYY-MM-DDTHH:MM:SSZ`` of an hour already seen.
+    if type(value) is str and len(value) == 20 and value[16] == ":":
+        hour = _HOURS_COLON.get(value[:14])
+        if hour is not None:
+            try:
+                return float(hour + int(value[14:16]) * 60 + int(value[17:19]))
+            except ValueError:
+                return None
+    return _event_time(value)
+
+
+def _event_time(value: object) -> float | None:
     if not isinstance(value, str) or len(value) < 19 or value[13] != ":" or value[16] != ":":
         return None
     try:
-        seconds = _hour(value[:13]) + int(value[14:16]) * 60 + int(value[17:19])
+        hour = _hour(value[:13])
+        if len(_HOURS_COLON) > 10_000:
+            _HOURS_COLON.clear()
+        _HOURS_COLON[value[:14]] = hour
+        seconds = hour + int(value[14:16]) * 60 + int(value[17:19])
     except ValueError:
         return None
     if len(value) > 20 and value[19] == ".":

@@ -17,6 +17,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from standin.conf import ConfError, parse_conf, read_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -54,47 +55,8 @@ RELATIVE_TIME = re.compile(r"^(now|0|[+-]?\d+(s|m|h|d|w|mon|q|y)(@(s|m|h|d|w[0-7
 # Splunk .conf syntax
 
 
-class ConfError(ValueError):
-    pass
-
-
-def parse_conf(text: str, name: str = "<conf>") -> dict[str, dict[str, str]]:
-    """Stanzas -> {key: value}. `#` comment lines, `\\` line continuations (newline kept), settings
-    before the first stanza go to "default". Duplicate stanzas or keys are errors."""
-    stanzas: dict[str, dict[str, str]] = {"default": {}}
-    current = "default"
-    lines = text.splitlines()
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        i += 1
-        stripped = line.strip()
-        if not stripped or stripped.startswith("#"):
-            continue
-        if stripped.startswith("[") and not line.rstrip().endswith("\\"):
-            if not stripped.endswith("]"):
-                raise ConfError(f"{name}:{i}: unclosed stanza header {stripped!r}")
-            current = stripped[1:-1]
-            if current in stanzas and current != "default":
-                raise ConfError(f"{name}:{i}: duplicate stanza [{current}]")
-            stanzas.setdefault(current, {})
-            continue
-        while line.endswith("\\") and i < len(lines):
-            line = line[:-1] + "\n" + lines[i]
-            i += 1
-        key, sep, value = line.partition("=")
-        if not sep or not key.strip():
-            raise ConfError(f"{name}:{i}: not a 'key = value' line: {stripped!r}")
-        key = key.strip()
-        if key in stanzas[current]:
-            raise ConfError(f"{name}:{i}: duplicate key {key!r} in [{current}]")
-        stanzas[current][key] = value.strip()
-    return stanzas
-
-
 def load_conf(name: str) -> dict[str, dict[str, str]]:
-    path = DEFAULT / name
-    return parse_conf(path.read_text(encoding="utf-8"), name) if path.exists() else {"default": {}}
+    return read_conf(DEFAULT / name)
 
 
 # ---------------------------------------------------------------------------------------------

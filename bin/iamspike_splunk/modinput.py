@@ -97,35 +97,33 @@ class XmlEventSink:
             self._tail += f"<host>{_escape(host)}</host>"
         self._parts: list[str] = []
         self._heads: dict[tuple[str, str], str] = {}
+        self._source = self._sourcetype = self._head = ""  # the last event's, and its framing
         self._started = False
-        self._count = 0
         self.written = 0
 
     def write(self, data: str, time: float | None, source: str, sourcetype: str) -> None:
-        head = self._heads.get((source, sourcetype))
-        if head is None:
-            head = (
-                f"<source>{_escape(source)}</source>"
-                f"<sourcetype>{_escape(sourcetype)}</sourcetype>{self._tail}<data>"
-            )
-            self._heads[(source, sourcetype)] = head
+        if source != self._source or sourcetype != self._sourcetype or not self._head:
+            head = self._heads.get((source, sourcetype))
+            if head is None:
+                head = (
+                    f"<source>{_escape(source)}</source>"
+                    f"<sourcetype>{_escape(sourcetype)}</sourcetype>{self._tail}<data>"
+                )
+                self._heads[(source, sourcetype)] = head
+            self._source, self._sourcetype, self._head = source, sourcetype, head
         # _escape's test inlined: most records are ASCII without &, < or >.
         if "&" in data or "<" in data or ">" in data or not data.isascii():
             data = _escape(data)
-        # Pieces, not one string per event: the data is copied once, by flush's join.
-        self._parts += (
-            self._open if time is None else f"{self._open}<time>{time:.3f}</time>",
-            head,
-            data,
-            "</data><done/></event>",
+        self._parts.append(
+            f"{self._open}{self._head}{data}</data><done/></event>"
+            if time is None
+            else f"{self._open}<time>{time:.3f}</time>{self._head}{data}</data><done/></event>"
         )
-        self._count += 1
 
     def flush(self) -> None:
         if not self._parts:
             return
-        self.written += self._count
-        self._count = 0
+        self.written += len(self._parts)
         if not self._started:
             self._parts.insert(0, "<stream>")
             self._started = True

@@ -23,7 +23,7 @@ def ev(minute: float, code: str = "AccessDenied", **kw: str) -> R.Event:
         "event_source": "iam.amazonaws.com",
         "event_name": "ListUsers",
         "user_agent": "aws-cli/2.13.9",
-        "source_ip": "84.32.71.33",
+        "source_ip": "203.0.113.33",
     }
     fields.update(kw)
     return R.Event(time=T0 + minute * 60, **fields)

@@ -333,3 +333,24 @@ def test_client_stays_under_the_api_rate(tmp_path):
         _, stats, _ = run(limited, tmp_path, max_attempts="1")
     assert [r.status for r in limited.requests] == [200] * 6
     assert stats.events == 300 and stats.retried == 0 and stats.errors == 0
+
+
+@pytest.mark.parametrize(
+    ("age", "kept"),
+    [
+        (0.0, True),  # inside the overlap
+        (900.0, True),  # at the next window's start
+        (900.6, True),  # older than the start but in its whole second: LookupEvents sends it again
+        (902.0, False),  # can no longer come back
+    ],
+)
+def test_prune_keeps_ids_the_next_window_can_return(age: float, kept: bool) -> None:
+    # botocore truncates StartTime to whole seconds, so the window [high - overlap, ...] starts up to
+    # a second early: ids in that second must survive the prune (or the restart duplicates them).
+    high = 1_700_000_000.4
+    done = RegionState(high=high, pending=None, seen={"e": high - age})
+    done.prune(900)
+    assert ("e" in done.seen) is kept
+    pending = RegionState(high=None, pending=(high - 86400, high, high - 10), seen={"e": high - age})
+    pending.prune(900)
+    assert ("e" in pending.seen) is kept

@@ -49,6 +49,7 @@ PAGE_SIZE = 50
 API_REQUESTS_PER_SECOND = 2.0
 LOOKBACK_SECONDS = 90 * 86400
 LOOKBACK_MARGIN = 600  # keep StartTime safely inside the 90 days the API serves
+TIME_SLACK = 1.0  # seconds: LookupEvents times travel truncated to whole seconds
 MIN_INTERVAL = 60
 ACTION = "cloudtrail:LookupEvents"
 STOP_GRACE = 2.0  # seconds region threads get to finish after the deadline or a SIGTERM
@@ -186,15 +187,21 @@ class RegionState:
         return {"high": self.high, "pending": list(self.pending) if self.pending else None, "seen": self.seen}
 
     def prune(self, overlap: float) -> None:
-        """Forget the ids that can no longer come back."""
+        """Forget the ids that can no longer come back.
+
+        The next window starts at ``end - overlap``, but botocore sends LookupEvents times in whole
+        seconds (truncated), so events up to a second older than that start come back too: their
+        ids are kept for ``TIME_SLACK`` longer.
+        """
         if self.pending is None:
             if self.high is not None:
-                floor = self.high - overlap
+                floor = self.high - overlap - TIME_SLACK
                 self.seen = {k: t for k, t in self.seen.items() if t >= floor}
             return
         _, end, cursor = self.pending
         high = float("-inf") if self.high is None else self.high
-        self.seen = {k: t for k, t in self.seen.items() if t >= end - overlap or t <= high or t == cursor}
+        floor = end - overlap - TIME_SLACK
+        self.seen = {k: t for k, t in self.seen.items() if t >= floor or t <= high or t == cursor}
 
 
 @dataclass

@@ -18,9 +18,10 @@ no failures to speak of, so failures now are an onset (the scoring caps the surp
 
 The dispersion (variance / mean, 1 = Poisson) is the decayed mean of ``(x - center)^2 / center``
 over past bins, ``center`` the median of level, seasonal and recent (winsorized counts, so the
-residual of a spike is bounded), bounded to ``[1, dispersion_max]``; the
-variance is at least the robust spread (MAD) of the seasonal samples (a batch's size varies from
-day to day), and a relative floor keeps high-rate streams from looking too regular. Below
+residual of a spike is bounded), bounded to ``[1, dispersion_max]``; where the seasonal median
+stands clearly above the level (a daily batch, whose size varies from day to day) the variance is
+at least the robust spread (MAD) of the seasonal samples, elsewhere that MAD adds at most one
+failure's resolution, and a relative floor keeps high-rate streams from looking too regular. Below
 ``min_history_bins`` bins of history the baseline is "insufficient history": it falls back to a
 prior pooled from the entity's peers (mean level of its group, e.g. the principals of its
 account) and doubles the dispersion.
@@ -33,6 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 SECONDS_PER_DAY = 86400
+# The variance a MAD of ONE failure stands for: the finest spread a median of integer counts sees.
+MAD_RESOLUTION = 1.4826**2
 
 
 @dataclass(frozen=True)
@@ -190,7 +193,21 @@ def fit_baselines(
             dispersion = dispersion * 2.0
         var = mu * dispersion + (params.relative_sd_floor * mu) ** 2
         if seasonal_var is not None:
-            var = np.maximum(var, seasonal_var)
+            # The slot's own spread (MAD of only ``seasonal_samples`` days) floors the variance
+            # in full only where the slot stands clearly above the entity's level (a daily
+            # batch): there the all-bins dispersion says nothing about the batch's size.
+            # Elsewhere the slot is the entity's ordinary traffic, whose dispersion is already
+            # estimated from hundreds of bins; the max with a 5-sample MAD (itself very noisy,
+            # and carrying the day-to-day factor the dispersion already has) only inflated the
+            # bound: a noisy poller at ~13/h got an upper of ~100 instead of ~60 on the hours
+            # whose last five days happened to differ, and a 4x spike went unseen. There the MAD
+            # adds at most its integer resolution (one failure), which a quiet entity needs.
+            own_slot = median > level + 2.0 * np.sqrt(np.maximum(level, 1.0) * dispersion)
+            var = np.where(
+                own_slot,
+                np.maximum(var, seasonal_var),
+                np.maximum(var, np.minimum(seasonal_var, var + MAD_RESOLUTION)),
+            )
         expected[t] = mu
         variance[t] = var
         # Winsorized update: a spike enters the level only up to the bound it broke.

@@ -89,3 +89,28 @@ def test_typical_breadth_tracks_failing_bins() -> None:
     base = fit_baselines(counts, START, HOUR, breadth=breadth)
     assert base.typical_breadth[0, 0] == 1.0
     assert abs(base.typical_breadth[3, 0] - 4.0) < 1e-6
+
+
+def test_an_ordinary_hour_whose_last_days_differ_keeps_the_entitys_dispersion() -> None:
+    # A poller at 13/h; at 20:00 the last five weekdays happened to give 4, 22, 13, 24, 5 (MAD 9):
+    # that hour is the poller's ordinary traffic, so its variance is not the 5-day MAD^2 (~178).
+    series = [13.0] * (10 * 24)
+    for day, count in ((2, 4), (3, 22), (4, 13), (7, 24), (8, 5)):
+        series[day * 24 + 20] = count
+    base = fit(series)
+    t = 9 * 24 + 20
+    assert base.seasonal_samples[t] == 5
+    assert 13.0 <= base.variance[t, 0] < 60.0
+
+
+def test_a_batch_hour_keeps_the_spread_of_its_sizes() -> None:
+    # Nothing all day but a batch at 02:00 whose size varies: the slot's own MAD floors its variance.
+    sizes = (30, 60, 40, 55, 35, 50, 45, 58, 32, 44)
+    series = [0.0] * (10 * 24)
+    for day, size in enumerate(sizes):
+        series[day * 24 + 2] = size
+    base = fit(series)
+    t = 9 * 24 + 2
+    samples = np.array([sizes[d] for d in (8, 7, 4, 3, 2)], dtype=float)
+    mad_var = (1.4826 * np.median(np.abs(samples - np.median(samples)))) ** 2
+    assert base.variance[t, 0] >= mad_var * 0.999

@@ -22,6 +22,18 @@ def test_event_time(text, expected):
     assert event_time(text) == expected
 
 
+def test_event_time_of_an_hour_already_seen_takes_the_cached_path_with_the_same_result():
+    assert event_time("2023-08-26T21:00:00Z") == 1693083600.0  # fills the hour cache
+    for text, expected in [
+        ("2023-08-26T21:59:59Z", 1693087199.0),
+        ("2023-08-26T21:07:05Z", 1693084025.0),
+        ("2023-08-26T21:60:00Z", 1693087200.0),  # odd digits: the slow path, as before
+        ("2023-08-26T21: 7:05Z", 1693084025.0),
+        ("2023-08-26T21:xx:05Z", None),
+    ]:
+        assert event_time(text) == expected, text
+
+
 def test_deadline_expires_with_its_clock():
     now = [100.0]
     deadline = Deadline(10, clock=lambda: now[0])

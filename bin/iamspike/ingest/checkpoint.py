@@ -15,7 +15,7 @@ import os
 import re
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, KeysView
 from typing import Any
 
 DEFAULT_SEEN_CAPACITY = 200_000
@@ -127,23 +127,33 @@ class SeenIds:
     def __len__(self) -> int:
         return len(self._ids)
 
+    @property
+    def ids(self) -> KeysView[str]:
+        """A live read-only view of the ids: ``key in seen.ids`` costs no Python call (hot loops)."""
+        return self._ids.keys()
+
     def add_all(self, items: Iterable[str]) -> None:
         """Remember ``items`` and make them durable (appended to the journal, fsynced)."""
         ids = self._ids
-        lines = []
-        for item in items:
-            if "\n" in item:
-                item = item.replace("\n", " ")
-            if item in ids:
-                ids.move_to_end(item)
-            else:
-                ids[item] = None
-            lines.append(item)
+        lines = list(items)
         if not lines:
             return
+        text = "\n".join(lines)
+        fresh = dict.fromkeys(lines)
+        if len(fresh) == len(lines) and text.count("\n") == len(lines) - 1 and ids.keys().isdisjoint(fresh):
+            # The usual batch: distinct new ids without a newline; one C-level update, same order.
+            ids.update(fresh)
+        else:
+            lines = [item.replace("\n", " ") for item in lines]
+            text = "\n".join(lines)
+            for item in lines:
+                if item in ids:
+                    ids.move_to_end(item)
+                else:
+                    ids[item] = None
         while len(ids) > self.capacity:
             ids.popitem(last=False)
-        self._handle.write("\n".join(lines) + "\n")
+        self._handle.write(text + "\n")
         self._handle.flush()
         os.fsync(self._handle.fileno())
         self._journal_lines += len(lines)

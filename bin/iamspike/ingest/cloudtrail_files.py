@@ -34,7 +34,7 @@ from iamspike.ingest.events import (
 )
 
 MAX_RECORD_BYTES = 1_000_000
-CHUNK_BYTES = 64 * 1024  # S3 reads: small, so records flow while a slow download goes on
+CHUNK_BYTES = 256 * 1024  # S3 reads: records flow while a slow download goes on (a read blocks for all of it)
 PIECE_CHARS = 1 << 20  # decompressed bytes per piece
 FLUSH_EVENTS = 2000  # events handed to Splunk (and their ids journaled) per flush
 
@@ -253,43 +253,70 @@ class CloudTrailFile:
             return
         scan = _DECODER.scan_once  # raw_decode without its Python frame: StopIteration = no value
         max_bytes = self.max_record_bytes
-        while True:
-            # Fast path for compact files (the cursor is on the record, the record is whole in the
-            # buffer); whitespace, a record cut by the end of the piece, or damage take _value().
-            start = self._pos
-            try:
-                value, end = scan(self._buf, start)
-            except json.JSONDecodeError:
-                # Mostly a record cut by the end of the piece: read on before _value decodes again
-                # (each failed decode counts the newlines of the whole buffer for its message).
-                if not self._eof:
+        whitespace = _WS.match
+        lookahead = PIECE_CHARS // 16  # read on while fewer characters lie ahead of the cursor
+        count = 0
+        # The buffer and cursor live in locals on the fast path (compact or ", "-separated files,
+        # the record whole in the buffer); self._buf/_pos are synced around every slow call
+        # (whitespace, a record cut by the end of the piece, damage: _value, _expect).
+        buf, pos = self._buf, self._pos
+        try:
+            while True:
+                if len(buf) - pos < lookahead and not self._eof:
+                    # Read on before the record at the cursor can be cut by the end of the piece:
+                    # a failed decode costs a count of the buffer's newlines (for its message).
+                    self._pos = pos
                     self._more()
-                value, start, end = self._value()
-            except StopIteration:
-                value, start, end = self._value()
-            else:
-                if end >= len(self._buf) and value.__class__ is not dict:
+                    buf, pos = self._buf, self._pos
+                start = pos
+                try:
+                    value, end = scan(buf, pos)
+                except json.JSONDecodeError:
+                    # A record longer than the lookahead cut by the end of the piece, or damage:
+                    # read on before _value decodes again.
+                    self._pos = pos
+                    if not self._eof:
+                        self._more()
                     value, start, end = self._value()
-                self._pos = end
-            if value.__class__ is dict and end - start <= max_bytes:
-                self.records += 1
-                yield self._buf[start:end], value
-            elif not isinstance(value, dict):
-                self._skip("a record that is not a JSON object")
-            else:
-                self._skip(
-                    f"record {value.get('eventID', '?')} of {end - start} bytes"
-                    f" (over max_record_bytes={self.max_record_bytes})"
-                )
-            separator = self._buf[self._pos : self._pos + 1]
-            if separator == ",":
-                # skip the whitespace after it here: a failed fast decode costs a scan of the buffer
-                self._pos = _WS.match(self._buf, self._pos + 1).end()
-            elif separator == "]":
-                self._pos += 1
-                return
-            elif self._expect(",]", "',' or ']'") == "]":
-                return
+                    buf = self._buf
+                except StopIteration:
+                    self._pos = pos
+                    value, start, end = self._value()
+                    buf = self._buf
+                else:
+                    if end >= len(buf) and value.__class__ is not dict:
+                        self._pos = pos
+                        value, start, end = self._value()
+                        buf = self._buf
+                pos = end
+                if value.__class__ is dict and end - start <= max_bytes:
+                    count += 1
+                    yield buf[start:end], value
+                elif not isinstance(value, dict):
+                    self._skip("a record that is not a JSON object")
+                else:
+                    self._skip(
+                        f"record {value.get('eventID', '?')} of {end - start} bytes"
+                        f" (over max_record_bytes={self.max_record_bytes})"
+                    )
+                separator = buf[pos : pos + 1]
+                if separator == ",":
+                    # skip the whitespace after it here: a failed fast decode scans the buffer
+                    pos += 1
+                    if buf.startswith(" {", pos):
+                        pos += 1
+                    elif not buf.startswith("{", pos):
+                        pos = whitespace(buf, pos).end()
+                elif separator == "]":
+                    self._pos = pos + 1
+                    return
+                else:
+                    self._pos = pos
+                    if self._expect(",]", "',' or ']'") == "]":
+                        return
+                    buf, pos = self._buf, self._pos
+        finally:
+            self.records += count
 
     def _skip(self, what: str) -> None:
         self.skipped_records += 1
@@ -331,13 +358,14 @@ def write_file(
     pending: dict[str, None] = {}  # ids written since the last flush, in order (a file repeating
     # a record writes it once)
     write = sink.write
+    seen_ids = seen.ids  # ``in`` on the view: no method call per record
     completed = True
     try:
         for text, record in reader:
             key = record.get("eventID")  # record_id's common case, inlined
             if key.__class__ is not str or not key:
                 key = record_id(text, record)
-            if key in pending or key in seen:
+            if key in pending or key in seen_ids:
                 stats.duplicates += 1
                 continue
             write(text, event_time(record.get("eventTime")), source, sourcetype)

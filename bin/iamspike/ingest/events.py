@@ -122,18 +122,22 @@ def _hour(prefix: str) -> int:
 
 
 _HOURS_COLON: dict[str, int] = {}  # ``YYYY-MM-DDTHH:`` -> epoch seconds, filled by _event_time
+# Two-digit minutes and seconds by dict look-up: about half the cost of int() on a slice.
+_MINUTES = {f"{minute:02d}": minute * 60 for minute in range(60)}
+_SECONDS = {f"{second:02d}": second for second in range(61)}
 
 
 def event_time(value: object) -> float | None:
     """CloudTrail ``eventTime`` (``2023-08-26T20:35:12Z``, optional fraction) -> epoch seconds."""
-    # Fast path for the usual ``YYYY-MM-DDTHH:MM:SSZ`` of an hour already seen.
+    # Fast path for the usual ``YYYY-MM-DDTHH:MM:SSZ`` of an hour already seen; anything
+    # else (a new hour, odd digits, a fraction) takes _event_time.
     if type(value) is str and len(value) == 20 and value[16] == ":":
         hour = _HOURS_COLON.get(value[:14])
         if hour is not None:
             try:
-                return float(hour + int(value[14:16]) * 60 + int(value[17:19]))
-            except ValueError:
-                return None
+                return float(hour + _MINUTES[value[14:16]] + _SECONDS[value[17:19]])
+            except KeyError:
+                pass
     return _event_time(value)
 
 

@@ -88,6 +88,21 @@ def test_settings_and_endpoints_parse():
     assert "secret" not in repr(AwsSettings(secret_access_key="secret"))
 
 
+def test_proxy_passwords_are_redacted_and_kept_out_of_repr():
+    assert redact("via http://ops:s3cr%40t@proxy.local:3128 and https://u:p@h/x") == (
+        "via http://ops:***@proxy.local:3128 and https://u:***@h/x"
+    )
+    assert redact("http://proxy.local:3128 mail@example.com") == "http://proxy.local:3128 mail@example.com"
+    assert "s3cr" not in repr(AwsSettings(proxy="http://ops:s3cr@proxy.local:3128"))
+
+
+def test_the_proxy_setting_reaches_every_client():
+    proxy = "http://ops:pw@proxy.local:3128"
+    clients = AwsClients(parse_aws_settings({"proxy": proxy}))
+    for service in ("s3", "sqs", "cloudtrail"):
+        assert clients.client(service).meta.config.proxies == {"http": proxy, "https": proxy}
+
+
 def test_clients_share_one_config_with_the_retry_mode():
     clients = AwsClients(
         AwsSettings(retry_mode="adaptive", max_attempts=7, endpoint_urls={"s3": "http://s3.local"})

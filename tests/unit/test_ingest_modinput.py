@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import io
 import logging
+import os
+import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from iamspike_splunk.modinput import XmlEventSink, interval_seconds, setup_logging
+from iamspike_splunk.modinput import XmlEventSink, interval_seconds, setup_logging, widen_pipe
 
 
 def test_events_are_framed_and_escaped_as_splunkd_reads_them():
@@ -67,3 +69,16 @@ def test_log_lines_name_the_input_and_redact_key_ids(tmp_path, monkeypatch, iams
 @pytest.mark.parametrize(("value", "seconds"), [("600", 600), ("", 300), ("*/5 * * * *", 300), ("0", 300)])
 def test_interval_seconds(value, seconds):
     assert interval_seconds({"interval": value}) == seconds
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_SETPIPE_SZ is Linux's")
+def test_the_pipe_to_splunkd_is_widened_and_anything_else_left_alone(tmp_path):
+    read, write = os.pipe()
+    with open(read, "rb") as reader, open(write, "wb") as writer:
+        assert widen_pipe(writer, 1 << 20) >= 1 << 20
+        writer.write(b"x" * 500_000)  # fits without a reader: no blocking
+        writer.flush()
+        assert len(reader.read1(1 << 20)) > 0
+    with open(tmp_path / "file", "wb") as regular:
+        assert widen_pipe(regular) == 0
+    assert widen_pipe(io.BytesIO()) == 0

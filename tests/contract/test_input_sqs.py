@@ -8,13 +8,18 @@ proxy the input reaches through its ``endpoint_urls`` setting).
 from __future__ import annotations
 
 import collections
+import contextlib
+import functools
 import gzip
+import io
 import json
+import re
 import time
+import urllib.parse
 
 import pytest
 from standin import modinput
-from standin.fixtures_aws import log_file, log_key, make_queue, make_records
+from standin.fixtures_aws import ForwardProxy, free_port, log_file, log_key, make_queue, make_records
 
 pytestmark = pytest.mark.contract
 
@@ -100,6 +105,41 @@ def test_events_from_every_notification_shape(splunk_python, fresh_splunk_home, 
     assert queue_depth(trail) == 0
     log = modinput.read_log(fresh_splunk_home, KIND)
     assert "start:" in log and "end:" in log and "320 events from 2 files to index aws" in log
+
+
+def test_s3_events_through_eventbridge_to_the_queue(
+    splunk_python, fresh_splunk_home, aws_clients, unique_name, tmp_path, moto_env
+):
+    """S3 -> EventBridge (a rule on the default bus, the queue as its target) -> SQS: moto sends
+    the "Object Created" event with the key as it is ('+' stays '+', not a space)."""
+    s3, sqs, events = aws_clients("s3"), aws_clients("sqs"), aws_clients("events")
+    s3.create_bucket(Bucket=unique_name)
+    queue = make_queue(aws_clients, unique_name)
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    s3.put_bucket_notification_configuration(
+        Bucket=unique_name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+    )
+    pattern = {
+        "source": ["aws.s3"],
+        "detail-type": ["Object Created"],
+        "detail": {"bucket": {"name": [unique_name]}},
+    }
+    events.put_rule(Name=unique_name, EventPattern=json.dumps(pattern))
+    events.put_targets(Rule=unique_name, Targets=[{"Id": "queue", "Arn": queue_arn}])
+    key = log_key("20230826T2035Z", "eb+1")
+    s3.put_object(Bucket=unique_name, Key=key, Body=log_file(make_records(40, prefix="eb")))
+    body = json.loads(sqs.receive_message(QueueUrl=queue, VisibilityTimeout=0)["Messages"][0]["Body"])
+    assert body["detail-type"] == "Object Created" and body["detail"]["object"]["key"] == key
+    trail = {"queue": queue, "sqs": sqs}
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    got = run.wait_for(40, 60)
+    run.wait_for(10**9, 2)
+    assert run.terminate() < 5
+    assert sorted(modinput.event_ids(run.events())) == sorted(f"eb-{n}" for n in range(40)) and len(got) >= 40
+    assert {event.source for event in got} == {f"s3://{unique_name}/{key}"}
+    assert queue_depth(trail) == 0
 
 
 def test_kill_9_mid_file_then_restart_delivers_every_record_once(
@@ -327,3 +367,105 @@ def test_a_missing_storage_passwords_entry_is_a_clear_error(
     assert run.wait(60) == 0
     log = modinput.read_log(fresh_splunk_home, KIND)
     assert "no storage/passwords entry TA-aws-iam-error-spike:staging" in log and "Traceback" not in log
+
+
+PROXY_PASSWORD = "pr0xy-s3cr3t-9"
+
+
+@pytest.fixture
+def forward_proxy():
+    proxy = ForwardProxy("iamspike", PROXY_PASSWORD)
+    yield proxy
+    proxy.close()
+
+
+def test_every_aws_call_goes_through_the_proxy_whose_password_stays_out_of_the_log(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, forward_proxy
+):
+    key = log_key("20230826T2030Z", "px")
+    put(trail, key, log_file(make_records(30, prefix="px")))
+    proxy = forward_proxy.url("iamspike", PROXY_PASSWORD)
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, proxy=proxy)
+    events = run.wait_for(30, 60)
+    run.wait_for(10**9, 2)
+    assert run.terminate() < 5
+    assert (
+        sorted(modinput.event_ids(run.events())) == sorted(f"px-{n}" for n in range(30)) and len(events) >= 30
+    )
+    assert queue_depth(trail) == 0
+    moto = urllib.parse.urlsplit(moto_env["AWS_ENDPOINT_URL"]).netloc
+    seen = forward_proxy.requests
+    assert forward_proxy.rejected == 0 and {host for _, host, _ in seen} == {moto}
+    assert ("GET", moto, f"/{trail['bucket']}/{key}") in seen  # the log file, from S3
+    assert sum(method == "POST" for method, _, _ in seen) >= 2  # SQS receive + delete
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    assert f"proxy=http://iamspike:***@127.0.0.1:{forward_proxy.port}" in log
+    assert PROXY_PASSWORD not in log and PROXY_PASSWORD not in run.stderr
+
+
+def test_an_unreachable_proxy_is_named_in_the_log_without_its_password(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env
+):
+    port = free_port()
+    params = {"proxy": f"http://iamspike:{PROXY_PASSWORD}@127.0.0.1:{port}", "max_attempts": "1"}
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
+    deadline, log = time.monotonic() + 30, ""
+    while time.monotonic() < deadline and "ProxyConnectionError" not in log:
+        time.sleep(0.2)
+        with contextlib.suppress(FileNotFoundError):  # not yet written
+            log = modinput.read_log(fresh_splunk_home, KIND)
+    assert run.terminate() < 5
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    assert "ProxyConnectionError" in log and f"127.0.0.1:{port}" in log and "sqs:ReceiveMessage" in log
+    assert PROXY_PASSWORD not in log and PROXY_PASSWORD not in run.stderr
+
+
+BIG_RECORDS = 100_000  # ~1 KB each: ~100 MB of JSON
+
+
+@functools.lru_cache(maxsize=1)
+def big_log_file() -> bytes:
+    """A ~100 MB (uncompressed) log file, cheaply: one record template with distinct eventIDs."""
+    record = make_records(1, prefix="big", requestParameters={"policyDocument": "p" * 600})[0]
+    head, tail = json.dumps(record).split('"big-0"')
+    out = io.BytesIO()
+    with gzip.GzipFile(fileobj=out, mode="wb", compresslevel=1) as gz:
+        gz.write(b'{"Records": [')
+        step = 10_000
+        for first in range(0, BIG_RECORDS, step):
+            last = min(BIG_RECORDS, first + step)
+            text = ", ".join(f'{head}"big-{n}"{tail}' for n in range(first, last))
+            gz.write(((", " if first else "") + text).encode())
+        gz.write(b"]}")
+    return out.getvalue()
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as handle:
+        for line in handle:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    raise AssertionError("no VmHWM")
+
+
+def test_a_100_mb_file_streams_every_record_once_in_flat_memory(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env
+):
+    put(trail, log_key("20230826T2030Z", "small"), log_file(make_records(5, prefix="small")))
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    run.wait_for(5, 60)
+    run.wait_for(10**9, 1)
+    baseline = peak_rss_mb(run.proc.pid)  # imports, clients, one small file
+    body = big_log_file()
+    put(trail, log_key("20230826T2031Z", "big"), body)
+    deadline = time.monotonic() + 60
+    while run.event_count() < BIG_RECORDS + 5 and time.monotonic() < deadline and run.proc.poll() is None:
+        time.sleep(0.2)
+    peak = peak_rss_mb(run.proc.pid)
+    assert run.terminate() < 5
+    ids = re.findall(rb'"eventID": "big-(\d+)"', run.stdout)
+    assert len(ids) == BIG_RECORDS and len(set(ids)) == BIG_RECORDS, (len(ids), run.stderr[-2000:])
+    # Read whole, the file would cost its 100 MB of bytes plus as much again as text, and more
+    # as decoded records; streamed, a few 1 MiB pieces and one flush of events are alive at once.
+    assert peak < baseline + 100, (peak, baseline, len(body))
+    assert queue_depth(trail) == 0

@@ -7,6 +7,7 @@ Product code reaches it only through standard boto3 settings: child processes ge
 
 from __future__ import annotations
 
+import base64
 import datetime
 import gzip
 import http.client
@@ -332,3 +333,78 @@ def fault_proxy(moto_server: str) -> Iterator[FaultProxy]:
     proxy = FaultProxy(moto_server)
     yield proxy
     proxy.close()
+
+
+# -- a forwarding HTTP proxy (absolute-URI requests, no CONNECT) --------------------------------
+class ForwardProxy:
+    """A loopback forward proxy for plain-http endpoints: botocore, given ``proxies`` for an
+    http:// endpoint, sends ``GET http://host:port/path`` here; the request is forwarded to that
+    host and counted. With ``user``/``password`` set, a request without the matching
+    ``Proxy-Authorization: Basic`` header gets 407. ``requests``: (method, host:port, path)."""
+
+    def __init__(self, user: str = "", password: str = "") -> None:
+        self.requests: list[tuple[str, str, str]] = []
+        self.rejected = 0
+        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else ""
+        proxy = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def _handle(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if expected and self.headers.get("Proxy-Authorization") != expected:
+                    proxy.rejected += 1
+                    self.send_response(407)
+                    self.send_header("Proxy-Authenticate", 'Basic realm="standin"')
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
+                target = urllib.parse.urlsplit(self.path)
+                proxy.requests.append((self.command, target.netloc, target.path))
+                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
+                headers = {
+                    k: v
+                    for k, v in self.headers.items()
+                    if k.lower()
+                    not in ("connection", "content-length", "proxy-authorization", "proxy-connection")
+                }
+                path = target.path + (f"?{target.query}" if target.query else "")
+                upstream.request(self.command, path or "/", body=body, headers=headers)
+                response = upstream.getresponse()
+                payload = response.read()
+                self.send_response(response.status)
+                for name, value in response.getheaders():
+                    if name.lower() not in (
+                        "transfer-encoding",
+                        "connection",
+                        "content-length",
+                        "server",
+                        "date",
+                    ):
+                        self.send_header(name, value)
+                size = response.getheader("Content-Length") if self.command == "HEAD" else str(len(payload))
+                self.send_header("Content-Length", size or "0")
+                self.end_headers()
+                upstream.close()
+                if self.command != "HEAD":
+                    self.wfile.write(payload)
+
+            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, user: str = "", password: str = "") -> str:
+        auth = f"{user}:{password}@" if user else ""
+        return f"http://{auth}127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -49,6 +49,47 @@ def test_cloudtrail_sns_notification_lists_keys_unencoded():
     ]
 
 
+def eventbridge_event(bucket: str, key: str, detail_type: str = "Object Created") -> dict:
+    """An S3 event as EventBridge delivers it to an SQS target (the shape of AWS's S3 user guide)."""
+    return {
+        "version": "0",
+        "id": "17793124-05d4-b198-2fde-7ededc63b103",
+        "detail-type": detail_type,
+        "source": "aws.s3",
+        "account": "123456789012",
+        "time": "2023-08-26T20:35:00Z",
+        "region": "eu-west-1",
+        "resources": [f"arn:aws:s3:::{bucket}"],
+        "detail": {
+            "version": "0",
+            "bucket": {"name": bucket},
+            "object": {"key": key, "size": 5, "etag": "b1946ac92492d2347c6235b4d2611184"},
+            "request-id": "N4N7GDK58NMKJ12R",
+            "requester": "cloudtrail.amazonaws.com",
+            "reason": "PutObject",
+        },
+    }
+
+
+def test_eventbridge_object_created_keys_are_taken_as_they_are():
+    key = "AWSLogs/1/a+b%3D c.json.gz"  # '+' and '%' stay: EventBridge keys are not URL-encoded
+    assert parse_notification(json.dumps(eventbridge_event("trail", key))) == [("trail", key, "eu-west-1")]
+    sns = {"Type": "Notification", "Message": json.dumps(eventbridge_event("t", "k.json.gz"))}
+    assert parse_notification(json.dumps(sns)) == [("t", "k.json.gz", "eu-west-1")]
+
+
+def test_other_eventbridge_s3_events_name_no_file():
+    for detail_type in ("Object Deleted", "Object Restore Completed", "Object Tags Added"):
+        assert parse_notification(json.dumps(eventbridge_event("b", "k", detail_type))) == []
+
+
+def test_an_eventbridge_object_created_event_without_a_key_is_not_a_notification():
+    event = eventbridge_event("b", "k")
+    del event["detail"]["object"]
+    with pytest.raises(NotificationError, match=r"detail\.object\.key"):
+        parse_notification(json.dumps(event))
+
+
 def test_test_events_and_deletions_name_no_file():
     assert (
         parse_notification(json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": "b"})) == []

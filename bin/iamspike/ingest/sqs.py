@@ -78,9 +78,11 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
 def parse_notification(body: str) -> list[tuple[str, str, str]]:
     """The (bucket, key, region) log files a message names; [] for ``s3:TestEvent``.
 
-    Accepts raw S3 event notifications, the same wrapped in an SNS envelope, and CloudTrail's
-    own SNS notification (``{"s3Bucket": ..., "s3ObjectKey": [...]}``). S3 event keys are
-    URL-encoded (decoded with unquote_plus); CloudTrail's are not.
+    Accepts raw S3 event notifications, the same wrapped in an SNS envelope, CloudTrail's own
+    SNS notification (``{"s3Bucket": ..., "s3ObjectKey": [...]}``) and S3 events delivered by
+    EventBridge (``"source": "aws.s3"``, ``"detail-type": "Object Created"``). S3 event
+    notification keys are URL-encoded (decoded with unquote_plus); CloudTrail's and
+    EventBridge's are not.
     """
     try:
         message = json.loads(body)
@@ -93,6 +95,8 @@ def parse_notification(body: str) -> list[tuple[str, str, str]]:
         raise NotificationError("body is not a JSON object")
     if message.get("Event") == "s3:TestEvent":
         return []
+    if message.get("source") == "aws.s3" and isinstance(message.get("detail"), dict):
+        return _eventbridge_files(message)
     if "s3ObjectKey" in message and "s3Bucket" in message:
         keys = message["s3ObjectKey"]
         keys = [keys] if isinstance(keys, str) else keys
@@ -113,6 +117,28 @@ def parse_notification(body: str) -> list[tuple[str, str, str]]:
             found.append((str(bucket), unquote_plus(str(key)), str(record.get("awsRegion") or "")))
         return found
     raise NotificationError("neither an S3 event, an SNS notification nor a CloudTrail notification")
+
+
+def _eventbridge_files(message: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """The file of an S3 event delivered by EventBridge; [] for other S3 events (deletions, ...).
+
+    The key is used as is: AWS's "EventBridge event message structure" page (S3 user guide,
+    ev-events) documents ``detail.bucket.name`` and ``detail.object.key`` without the note its
+    S3 event notification page carries ("the object key name value is URL encoded"), and
+    EventBridge events seen in the wild carry raw keys (``raw/x/2023-08-08T14:03:40.5.zip``,
+    where a notification would have ``%3A``). Decoding here would corrupt keys holding ``+``
+    or ``%``.
+    """
+    if message.get("detail-type") != "Object Created":
+        return []
+    detail = message["detail"]
+    bucket = detail.get("bucket")
+    item = detail.get("object")
+    name = bucket.get("name") if isinstance(bucket, dict) else None
+    key = item.get("key") if isinstance(item, dict) else None
+    if not name or not isinstance(key, str) or not key:
+        raise NotificationError("an EventBridge S3 event without detail.bucket.name or detail.object.key")
+    return [(str(name), key, str(message.get("region") or ""))]
 
 
 class _Visibility:

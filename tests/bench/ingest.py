@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
         "the same files in one process. CPU = the input process's user+system time "
         "(interpreter start included, after a warm-up run wrote the app's __pycache__ as splunkd's "
         "first run does); start = the CPU of a `--validate-arguments` run (the same imports and region "
-        f"check, no events; median of three). {args.repeat} runs per Python: the row is the run with the median ratio after "
-        "start; the last column lists every run's.",
+        f"check, no events; median of three). {args.repeat} runs per Python: the row is the run with "
+        "the median ratio after start; the last column lists every run's.",
         "",
         "| Python | events | input CPU s | of which start s | events/CPU-s | events/CPU-s after start "
         "| floor events/CPU-s | ratio | ratio after start (target >= 0.6) | wall s | peak RSS MB "

@@ -62,3 +62,18 @@ def test_a_line_torn_by_a_kill_is_ignored(tmp_path):
         handle.write("a\nb\npartial-id-with-no-newl")
     seen = SeenIds(path, capacity=10)
     assert "a" in seen and "b" in seen and "partial-id-with-no-newl" not in seen
+
+
+def test_seen_ids_batches_keep_order_and_durability_on_both_paths(tmp_path):
+    path = str(tmp_path / "seen.journal")
+    seen = SeenIds(path, capacity=4)
+    view = seen.ids
+    seen.add_all(["a", "b"])  # new and distinct: one dict update
+    seen.add_all(["c", "a", "c"])  # "a" seen before, "c" twice: moved to the end one by one
+    assert list(view) == ["b", "a", "c"] and "a" in view and "z" not in view  # a live view
+    seen.add_all(["d", "e"])  # over capacity: the oldest ("b") goes
+    assert list(view) == ["a", "c", "d", "e"]
+    seen.add_all(["x\ny"])  # an id with a newline is journaled as one line
+    assert "x y" in view
+    seen.close()
+    assert list(SeenIds(path, capacity=4).ids) == ["c", "d", "e", "x y"]

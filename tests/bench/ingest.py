@@ -34,7 +34,6 @@ from bench import generator  # noqa: E402
 
 REPO = os.path.dirname(os.path.dirname(HERE))
 OUTPUT = os.path.join(REPO, "docs", "bench", "ingest.md")
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 FLOOR = """
 import gzip, json, sys, time
@@ -45,20 +44,6 @@ for path in sys.argv[1:]:
         count += len(json.loads(gzip.decompress(handle.read()))["Records"])
 print(count, time.process_time() - start)
 """
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as handle:
-        fields = handle.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def make_files(records: list[dict], per_file: int, folder: str) -> list[tuple[str, str]]:
@@ -117,7 +102,7 @@ def run_input(
             break
         time.sleep(0.2)
     wall = time.monotonic() - started
-    cpu, rss = cpu_seconds(run.proc.pid), peak_rss_mb(run.proc.pid)
+    cpu, rss = run.cpu_seconds(), run.peak_rss_mb()
     run.terminate()
     events = run.event_count()
     return {

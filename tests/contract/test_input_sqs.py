@@ -440,14 +440,6 @@ def big_log_file() -> bytes:
     return out.getvalue()
 
 
-def peak_rss_mb(pid: int) -> float:
-    with open(f"/proc/{pid}/status") as handle:
-        for line in handle:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-    raise AssertionError("no VmHWM")
-
-
 def test_a_100_mb_file_streams_every_record_once_in_flat_memory(
     splunk_python, fresh_splunk_home, trail, tmp_path, moto_env
 ):
@@ -455,13 +447,13 @@ def test_a_100_mb_file_streams_every_record_once_in_flat_memory(
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
     run.wait_for(5, 60)
     run.wait_for(10**9, 1)
-    baseline = peak_rss_mb(run.proc.pid)  # imports, clients, one small file
+    baseline = run.peak_rss_mb()  # imports, clients, one small file
     body = big_log_file()
     put(trail, log_key("20230826T2031Z", "big"), body)
     deadline = time.monotonic() + 60
     while run.event_count() < BIG_RECORDS + 5 and time.monotonic() < deadline and run.proc.poll() is None:
         time.sleep(0.2)
-    peak = peak_rss_mb(run.proc.pid)
+    peak = run.peak_rss_mb()
     assert run.terminate() < 5
     ids = re.findall(rb'"eventID": "big-(\d+)"', run.stdout)
     assert len(ids) == BIG_RECORDS and len(set(ids)) == BIG_RECORDS, (len(ids), run.stderr[-2000:])

@@ -231,6 +231,48 @@ class FaultRule:
     stalling: threading.Event = field(default_factory=threading.Event)  # set during a stall
 
 
+def serve(handle) -> http.server.ThreadingHTTPServer:
+    """A threaded HTTP/1.1 server on a free loopback port, serving forever in a daemon thread,
+    that hands every request (``BaseHTTPRequestHandler``) to ``handle``."""
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args) -> None:
+            pass
+
+        def _handle(self) -> None:
+            handle(self)
+
+        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def relay(request, host: str, port: int, path: str, body: bytes, drop: tuple[str, ...] = ()) -> bytes:
+    """Send ``request`` (its method, headers but ``drop``, ``body``) to ``host:port`` ``path`` and
+    answer it with the upstream's status and headers; return the payload, left for the caller to
+    write (HEAD: write nothing)."""
+    upstream = http.client.HTTPConnection(host, port, timeout=60)
+    skip = ("connection", "content-length", *drop)
+    headers = {k: v for k, v in request.headers.items() if k.lower() not in skip}
+    upstream.request(request.command, path, body=body, headers=headers)
+    response = upstream.getresponse()
+    payload = response.read()
+    request.send_response(response.status)
+    for name, value in response.getheaders():
+        if name.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
+            request.send_header(name, value)
+    size = response.getheader("Content-Length") if request.command == "HEAD" else str(len(payload))
+    request.send_header("Content-Length", size or "0")
+    request.end_headers()
+    upstream.close()
+    return payload
+
+
 class FaultProxy:
     """A loopback HTTP proxy in front of moto: products reach it through an endpoint setting
     (``endpoint_urls = s3=<proxy url>``), tests add ``FaultRule``s to make AWS fail on purpose."""
@@ -238,24 +280,8 @@ class FaultProxy:
     def __init__(self, target: str) -> None:
         self.target = urllib.parse.urlsplit(target)
         self.rules: list[FaultRule] = []
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _handle(self) -> None:
-                proxy.forward(self)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = serve(self.forward)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
 
     def add(self, **kwargs) -> FaultRule:
         rule = FaultRule(**kwargs)
@@ -297,21 +323,7 @@ class FaultProxy:
             if request.command != "HEAD":
                 request.wfile.write(payload)
             return
-        upstream = http.client.HTTPConnection(self.target.hostname, self.target.port, timeout=60)
-        headers = {
-            k: v for k, v in request.headers.items() if k.lower() not in ("connection", "content-length")
-        }
-        upstream.request(request.command, request.path, body=body, headers=headers)
-        response = upstream.getresponse()
-        payload = response.read()
-        request.send_response(response.status)
-        for name, value in response.getheaders():
-            if name.lower() not in ("transfer-encoding", "connection", "content-length", "server", "date"):
-                request.send_header(name, value)
-        size = response.getheader("Content-Length") if request.command == "HEAD" else str(len(payload))
-        request.send_header("Content-Length", size or "0")
-        request.end_headers()
-        upstream.close()
+        payload = relay(request, self.target.hostname, self.target.port, request.path, body)
         if request.command == "HEAD":
             return
         try:
@@ -345,61 +357,27 @@ class ForwardProxy:
     def __init__(self, user: str = "", password: str = "") -> None:
         self.requests: list[tuple[str, str, str]] = []
         self.rejected = 0
-        expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else ""
-        proxy = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args) -> None:
-                pass
-
-            def _handle(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                if expected and self.headers.get("Proxy-Authorization") != expected:
-                    proxy.rejected += 1
-                    self.send_response(407)
-                    self.send_header("Proxy-Authenticate", 'Basic realm="standin"')
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                target = urllib.parse.urlsplit(self.path)
-                proxy.requests.append((self.command, target.netloc, target.path))
-                upstream = http.client.HTTPConnection(target.hostname, target.port, timeout=60)
-                headers = {
-                    k: v
-                    for k, v in self.headers.items()
-                    if k.lower()
-                    not in ("connection", "content-length", "proxy-authorization", "proxy-connection")
-                }
-                path = target.path + (f"?{target.query}" if target.query else "")
-                upstream.request(self.command, path or "/", body=body, headers=headers)
-                response = upstream.getresponse()
-                payload = response.read()
-                self.send_response(response.status)
-                for name, value in response.getheaders():
-                    if name.lower() not in (
-                        "transfer-encoding",
-                        "connection",
-                        "content-length",
-                        "server",
-                        "date",
-                    ):
-                        self.send_header(name, value)
-                size = response.getheader("Content-Length") if self.command == "HEAD" else str(len(payload))
-                self.send_header("Content-Length", size or "0")
-                self.end_headers()
-                upstream.close()
-                if self.command != "HEAD":
-                    self.wfile.write(payload)
-
-            do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode() if user else ""
+        self.server = serve(self.forward)
         self.port = self.server.server_address[1]
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def forward(self, request) -> None:
+        length = int(request.headers.get("Content-Length") or 0)
+        body = request.rfile.read(length) if length else b""
+        if self.expected and request.headers.get("Proxy-Authorization") != self.expected:
+            self.rejected += 1
+            request.send_response(407)
+            request.send_header("Proxy-Authenticate", 'Basic realm="standin"')
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
+        target = urllib.parse.urlsplit(request.path)  # absolute-form: http://host:port/path?query
+        self.requests.append((request.command, target.netloc, target.path))
+        path = (target.path or "/") + (f"?{target.query}" if target.query else "")
+        drop = ("proxy-authorization", "proxy-connection")
+        payload = relay(request, target.hostname, target.port, path, body, drop)
+        if request.command != "HEAD":
+            request.wfile.write(payload)
 
     def url(self, user: str = "", password: str = "") -> str:
         auth = f"{user}:{password}@" if user else ""

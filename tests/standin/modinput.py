@@ -219,6 +219,20 @@ class InputProcess:
             self._counted = end
             return self._count
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of the running input so far (Linux ``/proc``)."""
+        with open(f"/proc/{self.proc.pid}/stat") as handle:
+            fields = handle.read().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def peak_rss_mb(self) -> float:
+        """Peak resident memory of the running input so far, MB (``VmHWM``, Linux ``/proc``)."""
+        with open(f"/proc/{self.proc.pid}/status") as handle:
+            for line in handle:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError(f"no VmHWM for pid {self.proc.pid}")
+
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Event]:
         """Wait until at least ``count`` complete events arrived (or the timeout, or exit)."""
         end = time.monotonic() + timeout

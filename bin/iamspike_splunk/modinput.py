@@ -80,11 +80,16 @@ def _attr(text: str) -> str:
     return _escape(text).replace('"', "&quot;")
 
 
+_CLOSE = "</data><done/></event>"
+
+
 class XmlEventSink:
     """``EventSink`` writing splunkd's modular input XML stream (``<stream><event>...``).
 
     Events are buffered and written with one ``write`` + ``flush`` per ``flush()``: what a
-    pipeline has flushed is splunkd's. The framing is splunklib's ``Event.write_to`` one.
+    pipeline has flushed is splunkd's. The framing is splunklib's ``Event.write_to`` one. An
+    event is buffered as its pieces (framing, time, data), joined once per flush: formatting
+    each event into a string of its own first copied every record once more.
     """
 
     def __init__(self, stanza: str, out: BinaryIO, index: str = "", host: str = "") -> None:
@@ -97,6 +102,7 @@ class XmlEventSink:
         if host:
             self._tail += f"<host>{_escape(host)}</host>"
         self._parts: list[str] = []
+        self._events = 0  # buffered
         self._heads: dict[tuple[str, str], str] = {}
         self._source = self._sourcetype = self._head = ""  # the last event's, and its framing
         self._timed = ""  # "</time>" + self._head: the framing after a time
@@ -117,16 +123,17 @@ class XmlEventSink:
         # _escape's test inlined: most records are ASCII without &, < or >.
         if "&" in data or "<" in data or ">" in data or not data.isascii():
             data = _escape(data)
-        self._parts.append(
-            f"{self._open}{self._head}{data}</data><done/></event>"
-            if time is None
-            else f"{self._open_time}{time:.3f}{self._timed}{data}</data><done/></event>"
-        )
+        if time is None:
+            self._parts.extend((self._open, self._head, data, _CLOSE))
+        else:
+            self._parts.extend((self._open_time, f"{time:.3f}", self._timed, data, _CLOSE))
+        self._events += 1
 
     def flush(self) -> None:
         if not self._parts:
             return
-        self.written += len(self._parts)
+        self.written += self._events
+        self._events = 0
         if not self._started:
             self._parts.insert(0, "<stream>")
             self._started = True

@@ -113,14 +113,27 @@ def run_input(
     }
 
 
+# What the measurement depends on: the input's code and settings, this bench and its stand-ins.
+MEASURED = (
+    "bin/aws_cloudtrail_sqs.py",
+    "bin/iamspike/__init__.py",
+    "bin/iamspike/ingest",
+    "bin/iamspike_splunk",
+    "default",
+    "tests/bench/ingest.py",
+    "tests/bench/generator.py",
+    "tests/standin",
+)
+
+
 def commit() -> str:
-    """The repository's commit (``+dirty`` with local changes), for the results page."""
+    """The repository's commit (``+dirty`` with local changes to ``MEASURED``), for the results page."""
     try:
         head = subprocess.run(
             ["git", "-C", REPO, "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
         ).stdout.strip()
         dirty = subprocess.run(
-            ["git", "-C", REPO, "status", "--porcelain", "--", "bin", "default", "tests/bench"],
+            ["git", "-C", REPO, "status", "--porcelain", "--", *MEASURED],
             capture_output=True,
             text=True,
             check=True,

@@ -10,15 +10,26 @@ judged against what came before it and never inflates its own baseline:
   daily batch that fails at 02:00 is expected at 02:00); on the first days of a window the
   following days stand in (see ``_seasonal_samples``);
 - ``recent``: the median of the last ``recent_bins`` bins (a new steady stream is absorbed after a
-  few bins instead of alerting for days).
+  few bins instead of alerting for days). For a silent entity (below) a stream counts as absorbed
+  only once it has lasted ``silent_recent_bins`` bins: until then ``recent`` stays at the silent
+  level, so a low-and-slow stream from a quiet principal (4-10 an hour for hours) is not taken as
+  the new normal after its second bin.
 
 ``expected = max(level, seasonal, recent)``. ``silent`` marks bins where the long-run
 expectation (level and seasonal, not the recent bins) is below ``silent_level``: the entity had
 no failures to speak of, so failures now are an onset (the scoring caps the surprise of onsets).
 
-The dispersion (variance / mean, 1 = Poisson) is the decayed mean of ``(x - center)^2 / center``
+The variance is the smaller of two estimates. The long-run one: the dispersion (variance / mean,
+1 = Poisson) is the decayed mean of ``(x - center)^2 / center``
 over past bins, ``center`` the median of level, seasonal and recent (winsorized counts, so the
-residual of a spike is bounded), bounded to ``[1, dispersion_max]``; where the seasonal median
+residual of a spike is bounded), bounded to ``[1, dispersion_max]``. The local one: the same decayed mean of
+``(x - rate)^2 / rate`` with ``rate`` a short exponential average (half-life
+``local_half_life_bins``) of the entity's own last bins: how well the entity's CURRENT rate
+predicts its next bin. Automation whose volume changes from day to day (a poller at 6/h on a quiet
+day, 25/h on a busy one) has a large long-run dispersion (the day-to-day swings) but a small local
+one, and a spike of four times its rate stands out against the latter; entities whose bins jump
+for reasons the average does not follow (office hours, batches) have a large local dispersion
+too, and keep the long-run variance. Where the seasonal median
 stands clearly above the level (a daily batch, whose size varies from day to day) the variance is
 at least the robust spread (MAD) of the seasonal samples, elsewhere that MAD adds at most one
 failure's resolution, and a relative floor keeps high-rate streams from looking too regular. Below
@@ -49,6 +60,8 @@ class BaselineParams:
     dispersion_max: float = 20.0
     relative_sd_floor: float = 0.1
     silent_level: float = 1.0
+    silent_recent_bins: int = 4
+    local_half_life_bins: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -158,6 +171,12 @@ def fit_baselines(
     weighted_sum = np.zeros(n_entities, dtype=np.float64)
     weighted_sq = np.zeros(n_entities, dtype=np.float64)
     weight = 0.0
+    # The local estimate: a short-memory average of the winsorized counts (its ``rate``) and the
+    # long-memory mean of how far each bin fell from the rate before it.
+    local_decay = 0.5 ** (1.0 / max(params.local_half_life_bins, 1e-9))
+    local_sum = np.zeros(n_entities, dtype=np.float64)
+    local_weight = 0.0
+    local_sq = np.zeros(n_entities, dtype=np.float64)
     seasonal = _seasonal_samples(start, span, n_bins, params)
     zero = np.zeros(n_entities, dtype=np.float32)
 
@@ -169,6 +188,9 @@ def fit_baselines(
             level = np.zeros(n_entities, dtype=np.float64)
             dispersion = np.ones(n_entities, dtype=np.float64)
         prev = [counts[t - k] if t - k >= 0 else zero for k in (1, 2, 3)]
+        lasted = prev[0]  # the smallest of the last silent_recent_bins bins
+        for k in range(2, params.silent_recent_bins + 1):
+            lasted = np.minimum(lasted, counts[t - k] if t - k >= 0 else zero)
         long_run = level
         seasonal_var = None
         median = level
@@ -182,6 +204,9 @@ def fit_baselines(
             seasonal_var = (1.4826 * _median_rows([np.abs(x - median) for x in samples])) ** 2
         silent[t] = long_run < params.silent_level
         recent = _median_of_three(*prev) if params.recent_bins else zero
+        if params.silent_recent_bins:
+            absorbed = np.minimum(recent, np.maximum(lasted, params.silent_level))
+            recent = np.where(silent[t], absorbed, recent)
         mu = np.maximum(long_run, recent)
         center = _median_of_three(level, median, recent)
         dispersion = np.clip(dispersion, 1.0, params.dispersion_max)
@@ -191,7 +216,13 @@ def fit_baselines(
             )
             mu = np.maximum(mu, prior[groups])
             dispersion = dispersion * 2.0
-        var = mu * dispersion + (params.relative_sd_floor * mu) ** 2
+        floor = (params.relative_sd_floor * mu) ** 2
+        var = mu * dispersion + floor
+        if weight > 0 and params.local_half_life_bins > 0:
+            local = np.clip(local_sq / weight, 1.0, params.dispersion_max)
+            if insufficient[t]:
+                local = local * 2.0
+            var = np.minimum(var, mu * local + floor)
         if seasonal_var is not None:
             # The slot's own spread (MAD of only ``seasonal_samples`` days) floors the variance
             # in full only where the slot stands clearly above the entity's level (a daily
@@ -215,6 +246,12 @@ def fit_baselines(
         weighted_sum = weighted_sum * decay + clipped
         residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), 3.0 * params.dispersion_max)
         weighted_sq = weighted_sq * decay + residual
+        if params.local_half_life_bins > 0:
+            rate = local_sum / local_weight if local_weight > 0 else local_sum
+            local_residual = (clipped - rate) ** 2 / np.maximum(rate, 1.0)
+            local_sq = local_sq * decay + np.minimum(local_residual, 3.0 * params.dispersion_max)
+            local_sum = local_sum * local_decay + clipped
+            local_weight = local_weight * local_decay + 1.0
         weight = weight * decay + 1.0
         if typical is not None:
             usual = np.where(breadth_weight > 0, breadth_sum / np.maximum(breadth_weight, 1e-12), 1.0)

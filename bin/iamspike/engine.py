@@ -42,6 +42,9 @@ OUTPUT_FIELDS = (
     "top_user_agents",
     "reason",
 )
+# An API a principal fails on is "new" when the principal's failures have been watched for this
+# long before (its first failure in the data or the saved state) and never touched that API.
+NOVELTY_HISTORY = 3 * 86400
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
 _BATCH = 20_000
 
@@ -494,6 +497,7 @@ class _Scorer:
                 a = api_ids[api] = len(api_ids)
             k_api.append(a)
         n = len(self.keys)
+        self.api_ids = api_ids
         self.k_bin = np.fromiter((key[0] // span for key in self.keys), dtype=np.int64, count=n)
         self.k_p = np.array(k_p, dtype=np.int64)
         self.k_api = np.array(k_api, dtype=np.int64)
@@ -514,6 +518,52 @@ class _Scorer:
             cells, per_cell = np.unique(triples // self.n_apis, return_counts=True)
             matrix.reshape(-1)[cells] = per_cell
         return matrix
+
+    def _novelty(self, s_seen: list[tuple[int, int, int]], n_principals: int) -> None:
+        """The (principal, API) pairs that fail for the first time, from the live keys and the saved
+        state's first failures (``s_seen``: principal, API id, bin): ``self.first_fail`` maps each
+        pair to its first bin, and ``self.new_cells`` / ``self.new_apis`` list, sorted by cell (bin
+        offset * principals + principal), the pairs that are new in a cell of the matrix: first
+        failure at least ``NOVELTY_HISTORY`` after the principal's first failure."""
+        n_apis = max(len(self.api_ids), 1)
+        blank = self.api_ids.get("")
+        live = self.k_api != blank if blank is not None else np.ones(len(self.k_api), dtype=bool)
+        s_arr = np.array(s_seen, dtype=np.int64).reshape(-1, 3)
+        pair = np.concatenate(
+            [self.k_p[live] * n_apis + self.k_api[live], s_arr[:, 0] * n_apis + s_arr[:, 1]]
+        )
+        when = np.concatenate([self.k_bin[live], s_arr[:, 2]])
+        self.first_fail: dict[tuple[int, int], int] = {}
+        self.new_cells = self.new_apis = np.zeros(0, dtype=np.int64)
+        if not len(pair):
+            return
+        order = np.lexsort((when, pair))
+        pair, when = pair[order], when[order]
+        head = np.ones(len(pair), dtype=bool)
+        head[1:] = pair[1:] != pair[:-1]
+        pair, when = pair[head], when[head]
+        principal, api = pair // n_apis, pair % n_apis
+        self.first_fail = dict(zip(zip(principal.tolist(), api.tolist()), when.tolist()))
+        watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(watched, principal, when)
+        history = max(1, NOVELTY_HISTORY // self.o.span)
+        new = (when - watched[principal] >= history) & (when >= self.first)
+        cells = (when[new] - self.first) * n_principals + principal[new]
+        order = np.argsort(cells, kind="stable")
+        self.new_cells, self.new_apis = cells[order], api[new][order]
+
+    def _new_in(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+        """How many APIs fail for the first time in each cell (bin offset, principal)."""
+        wanted = np.asarray(t_idx, dtype=np.int64) * len(self.principals) + np.asarray(e_idx, dtype=np.int64)
+        lo = np.searchsorted(self.new_cells, wanted, side="left")
+        hi = np.searchsorted(self.new_cells, wanted, side="right")
+        return (hi - lo).astype(np.float64)
+
+    def _new_names(self, t: int, e: int) -> list[str]:
+        names = list(self.api_ids)
+        cell = t * len(self.principals) + e
+        lo, hi = np.searchsorted(self.new_cells, [cell, cell + 1])
+        return sorted(names[a] for a in self.new_apis[lo:hi].tolist())
 
     def _console(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
         """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
@@ -574,7 +624,13 @@ class _Scorer:
         last = max([*lasts, *([live_last] if has_live else [])])
         # State history: only bins before the live rows (the live rows win where they overlap).
         s_bin, s_entity, s_count, s_apis = [], [], [], []
+        s_seen: list[tuple[int, int, int]] = []
         for entry in d._state:
+            if entry.seen:
+                p = self._principal(entry.account, entry.principal)
+                for api, start in entry.seen.items():
+                    a = self.api_ids.setdefault(api, len(self.api_ids))
+                    s_seen.append((p, a, start // span))
             for start, count in entry.bins.items():
                 b = start // span
                 if live_first is not None and b >= live_first:
@@ -599,6 +655,7 @@ class _Scorer:
         keep = all_b >= 0
         counts = bins.dense_counts(all_b[keep], all_e[keep], all_c[keep], n_bins, n_principals)
         self.first, self.n_bins = first, n_bins
+        self._novelty(s_seen, n_principals)
         breadth = self._breadth(n_bins, n_principals)
         state_b = np.array(s_bin, dtype=np.int64) - first
         restored = state_b >= 0
@@ -660,11 +717,12 @@ class _Scorer:
             return []
         observed = counts[t_idx, e_idx]
         apis = breadth[t_idx, e_idx]
-        onset_mean = hold = console = None
+        onset_mean = hold = console = new_apis = None
         if onset is not None:
             onset_mean = onset[e_idx]
             console = self._console(t_idx, e_idx)
             hold = console < o.min_failures
+            new_apis = self._new_in(t_idx, e_idx)
         scored = score_counts(
             observed,
             base.expected[t_idx, e_idx],
@@ -677,6 +735,7 @@ class _Scorer:
             typical_apis=base.typical_breadth[t_idx, e_idx],
             onset_mean=onset_mean,
             hold=hold,
+            new_apis=new_apis,
         )
         score = scored.score
         spread_score = None
@@ -760,6 +819,10 @@ class _Scorer:
                 else:
                     why = f"{failures} failures against min_failures={o.min_failures} lift the hold-down"
                 row["reason"] = str(row["reason"])[:-1] + f"; failures started from silence: {why}."
+            if new_apis is not None and new_apis[i] > 0:
+                names = self._new_names(t, e)
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                row["reason"] = str(row["reason"])[:-1] + f"; first failures on {shown} for this principal."
             if o.show == "all":
                 row["is_spike"] = int(is_spike)
             rows.append(row)
@@ -774,13 +837,18 @@ class _Scorer:
         out = [state.encode(state.StateEntry(span, first, last, "", "", {}))]
         window = counts[keep_from:]
         width = breadth[keep_from:]
+        names = list(self.api_ids)
+        first_fail: dict[int, dict[int, int]] = {}
+        for (p, a), when in self.first_fail.items():
+            first_fail.setdefault(p, {})[a] = when
         for (account, principal), p in sorted(self.principals.items()):
             nonzero = np.flatnonzero(window[:, p]).tolist()
             if not nonzero:
                 continue
             series = {first + t * span: int(window[t, p]) for t in nonzero}
             apis = {first + t * span: int(width[t, p]) for t in nonzero}
-            entry = state.StateEntry(span, first, last, account, principal, series, apis)
+            seen = {names[a]: when * span for a, when in first_fail.get(p, {}).items()}
+            entry = state.StateEntry(span, first, last, account, principal, series, apis, seen)
             out.append(state.encode(entry))
         return out
 

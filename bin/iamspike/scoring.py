@@ -19,6 +19,11 @@ overstates the surprise).
   ``b = log2(apis / typical_apis)`` (breadth beyond the entity's usual: one or two APIs add little,
   a sweep over dozens adds a lot), but never more than the uncapped surprise: breadth
   strengthens a spike, it does not make one.
+- **Novelty** (APIs the entity fails on for the first time in its known history, see the engine)
+  adds ``novelty_weight * log2(1 + new_apis)``, capped the same way on its own (how many APIs and
+  which ones are two pieces of evidence, neither worth more than the count's own surprise):
+  stolen credentials are used on APIs their owner never called, so a modest excess that touches
+  new APIs is a spike, while the same excess on the entity's usual APIs (a busier day) is not.
 - ``score = 100 * (1 - 2 ** (-total * sensitivity / threshold_surprise))``: 50 at the threshold.
 """
 
@@ -39,6 +44,7 @@ class ScoreParams:
     onset_level: float = 1.0
     onset_cap: float = 4.0
     breadth_weight: float = 1.5
+    novelty_weight: float = 1.0
     max_surprise: float = 60.0
     expected_floor: float = 0.05
 
@@ -49,7 +55,7 @@ class Scores:
     expected: np.ndarray
     upper: np.ndarray
     surprise: np.ndarray  # -log10 tail probability (after the onset cap)
-    breadth: np.ndarray  # breadth bonus added
+    breadth: np.ndarray  # breadth (and novelty) bonus added
     score: np.ndarray  # 0..100
     onset: np.ndarray  # bool: expected below onset_level (failures from silence)
     held: np.ndarray  # bool: onsets whose surprise the cap actually lowered
@@ -132,6 +138,7 @@ def score_counts(
     typical_apis: np.ndarray | None = None,
     onset_mean: np.ndarray | None = None,
     hold: np.ndarray | None = None,
+    new_apis: np.ndarray | None = None,
 ) -> Scores:
     """Score cells (1-D arrays of equal length): counts, baseline mean/variance, distinct APIs.
 
@@ -139,6 +146,7 @@ def score_counts(
     ``typical_apis``: the entity's usual breadth; only breadth above it counts (default 1).
     ``onset_mean``: per cell, the mean an onset's count is measured against to lift the cap (0 or
     absent: the fixed ``onset_cap``). ``hold`` (bool): False where onsets are not held down at all.
+    ``new_apis``: per cell, APIs the entity fails on for the first time (default none).
     """
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
@@ -159,6 +167,9 @@ def score_counts(
     bits = np.maximum(np.log2(np.maximum(np.asarray(apis, dtype=np.float64), 1.0) / usual), 0.0)
     breadth = params.breadth_weight * bits * np.maximum(1.0, bits / 2.0)
     breadth = np.minimum(breadth, raw)
+    if new_apis is not None:
+        novelty = params.novelty_weight * np.log2(1.0 + np.asarray(new_apis, dtype=np.float64))
+        breadth = breadth + np.minimum(novelty, raw)
     total = (surprise + breadth) * sensitivity
     score = 100.0 * (1.0 - np.exp2(-total / params.threshold_surprise))
     if with_upper:

@@ -4,7 +4,11 @@ One row per principal with failures in the kept history, plus one range row (emp
 principal) that carries the history's first and last bin so silent bins are zero-filled the same
 way after a restore. The ``iamspike_state`` column holds compact JSON: version, span, first and
 last bin start, the non-zero bins as ``{offset_in_bins: count}`` and their breadth (distinct APIs,
-where not 1) as ``{offset_in_bins: apis}`` (the baseline's usual breadth needs it). Rows go to a
+where not 1) as ``{offset_in_bins: apis}`` (the baseline's usual breadth needs it), and the APIs
+the principal has failed on with the bin of their first failure as ``{api: offset_in_bins}``
+(negative before the kept history; the scoring's novelty needs it: without it, as in rows saved
+before it existed, no API of the principal is taken as new until enough history has been seen
+again). Rows go to a
 lookup with ``outputlookup`` and come back with ``inputlookup append=t``; any row whose
 ``iamspike_state`` is non-empty is a state row. Restored counts are history only: for bins
 covered by the live rows, the live rows win.
@@ -29,6 +33,7 @@ class StateEntry:
     principal: str
     bins: dict[int, int]  # bin start (epoch s) -> failures
     apis: dict[int, int] = field(default_factory=dict)  # bin start -> distinct APIs (default 1)
+    seen: dict[str, int] = field(default_factory=dict)  # API -> bin start of its first failure
 
 
 def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> dict[str, int]:
@@ -51,6 +56,8 @@ def encode(entry: StateEntry) -> dict[str, object]:
         "bins": _offsets(entry, entry.bins),
         "apis": _offsets(entry, entry.apis, skip=1),
     }
+    if entry.seen:
+        blob["seen"] = {api: (start - entry.first) // entry.span for api, start in sorted(entry.seen.items())}
     return {
         "_time": entry.last,
         "account": entry.account,
@@ -75,6 +82,7 @@ def decode(text: str) -> StateEntry:
         bins = {first + int(offset) * span: int(count) for offset, count in dict(blob["bins"]).items()}
         apis = {first + int(offset) * span: int(n) for offset, n in dict(blob.get("apis", {})).items()}
         apis = {start: apis.get(start, 1) for start in bins}
-        return StateEntry(span, first, last, str(blob["account"]), str(blob["principal"]), bins, apis)
+        seen = {str(api): first + int(offset) * span for api, offset in dict(blob.get("seen", {})).items()}
+        return StateEntry(span, first, last, str(blob["account"]), str(blob["principal"]), bins, apis, seen)
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError("malformed state") from exc

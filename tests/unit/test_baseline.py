@@ -63,11 +63,49 @@ def test_daily_batch_is_expected_at_its_hour_from_the_first_day() -> None:
     assert base.expected[24 * 5 + 10, 0] < 5.0  # other hours are not
 
 
-def test_a_new_steady_stream_is_absorbed_after_a_few_bins() -> None:
+def test_a_new_steady_stream_is_absorbed_once_it_has_lasted_silent_recent_bins() -> None:
     series = [0] * 48 + [120] * 10
     base = fit(series)
     assert base.expected[48, 0] < 1.0 and base.silent[48, 0]
-    assert base.expected[51:, 0].min() >= 100
+    # bins 49-51: a stream of 1-3 bins from silence is not the new normal yet (low and slow)
+    assert base.expected[49:52, 0].max() <= 1.0
+    assert base.expected[52:, 0].min() >= 100
+    fast = fit(series, silent_recent_bins=0)  # without the wait: the median of 3 absorbs it at 50
+    assert fast.expected[50:, 0].min() >= 100
+
+
+def test_a_stream_on_a_busy_entity_is_absorbed_by_the_median_of_three() -> None:
+    series = [10] * 48 + [120] * 6
+    base = fit(series)
+    assert not base.silent[50, 0]
+    assert base.expected[50:, 0].min() >= 100
+
+
+def _day_to_day(rates, seed=7):
+    # Poisson bins whose rate changes from one day to the next (a poller: 6/h one day, 25/h the next)
+    rng = np.random.default_rng(seed)
+    return np.concatenate([rng.poisson(rate, 24) for rate in rates]).tolist()
+
+
+def test_local_dispersion_tightens_the_bound_of_automation_that_varies_by_day() -> None:
+    rates = [6, 25, 12, 20, 5, 15, 8, 22, 10, 6]
+    series = _day_to_day(rates)
+    local = fit(series)
+    long_run = fit(series, local_half_life_bins=0)
+    last_day = slice(24 * 9 + 4, 24 * 10)  # a quiet day (6/h) after busy ones
+    # the long-run dispersion carries the day-to-day swings; the local one does not
+    wide = np.median(long_run.variance[last_day, 0] / long_run.expected[last_day, 0])
+    narrow = np.median(local.variance[last_day, 0] / local.expected[last_day, 0])
+    assert wide > 3.0 and narrow < 0.75 * wide
+    assert (local.variance[:, 0] <= long_run.variance[:, 0] + 1e-3).all()  # only ever the smaller
+
+
+def test_bins_that_jump_keep_the_long_run_variance() -> None:
+    # office hours: 0 at night, 20 by day; the short average never predicts the jumps
+    series = [20 if 8 <= t % 24 < 18 else 0 for t in range(24 * 10)]
+    local = fit(series)
+    long_run = fit(series, local_half_life_bins=0)
+    assert np.allclose(local.variance[24 * 8 :, 0], long_run.variance[24 * 8 :, 0], rtol=0.2)
 
 
 def test_pooled_prior_below_min_history() -> None:

@@ -7,6 +7,7 @@ import gzip
 import json
 import pathlib
 
+import numpy as np
 import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.engine import OUTPUT_FIELDS, Detector, OptionError, Options, iter_chunks, parse_options, run
@@ -405,3 +406,82 @@ def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
     ]
     assert "60 failures against min_failures=5 lift the hold-down." in rows[0]["reason"]
     assert "31 of its principals failed (usually 1), which decides." in rows[1]["reason"]
+
+
+# ------------------------------------------------------------------------------------ novelty
+
+KNOWN = [
+    "GetUser",
+    "ListBuckets",
+    "GetObject",
+    "PutObject",
+    "DescribeInstances",
+    "GetParameter",
+    "ListQueues",
+]
+KNOWN = [*KNOWN, "SendMessage"]
+NEW = ["ListUsers", "ListRoles", "ListSecrets", "GetSecretValue", "ListKeys", "DescribeDBInstances"]
+
+
+def poller(days: int, seed: int = 3) -> list[dict]:
+    """A busy automation principal: 8-16 denials an hour (the rate changes by day) over 8 APIs."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for d in range(days):
+        rate = [8, 14, 10, 16, 12, 9, 13][d % 7]
+        for h in range(24):
+            for i in range(int(rng.poisson(rate))):
+                out.append(event(T0 + (d * 24 + h) * HOUR + 10 * i, KNOWN[(h + i) % len(KNOWN)]))
+    return out
+
+
+def spread_over(hour: int, n: int, apis: list[str]) -> list[dict]:
+    return [event(T0 + hour * HOUR + 7 * i, apis[i % len(apis)]) for i in range(n)]
+
+
+def test_new_apis_turn_a_modest_excess_into_a_spike() -> None:
+    history = poller(days=5)
+    at = 5 * 24 + 3
+    usual = run(history + spread_over(at, 40, KNOWN))
+    assert at not in flagged(usual)  # 40 on its own 8 APIs: a busy hour
+    stolen = run(history + spread_over(at, 40, KNOWN[:2] + NEW))  # the same count and breadth
+    assert at in flagged(stolen)
+    row = next(r for r in stolen if r["entity_type"] == "principal" and (r["_time"] - T0) // HOUR == at)
+    assert "first failures on DescribeDBInstances, GetSecretValue, ListKeys and 3 more" in row["reason"]
+
+
+def test_apis_are_new_only_after_three_days_of_history() -> None:
+    at = 2 * 24 + 3
+    rows = run(poller(days=2) + spread_over(at, 40, KNOWN[:2] + NEW))
+    assert at not in flagged(rows)
+    row = next(
+        r
+        for r in run(poller(days=2) + spread_over(at, 40, KNOWN[:2] + NEW), parse_options(["show=all"]))
+        if r["entity_type"] == "principal" and (r["_time"] - T0) // HOUR == at
+    )
+    assert "first failures" not in row["reason"]
+
+
+def _restore(saved: list[dict], live: list[dict], drop_seen: bool = False) -> list[dict]:
+    state_rows = []
+    for row in saved:
+        blob = json.loads(row["iamspike_state"])
+        if drop_seen:
+            blob.pop("seen", None)
+        state_rows.append([json.dumps(blob)])
+    detector = Detector()
+    detector.add_rows(["iamspike_state"], state_rows)
+    detector.add_rows(*as_rows(live))
+    return detector.results()
+
+
+def test_first_failures_survive_a_state_round_trip() -> None:
+    history = poller(days=5)
+    at = 5 * 24 + 3
+    live = spread_over(at, 40, KNOWN[:2] + NEW)
+    saved = run(history, parse_options(["show=state"]))
+    assert any("seen" in json.loads(r["iamspike_state"]) for r in saved)
+    one_run = [r for r in run(history + live) if r["_time"] >= T0 + at * HOUR]
+    assert _restore(saved, live) == one_run and at in flagged(one_run)
+    # state saved before first failures were kept: nothing is taken as new (no false novelty)
+    assert at not in flagged(_restore(saved, live, drop_seen=True))

@@ -192,3 +192,23 @@ def test_poison_and_missing_object_messages_are_left_for_the_dlq(trail, caplog):
     assert queue_depth(trail) == 2
     assert "not a notification" in caplog.text and "left for the dead-letter queue" in caplog.text
     assert "NoSuchKey" in caplog.text and "deleted after its notification" in caplog.text
+
+
+def test_finished_messages_are_deleted_in_one_batch_and_a_failed_deletion_is_logged(trail, caplog):
+    for name in ("a", "b", "c"):
+        trail["s3"].put_object(
+            Bucket=trail["bucket"],
+            Key=log_key("20230826T2035Z", name),
+            Body=log_file(make_records(3, prefix=name)),
+        )
+    pipeline, sink = trail["pipeline"]()
+    calls = []
+    delete_batch = pipeline.sqs.delete_message_batch
+    pipeline.sqs.delete_message_batch = lambda **kwargs: calls.append(kwargs) or delete_batch(**kwargs)
+    stats = pipeline.run()
+    assert len(sink.event_ids()) == 9 and queue_depth(trail) == 0
+    assert stats.messages == 4  # the TestEvent and three log files
+    assert sum(len(call["Entries"]) for call in calls) == 4 and len(calls) < 4  # batched
+    pipeline._done.append(("m-bogus", "not-a-receipt-handle"))
+    pipeline.delete_done()
+    assert stats.errors == 1 and "could not delete message m-bogus" in caplog.text

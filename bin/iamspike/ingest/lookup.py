@@ -245,7 +245,7 @@ class _RegionRun:
         self.stats = LookupStats()
         self.limiter = RateLimiter(job.settings.requests_per_second)
         self.state = RegionState.from_json(job.checkpoints.load(self.key))
-        # Built here, in the calling thread: boto3 sessions are not safe to share while creating clients.
+        # Built here, in the calling thread: botocore sessions are not safe to share while creating clients.
         self.client = job.clients.client("cloudtrail", region)
 
     # botocore event hooks --------------------------------------------------------------------

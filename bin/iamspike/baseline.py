@@ -20,9 +20,9 @@ expectation (level and seasonal, not the recent bins) is below ``silent_level``:
 no failures to speak of, so failures now are an onset (the scoring caps the surprise of onsets).
 
 The variance is the smaller of two estimates. The long-run one: the dispersion (variance / mean,
-1 = Poisson) is the decayed mean of ``(x - center)^2 / center``
-over past bins, ``center`` the median of level, seasonal and recent (winsorized counts, so the
-residual of a spike is bounded), bounded to ``[1, dispersion_max]``. The local one: the same decayed mean of
+1 = Poisson) is the decayed mean of ``(x - center)^2 / center`` over past bins, ``center`` the
+median of level, seasonal and recent (winsorized counts, so the residual of a spike is bounded),
+bounded to ``[1, dispersion_max]``. The local one: the same decayed mean of
 ``(x - rate)^2 / rate`` with ``rate`` a short exponential average (half-life
 ``local_half_life_bins``) of the entity's own last bins: how well the entity's CURRENT rate
 predicts its next bin. Automation whose volume changes from day to day (a poller at 6/h on a quiet

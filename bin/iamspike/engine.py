@@ -521,10 +521,12 @@ class _Scorer:
 
     def _novelty(self, s_seen: list[tuple[int, int, int]], n_principals: int) -> None:
         """The (principal, API) pairs that fail for the first time, from the live keys and the saved
-        state's first failures (``s_seen``: principal, API id, bin): ``self.first_fail`` maps each
-        pair to its first bin, and ``self.new_cells`` / ``self.new_apis`` list, sorted by cell (bin
-        offset * principals + principal), the pairs that are new in a cell of the matrix: first
-        failure at least ``NOVELTY_HISTORY`` after the principal's first failure."""
+        state's first failures (``s_seen``: principal, API id, bin): ``self.first_fail`` holds each
+        pair's first bin as arrays (principal, API, bin) sorted by principal, and
+        ``self.new_cells`` / ``self.new_apis`` list, sorted by cell (bin offset * principals +
+        principal), the pairs that are new in a cell of the matrix: first failure at least
+        ``NOVELTY_HISTORY`` after the principal's first failure."""
+        self.api_names = list(self.api_ids)
         n_apis = max(len(self.api_ids), 1)
         blank = self.api_ids.get("")
         live = self.k_api != blank if blank is not None else np.ones(len(self.k_api), dtype=bool)
@@ -533,8 +535,9 @@ class _Scorer:
             [self.k_p[live] * n_apis + self.k_api[live], s_arr[:, 0] * n_apis + s_arr[:, 1]]
         )
         when = np.concatenate([self.k_bin[live], s_arr[:, 2]])
-        self.first_fail: dict[tuple[int, int], int] = {}
-        self.new_cells = self.new_apis = np.zeros(0, dtype=np.int64)
+        empty = np.zeros(0, dtype=np.int64)
+        self.first_fail = (empty, empty, empty)
+        self.new_cells = self.new_apis = empty
         if not len(pair):
             return
         order = np.lexsort((when, pair))
@@ -543,7 +546,7 @@ class _Scorer:
         head[1:] = pair[1:] != pair[:-1]
         pair, when = pair[head], when[head]
         principal, api = pair // n_apis, pair % n_apis
-        self.first_fail = dict(zip(zip(principal.tolist(), api.tolist()), when.tolist()))
+        self.first_fail = (principal, api, when)
         watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
         np.minimum.at(watched, principal, when)
         history = max(1, NOVELTY_HISTORY // self.o.span)
@@ -560,7 +563,7 @@ class _Scorer:
         return (hi - lo).astype(np.float64)
 
     def _new_names(self, t: int, e: int) -> list[str]:
-        names = list(self.api_ids)
+        names = self.api_names
         cell = t * len(self.principals) + e
         lo, hi = np.searchsorted(self.new_cells, [cell, cell + 1])
         return sorted(names[a] for a in self.new_apis[lo:hi].tolist())
@@ -837,17 +840,16 @@ class _Scorer:
         out = [state.encode(state.StateEntry(span, first, last, "", "", {}))]
         window = counts[keep_from:]
         width = breadth[keep_from:]
-        names = list(self.api_ids)
-        first_fail: dict[int, dict[int, int]] = {}
-        for (p, a), when in self.first_fail.items():
-            first_fail.setdefault(p, {})[a] = when
+        names = self.api_names
+        fail_p, fail_api, fail_when = self.first_fail
         for (account, principal), p in sorted(self.principals.items()):
             nonzero = np.flatnonzero(window[:, p]).tolist()
             if not nonzero:
                 continue
             series = {first + t * span: int(window[t, p]) for t in nonzero}
             apis = {first + t * span: int(width[t, p]) for t in nonzero}
-            seen = {names[a]: when * span for a, when in first_fail.get(p, {}).items()}
+            lo, hi = np.searchsorted(fail_p, [p, p + 1])
+            seen = {names[a]: w * span for a, w in zip(fail_api[lo:hi].tolist(), fail_when[lo:hi].tolist())}
             entry = state.StateEntry(span, first, last, account, principal, series, apis, seen)
             out.append(state.encode(entry))
         return out

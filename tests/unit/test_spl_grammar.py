@@ -1,0 +1,243 @@
+"""Every shipped search is SPL that Splunk 10.0, 10.2 and 10.4 can parse, as far as their grammar says.
+
+Splunk's own grammar (etc/system/default/searchbnf.conf of each version, kept in
+../shared/data/splunk-spec/searchbnf, see its SOURCE.txt) gives the built-in commands
+(``[<name>-command]`` stanzas and their ``alias``), the eval functions (``[eval-function]``) and
+the stats functions (``[stats-func]`` and the ``[stats-*]`` stanzas it names). Every shipped
+search (tests/standin/spl.py: saved searches, drilldown searches, dashboard data sources,
+searchbnf examples; macros expanded with their arguments) must use only those commands or the
+app's own (default/commands.conf), only those functions in eval/where and in stats-like
+commands, and only the options the grammar lists for the built-in commands whose arguments are
+options. ``iamspike``'s options are parsed by the engine itself, and default/searchbnf.conf
+documents exactly the options the engine accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+import pytest
+from standin.conf import read_conf
+from standin.spl import calls, expand_macros, scan, shipped_searches, unquoted, walk
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "default"
+GRAMMARS = ROOT.parent / "shared" / "data" / "splunk-spec" / "searchbnf"
+VERSIONS = ("10.0", "10.2", "10.4")
+
+SEARCHES = shipped_searches(ROOT)
+MACROS = read_conf(DEFAULT / "macros.conf")
+APP_COMMANDS = {name for name in read_conf(DEFAULT / "commands.conf") if name != "default"}
+
+EVAL_COMMANDS = ("eval", "where", "fieldformat")
+STATS_COMMANDS = ("stats", "eventstats", "streamstats", "timechart", "chart", "tstats", "sistats")
+# Built-in commands whose key=value arguments are all options (not field comparisons).
+OPTION_COMMANDS = ("lookup", "inputlookup", "outputlookup", "spath", "rex", "bin", "timechart", "iplocation")
+OPERATORS = {"AND", "OR", "NOT", "XOR", "IN", "LIKE"}
+
+
+def read_lenient(text: str) -> dict[str, dict[str, str]]:
+    """A conf file as splunkd reads Splunk's own searchbnf.conf: a repeated key keeps its last
+    value, a line that is not ``key = value`` (stray description text) is ignored."""
+    stanzas: dict[str, dict[str, str]] = {"default": {}}
+    current = stanzas["default"]
+    lines = iter(text.splitlines())
+    for line in lines:
+        header = re.fullmatch(r"\[(.*)\]\s*", line)
+        if header:
+            current = stanzas.setdefault(header.group(1), {})
+            continue
+        while line.endswith("\\"):
+            line = line[:-1] + next(lines, "")
+        key, sep, value = line.partition("=")
+        if sep and re.fullmatch(r"[\w.-]+", key.strip()):
+            current[key.strip()] = value.strip()
+    return stanzas
+
+
+class Grammar:
+    """Commands, functions and command options of one Splunk version's searchbnf.conf."""
+
+    def __init__(self, version: str) -> None:
+        path = GRAMMARS / version / "searchbnf.conf"
+        if not path.exists():
+            pytest.skip(f"{path} not present (shared reference data, never copied)")
+        self.stanzas = read_lenient(path.read_text(encoding="utf-8"))
+        self.commands = set()
+        for name, stanza in self.stanzas.items():
+            if name.endswith("-command"):
+                self.commands.add(name[: -len("-command")])
+                self.commands.update(a.strip() for a in stanza.get("alias", "").split(",") if a.strip())
+        self.eval_functions = set(self.stanzas["eval-function"]["syntax"].split("|"))
+        referenced = re.findall(r"<([\w-]+)>", self.stanzas["stats-func"]["syntax"])
+        self.stats_patterns = [self._syntax_regex(self.stanzas[name]["syntax"]) for name in referenced]
+
+    @staticmethod
+    def _syntax_regex(syntax: str) -> re.Pattern:
+        """``(perc|p|exactperc|upperperc)<num>`` -> a regex of the names it allows."""
+        parts = re.split(r"(<num>|[()|])", syntax.strip())
+        return re.compile(
+            "".join(r"\d+(?:\.\d+)?" if p == "<num>" else p if p in "()|" else re.escape(p) for p in parts)
+        )
+
+    def is_stats_function(self, name: str) -> bool:
+        return any(p.fullmatch(name) for p in self.stats_patterns)
+
+    def options(self, command: str) -> set[str]:
+        """The ``name=`` options of a command's syntax and of the stanzas it refers to."""
+        seen: set[str] = set()
+        found: set[str] = set()
+        pending = [f"{command}-command"]
+        while pending:
+            name = pending.pop()
+            if name in seen or name not in self.stanzas:
+                continue
+            seen.add(name)
+            syntax = self.stanzas[name].get("syntax", "")
+            found.update(re.findall(r"([A-Za-z_][\w-]*)\s*=", syntax))
+            pending.extend(re.findall(r"<([\w-]+)(?::[^>]*)?>", syntax))
+        return found
+
+
+@cache
+def grammar(version: str) -> Grammar:
+    return Grammar(version)
+
+
+def top_level(text: str) -> tuple[list[str], list[str]]:
+    """(function names called at parenthesis depth 0, bodies of every ``eval(...)``), outside quotes."""
+    blank = unquoted(text)
+    names, evals = [], []
+    opened: list[tuple[str, int]] = []  # (function name or "", where its arguments start)
+    for match in re.finditer(r"[()]|([A-Za-z_]\w*)\s*\(", blank):
+        if match.group(0) == ")":
+            name, start = opened.pop()
+            if name == "eval":
+                evals.append(text[start : match.start()])
+            continue
+        if match.group(1) and not opened:
+            names.append(match.group(1))
+        opened.append((match.group(1) or "", match.end()))
+    return names, evals
+
+
+def option_keys(rest: str) -> list[str]:
+    """The ``key=`` of a command's arguments outside quotes and parentheses."""
+    blank = unquoted(rest)
+    keys, depth = [], 0
+    for match in re.finditer(r"[()]|(?<![\w.'])([A-Za-z_]\w*)\s*=", blank):
+        if match.group(0) == "(":
+            depth += 1
+        elif match.group(0) == ")":
+            depth -= 1
+        elif depth == 0:
+            keys.append(match.group(1))
+    return keys
+
+
+def problems(spl: str, version: str) -> list[str]:
+    """What Splunk `version`'s grammar does not know in one (expanded) search."""
+    g = grammar(version)
+    found = []
+    for command, rest in walk(expand_macros(spl, MACROS)):
+        if command not in g.commands and command not in APP_COMMANDS:
+            found.append(f"unknown command {command!r}")
+            continue
+        if command in EVAL_COMMANDS:
+            found += [f"{command}: unknown eval function {n}()" for n in calls(rest) if _unknown_eval(g, n)]
+        if command in STATS_COMMANDS:
+            names, evals = top_level(rest)
+            found += [
+                f"{command}: unknown stats function {n}()"
+                for n in names
+                if n != "eval" and not g.is_stats_function(n)
+            ]
+            for body in evals:
+                found += [
+                    f"{command}: unknown eval function {n}()" for n in calls(body) if _unknown_eval(g, n)
+                ]
+        if command in OPTION_COMMANDS:
+            allowed = g.options(command)
+            found += [f"{command}: unknown option {k}=" for k in option_keys(rest) if k not in allowed]
+    return found
+
+
+def _unknown_eval(g: Grammar, name: str) -> bool:
+    return name not in g.eval_functions and name not in OPERATORS
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("where, spl", SEARCHES, ids=[w for w, _ in SEARCHES])
+def test_shipped_search_is_in_splunks_grammar(where: str, spl: str, version: str) -> None:
+    assert problems(spl, version) == [], f"{where} (Splunk {version})"
+
+
+def test_every_kind_of_shipped_search_is_read() -> None:
+    kinds = {where.split(" [")[0].split(" ")[0] for where, _ in SEARCHES}
+    assert kinds == {"savedsearches.conf", "view", "searchbnf.conf"}
+    assert any("drilldown_search" in where for where, _ in SEARCHES)
+
+
+@pytest.mark.parametrize(
+    "spl, problem",
+    [
+        ("search a | stats count sum(x) AS s dc(eval(if(a>1, b, null()))) by c", None),
+        ("search a | stats p95(x) perc99.5(y) earliest_time(z)", None),
+        ("search a | stats median2(x)", "stats: unknown stats function median2()"),
+        ('search a | stats dc(eval(strftimex(_time, "%d")))', "stats: unknown eval function strftimex()"),
+        ('search a | eval b=coalesce(c, "len(")', None),
+        ("search a | where b IN (1, 2) AND isnotnull(c)", None),
+        ("search a | eval b=lenght(c)", "eval: unknown eval function lenght()"),
+        ("search a | statz count", "unknown command 'statz'"),
+        ("search a | bucket _time span=1h", None),
+        ("| inputlookup append=true t", None),
+        ("| outputlookup append=true key_field=k t", None),
+        ("| outputlookup apend=true t", "outputlookup: unknown option apend="),
+        ('search a | rex field=m "x=(?<y>\\d+)"', None),
+        ("search a | timechart span=1h max(x) AS x", None),
+        ("search a | iamspike show=all", None),
+    ],
+)
+def test_grammar_check_on_known_shapes(spl: str, problem: str | None) -> None:
+    assert problems(spl, VERSIONS[-1]) == ([] if problem is None else [problem])
+
+
+def test_scan_sees_quotes() -> None:
+    seen: list[str] = []
+    scan('a "b|c" | d', lambda i, c, depth: seen.append(c) if c == "|" else None)
+    assert seen == ["|"]
+
+
+# ------------------------------------------------------------------------------------ iamspike
+
+
+def iamspike_calls() -> list[tuple[str, list[str]]]:
+    return [
+        (where, rest.split())
+        for where, spl in SEARCHES
+        for command, rest in walk(expand_macros(spl, MACROS))
+        if command == "iamspike"
+    ]
+
+
+def test_every_iamspike_call_parses_with_the_engine() -> None:
+    engine = pytest.importorskip("iamspike.engine")
+    found = iamspike_calls()
+    assert len(found) >= 8
+    for where, args in found:
+        assert all("=" in a for a in args), f"{where}: iamspike takes key=value options"
+        engine.parse_options(args)
+
+
+def test_searchbnf_documents_the_options_the_engine_accepts() -> None:
+    engine = pytest.importorskip("iamspike.engine")
+    syntax = read_conf(DEFAULT / "searchbnf.conf")["iamspike-command"]["syntax"]
+    documented = set(re.findall(r"\((\w+)=", syntax))
+    with pytest.raises(engine.OptionError) as error:
+        engine.parse_options(["no_such_option=1"])
+    valid = re.search(r"valid: ([\w, ]+)\)", str(error.value))
+    assert valid, f"the unknown-option error names the valid options: {error.value}"
+    accepted = {name.strip() for name in valid.group(1).split(",")}
+    assert documented == accepted

@@ -25,17 +25,21 @@ import logging.handlers
 import os
 import signal
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, BinaryIO, Callable
 
+from iamspike.ingest import accounts
 from iamspike.ingest.aws import AwsSettings, parse_aws_settings, redact
 from iamspike.ingest.checkpoint import CheckpointStore
 from iamspike.ingest.events import Deadline, StopRun
+
+from iamspike_splunk import secrets
 
 APP = "TA-aws-iam-error-spike"
 LOG_PREFIX = "ta_aws_iam_error_spike_"
 REALM = APP  # storage/passwords realm of the add-on's static AWS keys
 DEFAULT_INTERVAL = 300
+APP_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,7 @@ class Argument:
 
 
 AWS_ARGUMENTS = [
+    Argument("aws_account", "AWS account", "Account of the Configuration page (optional)"),
     Argument("role_arn", "Role ARN", "IAM role to assume through STS (optional)"),
     Argument("external_id", "External ID", "ExternalId for the role (optional)"),
     Argument(
@@ -247,6 +252,8 @@ class InputContext:
     log: logging.Logger
     deadline: Deadline
     _service: Any = field(default=None, repr=False)
+    key_entry: tuple[str, str] | None = None  # storage/passwords (realm, username) of the account's key
+    page_proxy: accounts.Proxy | None = None  # the Configuration page's proxy, if the stanza has none
 
     @property
     def index(self) -> str:
@@ -255,36 +262,41 @@ class InputContext:
     def checkpoints(self) -> CheckpointStore:
         return CheckpointStore(self.checkpoint_dir, self.name)
 
-    def secret(self, credential: str) -> tuple[str, str]:
-        """(access_key_id, secret_access_key) of storage/passwords entry ``credential``.
-
-        The entry lives in realm ``TA-aws-iam-error-spike`` with username ``credential`` and
-        password ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``. ValueError if missing or malformed.
-        """
-        from urllib.parse import urlsplit
-
-        from splunklib import client
-
-        if self._service is None:
-            uri = urlsplit(self.server_uri)
-            self._service = client.Service(
-                scheme=uri.scheme, host=uri.hostname, port=uri.port, token=self.session_key, app=APP
+    def secret(self, credential: str, realm: str = REALM) -> tuple[str, str]:
+        """(access_key_id, secret_access_key) of storage/passwords entry ``realm:credential:``,
+        read by name; its password is ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``. ValueError if missing
+        or malformed."""
+        password = self._password(realm, credential)
+        key_id, sep, secret = password.partition(":")
+        if not sep or not key_id or not secret:
+            raise ValueError(
+                f"storage/passwords entry {realm}:{credential} is not ACCESS_KEY_ID:SECRET_ACCESS_KEY"
             )
-        for entry in self._service.storage_passwords.list(count=-1):
-            if entry.content.get("realm") == REALM and entry.content.get("username") == credential:
-                key_id, sep, secret = str(entry.content.get("clear_password") or "").partition(":")
-                if not sep or not key_id or not secret:
-                    raise ValueError(
-                        f"storage/passwords entry {REALM}:{credential} is not ACCESS_KEY_ID:SECRET_ACCESS_KEY"
-                    )
-                return key_id.strip(), secret.strip()
-        raise ValueError(f"no storage/passwords entry {REALM}:{credential} (credential={credential})")
+        return key_id.strip(), secret.strip()
+
+    def _password(self, realm: str, username: str) -> str:
+        if self._service is None:
+            self._service = secrets.service(self.server_uri, self.session_key)
+        try:
+            return secrets.clear_password(self._service, realm, username)
+        except secrets.SecretNotFound as exc:
+            hint = f" (credential={username})" if realm == REALM else ""
+            raise ValueError(f"{exc}{hint}") from None
 
     def aws_settings(self) -> AwsSettings:
-        """The stanza's AWS settings; the static key (``credential=``) comes from storage/passwords."""
+        """The stanza's AWS settings; the static key (the account's or ``credential=``) and the
+        page's proxy password come from storage/passwords."""
         credential = (self.params.get("credential") or "").strip()
-        key_id, secret = self.secret(credential) if credential else ("", "")
-        return parse_aws_settings(self.params, key_id, secret)
+        key_id, secret = ("", "")
+        if self.key_entry:
+            key_id, secret = self.secret(self.key_entry[1], self.key_entry[0])
+        elif credential:
+            key_id, secret = self.secret(credential)
+        settings = parse_aws_settings(self.params, key_id, secret)
+        if self.page_proxy and self.page_proxy.username:
+            password = self._password(accounts.PROXY_REALM, self.page_proxy.username)
+            settings = replace(settings, proxy=self.page_proxy.url(password))
+        return settings
 
 
 # -- the entry point --------------------------------------------------------------------------
@@ -330,7 +342,7 @@ def run(
         def validate_input(self, definition: Any) -> None:
             params = {k: "" if v is None else str(v) for k, v in definition.parameters.items()}
             try:
-                validate(params)
+                validate(accounts.apply(params, APP_DIR, kind).params)
             except ValueError as exc:
                 raise ValueError(redact(str(exc)).replace("\n", " ")) from None
 
@@ -350,6 +362,12 @@ def _run_stanza(
     validate: Callable[[dict[str, str]], object],
     stream: Callable[[InputContext], None],
 ) -> None:
+    bad_setting: ValueError | None = None
+    try:  # the Configuration page's account, proxy and log level
+        applied = accounts.apply(params, APP_DIR, kind)
+    except ValueError as exc:
+        applied, bad_setting = accounts.Applied(params), exc
+    params = applied.params
     log = setup_logging(kind, name, params.get("log_level") or "INFO")
     interval = interval_seconds(params)
     deadline = Deadline(max(5.0, interval * 0.8))
@@ -372,6 +390,8 @@ def _run_stanza(
         sink=sink,
         log=log,
         deadline=deadline,
+        key_entry=applied.key_entry,
+        page_proxy=applied.proxy,
     )
     proxy = (params.get("proxy") or "").strip()
     log.info(
@@ -381,6 +401,8 @@ def _run_stanza(
         f" proxy={proxy}" if proxy else "",  # its password is masked by the log filter
     )
     try:
+        if bad_setting is not None:
+            raise bad_setting
         validate(params)
         stream(ctx)
     except StopRun:

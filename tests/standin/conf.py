@@ -46,3 +46,25 @@ def parse_conf(text: str, name: str = "<conf>") -> dict[str, dict[str, str]]:
 def read_conf(path: Path) -> dict[str, dict[str, str]]:
     """The parsed file, or only an empty "default" stanza when the file does not exist."""
     return parse_conf(path.read_text(encoding="utf-8"), path.name) if path.exists() else {"default": {}}
+
+
+def effective_conf(apps: list[Path], name: str) -> dict[str, dict[str, str]]:
+    """``name`` (e.g. "props.conf") as splunkd merges it in the global context for the apps
+    in ``apps`` (their folders side by side under etc/apps).
+
+    Precedence, highest first: every app's ``local/``, then every app's ``default/``; within
+    each layer the apps in ASCII order of their folder names (``Splunk_TA_aws`` before
+    ``TA-aws-iam-error-spike``: upper-case letters sort first). A setting comes from the first
+    layer that has it in that stanza; a stanza's missing settings come from the file's
+    ``[default]`` stanza, merged the same way."""
+    ordered = sorted(apps, key=lambda app: app.name)
+    layers = [read_conf(app / folder / name) for folder in ("local", "default") for app in ordered]
+    merged: dict[str, dict[str, str]] = {}
+    for layer in reversed(layers):  # lowest precedence first, overwritten by higher layers
+        for stanza, settings in layer.items():
+            merged.setdefault(stanza, {}).update(settings)
+    defaults = merged.get("default", {})
+    return {
+        stanza: {**defaults, **settings} if stanza != "default" else dict(settings)
+        for stanza, settings in merged.items()
+    }

@@ -173,6 +173,7 @@ class Principal:
     agents: tuple[str, ...] = ()
     apis: tuple[tuple[str, str], ...] = ()
     key_id: str = ""
+    habits: dict[str, float] = field(default_factory=dict)  # a family's per-principal draws (families.py)
 
     @property
     def is_service(self) -> bool:

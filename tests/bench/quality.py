@@ -1,49 +1,57 @@
 """Quality bench: recall and false alerts of `iamspike` against the methods Splunk users have today.
 
-    .venv/bin/python tests/bench/quality.py [--seeds 1,2,3] [--quick] [--output docs/bench/quality.md]
+    .venv/bin/python tests/bench/quality.py [--group tuning|held-out] [--seeds 1,2,3] [--quick]
 
-For every seed, generates a 30-day organisation (tests/bench/generator.py), runs
+For every family of the group (tests/bench/families.py: generator settings from which each
+organisation draws its own habits) and every seed, generates a 30-day organisation, runs
 ``iamspike.engine.run(records)`` with its default Options (by=both, span=1h) and every reference
 (tests/bench/references.py) on the same records, and scores the alerts against the labels. The
 engine also runs on the same data as Input B (pre-counted rows, ``count_field=count``), with
-``show=all`` (its recall across score thresholds), and as Splunk rows in 50,000-row chunks (which
-must give the same alerts). Scoring:
+``show=all`` (its recall across score thresholds), as Splunk rows in 50,000-row chunks (which
+must give the same alerts), and ad hoc: over the last 24 h alone, without saved state. Scoring:
 
 - an attack is *detected* by a method when the method alerts on the attack's entity (same
   entity type; principals compared with assumed-role sessions folded to the role) in one of the
   attack's hourly bins. Principal attacks need a principal alert, account attacks an account alert.
+  *Delay*: from the attack's start to the end of the first flagged bin (1.0 h = its first hour).
 - an alert is *explained* (neither detection nor false) when it falls in an attack's window on
   the attack's account (account alerts) or on a principal that carries the attack's events.
-- any other alert is a *false alert*; those on a benign trap (its principal, or its account, in
-  the trap's window) are also counted per trap. Rate: false alerts per 1,000 principal-days
-  (principals x days they exist, summed over seeds). Every flagged (entity, hour) counts once.
+- any other alert is a *false alert*, counted by the benign kind it hits: a benign trap (its
+  principal, or its account, in the trap's window), else the kind of principal (background
+  traffic of people, automation, ...) or the account. Rate: false alerts per 1,000
+  principal-days (principals x days they exist, summed over organisations). Every flagged
+  (entity, hour) counts once.
 - *same budget*: each reference's threshold is lowered or raised to the loosest value whose false
-  alerts do not exceed iamspike's (pooled over seeds), and its recall reported there; and the
-  same at the target budget of 1 false alert per 1,000 principal-days.
+  alerts do not exceed iamspike's (pooled over organisations), and its recall reported there; and
+  the same at the target budget of 1 false alert per 1,000 principal-days.
 
-Real sets, read from ../shared/data/cloudtrail (never copied): the PwnedLabs temp-user burst must
-alert (principal and account), the SANS SEC504 steady log-delivery denial must not.
+Real sets (tests/bench/realsets.py), read from ../shared/data/cloudtrail (never copied), as a
+separate table: the PwnedLabs temp-user burst must alert (principal and account), the SANS SEC504
+steady log-delivery denial must not, the Stratus Red Team roles (Invictus and Stratus files)
+should, grycap's students should not.
 
-Writes the markdown report and prints a compact summary; exits 0 unless something crashes.
+Writes the markdown report and prints a compact summary; exits 0 unless something crashes. A
+section "## Where the engine fails" in an existing report is hand-written: it is kept.
 """
 
 from __future__ import annotations
 
 import argparse
+import bisect
 import datetime as _dt
 import glob
-import gzip
 import hashlib
-import json
+import importlib
 import math
 import os
 import pickle
 import shlex
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -54,16 +62,11 @@ for _p in (os.path.join(ROOT, "tests"), os.path.join(ROOT, "bin")):
     if _p not in sys.path:
         sys.path.insert(0, _p)
 
+from bench import families as F  # noqa: E402
+from bench import realsets  # noqa: E402
 from bench import references as R  # noqa: E402
-from bench.generator import Label, Org, generate, iso  # noqa: E402
+from bench.generator import DAY, Label, Org, iso  # noqa: E402
 
-DATA = os.path.join(os.path.dirname(ROOT), "shared", "data", "cloudtrail")
-PWNED = "pwnedlabs_incident_3252"
-SANS = "sans504_s3_ransomware_lab"
-PWNED_USER = "arn:aws:iam::107513503799:user/temp-user"
-PWNED_ACCOUNT = "107513503799"
-PWNED_WINDOW = (1693080000, 1693083600)  # 2023-08-26T20:00Z..21:00Z: the burst is 20:35-20:48
-SANS_SERVICE = "delivery.logs.amazonaws.com"
 ATTACK_KINDS = (
     "discovery_burst",
     "low_and_slow",
@@ -79,11 +82,15 @@ TRAP_KINDS = (
     "validation_burst",
     "dryrun_burst",
     "benign_new_principal",
+    "person_burst",
+    "bursty_day",
 )
 TARGET_RATE = 1.0  # false alerts per 1,000 principal-days
-DEFAULT_SEEDS = tuple(range(1, 13))  # the seeds the engine was tuned on; 13-18 are held out
+GROUPS = {"tuning": F.TUNING, "held-out": F.HELD_OUT}
+DEFAULT_SEEDS = (1, 2, 3)  # organisations per family
 ENGINE_METHODS = ("iamspike", "iamspike_b")  # Input A (raw events) and Input B (count_field=count)
 METHODS = (*ENGINE_METHODS, *R.METHODS)
+ADHOC_EVERY = 3  # ad hoc windows: the 24 h ending at 14:00 UTC of every third day
 
 
 def entity_key(principal: str) -> str:
@@ -104,9 +111,11 @@ class Outcome:
     """How one method did on one data set."""
 
     detected: dict[str, bool] = field(default_factory=dict)  # attack label name -> detected
+    delay: dict[str, float] = field(default_factory=dict)  # attack label name -> hours to its first alert
     false: int = 0
     trap_alerts: dict[str, int] = field(default_factory=lambda: defaultdict(int))  # trap kind -> alerts
     traps_hit: set[str] = field(default_factory=set)  # trap label names with >= 1 alert
+    false_kinds: Counter = field(default_factory=Counter)  # benign kind hit -> false alerts
     alerts: int = 0
 
 
@@ -119,6 +128,7 @@ class Judge:
         for label in org.labels:
             self.by_account[label.account].append(label)
         self.members = {label.name: {entity_key(m) for m in label.members} for label in org.labels}
+        self.kinds = {entity_key(p.principal): p.kind for p in org.principals}
 
     def classify(self, c: R.Candidate) -> tuple[str, Label | None]:
         """('detect', attack) | ('explained', attack) | ('trap', trap) | ('false', None)."""
@@ -148,19 +158,31 @@ class Judge:
             return "trap", trap
         return "false", None
 
-    def outcome(self, alerts: Iterable[R.Candidate]) -> Outcome:
+    def benign_kind(self, c: R.Candidate, label: Label | None) -> str:
+        """What a false alert hit: a trap's kind, else the principal's kind (or the account)."""
+        if label is not None:
+            return label.kind
+        if c.entity_type == "account":
+            return "account (background)"
+        kind = self.kinds.get(entity_key(c.principal), "other")
+        return f"{'automation' if kind == 'noisy_role' else kind} (background)"
+
+    def outcome(self, alerts: Iterable[R.Candidate], span: int = 3600) -> Outcome:
         out = Outcome(detected={label.name: False for label in self.org.attacks()})
+        starts = {label.name: label.windows[0][0] for label in self.org.attacks()}
         for c in alerts:
             out.alerts += 1
             verdict, label = self.classify(c)
             if verdict == "detect" and label is not None:
                 out.detected[label.name] = True
-            elif verdict == "trap" and label is not None:
+                delay = (c.time + span - starts[label.name]) / 3600.0
+                out.delay[label.name] = min(out.delay.get(label.name, math.inf), delay)
+            elif verdict in ("trap", "false"):
                 out.false += 1
-                out.trap_alerts[label.kind] += 1
-                out.traps_hit.add(label.name)
-            elif verdict == "false":
-                out.false += 1
+                out.false_kinds[self.benign_kind(c, label)] += 1
+                if verdict == "trap" and label is not None:
+                    out.trap_alerts[label.kind] += 1
+                    out.traps_hit.add(label.name)
         return out
 
 
@@ -180,9 +202,12 @@ def iamspike_candidates(rows: Iterable[Mapping[str, Any]], min_failures: int = 0
     ]
 
 
-def load_engine() -> tuple[Any, str]:
+def load_engine(path: str = "") -> tuple[Any, str]:
+    """``iamspike.engine`` from bin/, or from ``path`` (a folder holding a prototype copy)."""
+    if path:
+        sys.path.insert(0, os.path.abspath(path))
     try:
-        from iamspike import engine
+        engine = importlib.import_module("iamspike.engine")
     except Exception as exc:  # the engine is written in parallel: report without it
         return None, f"{type(exc).__name__}: {exc}"
     if not hasattr(engine, "run"):
@@ -341,44 +366,23 @@ def at_threshold(scored: Sequence[tuple[str, str, float]], attacks: Sequence[str
 
 SWEEP = (30.0, 40.0, 45.0, 50.0, 55.0, 60.0, 70.0, 80.0)
 
+
 # ---- real data sets ---------------------------------------------------------------------------
-
-
-def load_cloudtrail(path: str) -> list[dict[str, Any]]:
-    """Records of every CloudTrail delivery file under ``path`` (json / json.gz, digests skipped)."""
-    records: list[dict[str, Any]] = []
-    for folder, _dirs, files in os.walk(path):
-        for name in sorted(files):
-            if "Digest" in name or not name.endswith((".json", ".json.gz")):
-                continue
-            full = os.path.join(folder, name)
-            opener = gzip.open if name.endswith(".gz") else open
-            with opener(full, "rt", encoding="utf-8") as fh:
-                doc = json.load(fh)
-            if isinstance(doc, dict):
-                records.extend(doc.get("Records") or [])
-            elif isinstance(doc, list):
-                records.extend(doc)
-    return records
 
 
 @dataclass
 class RealResult:
-    name: str
+    real: realsets.RealSet
     records: int
-    alerts: dict[str, list[R.Candidate]]  # method -> alerts (default thresholds)
-    tuned_alerts: dict[str, list[R.Candidate]]
+    verdicts: dict[str, realsets.Verdict]  # method -> at its default threshold
+    tuned: dict[str, realsets.Verdict]  # references at the thresholds tuned to iamspike's budget
 
 
 def real_sets(
     engine: Any, options: Any, options_b: Any, thresholds: Mapping[str, float | None]
 ) -> list[RealResult]:
     out = []
-    for name in (PWNED, SANS):
-        path = os.path.join(DATA, name)
-        if not os.path.isdir(path):
-            continue
-        records = load_cloudtrail(path)
+    for rs, records in realsets.available():
         cands = R.run_all(R.events_from_records(records))
         alerts = {m: R.alerts(c, R.DEFAULTS[m]) for m, c in cands.items()}
         tuned = {}
@@ -389,32 +393,22 @@ def real_sets(
             alerts["iamspike"], _secs = run_iamspike(engine, records, options)
             alerts["iamspike_b"] = run_input_b(engine, records, options_b)
             tuned.update({m: alerts[m] for m in ENGINE_METHODS})
-        out.append(RealResult(name, len(records), alerts, tuned))
+        out.append(
+            RealResult(
+                rs,
+                len(records),
+                {m: realsets.judge(rs, a) for m, a in alerts.items()},
+                {m: realsets.judge(rs, a) for m, a in tuned.items()},
+            )
+        )
     return out
-
-
-def pwned_checks(alerts: Sequence[R.Candidate]) -> tuple[bool, bool, int]:
-    lo, hi = PWNED_WINDOW
-    principal = any(
-        c.entity_type == "principal" and entity_key(c.principal) == PWNED_USER and lo <= c.time < hi
-        for c in alerts
-    )
-    account = any(
-        c.entity_type == "account" and c.account == PWNED_ACCOUNT and lo <= c.time < hi for c in alerts
-    )
-    return principal, account, len(alerts)
-
-
-def sans_checks(alerts: Sequence[R.Candidate]) -> tuple[int, int]:
-    on_service = sum(1 for c in alerts if c.entity_type == "principal" and SANS_SERVICE in c.principal)
-    return on_service, len(alerts)
 
 
 # ---- the run ----------------------------------------------------------------------------------
 
 
 @dataclass
-class SeedRun:
+class OrgRun:
     org: Org
     judge: Judge
     candidates: dict[str, list[R.Candidate]]
@@ -422,70 +416,87 @@ class SeedRun:
     engine_seconds: float = 0.0
     curve: list[R.Candidate] = field(default_factory=list)  # iamspike show=all: every bin's score
     rows_differ: int | None = None  # alerts that differ via Splunk rows (None: not checked)
+    adhoc: list[Counter] = field(default_factory=list)  # per 24 h window: benign kind -> false alerts
+
+    @property
+    def key(self) -> str:
+        return f"{self.org.extra.get('family', 'classic')}/{self.org.seed}"
 
 
 def generated(
-    seed: int, per_kind: int, size: dict[str, int], cache: str
+    family: F.Family, seed: int, per_kind: int, days: int, cache: str
 ) -> tuple[Org, dict[str, list[R.Candidate]]]:
     """The organisation and the references' candidates, from ``cache`` (a folder) when it has them.
 
-    The cache key covers the arguments and the source of the generator and the references, so a
-    change to either regenerates.
+    The cache key covers the arguments and the source of the generator, the families and the
+    references, so a change to any regenerates.
     """
-    sources = b""
-    for name in ("generator.py", "references.py"):
+    sources = repr(family).encode()
+    for name in ("generator.py", "families.py", "references.py"):
         with open(os.path.join(HERE, name), "rb") as fh:
             sources += fh.read()
-    key = hashlib.sha256(repr((seed, per_kind, sorted(size.items()))).encode() + sources).hexdigest()[:16]
-    path = os.path.join(cache, f"quality-{seed}-{key}.pickle") if cache else ""
+    key = hashlib.sha256(repr((seed, per_kind, days)).encode() + sources).hexdigest()[:16]
+    stem = f"quality-{family.name}-{seed}"
+    path = os.path.join(cache, f"{stem}-{key}.pickle") if cache else ""
     if path and os.path.exists(path):
         with open(path, "rb") as fh:
             return pickle.load(fh)
-    org = generate(seed, scenarios_per_kind=per_kind, **size)
+    org = F.generate(family, seed, days=days, scenarios_per_kind=per_kind)
     cands = R.run_all(R.events_from_records(org.records))
     if path:
         os.makedirs(cache, exist_ok=True)
-        for old in glob.glob(os.path.join(cache, f"quality-{seed}-*.pickle")):
-            os.remove(old)  # one organisation per seed: older generator versions or sizes go
+        for old in glob.glob(os.path.join(cache, f"{stem}-*.pickle")):
+            os.remove(old)  # one organisation per family and seed: older versions go
         with open(f"{path}.{os.getpid()}.tmp", "wb") as fh:
             pickle.dump((org, cands), fh, protocol=pickle.HIGHEST_PROTOCOL)
         os.replace(f"{path}.{os.getpid()}.tmp", path)
     return org, cands
 
 
-def run_seed(
+def adhoc_windows(engine: Any, org: Org, judge: Judge, options: Any) -> list[Counter]:
+    """An analyst's ``| iamspike`` over the last 24 h alone (no baseline rows): the false alerts
+    of each window, by benign kind. Windows end at 14:00 UTC of every ADHOC_EVERY-th day."""
+    times = [r["eventTime"] for r in org.records]  # sorted ISO strings
+    out = []
+    for day in range(ADHOC_EVERY, org.days + 1, ADHOC_EVERY):
+        end = min(org.start + day * DAY + 14 * 3600, org.end)
+        lo = bisect.bisect_left(times, iso(end - DAY))
+        hi = bisect.bisect_left(times, iso(end))
+        alerts, _secs = run_iamspike(engine, org.records[lo:hi], options)
+        out.append(judge.outcome(alerts).false_kinds)
+    return out
+
+
+def run_org(
+    family: F.Family,
     seed: int,
     engine: Any,
-    per_kind: int,
+    args: argparse.Namespace,
     options: Any = None,
     curve_options: Any = None,
-    size: Mapping[str, int] | None = None,
-    cache: str = "",
-    check_rows: bool = False,
     options_b: Any = None,
-) -> SeedRun:
-    org, cands = generated(seed, per_kind, dict(size or {}), cache)
+) -> OrgRun:
+    org, cands = generated(family, seed, args.per_kind, args.days, args.cache)
     judge = Judge(org)
-    secs = 0.0
-    curve: list[R.Candidate] = []
-    rows_differ = None
+    run = OrgRun(org, judge, cands, {})
     if engine is not None:
-        cands["iamspike"], secs = run_iamspike(engine, org.records, options)
+        cands["iamspike"], run.engine_seconds = run_iamspike(engine, org.records, options)
         if curve_options is not None:
-            curve, _secs = run_iamspike(engine, org.records, curve_options)
-        if check_rows:
-            rows_differ = rows_agree(engine, org.records, options, cands["iamspike"])
+            run.curve, _secs = run_iamspike(engine, org.records, curve_options)
+        if not (args.no_rows or args.quick):
+            run.rows_differ = rows_agree(engine, org.records, options, cands["iamspike"])
         if options_b is not None:
             cands["iamspike_b"] = run_input_b(engine, org.records, options_b)
-    outcomes = {}
+        if not (args.no_adhoc or args.quick):
+            run.adhoc = adhoc_windows(engine, org, judge, options)
     for m, c in cands.items():
-        outcomes[m] = judge.outcome(c if m in ENGINE_METHODS else R.alerts(c, R.DEFAULTS[m]))
-    return SeedRun(org, judge, cands, outcomes, secs, curve, rows_differ)
+        run.outcomes[m] = judge.outcome(c if m in ENGINE_METHODS else R.alerts(c, R.DEFAULTS[m]))
+    return run
 
 
-def details(run: SeedRun, limit: int = 40) -> str:
-    """iamspike's misses and false alerts on one seed, for tuning the engine."""
-    lines = [f"-- seed {run.org.seed}: iamspike misses"]
+def details(run: OrgRun, limit: int = 60) -> str:
+    """iamspike's misses and false alerts on one organisation, for tuning the engine."""
+    lines = [f"-- {run.key}: iamspike misses"]
     detected = run.outcomes["iamspike"].detected
     for label in run.org.attacks():
         if not detected[label.name]:
@@ -493,14 +504,14 @@ def details(run: SeedRun, limit: int = 40) -> str:
             lines.append(
                 f"  MISS {label.name} {label.account} {label.principal} {iso(start)}..{iso(end)} {label.note}"
             )
-    lines.append(f"-- seed {run.org.seed}: iamspike false alerts (trap kind or background)")
+    lines.append(f"-- {run.key}: iamspike false alerts (benign kind)")
     false = []
     for c in run.candidates["iamspike"]:
         verdict, label = run.judge.classify(c)
         if verdict in ("false", "trap"):
-            what = label.kind if label is not None else "background"
+            what = run.judge.benign_kind(c, label)
             false.append(
-                f"  {iso(c.time)} {what:<20} {c.entity_type:<9} {c.account} {c.principal} score={c.score:.1f}"
+                f"  {iso(c.time)} {what:<26} {c.entity_type:<9} {c.account} {c.principal} score={c.score:.1f}"
             )
     lines += sorted(false)[:limit]
     if len(false) > limit:
@@ -508,28 +519,69 @@ def details(run: SeedRun, limit: int = 40) -> str:
     return "\n".join(lines)
 
 
-def recall_by_kind(detected: Mapping[str, bool]) -> dict[str, tuple[int, int]]:
-    out: dict[str, list[int]] = {k: [0, 0] for k in ATTACK_KINDS}
-    for name, hit in detected.items():
-        kind = name.split("#")[0]
-        out[kind][1] += 1
-        out[kind][0] += int(hit)
-    return {k: (v[0], v[1]) for k, v in out.items()}
+def scored_candidates(runs: Sequence[OrgRun], method: str) -> list[tuple[str, str, float]]:
+    """(verdict, attack name or "", score) of every candidate of ``method`` (``curve``: iamspike show=all)."""
+    scored = []
+    for r in runs:
+        cands = r.curve if method == "curve" else r.candidates[method]
+        for c in cands:
+            verdict, label = r.judge.classify(c)
+            name = f"{label.name}@{r.key}" if verdict == "detect" and label else ""
+            scored.append((verdict, name, c.score))
+    return scored
+
+
+@dataclass
+class Pooled:
+    """Outcomes of every method pooled over a set of organisations."""
+
+    runs: list[OrgRun]
+    methods: list[str]
+    detected: dict[str, dict[str, bool]]
+    delay: dict[str, dict[str, float]]
+    false: dict[str, int]
+    false_kinds: dict[str, Counter]
+    principal_days: float
+
+    @classmethod
+    def of(cls, runs: Sequence[OrgRun], methods: Sequence[str]) -> Pooled:
+        p = cls(list(runs), list(methods), {}, {}, {}, {}, sum(r.org.principal_days() for r in runs))
+        for m in methods:
+            p.detected[m], p.delay[m], p.false[m], p.false_kinds[m] = {}, {}, 0, Counter()
+            for r in runs:
+                o = r.outcomes[m]
+                p.detected[m].update({f"{n}@{r.key}": v for n, v in o.detected.items()})
+                p.delay[m].update({f"{n}@{r.key}": v for n, v in o.delay.items()})
+                p.false[m] += o.false
+                p.false_kinds[m].update(o.false_kinds)
+        return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--seeds", default=",".join(str(s) for s in DEFAULT_SEEDS), help="comma-separated seeds")
-    ap.add_argument("--quick", action="store_true", help="one seed (the first), no real sets")
-    ap.add_argument("--per-kind", type=int, default=3, help="attack scenarios of each kind per seed")
+    ap.add_argument(
+        "--group", choices=sorted(GROUPS), default="tuning", help="which families (default tuning)"
+    )
+    ap.add_argument("--families", default="", help="comma-separated family names instead of a group")
+    ap.add_argument("--seeds", default=",".join(str(s) for s in DEFAULT_SEEDS), help="seeds per family")
+    ap.add_argument("--quick", action="store_true", help="one family, one seed, no real sets, no ad hoc")
+    ap.add_argument("--per-kind", type=int, default=3, help="attack scenarios of each kind per organisation")
     ap.add_argument("--days", type=int, default=30, help="days per organisation (>= 12)")
-    ap.add_argument("--accounts", type=int, default=6, help="accounts per organisation (>= 2)")
-    ap.add_argument("--output", default=os.path.join(ROOT, "docs", "bench", "quality.md"))
+    ap.add_argument(
+        "--accounts", type=int, default=0, help="accounts per organisation (default: the family's)"
+    )
+    ap.add_argument(
+        "--output", default="", help="report (default docs/bench/quality.md, -heldout for held-out)"
+    )
     ap.add_argument("--no-real", action="store_true", help="skip the real data sets")
+    ap.add_argument("--no-adhoc", action="store_true", help="skip the ad hoc 24 h windows")
     ap.add_argument(
         "--engine-options",
         default="",
         help="SPL-style iamspike options instead of the defaults, e.g. 'sensitivity=2'",
+    )
+    ap.add_argument(
+        "--engine-path", default="", help="a folder holding another iamspike package (a prototype)"
     )
     ap.add_argument(
         "--no-curve", action="store_true", help="skip iamspike show=all (its recall at the target budget)"
@@ -550,13 +602,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     except ValueError:
         ap.error(f"--seeds must be comma-separated integers, got {args.seeds!r}")
+    if args.families:
+        unknown = [n for n in args.families.split(",") if n not in F.FAMILIES]
+        if unknown:
+            ap.error(f"--families: unknown {', '.join(unknown)} (known: {', '.join(F.FAMILIES)})")
+        fams = [F.FAMILIES[n] for n in args.families.split(",")]
+    else:
+        fams = list(GROUPS[args.group])
+    if args.accounts:
+        if args.accounts < 2:
+            ap.error("--accounts must be >= 2")
+        fams = [F.with_accounts(f, args.accounts) for f in fams]
     if args.quick:
-        seeds = seeds[:1]
-    if args.days < 12 or args.accounts < 2 or args.per_kind < 1:
-        ap.error("--days must be >= 12, --accounts >= 2 and --per-kind >= 1")
-    engine, engine_error = load_engine()
+        fams, seeds = fams[:1], seeds[:1]
+    if args.days < 12 or args.per_kind < 1:
+        ap.error("--days must be >= 12 and --per-kind >= 1")
+    if not args.output:
+        name = "quality.md" if args.group == "tuning" or args.families else "quality-heldout.md"
+        args.output = os.path.join(ROOT, "docs", "bench", name)
+    engine, engine_error = load_engine(args.engine_path)
     options = curve_options = options_b = None
-    sweep: list[Tuned] = []
     if engine is not None:
         tokens = shlex.split(args.engine_options)
         try:
@@ -568,67 +633,37 @@ def main(argv: Sequence[str] | None = None) -> int:
         options_b = engine_options(engine, [*tokens, "count_field=count"])
     started = time.perf_counter()
     runs = []
-    for seed in seeds:
-        t0 = time.perf_counter()
-        size = {"days": args.days, "accounts": args.accounts}
-        check_rows = not (args.no_rows or args.quick)
-        run = run_seed(
-            seed, engine, args.per_kind, options, curve_options, size, args.cache, check_rows, options_b
-        )
-        runs.append(run)
-        if args.details and engine is not None:
-            print(details(run), file=sys.stderr)
-        print(
-            f"seed {seed}: {len(run.org.records)} records, {len(run.org.principals)} principals, "
-            f"engine {run.engine_seconds:.1f}s, total {time.perf_counter() - t0:.1f}s",
-            file=sys.stderr,
-        )
+    for fam in fams:
+        for seed in seeds:
+            t0 = time.perf_counter()
+            run = run_org(fam, seed, engine, args, options, curve_options, options_b)
+            runs.append(run)
+            if args.details and engine is not None:
+                print(details(run), file=sys.stderr)
+            print(
+                f"{run.key}: {len(run.org.records)} records, {len(run.org.principals)} principals, "
+                f"engine {run.engine_seconds:.1f}s, total {time.perf_counter() - t0:.1f}s",
+                file=sys.stderr,
+            )
     methods = [m for m in METHODS if m in runs[0].candidates]
-    principal_days = sum(r.org.principal_days() for r in runs)
-
-    # pooled outcomes at default settings
-    detected: dict[str, dict[str, bool]] = {m: {} for m in methods}
-    false = dict.fromkeys(methods, 0)
-    trap_alerts: dict[str, dict[str, int]] = {m: defaultdict(int) for m in methods}
-    traps_hit: dict[str, dict[str, int]] = {m: defaultdict(int) for m in methods}
-    for r in runs:
-        for m in methods:
-            o = r.outcomes[m]
-            detected[m].update({f"{n}@{r.org.seed}": v for n, v in o.detected.items()})
-            false[m] += o.false
-            for k, v in o.trap_alerts.items():
-                trap_alerts[m][k] += v
-            for name in o.traps_hit:
-                traps_hit[m][name.split("#")[0]] += 1
-    trap_counts: dict[str, int] = defaultdict(int)
-    for r in runs:
-        for label in r.org.traps():
-            trap_counts[label.kind] += 1
+    pooled = Pooled.of(runs, methods)
+    by_family = {
+        fam.name: Pooled.of([r for r in runs if r.org.extra["family"] == fam.name], methods) for fam in fams
+    }
 
     # same-budget tuning of the references
-    budget_iamspike = false["iamspike"] if "iamspike" in methods else None
-    budget_target = math.floor(TARGET_RATE * principal_days / 1000.0)
-    attack_names = sorted(detected[methods[0]])
+    budget_iamspike = pooled.false["iamspike"] if "iamspike" in methods else None
+    budget_target = math.floor(TARGET_RATE * pooled.principal_days / 1000.0)
+    attack_names = sorted(pooled.detected[methods[0]])
     tuned: dict[str, dict[str, Tuned]] = {}
     for m in R.METHODS:
-        scored = []
-        for r in runs:
-            for c in r.candidates[m]:
-                verdict, label = r.judge.classify(c)
-                scored.append(
-                    (verdict, f"{label.name}@{r.org.seed}" if verdict == "detect" and label else "", c.score)
-                )
+        scored = scored_candidates(runs, m)
         tuned[m] = {"target": tune(scored, attack_names, budget_target)}
         if budget_iamspike is not None:
             tuned[m]["iamspike"] = tune(scored, attack_names, budget_iamspike)
+    sweep: list[Tuned] = []
     if curve_options is not None:
-        scored = []
-        for r in runs:
-            for c in r.curve:
-                verdict, label = r.judge.classify(c)
-                scored.append(
-                    (verdict, f"{label.name}@{r.org.seed}" if verdict == "detect" and label else "", c.score)
-                )
+        scored = scored_candidates(runs, "curve")
         tuned["iamspike"] = {"target": tune(scored, attack_names, budget_target)}
         sweep = [at_threshold(scored, attack_names, t) for t in SWEEP]
     real_thresholds = {
@@ -639,27 +674,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     report = render(
         args=args,
+        fams=fams,
         seeds=seeds,
-        runs=runs,
-        methods=methods,
+        pooled=pooled,
+        by_family=by_family,
         engine_error=engine_error,
-        principal_days=principal_days,
-        detected=detected,
-        false=false,
-        trap_alerts=trap_alerts,
-        traps_hit=traps_hit,
-        trap_counts=trap_counts,
         tuned=tuned,
         budget_iamspike=budget_iamspike,
         budget_target=budget_target,
         reals=reals,
         elapsed=elapsed,
         sweep=sweep,
+        kept=kept_section(args.output),
     )
     os.makedirs(os.path.dirname(os.path.abspath(args.output)), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as fh:
         fh.write(report)
-    print(summary(methods, detected, false, principal_days, tuned, budget_iamspike, reals, engine_error))
+    print(summary(pooled, tuned, budget_iamspike, reals, engine_error))
     print(f"report: {os.path.relpath(args.output, os.getcwd())} ({elapsed:.0f}s)")
     return 0
 
@@ -676,67 +707,54 @@ def _recall_cell(detected: Mapping[str, bool], kind: str | None = None) -> str:
     return f"{sum(items) / len(items):.2f} ({sum(items)}/{len(items)})" if items else "-"
 
 
+def _delay_cell(delay: Mapping[str, float], kind: str | None = None) -> str:
+    items = [v for n, v in delay.items() if kind is None or n.split("#")[0] == kind]
+    return f"{statistics.fmean(items):.1f}" if items else "-"
+
+
+def _recall_cells(detected: Mapping[str, bool]) -> list[str]:
+    return [*(_recall_cell(detected, k) for k in ATTACK_KINDS), _recall_cell(detected)]
+
+
+def _short_kinds(kinds: Counter, top: int = 4) -> str:
+    return ", ".join(f"{k} {n}" for k, n in kinds.most_common(top)) + (" ..." if len(kinds) > top else "")
+
+
 def summary(
-    methods: Sequence[str],
-    detected: Mapping[str, Mapping[str, bool]],
-    false: Mapping[str, int],
-    principal_days: float,
+    pooled: Pooled,
     tuned: Mapping[str, Mapping[str, Tuned]],
     budget_iamspike: int | None,
     reals: Sequence[RealResult],
     engine_error: str,
 ) -> str:
-    short = {
-        "discovery_burst": "discov",
-        "low_and_slow": "lowslow",
-        "new_principal_burst": "newprin",
-        "account_spread": "acctwide",
-        "relative_spike": "relspike",
-        "console_login_burst": "console",
-    }
-    head = f"{'method':<12}" + "".join(f"{short[k]:>9}" for k in ATTACK_KINDS) + f"{'all':>7}{'FA/1kpd':>9}"
-    if budget_iamspike is not None:
-        head += f"{'@budget':>9}"
-    lines = [head]
-    for m in methods:
-        d = detected[m]
+    short = ("discov", "lowslow", "newprin", "acctwide", "relspike", "console")
+    head = f"{'method':<12}" + "".join(f"{s:>9}" for s in short) + f"{'all':>7}{'FA/1kpd':>9}"
+    lines = [head + (f"{'@budget':>9}" if budget_iamspike is not None else "")]
+    for m in pooled.methods:
+        d = pooled.detected[m]
         row = f"{m:<12}"
         for k in ATTACK_KINDS:
             items = [v for n, v in d.items() if n.split("#")[0] == k]
             row += f"{(sum(items) / len(items) if items else 0):>9.2f}"
-        row += f"{(sum(d.values()) / len(d) if d else 0):>7.2f}{_rate(false[m], principal_days):>9}"
-        if budget_iamspike is not None:
-            if m in R.METHODS:
-                t = tuned[m]["iamspike"].detected
-                row += f"{sum(t.values()) / len(t):>9.2f}"
-            else:
-                row += f"{'':>9}"
+        rate = _rate(pooled.false[m], pooled.principal_days)
+        row += f"{(sum(d.values()) / len(d) if d else 0):>7.2f}{rate:>9}"
+        if budget_iamspike is not None and m in R.METHODS:
+            t = tuned[m]["iamspike"].detected
+            row += f"{sum(t.values()) / len(t):>9.2f}"
         lines.append(row)
     if engine_error:
         lines.append(f"iamspike not run: {engine_error}")
-    if "iamspike" in tuned:
-        t = tuned["iamspike"]["target"]
-        thr = "unreachable" if t.threshold is None else f"score > {t.threshold:.3g}"
-        recall = sum(t.detected.values()) / max(len(t.detected), 1)
+    adhoc = [sum(c.values()) for r in pooled.runs for c in r.adhoc]
+    if adhoc:
         lines.append(
-            f"iamspike tuned to the target budget ({thr}): recall {recall:.2f} "
-            f"at {_rate(t.false, principal_days)} FA/1kpd"
+            f"ad hoc 24 h without state: {statistics.fmean(adhoc):.1f} false alerts per window "
+            f"(median {statistics.median(adhoc):g}, max {max(adhoc)}, {len(adhoc)} windows)"
         )
     for rr in reals:
-        cells = []
-        for m in methods:
-            if m not in rr.alerts:
-                continue
-            if rr.name == PWNED:
-                p, a, _n = pwned_checks(rr.alerts[m])
-                cells.append(f"{m}={'P' if p else '-'}{'A' if a else '-'}")
-            else:
-                s, n = sans_checks(rr.alerts[m])
-                cells.append(f"{m}={s}/{n}")
-        what = (
-            "PwnedLabs (P=principal A=account alerted)" if rr.name == PWNED else "SANS (service alerts/all)"
-        )
-        lines.append(f"{what}: " + " ".join(cells))
+        v = rr.verdicts.get("iamspike")
+        if v is not None:
+            checks = " ".join("ok" if ok else "FAIL" for ok in v.checks)
+            lines.append(f"{rr.real.name}: {checks} ({v.false} false alerts)")
     return "\n".join(lines)
 
 
@@ -757,153 +775,234 @@ def _table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str
     return [*lines, ""]
 
 
-def _recall_cells(detected: Mapping[str, bool]) -> list[str]:
-    return [*(_recall_cell(detected, k) for k in ATTACK_KINDS), _recall_cell(detected)]
-
-
 def _command(args: argparse.Namespace, seeds: Sequence[int]) -> str:
-    cmd = "python tests/bench/quality.py --seeds " + ",".join(str(s) for s in seeds)
+    cmd = "python tests/bench/quality.py " + (
+        f"--families {args.families}" if args.families else f"--group {args.group}"
+    )
+    cmd += " --seeds " + ",".join(str(s) for s in seeds)
     if args.engine_options:
         cmd += f" --engine-options {shlex.quote(args.engine_options)}"
-    for flag in ("no_curve", "no_real", "no_rows", "quick"):
+    if args.engine_path:
+        cmd += f" --engine-path {shlex.quote(args.engine_path)}"
+    for flag in ("no_curve", "no_real", "no_rows", "no_adhoc", "quick"):
         if getattr(args, flag):
             cmd += " --" + flag.replace("_", "-")
-    for name, default in (("per_kind", 3), ("days", 30), ("accounts", 6)):
+    for name, default in (("per_kind", 3), ("days", 30), ("accounts", 0)):
         if getattr(args, name) != default:
             cmd += f" --{name.replace('_', '-')} {getattr(args, name)}"
     return cmd
 
 
+KEPT = "## Where the engine fails"
+
+
+def kept_section(path: str) -> str:
+    """The hand-written diagnosis of an earlier report at ``path`` (up to the next section)."""
+    if not os.path.exists(path):
+        return ""
+    with open(path, encoding="utf-8") as fh:
+        text = fh.read()
+    start = text.find(KEPT + "\n")
+    if start < 0:
+        return ""
+    end = text.find("\n## ", start + len(KEPT))
+    return text[start : end + 1 if end >= 0 else len(text)].rstrip() + "\n"
+
+
 def _real_rows(rr: RealResult, methods: Sequence[str]) -> list[list[str]]:
     def cell(m: str, default: object, tuned_: object) -> str:
-        return str(default) if m in ENGINE_METHODS else f"{default} [{tuned_}]"
+        return str(default) if m in ENGINE_METHODS or default == tuned_ else f"{default} [{tuned_}]"
 
     def yes(flag: bool) -> str:
-        return "yes" if flag else "no"
+        return "yes" if flag else "**no**"
 
-    label = f"{rr.name} ({rr.records} records)"
-    if rr.name == PWNED:
-        checks = [
-            pwned_checks(rr.alerts.get(m, [])) + pwned_checks(rr.tuned_alerts.get(m, [])) for m in methods
-        ]
-        return [
-            [label, "principal temp-user alerted (must)"]
-            + [cell(m, yes(c[0]), yes(c[3])) for m, c in zip(methods, checks)],
-            [label, "account alerted (must)"]
-            + [cell(m, yes(c[1]), yes(c[4])) for m, c in zip(methods, checks)],
-            [label, "alerts"] + [cell(m, c[2], c[5]) for m, c in zip(methods, checks)],
-        ]
-    checks = [sans_checks(rr.alerts.get(m, [])) + sans_checks(rr.tuned_alerts.get(m, [])) for m in methods]
-    return [
-        [label, "alerts on delivery.logs (must be 0)"]
-        + [cell(m, c[0], c[2]) for m, c in zip(methods, checks)],
-        [label, "alerts"] + [cell(m, c[1], c[3]) for m, c in zip(methods, checks)],
+    label = f"{rr.real.name} ({rr.records} records)"
+    rows = []
+    for i, check in enumerate(rr.real.checks):
+        what = ("must alert: " if check.must else "must stay quiet: ") + check.what
+        rows.append(
+            [label, what]
+            + [
+                cell(m, yes(rr.verdicts[m].checks[i]), yes(rr.tuned[m].checks[i]))
+                for m in methods
+                if m in rr.verdicts
+            ]
+        )
+    rows.append(
+        [label, "false alerts"]
+        + [cell(m, rr.verdicts[m].false, rr.tuned[m].false) for m in methods if m in rr.verdicts]
+    )
+    return rows
+
+
+def _family_rows(kw: Mapping[str, Any], method: str) -> list[list[object]]:
+    rows = []
+    for name, p in kw["by_family"].items():
+        if method not in p.detected:
+            continue
+        rows.append(
+            [
+                name,
+                *_recall_cells(p.detected[method]),
+                p.false[method],
+                _rate(p.false[method], p.principal_days),
+            ]
+        )
+    return rows
+
+
+def _adhoc_lines(runs: Sequence[OrgRun]) -> list[str]:
+    windows = [c for r in runs for c in r.adhoc]
+    if not windows:
+        return []
+    totals = [sum(c.values()) for c in windows]
+    kinds: Counter = Counter()
+    for c in windows:
+        kinds.update(c)
+    out = [
+        "## Ad hoc searches without saved state",
+        "",
+        "An analyst's `| iamspike` over the last 24 h alone (no baseline rows, default options), on",
+        f"every organisation above: the 24 h ending at 14:00 UTC of every {ADHOC_EVERY}rd day, "
+        f"{len(windows)} windows. False alerts per window (alerts not on an attack):",
+        "",
     ]
+    per_family = defaultdict(list)
+    for r in runs:
+        per_family[r.org.extra["family"]] += [sum(c.values()) for c in r.adhoc]
+    rows = [
+        [name, len(v), f"{statistics.fmean(v):.1f}", f"{statistics.median(v):g}", max(v)]
+        for name, v in per_family.items()
+    ]
+    rows.append(
+        [
+            "**all**",
+            len(totals),
+            f"{statistics.fmean(totals):.1f}",
+            f"{statistics.median(totals):g}",
+            max(totals),
+        ]
+    )
+    out += _table(["family", "windows", "mean", "median", "max"], rows)
+    out += [f"What they hit: {_short_kinds(kinds, 8)}.", ""]
+    return out
 
 
 def render(**kw: Any) -> str:
-    runs: list[SeedRun] = kw["runs"]
-    methods: list[str] = kw["methods"]
-    pd = kw["principal_days"]
-    detected = kw["detected"]
-    false = kw["false"]
+    pooled: Pooled = kw["pooled"]
+    runs, methods, pd = pooled.runs, pooled.methods, pooled.principal_days
     tuned = kw["tuned"]
     now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    group = kw["args"].families or kw["args"].group
     out = [
-        "# Quality bench: `iamspike` against what Splunk users have today",
+        f"# Quality bench ({group} families): `iamspike` against what Splunk users have today",
         "",
         f"Generated {now} at commit {_git_commit()} by `{_command(kw['args'], kw['seeds'])}` "
-        f"({kw['elapsed']:.0f} s).",
-        "Code: `tests/bench/generator.py` (organisation and labels), `tests/bench/references.py` (reference",
-        "methods, each documented as implemented), `tests/bench/quality.py` (scoring, this report).",
+        f"({kw['elapsed']:.0f} s on 2 shared cores).",
+        "Code: `tests/bench/families.py` (the families: generator settings), `tests/bench/generator.py`",
+        "(records and labels), `tests/bench/references.py` (reference methods, each documented as",
+        "implemented), `tests/bench/realsets.py` (real sets and their checks), `tests/bench/quality.py`",
+        "(scoring, this report).",
         "",
     ]
     if kw["engine_error"]:
         out += [f"**iamspike was not run**: `{kw['engine_error']}`", ""]
-    out += ["## Data", ""]
+    out += [
+        "## Families",
+        "",
+        "Each organisation draws its own habits from its family's ranges (30 days from 2026-09-07, a",
+        "Monday; accounts from near-silent to busy; people in office hours with their own weekend",
+        "and bursty days; automations with their own rate, dispersion, daily and weekly seasonality;",
+        "batches; AWS service principals; principals appearing mid-month). Tuning families: "
+        + ", ".join(f.name for f in F.TUNING)
+        + "; held-out: "
+        + ", ".join(f.name for f in F.HELD_OUT)
+        + ".",
+        "",
+    ]
+    rows = []
+    for fam in kw["fams"]:
+        fr = [r for r in runs if r.org.extra["family"] == fam.name]
+        rows.append(
+            [
+                fam.name,
+                fam.note,
+                len(fr),
+                sum(len(r.org.records) for r in fr),
+                sum(len(r.org.principals) for r in fr),
+                f"{sum(r.org.principal_days() for r in fr):.0f}",
+                sum(len(r.org.attacks()) for r in fr),
+                f"{sum(r.engine_seconds for r in fr):.1f}",
+                "-" if any(r.rows_differ is None for r in fr) else sum(r.rows_differ or 0 for r in fr),
+            ]
+        )
     out += _table(
         [
-            "seed",
+            "family",
+            "habits",
+            "orgs",
             "records",
-            "failed calls",
             "principals",
             "principal-days",
             "attacks",
-            "traps",
             "iamspike s",
             "alerts differing via Splunk rows",
         ],
-        [
-            [
-                r.org.seed,
-                len(r.org.records),
-                sum(1 for rec in r.org.records if "errorCode" in rec),
-                len(r.org.principals),
-                f"{r.org.principal_days():.0f}",
-                len(r.org.attacks()),
-                len(r.org.traps()),
-                f"{r.engine_seconds:.1f}",
-                "not checked" if r.rows_differ is None else r.rows_differ,
-            ]
-            for r in runs
-        ],
+        rows,
     )
     out += [
-        f"Each seed: {runs[0].org.days} days from 2026-09-07 (a Monday), "
-        f"{len(runs[0].org.accounts)} accounts; people working office hours in",
-        "their account's time zone, CI users, application roles used through rotating assumed-role",
-        "sessions, Identity Center roles, a daily batch role failing at the same hour, noisy",
-        "automation, AWS service principals, root, and principals appearing mid-month. Counts are",
-        "Poisson with a per-day gamma factor. Successful calls are mixed in (fewer than in a real",
-        "trail, where most calls succeed, to keep the run short: they test that they are ignored).",
         "The last column: the same records fed to `Detector.add_rows` as Splunk hands them to the",
-        "search command (dotted field names, strings, extra columns, 50,000-row chunks); 0 = the same",
-        "alerts as `engine.run`.",
+        "search command (dotted field names, strings, 50,000-row chunks); 0 = the same alerts.",
         "",
-        "## Recall per scenario (default settings)",
+        "## Recall per attack kind (default settings)",
         "",
-        "Detected = the method alerts on the scenario's entity (principal or account) in one of its",
+        "Detected = the method alerts on the attack's entity (principal or account) in one of its",
         "hourly bins. `iamspike` reads the raw events (Input A); `iamspike_b` reads rows pre-counted",
-        "per hour, account, principal, errorCode, eventSource and eventName (Input B, `count_field=count`,",
-        "principal from the `iam_error_spike_principal` macro), the scalable path. Like searchbnf's",
-        "example (`errorCode=* | stats count by ...`) these rows hold only calls with an errorCode, so",
-        "failed console sign-ins (which have none) never reach it.",
+        "per hour, account, principal, errorCode, eventSource and eventName (Input B, `count_field=count`);",
+        "like searchbnf's example these rows hold only calls with an errorCode, so failed console",
+        "sign-ins (which have none) never reach it.",
         "",
     ]
-    rows = [[kind, *(_recall_cell(detected[m], kind) for m in methods)] for kind in ATTACK_KINDS]
-    out += _table(["scenario", *methods], [*rows, ["**all**", *(_recall_cell(detected[m]) for m in methods)]])
+    d = pooled.detected
+    rows = [[kind, *(_recall_cell(d[m], kind) for m in methods)] for kind in ATTACK_KINDS]
+    out += _table(["attack kind", *methods], [*rows, ["**all**", *(_recall_cell(d[m]) for m in methods)]])
     out += [f"- `{m}`: {R.TITLES[m]}" for m in R.METHODS] + [""]
+    out += ["### Mean delay (hours from the attack's start to the end of its first flagged bin)", ""]
+    rows = [[kind, *(_delay_cell(pooled.delay[m], kind) for m in methods)] for kind in ATTACK_KINDS]
+    out += _table(
+        ["attack kind", *methods], [*rows, ["**all**", *(_delay_cell(pooled.delay[m]) for m in methods)]]
+    )
+    if "iamspike" in methods:
+        out += ["### iamspike per family", ""]
+        out += _table(
+            ["family", *ATTACK_KINDS, "all", "false alerts", "per 1,000 principal-days"],
+            _family_rows(kw, "iamspike"),
+        )
     out += [
         "## False alerts (default settings)",
         "",
-        f"Principal-days over all seeds: {pd:.0f}. Target: <= {TARGET_RATE:g} per 1,000 principal-days.",
+        f"Principal-days: {pd:.0f}. Target: <= {TARGET_RATE:g} per 1,000 principal-days. The benign kind",
+        "an alert hits: a labelled trap, else the kind of principal whose background it is.",
         "",
     ]
     out += _table(
-        ["method", "false alerts", "per 1,000 principal-days", "of which on benign traps"],
-        [[m, false[m], _rate(false[m], pd), sum(kw["trap_alerts"][m].values())] for m in methods],
+        ["method", "false alerts", "per 1,000 principal-days", "benign kinds hit (most first)"],
+        [
+            [m, pooled.false[m], _rate(pooled.false[m], pd), _short_kinds(pooled.false_kinds[m], 6)]
+            for m in methods
+        ],
     )
-    out += [
-        "## Benign traps",
-        "",
-        "Alerts on each trap (its principal or its account, inside the trap's window), and how many",
-        "of the traps drew at least one alert.",
-        "",
-    ]
-    counts, trap_alerts, traps_hit = kw["trap_counts"], kw["trap_alerts"], kw["traps_hit"]
-    rows = []
-    for kind in TRAP_KINDS:
-        n = counts.get(kind, 0)
-        rows.append(
-            [kind, n, *(f"{trap_alerts[m].get(kind, 0)} ({traps_hit[m].get(kind, 0)}/{n})" for m in methods)]
-        )
-    out += _table(["trap", "traps", *methods], rows)
+    kinds = sorted({k for m in methods for k in pooled.false_kinds[m]})
+    out += ["### By benign kind", ""]
+    out += _table(
+        ["benign kind", *methods], [[k, *(pooled.false_kinds[m].get(k, 0) for m in methods)] for k in kinds]
+    )
     out += [
         "## Recall at the same false-alert budget",
         "",
         "Each reference's threshold is moved to the loosest value whose false alerts (pooled over the",
-        "seeds) stay within the budget; the reference then alerts when its score is above it. At the",
-        "target budget `iamspike` is tuned the same way on its `show=all` scores (bins below",
+        "organisations) stay within the budget; the reference then alerts when its score is above it.",
+        "At the target budget `iamspike` is tuned the same way on its `show=all` scores (bins below",
         "`min_failures` left out, as the engine never flags them; its threshold moved from the default).",
         "",
     ]
@@ -914,7 +1013,7 @@ def render(**kw: Any) -> str:
     for key, budget, what in budgets:
         rows = []
         if key == "iamspike":
-            rows.append(["iamspike (default)", "-", false["iamspike"], *_recall_cells(detected["iamspike"])])
+            rows.append(["iamspike (default)", "-", pooled.false["iamspike"], *_recall_cells(d["iamspike"])])
         for m in [*(["iamspike"] if key in tuned.get("iamspike", {}) else []), *R.METHODS]:
             t = tuned[m][key]
             thr = "unreachable" if t.threshold is None else f"{t.threshold:.3g}"
@@ -922,12 +1021,7 @@ def render(**kw: Any) -> str:
         out += [f"### Budget: {budget} false alerts ({what})", ""]
         out += _table(["method", "threshold (score >)", "false alerts", *ATTACK_KINDS, "all"], rows)
     if kw["sweep"]:
-        out += [
-            "### iamspike across score thresholds (`show=all` scores, bins >= `min_failures`)",
-            "",
-            "The engine flags a bin at score >= its `threshold` option (default 50).",
-            "",
-        ]
+        out += ["### iamspike across score thresholds (`show=all` scores, bins >= `min_failures`)", ""]
         out += _table(
             ["score >=", "false alerts", "per 1,000 principal-days", *ATTACK_KINDS, "all"],
             [
@@ -935,31 +1029,36 @@ def render(**kw: Any) -> str:
                 for t in kw["sweep"]
             ],
         )
-    out += [
-        "Notes: `escu_spike` scores pile up at sqrt(719) = 26.8: when an entity's seed hours were all",
-        "equal (stdev 0), the 1/720 update makes the first different count score exactly that, whatever",
-        "its size, so many false alerts tie there and no threshold separates them. `escu_static` and",
-        "`panther` cannot see account-wide spreads, roles or service principals at any threshold.",
-        "",
-    ]
+    out += _adhoc_lines(runs)
     if kw["reals"]:
         out += [
             "## Real data sets (read from ../shared/data/cloudtrail, never copied)",
             "",
-            "References at their default thresholds (and, in brackets, at the thresholds tuned to",
-            "iamspike's budget above).",
+            "Each set alone, as delivered (no synthetic history before it). References at their default",
+            "thresholds (in brackets where it differs: at the thresholds tuned to iamspike's budget above).",
+            "False alerts: alerts no positive check explains.",
             "",
         ]
+        real_methods = [m for m in methods if m in kw["reals"][0].verdicts]
         out += _table(
-            ["data set", "check", *methods], [row for rr in kw["reals"] for row in _real_rows(rr, methods)]
+            ["data set", "check", *real_methods],
+            [row for rr in kw["reals"] for row in _real_rows(rr, real_methods)],
         )
+        v = {rr.real.name: rr.verdicts["iamspike"] for rr in kw["reals"] if "iamspike" in rr.verdicts}
+        if v:
+            hit, total = realsets.positives(v)
+            names = "; ".join(f"{n}: {', '.join(x.false_names)}" for n, x in v.items() if x.false_names)
+            out += [f"iamspike: {hit} of {total} real positives; false alerts: {names or 'none'}.", ""]
+    if kw["kept"]:
+        out += [kw["kept"]]
     out += [
         "## Re-running",
         "",
-        "`--quick` (one seed, no real sets), `--seeds 4,5,6` (seeds the engine was not tuned on: check",
-        "there before trusting a change), `--engine-options 'sensitivity=2'` (SPL-style options instead",
-        "of the defaults), `--details` (iamspike's misses and false alerts per seed on stderr). Generated",
-        "organisations are cached in the system temp folder (`--cache ''` to turn off).",
+        "`--group held-out` (the held-out families: run once, after tuning), `--families a,b`,",
+        "`--seeds 1,2,3` (organisations per family), `--quick` (one organisation, no real sets),",
+        "`--engine-options 'sensitivity=2'`, `--engine-path /tmp/proto/bin` (a prototype copy of the",
+        "engine), `--details` (iamspike's misses and false alerts per organisation on stderr).",
+        "Generated organisations are cached in the system temp folder (`--cache ''` to turn off).",
         "",
         "## The references as implemented",
         "",
@@ -968,7 +1067,7 @@ def render(**kw: Any) -> str:
     out += ref_doc[ref_doc.find("``escu_static``") :].strip().splitlines()
     out += ["", "## Scoring rules", ""]
     doc = __doc__ or ""
-    out += doc[doc.find("- an attack is") : doc.find("Real sets,")].strip().splitlines()
+    out += doc[doc.find("- an attack is") : doc.find("Real sets (")].strip().splitlines()
     out.append("")
     return "\n".join(out)
 

@@ -292,27 +292,42 @@ def test_judge_separates_detections_explained_traps_and_false_alerts() -> None:
 
 def test_quality_bench_end_to_end_on_a_small_org(tmp_path, capsys) -> None:
     out = tmp_path / "quality.md"
-    argv = ["--seeds", "4", "--days", "14", "--accounts", "2", "--per-kind", "1", "--no-real", "--no-curve"]
+    argv = ["--families", "startup", "--seeds", "4", "--days", "14", "--accounts", "2", "--per-kind", "1"]
+    argv += ["--no-real", "--no-curve"]
     cache = tmp_path / "cache"
     assert quality.main([*argv, "--output", str(out), "--cache", str(cache)]) == 0
     report = out.read_text()
-    assert len(list(cache.glob("quality-4-*.pickle"))) == 1
+    assert len(list(cache.glob("quality-startup-4-*.pickle"))) == 1
     again = tmp_path / "again.md"
+    again.write_text("# old\n\n## Where the engine fails\n\nhand-written diagnosis\n\n## Data\n\nold table\n")
     assert quality.main([*argv, "--output", str(again), "--cache", str(cache)]) == 0  # from the cache
-    tail = report.index("## Recall per scenario")  # before: the date and the engine's seconds
-    assert again.read_text()[tail:] == report[tail:]
+    tail = report.index("## Recall per attack kind")  # before: the date and the engine's seconds
+    rerun = again.read_text()
+    assert "hand-written diagnosis" in rerun and "old table" not in rerun  # the diagnosis is kept
+    assert (
+        rerun[tail:].replace("## Where the engine fails\n\nhand-written diagnosis\n\n", "") == report[tail:]
+    )
     command = report.split("`")[3]
-    assert command.startswith("python tests/bench/quality.py --seeds 4")
+    assert command.startswith("python tests/bench/quality.py --families startup --seeds 4")
     assert {"--days 14", "--accounts 2", "--per-kind 1", "--no-real", "--no-curve"} <= {
         " ".join(pair) for pair in zip(command.split(), command.split()[1:])
     } | set(command.split())
-    for heading in ("## Recall per scenario", "## False alerts", "## Benign traps", "### Budget: "):
+    for heading in (
+        "## Recall per attack kind",
+        "### Mean delay",
+        "### iamspike per family",
+        "## False alerts",
+        "### By benign kind",
+        "### Budget: ",
+        "## Ad hoc searches without saved state",
+    ):
         assert heading in report
     assert "| discovery_burst | 1.00 (1/1) |" in report  # iamspike, first column, finds the sweep
-    (data_row,) = [line for line in report.splitlines() if line.startswith("| 4 |")]
+    (data_row,) = [line for line in report.splitlines() if line.startswith("| startup |")][:1]
     assert data_row.endswith("| 0 |")  # Splunk rows in 50,000-row chunks: the same alerts
     summary = capsys.readouterr().out
     assert summary.splitlines()[0].startswith("method") and "iamspike" in summary
+    assert "ad hoc 24 h without state" in summary
 
 
 def test_splunk_rows_flatten_records_like_search_time_extraction() -> None:

@@ -1,0 +1,600 @@
+"""Families of organisations: generator settings whose habits each organisation draws for itself.
+
+A seed of one generator tests little beyond the seed: its organisations share every habit. A
+`Family` is a set of *ranges*; each organisation of the family (``generate(family, seed)``) draws
+its own habits from them: how busy each account is (near-silent to busy), how many people,
+automations and batches it has, the automations' rates (log-uniform over a wide range), their
+day-to-day and hour-to-hour dispersion, daily and weekly seasonality, people with bursty days,
+and the shapes of the attacks and benign bursts. The quality bench tunes on `TUNING` and reports
+`HELD_OUT` (whole settings never looked at while tuning) once.
+
+Attack kinds (category "attack"), as an independent bench described them:
+
+- discovery_burst: a compromised user's key (or a role's session) sweeping many APIs in minutes;
+- low_and_slow: a near-silent principal denied a few times an hour for hours;
+- new_principal_burst: a brand-new principal whose first hour is mostly denied;
+- account_spread: in the family's quietest account, several principals each denied a few times
+  on the same services within minutes (a handful to a few dozen failures in all);
+- relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
+  denied APIs, from its usual address (no new API, no new address);
+- console_login_burst: failed console sign-ins of one user.
+
+Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some families),
+log_delivery (the SANS-like service stream), throttling_burst, validation_burst, dryrun_burst,
+benign_new_principal, person_burst (a person's small burst in seconds, like a student's 18
+UnauthorizedOperation in 7 s) and bursty_day (a person's hours at several times their rate).
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from bench.generator import (
+    API_CATALOG,
+    ATTACKER_AGENTS,
+    BENIGN_AGENTS,
+    DAY,
+    DEFAULT_START,
+    FIRST,
+    HOUR,
+    LAST,
+    SYSTEMS,
+    Org,
+    Principal,
+    _Builder,
+    parse_time,
+)
+
+Range = tuple[float, float]
+EC2_APIS = tuple(api for api in API_CATALOG if api[0] == "ec2.amazonaws.com")
+
+
+@dataclass(frozen=True)
+class Family:
+    """Ranges an organisation draws its habits from (a pair = uniform, ``log_`` = log-uniform)."""
+
+    name: str
+    note: str
+    accounts: int = 6
+    quiet_accounts: int = 1  # accounts drawn from ``quiet_scale`` (where the thin spreads go)
+    account_scale: Range = (0.3, 2.0)  # log-uniform multiplier of an account's failure rates
+    quiet_scale: Range = (0.05, 0.2)
+    humans: Range = (8, 16)  # people per account (scaled down in quiet accounts)
+    human_fail: Range = (0.05, 0.6)  # log-uniform failures per office hour
+    bursty_people: float = 0.1  # share of people with bursty days
+    bursty_day: float = 0.08  # chance a bursty person's working day has a burst of hours
+    bursty_factor: Range = (3.0, 8.0)
+    ci_users: Range = (2, 5)
+    app_roles: Range = (10, 18)
+    automations: Range = (0, 2)  # steady denied automation roles per account
+    automation_rate: Range = (5.0, 30.0)  # log-uniform failures per hour
+    automation_day_shape: Range = (4.0, 12.0)  # gamma shape of the day factor (low = dispersed)
+    automation_hour_shape: Range = (20.0, 200.0)  # gamma shape of the hour factor
+    automation_amplitude: Range = (0.1, 0.5)  # daily swing
+    automation_weekend: Range = (0.7, 1.0)  # weekend level / weekday level (weekly seasonality)
+    batches: Range = (1, 1)  # batch roles per account
+    batch_rate: Range = (20.0, 60.0)
+    weekday_batches: float = 0.0  # share of batch roles that run on weekdays only
+    log_delivery: int = 2
+    person_bursts: int = 3  # small benign bursts of people per organisation
+    person_burst_size: Range = (8, 20)
+    # attacks
+    discovery_size: Range = (40, 400)
+    discovery_apis: Range = (15, 60)
+    low_slow_rate: Range = (4.0, 12.0)
+    low_slow_hours: Range = (3, 12)
+    new_principal_size: Range = (20, 80)
+    spread_members: Range = (4, 10)
+    spread_each: Range = (1, 5)
+    spread_minutes: Range = (2.0, 20.0)
+    spike_factor: Range = (3.0, 6.0)
+    spike_hours: Range = (1, 2)
+    console_size: Range = (15, 60)
+
+
+TUNING = (
+    Family(
+        "office",
+        "office-hours people, a few moderate automations, weak weekly seasonality",
+    ),
+    Family(
+        "steady-automation",
+        "two or three steady denied automations per account (5-60/h, low dispersion), quiet people,"
+        " relative spikes of x2.5-x4",
+        automations=(2, 3),
+        automation_rate=(5.0, 60.0),
+        automation_day_shape=(15.0, 40.0),
+        automation_amplitude=(0.0, 0.2),
+        human_fail=(0.02, 0.3),
+        spike_factor=(2.5, 4.0),
+        spread_members=(3, 6),
+        spread_each=(2, 6),
+    ),
+    Family(
+        "weekly",
+        "strong weekly and daily seasonality (automation at 5-30 % on weekends, swings of 50-90 %),"
+        " weekday-only batches, bursty people",
+        automation_weekend=(0.05, 0.3),
+        automation_amplitude=(0.5, 0.9),
+        batches=(1, 2),
+        weekday_batches=0.6,
+        bursty_people=0.25,
+        automations=(1, 2),
+    ),
+    Family(
+        "startup",
+        "small near-silent accounts, few principals, small attacks",
+        quiet_accounts=2,
+        account_scale=(0.05, 0.5),
+        humans=(3, 8),
+        app_roles=(4, 8),
+        ci_users=(1, 2),
+        automations=(0, 1),
+        automation_rate=(2.0, 10.0),
+        discovery_size=(20, 80),
+        discovery_apis=(8, 25),
+        low_slow_rate=(3.0, 8.0),
+        new_principal_size=(15, 40),
+        spread_members=(3, 6),
+        spread_each=(1, 3),
+        log_delivery=1,
+    ),
+)
+
+HELD_OUT = (
+    Family(
+        "noisy-automation",
+        "dispersed automations over a wide range (10-120/h, day shape 1.5-4, hour shape 3-10)",
+        automations=(1, 2),
+        automation_rate=(10.0, 120.0),
+        automation_day_shape=(1.5, 4.0),
+        automation_hour_shape=(3.0, 10.0),
+        automation_amplitude=(0.2, 0.6),
+        spike_factor=(3.0, 6.0),
+        spike_hours=(1, 3),
+    ),
+    Family(
+        "teaching",
+        "many people with bursty days and small benign bursts (students), quiet automation",
+        humans=(20, 35),
+        human_fail=(0.1, 1.0),
+        bursty_people=0.4,
+        bursty_day=0.12,
+        app_roles=(4, 8),
+        automations=(0, 1),
+        automation_rate=(3.0, 15.0),
+        person_bursts=8,
+        person_burst_size=(10, 25),
+        spread_members=(5, 12),
+        spread_each=(1, 4),
+    ),
+    Family(
+        "global-busy",
+        "busy accounts (x1-x4) and one quiet one, mixed seasonality, bursty people, relative"
+        " spikes of x2.5-x5",
+        account_scale=(1.0, 4.0),
+        quiet_scale=(0.1, 0.3),
+        automations=(1, 3),
+        automation_rate=(5.0, 40.0),
+        automation_weekend=(0.3, 1.0),
+        automation_amplitude=(0.2, 0.7),
+        bursty_people=0.2,
+        spike_factor=(2.5, 5.0),
+        discovery_size=(30, 200),
+        spread_members=(4, 12),
+        spread_each=(2, 5),
+        batches=(1, 2),
+        weekday_batches=0.3,
+    ),
+    Family(
+        "near-silent",
+        "near-silent accounts, low automation, small spreads and low-and-slow",
+        quiet_accounts=3,
+        account_scale=(0.02, 0.3),
+        quiet_scale=(0.02, 0.1),
+        humans=(4, 10),
+        app_roles=(6, 12),
+        automations=(1, 1),
+        automation_rate=(1.5, 8.0),
+        low_slow_rate=(3.0, 6.0),
+        new_principal_size=(15, 40),
+        spread_members=(3, 5),
+        spread_each=(1, 3),
+        discovery_size=(25, 120),
+        log_delivery=1,
+    ),
+)
+FAMILIES = {f.name: f for f in (*TUNING, *HELD_OUT)}
+
+
+class _FamilyBuilder(_Builder):
+    """The generator's builder with every habit drawn from a `Family`'s ranges."""
+
+    def __init__(self, family: Family, seed: int, start: int, days: int, per_kind: int) -> None:
+        super().__init__(seed, start, days, family.accounts, per_kind)
+        # its own random stream per family: organisations of two families never share draws
+        self.rng = np.random.Generator(np.random.PCG64([seed, zlib.crc32(family.name.encode())]))
+        self.fast.seed(int(self.rng.integers(0, 2**62)))
+        self.f = family
+        self.scale: dict[str, float] = {}
+        self.rates: dict[str, np.ndarray] = {}  # principal -> expected failures per hour
+
+    # ---- draws ------------------------------------------------------------------------------------
+    def uni(self, r: Range) -> float:
+        return float(self.rng.uniform(r[0], r[1])) if r[1] > r[0] else float(r[0])
+
+    def log_uni(self, r: Range) -> float:
+        return math.exp(self.uni((math.log(r[0]), math.log(r[1]))))
+
+    def count(self, r: Range, scale: float = 1.0) -> int:
+        return max(0, round(self.uni(r) * scale))
+
+    # ---- the organisation -------------------------------------------------------------------------
+    def build_org(self) -> None:
+        f = self.f
+        while len(self.accounts) < f.accounts:
+            acct = str(int(self.rng.integers(100_000_000_000, 999_999_999_999)))
+            if acct not in self.accounts:
+                self.accounts.append(acct)
+        for n, acct in enumerate(self.accounts):
+            quiet = n < f.quiet_accounts
+            scale = self.log_uni(f.quiet_scale if quiet else f.account_scale)
+            self.scale[acct] = scale
+            size = 0.5 if quiet else 1.0
+            tz = int(self._pick([0, -5, 1, 8, -8, 2, 5, 9, -3]))
+            office_ips = tuple(self._ip() for _ in range(3))
+            for i in range(max(2, self.count(f.humans, size))):
+                p = self._add_user(
+                    acct, "human", f"{self._pick(FIRST)}.{self._pick(LAST)}{i}", tz, office_ips
+                )
+                self._person_habits(p, scale)
+            for i in range(max(1, self.count(f.ci_users, size))):
+                p = self._add_user(acct, "ci_user", f"ci-{self._pick(SYSTEMS)}-{i}", 0, ())
+                p.fail_level *= scale
+                self._automation_habits(p, steady=False)
+            for i in range(max(2, self.count(f.app_roles, size))):
+                p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-app-{i}")
+                p.fail_level *= scale
+                self._automation_habits(p, steady=False)
+            for i in range(0 if quiet else self.count(f.automations)):
+                p = self._add_role(acct, "noisy_role", f"{self._pick(SYSTEMS)}-poller-{n}-{i}")
+                p.fail_level = self.log_uni(f.automation_rate)
+                p.apis = self._apis(int(self.rng.integers(1, 5)))
+                self._automation_habits(p, steady=True)
+            for perm in ("AdministratorAccess", "ReadOnlyAccess", "PowerUserAccess"):
+                suffix = f"{int(self.rng.integers(0, 2**62)):016x}"
+                p = self._add_role(acct, "sso_role", f"AWSReservedSSO_{perm}_{suffix}", tz=tz, ips=office_ips)
+                self._person_habits(p, scale)
+            for i in range(self.count(f.batches)):
+                p = self._add_role(acct, "batch_role", f"nightly-etl-{n}-{i}")
+                p.fail_level = self.uni(f.batch_rate)
+                p.habits["weekdays_only"] = float(self.rng.random() < f.weekday_batches)
+                p.habits["day_shape"] = 6.0
+                if p.habits["weekdays_only"]:
+                    self._weekday_batch_label(p)
+            for host in ("config.amazonaws.com", "cloudtrail.amazonaws.com"):
+                self._add_service(acct, host, fail_level=0.03 * scale, success_level=0.3)
+            root = Principal(
+                account=acct,
+                kind="root",
+                name="root",
+                principal=f"arn:aws:iam::{acct}:root",
+                identity_type="Root",
+                first_hour=0,
+                fail_level=0.002,
+                success_level=0.02,
+                profile="office",
+                tz=tz,
+                ips=office_ips,
+                agents=BENIGN_AGENTS["human"],
+                apis=self._apis(6),
+                habits={"weekend": 0.05, "day_shape": 6.0},
+            )
+            self.principals.append(root)
+            first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
+            p = self._add_user(acct, "human", f"{self._pick(FIRST)}.new{n}", tz, office_ips, first)
+            self._person_habits(p, scale, bursty=False)
+            self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
+            first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
+            p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-v2-{n}", first_hour=first)
+            self._automation_habits(p, steady=False)
+            self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
+
+    def _person_habits(self, p: Principal, scale: float, bursty: bool = True) -> None:
+        f = self.f
+        p.fail_level = self.log_uni(f.human_fail) * scale * (2.0 if p.kind == "sso_role" else 1.0)
+        p.habits = {
+            "weekend": float(self.rng.choice([0.02, 0.05, 0.2])),
+            "day_shape": self.uni((2.0, 8.0)),
+            "bursty": float(bursty and self.rng.random() < f.bursty_people),
+        }
+
+    def _automation_habits(self, p: Principal, steady: bool) -> None:
+        f = self.f
+        if steady:
+            p.habits = {
+                "day_shape": self.uni(f.automation_day_shape),
+                "hour_shape": self.uni(f.automation_hour_shape),
+                "amplitude": self.uni(f.automation_amplitude),
+                "weekend": self.uni(f.automation_weekend),
+            }
+        else:
+            p.habits = {"day_shape": self.uni((3.0, 10.0)), "amplitude": 0.25, "weekend": 1.0}
+
+    def _weekday(self, hours: np.ndarray, tz: int = 0) -> np.ndarray:
+        return (self.start_weekday + (hours + tz) // 24) % 7
+
+    def _weekday_batch_label(self, p: Principal) -> None:
+        # _add_role labelled every day's batch hour; a weekday-only batch fails on weekdays only
+        old = self.labels.pop()
+        days = [d for d in range(self.days) if self._weekday(np.array([d * 24]))[0] < 5]
+        windows = [(d * 24 + p.batch_hour, d * 24 + p.batch_hour + 1) for d in days]
+        self._trap("batch_hour", p, windows, old.note + " (weekdays only)")
+
+    # ---- background traffic -----------------------------------------------------------------------
+    def profile(self, p: Principal) -> np.ndarray:
+        h = np.arange(self.hours)
+        habits = p.habits
+        if p.profile == "batch":
+            prof = ((h % 24) == p.batch_hour).astype(float)
+            if habits.get("weekdays_only"):
+                prof *= self._weekday(h) < 5
+        elif p.profile == "office":
+            local = (h + p.tz) % 24
+            prof = np.where(
+                (local >= 8) & (local < 18), 1.0, np.where((local == 7) | (local == 18), 0.4, 0.02)
+            )
+            prof = prof * np.where(self._weekday(h, p.tz) >= 5, habits.get("weekend", 0.05), 1.0)
+        elif p.profile == "flat":
+            amp = habits.get("amplitude", 0.25)
+            prof = 1.0 + amp * np.sin(2 * np.pi * ((h % 24) - 6) / 24.0)
+            prof = prof * np.where(self._weekday(h) >= 5, habits.get("weekend", 1.0), 1.0)
+        else:
+            prof = np.zeros(self.hours)
+        prof = prof.astype(float)
+        shape = habits.get("day_shape", 6.0)
+        prof = prof * np.repeat(self.rng.gamma(shape, 1.0 / shape, size=self.days), 24)
+        if habits.get("hour_shape"):
+            shape = habits["hour_shape"]
+            prof = prof * self.rng.gamma(shape, 1.0 / shape, size=self.hours)
+        if habits.get("bursty"):
+            prof = self._bursty_days(p, prof)
+        prof[: p.first_hour] = 0.0
+        return prof
+
+    def _bursty_days(self, p: Principal, prof: np.ndarray) -> np.ndarray:
+        windows = []
+        for d in range(self.days):
+            if self._weekday(np.array([d * 24]), p.tz)[0] >= 5 or self.rng.random() >= self.f.bursty_day:
+                continue
+            h = d * 24 + (int(self.rng.integers(9, 16)) - p.tz) % 24
+            length = int(self.rng.integers(1, 3))
+            if h + length > self.hours:
+                continue
+            prof[h : h + length] *= self.uni(self.f.bursty_factor)
+            windows.append((h, h + length))
+        if windows:
+            self._trap("bursty_day", p, windows, "a person's hours at several times their rate")
+        return prof
+
+    def background_of(self, p: Principal) -> None:
+        prof = self.profile(p)
+        self.rates[p.principal] = p.fail_level * prof
+        fails = self.rng.poisson(p.fail_level * prof)
+        oks = self.rng.poisson(p.success_level * prof)
+        for h in np.nonzero(fails + oks)[0]:
+            self.emit(p, int(h), int(fails[h]), ok=False)
+            self.emit(p, int(h), int(oks[h]), ok=True)
+
+    def _account_usual(self, acct: str, hour: int) -> float:
+        """Median over the week before ``hour`` of the account's expected failures an hour."""
+        week = [
+            r[max(0, hour - 168) : hour]
+            for q, r in self.rates.items()
+            if q.startswith(f"arn:aws:iam::{acct}:")
+        ]
+        return float(np.median(np.sum(week, axis=0))) if week and hour > 0 else 0.0
+
+    # ---- scenarios --------------------------------------------------------------------------------
+    def _quietest(self) -> list[str]:
+        return sorted(self.accounts, key=lambda a: self.scale[a])
+
+    def _usual_rate(self, p: Principal, hour: int) -> float:
+        """The automation's rate at ``hour`` without its day's and hour's random factors."""
+        amp = p.habits.get("amplitude", 0.25)
+        prof = 1.0 + amp * math.sin(2 * math.pi * ((hour % 24) - 6) / 24.0)
+        if self._weekday(np.array([hour]))[0] >= 5:
+            prof *= p.habits.get("weekend", 1.0)
+        return p.fail_level * prof
+
+    def scenarios(self) -> None:
+        f, accounts = self.f, list(self.accounts)
+        quiet = self._quietest()
+        for i in range(self.per_kind):
+            # discovery burst: leaked credentials sweeping many APIs from a new IP within minutes
+            kind = ("human", "ci_user", "app_role")[i % 3]
+            p = self._pick(self._candidates((kind,), accounts[i % len(accounts)]))
+            h = self._free_hour(p.account, 1)
+            n = self.count(f.discovery_size)
+            dur = self.uni((1.0, 30.0))
+            m0 = self.uni((0.0, 60.0 - dur))
+            apis = self._apis(self.count(f.discovery_apis))
+            ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
+            self.emit(p, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + dur))
+            self.emit(
+                p, h, 2, ok=True, apis=(("sts.amazonaws.com", "GetCallerIdentity"),), ip=ip, agent=agent
+            )
+            note = f"{n} denials over {len(apis)} APIs in {dur:.0f} min"
+            self._attack("discovery_burst", "principal", p.account, p.principal, h, h + 1, note=note)
+
+            # low and slow: a near-silent principal denied a few times an hour for hours
+            acct = accounts[(i + 1) % len(accounts)]
+            silent = sorted(
+                self._candidates(("human", "app_role", "ci_user"), acct), key=lambda q: q.fail_level
+            )
+            p = self._pick(silent[: max(1, len(silent) // 2)])
+            length = self.count(f.low_slow_hours)
+            h = self._free_hour(acct, length)
+            rate = self.uni(f.low_slow_rate)
+            apis = self._apis(int(self.rng.integers(5, 20)))
+            ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
+            total = 0
+            for k in range(length):
+                n = int(self.rng.poisson(rate))
+                total += n
+                self.emit(p, h + k, n, ok=False, apis=apis, ip=ip, agent=agent)
+            note = f"{total} denials over {length} h from a principal failing ~{p.fail_level:.2f}/h"
+            self._attack("low_and_slow", "principal", acct, p.principal, h, h + length, note=note)
+
+            # brand-new principal whose first hour is mostly denied
+            acct = accounts[(i + 2) % len(accounts)]
+            h = self._free_hour(acct, 1)
+            if self.rng.random() < 0.5:
+                p = self._add_user(acct, "ci_user", f"svc-backup-{self.seed}-{i}", 0, (), first_hour=h)
+            else:
+                p = self._add_role(acct, "app_role", f"OrganizationAccountAccess-{i}", first_hour=h)
+            p.fail_level, p.success_level = 0.05, 0.5
+            self._automation_habits(p, steady=False)
+            self.background_of(p)
+            n = self.count(f.new_principal_size)
+            apis = self._apis(int(self.rng.integers(5, 25)))
+            ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
+            self.emit(p, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(5, 55))
+            self.emit(
+                p, h, 2, ok=True, apis=(("sts.amazonaws.com", "GetCallerIdentity"),), ip=ip, agent=agent
+            )
+            note = f"{n} denials in its first hour"
+            self._attack("new_principal_burst", "principal", acct, p.principal, h, h + 1, note=note)
+
+            # thin account-wide spread in the quietest account: a few principals, a few denials
+            # each, the same services, within minutes
+            acct = quiet[i % max(1, self.f.quiet_accounts)]
+            pool = [
+                q
+                for q in self.principals
+                if q.account == acct and not q.is_service and q.kind != "root" and q.first_hour == 0
+            ]
+            k = min(len(pool), self.count(f.spread_members))
+            members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
+            h = self._free_hour(acct, 1)
+            services = self.rng.choice(len(API_CATALOG), size=2, replace=False)
+            sources = {API_CATALOG[int(j)][0] for j in services}
+            apis = tuple(api for api in API_CATALOG if api[0] in sources)
+            span = self.uni(f.spread_minutes)
+            m0 = self.uni((0.0, 60.0 - span))
+            ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
+            total = 0
+            for q in members:
+                n = self.count(f.spread_each)
+                n = max(n, 1)
+                total += n
+                self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
+            usual = self._account_usual(acct, h)
+            note = f"{total} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
+            members_t = tuple(q.principal for q in members)
+            self._attack("account_spread", "account", acct, "", h, h + 1, members=members_t, note=note)
+
+            # relative spike: a steady denied automation at a few times its usual rate, on its
+            # usual APIs, from its usual addresses
+            autos = sorted(
+                (q for q in self.principals if q.kind == "noisy_role"), key=lambda q: -q.fail_level
+            )
+            autos = [q for q in autos if q.fail_level >= 3.0] or autos[:1]
+            if autos:
+                p = autos[i % len(autos)]
+                length = self.count(f.spike_hours)
+                h = self._free_hour(p.account, length)
+                factor = self.uni(f.spike_factor)
+                for k in range(length):
+                    extra = int(self.rng.poisson(self._usual_rate(p, h + k) * (factor - 1)))
+                    self.emit(p, h + k, extra, ok=False)
+                note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h"
+                self._attack("relative_spike", "principal", p.account, p.principal, h, h + length, note=note)
+
+    def traps(self) -> None:
+        f = self.f
+        for acct in self.accounts[: f.log_delivery]:
+            h = int(self.rng.integers(min(9 * 24, self.hours // 3), self.hours - 90))
+            p = self._add_service(
+                acct,
+                "delivery.logs.amazonaws.com",
+                fail_level=0.0,
+                success_level=0.0,
+                first_hour=h,
+                profile="none",
+            )
+            for k in range(83):
+                self.emit(p, h + k, int(self.rng.poisson(125)), ok=False, error="AccessDenied")
+            self._trap("log_delivery", p, [(h, h + 83)], "steady ~125/h AccessDenied for 83 h")
+        app_roles = [q for q in self.principals if q.kind == "app_role" and q.first_hour == 0]
+        bursts = (
+            ("throttling_burst", ("ThrottlingException", "Client.RequestLimitExceeded", "Throttling")),
+            ("validation_burst", ("ValidationException", "NoSuchEntityException", "InvalidParameterValue")),
+            ("dryrun_burst", ("Client.DryRunOperation",)),
+        )
+        for kind, codes in bursts:
+            for _ in range(2):
+                p = self._pick(app_roles)
+                h = int(self.rng.integers(8 * 24, self.hours - 2))
+                n = int(self.rng.integers(80, 300))
+                code = str(self._pick(codes))
+                apis = (
+                    (("ec2.amazonaws.com", "RunInstances"), ("ec2.amazonaws.com", "CreateVolume"))
+                    if "DryRun" in code or code.startswith("Client.")
+                    else p.apis
+                )
+                self.emit(p, h, n, ok=False, apis=apis, error=code)
+                self._trap(kind, p, [(h, h + 1)], f"{n} x {code}")
+        # small benign bursts of people: a student's 18 UnauthorizedOperation in 7 s
+        people = [q for q in self.principals if q.kind == "human" and q.first_hour == 0]
+        for _ in range(f.person_bursts):
+            p = self._pick(people)
+            day = int(self.rng.integers(2, self.days))
+            while self._weekday(np.array([day * 24]), p.tz)[0] >= 5:
+                day = (day + 1) % self.days
+            h = day * 24 + (int(self.rng.integers(9, 17)) - p.tz) % 24
+            n = self.count(f.person_burst_size)
+            m0 = self.uni((0.0, 59.0))
+            apis = tuple(EC2_APIS[int(j)] for j in self.rng.choice(len(EC2_APIS), size=2, replace=False))
+            self.emit(p, h, n, ok=False, apis=apis, minutes=(m0, m0 + self.uni((0.05, 0.5))))
+            self._trap("person_burst", p, [(h, h + 1)], f"{n} denials in seconds by a person")
+
+
+def generate(
+    family: Family | str,
+    seed: int,
+    days: int = 30,
+    scenarios_per_kind: int = 3,
+    start: str = DEFAULT_START,
+) -> Org:
+    """One organisation of ``family``; records sorted by eventTime. Same (family, seed), same data."""
+    fam = FAMILIES[family] if isinstance(family, str) else family
+    b = _FamilyBuilder(fam, seed, parse_time(start), days, scenarios_per_kind)
+    b.build_org()
+    b.background()
+    b.scenarios()
+    b.traps()
+    b.console_scenarios()
+    b.records.sort(key=lambda r: r["eventTime"])
+    return Org(
+        seed=seed,
+        start=b.start,
+        days=days,
+        accounts=b.accounts,
+        principals=b.principals,
+        records=b.records,
+        labels=b.labels,
+        extra={"family": fam.name},
+    )
+
+
+def with_accounts(family: Family, accounts: int) -> Family:
+    """The family at another size (tests use small organisations)."""
+    return replace(family, accounts=accounts, quiet_accounts=min(family.quiet_accounts, accounts - 1))
+
+
+__all__ = ["DAY", "FAMILIES", "HELD_OUT", "HOUR", "TUNING", "Family", "generate", "with_accounts"]

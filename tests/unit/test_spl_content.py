@@ -9,10 +9,8 @@ test_spl_grammar.py.
 
 from __future__ import annotations
 
-import gzip
 import json
 import re
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -203,19 +201,6 @@ def test_spl_references_resolve(where: str, spl: str) -> None:
             assert first_name(rest) in saved, f"{where}: saved search {first_name(rest)!r} does not exist"
 
 
-def test_iamspike_options_parse_with_the_engine() -> None:
-    engine = pytest.importorskip("iamspike.engine")
-    seen = 0
-    for _where, spl in SPL:
-        for command, rest in walk(expand_macros(spl, MACROS)):
-            if command == "iamspike":
-                engine.parse_options(rest.split())
-                seen += 1
-    assert seen >= 6
-    with pytest.raises(engine.OptionError):
-        engine.parse_options(["span=banana"])
-
-
 def test_every_macro_is_used_and_declares_its_arguments() -> None:
     used: set[str] = set()
     for _, spl in SPL:
@@ -273,7 +258,8 @@ def test_baseline_maintenance_adds_each_hour_once_after_the_alert_windows() -> N
     latest = relative_minutes(stanza["dispatch.latest_time"])
     assert latest - earliest == cron_period_minutes(stanza["cron_schedule"]) == 60
     assert stanza["realtime_schedule"] == "0", "continuous scheduling: a missed hour must be caught up"
-    assert "outputlookup" in stanza["search"] and "iamspike_baseline" in stanza["search"]
+    steps = list(walk(expand_macros(stanza["search"], MACROS)))
+    assert steps[-1] == ("outputlookup", "append=true key_field=state_key iamspike_baseline")
     for alert in ALERTS.values():
         assert "`iam_error_spike_baseline`" in alert["search"]
 
@@ -414,146 +400,114 @@ def test_nav_points_at_existing_views() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# The alerts' own arguments on real CloudTrail (read from ../shared, never copied)
-
-CLOUDTRAIL = ROOT.parent / "shared" / "data" / "cloudtrail"
+# One definition of a principal, the fields the engine reads, the distributed path, keyed state
 
 
-def cloudtrail_records(name: str) -> list[dict]:
-    folder = CLOUDTRAIL / name
-    if not folder.is_dir():
-        pytest.skip(f"{folder} not present")
-    records: list[dict] = []
-    for path in sorted(folder.rglob("*.json*")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            data = json.load(handle)
-        records.extend(data.get("Records", []) if isinstance(data, dict) else data)
-    return records
-
-
-def run_alert(name: str, records: list[dict]) -> list[dict]:
-    """The alert's search on `records`: the failed-calls filter, `iamspike` with the alert's own
-    (macro-expanded) arguments, its `where` clause and the allow-list."""
-    engine = pytest.importorskip("iamspike.engine")
-    assert MACROS["iam_error_spike_failed_calls"]["definition"] == "(errorCode=* OR eventName=ConsoleLogin)"
-    failed = [r for r in records if r.get("errorCode") or r.get("eventName") == "ConsoleLogin"]
-    steps = list(walk(expand_macros(ALERTS[name]["search"], MACROS)))
-    (args,) = [rest for command, rest in steps if command == "iamspike"]
-    (where,) = [rest for command, rest in steps if command == "where" and "entity_type" in rest]
-    match = re.fullmatch(r'entity_type="(\w+)" AND score >= (\d+(?:\.\d+)?)', where)
-    assert match, where
-    allowlist = (ROOT / "lookups" / "iamspike_allowlist.csv").read_text(encoding="utf-8").splitlines()[1:]
-    rows = engine.run(failed, engine.parse_options(args.split()))
+def iamspike_steps(spl: str) -> list[tuple[int, str]]:
+    """(position in the top-level pipeline, arguments) of each iamspike step of a search."""
     return [
-        r
-        for r in rows
-        if r["entity_type"] == match.group(1)
-        and r["score"] >= float(match.group(2))
-        and not any(re.fullmatch(line.split(",")[0].replace("*", ".*"), r["principal"]) for line in allowlist)
+        (n, rest) for n, (c, rest, _) in enumerate(pipeline(expand_macros(spl, MACROS))) if c == "iamspike"
     ]
 
 
-def test_alerts_flag_the_pwnedlabs_burst() -> None:
-    records = cloudtrail_records("pwnedlabs_incident_3252")
-    principal = run_alert("IAM Error Spike - Principal Alert", records)
-    account = run_alert("IAM Error Spike - Account Alert", records)
-    assert [r["principal"] for r in principal] == ["arn:aws:iam::107513503799:user/temp-user"]
-    assert [r["account"] for r in account] == ["107513503799"]
-    assert principal[0]["failures"] >= 500 and principal[0]["severity"] in ("high", "critical")
+def phase(args: str) -> str:
+    match = re.search(r"\bphase=(\w+)", args)
+    return match.group(1) if match else "report"
 
 
-def test_alerts_stay_quiet_on_the_sans_log_delivery_denials() -> None:
-    records = cloudtrail_records("sans504_s3_ransomware_lab")
-    assert run_alert("IAM Error Spike - Principal Alert", records) == []
-    assert run_alert("IAM Error Spike - Account Alert", records) == []
+def test_the_fields_macro_is_what_the_engine_reads_plus_raw() -> None:
+    cloudtrail = pytest.importorskip("iamspike.cloudtrail")
+    command, *fields = MACROS["iam_error_spike_fields"]["definition"].split()
+    assert command == "fields" and len(fields) == len(set(fields))
+    assert set(fields) == {*cloudtrail.FIELDS, "_raw"}
 
 
-def resolve(modifier: str, now: int) -> int:
-    """A saved search's `-75m@m` / `-2h@h` / `now` at epoch `now` (minute, hour and day units)."""
-    if modifier == "now":
-        return now
-    match = re.fullmatch(r"([+-]?\d+)([mhd])(?:@([mhd]))?", modifier)
-    assert match, modifier
-    seconds = {"m": 60, "h": 3600, "d": 86400}
-    t = now + int(match.group(1)) * seconds[match.group(2)]
-    return t - t % seconds[match.group(3)] if match.group(3) else t
+SCORING = [(where, spl) for where, spl in SPL if not where.startswith("searchbnf") and iamspike_steps(spl)]
 
 
-def dispatch(
-    name: str,
-    records: list[tuple[int, dict]],
-    now: int,
-    state_rows: list[dict] | None = None,
-    since: int | None = None,
-) -> list[dict]:
-    """Run saved search `name` at `now` as the scheduler would: its dispatch window over `records`,
-    the failed-calls filter, the KV store baseline rows (only the collection's fields survive),
-    and `iamspike` with the search's own arguments. `since` widens the window back in time."""
-    engine = pytest.importorskip("iamspike.engine")
-    stanza = SAVED[name]
-    lo, hi = (resolve(stanza[k], now) for k in ("dispatch.earliest_time", "dispatch.latest_time"))
-    lo = lo if since is None else since
-    window = [
-        r for t, r in records if lo <= t < hi and (r.get("errorCode") or r.get("eventName") == "ConsoleLogin")
-    ]
-    steps = list(walk(expand_macros(stanza["search"], MACROS)))
-    (args,) = [rest for command, rest in steps if command == "iamspike"]
-    detector = engine.Detector(engine.parse_options(args.split()))
-    detector.add_records(window)
-    if state_rows and any(c == "inputlookup" and first_name(r) == "iamspike_baseline" for c, r in steps):
-        kept = [
-            f.strip() for f in load_conf("transforms.conf")["iamspike_baseline"]["fields_list"].split(",")
-        ]
-        header = [f for f in kept if f != "_key"]
-        detector.add_rows(header, [[str(row.get(f, "")) for f in header] for row in state_rows])
-    return detector.results()
+@pytest.mark.parametrize("where, spl", SCORING, ids=[w for w, _ in SCORING])
+def test_every_shipped_scoring_search_counts_on_the_indexers(where: str, spl: str) -> None:
+    """Raw events -> fields -> iamspike phase=map -> (state by key) -> iamspike: only count rows
+    reach the search head; panels of one entity's raw events select it with the fold macro."""
+    steps = pipeline(expand_macros(spl, MACROS))
+    commands = [c for c, _, _ in steps]
+    scoring = [n for n, rest in iamspike_steps(spl) if phase(rest) == "report"]
+    maps = [n for n, rest in iamspike_steps(spl) if phase(rest) == "map"]
+    if not scoring:  # a raw-event panel: the fold phase picks the entity
+        assert [phase(rest) for _, rest in iamspike_steps(spl)] == ["fold"], where
+        return
+    assert len(scoring) == 1 and len(maps) == 1 and maps[0] < scoring[0], where
+    assert commands[maps[0] - 1] == "fields" and steps[maps[0] - 1][1] == MACROS["iam_error_spike_fields"][
+        "definition"
+    ].removeprefix("fields "), f"{where}: the map phase reads exactly the engine's fields"
+    between = commands[maps[0] + 1 : scoring[0]]
+    assert set(between) <= {"lookup", "search"}, f"{where}: only state lookups and filters on count rows"
+    options = expand_macros("`iam_error_spike_options`", MACROS)
+    for _, rest in iamspike_steps(spl):
+        if phase(rest) != "fold":
+            assert options in rest, f"{where}: iamspike without the options macro"
 
 
-def record_epoch(record: dict) -> int:
-    return int(time.mktime(time.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ"))) - time.timezone
-
-
-def test_incremental_alerts_through_the_baseline_lookup() -> None:
-    """Backfill once, then hourly maintenance, then the alerts with only their window and the
-    baseline rows: the PwnedLabs burst (moved into the SANS timeline) is flagged, the SANS
-    log-delivery denials are not, exactly as with the whole history scanned at once."""
-    sans = cloudtrail_records("sans504_s3_ransomware_lab")
-    burst_at = record_epoch(max(sans, key=record_epoch)) - 3 * 3600
-    pwned = cloudtrail_records("pwnedlabs_incident_3252")
-    shift = burst_at - min(record_epoch(r) for r in pwned if r.get("errorCode"))
-    moved = [
-        {**r, "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(record_epoch(r) + shift))}
-        for r in pwned
-    ]
-    records = [(record_epoch(r), r) for r in sans + moved]
-    start = min(t for t, _ in records)
-    backfill_at = start - start % 3600 + 30 * 3600 + 30 * 60  # by hand, 30 h in, at :30
-    state_rows = dispatch("IAM Error Spike - Baseline Backfill", records, backfill_at)
-    assert state_rows and all(row.get("iamspike_state") for row in state_rows)
-    alert_at = burst_at - burst_at % 900 + 3600  # the first run whose window holds the burst's hour
-    run = backfill_at - backfill_at % 3600 + 3600 + 20 * 60
-    while run <= alert_at:
-        state_rows = dispatch("IAM Error Spike - Baseline Maintenance", records, run, state_rows)
-        run += 3600
-    flagged = {}
+def test_the_state_is_read_and_written_by_key_only() -> None:
+    for where, spl in SPL:
+        for command, rest in walk(expand_macros(spl, MACROS)):
+            name = first_name(rest) if command in ("lookup", "inputlookup", "outputlookup") else ""
+            if name in ("iamspike_baseline", "aws_ec2_inventory_ips"):
+                if command == "outputlookup":
+                    assert re.fullmatch(r"append=true key_field=\w+ \w+", rest), f"{where}: {rest}"
+                if command == "lookup" and name == "iamspike_baseline":
+                    assert re.match(r"iamspike_baseline _key AS \w+ OUTPUT ", rest), f"{where}: {rest}"
+                if command == "inputlookup":  # one query, cut at [kvstore] max_rows_per_query
+                    assert where.startswith("savedsearches.conf [IAM Error Spike - Baseline State]"), where
+                    assert 'where entity_type="account"' in rest, where
     for name in ALERTS:
-        where = next(rest for c, rest in walk(expand_macros(ALERTS[name]["search"], MACROS)) if c == "where")
-        kind = re.search(r'entity_type="(\w+)"', where).group(1)
+        steps = [c for c, _ in walk(expand_macros(SAVED[name]["search"], MACROS))]
+        assert "lookup" in steps and "inputlookup" not in steps, name
 
-        def scored(rows: list[dict], kind: str = kind) -> dict:
-            return {
-                (r["account"], r["principal"]): (r["failures"], r["expected"], r["upper"], r["score"])
-                for r in rows
-                if r["entity_type"] == kind
-            }
 
-        flagged[name] = scored(dispatch(name, records, alert_at, state_rows))
-        # The same search over the whole history up to the window's end, no baseline rows: the
-        # same flags with the same baselines (without the rows, expected and upper differ).
-        assert flagged[name] == scored(dispatch(name, records, alert_at, None, since=start))
-        assert flagged[name] != scored(dispatch(name, records, alert_at, None))
-    assert set(flagged["IAM Error Spike - Principal Alert"]) == {
-        ("107513503799", "arn:aws:iam::107513503799:user/temp-user")
-    }
-    assert set(flagged["IAM Error Spike - Account Alert"]) == {("107513503799", "")}
+ENTITY_FIELDS = re.compile(
+    r"(userIdentity\.(arn|invokedBy|principalId|sessionContext\.sessionIssuer\.arn))\s*="
+)
+
+
+@pytest.mark.parametrize("where, spl", SPL, ids=[w for w, _ in SPL])
+def test_a_principal_is_selected_only_by_the_engines_fold(where: str, spl: str) -> None:
+    """No search matches identity fields itself or computes a principal: the rule lives in
+    bin/iamspike/principals.py, reached through `iamspike phase=fold` (or the map phase)."""
+    expanded = expand_macros(spl, MACROS)
+    assert not ENTITY_FIELDS.search(expanded), where
+    for command, rest in walk(expanded):
+        if command == "eval":
+            assert not re.search(r"principal\s*=[^,]*userIdentity", rest), f"{where}: a principal from SPL"
+    if "$principal$" in spl:
+        assert (
+            "iam_error_spike_entity(" in spl or "iamspike phase=fold" in expanded or ("entity_type=" in spl)
+        ), f"{where}: uses the principal token outside the fold"
+
+
+def test_notable_drilldowns_select_the_entity_through_the_fold() -> None:
+    for name, stanza in ALERTS.items():
+        drilldown = stanza["action.notable.param.drilldown_search"]
+        kind = "account" if "Account" in name else "principal"
+        wanted = '"$account$", "*"' if kind == "account" else '"$account$", "$principal$"'
+        assert f"`iam_error_spike_entity({wanted})`" in drilldown, name
+        assert "principal" in table_fields(expand_macros(drilldown, MACROS)), name
+
+
+def test_panels_say_what_they_show() -> None:
+    d = DASHBOARDS["iam_error_spike_investigation"]
+    for ds_id, ds in d["dataSources"].items():
+        subsearches = [s for c, rest, subs in pipeline(ds["options"]["query"]) for s in subs]
+        if subsearches:
+            viz = [
+                v for v in d["visualizations"].values() if v.get("dataSources", {}).get("primary") == ds_id
+            ]
+            assert viz and "[subsearch]" in viz[0].get("description", ""), (
+                f"{ds_id}: a subsearch limit unsaid"
+            )
+        assert "append [" not in ds["options"]["query"], ds_id
+    series = d["dataSources"]["ds_series"]["options"]["query"]
+    assert "sum(upper)" not in series and "span=" not in series
+    assert "`iam_error_spike_options`" in series
+    same_ips = d["dataSources"]["ds_same_ips"]["options"]["query"]
+    assert not [s for _, _, subs in pipeline(same_ips) for s in subs]

@@ -124,8 +124,9 @@ def top_level(text: str) -> tuple[list[str], list[str]]:
 
 
 def option_keys(rest: str) -> list[str]:
-    """The ``key=`` of a command's arguments outside quotes and parentheses."""
-    blank = unquoted(rest)
+    """The ``key=`` of a command's arguments outside quotes and parentheses, before a ``where``
+    clause (inputlookup's filter is a search, not options)."""
+    blank = re.split(r"\bwhere\b", unquoted(rest), maxsplit=1, flags=re.I)[0]
     keys, depth = [], 0
     for match in re.finditer(r"[()]|(?<![\w.'])([A-Za-z_]\w*)\s*=", blank):
         if match.group(0) == "(":
@@ -193,6 +194,7 @@ def test_every_kind_of_shipped_search_is_read() -> None:
         ("search a | statz count", "unknown command 'statz'"),
         ("search a | bucket _time span=1h", None),
         ("| inputlookup append=true t", None),
+        ('| inputlookup t where entity_type="account"', None),
         ("| outputlookup append=true key_field=k t", None),
         ("| outputlookup apend=true t", "outputlookup: unknown option apend="),
         ('search a | rex field=m "x=(?<y>\\d+)"', None),

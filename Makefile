@@ -9,7 +9,7 @@ APP := TA-aws-iam-error-spike
 VERSION := $(shell sed -n 's/^version *= *//p' default/app.conf | head -n1)
 TGZ := package/dist/$(APP)-$(VERSION).tgz
 
-.PHONY: venv lint format package appinspect unit contract test demo bench clean
+.PHONY: venv lint format package wheel appinspect unit contract test demo bench clean
 
 $(VENV)/.stamp: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -34,16 +34,24 @@ $(TGZ): $(VENV)/.stamp $(SHIPPED) $(wildcard package/*.py package/*.txt)
 
 package: $(TGZ)
 
+# The `iamspike` CLI as a wheel (pyproject.toml; numpy from the registry when installed). Built with
+# the registry's hatchling in pip's isolated build environment; `pipx install .` does the same.
+WHEEL := package/dist/ta_aws_iam_error_spike-$(VERSION)-py3-none-any.whl
+$(WHEEL): $(VENV)/.stamp pyproject.toml lookups/iamspike_error_classes.csv $(shell find bin/iamspike -name '*.py')
+	$(PY) -m pip wheel --quiet --no-deps --wheel-dir package/dist .
+
+wheel: $(WHEEL)
+
 appinspect: $(TGZ)
 	$(PY) package/appinspect_gate.py $(TGZ)
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-contract: $(TGZ)
+contract: $(TGZ) $(WHEEL)
 	$(PY) -m pytest tests/contract -q
 
-test: lint package appinspect
+test: lint package wheel appinspect
 	$(PY) -m pytest -q
 
 demo: $(TGZ)

@@ -1,110 +1,254 @@
-"""Command line: ``iamspike_cli.py [scan] PATH ... [--span 1h] [--by both] [--format table]``.
+"""The ``iamspike`` command: the search command's engine on CloudTrail files, for incident responders.
 
-Runs the same engine as the search command on CloudTrail files (an S3 export, a folder of
-``.json.gz``) and prints the same rows. Errors are one line on stderr, exit status 2.
+``iamspike PATH ... [--span 1h] [--by both] ... [--format table|csv|json] [--report FILE.html]``
+reads an S3 export or a folder of ``.json.gz`` (see :mod:`iamspike.files`), scores it exactly as
+``| iamspike`` does and prints the same rows. Every search-command option is a flag; its default
+and allowed values come from the engine's options. Exit status: 0 when it ran (with or without
+spikes), 1 when the input held no record, 2 for a bad flag or an unreadable path; every error is
+one line on stderr naming the flag or the path.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
-import json
+import dataclasses
+import os
+import shutil
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TextIO
 
-from iamspike.engine import OUTPUT_FIELDS, Detector, OptionError, parse_options
-from iamspike.files import FileError, FileReader
+from iamspike import formats
+from iamspike.engine import BY_VALUES, SHOW_VALUES, Detector, OptionError, Options, parse_options
+from iamspike.failures import ErrorClasses
+from iamspike.files import FileError, FileReader, RowReader
 
-TABLE_FIELDS = (*OUTPUT_FIELDS[:10], "top_apis")  # the table's columns; csv and json have all
-_OPTIONS = (
-    ("span", None),
-    ("by", None),
-    ("sensitivity", None),
-    ("threshold", None),
-    ("min_failures", "min-failures"),
-    ("show", None),
-    ("classes", None),
-    ("event_sources", "event-sources"),
-    ("history", None),
-    ("half_life", "half-life"),
-    ("min_history", "min-history"),
+# The error-class lookup inside the installed wheel (pyproject.toml copies it there); in the app
+# and in a checkout there is none, and the engine reads the app's lookups/ folder.
+PACKAGED_LOOKUP = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "lookups", "iamspike_error_classes.csv"
 )
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options) if f.compare)
+HELP = {
+    "span": "bin width",
+    "by": "entities scored",
+    "sensitivity": "higher flags more, lower flags less",
+    "min_failures": "fewest failures in a bin that can be flagged",
+    "show": "spikes, every bin, or the baselines (state rows)",
+    "classes": "error classes that count as failures (comma-separated)",
+    "event_sources": "only these services (comma-separated; iam means iam.amazonaws.com)",
+    "count_field": "read pre-aggregated rows (CSV or JSON lines with _time, account, principal"
+    " and this field) instead of CloudTrail records",
+    "threshold": "score (0-100) at or above which a bin is flagged",
+    "history": "history kept in state rows",
+    "half_life": "decay of old history in the baseline",
+    "min_history": "below this much history a principal is scored against its peers",
+}
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # one line, exit 2
-        raise SystemExit(_fail(message))
+        raise SystemExit(fail(message))
 
 
-def _fail(message: str, stream: TextIO | None = None) -> int:
-    (stream or sys.stderr).write(f"iamspike: error: {message}\n")
-    return 2
+def fail(message: str, status: int = 2) -> int:
+    """Write ``iamspike: error: <message>`` (one line) on stderr; return ``status``."""
+    sys.stderr.write(f"iamspike: error: {message}\n")
+    return status
 
 
-def build_parser() -> argparse.ArgumentParser:
+def flag(key: str) -> str:
+    """``min_failures`` -> ``--min-failures``."""
+    return "--" + key.replace("_", "-")
+
+
+def _allowed(key: str, lookup: str | None) -> str:
+    if key == "by":
+        return "|".join(BY_VALUES)
+    if key == "show":
+        return "|".join(SHOW_VALUES)
+    if key == "classes":
+        try:
+            return ", ".join(sorted(ErrorClasses.load(lookup).classes()))
+        except (OSError, ValueError):
+            return ""
+    return ""
+
+
+def build_parser(prog: str = "iamspike", lookup: str | None = None) -> argparse.ArgumentParser:
+    """The flags: one per search-command option, then the CLI's own."""
     parser = _Parser(
-        prog="iamspike_cli.py",
-        description="Spikes of failed AWS API calls per account and principal in CloudTrail files.",
+        prog=prog,
+        description="Spikes of failed AWS API calls per account and principal in CloudTrail files: the"
+        " engine of the Splunk search command `| iamspike`, on an S3 export or a folder of .json.gz.",
+        epilog="Exit status: 0 ran (spikes or not), 1 no CloudTrail record in the input, 2 bad flag or path.",
     )
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="CloudTrail files or folders")
-    for key, flag in _OPTIONS:
-        parser.add_argument("--" + (flag or key), dest=key, metavar=key.upper(), help=f"SPL {key}=")
-    parser.add_argument("--format", choices=("table", "csv", "json"), default="table")
-    parser.add_argument("--lookup", help="error-class CSV (default: the app's lookup)")
+    parser.add_argument(
+        "paths",
+        nargs="+",
+        metavar="PATH",
+        help='CloudTrail files or folders: {"Records": [...]}, JSON arrays, JSON lines, gzip or not',
+    )
+    defaults = Options()
+    group = parser.add_argument_group("search-command options (SPL key=value)")
+    for key in OPTION_NAMES:
+        allowed = _allowed(key, lookup)
+        text = f"{HELP.get(key, key)}; SPL {key}=; default {formats.option_text(key, getattr(defaults, key))}"
+        metavar = (
+            "DURATION" if key in formats.DURATIONS else (allowed if key in ("by", "show") else key.upper())
+        )
+        group.add_argument(
+            flag(key),
+            dest=key,
+            metavar=metavar,
+            help=text + (f"; one or more of {allowed}" if key == "classes" and allowed else ""),
+        )
+    own = parser.add_argument_group("output")
+    own.add_argument("--format", choices=formats.FORMATS, default="table", help="default table")
+    own.add_argument(
+        "--epoch", action="store_true", help="_time as epoch seconds in csv and json (default ISO)"
+    )
+    own.add_argument("--report", metavar="FILE.html", help="also write a self-contained HTML report")
+    own.add_argument("--lookup", metavar="CSV", help="error-class lookup (default: the app's)")
     return parser
 
 
-def _iso(epoch: object) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(int(float(epoch))))  # type: ignore[arg-type]
+def _values_to_flags(args: list[str], value_flags: set[str], known: set[str]) -> list[str]:
+    """``--span -1h`` -> ``--span=-1h``: a value that starts with '-' is still the flag's value."""
+    out: list[str] = []
+    i = 0
+    while i < len(args):
+        value = args[i + 1] if i + 1 < len(args) else ""
+        if args[i] in value_flags and value.startswith("-") and value.split("=", 1)[0] not in known:
+            out.append(f"{args[i]}={value}")
+            i += 2
+            continue
+        out.append(args[i])
+        i += 1
+    return out
 
 
-def write_rows(rows: list[dict[str, object]], fmt: str, out: TextIO) -> None:
-    """Rows as a table, CSV (every field) or JSON lines."""
-    if fmt == "json":
-        for row in rows:
-            out.write(json.dumps(row, sort_keys=True) + "\n")
-        return
-    fields = list(OUTPUT_FIELDS)
-    for row in rows:
-        fields.extend(key for key in row if key not in fields)
-    if fmt == "csv":
-        writer = csv.DictWriter(out, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-        return
-    if not rows:
-        out.write("no spikes\n")
-        return
-    shown = [f for f in TABLE_FIELDS if any(f in row for row in rows)] or fields
-    cells = [[_iso(r[f]) if f == "_time" else str(r.get(f, "")) for f in shown] for r in rows]
-    cells = [[c if len(c) <= 60 else c[:57] + "..." for c in line] for line in cells]
-    widths = [max(len(f), *(len(line[i]) for line in cells)) for i, f in enumerate(shown)]
-    out.write("  ".join(f.ljust(w) for f, w in zip(shown, widths)).rstrip() + "\n")
-    for line in cells:
-        out.write("  ".join(c.ljust(w) for c, w in zip(line, widths)).rstrip() + "\n")
+def options_from_args(args: argparse.Namespace, lookup: str | None) -> Options:
+    """Options from the flags; OptionError naming the flag (``--span 0h: ...``)."""
+    given = {key: getattr(args, key) for key in OPTION_NAMES if getattr(args, key) is not None}
+    for key, value in given.items():
+        try:
+            parse_options([f"{key}={value}"], lookup=lookup)
+        except OptionError as exc:
+            raise OptionError(f"{flag(key)} {value}: {exc}") from None
+    try:
+        return parse_options([f"{key}={value}" for key, value in given.items()], lookup=lookup)
+    except OptionError as exc:
+        named = [flag(key) for key in OPTION_NAMES if key in str(exc)] or sorted(map(flag, given))
+        raise OptionError(f"{', '.join(named)}: {exc}") from None
 
 
-def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+class Progress:
+    """Counts records as they stream by; on a terminal, once the run has taken ``after`` seconds,
+    keeps one stderr line up to date: files, records, records/s."""
+
+    def __init__(
+        self, reader: FileReader | RowReader, stream: TextIO, after: float = 2.0, every: float = 1.0
+    ) -> None:
+        self.reader = reader
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self.after = after
+        self.every = every
+        self.records = 0
+        self.shown = False
+        self._start = time.monotonic()
+        self._next = self._start + after
+
+    def line(self, now: float) -> str:
+        rate = self.records / max(now - self._start, 1e-9)
+        return f"iamspike: {self.reader.files:,} files, {self.records:,} records, {rate:,.0f} records/s"
+
+    def _tick(self, final: bool = False) -> None:
+        now = time.monotonic()
+        if self.enabled and (now >= self._next or (final and now >= self._start + self.after)):
+            self.stream.write("\r" + self.line(now) + ("\n" if final else ""))
+            self.stream.flush()
+            self.shown = True
+            self._next = now + self.every
+
+    def count(self, records: Iterable[Mapping]) -> Iterator[Mapping]:
+        """``records`` unchanged, counted."""
+        for record in records:
+            self.records += 1
+            if not self.records & 0x1FFF:
+                self._tick()
+            yield record
+        self._tick(final=True)
+
+    def add_rows(self, detector: Detector, reader: RowReader) -> None:
+        """Feed the row chunks of ``reader`` to ``detector``, counted."""
+        for header, rows in reader.chunks():
+            self.records += len(rows)
+            detector.add_rows(header, rows)
+            self._tick()
+        self._tick(final=True)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str = "iamspike") -> int:
+    """Run the command; return the exit status."""
     args_list = list(sys.argv[1:] if argv is None else argv)
-    if args_list[:1] == ["scan"]:
+    if args_list[:1] == ["scan"]:  # the old subcommand name
         args_list = args_list[1:]
     out = out or sys.stdout
+    lookup_flag = next((a.split("=", 1)[1] for a in args_list if a.startswith("--lookup=")), None)
+    lookup_default = PACKAGED_LOOKUP if os.path.isfile(PACKAGED_LOOKUP) else None
+    parser = build_parser(prog, lookup_flag or lookup_default)
+    value_flags = {a for action in parser._actions if action.nargs is None for a in action.option_strings}
+    known = {a for action in parser._actions for a in action.option_strings}
     try:
-        args = build_parser().parse_args(args_list)
+        args = parser.parse_args(_values_to_flags(args_list, value_flags, known))
     except SystemExit as exc:
         return int(exc.code or 0)
-    tokens = [f"{key}={getattr(args, key)}" for key, _ in _OPTIONS if getattr(args, key) is not None]
+    lookup = args.lookup or lookup_default
     try:
-        options = parse_options(tokens, lookup=args.lookup)
-        reader = FileReader(args.paths)
-        detector = Detector(options)
-        detector.add_records(reader)
+        options = options_from_args(args, lookup)
+    except OptionError as exc:
+        return fail(str(exc))
+    except (OSError, ValueError) as exc:
+        return fail(f"--lookup {lookup}: {str(exc).splitlines()[0]}")
+    if args.report and options.show == "state":
+        return fail("--report needs --show spikes or all (state rows have no bins to chart)")
+    reader = RowReader(args.paths) if options.count_field else FileReader(args.paths)
+    progress = Progress(reader, sys.stderr)
+    # The report charts every bin of the flagged entities: score all bins, print what was asked.
+    detector = Detector(dataclasses.replace(options, show="all") if args.report else options)
+    try:
+        if isinstance(reader, RowReader):
+            progress.add_rows(detector, reader)
+        else:
+            detector.add_records(progress.count(reader))
+        for skipped in reader.skipped[:5]:
+            sys.stderr.write(f"iamspike: skipped {skipped}\n")
+        noun = "row" if options.count_field else "CloudTrail record"
+        read = f"{formats.plural(progress.records, noun)} in {formats.plural(reader.files, 'file')}"
+        if not progress.records:
+            return fail(read + ": nothing to score", status=1)
+        if progress.shown:
+            sys.stderr.write(f"iamspike: {read} read, scoring\n")
         rows = detector.results()
-    except (OptionError, FileError, OSError) as exc:
-        return _fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    for message in detector.messages() + [f"skipped {s}" for s in reader.skipped[:5]]:
+    except (FileError, OSError) as exc:
+        return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+    for message in detector.messages():
         sys.stderr.write(f"iamspike: {message}\n")
-    write_rows(rows, args.format, out)
+    shown = rows
+    if args.report:
+        from iamspike import report
+
+        if options.show == "spikes":
+            shown = [{k: v for k, v in row.items() if k != "is_spike"} for row in rows if row.get("is_spike")]
+        try:
+            report.write(args.report, rows, options, read)
+        except OSError as exc:
+            return fail(f"--report {args.report}: {exc.strerror or exc}")
+    spikes = sum(1 for row in rows if row.get("is_spike", 1) and options.show != "state")
+    sys.stderr.write(f"iamspike: {read}, {formats.plural(spikes, 'spike')}\n")
+    width = shutil.get_terminal_size((120, 24)).columns
+    formats.write_rows(shown, args.format, out, epoch=args.epoch, width=width)
     return 0

@@ -1,0 +1,214 @@
+"""The shipped searches' KV store steps at 200,000 principals, under Splunk's ``[kvstore]`` limits.
+
+The KV store commands (``lookup``, ``outputlookup``, ``inputlookup``) are taken from the shipped
+searches, macros expanded, and run on tests/standin/kvstore.py, which applies limits.conf's
+``[kvstore]`` values as the spec states them. The rows before them (count rows of the map phase,
+state rows of ``show=state``) are made here with the shape docs/distributed.md fixes, so the
+test covers the KV store side alone; tests/contract/test_alert_searches.py runs the whole
+searches through the installed command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from standin import kvstore
+from standin.conf import read_conf
+from standin.spl import expand_macros, first_name, walk
+
+ROOT = Path(__file__).resolve().parents[2]
+DEFAULT = ROOT / "default"
+SAVED = read_conf(DEFAULT / "savedsearches.conf")
+MACROS = read_conf(DEFAULT / "macros.conf")
+TRANSFORMS = read_conf(DEFAULT / "transforms.conf")
+KV_COMMANDS = ("lookup", "inputlookup", "outputlookup")
+
+ACCOUNTS = 1_000
+PRINCIPALS = 200_000
+STATE_BYTES = 300  # about an hourly principal's encoded state; the size limits are tested apart
+
+
+def state_key(account: str, principal: str = "") -> str:
+    """docs/distributed.md: the first 32 hex digits of SHA-256 of the entity's identity."""
+    text = f"principal\x1f{account}\x1f{principal}" if principal else f"account\x1f{account}"
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def collections(limits: kvstore.Limits | None = None) -> dict[str, kvstore.Collection]:
+    return {
+        name: kvstore.Collection([f.strip() for f in stanza["fields_list"].split(",")], limits)
+        for name, stanza in TRANSFORMS.items()
+        if stanza.get("external_type") == "kvstore"
+    }
+
+
+def kv_steps(saved_search: str) -> list[tuple[str, str]]:
+    """The KV store commands of a shipped saved search, in order, macros expanded."""
+    steps = walk(expand_macros(SAVED[saved_search]["search"], MACROS))
+    return [(c, rest) for c, rest in steps if c in KV_COMMANDS and first_name(rest) != "iamspike_allowlist"]
+
+
+def run(store: dict, saved_search: str, rows: list[dict]) -> list[dict]:
+    for command, rest in kv_steps(saved_search):
+        rows, steps = kvstore.run(store, command, rest, rows)
+        if steps is not None:
+            kvstore.run_steps(steps)
+    return rows
+
+
+def entity(n: int) -> tuple[str, str]:
+    account = f"{100000000000 + n % ACCOUNTS}"
+    return account, f"arn:aws:iam::{account}:role/app-{n}"
+
+
+def state_row(account: str, principal: str, version: str) -> dict:
+    body = f"{version}:{account}:{principal}:"
+    return {
+        "state_key": state_key(account, principal),
+        "entity_type": "principal" if principal else "account",
+        "account": account,
+        "principal": principal,
+        "iamspike_state": body + "x" * (STATE_BYTES - len(body)),
+        "updated": "1700000000",
+    }
+
+
+@pytest.fixture(scope="module")
+def full() -> dict[str, kvstore.Collection]:
+    """iamspike_baseline after a backfill: 200,000 principals and their 1,000 accounts."""
+    store = collections()
+    rows = [state_row(*entity(n), "v0") for n in range(PRINCIPALS)]
+    rows += [state_row(f"{100000000000 + a}", "", "v0") for a in range(ACCOUNTS)]
+    run(store, "IAM Error Spike - Baseline Backfill", rows)
+    return store
+
+
+def snapshot(store: dict) -> dict[str, dict]:
+    return {k: dict(v) for k, v in store["iamspike_baseline"].rows.items()}
+
+
+def test_the_limits_are_splunks() -> None:
+    assert kvstore.Limits.of_splunk() == kvstore.Limits(50_000, 50, 1000, 100, 1000, 50)
+
+
+def test_a_whole_collection_query_is_cut_where_the_spec_says(full) -> None:
+    """What the old alerts did (`inputlookup append=true iamspike_baseline`): a cut state."""
+    baseline = full["iamspike_baseline"]
+    rows, _ = kvstore.run(full, "inputlookup", "append=true iamspike_baseline", [{"_time": "1"}])
+    assert len(rows) == 1 + 50_000 and baseline.last_query_cut
+    small = kvstore.Collection(["_key", "iamspike_state"])
+    kvstore.run_steps(
+        small.upsert_steps([{"k": str(n), "iamspike_state": "y" * 4000} for n in range(20_000)], "k")
+    )
+    got = small.query()
+    assert small.last_query_cut and 12_000 < len(got) < 13_500, "50 MB of ~4 KB rows"
+
+
+def test_the_alerts_read_the_state_of_every_entity_in_their_window(full) -> None:
+    window = [entity(n) for n in range(0, PRINCIPALS, 40)]  # 5,000 active principals
+    for name in ("IAM Error Spike - Account Alert", "IAM Error Spike - Principal Alert"):
+        assert [c for c, _ in kv_steps(name)] == ["lookup", "lookup"], name
+        baseline = full["iamspike_baseline"]
+        read_before = baseline.rows_read
+        count_rows = [
+            {
+                "_time": str(1700000000 + 3600 * hour),
+                "account": account,
+                "principal": principal,
+                "failures": "3",
+                "state_key": state_key(account, principal),
+                "account_state_key": state_key(account),
+            }
+            for account, principal in window
+            for hour in (0, 1)
+        ]
+        rows = run(full, name, count_rows)
+        assert len(rows) == len(count_rows)
+        for row in rows:
+            assert row["iamspike_state"].startswith(f"v0:{row['account']}:{row['principal']}:")
+            assert row["iamspike_account_state"].startswith(f"v0:{row['account']}::")
+        accounts = {account for account, _ in window}
+        assert baseline.rows_read - read_before == len(window) + len(accounts), "the window, not the history"
+
+
+def test_maintenance_replaces_the_rows_it_writes_and_nothing_else(full) -> None:
+    before = snapshot(full)
+    active = [entity(n) for n in range(7, PRINCIPALS, 50)]
+    accounts = sorted({a for a, _ in active})
+    rows = [state_row(a, p, "v1") for a, p in active] + [state_row(a, "", "v1") for a in accounts]
+    assert [c for c, _ in kv_steps("IAM Error Spike - Baseline Maintenance")] == [
+        "lookup",
+        "lookup",
+        "outputlookup",
+    ]
+    # the maintenance's lookups on its count rows, then its state rows written
+    written = {r["state_key"] for r in rows}
+    kvstore.run_steps(kvstore.run(full, *kv_steps("IAM Error Spike - Baseline Maintenance")[-1], rows)[1])
+    after = snapshot(full)
+    assert set(after) == set(before), "no entry deleted, none added"
+    assert all(after[k] == before[k] for k in before if k not in written)
+    assert all(after[k]["iamspike_state"].startswith("v1:") for k in written)
+    assert {k: after[k]["_key"] for k in written} == {k: k for k in written}
+
+
+def test_a_reader_never_sees_a_half_written_collection(full) -> None:
+    """A backfill of 150,000 entities written by key, read by an alert between every batch: every
+    entity is there, old or new, at every step. The old full replace fails the same check."""
+    baseline = full["iamspike_baseline"]
+    keys = set(baseline.rows)
+    rows = [state_row(*entity(n), "v2") for n in range(150_000)]
+    ((command, rest),) = [s for s in kv_steps("IAM Error Spike - Baseline Backfill")]
+    _, steps = kvstore.run(full, command, rest, rows)
+    seen_steps = 0
+    for _ in steps:
+        seen_steps += 1
+        if seen_steps % 25 == 0:
+            assert set(baseline.rows) == keys
+    assert seen_steps == 150
+    assert sum(v["iamspike_state"].startswith("v2:") for v in baseline.rows.values()) == 150_000
+    assert len(baseline.rows) == PRINCIPALS + ACCOUNTS
+
+    old = collections()
+    kvstore.run_steps(old["iamspike_baseline"].replace_steps(rows[:5_000]))
+    _, steps = kvstore.run(old, "outputlookup", "override_if_empty=false iamspike_baseline", rows[:5_000])
+    next(steps)
+    next(steps)
+    assert 0 < len(old["iamspike_baseline"].rows) < 5_000, (
+        "a full replace shows a reader a half-written state"
+    )
+
+
+def test_the_ec2_inventory_is_written_by_key() -> None:
+    store = collections()
+    name = "IAM Error Spike - EC2 Inventory Lookup"
+    assert [c for c, _ in kv_steps(name)] == ["lookup", "outputlookup"]
+    spl = expand_macros(SAVED[name]["search"], MACROS)
+    assert 'eval inventory_key=md5(ip."|".instance_id)' in spl
+
+    def seen(ip: str, instance: str, first: int, last: int) -> dict:
+        key = hashlib.md5(f"{ip}|{instance}".encode()).hexdigest()
+        return {
+            "inventory_key": key,
+            "ip": ip,
+            "instance_id": instance,
+            "first_seen": first,
+            "last_seen": last,
+        }
+
+    (lookup, output) = kv_steps(name)
+    assert "eval first_seen=min(first_seen, coalesce(known_first_seen, first_seen))" in spl
+
+    def inventory_run(rows: list[dict]) -> None:
+        rows, _ = kvstore.run(store, *lookup, rows)
+        for row in rows:  # the search's eval between its lookup and its outputlookup
+            row["first_seen"] = min(row["first_seen"], row.pop("known_first_seen") or row["first_seen"])
+        kvstore.run_steps(kvstore.run(store, *output, rows)[1])
+
+    inventory_run([seen(f"10.0.{n // 250}.{n % 250}", f"i-{n:08x}", 100, 200) for n in range(60_000)])
+    inventory_run([seen("10.0.0.1", "i-00000001", 300, 400), seen("10.9.9.9", "i-new", 300, 400)])
+    rows = store["aws_ec2_inventory_ips"].rows
+    assert len(rows) == 60_001, "nothing dropped, one pair added"
+    updated = [r for r in rows.values() if r["ip"] == "10.0.0.1"]
+    assert [(r["first_seen"], r["last_seen"]) for r in updated] == [(100, 400)]

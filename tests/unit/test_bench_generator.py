@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 
 import pytest
-from bench import generator
+from bench import families, generator
 from bench.references import AUTHZ_CODES, fold_principal
 
 SMALL = {"days": 16, "accounts": 2, "scenarios_per_kind": 1}
@@ -172,3 +173,100 @@ def test_principal_days_counts_late_principals_from_their_first_hour(org: genera
     for p in late:
         seen = [t for t, a, q, _r in org.extra["rows"] if a == p.account and q == p.principal]
         assert not seen or min(seen) >= org.start + p.first_hour * 3600
+
+
+# ---- families: generator settings whose habits each organisation draws ----------------------------
+
+SMALL_FAMILY = {"days": 16, "scenarios_per_kind": 1}
+
+
+def _family_org(name: str, seed: int) -> generator.Org:
+    org = families.generate(families.with_accounts(families.FAMILIES[name], 2), seed, **SMALL_FAMILY)
+    org.extra["rows"] = [
+        (generator.record_time(r), r["recipientAccountId"], fold_principal(r), r) for r in org.records
+    ]
+    return org
+
+
+@pytest.fixture(scope="module")
+def steady() -> generator.Org:
+    return _family_org("steady-automation", 3)
+
+
+def test_families_are_named_settings_tuning_and_held_out_apart() -> None:
+    tuning = {f.name for f in families.TUNING}
+    held_out = {f.name for f in families.HELD_OUT}
+    assert len(tuning) >= 4 and len(held_out) >= 4 and not tuning & held_out
+    assert set(families.FAMILIES) == tuning | held_out
+    # whole settings differ, not only seeds
+    assert (
+        len({(f.automation_rate, f.account_scale, f.spread_members) for f in families.FAMILIES.values()}) > 4
+    )
+
+
+def test_a_family_organisation_is_fixed_by_its_seed_and_draws_its_own_habits(steady: generator.Org) -> None:
+    again = _family_org("steady-automation", 3)
+    assert again.records == steady.records and again.labels == steady.labels
+    other = _family_org("steady-automation", 4)
+    rates = {p.fail_level for p in steady.principals if p.kind == "noisy_role"}
+    assert rates and rates.isdisjoint({p.fail_level for p in other.principals if p.kind == "noisy_role"})
+    assert steady.extra["family"] == "steady-automation"
+    office = _family_org("office", 3)
+    assert office.records[:50] != steady.records[:50]
+
+
+def test_every_attack_kind_is_labelled_in_a_family_organisation(steady: generator.Org) -> None:
+    assert {label.kind for label in steady.attacks()} == {
+        "discovery_burst",
+        "low_and_slow",
+        "new_principal_burst",
+        "account_spread",
+        "relative_spike",
+        "console_login_burst",
+    }
+    assert {"batch_hour", "person_burst", "dryrun_burst", "throttling_burst"} <= {
+        lb.kind for lb in steady.traps()
+    }
+
+
+def test_the_thin_spread_is_a_few_principals_a_few_denials_each_within_minutes(steady: generator.Org) -> None:
+    (label,) = [lb for lb in steady.attacks() if lb.kind == "account_spread"]
+    fam = families.FAMILIES["steady-automation"]
+    assert fam.spread_members[0] <= len(label.members) <= fam.spread_members[1]
+    start, end = label.windows[0]
+    members = set(label.members)
+    attack = [r for r in _failures(steady, start, end, label.account) if fold_principal(r) in members]
+    per_member = Counter(fold_principal(r) for r in attack)
+    assert set(per_member) == members
+    ips = {r["sourceIPAddress"] for r in attack}
+    mine = [r for r in attack if r["sourceIPAddress"] in ips and r["userAgent"] in generator.ATTACKER_AGENTS]
+    assert len(mine) <= fam.spread_members[1] * fam.spread_each[1]
+    assert len({r["eventSource"] for r in mine}) <= 2
+    times = sorted(generator.record_time(r) for r in mine)
+    assert times[-1] - times[0] <= fam.spread_minutes[1] * 60
+    # in the organisation's quietest account: no steady automation there
+    assert not [p for p in steady.principals if p.account == label.account and p.kind == "noisy_role"]
+
+
+def test_the_relative_spike_uses_the_automations_usual_apis_and_addresses(steady: generator.Org) -> None:
+    (label,) = [lb for lb in steady.attacks() if lb.kind == "relative_spike"]
+    start, end = label.windows[0]
+    before = _failures(steady, steady.start, start, label.account, label.principal)
+    during = _failures(steady, start, end, label.account, label.principal)
+    assert {r["eventName"] for r in during} <= {r["eventName"] for r in before}
+    assert {r["sourceIPAddress"] for r in during} <= {r["sourceIPAddress"] for r in before}
+    usual = len(before) / ((start - steady.start) / 3600)
+    assert len(during) / ((end - start) / 3600) > 2 * usual
+
+
+def test_a_person_burst_is_a_small_burst_in_seconds(steady: generator.Org) -> None:
+    fam = families.FAMILIES["steady-automation"]
+    labels = [lb for lb in steady.traps() if lb.kind == "person_burst"]
+    assert len(labels) == fam.person_bursts
+    for label in labels:
+        start, end = label.windows[0]
+        fails = sorted(
+            generator.record_time(r) for r in _failures(steady, start, end, label.account, label.principal)
+        )
+        densest = max(bisect.bisect_right(fails, t + 31) - i for i, t in enumerate(fails))
+        assert densest >= fam.person_burst_size[0]

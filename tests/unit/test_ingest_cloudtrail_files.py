@@ -5,13 +5,12 @@ from __future__ import annotations
 import gzip
 import json
 import logging
+import zlib
 
 import pytest
 from iamspike.ingest import cloudtrail_files
-from iamspike.ingest.checkpoint import SeenIds
-from iamspike.ingest.cloudtrail_files import BadFile, CloudTrailFile, file_kind, record_id, write_file
-from iamspike.ingest.events import Deadline, RunStats
-from standin.fixtures_aws import RecordingSink, log_file, make_records
+from iamspike.ingest.cloudtrail_files import BadFile, CloudTrailFile, FileReport, file_kind, iter_file_records
+from standin.fixtures_aws import log_file, make_records
 
 LOG = logging.getLogger("test")
 
@@ -124,55 +123,92 @@ def test_file_kind(key, kind):
     assert file_kind(key) == kind
 
 
-def test_record_id_falls_back_to_a_hash():
-    assert record_id("{}", {"eventID": "abc"}) == "abc"
-    assert record_id('{"a":1}', {"a": 1}).startswith("sha1:")
-    assert record_id('{"a":1}', {"a": 1}) != record_id('{"a":2}', {"a": 2})
+@pytest.mark.parametrize("cut", [0.3, 0.5, 0.9, 0.999])
+@pytest.mark.parametrize("size", [4096, 1 << 20])
+def test_a_truncated_gzip_yields_every_intact_record_before_the_cut(cut, size):
+    records = make_records(3000, noise=True)
+    body = json.dumps({"Records": records}).encode()
+    data = gzip.compress(body)
+    kept = data[: int(len(data) * cut)]
+    produced = zlib.decompressobj(wbits=31).decompress(kept)  # every byte the cut left readable
+    text = produced.decode("utf-8", "ignore")
+    intact = sum(1 for record in records if json.dumps(record) in text)  # wholly readable
+    reader = CloudTrailFile(pieces(kept, size), "t")
+    got = []
+    with pytest.raises(BadFile, match="truncated gzip stream") as info:
+        for item in reader:
+            got.append(item)
+    assert [r["eventID"] for _, r in got] == [f"ev-{n}" for n in range(intact)]
+    assert f"it ends after {len(kept)} bytes" in str(info.value)
 
 
-def test_write_file_drops_known_ids_and_journals_only_flushed_ones(tmp_path):
-    seen = SeenIds(str(tmp_path / "seen"), 10_000)
-    seen.add_all(["ev-1"])
-    sink, stats = RecordingSink(), RunStats()
-    records = make_records(5000) + make_records(1)  # ev-0 twice in one file
-    done = write_file([log_file(records)], "s3://b/k.json.gz", sink, seen, stats, LOG)
-    assert done and stats.files == 1
-    ids = sink.event_ids()
-    assert len(ids) == len(set(ids)) == 4999 and "ev-1" not in ids
-    assert stats.events == 4999 and stats.duplicates == 2
-    assert sink.flushes >= 3  # flushed in batches, not once at the end
-    assert all(event[2] == "s3://b/k.json.gz" and event[3] == "aws:cloudtrail" for event in sink.flushed)
-    assert sink.flushed[0][1] == 1693080000.0
-    seen.close()
-    again = SeenIds(str(tmp_path / "seen"), 10_000)
-    assert all(event_id in again for event_id in ids)
+def test_corrupt_gzip_data_yields_the_records_before_the_corrupt_spot():
+    records = make_records(3000, noise=True)
+    data = bytearray(gzip.compress(json.dumps({"Records": records}).encode()))
+    spot = len(data) // 2
+    data[spot : spot + 64] = b"\xff" * 64
+    got, reader = [], CloudTrailFile(pieces(bytes(data), 1 << 18), "t")
+    with pytest.raises(BadFile, match="corrupt gzip data") as info:
+        for item in reader:
+            got.append(item)
+    assert len(got) > 1000 and [r["eventID"] for _, r in got] == [f"ev-{n}" for n in range(len(got))]
+    assert "near compressed byte" in str(info.value)
 
 
-def test_write_file_skips_a_damaged_file_and_counts_it(tmp_path, caplog):
-    seen, sink, stats = SeenIds(str(tmp_path / "seen")), RecordingSink(), RunStats()
-    assert write_file([b"not gzip"], "s3://b/bad", sink, seen, stats, LOG) is True
-    assert stats.skipped_files == 1 and not sink.flushed
-    assert "s3://b/bad" in caplog.text and "neither gzip nor JSON" in caplog.text
+def test_a_gzip_holding_no_json_is_named_as_such():
+    with pytest.raises(BadFile, match="gzip file holding no JSON"):
+        read(gzip.compress(b"eventID,eventName\n1,ListUsers\n"))
 
 
-def test_a_stop_cuts_a_slow_download_short_and_keeps_what_was_read(tmp_path):
-    seen, sink, stats = SeenIds(str(tmp_path / "seen")), RecordingSink(), RunStats()
-    deadline = Deadline(60)
-    data = log_file(make_records(5000))
-
-    def slow_download():
-        half = len(data) // 2
-        yield data[:half]
-        deadline.stop.set()  # SIGTERM arrives while the rest is being downloaded
-        yield data[half:]
-
-    done = write_file(slow_download(), "s3://b/k", sink, seen, stats, LOG, deadline)
-    assert done is False and 0 < len(sink.flushed) < 5000 and not sink.pending
-    assert all(event_id in seen for event_id in sink.event_ids())
+@pytest.mark.parametrize("compress", [True, False])
+def test_json_lines_of_records_and_of_records_files(compress):
+    lines = [json.dumps(r) for r in make_records(3, prefix="a")]
+    lines.append(json.dumps({"Records": make_records(2, prefix="b")}))
+    lines.append(json.dumps(make_records(1, prefix="c")))
+    body = ("\n".join(lines) + "\n").encode()
+    reader, got = read(gzip.compress(body) if compress else body, 5)
+    assert [r["eventID"] for _, r in got] == ["a-0", "a-1", "a-2", "b-0", "b-1", "c-0"]
+    assert [json.loads(text) for text, _ in got] == [r for _, r in got] and reader.records == 6
 
 
-def test_insight_files_get_their_sourcetype(tmp_path):
-    seen, sink = SeenIds(str(tmp_path / "seen")), RecordingSink()
-    key = "s3://b/AWSLogs/1/CloudTrail-Insight/us-east-1/2023/08/26/1_CloudTrail-Insight_us-east-1_x.json.gz"
-    write_file([log_file(make_records(2))], key, sink, seen, RunStats(), LOG)
-    assert {event[3] for event in sink.flushed} == {"aws:cloudtrail:insight"}
+def test_a_lone_object_that_is_not_a_record_has_no_records():
+    with pytest.raises(BadFile, match="without a Records array"):
+        read(b'{"eventVersion_not": 1}\n{"eventID": "x"}\n')
+
+
+def test_records_not_first_keep_their_text_in_bounded_memory(monkeypatch):
+    monkeypatch.setattr(cloudtrail_files, "PIECE_CHARS", 1000)
+    records = make_records(2000)
+    body = json.dumps({"Version": "1.0", "Records": records}).encode()
+    reader = CloudTrailFile(pieces(body, 1000), "t")
+    longest = 0
+    for _text, _record in reader:
+        longest = max(longest, len(reader._buf))
+    assert reader.records == 2000 and longest < 10_000
+
+
+def test_iter_file_records_reads_a_local_file_and_reports(tmp_path):
+    path = tmp_path / "111_CloudTrail_us-east-1_20230826T2035Z_x.json.gz"
+    records = make_records(50)
+    records.insert(10, "not a record")
+    path.write_bytes(log_file(records))
+    report = FileReport()
+    assert [r["eventID"] for r in iter_file_records(str(path), report)] == [f"ev-{n}" for n in range(50)]
+    assert report == FileReport(records=50, skipped_records=1)
+    digest = tmp_path / "CloudTrail-Digest" / "111_CloudTrail-Digest_us-east-1_x.json.gz"
+    digest.parent.mkdir()
+    digest.write_bytes(gzip.compress(b'{"digestStartTime": "x"}'))
+    report = FileReport()
+    assert list(iter_file_records(str(digest), report)) == [] and report.digest
+
+
+def test_iter_file_records_yields_what_precedes_damage_then_says_where(tmp_path):
+    path = tmp_path / "cut.json.gz"
+    data = log_file(make_records(3000, noise=True))
+    path.write_bytes(data[: len(data) // 2])
+    report, got = FileReport(), []
+    with pytest.raises(BadFile) as info:
+        for record in iter_file_records(str(path), report):
+            got.append(record)
+    assert len(got) == report.records > 0 and str(path) in str(info.value)
+    assert report.damage == str(info.value) and "truncated gzip" in report.damage

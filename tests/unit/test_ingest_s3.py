@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import datetime
+import json
 import logging
+import os
 
 import pytest
 from iamspike.ingest.aws import AwsClients, AwsSettings
@@ -38,12 +40,15 @@ def test_bad_settings(params, message):
 
 
 @pytest.fixture
-def bucket(aws_clients, unique_name, moto_server, tmp_path):
+def bucket(aws_clients, unique_name, fault_proxy, tmp_path):
     s3 = aws_clients("s3")
     s3.create_bucket(Bucket=unique_name)
     store = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://test")
     aws = AwsSettings(
-        endpoint_urls={"default": moto_server}, access_key_id="AKIAIOSFODNN7EXAMPLE", secret_access_key="x"
+        endpoint_urls={"default": fault_proxy.url},
+        access_key_id="AKIAIOSFODNN7EXAMPLE",
+        secret_access_key="x",
+        max_attempts=1,
     )
 
     def run(**params) -> tuple[RecordingSink, S3Pipeline]:
@@ -105,3 +110,55 @@ def test_account_and_region_filters(bucket):
     assert {i.split("-")[0] for i in sink.event_ids()} == {"b"}
     sink, _ = run(accounts="999999999999")
     assert sink.event_ids() == []
+
+
+def test_a_file_that_failed_stays_pending_until_read_whatever_the_cursor_passes(bucket, fault_proxy, caplog):
+    run, put = bucket
+    put(log_key("20230826T2035Z", "a"), make_records(5, prefix="a"))
+    put(log_key("20230826T2040Z", "denied"), make_records(40, prefix="d"))
+    put(log_key("20230826T2300Z", "late"), make_records(5, prefix="c"))  # moves newest 2 h 20 on
+    rule = fault_proxy.add(match="_denied.json.gz", status=403, code="AccessDenied", times=2)
+    first, pipeline = run()
+    assert sorted({i.split("-")[0] for i in first.event_ids()}) == ["a", "c"] and pipeline.stats.errors == 1
+    assert "1 files pending in" in caplog.text and "_denied.json.gz (failing since" in caplog.text
+    caplog.clear()
+    second, _ = run()  # still denied: retried, named again
+    assert second.event_ids() == [] and rule.fired == 2 and "2 tries" in caplog.text
+    caplog.clear()
+    third, _ = run()  # its backoff is not over: not retried, still named
+    assert third.event_ids() == [] and rule.fired == 2 and "_denied.json.gz (failing since" in caplog.text
+    (path,) = bucket_state_files(pipeline)
+    with open(path) as handle:
+        state = json.load(handle)
+    key = next(iter(state["pending"]))
+    state["pending"][key]["last"] = "2000-01-01T00:00:00+00:00"  # as if an hour went by
+    pipeline.store.save("stream-" + key.rsplit("2023/", 1)[0], state)
+    caplog.clear()
+    fourth, _ = run()  # the policy was fixed
+    assert sorted(fourth.event_ids()) == sorted(f"d-{n}" for n in range(40)) and "pending" not in caplog.text
+
+
+def bucket_state_files(pipeline):
+    folder = pipeline.store.directory
+    return [os.path.join(folder, name) for name in os.listdir(folder) if ".stream-" in name]
+
+
+def test_an_admin_drops_a_pending_file(bucket, fault_proxy, caplog):
+    run, put = bucket
+    key = log_key("20230826T2040Z", "denied")
+    put(key, make_records(4, prefix="d"))
+    fault_proxy.add(match="_denied.json.gz", status=403, code="AccessDenied")
+    run()
+    assert "1 files pending" in caplog.text
+    caplog.clear()
+    sink, _ = run(drop_pending=key)
+    assert sink.event_ids() == [] and "dropped pending file" in caplog.text
+    assert "files pending" not in caplog.text and fault_proxy.rules[0].fired == 1
+
+
+def test_a_file_deleted_before_it_was_read_is_not_kept_pending(bucket, fault_proxy, caplog):
+    run, put = bucket
+    put(log_key("20230826T2040Z", "gone"), make_records(4, prefix="g"))
+    fault_proxy.add(match="_gone.json.gz", status=404, code="NoSuchKey", message="gone")
+    run()
+    assert "deleted before it was read" in caplog.text and "pending" not in caplog.text

@@ -7,9 +7,11 @@ import logging
 
 import pytest
 from iamspike.ingest.aws import AwsClients
-from iamspike.ingest.checkpoint import SeenIds
+from iamspike.ingest.checkpoint import CheckpointStore
+from iamspike.ingest.claims import Claims
 from iamspike.ingest.events import Deadline
-from iamspike.ingest.sqs import NotificationError, SqsPipeline, parse_notification, parse_settings
+from iamspike.ingest.notifications import NotificationError, parse_notification
+from iamspike.ingest.sqs import SqsPipeline, parse_settings
 from standin.fixtures_aws import RecordingSink, log_file, log_key, make_queue, make_records
 
 LOG = logging.getLogger("test.sqs")
@@ -119,7 +121,9 @@ def trail(aws_clients, unique_name, moto_server, tmp_path):
     s3.create_bucket(Bucket=unique_name)
     queue = make_queue(aws_clients, unique_name, bucket=unique_name, dlq_after=2)
 
-    def pipeline(seconds: float = 3.0, **params) -> tuple[SqsPipeline, RecordingSink]:
+    def pipeline(
+        seconds: float = 3.0, forwarder: str = "a", sink: RecordingSink | None = None, **params
+    ) -> tuple[SqsPipeline, RecordingSink]:
         params = {"queue_url": queue, "wait_seconds": "1", "visibility_timeout": "30", **params}
         settings = parse_settings(params)
         settings = type(settings)(
@@ -135,9 +139,12 @@ def trail(aws_clients, unique_name, moto_server, tmp_path):
                 ),
             }
         )
-        sink = RecordingSink()
-        seen = SeenIds(str(tmp_path / "seen.journal"))
-        return SqsPipeline(settings, AwsClients(settings.aws), sink, seen, LOG, Deadline(seconds)), sink
+        sink = sink or RecordingSink()
+        store = CheckpointStore(str(tmp_path / forwarder), "aws_cloudtrail_sqs://t")
+        seen = store.seen_ids()
+        deadline = getattr(sink, "deadline", None) or Deadline(seconds)
+        clients = AwsClients(settings.aws)
+        return SqsPipeline(settings, clients, sink, seen, LOG, deadline, Claims(store)), sink
 
     return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs"), "pipeline": pipeline}
 
@@ -212,3 +219,53 @@ def test_finished_messages_are_deleted_in_one_batch_and_a_failed_deletion_is_log
     pipeline._done.append(("m-bogus", "not-a-receipt-handle"))
     pipeline.delete_done()
     assert stats.errors == 1 and "could not delete message m-bogus" in caplog.text
+
+
+class StoppingSink(RecordingSink):
+    """Sets its run's stop flag (SIGTERM, or the deadline) after ``flushes`` flushes."""
+
+    def __init__(self, flushes: int) -> None:
+        super().__init__()
+        self.deadline = Deadline(60)
+        self.stop_after = flushes
+
+    def flush(self) -> None:
+        super().flush()
+        if self.flushes == self.stop_after:
+            self.deadline.stop.set()
+
+
+def test_a_stop_mid_file_keeps_the_message_and_the_next_run_resumes_at_the_record(trail, caplog):
+    caplog.set_level(logging.INFO)
+    key = log_key("20230826T2035Z", "big")
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=log_file(make_records(3000, noise=True)))
+    first, stopped = trail["pipeline"](sink=StoppingSink(2))
+    first.run()
+    written = stopped.event_ids()
+    assert 0 < len(written) < 3000 and "stays with this forwarder" in caplog.text
+    other, other_sink = trail["pipeline"](forwarder="b", seconds=2)  # a second forwarder on the queue
+    other.run()
+    assert other_sink.event_ids() == []  # the message stays invisible to it
+    again, rest = trail["pipeline"]()  # the first forwarder's next run
+    again.run()
+    assert written + rest.event_ids() == [f"ev-{n}" for n in range(3000)]
+    assert "resuming message" in caplog.text and again.stats.duplicates == 0  # from the position
+    assert queue_depth(trail) == 0 and again.claims.items == {}
+
+
+def test_a_claim_no_longer_held_is_resumed_if_the_message_comes_back(trail, caplog):
+    key = log_key("20230826T2035Z", "big")
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=log_file(make_records(3000, noise=True)))
+    first, stopped = trail["pipeline"](sink=StoppingSink(1))
+    first.run()
+    ((message_id, claim),) = first.claims.held()
+    trail["sqs"].change_message_visibility(
+        QueueUrl=trail["queue"], ReceiptHandle=claim["receipt"], VisibilityTimeout=0
+    )  # the hold ran out before the restart
+    first.claims.items[message_id]["receipt"] = "no-longer-valid"
+    first.claims._save()
+    again, rest = trail["pipeline"]()
+    again.run()
+    assert "is no longer held by this forwarder" in caplog.text
+    assert stopped.event_ids() + rest.event_ids() == [f"ev-{n}" for n in range(3000)]
+    assert queue_depth(trail) == 0

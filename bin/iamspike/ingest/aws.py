@@ -39,17 +39,22 @@ _URL_PASSWORD_RE = re.compile(
 )  # a proxy's user:password@
 _ROLE_ARN_RE = re.compile(r"^arn:aws(-cn|-us-gov|-iso|-iso-b)?:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _EXTERNAL_ID_RE = re.compile(r"^[\w+=,.@:/-]{2,1224}$")
+_XML_CODE_RE = re.compile(r"<Code>([A-Za-z0-9_.]+)</Code>")  # an XML error botocore did not parse
 
 ACCESS_DENIED_CODES = frozenset(
     {"AccessDenied", "AccessDeniedException", "UnauthorizedOperation", "Forbidden", "403"}
 )
-EXPIRED_CODES = frozenset(
+EXPIRED_CODES = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired", "TokenRefreshRequired"})
+REJECTED_KEY_CODES = frozenset(  # the key itself refused: unknown, deactivated, wrong secret
     {
-        "ExpiredToken",
-        "ExpiredTokenException",
-        "RequestExpired",
         "InvalidClientTokenId",
         "SignatureDoesNotMatch",
+        "InvalidAccessKeyId",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "MissingAuthenticationToken",
+        "AuthFailure",
     }
 )
 THROTTLING_CODES = frozenset(
@@ -87,6 +92,12 @@ class AwsSettings:
         if self.access_key_id:
             return f"the IAM user of key {redact(self.access_key_id)}"
         return "the identity of the AWS default credential chain"
+
+    def source(self) -> str:
+        """The forwarder's own credentials: what signs every call, or ``sts:AssumeRole`` with a role."""
+        if self.access_key_id:
+            return f"the forwarder's own key {redact(self.access_key_id)} (storage/passwords)"
+        return "the forwarder's own credentials (AWS default chain: environment, ~/.aws, instance role)"
 
 
 def redact(text: str) -> str:
@@ -200,6 +211,12 @@ def error_code(exc: BaseException) -> str:
     if isinstance(exc, ClientError):
         err = exc.response.get("Error", {})
         code = str(err.get("Code") or "")
+        if not code or code.isdigit():
+            # An error body botocore's protocol parser could not read (an XML error on a JSON
+            # protocol) leaves the HTTP status as the code: the body still names the error.
+            found = _XML_CODE_RE.search(str(err.get("Message") or ""))
+            if found:
+                return found.group(1)
         if not code:
             code = str(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", ""))
         return code or "ClientError"
@@ -222,7 +239,16 @@ def explain(exc: BaseException, action: str, resource: str, settings: AwsSetting
     """
     code = error_code(exc)
     who = settings.principal()
-    if code in ACCESS_DENIED_CODES:
+    if settings.role_arn and getattr(exc, "operation_name", "") == "AssumeRole":
+        text = _explain_assume_role(exc, code, action, settings)
+    elif code in REJECTED_KEY_CODES:
+        text = (
+            f"{code}: AWS rejected the credentials of {who} calling {action} on {resource}"
+            " (unknown or deactivated access key, wrong secret, or a clock far off); fix "
+            + (f"the credentials of {who}" if settings.role_arn else settings.source())
+            + " (not a permission: no policy change helps)"
+        )
+    elif code in ACCESS_DENIED_CODES:
         text = (
             f"AccessDenied: {who} is not allowed to call {action} on {resource}; "
             f"add {action} on {resource} to {who}"
@@ -245,6 +271,24 @@ def explain(exc: BaseException, action: str, resource: str, settings: AwsSetting
     else:
         text = f"{code} calling {action} on {resource}: {exc}"
     return redact(text).replace("\n", " ")
+
+
+def _explain_assume_role(exc: BaseException, code: str, action: str, settings: AwsSettings) -> str:
+    """An ``sts:AssumeRole`` failure: the forwarder's own credentials, or the role's trust."""
+    role, source = settings.role_arn, settings.source()
+    if code in REJECTED_KEY_CODES or code in EXPIRED_CODES:
+        return (
+            f"{code}: AWS rejected {source} when assuming role {role} (sts:AssumeRole, before"
+            f" {action}); fix those credentials: the role is not the cause"
+        )
+    if code in ACCESS_DENIED_CODES:
+        external = " and the external_id it requires" if settings.external_id else ""
+        return (
+            f"AccessDenied: {source} may not assume role {role} (sts:AssumeRole, before {action});"
+            f" allow it in the role's trust policy{external}, and sts:AssumeRole on {role} in the"
+            " policy of those credentials"
+        )
+    return f"{code} from sts:AssumeRole of role {role} with {source} (before {action}): {exc}"
 
 
 AWS_ERRORS: tuple[type[BaseException], ...] = (ClientError, BotoCoreError)

@@ -4,6 +4,11 @@ Every write is atomic (a temporary file in the same folder, fsync, ``os.replace`
 any moment leaves either the old or the new checkpoint, never a torn one. ``SeenIds`` is the
 shared de-duplication of event ids: a bounded set (oldest forgotten first) persisted as an
 append-only journal that is compacted when it grows to twice its capacity.
+
+A kill -9 ends the process, not the kernel: what was ``write``-n to a file survives it without
+fsync. fsync only matters for a machine that loses power, where splunkd's own queues lose more;
+so the journal is written at each batch (the kill -9 window stays one small batch) and fsynced
+at the end of each file, not at each batch.
 """
 
 from __future__ import annotations
@@ -30,8 +35,9 @@ def safe_name(name: str) -> str:
     return "{}-{}".format(readable or "input", digest)
 
 
-def atomic_write(path: str, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically (tmp file in the same folder, fsync, os.replace)."""
+def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` atomically (tmp file in the same folder, fsync unless not
+    ``durable``, os.replace)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
@@ -39,7 +45,8 @@ def atomic_write(path: str, data: bytes) -> None:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -70,10 +77,10 @@ class CheckpointStore:
             log.warning("checkpoint %s is unreadable (%s); starting from the default", path, exc)
             return default
 
-    def save(self, key: str, value: Any) -> None:
-        """Save ``value`` (JSON-serialisable) under ``key`` atomically."""
+    def save(self, key: str, value: Any, durable: bool = True) -> None:
+        """Save ``value`` (JSON-serialisable) under ``key`` atomically (fsynced if ``durable``)."""
         data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        atomic_write(self.path(key) + ".json", data)
+        atomic_write(self.path(key) + ".json", data, durable)
 
     def seen_ids(self, key: str = "seen", capacity: int = DEFAULT_SEEN_CAPACITY) -> SeenIds:
         """The persisted bounded set of ids under ``key``."""
@@ -83,8 +90,9 @@ class CheckpointStore:
 class SeenIds:
     """A bounded set of ids (the ``capacity`` most recent), persisted as an append-only journal.
 
-    ``add_all`` appends and fsyncs one line per id: call it right after the events carrying
-    those ids were handed to Splunk. Loading keeps the last ``capacity`` ids of the journal.
+    ``add_all`` appends one line per id (written to the kernel, safe from a kill -9): call it
+    right after the events carrying those ids were handed to Splunk; ``sync`` fsyncs. Loading
+    keeps the last ``capacity`` ids of the journal.
     """
 
     def __init__(self, path: str, capacity: int = DEFAULT_SEEN_CAPACITY) -> None:
@@ -92,6 +100,7 @@ class SeenIds:
         self.capacity = max(1, capacity)
         self._ids: OrderedDict[str, None] = OrderedDict()
         self._journal_lines = 0
+        self._unsynced = False
         self._load()
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for appends
 
@@ -133,7 +142,7 @@ class SeenIds:
         return self._ids.keys()
 
     def add_all(self, items: Iterable[str]) -> None:
-        """Remember ``items`` and make them durable (appended to the journal, fsynced)."""
+        """Remember ``items`` and journal them (written to the kernel; ``sync`` fsyncs)."""
         ids = self._ids
         lines = list(items)
         if not lines:
@@ -155,12 +164,20 @@ class SeenIds:
             ids.popitem(last=False)
         self._handle.write(text + "\n")
         self._handle.flush()
-        os.fsync(self._handle.fileno())
+        self._unsynced = True
         self._journal_lines += len(lines)
         if self._journal_lines > 2 * self.capacity:
             self._handle.close()
-            self._compact()
+            self._compact()  # fsynced
+            self._unsynced = False
             self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
 
+    def sync(self) -> None:
+        """fsync what ``add_all`` journaled since the last sync."""
+        if self._unsynced:
+            os.fsync(self._handle.fileno())
+            self._unsynced = False
+
     def close(self) -> None:
+        self.sync()
         self._handle.close()

@@ -1,46 +1,44 @@
-"""Stream the records of a CloudTrail log file, and write them to a sink with de-duplication.
+"""The one streaming reader of CloudTrail files, for the S3 and SQS inputs and for the CLI.
 
-A log file is ``{"Records": [...]}``, usually gzipped; files can reach 100 MB and more, so the
-reader never holds the whole file: it decompresses in bounded pieces, decodes UTF-8 incrementally
-and cuts one record at a time out of the text with ``json.JSONDecoder.raw_decode``. Each record
-is passed on with its original JSON text (what Splunk indexes) and its decoded dict.
+A file is ``{"Records": [...]}`` (what CloudTrail writes), a bare JSON array of records, or JSON
+lines (one record, or one ``{"Records": [...]}``, per line), gzipped or not. Files reach 100 MB
+and more, so the reader never holds a whole file: it decompresses in bounded pieces, decodes
+UTF-8 incrementally and cuts one record at a time out of the text with the JSON decoder's
+``scan_once``. Each record is passed on with its original JSON text (what Splunk indexes) and
+its decoded dict. Digest files (``file_kind(...) == "digest"``) hold no records: callers skip them.
 
-Damage is reported, never fatal to the run: a file that is not gzip nor JSON, truncated, or has
-no ``Records`` raises ``BadFile`` (records before the damage have been yielded); a record larger
-than ``max_record_bytes`` or that is not an object is skipped and counted; bytes that are not
-UTF-8 are replaced (U+FFFD) and counted.
+Damage is reported, never fatal to the run: a file that is not JSON, truncated or corrupt gzip,
+invalid JSON, or an object without ``Records`` raises ``BadFile`` **after** every intact record
+before the damage was yielded (the message says where the damage starts); a record larger than
+``max_record_bytes`` or that is not an object is skipped and counted; bytes that are not UTF-8
+are replaced (U+FFFD) and counted.
+
+Local files: ``iter_file_records(path, report)`` (the CLI's reader).
 """
 
 from __future__ import annotations
 
 import codecs
-import hashlib
 import json
 import logging
 import re
 import zlib
 from collections.abc import Iterable, Iterator
-from typing import Any, Callable
+from dataclasses import dataclass
+from typing import Any
 
-from iamspike.ingest.checkpoint import SeenIds
-from iamspike.ingest.events import (
-    SOURCETYPE,
-    SOURCETYPE_INSIGHT,
-    Deadline,
-    EventSink,
-    RunStats,
-    StopRun,
-    event_time,
-)
+from iamspike.ingest.events import SOURCETYPE, SOURCETYPE_INSIGHT
 
 MAX_RECORD_BYTES = 1_000_000
-CHUNK_BYTES = 256 * 1024  # S3 reads: records flow while a slow download goes on (a read blocks for all of it)
+CHUNK_BYTES = 256 * 1024  # S3 and file reads: records flow while a slow download goes on
 PIECE_CHARS = 1 << 20  # decompressed bytes per piece
-FLUSH_EVENTS = 2000  # events handed to Splunk (and their ids journaled) per flush
+SALVAGE_BYTES = 1024  # compressed bytes fed at a time to recover the data before a corrupt spot
 
 _WS = re.compile(r"[ \t\n\r]*")
+_RECORDS_FIRST = re.compile(r'\{[ \t\n\r]*"Records"[ \t\n\r]*:[ \t\n\r]*\[')
 _DECODER = json.JSONDecoder()
 _ERRORS = "iamspike-count-replace"
+_RECORD_KEYS = ("eventID", "eventName", "eventSource", "eventTime")  # a lone object is a record
 
 
 class BadFile(Exception):
@@ -62,9 +60,9 @@ codecs.register_error(_ERRORS, _ReplacementCounter.handler)
 
 
 def file_kind(key: str) -> str:
-    """``log``, ``insight``, ``digest`` or ``other`` from an S3 key of a trail bucket."""
+    """``log``, ``insight``, ``digest`` or ``other`` from an S3 key (or a local path)."""
     name = key.rsplit("/", 1)[-1]
-    if "/CloudTrail-Digest/" in key or "_CloudTrail-Digest_" in name:
+    if "CloudTrail-Digest/" in key or "_CloudTrail-Digest_" in name:
         return "digest"
     if "/CloudTrail-Insight/" in key or "_CloudTrail-Insight_" in name:
         return "insight"
@@ -77,53 +75,91 @@ def sourcetype_for(key: str) -> str:
     return SOURCETYPE_INSIGHT if file_kind(key) == "insight" else SOURCETYPE
 
 
-def _decompressed(chunks: Iterable[bytes]) -> Iterator[bytes]:
-    """Bytes of the file, gunzipped if it starts with the gzip magic (multi-member aware)."""
-    iterator = iter(chunks)
-    first = b""
-    for chunk in iterator:
-        first += chunk
-        if len(first) >= 2:
-            break
-    if first[:2] != b"\x1f\x8b":
-        if first:
-            yield first
-        yield from iterator
-        return
-    inflater = zlib.decompressobj(wbits=31)
-    fed = False  # has the current gzip member received any byte?
-    pending = first
-    full = False  # did the last call fill its output limit (more output may be waiting)?
-    while True:
-        while pending or (full and not inflater.eof):
-            fed = fed or bool(pending)
+class _Bytes:
+    """The bytes of a file from its chunks, gunzipped if it starts with the gzip magic
+    (multi-member aware). ``gzip``: it did; ``read``/``produced``: bytes taken in and given out,
+    to say where damage starts. Corrupt gzip data yields everything before the corrupt spot
+    (fed again from a copy of the inflater, ``SALVAGE_BYTES`` at a time) before ``BadFile``."""
+
+    def __init__(self, chunks: Iterable[bytes]) -> None:
+        self._chunks = chunks
+        self.gzip = False
+        self.read = 0
+        self.produced = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        iterator = iter(self._chunks)
+        first = b""
+        for chunk in iterator:
+            first += chunk
+            if len(first) >= 2:
+                break
+        self.read = len(first)
+        if first[:2] != b"\x1f\x8b":
+            if first:
+                yield first
+            for chunk in iterator:
+                self.read += len(chunk)
+                yield chunk
+            return
+        self.gzip = True
+        yield from self._gunzip(first, iterator)
+
+    def _gunzip(self, pending: bytes, iterator: Iterator[bytes]) -> Iterator[bytes]:
+        inflater = zlib.decompressobj(wbits=31)
+        fed = False  # has the current gzip member received any byte?
+        full = False  # did the last call fill its output limit (more output may be waiting)?
+        while True:
+            while pending or (full and not inflater.eof):
+                fed = fed or bool(pending)
+                saved = inflater.copy()
+                try:
+                    out = inflater.decompress(pending, PIECE_CHARS)
+                except zlib.error as exc:
+                    yield from self._salvage(saved, pending)
+                    raise BadFile(
+                        f"corrupt gzip data ({exc}) near compressed byte {self.read - len(pending)}"
+                        f" (decompressed byte {self.produced})"
+                    ) from None
+                full = len(out) >= PIECE_CHARS
+                if out:
+                    self.produced += len(out)
+                    yield out
+                if inflater.eof:
+                    pending = inflater.unused_data
+                    inflater = zlib.decompressobj(wbits=31)
+                    fed = False
+                    if pending[:2] not in (b"", b"\x1f\x8b"):
+                        pending = b""  # trailing garbage after the last member: ignored
+                else:
+                    pending = inflater.unconsumed_tail
+            chunk = next(iterator, None)
+            if chunk is None:
+                break
+            self.read += len(chunk)
+            pending = chunk
+        if fed and not inflater.eof:
+            raise BadFile(
+                f"truncated gzip stream (it ends after {self.read} bytes, {self.produced} decompressed)"
+            )
+
+    def _salvage(self, inflater: Any, pending: bytes) -> Iterator[bytes]:
+        """What ``pending`` holds before its corrupt spot, fed a little at a time to a copy of
+        the inflater as it was before the failed call."""
+        for at in range(0, len(pending), SALVAGE_BYTES):
             try:
-                out = inflater.decompress(pending, PIECE_CHARS)
-            except zlib.error as exc:
-                raise BadFile(f"not a valid gzip stream ({exc})") from None
-            full = len(out) >= PIECE_CHARS
+                out = inflater.decompress(pending[at : at + SALVAGE_BYTES])
+            except zlib.error:
+                return
             if out:
+                self.produced += len(out)
                 yield out
-            if inflater.eof:
-                pending = inflater.unused_data
-                inflater = zlib.decompressobj(wbits=31)
-                fed = False
-                if pending[:2] not in (b"", b"\x1f\x8b"):
-                    pending = b""  # trailing garbage after the last member: ignored
-            else:
-                pending = inflater.unconsumed_tail
-        chunk = next(iterator, None)
-        if chunk is None:
-            break
-        pending = chunk
-    if fed and not inflater.eof:
-        raise BadFile("truncated gzip stream")
 
 
-def _text(chunks: Iterable[bytes]) -> Iterator[str]:
+def _text(source: _Bytes) -> Iterator[str]:
     decoder = codecs.getincrementaldecoder("utf-8")(errors=_ERRORS)
     first = True
-    for raw in _decompressed(chunks):
+    for raw in source:
         text = decoder.decode(raw)
         if first and text:
             text = text.lstrip("\ufeff")
@@ -136,10 +172,10 @@ def _text(chunks: Iterable[bytes]) -> Iterator[str]:
 
 
 class CloudTrailFile:
-    """Iterate ``(json_text, record)`` over a log file given as an iterable of byte chunks.
+    """Iterate ``(json_text, record)`` over a file given as an iterable of byte chunks.
 
     After iteration: ``records`` yielded, ``skipped_records`` (too large / not an object, each
-    logged to ``log``), ``replaced_bytes`` (non-UTF-8 bytes replaced).
+    logged to ``log``), ``replaced_bytes`` (non-UTF-8 bytes replaced), ``gzip``.
     """
 
     def __init__(
@@ -149,7 +185,8 @@ class CloudTrailFile:
         max_record_bytes: int = MAX_RECORD_BYTES,
         log: logging.Logger | None = None,
     ) -> None:
-        self._pieces = _text(chunks)
+        self._source = _Bytes(chunks)
+        self._pieces = _text(self._source)
         self.name = name
         self.max_record_bytes = max_record_bytes
         self.hard_limit = max(64 * 1024 * 1024, 4 * max_record_bytes)
@@ -159,16 +196,31 @@ class CloudTrailFile:
         self.replaced_bytes = 0
         self._buf = ""
         self._pos = 0
+        self._keep = -1  # >= 0: the buffer keeps its text from here (a top-level object's start)
         self._eof = False
+        self._damage: BadFile | None = None  # met while reading ahead; raised once the buffer is used
+
+    @property
+    def gzip(self) -> bool:
+        return self._source.gzip
 
     # -- text buffer ---------------------------------------------------------------------
     def _more(self) -> bool:
-        piece = next(self._pieces, None)
+        try:
+            piece = next(self._pieces, None)
+        except BadFile as exc:
+            # Damage met while reading ahead: the records the buffer holds come first.
+            self._damage, piece = exc, None
         if piece is None:
             self._eof = True
             return False
-        self._buf = self._buf[self._pos :] + piece
-        self._pos = 0
+        cut = self._pos if self._keep < 0 else self._keep
+        if len(self._buf) - cut > self.hard_limit:
+            raise BadFile(f"a JSON object larger than {self.hard_limit} bytes without a Records array")
+        self._buf = self._buf[cut:] + piece
+        self._pos -= cut
+        if self._keep >= 0:
+            self._keep = 0
         return True
 
     def _peek(self) -> str:
@@ -211,41 +263,84 @@ class CloudTrailFile:
         before = _ReplacementCounter.count
         try:
             first = self._peek()
-            if first == "[":
-                self._pos += 1
-                yield from self._array()
-            elif first == "{":
-                self._pos += 1
-                yield from self._object()
-            elif not first:
+            if not first:
                 raise BadFile("empty file")
-            else:
+            if first not in "[{":
+                if self.gzip:
+                    raise BadFile(f"gzip file holding no JSON (its data starts with {first!r})")
                 raise BadFile(f"neither gzip nor JSON (starts with {first!r})")
-            if self._peek():
-                raise BadFile("invalid JSON: data after the end of the document")
+            while first:  # one document, or JSON lines: one value after another
+                if first == "[":
+                    self._pos += 1
+                    yield from self._array()
+                elif first == "{":
+                    yield from self._top_object()
+                else:
+                    raise BadFile("invalid JSON: data after the end of the document")
+                first = self._peek()
+        except BadFile:
+            if self._damage is not None:
+                raise self._damage from None  # the cause, not the record it cut
+            raise
         finally:
             self.replaced_bytes = _ReplacementCounter.count - before
+        if self._damage is not None:
+            raise self._damage  # every record was whole, but the stream was not
+
+    def _top_object(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """A top-level object: ``{"Records": [...]}`` streamed, or one record (JSON lines)."""
+        if len(self._buf) - self._pos < PIECE_CHARS // 16 and not self._eof:
+            self._more()
+        start = self._pos
+        if not _RECORDS_FIRST.match(self._buf, start):
+            try:
+                value, end = _DECODER.scan_once(self._buf, start)
+            except (StopIteration, json.JSONDecodeError):
+                value = None  # cut by the end of the buffer, or damage: the slow path says which
+            if value.__class__ is dict and "Records" not in value:
+                self._pos = end
+                yield from self._single(self._buf[start:end], value)
+                return
+        self._keep = start  # its text stays in the buffer until "Records" shows up
+        self._pos = start + 1
+        try:
+            found = yield from self._object()
+            if not found:
+                text = self._buf[self._keep : self._pos]
+                yield from self._single(text, json.loads(text))
+        finally:
+            self._keep = -1
+
+    def _single(self, text: str, value: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+        if not any(key in value for key in _RECORD_KEYS):
+            raise BadFile("JSON without a Records array")
+        if len(text) > self.max_record_bytes:
+            self._skip(f"record {value.get('eventID', '?')} of {len(text)} bytes (over max_record_bytes)")
+            return
+        self.records += 1
+        yield text, value
 
     def _object(self) -> Iterator[tuple[str, dict[str, Any]]]:
+        """The members of an object whose ``{`` was read; the records of its ``Records``.
+        Returns whether it had a ``Records`` array."""
         found = False
         if self._peek() == "}":
             self._pos += 1
-        else:
-            while True:
-                key, _, _ = self._value()
-                if not isinstance(key, str):
-                    raise BadFile("invalid JSON: object key is not a string")
-                self._expect(":", "':'")
-                if key == "Records" and self._peek() == "[":
-                    found = True
-                    self._pos += 1
-                    yield from self._array()
-                else:
-                    self._value()
-                if self._expect(",}", "',' or '}'") == "}":
-                    break
-        if not found:
-            raise BadFile("JSON without a Records array")
+            return found
+        while True:
+            key, _, _ = self._value()
+            if not isinstance(key, str):
+                raise BadFile("invalid JSON: object key is not a string")
+            self._expect(":", "':'")
+            if key == "Records" and self._peek() == "[":
+                found = True
+                self._keep = -1
+                self._pos += 1
+                yield from self._array()
+            else:
+                self._value()
+            if self._expect(",}", "',' or '}'") == "}":
+                return found
 
     def _array(self) -> Iterator[tuple[str, dict[str, Any]]]:
         if self._peek() == "]":
@@ -323,131 +418,56 @@ class CloudTrailFile:
         self.log.warning("skipped %s in %s", what, self.name)
 
 
-def record_id(text: str, record: dict[str, Any]) -> str:
-    """The de-duplication key of a record: its eventID, else a hash of its text."""
-    event_id = record.get("eventID")
-    if isinstance(event_id, str) and event_id:
-        return event_id
-    return "sha1:" + hashlib.sha1(text.encode("utf-8", "replace")).hexdigest()
+# -- local files (the CLI) --------------------------------------------------------------------
+@dataclass
+class FileReport:
+    """What reading one local file found: ``records`` yielded, ``skipped_records`` (too large or
+    not objects), ``replaced_bytes`` (not UTF-8), ``damage`` (why the file could not be read to
+    its end, "" if it could), ``digest`` (a digest file: no records, skipped)."""
+
+    records: int = 0
+    skipped_records: int = 0
+    replaced_bytes: int = 0
+    damage: str = ""
+    digest: bool = False
 
 
-def write_file(
-    chunks: Iterable[bytes],
-    source: str,
-    sink: EventSink,
-    seen: SeenIds,
-    stats: RunStats,
-    log: logging.Logger,
-    deadline: Deadline | None = None,
-    max_record_bytes: int = MAX_RECORD_BYTES,
-    sourcetype: str | None = None,
-) -> bool:
-    """Write every record of one log file to ``sink``, dropping ids already in ``seen``.
+_QUIET = logging.getLogger(__name__ + ".local")
+_QUIET.addHandler(logging.NullHandler())
+_QUIET.propagate = False
 
-    Events are flushed to Splunk every ``FLUSH_EVENTS`` records and at the end, and their ids
-    journaled in ``seen`` right after each flush, so a kill at any moment neither loses nor
-    (beyond the instant between a flush and its journal line) duplicates a record on retry.
-    Returns True when the file was read to its end or is damaged beyond repair (logged, and
-    ``stats.skipped_files`` counted: retrying would not help); False when the deadline or a stop
-    cut it short (the caller must retry it later; what was written is journaled).
+
+def _file_chunks(path: str) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while True:
+            chunk = handle.read(CHUNK_BYTES)
+            if not chunk:
+                return
+            yield chunk
+
+
+def iter_file_records(
+    path: str, report: FileReport | None = None, max_record_bytes: int = MAX_RECORD_BYTES
+) -> Iterator[dict[str, Any]]:
+    """The records of one local CloudTrail file (any shape the reader accepts), streamed.
+
+    A digest file yields nothing (``report.digest``). A damaged file yields every intact record
+    before the damage, then raises ``BadFile`` (one line, saying where; also in
+    ``report.damage``). ``OSError`` (missing, unreadable) propagates. Skipped records and
+    replaced bytes are counted in ``report``, not logged.
     """
-    sourcetype = sourcetype or sourcetype_for(source)
-    if deadline is not None:
-        chunks = _interruptible(chunks, deadline)
-    reader = CloudTrailFile(chunks, source, max_record_bytes, log)
-    pending: dict[str, None] = {}  # ids written since the last flush, in order (a file repeating
-    # a record writes it once)
-    write = sink.write
-    seen_ids = seen.ids  # ``in`` on the view: no method call per record
-    completed = True
-    try:
-        for text, record in reader:
-            key = record.get("eventID")  # record_id's common case, inlined
-            if key.__class__ is not str or not key:
-                key = record_id(text, record)
-            if key in pending or key in seen_ids:
-                stats.duplicates += 1
-                continue
-            write(text, event_time(record.get("eventTime")), source, sourcetype)
-            pending[key] = None
-            if len(pending) >= FLUSH_EVENTS:
-                _commit(sink, seen, pending, stats)
-                if deadline is not None and deadline.expired():
-                    completed = False
-                    break
-    except BadFile as exc:
-        stats.skipped_files += 1
-        log.error("skipped the rest of %s after %d records: %s", source, reader.records, exc)
-    except StopRun:
-        completed = False
-    finally:
-        _commit(sink, seen, pending, stats)
-        stats.skipped_records += reader.skipped_records
-    if reader.replaced_bytes:
-        log.warning("%d bytes that are not UTF-8 replaced by U+FFFD in %s", reader.replaced_bytes, source)
-    if completed:
-        stats.files += 1
-    return completed
-
-
-def _interruptible(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[bytes]:
-    """The chunks of a download; a stop request cuts a slow read short (``StopRun``)."""
-    iterator = iter(chunks)
-    while True:
-        with deadline.interruptible():
-            chunk = next(iterator, None)
-        if chunk is None:
-            return
-        yield chunk
-
-
-def _commit(sink: EventSink, seen: SeenIds, pending: dict[str, None], stats: RunStats) -> None:
-    if not pending:
+    report = report if report is not None else FileReport()
+    if file_kind(path) == "digest":
+        report.digest = True
         return
-    sink.flush()
-    seen.add_all(pending)
-    stats.events += len(pending)
-    pending.clear()
-
-
-class LogFilePipeline:
-    """What the inputs reading log files from S3 share: one run's sink, seen ids, stats, logger
-    and deadline, and writing one S3 object's records."""
-
-    def __init__(
-        self,
-        max_record_bytes: int,
-        sink: EventSink,
-        seen: SeenIds,
-        log: logging.Logger,
-        deadline: Deadline,
-    ) -> None:
-        self.max_record_bytes = max_record_bytes
-        self.sink = sink
-        self.seen = seen
-        self.log = log
-        self.deadline = deadline
-        self.stats = RunStats()
-
-    def write_object(
-        self, s3: Any, bucket: str, key: str, wrap: Callable[[Iterable[bytes]], Iterable[bytes]] | None = None
-    ) -> bool:
-        """``write_file`` on ``s3://bucket/key`` streamed from S3 (``wrap`` sees every chunk).
-
-        AWS errors propagate: what they mean (retry, dead-letter queue) is the caller's call.
-        """
-        body = s3.get_object(Bucket=bucket, Key=key)["Body"]
-        try:
-            chunks = body.iter_chunks(CHUNK_BYTES)
-            return write_file(
-                wrap(chunks) if wrap else chunks,
-                f"s3://{bucket}/{key}",
-                self.sink,
-                self.seen,
-                self.stats,
-                self.log,
-                self.deadline,
-                self.max_record_bytes,
-            )
-        finally:
-            body.close()
+    reader = CloudTrailFile(_file_chunks(path), path, max_record_bytes, _QUIET)
+    try:
+        for _, record in reader:
+            yield record
+    except BadFile as exc:
+        report.damage = f"{path}: {exc} (after {reader.records} records)"
+        raise BadFile(report.damage) from None
+    finally:
+        report.records = reader.records
+        report.skipped_records = reader.skipped_records
+        report.replaced_bytes = reader.replaced_bytes

@@ -4,12 +4,15 @@ Layout: ``[prefix/]AWSLogs/<account>/CloudTrail/<region>/YYYY/MM/DD/<file>`` and
 organization trail, ``[prefix/]AWSLogs/<o-org id>/<account>/CloudTrail/...``; Insights files
 under ``CloudTrail-Insight/`` (sourcetype ``aws:cloudtrail:insight``), digests skipped.
 
-Each (account, region, kind) folder is a stream with its own checkpoint: the newest file time
-read and the keys read within ``overlap_minutes`` of it. A run lists each stream from the day of
+Each (account, region, kind) folder is a stream with its own checkpoint (``_Cursor``): the newest
+file time read, the keys read within ``overlap_minutes`` of it, and the pending files. A run first
+retries the pending files whose backoff is over, then lists the stream from the day of
 (newest - overlap) with a paginator and ``StartAfter``, reads the files not read yet in key order
 (file names carry their delivery time), and saves the checkpoint after each file's events are
-handed to Splunk. A kill between a flush and the checkpoint re-reads one file next run; its
-records are dropped by the eventID de-duplication.
+handed to Splunk. A file that fails (download cut, AccessDenied, ...) stays pending, whatever the
+cursor passes, and is named in a log line at each run until it is read or an admin drops it
+(``drop_pending``); a file stopped mid-way (deadline, SIGTERM) resumes at its record position. A
+kill between a flush and its journal line re-sends that one batch.
 """
 
 from __future__ import annotations
@@ -21,9 +24,19 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from iamspike.ingest.aws import AWS_ERRORS, AwsClients, AwsSettings, explain, int_setting, parse_aws_settings
+from iamspike.ingest.aws import (
+    AWS_ERRORS,
+    AwsClients,
+    AwsSettings,
+    error_code,
+    explain,
+    int_setting,
+    is_not_found,
+    parse_aws_settings,
+)
 from iamspike.ingest.checkpoint import DEFAULT_SEEN_CAPACITY, CheckpointStore, SeenIds
-from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, LogFilePipeline, file_kind
+from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind
+from iamspike.ingest.delivery import FilePosition, LogFilePipeline
 from iamspike.ingest.events import Deadline, EventSink, RunStats
 from iamspike.ingest.settings import SettingsError, check_interval, check_no_clear_secret, check_start_date
 
@@ -46,6 +59,7 @@ class S3Settings:
     overlap_minutes: int = 60
     max_record_bytes: int = MAX_RECORD_BYTES
     dedup_window: int = DEFAULT_SEEN_CAPACITY
+    drop_pending: tuple[str, ...] = ()
 
 
 def _csv(text: str | None) -> tuple[str, ...]:
@@ -79,6 +93,7 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
         dedup_window=int_setting(
             params.get("dedup_window"), "dedup_window", DEFAULT_SEEN_CAPACITY, 1000, 5_000_000
         ),
+        drop_pending=_csv(params.get("drop_pending")),
     )
 
 
@@ -164,43 +179,174 @@ class S3Pipeline(LogFilePipeline):
         return self.stats
 
     def read_stream(self, stream: str) -> None:
-        state = self.store.load("stream-" + stream, None) or {}
-        start = datetime.datetime.combine(
-            self.settings.start_date, datetime.time(), tzinfo=datetime.timezone.utc
-        )
-        overlap = datetime.timedelta(minutes=self.settings.overlap_minutes)
-        newest = _parse_time(state.get("newest")) or start
-        recent = set(state.get("recent", []))
-        cutoff = max(start, newest - overlap) if state else start
+        """Read the stream's pending files (whose backoff is over), then its new files in key
+        order, saving the cursor after each file; name what is still pending in the log."""
+        name = "stream-" + stream
+        cursor = _Cursor(self.store.load(name, None), self.settings)
+        try:
+            if self._drop_pending(cursor):
+                self.store.save(name, cursor.state())
+            for key in cursor.due(_now()):
+                if not self._read(key, cursor, name):
+                    return
+            for key in self._new_files(stream, cursor):
+                if not self._read(key, cursor, name):
+                    return
+        finally:
+            self._report_pending(stream, cursor)
+
+    def _new_files(self, stream: str, cursor: _Cursor) -> Iterator[str]:
+        """Keys of the stream not read yet, from the day of the cursor's cutoff (``StartAfter``)."""
         paginator = self.s3.get_paginator("list_objects_v2")
-        start_after = stream + cutoff.strftime("%Y/%m/%d/")
+        start_after = stream + cursor.cutoff.strftime("%Y/%m/%d/")
         for page in paginator.paginate(
             Bucket=self.settings.bucket, Prefix=stream, StartAfter=start_after[:-1]
         ):
             for item in page.get("Contents", []):
                 key = item["Key"]
                 when = file_time(key)
-                if key in recent or file_kind(key) in ("digest", "other") or (when and when < cutoff):
+                if (
+                    key in cursor.recent
+                    or key in cursor.pending
+                    or file_kind(key) in ("digest", "other")
+                    or (when and when < cursor.cutoff)
+                ):
                     continue
-                if self.deadline.expired():
-                    return
-                if not self.read_file(key):
-                    continue
-                recent.add(key)
-                if when and when > newest:
-                    newest = when
-                floor = newest - overlap
-                recent = {k for k in recent if (file_time(k) or newest) >= floor}
-                self.store.save("stream-" + stream, {"newest": newest.isoformat(), "recent": sorted(recent)})
+                yield key
 
-    def read_file(self, key: str) -> bool:
+    def _read(self, key: str, cursor: _Cursor, name: str) -> bool:
+        """Read one file and save the cursor; False when the run must end (deadline or stop)."""
+        if self.deadline.expired():
+            return False
+        at = FilePosition(cursor.position(key))
         try:
-            return self.write_object(self.s3, self.settings.bucket, key)
+            done = self.write_object(self.s3, self.settings.bucket, key, at=at)
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             arn = f"arn:aws:s3:::{self.settings.bucket}/{key}"
-            self.log.error("%s; will retry next run", explain(exc, "s3:GetObject", arn, self.settings.aws))
-            return False
+            why = explain(exc, "s3:GetObject", arn, self.settings.aws)
+            if is_not_found(exc):
+                self.log.error("%s; the object was deleted before it was read: nothing left to read", why)
+                cursor.read(key)  # gone: never listed nor tried again
+            else:
+                cursor.failed(key, error_code(exc), at.position)
+                self.log.error(
+                    "%s; the file stays pending (%d records of it read): retried at each run, with a"
+                    " backoff up to 1 h, until it is read or dropped with drop_pending",
+                    why,
+                    at.position,
+                )
+            self.store.save(name, cursor.state())
+            return True
+        if done:
+            cursor.read(key)
+        else:
+            cursor.stopped(key, at.position)
+        self.store.save(name, cursor.state())
+        return done
+
+    def _drop_pending(self, cursor: _Cursor) -> bool:
+        prefix = f"s3://{self.settings.bucket}/"
+        dropped = False
+        for key in list(cursor.pending):
+            if key in self.settings.drop_pending or prefix + key in self.settings.drop_pending:
+                self.log.warning(
+                    "dropped pending file %s%s (drop_pending): its records will not be read", prefix, key
+                )
+                cursor.read(key)  # as if read: never listed nor tried again
+                dropped = True
+        return dropped
+
+    def _report_pending(self, stream: str, cursor: _Cursor) -> None:
+        if not cursor.pending:
+            return
+        items = sorted(cursor.pending.items())
+        named = "; ".join(f"{key} ({_describe(entry)})" for key, entry in items[:PENDING_NAMED])
+        more = f"; and {len(items) - PENDING_NAMED} more" if len(items) > PENDING_NAMED else ""
+        self.log.warning(
+            "%d files pending in s3://%s/%s, not read yet: %s%s",
+            len(items),
+            self.settings.bucket,
+            stream,
+            named,
+            more,
+        )
+
+
+PENDING_NAMED = 10  # pending files named in the run's log line
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.timezone.utc)
+
+
+def retry_delay(tries: int) -> datetime.timedelta:
+    """How long a file that failed ``tries`` times waits before its next try: the next run after
+    one failure, then 1, 2, 4 ... minutes, at most an hour."""
+    return datetime.timedelta(seconds=0 if tries <= 1 else min(3600, 60 * 2 ** (tries - 2)))
+
+
+def _describe(entry: dict[str, Any]) -> str:
+    tries = int(entry.get("tries") or 0)
+    if not tries:
+        return f"stopped at record {entry.get('position', 0)}; resumes at the next run"
+    last = _parse_time(entry.get("last")) or _now()
+    when = last + retry_delay(tries)
+    next_try = "at the next run" if when <= _now() else "after " + when.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return (
+        f"failing since {entry.get('since', '?')}, {tries} tries, next try {next_try},"
+        f" {entry.get('position', 0)} records read; last error: {entry.get('error', '?')}"
+    )
+
+
+class _Cursor:
+    """Where one stream stands: the newest file time read, the keys read within the overlap of
+    it (``recent``), and the ``pending`` files: failed (retried with a backoff until read or
+    dropped) or stopped mid-file (resumed at their record position)."""
+
+    def __init__(self, state: Any, settings: S3Settings) -> None:
+        state = state if isinstance(state, dict) else {}
+        start = datetime.datetime.combine(settings.start_date, datetime.time(), tzinfo=datetime.timezone.utc)
+        self.overlap = datetime.timedelta(minutes=settings.overlap_minutes)
+        self.newest = _parse_time(state.get("newest")) or start
+        self.recent = set(state.get("recent", []))
+        pending = state.get("pending")
+        self.pending: dict[str, dict[str, Any]] = pending if isinstance(pending, dict) else {}
+        self.cutoff = max(start, self.newest - self.overlap) if state else start
+
+    def state(self) -> dict[str, Any]:
+        return {"newest": self.newest.isoformat(), "recent": sorted(self.recent), "pending": self.pending}
+
+    def due(self, now: datetime.datetime) -> list[str]:
+        """Pending keys to try now (stopped ones first, then by key)."""
+        due = []
+        for key, entry in self.pending.items():
+            tries = int(entry.get("tries") or 0)
+            last = _parse_time(entry.get("last"))
+            if not tries or last is None or now >= last + retry_delay(tries):
+                due.append((tries > 0, key))
+        return [key for _, key in sorted(due)]
+
+    def position(self, key: str) -> int:
+        return int(self.pending.get(key, {}).get("position") or 0)
+
+    def read(self, key: str) -> None:
+        self.pending.pop(key, None)
+        self.recent.add(key)
+        when = file_time(key)
+        if when and when > self.newest:
+            self.newest = when
+        floor = self.newest - self.overlap
+        self.recent = {k for k in self.recent if (file_time(k) or self.newest) >= floor}
+
+    def failed(self, key: str, error: str, position: int) -> None:
+        now = _now().isoformat()
+        entry = self.pending.setdefault(key, {"since": now, "tries": 0})
+        entry.update(tries=int(entry.get("tries") or 0) + 1, last=now, error=error, position=position)
+
+    def stopped(self, key: str, position: int) -> None:
+        entry = self.pending.setdefault(key, {"since": _now().isoformat(), "tries": 0})
+        entry["position"] = position
 
 
 def _parse_time(text: Any) -> datetime.datetime | None:

@@ -33,6 +33,12 @@ def check_interval(value: str | None) -> None:
         raise SettingsError(f"interval must be seconds (60-86400) or a cron schedule, not {text!r}")
 
 
+def interval_seconds(value: str | None, default: int = 300) -> int:
+    """An input's interval in seconds (a cron schedule or nothing counts as ``default``)."""
+    text = str(value or "").strip()
+    return int(text) if text.isdigit() and int(text) > 0 else default
+
+
 def check_no_clear_secret(params: Mapping[str, str]) -> None:
     """Refuse keys that would hold a secret in clear in inputs.conf."""
     for key, value in params.items():

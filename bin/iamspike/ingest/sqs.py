@@ -5,19 +5,19 @@ notification with its ``s3ObjectKey`` list) arrive on a queue; each named log fi
 from S3 and written record by record. A message is deleted only after every record of every file
 it names has been handed to Splunk. A message that cannot be processed (unparseable body, object
 missing or forbidden) is left alone: SQS redelivers it after its visibility timeout and, after
-``maxReceiveCount`` receives, moves it to the queue's dead-letter queue. Redeliveries (and many
-forwarders on one queue) are absorbed by eventID de-duplication.
+``maxReceiveCount`` receives, moves it to the queue's dead-letter queue. Redeliveries are
+absorbed by eventID de-duplication. A message stopped mid-file (SIGTERM, the run's deadline, a
+kill) stays with the forwarder that began it, which resumes at the record where it stopped
+(``claims``): another forwarder on the queue never reads that file from its start.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote_plus
 
 from iamspike.ingest.aws import (
     AWS_ERRORS,
@@ -29,13 +29,12 @@ from iamspike.ingest.aws import (
     parse_aws_settings,
 )
 from iamspike.ingest.checkpoint import DEFAULT_SEEN_CAPACITY, SeenIds
-from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, LogFilePipeline, file_kind
+from iamspike.ingest.claims import Claims
+from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind
+from iamspike.ingest.delivery import FilePosition, LogFilePipeline
 from iamspike.ingest.events import Deadline, EventSink, RunStats, StopRun
-from iamspike.ingest.settings import check_interval, check_no_clear_secret, check_queue_url
-
-
-class NotificationError(ValueError):
-    """A message body that is not an S3 / SNS / CloudTrail notification."""
+from iamspike.ingest.notifications import NotificationError, parse_notification
+from iamspike.ingest.settings import check_interval, check_no_clear_secret, check_queue_url, interval_seconds
 
 
 @dataclass(frozen=True)
@@ -48,6 +47,7 @@ class SqsSettings:
     visibility_timeout: int = 300
     max_record_bytes: int = MAX_RECORD_BYTES
     dedup_window: int = DEFAULT_SEEN_CAPACITY
+    interval: int = 300
 
 
 def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) -> SqsSettings:
@@ -72,73 +72,8 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
         dedup_window=int_setting(
             params.get("dedup_window"), "dedup_window", DEFAULT_SEEN_CAPACITY, 1000, 5_000_000
         ),
+        interval=interval_seconds(params.get("interval")),
     )
-
-
-def parse_notification(body: str) -> list[tuple[str, str, str]]:
-    """The (bucket, key, region) log files a message names; [] for ``s3:TestEvent``.
-
-    Accepts raw S3 event notifications, the same wrapped in an SNS envelope, CloudTrail's own
-    SNS notification (``{"s3Bucket": ..., "s3ObjectKey": [...]}``) and S3 events delivered by
-    EventBridge (``"source": "aws.s3"``, ``"detail-type": "Object Created"``). S3 event
-    notification keys are URL-encoded (decoded with unquote_plus); CloudTrail's and
-    EventBridge's are not.
-    """
-    try:
-        message = json.loads(body)
-        if isinstance(message, dict) and message.get("Type") == "Notification" and "Message" in message:
-            inner = message["Message"]
-            message = json.loads(inner) if isinstance(inner, str) else inner
-    except (TypeError, ValueError) as exc:
-        raise NotificationError(f"body is not JSON ({exc})") from None
-    if not isinstance(message, dict):
-        raise NotificationError("body is not a JSON object")
-    if message.get("Event") == "s3:TestEvent":
-        return []
-    if message.get("source") == "aws.s3" and isinstance(message.get("detail"), dict):
-        return _eventbridge_files(message)
-    if "s3ObjectKey" in message and "s3Bucket" in message:
-        keys = message["s3ObjectKey"]
-        keys = [keys] if isinstance(keys, str) else keys
-        return [(str(message["s3Bucket"]), str(key), "") for key in keys]
-    records = message.get("Records")
-    if isinstance(records, list):
-        found = []
-        for record in records:
-            s3 = record.get("s3") if isinstance(record, dict) else None
-            if not isinstance(s3, dict):
-                raise NotificationError("a record without an s3 section")
-            if not str(record.get("eventName", "ObjectCreated")).startswith("ObjectCreated"):
-                continue
-            bucket = s3.get("bucket", {}).get("name")
-            key = s3.get("object", {}).get("key")
-            if not bucket or key is None:
-                raise NotificationError("an s3 record without bucket name or object key")
-            found.append((str(bucket), unquote_plus(str(key)), str(record.get("awsRegion") or "")))
-        return found
-    raise NotificationError("neither an S3 event, an SNS notification nor a CloudTrail notification")
-
-
-def _eventbridge_files(message: dict[str, Any]) -> list[tuple[str, str, str]]:
-    """The file of an S3 event delivered by EventBridge; [] for other S3 events (deletions, ...).
-
-    The key is used as is: AWS's "EventBridge event message structure" page (S3 user guide,
-    ev-events) documents ``detail.bucket.name`` and ``detail.object.key`` without the note its
-    S3 event notification page carries ("the object key name value is URL encoded"), and
-    EventBridge events seen in the wild carry raw keys (``raw/x/2023-08-08T14:03:40.5.zip``,
-    where a notification would have ``%3A``). Decoding here would corrupt keys holding ``+``
-    or ``%``.
-    """
-    if message.get("detail-type") != "Object Created":
-        return []
-    detail = message["detail"]
-    bucket = detail.get("bucket")
-    item = detail.get("object")
-    name = bucket.get("name") if isinstance(bucket, dict) else None
-    key = item.get("key") if isinstance(item, dict) else None
-    if not name or not isinstance(key, str) or not key:
-        raise NotificationError("an EventBridge S3 event without detail.bucket.name or detail.object.key")
-    return [(str(name), key, str(message.get("region") or ""))]
 
 
 class _Visibility:
@@ -172,7 +107,8 @@ class _Visibility:
 
 
 class SqsPipeline(LogFilePipeline):
-    """One run of the SQS input: receive, read files, write events, delete, until the deadline."""
+    """One run of the SQS input: take back what an earlier run held, then receive, read files,
+    write events, delete, until the deadline."""
 
     def __init__(
         self,
@@ -182,17 +118,22 @@ class SqsPipeline(LogFilePipeline):
         seen: SeenIds,
         log: logging.Logger,
         deadline: Deadline,
+        claims: Claims,
     ) -> None:
         super().__init__(settings.max_record_bytes, sink, seen, log, deadline)
         self.settings = settings
         self.clients = clients
+        self.claims = claims
         self.sqs = clients.client("sqs")
         self._done: list[tuple[str, str]] = []  # (MessageId, ReceiptHandle) written, not yet deleted
         self._done_since = 0.0
+        # A message stopped mid-file stays invisible until this forwarder's next run takes it back.
+        self.hold = min(43200, max(settings.visibility_timeout, settings.interval) + 60)
 
     def run(self) -> RunStats:
         failures = 0
         try:
+            self._reclaim()
             while not self.deadline.expired():
                 messages = self._receive()
                 if messages is None:
@@ -215,6 +156,35 @@ class SqsPipeline(LogFilePipeline):
         finally:
             self.delete_done()
         return self.stats
+
+    def _reclaim(self) -> None:
+        """Take back the messages an earlier run stopped in the middle of, and finish them."""
+        for message_id, claim in self.claims.held():
+            if self.deadline.expired():
+                return
+            where = f"record {claim.get('position', 0)} of {claim.get('source') or 'its first file'}"
+            try:
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.settings.queue_url,
+                    ReceiptHandle=claim["receipt"],
+                    VisibilityTimeout=self.settings.visibility_timeout,
+                )
+            except AWS_ERRORS as exc:
+                self.log.warning(
+                    "message %s, stopped at %s by an earlier run, is no longer held by this forwarder"
+                    " (%s): it resumes there if SQS hands it to this forwarder again; another"
+                    " forwarder would read that file from its start",
+                    message_id,
+                    where,
+                    explain(exc, "sqs:ChangeMessageVisibility", self.settings.queue_arn, self.settings.aws),
+                )
+                self.claims.stopped(message_id, [], claim.get("source", ""), claim.get("position", 0), False)
+                continue
+            self.log.info("resuming message %s at %s", message_id, where)
+            self.handle(
+                {"MessageId": message_id, "ReceiptHandle": claim["receipt"], "Body": claim.get("body", "")}
+            )
+        self.delete_done()
 
     def _receive(self) -> list[dict[str, Any]] | None:
         wait = int(min(self.settings.wait_seconds, max(0.0, self.deadline.remaining() - 1)))
@@ -247,12 +217,15 @@ class SqsPipeline(LogFilePipeline):
 
         Such a message is deleted by ``delete_done`` (one DeleteMessageBatch per received batch:
         a request per message cost ~1.5 ms of CPU and an SQS request each); the others are left
-        to SQS, for redelivery and the dead-letter queue.
+        to SQS, for redelivery and the dead-letter queue, except one stopped mid-file, which
+        this forwarder keeps (see ``claims``).
         """
         message_id = message.get("MessageId", "?")
+        receipt = message["ReceiptHandle"]
         receives = message.get("Attributes", {}).get("ApproximateReceiveCount", "1")
+        body = message.get("Body", "")
         try:
-            files = parse_notification(message.get("Body", ""))
+            files = parse_notification(body)
         except NotificationError as exc:
             self.stats.errors += 1
             self.log.error(
@@ -262,17 +235,44 @@ class SqsPipeline(LogFilePipeline):
                 exc,
             )
             return False
-        visibility = _Visibility(self.sqs, self.settings, message["ReceiptHandle"], self.log)
+        logs = []
         for bucket, key, region in files:
             kind = file_kind(key)
             if kind in ("digest", "other"):
                 self.log.debug("skipped %s file s3://%s/%s", kind, bucket, key)
-                continue
-            if not self._read_file(bucket, key, region, visibility, message_id, receives):
+            else:
+                logs.append((bucket, key, region))
+        if logs:
+            claim = self.claims.get(message_id)  # an earlier run's, if it stopped in this message
+            done_before = set(claim.get("done", []))
+            self.claims.start(message_id, receipt, body)
+            visibility = _Visibility(self.sqs, self.settings, receipt, self.log)
+            done: list[str] = []
+            for bucket, key, region in logs:
+                source = f"s3://{bucket}/{key}"
+                if source in done_before:
+                    continue
+                at = FilePosition(claim.get("position", 0) if claim.get("source") == source else 0)
+                outcome = self._read_file(bucket, key, region, visibility, message_id, receives, at)
+                if outcome == "done":
+                    done.append(source)
+                    continue
+                stopped = outcome == "stopped"
+                self.claims.stopped(message_id, done, source, at.position, held=stopped)
+                if stopped:
+                    visibility.extend(True, self.hold)
+                    self.log.info(
+                        "stopped at record %d of %s: message %s stays with this forwarder (invisible"
+                        " for %d s) and its next run resumes there",
+                        at.position,
+                        source,
+                        message_id,
+                        self.hold,
+                    )
                 return False
         if not self._done:
             self._done_since = time.monotonic()
-        self._done.append((message_id, message["ReceiptHandle"]))
+        self._done.append((message_id, receipt))
         return True
 
     def delete_done(self) -> None:
@@ -298,15 +298,26 @@ class SqsPipeline(LogFilePipeline):
                     failed.get("Code", "?"),
                     failed.get("Message", ""),
                 )
-            self.stats.messages += len(response.get("Successful", []))
+            deleted = [batch[int(entry["Id"])][0] for entry in response.get("Successful", [])]
+            self.claims.finish(deleted)
+            self.stats.messages += len(deleted)
 
     def _read_file(
-        self, bucket: str, key: str, region: str, visibility: _Visibility, message_id: str, receives: str
-    ) -> bool:
-        source = f"s3://{bucket}/{key}"
+        self,
+        bucket: str,
+        key: str,
+        region: str,
+        visibility: _Visibility,
+        message_id: str,
+        receives: str,
+        at: FilePosition,
+    ) -> str:
+        """``done``, ``stopped`` (deadline or stop: ``at`` says where) or ``failed`` (logged)."""
         arn = f"arn:aws:s3:::{bucket}/{key}"
         try:
-            done = self.write_object(self.clients.client("s3", region or None), bucket, key, visibility.keep)
+            done = self.write_object(
+                self.clients.client("s3", region or None), bucket, key, visibility.keep, at
+            )
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             why = explain(exc, "s3:GetObject", arn, self.settings.aws)
@@ -315,19 +326,19 @@ class SqsPipeline(LogFilePipeline):
             self.log.error(
                 "%s; message %s (received %s times) left for the dead-letter queue", why, message_id, receives
             )
-            return False
-        if not done:
-            self.log.info("deadline or stop while reading %s; its message will be retried", source)
-            visibility.extend(True, 0)
-        return done
+            return "failed"
+        return "done" if done else "stopped"
 
 
 def stream(ctx: Any) -> RunStats:
     """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
     settings = parse_settings(ctx.params, ctx.aws_settings())
-    seen = ctx.checkpoints().seen_ids("seen", settings.dedup_window)
+    store = ctx.checkpoints()
+    seen = store.seen_ids("seen", settings.dedup_window)
     try:
-        pipeline = SqsPipeline(settings, AwsClients(settings.aws), ctx.sink, seen, ctx.log, ctx.deadline)
+        pipeline = SqsPipeline(
+            settings, AwsClients(settings.aws), ctx.sink, seen, ctx.log, ctx.deadline, Claims(store)
+        )
         stats = pipeline.run()
     finally:
         seen.close()

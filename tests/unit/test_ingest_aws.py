@@ -52,6 +52,47 @@ def test_other_errors_are_explained_in_one_line(exc, words):
     assert words in text and "\n" not in text
 
 
+def test_a_rejected_key_is_not_answered_with_a_permission():
+    # moto (and an XML error on SQS's JSON protocol) leaves botocore the HTTP status as the code
+    xml = (
+        '<?xml version="1.0"?><ErrorResponse><Errors><Error><Code>InvalidClientTokenId</Code>'
+        "<Message>The security token included in the request is invalid.</Message>"
+        "</Error></Errors></ErrorResponse>"
+    )
+    exc = ClientError(
+        {"Error": {"Code": "403", "Message": xml}, "ResponseMetadata": {"HTTPStatusCode": 403}}, "Op"
+    )
+    settings = AwsSettings(access_key_id="AKIAIOSFODNN7EXAMPLE")
+    for error in (exc, client_error("SignatureDoesNotMatch", 403), client_error("InvalidAccessKeyId", 403)):
+        text = explain(error, "sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:1:q", settings)
+        assert "rejected the credentials" in text and "add sqs:ReceiveMessage" not in text
+        assert "AKIA************MPLE (storage/passwords)" in text and "\n" not in text
+    assert explain(exc, "sqs:ReceiveMessage", "q", AwsSettings()).startswith("InvalidClientTokenId:")
+
+
+def test_a_failed_assume_role_blames_the_forwarders_own_credentials():
+    settings = AwsSettings(role_arn=ROLE)
+    rejected = ClientError(
+        {
+            "Error": {"Code": "InvalidClientTokenId", "Message": "m"},
+            "ResponseMetadata": {"HTTPStatusCode": 403},
+        },
+        "AssumeRole",
+    )
+    text = explain(rejected, "sqs:ReceiveMessage", "arn:aws:sqs:us-east-1:1:q", settings)
+    assert (
+        "rejected the forwarder's own credentials (AWS default chain" in text
+        and "the role is not the cause" in text
+    )
+    assert f"credentials of role {ROLE}" not in text and "add sqs:ReceiveMessage" not in text
+    denied = ClientError(
+        {"Error": {"Code": "AccessDenied", "Message": "m"}, "ResponseMetadata": {"HTTPStatusCode": 403}},
+        "AssumeRole",
+    )
+    text = explain(denied, "sqs:ReceiveMessage", "q", AwsSettings(role_arn=ROLE, external_id="ext-1"))
+    assert f"may not assume role {ROLE}" in text and "trust policy and the external_id" in text
+
+
 @pytest.mark.parametrize(
     ("params", "message"),
     [

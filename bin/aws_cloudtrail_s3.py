@@ -21,6 +21,7 @@ ARGUMENTS = [
     Argument("overlap_minutes", "Overlap minutes", "Late files picked up this far back (60)", "number"),
     Argument("max_record_bytes", "Max record bytes", "Larger records are skipped (1000000)", "number"),
     Argument("dedup_window", "De-dup window", "eventIDs remembered (200000)", "number"),
+    Argument("drop_pending", "Drop pending files", "Comma-separated keys of pending files to give up on"),
     Argument("region", "Region", "AWS region of the bucket (default us-east-1)"),
     *modinput.AWS_ARGUMENTS,
 ]

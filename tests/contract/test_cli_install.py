@@ -262,7 +262,7 @@ def screenshot(page: pathlib.Path, png: pathlib.Path, height: int = 1400) -> Non
             f"--window-size=1200,{height}",
             f"--screenshot={png}",
             page.as_uri(),
-        ],  # fmt: skip
+        ],
         timeout=120,
     )
     assert png.is_file(), done.stderr[-500:]

@@ -9,7 +9,7 @@ APP := TA-aws-iam-error-spike
 VERSION := $(shell sed -n 's/^version *= *//p' default/app.conf | head -n1)
 TGZ := package/dist/$(APP)-$(VERSION).tgz
 
-.PHONY: venv lint format package wheel appinspect unit contract test demo bench clean
+.PHONY: venv lint format package wheel chromium appinspect unit contract test demo bench clean
 
 $(VENV)/.stamp: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -42,16 +42,25 @@ $(WHEEL): $(VENV)/.stamp pyproject.toml lookups/iamspike_error_classes.csv $(she
 
 wheel: $(WHEEL)
 
+# Headless Chromium opens the CLI's HTML report in tests/contract/test_cli_install.py: Debian's
+# package, installed when missing and apt-get can (as root); otherwise the test skips, or fails
+# under CI=true.
+chromium:
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null \
+	  || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	       && apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; } \
+	  || echo "chromium: not installed (apt-get install chromium); the HTML report test will skip"
+
 appinspect: $(TGZ)
 	$(PY) package/appinspect_gate.py $(TGZ)
 
 unit: venv
 	$(PY) -m pytest tests/unit -q
 
-contract: $(TGZ) $(WHEEL)
+contract: $(TGZ) $(WHEEL) chromium
 	$(PY) -m pytest tests/contract -q
 
-test: lint package wheel appinspect
+test: lint package wheel chromium appinspect
 	$(PY) -m pytest -q
 
 demo: $(TGZ)

@@ -4,9 +4,11 @@
   values multivalue; a JSON null is no field, as CloudTrail omits absent fields anyway).
 - ``apply_props``: FIELDALIAS-* (``a AS b ...``), then every EVAL-* computed from the event as it
   was after the aliases (calculated fields never see each other), as props.conf.spec says.
-- ``evaluate``: the eval expressions used in default/props.conf: string and number literals,
+- ``evaluate`` / ``run_eval``: the eval expressions of default/props.conf and of the eval macros
+  (``run_eval`` runs ``a=<expr>, b=<expr>`` in order): string and number literals,
   ``'quoted.field'`` and bare field names, ``==``/``=``/``!=``, ``AND``/``OR``/``NOT``, brackets,
-  and the functions in FUNCTIONS. Null follows SPL: a comparison with a null field is null, and
+  and the functions in FUNCTIONS (``split`` and ``mvfilter`` make and filter multivalue fields,
+  held as lists). Null follows SPL: a comparison with a null field is null, and
   a null condition is false. Anything else raises SplEvalError, so a new construct in props.conf
   fails the tests until it is evaluated faithfully here.
 - ``search_matches``: eventtype searches: ``field=value`` (case-insensitive, ``*`` wildcards),
@@ -17,6 +19,7 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Callable, Optional
 
 Value = Optional[str]
@@ -73,7 +76,8 @@ def _tokens(text: str) -> list[tuple[str, str]]:
 
 
 def _string(raw: str) -> str:
-    return re.sub(r"\\(.)", r"\1", raw[1:-1])
+    # SPL string literals escape only a quote and a backslash; "\d" reaches a regex as written.
+    return re.sub(r'\\([\\"])', r"\1", raw[1:-1])
 
 
 def _lazy_if(args: list[Callable[[], Value]]) -> Value:
@@ -109,6 +113,21 @@ def _bool(flag: bool) -> str:
     return "true" if flag else "false"
 
 
+def _round(value: Value, digits: Value = "0") -> Value:
+    if value is None:
+        return None
+    places = int(digits or 0)
+    rounded = Decimal(value).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+    return str(rounded)
+
+
+def _split(value: Value, separator: Value) -> Any:
+    if value is None or separator is None:
+        return None
+    parts = value.split(separator)
+    return parts if len(parts) > 1 else parts[0]
+
+
 # Functions with their arguments evaluated first; LAZY ones get thunks (SPL evaluates only the
 # branch taken). Every eval function props.conf uses must be here.
 STRICT: dict[str, Callable[..., Value]] = {
@@ -120,9 +139,11 @@ STRICT: dict[str, Callable[..., Value]] = {
     "null": lambda: None,
     "true": lambda: "true",
     "lower": lambda value: None if value is None else value.lower(),
+    "round": _round,
+    "split": _split,
 }
 LAZY: dict[str, Callable[[list[Callable[[], Value]]], Value]] = {"if": _lazy_if, "case": _lazy_case}
-FUNCTIONS = frozenset(STRICT) | frozenset(LAZY)
+FUNCTIONS = frozenset(STRICT) | frozenset(LAZY) | {"mvfilter"}
 
 
 class _Parser:
@@ -212,6 +233,8 @@ class _Parser:
         if name not in FUNCTIONS:
             raise SplEvalError(f"eval function {name}() is not evaluated here")
         self.take("(")
+        if name == "mvfilter":
+            return self.mvfilter()
         args: list[Callable[[], Value]] = []
         if self.peek() != ("op", ")"):
             args.append(self.or_expr())
@@ -223,6 +246,33 @@ class _Parser:
             return lambda: LAZY[name](args)
         return lambda: STRICT[name](*(arg() for arg in args))
 
+    def mvfilter(self) -> Callable[[], Any]:
+        """mvfilter(<condition on one field>): the values of that field the condition keeps."""
+        start = self.pos
+        condition = self.or_expr()
+        self.take(")")
+        inside = self.tokens[start : self.pos]
+        names = {text.strip("'") for kind, text in inside if kind in ("word", "quoted")}
+        names -= FUNCTIONS | {"AND", "OR", "NOT"}
+        if len(names) != 1:
+            raise SplEvalError(f"mvfilter() must name one field, names {sorted(names)}")
+        (name,) = names
+
+        def keep() -> Any:
+            values = self.event.get(name)
+            values = values if isinstance(values, list) else ([] if values is None else [values])
+            outer, kept = self.event, []
+            for value in values:
+                self.event = dict(outer, **{name: value})
+                try:
+                    if condition() == "true":
+                        kept.append(value)
+                finally:
+                    self.event = outer
+            return None if not kept else kept if len(kept) > 1 else kept[0]
+
+        return keep
+
     def field(self, name: str) -> Value:
         value = self.event.get(name)
         if isinstance(value, list):
@@ -233,6 +283,34 @@ class _Parser:
 def evaluate(expression: str, event: dict[str, Any]) -> Value:
     """The value of an eval expression over one event's fields (None: null)."""
     return _Parser(expression, event).parse()()
+
+
+ASSIGNMENT = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*=(?!=)(.*)$", re.S)
+
+
+def run_eval(assignments: str, event: dict[str, Any]) -> dict[str, Any]:
+    """The ``eval`` command: ``a=<expr>, b=<expr>`` in order, each seeing the ones before it."""
+    event = dict(event)
+    pieces, depth, quote, start = [], 0, False, 0
+    for i, char in enumerate(assignments):
+        if char == '"' and assignments[i - 1 : i] != "\\":
+            quote = not quote
+        elif not quote and char in "()":
+            depth += 1 if char == "(" else -1
+        elif not quote and depth == 0 and char == ",":
+            pieces.append(assignments[start:i])
+            start = i + 1
+    pieces.append(assignments[start:])
+    for piece in pieces:
+        match = ASSIGNMENT.match(piece)
+        if not match:
+            raise SplEvalError(f"not an eval assignment: {piece!r}")
+        value = _Parser(match.group(2), event).parse()()
+        if value is None:
+            event.pop(match.group(1), None)
+        else:
+            event[match.group(1)] = value
+    return event
 
 
 def functions_used(expression: str) -> set[str]:

@@ -279,7 +279,7 @@ def test_alert_tokens_and_throttle_fields_are_result_fields(name: str) -> None:
             for token in re.findall(r"\$(\w+)\$", value):
                 assert token in fields, f"[{name}] {key} uses ${token}$"
     risk = json.loads(stanza["action.risk.param._risk"])
-    assert risk and all(r["risk_object_field"] in fields for r in risk)
+    assert risk and all(r.get("risk_object_field", r.get("threat_object_field")) in fields for r in risk)
     # Off by default, configured: email, webhook, ES notable and risk.
     for action in ("email", "webhook", "notable", "risk"):
         assert stanza[f"action.{action}"] == "0"

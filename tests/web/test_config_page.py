@@ -1,0 +1,275 @@
+"""The Configuration page in a real headless Chromium against the Splunk Web + splunkd stand-in,
+on the installed package; then the input it created run as splunkd runs it, against moto.
+
+Proof asked by issue 11: create an account with a static key, create an SQS input naming it, run
+that input and see it read the queue with that key; disable it and see it stop. Bad input gets
+one inline message each and writes nothing; the secret never reaches a log line, a conf file,
+an answer to the browser other than splunkd's echo of the POST that carried it, or a
+screenshot. Screenshots of each tab go to docs/config-<tab>.png (``IAMSPIKE_SCREENSHOTS=docs``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from pathlib import Path
+
+import pytest
+from standin import modinput
+from standin.conf import read_conf
+from standin.fixtures_aws import log_file, log_key, make_queue, make_records, relay, serve
+from standin.install import bare_python
+from standin.splunkweb import APP, LOCALE, PASSWORD, USER, SplunkWeb
+
+from web.browser import Chromium, find_chromium
+
+pytestmark = pytest.mark.contract
+
+KEY_ID = "AKIAPAGETESTKEY00001"
+SECRET = "pAgE/s3cr3t+K3y/v4lue0000EXAMPLEKEY00001"
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+SHOTS = os.environ.get("IAMSPIKE_SCREENSHOTS", "")
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    binary = find_chromium()
+    if binary is None:
+        message = "chromium not found (apt-get install -y chromium; `make web-deps`)"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    browser = Chromium(binary)
+    yield browser
+    browser.close()
+
+
+@pytest.fixture(scope="module")
+def python313(tmp_path_factory):
+    python = bare_python("3.13", str(tmp_path_factory.mktemp("bare-py3.13") / "venv"))
+    if python is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("python3.13 not found")
+        pytest.skip("python3.13 not found")
+    return python
+
+
+@pytest.fixture
+def web(fresh_splunk_home, python313, moto_env):
+    if not os.path.exists(
+        os.path.join(fresh_splunk_home.app_dir, "appserver", "static", "build", "configuration.js")
+    ):
+        pytest.fail(
+            "the package has no appserver/static/build/configuration.js (build it with `make package`)"
+        )
+    standin = SplunkWeb(fresh_splunk_home, python313)
+    yield standin
+    standin.close()
+
+
+@pytest.fixture
+def page(chromium, web):
+    page = chromium.new_page()
+    page.goto(f"{web.url}/{LOCALE}/app/{APP}/configuration")  # redirected to the login form
+    page.wait("!!document.querySelector('#login')")
+    page.eval(
+        f"document.querySelector('#username').value = '{USER}';"
+        f"document.querySelector('#password').value = '{PASSWORD}';"
+        "document.querySelector('#signin').click()"
+    )
+    page.wait("!!document.querySelector('[data-page=configuration] [data-tab=accounts]')", 30)
+    return page
+
+
+class SqsRecorder:
+    """A loopback relay in front of moto for SQS that keeps each request's signing key id."""
+
+    def __init__(self, moto_url: str) -> None:
+        self.key_ids: list[str] = []
+        port = int(moto_url.rsplit(":", 1)[1])
+
+        def forward(request) -> None:
+            match = re.search(r"Credential=([A-Z0-9]+)/", request.headers.get("Authorization", ""))
+            self.key_ids.append(match.group(1) if match else "")
+            length = int(request.headers.get("Content-Length") or 0)
+            body = request.rfile.read(length) if length else b""
+            payload = relay(request, "127.0.0.1", port, request.path, body)
+            request.wfile.write(payload)
+
+        self.server = serve(forward)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def tab(page, name: str) -> None:
+    page.click(f"[data-tab-id={name}]")
+    page.wait(f"!!document.querySelector('[data-tab={name}]')")
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        time.sleep(0.3)  # let the theme's transitions settle
+        page.screenshot(os.path.join(REPO, SHOTS, f"config-{name}.png"))
+
+
+def form_says(page, form: str, text: str) -> None:
+    """Wait until the open ``form`` shows ``text`` (an inline message)."""
+    page.wait(f"document.querySelector('[data-form={form}]').innerText.includes({text!r})")
+
+
+def local_conf(home, name: str) -> dict[str, dict[str, str]]:
+    return read_conf(Path(home.app_dir, "local", name + ".conf"))
+
+
+def all_files_text(root: str) -> str:
+    out = []
+    for folder, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(folder, name), "rb") as handle:
+                out.append(handle.read().decode("utf-8", errors="replace"))
+    return "\n".join(out)
+
+
+def fill_account(page, name: str, key_id: str = "", secret: str = "", role_arn: str = "") -> None:
+    page.type("[data-field=name]", name)
+    if key_id or secret:
+        page.click("[data-auth=static_key]")
+        page.wait("!!document.querySelector('[data-field=keyId]')")
+        page.type("[data-field=keyId]", key_id)
+        page.type("[data-field=secret]", secret)
+    page.type("[data-field=roleArn]", role_arn)
+
+
+def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_and_stops_when_disabled(
+    page, web, fresh_splunk_home, python313, aws_clients, unique_name, moto_server, moto_env, tmp_path
+):
+    home = fresh_splunk_home
+    # -- AWS accounts: bad input first, one inline message each, nothing written
+    page.click("[data-action=add-account]")
+    page.wait("!!document.querySelector('[data-form=account]')")
+    page.click("[data-form=account] [data-action=save]")
+    form_says(page, "account", "Account name is required")
+    fill_account(page, "prod-audit", key_id=KEY_ID, secret="")
+    page.click("[data-form=account] [data-action=save]")
+    form_says(page, "account", "Secret access key is required")
+    page.type("[data-field=secret]", SECRET)
+    page.type("[data-field=roleArn]", "arn:aws:iam::12:role/x")
+    page.click("[data-form=account] [data-action=save]")
+    form_says(page, "account", "is not an IAM role ARN")
+    assert not os.path.exists(os.path.join(home.app_dir, "local", "aws_iam_error_spike_accounts.conf"))
+    assert not os.path.exists(os.path.join(home.app_dir, "local", "passwords.conf"))
+    # -- then a good one
+    page.type("[data-field=roleArn]", "")
+    page.type("[data-field=regions]", "us-east-1")
+    shot(page, "accounts-form")
+    page.click("[data-form=account] [data-action=save]")
+    page.wait("!!document.querySelector('[data-row=\"prod-audit\"]')")
+    accounts = local_conf(home, "aws_iam_error_spike_accounts")
+    assert accounts["prod-audit"] == {
+        "auth": "static_key",
+        "role_arn": "",
+        "external_id": "",
+        "regions": "us-east-1",
+    }
+    passwords = local_conf(home, "passwords")
+    assert list(passwords) == ["default", "credential:TA-aws-iam-error-spike-account:prod-audit:"]
+    assert passwords["credential:TA-aws-iam-error-spike-account:prod-audit:"]["password"].startswith("$7$")
+    # -- a duplicate name: splunkd's 409 (or the page's own check) inline, nothing changed
+    page.click("[data-action=add-account]")
+    fill_account(page, "prod-audit")
+    page.click("[data-form=account] [data-action=save]")
+    form_says(page, "account", "already exists")
+    page.click("[data-form=account] [data-action=cancel]")
+    shot(page, "accounts")
+
+    # -- Proxy and Logging tabs render their settings (screenshots only)
+    tab(page, "proxy")
+    page.wait("!!document.querySelector('[data-field=host]')")
+    shot(page, "proxy")
+    tab(page, "logging")
+    page.wait("!!document.querySelector('[data-kind=aws_cloudtrail_sqs]')")
+    shot(page, "logging")
+    tab(page, "alerts")
+    page.wait("!!document.querySelector('[data-row=\"IAM Error Spike - Account Alert\"]')")
+    shot(page, "alerts")
+
+    # -- Inputs: a malformed queue URL (the page), a bad interval (splunkd's --validate-arguments)
+    s3 = aws_clients("s3")
+    s3.create_bucket(Bucket=unique_name)
+    queue = make_queue(aws_clients, unique_name, bucket=unique_name)
+    tab(page, "inputs")
+    page.click("[data-action=add-input]")
+    page.wait("!!document.querySelector('[data-form=input]')")
+    page.type("[data-field=name]", "audit-queue")
+    page.choose("[data-field=aws_account]", "prod-audit")
+    page.type("[data-field=queue_url]", "https://sqs.us-east-1.amazonaws.com/not-a-queue")
+    page.click("[data-form=input] [data-action=save]")
+    form_says(page, "input", "is not an SQS queue URL")
+    page.type("[data-field=queue_url]", queue)
+    page.type("[data-field=interval]", "10")
+    page.click("[data-form=input] [data-action=save]")
+    message = page.wait(
+        "(m => m && m.innerText)(document.querySelector('[data-form=input] [data-message=form]'))", 60
+    )
+    assert "interval must be between 60 and 86400, not 10" in message
+    assert not os.path.exists(os.path.join(home.app_dir, "local", "inputs.conf"))
+    page.type("[data-field=interval]", "300")
+    page.type("[data-field=index]", "aws")
+    shot(page, "inputs-form")
+    page.click("[data-form=input] [data-action=save]")
+    page.wait("!!document.querySelector('[data-row=\"aws_cloudtrail_sqs/audit-queue\"]')", 60)
+    stanza = local_conf(home, "inputs")["aws_cloudtrail_sqs://audit-queue"]
+    assert stanza == {"aws_account": "prod-audit", "queue_url": queue, "interval": "300", "index": "aws"}
+    shot(page, "inputs")
+
+    # -- splunkd runs the enabled stanza: it reads the queue with the account's key
+    s3.put_object(
+        Bucket=unique_name, Key=log_key("20230826T2030Z", "p"), Body=log_file(make_records(7, prefix="p"))
+    )
+    recorder = SqsRecorder(moto_server)
+    try:
+        env = {**moto_env, "AWS_ENDPOINT_URL_SQS": recorder.url}
+        run = modinput.InputProcess(
+            python313,
+            home,
+            "aws_cloudtrail_sqs.py",
+            "aws_cloudtrail_sqs://audit-queue",
+            {**stanza, "wait_seconds": "1"},
+            str(tmp_path / "cp"),
+            env,
+            server_uri=web.mgmt_uri,
+        )
+        events = run.wait_for(7, 60)
+        assert len(events) == 7, run.stderr
+        assert recorder.key_ids and set(recorder.key_ids) == {KEY_ID}  # never the environment's key
+
+        # -- disabled from the page: splunkd sees disabled = 1 and stops the input
+        row = '[data-row="aws_cloudtrail_sqs/audit-queue"]'
+        page.click(f"{row} [data-action=disable]")
+        page.wait(f"document.querySelector('{row} [data-status]').dataset.status === 'disabled'")
+        assert local_conf(home, "inputs")["aws_cloudtrail_sqs://audit-queue"]["disabled"] == "1"
+        assert run.terminate() < 5
+        calls = len(recorder.key_ids)
+        s3.put_object(
+            Bucket=unique_name, Key=log_key("20230826T2035Z", "q"), Body=log_file(make_records(3, prefix="q"))
+        )
+        time.sleep(2)
+        assert len(recorder.key_ids) == calls and len(run.events()) == 7
+    finally:
+        recorder.close()
+    shot(page, "inputs-disabled")
+
+    # -- the secret: nowhere but storage/passwords, encrypted
+    log = modinput.read_log(home, "aws_cloudtrail_sqs")
+    assert "events" in log and SECRET not in log and KEY_ID not in log and SECRET not in run.stderr
+    for folder in ("local", "default", "appserver"):
+        assert SECRET not in all_files_text(os.path.join(home.app_dir, folder))
+    leaks = [r for r in web.responses if SECRET in r.body]
+    assert [(r.method, r.path.split("?")[0]) for r in leaks] == [
+        ("POST", f"/servicesNS/nobody/{APP}/storage/passwords")
+    ]  # splunkd's echo of the request that carried it, never read by the page
+    assert not [r for r in web.responses if r.method == "GET" and "storage/passwords" in r.path]

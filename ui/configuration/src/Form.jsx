@@ -1,0 +1,25 @@
+// Small form helpers shared by the tabs: a labelled text field with its inline message.
+import React from 'react';
+import ControlGroup from '@splunk/react-ui/ControlGroup';
+import Text from '@splunk/react-ui/Text';
+
+export function Field({ label, name, form, setForm, errors, help, type, placeholder, disabled }) {
+    const error = errors[name] || '';
+    return (
+        <ControlGroup label={label} help={help} error={error || undefined} labelWidth={170}>
+            <Text
+                name={name}
+                data-field={name}
+                type={type || 'text'}
+                value={form[name] || ''}
+                placeholder={placeholder}
+                disabled={disabled}
+                error={!!error}
+                autoComplete={type === 'password' ? 'new-password' : 'off'}
+                onChange={(e, { value }) => setForm({ ...form, [name]: value })}
+            />
+        </ControlGroup>
+    );
+}
+
+export const hasErrors = (errors) => Object.keys(errors).some((k) => errors[k]);

@@ -1,0 +1,73 @@
+// The add-on's Configuration page: tabs over splunkd's own REST endpoints (configs/conf-*,
+// storage/passwords, data/inputs/*, saved/searches). Served by Splunk Web from
+// appserver/templates/configuration.html; built by `make package` into appserver/static/build/.
+import React, { useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { SplunkThemeProvider } from '@splunk/themes';
+import Heading from '@splunk/react-ui/Heading';
+import Message from '@splunk/react-ui/Message';
+import TabBar from '@splunk/react-ui/TabBar';
+import AccountsTab from './AccountsTab';
+import AlertsTab from './AlertsTab';
+import InputsTab from './InputsTab';
+import { LoggingTab, ProxyTab } from './SettingsTabs';
+import { listEntries } from './api';
+import { KINDS } from './kinds';
+
+const TABS = [
+    ['accounts', 'AWS accounts'],
+    ['proxy', 'Proxy'],
+    ['logging', 'Logging'],
+    ['inputs', 'Inputs'],
+    ['alerts', 'Alerts'],
+];
+
+function App() {
+    const first = new URLSearchParams(window.location.search).get('tab');
+    const [tab, setTab] = useState(TABS.some(([id]) => id === first) ? first : 'accounts');
+    const [inputs, setInputs] = useState([]);
+    const [accounts, setAccounts] = useState([]);
+    const [error, setError] = useState('');
+
+    const reloadInputs = () =>
+        Promise.all(
+            Object.keys(KINDS).map((kind) =>
+                listEntries(`data/inputs/${kind}`).then((entries) => entries.map((e) => ({ ...e, kind })))
+            )
+        )
+            .then((lists) => setInputs([].concat(...lists)))
+            .catch((e) => setError(e.message));
+    useEffect(() => {
+        reloadInputs();
+    }, []);
+
+    return (
+        <div style={{ padding: '16px 24px' }} data-page="configuration">
+            <Heading level={1}>Configuration</Heading>
+            {error && <Message type="error">{error}</Message>}
+            <TabBar activeTabId={tab} onChange={(e, { selectedTabId }) => setTab(selectedTabId)}>
+                {TABS.map(([id, label]) => (
+                    <TabBar.Tab key={id} label={label} tabId={id} data-tab-id={id} />
+                ))}
+            </TabBar>
+            <div style={{ marginTop: 16 }}>
+                {/* Accounts stay mounted: the Inputs form offers their names. */}
+                <div style={{ display: tab === 'accounts' ? 'block' : 'none' }}>
+                    <AccountsTab inputs={inputs} onChange={setAccounts} />
+                </div>
+                {tab === 'proxy' && <ProxyTab />}
+                {tab === 'logging' && <LoggingTab />}
+                {tab === 'inputs' && <InputsTab inputs={inputs} accounts={accounts} reload={reloadInputs} />}
+                {tab === 'alerts' && <AlertsTab />}
+            </div>
+        </div>
+    );
+}
+
+const container = document.createElement('div');
+document.body.appendChild(container);
+createRoot(container).render(
+    <SplunkThemeProvider family="enterprise" colorScheme="light" density="comfortable">
+        <App />
+    </SplunkThemeProvider>
+);

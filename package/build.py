@@ -17,6 +17,7 @@ Usage: ``python package/build.py --output package/dist/TA-aws-iam-error-spike-0.
 from __future__ import annotations
 
 import argparse
+import ast
 import fnmatch
 import gzip
 import io
@@ -44,17 +45,34 @@ DEFAULT_MTIME = 1704067200
 class Lock:
     """One lock file and the interpreter/platform its wheels are downloaded for."""
 
-    name: str  # also the lib/ sub-folder
+    name: str  # the lib/ sub-folder (and the cache folder)
     pip_target: tuple[str, ...]
+    requirements: str = ""  # package/requirements-<this>.txt; the name when empty
+
+    @property
+    def lock_file(self) -> str:
+        return os.path.join(PACKAGE_DIR, f"requirements-{self.requirements or self.name}.txt")
 
 
-MANYLINUX = ("--platform", "manylinux2014_x86_64")
+def _cpython(version: str, platform: str) -> tuple[str, ...]:
+    abi = "cp" + version.replace(".", "")
+    return ("--python-version", version, "--implementation", "cp", "--abi", abi, "--platform", platform)
+
+
+# The platforms numpy is vendored for (Splunk Enterprise runs on both; Splunk Cloud on the
+# first): lib/<interpreter>-<platform>, the tag iamspike_splunk.vendor.platform_tag() names.
+PLATFORMS = {"linux_x86_64": "manylinux2014_x86_64", "win_amd64": "win_amd64"}
 LOCKS = (
     Lock(
         "common", ("--python-version", "3.9", "--implementation", "py", "--abi", "none", "--platform", "any")
     ),
-    Lock("cp39", ("--python-version", "3.9", "--implementation", "cp", "--abi", "cp39", *MANYLINUX)),
-    Lock("cp313", ("--python-version", "3.13", "--implementation", "cp", "--abi", "cp313", *MANYLINUX)),
+    Lock("cp39", _cpython("3.9", PLATFORMS["linux_x86_64"])),  # pure wheels (and an sdist) only
+    Lock("cp313", _cpython("3.13", PLATFORMS["linux_x86_64"])),
+    *(
+        Lock(f"{tag}-{platform}", _cpython(version, pip_platform), f"numpy-{tag}")
+        for tag, version in (("cp39", "3.9"), ("cp313", "3.13"))
+        for platform, pip_platform in PLATFORMS.items()
+    ),
 )
 
 # Paths removed from every lib/<tag>/ (fnmatch patterns relative to it, ``*`` crosses folders; a
@@ -80,11 +98,11 @@ TRIM = (
     "numpy/random/lib",
     "numpy/random/_examples",
     # numpy/_core/_multiarray_tests stays: numpy 2.0 _add_newdocs imports it at import time.
-    "numpy/_core/_operand_flag_tests.*.so",
-    "numpy/_core/_rational_tests.*.so",
-    "numpy/_core/_struct_ufunc_tests.*.so",
-    "numpy/_core/_umath_tests.*.so",
-    "numpy/_core/_simd.*.so",
+    "numpy/_core/_operand_flag_tests.*",
+    "numpy/_core/_rational_tests.*",
+    "numpy/_core/_struct_ufunc_tests.*",
+    "numpy/_core/_umath_tests.*",
+    "numpy/_core/_simd.*",
     "numpy/conftest.py",
     "numpy/__init__.pxd",
     "numpy/__init__.cython-30.pxd",
@@ -157,7 +175,7 @@ def _is_file_of(filename: str, key: str, version: str) -> bool:
 
 def fetch_wheels(lock: Lock, cache_root: str) -> list[str]:
     """Download (or reuse from the cache) the wheels of one lock; return their paths, sorted."""
-    lock_path = os.path.join(PACKAGE_DIR, f"requirements-{lock.name}.txt")
+    lock_path = lock.lock_file
     download_dir = os.path.join(cache_root, lock.name)
     built_dir = os.path.join(cache_root, lock.name + "-built")
     os.makedirs(download_dir, exist_ok=True)
@@ -240,6 +258,96 @@ def apply_patches(lib_dir: str, patches: tuple[Patch, ...] = PATCHES) -> list[st
             handle.write(new_text)
         patched.append(patch.path)
     return patched
+
+
+def top_level_modules(lib_dir: str) -> list[str]:
+    """The importable top-level names a lib/ tree holds (packages and single-file modules)."""
+    names = []
+    for name in _listdir(lib_dir):
+        path = os.path.join(lib_dir, name)
+        if name.endswith(".py") and os.path.isfile(path):
+            names.append(name[:-3])
+        elif os.path.isfile(os.path.join(path, "__init__.py")):
+            names.append(name)
+    return names
+
+
+def _module_file(name: str, roots: list[str]) -> tuple[str, str] | None:
+    """(root, file) of module ``name`` on the search path ``roots``; None if not there."""
+    parts = name.split(".")
+    for root in roots:
+        base = os.path.join(root, *parts)
+        for candidate in (os.path.join(base, "__init__.py"), base + ".py"):
+            if os.path.isfile(candidate):
+                return root, candidate
+    return None
+
+
+def _imports(path: str, module: str) -> set[str]:
+    """Every module name an import statement in ``path`` may load, wherever the statement sits
+    (functions, try/except: an optional import counts as a use)."""
+    with open(path, "rb") as handle:
+        tree = ast.parse(handle.read(), path)
+    package = module if path.endswith("__init__.py") else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[: len(package.split(".")) - (node.level - 1)] if package else []
+                base = ".".join([*anchor, base] if base else anchor)
+            if base:
+                found.add(base)
+                found.update(f"{base}.{alias.name}" for alias in node.names if alias.name != "*")
+    return found
+
+
+def imported_top_levels(entry_scripts: list[str], roots: list[str]) -> set[tuple[str, str]]:
+    """(root, top-level name) of every module the entry scripts import, followed transitively
+    through the modules found under ``roots`` (statically: every import statement counts)."""
+    reached: set[tuple[str, str]] = set()
+    seen: set[str] = set()
+    queue = [(os.path.basename(p)[:-3], p) for p in entry_scripts]
+    while queue:
+        module, path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for name in _imports(path, module):
+            parts = name.split(".")
+            for depth in range(1, len(parts) + 1):  # importing a.b.c runs a and a.b first
+                prefix = ".".join(parts[:depth])
+                hit = _module_file(prefix, roots)
+                if hit is None:
+                    break
+                reached.add((hit[0], parts[0]))
+                queue.append((prefix, hit[1]))
+    return reached
+
+
+def unused_libraries(app_dir: str) -> list[str]:
+    """``lib/<tree>/<name>`` of every vendored top-level module that no entry script in ``bin/``
+    imports, directly or through what it imports, under any interpreter's search path (the one
+    ``iamspike_splunk.vendor`` builds: the platform tree, the interpreter tree, common)."""
+    lib = os.path.join(app_dir, "lib")
+    bin_dir = os.path.join(app_dir, "bin")
+    entries = [os.path.join(bin_dir, n) for n in _listdir(bin_dir) if is_entry_script("bin/" + n)]
+    trees = _listdir(lib)
+    reached: set[tuple[str, str]] = set()
+    for tag in sorted({tree.split("-")[0] for tree in trees if tree.startswith("cp")}):
+        for platform in sorted({t.split("-", 1)[1] for t in trees if t.startswith(tag + "-")} or {""}):
+            path = [bin_dir] + [
+                os.path.join(lib, t) for t in (f"{tag}-{platform}", tag, "common") if t in trees
+            ]
+            reached |= imported_top_levels(entries, path)
+    return [
+        f"lib/{tree}/{name}"
+        for tree in trees
+        for name in top_level_modules(os.path.join(lib, tree))
+        if (os.path.join(lib, tree), name) not in reached
+    ]
 
 
 def strip_tree(app_dir: str) -> None:
@@ -331,6 +439,11 @@ def build(output: str, cache_root: str, staging_root: str, mtime: int) -> dict[s
         report["trimmed_" + lock.name] = trim(target)
         report["patched_" + lock.name] = apply_patches(target)
     strip_tree(app_dir)
+    unused = unused_libraries(app_dir)
+    if unused:
+        raise BuildError(
+            f"vendored but imported by nothing the app runs: {', '.join(unused)} (drop it from its lock)"
+        )
     report["members"] = write_tgz(app_dir, output, mtime)
     return report
 

@@ -20,14 +20,22 @@ from standin.install import APP_ID, SplunkHome, run_entry
 pytestmark = pytest.mark.contract
 
 NEVER_SHIPPED = ("tests", "package", "docs", ".venv", ".git", ".ci", ".github", "node_modules", "out")
-LIB_TREES = ("common", "cp39", "cp313")
+LIB_TREES = (
+    "common",
+    "cp39",
+    "cp313",
+    "cp39-linux_x86_64",
+    "cp39-win_amd64",
+    "cp313-linux_x86_64",
+    "cp313-win_amd64",
+)
+NUMPY_TREES = LIB_TREES[3:]
 # The libraries each interpreter must get, and the tree each one must come from.
 EXPECTED = {
-    "3.9": {"numpy": ("cp39", "2.0.2"), "splunklib": ("cp39", "2.1.1")},
-    "3.13": {"numpy": ("cp313", "2.2.6"), "splunklib": ("cp313", "3.0.1")},
+    "3.9": {"numpy": ("cp39-linux_x86_64", "2.0.2"), "splunklib": ("cp39", "2.1.1")},
+    "3.13": {"numpy": ("cp313-linux_x86_64", "2.2.6"), "splunklib": ("cp313", "3.0.1")},
 }
-COMMON_MODULES = ("boto3", "botocore", "s3transfer", "requests", "urllib3", "certifi", "idna",
-                  "charset_normalizer", "dateutil", "jmespath", "six")  # fmt: skip
+COMMON_MODULES = ("botocore", "urllib3", "certifi", "idna", "dateutil", "jmespath", "six")
 
 
 @pytest.fixture(scope="module")
@@ -92,8 +100,10 @@ def test_vendored_trees_present_and_clean(members: list[tarfile.TarInfo]) -> Non
     names = {inner(m) for m in members}
     for tree in LIB_TREES:
         assert f"lib/{tree}" in names
-    assert {"lib/common/boto3/__init__.py", "lib/cp39/numpy/__init__.py", "lib/cp313/numpy/__init__.py",
-            "lib/cp39/splunklib/__init__.py", "lib/cp313/splunklib/__init__.py"} <= names  # fmt: skip
+    numpy = {f"lib/{tree}/numpy/__init__.py" for tree in NUMPY_TREES}
+    assert {"lib/common/botocore/__init__.py", "lib/cp39/splunklib/__init__.py",
+            "lib/cp313/splunklib/__init__.py", *numpy} <= names  # fmt: skip
+    assert not [n for n in names if n.split("/")[2:3] in (["boto3"], ["s3transfer"], ["requests"])]
     assert not [n for n in names if n.split("/")[:1] == ["lib"] and n.split("/")[2:3] == ["bin"]]
     assert not [n for n in names if n.startswith("lib/") and n.endswith((".pyi", ".pxd"))]
     assert not [n for n in names if n.startswith("lib/") and "/tests/" in n]
@@ -101,7 +111,7 @@ def test_vendored_trees_present_and_clean(members: list[tarfile.TarInfo]) -> Non
 
 def test_numpy_is_trimmed(members: list[tarfile.TarInfo]) -> None:
     names = {inner(m) for m in members}
-    for tree in ("cp39", "cp313"):
+    for tree in NUMPY_TREES:
         for gone in ("f2py", "distutils", "typing", "_pyinstaller", "tests", "_core/tests"):
             assert f"lib/{tree}/numpy/{gone}" not in names
         for kept in ("ma", "lib", "linalg", "fft", "random", "_core", "polynomial", "matrixlib"):
@@ -122,7 +132,7 @@ PROBE = textwrap.dedent(
     names = sys.argv[2].split(",")
     out["files"] = {name: importlib.import_module(name).__file__ for name in names}
     import numpy as np, splunklib
-    import splunklib.client, splunklib.results, splunklib.searchcommands, splunklib.modularinput
+    import splunklib.client, splunklib.searchcommands, splunklib.modularinput
     out["numpy"] = np.__version__
     import importlib.metadata
     out["splunklib"] = importlib.metadata.version("splunk-sdk")  # needs the kept dist-info
@@ -252,7 +262,11 @@ def version_of(probe: dict) -> str:
 def test_vendored_trees_go_first(probe: dict, splunk_home: SplunkHome) -> None:
     tag = "cp" + version_of(probe).replace(".", "")
     lib = os.path.join(splunk_home.app_dir, "lib")
-    assert probe["added"] == [os.path.join(lib, tag), os.path.join(lib, "common")]
+    assert probe["added"] == [
+        os.path.join(lib, tag + "-linux_x86_64"),
+        os.path.join(lib, tag),
+        os.path.join(lib, "common"),
+    ]
 
 
 def test_bare_interpreter_sees_no_site_packages(probe: dict) -> None:
@@ -284,11 +298,11 @@ CHILD_IMPORTS = textwrap.dedent(
     sys.path.insert(0, sys.argv[1])
     from iamspike_splunk import vendor
     vendor.add_vendored_paths()
-    import numpy, splunklib, boto3
+    import numpy, splunklib, botocore
     from botocore.session import Session
     session = Session()
     print(json.dumps({
-        "numpy": numpy.__file__, "splunklib": splunklib.__file__, "boto3": boto3.__file__,
+        "numpy": numpy.__file__, "splunklib": splunklib.__file__, "botocore": botocore.__file__,
         "csm_off": session._get_internal_component("monitor") is None,
     }))
     """
@@ -305,5 +319,5 @@ def test_libraries_load_from_the_app_and_csm_udp_is_off(
     assert proc.returncode == 0, proc.stderr.decode("utf-8", "replace")[-3000:]
     found = json.loads(proc.stdout.decode("utf-8").strip().splitlines()[-1])
     lib = os.path.join(splunk_home.app_dir, "lib") + os.sep
-    assert all(found[name].startswith(lib) for name in ("numpy", "splunklib", "boto3"))
+    assert all(found[name].startswith(lib) for name in ("numpy", "splunklib", "botocore"))
     assert found["csm_off"] is True

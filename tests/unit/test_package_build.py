@@ -13,6 +13,7 @@ import tarfile
 from types import ModuleType
 
 import pytest
+from iamspike_splunk import vendor
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -58,7 +59,7 @@ def test_is_file_of(filename: str, key: str, version: str, expected: bool) -> No
 
 def test_every_lock_pins_by_version_and_hash() -> None:
     for lock in build.LOCKS:
-        path = os.path.join(REPO, "package", f"requirements-{lock.name}.txt")
+        path = lock.lock_file
         with open(path, encoding="utf-8") as handle:
             lines = [line.split("#")[0].strip() for line in handle]
         pins = [line for line in lines if line and not line.startswith("-")]
@@ -66,6 +67,61 @@ def test_every_lock_pins_by_version_and_hash() -> None:
         for line in pins:
             assert "==" in line.split()[0] and "--hash=sha256:" in line, line
         assert [p.split()[0] for p in pins] == build.read_lock(path)
+
+
+def test_numpy_ships_for_each_interpreter_and_platform_in_the_tree_the_loader_picks() -> None:
+    trees = {lock.name for lock in build.LOCKS}
+    assert trees == {"common", "cp39", "cp313", "cp39-linux_x86_64", "cp39-win_amd64", "cp313-linux_x86_64",
+                     "cp313-win_amd64"}  # fmt: skip
+    for sysconfig_platform in ("linux-x86_64", "win-amd64"):  # what Splunk's Pythons report
+        assert vendor.platform_tag(sysconfig_platform) in build.PLATFORMS
+    for tag in ("cp39", "cp313"):
+        with open(os.path.join(REPO, "package", f"requirements-numpy-{tag}.txt"), encoding="utf-8") as handle:
+            (pin,) = [line for line in handle if line.startswith("numpy==")]
+        assert pin.count("--hash=sha256:") == len(build.PLATFORMS)  # one wheel per platform
+
+
+def test_no_lock_pins_what_nothing_imports() -> None:
+    pins = {pin.split("==")[0] for lock in build.LOCKS for pin in build.read_lock(lock.lock_file)}
+    assert not pins & {"boto3", "s3transfer", "requests", "charset-normalizer", "deprecation", "packaging"}
+
+
+def make_libs(root) -> str:
+    app = os.path.join(str(root), build.APP_ID)
+    write(app, "bin/entry.py", "from helpers import run\nrun()\n")
+    write(app, "bin/helpers/__init__.py", "def run():\n    from .inner import go\n    return go()\n")
+    optional = "    try:\n        import used_pkg.sub\n    except ImportError:\n        pass\n"
+    write(app, "bin/helpers/inner.py", "def go():\n" + optional + "    import numpy\n")
+    write(app, "lib/common/used_pkg/__init__.py", "from . import sub\n")
+    write(app, "lib/common/used_pkg/sub.py", "import used_single\n")
+    write(app, "lib/common/used_single.py", "")
+    write(app, "lib/common/unused_pkg/__init__.py", "")
+    write(app, "lib/common/unused_single.py", "")
+    write(app, "lib/common/unused_pkg-1.0.dist-info/METADATA", "")
+    write(app, "lib/cp39/splunklib/__init__.py", "")  # imported by nothing: reported
+    for tree in ("cp39-linux_x86_64", "cp39-win_amd64", "cp313-win_amd64"):
+        write(app, f"lib/{tree}/numpy/__init__.py", "from numpy import core\n")
+        write(app, f"lib/{tree}/numpy/core.py", "")
+    write(app, "lib/cp39-win_amd64/numpy.libs/openblas.dll", "")
+    return app
+
+
+def test_unused_libraries_follows_imports_from_the_entry_scripts_through_every_tree(tmp_path) -> None:
+    app = make_libs(tmp_path)
+    assert build.unused_libraries(app) == [
+        "lib/common/unused_pkg",
+        "lib/common/unused_single",
+        "lib/cp39/splunklib",
+    ]
+
+
+def test_a_build_with_an_unused_library_fails_naming_it(tmp_path, monkeypatch) -> None:
+    app = make_libs(tmp_path)
+    monkeypatch.setattr(build, "stage", lambda staging_root: app)
+    monkeypatch.setattr(build, "LOCKS", ())
+    with pytest.raises(build.BuildError, match="imported by nothing the app runs: lib/common/unused_pkg"):
+        build.build(str(tmp_path / "out.tgz"), str(tmp_path / "cache"), str(tmp_path), 0)
+    assert not os.path.exists(tmp_path / "out.tgz")
 
 
 @pytest.mark.parametrize(

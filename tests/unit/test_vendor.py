@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import sysconfig
 from collections.abc import Iterator
 
 import pytest
@@ -37,18 +38,55 @@ def test_lib_dir_is_the_app_lib_next_to_bin() -> None:
     assert os.path.join(os.path.dirname(bin_dir), "lib") == vendor.LIB_DIR
 
 
-@pytest.mark.parametrize(("version_info", "tag"), [((3, 9), "cp39"), ((3, 13), "cp313")])
-def test_interpreter_tree_comes_before_common(tmp_path, version_info, tag) -> None:
-    lib = make_lib(str(tmp_path), "common", "cp39", "cp313")
-    assert vendor.vendored_paths(lib, version_info) == [os.path.join(lib, tag), os.path.join(lib, "common")]
+SHIPPED = ("common", "cp39", "cp313", "cp39-linux_x86_64", "cp39-win_amd64", "cp313-linux_x86_64",
+           "cp313-win_amd64")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("platform", "tag"),
+    [("linux-x86_64", "linux_x86_64"), ("win-amd64", "win_amd64"), ("macosx-11.0-arm64", "macosx_11_0_arm64"),
+     ("linux-aarch64", "linux_aarch64")],
+)  # fmt: skip
+def test_platform_tag_is_the_wheel_tag_of_sysconfig_platform(platform: str, tag: str) -> None:
+    assert vendor.platform_tag(platform) == tag
+
+
+def test_platform_tag_of_this_interpreter_names_its_tree() -> None:
+    assert vendor.platform_tag() == sysconfig.get_platform().replace("-", "_").replace(".", "_")
+
+
+@pytest.mark.parametrize(
+    ("version_info", "platform", "trees"),
+    [((3, 9), "linux-x86_64", ["cp39-linux_x86_64", "cp39", "common"]),
+     ((3, 9), "win-amd64", ["cp39-win_amd64", "cp39", "common"]),
+     ((3, 13), "linux-x86_64", ["cp313-linux_x86_64", "cp313", "common"]),
+     ((3, 13), "win-amd64", ["cp313-win_amd64", "cp313", "common"]),
+     ((3, 13), "linux-aarch64", ["cp313", "common"])],
+)  # fmt: skip
+def test_the_loader_picks_the_tree_of_interpreter_and_platform(
+    tmp_path, version_info, platform, trees
+) -> None:
+    lib = make_lib(str(tmp_path), *SHIPPED)
+    assert vendor.vendored_paths(lib, version_info, platform) == [os.path.join(lib, t) for t in trees]
+
+
+def test_the_loader_picks_a_numpy_that_loads_on_this_platform(tmp_path) -> None:
+    # Each tree holds a module naming its platform: the one this interpreter imports must be its own.
+    lib = make_lib(str(tmp_path), *SHIPPED)
+    for tree in SHIPPED:
+        with open(os.path.join(lib, tree, "probe_tree.py"), "w", encoding="utf-8") as handle:
+            handle.write(f"TREE = {tree!r}\n")
+    paths = vendor.vendored_paths(lib, (3, 13), "win-amd64")
+    found = next(p for p in paths if os.path.isfile(os.path.join(p, "probe_tree.py")))
+    assert os.path.basename(found) == "cp313-win_amd64"
 
 
 def test_add_prepends_once_in_order(tmp_path, restore_sys_path) -> None:
-    lib = make_lib(str(tmp_path), "common", "cp39", "cp313")
-    first = vendor.add_vendored_paths(lib, (3, 13))
-    assert first == [os.path.join(lib, "cp313"), os.path.join(lib, "common")]
-    assert sys.path[:2] == first
-    assert vendor.add_vendored_paths(lib, (3, 13)) == []
+    lib = make_lib(str(tmp_path), *SHIPPED)
+    first = vendor.add_vendored_paths(lib, (3, 13), "linux-x86_64")
+    assert first == [os.path.join(lib, t) for t in ("cp313-linux_x86_64", "cp313", "common")]
+    assert sys.path[:3] == first
+    assert vendor.add_vendored_paths(lib, (3, 13), "linux-x86_64") == []
     assert sys.path.count(os.path.join(lib, "common")) == 1
 
 
@@ -60,13 +98,13 @@ def test_checkout_without_build_adds_nothing(tmp_path, restore_sys_path) -> None
 
 def test_build_without_common_still_adds_interpreter_tree(tmp_path) -> None:
     lib = make_lib(str(tmp_path), "cp39")
-    assert vendor.vendored_paths(lib, (3, 9)) == [os.path.join(lib, "cp39")]
+    assert vendor.vendored_paths(lib, (3, 9), "linux-x86_64") == [os.path.join(lib, "cp39")]
 
 
 def test_unsupported_interpreter_is_a_one_line_error(tmp_path) -> None:
-    lib = make_lib(str(tmp_path), "common", "cp39", "cp313")
+    lib = make_lib(str(tmp_path), *SHIPPED)
     with pytest.raises(ImportError) as caught:
-        vendor.vendored_paths(lib, (3, 12))
+        vendor.vendored_paths(lib, (3, 12), "win-amd64")
     message = str(caught.value)
     assert "\n" not in message
     assert "cp313, cp39" in message and "3.12" in message

@@ -15,6 +15,7 @@ import http.server
 import json
 import logging
 import os
+import random
 import socket
 import threading
 import time
@@ -118,12 +119,15 @@ def make_records(
     prefix: str = "ev",
     principal: str = "alice",
     noise: bool = False,
+    seed: int | None = None,
     **fields,
 ) -> list[dict]:
     """``count`` CloudTrail-shaped records, one second apart from ``start``, eventIDs
     ``<prefix>-<n>``; ``fields`` are added to every record (e.g. errorCode="AccessDenied");
-    ``noise`` adds a random requestID (files that gzip like real ones, not 50:1)."""
+    ``noise`` adds a random requestID (files that gzip like real ones, not 50:1), the same
+    ones for the same ``seed``."""
     base = datetime.datetime.strptime(start, "%Y-%m-%dT%H:%M:%SZ")
+    rng = random.Random(seed)
     records = []
     for n in range(count):
         when = base + datetime.timedelta(seconds=n)
@@ -146,7 +150,7 @@ def make_records(
         }
         record.update(fields)
         if noise:
-            record["requestID"] = uuid.uuid4().hex
+            record["requestID"] = uuid.uuid4().hex if seed is None else f"{rng.getrandbits(128):032x}"
         records.append(record)
     return records
 
@@ -216,19 +220,29 @@ def make_queue(aws_clients, name: str, bucket: str | None = None, dlq_after: int
 @dataclass
 class FaultRule:
     """Requests whose ``METHOD path`` contains ``match`` (and ``X-Amz-Target`` contains ``target``)
-    get an AWS error (``status``/``code``) or, with ``stall_after``, the real answer cut in two
-    with ``stall_seconds`` between the parts. ``times`` limits how often it fires (0 = always)."""
+    get an AWS error (``status``/``code``; ``xml_error``: AWS's XML error body even on a JSON
+    protocol, as moto answers a rejected key on SQS) or the real answer altered: with
+    ``stall_after``, cut in two with ``stall_seconds`` between the parts; with ``reset_after``,
+    cut there and the connection closed (a download reset mid-file); with ``rate``, sent at that
+    many bytes per second. ``times`` limits how often it fires (0 = always)."""
 
     match: str = ""
     target: str = ""
     status: int = 403
     code: str = "AccessDenied"
     message: str = "Access Denied"
+    xml_error: bool = False
     stall_after: int = -1
     stall_seconds: float = 0.0
+    reset_after: int = -1
+    rate: float = 0.0
     times: int = 0
     fired: int = 0
     stalling: threading.Event = field(default_factory=threading.Event)  # set during a stall
+
+    def alters(self) -> bool:
+        """True if the real answer is sent (altered), False if an error replaces it."""
+        return self.stall_after >= 0 or self.reset_after >= 0 or self.rate > 0
 
 
 def serve(handle) -> http.server.ThreadingHTTPServer:
@@ -305,13 +319,20 @@ class FaultProxy:
         length = int(request.headers.get("Content-Length") or 0)
         body = request.rfile.read(length) if length else b""
         rule = self._rule(request)
-        if rule is not None and rule.stall_after < 0:
-            if request.headers.get("X-Amz-Target"):
+        if rule is not None and not rule.alters():
+            if request.headers.get("X-Amz-Target") and not rule.xml_error:
                 payload = json.dumps({"__type": rule.code, "message": rule.message}).encode()
                 headers = {
                     "Content-Type": "application/x-amz-json-1.0",
                     "x-amzn-query-error": f"{rule.code};Sender",
                 }
+            elif request.headers.get("X-Amz-Target"):
+                payload = (
+                    '<?xml version="1.0" encoding="utf-8"?>\n<ErrorResponse><Errors><Error>'
+                    f"<Code>{rule.code}</Code><Message>{rule.message}</Message><Type>Sender</Type>"
+                    "</Error></Errors></ErrorResponse>"
+                ).encode()
+                headers = {"Content-Type": "text/xml"}
             else:
                 payload = f"<Error><Code>{rule.code}</Code><Message>{rule.message}</Message></Error>".encode()
                 headers = {"Content-Type": "application/xml"}
@@ -327,15 +348,27 @@ class FaultProxy:
         if request.command == "HEAD":
             return
         try:
-            if rule is not None:  # a stall: part, pause, rest
+            if rule is not None and rule.reset_after >= 0:  # part, then the connection is gone
+                request.wfile.write(payload[: rule.reset_after])
+                request.wfile.flush()
+                request.close_connection = True
+                request.connection.shutdown(socket.SHUT_RDWR)
+                return
+            if rule is not None and rule.stall_after >= 0:  # a stall: part, pause, rest
                 request.wfile.write(payload[: rule.stall_after])
                 request.wfile.flush()
                 rule.stalling.set()
                 time.sleep(rule.stall_seconds)
                 rule.stalling.clear()
                 payload = payload[rule.stall_after :]
+            if rule is not None and rule.rate > 0:  # a slow link: 16 KiB pieces at ``rate`` bytes/s
+                for at in range(0, len(payload), 16384):
+                    request.wfile.write(payload[at : at + 16384])
+                    request.wfile.flush()
+                    time.sleep(16384 / rule.rate)
+                return
             request.wfile.write(payload)
-        except (ConnectionError, BrokenPipeError):
+        except (ConnectionError, BrokenPipeError, OSError):
             pass  # the client was killed or gave up: nothing to answer
 
 

@@ -143,8 +143,10 @@ def test_a_truncated_gzip_yields_every_intact_record_before_the_cut(cut, size):
 
 
 def test_corrupt_gzip_data_yields_the_records_before_the_corrupt_spot():
-    records = make_records(3000, noise=True)
-    data = bytearray(gzip.compress(json.dumps({"Records": records}).encode()))
+    # Deflate has no check per block: bytes altered in the middle may decode to garbage that
+    # only the CRC at the end reveals. The records before the altered spot all come out intact.
+    records = make_records(3000, noise=True, seed=16)
+    data = bytearray(gzip.compress(json.dumps({"Records": records}).encode(), mtime=0))
     spot = len(data) // 2
     data[spot : spot + 64] = b"\xff" * 64
     got, reader = [], CloudTrailFile(pieces(bytes(data), 1 << 18), "t")
@@ -152,7 +154,7 @@ def test_corrupt_gzip_data_yields_the_records_before_the_corrupt_spot():
         for item in reader:
             got.append(item)
     assert len(got) > 1000 and [r["eventID"] for _, r in got] == [f"ev-{n}" for n in range(len(got))]
-    assert "near compressed byte" in str(info.value)
+    assert "detected at compressed byte" in str(info.value)
 
 
 def test_a_gzip_holding_no_json_is_named_as_such():

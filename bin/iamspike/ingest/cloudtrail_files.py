@@ -118,8 +118,8 @@ class _Bytes:
                 except zlib.error as exc:
                     yield from self._salvage(saved, pending)
                     raise BadFile(
-                        f"corrupt gzip data ({exc}) near compressed byte {self.read - len(pending)}"
-                        f" (decompressed byte {self.produced})"
+                        f"corrupt gzip data ({exc}), detected at compressed byte"
+                        f" {self.read - len(pending)} (decompressed byte {self.produced})"
                     ) from None
                 full = len(out) >= PIECE_CHARS
                 if out:
@@ -144,13 +144,20 @@ class _Bytes:
             )
 
     def _salvage(self, inflater: Any, pending: bytes) -> Iterator[bytes]:
-        """What ``pending`` holds before its corrupt spot, fed a little at a time to a copy of
-        the inflater as it was before the failed call."""
-        for at in range(0, len(pending), SALVAGE_BYTES):
+        """What ``pending`` holds before its corrupt spot: fed to a copy of the inflater as it
+        was before the failed call, ``SALVAGE_BYTES`` at a time, the failing piece byte by byte."""
+        step = SALVAGE_BYTES
+        at = 0
+        while at < len(pending):
+            saved = inflater.copy()
             try:
-                out = inflater.decompress(pending[at : at + SALVAGE_BYTES])
+                out = inflater.decompress(pending[at : at + step])
             except zlib.error:
-                return
+                if step == 1:
+                    return
+                inflater, step = saved, 1
+                continue
+            at += step
             if out:
                 self.produced += len(out)
                 yield out

@@ -76,7 +76,7 @@ class Baseline:
     insufficient: np.ndarray  # (bins,) bool: below min_history_bins, prior pooled from peers
     silent: np.ndarray  # (bins, entities) bool: level and seasonal below silent_level
     peers: np.ndarray  # (entities,) size of the entity's peer group
-    typical_breadth: np.ndarray | None  # (bins, entities) usual distinct APIs of a failing bin
+    typical_apis: np.ndarray | None  # (bins, entities) usual distinct APIs of a failing bin
 
 
 def _seasonal_samples(
@@ -138,13 +138,13 @@ def fit_baselines(
     span: int,
     groups: np.ndarray | None = None,
     params: BaselineParams | None = None,
-    breadth: np.ndarray | None = None,
+    distinct_apis: np.ndarray | None = None,
 ) -> Baseline:
     """Baselines for a ``(bins, entities)`` count matrix whose first bin starts at ``start``.
 
     ``groups`` (entities,) ints name each entity's peer group for the pooled prior (default: all
-    entities are peers). ``breadth`` (same shape, distinct APIs per bin) gives
-    ``typical_breadth``: the decayed mean breadth of the entity's earlier failing bins (1 when
+    entities are peers). ``distinct_apis`` (same shape, per bin) gives
+    ``typical_apis``: the decayed mean distinct APIs of the entity's earlier failing bins (1 when
     none), each entering at most at twice the typical value plus 2.
     """
     params = params or BaselineParams()
@@ -162,9 +162,9 @@ def fit_baselines(
     history = np.arange(n_bins, dtype=np.int64)
     seasonal_used = np.zeros(n_bins, dtype=np.int64)
     backfilled = np.zeros(n_bins, dtype=bool)
-    typical = None if breadth is None else np.empty((n_bins, n_entities), dtype=np.float32)
-    breadth_sum = np.zeros(n_entities, dtype=np.float64)
-    breadth_weight = np.zeros(n_entities, dtype=np.float64)
+    typical = None if distinct_apis is None else np.empty((n_bins, n_entities), dtype=np.float32)
+    apis_sum = np.zeros(n_entities, dtype=np.float64)
+    apis_weight = np.zeros(n_entities, dtype=np.float64)
     insufficient = history < params.min_history_bins
 
     decay = 0.5 ** (1.0 / max(params.half_life_bins, 1.0))
@@ -254,12 +254,12 @@ def fit_baselines(
             local_weight = local_weight * local_decay + 1.0
         weight = weight * decay + 1.0
         if typical is not None:
-            usual = np.where(breadth_weight > 0, breadth_sum / np.maximum(breadth_weight, 1e-12), 1.0)
+            usual = np.where(apis_weight > 0, apis_sum / np.maximum(apis_weight, 1e-12), 1.0)
             typical[t] = np.maximum(usual, 1.0)
             failing = counts[t] > 0
-            entering = np.minimum(breadth[t], 2.0 * typical[t] + 2.0)
-            breadth_sum = breadth_sum * decay + np.where(failing, entering, 0.0)
-            breadth_weight = breadth_weight * decay + failing
+            entering = np.minimum(distinct_apis[t], 2.0 * typical[t] + 2.0)
+            apis_sum = apis_sum * decay + np.where(failing, entering, 0.0)
+            apis_weight = apis_weight * decay + failing
     return Baseline(
         expected, variance, history, seasonal_used, backfilled, insufficient, silent, peers, typical
     )

@@ -1,8 +1,11 @@
-"""Explanations of a bin: top error codes, APIs, source IPs and user agents, and the reason."""
+"""Explanations of a flagged bin: distinct APIs, top error codes, APIs, source IPs and user agents,
+and the reason (one sentence a human reads)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+
+from iamspike.principals import short_name
 
 TOP = 5
 
@@ -67,9 +70,50 @@ def reason(
             f"insufficient history ({insufficient_history} bins), prior pooled from {peers} peer{plural}"
         )
     if onset:
-        notes.append("failures started from silence, so breadth decides")
+        notes.append("failures started from silence, so the distinct APIs decide")
     if seasonal:
         notes.append(f"same hour of the last {seasonal} days considered")
     if notes:
         text += "; " + "; ".join(notes)
     return text + "."
+
+
+def explain(
+    cell: CellExplain,
+    account: str,
+    principal: str,
+    failures: int,
+    span_text: str,
+    expected: float,
+    upper: float,
+    onset: bool,
+    insufficient_history: int | None,
+    peers: int,
+    seasonal: int,
+    notes: Sequence[str] = (),
+) -> dict[str, object]:
+    """The explanation fields of one output row; ``notes`` extend the reason (what decided)."""
+    entity = short_name(principal) if principal else f"account {account}"
+    text = reason(
+        entity,
+        failures,
+        span_text,
+        expected,
+        upper,
+        len(cell.apis),
+        len(cell.codes),
+        onset,
+        insufficient_history,
+        peers,
+        seasonal,
+    )
+    if notes:
+        text = text[:-1] + "; " + "; ".join(notes) + "."
+    return {
+        "distinct_apis": len(cell.apis),
+        "top_error_codes": top(cell.codes),
+        "top_apis": top(cell.apis),
+        "top_source_ips": top(cell.ips),
+        "top_user_agents": top(cell.user_agents),
+        "reason": text,
+    }

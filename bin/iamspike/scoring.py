@@ -9,15 +9,15 @@ overstates the surprise).
 - **Onset from silence**: when the entity was silent (its long-run expectation below ``onset_level``,
   see ``Baseline.silent``) the surprise is held down to ``onset_cap``: a single-API stream that
   starts from nothing (a log-delivery service denied on a bucket, new misconfigured automation) is
-  not enough on its own; breadth decides. Cells given an ``onset_mean`` (the engine gives
+  not enough on its own; the distinct APIs decide. Cells given an ``onset_mean`` (the engine gives
   ``min_failures`` for every principal except AWS service principals) are held down less the
   further the count is above it: the cap becomes the surprise of ``x`` under a Poisson with that
   mean when that is higher (``min_failures`` failures from silence are what the admin calls
   routine; about four times as many in one bin are not). Cells with ``hold=False`` (failed console
   sign-ins: never automation) are not held down at all.
-- **Breadth** (distinct APIs in the bin) adds ``breadth_weight * b * max(1, b / 2)`` with
-  ``b = log2(apis / typical_apis)`` (breadth beyond the entity's usual: one or two APIs add little,
-  a sweep over dozens adds a lot), but never more than the uncapped surprise: breadth
+- **Distinct APIs** in the bin add ``apis_weight * b * max(1, b / 2)`` with
+  ``b = log2(distinct_apis / typical_apis)`` (APIs beyond the entity's usual: one or two add
+  little, a sweep over dozens adds a lot), but never more than the uncapped surprise: they
   strengthens a spike, it does not make one.
 - **Novelty** (APIs the entity fails on for the first time in its known history, see the engine)
   adds ``novelty_weight * log2(1 + new_apis)``, capped the same way on its own (how many APIs and
@@ -43,7 +43,7 @@ class ScoreParams:
     threshold_surprise: float = 6.0
     onset_level: float = 1.0
     onset_cap: float = 4.0
-    breadth_weight: float = 1.5
+    apis_weight: float = 1.5
     novelty_weight: float = 1.0
     max_surprise: float = 60.0
     expected_floor: float = 0.05
@@ -55,7 +55,7 @@ class Scores:
     expected: np.ndarray
     upper: np.ndarray
     surprise: np.ndarray  # -log10 tail probability (after the onset cap)
-    breadth: np.ndarray  # breadth (and novelty) bonus added
+    bonus: np.ndarray  # distinct-APIs (and novelty) bonus added
     score: np.ndarray  # 0..100
     onset: np.ndarray  # bool: expected below onset_level (failures from silence)
     held: np.ndarray  # bool: onsets whose surprise the cap actually lowered
@@ -106,7 +106,7 @@ def log10_tail(x: np.ndarray, mu: np.ndarray, var: np.ndarray) -> np.ndarray:
 
 
 def upper_bound(mu: np.ndarray, var: np.ndarray, surprise: float) -> np.ndarray:
-    """Smallest whole count whose surprise reaches ``surprise`` (no breadth, no onset cap)."""
+    """Smallest whole count whose surprise reaches ``surprise`` (no bonus, no onset cap)."""
     mu = np.maximum(np.asarray(mu, dtype=np.float64), 1e-12)
     var = np.asarray(var, dtype=np.float64)
     lo = np.floor(mu)
@@ -143,7 +143,7 @@ def score_counts(
     """Score cells (1-D arrays of equal length): counts, baseline mean/variance, distinct APIs.
 
     ``silent`` (bool) marks onsets; by default a cell is an onset when expected < onset_level.
-    ``typical_apis``: the entity's usual breadth; only breadth above it counts (default 1).
+    ``typical_apis``: the entity's usual distinct APIs; only those above it count (default 1).
     ``onset_mean``: per cell, the mean an onset's count is measured against to lift the cap (0 or
     absent: the fixed ``onset_cap``). ``hold`` (bool): False where onsets are not held down at all.
     ``new_apis``: per cell, APIs the entity fails on for the first time (default none).
@@ -165,19 +165,19 @@ def score_counts(
     surprise = np.where(held, np.minimum(raw, cap), raw)
     usual = 1.0 if typical_apis is None else np.maximum(np.asarray(typical_apis, dtype=np.float64), 1.0)
     bits = np.maximum(np.log2(np.maximum(np.asarray(apis, dtype=np.float64), 1.0) / usual), 0.0)
-    breadth = params.breadth_weight * bits * np.maximum(1.0, bits / 2.0)
-    breadth = np.minimum(breadth, raw)
+    bonus = params.apis_weight * bits * np.maximum(1.0, bits / 2.0)
+    bonus = np.minimum(bonus, raw)
     if new_apis is not None:
         novelty = params.novelty_weight * np.log2(1.0 + np.asarray(new_apis, dtype=np.float64))
-        breadth = breadth + np.minimum(novelty, raw)
-    total = (surprise + breadth) * sensitivity
+        bonus = bonus + np.minimum(novelty, raw)
+    total = (surprise + bonus) * sensitivity
     score = 100.0 * (1.0 - np.exp2(-total / params.threshold_surprise))
     if with_upper:
         upper = upper_bound(expected, variance, params.threshold_surprise / sensitivity)
     else:
         upper = np.full(observed.shape, np.nan)
     lifted = onset & ~(held & (cap <= params.onset_cap))
-    return Scores(observed, expected, upper, surprise, breadth, score, onset, held & (raw > surprise), lifted)
+    return Scores(observed, expected, upper, surprise, bonus, score, onset, held & (raw > surprise), lifted)
 
 
 def severity(score: float, flagged: bool = True) -> str:

@@ -1,27 +1,47 @@
-"""Saved baselines (``show=state``) and their restore.
+"""Saved state (``show=state``): one row per entity, keyed for the KV store, and its restore.
 
-One row per principal with failures in the kept history, plus one range row (empty account and
-principal) that carries the history's first and last bin so silent bins are zero-filled the same
-way after a restore. The ``iamspike_state`` column holds compact JSON: version, span, first and
-last bin start, the non-zero bins as ``{offset_in_bins: count}`` and their breadth (distinct APIs,
-where not 1) as ``{offset_in_bins: apis}`` (the baseline's usual breadth needs it), and the APIs
-the principal has failed on with the bin of their first failure as ``{api: offset_in_bins}``
-(negative before the kept history; the scoring's novelty needs it: without it, as in rows saved
-before it existed, no API of the principal is taken as new until enough history has been seen
-again). Rows go to a
-lookup with ``outputlookup`` and come back with ``inputlookup append=t``; any row whose
-``iamspike_state`` is non-empty is a state row. Restored counts are history only: for bins
-covered by the live rows, the live rows win.
+A principal's row keeps its non-zero bins over the kept history, their distinct APIs (where not
+1) and the APIs it has failed on with the bin of their first failure (novelty needs them). An
+account's row keeps the account's own history: its total per bin (its principals' failures, AWS
+service principals excluded), the distinct (principal, API) pairs and the number of failing
+principals per bin. So an alert that reads only the state of the principals active in its window
+(``lookup ... _key AS state_key``) still has the whole account's baseline.
+
+Row fields: ``state_key`` (the KV store ``_key``: :func:`state_key`, :func:`account_state_key`),
+``entity_type``, ``account``, ``principal`` (empty for an account), ``iamspike_state`` (compact
+JSON, version 2) and ``updated`` (the last bin written). Rows of version 1 (one row per principal
+plus a range row with empty account and principal, no account rows) are still read. Restored
+counts are history only: for bins covered by the live rows, the live rows win.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 STATE_FIELD = "iamspike_state"
-VERSION = 1
+ACCOUNT_STATE_FIELD = "iamspike_account_state"
+VERSION = 2
+READABLE = (1, 2)
+PRINCIPAL = "principal"
+ACCOUNT = "account"
+RANGE = "range"  # a version-1 row with empty account and principal: only first and last
+
+
+def _key(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32]
+
+
+def state_key(account: str, principal: str) -> str:
+    """The KV store ``_key`` of a principal's state row."""
+    return _key(f"principal\x1f{account}\x1f{principal}")
+
+
+def account_state_key(account: str) -> str:
+    """The KV store ``_key`` of an account's state row."""
+    return _key(f"account\x1f{account}")
 
 
 @dataclass(frozen=True)
@@ -31,9 +51,17 @@ class StateEntry:
     last: int  # last bin start
     account: str
     principal: str
-    bins: dict[int, int]  # bin start (epoch s) -> failures
-    apis: dict[int, int] = field(default_factory=dict)  # bin start -> distinct APIs (default 1)
-    seen: dict[str, int] = field(default_factory=dict)  # API -> bin start of its first failure
+    bins: dict[int, int]  # bin start -> failures
+    distinct_apis: dict[int, int] = field(default_factory=dict)  # bin start -> distinct APIs (1)
+    first_failures: dict[str, int] = field(default_factory=dict)  # API -> bin of its first failure
+    failing_principals: dict[int, int] = field(default_factory=dict)  # account rows only
+    entity_type: str = PRINCIPAL
+
+    @property
+    def key(self) -> str:
+        if self.entity_type == ACCOUNT:
+            return account_state_key(self.account)
+        return state_key(self.account, self.principal)
 
 
 def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> dict[str, int]:
@@ -46,24 +74,30 @@ def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = No
 
 def encode(entry: StateEntry) -> dict[str, object]:
     """The output row for one entry."""
-    blob = {
+    blob: dict[str, object] = {
         "v": VERSION,
+        "type": entry.entity_type,
+        "account": entry.account,
+        "principal": entry.principal,
         "span": entry.span,
         "first": entry.first,
         "last": entry.last,
-        "account": entry.account,
-        "principal": entry.principal,
         "bins": _offsets(entry, entry.bins),
-        "apis": _offsets(entry, entry.apis, skip=1),
+        "apis": _offsets(entry, entry.distinct_apis, skip=1),
     }
-    if entry.seen:
-        blob["seen"] = {api: (start - entry.first) // entry.span for api, start in sorted(entry.seen.items())}
+    if entry.first_failures:
+        blob["first_failures"] = {
+            api: (start - entry.first) // entry.span for api, start in sorted(entry.first_failures.items())
+        }
+    if entry.failing_principals:
+        blob["failing"] = _offsets(entry, entry.failing_principals)
     return {
-        "_time": entry.last,
+        "state_key": entry.key,
+        "entity_type": entry.entity_type,
         "account": entry.account,
         "principal": entry.principal,
-        "failures": sum(entry.bins.values()),
-        STATE_FIELD: json.dumps(blob, separators=(",", ":"), sort_keys=True),
+        STATE_FIELD: json.dumps(blob, separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+        "updated": entry.last,
     }
 
 
@@ -73,16 +107,40 @@ def decode(text: str) -> StateEntry:
         blob = json.loads(text)
     except ValueError as exc:
         raise ValueError("not JSON") from exc
-    if not isinstance(blob, Mapping) or blob.get("v") != VERSION:
+    if not isinstance(blob, Mapping) or blob.get("v") not in READABLE:
         raise ValueError("unknown state version")
     try:
         span = int(blob["span"])
         first = int(blob["first"])
         last = int(blob["last"])
-        bins = {first + int(offset) * span: int(count) for offset, count in dict(blob["bins"]).items()}
-        apis = {first + int(offset) * span: int(n) for offset, n in dict(blob.get("apis", {})).items()}
+
+        def bins_of(name: str) -> dict[int, int]:
+            return {first + int(offset) * span: int(n) for offset, n in dict(blob.get(name, {})).items()}
+
+        bins = bins_of("bins")
+        apis = bins_of("apis")
         apis = {start: apis.get(start, 1) for start in bins}
-        seen = {str(api): first + int(offset) * span for api, offset in dict(blob.get("seen", {})).items()}
-        return StateEntry(span, first, last, str(blob["account"]), str(blob["principal"]), bins, apis, seen)
-    except (KeyError, TypeError, ValueError) as exc:
+        account, principal = str(blob["account"]), str(blob["principal"])
+        if blob["v"] == 1:
+            entity_type = PRINCIPAL if account or principal else RANGE
+            firsts = dict(blob.get("seen", {}))
+        else:
+            entity_type = str(blob["type"])
+            if entity_type not in (PRINCIPAL, ACCOUNT):
+                raise ValueError("unknown entity type")
+            firsts = dict(blob.get("first_failures", {}))
+        first_failures = {str(api): first + int(offset) * span for api, offset in firsts.items()}
+        return StateEntry(
+            span,
+            first,
+            last,
+            account,
+            principal if entity_type != ACCOUNT else "",
+            bins,
+            apis,
+            first_failures,
+            bins_of("failing"),
+            entity_type,
+        )
+    except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError("malformed state") from exc

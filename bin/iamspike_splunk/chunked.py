@@ -4,13 +4,15 @@ splunkd starts the command once per search and talks to it over stdin/stdout in 
 ``chunked 1.0,<metadata bytes>,<body bytes>\\n`` + JSON metadata + CSV body:
 
 1. ``getinfo``: metadata only, with ``searchinfo`` (``args``, ``raw_args``, ``dispatch_dir``, ...).
-   The command answers with its configuration. ``iamspike`` is a reporting (transforming)
-   command: ``{"type": "reporting", "run_in_preview": false}``, so it runs on the search head and
-   sees every row. A bad option is answered with ``finished: true`` and one ERROR inspector
-   message, which Splunk shows as one line.
+   The command answers with its configuration, which the sink gives (``sink.getinfo()``):
+   ``iamspike`` is a reporting (transforming) command, ``{"type": "reporting", "run_in_preview":
+   false, "streaming_preop": "iamspike phase=map ..."}``, so splunkd runs its map phase next to
+   the data and the reporting phase on the search head; ``phase=map`` and ``phase=fold`` are
+   ``{"type": "streaming"}``. A bad option is answered with ``finished: true`` and one ERROR
+   inspector message, which Splunk shows as one line.
 2. ``execute`` chunks carry CSV bodies where every field ``x`` has a ``__mv_x`` twin. The command
-   accumulates and acknowledges each chunk with an empty body until splunkd says
-   ``finished: true``; then it answers with all results in one chunk.
+   answers each chunk with what the sink has ready (``sink.take()``: nothing for the reporting
+   phase) until splunkd says ``finished: true``; then it answers with ``sink.results()``.
 
 This loop is column-oriented and hand-written: the body is read with ``csv.reader`` and handed to
 the sink as a header plus lists of strings, untouched (the sink picks its columns by name, so the
@@ -50,6 +52,20 @@ class Sink(Protocol):
     def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None: ...
 
     def results(self) -> list[dict[str, object]]: ...
+
+
+def _raise_field_limit() -> None:
+    """Splunk delivers fields of any size (an ``aws:cloudtrail`` event can be several MB)."""
+    limit = sys.maxsize
+    while True:
+        try:
+            csv.field_size_limit(limit)
+            return
+        except OverflowError:
+            limit //= 2
+
+
+_raise_field_limit()
 
 
 def read_chunk(istream: IO[bytes]) -> tuple[dict, bytes] | None:
@@ -101,6 +117,8 @@ def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
     of every row."""
     if not body:
         return [], iter(())
+    if b"\x00" in body:  # Python 3.9's csv refuses NUL ("line contains NUL"); 3.13 keeps it
+        body = body.replace(b"\x00", "\ufffd".encode("utf-8"))
     # Decoded lazily as csv reads: no up-front copy of the whole body into a str.
     text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", errors="replace", newline="")
     reader = csv.reader(text)
@@ -227,7 +245,9 @@ def serve(
         except user_errors as error:
             LOGGER.info("%s: rejected options: %s", name, error)
             return fail(f"{name}: {error}")
-        write_chunk(ostream, GETINFO_REPLY, trailer=b"\n")
+        getinfo = getattr(sink, "getinfo", None)
+        write_chunk(ostream, getinfo() if callable(getinfo) else GETINFO_REPLY, trailer=b"\n")
+        take = getattr(sink, "take", None)
         replied = True
         chunks = 0
         while True:
@@ -244,7 +264,7 @@ def serve(
                 if header:
                     sink.add_rows(header, rows)
             if not metadata.get("finished"):
-                write_chunk(ostream, {"finished": False})
+                write_chunk(ostream, {"finished": False}, encode_results(take()) if callable(take) else b"")
                 continue
             results = sink.results()
             reply: dict[str, object] = {"finished": True}
@@ -266,24 +286,33 @@ def serve(
         return fail(f"{name} failed: {kind}: {error} (details in search.log)")
 
 
-def _detector_factory(args: list[str]) -> Sink:
-    from iamspike.engine import Detector, parse_options
+def _sink_factory(args: list[str]) -> Sink:
+    """The phase the options pick; numpy and the scorer are imported for the reporting phase only
+    (an indexer running ``phase=map`` never loads them)."""
+    from iamspike.options import parse_options
 
-    return Detector(parse_options(args))
+    options = parse_options(args)
+    if options.phase in ("map", "fold"):
+        from iamspike.phases import FoldPhase, MapPhase
+
+        return MapPhase(options) if options.phase == "map" else FoldPhase(options)
+    from iamspike.engine import Detector
+
+    return Detector(options)
 
 
 def _option_error() -> tuple[type[BaseException], ...]:
     try:
-        from iamspike.engine import OptionError
+        from iamspike.options import OptionError
     except Exception:  # the engine failed to import: serve() reports it via the factory
         return ()
     return (OptionError,)
 
 
 def main() -> int:
-    """Entry point for ``bin/iamspike_command.py``: the engine's Detector over stdin/stdout."""
+    """Entry point for ``bin/iamspike_command.py``: the phase the options pick, over stdin/stdout."""
     logging.basicConfig(stream=sys.stderr, level=logging.INFO, format="%(levelname)s %(name)s %(message)s")
-    status = serve(_detector_factory, sys.stdin.buffer, sys.stdout.buffer, user_errors=_option_error())
+    status = serve(_sink_factory, sys.stdin.buffer, sys.stdout.buffer, user_errors=_option_error())
     try:
         sys.stdout.flush()
     except BrokenPipeError:  # splunkd is gone: nothing left to tell it, exit without noise

@@ -93,7 +93,7 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
             width[t_idx, e_idx],
             with_upper=False,
             silent=base.silent[t_idx, e_idx],
-            typical_apis=base.typical_breadth[t_idx, e_idx],
+            typical_apis=base.typical_apis[t_idx, e_idx],
         )
         score = scored.score
         if name == "account":  # the higher of the failures and the failing-principals scores

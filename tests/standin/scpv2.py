@@ -283,6 +283,50 @@ def splunk_event(record: Mapping[str, object], fields: Sequence[str] | None = No
     return event
 
 
+# Splunk's limits.conf: automatic (JSON) extraction reads the first [spath] extraction_cutoff bytes
+# of an event and makes at most [kv] limit fields.
+EXTRACTION_CUTOFF = 5000
+KV_LIMIT = 100
+
+
+def _ordered_leaves(value: object, prefix: str, out: list[tuple[str, object, int]], offset: int) -> int:
+    """Leaves of ``value`` in document order as (dotted name, value, end offset in the compact JSON
+    text); returns the offset after ``value``."""
+    if isinstance(value, dict):
+        offset += 1
+        for n, (key, item) in enumerate(value.items()):
+            offset += (1 if n else 0) + len(json.dumps(key)) + 1
+            offset = _ordered_leaves(item, f"{prefix}.{key}" if prefix else key, out, offset)
+        return offset + 1
+    if isinstance(value, list):
+        offset += 1
+        for n, item in enumerate(value):
+            offset += 1 if n else 0
+            offset = _ordered_leaves(item, prefix + "{}", out, offset)
+        return offset + 1
+    offset += len(json.dumps(value))
+    out.append((prefix, value, offset))
+    return offset
+
+
+def cut_extraction(
+    record: Mapping[str, object], cutoff: int = EXTRACTION_CUTOFF, limit: int = KV_LIMIT
+) -> dict:
+    """The event as Splunk presents it when automatic extraction respects its limits: only the
+    fields whose value ends within the first ``cutoff`` bytes of ``_raw``, at most ``limit`` field
+    names, plus ``_time``, ``_raw`` and the default fields."""
+    leaves: list[tuple[str, object, int]] = []
+    _ordered_leaves(dict(record), "", leaves, 0)
+    kept: dict[str, object] = {}
+    for name, value, end in leaves:
+        if end > cutoff or (name not in kept and len(kept) >= limit):
+            break
+        _add(kept, name, value)
+    event = splunk_event(record, fields=())
+    event.update(kept)
+    return event
+
+
 def split(rows: Sequence[Row], size: int) -> list[Sequence[Row]]:
     """Rows in chunks of ``size`` (the last may be shorter)."""
     return [rows[start : start + size] for start in range(0, len(rows), size)] or [[]]

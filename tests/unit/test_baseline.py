@@ -121,12 +121,12 @@ def test_pooled_prior_below_min_history() -> None:
     assert base.peers.tolist() == [3, 3, 3]
 
 
-def test_typical_breadth_tracks_failing_bins() -> None:
+def test_typical_apis_track_failing_bins() -> None:
     counts = np.array([[5], [0], [5], [5]], dtype=np.float32)
     breadth = np.array([[4], [0], [4], [4]], dtype=np.float32)
-    base = fit_baselines(counts, START, HOUR, breadth=breadth)
-    assert base.typical_breadth[0, 0] == 1.0
-    assert abs(base.typical_breadth[3, 0] - 4.0) < 1e-6
+    base = fit_baselines(counts, START, HOUR, distinct_apis=breadth)
+    assert base.typical_apis[0, 0] == 1.0
+    assert abs(base.typical_apis[3, 0] - 4.0) < 1e-6
 
 
 def test_an_ordinary_hour_whose_last_days_differ_keeps_the_entitys_dispersion() -> None:

@@ -1,4 +1,4 @@
-"""Scoring math: lgamma, count tails against exact sums, the upper bound, onset cap and breadth."""
+"""Scoring math: lgamma, count tails against exact sums, the upper bound, onset cap, API bonus."""
 
 from __future__ import annotations
 
@@ -145,11 +145,11 @@ def test_failed_console_sign_ins_are_not_held_down() -> None:
     assert free.surprise[0] == pytest.approx(-exact_log10_tail(17, 0.05), abs=0.05)
 
 
-def test_breadth_counts_only_above_the_usual() -> None:
+def test_distinct_apis_count_only_above_the_usual() -> None:
     args = (np.array([60.0]), np.array([20.0]), np.array([20.0]), np.array([12.0]))
     plain = score_counts(*args)
     usual = score_counts(*args, typical_apis=np.array([12.0]))
-    assert plain.breadth[0] > 0 and usual.breadth[0] == 0
+    assert plain.bonus[0] > 0 and usual.bonus[0] == 0
 
 
 @pytest.mark.parametrize(

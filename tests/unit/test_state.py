@@ -1,23 +1,63 @@
-"""State rows: encode/decode round trip and rejection of foreign values."""
+"""State rows: keyed rows per entity, encode/decode round trips, version-1 rows, foreign values."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
-from iamspike.state import STATE_FIELD, StateEntry, decode, encode
+from iamspike.state import (
+    ACCOUNT,
+    RANGE,
+    STATE_FIELD,
+    StateEntry,
+    account_state_key,
+    decode,
+    encode,
+    state_key,
+)
+
+FIRST = 1_000_000 * 3600
+USER = "arn:aws:iam::111:user/a"
 
 
-def test_round_trip() -> None:
-    first = 1_000_000 * 3600
-    bins = {first + 7200: 4, first + 10800: 2}
-    entry = StateEntry(3600, first, first + 36000, "111", "arn:aws:iam::111:user/a", bins, {first + 7200: 3})
+def test_keys_are_the_documented_sha256_prefixes() -> None:
+    assert state_key("111", USER) == hashlib.sha256(f"principal\x1f111\x1f{USER}".encode()).hexdigest()[:32]
+    assert account_state_key("111") == hashlib.sha256(b"account\x1f111").hexdigest()[:32]
+    assert state_key("111", "") != account_state_key("111")
+
+
+def test_principal_round_trip() -> None:
+    bins = {FIRST + 7200: 4, FIRST + 10800: 2}
+    entry = StateEntry(3600, FIRST, FIRST + 36000, "111", USER, bins, {FIRST + 7200: 3}, {"GetUser": FIRST})
     row = encode(entry)
-    assert row["account"] == "111" and row["failures"] == 6 and row["_time"] == entry.last
+    assert set(row) == {"state_key", "entity_type", "account", "principal", STATE_FIELD, "updated"}
+    assert row["state_key"] == state_key("111", USER) and row["entity_type"] == "principal"
+    assert row["updated"] == entry.last
     blob = json.loads(row[STATE_FIELD])
-    assert blob["bins"] == {"2": 4, "3": 2} and blob["apis"] == {"2": 3}
+    assert blob["v"] == 2 and blob["bins"] == {"2": 4, "3": 2} and blob["apis"] == {"2": 3}
     restored = decode(row[STATE_FIELD])
-    assert restored.bins == bins and restored.apis == {first + 7200: 3, first + 10800: 1}
+    assert restored.bins == bins and restored.distinct_apis == {FIRST + 7200: 3, FIRST + 10800: 1}
+    assert restored.first_failures == {"GetUser": FIRST} and restored.principal == USER
+
+
+def test_account_round_trip_keeps_total_and_failing_principals() -> None:
+    entry = StateEntry(3600, FIRST, FIRST + 7200, "111", "", {FIRST: 9}, {FIRST: 5}, {}, {FIRST: 3}, ACCOUNT)
+    row = encode(entry)
+    assert row["state_key"] == account_state_key("111") and row["principal"] == ""
+    restored = decode(row[STATE_FIELD])
+    assert restored.entity_type == ACCOUNT and restored.account == "111"
+    assert restored.bins == {FIRST: 9} and restored.failing_principals == {FIRST: 3}
+    assert restored.distinct_apis == {FIRST: 5}
+
+
+def test_version_1_rows_still_read() -> None:
+    v1 = {"v": 1, "span": 3600, "first": FIRST, "last": FIRST + 3600, "account": "111", "principal": USER}
+    entry = decode(json.dumps({**v1, "bins": {"1": 5}, "apis": {}, "seen": {"GetUser": 0}}))
+    assert entry.entity_type == "principal" and entry.bins == {FIRST + 3600: 5}
+    assert entry.first_failures == {"GetUser": FIRST}
+    blank = decode(json.dumps({**v1, "account": "", "principal": "", "bins": {}, "apis": {}}))
+    assert blank.entity_type == RANGE
 
 
 @pytest.mark.parametrize(
@@ -29,6 +69,7 @@ def test_round_trip() -> None:
         '{"v": 99}',
         '{"v": 1, "span": 3600}',
         '{"v":1,"span":"x","first":0,"last":0,"account":"","principal":"","bins":{}}',
+        '{"v":2,"type":"region","span":3600,"first":0,"last":0,"account":"","principal":"","bins":{}}',
     ],
 )
 def test_decode_rejects(text: str) -> None:

@@ -1,0 +1,481 @@
+"""The results pass: counts and saved state -> matrices -> baselines -> scores -> output rows.
+
+Runs once, in ``Detector.results()``: numbers every principal and account, zero-fills their
+series over the whole time range (live rows and saved state), fits the baselines, scores every
+bin and explains the flagged ones (``explain``). With ``show=state`` it returns the state rows
+instead (``state``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from iamspike import bins, explain, state
+from iamspike.baseline import BaselineParams, fit_baselines
+from iamspike.counting import Tally, is_service
+from iamspike.failures import CONSOLE_LOGIN_FAILURE
+from iamspike.options import Options, span_text
+from iamspike.scoring import ScoreParams, score_counts, severity, upper_bound
+
+# An API a principal fails on is "new" when the principal's failures have been watched for this
+# long before (its first failure in the data or the saved state) and never touched that API.
+NOVELTY_HISTORY = 3 * 86400
+MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
+
+
+class ResultsPass:
+    """One results() pass over a Tally and the state entries read."""
+
+    def __init__(
+        self, options: Options, tally: Tally, entries: Sequence[state.StateEntry], messages: list[str]
+    ) -> None:
+        self.o = options
+        self.tally = tally
+        self.entries = [e for e in entries if e.entity_type == state.PRINCIPAL]
+        self.account_entries = [e for e in entries if e.entity_type == state.ACCOUNT]
+        self.ranges = [e for e in entries if e.entity_type == state.RANGE]
+        self.messages = messages
+
+    # ---- entities and the live keys as arrays
+
+    def _entities(self) -> None:
+        """Unique count keys -> parallel arrays (principal, bin, API id, count)."""
+        span = self.o.span
+        self.principals: dict[tuple[str, str], int] = {}
+        self.accounts: dict[str, int] = {}
+        self.p_account: list[int] = []
+        self.p_service: list[bool] = []
+        counts = self.tally.counts
+        services = self.tally.services
+        self.keys = list(counts)
+        api_ids: dict[str, int] = {}
+        k_p, k_api = [], []
+        for key in self.keys:
+            p = self.principals.get(key[1:3])
+            if p is None:
+                p = self._principal(key[1], key[2], services.get(key[1:3], False))
+            k_p.append(p)
+            a = api_ids.get(key[4])
+            if a is None:
+                a = api_ids[key[4]] = len(api_ids)
+            k_api.append(a)
+        n = len(self.keys)
+        self.api_ids = api_ids
+        self.k_bin = np.fromiter((key[0] // span for key in self.keys), dtype=np.int64, count=n)
+        self.k_p = np.array(k_p, dtype=np.int64)
+        self.k_api = np.array(k_api, dtype=np.int64)
+        self.k_count = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        self.n_apis = max(len(api_ids), 1)
+        self.k_console = np.fromiter(
+            (key[5] == CONSOLE_LOGIN_FAILURE for key in self.keys), dtype=bool, count=n
+        )
+
+    def _principal(self, account: str, principal: str, service: bool | None = None) -> int:
+        p = self.principals.get((account, principal))
+        if p is None:
+            a = self.accounts.setdefault(account, len(self.accounts))
+            p = self.principals[(account, principal)] = len(self.principals)
+            self.p_account.append(a)
+            self.p_service.append(bool(service) if service is not None else is_service(principal))
+        return p
+
+    def _distinct_apis(self, n_bins: int, n_principals: int) -> np.ndarray:
+        """Distinct APIs per (bin, principal) from the live keys, ``(bins, principals)``."""
+        matrix = np.zeros((n_bins, n_principals), dtype=np.float32)
+        t = self.k_bin - self.first
+        keep = (t >= 0) & (t < n_bins)
+        if keep.any():
+            cell = t[keep] * n_principals + self.k_p[keep]
+            triples = np.unique(cell * self.n_apis + self.k_api[keep])
+            cells, per_cell = np.unique(triples // self.n_apis, return_counts=True)
+            matrix.reshape(-1)[cells] = per_cell
+        return matrix
+
+    # ---- novelty: first failures of an API by a principal
+
+    def _novelty(self, s_first: list[tuple[int, int, int]], n_principals: int) -> None:
+        """The (principal, API) pairs that fail for the first time, from the live keys and the saved
+        state's first failures (``s_first``: principal, API id, bin): ``self.first_fail`` holds each
+        pair's first bin as arrays (principal, API, bin) sorted by principal, and
+        ``self.new_cells`` / ``self.new_apis`` list, sorted by cell (bin offset * principals +
+        principal), the pairs that are new in a cell of the matrix: first failure at least
+        ``NOVELTY_HISTORY`` after the principal's first failure."""
+        self.api_names = list(self.api_ids)
+        n_apis = max(len(self.api_ids), 1)
+        blank = self.api_ids.get("")
+        live = self.k_api != blank if blank is not None else np.ones(len(self.k_api), dtype=bool)
+        s_arr = np.array(s_first, dtype=np.int64).reshape(-1, 3)
+        pair = np.concatenate(
+            [self.k_p[live] * n_apis + self.k_api[live], s_arr[:, 0] * n_apis + s_arr[:, 1]]
+        )
+        when = np.concatenate([self.k_bin[live], s_arr[:, 2]])
+        empty = np.zeros(0, dtype=np.int64)
+        self.first_fail = (empty, empty, empty)
+        self.new_cells = self.new_apis = empty
+        if not len(pair):
+            return
+        order = np.lexsort((when, pair))
+        pair, when = pair[order], when[order]
+        head = np.ones(len(pair), dtype=bool)
+        head[1:] = pair[1:] != pair[:-1]
+        pair, when = pair[head], when[head]
+        principal, api = pair // n_apis, pair % n_apis
+        self.first_fail = (principal, api, when)
+        watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
+        np.minimum.at(watched, principal, when)
+        history = max(1, NOVELTY_HISTORY // self.o.span)
+        new = (when - watched[principal] >= history) & (when >= self.first)
+        cells = (when[new] - self.first) * n_principals + principal[new]
+        order = np.argsort(cells, kind="stable")
+        self.new_cells, self.new_apis = cells[order], api[new][order]
+
+    def _new_in(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+        """How many APIs fail for the first time in each cell (bin offset, principal)."""
+        wanted = np.asarray(t_idx, dtype=np.int64) * len(self.principals) + np.asarray(e_idx, dtype=np.int64)
+        lo = np.searchsorted(self.new_cells, wanted, side="left")
+        hi = np.searchsorted(self.new_cells, wanted, side="right")
+        return (hi - lo).astype(np.float64)
+
+    def _new_names(self, t: int, e: int) -> list[str]:
+        names = self.api_names
+        cell = t * len(self.principals) + e
+        lo, hi = np.searchsorted(self.new_cells, [cell, cell + 1])
+        return sorted(names[a] for a in self.new_apis[lo:hi].tolist())
+
+    def _console(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+        """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
+        only keys with the console code are looked at, no (bins, principals) matrix)."""
+        t = self.k_bin - self.first
+        keep = (t >= 0) & (t < self.n_bins) & self.k_console
+        out = np.zeros(len(t_idx), dtype=np.float64)
+        if keep.any():
+            n = len(self.principals)
+            cells, at = np.unique(t[keep] * n + self.k_p[keep], return_inverse=True)
+            sums = np.bincount(at, weights=self.k_count[keep])
+            wanted = np.asarray(t_idx, dtype=np.int64) * n + np.asarray(e_idx, dtype=np.int64)
+            pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
+            out = np.where(cells[pos] == wanted, sums[pos], 0.0)
+        return out
+
+    def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray):
+        """A function (entity, bin offset) -> CellExplain over the live keys of that cell."""
+        n_bins = self.n_bins
+        idx = np.flatnonzero(keep & (self.k_bin >= self.first))
+        cell = entity_of_key[idx] * n_bins + (self.k_bin[idx] - self.first)
+        order = np.argsort(cell, kind="stable")
+        idx, cell = idx[order], cell[order]
+        counts, keys = self.tally.counts, self.keys
+
+        def get(entity: int, t: int) -> explain.CellExplain:
+            target = entity * n_bins + t
+            lo, hi = np.searchsorted(cell, [target, target + 1])
+            out = explain.CellExplain()
+            for i in idx[lo:hi].tolist():
+                key = keys[i]
+                out.add(key[3], key[4], key[5], key[6], key[7], counts[key])
+            return out
+
+        return get
+
+    # ---- the pass
+
+    def rows(self) -> list[dict[str, object]]:
+        o, tally = self.o, self.tally
+        span = o.span
+        self._entities()
+        has_live = tally.lo <= tally.hi
+        live_first = int(tally.lo // span) if has_live else None
+        live_last = int(tally.hi // span) if has_live else None
+        saved = self.entries + self.account_entries + self.ranges
+        for entry in self.account_entries:
+            self.accounts.setdefault(entry.account, len(self.accounts))
+        firsts = [e.first // span for e in saved]
+        lasts = [e.last // span for e in saved]
+        if not has_live and not firsts:
+            return []
+        first = min([*firsts, *([live_first] if has_live else [])])
+        last = max([*lasts, *([live_last] if has_live else [])])
+        # State history: only bins before the live rows (the live rows win where they overlap).
+        s_bin, s_entity, s_count, s_apis = [], [], [], []
+        s_first: list[tuple[int, int, int]] = []
+        for entry in self.entries:
+            p = self._principal(entry.account, entry.principal)
+            for api, start in entry.first_failures.items():
+                a = self.api_ids.setdefault(api, len(self.api_ids))
+                s_first.append((p, a, start // span))
+            for start, count in entry.bins.items():
+                b = start // span
+                if live_first is not None and b >= live_first:
+                    continue
+                s_bin.append(b)
+                s_entity.append(p)
+                s_count.append(count)
+                s_apis.append(entry.distinct_apis.get(start, 1))
+        n_principals = len(self.principals)
+        n_bins = last - first + 1
+        max_bins = max(o.history // span + 1, MAX_CELLS // max(n_principals, 1))
+        if n_bins > max_bins:
+            self.messages.append(
+                f"time range of {n_bins} bins is too long for {n_principals} principals;"
+                f" only the last {max_bins} bins are used"
+            )
+            first = last - max_bins + 1
+            n_bins = max_bins
+        all_b = np.concatenate([self.k_bin, np.array(s_bin, dtype=np.int64)]) - first
+        all_e = np.concatenate([self.k_p, np.array(s_entity, dtype=np.int64)])
+        all_c = np.concatenate([self.k_count, np.array(s_count, dtype=np.float64)])
+        keep = all_b >= 0
+        counts = bins.dense_counts(all_b[keep], all_e[keep], all_c[keep], n_bins, n_principals)
+        self.first, self.n_bins = first, n_bins
+        self._novelty(s_first, n_principals)
+        distinct_apis = self._distinct_apis(n_bins, n_principals)
+        state_b = np.array(s_bin, dtype=np.int64) - first
+        restored = state_b >= 0
+        s_entity_arr = np.array(s_entity, dtype=np.int64)
+        distinct_apis[state_b[restored], s_entity_arr[restored]] = np.array(s_apis, dtype=np.float32)[
+            restored
+        ]
+        p_account = np.array(self.p_account, dtype=np.int64)
+        service = np.array(self.p_service, dtype=bool)
+        accounts = None
+        if o.show == "state" or "account" in o.by:
+            restored_rows = (state_b[restored], s_entity_arr[restored], np.array(s_count)[restored])
+            accounts = self._account_series(
+                counts, distinct_apis, p_account, service, live_first, restored_rows
+            )
+        if o.show == "state":
+            return self._state_rows(counts, distinct_apis, accounts)
+        out_from = max((live_first - first) if has_live else n_bins, 0)
+        params = BaselineParams(
+            half_life_bins=o.half_life / span, min_history_bins=int(o.min_history // span)
+        )
+        rows: list[dict[str, object]] = []
+        if "principal" in o.by and n_principals:
+            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis)
+            labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
+            cells = self._explainer(self.k_p, np.ones(len(self.keys), dtype=bool))
+            # The onset hold-down is for automation: AWS service principals keep the fixed cap;
+            # other principals are held down less the further the count is above min_failures;
+            # bins where failed console sign-ins alone reach min_failures are not held down.
+            onset_mean = np.where(service, 0.0, float(o.min_failures))
+            rows += self._score(
+                "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
+            )
+        if accounts is not None and self.accounts:
+            del counts, distinct_apis
+            acc_counts, acc_apis, acc_spread = accounts
+            base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
+            spread_base = fit_baselines(acc_spread, first * span, span, None, params)
+            labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
+            cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
+            rows += self._score(
+                "account", acc_counts, acc_apis, base, labels, cells, out_from, (acc_spread, spread_base)
+            )
+        rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
+        return rows
+
+    def _account_series(self, counts, distinct_apis, p_account, service, live_first, restored):
+        """Per account: failures, distinct (principal, API) pairs and failing principals per bin.
+
+        AWS service principals act on the account's resources; their denials are not the account's
+        principals probing, so they are scored alone, not in the account's sum. An account's
+        breadth is its distinct (principal, API) pairs: a spike spread thinly over many principals
+        is broad. Before the live rows, an account with a saved account row takes its history
+        from that row (the principals' rows read may be only those active now), others from the
+        sum of their principals' rows (state saved before account rows existed)."""
+        n_accounts = len(self.accounts)
+        group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+        acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
+        acc_apis = bins.sum_by_group(distinct_apis, group, n_accounts + 1)[:, :n_accounts]
+        failing = (counts > 0).astype(np.float32)
+        acc_spread = bins.sum_by_group(failing, group, n_accounts + 1)[:, :n_accounts]
+        del failing
+        if self.account_entries:
+            covered = np.zeros(n_accounts + 1, dtype=bool)
+            for entry in self.account_entries:
+                covered[self.accounts[entry.account]] = True
+            b, e, c = restored
+            if len(b):
+                a = group[e]
+                mine = covered[a]
+                b, e, c, a = b[mine], e[mine], c[mine], a[mine]
+                np.subtract.at(acc_counts, (b, a), c.astype(np.float32))
+                np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
+                np.subtract.at(acc_spread, (b, a), (c > 0).astype(np.float32))
+            span, first, n_bins = self.o.span, self.first, self.n_bins
+            for entry in self.account_entries:
+                a = self.accounts[entry.account]
+                for start, count in entry.bins.items():
+                    t = start // span - first
+                    if t < 0 or t >= n_bins or (live_first is not None and start // span >= live_first):
+                        continue
+                    acc_counts[t, a] += count
+                    acc_apis[t, a] += entry.distinct_apis.get(start, 1)
+                    acc_spread[t, a] += entry.failing_principals.get(start, 0)
+        return acc_counts, acc_apis, acc_spread
+
+    def _score(
+        self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
+    ):
+        o = self.o
+        window = counts[out_from:]
+        if o.show == "all":
+            t_idx, e_idx = np.nonzero(np.ones_like(window, dtype=bool))
+        else:
+            t_idx, e_idx = np.nonzero(window >= o.min_failures)
+        t_idx = t_idx + out_from
+        if not len(t_idx):
+            return []
+        observed = counts[t_idx, e_idx]
+        apis = distinct_apis[t_idx, e_idx]
+        onset_mean = hold = console = new_apis = None
+        if onset is not None:
+            onset_mean = onset[e_idx]
+            console = self._console(t_idx, e_idx)
+            hold = console < o.min_failures
+            new_apis = self._new_in(t_idx, e_idx)
+        scored = score_counts(
+            observed,
+            base.expected[t_idx, e_idx],
+            base.variance[t_idx, e_idx],
+            apis,
+            o.sensitivity,
+            ScoreParams(),
+            with_upper=False,
+            silent=base.silent[t_idx, e_idx],
+            typical_apis=base.typical_apis[t_idx, e_idx],
+            onset_mean=onset_mean,
+            hold=hold,
+            new_apis=new_apis,
+        )
+        score = scored.score
+        spread_score = None
+        if spread is not None:
+            # Accounts are also scored on how many of their principals fail in the bin: a spike
+            # spread thinly over many principals can hide in a noisy account total.
+            spread_counts, spread_base = spread
+            spread_score = score_counts(
+                spread_counts[t_idx, e_idx],
+                spread_base.expected[t_idx, e_idx],
+                spread_base.variance[t_idx, e_idx],
+                np.ones(len(t_idx)),
+                o.sensitivity,
+                ScoreParams(),
+                with_upper=False,
+                silent=spread_base.silent[t_idx, e_idx],
+            ).score
+            score = np.maximum(score, spread_score)
+        flagged = (score >= o.threshold) & (observed >= o.min_failures)
+        pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
+        if not len(pick):
+            return []
+        upper = upper_bound(
+            scored.expected[pick],
+            np.maximum(base.variance[t_idx[pick], e_idx[pick]], scored.expected[pick]),
+            ScoreParams().threshold_surprise / o.sensitivity,
+        )
+        rows = []
+        span = o.span
+        for n, i in enumerate(pick.tolist()):
+            t, e = int(t_idx[i]), int(e_idx[i])
+            cell = cells(e, t)
+            account, principal = labels[e]
+            failures = int(observed[i])
+            expected = float(scored.expected[i])
+            up = float(upper[n])
+            is_spike = bool(flagged[i])
+            insufficient = bool(base.insufficient[t])
+            notes = []
+            if (
+                spread_score is not None
+                and spread_score[i] > scored.score[i]
+                and spread_score[i] >= o.threshold
+            ):
+                spread_counts, spread_base = spread
+                notes.append(
+                    f"{int(spread_counts[t, e])} of its principals failed"
+                    f" (usually {float(spread_base.expected[t, e]):.0f}), which decides"
+                )
+            if scored.lifted[i] and failures > 0:
+                if console is not None and not hold[i]:
+                    why = f"{int(console[i])} failed console sign-ins, never automation, are not held down"
+                else:
+                    why = f"{failures} failures against min_failures={o.min_failures} lift the hold-down"
+                notes.append(f"failures started from silence: {why}")
+            if new_apis is not None and new_apis[i] > 0:
+                names = self._new_names(t, e)
+                shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+                notes.append(f"first failures on {shown} for this principal")
+            row = {
+                "_time": (t + self.first) * span,
+                "entity_type": entity_type,
+                "account": account,
+                "principal": principal,
+                "failures": failures,
+                "expected": round(expected, 3),
+                "upper": round(up, 3),
+                "score": round(float(score[i]), 1),
+                "severity": severity(float(score[i]), is_spike),
+                **explain.explain(
+                    cell,
+                    account,
+                    principal,
+                    failures,
+                    span_text(span),
+                    expected,
+                    up,
+                    bool(scored.onset[i] and not scored.lifted[i]) and failures > 0,
+                    int(base.history_bins[t]) if insufficient else None,
+                    int(base.peers[e]) - 1 if insufficient else 0,
+                    int(base.seasonal_samples[t]),
+                    notes,
+                ),
+            }
+            if o.show == "all":
+                row["is_spike"] = int(is_spike)
+            rows.append(row)
+        return rows
+
+    def _state_rows(self, counts: np.ndarray, distinct_apis: np.ndarray, accounts) -> list[dict[str, object]]:
+        o = self.o
+        span = o.span
+        keep_from = max(0, self.n_bins - (o.history // span))
+        first = (self.first + keep_from) * span
+        last = (self.first + self.n_bins - 1) * span
+        out = []
+        window = counts[keep_from:]
+        width = distinct_apis[keep_from:]
+        names = self.api_names
+        fail_p, fail_api, fail_when = self.first_fail
+        for (account, principal), p in sorted(self.principals.items()):
+            nonzero = np.flatnonzero(window[:, p]).tolist()
+            if not nonzero:
+                continue
+            series = {first + t * span: int(window[t, p]) for t in nonzero}
+            apis = {first + t * span: int(width[t, p]) for t in nonzero}
+            lo, hi = np.searchsorted(fail_p, [p, p + 1])
+            firsts = {names[a]: w * span for a, w in zip(fail_api[lo:hi].tolist(), fail_when[lo:hi].tolist())}
+            entry = state.StateEntry(span, first, last, account, principal, series, apis, firsts)
+            out.append(state.encode(entry))
+        acc_counts, acc_apis, acc_spread = accounts
+        for account, a in sorted(self.accounts.items()):
+            nonzero = np.flatnonzero(acc_counts[keep_from:, a]).tolist()
+            if not nonzero:
+                continue
+            starts = [(first + t * span, keep_from + t) for t in nonzero]
+            entry = state.StateEntry(
+                span,
+                first,
+                last,
+                account,
+                "",
+                {start: int(acc_counts[t, a]) for start, t in starts},
+                {start: int(acc_apis[t, a]) for start, t in starts},
+                {},
+                {start: int(acc_spread[t, a]) for start, t in starts},
+                state.ACCOUNT,
+            )
+            out.append(state.encode(entry))
+        return out

@@ -1,0 +1,199 @@
+"""Counting: once per eventID, count rows that round-trip and merge across partitions, _raw read
+when Splunk's extraction stopped early, junk counts named in one line, and no numpy."""
+
+from __future__ import annotations
+
+import ast
+import copy
+import json
+import os
+import pathlib
+
+import pytest
+from iamspike import counting
+from iamspike.cloudtrail import FIELDS, record_to_row
+from iamspike.counting import COUNTS_FIELD, Tally
+from iamspike.failures import AUTHORIZATION, ErrorClasses
+from iamspike.state import account_state_key, state_key
+from standin import scpv2
+
+BIN = pathlib.Path(__file__).resolve().parents[2] / "bin"
+PWNED = BIN.parent.parent / "shared" / "data" / "cloudtrail" / "pwnedlabs_incident_3252"
+ACCT = "111122223333"
+USER = f"arn:aws:iam::{ACCT}:user/alice"
+T0 = 1_700_000_000 // 3600 * 3600
+
+
+def tally(keep_ids: bool = False, count_field: str | None = None) -> Tally:
+    counted = ErrorClasses.load().counter((AUTHORIZATION,))
+    return Tally(3600, counted, (), count_field, keep_ids)
+
+
+def event(n: int, api: str = "ListUsers", code: str = "AccessDenied", at: int = 0) -> dict:
+    return {
+        "eventTime": T0 + at,
+        "eventID": f"id-{n}",
+        "eventName": api,
+        "eventSource": "iam.amazonaws.com",
+        "errorCode": code,
+        "recipientAccountId": ACCT,
+        "sourceIPAddress": "198.51.100.7",
+        "userAgent": "aws-cli/2",
+        "userIdentity": {"type": "IAMUser", "arn": USER, "accountId": ACCT},
+    }
+
+
+def rows_of(records: list[dict]) -> list[list[str]]:
+    return [record_to_row(record) for record in records]
+
+
+def encoded(t: Tally) -> tuple[list[str], list[list[str]]]:
+    """The tally's count rows and range row as a chunk header and rows (as Splunk carries them)."""
+    out = [row.to_row() for row in t.count_rows()] + [t.range_row()]
+    header = sorted({key for row in out for key in row})
+    return header, [[str(row.get(name, "")) for name in header] for row in out]
+
+
+def index_of(header: list[str]) -> dict[str, int]:
+    return {name: i for i, name in enumerate(header)}
+
+
+# ------------------------------------------------------------------------------ the boundary
+def _imports(module: str) -> set[str]:
+    path = BIN / (module.replace(".", os.sep) + ".py")
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+    return found
+
+
+@pytest.mark.parametrize("start", ["iamspike.counting", "iamspike.phases", "iamspike.options"])
+def test_the_map_phase_imports_neither_numpy_nor_the_scorer(start) -> None:
+    seen, todo = set(), [start]
+    while todo:
+        module = todo.pop()
+        if module in seen:
+            continue
+        seen.add(module)
+        for name in _imports(module):
+            top = name.split(".")[0]
+            assert top != "numpy", f"{module} imports {name}"
+            if top == "iamspike" and name != "iamspike":
+                todo.append(name)
+    assert not seen & {"iamspike.scoring", "iamspike.baseline", "iamspike.results", "iamspike.engine"}
+
+
+# ---------------------------------------------------------------------------- eventID de-dup
+def test_a_resent_batch_cannot_raise_a_bin() -> None:
+    batch = rows_of([event(n) for n in range(30)])
+    once, twice = tally(), tally()
+    once.add_rows(list(FIELDS), batch)
+    twice.add_rows(list(FIELDS), batch)
+    twice.add_rows(list(FIELDS), batch[:10])
+    assert twice.counts == once.counts and sum(once.counts.values()) == 30
+
+
+def test_events_without_an_eventid_are_each_counted() -> None:
+    records = [dict(event(n), eventID="") for n in range(3)]
+    t = tally()
+    t.add_rows(list(FIELDS), rows_of(records + records))
+    assert sum(t.counts.values()) == 6
+
+
+# --------------------------------------------------------------------------------- count rows
+def test_count_rows_carry_keys_and_round_trip() -> None:
+    records = [event(n, api=f"Api{n % 3}") for n in range(12)] + [event(99, code="ThrottlingException")]
+    mapped = tally(keep_ids=True)
+    mapped.add_rows(list(FIELDS), rows_of(records))
+    (cell,) = mapped.count_rows()
+    row = cell.to_row()
+    assert (row["_time"], row["account"], row["principal"], row["failures"]) == (T0, ACCT, USER, 12)
+    assert row["state_key"] == state_key(ACCT, USER)
+    assert row["account_state_key"] == account_state_key(ACCT)
+    assert str(row[COUNTS_FIELD]).startswith("v1")
+    header, rows = encoded(mapped)
+    reduced = tally()
+    reduced.add_count_rows(index_of(header), rows)
+    direct = tally()
+    direct.add_rows(list(FIELDS), rows_of(records))
+    assert reduced.counts == direct.counts and reduced.services == direct.services
+    assert (reduced.lo, reduced.hi) == (direct.lo, direct.hi)
+
+
+def test_an_event_counted_by_two_partitions_counts_once() -> None:
+    records = [event(n) for n in range(20)]
+    first, second = tally(keep_ids=True), tally(keep_ids=True)
+    first.add_rows(list(FIELDS), rows_of(records[:12]))
+    second.add_rows(list(FIELDS), rows_of(records[8:]))  # 8..11 were re-sent to another indexer
+    reduced = tally()
+    for part in (first, second, first):
+        header, rows = encoded(part)
+        reduced.add_count_rows(index_of(header), rows)
+    assert sum(reduced.counts.values()) == 20
+
+
+def test_unreadable_count_rows_are_skipped_and_named() -> None:
+    t = tally()
+    t.add_count_rows(
+        index_of(["_time", "account", "principal", COUNTS_FIELD]), [[str(T0), ACCT, USER, "v9[]"]]
+    )
+    assert t.counts == {} and t.warning() == "skipped 1 row with unreadable iamspike_counts"
+
+
+# ------------------------------------------------------------------------ extraction cut short
+@pytest.mark.skipif(not PWNED.is_dir(), reason="shared CloudTrail sets not present")
+def test_a_record_past_splunks_extraction_limits_counts_under_its_account_and_principal() -> None:
+    records = scpv2.load_cloudtrail(str(PWNED))
+    temp_user = "arn:aws:iam::107513503799:user/temp-user"
+    chosen = (
+        r
+        for r in records
+        if r.get("errorCode") == "AccessDenied" and r["userIdentity"].get("arn") == temp_user
+    )
+    record = copy.deepcopy(next(chosen))
+    record["requestParameters"] = {f"filter{n:03d}": "x" * 40 for n in range(120)}  # > 5,000 B, > 100
+    event = scpv2.cut_extraction(record)
+    assert len(event["_raw"]) > scpv2.EXTRACTION_CUTOFF
+    assert "eventID" not in event and "recipientAccountId" not in event and event.get("errorCode")
+    header = sorted(event)
+    expected = tally()
+    expected.add_records([record])
+    got = tally()
+    got.add_rows(header, [[str(event[name]) for name in header]])
+    assert got.counts == expected.counts
+    ((_, account, principal, *_),) = got.counts
+    assert (account, principal) == ("107513503799", temp_user)
+
+
+# ------------------------------------------------------------------------- pre-aggregated rows
+def test_numeric_junk_in_count_field_is_counted_or_skipped_in_one_line() -> None:
+    header = ["_time", "account", "principal", "eventName", "n"]
+    values = ["3", "abc", "", "nan", "inf", "-inf", "-2", "0", "1e300", "2.0"]
+    t = tally(count_field="n")
+    t.add_rows(header, [[str(T0), ACCT, USER, f"Api{i}", v] for i, v in enumerate(values)])
+    assert sum(t.counts.values()) == 5
+    assert t.warning() == (
+        "skipped 4 rows with an absurd count, 2 with a non-numeric count, 2 with a zero or negative count"
+    )
+
+
+def test_aggregated_rows_without_the_count_field_name_it() -> None:
+    t = tally(count_field="hits")
+    t.add_rows(["_time", "account", "principal", "count"], [[str(T0), ACCT, USER, "4"]])
+    assert t.counts == {}
+    (message,) = t.messages
+    assert "count_field=hits" in message and "missing: hits" in message
+
+
+def test_count_row_text_is_json_after_the_version() -> None:
+    mapped = tally(keep_ids=True)
+    mapped.add_rows(list(FIELDS), rows_of([event(1), event(2)]))
+    (cell,) = mapped.count_rows()
+    service, entries = json.loads(str(cell.to_row()[COUNTS_FIELD])[2:])
+    ((source, api, code, ip, agent, count, digests),) = entries
+    assert (service, source, api, code, count) == (0, "iam.amazonaws.com", "ListUsers", "AccessDenied", 2)
+    assert (ip, agent) == ("198.51.100.7", "aws-cli/2")
+    assert digests == counting.digest("id-1") + counting.digest("id-2") and len(digests) == 32

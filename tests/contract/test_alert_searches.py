@@ -1,23 +1,40 @@
-"""The shipped alerts, as Splunk schedules them, through the installed ``iamspike`` command.
+"""The shipped searches, as Splunk schedules and distributes them, through the installed ``iamspike``.
 
-The ``iamspike`` arguments, the score floor and the filters are read from the app's own
-``default/savedsearches.conf`` and ``default/macros.conf``, so a change there is what runs here.
-A saved search's life is played as splunkd plays it: the Baseline Backfill search writes state
-rows (``show=state``), the KV store keeps only the fields ``transforms.conf`` lists, the next
-Baseline Maintenance run adds one hour to them, and the alert scans only its own window with the
-baseline appended (``inputlookup append=true``). Real CloudTrail sets are read at test time from
-``../shared/data/cloudtrail`` and never copied. Never imports product code.
+Each saved search's own SPL is read from ``default/savedsearches.conf`` with its macros expanded
+(tests/standin/spl.py) and run step by step as splunkd would run it:
+
+- the base search picks the failed calls of the dispatch window from real CloudTrail
+  (``../shared/data/cloudtrail``, read at test time, never copied), as Splunk's JSON extraction
+  presents them;
+- ``fields`` keeps what the macro names; ``iamspike phase=map`` runs once per indexer (the events
+  dealt out to three partitions), and only its count rows go on, as from indexers to the search
+  head; ``iamspike phase=fold`` likewise;
+- ``lookup`` / ``outputlookup`` of the KV store collections run on tests/standin/kvstore.py, which
+  keeps only the collection's fields and applies Splunk's ``[kvstore]`` limits;
+- ``iamspike`` (the reporting phase) runs once over everything that reached the search head;
+- ``where``, ``search``, the allow-list lookup, ``table`` are applied as written; a command this
+  runner does not know fails the test, so a change in the SPL is a change here.
+
+The life of the state is played as the scheduler plays it: the backfill writes every entity's
+row by key, hourly maintenance adds one hour, the alerts read only their window's entities.
+Never imports product code.
 """
 
 from __future__ import annotations
 
 import calendar
+import csv
+import fnmatch
+import hashlib
+import json
 import re
+import time
 from pathlib import Path
 
 import pytest
-from standin import scpv2
+from standin import kvstore, scpv2
 from standin.conf import read_conf
+from standin.spl import expand_macros, first_name, pipeline
 
 pytestmark = pytest.mark.contract
 
@@ -25,97 +42,152 @@ REPO = Path(__file__).resolve().parents[2]
 DEFAULT = REPO / "default"
 CLOUDTRAIL = REPO.parent / "shared" / "data" / "cloudtrail"
 HOUR = 3600
+INDEXERS = 3
 
 SAVED = read_conf(DEFAULT / "savedsearches.conf")
 MACROS = read_conf(DEFAULT / "macros.conf")
 TRANSFORMS = read_conf(DEFAULT / "transforms.conf")
-MACRO_CALL = re.compile(r"`([A-Za-z_][\w.-]*)`")
+FAILED_CALLS = "sourcetype=aws:cloudtrail (errorCode=* OR eventName=ConsoleLogin)"
+ACCOUNT_ALERT = "IAM Error Spike - Account Alert"
+PRINCIPAL_ALERT = "IAM Error Spike - Principal Alert"
 
 
-def expand(spl: str) -> str:
-    """Argument-less macros replaced by their definitions, as splunkd expands them."""
-    for _ in range(10):
-        spl, count = MACRO_CALL.subn(lambda m: MACROS[m.group(1)]["definition"], spl)
-        if not count:
-            return spl
-    raise AssertionError(f"macros nest too deep in {spl!r}")
+def relative(modifier: str, now: int) -> int:
+    """A saved search's ``-75m@m`` / ``-2h@h`` / ``-30d@h`` / ``now`` at epoch ``now``."""
+    if modifier == "now":
+        return now
+    match = re.fullmatch(r"([+-]?\d+)([mhd])(?:@([mhd]))?", modifier)
+    assert match, modifier
+    seconds = {"m": 60, "h": HOUR, "d": 86400}
+    at = now + int(match.group(1)) * seconds[match.group(2)]
+    return at - at % seconds[match.group(3)] if match.group(3) else at
 
 
-def iamspike_args(saved_search: str) -> list[str]:
-    """The arguments the saved search gives ``iamspike``."""
-    spl = expand(SAVED[saved_search]["search"])
-    match = re.search(r"\|\s*iamspike\b([^|]*)", spl)
-    assert match, f"{saved_search} does not run iamspike"
-    return match.group(1).split()
-
-
-def alert_filter(saved_search: str) -> tuple[str, float]:
-    """(entity_type, minimum score) of the alert's ``where`` right after ``iamspike``."""
-    spl = expand(SAVED[saved_search]["search"])
-    match = re.search(r'where entity_type="(\w+)" AND score >= ([\d.]+)', spl)
-    assert match, f"{saved_search}: no entity_type/score filter"
-    return match.group(1), float(match.group(2))
-
-
-def event_fields() -> list[str]:
-    """The fields ``iam_error_spike_fields`` keeps (``| fields ...``)."""
-    return expand("`iam_error_spike_fields`").split()[1:]
-
-
-def failed_calls(record: dict) -> bool:
-    """``iam_error_spike_failed_calls``: (errorCode=* OR eventName=ConsoleLogin)."""
-    assert expand("`iam_error_spike_failed_calls`") == "(errorCode=* OR eventName=ConsoleLogin)"
+def is_failed_call(record: dict) -> bool:
     return bool(record.get("errorCode")) or record.get("eventName") == "ConsoleLogin"
 
 
-def kv_store(rows: list[dict]) -> list[dict]:
-    """What outputlookup into the KV store lookup keeps, and inputlookup gives back."""
-    fields = [f.strip() for f in TRANSFORMS["iamspike_baseline"]["fields_list"].split(",")]
-    return [{name: row[name] for name in fields if name in row} for row in rows]
+def search_filter(rest: str, row: dict) -> bool:
+    """``search`` after a command: ``*`` or ``field="value"`` terms (``*`` wildcards), ANDed."""
+    if rest.strip() == "*":
+        return True
+    terms = re.findall(r'(\w+)="([^"]*)"', rest)
+    assert terms and re.sub(r'\w+="[^"]*"', "", rest).strip() == "", f"search {rest!r} not modelled"
+    return all(fnmatch.fnmatchcase(str(row.get(field) or ""), value) for field, value in terms)
 
 
-def window(records: list[dict], start: int, end: int) -> list[dict]:
-    """The search's events in [start, end): failed calls, the alert's fields, time order."""
-    keep = event_fields()
-    events = [scpv2.splunk_event(r, keep) for r in records if failed_calls(r)]
-    return [e for e in events if e["_time"] and start <= int(e["_time"]) < end]
+def where_filter(rest: str, row: dict) -> bool:
+    match = re.fullmatch(r'entity_type="(\w+)" AND score >= ([\d.]+)', rest)
+    if match:
+        return row.get("entity_type") == match.group(1) and float(row["score"]) >= float(match.group(2))
+    assert rest == 'isnull(allowlist_reason) OR allowlist_reason=""', f"where {rest!r} not modelled"
+    return not row.get("allowlist_reason")
 
 
-def iamspike(splunk_home, splunk_python, args: list[str], rows: list[dict]) -> list[dict]:
-    command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
-    session = scpv2.run(command, args, scpv2.split(rows, 50_000), env=splunk_home.env())
-    assert not session.died and not session.timed_out, (session.problem, session.stderr[-3000:])
-    assert session.errors == [], session.errors
-    assert session.finished
-    return session.rows
-
-
-def scheduled_alerts(splunk_home, splunk_python, records: list[dict], alert_start: int) -> dict:
-    """Backfill up to two hours before the alert window, one maintenance hour, then both alerts
-    over [alert_start, alert_start + 1h). Returns {"account": rows, "principal": rows}."""
-    first = min(int(e["_time"]) for e in window(records, 0, 2**31))
-    maintained = alert_start // HOUR * HOUR - HOUR  # the hour the last maintenance run added
-    backfill = window(records, first, maintained)
-    state = kv_store(
-        iamspike(splunk_home, splunk_python, iamspike_args("IAM Error Spike - Baseline Backfill"), backfill)
-    )
-    hour = window(records, maintained, maintained + HOUR)
-    maintenance = iamspike_args("IAM Error Spike - Baseline Maintenance")
-    state = kv_store(iamspike(splunk_home, splunk_python, maintenance, hour + state))
-    assert state or not (backfill or hour), "history went in, no baseline rows came out"
-    alerts = {}
-    for name in ("IAM Error Spike - Account Alert", "IAM Error Spike - Principal Alert"):
-        entity_type, min_score = alert_filter(name)
-        rows = iamspike(
-            splunk_home,
-            splunk_python,
-            iamspike_args(name),
-            window(records, alert_start, alert_start + HOUR) + state,
+def allowlist(rows: list[dict]) -> list[dict]:
+    """``lookup iamspike_allowlist principal OUTPUT allowlist_reason`` (WILDCARD(principal))."""
+    with open(REPO / "lookups" / "iamspike_allowlist.csv", encoding="utf-8") as handle:
+        entries = list(csv.DictReader(handle))
+    out = []
+    for row in rows:
+        reason = next(
+            (e["allowlist_reason"] for e in entries if fnmatch.fnmatchcase(row["principal"], e["principal"])),
+            "",
         )
-        alerts[entity_type] = [
-            r for r in rows if r["entity_type"] == entity_type and float(r["score"]) >= min_score
+        out.append({**row, "allowlist_reason": reason})
+    return out
+
+
+def round_robin(events: list[dict]) -> list[list[dict]]:
+    return [events[n::INDEXERS] for n in range(INDEXERS)]
+
+
+class Splunk:
+    """splunkd with the package installed, three indexers and the app's KV store collections."""
+
+    def __init__(self, splunk_home, splunk_python) -> None:
+        self.home = splunk_home
+        self.command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+        self.kv = {
+            name: kvstore.Collection([f.strip() for f in stanza["fields_list"].split(",")])
+            for name, stanza in TRANSFORMS.items()
+            if stanza.get("external_type") == "kvstore"
+        }
+        self.shipped_rows = 0  # rows the indexers sent to the search head
+
+    def iamspike(self, args: list[str], rows: list[dict]) -> list[dict]:
+        session = scpv2.run(self.command, args, scpv2.split(rows, 50_000), env=self.home.env())
+        assert not session.died and not session.timed_out, (session.problem, session.stderr[-3000:])
+        assert session.errors == [], session.errors
+        assert session.finished
+        return session.rows
+
+    def on_indexers(self, args: list[str], events: list[dict], deal=None) -> list[dict]:
+        """A streaming iamspike phase on each indexer's share of the events (`deal`: events ->
+        partitions, round robin by default); the rows they return, together."""
+        parts = (deal or round_robin)(events)
+        rows = [row for part in parts if part for row in self.iamspike(args, part)]
+        self.shipped_rows += len(rows)
+        return rows
+
+    def search(
+        self,
+        spl: str,
+        records: list[dict],
+        start: int,
+        end: int,
+        deal=None,
+    ) -> list[dict]:
+        """One shipped search over `records` whose eventTime is in [start, end)."""
+        steps = pipeline(expand_macros(spl, MACROS))
+        command, base, subsearches = steps[0]
+        assert command == "search" and base.strip() == FAILED_CALLS and not subsearches, base
+        rows = [
+            e
+            for e in (scpv2.splunk_event(r) for r in records if is_failed_call(r))
+            if start <= int(e["_time"]) < end
         ]
-    return alerts
+        distributed = True  # streaming commands run on the indexers until the first reporting one
+        for command, rest, subsearches in steps[1:]:
+            assert not subsearches, f"{command}: a subsearch in a shipped scheduled search"
+            args = rest.split()
+            if command == "fields" and args[:1] == ["-"]:
+                rows = [{k: v for k, v in row.items() if k not in args[1:]} for row in rows]
+            elif command == "fields":
+                keep = {"_time", "_raw", *args}
+                rows = [{k: v for k, v in row.items() if k in keep} for row in rows]
+            elif command == "iamspike" and any(a in ("phase=map", "phase=fold") for a in args):
+                assert distributed, "the map phase runs before the first reporting step"
+                rows = self.on_indexers(args, rows, deal)
+            elif command == "iamspike":
+                distributed = False
+                rows = self.iamspike(args, rows)
+            elif command in ("lookup", "outputlookup", "inputlookup") and first_name(rest) in self.kv:
+                distributed = False
+                rows, steps_ = kvstore.run(self.kv, command, rest, rows)
+                if steps_ is not None:
+                    kvstore.run_steps(steps_)
+            elif command == "lookup" and first_name(rest) == "iamspike_allowlist":
+                assert rest == "iamspike_allowlist principal OUTPUT allowlist_reason", rest
+                rows = allowlist(rows)
+            elif command == "search":
+                rows = [row for row in rows if search_filter(rest, row)]
+            elif command == "where":
+                rows = [row for row in rows if where_filter(rest, row)]
+            elif command == "eval":
+                pass  # severity fields for ES: not what these tests assert
+            elif command == "table":
+                rows = [{k: row.get(k) for k in args} for row in rows]
+            else:
+                raise AssertionError(f"{command} {rest}: not modelled by this runner")
+        return rows
+
+    def saved(self, name: str, records: list[dict], now: int, **kwargs) -> list[dict]:
+        """Saved search `name` dispatched at `now` over its own time range."""
+        stanza = SAVED[name]
+        start = relative(stanza["dispatch.earliest_time"], now)
+        end = relative(stanza["dispatch.latest_time"], now)
+        return self.search(stanza["search"], records, start, end, **kwargs)
 
 
 def records(folder: str) -> list[dict]:
@@ -125,37 +197,203 @@ def records(folder: str) -> list[dict]:
     return scpv2.load_cloudtrail(str(path))
 
 
-def test_the_alerts_run_iamspike_with_the_shipped_options():
-    for name in ("IAM Error Spike - Account Alert", "IAM Error Spike - Principal Alert"):
-        assert "show=state" not in iamspike_args(name)
-    for name in ("IAM Error Spike - Baseline Backfill", "IAM Error Spike - Baseline Maintenance"):
-        assert "show=state" in iamspike_args(name)
+def event_time(record: dict) -> int:
+    return calendar.timegm(time.strptime(record["eventTime"], "%Y-%m-%dT%H:%M:%SZ"))
+
+
+def scheduled(splunk: Splunk, data: list[dict], alert_at: int) -> dict[str, list[dict]]:
+    """Backfill by hand (at :30, ending where maintenance starts), hourly maintenance up to the
+    alert run at `alert_at`, then both alerts. Returns {"account": rows, "principal": rows}."""
+    maintained_to = relative(
+        SAVED["IAM Error Spike - Baseline Maintenance"]["dispatch.latest_time"], alert_at
+    )
+    backfill_at = maintained_to - 2 * HOUR + 30 * 60  # latest -1h@h: it ends one hour before
+    splunk.saved("IAM Error Spike - Baseline Backfill", data, backfill_at)
+    run = backfill_at - backfill_at % HOUR + HOUR + 20 * 60
+    while run <= alert_at:
+        splunk.saved("IAM Error Spike - Baseline Maintenance", data, run)
+        run += HOUR
+    return {
+        "account": splunk.saved(ACCOUNT_ALERT, data, alert_at),
+        "principal": splunk.saved(PRINCIPAL_ALERT, data, alert_at),
+    }
+
+
+# The PwnedLabs burst: 2023-08-26 20:35-20:48Z; the alert run at 21:30 scans 20:15-21:15.
+PWNED_ALERT_AT = calendar.timegm((2023, 8, 26, 21, 30, 0))
 
 
 def test_scheduled_alerts_flag_the_pwnedlabs_burst(splunk_home, splunk_python):
-    # The burst: 2023-08-26 20:35-20:48Z; the alert run at 21:30 scans 20:15-21:15.
-    alerts = scheduled_alerts(
-        splunk_home,
-        splunk_python,
-        records("pwnedlabs_incident_3252"),
-        calendar.timegm((2023, 8, 26, 20, 15, 0)),
-    )
+    splunk = Splunk(splunk_home, splunk_python)
+    data = records("pwnedlabs_incident_3252")
+    alerts = scheduled(splunk, data, PWNED_ALERT_AT)
     assert [r["principal"] for r in alerts["principal"]] == ["arn:aws:iam::107513503799:user/temp-user"]
     assert [r["account"] for r in alerts["account"]] == ["107513503799"]
     for row in alerts["principal"] + alerts["account"]:
         assert int(row["failures"]) >= 500
         assert row["severity"] in ("high", "critical")
+    failed = sum(1 for r in data if is_failed_call(r))
+    assert splunk.shipped_rows < failed / 20, "count rows, not events, reach the search head"
 
 
 def test_scheduled_alerts_stay_quiet_on_the_sans_log_delivery_denials(splunk_home, splunk_python):
     # The steady ~125/h AccessDenied of the log-delivery service principal, a day into it.
     sans = records("sans504_s3_ransomware_lab")
-    start = calendar.timegm((2021, 7, 31, 12, 15, 0))
-    denials = [
-        e
-        for e in window(sans, start, start + HOUR)
-        if "delivery.logs" in str(e.get("userIdentity.invokedBy"))
+    alert_at = calendar.timegm((2021, 7, 31, 13, 30, 0))
+    window = [
+        r for r in sans if is_failed_call(r) and alert_at - 75 * 60 <= event_time(r) < alert_at - 15 * 60
     ]
+    denials = [r for r in window if "delivery.logs" in json.dumps(r.get("userIdentity"))]
     assert len(denials) >= 50, "the window must hold the steady denials, or the test proves nothing"
-    alerts = scheduled_alerts(splunk_home, splunk_python, sans, start)
-    assert alerts == {"account": [], "principal": []}
+    assert scheduled(Splunk(splunk_home, splunk_python), sans, alert_at) == {"account": [], "principal": []}
+
+
+def pwned_in_sans() -> tuple[list[dict], int]:
+    """The SANS lab's four days with the PwnedLabs burst moved to three hours before its end, and
+    the first alert run whose window holds the burst's hour."""
+    sans = records("sans504_s3_ransomware_lab")
+    pwned = records("pwnedlabs_incident_3252")
+    burst_at = max(event_time(r) for r in sans) - 3 * HOUR
+    shift = burst_at - min(event_time(r) for r in pwned if r.get("errorCode"))
+    moved = [
+        {**r, "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(event_time(r) + shift))}
+        for r in pwned
+    ]
+    return sans + moved, burst_at - burst_at % 900 + HOUR
+
+
+def test_incremental_alerts_read_their_state_by_key_and_equal_a_scan_of_the_whole_history(
+    splunk_home, splunk_python
+):
+    """Backfill, hourly maintenance, then the alerts over their hour with the state of only that
+    hour's entities: the burst is flagged with the same failures, expected, upper and score as
+    the alert's search over the whole history without any state; the SANS denials are not."""
+    data, alert_at = pwned_in_sans()
+    splunk = Splunk(splunk_home, splunk_python)
+    alerts = scheduled(splunk, data, alert_at)
+    baseline = splunk.kv["iamspike_baseline"]
+    assert len(baseline.rows) >= 3 and all(row["iamspike_state"] for row in baseline.rows.values())
+    for key, row in baseline.rows.items():  # docs/distributed.md's key scheme
+        entity = (
+            f"principal\x1f{row['account']}\x1f{row['principal']}"
+            if row["entity_type"] == "principal"
+            else f"account\x1f{row['account']}"
+        )
+        assert key == hashlib.sha256(entity.encode()).hexdigest()[:32], row
+    assert not baseline.last_query_cut and baseline.rows_read > 0
+
+    def scored(rows: list[dict]) -> dict:
+        return {
+            (r["account"], r["principal"]): (r["failures"], r["expected"], r["upper"], r["score"])
+            for r in rows
+        }
+
+    assert set(scored(alerts["principal"])) == {("107513503799", "arn:aws:iam::107513503799:user/temp-user")}
+    assert set(scored(alerts["account"])) == {("107513503799", "")}
+    window_start = relative(SAVED[ACCOUNT_ALERT]["dispatch.earliest_time"], alert_at)
+    first = min(event_time(r) for r in data)
+    for kind, name in (("account", ACCOUNT_ALERT), ("principal", PRINCIPAL_ALERT)):
+        end = relative(SAVED[name]["dispatch.latest_time"], alert_at)
+        whole = Splunk(splunk_home, splunk_python).search(SAVED[name]["search"], data, first, end)
+        recent = [r for r in whole if int(r["_time"]) >= window_start - window_start % HOUR]
+        assert scored(alerts[kind]) == scored(recent), kind
+
+
+def test_a_duplicated_batch_gives_the_same_alert_rows(splunk_home, splunk_python):
+    """Issue 16 item 3: a batch of events indexed twice (an SQS redelivery) lands on another
+    indexer; the alert's pipeline counts each eventID once and returns the same rows."""
+    data = records("pwnedlabs_incident_3252")
+    dealt: list[int] = []
+
+    def with_copies(events: list[dict]) -> list[list[dict]]:
+        parts = round_robin(events)
+        again = [dict(e) for e in events[: len(events) // 2]]
+        dealt.append(len(again))
+        return [parts[0], parts[1] + again, parts[2]]
+
+    for name in (ACCOUNT_ALERT, PRINCIPAL_ALERT):
+        once = Splunk(splunk_home, splunk_python).saved(name, data, PWNED_ALERT_AT)
+        twice = Splunk(splunk_home, splunk_python).saved(name, data, PWNED_ALERT_AT, deal=with_copies)
+        assert dealt[-1] >= 250, "the copied batch must matter"
+        assert once and twice == once, name
+
+
+def synthetic(account: str, identity: dict, hour: int, count: int, code: str = "AccessDenied") -> list[dict]:
+    at = hour * HOUR
+    return [
+        {
+            "eventVersion": "1.08",
+            "userIdentity": identity,
+            "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at + 60 * (n % 50) + n // 50)),
+            "eventSource": "iam.amazonaws.com" if n % 2 else "s3.amazonaws.com",
+            "eventName": f"List{n % 17}Things",
+            "awsRegion": "us-east-1",
+            "sourceIPAddress": "203.0.113.7",
+            "userAgent": "aws-cli/2.15.0",
+            "errorCode": code,
+            "errorMessage": "denied",
+            "eventID": hashlib.md5(f"{account}{json.dumps(identity)}{at}{n}".encode()).hexdigest(),
+            "recipientAccountId": account,
+        }
+        for n in range(count)
+    ]
+
+
+SSO_ROLE = "AWSReservedSSO_Admin_0123"
+
+
+def test_the_drilldowns_find_what_was_counted(splunk_home, splunk_python):
+    """One definition of a principal: for a role with a path, an SSO session and an identity with
+    none of the usual fields, the notable's drill-down (iamspike phase=fold) selects exactly the
+    failed calls the reported principal was counted for."""
+    account = "111122223333"
+    identities = {
+        "role with a path": {
+            "type": "AssumedRole",
+            "principalId": "AROAEXAMPLE:fn",
+            "arn": f"arn:aws:sts::{account}:assumed-role/my-fn-role/fn",
+            "accountId": account,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": f"arn:aws:iam::{account}:role/service-role/my-fn-role",
+                }
+            },
+        },
+        "SSO session": {
+            "type": "AssumedRole",
+            "arn": f"arn:aws:sts::{account}:assumed-role/{SSO_ROLE}/alice@example.com",
+            "accountId": account,
+            "sessionContext": {
+                "sessionIssuer": {
+                    "type": "Role",
+                    "arn": f"arn:aws:iam::{account}:role/aws-reserved/sso.amazonaws.com/" + SSO_ROLE,
+                }
+            },
+        },
+        "no usual fields": {"type": "Unknown"},
+    }
+    quiet_hours = range(480_000, 480_000 + 72)
+    data = [
+        r
+        for name, identity in identities.items()
+        for h in quiet_hours
+        for r in synthetic(account, identity, h, 1)
+    ]
+    burst_hour = quiet_hours[-1] + 1
+    for identity in identities.values():
+        data += synthetic(account, identity, burst_hour, 60)
+        data += synthetic(account, identity, burst_hour, 7, code="ThrottlingException")  # not counted
+    splunk = Splunk(splunk_home, splunk_python)
+    flagged = splunk.search(SAVED["IAM Error Spike - Flagged Spikes"]["search"], data, 0, 2**31)
+    principals = {r["principal"]: r for r in flagged if r["entity_type"] == "principal"}
+    assert len(principals) == len(identities), principals
+    assert f"arn:aws:iam::{account}:role/my-fn-role" in principals
+    drilldown = SAVED[PRINCIPAL_ALERT]["action.notable.param.drilldown_search"]
+    for principal, row in principals.items():
+        spl = drilldown.replace("$account$", row["account"]).replace("$principal$", principal)
+        found = splunk.search(spl, data, int(row["_time"]), int(row["_time"]) + HOUR)
+        assert {r["principal"] for r in found} == {principal}
+        counted = [r for r in found if r["errorCode"] == "AccessDenied"]
+        assert len(counted) == int(row["failures"]) == 60, principal
+        assert len(found) == 67, "the drill-down lists every failed call of the principal"

@@ -9,8 +9,9 @@
    Splunk Python exactly as splunkd runs it (XML config on stdin, XML events on stdout,
    SIGTERM at the end);
 4. feed its events, as Splunk's JSON extraction presents them, to ``| iamspike`` over the
-   chunked protocol (tests/standin/scpv2.py) and print the spikes, then which labelled
-   scenarios they hit.
+   chunked protocol (tests/standin/scpv2.py) and print the spikes with every explanation field
+   (the CLI's table) and the labelled scenario each falls in, or none; then each scenario's
+   verdict and a tally: attacks found, traps quiet, alerts that match no labelled scenario.
 
 A piece missing from the package is reported as missing; nothing is faked.
 """
@@ -19,14 +20,15 @@ from __future__ import annotations
 
 import argparse
 import collections
-import datetime
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 
 from bench import generator
+from iamspike import formats
 from standin import modinput, scpv2
 from standin.fixtures_aws import REGION, aws_env, client_factory, log_file, make_queue, running_moto
 from standin.install import SPLUNK_PYTHONS, bare_python, find_package, install
@@ -114,39 +116,62 @@ def detect(python: str, home, events: list[modinput.Event]) -> scpv2.Session | N
     )
 
 
-def show_spikes(rows: list[dict]) -> None:
-    header = (
-        f"{'_time (UTC)':<17} {'entity':<9} {'account':<12} {'principal':<52} {'fail':>5} {'exp':>6} "
-        f"{'upper':>6} {'score':>5} {'severity':<8} top_apis"
-    )
-    say(header)
-    say("-" * len(header))
-    for row in rows:
-        when = datetime.datetime.fromtimestamp(int(float(row["_time"])), datetime.timezone.utc)
-        principal = str(row.get("principal") or "")
-        principal = principal if len(principal) <= 52 else "..." + principal[-49:]
-        say(
-            f"{when:%Y-%m-%d %H:%M} {row.get('entity_type', ''):<9} {row.get('account', ''):<12} "
-            f"{principal:<52} {int(float(row.get('failures') or 0)):>5} "
-            f"{float(row.get('expected') or 0):>6.1f} {float(row.get('upper') or 0):>6.1f} "
-            f"{float(row.get('score') or 0):>5.0f} {row.get('severity', ''):<8} "
-            f"{str(row.get('top_apis', ''))[:60]}"
+def matches(label, row: dict, account_rows: bool = False) -> bool:
+    """A spike row falls in a labelled scenario: its window, its account, and for a principal
+    scenario its principal (an account scenario is hit by any row of the account). With
+    ``account_rows``, an account row is also explained by a principal scenario of that account in
+    its window (the account sums its principals): such a row is not an unlabelled alert."""
+    return (
+        label.covers(int(float(row["_time"])))
+        and str(row.get("account")) == label.account
+        and (
+            label.entity_type == "account"
+            or str(row.get("principal")) == label.principal
+            or (account_rows and row.get("entity_type") == "account")
         )
+    )
+
+
+def show_spikes(labels, rows: list[dict]) -> None:
+    """The rows as the CLI's table (every explanation field, wrapped between items), each with the
+    labelled scenario it falls in, or none."""
+    shown = []
+    for row in rows:
+        hits = [f"{label.category} {label.kind} ({label.name})" for label in labels if matches(label, row)]
+        hits = hits or [
+            f"{label.category} {label.kind} of {label.principal.rsplit('/', 1)[-1]} in this account"
+            for label in labels
+            if label.category == "attack" and matches(label, row, account_rows=True)
+        ]
+        shown.append({**row, "scenario": ", ".join(hits) or "NONE: matches no labelled scenario"})
+    formats.write_table(shown, sys.stdout, width=shutil.get_terminal_size((120, 24)).columns)
+    sys.stdout.flush()
 
 
 def show_labels(labels, rows: list[dict]) -> None:
     say("\nLabelled scenarios in the data and whether a spike row falls in one of their windows:")
     for label in labels:
-        hit = any(
-            label.covers(int(float(row["_time"])))
-            and str(row.get("account")) == label.account
-            and (label.entity_type == "account" or str(row.get("principal")) == label.principal)
-            for row in rows
-        )
+        hit = any(matches(label, row) for row in rows)
         verdict = (
             ("FOUND" if hit else "missed") if label.category == "attack" else ("ALERTED" if hit else "quiet")
         )
         say(f"   {label.category:<6} {label.kind:<22} {verdict:<7} {label.principal or label.account}")
+    attacks = [label for label in labels if label.category == "attack"]
+    traps = [label for label in labels if label.category != "attack"]
+    found = sum(1 for label in attacks if any(matches(label, row) for row in rows))
+    quiet = sum(1 for label in traps if not any(matches(label, row) for row in rows))
+    unlabelled = [row for row in rows if not any(matches(label, row, account_rows=True) for label in attacks)]
+    unlabelled = [row for row in unlabelled if not any(matches(label, row) for label in traps)]
+    say(
+        f"\nTally: {found} of {len(attacks)} attacks found, {quiet} of {len(traps)} traps quiet,"
+        f" {len(unlabelled)} unlabelled alert{'' if len(unlabelled) == 1 else 's'}"
+        + (": " + ", ".join(sorted({short(row) for row in unlabelled})) if unlabelled else "")
+    )
+
+
+def short(row: dict) -> str:
+    principal = str(row.get("principal") or "")
+    return principal.rsplit("/", 1)[-1] if principal else f"account {row.get('account')}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -184,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         for level, text in session.messages:
             say(f"   [{level}] {text}")
         say(f"\n{len(session.rows)} spikes:\n")
-        show_spikes(session.rows)
+        show_spikes(org.labels, session.rows)
         show_labels(org.labels, session.rows)
     return 0
 

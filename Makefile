@@ -67,8 +67,8 @@ demo: $(TGZ)
 	$(PY) tests/demo.py --package $(TGZ)
 
 bench: $(TGZ)
-	$(PY) tests/bench/quality.py
-	$(PY) tests/bench/quality.py --seeds 13,14,15,16,17,18 --output docs/bench/quality-heldout.md
+	$(PY) tests/bench/quality.py --group tuning
+	$(PY) tests/bench/quality.py --group held-out
 	$(PY) tests/bench/speed.py --package $(TGZ)
 	$(PY) tests/bench/scale.py
 	$(PY) tests/bench/ingest.py --package $(TGZ)

@@ -20,16 +20,19 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TextIO
 
 from iamspike import formats
-from iamspike.engine import BY_VALUES, SHOW_VALUES, Detector, OptionError, Options, parse_options
+from iamspike.engine import Detector
 from iamspike.failures import ErrorClasses
 from iamspike.files import FileError, FileReader, RowReader
+from iamspike.options import BY_VALUES, SHOW_VALUES, OptionError, Options, parse_options
 
 # The error-class lookup inside the installed wheel (pyproject.toml copies it there); in the app
 # and in a checkout there is none, and the engine reads the app's lookups/ folder.
 PACKAGED_LOOKUP = os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "lookups", "iamspike_error_classes.csv"
 )
-OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options) if f.compare)
+# Every option of the search command is a flag, but phase: how splunkd distributes the command
+# (map on the indexers, fold for drilldowns); the CLI always scores.
+OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options) if f.compare and f.name != "phase")
 HELP = {
     "span": "bin width",
     "by": "entities scored",
@@ -136,7 +139,9 @@ def options_from_args(args: argparse.Namespace, lookup: str | None) -> Options:
         try:
             parse_options([f"{key}={value}"], lookup=lookup)
         except OptionError as exc:
-            raise OptionError(f"{flag(key)} {value}: {exc}") from None
+            text = str(exc)
+            text = text[len(key) + 2 :] if text.startswith(key + ": ") else text  # the flag names it
+            raise OptionError(f"{flag(key)} {value}: {text}") from None
     try:
         return parse_options([f"{key}={value}" for key, value in given.items()], lookup=lookup)
     except OptionError as exc:

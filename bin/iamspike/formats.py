@@ -16,7 +16,8 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
-from iamspike.engine import BY_VALUES, OUTPUT_FIELDS, span_text
+from iamspike.engine import OUTPUT_FIELDS
+from iamspike.options import BY_VALUES, span_text
 
 SUMMARY_FIELDS = OUTPUT_FIELDS[: OUTPUT_FIELDS.index("distinct_apis") + 1]
 FORMATS = ("table", "csv", "json")

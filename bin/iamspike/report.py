@@ -19,8 +19,8 @@ import re
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
-from iamspike.engine import Options
 from iamspike.formats import option_text, plural
+from iamspike.options import Options
 
 Row = Mapping[str, object]
 MAX_COLUMNS = 720  # bars drawn per chart; more bins are drawn in buckets
@@ -263,7 +263,7 @@ def render(rows: Sequence[Row], options: Options, read: str, generated: float | 
     settings = " ".join(
         f"{f.name}={option_text(f.name, getattr(options, f.name))}"
         for f in dataclasses.fields(options)
-        if f.compare
+        if f.compare and f.name != "phase"
     )
     when = _iso(time.time() if generated is None else generated)
     head = [

@@ -139,6 +139,7 @@ STRICT: dict[str, Callable[..., Value]] = {
     "null": lambda: None,
     "true": lambda: "true",
     "lower": lambda value: None if value is None else value.lower(),
+    "trim": lambda value: None if value is None else value.strip(" \t"),
     "round": _round,
     "split": _split,
 }
@@ -342,6 +343,42 @@ def apply_props(stanza: dict[str, str], fields: dict[str, Any]) -> dict[str, Any
         else:
             event[name] = value
     return event
+
+
+# -- lookups ----------------------------------------------------------------------------------
+LOOKUP_COMMAND = re.compile(r"(\w+) (\w+) OUTPUT (.+)")
+
+
+def _wildcard(pattern: str) -> re.Pattern:
+    """A lookup's WILDCARD pattern: ``*`` matches any text, every other character is literal."""
+    return re.compile(".*".join(re.escape(part) for part in pattern.split("*")), re.S)
+
+
+def wildcard_lookup(
+    rest: str, rows: list[dict], transforms: dict[str, dict[str, str]], tables: dict[str, list[dict]]
+) -> list[dict]:
+    """``lookup <name> <field> OUTPUT <out> [AS <new>] ...`` over the rows of ``tables[name]``
+    with the stanza's ``match_type = WILDCARD(<field>)`` and ``max_matches = 1``: the first entry
+    whose pattern matches; an output the entry lacks (or leaves empty) is no field."""
+    match = LOOKUP_COMMAND.fullmatch(rest.strip())
+    if not match:
+        raise SplEvalError(f"lookup {rest!r} not modelled")
+    name, key, outputs = match.group(1), match.group(2), re.findall(r"(\w+)(?: AS (\w+))?", match.group(3))
+    stanza = transforms[name]
+    if stanza.get("match_type") != f"WILDCARD({key})" or stanza.get("max_matches") != "1":
+        raise SplEvalError(f"lookup {name}: only WILDCARD({key}) with max_matches = 1 is modelled")
+    out = []
+    for row in rows:
+        value = str(row.get(key) or "")
+        entry = next((e for e in tables[name] if _wildcard(e.get(key) or "").fullmatch(value)), {})
+        new = dict(row)
+        for field, alias in outputs:
+            if entry.get(field) not in (None, ""):
+                new[alias or field] = entry[field]
+            else:
+                new.pop(alias or field, None)
+        out.append(new)
+    return out
 
 
 # -- eventtype searches -----------------------------------------------------------------------

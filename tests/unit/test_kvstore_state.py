@@ -47,7 +47,8 @@ def collections(limits: kvstore.Limits | None = None) -> dict[str, kvstore.Colle
 def kv_steps(saved_search: str) -> list[tuple[str, str]]:
     """The KV store commands of a shipped saved search, in order, macros expanded."""
     steps = walk(expand_macros(SAVED[saved_search]["search"], MACROS))
-    return [(c, rest) for c, rest in steps if c in KV_COMMANDS and first_name(rest) != "iamspike_allowlist"]
+    allowlist = ("iamspike_allowlist", "iamspike_allowlist_kv")
+    return [(c, rest) for c, rest in steps if c in KV_COMMANDS and first_name(rest) not in allowlist]
 
 
 def run(store: dict, saved_search: str, rows: list[dict]) -> list[dict]:

@@ -46,6 +46,11 @@ INDEXERS = 3
 
 SAVED = read_conf(DEFAULT / "savedsearches.conf")
 MACROS = read_conf(DEFAULT / "macros.conf")
+# The allow-list macro (its CSV and KV store lookups, their validity check) is run here as one
+# step, "allowlist": drop principal rows matching an entry of the shipped CSV (the KV store
+# collection is empty on a fresh install). Its own tests are in tests/unit.
+ALLOWLIST = "iam_error_spike_allowlist"
+RUN_MACROS = {**MACROS, ALLOWLIST: {"definition": "allowlist"}}
 TRANSFORMS = read_conf(DEFAULT / "transforms.conf")
 FAILED_CALLS = "sourcetype=aws:cloudtrail (errorCode=* OR eventName=ConsoleLogin)"
 ACCOUNT_ALERT = "IAM Error Spike - Account Alert"
@@ -80,22 +85,16 @@ def where_filter(rest: str, row: dict) -> bool:
     match = re.fullmatch(r'entity_type="(\w+)" AND score >= ([\d.]+)', rest)
     if match:
         return row.get("entity_type") == match.group(1) and float(row["score"]) >= float(match.group(2))
-    assert rest == 'isnull(allowlist_reason) OR allowlist_reason=""', f"where {rest!r} not modelled"
-    return not row.get("allowlist_reason")
+    raise AssertionError(f"where {rest!r} not modelled")
 
 
 def allowlist(rows: list[dict]) -> list[dict]:
-    """``lookup iamspike_allowlist principal OUTPUT allowlist_reason`` (WILDCARD(principal))."""
+    """`iam_error_spike_allowlist` on a fresh install: principal rows matching an entry of
+    lookups/iamspike_allowlist.csv (wildcards) are dropped."""
+    assert ALLOWLIST in MACROS
     with open(REPO / "lookups" / "iamspike_allowlist.csv", encoding="utf-8") as handle:
-        entries = list(csv.DictReader(handle))
-    out = []
-    for row in rows:
-        reason = next(
-            (e["allowlist_reason"] for e in entries if fnmatch.fnmatchcase(row["principal"], e["principal"])),
-            "",
-        )
-        out.append({**row, "allowlist_reason": reason})
-    return out
+        entries = [e for e in csv.DictReader(handle) if e["allowlist_reason"].strip()]
+    return [r for r in rows if not any(fnmatch.fnmatchcase(r["principal"], e["principal"]) for e in entries)]
 
 
 def round_robin(events: list[dict]) -> list[list[dict]]:
@@ -137,15 +136,15 @@ class Splunk:
         start: int,
         end: int,
         deal=None,
+        present=scpv2.splunk_event,
     ) -> list[dict]:
-        """One shipped search over `records` whose eventTime is in [start, end)."""
-        steps = pipeline(expand_macros(spl, MACROS))
+        """One shipped search over `records` whose eventTime is in [start, end), each record an
+        event as `present` makes it (Splunk's JSON extraction, by default without its limits)."""
+        steps = pipeline(expand_macros(spl, RUN_MACROS))
         command, base, subsearches = steps[0]
         assert command == "search" and base.strip() == FAILED_CALLS and not subsearches, base
         rows = [
-            e
-            for e in (scpv2.splunk_event(r) for r in records if is_failed_call(r))
-            if start <= int(e["_time"]) < end
+            e for e in (present(r) for r in records if is_failed_call(r)) if start <= int(e["_time"]) < end
         ]
         distributed = True  # streaming commands run on the indexers until the first reporting one
         for command, rest, subsearches in steps[1:]:
@@ -167,8 +166,7 @@ class Splunk:
                 rows, steps_ = kvstore.run(self.kv, command, rest, rows)
                 if steps_ is not None:
                     kvstore.run_steps(steps_)
-            elif command == "lookup" and first_name(rest) == "iamspike_allowlist":
-                assert rest == "iamspike_allowlist principal OUTPUT allowlist_reason", rest
+            elif command == "allowlist":
                 rows = allowlist(rows)
             elif command == "search":
                 rows = [row for row in rows if search_filter(rest, row)]
@@ -397,3 +395,27 @@ def test_the_drilldowns_find_what_was_counted(splunk_home, splunk_python):
         counted = [r for r in found if r["errorCode"] == "AccessDenied"]
         assert len(counted) == int(row["failures"]) == 60, principal
         assert len(found) == 67, "the drill-down lists every failed call of the principal"
+
+
+def test_records_past_the_extraction_limits_still_count_under_their_account(splunk_home, splunk_python):
+    """Issue 14 item 5 through the shipped SPL: the burst's records padded past [spath]
+    extraction_cutoff (5,000 bytes) and [kv] limit (100 fields) before recipientAccountId, as a
+    failed RunInstances carries its request; Splunk's extraction stops early (scpv2.cut_extraction),
+    `iam_error_spike_fields` keeps _raw and the map phase reads it: the same alert rows."""
+    data = records("pwnedlabs_incident_3252")
+    padded = []
+    for record in data:
+        fields = {f"blockDeviceMapping{n}": {"deviceName": f"/dev/sd{n}", "ebs": "x" * 40} for n in range(60)}
+        head = {k: v for k, v in record.items() if k not in ("recipientAccountId", "eventID")}
+        padded.append(
+            {**head, "requestParameters": fields}
+            | {k: record[k] for k in ("recipientAccountId", "eventID") if k in record}
+        )
+    cut = scpv2.cut_extraction(padded[-1])
+    assert "recipientAccountId" not in cut and len(cut["_raw"]) > 5000, "the padding must defeat extraction"
+    for name in (ACCOUNT_ALERT, PRINCIPAL_ALERT):
+        plain = Splunk(splunk_home, splunk_python).saved(name, data, PWNED_ALERT_AT)
+        limited = Splunk(splunk_home, splunk_python).saved(
+            name, padded, PWNED_ALERT_AT, present=scpv2.cut_extraction
+        )
+        assert plain and limited == plain, name

@@ -173,7 +173,13 @@ window.__t = {
     Object.getOwnPropertyDescriptor(proto, 'value').set.call(e, value);
     e.dispatchEvent(new Event('input', { bubbles: true }));
   },
-  click(sel) { const e = this.el(sel); e.scrollIntoView({ block: 'center' }); e.click(); },
+  click(sel) {
+    const e = this.el(sel);
+    const live = 'button,a,input,[role=switch],[role=tab],[role=radio]';
+    const t = e.matches(live) ? e : e.querySelector(live) || e;  // a component's wrapper
+    t.scrollIntoView({ block: 'center' });
+    t.click();
+  },
   text(sel) { const e = document.querySelector(sel); return e ? e.innerText : ''; },
 };
 """
@@ -236,6 +242,7 @@ class Page:
 
     def choose(self, selector: str, label: str) -> None:
         """Open the Splunk UI ``Select`` at ``selector`` and click its option ``label``."""
+        self.wait(f"!!document.querySelector({json.dumps(selector)})")
         self.click(selector)
         options = "[...document.querySelectorAll('[role=option],[role=menuitemradio],[role=menuitem]')]"
         pick = (

@@ -273,3 +273,48 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
         ("POST", f"/servicesNS/nobody/{APP}/storage/passwords")
     ]  # splunkd's echo of the request that carried it, never read by the page
     assert not [r for r in web.responses if r.method == "GET" and "storage/passwords" in r.path]
+
+
+PROXY_PASSWORD = "pr0xy/Pa55:word"
+
+
+def test_proxy_logging_and_alerts_from_the_page_land_in_the_app_conf_files_and_storage_passwords(page, web):
+    home = web.home
+    tab(page, "proxy")
+    page.wait("!!document.querySelector('[data-field=host]')")
+    page.type("[data-field=host]", "proxy.example")
+    page.type("[data-field=port]", "99999")
+    page.click("[data-tab=proxy] [data-action=save]")
+    page.wait("document.querySelector('[data-tab=proxy]').innerText.includes('Port must be 1-65535')")
+    assert not os.path.exists(os.path.join(home.app_dir, "local", "aws_iam_error_spike_settings.conf"))
+    page.type("[data-field=port]", "3128")
+    page.type("[data-field=password]", PROXY_PASSWORD)
+    page.click("[data-tab=proxy] [data-action=save]")
+    page.wait("document.querySelector('[data-tab=proxy]').innerText.includes('needs its user name')")
+    page.type("[data-field=username]", "fwd")
+    page.click("[data-tab=proxy] [data-action=save]")
+    page.wait("document.querySelector('[data-tab=proxy]').innerText.includes('Proxy saved')")
+    settings = local_conf(home, "aws_iam_error_spike_settings")
+    assert settings["proxy"] == {"host": "proxy.example", "port": "3128", "username": "fwd", "disabled": "0"}
+    assert "credential:TA-aws-iam-error-spike-proxy:fwd:" in local_conf(home, "passwords")
+
+    tab(page, "logging")
+    page.choose("[data-kind=aws_cloudtrail_s3]", "DEBUG")
+    page.click("[data-tab=logging] [data-action=save]")
+    page.wait("document.querySelector('[data-tab=logging]').innerText.includes('Log levels saved')")
+    assert local_conf(home, "aws_iam_error_spike_settings")["logging"]["aws_cloudtrail_s3"] == "DEBUG"
+
+    tab(page, "alerts")
+    row = '[data-row="IAM Error Spike - Account Alert"]'
+    page.wait(f"!!document.querySelector('{row}')")
+    page.click(f"{row} [data-action=toggle]")
+    page.wait("document.querySelector('[data-tab=alerts]').innerText.includes('switched off')")
+    page.type(f"{row} input", "soc@example.com")
+    page.click(f"{row} [data-action=save-email]")
+    page.wait("document.querySelector('[data-tab=alerts]').innerText.includes('e-mail to soc@example.com')")
+    saved = local_conf(home, "savedsearches")["IAM Error Spike - Account Alert"]
+    assert saved == {"disabled": "1", "action.email": "1", "action.email.to": "soc@example.com"}
+
+    for folder in ("local", "default"):
+        assert PROXY_PASSWORD not in all_files_text(os.path.join(home.app_dir, folder))
+    assert [r.method for r in web.responses if PROXY_PASSWORD in r.body] == ["POST"]

@@ -69,6 +69,7 @@ export default function AlertsTab() {
                                             <Button
                                                 appearance="secondary"
                                                 label="Save"
+                                                data-action="save-email"
                                                 onClick={() =>
                                                     update(
                                                         s.name,

@@ -115,7 +115,7 @@ export default function InputsTab({ inputs, accounts, reload }) {
                                 <Table.Cell>{KINDS[i.kind].summary(i.content)}</Table.Cell>
                                 <Table.Cell>{i.content.interval || '300'}</Table.Cell>
                                 <Table.Cell>{i.content.index || 'main'}</Table.Cell>
-                                <Table.Cell data-status={disabled ? 'disabled' : 'enabled'}>{disabled ? 'Disabled' : 'Enabled'}</Table.Cell>
+                                <Table.Cell data-status={disabled ? 'disabled' : 'enabled'} style={{ whiteSpace: 'nowrap' }}>{disabled ? 'Disabled' : 'Enabled'}</Table.Cell>
                                 <Table.Cell>
                                     <Button appearance="secondary" label="Edit" data-action="edit" onClick={() => open('edit', i)} />
                                     <Button appearance="secondary" label="Clone" data-action="clone" onClick={() => open('clone', i)} />

@@ -27,9 +27,18 @@ format: venv
 	$(PY) -m ruff check --fix .
 	$(PY) -m ruff format .
 
+# The Configuration page (ui/configuration, @splunk/react-ui) bundled into appserver/static/build/
+# by esbuild; node_modules from the npm registry exactly as ui/configuration/package-lock.json says.
+UI := ui/configuration
+UI_BUNDLE := appserver/static/build/configuration.js
+$(UI)/node_modules/.package-lock.json: $(UI)/package.json $(UI)/package-lock.json
+	cd $(UI) && npm ci --no-audit --no-fund --loglevel=error
+$(UI_BUNDLE): $(UI)/node_modules/.package-lock.json $(UI)/build.js $(wildcard $(UI)/src/*)
+	cd $(UI) && node build.js
+
 # The package is rebuilt whenever anything that ships or the build itself changes.
 SHIPPED := app.manifest LICENSE README.md $(shell find default metadata README bin lookups appserver static -type f 2>/dev/null | grep -v -e __pycache__ -e '\.pyc$$')
-$(TGZ): $(VENV)/.stamp $(SHIPPED) $(wildcard package/*.py package/*.txt)
+$(TGZ): $(VENV)/.stamp $(SHIPPED) $(UI_BUNDLE) $(wildcard package/*.py package/*.txt)
 	$(PY) package/build.py --output $(TGZ)
 
 package: $(TGZ)
@@ -42,7 +51,8 @@ $(WHEEL): $(VENV)/.stamp pyproject.toml lookups/iamspike_error_classes.csv $(she
 
 wheel: $(WHEEL)
 
-# Headless Chromium opens the CLI's HTML report in tests/contract/test_cli_install.py: Debian's
+# Headless Chromium opens the CLI's HTML report in tests/contract/test_cli_install.py and drives
+# the Configuration page in tests/contract/test_config_page.py: Debian's
 # package, installed when missing and apt-get can (as root); otherwise the test skips, or fails
 # under CI=true.
 chromium:

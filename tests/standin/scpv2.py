@@ -20,6 +20,7 @@ import io
 import json
 import os
 import re
+import shlex
 import subprocess
 import tempfile
 import threading
@@ -510,6 +511,74 @@ def _converse(
             session.rows.extend(decode_rows(reply.body))
         if reply.metadata.get("finished"):
             return
+
+
+# ---------------------------------------------------------------------------- distributed search
+@dataclass
+class Distributed:
+    """One distributed search: the search head's getinfo, one map session per indexer, the
+    search head's reporting session over their concatenated output."""
+
+    preop: list[str] = field(default_factory=list)  # the streaming_preop's args (after the name)
+    probe: Session = field(default_factory=Session)
+    maps: list[Session] = field(default_factory=list)
+    report: Session = field(default_factory=Session)
+
+    @property
+    def shipped_rows(self) -> int:
+        """Rows the indexers sent to the search head."""
+        return sum(len(session.rows) for session in self.maps)
+
+    @property
+    def shipped_bytes(self) -> int:
+        """Bytes of the indexers' result bodies (what crosses the network, before compression)."""
+        return sum(len(body) for session in self.maps for body in session.bodies)
+
+
+def probe_getinfo(
+    command: Sequence[str],
+    args: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 120.0,
+) -> Session:
+    """Only the getinfo exchange, as splunkd does while it plans a search; then stdin closes."""
+    return run(command, args, [], env=env, timeout=timeout)
+
+
+def run_distributed(
+    command: Sequence[str],
+    args: Sequence[str],
+    partitions: Sequence[Sequence[Row]],
+    *,
+    chunk_size: int = 50_000,
+    env: Mapping[str, str] | None = None,
+    timeout: float = 600.0,
+) -> Distributed:
+    """Run a reporting command as splunkd runs it on a distributed search: ask the search head's
+    command for its getinfo, run the ``streaming_preop`` it declares over each partition (an
+    indexer: getinfo, execute chunks, finished), then the command itself over every row the
+    partitions returned, re-encoded as splunkd encodes rows, in chunks of ``chunk_size``."""
+    result = Distributed()
+    result.probe = probe_getinfo(command, args, env=env)
+    preop = str(result.probe.getinfo.get("streaming_preop") or "")
+    if not preop:
+        raise AssertionError(f"no streaming_preop in {result.probe.getinfo}")
+    name, *result.preop = shlex.split(preop)
+    shipped: list[Row] = []
+    for partition in partitions:
+        session = run(
+            command,
+            result.preop,
+            split(list(partition), chunk_size),
+            env=env,
+            info=searchinfo(result.preop, command=name),
+            timeout=timeout,
+        )
+        result.maps.append(session)
+        shipped.extend(session.rows)
+    result.report = run(command, args, split(shipped, chunk_size), env=env, timeout=timeout)
+    return result
 
 
 def replay(

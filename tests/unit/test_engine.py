@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.engine import OUTPUT_FIELDS, Detector, OptionError, Options, iter_chunks, parse_options, run
+from iamspike.phases import MapPhase
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "cloudtrail"
@@ -485,3 +486,81 @@ def test_first_failures_survive_a_state_round_trip() -> None:
     assert _restore(saved, live) == one_run and at in flagged(one_run)
     # state saved before first failures were kept: nothing is taken as new (no false novelty)
     assert at not in flagged(_restore(saved, live, drop_seen=True))
+
+
+# --------------------------------------------------------------------------- keyed state rows
+BOB = f"arn:aws:iam::{ACCT}:user/bob"
+
+
+def _mapped_with_state(late: list[dict], saved: list[dict]) -> tuple[list[str], list[list[str]]]:
+    """The shipped searches' path: the map phase over the late window, then the state of only the
+    entities in its count rows, joined by key (``lookup ... _key AS state_key``)."""
+    mapper = MapPhase(Options())
+    mapper.add_rows(*as_rows(late))
+    table = {row["state_key"]: row["iamspike_state"] for row in saved}
+    out = mapper.results()
+    for row in out:
+        if row.get("state_key"):
+            row["iamspike_state"] = table.get(str(row["state_key"]), "")
+            row["iamspike_account_state"] = table.get(str(row["account_state_key"]), "")
+    header = sorted({key for row in out for key in row})
+    return header, [[str(row.get(key, "")) for key in header] for row in out]
+
+
+def test_reading_only_the_active_principals_state_gives_the_answer_of_reading_all() -> None:
+    bob = [event(T0 + h * HOUR + 90 * i, "ListKeys", arn=BOB) for h in range(60) for i in range(12)]
+    early = background(hours=60) + bob
+    late = [r for r in background(hours=72) if r["eventTime"] >= T0 + 60 * HOUR] + burst(62, 30, APIS)
+    long_run = run(early + late)
+    saved = run(early, parse_options(["show=state"]))
+    assert {r["entity_type"] for r in saved} == {"principal", "account"}
+    (account_row,) = [r for r in saved if r["entity_type"] == "account"]
+    assert json.loads(account_row["iamspike_state"])["failing"]  # failing principals per bin
+    keyed = Detector()
+    header, rows = _mapped_with_state(late, saved)
+    assert not any(BOB in row for row in rows)  # bob's state is never read
+    keyed.add_rows(header, rows)
+    everything = Detector()
+    state_header = sorted({key for row in saved for key in row})
+    everything.add_rows(state_header, [[str(row.get(key, "")) for key in state_header] for row in saved])
+    everything.add_rows(*as_rows(late))
+    assert keyed.results() == everything.results() == long_run
+    assert 62 in flagged(long_run) and keyed.messages() == []
+
+
+def test_state_of_version_1_still_reads_through_inputlookup() -> None:
+    early, late = background(hours=60), burst(62, 30, APIS)
+    saved = run(early, parse_options(["show=state"]))
+    rows_v1 = []
+    for row in saved:
+        blob = json.loads(row["iamspike_state"])
+        if blob["type"] == "account":
+            continue
+        blob = {**blob, "v": 1, "seen": blob.pop("first_failures", {})}
+        blob.pop("type")
+        rows_v1.append([json.dumps(blob)])
+    first, last = (
+        json.loads(saved[0]["iamspike_state"])["first"],
+        json.loads(saved[0]["iamspike_state"])["last"],
+    )
+    range_row = {"v": 1, "span": 3600, "first": first, "last": last, "account": "", "principal": ""}
+    rows_v1.append([json.dumps({**range_row, "bins": {}, "apis": {}})])
+    detector = Detector()
+    detector.add_rows(["iamspike_state"], rows_v1)
+    detector.add_rows(*as_rows(late))
+    assert detector.results() == run(early + late) and detector.messages() == []
+
+
+def test_absurd_counts_never_fail_show_all() -> None:
+    header = ["_time", "account", "principal", "eventName", "count"]
+    values = ["1e300", "nan", "inf", "-5", "0", "abc", "7"]
+    rows = [[str(T0 + HOUR * i), ACCT, USER, "ListUsers", v] for i, v in enumerate(values)]
+    detector = Detector(parse_options(["count_field=count", "show=all"]))
+    detector.add_rows(header, rows)
+    got = detector.results()
+    assert sum(r["failures"] for r in got if r["entity_type"] == "principal") == 7
+    (line,) = detector.messages()
+    assert (
+        line
+        == "skipped 3 rows with an absurd count, 2 with a zero or negative count, 1 with a non-numeric count"
+    )

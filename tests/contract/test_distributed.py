@@ -1,0 +1,124 @@
+"""``| iamspike`` on a distributed search: map phase on each indexer, reporting on the search head.
+
+Through the installed package, from each bare Splunk Python, the stand-in runs what splunkd runs
+(``standin.scpv2.run_distributed``): the search head's getinfo gives the ``streaming_preop``;
+each partition (an indexer) runs it (getinfo, execute chunks, finished); the search head's
+reporting phase reads every row they returned. The answer must equal the one-process answer row
+for row, every explanation field included (``top_*`` rank ties by name, so their order is fixed
+and the lists are compared whole). Events are dealt to the partitions at random and a batch is
+sent twice (to two indexers), as a forwarder re-sending after a restart does. Real sets are read
+from ``../shared/data/cloudtrail``, never copied. Never imports product code.
+"""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import pytest
+from bench import generator
+from standin import scpv2
+
+pytestmark = pytest.mark.contract
+
+REPO = Path(__file__).resolve().parents[2]
+CLOUDTRAIL = REPO.parent / "shared" / "data" / "cloudtrail"
+PARTITIONS = 4
+TEMP_USER = "arn:aws:iam::107513503799:user/temp-user"
+
+
+def real_events(name: str) -> list[dict]:
+    folder = CLOUDTRAIL / name
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not on this machine (shared data, never copied into the repo)")
+    return [scpv2.splunk_event(record) for record in scpv2.load_cloudtrail(str(folder))]
+
+
+def bench_events() -> list[dict]:
+    org = generator.generate(7, days=14, accounts=2, scenarios_per_kind=1)
+    return [scpv2.splunk_event(record) for record in org.records]
+
+
+DATASETS = {
+    "pwnedlabs": lambda: real_events("pwnedlabs_incident_3252"),
+    "sans": lambda: real_events("sans504_s3_ransomware_lab"),
+    "bench": bench_events,
+}
+
+
+def with_a_resent_batch(events: list[dict], seed: int) -> tuple[list[dict], list[list[dict]]]:
+    """All events plus one batch sent twice; and the same dealt to PARTITIONS indexers (the
+    re-sent copy landing on another indexer than the first)."""
+    rng = random.Random(seed)
+    start = rng.randrange(max(len(events) - 200, 1))
+    batch = events[start : start + 200]
+    parts: list[list[dict]] = [[] for _ in range(PARTITIONS)]
+    home = {}
+    for n, event in enumerate(events):
+        home[n] = rng.randrange(PARTITIONS)
+        parts[home[n]].append(event)
+    for offset, event in enumerate(batch):
+        parts[(home[start + offset] + 1) % PARTITIONS].append(event)
+    return events + batch, parts
+
+
+def command(splunk_home, splunk_python) -> list[str]:
+    return scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+
+
+def one_process(splunk_home, splunk_python, args, events) -> list[dict]:
+    session = scpv2.run(
+        command(splunk_home, splunk_python), args, scpv2.split(events, 50_000), env=splunk_home.env()
+    )
+    assert session.returncode == 0 and not session.died, session.stderr[-2000:]
+    assert session.errors == []
+    return session.rows
+
+
+@pytest.mark.parametrize("dataset", sorted(DATASETS))
+@pytest.mark.parametrize("show", ["all", "spikes"])
+def test_distributed_equals_one_process(splunk_home, splunk_python, dataset, show):
+    everything, parts = with_a_resent_batch(DATASETS[dataset](), seed=len(dataset))
+    args = [f"show={show}"]
+    expected = one_process(splunk_home, splunk_python, args, everything)
+    run = scpv2.run_distributed(command(splunk_home, splunk_python), args, parts, env=splunk_home.env())
+    assert run.probe.getinfo["type"] == "reporting"
+    assert run.preop[0] == "phase=map" and "span=3600" in run.preop
+    for session in run.maps:
+        assert session.returncode == 0 and not session.died, session.stderr[-2000:]
+        assert session.getinfo == {"type": "streaming"} and session.errors == []
+        assert all("_raw" not in row for row in session.rows)
+    assert run.report.returncode == 0 and run.report.errors == [], run.report.stderr[-2000:]
+    # SANS's steady log-delivery denial must not alert: its spikes are none either way
+    assert expected or (dataset, show) == ("sans", "spikes"), "no rows: the comparison proves nothing"
+    assert run.report.rows == expected
+    raw_failed = sum(1 for event in everything if event.get("errorCode"))
+    assert run.shipped_rows < raw_failed
+    if dataset == "pwnedlabs" and show == "spikes":
+        assert any(row["principal"] == TEMP_USER for row in run.report.rows)
+
+
+def test_map_phase_is_idempotent_and_silent_on_no_rows(splunk_home, splunk_python):
+    events = real_events("pwnedlabs_incident_3252")
+    argv = command(splunk_home, splunk_python)
+    args = ["phase=map", "span=3600"]
+    env = splunk_home.env()
+    first = scpv2.run(argv, args, scpv2.split(events, 100), env=env)
+    assert first.returncode == 0 and first.errors == [] and first.rows
+    again = scpv2.run(argv, args, scpv2.split(first.rows, 7), env=env)
+    assert again.rows == first.rows
+    empty = scpv2.run(argv, args, [[]], env=env)
+    assert empty.returncode == 0 and empty.finished and empty.rows == [] and empty.messages == []
+
+
+def test_fold_adds_the_engines_account_and_principal(splunk_home, splunk_python):
+    events = real_events("pwnedlabs_incident_3252")
+    session = scpv2.run(
+        command(splunk_home, splunk_python), ["phase=fold"], scpv2.split(events, 200), env=splunk_home.env()
+    )
+    assert session.returncode == 0 and session.errors == [] and session.getinfo == {"type": "streaming"}
+    assert len(session.rows) == len(events)
+    for event, row in zip(events, session.rows):
+        assert row["eventID"] == event["eventID"] and row["account"] == "107513503799"
+    burst = [row for row in session.rows if row.get("userIdentity.arn") == TEMP_USER]
+    assert burst and all(row["principal"] == TEMP_USER for row in burst)

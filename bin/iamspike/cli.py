@@ -229,8 +229,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
             progress.add_rows(detector, reader)
         else:
             detector.add_records(progress.count(reader))
-        for skipped in reader.skipped[:5]:
-            sys.stderr.write(f"iamspike: skipped {skipped}\n")
+        for note in reader.notes():
+            sys.stderr.write(f"iamspike: {note}\n")
         noun = "row" if options.count_field else "CloudTrail record"
         read = f"{formats.plural(progress.records, noun)} in {formats.plural(reader.files, 'file')}"
         if not progress.records:

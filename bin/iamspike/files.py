@@ -1,8 +1,13 @@
-"""CloudTrail files on disk: ``{"Records":[...]}`` JSON (optionally gzipped), JSON arrays, JSON lines.
+"""Files and folders on disk for the CLI: CloudTrail records through the inputs' own streaming
+reader, or pre-aggregated rows.
 
-Folders are walked recursively in name order; CloudTrail digest files are skipped. A file that is
-not CloudTrail JSON is reported (:attr:`FileReader.skipped`) and skipped inside a folder; a file
-named explicitly that cannot be read raises :class:`FileError` (one-line message).
+:class:`FileReader` walks folders recursively in name order and streams each file through
+:func:`iamspike.ingest.cloudtrail_files.iter_file_records`, the reader the S3 and SQS inputs use
+(``{"Records": [...]}``, a bare JSON array, JSON lines, gzip or not, digest files skipped), so a
+2 GB export is read in bounded memory and both accept the same formats. A file that is damaged
+or not CloudTrail yields the records before the damage and is named in :attr:`FileReader.skipped`;
+a path that does not exist, or a file named explicitly that cannot be opened, raises
+:class:`FileError` (one-line message).
 
 :class:`RowReader` reads pre-aggregated rows instead (``count_field=``): CSV with a header, or JSON
 lines / arrays of flat objects, Splunk's ``{"result": {...}}`` export lines included.
@@ -18,6 +23,8 @@ import json
 import os
 from collections.abc import Iterable, Iterator, Mapping
 
+from iamspike.ingest.cloudtrail_files import BadFile, FileReport, file_kind, iter_file_records
+
 SUFFIXES = (".json", ".json.gz", ".jsonl", ".jsonl.gz", ".gz", ".log")
 ROW_SUFFIXES = (*SUFFIXES, ".csv", ".csv.gz")
 ROW_CHUNK = 20_000
@@ -25,48 +32,6 @@ ROW_CHUNK = 20_000
 
 class FileError(ValueError):
     """A file or folder that cannot be read; ``str(e)`` is one line."""
-
-
-def is_digest(path: str) -> bool:
-    """CloudTrail digest files (hash chains, no records)."""
-    name = os.path.basename(path)
-    return "CloudTrail-Digest" in path or "_CloudTrail-Digest_" in name
-
-
-def _records_of(value: object) -> list[Mapping] | None:
-    if isinstance(value, Mapping):
-        records = value.get("Records")
-        if isinstance(records, list):
-            return [r for r in records if isinstance(r, Mapping)]
-        return [value] if "eventName" in value or "eventSource" in value else None
-    if isinstance(value, list):
-        return [r for r in value if isinstance(r, Mapping)]
-    return None
-
-
-def read_file(path: str) -> list[Mapping]:
-    """The CloudTrail records of one file; FileError if it holds none that we can read."""
-    try:
-        opener = gzip.open if path.endswith(".gz") else open
-        with opener(path, "rt", encoding="utf-8") as handle:
-            text = handle.read()
-    except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise FileError(f"cannot read {path}: {exc}") from None
-    try:
-        records = _records_of(json.loads(text))
-    except ValueError:
-        records = []
-        for number, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                found = _records_of(json.loads(line))
-            except ValueError:
-                raise FileError(f"{path} line {number}: not JSON") from None
-            records.extend(found or [])
-    if records is None:
-        raise FileError(f"{path}: not CloudTrail JSON (no Records)")
-    return records
 
 
 def walk(paths: Iterable[str], suffixes: tuple[str, ...] = SUFFIXES) -> Iterator[tuple[str, bool]]:
@@ -77,7 +42,7 @@ def walk(paths: Iterable[str], suffixes: tuple[str, ...] = SUFFIXES) -> Iterator
                 dirs.sort()
                 for name in sorted(names):
                     full = os.path.join(root, name)
-                    if name.endswith(suffixes) and not is_digest(full):
+                    if name.endswith(suffixes) and file_kind(full) != "digest":
                         yield full, False
         elif os.path.isfile(path):
             yield path, True
@@ -85,25 +50,50 @@ def walk(paths: Iterable[str], suffixes: tuple[str, ...] = SUFFIXES) -> Iterator
             raise FileError(f"no such file or folder: {path}")
 
 
-class FileReader:
-    """Records of every CloudTrail file under the given paths."""
+class _Reader:
+    """What every reader reports: ``files`` read, ``skipped`` (one line per file not read to its
+    end), ``skipped_records`` and ``replaced_bytes``."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths = list(paths)
         self.files = 0
         self.skipped: list[str] = []
+        self.skipped_records = 0
+        self.replaced_bytes = 0
+
+    def notes(self) -> list[str]:
+        """One line per kind of trouble met, for stderr."""
+        notes = [f"skipped {line}" for line in self.skipped[:5]]
+        if len(self.skipped) > 5:
+            notes.append(f"skipped {len(self.skipped) - 5} more files")
+        if self.skipped_records:
+            notes.append(f"{self.skipped_records} records skipped (too large or not JSON objects)")
+        if self.replaced_bytes:
+            notes.append(f"{self.replaced_bytes} bytes that were not UTF-8 replaced")
+        return notes
+
+
+class FileReader(_Reader):
+    """Records of every CloudTrail file under the given paths, streamed file by file. A file
+    counts in ``files`` when it gave records or was read to its end; a damaged one or one that is
+    not CloudTrail is named in ``skipped`` (its records before the damage were passed on)."""
 
     def __iter__(self) -> Iterator[Mapping]:
         for path, explicit in walk(self.paths):
+            report = FileReport()
             try:
-                records = read_file(path)
-            except FileError as exc:
-                if explicit:
-                    raise
+                yield from iter_file_records(path, report)
+            except BadFile as exc:
                 self.skipped.append(str(exc))
-                continue
-            self.files += 1
-            yield from records
+            except OSError as exc:
+                if explicit:
+                    raise FileError(f"cannot read {path}: {exc.strerror or exc}") from None
+                self.skipped.append(f"cannot read {path}: {exc.strerror or exc}")
+            finally:
+                self.skipped_records += report.skipped_records
+                self.replaced_bytes += report.replaced_bytes
+            if not report.digest and (report.records or not report.damage):
+                self.files += 1
 
 
 def _epoch(value: str) -> str:
@@ -148,14 +138,10 @@ def _flat_rows(path: str, text: str) -> list[dict[str, str]]:
     return rows
 
 
-class RowReader:
+class RowReader(_Reader):
     """Pre-aggregated rows (``count_field=``) of every CSV or JSON file under the given paths, as
-    ``(header, rows)`` chunks for :meth:`iamspike.engine.Detector.add_rows`."""
-
-    def __init__(self, paths: Iterable[str]) -> None:
-        self.paths = list(paths)
-        self.files = 0
-        self.skipped: list[str] = []
+    ``(header, rows)`` chunks for :meth:`iamspike.engine.Detector.add_rows`. Rows are few (one
+    per bin and entity), so each file is read whole."""
 
     def chunks(self) -> Iterator[tuple[list[str], list[list[str]]]]:
         for path, explicit in walk(self.paths, ROW_SUFFIXES):

@@ -1,4 +1,5 @@
-"""CloudTrail files: Records JSON (gz), arrays, JSON lines, folders, digests, errors."""
+"""The CLI's files: CloudTrail through the inputs' streaming reader (Records JSON, gzip, arrays, JSON
+lines, folders, digests, damage), and pre-aggregated rows (CSV, JSON lines, Splunk's export)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import pathlib
 
 import pytest
-from iamspike.files import FileError, FileReader, read_file
+from iamspike.files import FileError, FileReader, RowReader
 
 DATA = pathlib.Path(__file__).resolve().parents[1] / "data" / "cloudtrail"
 RECORD = {"eventTime": "2023-08-26T20:35:12Z", "eventName": "ListUsers", "errorCode": "AccessDenied"}
@@ -19,31 +20,64 @@ def test_formats(tmp_path: pathlib.Path) -> None:
         json.dump({"Records": [RECORD]}, handle)
     (tmp_path / "c.json").write_text(json.dumps([RECORD]))
     (tmp_path / "d.jsonl").write_text(json.dumps(RECORD) + "\n\n" + json.dumps(RECORD) + "\n")
-    digest = tmp_path / "CloudTrail-Digest" / "x.json.gz"
-    digest.parent.mkdir()
+    digest = tmp_path / "AWSLogs" / "1" / "CloudTrail-Digest" / "x.json.gz"
+    digest.parent.mkdir(parents=True)
     with gzip.open(digest, "wt") as handle:
         json.dump({"digestStartTime": "x"}, handle)
     (tmp_path / "notes.txt").write_text("ignored")
     reader = FileReader([str(tmp_path)])
-    assert len(list(reader)) == 6
-    assert reader.files == 4 and reader.skipped == []
+    assert [r["eventName"] for r in reader] == ["ListUsers"] * 6
+    assert reader.files == 4 and reader.skipped == [] and reader.notes() == []
 
 
-def test_bad_file_in_a_folder_is_skipped_but_named_file_fails(tmp_path: pathlib.Path) -> None:
-    bad = tmp_path / "bad.json"
-    bad.write_text("{not json")
+def test_damage_is_named_and_records_before_it_kept(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "bad.json").write_text("{not json")
+    (tmp_path / "empty.json").write_text("")
+    (tmp_path / "obj.json").write_text('{"foo": 1}')
+    records = [{**RECORD, "eventID": f"{n:08d}-{n * 7919 % 100003}"} for n in range(2000)]
+    whole = gzip.compress(json.dumps({"Records": records}).encode())
+    (tmp_path / "cut.json.gz").write_bytes(whole[: len(whole) // 2])
     reader = FileReader([str(tmp_path)])
-    assert list(reader) == [] and len(reader.skipped) == 1
-    with pytest.raises(FileError, match=r"bad\.json line 1: not JSON"):
-        list(FileReader([str(bad)]))
+    read = list(reader)
+    assert 0 < len(read) < 2000 and read == records[: len(read)] and reader.files == 1
+    assert [line.split(": ", 1)[0].rsplit("/", 1)[-1] for line in reader.skipped] == [
+        "bad.json",
+        "cut.json.gz",
+        "empty.json",
+        "obj.json",
+    ]
+    assert "JSON without a Records array" in reader.skipped[3]
+    assert reader.notes()[0] == "skipped " + reader.skipped[0]
+    named = FileReader([str(tmp_path / "obj.json")])
+    assert list(named) == [] and named.files == 0 and len(named.skipped) == 1
     with pytest.raises(FileError, match="no such file or folder"):
         list(FileReader([str(tmp_path / "missing")]))
-    (tmp_path / "obj.json").write_text('{"foo": 1}')
-    with pytest.raises(FileError, match="not CloudTrail JSON"):
-        read_file(str(tmp_path / "obj.json"))
 
 
 def test_licensed_fixtures_parse() -> None:
-    assert len(read_file(str(DATA / "stratus" / "aws.discovery.ec2-download-user-data.json"))) > 10
-    assert len(read_file(str(DATA / "otrf" / "ec2_proxy_s3_exfiltration_2020-09-14011940.json"))) == 103
-    assert len(read_file(str(DATA / "panther" / "panther_cloudtrail_test_events.jsonl"))) == 464
+    def count(path: pathlib.Path) -> int:
+        return sum(1 for _ in FileReader([str(path)]))
+
+    assert count(DATA / "stratus" / "aws.discovery.ec2-download-user-data.json") > 10
+    assert count(DATA / "otrf" / "ec2_proxy_s3_exfiltration_2020-09-14011940.json") == 103
+    assert count(DATA / "panther" / "panther_cloudtrail_test_events.jsonl") == 464
+
+
+def test_rows_csv_json_and_splunk_export(tmp_path: pathlib.Path) -> None:
+    (tmp_path / "a.csv").write_text("_time,account,principal,n\n2023-08-26T20:00:00.000+0000,1,p,3\n")
+    (tmp_path / "b.jsonl").write_text(
+        json.dumps(
+            {"preview": False, "result": {"_time": "1693080000", "account": "1", "principal": "q", "n": 4}}
+        )
+    )
+    (tmp_path / "c.json").write_text(
+        json.dumps([{"_time": "2023-08-26T20:00:00Z", "account": "1", "n": None}])
+    )
+    reader = RowReader([str(tmp_path)])
+    chunks = list(reader.chunks())
+    assert reader.files == 3
+    assert chunks == [
+        (["_time", "account", "principal", "n"], [["1693080000.0", "1", "p", "3"]]),
+        (["_time", "account", "principal", "n"], [["1693080000", "1", "q", "4"]]),
+        (["_time", "account", "n"], [["1693080000.0", "1", ""]]),
+    ]

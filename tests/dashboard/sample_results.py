@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import generator
-from iamspike import engine
+from iamspike import engine, principals
 
 ROOT = Path(__file__).resolve().parents[2]
 BURST_USER = "backup-sync"  # made up, like everything in the burst
@@ -284,10 +284,17 @@ def synthetic(account: str, burst: int) -> list[dict[str, Any]]:
 
 
 def principal_of(r: dict[str, Any]) -> str:
-    """`iam_error_spike_principal`: coalesce(session issuer, arn, invokedBy, principalId)."""
+    """The principal `iamspike phase=fold` gives the record (macro iam_error_spike_entity)."""
     ui = r.get("userIdentity") or {}
-    issuer = ((ui.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn")
-    return issuer or ui.get("arn") or ui.get("invokedBy") or ui.get("principalId") or ""
+    issuer = ((ui.get("sessionContext") or {}).get("sessionIssuer") or {}).get("arn") or ""
+    return principals.fold_principal(
+        ui.get("type") or "",
+        ui.get("arn") or "",
+        issuer,
+        ui.get("invokedBy") or "",
+        ui.get("accountId") or "",
+        ui.get("principalId") or "",
+    )
 
 
 def table(rows: list[dict[str, Any]], fields: list[str]) -> dict[str, Any]:
@@ -354,15 +361,17 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     mine = [r for r in every if r["entity_type"] == "principal" and r["principal"] == principal]
     samples: dict[str, Any] = {}
 
+    # ds_series: failures and expected summed, margins (upper - expected) in quadrature.
     series = defaultdict(lambda: [0.0, 0.0, 0.0])
     for r in every:
         if r["entity_type"] == "account":
             s = series[r["_time"]]
             s[0] += r["failures"]
             s[1] += r["expected"]
-            s[2] += r["upper"]
+            s[2] += (r["upper"] - r["expected"]) ** 2
     for r in mine:  # the selected principal's own rows replace the account's
-        series[r["_time"]] = [r["failures"], r["expected"], r["upper"]]
+        series[r["_time"]] = [r["failures"], r["expected"], (r["upper"] - r["expected"]) ** 2]
+    series = {t: [f, e, e + m**0.5] for t, (f, e, m) in series.items()}
     series = {t: v for t, v in series.items() if t >= org.end - 3 * 86400}  # the last 3 days
     times = sorted(series)
     samples["ds_series"] = {

@@ -57,6 +57,7 @@ class _Reader:
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths = list(paths)
         self.files = 0
+        self.opened = 0  # files started (the progress line)
         self.skipped: list[str] = []
         self.skipped_records = 0
         self.replaced_bytes = 0
@@ -81,6 +82,7 @@ class FileReader(_Reader):
     def __iter__(self) -> Iterator[Mapping]:
         for path, explicit in walk(self.paths):
             report = FileReport()
+            self.opened += 1
             try:
                 yield from iter_file_records(path, report)
             except BadFile as exc:
@@ -145,6 +147,7 @@ class RowReader(_Reader):
 
     def chunks(self) -> Iterator[tuple[list[str], list[list[str]]]]:
         for path, explicit in walk(self.paths, ROW_SUFFIXES):
+            self.opened += 1
             try:
                 opener = gzip.open if path.endswith(".gz") else open
                 with opener(path, "rt", encoding="utf-8", newline="") as handle:

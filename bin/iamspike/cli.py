@@ -168,7 +168,8 @@ class Progress:
 
     def line(self, now: float) -> str:
         rate = self.records / max(now - self._start, 1e-9)
-        return f"iamspike: {self.reader.files:,} files, {self.records:,} records, {rate:,.0f} records/s"
+        files, records = formats.plural(self.reader.opened, "file"), formats.plural(self.records, "record")
+        return f"iamspike: {files}, {records}, {rate:,.0f} records/s"
 
     def _tick(self, final: bool = False) -> None:
         now = time.monotonic()

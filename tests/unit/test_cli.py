@@ -172,7 +172,7 @@ def test_progress_line_on_a_terminal_only(tmp_path: pathlib.Path) -> None:
     terminal = _Terminal()
     progress = cli.Progress(reader, terminal, after=0.0)
     assert sum(1 for _ in progress.count(reader)) == 60
-    assert terminal.getvalue().startswith("\riamspike: 1 files, 60 records, ")
+    assert terminal.getvalue().startswith("\riamspike: 1 file, 60 records, ")
     assert terminal.getvalue().endswith(" records/s\n") and progress.shown
     piped = io.StringIO()
     quiet = cli.Progress(cli.FileReader([str(tmp_path)]), piped, after=0.0)

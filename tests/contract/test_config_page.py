@@ -261,7 +261,6 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
         assert len(recorder.key_ids) == calls and len(run.events()) == 7
     finally:
         recorder.close()
-    shot(page, "inputs-disabled")
 
     # -- the secret: nowhere but storage/passwords, encrypted
     log = modinput.read_log(home, "aws_cloudtrail_sqs")

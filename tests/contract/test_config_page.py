@@ -18,10 +18,9 @@ from pathlib import Path
 import pytest
 from standin import modinput
 from standin.conf import read_conf
-from standin.fixtures_aws import log_file, log_key, make_queue, make_records, relay, serve
+from standin.fixtures_aws import ForwardProxy, log_file, log_key, make_queue, make_records, relay, serve
 from standin.install import bare_python
 from standin.splunkweb import APP, LOCALE, PASSWORD, USER, SplunkWeb
-
 from web.browser import Chromium, find_chromium
 
 pytestmark = pytest.mark.contract
@@ -317,3 +316,45 @@ def test_proxy_logging_and_alerts_from_the_page_land_in_the_app_conf_files_and_s
     for folder in ("local", "default"):
         assert PROXY_PASSWORD not in all_files_text(os.path.join(home.app_dir, folder))
     assert [r.method for r in web.responses if PROXY_PASSWORD in r.body] == ["POST"]
+
+
+def test_the_page_proxy_carries_every_aws_call_with_its_password_from_storage_passwords(
+    web, python313, aws_clients, unique_name, moto_env, tmp_path
+):
+    """The Proxy tab's settings as the page writes them (conf + storage/passwords): the input
+    goes through the proxy with the stored password (percent-encoded in the URL botocore gets),
+    which no log line shows; the stanza names no proxy at all."""
+    password = "p@ss:w/rd%9"
+    proxy = ForwardProxy("fwd", password)
+    try:
+        web.confs.write(
+            "aws_iam_error_spike_settings",
+            "proxy",
+            {"host": "127.0.0.1", "port": str(proxy.port), "username": "fwd"},
+        )
+        web.passwords.put("TA-aws-iam-error-spike-proxy:fwd:", password)
+        s3 = aws_clients("s3")
+        s3.create_bucket(Bucket=unique_name)
+        queue = make_queue(aws_clients, unique_name, bucket=unique_name)
+        s3.put_object(
+            Bucket=unique_name, Key=log_key("20230826T2030Z", "x"), Body=log_file(make_records(4, prefix="x"))
+        )
+        run = modinput.InputProcess(
+            python313,
+            web.home,
+            "aws_cloudtrail_sqs.py",
+            "aws_cloudtrail_sqs://via-proxy",
+            {"queue_url": queue, "interval": "300", "wait_seconds": "1"},
+            str(tmp_path / "cp"),
+            moto_env,
+            server_uri=web.mgmt_uri,
+        )
+        events = run.wait_for(4, 60)
+        assert run.terminate() < 5
+        assert len(events) == 4, run.stderr
+        assert proxy.rejected == 0 and len(proxy.requests) >= 3  # SQS receive, S3 get, SQS delete
+        log = modinput.read_log(web.home, "aws_cloudtrail_sqs")
+        assert f"proxy=http://fwd@127.0.0.1:{proxy.port}" in log
+        assert password not in log and "w%2Frd" not in log and password not in run.stderr
+    finally:
+        proxy.close()

@@ -391,8 +391,9 @@ class SplunkWeb:
             return self._inputs(method, ep[2], ep[3:], form)
         if ep[:2] == ["saved", "searches"]:
             status, entries = self._conf(method, "savedsearches", ep[2:], form, create=False)
-            for _, content in entries:  # splunkd derives is_scheduled from enableSched
+            for _, content in entries:  # splunkd's names for enableSched and counttype
                 content["is_scheduled"] = str(content.get("enableSched", "0")).lower() in ("1", "true")
+                content["alert_type"] = content.get("counttype", "always")
             return status, entries
         raise RestError(404, f"Not Found: {'/'.join(ep)}")
 

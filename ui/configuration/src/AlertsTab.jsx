@@ -49,7 +49,7 @@ export default function AlertsTab() {
                 <Table.Body>
                     {searches.map((s) => {
                         const on = !isTrue(s.content.disabled);
-                        const alert = isTrue(s.content['alert.track']);
+                        const alert = (s.content.alert_type || 'always') !== 'always'; // an alert condition
                         return (
                             <Table.Row key={s.name} data-row={s.name}>
                                 <Table.Cell>{s.name}</Table.Cell>

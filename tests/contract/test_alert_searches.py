@@ -34,7 +34,7 @@ from pathlib import Path
 import pytest
 from standin import kvstore, scpv2
 from standin.conf import read_conf
-from standin.spl import expand_macros, first_name, pipeline
+from standin.spl import dashboards, expand_macros, first_name, pipeline
 
 pytestmark = pytest.mark.contract
 
@@ -85,6 +85,14 @@ def where_filter(rest: str, row: dict) -> bool:
     match = re.fullmatch(r'entity_type="(\w+)" AND score >= ([\d.]+)', rest)
     if match:
         return row.get("entity_type") == match.group(1) and float(row["score"]) >= float(match.group(2))
+    match = re.fullmatch(
+        r'\("([^"]*)"="\*" AND entity_type="account"\) OR \(entity_type="principal" AND principal="\1"\)',
+        rest,
+    )
+    if match:  # the dashboard's "account rows for *, else the principal's rows"
+        if match.group(1) == "*":
+            return row.get("entity_type") == "account"
+        return row.get("entity_type") == "principal" and row.get("principal") == match.group(1)
     raise AssertionError(f"where {rest!r} not modelled")
 
 
@@ -173,7 +181,9 @@ class Splunk:
             elif command == "where":
                 rows = [row for row in rows if where_filter(rest, row)]
             elif command == "eval":
-                pass  # severity fields for ES: not what these tests assert
+                pass  # severity fields for ES, display columns: not what these tests assert
+            elif command == "sort":
+                assert rest in ("- score", "- _time"), rest  # order: not what these tests assert
             elif command == "table":
                 rows = [{k: row.get(k) for k in args} for row in rows]
             else:
@@ -419,3 +429,22 @@ def test_records_past_the_extraction_limits_still_count_under_their_account(splu
             name, padded, PWNED_ALERT_AT, present=scpv2.cut_extraction
         )
         assert plain and limited == plain, name
+
+
+def test_the_dashboards_scoring_panels_run_on_the_distributed_path(splunk_home, splunk_python):
+    """Flagged spikes (account and principal *) and History (the burst's principal): map phase on
+    the indexers, count rows filtered to the account, scored on the search head."""
+    sources = dashboards(REPO)["iam_error_spike_investigation"]["dataSources"]
+    data = records("pwnedlabs_incident_3252")
+    principal = "arn:aws:iam::107513503799:user/temp-user"
+
+    def panel(ds_id: str, account: str, who: str) -> list[dict]:
+        spl = sources[ds_id]["options"]["query"].replace("$account$", account).replace("$principal$", who)
+        return Splunk(splunk_home, splunk_python).search(spl, data, 0, 2**31)
+
+    spikes = panel("ds_spikes", "*", "*")
+    assert {(r["entity_type"], r["account"]) for r in spikes} >= {("account", "107513503799")}
+    assert principal in {r["principal"] for r in spikes}
+    history = panel("ds_history", "107513503799", principal)
+    assert history and {r["entity_type"] for r in history} == {"principal"}
+    assert panel("ds_spikes", "999999999999", "*") == []

@@ -103,10 +103,10 @@ TUNING = (
     ),
     Family(
         "steady-automation",
-        "two or three steady denied automations per account (5-60/h, low dispersion), quiet people,"
+        "one or two steady denied automations per account (5-40/h, low dispersion), quiet people,"
         " relative spikes of x2.5-x4",
-        automations=(2, 3),
-        automation_rate=(5.0, 60.0),
+        automations=(1, 2),
+        automation_rate=(5.0, 40.0),
         automation_day_shape=(15.0, 40.0),
         automation_amplitude=(0.0, 0.2),
         human_fail=(0.02, 0.3),
@@ -148,9 +148,9 @@ TUNING = (
 HELD_OUT = (
     Family(
         "noisy-automation",
-        "dispersed automations over a wide range (10-120/h, day shape 1.5-4, hour shape 3-10)",
+        "dispersed automations over a wide range (8-60/h, day shape 1.5-4, hour shape 3-10)",
         automations=(1, 2),
-        automation_rate=(10.0, 120.0),
+        automation_rate=(8.0, 60.0),
         automation_day_shape=(1.5, 4.0),
         automation_hour_shape=(3.0, 10.0),
         automation_amplitude=(0.2, 0.6),

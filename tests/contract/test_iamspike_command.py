@@ -241,3 +241,45 @@ def test_state_saved_and_fed_back_gives_the_flags_of_one_long_run(splunk_home, s
     expected = sorted(key(r) for r in one_run if int(float(r["_time"])) >= cut)
     assert expected, "the long run flags nothing in the later window: the test proves nothing"
     assert sorted(key(r) for r in resumed) == expected
+
+
+# ------------------------------------------------------------------------------ rows that hurt
+def test_no_row_can_fail_the_search(splunk_home, splunk_python):
+    """A field far past csv's default 128 KB limit, NUL and other control characters (Python
+    3.9's csv refuses NUL): every failed call is still counted, the search answers."""
+    good = events(PWNED)
+    hurt = [dict(row) for row in good[:40] if row.get("errorCode")]
+    hurt[0]["userAgent"] = "x" * 300_000
+    hurt[1]["_raw"] = hurt[1]["_raw"] + " " * 2_000_000
+    hurt[2]["userAgent"] = "curl\x00/8"
+    hurt[3]["eventName"] = "List\x01Users\x1b[0m\r"
+    hurt[4]["requestParameters.policy"] = "\x00" * 10
+    totals = {}
+    for show in ("all", "state"):
+        plain = ok(iamspike(splunk_home, splunk_python, [f"show={show}"], [good]))
+        session = iamspike(splunk_home, splunk_python, [f"show={show}"], [hurt + good[40:], good[:40]])
+        rows = ok(session)
+        assert session.messages == []
+        assert len(rows) == len(plain) > 0
+        totals[show] = [
+            sum(int(r.get("failures") or 0) for r in answer if r["entity_type"] == "principal")
+            for answer in (plain, rows)
+        ]
+    # the hurt rows are copies of failed calls also sent whole: each eventID counts once
+    assert totals["all"][0] == totals["all"][1] > 0
+
+
+def test_numeric_junk_in_count_field_is_one_warning_line(splunk_home, splunk_python):
+    table = aggregate(events(PWNED))
+    junk = ["abc", "nan", "inf", "-3", "0", "1e300", "1e309"]
+    for row, value in zip([row for row in table if row["errorCode"] == "AccessDenied"], junk):
+        row["count"] = value
+    session = iamspike(splunk_home, splunk_python, ["count_field=count", "show=all"], [table])
+    rows = ok(session)
+    assert rows
+    ((level, text),) = session.messages
+    assert level == "WARN"
+    assert (
+        text
+        == "skipped 4 rows with an absurd count, 2 with a zero or negative count, 1 with a non-numeric count"
+    )

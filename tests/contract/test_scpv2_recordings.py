@@ -232,3 +232,19 @@ def test_driver_reports_a_command_that_writes_garbage():
 def test_driver_stops_a_command_that_hangs():
     session = scpv2.run(stand_in("import time; time.sleep(60)"), [], [[{"_time": "1"}]], timeout=2)
     assert session.timed_out and session.died
+
+
+def test_installed_command_declares_its_map_phase_as_the_recorded_sum_does(splunk_home, splunk_python):
+    """The reporting phase answers getinfo in the shape of the recorded ``sum`` reduce (type and
+    ``streaming_preop`` naming the command with ``phase=map``); the map phase as the recorded
+    ``sum`` map (streaming)."""
+    recorded_reduce = scpv2.read_chunks(recorded("sum.reduce.output"))[0].metadata
+    recorded_map = scpv2.read_chunks(recorded("sum.map.output"))[0].metadata
+    command = _command(splunk_home, splunk_python)
+    reduce = scpv2.probe_getinfo(command, ["span=1h"], env=splunk_home.env()).getinfo
+    assert set(recorded_reduce) <= set(reduce) and reduce["type"] == recorded_reduce["type"]
+    name, *args = reduce["streaming_preop"].split()
+    assert recorded_reduce["streaming_preop"].split()[1:2] == ['phase="map"']
+    assert name == "iamspike" and args[0] == "phase=map" and "span=3600" in args
+    mapped = scpv2.probe_getinfo(command, args, env=splunk_home.env()).getinfo
+    assert mapped == recorded_map

@@ -412,6 +412,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         rows.append(
             {
                 "_time": r["eventTime"],
+                "principal": principal,
                 "userIdentity.arn": r["userIdentity"].get("arn"),
                 "eventSource": r["eventSource"],
                 "eventName": r["eventName"],
@@ -519,8 +520,8 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
         rows.append(
             {
                 "_time": r["eventTime"],
-                "recipientAccountId": account,
-                "userIdentity.arn": r["userIdentity"]["arn"],
+                "account": account,
+                "principal": principal_of(r),
                 "eventName": r["eventName"],
                 "outcome": "failed: " + r["errorCode"] if r.get("errorCode") else "succeeded",
                 "target": params.get("userName") or params.get("roleName") or params.get("groupName"),
@@ -534,7 +535,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     entity_ips = {ip for ip, _ in ips if not ip.endswith(".amazonaws.com") and ip != "AWS Internal"}
     others = [r for r in records if r.get("sourceIPAddress") in entity_ips and principal_of(r) != principal]
     rows = [
-        {"recipientAccountId": k[0], "principal": k[1], **g}
+        {"account": k[0], "principal": k[1], **g}
         for k, g in stats_by(
             others,
             lambda r: (r["recipientAccountId"], principal_of(r)),
@@ -545,7 +546,7 @@ def build(seed: int) -> tuple[dict[str, Any], dict[str, str]]:
     samples["ds_same_ips"] = table(
         rows,
         [
-            "recipientAccountId",
+            "account",
             "principal",
             "calls",
             "failures",

@@ -126,6 +126,8 @@ def child(mode: str, n_principals: int, n_bins: int) -> dict:
     started, cpu = time.perf_counter(), time.process_time()
     if mode == "scoring":
         result = score(counts, breadth, account)
+    elif mode == "state":
+        result = state_size(counts, breadth)
     else:
         from iamspike.engine import Detector, parse_options
 
@@ -163,6 +165,252 @@ def child(mode: str, n_principals: int, n_bins: int) -> dict:
         "peak_rss_mb": round(peak / 1024.0),
         "rss_before_mb": round(rss_before / 1024.0),
         **result,
+    }
+
+
+# ------------------------------------------------------------------ the distributed alert run
+FIELDS_ORDER = (
+    "_time",
+    "eventID",
+    "eventName",
+    "eventSource",
+    "errorCode",
+    "errorMessage",
+    "recipientAccountId",
+    "awsRegion",
+    "sourceIPAddress",
+    "userAgent",
+    "userIdentity.type",
+    "userIdentity.arn",
+    "userIdentity.accountId",
+    "userIdentity.accessKeyId",
+    "userIdentity.invokedBy",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+    "userIdentity.principalId",
+    "responseElements.ConsoleLogin",
+)
+CHUNK_ROWS = 50_000
+RAW_RECORD_BYTES = 1500  # a CloudTrail record's _raw, which the raw path carried with every event
+
+
+def _principal_columns(n_principals: int, n_accounts: int) -> list[list[str]]:
+    """Per principal: recipientAccountId .. principalId columns (a third are assumed roles)."""
+    out = []
+    for p in range(n_principals):
+        account = f"{100000000000 + p % n_accounts}"
+        ip, agent = f"10.{p // 65536 % 256}.{p // 256 % 256}.{p % 256}", f"aws-cli/2.{p % 7} bench"
+        if p % 3 == 0:
+            arn = f"arn:aws:sts::{account}:assumed-role/role{p}/session{p % 5}"
+            issuer, kind = f"arn:aws:iam::{account}:role/role{p}", "AssumedRole"
+        else:
+            arn, issuer, kind = f"arn:aws:iam::{account}:user/user{p}", "", "IAMUser"
+        out.append(
+            [account, "us-east-1", ip, agent, kind, arn, account, f"AKIA{p:016d}", "", issuer, f"AID{p}", ""]
+        )
+    return out
+
+
+def peak_hour(n_accounts: int, n_principals: int, n_events: int, n_partitions: int, seed: int = 11):
+    """Failed calls of one peak hour dealt to indexers: a few principals (automation) make most of
+    them (Pareto weights), 1% of the events are re-sent to a second indexer. Yields per partition
+    its splunkd chunk bodies (the fields macro's columns with their ``__mv_`` twins; ``_raw``
+    stays on the indexer and is not generated)."""
+    import csv
+    import io
+
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    weights = rng.pareto(1.1, n_principals) + 0.02
+    who = rng.choice(n_principals, size=n_events, p=weights / weights.sum())
+    when = START + rng.integers(0, SPAN, size=n_events)
+    api = (who * 7 + rng.integers(0, 6, size=n_events)) % 300
+    where = rng.integers(0, n_partitions, size=n_events)
+    resent = np.flatnonzero(rng.random(n_events) < 0.01)
+    columns = _principal_columns(n_principals, n_accounts)
+    header = list(FIELDS_ORDER) + ["__mv_" + name for name in FIELDS_ORDER]
+    blanks = [""] * len(FIELDS_ORDER)
+    for part in range(n_partitions):
+        mine = np.concatenate(
+            [np.flatnonzero(where == part), resent[(where[resent] + 1) % n_partitions == part]]
+        )
+        bodies = []
+        for lo in range(0, len(mine), CHUNK_ROWS):
+            buffer = io.StringIO()
+            writer = csv.writer(buffer, lineterminator="\n")
+            writer.writerow(header)
+            for n in mine[lo : lo + CHUNK_ROWS].tolist():
+                p = int(who[n])
+                row = [
+                    str(int(when[n])),
+                    f"{n:032x}",
+                    f"Api{int(api[n])}",
+                    "iam.amazonaws.com",
+                    "AccessDenied",
+                    "",
+                ]
+                writer.writerow(row + columns[p] + blanks)
+            bodies.append(buffer.getvalue().encode())
+        yield bodies
+
+
+def _respool(bodies: list[bytes]) -> list[bytes]:
+    """Rows the indexers returned, re-encoded as splunkd sends them on (every field with its
+    ``__mv_`` twin), in chunks of CHUNK_ROWS."""
+    import csv
+    import io
+
+    rows, fields = [], {}
+    for body in bodies:
+        reader = csv.DictReader(io.StringIO(body.decode()))
+        for row in reader:
+            rows.append(row)
+            fields.update(dict.fromkeys(name for name in row if not name.startswith("__mv_")))
+    names = list(fields)
+    chunks = []
+    for lo in range(0, len(rows), CHUNK_ROWS):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(names + ["__mv_" + name for name in names])
+        blanks = [""] * len(names)
+        for row in rows[lo : lo + CHUNK_ROWS]:
+            writer.writerow([row.get(name, "") for name in names] + blanks)
+        chunks.append(buffer.getvalue().encode())
+    return chunks or [b""]
+
+
+def _with_state(chunks: list[bytes], state_rows: list[dict]) -> tuple[list[bytes], int, int]:
+    """The alert's ``lookup`` joins: each count row gets its principal's and account's state by key.
+    Returns the chunks and the state rows and bytes read (each key once, as the KV store serves)."""
+    import csv
+    import io
+
+    table = {row["state_key"]: row["iamspike_state"] for row in state_rows}
+    read: set[str] = set()
+    out = []
+    for body in chunks:
+        reader = csv.reader(io.StringIO(body.decode()))
+        header = next(reader, [])
+        if not header:
+            continue
+        plain = [name for name in header if not name.startswith("__mv_")]
+        at = {name: i for i, name in enumerate(header)}
+        names = [*plain, "iamspike_state", "iamspike_account_state"]
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(names + ["__mv_" + name for name in names])
+        for row in reader:
+            keys = (row[at["state_key"]], row[at["account_state_key"]]) if "state_key" in at else ("", "")
+            read.update(key for key in keys if key in table)
+            states = [table.get(key, "") for key in keys]
+            writer.writerow([row[at[name]] for name in plain] + states + [""] * len(names))
+        out.append(buffer.getvalue().encode())
+    return out, len(read), sum(len(table[key]) for key in read)
+
+
+def distributed(
+    command: list[str], n_accounts: int, n_principals: int, n_events: int, n_partitions: int
+) -> dict:
+    """One alert run at peak: the map phase on each simulated indexer, the search head's reporting
+    phase over their output (with and without the state lookup), the maintenance run's
+    ``show=state``, and the old raw path (every failed event to the search head) side by side."""
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from standin import scpv2
+
+    out: dict = {"accounts": n_accounts, "principals": n_principals, "events": n_events}
+    parts = list(peak_hour(n_accounts, n_principals, n_events, n_partitions))
+    out["raw_rows"] = sum(body.count(b"\n") - 1 for bodies in parts for body in bodies)
+    out["raw_mb_fields"] = sum(len(body) for bodies in parts for body in bodies) / 1e6
+    out["raw_mb_with_raw"] = out["raw_mb_fields"] + out["raw_rows"] * RAW_RECORD_BYTES / 1e6
+    preop = scpv2.probe_getinfo(command, []).getinfo["streaming_preop"].split()[1:]
+    maps, shipped = [], []
+    for bodies in parts:
+        session = scpv2.run(command, preop, bodies, decode=False, timeout=3600)
+        assert session.returncode == 0 and not session.errors, session.stderr[-2000:]
+        maps.append(session)
+        shipped.extend(body for body in session.bodies if body)
+    out["map_cpu_s_max"] = max(s.cpu_seconds for s in maps)
+    out["map_cpu_s_sum"] = sum(s.cpu_seconds for s in maps)
+    out["map_rss_mb_max"] = max(s.peak_rss_mb for s in maps)
+    chunks = _respool(shipped)
+    out["shipped_rows"] = sum(body.count(b"\n") - 1 for body in shipped)
+    out["shipped_mb"] = sum(len(body) for body in shipped) / 1e6
+    alert = scpv2.run(command, [], chunks, decode=False, timeout=3600)
+    assert alert.returncode == 0 and not alert.errors, alert.stderr[-2000:]
+    out["sh_cpu_s"], out["sh_rss_mb"] = alert.cpu_seconds, alert.peak_rss_mb
+    state = scpv2.run(command, ["show=state"], chunks, timeout=3600)
+    assert state.returncode == 0 and not state.errors, state.stderr[-2000:]
+    out["state_rows"] = len(state.rows)
+    out["state_mb"] = sum(len(str(row.get("iamspike_state", ""))) for row in state.rows) / 1e6
+    joined, read_rows, read_bytes = _with_state(chunks, state.rows)
+    keyed = scpv2.run(command, [], joined, decode=False, timeout=3600)
+    assert keyed.returncode == 0 and not keyed.errors, keyed.stderr[-2000:]
+    out["sh_state_cpu_s"], out["sh_state_rss_mb"] = keyed.cpu_seconds, keyed.peak_rss_mb
+    out["state_read_rows"], out["state_read_mb"] = read_rows, read_bytes / 1e6
+    del chunks, joined, shipped
+    raw = scpv2.run(command, [], [body for bodies in parts for body in bodies], decode=False, timeout=3600)
+    assert raw.returncode == 0 and not raw.errors, raw.stderr[-2000:]
+    out["raw_sh_cpu_s"], out["raw_sh_rss_mb"] = raw.cpu_seconds, raw.peak_rss_mb
+    return {key: round(value, 2) if isinstance(value, float) else value for key, value in out.items()}
+
+
+def render_distributed(r: dict, partitions: int, command: str) -> list[str]:
+    ratio = r["raw_rows"] / max(r["shipped_rows"], 1)
+    return [
+        "",
+        "## One alert run at peak, on a distributed search",
+        "",
+        f"Command: `{command}`. {r['accounts']:,} accounts, {r['principals']:,} principals, "
+        f"{r['events']:,} failed calls in the hour (Pareto activity: a few automation principals make most"
+        f" of them; 1% re-sent to a second indexer), dealt to {partitions} simulated indexers. Each runs"
+        " the command's `streaming_preop` (`iamspike phase=map ...`) over SCPv2 from the repository's"
+        " bin/ (dev venv Python); the search head runs `iamspike` over their output.",
+        "",
+        "| path | rows to SH | MB to SH | SH CPU s | SH peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+        f"| raw events (before) | {r['raw_rows']:,} | {r['raw_mb_with_raw']:,.0f} with `_raw`,"
+        f" {r['raw_mb_fields']:,.0f} without | {r['raw_sh_cpu_s']} (without `_raw`)"
+        f" | {r['raw_sh_rss_mb']:.0f} |",
+        f"| map phase on the indexers, count rows | {r['shipped_rows']:,} | {r['shipped_mb']:,.1f} "
+        f"| {r['sh_cpu_s']} | {r['sh_rss_mb']:.0f} |",
+        f"| count rows + state of the active entities by key | {r['shipped_rows']:,} "
+        f"| {r['shipped_mb'] + r['state_read_mb']:,.1f} | {r['sh_state_cpu_s']}"
+        f" | {r['sh_state_rss_mb']:.0f} |",
+        "",
+        f"- Rows reaching the search head: 1/{ratio:.1f} of the raw failed-event rows.",
+        f"- Each indexer's map phase: at most {r['map_cpu_s_max']} CPU s and"
+        f" {r['map_rss_mb_max']:.0f} MB peak RSS ({r['map_cpu_s_sum']} CPU s over all {partitions});"
+        " no numpy.",
+        f"- State written by the maintenance run (`show=state` over the same hour): {r['state_rows']:,}"
+        f" rows, {r['state_mb']:.1f} MB; read by the alert run: {r['state_read_rows']:,} rows,"
+        f" {r['state_read_mb']:.1f} MB"
+        " (one hour of history per entity here; see the 30-day state size below).",
+    ]
+
+
+def state_size(counts, distinct_apis) -> dict:
+    """Bytes of the 30-day state rows (``show=state``) of these principals: each principal's
+    non-zero bins, their distinct APIs and (here) five first failures."""
+    import numpy as np
+    from iamspike import state
+
+    sizes = []
+    last = START + SPAN * (counts.shape[0] - 1)
+    for p in range(counts.shape[1]):
+        nonzero = np.flatnonzero(counts[:, p]).tolist()
+        if not nonzero:
+            continue
+        bins = {START + SPAN * t: int(counts[t, p]) for t in nonzero}
+        apis = {START + SPAN * t: int(distinct_apis[t, p]) for t in nonzero}
+        firsts = {f"Api{n}": START + SPAN * nonzero[0] for n in range(5)}
+        entry = state.StateEntry(
+            SPAN, START, last, "100000000000", f"arn:aws:iam::100000000000:user/u{p}", bins, apis, firsts
+        )
+        sizes.append(sum(len(str(v)) for v in state.encode(entry).values()))
+    return {
+        "state_rows": len(sizes),
+        "state_bytes_mean": round(float(np.mean(sizes))),
+        "state_bytes_max": max(sizes),
     }
 
 
@@ -223,6 +471,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--principals", type=int, default=50_000)
     parser.add_argument("--bins", type=int, default=720)
     parser.add_argument("--end-to-end", action="store_true", help="also Input B rows through the Detector")
+    parser.add_argument(
+        "--distributed", action="store_true", help="also one alert run at peak over N indexers"
+    )
+    parser.add_argument("--accounts", type=int, default=1000)
+    parser.add_argument("--peak-principals", type=int, default=200_000)
+    parser.add_argument("--events", type=int, default=2_000_000)
+    parser.add_argument("--indexers", type=int, default=8)
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "bench", "scale.md"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -230,7 +485,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child(args.child, args.principals, args.bins)))
         return 0
     results = []
-    modes = ["scoring"] + (["end-to-end"] if args.end_to_end else [])
+    modes = ["scoring", "state"] + (["end-to-end"] if args.end_to_end else [])
     for mode in modes:
         out = subprocess.run(
             [
@@ -251,9 +506,15 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         results.append(result)
     command = "python tests/bench/scale.py" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
+    text = render(results, command.strip())
+    if args.distributed:
+        argv_command = [sys.executable, os.path.join(BIN, "iamspike_command.py")]
+        peak = distributed(argv_command, args.accounts, args.peak_principals, args.events, args.indexers)
+        print(json.dumps(peak))
+        text += "\n".join(render_distributed(peak, args.indexers, command.strip())) + "\n"
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
     with open(args.output, "w", encoding="utf-8") as handle:
-        handle.write(render(results, command.strip()))
+        handle.write(text)
     print(f"wrote {os.path.relpath(args.output, REPO)}")
     return 0
 

@@ -394,6 +394,8 @@ class Session:
     died: bool = False
     timed_out: bool = False
     problem: str = ""
+    cpu_seconds: float = 0.0  # the command's own user + system CPU
+    peak_rss_mb: float = 0.0
 
     @property
     def errors(self) -> list[str]:
@@ -456,15 +458,29 @@ def run(
             for stream in (process.stdin, process.stdout):
                 with contextlib.suppress(OSError):
                     stream.close()
-            try:
-                session.returncode = process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                session.returncode = process.wait()
-                session.timed_out = True
+            _reap(process, session, 30.0)
             drain.join(timeout=30)
             session.stderr = b"".join(stderr_parts).decode("utf-8", "replace")
         return session
+
+
+def _reap(process: subprocess.Popen, session: Session, grace: float) -> None:
+    """Wait for the command (killing it after ``grace`` seconds) and keep its own CPU time and
+    peak RSS (the benches read them; ``wait4`` gives one child's usage, not all children's)."""
+    deadline = time.monotonic() + grace
+    flags = os.WNOHANG
+    while True:
+        pid, status, usage = os.wait4(process.pid, flags)
+        if pid:
+            break
+        if time.monotonic() > deadline:
+            process.kill()
+            session.timed_out = True
+            flags = 0
+        time.sleep(0.01)
+    process.returncode = session.returncode = os.waitstatus_to_exitcode(status)
+    session.cpu_seconds = usage.ru_utime + usage.ru_stime
+    session.peak_rss_mb = usage.ru_maxrss / 1024.0
 
 
 def _kill(process: subprocess.Popen, session: Session) -> None:

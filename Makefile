@@ -74,7 +74,7 @@ test: lint package wheel chromium appinspect
 	$(PY) -m pytest -q
 
 demo: $(TGZ)
-	$(PY) tests/demo.py --package $(TGZ)
+	PYTHONPATH=bin $(PY) tests/demo.py --package $(TGZ)
 
 bench: $(TGZ)
 	$(PY) tests/bench/quality.py --group tuning

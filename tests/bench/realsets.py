@@ -11,7 +11,11 @@ from __future__ import annotations
 import glob
 import gzip
 import json
+import math
 import os
+import random
+import time
+from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -120,6 +124,68 @@ def load(path: str) -> list[dict[str, Any]]:
             doc = json.load(fh)
         records.extend(doc.get("Records") or [] if isinstance(doc, dict) else doc)
     return records
+
+
+def with_history(
+    rs: RealSet, records: list[dict[str, Any]], days: int = 10, seed: int = 1
+) -> list[dict[str, Any]]:
+    """``records`` after ``days`` of synthetic history of the set's own principals.
+
+    Without history a set's first event starts the window, so every principal is "silent since
+    the start": a new role cannot be told from a long-known one. The history gives each
+    principal of the set that made a successful call, except those a positive check names (the
+    attack's identities stay new; so do streams of failures only, like a service's denied log
+    delivery), weekday office hours (08:00-18:00 UTC) with successful calls (Poisson 1 an hour)
+    and authorization failures at its own rate in the set (failures per hour it was active, at
+    most 10), each a copy of one of its own records with a new time and eventID.
+    """
+    rng = random.Random(seed)
+    times = [R.parse_event_time(str(r["eventTime"])) for r in records if r.get("eventTime")]
+    if not times:
+        return records
+    first = int(min(times)) // 3600 * 3600
+    own: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    hours: dict[str, set[int]] = defaultdict(set)
+    fails: dict[str, int] = defaultdict(int)
+    for r in records:
+        if not r.get("eventTime"):
+            continue
+        p = R.fold_principal(r)
+        own[p].append(r)
+        hours[p].add(int(R.parse_event_time(str(r["eventTime"]))) // 3600)
+        fails[p] += int(str(r.get("errorCode") or "") in R.AUTHZ_CODES)
+    positives = [c for c in rs.checks if c.must and c.entity_type == "principal"]
+    history = []
+    for p, recs in sorted(own.items()):
+        if any(c.match.lower() in p.lower() for c in positives):
+            continue
+        ok = [r for r in recs if not r.get("errorCode")]
+        if not ok:
+            continue  # a stream of failures only (a service's denied delivery) stays new
+        failed = [r for r in recs if str(r.get("errorCode") or "") in R.AUTHZ_CODES]
+        rate = min(fails[p] / max(len(hours[p]), 1), 10.0)
+        for h in range(first - days * 86400, first, 3600):
+            tm = time.gmtime(h)
+            if tm.tm_wday >= 5 or not 8 <= tm.tm_hour < 18:
+                continue
+            n_ok = _poisson(rng, 1.0)
+            n_fail = _poisson(rng, rate) if failed else 0
+            for template in [rng.choice(ok) for _ in range(n_ok)] + [
+                rng.choice(failed) for _ in range(n_fail)
+            ]:
+                copy = dict(template)
+                copy["eventTime"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(h + rng.randrange(3600)))
+                copy["eventID"] = f"history-{len(history)}"
+                history.append(copy)
+    return history + records
+
+
+def _poisson(rng: random.Random, mean: float) -> int:
+    limit, n, prod = math.exp(-mean), 0, rng.random()
+    while prod > limit:
+        n += 1
+        prod *= rng.random()
+    return n
 
 
 def available() -> list[tuple[RealSet, list[dict[str, Any]]]]:

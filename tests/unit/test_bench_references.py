@@ -392,3 +392,39 @@ def test_static_all_scores_every_principal_hour_and_no_account() -> None:
     events = [ev(1, "Client.UnauthorizedOperation"), ev(2, identity_type="AssumedRole"), ev(70)]
     got = scores(R.static_all(R.hourly_counts(events)))
     assert got == {("principal", USER, T0): 2.0, ("principal", USER, T0 + 3600): 1.0}
+
+
+def test_real_set_history_keeps_attackers_and_failure_streams_new() -> None:
+    from bench import realsets
+
+    def rec(arn: str, minute: int, code: str = "") -> dict:
+        r = {
+            "eventTime": quality.iso(T0 + 30 * 86400 + minute * 60),
+            "eventSource": "ec2.amazonaws.com",
+            "eventName": "DescribeInstances",
+            "recipientAccountId": ACCT,
+            "userIdentity": {"type": "IAMUser", "arn": arn, "accountId": ACCT},
+        }
+        if code:
+            r["errorCode"] = code
+        return r
+
+    known, attacker, stream = (f"arn:aws:iam::{ACCT}:user/{n}" for n in ("known", "attacker", "stream"))
+    records = [
+        rec(known, 0),
+        rec(known, 1, "AccessDenied"),
+        rec(attacker, 2),
+        rec(attacker, 3, "AccessDenied"),
+    ]
+    records += [rec(stream, m, "AccessDenied") for m in range(4, 9)]
+    rs = realsets.RealSet("t", (), (realsets.Check("attacker flagged", "principal", ":user/attacker"),), "")
+    out = realsets.with_history(rs, records, days=10)
+    history = out[: len(out) - len(records)]
+    assert out[len(history) :] == records
+    assert history and {R.fold_principal(r) for r in history} == {known}
+    first = min(R.parse_event_time(r["eventTime"]) for r in records)
+    times = [R.parse_event_time(r["eventTime"]) for r in history]
+    assert first - 10 * 86400 <= min(times) and max(times) < first
+    assert any(r.get("errorCode") == "AccessDenied" for r in history)  # its own failure rate
+    assert len({r["eventID"] for r in history}) == len(history)
+    assert realsets.with_history(rs, records, days=10) == out  # seeded

@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from iamspike import cli
+from iamspike import cli, formats
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PWNED = ROOT.parent / "shared" / "data" / "cloudtrail" / "pwnedlabs_incident_3252"
@@ -67,18 +67,7 @@ def test_csv_and_table(tmp_path: pathlib.Path) -> None:
     assert rows[0]["_time"] == "2026-09-08T05:00:00Z" and rows[0]["top_user_agents"] == "aws-cli/2.15.0 (30)"
     code, text = run_cli(path, "--by", "principal")
     lines = text.splitlines()
-    assert lines[0].split() == [
-        "_time",
-        "entity_type",
-        "account",
-        "principal",
-        "failures",
-        "expected",
-        "upper",
-        "score",
-        "severity",
-        "distinct_apis",
-    ]
+    assert lines[0].split() == list(formats.SUMMARY_FIELDS)  # _time .. distinct_apis
     labels = [line.split()[0] for line in lines[3:] if line.startswith("    ") and line[4] != " "]
     assert labels == ["top_error_codes", "top_apis", "top_source_ips", "top_user_agents", "reason"]
     assert run_cli(path, "--min-failures", "100") == (0, "no spikes\n")

@@ -211,3 +211,25 @@ def shipped_searches(app: Path) -> list[tuple[str, str]]:
             if re.fullmatch(r"example\d+", key):
                 found.append((f"searchbnf.conf [{name}] {key}", value))
     return found
+
+
+# ------------------------------------------------------------------- search-head steps on rows
+STREAMSTATS_COUNT = re.compile(r"count AS (\w+) by (\w+)")
+EVAL_FIRST = re.compile(r"(\w+)=if\((\w+)=1, (\w+), null\(\)\)")
+
+
+def first_of_each(command: str, rest: str, rows: list[dict]) -> list[dict] | None:
+    """The two steps that mark the first row of each group, run on result rows:
+    ``streamstats count AS n by k`` and ``eval f=if(n=1, k, null())``; None for any other form."""
+    if command == "streamstats" and STREAMSTATS_COUNT.fullmatch(rest):
+        name, by = STREAMSTATS_COUNT.fullmatch(rest).groups()
+        seen: dict[object, int] = {}
+        out = []
+        for row in rows:
+            seen[row.get(by)] = seen.get(row.get(by), 0) + 1
+            out.append({**row, name: seen[row.get(by)]})
+        return out
+    if command == "eval" and EVAL_FIRST.fullmatch(rest):
+        name, counter, value = EVAL_FIRST.fullmatch(rest).groups()
+        return [{**row, name: row.get(value) if row.get(counter) == 1 else None} for row in rows]
+    return None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from standin import kvstore
 from standin.conf import read_conf
-from standin.spl import expand_macros, first_name, walk
+from standin.spl import expand_macros, first_name, first_of_each, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -51,12 +51,31 @@ def kv_steps(saved_search: str) -> list[tuple[str, str]]:
     return [(c, rest) for c, rest in steps if c in KV_COMMANDS and first_name(rest) not in allowlist]
 
 
-def run(store: dict, saved_search: str, rows: list[dict]) -> list[dict]:
-    for command, rest in kv_steps(saved_search):
-        rows, steps = kvstore.run(store, command, rest, rows)
-        if steps is not None:
-            kvstore.run_steps(steps)
+def run(store: dict, macro: str, rows: list[dict]) -> list[dict]:
+    """The state macro `macro` (iam_error_spike_baseline / _save_baseline) on `rows`."""
+    for command, rest in walk(expand_macros(f"| `{macro}`", MACROS)):
+        if command in KV_COMMANDS:
+            rows, steps = kvstore.run(store, command, rest, rows)
+            if steps is not None:
+                kvstore.run_steps(steps)
+        elif command == "fields" and rest.startswith("- "):
+            rows = [{k: v for k, v in row.items() if k not in rest.split()[1:]} for row in rows]
+        else:
+            marked = first_of_each(command, rest, rows)
+            assert marked is not None, f"{command} {rest}: not modelled"
+            rows = marked
     return rows
+
+
+READ, WRITE = "iam_error_spike_baseline", "iam_error_spike_save_baseline"
+
+
+def test_the_shipped_searches_use_the_state_macros() -> None:
+    for name in ("IAM Error Spike - Account Alert", "IAM Error Spike - Principal Alert"):
+        assert f"`{READ}`" in SAVED[name]["search"] and f"`{WRITE}`" not in SAVED[name]["search"]
+    assert f"`{READ}`" in SAVED["IAM Error Spike - Baseline Maintenance"]["search"]
+    for name in ("IAM Error Spike - Baseline Maintenance", "IAM Error Spike - Baseline Backfill"):
+        assert SAVED[name]["search"].rstrip().endswith(f"| `{WRITE}`"), name
 
 
 def entity(n: int) -> tuple[str, str]:
@@ -82,7 +101,7 @@ def full() -> dict[str, kvstore.Collection]:
     store = collections()
     rows = [state_row(*entity(n), "v0") for n in range(PRINCIPALS)]
     rows += [state_row(f"{100000000000 + a}", "", "v0") for a in range(ACCOUNTS)]
-    run(store, "IAM Error Spike - Baseline Backfill", rows)
+    run(store, WRITE, rows)
     return store
 
 
@@ -111,27 +130,30 @@ def test_the_alerts_read_the_state_of_every_entity_in_their_window(full) -> None
     window = [entity(n) for n in range(0, PRINCIPALS, 40)]  # 5,000 active principals
     for name in ("IAM Error Spike - Account Alert", "IAM Error Spike - Principal Alert"):
         assert [c for c, _ in kv_steps(name)] == ["lookup", "lookup"], name
-        baseline = full["iamspike_baseline"]
-        read_before = baseline.rows_read
-        count_rows = [
-            {
-                "_time": str(1700000000 + 3600 * hour),
-                "account": account,
-                "principal": principal,
-                "failures": "3",
-                "state_key": state_key(account, principal),
-                "account_state_key": state_key(account),
-            }
-            for account, principal in window
-            for hour in (0, 1)
-        ]
-        rows = run(full, name, count_rows)
-        assert len(rows) == len(count_rows)
-        for row in rows:
-            assert row["iamspike_state"].startswith(f"v0:{row['account']}:{row['principal']}:")
-            assert row["iamspike_account_state"].startswith(f"v0:{row['account']}::")
-        accounts = {account for account, _ in window}
-        assert baseline.rows_read - read_before == len(window) + len(accounts), "the window, not the history"
+    baseline = full["iamspike_baseline"]
+    read_before = baseline.rows_read
+    count_rows = [
+        {
+            "_time": str(1700000000 + 3600 * hour),
+            "account": account,
+            "principal": principal,
+            "failures": "3",
+            "state_key": state_key(account, principal),
+            "account_state_key": state_key(account),
+        }
+        for account, principal in window
+        for hour in (0, 1)
+    ]
+    rows = run(full, READ, count_rows)
+    assert len(rows) == len(count_rows)
+    for row in rows:
+        assert row["iamspike_state"].startswith(f"v0:{row['account']}:{row['principal']}:")
+    with_account = [row for row in rows if row.get("iamspike_account_state")]
+    accounts = {account for account, _ in window}
+    assert sorted(row["account"] for row in with_account) == sorted(accounts), "once per account"
+    assert all(row["iamspike_account_state"].startswith(f"v0:{row['account']}::") for row in with_account)
+    assert not any(k.startswith("iamspike_account_") and k != "iamspike_account_state" for k in rows[0])
+    assert baseline.rows_read - read_before == len(window) + len(accounts), "the window, not the history"
 
 
 def test_maintenance_replaces_the_rows_it_writes_and_nothing_else(full) -> None:
@@ -139,14 +161,8 @@ def test_maintenance_replaces_the_rows_it_writes_and_nothing_else(full) -> None:
     active = [entity(n) for n in range(7, PRINCIPALS, 50)]
     accounts = sorted({a for a, _ in active})
     rows = [state_row(a, p, "v1") for a, p in active] + [state_row(a, "", "v1") for a in accounts]
-    assert [c for c, _ in kv_steps("IAM Error Spike - Baseline Maintenance")] == [
-        "lookup",
-        "lookup",
-        "outputlookup",
-    ]
-    # the maintenance's lookups on its count rows, then its state rows written
     written = {r["state_key"] for r in rows}
-    kvstore.run_steps(kvstore.run(full, *kv_steps("IAM Error Spike - Baseline Maintenance")[-1], rows)[1])
+    run(full, WRITE, rows)
     after = snapshot(full)
     assert set(after) == set(before), "no entry deleted, none added"
     assert all(after[k] == before[k] for k in before if k not in written)
@@ -160,7 +176,7 @@ def test_a_reader_never_sees_a_half_written_collection(full) -> None:
     baseline = full["iamspike_baseline"]
     keys = set(baseline.rows)
     rows = [state_row(*entity(n), "v2") for n in range(150_000)]
-    ((command, rest),) = [s for s in kv_steps("IAM Error Spike - Baseline Backfill")]
+    ((command, rest),) = list(walk(expand_macros(f"| `{WRITE}`", MACROS)))
     _, steps = kvstore.run(full, command, rest, rows)
     seen_steps = 0
     for _ in steps:

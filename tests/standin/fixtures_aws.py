@@ -220,8 +220,8 @@ def make_queue(aws_clients, name: str, bucket: str | None = None, dlq_after: int
 @dataclass
 class FaultRule:
     """Requests whose ``METHOD path`` contains ``match`` (and ``X-Amz-Target`` contains ``target``)
-    get an AWS error (``status``/``code``; ``xml_error``: AWS's XML error body even on a JSON
-    protocol, as moto answers a rejected key on SQS) or the real answer altered: with
+    get an AWS error (``status``/``code``; ``xml_error``: the query protocol's XML error body, also
+    on a JSON protocol, as moto answers a rejected key on SQS) or the real answer altered: with
     ``stall_after``, cut in two with ``stall_seconds`` between the parts; with ``reset_after``,
     cut there and the connection closed (a download reset mid-file); with ``rate``, sent at that
     many bytes per second. ``times`` limits how often it fires (0 = always)."""
@@ -320,19 +320,19 @@ class FaultProxy:
         body = request.rfile.read(length) if length else b""
         rule = self._rule(request)
         if rule is not None and not rule.alters():
-            if request.headers.get("X-Amz-Target") and not rule.xml_error:
+            if rule.xml_error:
+                payload = (
+                    '<?xml version="1.0" encoding="utf-8"?>\n<ErrorResponse><Error><Type>Sender</Type>'
+                    f"<Code>{rule.code}</Code><Message>{rule.message}</Message></Error>"
+                    "<RequestId>standin</RequestId></ErrorResponse>"
+                ).encode()
+                headers = {"Content-Type": "text/xml"}
+            elif request.headers.get("X-Amz-Target"):
                 payload = json.dumps({"__type": rule.code, "message": rule.message}).encode()
                 headers = {
                     "Content-Type": "application/x-amz-json-1.0",
                     "x-amzn-query-error": f"{rule.code};Sender",
                 }
-            elif request.headers.get("X-Amz-Target"):
-                payload = (
-                    '<?xml version="1.0" encoding="utf-8"?>\n<ErrorResponse><Errors><Error>'
-                    f"<Code>{rule.code}</Code><Message>{rule.message}</Message><Type>Sender</Type>"
-                    "</Error></Errors></ErrorResponse>"
-                ).encode()
-                headers = {"Content-Type": "text/xml"}
             else:
                 payload = f"<Error><Code>{rule.code}</Code><Message>{rule.message}</Message></Error>".encode()
                 headers = {"Content-Type": "application/xml"}

@@ -220,7 +220,8 @@ EVAL_FIRST = re.compile(r"(\w+)=if\((\w+)=1, (\w+), null\(\)\)")
 
 def first_of_each(command: str, rest: str, rows: list[dict]) -> list[dict] | None:
     """The two steps that mark the first row of each group, run on result rows:
-    ``streamstats count AS n by k`` and ``eval f=if(n=1, k, null())``; None for any other form."""
+    ``streamstats count AS n by k`` and ``eval f=if(n=1, k, null())[, ...]``; None for any other
+    form."""
     if command == "streamstats" and STREAMSTATS_COUNT.fullmatch(rest):
         name, by = STREAMSTATS_COUNT.fullmatch(rest).groups()
         seen: dict[object, int] = {}
@@ -229,7 +230,12 @@ def first_of_each(command: str, rest: str, rows: list[dict]) -> list[dict] | Non
             seen[row.get(by)] = seen.get(row.get(by), 0) + 1
             out.append({**row, name: seen[row.get(by)]})
         return out
-    if command == "eval" and EVAL_FIRST.fullmatch(rest):
-        name, counter, value = EVAL_FIRST.fullmatch(rest).groups()
-        return [{**row, name: row.get(value) if row.get(counter) == 1 else None} for row in rows]
+    assignments = list(EVAL_FIRST.finditer(rest))
+    if command == "eval" and assignments and ", ".join(m.group(0) for m in assignments) == rest.strip():
+        out = [dict(row) for row in rows]
+        for match in assignments:
+            name, counter, value = match.groups()
+            for row in out:
+                row[name] = row.get(value) if row.get(counter) == 1 else None
+        return out
     return None

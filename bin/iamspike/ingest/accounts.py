@@ -23,7 +23,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from iamspike.ingest.aws import AwsSettingError, check_external_id, check_region, check_role_arn
+from iamspike.ingest.aws import AwsSettingError, check_region, parse_aws_settings
 
 ACCOUNTS_CONF = "aws_iam_error_spike_accounts"
 SETTINGS_CONF = "aws_iam_error_spike_settings"
@@ -121,12 +121,14 @@ def parse_account(name: str, keys: Mapping[str, str]) -> Account:
     auth = (keys.get("auth") or "default_chain").strip()
     if auth not in AUTH_TYPES:
         raise AwsSettingError(f"account {name}: auth must be default_chain or static_key, not {auth!r}")
-    role_arn = check_role_arn(keys.get("role_arn") or "")
-    external_id = check_external_id(keys.get("external_id") or "")
-    if external_id and not role_arn:
-        raise AwsSettingError(f"account {name}: external_id is set but role_arn is not")
-    regions = ",".join(check_region(r) for r in (keys.get("regions") or "").split(",") if r.strip())
-    return Account(name, auth, role_arn, external_id, regions)
+    try:  # the same checks as an input stanza's role_arn and external_id
+        role = parse_aws_settings(
+            {"role_arn": keys.get("role_arn") or "", "external_id": keys.get("external_id") or ""}
+        )
+        regions = ",".join(check_region(r) for r in (keys.get("regions") or "").split(",") if r.strip())
+    except AwsSettingError as exc:
+        raise AwsSettingError(f"account {name}: {exc}") from None
+    return Account(name, auth, role.role_arn, role.external_id, regions)
 
 
 def account(app_dir: str, name: str) -> Account:

@@ -10,7 +10,7 @@ import pathlib
 import numpy as np
 import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
-from iamspike.engine import OUTPUT_FIELDS, Detector, OptionError, Options, iter_chunks, parse_options, run
+from iamspike.engine import OUTPUT_FIELDS, Detector, Options, iter_chunks, parse_options, run
 from iamspike.phases import MapPhase
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -69,50 +69,6 @@ def flagged(rows: list[dict], entity_type: str = "principal", principal: str = U
 
 
 # ------------------------------------------------------------------------------------ options
-
-
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["span=2s"], "span must be between 5m and 1d"),
-        (["span=1y"], "unknown time unit"),
-        (["foo=1"], "unknown option 'foo'"),
-        (["span"], "options are key=value"),
-        (["by=role"], "by must be account, principal or both"),
-        (["sensitivity=high"], "sensitivity must be a number"),
-        (["sensitivity=0"], "sensitivity must be between"),
-        (["min_failures=0"], "min_failures must be between"),
-        (["min_failures=2.5"], "min_failures must be a whole number"),
-        (["show=everything"], "show must be spikes, all or state"),
-        (["classes=nope"], "unknown error class 'nope'"),
-        (["classes="], "needs a value"),
-        (["show=all", "show=spikes"], "given twice"),
-        (["threshold=150"], "threshold must be between"),
-        (["count_field=a b"], "count_field must be a field name"),
-        (["half_life=5m", "span=1h"], "half_life must be at least one span"),
-    ],
-)
-def test_bad_options_are_one_line_errors(args: list[str], message: str) -> None:
-    with pytest.raises(OptionError) as info:
-        parse_options(args)
-    assert message in str(info.value)
-    assert "\n" not in str(info.value)
-
-
-def test_options_parse() -> None:
-    options = parse_options(
-        [
-            "span=30m",
-            "by=principal",
-            'classes="authorization,throttling"',
-            "event_sources=iam,s3.amazonaws.com",
-        ]
-    )
-    assert options.span == 1800 and options.by == ("principal",)
-    assert options.classes == ("authorization", "throttling")
-    assert options.event_sources == ("iam.amazonaws.com", "s3.amazonaws.com")
-    assert parse_options([]) == Options()
-    assert parse_options(["by=both"]).by == ("account", "principal")
 
 
 # ---------------------------------------------------------------------------------- behaviour

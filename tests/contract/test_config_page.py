@@ -21,6 +21,7 @@ from standin.conf import read_conf
 from standin.fixtures_aws import ForwardProxy, log_file, log_key, make_queue, make_records, relay, serve
 from standin.install import bare_python
 from standin.splunkweb import APP, LOCALE, PASSWORD, USER, SplunkWeb
+from standin.tls_proxy import ConnectProxy, TlsRelay
 from web.browser import Chromium, find_chromium
 
 pytestmark = pytest.mark.contract
@@ -358,3 +359,48 @@ def test_the_page_proxy_carries_every_aws_call_with_its_password_from_storage_pa
         assert password not in log and "w%2Frd" not in log and password not in run.stderr
     finally:
         proxy.close()
+
+
+def test_the_page_proxy_tunnels_https_to_aws_through_connect(
+    web, python313, aws_clients, unique_name, moto_server, moto_env, tmp_path
+):
+    """AWS endpoints are HTTPS: the input reaches a TLS endpoint (moto behind a TLS relay whose
+    certificate AWS_CA_BUNDLE trusts) only through CONNECT tunnels of the page's proxy, with the
+    stored password."""
+    password = "tunnel:p@ss"
+    proxy = ConnectProxy("fwd", password)
+    tls = TlsRelay(moto_server, str(tmp_path))
+    try:
+        web.confs.write(
+            "aws_iam_error_spike_settings",
+            "proxy",
+            {"host": "127.0.0.1", "port": str(proxy.port), "username": "fwd"},
+        )
+        web.passwords.put("TA-aws-iam-error-spike-proxy:fwd:", password)
+        s3 = aws_clients("s3")
+        s3.create_bucket(Bucket=unique_name)
+        queue = make_queue(aws_clients, unique_name, bucket=unique_name)
+        s3.put_object(
+            Bucket=unique_name, Key=log_key("20230826T2030Z", "t"), Body=log_file(make_records(5, prefix="t"))
+        )
+        env = {**moto_env, "AWS_ENDPOINT_URL": tls.url, "AWS_CA_BUNDLE": tls.ca_file}
+        run = modinput.InputProcess(
+            python313,
+            web.home,
+            "aws_cloudtrail_sqs.py",
+            "aws_cloudtrail_sqs://tunnel",
+            {"queue_url": queue, "interval": "300", "wait_seconds": "1"},
+            str(tmp_path / "cp"),
+            env,
+            server_uri=web.mgmt_uri,
+        )
+        events = run.wait_for(5, 60)
+        assert run.terminate() < 5
+        assert len(events) == 5, run.stderr
+        tls_port = tls.url.rsplit(":", 1)[1]
+        assert proxy.tunnels and set(proxy.tunnels) == {f"127.0.0.1:{tls_port}"} and proxy.rejected == 0
+        log = modinput.read_log(web.home, "aws_cloudtrail_sqs")
+        assert password not in log and "p%40ss" not in log and password not in run.stderr
+    finally:
+        proxy.close()
+        tls.close()

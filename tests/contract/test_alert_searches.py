@@ -78,7 +78,8 @@ def search_filter(rest: str, row: dict) -> bool:
         return True
     terms = re.findall(r'(\w+)="([^"]*)"', rest)
     assert terms and re.sub(r'\w+="[^"]*"', "", rest).strip() == "", f"search {rest!r} not modelled"
-    return all(fnmatch.fnmatchcase(str(row.get(field) or ""), value) for field, value in terms)
+    # A field that is absent or empty matches no term, not even "*" (Splunk's field=*).
+    return all(row.get(f) not in (None, "") and fnmatch.fnmatchcase(str(row[f]), v) for f, v in terms)
 
 
 def where_filter(rest: str, row: dict) -> bool:

@@ -246,6 +246,9 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
         events = run.wait_for(7, 60)
         assert len(events) == 7, run.stderr
         assert recorder.key_ids and set(recorder.key_ids) == {KEY_ID}  # never the environment's key
+        assert web.mgmt_requests == [  # one secret, read by its name: no listing that decrypts all
+            f"GET /servicesNS/nobody/{APP}/storage/passwords/TA-aws-iam-error-spike-account%3Aprod-audit%3A"
+        ]
 
         # -- disabled from the page: splunkd sees disabled = 1 and stops the input
         row = '[data-row="aws_cloudtrail_sqs/audit-queue"]'

@@ -219,6 +219,7 @@ class SplunkWeb:
         self.csrf = secrets.token_hex(16)
         self.responses: list[Response] = []
         self.validations: list[tuple[str, dict[str, str]]] = []
+        self.mgmt_requests: list[str] = []  # "METHOD path" of each call with a session key (inputs)
         standin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -275,6 +276,7 @@ class SplunkWeb:
             if path.startswith(web + "/splunkd/__raw/"):
                 self._proxy(req, path[len(web + "/splunkd/__raw") :], query, form)
             elif path.startswith("/services"):
+                self.mgmt_requests.append(f"{req.command} {path}")
                 if req.headers.get("Authorization") != f"Splunk {modinput.SESSION_KEY}":
                     self._send(req, 401, _messages("call not properly authenticated"), "application/json")
                     return

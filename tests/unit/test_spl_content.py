@@ -513,3 +513,18 @@ def test_panels_say_what_they_show() -> None:
     assert "`iam_error_spike_options`" in series
     same_ips = d["dataSources"]["ds_same_ips"]["options"]["query"]
     assert not [s for _, _, subs in pipeline(same_ips) for s in subs]
+
+
+def test_nothing_filters_count_rows_before_the_scoring() -> None:
+    """The map phase's range row (no account, no principal) must reach the reporting phase: in
+    every shipped search, searchbnf examples included, only the state lookups stand between."""
+    state = [c for c, _, _ in pipeline(expand_macros("| `iam_error_spike_baseline`", MACROS))]
+    seen = 0
+    for where, spl in SPL:
+        commands = [c for c, _, _ in pipeline(expand_macros(spl, MACROS))]
+        phases = [(n, phase(rest)) for n, rest in iamspike_steps(spl)]
+        for (a, first), (b, second) in zip(phases, phases[1:]):
+            if first == "map" and second == "report":
+                seen += 1
+                assert commands[a + 1 : b] in ([], state), where
+    assert seen >= 8

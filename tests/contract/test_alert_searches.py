@@ -8,7 +8,9 @@ Each saved search's own SPL is read from ``default/savedsearches.conf`` with its
   presents them;
 - ``fields`` keeps what the macro names; ``iamspike phase=map`` runs once per indexer (the events
   dealt out to three partitions), and only its count rows go on, as from indexers to the search
-  head; ``iamspike phase=fold`` likewise;
+  head; ``iamspike phase=fold`` likewise. (scpv2.run_distributed plays the implicit
+  ``streaming_preop`` of a bare ``| iamspike``; the shipped searches call the map phase
+  explicitly and join the state between the phases, so they are played step by step here.)
 - ``lookup`` / ``outputlookup`` of the KV store collections run on tests/standin/kvstore.py, which
   keeps only the collection's fields and applies Splunk's ``[kvstore]`` limits;
 - ``iamspike`` (the reporting phase) runs once over everything that reached the search head;

@@ -20,7 +20,7 @@ import zlib
 
 import pytest
 from standin import modinput
-from standin.fixtures_aws import log_file, log_key, make_queue, make_records
+from standin.fixtures_aws import log_file, log_key, make_records, queue_depth
 
 pytestmark = pytest.mark.contract
 
@@ -91,19 +91,6 @@ def whole_records(records: list[dict], data: bytes) -> list[str]:
     text = b"".join(out).decode("utf-8", "replace")
     found = [record["eventID"] for record in records if json.dumps(record) in text]
     return found[: next((n for n, i in enumerate(found) if i != records[n]["eventID"]), len(found))]
-
-
-@pytest.fixture
-def trail(aws_clients, unique_name):
-    s3 = aws_clients("s3")
-    s3.create_bucket(Bucket=unique_name)
-    queue = make_queue(aws_clients, unique_name, bucket=unique_name, dlq_after=5)
-    return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs")}
-
-
-def queue_depth(trail) -> int:
-    values = trail["sqs"].get_queue_attributes(QueueUrl=trail["queue"], AttributeNames=["All"])["Attributes"]
-    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
 
 
 def sqs_input(python, home, trail, tmp_path, env, name="a", **params) -> modinput.InputProcess:
@@ -356,50 +343,39 @@ def test_s3_files_that_failed_stay_pending_until_read(
 
 
 # -- messages that point at the cause ----------------------------------------------------------
-def test_a_rejected_key_on_the_queue_is_named_as_such(
-    splunk_python, splunk_home, trail, tmp_path, moto_env, fault_proxy
+ROLE = "arn:aws:iam::123456789012:role/splunk-reader"
+
+
+@pytest.mark.parametrize(
+    ("service", "rule", "params", "said", "not_said"),
+    [
+        pytest.param(  # moto answers a rejected key on SQS's JSON protocol with an XML error (403)
+            "sqs",
+            {"target": "AmazonSQS.ReceiveMessage"},
+            {},
+            ["InvalidClientTokenId: AWS rejected the credentials"],
+            ["add sqs:ReceiveMessage"],
+            id="rejected-key-on-sqs",
+        ),
+        pytest.param(  # STS refuses the forwarder's own key: the role is not the cause
+            "sts",
+            {"match": "POST /"},
+            {"role_arn": ROLE},
+            ["rejected the forwarder's own credentials", f"when assuming role {ROLE}"],
+            [f"the credentials of role {ROLE}", "add sqs:ReceiveMessage"],
+            id="assume-role-with-rejected-source-key",
+        ),
+    ],
+)
+def test_credential_errors_name_their_cause(
+    splunk_python, splunk_home, trail, tmp_path, moto_env, fault_proxy, service, rule, params, said, not_said
 ):
     log = Log(splunk_home, SQS)
-    # moto answers a rejected key on SQS's JSON protocol with an XML error (HTTP 403)
-    fault_proxy.add(
-        target="AmazonSQS.ReceiveMessage",
-        code="InvalidClientTokenId",
-        xml_error=True,
-        message="The security token included in the request is invalid.",
-    )
-    run = sqs_input(
-        splunk_python, splunk_home, trail, tmp_path, moto_env, endpoint_urls=f"sqs={fault_proxy.url}"
-    )
+    message = "The security token included in the request is invalid."
+    fault_proxy.add(code="InvalidClientTokenId", xml_error=True, message=message, **rule)
+    endpoint = f"{service}={fault_proxy.url}"
+    run = sqs_input(splunk_python, splunk_home, trail, tmp_path, moto_env, endpoint_urls=endpoint, **params)
     log.wait_for("InvalidClientTokenId")
     assert run.terminate() < 5
     text = log.text()
-    assert (
-        "InvalidClientTokenId: AWS rejected the credentials" in text and "add sqs:ReceiveMessage" not in text
-    )
-
-
-def test_a_failed_assume_role_blames_the_forwarders_own_credentials(
-    splunk_python, splunk_home, trail, tmp_path, moto_env, fault_proxy
-):
-    log = Log(splunk_home, SQS)
-    fault_proxy.add(
-        match="POST /",
-        code="InvalidClientTokenId",
-        xml_error=True,
-        message="The security token included in the request is invalid.",
-    )
-    role = "arn:aws:iam::123456789012:role/splunk-reader"
-    run = sqs_input(
-        splunk_python,
-        splunk_home,
-        trail,
-        tmp_path,
-        moto_env,
-        role_arn=role,
-        endpoint_urls=f"sts={fault_proxy.url}",
-    )
-    log.wait_for("InvalidClientTokenId")
-    assert run.terminate() < 5
-    text = log.text()
-    assert "rejected the forwarder's own credentials" in text and f"when assuming role {role}" in text
-    assert f"the credentials of role {role}" not in text and "add sqs:ReceiveMessage" not in text
+    assert all(words in text for words in said) and not any(words in text for words in not_said), text

@@ -19,7 +19,15 @@ import urllib.parse
 
 import pytest
 from standin import modinput
-from standin.fixtures_aws import ForwardProxy, free_port, log_file, log_key, make_queue, make_records
+from standin.fixtures_aws import (
+    ForwardProxy,
+    free_port,
+    log_file,
+    log_key,
+    make_queue,
+    make_records,
+    queue_depth,
+)
 
 pytestmark = pytest.mark.contract
 
@@ -28,22 +36,8 @@ KIND = "aws_cloudtrail_sqs"
 N = 20_000  # records per file in the crash tests: big enough that a stalled download is mid-file
 
 
-@pytest.fixture
-def trail(aws_clients, unique_name):
-    """A trail bucket whose ObjectCreated notifications go to a queue (DLQ after 3 receives)."""
-    s3 = aws_clients("s3")
-    s3.create_bucket(Bucket=unique_name)
-    queue = make_queue(aws_clients, unique_name, bucket=unique_name, dlq_after=3)
-    return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs")}
-
-
 def put(trail, key: str, body: bytes) -> None:
     trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=body)
-
-
-def queue_depth(trail) -> int:
-    values = trail["sqs"].get_queue_attributes(QueueUrl=trail["queue"], AttributeNames=["All"])["Attributes"]
-    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
 
 
 def start(splunk_python, home, trail, tmp_path, moto_env, name="t", **params) -> modinput.InputProcess:

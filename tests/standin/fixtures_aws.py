@@ -216,6 +216,22 @@ def make_queue(aws_clients, name: str, bucket: str | None = None, dlq_after: int
     return url
 
 
+@pytest.fixture
+def trail(aws_clients, unique_name) -> dict:
+    """A trail bucket whose ObjectCreated notifications go to a queue (DLQ after 3 receives):
+    ``bucket``, ``queue`` (URL), and the ``s3`` and ``sqs`` clients."""
+    s3 = aws_clients("s3")
+    s3.create_bucket(Bucket=unique_name)
+    queue = make_queue(aws_clients, unique_name, bucket=unique_name, dlq_after=3)
+    return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs")}
+
+
+def queue_depth(trail: dict) -> int:
+    """Messages on the trail's queue, visible or not."""
+    values = trail["sqs"].get_queue_attributes(QueueUrl=trail["queue"], AttributeNames=["All"])["Attributes"]
+    return int(values["ApproximateNumberOfMessages"]) + int(values["ApproximateNumberOfMessagesNotVisible"])
+
+
 # -- a fault-injecting proxy in front of moto ---------------------------------------------------
 @dataclass
 class FaultRule:

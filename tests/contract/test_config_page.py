@@ -407,3 +407,75 @@ def test_the_page_proxy_tunnels_https_to_aws_through_connect(
     finally:
         proxy.close()
         tls.close()
+
+
+def test_inputs_edit_clone_enable_delete_and_accounts_in_use_from_the_page(chromium, web):
+    """Edit, clone, enable and delete an input, and what an account in use allows, against
+    stanzas written as splunkd would have them."""
+    home = web.home
+    web.confs.write("aws_iam_error_spike_accounts", "ops", {"auth": "default_chain"})
+    queue = "https://sqs.eu-west-1.amazonaws.com/111122223333/trail-events"
+    web.confs.write(
+        "inputs",
+        "aws_cloudtrail_sqs://ops-queue",
+        {"aws_account": "ops", "queue_url": queue, "batch_size": "5"},
+    )
+    page = chromium.new_page()
+    page.goto(f"{web.url}/{LOCALE}/app/{APP}/configuration?tab=inputs")
+    page.wait("!!document.querySelector('#login')")
+    page.eval(
+        f"document.querySelector('#username').value = '{USER}';"
+        f"document.querySelector('#password').value = '{PASSWORD}';"
+        "document.querySelector('#signin').click()"
+    )
+    row = '[data-row="aws_cloudtrail_sqs/ops-queue"]'
+    page.wait(f"!!document.querySelector('{row}')", 30)
+    # edit: a new interval; the stanza's other keys stay
+    page.click(f"{row} [data-action=edit]")
+    page.type("[data-field=interval]", "600")
+    page.click("[data-form=input] [data-action=save]")
+    page.wait("document.querySelector('[data-tab=inputs]').innerText.includes('Input ops-queue saved')", 60)
+    stanza = local_conf(home, "inputs")["aws_cloudtrail_sqs://ops-queue"]
+    assert stanza["interval"] == "600" and stanza["batch_size"] == "5" and stanza["aws_account"] == "ops"
+    # clone: the same settings under a new name (a taken name refused first)
+    page.click(f"{row} [data-action=clone]")
+    page.type("[data-field=name]", "ops-queue")
+    page.click("[data-form=input] [data-action=save]")
+    form_says(page, "input", 'Input name "ops-queue" already exists')
+    page.type("[data-field=name]", "ops-queue-2")
+    page.click("[data-form=input] [data-action=save]")
+    clone = '[data-row="aws_cloudtrail_sqs/ops-queue-2"]'
+    page.wait(f"!!document.querySelector('{clone}')", 60)
+    cloned = local_conf(home, "inputs")["aws_cloudtrail_sqs://ops-queue-2"]
+    assert cloned == {"aws_account": "ops", "queue_url": queue, "interval": "600"}
+    # disable then enable
+    page.click(f"{clone} [data-action=disable]")
+    page.wait(f"document.querySelector('{clone} [data-status]').dataset.status === 'disabled'")
+    page.click(f"{clone} [data-action=enable]")
+    page.wait(f"document.querySelector('{clone} [data-status]').dataset.status === 'enabled'")
+    assert local_conf(home, "inputs")["aws_cloudtrail_sqs://ops-queue-2"]["disabled"] == "0"
+    # delete
+    page.click(f"{clone} [data-action=delete]")
+    page.wait(f"!document.querySelector('{clone}')")
+    assert "aws_cloudtrail_sqs://ops-queue-2" not in local_conf(home, "inputs")
+    # an account named by an input is not deleted
+    tab(page, "accounts")
+    account = '[data-row="ops"]'
+    page.wait(f"!!document.querySelector('{account}')")
+    page.click(f"{account} [data-action=delete]")
+    page.wait("document.querySelector('[data-tab=accounts]').innerText.includes('is used by ops-queue')")
+    assert "ops" in local_conf(home, "aws_iam_error_spike_accounts")
+    # editing it to a static key needs both halves; then the key is stored and the stanza says so
+    page.click(f"{account} [data-action=edit]")
+    page.click("[data-auth=static_key]")
+    page.wait("!!document.querySelector('[data-field=keyId]')")
+    page.type("[data-field=secret]", SECRET)
+    page.click("[data-form=account] [data-action=save]")
+    form_says(page, "account", "Access key ID must look like AKIA")
+    assert local_conf(home, "aws_iam_error_spike_accounts")["ops"]["auth"] == "default_chain"
+    page.type("[data-field=keyId]", KEY_ID)
+    page.click("[data-form=account] [data-action=save]")
+    page.wait("document.querySelector('[data-tab=accounts]').innerText.includes('Account ops saved')")
+    assert local_conf(home, "aws_iam_error_spike_accounts")["ops"]["auth"] == "static_key"
+    assert "credential:TA-aws-iam-error-spike-account:ops:" in local_conf(home, "passwords")
+    page.send("Page.close")

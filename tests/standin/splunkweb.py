@@ -219,6 +219,7 @@ class SplunkWeb:
         self.csrf = secrets.token_hex(16)
         self.responses: list[Response] = []
         self.validations: list[tuple[str, dict[str, str]]] = []
+        self._schemes: dict[str, set[str]] = {}
         self.mgmt_requests: list[str] = []  # "METHOD path" of each call with a session key (inputs)
         standin = self
 
@@ -460,7 +461,10 @@ class SplunkWeb:
         raise RestError(405, "Method not allowed")
 
     def _scheme_args(self, kind: str) -> set[str]:
-        return set(modinput.scheme(self.python, self.home, kind + ".py").args)
+        """The scheme's arguments (``--scheme`` run once per kind, as splunkd caches it)."""
+        if kind not in self._schemes:
+            self._schemes[kind] = set(modinput.scheme(self.python, self.home, kind + ".py").args)
+        return self._schemes[kind]
 
     def _inputs(self, method: str, kind: str, rest: list[str], form: dict[str, str]):
         stanzas = {

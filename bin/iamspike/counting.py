@@ -24,6 +24,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ COUNT_VERSION = "v1"
 DIGEST_CHARS = 16
 MAX_COUNT = 1e12  # a count above this in count_field is absurd, not a number of API calls
 UNKNOWN = "unknown"
+_DECODER = json.JSONDecoder()
 
 # Why rows were skipped -> the words of the warning line ("3 rows with a non-numeric count").
 NO_TIME = "with no usable _time"
@@ -362,12 +364,16 @@ class Tally:
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
         span, counted, sources = self.span, self.counted, self.sources
+        counts, merged, services = self.counts, self._merged, self.services
+        decode, skip = _DECODER.raw_decode, len(COUNT_VERSION)
         for row in rows:
             text = row[counts_i]
             try:
                 if not text.startswith(COUNT_VERSION):
                     raise ValueError
-                blob = json.loads(text[len(COUNT_VERSION) :])
+                blob, end = decode(text, skip)
+                if end != len(text):
+                    raise ValueError
                 if isinstance(blob, dict):
                     self._add_range(blob)
                     continue
@@ -378,13 +384,15 @@ class Tally:
             except (ValueError, TypeError, IndexError, KeyError, OverflowError):
                 self.skipped[BAD_COUNTS] += 1
                 continue
-            self.lo = min(self.lo, start)
-            self.hi = max(self.hi, start)
+            if start < self.lo:
+                self.lo = start
+            if start > self.hi:
+                self.hi = start
             entity = (account, principal)
-            if service and not self.services.get(entity):
-                self.services[entity] = True
-            elif entity not in self.services:
-                self.services[entity] = False
+            if service and not services.get(entity):
+                services[entity] = True
+            elif entity not in services:
+                services[entity] = False
             for entry in entries:
                 try:
                     source, api, code, ip, agent, count, digests = entry
@@ -395,7 +403,11 @@ class Tally:
                 if (code and not counted[code]) or (sources and source not in sources):
                     continue
                 key = (start, account, principal, source, api, code, ip, agent)
-                self.counts[key] = self.counts.get(key, 0) + self._merge(key, count, digests)
+                if digests and key in merged:
+                    count = self._merge(key, count, digests)
+                elif digests:
+                    merged[key] = digests
+                counts[key] = counts.get(key, 0) + count
 
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])
@@ -409,18 +421,18 @@ class Tally:
                 self.messages.append(str(message))
 
     def _merge(self, key: tuple, count: int, digests: str) -> int:
-        """How many of an entry's events are new: those whose digest no earlier row had."""
-        if not digests:
-            return count
-        known = self._merged.get(key)
-        if known is None:
-            self._merged[key] = digests
-            return count
-        if isinstance(known, str):
-            known = self._merged[key] = set(_split_digests(known))
-        fresh = [d for d in _split_digests(digests) if d not in known]
-        known.update(fresh)
-        return count - len(digests) // DIGEST_CHARS + len(fresh)
+        """How many of an entry's events are new: those whose digest no earlier row of the same
+        key had (the earlier digests are held as text until a second row needs them)."""
+        try:
+            fresh = _digest_set(digests)
+            known = self._merged[key]
+            if isinstance(known, str):
+                known = self._merged[key] = _digest_set(known)
+        except ValueError:
+            return count  # not our digests: count as sent
+        before = len(known)
+        known |= fresh
+        return count - len(digests) // DIGEST_CHARS + (len(known) - before)
 
     # ---- what goes out
 
@@ -470,5 +482,6 @@ class Tally:
         )
 
 
-def _split_digests(text: str) -> list[str]:
-    return [text[i : i + DIGEST_CHARS] for i in range(0, len(text), DIGEST_CHARS)]
+def _digest_set(text: str) -> set[int]:
+    """The digests in a count-row entry as 64-bit numbers (ValueError if it is not hex digits)."""
+    return set(array("Q", bytes.fromhex(text)))

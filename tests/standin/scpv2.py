@@ -58,6 +58,7 @@ INPUT_A_FIELDS = (
 )
 
 Row = Mapping[str, object]
+csv.field_size_limit(1 << 31)  # splunkd passes fields of any size (a large event, a busy count row)
 ChunkInput = Union[bytes, Sequence[Row]]
 
 
@@ -451,6 +452,8 @@ def run(
         session = Session()
         timer = threading.Timer(timeout, _kill, (process, session))
         timer.start()
+        sampler = threading.Thread(target=_sample_peak_rss, args=(process, session), daemon=True)
+        sampler.start()
         try:
             _converse(process, session, details, chunk_list, decode)
         finally:
@@ -480,7 +483,21 @@ def _reap(process: subprocess.Popen, session: Session, grace: float) -> None:
         time.sleep(0.01)
     process.returncode = session.returncode = os.waitstatus_to_exitcode(status)
     session.cpu_seconds = usage.ru_utime + usage.ru_stime
-    session.peak_rss_mb = usage.ru_maxrss / 1024.0
+
+
+def _sample_peak_rss(process: subprocess.Popen, session: Session) -> None:
+    """The command's peak RSS (``VmHWM``, sampled every 20 ms until it exits). ``wait4``'s
+    ``ru_maxrss`` is not used: Linux carries it across exec from the forked copy of the driver."""
+    path = f"/proc/{process.pid}/status"
+    while process.returncode is None:
+        try:
+            with open(path, encoding="ascii", errors="replace") as handle:
+                for line in handle:
+                    if line.startswith("VmHWM:"):
+                        session.peak_rss_mb = max(session.peak_rss_mb, int(line.split()[1]) / 1024.0)
+        except (OSError, ValueError, IndexError):
+            return
+        time.sleep(0.02)
 
 
 def _kill(process: subprocess.Popen, session: Session) -> None:

@@ -32,6 +32,7 @@ from iamspike.ingest import accounts
 from iamspike.ingest.aws import AwsSettings, parse_aws_settings, redact
 from iamspike.ingest.checkpoint import CheckpointStore
 from iamspike.ingest.events import Deadline, StopRun
+from iamspike.ingest.settings import interval_seconds as seconds_of_interval
 
 from iamspike_splunk import secrets
 
@@ -234,8 +235,7 @@ def setup_logging(kind: str, input_name: str, level: str = "INFO") -> logging.Lo
 # -- the context a core input runs with -------------------------------------------------------
 def interval_seconds(params: dict[str, str]) -> int:
     """The stanza's interval in seconds (a cron schedule or nothing counts as 300 s)."""
-    value = str(params.get("interval") or "").strip()
-    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_INTERVAL
+    return seconds_of_interval(params.get("interval"), DEFAULT_INTERVAL)
 
 
 @dataclass

@@ -64,10 +64,27 @@ function App() {
     );
 }
 
-const container = document.createElement('div');
-document.body.appendChild(container);
-createRoot(container).render(
-    <SplunkThemeProvider family="enterprise" colorScheme="light" density="comfortable">
-        <App />
-    </SplunkThemeProvider>
-);
+// Below Splunk Web's own app bar: its layout API (served by Splunk Web, never a CDN) gives the
+// container; without it (an older Splunk Web, the test stand-in) the page fills the window.
+function render(container) {
+    createRoot(container).render(
+        <SplunkThemeProvider family="enterprise" colorScheme="light" density="comfortable">
+            <App />
+        </SplunkThemeProvider>
+    );
+}
+
+function plain() {
+    const container = document.createElement('div');
+    document.body.appendChild(container);
+    return container;
+}
+
+const script = document.createElement('script');
+script.src = '../../static/build/api/layout.js';
+script.onload = () => {
+    const api = window.__splunk_layout__; // eslint-disable-line no-underscore-dangle
+    render(api ? api.create().getContainerElement() : plain());
+};
+script.onerror = () => render(plain());
+document.head.appendChild(script);

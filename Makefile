@@ -9,7 +9,7 @@ APP := TA-aws-iam-error-spike
 VERSION := $(shell sed -n 's/^version *= *//p' default/app.conf | head -n1)
 TGZ := package/dist/$(APP)-$(VERSION).tgz
 
-.PHONY: venv lint format package wheel chromium appinspect unit contract test demo bench clean
+.PHONY: venv lint format package wheel chromium node appinspect unit contract test demo bench clean
 
 $(VENV)/.stamp: requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -31,8 +31,13 @@ format: venv
 # by esbuild; node_modules from the npm registry exactly as ui/configuration/package-lock.json says.
 UI := ui/configuration
 UI_BUNDLE := appserver/static/build/configuration.js
-$(UI)/node_modules/.package-lock.json: $(UI)/package.json $(UI)/package-lock.json
+$(UI)/node_modules/.package-lock.json: $(UI)/package.json $(UI)/package-lock.json | node
 	cd $(UI) && npm ci --no-audit --no-fund --loglevel=error
+# Node.js and npm build the page: Debian's packages when missing and apt-get can (as root).
+node:
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+	  && apt-get update -qq && apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; } \
+	  || { echo "node: npm not found (apt-get install nodejs npm) to build the Configuration page"; exit 1; }
 $(UI_BUNDLE): $(UI)/node_modules/.package-lock.json $(UI)/build.js $(wildcard $(UI)/src/*)
 	cd $(UI) && node build.js
 

@@ -323,7 +323,7 @@ def test_proxy_logging_and_alerts_from_the_page_land_in_the_app_conf_files_and_s
 
 
 def test_the_page_proxy_carries_every_aws_call_with_its_password_from_storage_passwords(
-    web, python313, aws_clients, unique_name, moto_env, tmp_path
+    web, splunk_python, aws_clients, unique_name, moto_env, tmp_path
 ):
     """The Proxy tab's settings as the page writes them (conf + storage/passwords): the input
     goes through the proxy with the stored password (percent-encoded in the URL botocore gets),
@@ -344,7 +344,7 @@ def test_the_page_proxy_carries_every_aws_call_with_its_password_from_storage_pa
             Bucket=unique_name, Key=log_key("20230826T2030Z", "x"), Body=log_file(make_records(4, prefix="x"))
         )
         run = modinput.InputProcess(
-            python313,
+            splunk_python,
             web.home,
             "aws_cloudtrail_sqs.py",
             "aws_cloudtrail_sqs://via-proxy",
@@ -365,7 +365,7 @@ def test_the_page_proxy_carries_every_aws_call_with_its_password_from_storage_pa
 
 
 def test_the_page_proxy_tunnels_https_to_aws_through_connect(
-    web, python313, aws_clients, unique_name, moto_server, moto_env, tmp_path
+    web, splunk_python, aws_clients, unique_name, moto_server, moto_env, tmp_path
 ):
     """AWS endpoints are HTTPS: the input reaches a TLS endpoint (moto behind a TLS relay whose
     certificate AWS_CA_BUNDLE trusts) only through CONNECT tunnels of the page's proxy, with the
@@ -388,7 +388,7 @@ def test_the_page_proxy_tunnels_https_to_aws_through_connect(
         )
         env = {**moto_env, "AWS_ENDPOINT_URL": tls.url, "AWS_CA_BUNDLE": tls.ca_file}
         run = modinput.InputProcess(
-            python313,
+            splunk_python,
             web.home,
             "aws_cloudtrail_sqs.py",
             "aws_cloudtrail_sqs://tunnel",

@@ -365,8 +365,8 @@ def _run_stanza(
     bad_setting: ValueError | None = None
     try:  # the Configuration page's account, proxy and log level
         applied = accounts.apply(params, APP_DIR, kind)
-    except ValueError as exc:
-        applied, bad_setting = accounts.Applied(params), exc
+    except (ValueError, OSError) as exc:  # OSError: an unreadable conf file of the app
+        applied, bad_setting = accounts.Applied(params), ValueError(str(exc))
     params = applied.params
     log = setup_logging(kind, name, params.get("log_level") or "INFO")
     interval = interval_seconds(params)

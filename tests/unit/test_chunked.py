@@ -309,3 +309,48 @@ def test_error_that_cannot_be_shown_because_splunkd_left_ends_with_status_1():
 
     data = GETINFO + execute([{"_time": "1"}], True)
     assert chunked.serve(Broken, io.BytesIO(data), ClosedAfterGetinfo(), user_errors=()) == 1
+
+
+# ------------------------------------------------------------------------------ streaming sinks
+class Echo(Collect):
+    """A streaming sink: answers every chunk with its rows, plus a last row at finished."""
+
+    def __init__(self, args: list[str]) -> None:
+        super().__init__(args)
+        self.ready: list[dict] = []
+
+    def getinfo(self):
+        return {"type": "streaming"}
+
+    def add_rows(self, header, rows):
+        super().add_rows(header, rows)
+        self.ready.extend(dict(zip(header, row)) for row in self.rows[-1:])
+
+    def take(self):
+        out, self.ready = self.ready, []
+        return out
+
+    def results(self):
+        return [*self.take(), {"n": "last"}]
+
+
+def test_a_streaming_sink_answers_each_chunk_with_what_it_has_ready():
+    data = GETINFO + execute([{"_time": "1"}, {"_time": "2"}], False) + execute([{"_time": "3"}], True)
+    status, replies, _ = serve(data, Echo)
+    assert status == 0
+    assert [chunk.metadata for chunk in replies] == [
+        {"type": "streaming"},
+        {"finished": False},
+        {"finished": True},
+    ]
+    assert [row["_time"] for row in scpv2.decode_rows(replies[1].body)] == ["2"]
+    assert [row.get("_time") or row["n"] for row in scpv2.decode_rows(replies[2].body)] == ["3", "last"]
+
+
+def test_a_field_past_csvs_default_limit_and_nul_are_read():
+    big, nul = "x" * 300_000, "a\x00b"
+    _, replies, _ = serve(GETINFO + execute([{"_time": "1", "f": big}, {"_time": "2", "f": nul}], True), Echo)
+    values = [row["f"] for row in scpv2.decode_rows(replies[-1].body)[:-1]]
+    assert values == [nul.replace("\x00", "\ufffd")]  # Echo keeps the last row of each chunk
+    header, rows = chunked.read_body(scpv2.encode_rows([{"f": big}, {"f": nul}]))
+    assert [row[header.index("f")] for row in rows] == [big, "a\ufffdb"]

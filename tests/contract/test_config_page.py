@@ -322,42 +322,48 @@ def test_proxy_logging_and_alerts_from_the_page_land_in_the_app_conf_files_and_s
     assert [r.method for r in web.responses if PROXY_PASSWORD in r.body] == ["POST"]
 
 
+def page_proxy_run(web, python, aws_clients, bucket, proxy_port, password, env, name, records):
+    """The Proxy tab's settings as the page writes them (conf + storage/passwords), a trail
+    bucket with ``records`` announced on its queue, and an SQS input whose stanza names no
+    proxy, run until it wrote them all; returns (run, its log)."""
+    page_proxy = {"host": "127.0.0.1", "port": str(proxy_port), "username": "fwd"}
+    web.confs.write("aws_iam_error_spike_settings", "proxy", page_proxy)
+    web.passwords.put("TA-aws-iam-error-spike-proxy:fwd:", password)
+    s3 = aws_clients("s3")
+    s3.create_bucket(Bucket=bucket)
+    queue = make_queue(aws_clients, bucket, bucket=bucket)
+    body = log_file(make_records(records, prefix=name))
+    s3.put_object(Bucket=bucket, Key=log_key("20230826T2030Z", name), Body=body)
+    params = {"queue_url": queue, "interval": "300", "wait_seconds": "1"}
+    cp = os.path.join(web.home.home, "cp-" + name)
+    run = modinput.InputProcess(
+        python,
+        web.home,
+        "aws_cloudtrail_sqs.py",
+        f"aws_cloudtrail_sqs://{name}",
+        params,
+        cp,
+        env,
+        server_uri=web.mgmt_uri,
+    )
+    events = run.wait_for(records, 60)
+    assert run.terminate() < 5
+    assert len(events) == records, run.stderr
+    return run, modinput.read_log(web.home, "aws_cloudtrail_sqs")
+
+
 def test_the_page_proxy_carries_every_aws_call_with_its_password_from_storage_passwords(
-    web, splunk_python, aws_clients, unique_name, moto_env, tmp_path
+    web, splunk_python, aws_clients, unique_name, moto_env
 ):
-    """The Proxy tab's settings as the page writes them (conf + storage/passwords): the input
-    goes through the proxy with the stored password (percent-encoded in the URL botocore gets),
-    which no log line shows; the stanza names no proxy at all."""
+    """Through a plain forward proxy to moto: the stored password (percent-encoded in the URL
+    botocore gets) is checked by the proxy, and no log line shows it."""
     password = "p@ss:w/rd%9"
     proxy = ForwardProxy("fwd", password)
     try:
-        web.confs.write(
-            "aws_iam_error_spike_settings",
-            "proxy",
-            {"host": "127.0.0.1", "port": str(proxy.port), "username": "fwd"},
+        run, log = page_proxy_run(
+            web, splunk_python, aws_clients, unique_name, proxy.port, password, moto_env, "px", 4
         )
-        web.passwords.put("TA-aws-iam-error-spike-proxy:fwd:", password)
-        s3 = aws_clients("s3")
-        s3.create_bucket(Bucket=unique_name)
-        queue = make_queue(aws_clients, unique_name, bucket=unique_name)
-        s3.put_object(
-            Bucket=unique_name, Key=log_key("20230826T2030Z", "x"), Body=log_file(make_records(4, prefix="x"))
-        )
-        run = modinput.InputProcess(
-            splunk_python,
-            web.home,
-            "aws_cloudtrail_sqs.py",
-            "aws_cloudtrail_sqs://via-proxy",
-            {"queue_url": queue, "interval": "300", "wait_seconds": "1"},
-            str(tmp_path / "cp"),
-            moto_env,
-            server_uri=web.mgmt_uri,
-        )
-        events = run.wait_for(4, 60)
-        assert run.terminate() < 5
-        assert len(events) == 4, run.stderr
         assert proxy.rejected == 0 and len(proxy.requests) >= 3  # SQS receive, S3 get, SQS delete
-        log = modinput.read_log(web.home, "aws_cloudtrail_sqs")
         assert f"proxy=http://fwd@127.0.0.1:{proxy.port}" in log
         assert password not in log and "w%2Frd" not in log and password not in run.stderr
     finally:
@@ -374,35 +380,12 @@ def test_the_page_proxy_tunnels_https_to_aws_through_connect(
     proxy = ConnectProxy("fwd", password)
     tls = TlsRelay(moto_server, str(tmp_path))
     try:
-        web.confs.write(
-            "aws_iam_error_spike_settings",
-            "proxy",
-            {"host": "127.0.0.1", "port": str(proxy.port), "username": "fwd"},
-        )
-        web.passwords.put("TA-aws-iam-error-spike-proxy:fwd:", password)
-        s3 = aws_clients("s3")
-        s3.create_bucket(Bucket=unique_name)
-        queue = make_queue(aws_clients, unique_name, bucket=unique_name)
-        s3.put_object(
-            Bucket=unique_name, Key=log_key("20230826T2030Z", "t"), Body=log_file(make_records(5, prefix="t"))
-        )
         env = {**moto_env, "AWS_ENDPOINT_URL": tls.url, "AWS_CA_BUNDLE": tls.ca_file}
-        run = modinput.InputProcess(
-            splunk_python,
-            web.home,
-            "aws_cloudtrail_sqs.py",
-            "aws_cloudtrail_sqs://tunnel",
-            {"queue_url": queue, "interval": "300", "wait_seconds": "1"},
-            str(tmp_path / "cp"),
-            env,
-            server_uri=web.mgmt_uri,
+        run, log = page_proxy_run(
+            web, splunk_python, aws_clients, unique_name, proxy.port, password, env, "tn", 5
         )
-        events = run.wait_for(5, 60)
-        assert run.terminate() < 5
-        assert len(events) == 5, run.stderr
         tls_port = tls.url.rsplit(":", 1)[1]
         assert proxy.tunnels and set(proxy.tunnels) == {f"127.0.0.1:{tls_port}"} and proxy.rejected == 0
-        log = modinput.read_log(web.home, "aws_cloudtrail_sqs")
         assert password not in log and "p%40ss" not in log and password not in run.stderr
     finally:
         proxy.close()

@@ -40,6 +40,40 @@ class Options:
     lookup: str | None = field(default=None, compare=False)  # error-class CSV (default: app's)
 
 
+@dataclass(frozen=True)
+class OptionSpec:
+    """One option as users see it (the CLI's --help reads these): SPL name, default as typed,
+    allowed values, one line of help; ``cli`` False for options only the search command has."""
+
+    name: str
+    default: str
+    allowed: str
+    help: str
+    cli: bool = True
+
+
+# In SPL order; a default in parentheses is "not set". A unit test parses the defaults to Options().
+OPTION_SPECS = (
+    OptionSpec("span", "1h", "5m..1d, whole minutes", "width of the time bins"),
+    OptionSpec("by", "both", "account, principal, both", "which entities are scored"),
+    OptionSpec("sensitivity", "1", "0.01..100", "higher flags more"),
+    OptionSpec("threshold", "50", "1..99", "score at or above which a bin is flagged"),
+    OptionSpec("min_failures", "5", "1..1000000000", "fewest failures in a bin that can be flagged"),
+    OptionSpec("show", "spikes", "spikes, all, state", "flagged bins, every bin, or the saved state"),
+    OptionSpec(
+        "classes", "authorization", "classes of lookups/iamspike_error_classes.csv", "errors that count"
+    ),
+    OptionSpec("event_sources", "(all)", "services, e.g. iam,sts", "count only these services"),
+    OptionSpec(
+        "count_field", "(none)", "a field name", "rows are pre-aggregated, the count is in this field"
+    ),
+    OptionSpec("history", "30d", "1h..400d", "history kept by show=state"),
+    OptionSpec("half_life", "7d", "5m..400d, at least one span", "how fast old history fades"),
+    OptionSpec("min_history", "1d", "0..90d", "below this, insufficient history: prior pooled from peers"),
+    OptionSpec("phase", "(report)", "map, fold", "the search command's streaming phases", cli=False),
+)
+
+
 def counting_args(options: Options) -> list[str]:
     """The options the map phase needs, as SPL tokens (for ``streaming_preop``)."""
     args = [f"span={options.span}", "classes=" + ",".join(options.classes)]

@@ -85,3 +85,14 @@ def test_counting_args_round_trip_to_the_same_counting() -> None:
 
 def test_span_text() -> None:
     assert [span_text(s) for s in (300, 3600, 86400, 5400)] == ["5m", "1h", "1d", "90m"]
+
+
+def test_option_specs_list_every_option_with_defaults_that_parse_to_the_defaults() -> None:
+    from iamspike.options import _PARSERS, OPTION_SPECS
+
+    assert [spec.name for spec in OPTION_SPECS if spec.name in _PARSERS] == [
+        spec.name for spec in OPTION_SPECS
+    ]
+    assert {spec.name for spec in OPTION_SPECS} == set(_PARSERS)
+    typed = [f"{spec.name}={spec.default}" for spec in OPTION_SPECS if not spec.default.startswith("(")]
+    assert parse_options(typed) == Options()

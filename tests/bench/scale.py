@@ -265,8 +265,9 @@ def _respool(bodies: list[bytes]) -> list[bytes]:
 
 
 def _with_state(chunks: list[bytes], state_rows: list[dict]) -> tuple[list[bytes], int, int]:
-    """The alert's ``lookup`` joins: each count row gets its principal's and account's state by key.
-    Returns the chunks and the state rows and bytes read (each key once, as the KV store serves)."""
+    """The alert's ``lookup`` joins as the shipped macro does them: the first count row of each
+    principal and of each account gets its state by key. Returns the chunks and the state rows
+    and bytes read."""
     import csv
     import io
 
@@ -287,8 +288,8 @@ def _with_state(chunks: list[bytes], state_rows: list[dict]) -> tuple[list[bytes
         writer.writerow(names + ["__mv_" + name for name in names])
         for row in reader:
             keys = (row[at["state_key"]], row[at["account_state_key"]]) if "state_key" in at else ("", "")
+            states = [table.get(key, "") if key not in read else "" for key in keys]
             read.update(key for key in keys if key in table)
-            states = [table.get(key, "") for key in keys]
             writer.writerow([row[at[name]] for name in plain] + states + [""] * len(names))
         out.append(buffer.getvalue().encode())
     return out, len(read), sum(len(table[key]) for key in read)

@@ -110,4 +110,3 @@ class FoldPhase:
 
     def messages(self) -> list[str]:
         return []
-

@@ -330,13 +330,8 @@ class Tally:
             if code and not counted[code]:
                 continue
             source = row[source_i] if source_i is not None else ""
-            if sources and source not in sources:
-                continue
-            try:
-                when = float(row[time_i])
-            except ValueError:
-                continue  # counted by _track_times
-            if not math.isfinite(when):
+            when = _finite(row[time_i])  # an unusable _time is named by _track_times
+            if when is None or (sources and source not in sources):
                 continue
             try:
                 count = float(row[count_i])
@@ -480,6 +475,14 @@ class Tally:
         return "skipped " + ", ".join(
             [f"{n} {'row' if n == 1 else 'rows'} {reason}"] + [f"{m} {why}" for why, m in rest]
         )
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None
 
 
 def _digest_set(text: str) -> set[int]:

@@ -93,9 +93,9 @@ export default function AccountsTab({ inputs, onChange }) {
             setErrors({ form: e.message });
             return;
         }
+        await load(); // the table shows what was saved before the notice says so
         setForm(null);
         setNotice(`Account ${name} saved.`);
-        load();
     };
 
     const remove = async (name) => {
@@ -107,11 +107,12 @@ export default function AccountsTab({ inputs, onChange }) {
         try {
             await deleteStanza(ACCOUNTS_CONF, name);
             await deleteSecret(ACCOUNT_REALM, name);
+            await load();
             setNotice(`Account ${name} deleted.`);
         } catch (e) {
             setNotice(e.message);
+            load();
         }
-        load();
     };
 
     return (

@@ -73,9 +73,9 @@ export default function InputsTab({ inputs, accounts, reload }) {
             setErrors({ form: e.message });
             return;
         }
+        await reload(); // the table shows what was saved before the notice says so
         setNotice(`Input ${form.name.trim()} saved.`);
         setForm(null);
-        reload();
     };
 
     const act = async (input, action) => {
@@ -83,11 +83,12 @@ export default function InputsTab({ inputs, accounts, reload }) {
         try {
             if (action === 'delete') await request('DELETE', path);
             else await request('POST', `${path}/${action}`);
+            await reload();
             setNotice(`Input ${input.name}: ${action}d.`);
         } catch (e) {
             setNotice(e.message);
+            reload();
         }
-        reload();
     };
 
     return (

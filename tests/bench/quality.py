@@ -871,7 +871,8 @@ def _adhoc_lines(runs: Sequence[OrgRun]) -> list[str]:
         "## Ad hoc searches without saved state",
         "",
         "An analyst's `| iamspike` over the last 24 h alone (no baseline rows, default options), on",
-        f"every organisation above: the 24 h ending at 14:00 UTC of every {ADHOC_EVERY}rd day, "
+        f"every organisation above: the 24 h ending at 14:00 UTC of days {ADHOC_EVERY}, "
+        f"{2 * ADHOC_EVERY}, ...,",
         f"{len(windows)} windows. False alerts per window (alerts not on an attack):",
         "",
     ]
@@ -915,6 +916,12 @@ def render(**kw: Any) -> str:
     ]
     if kw["engine_error"]:
         out += [f"**iamspike was not run**: `{kw['engine_error']}`", ""]
+    if group == "held-out":
+        out += [
+            "Held-out families: whole generator settings never looked at while tuning the engine. Run",
+            "them once per engine worth reporting, after tuning on the tuning families; never tune on them.",
+            "",
+        ]
     out += [
         "## Families",
         "",

@@ -174,6 +174,8 @@ class InputProcess:
         server_uri: str = SERVER_URI,
     ) -> None:
         os.makedirs(checkpoint_dir, exist_ok=True)
+        self.home = home
+        self.kind = stanza.split("://", 1)[0]
         self.proc: subprocess.Popen = start_entry(python, home.script(script), env=home.env(env))
         self._stdout = bytearray()
         self._stderr = bytearray()
@@ -242,6 +244,21 @@ class InputProcess:
                 return events
             time.sleep(0.05)
         return self.events()
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> str:
+        """Wait until the input's own log holds ``text`` (or the timeout, or exit); the log so far.
+
+        Waiting for the effect, not for a fixed time: under load the bare Python's start and
+        imports alone can take most of a few seconds."""
+        end = time.monotonic() + timeout
+        while True:
+            try:
+                log = read_log(self.home, self.kind)
+            except FileNotFoundError:  # not written yet
+                log = ""
+            if text in log or self.proc.poll() is not None or time.monotonic() >= end:
+                return log
+            time.sleep(0.05)
 
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 60.0) -> list[Event]:
         """Wait until no output arrived for ``seconds`` (the input is blocked or idle)."""

@@ -1,10 +1,13 @@
-"""Checkpoints: atomic JSON state, the bounded persisted set of seen ids."""
+"""Checkpoints: atomic JSON state, the bounded persisted set of seen ids, file names safe on
+Windows and Linux, checkpoints of earlier versions found after an upgrade."""
 
 from __future__ import annotations
 
 import os
+import time
 
-from iamspike.ingest.checkpoint import CheckpointStore, SeenIds, safe_name
+import pytest
+from iamspike.ingest.checkpoint import REPLACE_TRIES, CheckpointStore, SeenIds, atomic_write, safe_name
 
 
 def test_state_round_trips_and_leaves_no_temporary_file(tmp_path):
@@ -62,6 +65,9 @@ def test_a_line_torn_by_a_kill_is_ignored(tmp_path):
         handle.write("a\nb\npartial-id-with-no-newl")
     seen = SeenIds(path, capacity=10)
     assert "a" in seen and "b" in seen and "partial-id-with-no-newl" not in seen
+    seen.add_all(["c"])  # a line of its own, not the torn one's end
+    seen.close()
+    assert list(SeenIds(path, capacity=10).ids) == ["a", "b", "c"]
 
 
 def test_seen_ids_batches_keep_order_and_durability_on_both_paths(tmp_path):
@@ -77,3 +83,157 @@ def test_seen_ids_batches_keep_order_and_durability_on_both_paths(tmp_path):
     assert "x y" in view
     seen.close()
     assert list(SeenIds(path, capacity=4).ids) == ["c", "d", "e", "x y"]
+
+
+# -- file names safe on Linux and Windows ------------------------------------------------------
+WINDOWS_FORBIDDEN = ':\\*?"<>|/'
+
+
+def windows_safe(name: str) -> bool:
+    """A name Windows and Linux both accept as a plain file: no forbidden character or trailing
+    dot, no reserved device name before the first dot, short enough for a 260-character path."""
+    stem = name.split(".", 1)[0].upper()
+    return (
+        not set(name) & set(WINDOWS_FORBIDDEN)
+        and name.isascii()
+        and not name.endswith((".", " "))
+        and stem not in {"CON", "PRN", "AUX", "NUL", *(f"{p}{n}" for p in ("COM", "LPT") for n in range(10))}
+        and len(name) <= 151
+    )
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "stream-AWSLogs/o-abc123/111122223333/CloudTrail/eu-west-1/" + "deep/" * 60,  # 300+ characters
+        "x" * 1000,
+        'a:b\\c*d?e"f<g>h|i/j',
+        "CON",
+        "nul.txt",
+        "com1",
+        "LPT9.json",
+        "",
+        "..",
+        " trailing dot. ",
+        "ünïcödé-ключ",
+    ],
+)
+def test_every_key_gets_a_short_windows_safe_file_of_its_own(tmp_path, key):
+    store = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://" + "long stanza name " * 10)
+    store.save(key, {"key": key})
+    seen = store.seen_ids(key)
+    seen.add_all(["id-1"])
+    seen.close()
+    names = os.listdir(tmp_path)
+    assert len(names) == 2 and all(windows_safe(name) for name in names), names
+    assert store.load(key) == {"key": key}
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["aws_cloudtrail_s3://prod", "nul.txt", "CON", "aux.", "a:b|c", "", "x" * 500],
+)
+def test_safe_name_is_windows_safe_for_any_name(name):
+    assert windows_safe(safe_name(name) + ".journal")
+    assert windows_safe(safe_name(name, 10) + ".journal")
+
+
+@pytest.mark.parametrize(
+    ("one", "two"),
+    [
+        ("stream-a/b", "stream-a_b"),  # one file under the old names
+        ("stream-a:b", "stream-a?b"),
+        ("stream-" + "p" * 100 + "1", "stream-" + "p" * 100 + "2"),  # differ after the readable part
+        ("CON", "con"),  # one file on Windows, whose names ignore case
+    ],
+)
+def test_keys_differing_only_in_punctuation_or_case_keep_their_own_state(tmp_path, one, two):
+    store = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://prod")
+    store.save(one, 1)
+    store.save(two, 2)
+    assert (store.load(one), store.load(two)) == (1, 2)
+    assert store.path(one).lower() != store.path(two).lower()
+
+
+# -- upgrade: checkpoints under the names of earlier versions ---------------------------------
+@pytest.mark.parametrize(
+    ("key", "old_name"),
+    [
+        (
+            "stream-AWSLogs/111122223333/CloudTrail/us-east-1/",
+            "stream-AWSLogs_111122223333_CloudTrail_us-east-1_",
+        ),
+        ("lookup-us-east-1", "lookup-us-east-1"),
+        ("claims", "claims"),
+    ],
+)
+def test_a_checkpoint_under_its_old_name_is_copied_to_the_new_one_on_first_read(tmp_path, key, old_name):
+    store = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://prod")
+    old = tmp_path / f"{store.prefix}.{old_name}.json"
+    old.write_bytes(b'{"newest": "2023-08-26T20:35:00+00:00"}')
+    assert store.load(key) == {"newest": "2023-08-26T20:35:00+00:00"}
+    assert os.path.exists(store.path(key) + ".json")
+    store.save(key, {"newest": "2023-08-26T20:40:00+00:00"})
+    again = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://prod")
+    assert again.load(key) == {"newest": "2023-08-26T20:40:00+00:00"}  # the new file wins from now on
+    assert old.read_bytes() == b'{"newest": "2023-08-26T20:35:00+00:00"}'  # left for a downgrade
+
+
+def test_an_old_text_journal_is_copied_and_read_with_its_crlf_line_ends(tmp_path):
+    store = CheckpointStore(str(tmp_path), "aws_cloudtrail_sqs://prod")
+    old = tmp_path / f"{store.prefix}.seen.journal"
+    old.write_bytes("a\r\nb\r\nünï\r\ntorn-by-a-ki".encode())  # text mode on Windows, cut by a kill
+    seen = store.seen_ids("seen")
+    assert list(seen.ids) == ["a", "b", "ünï"]
+    seen.add_all(["c"])
+    seen.close()
+    assert list(store.seen_ids("seen").ids) == ["a", "b", "ünï", "c"]
+
+
+# -- the journal is bytes -----------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("ids", "kept"),
+    [
+        (["a", "b"], ["a", "b"]),
+        (["x\r\ny", "z\r"], ["x  y", "z "]),  # an id's own line breaks become spaces
+        (["ünï"], ["ünï"]),
+    ],
+)
+def test_the_journal_has_one_id_and_a_bare_newline_a_line(tmp_path, ids, kept):
+    path = str(tmp_path / "seen.journal")
+    seen = SeenIds(path, capacity=10)
+    seen.add_all(ids)
+    seen.close()
+    with open(path, "rb") as handle:
+        assert handle.read() == "".join(item + "\n" for item in kept).encode("utf-8")
+    assert list(SeenIds(path, capacity=10).ids) == kept
+
+
+# -- os.replace while Windows holds the target --------------------------------------------------
+@pytest.mark.parametrize(
+    ("refusals", "written"), [(0, True), (2, True), (REPLACE_TRIES - 1, True), (99, False)]
+)
+def test_a_replace_refused_while_the_target_is_open_is_tried_again_a_few_times(
+    tmp_path, monkeypatch, refusals, written
+):
+    path = str(tmp_path / "state.json")
+    atomic_write(path, b"old")
+    real_replace, calls, naps = os.replace, [], []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) <= refusals:
+            raise PermissionError(13, "The process cannot access the file because it is being used")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(time, "sleep", naps.append)
+    if written:
+        atomic_write(path, b"new")
+    else:
+        with pytest.raises(PermissionError):
+            atomic_write(path, b"new")
+    assert len(calls) == min(refusals + 1, REPLACE_TRIES) and len(naps) == len(calls) - 1
+    with open(path, "rb") as handle:
+        assert handle.read() == (b"new" if written else b"old")
+    assert os.listdir(tmp_path) == ["state.json"]  # no temporary file left either way

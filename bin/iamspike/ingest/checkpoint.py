@@ -9,6 +9,12 @@ A kill -9 ends the process, not the kernel: what was ``write``-n to a file survi
 fsync. fsync only matters for a machine that loses power, where splunkd's own queues lose more;
 so the journal is written at each batch (the kill -9 window stays one small batch) and fsynced
 at the end of each file, not at each batch.
+
+File names are safe on Linux and Windows (heavy forwarders run on both): ``safe_name`` of the
+input's name, a dot, ``safe_name`` of the key (a readable, cleaned, length-capped part and a
+digest of the exact key), at most 151 characters with the extension. Files written under the
+names of earlier versions (the cleaned key, no digest) are copied to the new name on first use.
+The journal is bytes (``\n`` on every platform; a ``\r\n`` journal is read too).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import logging
 import os
 import re
 import tempfile
+import time
 from collections import OrderedDict
 from collections.abc import Iterable, KeysView
 from typing import Any
@@ -28,11 +35,23 @@ DEFAULT_SEEN_CAPACITY = 200_000
 log = logging.getLogger(__name__)
 
 
-def safe_name(name: str) -> str:
-    """A file-name-safe, collision-free form of an input's full name (``kind://stanza``)."""
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:80]
+# Device names Windows reserves, with or without an extension ("NUL.json" is the device too).
+RESERVED_NAMES = frozenset(
+    ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(10)]
+)
+KEY_LENGTH = 40  # readable characters of a key in a file name (the input's name keeps 80)
+REPLACE_TRIES = 5  # os.replace attempts while Windows reports the target in use (0.75 s at most)
+
+
+def safe_name(name: str, length: int = 80) -> str:
+    """A file-name-safe, collision-free form of ``name`` on Linux and Windows: up to ``length``
+    of its letters, digits and ``_.-`` (any other run as ``_``; never a reserved device name),
+    then ``-`` and 10 hex digits of the sha1 of the exact ``name``."""
+    readable = re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("._")[:length]
+    if readable.split(".", 1)[0].upper() in RESERVED_NAMES:
+        readable = "_" + readable
     digest = hashlib.sha1(name.encode("utf-8")).hexdigest()[:10]
-    return "{}-{}".format(readable or "input", digest)
+    return f"{readable or '_'}-{digest}"
 
 
 def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
@@ -47,11 +66,24 @@ def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
             handle.flush()
             if durable:
                 os.fsync(handle.fileno())
-        os.replace(tmp, path)
+        _replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def _replace(tmp: str, path: str) -> None:
+    """``os.replace``, tried again briefly on PermissionError: Windows refuses it while another
+    process (a reader, a virus scanner) holds the target open."""
+    for attempt in range(REPLACE_TRIES):
+        try:
+            os.replace(tmp, path)
+            return
+        except PermissionError:
+            if attempt == REPLACE_TRIES - 1:
+                raise
+            time.sleep(0.05 * 2**attempt)
 
 
 class CheckpointStore:
@@ -63,11 +95,29 @@ class CheckpointStore:
         os.makedirs(directory, exist_ok=True)
 
     def path(self, key: str) -> str:
-        return os.path.join(self.directory, "{}.{}".format(self.prefix, re.sub(r"[^A-Za-z0-9_-]+", "_", key)))
+        """The file of ``key``, without its extension (``.json`` or ``.journal``)."""
+        return os.path.join(self.directory, f"{self.prefix}.{safe_name(key, KEY_LENGTH)}")
+
+    def _file(self, key: str, extension: str) -> str:
+        """``path(key) + extension``, first copied from the name earlier versions gave it (the
+        cleaned key, no digest) if only that one exists. The old file stays: keys that differed
+        only in punctuation shared it, and each gets its copy."""
+        path = self.path(key) + extension
+        if os.path.exists(path):
+            return path
+        old = os.path.join(self.directory, f"{self.prefix}.{re.sub(r'[^A-Za-z0-9_-]+', '_', key)}{extension}")
+        try:
+            with open(old, "rb") as handle:
+                data = handle.read()
+        except OSError:  # none (or a name too long to have ever been written)
+            return path
+        atomic_write(path, data)
+        log.info("checkpoint %s copied to %s (the name this version gives it)", old, path)
+        return path
 
     def load(self, key: str, default: Any = None) -> Any:
         """The value saved under ``key``, or ``default`` if none (or unreadable: logged)."""
-        path = self.path(key) + ".json"
+        path = self._file(key, ".json")
         try:
             with open(path, "rb") as handle:
                 return json.loads(handle.read().decode("utf-8"))
@@ -84,7 +134,7 @@ class CheckpointStore:
 
     def seen_ids(self, key: str = "seen", capacity: int = DEFAULT_SEEN_CAPACITY) -> SeenIds:
         """The persisted bounded set of ids under ``key``."""
-        return SeenIds(self.path(key) + ".journal", capacity)
+        return SeenIds(self._file(key, ".journal"), capacity)
 
 
 class SeenIds:
@@ -92,7 +142,8 @@ class SeenIds:
 
     ``add_all`` appends one line per id (written to the kernel, safe from a kill -9): call it
     right after the events carrying those ids were handed to Splunk; ``sync`` fsyncs. Loading
-    keeps the last ``capacity`` ids of the journal.
+    keeps the last ``capacity`` ids of the journal. The journal is UTF-8 bytes, one id and
+    ``\n`` a line on every platform (an id's own ``\r`` or ``\n`` is journaled as a space).
     """
 
     def __init__(self, path: str, capacity: int = DEFAULT_SEEN_CAPACITY) -> None:
@@ -102,18 +153,25 @@ class SeenIds:
         self._journal_lines = 0
         self._unsynced = False
         self._load()
-        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - kept open for appends
+        self._handle = open(path, "ab")  # noqa: SIM115 - kept open for appends
 
     def _load(self) -> None:
         try:
-            with open(self.path, encoding="utf-8", errors="replace") as handle:
-                for line in handle:
-                    # A line cut by a kill has no newline: ignore it (its batch was not acknowledged).
-                    if line.endswith("\n") and len(line) > 1:
-                        self._remember(line[:-1])
-                        self._journal_lines += 1
+            with open(self.path, "rb") as handle:
+                data = handle.read()
         except FileNotFoundError:
             return
+        # A line cut by a kill has no newline: drop it (its batch was not acknowledged), from the
+        # file too, or the next append would extend it. A journal written in text mode on Windows
+        # (earlier versions) ends its lines with \r\n.
+        whole = data.rfind(b"\n") + 1
+        if whole < len(data):
+            os.truncate(self.path, whole)
+        text = data[:whole].decode("utf-8", errors="replace").replace("\r\n", "\n")
+        for line in text.split("\n")[:-1]:
+            if line:
+                self._remember(line)
+                self._journal_lines += 1
         if self._journal_lines > 2 * self.capacity:
             self._compact()
 
@@ -149,11 +207,16 @@ class SeenIds:
             return
         text = "\n".join(lines)
         fresh = dict.fromkeys(lines)
-        if len(fresh) == len(lines) and text.count("\n") == len(lines) - 1 and ids.keys().isdisjoint(fresh):
-            # The usual batch: distinct new ids without a newline; one C-level update, same order.
+        if (
+            len(fresh) == len(lines)
+            and text.count("\n") == len(lines) - 1
+            and "\r" not in text
+            and ids.keys().isdisjoint(fresh)
+        ):
+            # The usual batch: distinct new ids without a line break; one C-level update, same order.
             ids.update(fresh)
         else:
-            lines = [item.replace("\n", " ") for item in lines]
+            lines = [item.replace("\r", " ").replace("\n", " ") for item in lines]
             text = "\n".join(lines)
             for item in lines:
                 if item in ids:
@@ -162,7 +225,7 @@ class SeenIds:
                     ids[item] = None
         while len(ids) > self.capacity:
             ids.popitem(last=False)
-        self._handle.write(text + "\n")
+        self._handle.write((text + "\n").encode("utf-8", errors="replace"))
         self._handle.flush()
         self._unsynced = True
         self._journal_lines += len(lines)
@@ -170,7 +233,7 @@ class SeenIds:
             self._handle.close()
             self._compact()  # fsynced
             self._unsynced = False
-            self._handle = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+            self._handle = open(self.path, "ab")  # noqa: SIM115
 
     def sync(self) -> None:
         """fsync what ``add_all`` journaled since the last sync."""

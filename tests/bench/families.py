@@ -39,6 +39,7 @@ from bench.generator import (
     BENIGN_AGENTS,
     DAY,
     DEFAULT_START,
+    ERROR_BURSTS,
     FIRST,
     HOUR,
     LAST,
@@ -517,36 +518,11 @@ class _FamilyBuilder(_Builder):
 
     def traps(self) -> None:
         f = self.f
-        for acct in self.accounts[: f.log_delivery]:
-            h = int(self.rng.integers(min(9 * 24, self.hours // 3), self.hours - 90))
-            p = self._add_service(
-                acct,
-                "delivery.logs.amazonaws.com",
-                fail_level=0.0,
-                success_level=0.0,
-                first_hour=h,
-                profile="none",
-            )
-            for k in range(83):
-                self.emit(p, h + k, int(self.rng.poisson(125)), ok=False, error="AccessDenied")
-            self._trap("log_delivery", p, [(h, h + 83)], "steady ~125/h AccessDenied for 83 h")
+        self.log_delivery(self.accounts[: f.log_delivery])
         app_roles = [q for q in self.principals if q.kind == "app_role" and q.first_hour == 0]
-        bursts = (
-            ("throttling_burst", ("ThrottlingException", "Client.RequestLimitExceeded", "Throttling")),
-            ("validation_burst", ("ValidationException", "NoSuchEntityException", "InvalidParameterValue")),
-            ("dryrun_burst", ("Client.DryRunOperation",)),
-        )
-        for kind, codes in bursts:
+        for kind, codes in ERROR_BURSTS:
             for _ in range(2):
-                p = self._pick(app_roles)
-                h = int(self.rng.integers(8 * 24, self.hours - 2))
-                n = int(self.rng.integers(80, 300))
-                code = str(self._pick(codes))
-                apis = (
-                    (("ec2.amazonaws.com", "RunInstances"), ("ec2.amazonaws.com", "CreateVolume"))
-                    if "DryRun" in code or code.startswith("Client.")
-                    else p.apis
-                )
+                p, h, n, code, apis = self.error_burst(app_roles, codes)
                 self.emit(p, h, n, ok=False, apis=apis, error=code)
                 self._trap(kind, p, [(h, h + 1)], f"{n} x {code}")
         # small benign bursts of people: a student's 18 UnauthorizedOperation in 7 s

@@ -133,6 +133,11 @@ AUTHZ_MESSAGE = (
     "User: {arn} is not authorized to perform: {action} because no identity-based policy allows the "
     "{action} action"
 )
+ERROR_BURSTS = (  # benign bursts of errors the engine must not count (trap kind, codes)
+    ("throttling_burst", ("ThrottlingException", "Client.RequestLimitExceeded", "Throttling")),
+    ("validation_burst", ("ValidationException", "NoSuchEntityException", "InvalidParameterValue")),
+    ("dryrun_burst", ("Client.DryRunOperation",)),
+)
 EC2_AUTHZ_MESSAGE = (
     "You are not authorized to perform this operation. Encoded authorization failure message: {enc}"
 )
@@ -833,9 +838,9 @@ class _Builder:
                 note=f"{n} failed console sign-ins",
             )
 
-    def traps(self) -> None:
-        # steady log-delivery denials, like the SANS SEC504 lab: new service principal, ~125/h for 83 h
-        for acct in self.accounts[:2]:
+    def log_delivery(self, accounts: list[str]) -> None:
+        """Steady log-delivery denials, like the SANS SEC504 lab: a new service principal, ~125/h for 83 h."""
+        for acct in accounts:
             h = int(self.rng.integers(min(9 * 24, self.hours // 3), self.hours - 90))
             p = self._add_service(
                 acct,
@@ -848,23 +853,28 @@ class _Builder:
             for k in range(83):
                 self.emit(p, h + k, int(self.rng.poisson(125)), ok=False, error="AccessDenied")
             self._trap("log_delivery", p, [(h, h + 83)], "steady ~125/h AccessDenied for 83 h")
-        app_roles = [q for q in self.principals if q.kind == "app_role" and q.first_hour == 0]
-        bursts = (
-            ("throttling_burst", ("ThrottlingException", "Client.RequestLimitExceeded", "Throttling")),
-            ("validation_burst", ("ValidationException", "NoSuchEntityException", "InvalidParameterValue")),
-            ("dryrun_burst", ("Client.DryRunOperation",)),
+
+    def error_burst(
+        self, app_roles: list[Principal], codes: tuple[str, ...]
+    ) -> tuple[Principal, int, int, str, tuple[tuple[str, str], ...]]:
+        """Who, when, how many, which code and APIs of a burst of errors that are not authorization."""
+        p = self._pick(app_roles)
+        h = int(self.rng.integers(8 * 24, self.hours - 2))
+        n = int(self.rng.integers(80, 300))
+        code = str(self._pick(codes))
+        apis = (
+            (("ec2.amazonaws.com", "RunInstances"), ("ec2.amazonaws.com", "CreateVolume"))
+            if "DryRun" in code or code.startswith("Client.")
+            else p.apis
         )
-        for kind, codes in bursts:
+        return p, h, n, code, apis
+
+    def traps(self) -> None:
+        self.log_delivery(self.accounts[:2])
+        app_roles = [q for q in self.principals if q.kind == "app_role" and q.first_hour == 0]
+        for kind, codes in ERROR_BURSTS:
             for _ in range(2):
-                p = self._pick(app_roles)
-                h = int(self.rng.integers(8 * 24, self.hours - 2))
-                n = int(self.rng.integers(80, 300))
-                code = str(self._pick(codes))
-                apis = (
-                    (("ec2.amazonaws.com", "RunInstances"), ("ec2.amazonaws.com", "CreateVolume"))
-                    if "DryRun" in code or code.startswith("Client.")
-                    else p.apis
-                )
+                p, h, n, code, apis = self.error_burst(app_roles, codes)
                 message = (
                     "Request would have succeeded, but DryRun flag is set." if "DryRun" in code else code
                 )

@@ -36,7 +36,6 @@ import numpy as np
 from bench.generator import (
     API_CATALOG,
     ATTACKER_AGENTS,
-    BENIGN_AGENTS,
     DAY,
     DEFAULT_START,
     ERROR_BURSTS,
@@ -222,7 +221,6 @@ class _FamilyBuilder(_Builder):
         self.fast.seed(int(self.rng.integers(0, 2**62)))
         self.f = family
         self.scale: dict[str, float] = {}
-        self.rates: dict[str, np.ndarray] = {}  # principal -> expected failures per hour
 
     # ---- draws ------------------------------------------------------------------------------------
     def uni(self, r: Range) -> float:
@@ -279,23 +277,8 @@ class _FamilyBuilder(_Builder):
                     self._weekday_batch_label(p)
             for host in ("config.amazonaws.com", "cloudtrail.amazonaws.com"):
                 self._add_service(acct, host, fail_level=0.03 * scale, success_level=0.3)
-            root = Principal(
-                account=acct,
-                kind="root",
-                name="root",
-                principal=f"arn:aws:iam::{acct}:root",
-                identity_type="Root",
-                first_hour=0,
-                fail_level=0.002,
-                success_level=0.02,
-                profile="office",
-                tz=tz,
-                ips=office_ips,
-                agents=BENIGN_AGENTS["human"],
-                apis=self._apis(6),
-                habits={"weekend": 0.05, "day_shape": 6.0},
-            )
-            self.principals.append(root)
+            root = self._add_root(acct, tz, office_ips)
+            root.habits = {"weekend": 0.05, "day_shape": 6.0}
             first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
             p = self._add_user(acct, "human", f"{self._pick(FIRST)}.new{n}", tz, office_ips, first)
             self._person_habits(p, scale, bursty=False)
@@ -381,15 +364,6 @@ class _FamilyBuilder(_Builder):
         if windows:
             self._trap("bursty_day", p, windows, "a person's hours at several times their rate")
         return prof
-
-    def background_of(self, p: Principal) -> None:
-        prof = self.profile(p)
-        self.rates[p.principal] = p.fail_level * prof
-        fails = self.rng.poisson(p.fail_level * prof)
-        oks = self.rng.poisson(p.success_level * prof)
-        for h in np.nonzero(fails + oks)[0]:
-            self.emit(p, int(h), int(fails[h]), ok=False)
-            self.emit(p, int(h), int(oks[h]), ok=True)
 
     def _account_usual(self, acct: str, hour: int) -> float:
         """Median over the week before ``hour`` of the account's expected failures an hour."""

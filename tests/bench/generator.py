@@ -237,6 +237,7 @@ class _Builder:
         self.principals: list[Principal] = []
         self.accounts: list[str] = []
         self.busy: dict[str, list[tuple[int, int]]] = {}  # account -> attack windows (hours)
+        self.rates: dict[str, np.ndarray] = {}  # principal -> expected failures per hour
         self.start_weekday = _dt.datetime.fromtimestamp(start, tz=_dt.timezone.utc).weekday()
 
     # ---- small random helpers -------------------------------------------------------------------
@@ -291,23 +292,7 @@ class _Builder:
                 "elasticloadbalancing.amazonaws.com",
             ):
                 self._add_service(acct, host, fail_level=0.03, success_level=0.3)
-            root = Principal(
-                account=acct,
-                kind="root",
-                name="root",
-                principal=f"arn:aws:iam::{acct}:root",
-                identity_type="Root",
-                first_hour=0,
-                fail_level=0.002,
-                success_level=0.02,
-                profile="office",
-                tz=tz,
-                ips=office_ips,
-                agents=BENIGN_AGENTS["human"],
-                apis=self._apis(6),
-                key_id="",
-            )
-            self.principals.append(root)
+            self._add_root(acct, tz, office_ips)
             # principals that appear mid-month (benign): a new hire, a new application role
             for kind in ("human", "app_role"):
                 first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
@@ -316,6 +301,26 @@ class _Builder:
                 else:
                     p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-v2-{n}", first_hour=first)
                 self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
+
+    def _add_root(self, acct: str, tz: int, ips: tuple[str, ...]) -> Principal:
+        root = Principal(
+            account=acct,
+            kind="root",
+            name="root",
+            principal=f"arn:aws:iam::{acct}:root",
+            identity_type="Root",
+            first_hour=0,
+            fail_level=0.002,
+            success_level=0.02,
+            profile="office",
+            tz=tz,
+            ips=ips,
+            agents=BENIGN_AGENTS["human"],
+            apis=self._apis(6),
+            key_id="",
+        )
+        self.principals.append(root)
+        return root
 
     def _add_user(
         self, acct: str, kind: str, name: str, tz: int, ips: tuple[str, ...], first_hour: int = 0
@@ -466,6 +471,7 @@ class _Builder:
 
     def background_of(self, p: Principal) -> None:
         prof = self.profile(p)
+        self.rates[p.principal] = p.fail_level * prof
         fails = self.rng.poisson(p.fail_level * prof)
         oks = self.rng.poisson(p.success_level * prof)
         for h in np.nonzero(fails + oks)[0]:

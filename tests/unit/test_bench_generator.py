@@ -7,7 +7,7 @@ import re
 from collections import Counter
 
 import pytest
-from bench import families, generator
+from bench import families, generator, quality
 from bench.references import AUTHZ_CODES, fold_principal
 
 SMALL = {"days": 16, "accounts": 2, "scenarios_per_kind": 1}
@@ -216,14 +216,7 @@ def test_a_family_organisation_is_fixed_by_its_seed_and_draws_its_own_habits(ste
 
 
 def test_every_attack_kind_is_labelled_in_a_family_organisation(steady: generator.Org) -> None:
-    assert {label.kind for label in steady.attacks()} == {
-        "discovery_burst",
-        "low_and_slow",
-        "new_principal_burst",
-        "account_spread",
-        "relative_spike",
-        "console_login_burst",
-    }
+    assert {label.kind for label in steady.attacks()} == set(quality.ATTACK_KINDS)
     assert {"batch_hour", "person_burst", "dryrun_burst", "throttling_burst"} <= {
         lb.kind for lb in steady.traps()
     }

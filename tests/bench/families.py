@@ -523,23 +523,8 @@ def generate(
 ) -> Org:
     """One organisation of ``family``; records sorted by eventTime. Same (family, seed), same data."""
     fam = FAMILIES[family] if isinstance(family, str) else family
-    b = _FamilyBuilder(fam, seed, parse_time(start), days, scenarios_per_kind)
-    b.build_org()
-    b.background()
-    b.scenarios()
-    b.traps()
-    b.console_scenarios()
-    b.records.sort(key=lambda r: r["eventTime"])
-    return Org(
-        seed=seed,
-        start=b.start,
-        days=days,
-        accounts=b.accounts,
-        principals=b.principals,
-        records=b.records,
-        labels=b.labels,
-        extra={"family": fam.name},
-    )
+    builder = _FamilyBuilder(fam, seed, parse_time(start), days, scenarios_per_kind)
+    return builder.organisation({"family": fam.name})
 
 
 def with_accounts(family: Family, accounts: int) -> Family:

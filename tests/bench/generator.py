@@ -240,6 +240,25 @@ class _Builder:
         self.rates: dict[str, np.ndarray] = {}  # principal -> expected failures per hour
         self.start_weekday = _dt.datetime.fromtimestamp(start, tz=_dt.timezone.utc).weekday()
 
+    def organisation(self, extra: dict[str, Any] | None = None) -> Org:
+        """Build everything, in the order that fixes a seed's data; records sorted by eventTime."""
+        self.build_org()
+        self.background()
+        self.scenarios()
+        self.traps()
+        self.console_scenarios()
+        self.records.sort(key=lambda r: r["eventTime"])
+        return Org(
+            seed=self.seed,
+            start=self.start,
+            days=self.days,
+            accounts=self.accounts,
+            principals=self.principals,
+            records=self.records,
+            labels=self.labels,
+            extra=dict(extra or {}),
+        )
+
     # ---- small random helpers -------------------------------------------------------------------
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.fast.getrandbits(128), version=4))
@@ -936,22 +955,7 @@ def generate(
     start: str = DEFAULT_START,
 ) -> Org:
     """Generate one organisation. Records are sorted by eventTime (ties keep generation order)."""
-    b = _Builder(seed, parse_time(start), days, accounts, scenarios_per_kind)
-    b.build_org()
-    b.background()
-    b.scenarios()
-    b.traps()
-    b.console_scenarios()
-    b.records.sort(key=lambda r: r["eventTime"])
-    return Org(
-        seed=seed,
-        start=b.start,
-        days=days,
-        accounts=b.accounts,
-        principals=b.principals,
-        records=b.records,
-        labels=b.labels,
-    )
+    return _Builder(seed, parse_time(start), days, accounts, scenarios_per_kind).organisation()
 
 
 def record_time(record: dict[str, Any]) -> int:

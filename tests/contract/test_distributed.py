@@ -78,9 +78,11 @@ def one_process(splunk_home, splunk_python, args, events) -> list[dict]:
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
 @pytest.mark.parametrize("show", ["all", "spikes"])
 def test_distributed_equals_one_process(splunk_home, splunk_python, dataset, show):
-    everything, parts = with_a_resent_batch(DATASETS[dataset](), seed=len(dataset))
+    events = DATASETS[dataset]()
+    everything, parts = with_a_resent_batch(events, seed=len(dataset))
     args = [f"show={show}"]
     expected = one_process(splunk_home, splunk_python, args, everything)
+    assert expected == one_process(splunk_home, splunk_python, args, events)  # the re-sent batch adds nothing
     run = scpv2.run_distributed(command(splunk_home, splunk_python), args, parts, env=splunk_home.env())
     assert run.probe.getinfo["type"] == "reporting"
     assert run.preop[0] == "phase=map" and "span=3600" in run.preop

@@ -1066,7 +1066,9 @@ def render(**kw: Any) -> str:
             )
             v = {rr.real.name: rr.verdicts["iamspike"] for rr in reals if "iamspike" in rr.verdicts}
             if v:
-                hit, total = realsets.positives(v)
+                hit, total = realsets.positives(
+                    (rr.real, rr.verdicts["iamspike"]) for rr in reals if "iamspike" in rr.verdicts
+                )
                 names = "; ".join(f"{n}: {', '.join(x.false_names)}" for n, x in v.items() if x.false_names)
                 out += [f"iamspike: {hit} of {total} real positives; false alerts: {names or 'none'}.", ""]
     if kw["kept"]:

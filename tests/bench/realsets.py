@@ -16,7 +16,7 @@ import os
 import random
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -215,13 +215,10 @@ def judge(rs: RealSet, alerts: Sequence[R.Candidate]) -> Verdict:
     return Verdict(passed, len(alerts), len(false), names)
 
 
-def positives(verdicts: Mapping[str, Verdict]) -> tuple[int, int]:
-    """(positive checks passed, positive checks) over the sets."""
+def positives(results: Iterable[tuple[RealSet, Verdict]]) -> tuple[int, int]:
+    """(positive checks passed, positive checks) over (set, verdict) pairs."""
     hit = total = 0
-    for rs in SETS:
-        v = verdicts.get(rs.name)
-        if v is None:
-            continue
+    for rs, v in results:
         for check, ok in zip(rs.checks, v.checks):
             if check.must:
                 total += 1

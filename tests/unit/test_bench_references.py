@@ -428,3 +428,35 @@ def test_real_set_history_keeps_attackers_and_failure_streams_new() -> None:
     assert any(r.get("errorCode") == "AccessDenied" for r in history)  # its own failure rate
     assert len({r["eventID"] for r in history}) == len(history)
     assert realsets.with_history(rs, records, days=10) == out  # seeded
+
+
+def test_real_set_checks_judge_positives_negatives_and_false_alerts() -> None:
+    from bench import realsets
+
+    role = "arn:aws:iam::1:role/stratus-red-team-get-usr-data-role"
+    rs = realsets.RealSet(
+        "t",
+        (),
+        (
+            realsets.Check("role flagged", "principal", "get-usr-data-role", (T0, T0 + 3600)),
+            realsets.Check("service quiet", "principal", "delivery.logs.amazonaws.com", must=False),
+        ),
+        "",
+    )
+
+    def cand(entity_type: str, principal: str, t: int) -> R.Candidate:
+        return R.Candidate("m", entity_type, "1", principal, t, 60.0)
+
+    caught = realsets.judge(rs, [cand("principal", role, T0), cand("account", "", T0)])
+    assert (caught.checks, caught.alerts, caught.false, caught.false_names) == (
+        [True, True],
+        2,
+        1,
+        ["account:1"],
+    )
+    late = realsets.judge(rs, [cand("principal", role, T0 + 3600)])  # outside the window
+    assert (late.checks, late.false) == ([False, True], 1)
+    noisy = realsets.judge(rs, [cand("principal", "delivery.logs.amazonaws.com", T0)])
+    assert noisy.checks == [False, False] and noisy.false == 1
+    assert realsets.positives([(rs, caught)]) == (1, 1)
+    assert realsets.positives([(rs, late), (rs, caught)]) == (1, 2)

@@ -153,7 +153,7 @@ class Tally:
         self.skipped: Counter = Counter()
         self.messages: list[str] = []
         self._seen: set[str] = set()  # digests of the raw events counted
-        self._merged: dict[tuple, object] = {}  # digests of count-row entries: str, then a set
+        self._digests: dict[tuple, object] = {}  # count-row entries' digests: a text, then a list
         self._identities: dict[tuple, tuple[str, str, bool]] = {}
 
     # ---- what came in
@@ -359,7 +359,7 @@ class Tally:
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
         span, counted, sources = self.span, self.counted, self.sources
-        counts, merged, services = self.counts, self._merged, self.services
+        counts, digests_of, services = self.counts, self._digests, self.services
         decode, skip = _DECODER.raw_decode, len(COUNT_VERSION)
         for row in rows:
             text = row[counts_i]
@@ -398,11 +398,15 @@ class Tally:
                 if (code and not counted[code]) or (sources and source not in sources):
                     continue
                 key = (start, account, principal, source, api, code, ip, agent)
-                if digests and key in merged:
-                    count = self._merge(key, count, digests)
-                elif digests:
-                    merged[key] = digests
                 counts[key] = counts.get(key, 0) + count
+                if digests:
+                    known = digests_of.get(key)
+                    if known is None:
+                        digests_of[key] = digests
+                    elif known.__class__ is str:
+                        digests_of[key] = [known, digests]
+                    else:
+                        known.append(digests)
 
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])
@@ -415,19 +419,20 @@ class Tally:
             if message not in self.messages:
                 self.messages.append(str(message))
 
-    def _merge(self, key: tuple, count: int, digests: str) -> int:
-        """How many of an entry's events are new: those whose digest no earlier row of the same
-        key had (the earlier digests are held as text until a second row needs them)."""
-        try:
-            fresh = _digest_set(digests)
-            known = self._merged[key]
-            if isinstance(known, str):
-                known = self._merged[key] = _digest_set(known)
-        except ValueError:
-            return count  # not our digests: count as sent
-        before = len(known)
-        known |= fresh
-        return count - len(digests) // DIGEST_CHARS + (len(known) - before)
+    def drop_duplicates(self) -> None:
+        """Take out of the counts the events that more than one count row carried (the same
+        digest under the same key: an event two indexers both counted). Call before reading the
+        counts; each key is settled once."""
+        for key, texts in self._digests.items():
+            if texts.__class__ is str:
+                continue
+            sent = sum(len(text) // DIGEST_CHARS for text in texts)
+            try:
+                distinct = set(array("Q", bytes.fromhex("".join(texts))))
+            except ValueError:
+                continue  # not our digests: counted as sent
+            self.counts[key] -= sent - len(distinct)
+            self._digests[key] = array("Q", distinct).tobytes().hex()
 
     # ---- what goes out
 
@@ -483,8 +488,3 @@ def _finite(text: str) -> float | None:
     except ValueError:
         return None
     return value if math.isfinite(value) else None
-
-
-def _digest_set(text: str) -> set[int]:
-    """The digests in a count-row entry as 64-bit numbers (ValueError if it is not hex digits)."""
-    return set(array("Q", bytes.fromhex(text)))

@@ -147,6 +147,7 @@ class Detector:
     def results(self) -> list[dict[str, object]]:
         """Score everything accumulated; rows per the engine API (show=spikes|all|state)."""
         entries = [*self._entries.values(), *self._ranges]
+        self.tally.drop_duplicates()
         return ResultsPass(self.options, self.tally, entries, self._messages).rows()
 
 

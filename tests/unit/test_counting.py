@@ -132,6 +132,11 @@ def test_an_event_counted_by_two_partitions_counts_once() -> None:
     for part in (first, second, first):
         header, rows = encoded(part)
         reduced.add_count_rows(index_of(header), rows)
+    reduced.drop_duplicates()
+    assert sum(reduced.counts.values()) == 20
+    header, rows = encoded(second)  # a fourth copy after the first settlement
+    reduced.add_count_rows(index_of(header), rows)
+    reduced.drop_duplicates()
     assert sum(reduced.counts.values()) == 20
 
 

@@ -124,3 +124,30 @@ def test_fold_adds_the_engines_account_and_principal(splunk_home, splunk_python)
         assert row["eventID"] == event["eventID"] and row["account"] == "107513503799"
     burst = [row for row in session.rows if row.get("userIdentity.arn") == TEMP_USER]
     assert burst and all(row["principal"] == TEMP_USER for row in burst)
+
+
+def test_records_past_splunks_extraction_limits_count_under_their_account(splunk_home, splunk_python):
+    """Every failed call of PwnedLabs, made by a caller of another account, padded past
+    ``[spath] extraction_cutoff`` and ``[kv] limit`` (``eventID`` and ``recipientAccountId`` then
+    never extracted) and presented as Splunk would, some sent twice: the map phase reads those
+    rows' ``_raw``, so each counts once and in the account called, as on the whole records."""
+    folder = CLOUDTRAIL / "pwnedlabs_incident_3252"
+    if not folder.is_dir():
+        pytest.skip(f"{folder} is not on this machine")
+    records = scpv2.load_cloudtrail(str(folder))
+    padded = []
+    for record in records:
+        if record.get("errorCode"):
+            caller = dict(record["userIdentity"], accountId="999999999999")  # a cross-account caller
+            pad = {f"filter{n:03d}": "x" * 40 for n in range(120)}
+            record = dict(record, userIdentity=caller, requestParameters=pad)
+        padded.append(record)
+    whole = [scpv2.splunk_event(record) for record in padded]
+    cut = [scpv2.cut_extraction(record) for record in padded]
+    assert sum(1 for event in cut if "eventID" not in event) == sum(1 for r in padded if r.get("errorCode"))
+    argv = command(splunk_home, splunk_python)
+    expected = one_process(splunk_home, splunk_python, ["show=all"], whole)
+    resent = cut[:100]  # sent again to the other indexer: counted once only if eventID is read
+    run = scpv2.run_distributed(argv, ["show=all"], [cut[0::2], cut[1::2] + resent], env=splunk_home.env())
+    assert run.report.errors == [] and run.report.messages == []
+    assert run.report.rows == expected and any(row["principal"] == TEMP_USER for row in expected)

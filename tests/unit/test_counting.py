@@ -160,6 +160,7 @@ def test_a_record_past_splunks_extraction_limits_counts_under_its_account_and_pr
     )
     record = copy.deepcopy(next(chosen))
     record["requestParameters"] = {f"filter{n:03d}": "x" * 40 for n in range(120)}  # > 5,000 B, > 100
+    record["userIdentity"]["accountId"] = "999999999999"  # a caller from another account
     event = scpv2.cut_extraction(record)
     assert len(event["_raw"]) > scpv2.EXTRACTION_CUTOFF
     assert "eventID" not in event and "recipientAccountId" not in event and event.get("errorCode")
@@ -167,7 +168,7 @@ def test_a_record_past_splunks_extraction_limits_counts_under_its_account_and_pr
     expected = tally()
     expected.add_records([record])
     got = tally()
-    got.add_rows(header, [[str(event[name]) for name in header]])
+    got.add_rows(header, [[str(event[name]) for name in header]] * 2)  # sent twice
     assert got.counts == expected.counts
     ((_, account, principal, *_),) = got.counts
     assert (account, principal) == ("107513503799", temp_user)

@@ -40,8 +40,11 @@ def top(counts: Mapping[str, int], n: int = TOP) -> str:
     return ", ".join(f"{name} ({count})" for name, count in ranked)
 
 
-def _num(value: float) -> str:
-    return (f"{value:.1f}") if value < 10 else str(round(value))
+def number(value: float) -> str:
+    """How the reason writes ``expected`` and ``upper``: the row's value (rounded to 3 decimals)
+    to 3 significant digits below 10 (``0.05``, ``4``, ``9.83``), whole above."""
+    value = round(value, 3)
+    return f"{value:.3g}" if value < 10 else str(round(value))
 
 
 def reason(
@@ -56,23 +59,39 @@ def reason(
     insufficient_history: int | None = None,
     peers: int = 0,
     seasonal: int = 0,
+    peer_kind: str = "principal",
 ) -> str:
-    """One sentence a human reads: what happened against what was expected, and why."""
+    """One sentence a human reads: what happened against what was expected, and why it stands out.
+
+    ``onset``: held down as failures from silence (breadth is what stands out);
+    ``insufficient_history``: bins of data before this one when too few (compared with ``peers``
+    other entities of its kind, ``peer_kind``); ``seasonal``: days whose same time of day the
+    expectation used."""
     text = (
-        f"{entity} had {failures} failed calls in {span_text}, expected {_num(expected)}"
-        f" (upper {_num(upper)}), across {apis} API{'' if apis == 1 else 's'}"
+        f"{entity} had {failures} failed calls in {span_text}, expected {number(expected)}"
+        f" (upper {number(upper)}), across {apis} API{'' if apis == 1 else 's'}"
         f" and {codes} error code{'' if codes == 1 else 's'}"
     )
     notes = []
     if insufficient_history is not None:
-        plural = "" if peers == 1 else "s"
-        notes.append(
-            f"insufficient history ({insufficient_history} bins), prior pooled from {peers} peer{plural}"
-        )
+        before = f"only {insufficient_history}" if insufficient_history else "no"
+        data = f"the data has {before} bin{'' if insufficient_history == 1 else 's'} of {span_text} before it"
+        if peers:
+            others = f"{peers} other {peer_kind}{'' if peers == 1 else 's'}"
+            if peer_kind == "principal":
+                others += " of its account"
+            notes.append(f"{data}, so it is compared with what the {others} usually fail")
+        else:
+            notes.append(f"{data}, and nothing to compare it with")
     if onset:
-        notes.append("failures started from silence, so the distinct APIs decide")
+        if apis > 1:
+            notes.append(
+                f"it had no failures before, so what stands out is that {apis} different APIs failed"
+            )
+        else:
+            notes.append("it had no failures before, and they are all on 1 API")
     if seasonal:
-        notes.append(f"same hour of the last {seasonal} days considered")
+        notes.append(f"compared with the same time of day on the last {seasonal} days")
     if notes:
         text += "; " + "; ".join(notes)
     return text + "."
@@ -92,7 +111,7 @@ def explain(
     seasonal: int,
     notes: Sequence[str] = (),
 ) -> dict[str, object]:
-    """The explanation fields of one output row; ``notes`` extend the reason (what decided)."""
+    """The explanation fields of one output row; ``notes`` extend the reason (what stands out)."""
     entity = short_name(principal) if principal else f"account {account}"
     text = reason(
         entity,
@@ -106,6 +125,7 @@ def explain(
         insufficient_history,
         peers,
         seasonal,
+        "principal" if principal else "account",
     )
     if notes:
         text = text[:-1] + "; " + "; ".join(notes) + "."

@@ -395,15 +395,17 @@ class ResultsPass:
             ):
                 spread_counts, spread_base = spread
                 notes.append(
-                    f"{int(spread_counts[t, e])} of its principals failed"
-                    f" (usually {float(spread_base.expected[t, e]):.0f}), which decides"
+                    f"{int(spread_counts[t, e])} of its principals failed at once"
+                    f" (usually {float(spread_base.expected[t, e]):.0f})"
                 )
             if scored.lifted[i] and failures > 0:
                 if console is not None and not hold[i]:
-                    why = f"{int(console[i])} failed console sign-ins, never automation, are not held down"
+                    why = f"{int(console[i])} of them are failed console sign-ins, typed by a person"
                 else:
-                    why = f"{failures} failures against min_failures={o.min_failures} lift the hold-down"
-                notes.append(f"failures started from silence: {why}")
+                    why = (
+                        f"{failures} at once are too many for a routine start (min_failures {o.min_failures})"
+                    )
+                notes.append(f"it had no failures before, and {why}")
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -336,7 +336,10 @@ def test_a_console_login_burst_from_silence_flags_the_principal() -> None:
     assert flagged(rows) == [60]
     row = next(r for r in rows if r["principal"] == USER)
     assert row["top_error_codes"] == "ConsoleLoginFailure (15)" and row["distinct_apis"] == 1
-    assert "15 failed console sign-ins, never automation, are not held down." in row["reason"]
+    assert (
+        "it had no failures before, and 15 of them are failed console sign-ins, typed by a person."
+        in row["reason"]
+    )
     # the same 15 failures as API denials on one API stay held down (below 4x min_failures)
     assert flagged(run(background() + burst(60, 15, ["ListUsers"]))) == []
     # and a few failed sign-ins (a mistyped password) stay below min_failures
@@ -361,8 +364,11 @@ def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
         ("principal", 0),
         ("account", 60),
     ]
-    assert "60 failures against min_failures=5 lift the hold-down." in rows[0]["reason"]
-    assert "31 of its principals failed (usually 1), which decides." in rows[1]["reason"]
+    assert (
+        "it had no failures before, and 60 at once are too many for a routine start (min_failures 5)."
+        in rows[0]["reason"]
+    )
+    assert "31 of its principals failed at once (usually 1)." in rows[1]["reason"]
 
 
 # ------------------------------------------------------------------------------------ novelty

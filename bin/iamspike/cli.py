@@ -23,7 +23,16 @@ from iamspike import formats
 from iamspike.engine import Detector
 from iamspike.failures import ErrorClasses
 from iamspike.files import FileError, FileReader, RowReader
-from iamspike.options import BY_VALUES, SHOW_VALUES, OptionError, Options, parse_options
+from iamspike.options import (
+    BY_VALUES,
+    DURATIONS,
+    OPTION_SPECS,
+    SHOW_VALUES,
+    OptionError,
+    Options,
+    OptionSpec,
+    parse_options,
+)
 
 # The error-class lookup inside the installed wheel (pyproject.toml copies it there); in the app
 # and in a checkout there is none, and the engine reads the app's lookups/ folder.
@@ -32,22 +41,8 @@ PACKAGED_LOOKUP = os.path.join(
 )
 # Every option of the search command is a flag, but phase: how splunkd distributes the command
 # (map on the indexers, fold for drilldowns); the CLI always scores.
-OPTION_NAMES = tuple(f.name for f in dataclasses.fields(Options) if f.compare and f.name != "phase")
-HELP = {
-    "span": "bin width",
-    "by": "entities scored",
-    "sensitivity": "higher flags more, lower flags less",
-    "min_failures": "fewest failures in a bin that can be flagged",
-    "show": "spikes, every bin, or the baselines (state rows)",
-    "classes": "error classes that count as failures (comma-separated)",
-    "event_sources": "only these services (comma-separated; iam means iam.amazonaws.com)",
-    "count_field": "read pre-aggregated rows (CSV or JSON lines with _time, account, principal"
-    " and this field) instead of CloudTrail records",
-    "threshold": "score (0-100) at or above which a bin is flagged",
-    "history": "history kept in state rows",
-    "half_life": "decay of old history in the baseline",
-    "min_history": "below this much history a principal is scored against its peers",
-}
+SPECS = tuple(spec for spec in OPTION_SPECS if spec.cli)
+OPTION_NAMES = tuple(spec.name for spec in SPECS)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -66,17 +61,18 @@ def flag(key: str) -> str:
     return "--" + key.replace("_", "-")
 
 
-def _allowed(key: str, lookup: str | None) -> str:
-    if key == "by":
-        return "|".join(BY_VALUES)
-    if key == "show":
-        return "|".join(SHOW_VALUES)
-    if key == "classes":
+def _allowed(spec: OptionSpec, lookup: str | None) -> str:
+    """The allowed values of a flag: the spec's, the error classes from the lookup in use."""
+    if spec.name == "classes":
         try:
-            return ", ".join(sorted(ErrorClasses.load(lookup).classes()))
+            return (
+                "one or more of "
+                + ", ".join(sorted(ErrorClasses.load(lookup).classes()))
+                + ", comma-separated"
+            )
         except (OSError, ValueError):
-            return ""
-    return ""
+            pass
+    return spec.allowed_values
 
 
 def build_parser(prog: str = "iamspike", lookup: str | None = None) -> argparse.ArgumentParser:
@@ -93,19 +89,17 @@ def build_parser(prog: str = "iamspike", lookup: str | None = None) -> argparse.
         metavar="PATH",
         help='CloudTrail files or folders: {"Records": [...]}, JSON arrays, JSON lines, gzip or not',
     )
-    defaults = Options()
-    group = parser.add_argument_group("search-command options (SPL key=value)")
-    for key in OPTION_NAMES:
-        allowed = _allowed(key, lookup)
-        text = f"{HELP.get(key, key)}; SPL {key}=; default {formats.option_text(key, getattr(defaults, key))}"
-        metavar = (
-            "DURATION" if key in formats.DURATIONS else (allowed if key in ("by", "show") else key.upper())
-        )
+    group = parser.add_argument_group("search-command options (--min-failures is SPL min_failures=)")
+    for spec in SPECS:
+        choices = spec.name in ("by", "show")
         group.add_argument(
-            flag(key),
-            dest=key,
-            metavar=metavar,
-            help=text + (f"; one or more of {allowed}" if key == "classes" and allowed else ""),
+            flag(spec.name),
+            dest=spec.name,
+            metavar="|".join(BY_VALUES if spec.name == "by" else SHOW_VALUES)
+            if choices
+            else ("DURATION" if spec.name in DURATIONS else spec.name.upper()),
+            help=f"{spec.help}; default {spec.default.strip('()')}"
+            + ("" if choices else f"; allowed {_allowed(spec, lookup)}"),
         )
     own = parser.add_argument_group("output")
     own.add_argument("--format", choices=formats.FORMATS, default="table", help="default table")
@@ -135,9 +129,11 @@ def _values_to_flags(args: list[str], value_flags: set[str], known: set[str]) ->
 def options_from_args(args: argparse.Namespace, lookup: str | None) -> Options:
     """Options from the flags; OptionError naming the flag (``--span 0h: ...``)."""
     given = {key: getattr(args, key) for key in OPTION_NAMES if getattr(args, key) is not None}
+    checked: list[str] = []  # in SPL order, so half_life is checked with the span given before it
     for key, value in given.items():
         try:
-            parse_options([f"{key}={value}"], lookup=lookup)
+            parse_options([*checked, f"{key}={value}"], lookup=lookup)
+            checked.append(f"{key}={value}")
         except OptionError as exc:
             text = str(exc)
             text = text[len(key) + 2 :] if text.startswith(key + ": ") else text  # the flag names it

@@ -17,15 +17,12 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TextIO
 
 from iamspike.engine import OUTPUT_FIELDS
-from iamspike.options import BY_VALUES, span_text
+from iamspike.options import BY_VALUES, DURATIONS, span_text
 
 SUMMARY_FIELDS = OUTPUT_FIELDS[: OUTPUT_FIELDS.index("distinct_apis") + 1]
 FORMATS = ("table", "csv", "json")
 MIN_WIDTH = 60
 _ITEM = re.compile(r"(.+?\(\d+\))(?:, |$)")  # one ``name (count)`` of an engine top_* list
-
-
-DURATIONS = ("span", "history", "half_life", "min_history")  # options given as 5m, 1h, 7d...
 
 
 def option_text(key: str, value: object) -> str:

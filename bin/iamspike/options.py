@@ -40,10 +40,24 @@ class Options:
     lookup: str | None = field(default=None, compare=False)  # error-class CSV (default: app's)
 
 
+# The ranges the parsers check (low, high; durations in seconds); --help shows them from here.
+RANGES: dict[str, tuple[float, float]] = {
+    "span": (durations.MIN_SPAN, durations.MAX_SPAN),
+    "sensitivity": (0.01, 100.0),
+    "threshold": (1.0, 99.0),
+    "min_failures": (1, 10**9),
+    "history": (3600, 400 * 86400),
+    "half_life": (300, 400 * 86400),
+    "min_history": (0, 90 * 86400),
+}
+DURATIONS = ("span", "history", "half_life", "min_history")  # options given as 5m, 1h, 7d...
+
+
 @dataclass(frozen=True)
 class OptionSpec:
     """One option as users see it (the CLI's --help reads these): SPL name, default as typed,
-    allowed values, one line of help; ``cli`` False for options only the search command has."""
+    allowed values (for an option in RANGES: what it needs besides its range), one line of help;
+    ``cli`` False for options only the search command has."""
 
     name: str
     default: str
@@ -51,25 +65,52 @@ class OptionSpec:
     help: str
     cli: bool = True
 
+    @property
+    def allowed_values(self) -> str:
+        """``"5m..1d, whole minutes"``: the range from RANGES, then ``allowed``."""
+        if self.name not in RANGES:
+            return self.allowed
+        low, high = (_value_text(self.name, v) for v in RANGES[self.name])
+        return f"{low}..{high}" + (f", {self.allowed}" if self.allowed else "")
+
+
+def _value_text(key: str, value: float) -> str:
+    if key in DURATIONS:
+        return span_text(int(value)) if value else "0"
+    return str(int(value)) if value == int(value) else f"{value:g}"
+
 
 # In SPL order; a default in parentheses is "not set". A unit test parses the defaults to Options().
 OPTION_SPECS = (
-    OptionSpec("span", "1h", "5m..1d, whole minutes", "width of the time bins"),
+    OptionSpec("span", "1h", "whole minutes", "width of the time bins"),
     OptionSpec("by", "both", "account, principal, both", "which entities are scored"),
-    OptionSpec("sensitivity", "1", "0.01..100", "higher flags more"),
-    OptionSpec("threshold", "50", "1..99", "score at or above which a bin is flagged"),
-    OptionSpec("min_failures", "5", "1..1000000000", "fewest failures in a bin that can be flagged"),
-    OptionSpec("show", "spikes", "spikes, all, state", "flagged bins, every bin, or the saved state"),
+    OptionSpec("sensitivity", "1", "", "higher flags more, lower flags less"),
+    OptionSpec("threshold", "50", "", "score at or above which a bin is flagged"),
+    OptionSpec("min_failures", "5", "", "fewest failures in a bin that can be flagged"),
     OptionSpec(
-        "classes", "authorization", "classes of lookups/iamspike_error_classes.csv", "errors that count"
+        "show", "spikes", "spikes, all, state", "flagged bins, every bin, or the baselines (state rows)"
     ),
-    OptionSpec("event_sources", "(all)", "services, e.g. iam,sts", "count only these services"),
     OptionSpec(
-        "count_field", "(none)", "a field name", "rows are pre-aggregated, the count is in this field"
+        "classes",
+        "authorization",
+        "classes of lookups/iamspike_error_classes.csv, comma-separated",
+        "errors that count as failures",
     ),
-    OptionSpec("history", "30d", "1h..400d", "history kept by show=state"),
-    OptionSpec("half_life", "7d", "5m..400d, at least one span", "how fast old history fades"),
-    OptionSpec("min_history", "1d", "0..90d", "below this, insufficient history: prior pooled from peers"),
+    OptionSpec(
+        "event_sources",
+        "(all)",
+        "services, comma-separated (iam means iam.amazonaws.com)",
+        "count only these services",
+    ),
+    OptionSpec(
+        "count_field",
+        "(none)",
+        "a field name",
+        "rows are pre-aggregated (CSV or JSON lines with _time, account, principal), the count in this field",
+    ),
+    OptionSpec("history", "30d", "", "history kept by show=state"),
+    OptionSpec("half_life", "7d", "at least one span", "how fast old history fades"),
+    OptionSpec("min_history", "1d", "", "below this much history, an entity is compared with its peers"),
     OptionSpec("phase", "(report)", "map, fold", "the search command's streaming phases", cli=False),
 )
 
@@ -95,17 +136,23 @@ def _number(key: str, value: str, low: float, high: float, integer: bool = False
         kind = "a whole number" if integer else "a number"
         raise OptionError(f"{key} must be {kind}, got '{value}'") from None
     if not (low <= number <= high) or (not integer and not math.isfinite(number)):
-        raise OptionError(f"{key} must be between {low:g} and {high:g}, got '{value}'")
+        raise OptionError(
+            f"{key} must be between {_value_text(key, low)} and {_value_text(key, high)}, got '{value}'"
+        )
     return number
 
 
-def _duration(key: str, value: str, low: int, high: int) -> int:
+def _duration(key: str, value: str, low: float, high: float) -> int:
+    if low == 0 and value == "0":  # the one duration that is not positive, where the range has it
+        return 0
     try:
         seconds = durations.parse_duration(value)
     except ValueError as exc:
         raise OptionError(f"{key}: {exc}") from None
     if not low <= seconds <= high:
-        raise OptionError(f"{key} must be between {low}s and {high}s, got '{value}'")
+        raise OptionError(
+            f"{key} must be between {_value_text(key, low)} and {_value_text(key, high)}, got '{value}'"
+        )
     return seconds
 
 
@@ -183,12 +230,12 @@ _PARSERS = {
     "classes": _parse_classes,
     "event_sources": _parse_sources,
     "count_field": _parse_count_field,
-    "sensitivity": lambda v: _number("sensitivity", v, 0.01, 100.0),
-    "threshold": lambda v: _number("threshold", v, 1.0, 99.0),
-    "min_failures": lambda v: int(_number("min_failures", v, 1, 10**9, True)),
-    "history": lambda v: _duration("history", v, 3600, 400 * 86400),
-    "half_life": lambda v: _duration("half_life", v, 300, 400 * 86400),
-    "min_history": lambda v: _duration("min_history", v, 0, 90 * 86400),
+    "sensitivity": lambda v: _number("sensitivity", v, *RANGES["sensitivity"]),
+    "threshold": lambda v: _number("threshold", v, *RANGES["threshold"]),
+    "min_failures": lambda v: int(_number("min_failures", v, *RANGES["min_failures"], True)),
+    "history": lambda v: _duration("history", v, *RANGES["history"]),
+    "half_life": lambda v: _duration("half_life", v, *RANGES["half_life"]),
+    "min_history": lambda v: _duration("min_history", v, *RANGES["min_history"]),
 }
 # Former option names still accepted (none renamed so far: the option names are the SPL words).
 _ALIASES: dict[str, str] = {}

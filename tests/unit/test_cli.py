@@ -7,11 +7,13 @@ import csv
 import io
 import json
 import pathlib
+import re
 import subprocess
 import sys
 
 import pytest
 from iamspike import cli, formats
+from iamspike.durations import parse_duration
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 PWNED = ROOT.parent / "shared" / "data" / "cloudtrail" / "pwnedlabs_incident_3252"
@@ -85,7 +87,8 @@ def test_csv_and_table(tmp_path: pathlib.Path) -> None:
         (["--classes", "nosuch"], "--classes nosuch: unknown error class 'nosuch'"),
         (["--count-field", "a b"], "--count-field a b: count_field must be a field name"),
         (["--half-life", "10m"], "--half-life 10m: half_life must be at least one span"),
-        (["--span", "2h", "--half-life", "1h"], "--span, --half-life: half_life must be at least one span"),
+        (["--span", "2h", "--half-life", "1h"], "--half-life 1h: half_life must be at least one span"),
+        (["--min-history", "-1h"], "--min-history -1h: "),
         (["--bogus"], "unrecognized arguments: --bogus"),
         (["--format", "xml"], "argument --format: invalid choice: 'xml'"),
         (["--show", "state", "--report", "r.html"], "--report needs --show spikes or all"),
@@ -122,10 +125,67 @@ def test_help_shows_defaults_and_allowed_values_from_the_engine(capsys: pytest.C
     for flag in ("--span", "--by", "--min-failures", "--count-field", "--event-sources", "--half-life"):
         assert flag in text
     assert "--phase" not in text
-    for shown in ("SPL span=; default 1h", "--by account|principal|both", "--show spikes|all|state"):
+    for shown in (
+        "--span DURATION width of the time bins; default 1h; allowed 5m..1d, whole minutes",
+        "--sensitivity SENSITIVITY higher flags more, lower flags less; default 1; allowed 0.01..100",
+        "--min-failures MIN_FAILURES fewest failures in a bin that can be flagged; default 5;"
+        " allowed 1..1000000000",
+        "--by account|principal|both which entities are scored; default both",
+        "--show spikes|all|state",
+        "default 7d; allowed 5m..400d, at least one span",
+    ):
         assert shown in text
-    assert "default both" in text and "default 30d" in text and "default 7d" in text
-    assert "default authorization; one or more of " in text and " not_found, " in text
+    assert "default authorization; allowed one or more of " in text and " not_found, " in text
+    assert "(--min-failures is SPL min_failures=)" in text
+
+
+def _help_range(text: str, name: str) -> tuple[str, str]:
+    found = re.search(rf"{cli.flag(name)} [A-Z_]+ [^;]*; default [^;]*; allowed (\S+)\.\.([^,\s]+)", text)
+    assert found, name
+    return found[1], found[2]
+
+
+def _refused(name: str, value: str, *more: str) -> str:
+    """The error for ``--name=value`` ("" when the flag is accepted)."""
+    args = cli.build_parser().parse_args([f"{cli.flag(name)}={value}", *more, "logs/"])
+    try:
+        cli.options_from_args(args, None)
+    except cli.OptionError as exc:
+        return str(exc)
+    return ""
+
+
+# Each ranged flag: just outside its range, in the flag's own unit (seconds for durations).
+OUTSIDE = {
+    "span": (lambda low: f"{int(low) - 60}s", lambda high: f"{int(high) + 60}s"),
+    "sensitivity": (lambda low: f"{low / 2:g}", lambda high: f"{high * 1.01:g}"),
+    "threshold": (lambda low: f"{low - 0.5:g}", lambda high: f"{high + 0.5:g}"),
+    "min_failures": (lambda low: f"{int(low) - 1}", lambda high: f"{int(high) + 1}"),
+    "history": (lambda low: f"{int(low) - 1}s", lambda high: f"{int(high) + 1}s"),
+    "half_life": (lambda low: f"{int(low) - 1}s", lambda high: f"{int(high) + 1}s"),
+    "min_history": (lambda low: "-1s", lambda high: f"{int(high) + 1}s"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(OUTSIDE))
+def test_the_range_help_names_is_the_range_the_flag_accepts(
+    name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["--help"])
+    low, high = _help_range(" ".join(capsys.readouterr().out.split()), name)
+    more = ("--span=5m",) if name == "half_life" else ()  # half_life is at least one span
+    assert _refused(name, low, *more) == "" and _refused(name, high, *more) == ""
+    duration = name in ("span", "history", "half_life", "min_history")
+    low_value, high_value = (
+        0 if v == "0" else parse_duration(v) if duration else float(v) for v in (low, high)
+    )
+    below, above = (edge(value) for edge, value in zip(OUTSIDE[name], (low_value, high_value)))
+    for outside in (below, above):
+        message = _refused(name, outside, *more)
+        assert message.startswith(f"{cli.flag(name)} {outside}: "), message
+        if outside != "-1s":  # a negative duration is refused as not a duration at all
+            assert f" must be between {low} and {high}, got '{outside}'" in message, message
 
 
 def test_count_field_reads_pre_aggregated_rows_csv_and_json(tmp_path: pathlib.Path) -> None:

@@ -74,15 +74,20 @@ def reason(
     )
     notes = []
     if insufficient_history is not None:
-        before = f"only {insufficient_history}" if insufficient_history else "no"
-        data = f"the data has {before} bin{'' if insufficient_history == 1 else 's'} of {span_text} before it"
+        n = insufficient_history
+        data = (
+            f"the data has only {n} bin{'' if n == 1 else 's'} of {span_text} before it"
+            if n
+            else f"it is in the first {span_text} of the data"
+        )
         if peers:
             others = f"{peers} other {peer_kind}{'' if peers == 1 else 's'}"
             if peer_kind == "principal":
                 others += " of its account"
-            notes.append(f"{data}, so it is compared with what the {others} usually fail")
+            fail = "fails" if peers == 1 else "fail"
+            notes.append(f"{data}, so it is compared with what the {others} usually {fail}")
         else:
-            notes.append(f"{data}, and nothing to compare it with")
+            notes.append(f"{data}, with nothing to compare it with")
     if onset:
         if apis > 1:
             notes.append(

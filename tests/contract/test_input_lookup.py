@@ -125,16 +125,20 @@ def test_sigkill_then_restart_loses_nothing_and_repeats_nothing(
 ):
     records = make_records(600, time.time() - 120, step=30)
     lookup_server.load(records)
-    # 0.5 requests/s: a page every 2 s, so the kill below lands while the input waits for its next
-    # rate-limiter token, i.e. after a page was handed to splunkd and checkpointed, even on a loaded
-    # machine. (A kill between the flush and the checkpoint write would replay that one page: the
-    # at-least-once window every modular input has; see docs/inputs.md.)
+    # 0.5 requests/s: a page every 2 s, so the run is far from done when the next request is made
+    # to hang; the kill lands while the input waits on it, i.e. after every page before it was
+    # handed to splunkd and checkpointed, however loaded the machine. (A kill between the flush
+    # and the checkpoint write would replay that one page: the at-least-once window every modular
+    # input has; see docs/inputs.md.)
+    lookup_server.hang_seconds = 30.0
     first = start(
         splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt", requests_per_second="0.5"
     )
-    seen = first.wait_for(200, timeout=90)
+    seen = first.wait_for(200)
     assert len(seen) >= 200
-    time.sleep(1.0)
+    lookup_server.inject("hang")
+    received = lookup_server.received
+    assert first.wait_until(lambda: lookup_server.received > received)  # the next request is stuck
     first.kill()
     second = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
     assert second.wait(120) == 0, second.stderr
@@ -228,8 +232,7 @@ def test_sigterm_while_aws_is_slow_still_stops_within_5_s(
     assert len(first.wait_for(50, timeout=60)) >= 50
     lookup_server.inject("hang")
     received = lookup_server.received
-    while lookup_server.received == received and first.proc.poll() is None:
-        time.sleep(0.02)  # until the next request is stuck in the slow server
+    assert first.wait_until(lambda: lookup_server.received > received)  # the next request is stuck
     assert first.terminate() < 5
     second = start(splunk_python, fresh_splunk_home, lookup_server, tmp_path / "ckpt")
     assert second.wait(120) == 0, second.stderr

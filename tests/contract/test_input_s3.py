@@ -99,7 +99,8 @@ def test_stopped_mid_file_then_restarted_delivers_every_record_once(
     params = {"endpoint_urls": f"s3={fault_proxy.url}"}
     run = start(splunk_python, fresh_splunk_home, name, tmp_path, moto_env, **params)
     assert stall.stalling.wait(60)
-    run.wait_quiet(1.5)
+    run.wait_for(N + 1)  # into the second file
+    run.wait_quiet(1.5)  # every record read so far is out: the input waits in the stalled read
     if stop == "sigkill":
         run.kill()
     else:

@@ -13,7 +13,6 @@ import gzip
 import io
 import json
 import re
-import time
 import urllib.parse
 
 import pytest
@@ -128,7 +127,7 @@ def test_s3_events_through_eventbridge_to_the_queue(
     trail = {"queue": queue, "sqs": sqs}
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
     got = run.wait_for(40, 60)
-    run.wait_for(10**9, 2)
+    run.wait_until(lambda: queue_depth(trail) == 0)  # the message deleted once its file was written
     assert run.terminate() < 5
     assert sorted(modinput.event_ids(run.events())) == sorted(f"eb-{n}" for n in range(40)) and len(got) >= 40
     assert {event.source for event in got} == {f"s3://{unique_name}/{key}"}
@@ -146,6 +145,7 @@ def test_kill_9_mid_file_then_restart_delivers_every_record_once(
     params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "5", "batch_size": "10"}
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
     assert stall.stalling.wait(60)
+    run.wait_until(lambda: any(event_id.startswith("f1-") for event_id in modinput.event_ids(run.events())))
     run.wait_quiet(1.5)  # every record read so far is out: the input waits in the stalled read
     run.kill()
     first = run.events()
@@ -153,7 +153,8 @@ def test_kill_9_mid_file_then_restart_delivers_every_record_once(
     assert 0 < len(written_of_f1) < N  # killed in the middle of a file
     second_run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
     second_run.wait_for(3 * N - len(first), 60)
-    second_run.wait_for(10**9, 8)  # let redeliveries (visibility 5 s) come and go
+    # every message deleted: redeliveries (visibility 5 s) came and were absorbed, none is left
+    second_run.wait_until(lambda: queue_depth(trail) == 0)
     assert second_run.terminate() < 5
     second = second_run.events()
     counts = collections.Counter(modinput.event_ids(first) + modinput.event_ids(second))
@@ -170,6 +171,7 @@ def test_sigterm_stops_within_5_s_and_saves_what_was_written(
     params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "5", "wait_seconds": "20"}
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
     assert stall.stalling.wait(60)
+    run.wait_for(1)
     first = run.wait_quiet(1.5)
     assert 0 < len(first) < N
     assert run.terminate() < 5  # while the download is stalled
@@ -193,8 +195,9 @@ def test_access_denied_and_deleted_objects_are_logged_and_the_input_goes_on(
     fault_proxy.add(match="_denied.json.gz", status=403, code="AccessDenied")
     params = {"endpoint_urls": f"s3={fault_proxy.url}", "visibility_timeout": "30"}
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, **params)
-    events = run.wait_for(5, 30)
-    run.wait_for(10**9, 3)
+    events = run.wait_for(5, 60)
+    run.wait_for_log(f"add s3:GetObject on arn:aws:s3:::{trail['bucket']}/{denied}")
+    run.wait_for_log("deleted after its notification")
     assert run.terminate() < 5
     assert sorted(modinput.event_ids(run.events())) == [f"ok-{n}" for n in range(5)] and len(events) >= 5
     log = modinput.read_log(fresh_splunk_home, KIND)
@@ -223,22 +226,25 @@ def test_bad_files_are_skipped_with_a_log_line_and_never_stall_the_queue(
     }
     for name, body in bodies.items():
         put(trail, log_key("20230826T2030Z", name), body)
-    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
-    run.wait_for(10**9, 6)
-    assert run.terminate() < 5
-    got = set(modinput.event_ids(run.events()))
-    assert {f"good-{n}" for n in range(10)} <= got and {"utf-0", "utf-1", "big-0", "big-2"} <= got
-    assert "big-1" not in got
-    assert queue_depth(trail) == 0
-    log = modinput.read_log(fresh_splunk_home, KIND)
-    for reason in (
+    reasons = (
         "truncated gzip",
         "neither gzip nor JSON",
         "invalid JSON",
         "without a Records array",
         "max_record_bytes",
         "not UTF-8",
-    ):
+    )
+    wanted = {f"good-{n}" for n in range(10)} | {"utf-0", "utf-1", "big-0", "big-2"}
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    run.wait_until(lambda: wanted <= set(modinput.event_ids(run.events())))
+    run.wait_until(lambda: all(reason in run.log() for reason in reasons))
+    run.wait_until(lambda: queue_depth(trail) == 0)
+    assert run.terminate() < 5
+    got = set(modinput.event_ids(run.events()))
+    assert wanted <= got and "big-1" not in got
+    assert queue_depth(trail) == 0
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    for reason in reasons:
         assert reason in log, reason
 
 
@@ -249,9 +255,7 @@ def test_access_denied_on_the_queue_names_the_permission_and_the_input_keeps_pol
     run = start(
         splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, endpoint_urls=f"sqs={fault_proxy.url}"
     )
-    deadline = time.monotonic() + 30
-    while rule.fired < 2 and time.monotonic() < deadline:  # it backs off and tries again
-        time.sleep(0.1)
+    run.wait_until(lambda: rule.fired >= 2)  # it backs off and tries again
     assert run.terminate() < 5
     assert rule.fired >= 2
     log = modinput.read_log(fresh_splunk_home, KIND)
@@ -380,7 +384,7 @@ def test_every_aws_call_goes_through_the_proxy_whose_password_stays_out_of_the_l
     proxy = forward_proxy.url("iamspike", PROXY_PASSWORD)
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env, proxy=proxy)
     events = run.wait_for(30, 60)
-    run.wait_for(10**9, 2)
+    run.wait_until(lambda: queue_depth(trail) == 0)  # the message deleted once its file was written
     assert run.terminate() < 5
     assert (
         sorted(modinput.event_ids(run.events())) == sorted(f"px-{n}" for n in range(30)) and len(events) >= 30
@@ -410,6 +414,7 @@ def test_an_unreachable_proxy_is_named_in_the_log_without_its_password(
 
 
 BIG_RECORDS = 100_000  # ~1 KB each: ~100 MB of JSON
+BIG_SECONDS = 300  # bounds a hang only: the file takes a few seconds, more on a loaded machine
 
 
 @functools.lru_cache(maxsize=1)
@@ -435,13 +440,11 @@ def test_a_100_mb_file_streams_every_record_once_in_flat_memory(
     put(trail, log_key("20230826T2030Z", "small"), log_file(make_records(5, prefix="small")))
     run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
     run.wait_for(5, 60)
-    run.wait_for(10**9, 1)
+    run.wait_until(lambda: queue_depth(trail) == 0)  # done with the small file's message
     baseline = run.peak_rss_mb()  # imports, clients, one small file
     body = big_log_file()
     put(trail, log_key("20230826T2031Z", "big"), body)
-    deadline = time.monotonic() + 60
-    while run.event_count() < BIG_RECORDS + 5 and time.monotonic() < deadline and run.proc.poll() is None:
-        time.sleep(0.2)
+    run.wait_until(lambda: run.event_count() >= BIG_RECORDS + 5, BIG_SECONDS)
     peak = run.peak_rss_mb()
     assert run.terminate() < 5
     ids = re.findall(rb'"eventID": "big-(\d+)"', run.stdout)

@@ -21,7 +21,7 @@ import subprocess
 import threading
 import time
 import xml.etree.ElementTree as ET
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from xml.sax.saxutils import escape, quoteattr
 
@@ -223,9 +223,13 @@ class InputProcess:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time of the running input so far (Linux ``/proc``)."""
-        with open(f"/proc/{self.proc.pid}/stat") as handle:
-            fields = handle.read().rsplit(")", 1)[1].split()
+        fields = self._stat()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def _stat(self) -> list[str]:
+        """The fields of ``/proc/<pid>/stat`` after the command name: state, ppid, ... (Linux)."""
+        with open(f"/proc/{self.proc.pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()
 
     def peak_rss_mb(self) -> float:
         """Peak resident memory of the running input so far, MB (``VmHWM``, Linux ``/proc``)."""
@@ -235,40 +239,51 @@ class InputProcess:
                     return int(line.split()[1]) / 1024
         raise RuntimeError(f"no VmHWM for pid {self.proc.pid}")
 
+    def wait_until(self, condition: Callable[[], object], timeout: float = 60.0) -> bool:
+        """Wait until ``condition()`` holds (or the timeout, or the input's exit); whether it held.
+
+        For waiting on the effect a test then asserts (events, a log line, a queue emptied), never
+        for a fixed time: under load the bare Python's start and imports alone can take a few
+        seconds. ``timeout`` only bounds a hang."""
+        end = time.monotonic() + timeout
+        while not condition():
+            if self.proc.poll() is not None or time.monotonic() >= end:
+                return bool(condition())
+            time.sleep(0.05)
+        return True
+
     def wait_for(self, count: int, timeout: float = 60.0) -> list[Event]:
         """Wait until at least ``count`` complete events arrived (or the timeout, or exit)."""
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            events = self.events()
-            if len(events) >= count or self.proc.poll() is not None:
-                return events
-            time.sleep(0.05)
+        self.wait_until(lambda: len(self.events()) >= count, timeout)
         return self.events()
 
-    def wait_for_log(self, text: str, timeout: float = 60.0) -> str:
-        """Wait until the input's own log holds ``text`` (or the timeout, or exit); the log so far.
+    def log(self) -> str:
+        """The input's own log so far ("" before its first line)."""
+        try:
+            return read_log(self.home, self.kind)
+        except FileNotFoundError:  # not written yet
+            return ""
 
-        Waiting for the effect, not for a fixed time: under load the bare Python's start and
-        imports alone can take most of a few seconds."""
-        end = time.monotonic() + timeout
-        while True:
-            try:
-                log = read_log(self.home, self.kind)
-            except FileNotFoundError:  # not written yet
-                log = ""
-            if text in log or self.proc.poll() is not None or time.monotonic() >= end:
-                return log
-            time.sleep(0.05)
+    def wait_for_log(self, text: str, timeout: float = 60.0, count: int = 1) -> str:
+        """Wait until the input's own log holds ``text`` (``count`` times), or the timeout, or
+        exit; the log so far."""
+        self.wait_until(lambda: self.log().count(text) >= count, timeout)
+        return self.log()
 
     def wait_quiet(self, seconds: float = 1.0, timeout: float = 60.0) -> list[Event]:
-        """Wait until no output arrived for ``seconds`` (the input is blocked or idle)."""
+        """Wait until the input sat blocked for ``seconds`` (in a stalled read, an idle poll): no
+        new output and never seen runnable. A process starved of CPU on a loaded machine is
+        runnable (state ``R``), so it does not count as quiet however long it waits for a core."""
         end = time.monotonic() + timeout
         size, since = len(self.stdout), time.monotonic()
         while time.monotonic() < end and self.proc.poll() is None:
             time.sleep(0.05)
-            now = len(self.stdout)
-            if now != size:
-                size, since = now, time.monotonic()
+            try:
+                state = self._stat()[0]
+            except FileNotFoundError:  # it just exited
+                break
+            if len(self.stdout) != size or state == "R":
+                size, since = len(self.stdout), time.monotonic()
             elif time.monotonic() - since >= seconds:
                 break
         return self.events()

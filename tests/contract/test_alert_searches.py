@@ -314,6 +314,33 @@ def test_incremental_alerts_read_their_state_by_key_and_equal_a_scan_of_the_whol
         assert scored(without_state) != scored(alerts[kind]), f"{kind}: the state must matter"
 
 
+def test_an_ad_hoc_report_reads_the_state_before_its_range(splunk_home, splunk_python):
+    """Issue 12 item 3: the Flagged Spikes report run over the last 24 h, with the state the
+    backfill and maintenance saved (it ends two hours back, inside the range), gives what a scan
+    of the whole history gives for those 24 h: the state's hours before the range are the history,
+    the range's own rows win where both hold a bin. Without the state it is scored alone (here
+    the SANS log-delivery stream is then flagged in the range's first hour)."""
+    data, alert_at = pwned_in_sans()
+    splunk = Splunk(splunk_home, splunk_python)
+    scheduled(splunk, data, alert_at)
+    report = SAVED["IAM Error Spike - Flagged Spikes"]["search"]
+    start = alert_at - 24 * HOUR
+    first = min(event_time(r) for r in data)
+
+    def scored(rows: list[dict]) -> dict:
+        return {
+            (r["_time"], r["account"], r["principal"]): (r["failures"], r["expected"], r["upper"], r["score"])
+            for r in rows
+        }
+
+    ad_hoc = scored(splunk.search(report, data, start, alert_at))
+    whole = Splunk(splunk_home, splunk_python).search(report, data, first, alert_at)
+    assert ad_hoc == scored([r for r in whole if int(r["_time"]) >= start - start % HOUR])
+    assert ("107513503799", "arn:aws:iam::107513503799:user/temp-user") in {k[1:] for k in ad_hoc}
+    alone = scored(Splunk(splunk_home, splunk_python).search(report, data, start, alert_at))
+    assert alone != ad_hoc, "the state must matter"
+
+
 def test_a_duplicated_batch_gives_the_same_alert_rows(splunk_home, splunk_python):
     """Issue 16 item 3: a batch of events indexed twice (an SQS redelivery) lands on another
     indexer; the alert's pipeline counts each eventID once and returns the same rows."""

@@ -19,23 +19,27 @@ judged against what came before it and never inflates its own baseline:
 expectation (level and seasonal, not the recent bins) is below ``silent_level``: the entity had
 no failures to speak of, so failures now are an onset (the scoring caps the surprise of onsets).
 
-The variance is the smaller of two estimates. The long-run one: the dispersion (variance / mean,
-1 = Poisson) is the decayed mean of ``(x - center)^2 / center`` over past bins, ``center`` the
-median of level, seasonal and recent (winsorized counts, so the residual of a spike is bounded),
-bounded to ``[1, dispersion_max]``. The local one: the same decayed mean of
-``(x - rate)^2 / rate`` with ``rate`` a short exponential average (half-life
+The variance is the smaller of two estimates. The long-run one: the dispersion (variance / mean, 1
+= Poisson) is the decayed mean of ``(x - center)^2 / center`` over past bins, ``center`` the median
+of level, seasonal and recent (winsorized counts, so the residual of a spike is bounded), bounded
+to ``[1, dispersion_max]``; each bin's squared residual enters clipped at ``residual_max`` (9:
+three standard deviations), so a day's jump, a batch hour or an earlier spike moves the dispersion
+by one bin's worth, not for a week (a quiet account whose daily batch kept the dispersion at its
+cap hid a spread of 19 failures under an upper of 39). The local one: the same decayed mean of ``(x
+- rate)^2 / rate`` (clipped the same way) with ``rate`` a short exponential average (half-life
 ``local_half_life_bins``) of the entity's own last bins: how well the entity's CURRENT rate
 predicts its next bin. Automation whose volume changes from day to day (a poller at 6/h on a quiet
 day, 25/h on a busy one) has a large long-run dispersion (the day-to-day swings) but a small local
-one, and a spike of four times its rate stands out against the latter; entities whose bins jump
-for reasons the average does not follow (office hours, batches) have a large local dispersion
-too, and keep the long-run variance. Where the seasonal median
-stands clearly above the level (a daily batch, whose size varies from day to day) the variance is
-at least the robust spread (MAD) of the seasonal samples, elsewhere that MAD adds at most one
-failure's resolution, and a relative floor keeps high-rate streams from looking too regular. Below
+one, and a spike of four times its rate stands out against the latter; entities whose bins jump for
+reasons the average does not follow (office hours, batches) have a large local dispersion too, and
+keep the long-run variance. Where the seasonal median stands clearly above the level (a daily
+batch, whose size varies from day to day) the variance is at least the robust spread (MAD) of the
+seasonal samples and at least ``(batch_cv * median)^2`` (a batch's size varies by about 40 % from
+day to day, which five samples' MAD often misses), elsewhere that MAD adds at most one failure's
+resolution, and a relative floor keeps high-rate streams from looking too regular. Below
 ``min_history_bins`` bins of history the baseline is "insufficient history": it falls back to a
-prior pooled from the entity's peers (mean level of its group, e.g. the principals of its
-account) and doubles the dispersion.
+prior pooled from the entity's peers (mean level of its group, e.g. the principals of its account)
+and doubles the dispersion.
 """
 
 from __future__ import annotations
@@ -62,6 +66,8 @@ class BaselineParams:
     silent_level: float = 1.0
     silent_recent_bins: int = 4
     local_half_life_bins: float = 4.0
+    residual_max: float = 9.0
+    batch_cv: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -236,7 +242,7 @@ def fit_baselines(
             own_slot = median > level + 2.0 * np.sqrt(np.maximum(level, 1.0) * dispersion)
             var = np.where(
                 own_slot,
-                np.maximum(var, seasonal_var),
+                np.maximum(np.maximum(var, seasonal_var), (params.batch_cv * median) ** 2),
                 np.maximum(var, np.minimum(seasonal_var, var + MAD_RESOLUTION)),
             )
         expected[t] = mu
@@ -244,12 +250,12 @@ def fit_baselines(
         # Winsorized update: a spike enters the level only up to the bound it broke.
         clipped = np.minimum(counts[t], mu + params.clip_sigmas * np.sqrt(var) + 2.0)
         weighted_sum = weighted_sum * decay + clipped
-        residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), 3.0 * params.dispersion_max)
+        residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), params.residual_max)
         weighted_sq = weighted_sq * decay + residual
         if params.local_half_life_bins > 0:
             rate = local_sum / local_weight if local_weight > 0 else local_sum
             local_residual = (clipped - rate) ** 2 / np.maximum(rate, 1.0)
-            local_sq = local_sq * decay + np.minimum(local_residual, 3.0 * params.dispersion_max)
+            local_sq = local_sq * decay + np.minimum(local_residual, params.residual_max)
             local_sum = local_sum * local_decay + clipped
             local_weight = local_weight * local_decay + 1.0
         weight = weight * decay + 1.0
@@ -263,3 +269,27 @@ def fit_baselines(
     return Baseline(
         expected, variance, history, seasonal_used, backfilled, insufficient, silent, peers, typical
     )
+
+
+def current_rate(
+    counts: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray, half_life_bins: float
+) -> np.ndarray:
+    """The entity's current rate at each cell ``(t_idx[i], e_idx[i])``: an exponentially decayed
+    mean (half-life ``half_life_bins``) of its counts in the bins BEFORE ``t`` (0 before any)."""
+    t_idx = np.asarray(t_idx, dtype=np.int64)
+    e_idx = np.asarray(e_idx, dtype=np.int64)
+    out = np.zeros(len(t_idx), dtype=np.float64)
+    if not len(t_idx):
+        return out
+    decay = 0.5 ** (1.0 / max(half_life_bins, 1e-9))
+    order = np.argsort(t_idx, kind="stable")
+    bounds = np.searchsorted(t_idx[order], np.arange(int(t_idx.max()) + 2))
+    acc = np.zeros(counts.shape[1], dtype=np.float64)
+    weight = 0.0
+    for t in range(int(t_idx.max()) + 1):
+        mine = order[bounds[t] : bounds[t + 1]]
+        if len(mine) and weight > 0:
+            out[mine] = acc[e_idx[mine]] / weight
+        acc = acc * decay + counts[t]
+        weight = weight * decay + 1.0
+    return out

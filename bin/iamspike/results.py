@@ -13,11 +13,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from iamspike import bins, explain, state
-from iamspike.baseline import BaselineParams, fit_baselines
+from iamspike.baseline import BaselineParams, current_rate, fit_baselines
 from iamspike.counting import Tally, is_service
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
-from iamspike.scoring import ScoreParams, score_counts, severity, upper_bound
+from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, upper_bound
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
@@ -351,6 +351,14 @@ class ResultsPass:
             new_apis=new_apis,
         )
         score = scored.score
+        rate = by_rate = None
+        if onset is not None:
+            # A principal's count is also judged against its current rate (scoring.rate_score).
+            rate = current_rate(counts, t_idx, e_idx, BaselineParams().local_half_life_bins)
+            by_rate = rate_score(
+                observed, base.expected[t_idx, e_idx], rate, base.silent[t_idx, e_idx], o.sensitivity
+            )
+            score = np.maximum(score, by_rate)
         spread_score = None
         if spread is not None:
             # Accounts are also scored on how many of their principals fail in the bin: a spike
@@ -364,7 +372,8 @@ class ResultsPass:
                 o.sensitivity,
                 ScoreParams(),
                 with_upper=False,
-                silent=spread_base.silent[t_idx, e_idx],
+                # Several principals failing together are no single stream starting: no hold-down.
+                silent=np.zeros(len(t_idx), dtype=bool),
             ).score
             score = np.maximum(score, spread_score)
         flagged = (score >= o.threshold) & (observed >= o.min_failures)
@@ -397,6 +406,11 @@ class ResultsPass:
                 notes.append(
                     f"{int(spread_counts[t, e])} of its principals failed at once"
                     f" (usually {float(spread_base.expected[t, e]):.0f})"
+                )
+            if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:
+                notes.append(
+                    f"{failures} is {failures / max(rate[i], 1.0):.0f} times its recent rate"
+                    f" of about {float(rate[i]):.3g} per {span_text(span)}"
                 )
             if scored.lifted[i] and failures > 0:
                 if console is not None and not hold[i]:

@@ -20,10 +20,19 @@ overstates the surprise).
   little, a sweep over dozens adds a lot), but never more than the uncapped surprise: they
   strengthens a spike, it does not make one.
 - **Novelty** (APIs the entity fails on for the first time in its known history, see the engine)
-  adds ``novelty_weight * log2(1 + new_apis)``, capped the same way on its own (how many APIs and
-  which ones are two pieces of evidence, neither worth more than the count's own surprise):
-  stolen credentials are used on APIs their owner never called, so a modest excess that touches
-  new APIs is a spike, while the same excess on the entity's usual APIs (a busier day) is not.
+  adds ``novelty_weight * log2(1 + max(new_apis - novelty_free, 0))``: one or two new APIs are a
+  person's ordinary day (a student's first EC2 denials), those beyond the second count; capped the
+  same way on its own (how many APIs and which ones are two pieces of evidence, neither worth more
+  than the count's own surprise): stolen credentials are used on APIs their owner never called, so
+  a modest excess that touches new APIs is a spike, while the same excess on the entity's usual
+  APIs (a busier day) is not.
+- **Current rate** (``rate_score``): a count at least ``rate_factor`` times its long-run expectation
+  is also judged against the entity's current rate ``r`` (a decayed mean of its last bins, see
+  ``baseline.current_rate``) under a negative binomial of mean ``max(r, 1)`` and variance
+  ``2r + (0.1r)^2``, where the entity is not silent and its stream is running
+  (``r >= rate_running * expected``: a batch hour rising from zero is not a running stream); the
+  higher score is kept. The long-run expectation and its dispersion carry the day-to-day swings of
+  automation; on a day that runs low (6, 8, 4 an hour), 52 is x7 the current rate.
 - ``score = 100 * (1 - 2 ** (-total * sensitivity / threshold_surprise))``: 50 at the threshold.
 """
 
@@ -45,6 +54,9 @@ class ScoreParams:
     onset_cap: float = 4.0
     apis_weight: float = 1.5
     novelty_weight: float = 1.0
+    novelty_free: float = 2.0
+    rate_factor: float = 2.0
+    rate_running: float = 0.3
     max_surprise: float = 60.0
     expected_floor: float = 0.05
 
@@ -168,7 +180,8 @@ def score_counts(
     bonus = params.apis_weight * bits * np.maximum(1.0, bits / 2.0)
     bonus = np.minimum(bonus, raw)
     if new_apis is not None:
-        novelty = params.novelty_weight * np.log2(1.0 + np.asarray(new_apis, dtype=np.float64))
+        beyond_free = np.maximum(np.asarray(new_apis, dtype=np.float64) - params.novelty_free, 0.0)
+        novelty = params.novelty_weight * np.log2(1.0 + beyond_free)
         bonus = bonus + np.minimum(novelty, raw)
     total = (surprise + bonus) * sensitivity
     score = 100.0 * (1.0 - np.exp2(-total / params.threshold_surprise))
@@ -178,6 +191,30 @@ def score_counts(
         upper = np.full(observed.shape, np.nan)
     lifted = onset & ~(held & (cap <= params.onset_cap))
     return Scores(observed, expected, upper, surprise, bonus, score, onset, held & (raw > surprise), lifted)
+
+
+def rate_score(
+    observed: np.ndarray,
+    expected: np.ndarray,
+    rate: np.ndarray,
+    silent: np.ndarray,
+    sensitivity: float = 1.0,
+    params: ScoreParams | None = None,
+) -> np.ndarray:
+    """Scores of counts against the entity's current ``rate`` (0 where the rule does not apply)."""
+    params = params or ScoreParams()
+    observed = np.asarray(observed, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    rate = np.asarray(rate, dtype=np.float64)
+    use = ~np.asarray(silent, dtype=bool)
+    use &= observed >= params.rate_factor * np.maximum(expected, 1.0)
+    use &= rate >= params.rate_running * expected
+    out = np.zeros(observed.shape)
+    if use.any():
+        r = np.maximum(rate[use], 1.0)
+        surprise = np.minimum(-log10_tail(observed[use], r, 2.0 * r + (0.1 * r) ** 2), params.max_surprise)
+        out[use] = 100.0 * (1.0 - np.exp2(-surprise * sensitivity / params.threshold_surprise))
+    return out
 
 
 def severity(score: float, flagged: bool = True) -> str:

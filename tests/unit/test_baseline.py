@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from iamspike.baseline import BaselineParams, fit_baselines
+import pytest
+from iamspike.baseline import BaselineParams, current_rate, fit_baselines
+from iamspike.scoring import score_counts, upper_bound
 
 START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
 HOUR = 3600
@@ -152,3 +154,49 @@ def test_a_batch_hour_keeps_the_spread_of_its_sizes() -> None:
     samples = np.array([sizes[d] for d in (8, 7, 4, 3, 2)], dtype=float)
     mad_var = (1.4826 * np.median(np.abs(samples - np.median(samples)))) ** 2
     assert base.variance[t, 0] >= mad_var * 0.999
+
+
+def _quiet_with_batch(days: int = 10) -> list[float]:
+    """A quiet account: one failure every third hour, and a daily batch of 90-200 at 10:00."""
+    sizes = (150, 90, 200, 120, 170, 100, 140, 160, 110, 180)
+    series = [1.0 if t % 3 == 0 else 0.0 for t in range(days * 24)]
+    for day in range(days):
+        series[day * 24 + 10] = sizes[day]
+    return series
+
+
+def test_residuals_are_clipped_so_a_batch_does_not_set_every_hours_dispersion() -> None:
+    # Each bin's squared residual enters at most residual_max (9): the batch hour moves the
+    # dispersion by one bin's worth. At the ordinary afternoon hours (expected 6.7: the batch is in
+    # the level) the upper is 24, so a thin spread of 30 failures stands out; clipped at 60 (the
+    # rule before), the batch's residuals nearly tripled the variance and the upper was 46.
+    series = _quiet_with_batch()
+    ordinary = [9 * 24 + h for h in (13, 14, 15, 16)]
+    clipped = fit(series)
+    loose = fit(series, residual_max=60.0)
+    tight = upper_bound(clipped.expected[ordinary, 0], clipped.variance[ordinary, 0], 6.0)
+    wide = upper_bound(loose.expected[ordinary, 0], loose.variance[ordinary, 0], 6.0)
+    assert (tight <= 25).all() and (wide >= 40).all(), (tight, wide)
+
+
+def test_a_batch_slot_varies_by_at_least_batch_cv_of_its_size() -> None:
+    # The last five batches happened to be the same size (MAD 0): the slot's variance is still at
+    # least (0.4 x 50)^2, so a batch of 80 (x1.6) stays quiet and one of 250 (x5) does not.
+    series = [0.0] * (10 * 24)
+    for day in range(10):
+        series[day * 24 + 2] = 50.0
+    t = 9 * 24 + 2
+    base = fit(series)
+    assert base.variance[t, 0] >= (0.4 * 50.0) ** 2 * 0.999
+    assert fit(series, batch_cv=0.0).variance[t, 0] < 0.5 * base.variance[t, 0]
+    mu, var = base.expected[t : t + 1, 0], base.variance[t : t + 1, 0]
+    quiet = score_counts(np.array([80.0]), mu, var, np.array([1.0])).score[0]
+    loud = score_counts(np.array([250.0]), mu, var, np.array([1.0])).score[0]
+    assert quiet < 50.0 <= loud, (quiet, loud)
+
+
+def test_current_rate_is_the_decayed_mean_of_the_bins_before() -> None:
+    counts = np.array([[4.0, 0.0], [4.0, 0.0], [8.0, 2.0], [30.0, 0.0]], dtype=np.float32)
+    rate = current_rate(counts, np.array([0, 1, 3, 3]), np.array([0, 0, 0, 1]), 1.0)
+    # half-life 1 bin: weights 1/4, 1/2, 1 for the three bins before bin 3 (the bin itself not in it)
+    assert rate.tolist() == pytest.approx([0.0, 4.0, (4 * 0.25 + 4 * 0.5 + 8) / 1.75, 2.0 / 1.75])

@@ -371,6 +371,38 @@ def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
     assert "31 of its principals failed at once (usually 1)." in rows[1]["reason"]
 
 
+def _quiet_account_with_batch(days: int = 7) -> list[dict]:
+    """One failure every third hour, and a batch role failing 90-200 times at 10:00 every day."""
+    out = [
+        event(T0 + h * HOUR + 100, "GetUser", arn=f"arn:aws:iam::{ACCT}:user/ci")
+        for h in range(days * 24)
+        if h % 3 == 0
+    ]
+    sizes = (150, 90, 200, 120, 170, 100, 140)
+    return out + [
+        event(T0 + (d * 24 + 10) * HOUR + 5 * i, "PutObject", arn=f"arn:aws:iam::{ACCT}:role/batch")
+        for d in range(days)
+        for i in range(sizes[d])
+    ]
+
+
+@pytest.mark.parametrize(("users", "flag"), [(7, True), (3, False)])
+def test_a_thin_spread_in_a_quiet_account_with_a_batch(users: int, flag: bool) -> None:
+    # 7 principals denied twice each at 14:00 (14 failures, expected 5.4): the spread series is
+    # not held down as an onset (several principals failing together are no stream starting), and
+    # the batch no longer sets the account's dispersion. Before both rules: score 37, upper 39.
+    at = 7 * 24 + 14
+    spread = [
+        event(T0 + at * HOUR + 30 * u + i, "DescribeInstances", arn=f"arn:aws:iam::{ACCT}:user/u{u}")
+        for u in range(users)
+        for i in range(2)
+    ]
+    rows = [r for r in run(_quiet_account_with_batch() + spread) if r["entity_type"] == "account"]
+    assert ((rows[0]["_time"] - T0) // HOUR if rows else None) == (at if flag else None)
+    if flag:
+        assert "7 of its principals failed at once (usually 0)." in rows[0]["reason"]
+
+
 # ------------------------------------------------------------------------------------ novelty
 
 KNOWN = [
@@ -402,15 +434,32 @@ def spread_over(hour: int, n: int, apis: list[str]) -> list[dict]:
     return [event(T0 + hour * HOUR + 7 * i, apis[i % len(apis)]) for i in range(n)]
 
 
+# A modest excess: 35 against an expected 13 (upper 46) and a current rate of about 7 (x5). 40
+# would be a relative spike (6 times the current rate) even on the principal's own APIs.
+MODEST = 35
+
+
 def test_new_apis_turn_a_modest_excess_into_a_spike() -> None:
     history = poller(days=5)
     at = 5 * 24 + 3
-    usual = run(history + spread_over(at, 40, KNOWN))
-    assert at not in flagged(usual)  # 40 on its own 8 APIs: a busy hour
-    stolen = run(history + spread_over(at, 40, KNOWN[:2] + NEW))  # the same count and breadth
+    usual = run(history + spread_over(at, MODEST, KNOWN))
+    assert at not in flagged(usual)  # on its own 8 APIs: a busy hour
+    stolen = run(history + spread_over(at, MODEST, KNOWN[:2] + NEW))  # the same count and breadth
     assert at in flagged(stolen)
     row = next(r for r in stolen if r["entity_type"] == "principal" and (r["_time"] - T0) // HOUR == at)
     assert "first failures on DescribeDBInstances, GetSecretValue, ListKeys and 3 more" in row["reason"]
+
+
+@pytest.mark.parametrize(("n", "flag"), [(40, True), (25, False)])
+def test_a_relative_spike_on_the_usual_apis_is_judged_against_the_current_rate(n: int, flag: bool) -> None:
+    # The poller's long-run expectation at 03:00 of day 5 is 13 (upper 46), its last hours ran
+    # about 7 an hour: 40 on its own APIs is 6 times that rate; 25 is within one bin's noise.
+    at = 5 * 24 + 3
+    rows = run(poller(days=5) + spread_over(at, n, KNOWN))
+    assert (at in flagged(rows)) is flag
+    if flag:
+        row = next(r for r in rows if (r["_time"] - T0) // HOUR == at)
+        assert "40 is 6 times its recent rate of about 7.13 per 1h." in row["reason"]
 
 
 def test_apis_are_new_only_after_three_days_of_history() -> None:
@@ -441,7 +490,7 @@ def _restore(saved: list[dict], live: list[dict], drop_seen: bool = False) -> li
 def test_first_failures_survive_a_state_round_trip() -> None:
     history = poller(days=5)
     at = 5 * 24 + 3
-    live = spread_over(at, 40, KNOWN[:2] + NEW)
+    live = spread_over(at, MODEST, KNOWN[:2] + NEW)
     saved = run(history, parse_options(["show=state"]))
     assert any("first_failures" in json.loads(r["iamspike_state"]) for r in saved)
     one_run = [r for r in run(history + live) if r["_time"] >= T0 + at * HOUR]

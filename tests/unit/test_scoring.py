@@ -6,7 +6,7 @@ import math
 
 import numpy as np
 import pytest
-from iamspike.scoring import lgamma, log10_tail, score_counts, severity, upper_bound
+from iamspike.scoring import lgamma, log10_tail, rate_score, score_counts, severity, upper_bound
 
 
 def exact_log10_tail(x: int, mu: float, k: float | None = None) -> float:
@@ -150,6 +150,51 @@ def test_distinct_apis_count_only_above_the_usual() -> None:
     plain = score_counts(*args)
     usual = score_counts(*args, typical_apis=np.array([12.0]))
     assert plain.bonus[0] > 0 and usual.bonus[0] == 0
+
+
+# Novelty counts only new APIs beyond the second. 39 against 12 (variance 20) alone: surprise 5.16,
+# score 44.9. Two new APIs (a person's ordinary first EC2 denials) used to add log2(3) = 1.58 and
+# flag it; now they add nothing. Three add log2(2) = 1, six log2(5) = 2.32.
+NOVELTY = [
+    ("no new API", 0, False),
+    ("two new APIs: a person's ordinary day", 2, False),
+    ("three new APIs", 3, True),
+    ("six new APIs: stolen credentials exploring", 6, True),
+]
+
+
+@pytest.mark.parametrize(("name", "new", "flag"), NOVELTY, ids=[c[0] for c in NOVELTY])
+def test_novelty_counts_new_apis_beyond_the_second(name: str, new: int, flag: bool) -> None:
+    s = score_counts(
+        np.array([39.0]), np.array([12.0]), np.array([20.0]), np.array([1.0]), new_apis=np.array([float(new)])
+    )
+    assert s.bonus[0] == pytest.approx(np.log2(1.0 + max(new - 2, 0)))
+    assert bool(s.score[0] >= 50.0) is flag, (name, s.score[0])
+
+
+# The current-rate rule: failures, long-run expected, current rate, silent -> flagged; 0 where the
+# rule does not apply (below 2x expected, a stream not running, an entity that was silent).
+RATES = [
+    ("52 after 6, 8, 4 an hour (expected 14.6): x7 the current rate", 52, 14.6, 6.0, False, True),
+    ("25 on a running 10/h: x2.5, noise of one bin", 25, 10.0, 10.0, False, False),
+    ("a batch hour rising from zero (rate 0.5, expected 20)", 60, 20.0, 0.5, False, None),
+    ("28 against 14.6: below 2x the expected", 28, 14.6, 4.0, False, None),
+    ("30 from a silent entity (the onset rules decide)", 30, 0.5, 0.5, True, None),
+]
+
+
+@pytest.mark.parametrize(("name", "x", "mu", "rate", "silent", "flag"), RATES, ids=[c[0] for c in RATES])
+def test_counts_far_above_the_current_rate(
+    name: str, x: int, mu: float, rate: float, silent: bool, flag: bool | None
+) -> None:
+    score = rate_score(np.array([float(x)]), np.array([mu]), np.array([rate]), np.array([silent]))[0]
+    if flag is None:
+        assert score == 0.0, name
+    else:
+        r = max(rate, 1.0)
+        surprise = -exact_log10_tail(x, r, r * r / (2.0 * r + (0.1 * r) ** 2 - r))
+        assert score == pytest.approx(100.0 * (1.0 - 2.0 ** (-surprise / 6.0)), abs=1.0)
+        assert bool(score >= 50.0) is flag, (name, score)
 
 
 @pytest.mark.parametrize(

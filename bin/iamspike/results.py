@@ -196,7 +196,9 @@ class ResultsPass:
         if not has_live and not firsts:
             return []
         first = min([*firsts, *([live_first] if has_live else [])])
-        last = max([*lasts, *([live_last] if has_live else [])])
+        # The window ends with the live rows: saved bins at or after the first live bin are dropped
+        # below, so a saved state that ends later (a report over a past range) adds no bins.
+        last = live_last if live_last is not None else max(lasts)
         # State history: only bins before the live rows (the live rows win where they overlap).
         s_bin, s_entity, s_count, s_apis = [], [], [], []
         s_first: list[tuple[int, int, int]] = []

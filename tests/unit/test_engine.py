@@ -207,6 +207,19 @@ def test_state_round_trip_equals_one_long_run() -> None:
     assert flagged(long_run) == [62]
 
 
+def test_a_past_range_ends_with_its_live_rows_not_with_a_later_state() -> None:
+    """A report over a past range, fed a saved state that ends later, returns no bins after its own."""
+    records = background(hours=96)
+    saved = run(records, parse_options(["show=state"]))
+    past = [r for r in records if T0 + 24 * HOUR <= r["eventTime"] < T0 + 48 * HOUR]
+    state_header = sorted({key for row in saved for key in row})
+    detector = Detector(parse_options(["show=all"]))
+    detector.add_rows(state_header, [[str(row.get(key, "")) for key in state_header] for row in saved])
+    detector.add_rows(*as_rows(past))
+    times = [row["_time"] for row in detector.results()]
+    assert times and max(times) == T0 + 47 * HOUR
+
+
 def test_state_with_another_span_is_ignored_with_a_message() -> None:
     saved = run(background(hours=30), parse_options(["show=state", "span=30m"]))
     detector = Detector()

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import socket
+import ssl
 import threading
 import time
 import urllib.parse
@@ -261,9 +262,12 @@ class FaultRule:
         return self.stall_after >= 0 or self.reset_after >= 0 or self.rate > 0
 
 
-def serve(handle) -> http.server.ThreadingHTTPServer:
-    """A threaded HTTP/1.1 server on a free loopback port, serving forever in a daemon thread,
-    that hands every request (``BaseHTTPRequestHandler``) to ``handle``."""
+def serve(
+    handle, context: ssl.SSLContext | None = None, connect: bool = False
+) -> http.server.ThreadingHTTPServer:
+    """A threaded HTTP/1.1 server on a free loopback port (TLS with ``context``), serving forever
+    in a daemon thread, that hands every request (``BaseHTTPRequestHandler``) to ``handle``;
+    CONNECT too with ``connect`` (else answered 501 as before)."""
 
     class Handler(http.server.BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -275,9 +279,13 @@ def serve(handle) -> http.server.ThreadingHTTPServer:
             handle(self)
 
         do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = _handle
+        if connect:
+            do_CONNECT = _handle
 
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if context is not None:
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 

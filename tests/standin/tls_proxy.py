@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import base64
 import datetime
-import http.server
 import ipaddress
 import os
 import select
 import socket
 import ssl
-import threading
 import urllib.parse
 
-from standin.fixtures_aws import relay
+from standin.fixtures_aws import relay, serve
 
 LOOPBACK = "127.0.0.1"
 
@@ -67,7 +65,7 @@ class TlsRelay:
         self.ca_file, key_file = self_signed(folder)
         context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         context.load_cert_chain(self.ca_file, key_file)
-        self.server = _serve(self.forward, context)
+        self.server = serve(self.forward, context, connect=True)
         self.url = f"https://127.0.0.1:{self.server.server_address[1]}"
 
     def forward(self, request) -> None:
@@ -87,7 +85,7 @@ class ConnectProxy:
         self.expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
         self.tunnels: list[str] = []
         self.rejected = 0
-        self.server = _serve(self.handle)
+        self.server = serve(self.handle, connect=True)
         self.port = self.server.server_address[1]
 
     def handle(self, request) -> None:
@@ -110,29 +108,6 @@ class ConnectProxy:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
-
-
-def _serve(handle, context: ssl.SSLContext | None = None) -> http.server.ThreadingHTTPServer:
-    """A threaded HTTP/1.1 loopback server (TLS with ``context``) handing every request, CONNECT
-    included, to ``handle``."""
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args) -> None:
-            pass
-
-        def _handle(self) -> None:
-            handle(self)
-
-        do_GET = do_PUT = do_POST = do_DELETE = do_HEAD = do_CONNECT = _handle
-
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    if context is not None:
-        server.socket = context.wrap_socket(server.socket, server_side=True)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
 
 
 def _pipe(a: socket.socket, b: socket.socket) -> None:

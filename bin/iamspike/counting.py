@@ -10,17 +10,23 @@ digest, :func:`digest`), so a batch sent twice cannot raise a bin; count rows ke
 the events counted in each entry, and the reporting phase drops an event that two partitions
 both counted.
 
-``iamspike_counts`` is ``v1`` followed by JSON: ``[service, [[source, api, code, ip,
-user_agent, count, digests], ...]]`` where ``service`` is 1 for an AWS service principal and
-``digests`` the concatenated 16-hex-digit digests of the entry's eventIDs (events without an
-eventID are in ``count`` but have no digest). Each map phase also sends one *range row* (empty
-account and principal, ``v1{"lo": .., "hi": .., "skipped": {..}}``): the time range of every row
-it saw (failed or not; the reporting phase zero-fills over it) and the rows it skipped, so the
-search head reports them in its one warning line. Nothing else parses this text.
+``iamspike_counts`` is ``v2``, the service flag (``1`` for an AWS service principal, else
+``0``), then one entry per distinct (event source, API, error code, source IP, user agent), each
+after a ``;``: ``source|api|code|ip|user_agent|count|digests``. A text field equal to the same
+field of the entry before is written ``^``; ``%``, ``|``, ``;``, ``^``, ``,``, ``"`` and line
+breaks in a field are written ``%XX``, so the text needs no CSV quoting. ``digests`` is the
+entry's eventID digests (64 bits each, :data:`DIGEST_BYTES`) packed end to end in base64url
+(events without an eventID are in ``count`` but have no digest): 10.7 characters an event, where
+``v1`` (JSON, 16 hex digits an event, still read) took 16. Each map phase also sends one *range
+row* (empty account and principal, ``v2{"lo": .., "hi": .., "skipped": {..}}``): the time range of
+every row it saw (failed or not; the reporting phase zero-fills over it) and the rows it
+skipped, so the search head reports them in its one warning line. Nothing else parses this text.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import math
@@ -37,8 +43,11 @@ from iamspike.principals import fold_principal
 from iamspike.state import account_state_key, state_key
 
 COUNTS_FIELD = "iamspike_counts"
-COUNT_VERSION = "v1"
-DIGEST_CHARS = 16
+COUNT_VERSION = "v2"
+OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
+DIGEST_BYTES = 8  # an eventID's digest: 64 bits
+SAME = "^"  # a text field equal to the previous entry's
+_ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in '%|;^,"\r\n'})
 MAX_COUNT = 1e12  # a count above this in count_field is absurd, not a number of API calls
 UNKNOWN = "unknown"
 _DECODER = json.JSONDecoder()
@@ -94,6 +103,19 @@ class CountRow:
     def failures(self) -> int:
         return sum(entry[5] for entry in self.entries)
 
+    def counts_text(self) -> str:
+        """The cell's ``iamspike_counts`` (``v2``)."""
+        parts = [COUNT_VERSION + ("1" if self.service else "0")]
+        previous: tuple = ("",) * 5
+        for entry in self.entries:
+            texts = entry[:5]
+            fields = [
+                SAME if i and text == previous[i - 1] else _escape(text) for i, text in enumerate(texts, 1)
+            ]
+            previous = texts
+            parts.append("|".join([*fields, str(entry[5]), entry[6]]))
+        return ";".join(parts)
+
     def to_row(self) -> dict[str, object]:
         """The output row of the map phase."""
         return {
@@ -103,14 +125,29 @@ class CountRow:
             "failures": self.failures,
             "state_key": state_key(self.account, self.principal),
             "account_state_key": account_state_key(self.account),
-            COUNTS_FIELD: COUNT_VERSION
-            + json.dumps([int(self.service), self.entries], separators=(",", ":"), ensure_ascii=False),
+            COUNTS_FIELD: self.counts_text(),
         }
 
 
-def digest(event_id: str) -> str:
-    """The 64-bit digest of an eventID, as 16 hex digits."""
-    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=8).hexdigest()
+def digest(event_id: str) -> bytes:
+    """The 64-bit digest of an eventID."""
+    return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
+
+
+def digests_text(packed: bytes) -> str:
+    """Digests packed end to end (``DIGEST_BYTES`` each) as one entry's text in iamspike_counts."""
+    return base64.urlsafe_b64encode(packed).decode("ascii")
+
+
+def _escape(text: str) -> str:
+    return text.translate(_ESCAPES) if text else text
+
+
+def _unescape(text: str) -> str:
+    if "%" not in text:
+        return text
+    out = text.split("%")
+    return out[0] + "".join(chr(int(part[:2], 16)) + part[2:] for part in out[1:])
 
 
 def is_service(principal: str) -> bool:
@@ -154,6 +191,7 @@ class Tally:
         self.messages: list[str] = []
         self._seen: set[str] = set()  # digests of the raw events counted
         self._digests: dict[tuple, object] = {}  # count-row entries' digests: a text, then a list
+        self._strings: dict = {}  # one object per text (and bin start) read from count rows
         self._identities: dict[tuple, tuple[str, str, bool]] = {}
 
     # ---- what came in
@@ -355,30 +393,27 @@ class Tally:
             counts[key] = counts.get(key, 0) + round(count)
 
     def add_count_rows(self, index: Mapping[str, int], rows: list[list[str]]) -> None:
-        """Count rows from map phases (any number of partitions, any order)."""
+        """Count rows from map phases (any number of partitions, any order; ``v2`` or ``v1``).
+        Their texts are kept once (:attr:`_strings`), so a key costs its tuple, not its text."""
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
         span, counted, sources = self.span, self.counted, self.sources
         counts, digests_of, services = self.counts, self._digests, self.services
-        decode, skip = _DECODER.raw_decode, len(COUNT_VERSION)
+        keep = self._strings.setdefault
         for row in rows:
-            text = row[counts_i]
             try:
-                if not text.startswith(COUNT_VERSION):
-                    raise ValueError
-                blob, end = decode(text, skip)
-                if end != len(text):
-                    raise ValueError
-                if isinstance(blob, dict):
-                    self._add_range(blob)
+                decoded = decode_counts(row[counts_i], keep)
+                if isinstance(decoded, dict):
+                    self._add_range(decoded)
                     continue
-                service, entries = blob
+                service, entries = decoded
                 start = int(float(row[time_i]) // span) * span
-                account = row[acct_i] or UNKNOWN
-                principal = row[prin_i] or UNKNOWN
+                account = keep(row[acct_i] or UNKNOWN, row[acct_i] or UNKNOWN)
+                principal = keep(row[prin_i] or UNKNOWN, row[prin_i] or UNKNOWN)
             except (ValueError, TypeError, IndexError, KeyError, OverflowError):
                 self.skipped[BAD_COUNTS] += 1
                 continue
+            start = keep(start, start)
             if start < self.lo:
                 self.lo = start
             if start > self.hi:
@@ -388,13 +423,7 @@ class Tally:
                 services[entity] = True
             elif entity not in services:
                 services[entity] = False
-            for entry in entries:
-                try:
-                    source, api, code, ip, agent, count, digests = entry
-                    count = int(count)
-                except (ValueError, TypeError):
-                    self.skipped[BAD_COUNTS] += 1
-                    continue
+            for source, api, code, ip, agent, count, digests in entries:
                 if (code and not counted[code]) or (sources and source not in sources):
                     continue
                 key = (start, account, principal, source, api, code, ip, agent)
@@ -426,13 +455,14 @@ class Tally:
         for key, texts in self._digests.items():
             if texts.__class__ is str:
                 continue
-            sent = sum(len(text) // DIGEST_CHARS for text in texts)
             try:
-                distinct = set(array("Q", bytes.fromhex("".join(texts))))
-            except ValueError:
+                packed = b"".join(base64.urlsafe_b64decode(text) for text in texts)
+                sent = array("Q", packed)
+            except (ValueError, binascii.Error):
                 continue  # not our digests: counted as sent
-            self.counts[key] -= sent - len(distinct)
-            self._digests[key] = array("Q", distinct).tobytes().hex()
+            distinct = set(sent)
+            self.counts[key] -= len(sent) - len(distinct)
+            self._digests[key] = digests_text(array("Q", distinct).tobytes())
 
     # ---- what goes out
 
@@ -446,7 +476,9 @@ class Tally:
             if cell is None:
                 service = self.services.get((account, principal), False)
                 cell = cells[key[:3]] = CountRow(start, account, principal, service)
-            cell.entries.append((source, api, code, ip, agent, count, "".join(ids.get(key, ()))))
+            cell.entries.append(
+                (source, api, code, ip, agent, count, digests_text(b"".join(ids.get(key, ()))))
+            )
         return list(cells.values())
 
     def range_row(self) -> dict[str, object]:
@@ -480,6 +512,57 @@ class Tally:
         return "skipped " + ", ".join(
             [f"{n} {'row' if n == 1 else 'rows'} {reason}"] + [f"{m} {why}" for why, m in rest]
         )
+
+
+def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
+    """A count row's ``iamspike_counts`` (``v2`` or ``v1``): ``(service, entries)`` with entries
+    ``(source, api, code, ip, user_agent, count, digests)`` (digests in base64url), or a range
+    row's dict. ``keep(text, text)`` returns the one object kept for a text (``dict.setdefault``).
+    Raises ValueError (or TypeError, KeyError) when the text is not one of ours."""
+    keep = keep or _same
+    version = text[:2]
+    if text[2:3] == "{" and version in (COUNT_VERSION, OLD_VERSION):
+        blob, end = _DECODER.raw_decode(text, 2)
+        if end != len(text) or not isinstance(blob, dict):
+            raise ValueError("not a range row")
+        return blob
+    if version == OLD_VERSION:
+        return _decode_v1(text, keep)
+    head, *parts = text.split(";")
+    if head not in ("v20", "v21") or not parts:
+        raise ValueError("not a v2 count text")
+    entries = []
+    source = api = code = ip = agent = ""
+    for part in parts:
+        s_source, s_api, s_code, s_ip, s_agent, count, digests = part.split("|")
+        if s_source != SAME:
+            source = keep(_unescape(s_source), _unescape(s_source))
+        if s_api != SAME:
+            api = keep(_unescape(s_api), _unescape(s_api))
+        if s_code != SAME:
+            code = keep(_unescape(s_code), _unescape(s_code))
+        if s_ip != SAME:
+            ip = keep(_unescape(s_ip), _unescape(s_ip))
+        if s_agent != SAME:
+            agent = keep(_unescape(s_agent), _unescape(s_agent))
+        entries.append((source, api, code, ip, agent, int(count), digests))
+    return head == "v21", entries
+
+
+def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
+    blob, end = _DECODER.raw_decode(text, 2)
+    if end != len(text):
+        raise ValueError("trailing text")
+    service, raw_entries = blob
+    entries = []
+    for source, api, code, ip, agent, count, digests in raw_entries:
+        texts = [keep(str(value), str(value)) for value in (source, api, code, ip, agent)]
+        entries.append((*texts, int(count), digests_text(bytes.fromhex(digests)) if digests else ""))
+    return bool(service), entries
+
+
+def _same(text, _default):
+    return text
 
 
 def _finite(text: str) -> float | None:

@@ -4,6 +4,7 @@ when Splunk's extraction stopped early, junk counts named in one line, and no nu
 from __future__ import annotations
 
 import ast
+import base64
 import copy
 import json
 import os
@@ -113,7 +114,7 @@ def test_count_rows_carry_keys_and_round_trip() -> None:
     assert (row["_time"], row["account"], row["principal"], row["failures"]) == (T0, ACCT, USER, 12)
     assert row["state_key"] == state_key(ACCT, USER)
     assert row["account_state_key"] == account_state_key(ACCT)
-    assert str(row[COUNTS_FIELD]).startswith("v1")
+    assert str(row[COUNTS_FIELD]).startswith("v2")
     header, rows = encoded(mapped)
     reduced = tally()
     reduced.add_count_rows(index_of(header), rows)
@@ -194,12 +195,80 @@ def test_aggregated_rows_without_the_count_field_name_it() -> None:
     assert "count_field=hits" in message and "missing: hits" in message
 
 
-def test_count_row_text_is_json_after_the_version() -> None:
+def test_count_row_text_v2_names_each_field_once_and_packs_digests() -> None:
     mapped = tally(keep_ids=True)
-    mapped.add_rows(list(FIELDS), rows_of([event(1), event(2)]))
+    mapped.add_rows(list(FIELDS), rows_of([event(1), event(2), event(3, api="GetUser")]))
     (cell,) = mapped.count_rows()
-    service, entries = json.loads(str(cell.to_row()[COUNTS_FIELD])[2:])
-    ((source, api, code, ip, agent, count, digests),) = entries
-    assert (service, source, api, code, count) == (0, "iam.amazonaws.com", "ListUsers", "AccessDenied", 2)
-    assert (ip, agent) == ("198.51.100.7", "aws-cli/2")
-    assert digests == counting.digest("id-1") + counting.digest("id-2") and len(digests) == 32
+    text = str(cell.to_row()[COUNTS_FIELD])
+    digests = base64.urlsafe_b64encode(counting.digest("id-1") + counting.digest("id-2")).decode()
+    assert text == (
+        f"v20;iam.amazonaws.com|ListUsers|AccessDenied|198.51.100.7|aws-cli/2|2|{digests};"
+        f"^|GetUser|^|^|^|1|{base64.urlsafe_b64encode(counting.digest('id-3')).decode()}"
+    )
+    assert len(digests) == 24  # 2 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
+
+
+AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé ✓", "^^|%;", " "]
+
+
+@pytest.mark.parametrize("value", AWKWARD)
+def test_count_rows_round_trip_any_text_in_any_field(value) -> None:
+    base = [("iam.amazonaws.com", "ListUsers", "AccessDenied", "198.51.100.7", "aws-cli/2", 3, "")]
+    for field_at in range(5):
+        entry = list(base[0])
+        entry[field_at] = value
+        entries = [tuple(entry), tuple(entry), (value, value, value, value, value, 1, "")]
+        cell = counting.CountRow(T0, ACCT, USER, True, entries)
+        text = cell.counts_text()
+        assert '"' not in text and "," not in text and "\n" not in text  # no CSV quoting needed
+        assert counting.decode_counts(text) == (True, entries)
+
+
+def test_v1_count_rows_from_older_indexers_are_read_and_deduplicated_with_v2() -> None:
+    records = [event(n, api=f"Api{n % 2}") for n in range(10)]
+    newer = tally(keep_ids=True)
+    newer.add_rows(list(FIELDS), rows_of(records[:6]))
+    header, rows = encoded(newer)
+    older = tally(keep_ids=True)  # an indexer still on v1: 4..9, so 4 and 5 were sent twice
+    older.add_rows(list(FIELDS), rows_of(records[4:]))
+    v1_rows = []
+    for cell in older.count_rows():
+        entries = [
+            [source, api, code, ip, agent, count, base64.urlsafe_b64decode(digests).hex()]
+            for source, api, code, ip, agent, count, digests in cell.entries
+        ]
+        text = "v1" + json.dumps([0, entries], separators=(",", ":"))
+        v1_rows.append({**cell.to_row(), COUNTS_FIELD: text})
+    v1_range = {**older.range_row(), COUNTS_FIELD: "v1" + str(older.range_row()[COUNTS_FIELD])[2:]}
+    reduced = tally()
+    reduced.add_count_rows(index_of(header), rows)
+    reduced.add_count_rows(index_of(header), [[str(row.get(name, "")) for name in header] for row in v1_rows])
+    reduced.add_count_rows(index_of(header), [[str(v1_range.get(name, "")) for name in header]])
+    reduced.drop_duplicates()
+    direct = tally()
+    direct.add_rows(list(FIELDS), rows_of(records))
+    assert reduced.counts == direct.counts and sum(reduced.counts.values()) == 10
+    assert (reduced.lo, reduced.hi) == (direct.lo, direct.hi) and not reduced.skipped
+
+
+@pytest.mark.parametrize(
+    "text", ["v2", "v20", "v20;a|b|c|d|e|1", "v20;a|b|c|d|e|x|", "v29;a|b|c|d|e|1|", "v1[0,[[1]]]", "v2{]"]
+)
+def test_broken_count_texts_are_skipped_whole_and_named(text) -> None:
+    t = tally()
+    t.add_count_rows(index_of(["_time", "account", "principal", COUNTS_FIELD]), [[str(T0), ACCT, USER, text]])
+    assert t.counts == {} and t.warning() == "skipped 1 row with unreadable iamspike_counts"
+
+
+def test_count_row_texts_are_kept_once_per_value() -> None:
+    mapped = tally(keep_ids=True)
+    mapped.add_rows(
+        list(FIELDS), rows_of([event(n, api=f"Api{n % 4}", at=3600 * (n % 3)) for n in range(24)])
+    )
+    header, rows = encoded(mapped)
+    reduced = tally()
+    reduced.add_count_rows(index_of(header), rows)
+    keys = list(reduced.counts)
+    assert len(keys) == 12
+    for at in range(1, 8):  # account, principal, source, API, code, IP, agent: one object each
+        assert len({id(key[at]) for key in keys}) == len({key[at] for key in keys})

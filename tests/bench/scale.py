@@ -468,12 +468,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peak-principals", type=int, default=200_000)
     parser.add_argument("--events", type=int, default=2_000_000)
     parser.add_argument("--indexers", type=int, default=8)
+    parser.add_argument(
+        "--backfill",
+        action="store_true",
+        help="only the 30-day backfill over N indexers (replaces its section of the output)",
+    )
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--sh-hours", type=int, default=12, help="hours the search head really runs over")
+    parser.add_argument(
+        "--raw-cpu-us-per-row", type=float, help="the raw path's search-head CPU per row (peak-hour run)"
+    )
+    parser.add_argument("--calibrate-indexers", type=int, default=2, help="indexers whose day 0 runs raw")
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "bench", "scale.md"))
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         print(json.dumps(child(args.child, args.principals, args.bins)))
         return 0
+    command = "python tests/bench/scale.py" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
+    if args.backfill:
+        return _backfill_section(args, command.strip())
     results = []
     modes = ["scoring", "state"] + (["end-to-end"] if args.end_to_end else [])
     for mode in modes:
@@ -495,7 +509,6 @@ def main(argv: list[str] | None = None) -> int:
         result = json.loads(out.stdout.strip().splitlines()[-1])
         print(json.dumps(result))
         results.append(result)
-    command = "python tests/bench/scale.py" + " ".join([""] + (argv if argv is not None else sys.argv[1:]))
     text = render(results, command.strip())
     if args.distributed:
         argv_command = [sys.executable, os.path.join(BIN, "iamspike_command.py")]
@@ -503,6 +516,31 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(peak))
         text += "\n".join(render_distributed(peak, args.indexers, command.strip())) + "\n"
     os.makedirs(os.path.dirname(args.output), exist_ok=True)
+    with open(args.output, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    print(f"wrote {os.path.relpath(args.output, REPO)}")
+    return 0
+
+
+def _backfill_section(args, command: str) -> int:
+    """Run the backfill and put its section in place of the old one (the rest stays)."""
+    import scale_backfill
+
+    argv_command = [sys.executable, os.path.join(BIN, "iamspike_command.py")]
+    result = scale_backfill.backfill(argv_command, args)
+    print(json.dumps(result))
+    section = "\n".join(scale_backfill.render(result, command)) + "\n"
+    text = ""
+    if os.path.exists(args.output):
+        with open(args.output, encoding="utf-8") as handle:
+            text = handle.read()
+    heading = section.strip().splitlines()[0]
+    at = text.find(heading)
+    if at >= 0:
+        following = text.find("\n## ", at + len(heading))
+        text = text[:at].rstrip("\n") + "\n" + section + (text[following:] if following >= 0 else "")
+    else:
+        text = text.rstrip("\n") + "\n" + section
     with open(args.output, "w", encoding="utf-8") as handle:
         handle.write(text)
     print(f"wrote {os.path.relpath(args.output, REPO)}")

@@ -432,7 +432,6 @@ def run(
     command that dies or hangs is recorded there (``died``, ``timed_out``, ``problem``).
     ``decode=False`` keeps reply bodies as bytes only (benches: no parsing on splunkd's side).
     """
-    chunk_list = list(chunks)
     with tempfile.TemporaryDirectory(prefix="dispatch-") as dispatch_dir:
         details = dict(info) if info is not None else searchinfo(args)
         details.setdefault("dispatch_dir", dispatch_dir)
@@ -455,7 +454,7 @@ def run(
         sampler = threading.Thread(target=_sample_peak_rss, args=(process, session), daemon=True)
         sampler.start()
         try:
-            _converse(process, session, details, chunk_list, decode)
+            _converse(process, session, details, chunks, decode)
         finally:
             timer.cancel()
             for stream in (process.stdin, process.stdout):
@@ -520,7 +519,7 @@ def _exchange(process: subprocess.Popen, session: Session, data: bytes, what: st
 
 
 def _converse(
-    process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: list, decode: bool
+    process: subprocess.Popen, session: Session, info: Mapping[str, object], chunks: Iterable, decode: bool
 ) -> None:
     reply = _exchange(
         process, session, frame(getinfo_metadata(info), separators=GETINFO_SEPARATORS), "getinfo"
@@ -531,8 +530,12 @@ def _converse(
     _collect_messages(session, reply.metadata)
     if reply.metadata.get("finished"):
         return
-    for index, chunk in enumerate(chunks):
-        finished = index == len(chunks) - 1
+    items = iter(chunks)  # read lazily (a bench's generator), one ahead to know the last
+    chunk = next(items, None)
+    index = -1
+    while chunk is not None:
+        index, following = index + 1, next(items, None)
+        finished = following is None
         body = chunk if isinstance(chunk, bytes) else encode_rows(chunk)
         reply = _exchange(process, session, frame(execute_metadata(finished), body), f"execute chunk {index}")
         if reply is None:
@@ -544,6 +547,7 @@ def _converse(
             session.rows.extend(decode_rows(reply.body))
         if reply.metadata.get("finished"):
             return
+        chunk = following
 
 
 # ---------------------------------------------------------------------------- distributed search

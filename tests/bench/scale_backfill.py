@@ -1,0 +1,412 @@
+"""The 30-day backfill of the scale bench (``python tests/bench/scale.py --backfill``).
+
+The organisation of the peak-hour run (1,000 accounts, 200,000 principals with Pareto activity,
+8 indexers, 1% of events re-sent to a second indexer) over 30 days of hourly bins with a diurnal
+volume: :func:`diurnal` (1.0 at 15:00 UTC on weekdays, 0.3 at night, weekends half). Each hour is
+drawn as cells: events per (principal, indexer, API) (:func:`hour_cells`). From the cells:
+
+- every hour's rows, entries and events to the search head are counted exactly (numpy), for the
+  raw path (one row per failed event on its indexer) and the map phase (one count row per
+  principal an indexer saw in the hour);
+- the first ``--sh-hours`` hours are written as the count rows the map phase would send (the
+  product's own ``CountRow.to_row``) and fed to the search head's ``iamspike show=state`` as the
+  shipped backfill search does; its CPU and peak RSS are measured and extrapolated to 30 days;
+- day 0 is also written as raw events for ``--calibrate-indexers`` indexers and the real map
+  phase is run over each: its count rows must equal the synthesized ones in number, and its bytes
+  calibrate the synthesized bytes.
+
+Generating every raw event of 30 days (about 0.7 billion) on a shared 2-core machine would take
+hours, hence the synthesis; what is measured and what is extrapolated is said in the output.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(os.path.dirname(HERE))
+BIN = os.path.join(REPO, "bin")
+START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
+SPAN = 3600
+APIS_PER_PRINCIPAL = 6
+RESENT = 0.01
+CHUNK_ROWS = 50_000
+COUNT_COLUMNS = [
+    "_time",
+    "account",
+    "principal",
+    "failures",
+    "state_key",
+    "account_state_key",
+    "iamspike_counts",
+]
+
+
+def diurnal(n_hours: int):
+    """Volume of each hour relative to the peak hour (weekday 15:00 UTC = 1.0)."""
+    import numpy as np
+
+    hours = np.arange(n_hours)
+    hour, day = hours % 24, (hours // 24) % 7
+    factor = 0.3 + 0.7 * np.exp(-(((hour - 15) / 4.5) ** 2))
+    return factor * np.where(day >= 5, 0.5, 1.0)
+
+
+class Org:
+    """The organisation: activity weights and the identity columns of each principal."""
+
+    def __init__(self, n_accounts: int, n_principals: int, seed: int = 11) -> None:
+        import numpy as np
+
+        sys.path.insert(0, BIN)
+        rng = np.random.default_rng(seed)
+        weights = rng.pareto(1.1, n_principals) + 0.02
+        self.p = weights / weights.sum()
+        self.n_accounts, self.n_principals = n_accounts, n_principals
+        self._columns: dict[int, list[str]] = {}
+
+    def columns(self, p: int) -> list[str]:
+        """recipientAccountId .. principalId of principal ``p`` (a third are assumed roles)."""
+        found = self._columns.get(p)
+        if found is None:
+            account = f"{100000000000 + p % self.n_accounts}"
+            ip, agent = f"10.{p // 65536 % 256}.{p // 256 % 256}.{p % 256}", f"aws-cli/2.{p % 7} bench"
+            if p % 3 == 0:
+                arn = f"arn:aws:sts::{account}:assumed-role/role{p}/session{p % 5}"
+                issuer, kind = f"arn:aws:iam::{account}:role/role{p}", "AssumedRole"
+            else:
+                arn, issuer, kind = f"arn:aws:iam::{account}:user/user{p}", "", "IAMUser"
+            found = [
+                account,
+                "us-east-1",
+                ip,
+                agent,
+                kind,
+                arn,
+                account,
+                f"AKIA{p:016d}",
+                "",
+                issuer,
+                f"AID{p}",
+                "",
+            ]
+            self._columns[p] = found
+        return found
+
+    def folded(self, p: int) -> str:
+        """The folded principal (what the map phase names it)."""
+        cols = self.columns(p)
+        return cols[9] or cols[5]
+
+
+def hour_cells(rng, org: Org, n_events: int, n_partitions: int):
+    """One hour: the active principals, the events each indexer holds per (principal, indexer,
+    API) counting re-sent copies, and the re-sent copies alone (taken from the previous indexer's
+    cell of the same principal and API)."""
+    import numpy as np
+
+    per_principal = rng.multinomial(n_events, org.p)
+    active = np.flatnonzero(per_principal)
+    split = rng.multinomial(per_principal[active], [1.0 / n_partitions] * n_partitions)
+    own = rng.multinomial(split, [1.0 / APIS_PER_PRINCIPAL] * APIS_PER_PRINCIPAL)
+    resent = rng.binomial(own, RESENT)
+    shipped = own + np.roll(resent, 1, axis=1)  # indexer k also holds copies from k-1
+    return active, own, np.roll(resent, 1, axis=1), shipped
+
+
+def hour_totals(shipped) -> tuple[int, int, int]:
+    """(count rows, entries, events) an hour's cells send to the search head."""
+    import numpy as np
+
+    per_row = shipped.sum(axis=2)
+    return int(np.count_nonzero(per_row)), int(np.count_nonzero(shipped)), int(per_row.sum())
+
+
+def _api(p: int, j: int) -> str:
+    return f"Api{(p * 7 + j) % 300}"
+
+
+def count_bodies(
+    org: Org, start: int, cells, n_partitions: int, rng, only: int | None = None
+) -> list[list[dict]]:
+    """The map phase's count rows of one hour, written by the product's encoder, per indexer
+    (only indexer ``only`` if given). Digests are random; a re-sent copy carries the digest its
+    first indexer sent."""
+    import numpy as np
+    from iamspike.counting import DIGEST_BYTES, CountRow, digests_text
+
+    active, own, resent_in, _ = cells
+    n_apis = own.shape[2]
+    packed = rng.bytes(int(own.sum()) * DIGEST_BYTES)
+    offsets = np.concatenate([[0], np.cumsum(own.reshape(-1))]).tolist()
+    own_l, res_l = own.tolist(), resent_in.tolist()
+    out: list[list[str]] = [[] for _ in range(n_partitions)]
+    for i, p in enumerate(active.tolist()):
+        cols = org.columns(p)
+        account, principal, ip, agent = cols[0], org.folded(p), cols[2], cols[3]
+        for k in range(n_partitions) if only is None else (only,):
+            entries = []
+            for j in range(n_apis):
+                mine, copies = own_l[i][k][j], res_l[i][k][j]
+                if not mine and not copies:
+                    continue
+                cell = (i * n_partitions + k) * n_apis + j
+                text = packed[offsets[cell] * DIGEST_BYTES : offsets[cell + 1] * DIGEST_BYTES]
+                if copies:  # the first copies of the previous indexer's cell
+                    prev = (i * n_partitions + (k - 1) % n_partitions) * n_apis + j
+                    text += packed[offsets[prev] * DIGEST_BYTES : (offsets[prev] + copies) * DIGEST_BYTES]
+                entries.append(
+                    (
+                        "iam.amazonaws.com",
+                        _api(p, j),
+                        "AccessDenied",
+                        ip,
+                        agent,
+                        mine + copies,
+                        digests_text(text),
+                    )
+                )
+            if entries:
+                out[k].append(CountRow(start, account, principal, False, entries).to_row())
+    return out
+
+
+def _csv_lines(rows: list[dict]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    for row in rows:
+        writer.writerow([row.get(name, "") for name in COUNT_COLUMNS])
+    return buffer.getvalue()
+
+
+def _range_row(lo: float, hi: float) -> dict:
+    from iamspike.counting import Tally
+
+    tally = Tally(SPAN, {})  # only its range row is used
+    tally.lo, tally.hi = lo, hi
+    return tally.range_row()
+
+
+def raw_bodies(org: Org, start: int, cells, k: int, n_partitions: int, rng, first_id: int) -> list[str]:
+    """Indexer ``k``'s raw failed events of one hour (the fields macro's columns with their
+    ``__mv_`` twins, ``_raw`` left on the indexer) from the same cells: rows as CSV lines, and
+    the next free event number. A re-sent copy carries its first indexer's eventID."""
+    from iamspike.cloudtrail import FIELDS
+
+    active, own, resent_in, _ = cells
+    n_apis = own.shape[2]
+    blanks = [""] * len(FIELDS)
+    own_l, res_l = own.tolist(), resent_in.tolist()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    ids = _event_ids(own, first_id)
+    for i, p in enumerate(active.tolist()):
+        cols = org.columns(p)
+        for j in range(n_apis):
+            first = ids[(i * n_partitions + k) * n_apis + j]
+            prev = ids[(i * n_partitions + (k - 1) % n_partitions) * n_apis + j]
+            numbers = list(range(first, first + own_l[i][k][j])) + list(range(prev, prev + res_l[i][k][j]))
+            for n in numbers:
+                when = start + (n * 2654435761) % SPAN
+                row = [str(when), f"{n:032x}", _api(p, j), "iam.amazonaws.com", "AccessDenied", ""]
+                writer.writerow(row + cols + blanks)
+    return buffer.getvalue()
+
+
+def _event_ids(own, first_id: int) -> list[int]:
+    import numpy as np
+
+    return (first_id + np.concatenate([[0], np.cumsum(own.reshape(-1))])).tolist()
+
+
+def _chunks(lines: str, header: list[str]) -> list[bytes]:
+    out, rows = [], lines.splitlines(keepends=True)
+    head = ",".join(header) + "\n"
+    for lo in range(0, len(rows), CHUNK_ROWS):
+        out.append((head + "".join(rows[lo : lo + CHUNK_ROWS])).encode())
+    return out
+
+
+def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
+    """Day 0 on ``args.calibrate_indexers`` indexers: raw events through the real map phase
+    against the synthesized count rows of the same cells."""
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from iamspike.cloudtrail import FIELDS
+    from standin import scpv2
+
+    preop = scpv2.probe_getinfo(command, []).getinfo["streaming_preop"].split()[1:]
+    raw_header = list(FIELDS) + ["__mv_" + name for name in FIELDS]
+    factors = diurnal(24)
+    out = {"indexers": 0, "raw_rows": 0, "map_rows": 0, "map_mb": 0.0, "synth_rows": 0, "synth_mb": 0.0}
+    out.update(map_cpu_s_max=0.0, map_rss_mb_max=0)
+    for k in range(args.calibrate_indexers):
+        rng = np.random.default_rng(seed)  # the same hours as the backfill's day 0
+        synth_lines, raw_lines, first_id = [], [], 0
+        for h in range(24):
+            cells = hour_cells(rng, org, round(float(args.events * factors[h])), args.indexers)
+            start = START + SPAN * h
+            synth_lines.append(_csv_lines(count_bodies(org, start, cells, args.indexers, rng, k)[k]))
+            raw_lines.append(raw_bodies(org, start, cells, k, args.indexers, rng, first_id))
+            first_id += int(cells[1].sum())
+        synth = "".join(synth_lines)
+        out["synth_rows"] += synth.count("\n")
+        out["synth_mb"] += len(synth.encode()) / 1e6
+        raw = "".join(raw_lines)
+        del raw_lines, synth_lines, synth
+        out["raw_rows"] += raw.count("\n")
+        session = scpv2.run(command, preop, _chunks(raw, raw_header), decode=False, timeout=7200)
+        del raw
+        assert session.returncode == 0 and not session.errors, session.stderr[-2000:]
+        bodies = [body for body in session.bodies if body]
+        out["map_rows"] += sum(body.count(b"\n") - 1 for body in bodies) - 1  # less the range row
+        out["map_mb"] += sum(len(body) for body in bodies) / 1e6
+        out["map_cpu_s_max"] = max(out["map_cpu_s_max"], session.cpu_seconds)
+        out["map_rss_mb_max"] = max(out["map_rss_mb_max"], session.peak_rss_mb)
+        out["indexers"] += 1
+        print(f"calibrated indexer {k}: {out}", file=sys.stderr, flush=True)
+    return out
+
+
+def backfill(command: list[str], args) -> dict:
+    """Counts of every hour of ``args.days`` days; the search head's ``show=state`` over the
+    first ``args.sh_hours`` hours; the map phase calibrated on day 0."""
+    import numpy as np
+
+    sys.path.insert(0, os.path.join(REPO, "tests"))
+    from standin import scpv2
+
+    org = Org(args.accounts, args.peak_principals)
+    seed = 23
+    rng = np.random.default_rng(seed)
+    n_hours = args.days * 24
+    factors = diurnal(n_hours)
+    out: dict = {"days": args.days, "sh_hours": args.sh_hours, "accounts": args.accounts}
+    out.update(principals=args.peak_principals, peak_events=args.events, indexers=args.indexers)
+    per_hour = []  # (raw rows = events, count rows, entries)
+    sh_lines: list[str] = []
+    sh_hours = args.sh_hours
+    started = time.perf_counter()
+    for h in range(n_hours):
+        cells = hour_cells(rng, org, round(float(args.events * factors[h])), args.indexers)
+        rows, entries, events = hour_totals(cells[3])
+        per_hour.append((events, rows, entries))
+        if h < sh_hours:
+            parts = count_bodies(org, START + SPAN * h, cells, args.indexers, rng)
+            sh_lines.extend(_csv_lines(part) for part in parts)
+        if h % 24 == 23:
+            print(f"day {h // 24}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    totals = np.array(per_hour, dtype=np.float64)
+    out["raw_rows"] = int(totals[:, 0].sum())
+    out["count_rows"] = int(totals[:, 1].sum())
+    out["raw_bytes_per_row"] = raw_row_bytes(org)
+    out["raw_cpu_us_per_row"] = args.raw_cpu_us_per_row
+    out["entries"] = int(totals[:, 2].sum())
+    out["peak_hour_raw_rows"] = int(totals[:, 0].max())
+    sh = totals[:sh_hours]
+    synth = "".join(sh_lines)
+    del sh_lines
+    sh_mb = len(synth.encode()) / 1e6
+    # Bytes of the other days: per row, per entry and per event, fitted on the written days.
+    per = _bytes_model(synth, sh)
+    out["count_mb"] = (
+        sh_mb + float((totals[sh_hours:] @ np.array(per)).sum()) / 1e6 if sh_hours < n_hours else sh_mb
+    )
+    out["count_mb_written"] = round(sh_mb, 1)
+    out["bytes_per_event"], out["bytes_per_row"], out["bytes_per_entry"] = (round(x, 1) for x in per)
+    ranges = [_range_row(START, START + SPAN * sh_hours - 1)] * args.indexers
+    lines = synth + _csv_lines(ranges)
+    del synth
+    header = COUNT_COLUMNS + ["__mv_" + name for name in COUNT_COLUMNS]
+    twins = "," * len(COUNT_COLUMNS)
+    lines = "".join(line + twins + "\n" for line in lines.splitlines())
+    out["sh_rows"] = lines.count("\n")
+    session = scpv2.run(command, ["show=state"], _chunks(lines, header), decode=False, timeout=14400)
+    del lines
+    assert session.returncode == 0 and not session.errors, session.stderr[-2000:]
+    out["sh_cpu_s"], out["sh_rss_mb"] = session.cpu_seconds, session.peak_rss_mb
+    state_bodies = [body for body in session.bodies if body]
+    out["state_rows"] = sum(body.count(b"\n") - 1 for body in state_bodies)
+    out["state_mb"] = sum(len(body) for body in state_bodies) / 1e6
+    scale = out["count_rows"] / max(int(sh[:, 1].sum()), 1)
+    out["sh_cpu_s_30d"] = out["sh_cpu_s"] * scale
+    out["sh_rss_mb_30d"] = out["sh_rss_mb"] * scale
+    if args.calibrate_indexers:
+        cal = calibrate(command, org, args, seed)
+        out.update({"cal_" + key: value for key, value in cal.items()})
+    return {key: round(value, 2) if isinstance(value, float) else value for key, value in out.items()}
+
+
+def _bytes_model(text: str, hours) -> tuple[float, float, float]:
+    """Least-squares bytes per event, per row and per entry over the written hours (each hour's
+    bytes from its own lines)."""
+    import numpy as np
+
+    # The written text is hour after hour; split it where _time changes.
+    sizes: dict[str, int] = {}
+    for line in text.splitlines():
+        stamp = line.split(",", 1)[0]
+        sizes[stamp] = sizes.get(stamp, 0) + len(line) + 1
+    y = np.array(list(sizes.values()), dtype=np.float64)
+    x = np.asarray(hours, dtype=np.float64)[: len(y)]
+    coef, *_ = np.linalg.lstsq(x, y, rcond=None)
+    return tuple(float(c) for c in coef)
+
+
+def render(r: dict, command: str) -> list[str]:
+    mb_raw = r["raw_rows"] * r.get("raw_bytes_per_row", 0) / 1e6
+    days, sh_hours = r["days"], r["sh_hours"]
+    written = f"measured over the first {sh_hours} hours"
+    return [
+        "",
+        f"## The {days}-day backfill, on a distributed search",
+        "",
+        f"Command: `{command}`. The organisation of the peak-hour run ({r['accounts']:,} accounts,"
+        f" {r['principals']:,} principals, {r['indexers']} indexers, 1% re-sent) over {days} days of hourly"
+        " bins, diurnal volume (1.0 at 15:00 UTC on weekdays, 0.3 at night, weekends half); peak hour"
+        f" {r['peak_hour_raw_rows']:,} raw rows. The backfill search: map phase, then"
+        " `iamspike show=state` (tests/bench/scale_backfill.py explains the synthesis).",
+        "",
+        "| path | rows to SH | MB to SH | SH CPU s | SH peak RSS MB |",
+        "|---|---:|---:|---:|---:|",
+        f"| raw events (before) | {r['raw_rows']:,} | {mb_raw:,.0f} without `_raw` "
+        f"| {_raw_cpu(r)} | not run (holds every event's digest) |",
+        f"| map phase, count rows | {r['count_rows']:,} | {r['count_mb']:,.0f} "
+        f"| {r['sh_cpu_s']} {written}; {r['sh_cpu_s_30d']:,.0f} extrapolated "
+        f"| {r['sh_rss_mb']:.0f} {written}; {r['sh_rss_mb_30d']:,.0f} extrapolated |",
+        "",
+        f"- Rows to the search head: 1/{r['raw_rows'] / max(r['count_rows'], 1):.1f} of the raw rows.",
+        f"- State written ({written}): {r['state_rows']:,} rows, {r['state_mb']:.1f} MB.",
+        f"- Day 0 raw through the real map phase on {r.get('cal_indexers', 0)} indexer(s):"
+        f" {r.get('cal_raw_rows', 0):,} raw rows -> {r.get('cal_map_rows', 0):,} count rows,"
+        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells: {r.get('cal_synth_rows', 0):,}"
+        f" rows, {r.get('cal_synth_mb', 0):.1f} MB. Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
+        f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
+        f"- Extrapolation to {days} days: the search head's CPU and peak RSS scaled by count rows"
+        " (it holds every key of the range until its results pass, so both grow with rows).",
+        f"- Count-row bytes: {r['count_mb_written']:,} MB written for the first {sh_hours} hours; the rest"
+        f" from {r['bytes_per_event']} bytes per event, {r['bytes_per_row']} per row and"
+        f" {r['bytes_per_entry']} per entry fitted on them.",
+    ]
+
+
+def _raw_cpu(r: dict) -> str:
+    per_row = r.get("raw_cpu_us_per_row")
+    if not per_row:
+        return "not run"
+    return f"{r['raw_rows'] * per_row / 1e6:,.0f} estimated ({per_row} us a row, the peak-hour raw run's)"
+
+
+def raw_row_bytes(org: Org) -> float:
+    """Bytes of one raw failed-event row as the fields macro ships it (without ``_raw``)."""
+    from iamspike.cloudtrail import FIELDS
+
+    row = [str(START), f"{1:032x}", _api(1, 1), "iam.amazonaws.com", "AccessDenied", ""]
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\n").writerow(row + org.columns(1) + [""] * len(FIELDS))
+    return float(len(buffer.getvalue()))

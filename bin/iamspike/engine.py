@@ -1,9 +1,10 @@
 """The ``iamspike`` engine's reporting phase: the chunk-accumulating :class:`Detector` and ``run``.
 
 Reads like its pipeline: rows are routed as they arrive (count rows from the map phase, saved
-state, raw events or pre-aggregated rows) and counted (``counting``); ``results()`` runs the
-results pass once (``results``: matrices, baselines, scores, explanations). Nothing is scored
-before ``results()``, so any chunking of the same rows gives the same answer.
+state, allowlist entries, raw events or pre-aggregated rows) and counted (``counting``);
+``results()`` runs the results pass once (``results``: matrices, baselines, scores,
+explanations). Nothing is scored before ``results()``, so any chunking of the same rows gives the
+same answer.
 
 The CLI and the benches import from here: :class:`Options`, :class:`OptionError`,
 :func:`parse_options`, :class:`Detector`, :func:`run`.
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from iamspike import state
+from iamspike import allowlist, state
+from iamspike.allowlist import Allowlist
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.failures import ErrorClasses
 from iamspike.options import (  # noqa: F401 (the engine's API)
@@ -64,6 +66,7 @@ class Detector:
         self._ranges: list[state.StateEntry] = []
         self._decoded: set[str] = set()
         self._messages: list[str] = []
+        self.allowlist = Allowlist()
 
     def getinfo(self) -> dict[str, object]:
         """The SCPv2 getinfo reply: a reporting command whose map phase splunkd may distribute."""
@@ -81,17 +84,22 @@ class Detector:
         index = {name: i for i, name in enumerate(header)}
         counts_i = index.get(COUNTS_FIELD)
         state_i = index.get(state.STATE_FIELD)
-        if counts_i is None and state_i is None:
+        entries = allowlist.REASON in index
+        if counts_i is None and state_i is None and not entries:
             self.tally.add_rows(header, rows)
             return
-        count_rows, live = [], []
+        count_rows, live, entry_rows = [], [], []
         for row in rows:
             if counts_i is not None and row[counts_i]:
                 count_rows.append(row)
             elif state_i is not None and row[state_i]:
                 self._add_state(row[state_i], "")
+            elif entries and allowlist.is_entry_row(index, row):
+                entry_rows.append(row)
             else:
                 live.append(row)
+        if entry_rows:
+            self.allowlist.add_rows(header, entry_rows)
         if count_rows:
             self._add_attached_state(index, count_rows)
             self.tally.add_count_rows(index, count_rows)
@@ -139,6 +147,9 @@ class Detector:
     def messages(self) -> list[str]:
         """Warnings for the user, one line each; every skipped row is named in one line."""
         out = [*self.tally.messages, *self._messages]
+        malformed = self.allowlist.message()
+        if malformed:
+            out.append(malformed)
         warning = self.tally.warning()
         if warning:
             out.append(warning + (f"; {BACKFILL}" if BAD_STATE in self.tally.skipped else ""))
@@ -148,7 +159,10 @@ class Detector:
         """Score everything accumulated; rows per the engine API (show=spikes|all|state)."""
         entries = [*self._entries.values(), *self._ranges]
         self.tally.drop_duplicates()
-        return ResultsPass(self.options, self.tally, entries, self._messages).rows()
+        rows = ResultsPass(self.options, self.tally, entries, self._messages).rows()
+        # Allowlist entries (rows of `iam_error_spike_allowlist`) drop flagged principal rows of
+        # known automation; the saved state (show=state) keeps learning them.
+        return rows if self.options.show == "state" else self.allowlist.keep(rows)
 
 
 def run(records: Iterable[Mapping], options: Options | None = None) -> list[dict[str, object]]:

@@ -48,11 +48,6 @@ INDEXERS = 3
 
 SAVED = read_conf(DEFAULT / "savedsearches.conf")
 MACROS = read_conf(DEFAULT / "macros.conf")
-# The allow-list macro (its CSV and KV store lookups, their validity check) is run here as one
-# step, "allowlist": drop principal rows matching an entry of the shipped CSV (the KV store
-# collection is empty on a fresh install). Its own tests are in tests/unit.
-ALLOWLIST = "iam_error_spike_allowlist"
-RUN_MACROS = {**MACROS, ALLOWLIST: {"definition": "allowlist"}}
 TRANSFORMS = read_conf(DEFAULT / "transforms.conf")
 FAILED_CALLS = "sourcetype=aws:cloudtrail (errorCode=* OR eventName=ConsoleLogin)"
 ACCOUNT_ALERT = "IAM Error Spike - Account Alert"
@@ -99,13 +94,10 @@ def where_filter(rest: str, row: dict) -> bool:
     raise AssertionError(f"where {rest!r} not modelled")
 
 
-def allowlist(rows: list[dict]) -> list[dict]:
-    """`iam_error_spike_allowlist` on a fresh install: principal rows matching an entry of
-    lookups/iamspike_allowlist.csv (wildcards) are dropped."""
-    assert ALLOWLIST in MACROS
-    with open(REPO / "lookups" / "iamspike_allowlist.csv", encoding="utf-8") as handle:
-        entries = [e for e in csv.DictReader(handle) if e["allowlist_reason"].strip()]
-    return [r for r in rows if not any(fnmatch.fnmatchcase(r["principal"], e["principal"]) for e in entries)]
+def csv_lookup(name: str) -> list[dict]:
+    """The rows of a shipped CSV lookup (transforms.conf's filename under lookups/)."""
+    with open(REPO / "lookups" / TRANSFORMS[name]["filename"], encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def round_robin(events: list[dict]) -> list[list[dict]]:
@@ -124,12 +116,15 @@ class Splunk:
             if stanza.get("external_type") == "kvstore"
         }
         self.shipped_rows = 0  # rows the indexers sent to the search head
+        self.messages: list[tuple[str, str]] = []  # the search-head iamspike's inspector messages
 
     def iamspike(self, args: list[str], rows: list[dict]) -> list[dict]:
         session = scpv2.run(self.command, args, scpv2.split(rows, 50_000), env=self.home.env())
         assert not session.died and not session.timed_out, (session.problem, session.stderr[-3000:])
         assert session.errors == [], session.errors
         assert session.finished
+        if not any(a in ("phase=map", "phase=fold") for a in args):
+            self.messages.extend(session.messages)
         return session.rows
 
     def on_indexers(self, args: list[str], events: list[dict], deal=None) -> list[dict]:
@@ -151,7 +146,7 @@ class Splunk:
     ) -> list[dict]:
         """One shipped search over `records` whose eventTime is in [start, end), each record an
         event as `present` makes it (Splunk's JSON extraction, by default without its limits)."""
-        steps = pipeline(expand_macros(spl, RUN_MACROS))
+        steps = pipeline(expand_macros(spl, MACROS))
         command, base, subsearches = steps[0]
         assert command == "search" and base.strip() == FAILED_CALLS and not subsearches, base
         rows = [
@@ -177,8 +172,10 @@ class Splunk:
                 rows, steps_ = kvstore.run(self.kv, command, rest, rows)
                 if steps_ is not None:
                     kvstore.run_steps(steps_)
-            elif command == "allowlist":
-                rows = allowlist(rows)
+            elif command == "inputlookup" and first_name(rest) in TRANSFORMS:  # a CSV lookup
+                assert rest.split()[0] == "append=true", rest
+                distributed = False
+                rows = rows + csv_lookup(first_name(rest))
             elif command == "search":
                 rows = [row for row in rows if search_filter(rest, row)]
             elif command == "where":
@@ -247,6 +244,29 @@ def test_scheduled_alerts_flag_the_pwnedlabs_burst(splunk_home, splunk_python):
         assert row["severity"] in ("high", "critical")
     failed = sum(1 for r in data if is_failed_call(r))
     assert splunk.shipped_rows < failed / 20, "count rows, not events, reach the search head"
+
+
+def test_the_allowlist_drops_known_automation_and_names_a_malformed_entry(splunk_home, splunk_python):
+    splunk = Splunk(splunk_home, splunk_python)
+    data = records("pwnedlabs_incident_3252")
+    kv = splunk.kv["iamspike_allowlist_kv"]
+    bad = {"principal": "arn:aws:iam::*:*", "allowlist_reason": "everything (too wide)"}
+    kvstore.run_steps(kv.upsert_steps([bad], None))
+    alerts = scheduled(splunk, data, PWNED_ALERT_AT)
+    # The malformed entry neither drops the principal nor goes unsaid: one line names it.
+    assert [r["principal"] for r in alerts["principal"]] == ["arn:aws:iam::107513503799:user/temp-user"]
+    said = [text for level, text in splunk.messages if "allowlist" in text]
+    assert said and all("arn:aws:iam::*:*" in text and "malformed" in text for text in said), said
+    assert len(said) == 1, "named once by the principal alert, the only search that reads the allowlist"
+    good = {"principal": "arn:aws:iam::*:user/temp-*", "allowlist_reason": "lab user (test)"}
+    kvstore.run_steps(kv.upsert_steps([good], None))
+    splunk.messages.clear()
+    alerts = {
+        "principal": splunk.saved(PRINCIPAL_ALERT, data, PWNED_ALERT_AT),
+        "account": splunk.saved(ACCOUNT_ALERT, data, PWNED_ALERT_AT),
+    }
+    assert alerts["principal"] == [], "a well-formed wildcard entry drops the principal's alert"
+    assert [r["account"] for r in alerts["account"]] == ["107513503799"], "account rows never drop"
 
 
 def test_scheduled_alerts_stay_quiet_on_the_sans_log_delivery_denials(splunk_home, splunk_python):

@@ -26,7 +26,6 @@ skipped, so the search head reports them in its one warning line. Nothing else p
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import json
 import math
@@ -190,7 +189,7 @@ class Tally:
         self.skipped: Counter = Counter()
         self.messages: list[str] = []
         self._seen: set[str] = set()  # digests of the raw events counted
-        self._digests: dict[tuple, object] = {}  # count-row entries' digests: a text, then a list
+        self._digests: dict[tuple, bytes | bytearray] = {}  # count-row entries' digests, packed
         self._strings: dict = {}  # one object per text (and bin start) read from count rows
         self._identities: dict[tuple, tuple[str, str, bool]] = {}
 
@@ -363,6 +362,7 @@ class Tally:
         code_i, name_i, source_i = index.get("errorCode"), index.get("eventName"), index.get("eventSource")
         counted, sources, span, counts = self.counted, self.sources, self.span, self.counts
         identities, services, skipped = self._identities, self.services, self.skipped
+        keep = self._strings.setdefault  # one object per text: a key costs its tuple
         for row in rows:
             code = row[code_i] if code_i is not None else ""
             if code and not counted[code]:
@@ -388,8 +388,10 @@ class Tally:
                 entity = identities[identity] = identify(identity)
             account, principal, service = entity
             services.setdefault((account, principal), service)
-            name = row[name_i] if name_i is not None else ""
-            key = (int(when // span) * span, account, principal, source, name, code, "", "")
+            name = keep(row[name_i], row[name_i]) if name_i is not None else ""
+            start = int(when // span) * span
+            start, source, code = keep(start, start), keep(source, source), keep(code, code)
+            key = (start, account, principal, source, name, code, "", "")
             counts[key] = counts.get(key, 0) + round(count)
 
     def add_count_rows(self, index: Mapping[str, int], rows: list[list[str]]) -> None:
@@ -432,10 +434,10 @@ class Tally:
                     known = digests_of.get(key)
                     if known is None:
                         digests_of[key] = digests
-                    elif known.__class__ is str:
-                        digests_of[key] = [known, digests]
+                    elif known.__class__ is bytes:  # a second text: settled by drop_duplicates
+                        digests_of[key] = bytearray(known) + digests
                     else:
-                        known.append(digests)
+                        known += digests
 
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])
@@ -452,17 +454,13 @@ class Tally:
         """Take out of the counts the events that more than one count row carried (the same
         digest under the same key: an event two indexers both counted). Call before reading the
         counts; each key is settled once."""
-        for key, texts in self._digests.items():
-            if texts.__class__ is str:
+        for key, packed in self._digests.items():
+            if packed.__class__ is bytes:
                 continue
-            try:
-                packed = b"".join(base64.urlsafe_b64decode(text) for text in texts)
-                sent = array("Q", packed)
-            except (ValueError, binascii.Error):
-                continue  # not our digests: counted as sent
+            sent = array("Q", packed)
             distinct = set(sent)
             self.counts[key] -= len(sent) - len(distinct)
-            self._digests[key] = digests_text(array("Q", distinct).tobytes())
+            self._digests[key] = array("Q", distinct).tobytes()
 
     # ---- what goes out
 
@@ -516,7 +514,7 @@ class Tally:
 
 def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     """A count row's ``iamspike_counts`` (``v2`` or ``v1``): ``(service, entries)`` with entries
-    ``(source, api, code, ip, user_agent, count, digests)`` (digests in base64url), or a range
+    ``(source, api, code, ip, user_agent, count, digests)`` (digests packed, as bytes), or a range
     row's dict. ``keep(text, text)`` returns the one object kept for a text (``dict.setdefault``).
     Raises ValueError (or TypeError, KeyError) when the text is not one of ours."""
     keep = keep or _same
@@ -545,7 +543,7 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
             ip = keep(_unescape(s_ip), _unescape(s_ip))
         if s_agent != SAME:
             agent = keep(_unescape(s_agent), _unescape(s_agent))
-        entries.append((source, api, code, ip, agent, int(count), digests))
+        entries.append((source, api, code, ip, agent, int(count), _packed(base64.urlsafe_b64decode(digests))))
     return head == "v21", entries
 
 
@@ -557,8 +555,14 @@ def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
     entries = []
     for source, api, code, ip, agent, count, digests in raw_entries:
         texts = [keep(str(value), str(value)) for value in (source, api, code, ip, agent)]
-        entries.append((*texts, int(count), digests_text(bytes.fromhex(digests)) if digests else ""))
+        entries.append((*texts, int(count), _packed(bytes.fromhex(digests))))
     return bool(service), entries
+
+
+def _packed(digests: bytes) -> bytes:
+    if len(digests) % DIGEST_BYTES:
+        raise ValueError("not whole digests")
+    return digests
 
 
 def _same(text, _default):

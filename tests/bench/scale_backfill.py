@@ -342,6 +342,44 @@ def backfill(command: list[str], args) -> dict:
     return {key: round(value, 2) if isinstance(value, float) else value for key, value in out.items()}
 
 
+def memory_per_key(args) -> dict:
+    """The reporting phase's memory per key at the peak hour: the count rows of a peak hour
+    parsed as splunkd's chunks are (csv) and added to a ``Detector`` in this process;
+    tracemalloc's current size after the last chunk, divided by the keys held."""
+    import gc
+    import tracemalloc
+
+    import numpy as np
+    from iamspike.engine import Detector
+    from iamspike.options import parse_options
+
+    org = Org(args.accounts, args.peak_principals)
+    rng = np.random.default_rng(5)
+    cells = hour_cells(rng, org, args.events, args.indexers)
+    text = "".join(_csv_lines(part) for part in count_bodies(org, START, cells, args.indexers, rng))
+    lines = text.splitlines(keepends=True)
+    del text, cells
+    gc.collect()
+    csv.field_size_limit(1 << 31)  # a busy principal's entry carries a digest per event
+    tracemalloc.start()
+    detector = Detector(parse_options([]))
+    for lo in range(0, len(lines), CHUNK_ROWS):
+        detector.add_rows(COUNT_COLUMNS, list(csv.reader(lines[lo : lo + CHUNK_ROWS])))
+    gc.collect()
+    held, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    tally = detector.tally
+    keys = len(tally.counts)
+    digest_bytes = sum(sys.getsizeof(packed) for packed in tally._digests.values())
+    return {
+        "rows": len(lines),
+        "keys": keys,
+        "held_mb": held / 1e6,
+        "bytes_per_key": held / max(keys, 1),
+        "digest_bytes_per_key": digest_bytes / max(keys, 1),
+    }
+
+
 def _bytes_model(text: str, hours) -> tuple[float, float, float]:
     """Least-squares bytes per event, per row and per entry over the written hours (each hour's
     bytes from its own lines)."""

@@ -213,15 +213,15 @@ AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé
 
 @pytest.mark.parametrize("value", AWKWARD)
 def test_count_rows_round_trip_any_text_in_any_field(value) -> None:
-    base = [("iam.amazonaws.com", "ListUsers", "AccessDenied", "198.51.100.7", "aws-cli/2", 3, "")]
+    packed = counting.digest("id-1") + counting.digest("id-2")
+    base = ["iam.amazonaws.com", "ListUsers", "AccessDenied", "198.51.100.7", "aws-cli/2", 2]
     for field_at in range(5):
-        entry = list(base[0])
+        entry = list(base)
         entry[field_at] = value
-        entries = [tuple(entry), tuple(entry), (value, value, value, value, value, 1, "")]
-        cell = counting.CountRow(T0, ACCT, USER, True, entries)
-        text = cell.counts_text()
+        sent = [(*entry, counting.digests_text(packed))] * 2 + [(value,) * 5 + (1, "")]
+        text = counting.CountRow(T0, ACCT, USER, True, sent).counts_text()
         assert '"' not in text and "," not in text and "\n" not in text  # no CSV quoting needed
-        assert counting.decode_counts(text) == (True, entries)
+        assert counting.decode_counts(text) == (True, [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")])
 
 
 def test_v1_count_rows_from_older_indexers_are_read_and_deduplicated_with_v2() -> None:
@@ -252,7 +252,18 @@ def test_v1_count_rows_from_older_indexers_are_read_and_deduplicated_with_v2() -
 
 
 @pytest.mark.parametrize(
-    "text", ["v2", "v20", "v20;a|b|c|d|e|1", "v20;a|b|c|d|e|x|", "v29;a|b|c|d|e|1|", "v1[0,[[1]]]", "v2{]"]
+    "text",
+    [
+        "v2",
+        "v20",
+        "v20;a|b|c|d|e|1",
+        "v20;a|b|c|d|e|x|",
+        "v29;a|b|c|d|e|1|",
+        "v20;a|b|c|d|e|1|AAAA",  # 3 bytes: not a whole 64-bit digest
+        "v1[0,[[1]]]",
+        'v1[0,[["a","b","c","d","e",1,"zz"]]]',
+        "v2{]",
+    ],
 )
 def test_broken_count_texts_are_skipped_whole_and_named(text) -> None:
     t = tally()

@@ -23,9 +23,12 @@ The variance is the smaller of two estimates. The long-run one: the dispersion (
 = Poisson) is the decayed mean of ``(x - center)^2 / center`` over past bins, ``center`` the median
 of level, seasonal and recent (winsorized counts, so the residual of a spike is bounded), bounded
 to ``[1, dispersion_max]``; each bin's squared residual enters clipped at ``residual_max`` (9:
-three standard deviations), so a day's jump, a batch hour or an earlier spike moves the dispersion
-by one bin's worth, not for a week (a quiet account whose daily batch kept the dispersion at its
-cap hid a spread of 19 failures under an upper of 39). The local one: the same decayed mean of ``(x
+three standard deviations) times the dispersion estimated so far, so a day's jump, a batch hour or
+an earlier spike moves the dispersion by one bin's worth, not for a week (a quiet account whose
+daily batch kept the dispersion at its cap hid a spread of 19 failures under an upper of 39), while
+a stream that is dispersed hour to hour keeps its own spread (clipped at a fixed 9, an automation
+whose hours vary by 40-70 % was estimated at about half its dispersion, and its ordinary hours
+alerted). The local one: the same decayed mean of ``(x
 - rate)^2 / rate`` (clipped the same way) with ``rate`` a short exponential average (half-life
 ``local_half_life_bins``) of the entity's own last bins: how well the entity's CURRENT rate
 predicts its next bin. Automation whose volume changes from day to day (a poller at 6/h on a quiet
@@ -83,6 +86,8 @@ class Baseline:
     silent: np.ndarray  # (bins, entities) bool: level and seasonal below silent_level
     peers: np.ndarray  # (entities,) size of the entity's peer group
     typical_apis: np.ndarray | None  # (bins, entities) usual distinct APIs of a failing bin
+    # (bins, entities) the local dispersion: how much the entity's bins vary around its current rate
+    local_dispersion: np.ndarray | None = None
 
 
 def _seasonal_samples(
@@ -185,6 +190,8 @@ def fit_baselines(
     local_sq = np.zeros(n_entities, dtype=np.float64)
     seasonal = _seasonal_samples(start, span, n_bins, params)
     zero = np.zeros(n_entities, dtype=np.float32)
+    local_dispersion = np.ones((n_bins, n_entities), dtype=np.float32)
+    local = np.ones(n_entities, dtype=np.float64)
 
     for t in range(n_bins):
         if weight > 0:
@@ -216,6 +223,7 @@ def fit_baselines(
         mu = np.maximum(long_run, recent)
         center = _median_of_three(level, median, recent)
         dispersion = np.clip(dispersion, 1.0, params.dispersion_max)
+        own = dispersion
         if insufficient[t] and n_entities:
             prior = np.bincount(groups, weights=level, minlength=n_groups) / np.maximum(
                 np.bincount(groups, minlength=n_groups), 1
@@ -226,9 +234,8 @@ def fit_baselines(
         var = mu * dispersion + floor
         if weight > 0 and params.local_half_life_bins > 0:
             local = np.clip(local_sq / weight, 1.0, params.dispersion_max)
-            if insufficient[t]:
-                local = local * 2.0
-            var = np.minimum(var, mu * local + floor)
+            local_dispersion[t] = local
+            var = np.minimum(var, mu * local * (2.0 if insufficient[t] else 1.0) + floor)
         if seasonal_var is not None:
             # The slot's own spread (MAD of only ``seasonal_samples`` days) floors the variance
             # in full only where the slot stands clearly above the entity's level (a daily
@@ -250,12 +257,13 @@ def fit_baselines(
         # Winsorized update: a spike enters the level only up to the bound it broke.
         clipped = np.minimum(counts[t], mu + params.clip_sigmas * np.sqrt(var) + 2.0)
         weighted_sum = weighted_sum * decay + clipped
-        residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), params.residual_max)
+        # Each residual enters at most at three of the entity's own standard deviations so far.
+        residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), params.residual_max * own)
         weighted_sq = weighted_sq * decay + residual
         if params.local_half_life_bins > 0:
             rate = local_sum / local_weight if local_weight > 0 else local_sum
             local_residual = (clipped - rate) ** 2 / np.maximum(rate, 1.0)
-            local_sq = local_sq * decay + np.minimum(local_residual, params.residual_max)
+            local_sq = local_sq * decay + np.minimum(local_residual, params.residual_max * local)
             local_sum = local_sum * local_decay + clipped
             local_weight = local_weight * local_decay + 1.0
         weight = weight * decay + 1.0
@@ -267,7 +275,16 @@ def fit_baselines(
             apis_sum = apis_sum * decay + np.where(failing, entering, 0.0)
             apis_weight = apis_weight * decay + failing
     return Baseline(
-        expected, variance, history, seasonal_used, backfilled, insufficient, silent, peers, typical
+        expected,
+        variance,
+        history,
+        seasonal_used,
+        backfilled,
+        insufficient,
+        silent,
+        peers,
+        typical,
+        local_dispersion,
     )
 
 

@@ -358,7 +358,12 @@ class ResultsPass:
             # A principal's count is also judged against its current rate (scoring.rate_score).
             rate = current_rate(counts, t_idx, e_idx, BaselineParams().local_half_life_bins)
             by_rate = rate_score(
-                observed, base.expected[t_idx, e_idx], rate, base.silent[t_idx, e_idx], o.sensitivity
+                observed,
+                base.expected[t_idx, e_idx],
+                rate,
+                base.silent[t_idx, e_idx],
+                o.sensitivity,
+                dispersion=base.local_dispersion[t_idx, e_idx],
             )
             score = np.maximum(score, by_rate)
         spread_score = None

@@ -29,10 +29,13 @@ overstates the surprise).
 - **Current rate** (``rate_score``): a count at least ``rate_factor`` times its long-run expectation
   is also judged against the entity's current rate ``r`` (a decayed mean of its last bins, see
   ``baseline.current_rate``) under a negative binomial of mean ``max(r, 1)`` and variance
-  ``2r + (0.1r)^2``, where the entity is not silent and its stream is running
-  (``r >= rate_running * expected``: a batch hour rising from zero is not a running stream); the
-  higher score is kept. The long-run expectation and its dispersion carry the day-to-day swings of
-  automation; on a day that runs low (6, 8, 4 an hour), 52 is x7 the current rate.
+  ``d r + (0.1r)^2``, ``d`` the entity's own local dispersion (how much its bins vary around its
+  current rate, at least ``rate_dispersion_min`` = 2), where the entity is not silent and its
+  stream is running (``r >= rate_running * expected``: a batch hour rising from zero is not a
+  running stream); the higher score is kept. The long-run expectation and its dispersion carry the
+  day-to-day swings of automation; on a day that runs low (6, 8, 4 an hour), 52 is x7 the current
+  rate. With a fixed ``d = 2`` an automation whose hours vary by 40-70 % around its rate alerted on
+  its ordinary hours (x2.5 of its rate is then a few in a hundred hours, not one in a million).
 - ``score = 100 * (1 - 2 ** (-total * sensitivity / threshold_surprise))``: 50 at the threshold.
 """
 
@@ -57,6 +60,7 @@ class ScoreParams:
     novelty_free: float = 2.0
     rate_factor: float = 2.0
     rate_running: float = 0.3
+    rate_dispersion_min: float = 2.0
     max_surprise: float = 60.0
     expected_floor: float = 0.05
 
@@ -200,8 +204,13 @@ def rate_score(
     silent: np.ndarray,
     sensitivity: float = 1.0,
     params: ScoreParams | None = None,
+    dispersion: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Scores of counts against the entity's current ``rate`` (0 where the rule does not apply)."""
+    """Scores of counts against the entity's current ``rate`` (0 where the rule does not apply).
+
+    ``dispersion``: per cell, the entity's local dispersion (``Baseline.local_dispersion``); the
+    variance around the rate is ``max(dispersion, rate_dispersion_min) r + (0.1 r)^2``.
+    """
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
     expected = np.asarray(expected, dtype=np.float64)
@@ -212,7 +221,10 @@ def rate_score(
     out = np.zeros(observed.shape)
     if use.any():
         r = np.maximum(rate[use], 1.0)
-        surprise = np.minimum(-log10_tail(observed[use], r, 2.0 * r + (0.1 * r) ** 2), params.max_surprise)
+        d = np.full(r.shape, params.rate_dispersion_min)
+        if dispersion is not None:
+            d = np.maximum(np.asarray(dispersion, dtype=np.float64)[use], d)
+        surprise = np.minimum(-log10_tail(observed[use], r, d * r + (0.1 * r) ** 2), params.max_surprise)
         out[use] = 100.0 * (1.0 - np.exp2(-surprise * sensitivity / params.threshold_surprise))
     return out
 

@@ -22,7 +22,8 @@ Attack kinds (category "attack"), as an independent bench described them:
 Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some families),
 log_delivery (the SANS-like service stream), throttling_burst, validation_burst, dryrun_burst,
 benign_new_principal, person_burst (a person's small burst in seconds, like a student's 18
-UnauthorizedOperation in 7 s) and bursty_day (a person's hours at several times their rate).
+UnauthorizedOperation in 7 s), bursty_day (a person's hours at several times their rate) and
+habitual_burst (a person, IAM user or SSO role, who bursts like that a few times every week).
 """
 
 from __future__ import annotations
@@ -82,6 +83,9 @@ class Family:
     log_delivery: int = 2
     person_bursts: int = 3  # small benign bursts of people per organisation
     person_burst_size: Range = (8, 20)
+    habitual_bursters: float = 0.0  # share of people (IAM users, SSO roles) who burst every week
+    habitual_bursts: Range = (1.0, 3.0)  # their bursts per week (working days)
+    habitual_burst_size: Range = (5, 15)
     # attacks
     discovery_size: Range = (40, 400)
     discovery_apis: Range = (15, 60)
@@ -142,6 +146,24 @@ TUNING = (
         spread_members=(3, 6),
         spread_each=(1, 3),
         log_delivery=1,
+    ),
+    # Added after the first held-out run (docs/bench/quality.md, "Families"): the rules of issue 12
+    # raised the false alerts on dispersed automation, which no tuning family had. Its ranges
+    # differ from the held-out noisy-automation family's (slower, more dispersed day to day and
+    # hour to hour, strong weekly seasonality), and it adds people who burst every week.
+    Family(
+        "dispersed-automation",
+        "dispersed denied automations (3-25/h, day shape 1.2-3, hour shape 2-6, weekends at 30-70 %),"
+        " people (IAM users, SSO roles) with small bursts a few times a week",
+        automations=(1, 3),
+        automation_rate=(3.0, 25.0),
+        automation_day_shape=(1.2, 3.0),
+        automation_hour_shape=(2.0, 6.0),
+        automation_amplitude=(0.1, 0.4),
+        automation_weekend=(0.3, 0.7),
+        spike_factor=(2.5, 5.0),
+        spike_hours=(1, 2),
+        habitual_bursters=0.15,
     ),
 )
 
@@ -512,6 +534,32 @@ class _FamilyBuilder(_Builder):
             apis = tuple(EC2_APIS[int(j)] for j in self.rng.choice(len(EC2_APIS), size=2, replace=False))
             self.emit(p, h, n, ok=False, apis=apis, minutes=(m0, m0 + self.uni((0.05, 0.5))))
             self._trap("person_burst", p, [(h, h + 1)], f"{n} denials in seconds by a person")
+        if f.habitual_bursters > 0:
+            self._habitual_bursts()
+
+    def _habitual_bursts(self) -> None:
+        """People who fail in small bursts every week: always on the same two EC2 APIs, in seconds."""
+        f = self.f
+        people = [q for q in self.principals if q.kind in ("human", "sso_role") and q.first_hour == 0]
+        for p in people:
+            if self.rng.random() >= f.habitual_bursters:
+                continue
+            apis = tuple(EC2_APIS[int(j)] for j in self.rng.choice(len(EC2_APIS), size=2, replace=False))
+            per_day = self.uni(f.habitual_bursts) / 5.0
+            windows = []
+            for d in range(1, self.days):
+                if self._weekday(np.array([d * 24]), p.tz)[0] >= 5 or self.rng.random() >= per_day:
+                    continue
+                h = d * 24 + (int(self.rng.integers(9, 17)) - p.tz) % 24
+                if h >= self.hours:
+                    continue
+                m0 = self.uni((0.0, 59.0))
+                self.emit(
+                    p, h, self.count(f.habitual_burst_size), ok=False, apis=apis, minutes=(m0, m0 + 0.5)
+                )
+                windows.append((h, h + 1))
+            if windows:
+                self._trap("habitual_burst", p, windows, "a person's small bursts, a few every week")
 
 
 def generate(

@@ -84,6 +84,7 @@ TRAP_KINDS = (
     "benign_new_principal",
     "person_burst",
     "bursty_day",
+    "habitual_burst",
 )
 TARGET_RATE = 1.0  # false alerts per 1,000 principal-days
 GROUPS = {"tuning": F.TUNING, "held-out": F.HELD_OUT}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from iamspike.baseline import BaselineParams, current_rate, fit_baselines
-from iamspike.scoring import score_counts, upper_bound
+from iamspike.scoring import rate_score, score_counts, upper_bound
 
 START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
 HOUR = 3600
@@ -193,6 +193,51 @@ def test_a_batch_slot_varies_by_at_least_batch_cv_of_its_size() -> None:
     quiet = score_counts(np.array([80.0]), mu, var, np.array([1.0])).score[0]
     loud = score_counts(np.array([250.0]), mu, var, np.array([1.0])).score[0]
     assert quiet < 50.0 <= loud, (quiet, loud)
+
+
+def _dispersed(rate: float, shape: float, days: int, seed: int = 11) -> list[float]:
+    """An automation at ``rate`` an hour whose hours vary by a gamma factor of ``shape`` (CV 1/sqrt)."""
+    rng = np.random.default_rng(seed)
+    return rng.poisson(rate * rng.gamma(shape, 1.0 / shape, days * 24)).astype(float).tolist()
+
+
+def _flagged_hours(series: list[float], first: int) -> list[int]:
+    """Bins from ``first`` on that the engine's two count rules (baseline, current rate) flag."""
+    base = fit(series)
+    counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
+    t = np.arange(first, len(series))
+    e = np.zeros(len(t), dtype=np.int64)
+    x = counts[t, 0].astype(np.float64)
+    by_count = score_counts(x, base.expected[t, 0], base.variance[t, 0], np.ones(len(t))).score
+    rate = current_rate(counts, t, e, BaselineParams().local_half_life_bins)
+    by_rate = rate_score(
+        x, base.expected[t, 0], rate, base.silent[t, 0], dispersion=base.local_dispersion[t, 0]
+    )
+    return t[(np.maximum(by_count, by_rate) >= 50.0) & (x >= 5)].tolist()
+
+
+def test_a_dispersed_automation_keeps_its_own_dispersion_and_its_ordinary_hours_stay_quiet() -> None:
+    # 15 an hour, hours varying by ~70 % (gamma shape 2): a dispersion of about 1 + 15/2 = 8.5.
+    # Residuals clipped at a fixed 9 (three Poisson standard deviations) held the estimate at
+    # about half of that (4.4), and against the current rate with a fixed dispersion of 2 four of
+    # its ordinary hours in the last 10 days alerted.
+    series = _dispersed(15.0, 2.0, 20)
+    base = fit(series)
+    counts = np.asarray(series)
+    lag = counts[1:] - counts[:-1]
+    actual = float(np.var(lag) / 2.0 / np.mean(counts))  # its hour-to-hour dispersion
+    assert actual > 7.0
+    assert np.median(base.local_dispersion[10 * 24 :, 0]) > 0.75 * actual
+    assert _flagged_hours(series, 10 * 24) == []
+
+
+def test_a_steady_automations_x3_hour_is_still_flagged() -> None:
+    # The same check on a steady 15/h (Poisson hours): x3 of its rate stands out.
+    series = _dispersed(15.0, 400.0, 20)
+    at = 15 * 24 + 5
+    assert _flagged_hours(series, 10 * 24) == []
+    series[at] = 45.0
+    assert _flagged_hours(series, 10 * 24) == [at]
 
 
 def test_current_rate_is_the_decayed_mean_of_the_bins_before() -> None:

@@ -197,6 +197,32 @@ def test_counts_far_above_the_current_rate(
         assert bool(score >= 50.0) is flag, (name, score)
 
 
+# The current rate is judged with the entity's own local dispersion (at least 2): failures, current
+# rate, local dispersion -> flagged. An automation whose hours vary by 40-70 % around its rate
+# (dispersion 1 + rate/shape: about 6 at 15/h) reaches x2.5 of its rate a few times a month.
+OWN = [
+    ("60 on a dispersed 15/h (dispersion 6): x4, within its spread", 60, 15.0, 6.0, False),
+    ("60 on a steady 15/h (dispersion 1.2): x4", 60, 15.0, 1.2, True),
+    ("60 on a 15/h with no dispersion given (2)", 60, 15.0, None, True),
+    ("50 on a steady 10/h (dispersion 1.5): x5", 50, 10.0, 1.5, True),
+    ("50 on a dispersed 10/h (dispersion 4)", 50, 10.0, 4.0, False),
+]
+
+
+@pytest.mark.parametrize(("name", "x", "rate", "dispersion", "flag"), OWN, ids=[c[0] for c in OWN])
+def test_the_current_rate_is_judged_with_the_entitys_own_dispersion(
+    name: str, x: int, rate: float, dispersion: float | None, flag: bool
+) -> None:
+    given = None if dispersion is None else np.array([dispersion])
+    score = rate_score(
+        np.array([float(x)]), np.array([rate]), np.array([rate]), np.array([False]), dispersion=given
+    )[0]
+    d = max(dispersion or 2.0, 2.0)
+    surprise = -exact_log10_tail(x, rate, rate * rate / (d * rate + (0.1 * rate) ** 2 - rate))
+    assert score == pytest.approx(100.0 * (1.0 - 2.0 ** (-surprise / 6.0)), abs=1.0)
+    assert bool(score >= 50.0) is flag, (name, score)
+
+
 @pytest.mark.parametrize(
     ("score", "flagged", "name"),
     [

@@ -319,6 +319,7 @@ def distributed(
     out["map_cpu_s_max"] = max(s.cpu_seconds for s in maps)
     out["map_cpu_s_sum"] = sum(s.cpu_seconds for s in maps)
     out["map_rss_mb_max"] = max(s.peak_rss_mb for s in maps)
+    out["field_mb"] = field_breakdown(shipped)
     chunks = _respool(shipped)
     out["shipped_rows"] = sum(body.count(b"\n") - 1 for body in shipped)
     out["shipped_mb"] = sum(len(body) for body in shipped) / 1e6
@@ -339,6 +340,46 @@ def distributed(
     assert raw.returncode == 0 and not raw.errors, raw.stderr[-2000:]
     out["raw_sh_cpu_s"], out["raw_sh_rss_mb"] = raw.cpu_seconds, raw.peak_rss_mb
     return {key: round(value, 2) if isinstance(value, float) else value for key, value in out.items()}
+
+
+def field_breakdown(bodies: list[bytes]) -> dict:
+    """MB of each field of the map phases' replies (CSV, as sent), the digests of
+    ``iamspike_counts`` apart, and what CSV adds (commas, quotes, line ends)."""
+    import csv
+    import io
+
+    csv.field_size_limit(FIELD_LIMIT)
+    sizes: dict[str, int] = {}
+    total = 0
+    for body in bodies:
+        total += len(body)
+        reader = csv.reader(io.StringIO(body.decode()))
+        header = next(reader, [])
+        for row in reader:
+            for name, value in zip(header, row):
+                size = len(value.encode())
+                if name == "iamspike_counts" and value.startswith("v2") and value[2:3] != "{":
+                    digests = sum(len(entry.rsplit("|", 1)[-1]) for entry in value.split(";")[1:])
+                    sizes["digests"] = sizes.get("digests", 0) + digests
+                    size -= digests
+                sizes[name] = sizes.get(name, 0) + size
+    sizes["csv"] = total - sum(sizes.values())
+    return {name: round(size / 1e6, 1) for name, size in sizes.items()}
+
+
+# Measured on the same peak hour with the v1 count text (JSON entries, hex digests), before the
+# v2 text: MB per field of 163.2 MB (tests/bench/scale_backfill.py's synthesized hour).
+V1_FIELD_MB = {
+    "iamspike_counts": 65.9,
+    "digests": 32.3,
+    "state_key": 13.1,
+    "account_state_key": 13.1,
+    "principal": 16.6,
+    "account": 4.9,
+    "_time": 4.1,
+    "failures": 0.4,
+    "csv": 12.6,
+}
 
 
 def render_distributed(r: dict, partitions: int, command: str) -> list[str]:
@@ -365,6 +406,12 @@ def render_distributed(r: dict, partitions: int, command: str) -> list[str]:
         f" | {r['sh_state_rss_mb']:.0f} |",
         "",
         f"- Rows reaching the search head: 1/{ratio:.1f} of the raw failed-event rows.",
+        "- MB per field of the count rows (`iamspike_counts` without its digests; `csv`: commas, quotes,"
+        " line ends): "
+        + ", ".join(f"{name} {mb}" for name, mb in r["field_mb"].items())
+        + ". Before the v2 text (v1: JSON entries, 16 hex digits an event, CSV-quoted): "
+        + ", ".join(f"{name} {mb}" for name, mb in V1_FIELD_MB.items())
+        + " (163.2 MB in all).",
         f"- Each indexer's map phase: at most {r['map_cpu_s_max']} CPU s and"
         f" {r['map_rss_mb_max']:.0f} MB peak RSS ({r['map_cpu_s_sum']} CPU s over all {partitions});"
         " no numpy.",

@@ -30,6 +30,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(os.path.dirname(HERE))
 BIN = os.path.join(REPO, "bin")
+sys.path.insert(0, BIN)
 START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
 SPAN = 3600
 APIS_PER_PRINCIPAL = 6
@@ -281,12 +282,14 @@ def backfill(command: list[str], args) -> dict:
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from standin import scpv2
 
+    memory = memory_per_key(args)
     org = Org(args.accounts, args.peak_principals)
     seed = 23
     rng = np.random.default_rng(seed)
     n_hours = args.days * 24
     factors = diurnal(n_hours)
     out: dict = {"days": args.days, "sh_hours": args.sh_hours, "accounts": args.accounts}
+    out.update({"memory_" + key: value for key, value in memory.items()})
     out.update(principals=args.peak_principals, peak_events=args.events, indexers=args.indexers)
     per_hour = []  # (raw rows = events, count rows, entries)
     sh_lines: list[str] = []
@@ -427,6 +430,10 @@ def render(r: dict, command: str) -> list[str]:
         f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
         f"- Extrapolation to {days} days: the search head's CPU and peak RSS scaled by count rows"
         " (it holds every key of the range until its results pass, so both grow with rows).",
+        f"- The search head's memory per key (tracemalloc, the peak hour's {r['memory_rows']:,} count rows"
+        f" added to a Detector): {r['memory_keys']:,} keys (bin, principal, API, error code, IP, agent)"
+        f" hold {r['memory_held_mb']:.0f} MB, {r['memory_bytes_per_key']:.0f} bytes a key, of which"
+        f" {r['memory_digest_bytes_per_key']:.0f} are the packed eventID digests (goal: <= 200).",
         f"- Count-row bytes: {r['count_mb_written']:,} MB written for the first {sh_hours} hours; the rest"
         f" from {r['bytes_per_event']} bytes per event, {r['bytes_per_row']} per row and"
         f" {r['bytes_per_entry']} per entry fitted on them.",

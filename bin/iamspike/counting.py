@@ -496,10 +496,14 @@ class Tally:
         }
 
     def clear_counts(self) -> None:
-        """Forget the counts (after they were sent), keep the eventIDs seen and the range."""
+        """Forget the counts (after they were sent) and, when the digests were sent with them,
+        the eventIDs seen: a copy counted after this carries its digest under the same key, which
+        the search head drops (so a map phase's memory follows its flushes, not its range).
+        Keep the range."""
         self.counts = {}
         if self.ids is not None:
             self.ids = {}
+            self._seen = set()
 
     def warning(self) -> str:
         """One line naming every kind of skipped row, or ''."""

@@ -141,6 +141,22 @@ def test_an_event_counted_by_two_partitions_counts_once() -> None:
     assert sum(reduced.counts.values()) == 20
 
 
+def test_a_copy_counted_after_the_counts_were_sent_still_counts_once() -> None:
+    records = [event(n) for n in range(10)]
+    mapped = tally(keep_ids=True)
+    mapped.add_rows(list(FIELDS), rows_of(records[:6]))
+    header, rows = encoded(mapped)
+    mapped.clear_counts()  # sent early (a large partition), eventIDs forgotten
+    assert not mapped._seen
+    mapped.add_rows(list(FIELDS), rows_of(records[3:]))  # 3..5 re-sent to this indexer
+    later_header, later_rows = encoded(mapped)
+    reduced = tally()
+    reduced.add_count_rows(index_of(header), rows)
+    reduced.add_count_rows(index_of(later_header), later_rows)
+    reduced.drop_duplicates()
+    assert sum(reduced.counts.values()) == 10
+
+
 def test_unreadable_count_rows_are_skipped_and_named() -> None:
     t = tally()
     t.add_count_rows(

@@ -38,11 +38,9 @@ if __name__ == "__main__":
     sys.exit(
         modinput.run(
             sys.argv,
-            "aws_cloudtrail_lookup",
+            lookup.INPUT,
             "CloudTrail LookupEvents (IAM error spike)",
             "CloudTrail management events of the last 90 days from the LookupEvents API, per region",
             ARGUMENTS,
-            validate=lookup.parse_settings,
-            stream=lookup.stream,
         )
     )

@@ -30,11 +30,9 @@ if __name__ == "__main__":
     sys.exit(
         modinput.run(
             sys.argv,
-            "aws_cloudtrail_s3",
+            s3.INPUT,
             "CloudTrail from S3 by prefix (IAM error spike)",
             "CloudTrail log files read from a trail bucket by prefix, from a start date",
             ARGUMENTS,
-            validate=s3.parse_settings,
-            stream=s3.stream,
         )
     )

@@ -39,11 +39,9 @@ if __name__ == "__main__":
     sys.exit(
         modinput.run(
             sys.argv,
-            "aws_cloudtrail_sqs",
+            sqs.INPUT,
             "CloudTrail via SQS (IAM error spike)",
             "CloudTrail log files from S3, announced by S3/SNS/CloudTrail notifications on an SQS queue",
             ARGUMENTS,
-            validate=sqs.parse_settings,
-            stream=sqs.stream,
         )
     )

@@ -26,11 +26,9 @@ if __name__ == "__main__":
     sys.exit(
         modinput.run(
             sys.argv,
-            "aws_ec2_inventory",
+            ec2_inventory.INPUT,
             "EC2 inventory (IAM error spike)",
             "EC2 instances (IPs, instance role, tags) from DescribeInstances across accounts and regions",
             ARGUMENTS,
-            validate=ec2_inventory.parse_settings,
-            stream=ec2_inventory.stream,
         )
     )

@@ -1,21 +1,21 @@
 """Modular input plumbing shared by every input of the add-on (splunklib ``modularinput``).
 
-An entry script declares its arguments and hands two core callables to ``run``::
+An entry script declares its scheme's arguments and hands the input's ``InputKind`` to ``run``::
 
     from iamspike_splunk import vendor
     vendor.add_vendored_paths()
     from iamspike_splunk import modinput
     from iamspike.ingest import sqs
 
-    sys.exit(modinput.run(sys.argv, KIND, TITLE, DESCRIPTION, ARGUMENTS,
-                          validate=sqs.parse_settings, stream=sqs.stream))
+    sys.exit(modinput.run(sys.argv, sqs.INPUT, TITLE, DESCRIPTION, ARGUMENTS))
 
-``validate(params)`` raises ``ValueError`` with a one-line message on a bad stanza (splunkd shows
-it); ``stream(ctx)`` runs the input once for one stanza with an ``InputContext``: its params, an
-``EventSink`` writing splunkd's XML event stream, a ``CheckpointStore`` in the checkpoint_dir,
-a logger writing ``$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_<kind>.log``, a
-``Deadline`` shorter than the interval whose stop flag SIGTERM sets, and the AWS settings with
-the optional static key read from Splunk's storage/passwords.
+``--validate-arguments`` reads the stanza as a run does (``iamspike.ingest.settings``), then
+runs the input's ``check`` (a short call to AWS, with the stanza's secrets read by name); its
+one-line message is what splunkd shows. A run of one stanza gets an ``InputContext``: its
+params, the AWS settings with the static key and proxy password from storage/passwords, an
+``XmlEventSink`` writing splunkd's XML event stream, a logger writing
+``$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_<kind>.log``, a ``Deadline`` shorter than
+the interval whose stop flag SIGTERM sets, and the checkpoint_dir; its summary line ends it.
 """
 
 from __future__ import annotations
@@ -25,21 +25,19 @@ import logging.handlers
 import os
 import signal
 import sys
-from dataclasses import dataclass, field, replace
-from typing import Any, BinaryIO, Callable
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
-from iamspike.ingest import accounts
-from iamspike.ingest.aws import AwsSettings, parse_aws_settings, redact
-from iamspike.ingest.checkpoint import CheckpointStore
+from iamspike.ingest.aws import redact
+from iamspike.ingest.context import InputContext, InputKind
 from iamspike.ingest.events import Deadline, StopRun
 from iamspike.ingest.settings import interval_seconds as seconds_of_interval
+from iamspike.ingest.settings import read_shared, with_secrets
 
 from iamspike_splunk import secrets
 
 APP = "TA-aws-iam-error-spike"
 LOG_PREFIX = "ta_aws_iam_error_spike_"
-REALM = APP  # storage/passwords realm of the add-on's static AWS keys
-DEFAULT_INTERVAL = 300
 APP_DIR = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -232,82 +230,9 @@ def setup_logging(kind: str, input_name: str, level: str = "INFO") -> logging.Lo
     return logging.getLogger(f"iamspike.input.{kind}")
 
 
-# -- the context a core input runs with -------------------------------------------------------
-def interval_seconds(params: dict[str, str]) -> int:
-    """The stanza's interval in seconds (a cron schedule or nothing counts as 300 s)."""
-    return seconds_of_interval(params.get("interval"), DEFAULT_INTERVAL)
-
-
-@dataclass
-class InputContext:
-    """Everything a core input needs for one run of one stanza."""
-
-    kind: str
-    name: str  # full stanza name, e.g. aws_cloudtrail_sqs://prod
-    params: dict[str, str]
-    checkpoint_dir: str
-    server_uri: str
-    session_key: str
-    sink: XmlEventSink
-    log: logging.Logger
-    deadline: Deadline
-    _service: Any = field(default=None, repr=False)
-    key_entry: tuple[str, str] | None = None  # storage/passwords (realm, username) of the account's key
-    page_proxy: accounts.Proxy | None = None  # the Configuration page's proxy, if the stanza has none
-
-    @property
-    def index(self) -> str:
-        return self.params.get("index") or ""
-
-    def checkpoints(self) -> CheckpointStore:
-        return CheckpointStore(self.checkpoint_dir, self.name)
-
-    def secret(self, credential: str, realm: str = REALM) -> tuple[str, str]:
-        """(access_key_id, secret_access_key) of storage/passwords entry ``realm:credential:``,
-        read by name; its password is ``ACCESS_KEY_ID:SECRET_ACCESS_KEY``. ValueError if missing
-        or malformed."""
-        password = self._password(realm, credential)
-        key_id, sep, secret = password.partition(":")
-        if not sep or not key_id or not secret:
-            raise ValueError(
-                f"storage/passwords entry {realm}:{credential} is not ACCESS_KEY_ID:SECRET_ACCESS_KEY"
-            )
-        return key_id.strip(), secret.strip()
-
-    def _password(self, realm: str, username: str) -> str:
-        if self._service is None:
-            self._service = secrets.service(self.server_uri, self.session_key)
-        try:
-            return secrets.clear_password(self._service, realm, username)
-        except secrets.SecretNotFound as exc:
-            hint = f" (credential={username})" if realm == REALM else ""
-            raise ValueError(f"{exc}{hint}") from None
-
-    def aws_settings(self) -> AwsSettings:
-        """The stanza's AWS settings; the static key (the account's or ``credential=``) and the
-        page's proxy password come from storage/passwords."""
-        credential = (self.params.get("credential") or "").strip()
-        key_id, secret = ("", "")
-        if self.key_entry:
-            key_id, secret = self.secret(self.key_entry[1], self.key_entry[0])
-        elif credential:
-            key_id, secret = self.secret(credential)
-        settings = parse_aws_settings(self.params, key_id, secret)
-        if self.page_proxy and self.page_proxy.username:
-            password = self._password(accounts.PROXY_REALM, self.page_proxy.username)
-            settings = replace(settings, proxy=self.page_proxy.url(password))
-        return settings
-
-
 # -- the entry point --------------------------------------------------------------------------
 def run(
-    argv: list[str],
-    kind: str,
-    title: str,
-    description: str,
-    arguments: list[Argument],
-    validate: Callable[[dict[str, str]], object],
-    stream: Callable[[InputContext], None],
+    argv: list[str], kind: InputKind[Any], title: str, description: str, arguments: list[Argument]
 ) -> int:
     """Serve splunkd for one modular input kind: ``--scheme``, ``--validate-arguments`` or a run."""
     from splunklib.modularinput import Argument as SplunkArgument
@@ -341,36 +266,49 @@ def run(
 
         def validate_input(self, definition: Any) -> None:
             params = {k: "" if v is None else str(v) for k, v in definition.parameters.items()}
+            metadata = definition.metadata
             try:
-                validate(accounts.apply(params, APP_DIR, kind).params)
+                validate_stanza(
+                    kind,
+                    params,
+                    str(metadata.get("server_uri") or ""),
+                    str(metadata.get("session_key") or ""),
+                )
             except ValueError as exc:
                 raise ValueError(redact(str(exc)).replace("\n", " ")) from None
 
         def stream_events(self, inputs: Any, ew: Any) -> None:
             for name, raw in inputs.inputs.items():
                 params = {k: "" if v is None else str(v) for k, v in raw.items()}
-                _run_stanza(kind, name, params, inputs.metadata, validate, stream)
+                run_stanza(kind, name, params, inputs.metadata)
 
     return _Input().run(argv)
 
 
-def _run_stanza(
-    kind: str,
-    name: str,
-    params: dict[str, str],
-    metadata: dict[str, Any],
-    validate: Callable[[dict[str, str]], object],
-    stream: Callable[[InputContext], None],
-) -> None:
+def validate_stanza(kind: InputKind[Any], params: dict[str, str], server_uri: str, session_key: str) -> None:
+    """What ``--validate-arguments`` checks: every key (no network), then the input's ``check``
+    with the secrets read by name (a short call to AWS). ``ValueError`` in one line."""
+    shared = read_shared(params, APP_DIR, kind)
+    settings = kind.parse(shared.params)
+    if kind.check is not None:
+        kind.check(settings, with_secrets(shared, secrets.Fetcher(server_uri, session_key)))
+
+
+def run_stanza(kind: InputKind[Any], name: str, params: dict[str, str], metadata: dict[str, Any]) -> None:
+    """One run of one stanza: its log, deadline and SIGTERM handler, its settings read once, then
+    ``kind.run``; a bad setting or an error ends the run with one log line, never a traceback
+    on splunkd's side."""
     bad_setting: ValueError | None = None
-    try:  # the Configuration page's account, proxy and log level
-        applied = accounts.apply(params, APP_DIR, kind)
+    shared = None
+    try:
+        shared = read_shared(params, APP_DIR, kind)
     except (ValueError, OSError) as exc:  # OSError: an unreadable conf file of the app
-        applied, bad_setting = accounts.Applied(params), ValueError(str(exc))
-    params = applied.params
-    log = setup_logging(kind, name, params.get("log_level") or "INFO")
-    interval = interval_seconds(params)
-    deadline = Deadline(max(5.0, interval * 0.8))
+        bad_setting = ValueError(str(exc))
+    log = setup_logging(kind.name, name, shared.log_level if shared else params.get("log_level") or "INFO")
+    interval = (
+        shared.interval if shared else seconds_of_interval(params.get("interval"), kind.default_interval)
+    )
+    deadline = Deadline.for_interval(interval)
 
     def on_sigterm(signum: int, frame: Any) -> None:
         deadline.request_stop()
@@ -380,20 +318,7 @@ def _run_stanza(
     sink = XmlEventSink(
         name, sys.stdout.buffer, index=params.get("index") or "", host=params.get("host") or ""
     )
-    ctx = InputContext(
-        kind=kind,
-        name=name,
-        params=params,
-        checkpoint_dir=str(metadata.get("checkpoint_dir") or ""),
-        server_uri=str(metadata.get("server_uri") or ""),
-        session_key=str(metadata.get("session_key") or ""),
-        sink=sink,
-        log=log,
-        deadline=deadline,
-        key_entry=applied.key_entry,
-        page_proxy=applied.proxy,
-    )
-    proxy = (params.get("proxy") or "").strip()
+    proxy = ((shared.params if shared else params).get("proxy") or "").strip()
     log.info(
         "start: interval=%ss deadline=%.0fs%s",
         interval,
@@ -401,10 +326,21 @@ def _run_stanza(
         f" proxy={proxy}" if proxy else "",  # its password is masked by the log filter
     )
     try:
-        if bad_setting is not None:
-            raise bad_setting
-        validate(params)
-        stream(ctx)
+        if shared is None:
+            raise bad_setting or ValueError("no settings")
+        settings = kind.parse(shared.params)
+        fetch = secrets.Fetcher(str(metadata.get("server_uri") or ""), str(metadata.get("session_key") or ""))
+        ctx = InputContext(
+            name=name,
+            params=shared.params,
+            aws=with_secrets(shared, fetch),
+            sink=sink,
+            log=log,
+            deadline=deadline,
+            checkpoint_dir=str(metadata.get("checkpoint_dir") or ""),
+        )
+        summary = kind.run(ctx, settings)
+        log.info("%s", summary.line(ctx.index))
     except StopRun:
         log.info("stop requested during a wait")
     except ValueError as exc:

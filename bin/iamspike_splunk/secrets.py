@@ -52,3 +52,25 @@ def clear_password(splunkd: Any, realm: str, username: str) -> str:
         if keys.get("realm") == realm and keys.get("username") == username:
             return keys.get("clear_password", "")
     raise SecretNotFound(f"no storage/passwords entry {realm}:{username}")
+
+
+class Fetcher:
+    """``fetch(realm, username)`` for ``iamspike.ingest.settings.with_secrets``: one entry's clear
+    password through splunkd's REST API with the session key splunkd gave the input (connected
+    on first use; ``ValueError`` in one line if the entry is missing or splunkd unreachable)."""
+
+    def __init__(self, server_uri: str, session_key: str) -> None:
+        self.server_uri = server_uri
+        self.session_key = session_key
+        self._service: Any = None
+
+    def __call__(self, realm: str, username: str) -> str:
+        try:
+            if self._service is None:
+                self._service = service(self.server_uri, self.session_key)
+            return clear_password(self._service, realm, username)
+        except OSError as exc:  # splunkd unreachable: refused, reset, timed out
+            raise ValueError(
+                f"cannot read storage/passwords entry {realm}:{username} from splunkd at"
+                f" {self.server_uri}: {exc}"
+            ) from None

@@ -52,11 +52,17 @@ def test_scheme(splunk_python, splunk_home):
         ({"region": "nowhere-1"}, "unknown AWS region"),
     ],
 )
-def test_validate_rejects_bad_settings(splunk_python, splunk_home, params, message):
-    good = {"bucket": "my-trail-bucket", "start_date": "2024-01-01", "interval": "300"}
-    assert modinput.validate(splunk_python, splunk_home, SCRIPT, good) == (True, "")
-    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, {**good, **params})
+def test_validate_rejects_bad_settings(splunk_python, splunk_home, bucket, moto_env, params, message):
+    good = {"bucket": bucket[0], "start_date": "2024-01-01", "interval": "300"}
+    assert modinput.validate(splunk_python, splunk_home, SCRIPT, good, env=moto_env) == (True, "")
+    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, {**good, **params}, env=moto_env)
     assert not ok and message in text and "Traceback" not in text
+
+
+def test_validate_rejects_a_bucket_that_does_not_exist(splunk_python, splunk_home, unique_name, moto_env):
+    params = {"bucket": unique_name + "-gone", "start_date": "2024-01-01"}
+    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, params, env=moto_env)
+    assert not ok and text.strip() == f"bucket: bucket {unique_name}-gone does not exist (NoSuchBucket)"
 
 
 def test_backfill_then_incremental(splunk_python, fresh_splunk_home, bucket, tmp_path, moto_env):

@@ -13,6 +13,8 @@ import gzip
 import io
 import json
 import re
+import socket
+import time
 import urllib.parse
 
 import pytest
@@ -65,11 +67,54 @@ def test_scheme(splunk_python, splunk_home):
         ({"aws_secret_access_key": "abc"}, "storage/passwords"),
     ],
 )
-def test_validate_rejects_bad_settings_in_one_line(splunk_python, splunk_home, params, message):
-    good = {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/ct", "interval": "300"}
-    assert modinput.validate(splunk_python, splunk_home, SCRIPT, good) == (True, "")
-    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, {**good, **params})
+def test_validate_rejects_bad_settings_in_one_line(
+    splunk_python, splunk_home, trail, moto_env, params, message
+):
+    good = {"queue_url": trail["queue"], "interval": "300"}
+    assert modinput.validate(splunk_python, splunk_home, SCRIPT, good, env=moto_env) == (True, "")
+    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, {**good, **params}, env=moto_env)
     assert not ok and message in text and "\n" not in text.strip() and "Traceback" not in text
+
+
+def test_validate_rejects_a_queue_that_does_not_exist(splunk_python, splunk_home, trail, moto_env):
+    missing = trail["queue"].rsplit("/", 1)[0] + "/no-such-queue"
+    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, {"queue_url": missing}, env=moto_env)
+    assert not ok and "\n" not in text.strip() and "Traceback" not in text
+    assert text.startswith(f"queue_url: queue {missing} does not exist in us-east-1 (")
+    assert "NonExistentQueue" in text or "QueueDoesNotExist" in text
+
+
+def test_validate_rejects_an_unreachable_queue_endpoint_in_bounded_time(
+    splunk_python, splunk_home, trail, moto_env
+):
+    """Connection refused, and an endpoint that accepts and never answers: one line naming
+    queue_url and the cause, within the check's 5 s timeouts and no retry (the stanza's own
+    read_timeout of 60 s and 5 attempts would take minutes)."""
+    closed = f"http://127.0.0.1:{free_port()}"
+    ok, text = modinput.validate(
+        splunk_python,
+        splunk_home,
+        SCRIPT,
+        {"queue_url": trail["queue"], "endpoint_urls": closed},
+        env=moto_env,
+    )
+    assert not ok and text.strip() == f"queue_url: cannot reach {closed}/: Connection refused"
+    silent = socket.create_server(("127.0.0.1", 0))
+    try:
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        params = {
+            "queue_url": trail["queue"],
+            "endpoint_urls": url,
+            "read_timeout": "60",
+            "max_attempts": "5",
+        }
+        began = time.monotonic()
+        ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, params, env=moto_env)
+        took = time.monotonic() - began
+    finally:
+        silent.close()
+    assert not ok and text.startswith(f"queue_url: cannot reach {url}/: Read timed out") and "\n" not in text
+    assert took < 40, took  # 5 s read timeout, one attempt, plus the interpreter's start
 
 
 def test_events_from_every_notification_shape(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env):

@@ -60,12 +60,14 @@ def _params_xml(params: Mapping[str, str]) -> str:
     return "".join(f"<param name={quoteattr(k)}>{escape(str(v))}</param>" for k, v in params.items())
 
 
-def validation_xml(name: str, params: Mapping[str, str], checkpoint_dir: str = "/tmp") -> str:
+def validation_xml(
+    name: str, params: Mapping[str, str], checkpoint_dir: str = "/tmp", server_uri: str = SERVER_URI
+) -> str:
     """The ``<items>`` document splunkd writes on stdin for ``--validate-arguments``."""
     return (
         "<?xml version='1.0' encoding='UTF-8'?><items>"
         "<server_host>standin</server_host>"
-        f"<server_uri>{SERVER_URI}</server_uri>"
+        f"<server_uri>{escape(server_uri)}</server_uri>"
         f"<session_key>{SESSION_KEY}</session_key>"
         f"<checkpoint_dir>{escape(checkpoint_dir)}</checkpoint_dir>"
         f"<item name={quoteattr(name)}>{_params_xml(params)}</item></items>"
@@ -107,15 +109,22 @@ def scheme(python: str, home: SplunkHome, script: str) -> Scheme:
 
 
 def validate(
-    python: str, home: SplunkHome, script: str, params: Mapping[str, str], name: str = "standin"
+    python: str,
+    home: SplunkHome,
+    script: str,
+    params: Mapping[str, str],
+    name: str = "standin",
+    env: Mapping[str, str] | None = None,
+    server_uri: str = SERVER_URI,
 ) -> tuple[bool, str]:
-    """Run ``--validate-arguments``; (True, "") if accepted, else (False, the error message)."""
+    """Run ``--validate-arguments`` (in splunkd's environment ``env``, with splunkd at
+    ``server_uri``); (True, "") if accepted, else (False, the error message)."""
     proc = run_entry(
         python,
         home.script(script),
         ["--validate-arguments"],
-        stdin=validation_xml(name, params),
-        env=home.env(),
+        stdin=validation_xml(name, params, server_uri=server_uri),
+        env=home.env(env),
     )
     if proc.returncode == 0:
         return True, ""

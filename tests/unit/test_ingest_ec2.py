@@ -5,12 +5,16 @@ from __future__ import annotations
 import json
 import logging
 import random
+from dataclasses import replace
 
 import boto3
 import pytest
+from iamspike.ingest import ec2_inventory
 from iamspike.ingest.aws import AwsSettingError
-from iamspike.ingest.ec2_inventory import instance_event, parse_settings, run_inventory
+from iamspike.ingest.context import InputContext
+from iamspike.ingest.ec2_inventory import INPUT, instance_event, parse_settings
 from iamspike.ingest.events import Deadline
+from iamspike.ingest.settings import read_shared
 from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
 
 
@@ -67,6 +71,15 @@ def seed(moto_server: str, account: str, region: str, count: int, profile: str =
     return ids
 
 
+def run_inventory(params: dict, sink) -> ec2_inventory.InventorySummary:
+    """One run of the input on a stanza, with the fake key as the one from storage/passwords."""
+    shared = read_shared(params, "", INPUT)
+    aws = replace(shared.aws, access_key_id=FAKE_ACCESS_KEY_ID, secret_access_key=FAKE_SECRET_ACCESS_KEY)
+    log = logging.getLogger("test.ec2")
+    ctx = InputContext("aws_ec2_inventory://test", shared.params, aws, sink, log, Deadline(60))
+    return ec2_inventory.run(ctx, parse_settings(shared.params))
+
+
 @pytest.fixture
 def accounts() -> list[str]:
     return [str(random.randint(10**11, 10**12 - 1)) for _ in range(2)]
@@ -87,11 +100,8 @@ def test_inventory_across_accounts_and_regions(moto_server, accounts):
             "endpoint_urls": moto_server,
         },
         sink,
-        Deadline(60),
-        FAKE_ACCESS_KEY_ID,
-        FAKE_SECRET_ACCESS_KEY,
     )
-    assert (stats.instances, stats.accounts, stats.regions, stats.errors) == (4, 2, 4, 0)
+    assert (stats.events, stats.accounts, stats.regions, stats.errors) == (4, 2, 4, 0)
     got = {(e["data"]["account"], e["data"]["region"]): [] for e in sink.events}
     for event in sink.events:
         got[(event["data"]["account"], event["data"]["region"])].append(event["data"]["instance_id"])
@@ -148,7 +158,7 @@ def test_instance_event_collects_every_address():
 )
 def test_bad_settings_are_one_line_errors(params, words):
     with pytest.raises(AwsSettingError) as error:
-        parse_settings(params)
+        parse_settings(read_shared(params, "", INPUT).params)
     assert words in str(error.value) and "\n" not in str(error.value)
 
 
@@ -167,13 +177,10 @@ def test_unreachable_region_is_logged_and_the_run_goes_on(moto_server, accounts,
                 "connect_timeout": "2",
             },
             sink,
-            Deadline(60),
-            FAKE_ACCESS_KEY_ID,
-            FAKE_SECRET_ACCESS_KEY,
         )
     assert stats.errors == 1 and sink.events == []
     assert "ec2:DescribeInstances" in caplog.text and "region us-east-1 skipped this run" in caplog.text
-    assert "EC2 inventory run ends: 0 instances from 1 regions in 1 accounts" in caplog.text
+    assert stats.line("").startswith("0 instances from 1 regions in 1 accounts to index default (1 errors)")
 
 
 def test_failed_assume_role_names_sts_and_the_base_identity(caplog):
@@ -183,9 +190,6 @@ def test_failed_assume_role_names_sts_and_the_base_identity(caplog):
         stats = run_inventory(
             {"role_arn": role, "endpoint_urls": "http://127.0.0.1:9", "max_attempts": "1"},
             sink,
-            Deadline(60),
-            FAKE_ACCESS_KEY_ID,
-            FAKE_SECRET_ACCESS_KEY,
         )
     assert (stats.accounts, stats.errors, sink.events) == (0, 1, [])
     assert f"calling sts:AssumeRole on {role}" in caplog.text and "skipping this account" in caplog.text

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from iamspike.ingest.events import Deadline, RunStats, StopRun, event_time
+from iamspike.ingest.events import Deadline, FileSummary, StopRun, event_time
 
 
 @pytest.mark.parametrize(
@@ -60,5 +60,21 @@ def test_sleep_returns_false_once_stopped():
 
 
 def test_summary_names_events_files_and_index():
-    stats = RunStats(events=12, files=3)
-    assert stats.summary("aws").startswith("12 events from 3 files to index aws")
+    summary = FileSummary(events=12, files=3, duplicates=2, errors=1)
+    assert summary.line("aws").startswith(
+        "12 events from 3 files to index aws (2 duplicates dropped, 0 files and 0 records skipped,"
+        " 0 messages, 1 errors) in "
+    )
+    assert FileSummary().line("").startswith("0 events from 0 files to index default (")
+
+
+def test_summaries_add_up_field_by_field_and_keep_their_start():
+    total, part = FileSummary(events=1, files=1), FileSummary(events=5, files=2, errors=1, messages=3)
+    started = total.started
+    total.add(part)
+    assert (total.events, total.files, total.errors, total.messages, total.started) == (6, 3, 1, 3, started)
+
+
+def test_a_run_deadline_is_80_percent_of_the_interval_and_at_least_5_s():
+    assert 239 < Deadline.for_interval(300).remaining() <= 240
+    assert 4.9 < Deadline.for_interval(1).remaining() <= 5

@@ -7,19 +7,15 @@ import logging
 import threading
 import time
 from collections import Counter
+from dataclasses import replace
 
 import pytest
+from iamspike.ingest import lookup
 from iamspike.ingest.aws import AwsSettingError
-from iamspike.ingest.checkpoint import CheckpointStore
+from iamspike.ingest.context import InputContext
 from iamspike.ingest.events import Deadline
-from iamspike.ingest.lookup import (
-    LOOKBACK_SECONDS,
-    RateLimiter,
-    RegionState,
-    parse_lookup_settings,
-    parse_settings,
-    run_lookup,
-)
+from iamspike.ingest.lookup import INPUT, LOOKBACK_SECONDS, RateLimiter, RegionState, parse_settings
+from iamspike.ingest.settings import read_shared
 from standin.lookup_events_server import LookupEventsServer, make_records
 
 KEY = "AKIAIOSFODNN7EXAMPLE"
@@ -59,29 +55,35 @@ def run(server, tmp_path, sink=None, deadline=None, **params):
     params.setdefault("endpoint_urls", "cloudtrail=" + server.endpoint_url)
     params.setdefault("max_attempts", "6")
     sink = sink if sink is not None else ListSink()
-    store = CheckpointStore(str(tmp_path / "ckpt"), "aws_cloudtrail_lookup://test")
-    stats = run_lookup(
-        params,
-        store,
-        sink,
+    shared = read_shared({**params, "index": "aws"}, "", INPUT)
+    ctx = InputContext(
+        name="aws_cloudtrail_lookup://test",
+        params=shared.params,
+        aws=replace(shared.aws, access_key_id=KEY, secret_access_key="secret"),
+        sink=sink,
+        log=logging.getLogger("test.lookup"),
         deadline=deadline or Deadline(60),
-        access_key_id=KEY,
-        secret_access_key="secret",
-        index="aws",
+        checkpoint_dir=str(tmp_path / "ckpt"),
     )
-    return sink, stats, store
+    stats = lookup.run(ctx, parse_settings(shared.params))
+    return sink, stats, ctx.checkpoints()
+
+
+def settings_of(params):
+    """What the input reads from a stanza: the shared settings, then its own."""
+    shared = read_shared(params, "", INPUT)
+    return shared.aws, parse_settings(shared.params)
 
 
 # -- settings ------------------------------------------------------------------------------------
 def test_settings_defaults():
-    settings = parse_lookup_settings({})
+    aws, settings = settings_of({})
     assert settings.regions == ("us-east-1",)
     assert (settings.backfill_days, settings.overlap, settings.interval) == (7, 900, 300)
     assert settings.requests_per_second < 2
-    assert settings.run_seconds < settings.interval
-    aws, _ = parse_settings({})
     assert aws.retry_mode == "adaptive"
-    assert parse_lookup_settings({"regions": " us-east-1, eu-west-1,us-east-1 "}).regions == (
+    assert settings_of({"retry_mode": "standard"})[0].retry_mode == "standard"
+    assert parse_settings({"regions": " us-east-1, eu-west-1,us-east-1 "}).regions == (
         "us-east-1",
         "eu-west-1",
     )
@@ -102,7 +104,7 @@ def test_settings_defaults():
 )
 def test_bad_settings_are_one_line_errors(params, words):
     with pytest.raises(AwsSettingError) as error:
-        parse_settings(params)
+        settings_of(params)
     message = str(error.value)
     assert words in message
     assert "\n" not in message

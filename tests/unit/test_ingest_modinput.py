@@ -1,4 +1,4 @@
-"""The modular input adapter's own logic: XML event stream framing, log redaction, intervals.
+"""The modular input adapter's own logic: XML event stream framing, log redaction, the pipe.
 
 (splunklib's scheme and validation are exercised through the installed package in
 tests/contract/test_input_*.py; nothing here needs splunklib.)
@@ -13,7 +13,7 @@ import sys
 import xml.etree.ElementTree as ET
 
 import pytest
-from iamspike_splunk.modinput import XmlEventSink, interval_seconds, setup_logging, widen_pipe
+from iamspike_splunk.modinput import XmlEventSink, setup_logging, widen_pipe
 
 
 def test_events_are_framed_and_escaped_as_splunkd_reads_them():
@@ -64,11 +64,6 @@ def test_log_lines_name_the_input_and_redact_key_ids(tmp_path, monkeypatch, iams
     text = (tmp_path / "var/log/splunk/ta_aws_iam_error_spike_aws_cloudtrail_sqs.log").read_text()
     assert "input=aws_cloudtrail_sqs://prod using key AKIA************MPLE" in text
     assert "AKIAIOSFODNN7EXAMPLE" not in text and "core module line" in text
-
-
-@pytest.mark.parametrize(("value", "seconds"), [("600", 600), ("", 300), ("*/5 * * * *", 300), ("0", 300)])
-def test_interval_seconds(value, seconds):
-    assert interval_seconds({"interval": value}) == seconds
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="F_SETPIPE_SZ is Linux's")

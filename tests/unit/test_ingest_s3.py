@@ -11,7 +11,8 @@ import pytest
 from iamspike.ingest.aws import AwsClients, AwsSettings
 from iamspike.ingest.checkpoint import CheckpointStore
 from iamspike.ingest.events import Deadline
-from iamspike.ingest.s3 import S3Pipeline, file_time, parse_settings
+from iamspike.ingest.s3 import S3Pipeline, check_bucket, file_time, parse_settings
+from iamspike.ingest.settings import SettingsError
 from standin.fixtures_aws import RecordingSink, log_file, log_key, make_records
 
 LOG = logging.getLogger("test.s3")
@@ -39,6 +40,18 @@ def test_bad_settings(params, message):
         parse_settings(params)
 
 
+def test_the_validation_check_accepts_a_bucket_that_exists_and_names_one_that_does_not(
+    aws_clients, unique_name, moto_server
+):
+    aws_clients("s3").create_bucket(Bucket=unique_name)
+    aws = AwsSettings(endpoint_urls={"default": moto_server}, access_key_id="AKIAIOSFODNN7EXAMPLE")
+    check_bucket(parse_settings({"bucket": unique_name}), aws)
+    with pytest.raises(
+        SettingsError, match=f"^bucket: bucket {unique_name}-gone does not exist \\(NoSuchBucket\\)$"
+    ):
+        check_bucket(parse_settings({"bucket": unique_name + "-gone"}), aws)
+
+
 @pytest.fixture
 def bucket(aws_clients, unique_name, fault_proxy, tmp_path):
     s3 = aws_clients("s3")
@@ -52,7 +65,7 @@ def bucket(aws_clients, unique_name, fault_proxy, tmp_path):
     )
 
     def run(**params) -> tuple[RecordingSink, S3Pipeline]:
-        settings = parse_settings({"bucket": unique_name, "start_date": "2023-08-25", **params}, aws)
+        settings = parse_settings({"bucket": unique_name, "start_date": "2023-08-25", **params})
         sink = RecordingSink()
         seen = store.seen_ids()
         pipeline = S3Pipeline(settings, AwsClients(aws), sink, store, seen, LOG, Deadline(60))

@@ -6,12 +6,13 @@ import json
 import logging
 
 import pytest
-from iamspike.ingest.aws import AwsClients
+from iamspike.ingest.aws import AwsClients, AwsSettings
 from iamspike.ingest.checkpoint import CheckpointStore
 from iamspike.ingest.claims import Claims
 from iamspike.ingest.events import Deadline
 from iamspike.ingest.notifications import NotificationError, parse_notification
-from iamspike.ingest.sqs import SqsPipeline, parse_settings
+from iamspike.ingest.settings import SettingsError, read_shared
+from iamspike.ingest.sqs import INPUT, SqsPipeline, check_queue, parse_settings
 from standin.fixtures_aws import RecordingSink, log_file, log_key, make_queue, make_records
 
 LOG = logging.getLogger("test.sqs")
@@ -106,12 +107,27 @@ def test_other_bodies_are_not_notifications(body):
 
 
 def test_settings_take_the_region_from_the_queue_url():
-    settings = parse_settings({"queue_url": "https://sqs.eu-west-3.amazonaws.com/123456789012/q"})
-    assert settings.aws.region == "eu-west-3" and settings.queue_arn == "arn:aws:sqs:eu-west-3:123456789012:q"
+    params = {"queue_url": "https://sqs.eu-west-3.amazonaws.com/123456789012/q"}
+    settings = parse_settings(params)
+    assert settings.queue_arn == "arn:aws:sqs:eu-west-3:123456789012:q"
+    assert read_shared(params, "", INPUT).aws.region == "eu-west-3"
+    assert read_shared({**params, "region": "eu-west-1"}, "", INPUT).aws.region == "eu-west-1"
     with pytest.raises(ValueError, match="batch_size"):
         parse_settings(
             {"queue_url": "https://sqs.eu-west-3.amazonaws.com/123456789012/q", "batch_size": "11"}
         )
+
+
+def test_the_validation_check_accepts_a_queue_that_exists_and_names_one_that_does_not(
+    aws_clients, unique_name, moto_server
+):
+    queue = make_queue(aws_clients, unique_name)
+    aws = AwsSettings(endpoint_urls={"default": moto_server}, access_key_id="AKIAIOSFODNN7EXAMPLE")
+    check_queue(parse_settings({"queue_url": queue}), aws)
+    missing = queue + "-gone"
+    with pytest.raises(SettingsError) as info:
+        check_queue(parse_settings({"queue_url": missing}), aws)
+    assert str(info.value).startswith(f"queue_url: queue {missing} does not exist in us-east-1 (")
 
 
 @pytest.fixture
@@ -126,24 +142,16 @@ def trail(aws_clients, unique_name, moto_server, tmp_path):
     ) -> tuple[SqsPipeline, RecordingSink]:
         params = {"queue_url": queue, "wait_seconds": "1", "visibility_timeout": "30", **params}
         settings = parse_settings(params)
-        settings = type(settings)(
-            **{
-                **settings.__dict__,
-                "aws": type(settings.aws)(
-                    **{
-                        **settings.aws.__dict__,
-                        "endpoint_urls": {"default": moto_server},
-                        "access_key_id": "AKIAIOSFODNN7EXAMPLE",
-                        "secret_access_key": "x",
-                    }
-                ),
-            }
+        aws = AwsSettings(
+            endpoint_urls={"default": moto_server},
+            access_key_id="AKIAIOSFODNN7EXAMPLE",
+            secret_access_key="x",
         )
         sink = sink or RecordingSink()
         store = CheckpointStore(str(tmp_path / forwarder), "aws_cloudtrail_sqs://t")
         seen = store.seen_ids()
         deadline = getattr(sink, "deadline", None) or Deadline(seconds)
-        clients = AwsClients(settings.aws)
+        clients = AwsClients(aws)
         return SqsPipeline(settings, clients, sink, seen, LOG, deadline, Claims(store)), sink
 
     return {"bucket": unique_name, "queue": queue, "s3": s3, "sqs": aws_clients("sqs"), "pipeline": pipeline}

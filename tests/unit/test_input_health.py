@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 
 import pytest
-from iamspike.ingest.ec2_inventory import InventoryStats
-from iamspike.ingest.events import RunStats
-from iamspike.ingest.lookup import LookupStats
+from iamspike.ingest.ec2_inventory import InventorySummary
+from iamspike.ingest.events import FileSummary
+from iamspike.ingest.lookup import LookupSummary
 from iamspike_splunk import modinput
 from standin.conf import read_conf
 
@@ -65,15 +65,15 @@ def test_the_line_format_is_the_one_modinput_writes() -> None:
     ("summary", "expected"),
     [
         (
-            RunStats(events=7, files=2, errors=0).summary("aws"),
+            FileSummary(events=7, files=2, errors=0).line("aws"),
             {"events": "7", "units": "2", "unit": "files", "run_errors": "0"},
         ),
         (
-            LookupStats(events=50, pages=1, errors=2).summary("aws", 3),
+            LookupSummary(events=50, pages=1, regions=3, errors=2).line("aws"),
             {"events": "50", "units": "1", "unit": "pages", "run_errors": "2"},
         ),
         (
-            InventoryStats(instances=4, regions=2, accounts=1).summary("main"),
+            InventorySummary(events=4, regions=2, accounts=1).line("main"),
             {"events": "4", "units": "2", "unit": "regions", "run_errors": "0"},
         ),
     ],

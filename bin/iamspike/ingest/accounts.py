@@ -27,6 +27,7 @@ from iamspike.ingest.aws import AwsSettingError, check_region, parse_aws_setting
 
 ACCOUNTS_CONF = "aws_iam_error_spike_accounts"
 SETTINGS_CONF = "aws_iam_error_spike_settings"
+CREDENTIAL_REALM = "TA-aws-iam-error-spike"  # an input's ``credential = <name>`` (before accounts)
 ACCOUNT_REALM = "TA-aws-iam-error-spike-account"
 PROXY_REALM = "TA-aws-iam-error-spike-proxy"
 AUTH_TYPES = ("default_chain", "static_key")

@@ -19,14 +19,14 @@ import functools
 import re
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
 import botocore.session
 from botocore.config import Config
 from botocore.credentials import DeferredRefreshableCredentials
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from botocore.regions import EndpointResolver
 
 SESSION_NAME = "TA-aws-iam-error-spike"
@@ -292,6 +292,59 @@ def _explain_assume_role(exc: BaseException, code: str, action: str, settings: A
 
 
 AWS_ERRORS: tuple[type[BaseException], ...] = (ClientError, BotoCoreError)
+
+CHECK_SECONDS = 5.0  # connect and read timeouts of a check at validation (one attempt)
+_ERRNO_RE = re.compile(r"\[Errno -?\d+\] ([^)\]]+)")
+
+
+def check_reachable(
+    aws: AwsSettings,
+    service: str,
+    call: Callable[[Any], object],
+    setting: str,
+    missing: str,
+    action: str,
+    resource: str,
+) -> None:
+    """At ``--validate-arguments``: ``call(client)`` once, with ``CHECK_SECONDS`` timeouts and no
+    retry, and an ``AwsSettingError`` "<setting>: <cause>" if the endpoint cannot be reached, the
+    resource does not exist (``missing`` says which), or the credentials or the role are refused.
+
+    AccessDenied on the call itself (its permission need not be one the input uses), throttling
+    and a 5xx let the stanza pass: the endpoint answered, and the input's log will say more.
+    """
+    quick = replace(
+        aws,
+        connect_timeout=min(aws.connect_timeout, CHECK_SECONDS),
+        read_timeout=min(aws.read_timeout, CHECK_SECONDS),
+        max_attempts=1,
+    )
+    client = AwsClients(quick).client(service)
+    try:
+        call(client)
+    except ClientError as exc:
+        code = error_code(exc)
+        status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+        if code in NOT_FOUND_CODES:
+            raise AwsSettingError(f"{setting}: {missing} ({code})") from None
+        assume = getattr(exc, "operation_name", "") == "AssumeRole"
+        if not assume and (code in ACCESS_DENIED_CODES or code in THROTTLING_CODES or status >= 500):
+            return
+        raise AwsSettingError(f"{setting}: {explain(exc, action, resource, aws)}") from None
+    except NoCredentialsError:
+        raise AwsSettingError(
+            f"{setting}: no AWS credentials to call {action} with (set aws_account or credential,"
+            " or give the forwarder credentials of the AWS default chain)"
+        ) from None
+    except BotoCoreError as exc:
+        kwargs = getattr(exc, "kwargs", {}) or {}
+        cause = str(kwargs.get("error") or exc)
+        errno = _ERRNO_RE.search(cause)
+        cause = errno.group(1) if errno else cause.split("): ", 1)[-1]
+        where = kwargs.get("endpoint_url") or kwargs.get("proxy_url") or client.meta.endpoint_url
+        raise AwsSettingError(
+            redact(f"{setting}: cannot reach {where}: {cause}").replace("\n", " ")
+        ) from None
 
 
 @functools.lru_cache(maxsize=1)

@@ -28,7 +28,7 @@ from iamspike.ingest.cloudtrail_files import (
     CloudTrailFile,
     sourcetype_for,
 )
-from iamspike.ingest.events import Deadline, EventSink, RunStats, StopRun, event_time
+from iamspike.ingest.events import Deadline, EventSink, FileSummary, StopRun, event_time
 
 FLUSH_EVENTS = 500  # events per batch handed to Splunk (and journaled) at most ...
 FLUSH_BYTES = 256 * 1024  # ... and bytes of event text, plus the record that crossed it
@@ -54,7 +54,7 @@ def write_file(
     source: str,
     sink: EventSink,
     seen: SeenIds,
-    stats: RunStats,
+    stats: FileSummary,
     log: logging.Logger,
     deadline: Deadline | None = None,
     max_record_bytes: int = MAX_RECORD_BYTES,
@@ -138,7 +138,7 @@ def _interruptible(chunks: Iterable[bytes], deadline: Deadline) -> Iterator[byte
         yield chunk
 
 
-def _commit(sink: EventSink, seen: SeenIds, pending: dict[str, None], stats: RunStats) -> None:
+def _commit(sink: EventSink, seen: SeenIds, pending: dict[str, None], stats: FileSummary) -> None:
     if not pending:
         return
     sink.flush()
@@ -164,7 +164,7 @@ class LogFilePipeline:
         self.seen = seen
         self.log = log
         self.deadline = deadline
-        self.stats = RunStats()
+        self.stats = FileSummary()
 
     def write_object(
         self,

@@ -19,7 +19,7 @@ import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any, Callable, ClassVar
 
 from iamspike.ingest.aws import (
     AWS_ERRORS,
@@ -31,10 +31,10 @@ from iamspike.ingest.aws import (
     explain,
     int_setting,
     is_access_denied,
-    parse_aws_settings,
 )
-from iamspike.ingest.events import Deadline, EventSink
-from iamspike.ingest.settings import check_interval, check_no_clear_secret
+from iamspike.ingest.context import InputContext, InputKind
+from iamspike.ingest.events import Deadline, EventSink, RunSummary
+from iamspike.ingest.settings import check_interval
 
 SOURCETYPE = "aws:ec2:inventory"
 SOURCE_PREFIX = "aws:ec2:describeinstances:"
@@ -51,20 +51,13 @@ class InventorySettings:
     role_arns: tuple[str, ...] = ()
     interval: int = 3600
 
-    @property
-    def run_seconds(self) -> float:
-        return 0.8 * self.interval
 
-
-def parse_settings(
-    params: Mapping[str, str], access_key_id: str = "", secret_access_key: str = ""
-) -> tuple[AwsSettings, InventorySettings]:
+def parse_settings(params: Mapping[str, str]) -> InventorySettings:
     """The stanza's keys -> settings; ``AwsSettingError`` (one line) on a bad value.
 
     Keys beyond the common AWS ones: ``regions`` (comma-separated), ``role_arn`` (comma-separated:
     one role per account; empty = the input's own identity), ``interval`` (seconds, >= 300).
     """
-    check_no_clear_secret(params)
     regions = tuple(
         dict.fromkeys(check_region(r) for r in (params.get("regions") or "us-east-1").split(",") if r.strip())
     )
@@ -73,16 +66,18 @@ def parse_settings(
     role_arns = tuple(
         dict.fromkeys(check_role_arn(r) for r in (params.get("role_arn") or "").split(",") if r.strip())
     )
-    merged = dict(params)
-    merged["role_arn"] = role_arns[0] if role_arns else ""
-    aws = parse_aws_settings(merged, access_key_id, secret_access_key)
     interval_text = str(params.get("interval") or "").strip()
     if interval_text.isdigit():
         interval = int_setting(interval_text, "interval", 3600, MIN_INTERVAL, 7 * 86400)
     else:
         check_interval(interval_text)
         interval = 3600
-    return aws, InventorySettings(regions=regions, role_arns=role_arns, interval=interval)
+    return InventorySettings(regions=regions, role_arns=role_arns, interval=interval)
+
+
+def aws_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The AWS settings' keys: ``role_arn`` is the first of the stanza's roles (one per account)."""
+    return dict(params, role_arn=(params.get("role_arn") or "").split(",")[0].strip())
 
 
 def _tags(instance: Mapping[str, Any]) -> dict[str, str]:
@@ -150,19 +145,16 @@ def instance_event(
 
 
 @dataclass
-class InventoryStats:
-    instances: int = 0
+class InventorySummary(RunSummary):
+    """What one run did: ``events`` are the instances written."""
+
     regions: int = 0
     accounts: int = 0
-    errors: int = 0
-    started: float = field(default_factory=time.time)
 
-    def summary(self, index: str) -> str:
-        elapsed = time.time() - self.started
-        return (
-            f"{self.instances} instances from {self.regions} regions in {self.accounts} accounts to index "
-            f"{index or 'default'} ({self.errors} errors) in {elapsed:.1f} s"
-        )
+    noun: ClassVar[str] = "instances"
+
+    def read(self) -> str:
+        return f"{self.regions} regions in {self.accounts} accounts"
 
 
 @dataclass
@@ -175,10 +167,9 @@ class InventoryRun:
     deadline: Deadline
     clients: Callable[[AwsSettings], AwsClients] = AwsClients
     clock: Callable[[], float] = time.time
-    index: str = ""
-    stats: InventoryStats = field(default_factory=InventoryStats)
+    stats: InventorySummary = field(default_factory=InventorySummary)
 
-    def run(self) -> InventoryStats:
+    def run(self) -> InventorySummary:
         identities = [replace(self.aws, role_arn=arn) for arn in self.settings.role_arns] or [self.aws]
         log.info(
             "EC2 inventory run starts: %d accounts, regions %s",
@@ -190,7 +181,6 @@ class InventoryRun:
                 log.warning("EC2 inventory run stopped by its deadline before %s", aws.principal())
                 break
             self._account(aws)
-        log.info("EC2 inventory run ends: %s", self.stats.summary(self.index))
         return self.stats
 
     def _account(self, aws: AwsSettings) -> None:
@@ -244,7 +234,7 @@ class InventoryRun:
             )
         self.sink.flush()
         self.stats.regions += 1
-        self.stats.instances += count
+        self.stats.events += count
         log.info("account %s region %s: %d instances", account, region, count)
 
 
@@ -277,22 +267,9 @@ class _RoleResolver:
         return self.cache[arn]
 
 
-def run_inventory(
-    params: Mapping[str, str],
-    sink: EventSink,
-    deadline: Deadline | None = None,
-    access_key_id: str = "",
-    secret_access_key: str = "",
-    index: str = "",
-) -> InventoryStats:
-    """One run of the input from its stanza's ``params`` (the entry script's one core call)."""
-    aws, settings = parse_settings(params, access_key_id, secret_access_key)
-    job = InventoryRun(aws, settings, sink, deadline or Deadline(settings.run_seconds), index=index)
-    return job.run()
+def run(ctx: InputContext, settings: InventorySettings) -> InventorySummary:
+    """One run of the input for one stanza."""
+    return InventoryRun(ctx.aws, settings, ctx.sink, ctx.deadline).run()
 
 
-def stream(ctx: Any) -> InventoryStats:
-    """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
-    credential = (ctx.params.get("credential") or "").strip()
-    key_id, secret = ctx.secret(credential) if credential else ("", "")  # from storage/passwords
-    return run_inventory(ctx.params, ctx.sink, ctx.deadline, key_id, secret, ctx.index)
+INPUT = InputKind("aws_ec2_inventory", parse_settings, run, aws_params, default_interval=3600)

@@ -1,9 +1,9 @@
-"""What every input pipeline hands its events to, and how long it may run.
+"""What every input pipeline hands its events to, how long it may run, and what it says it did.
 
 ``EventSink`` is the one thing the core knows about Splunk: ``write`` buffers an event,
 ``flush`` hands everything written so far to splunkd. Checkpoints (and SQS deletions) happen only
 after a ``flush``. ``Deadline`` bounds a run (shorter than the input's interval) and carries the
-stop flag a SIGTERM sets.
+stop flag a SIGTERM sets. ``RunSummary`` is what a run did, said in one line at its end.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from typing import Callable, Protocol
+from dataclasses import dataclass, field, fields
+from typing import Callable, ClassVar, Protocol
 
 SOURCETYPE = "aws:cloudtrail"
 SOURCETYPE_INSIGHT = "aws:cloudtrail:insight"
@@ -51,6 +51,12 @@ class Deadline:
         self.stop = stop if stop is not None else threading.Event()
         self._interruptible = 0
 
+    @classmethod
+    def for_interval(cls, interval: float) -> Deadline:
+        """A run's deadline: 80 % of the input's interval (at least 5 s), so that a run ends
+        before splunkd starts the next one."""
+        return cls(max(5.0, 0.8 * interval))
+
     def request_stop(self) -> None:
         self.stop.set()
         if self._interruptible:
@@ -84,25 +90,62 @@ class Deadline:
 
 
 @dataclass
-class RunStats:
-    """What one run did, for the "N events from M files to index X" line."""
+class RunSummary:
+    """What one run of an input did, and the line that says so at its end (read by the Input
+    Health view's macro ``iam_error_spike_input_log``):
+
+    ``<events> <noun> from <what was read> to index <index> (<details>, <errors> errors) in <s> s``
+
+    An input adds its own counters as fields of a subclass and says them in ``read`` and
+    ``details``; ``add`` sums two summaries field by field (a run over several regions).
+    """
 
     events: int = 0
+    errors: int = 0
+    started: float = field(default_factory=time.time)
+
+    noun: ClassVar[str] = "events"
+
+    def read(self) -> str:
+        """What the events came from ("3 files")."""
+        raise NotImplementedError
+
+    def details(self) -> list[str]:
+        """The input's own counters, in words, before the errors."""
+        return []
+
+    def add(self, other: RunSummary) -> None:
+        for item in fields(self):
+            if item.name != "started":
+                setattr(self, item.name, getattr(self, item.name) + getattr(other, item.name))
+
+    def line(self, index: str) -> str:
+        details = ", ".join([*self.details(), f"{self.errors} errors"])
+        return (
+            f"{self.events} {self.noun} from {self.read()} to index {index or 'default'} ({details}) "
+            f"in {time.time() - self.started:.1f} s"
+        )
+
+
+@dataclass
+class FileSummary(RunSummary):
+    """A run of an input reading CloudTrail log files (``aws_cloudtrail_sqs``, ``aws_cloudtrail_s3``)."""
+
     files: int = 0
     duplicates: int = 0
     skipped_files: int = 0
     skipped_records: int = 0
     messages: int = 0
-    errors: int = 0
-    started: float = field(default_factory=time.time)
 
-    def summary(self, index: str) -> str:
-        return (
-            f"{self.events} events from {self.files} files to index {index or 'default'} "
-            f"({self.duplicates} duplicates dropped, {self.skipped_files} files and "
-            f"{self.skipped_records} records skipped, {self.messages} messages, {self.errors} errors) "
-            f"in {time.time() - self.started:.1f} s"
-        )
+    def read(self) -> str:
+        return f"{self.files} files"
+
+    def details(self) -> list[str]:
+        return [
+            f"{self.duplicates} duplicates dropped",
+            f"{self.skipped_files} files and {self.skipped_records} records skipped",
+            f"{self.messages} messages",
+        ]
 
 
 _HOURS: dict[str, int] = {}

@@ -37,12 +37,12 @@ from iamspike.ingest.aws import (
     check_region,
     explain,
     int_setting,
-    parse_aws_settings,
     redact,
 )
 from iamspike.ingest.checkpoint import CheckpointStore
-from iamspike.ingest.events import SOURCETYPE, Deadline, EventSink
-from iamspike.ingest.settings import check_interval, check_no_clear_secret
+from iamspike.ingest.context import InputContext, InputKind
+from iamspike.ingest.events import SOURCETYPE, Deadline, EventSink, RunSummary
+from iamspike.ingest.settings import check_interval
 
 SOURCE_PREFIX = "aws:cloudtrail:lookupevents:"
 PAGE_SIZE = 50
@@ -67,13 +67,8 @@ class LookupSettings:
     requests_per_second: float = 1.9
     interval: int = 300
 
-    @property
-    def run_seconds(self) -> float:
-        """Each run's deadline: 80 % of the interval, so a run ends before the next starts."""
-        return 0.8 * self.interval
 
-
-def parse_lookup_settings(params: Mapping[str, str]) -> LookupSettings:
+def parse_settings(params: Mapping[str, str]) -> LookupSettings:
     """The stanza's keys -> ``LookupSettings``; ``AwsSettingError`` (one line) on a bad value.
 
     Keys: ``regions`` (comma-separated, default us-east-1, where IAM events land),
@@ -110,15 +105,9 @@ def parse_lookup_settings(params: Mapping[str, str]) -> LookupSettings:
     )
 
 
-def parse_settings(
-    params: Mapping[str, str], access_key_id: str = "", secret_access_key: str = ""
-) -> tuple[AwsSettings, LookupSettings]:
-    """Both settings of a stanza; retries default to botocore's adaptive mode for this input."""
-    check_no_clear_secret(params)
-    merged = dict(params)
-    merged["retry_mode"] = (params.get("retry_mode") or "").strip() or "adaptive"
-    aws = parse_aws_settings(merged, access_key_id, secret_access_key)
-    return aws, parse_lookup_settings(params)
+def aws_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The AWS settings' keys: retries default to botocore's adaptive mode for this input."""
+    return dict(params, retry_mode=(params.get("retry_mode") or "").strip() or "adaptive")
 
 
 class RateLimiter:
@@ -205,29 +194,24 @@ class RegionState:
 
 
 @dataclass
-class LookupStats:
-    """What one run did, for the summary line."""
+class LookupSummary(RunSummary):
+    """What one run did (or one region's part of it)."""
 
-    events: int = 0
     pages: int = 0
+    regions: int = 0
     duplicates: int = 0
     retried: int = 0
-    errors: int = 0
     regions_done: int = 0
-    started: float = field(default_factory=time.time)
 
-    def add(self, other: LookupStats) -> None:
-        for name in ("events", "pages", "duplicates", "retried", "errors", "regions_done"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+    def read(self) -> str:
+        return f"{self.pages} pages in {self.regions} regions"
 
-    def summary(self, index: str, regions: int) -> str:
-        elapsed = time.time() - self.started
-        return (
-            f"{self.events} events from {self.pages} pages in {regions} regions to index "
-            f"{index or 'default'} ({self.duplicates} duplicates dropped, {self.retried} attempts "
-            f"throttled or failed and retried by botocore, {self.errors} errors, {self.regions_done} of "
-            f"{regions} regions caught up) in {elapsed:.1f} s"
-        )
+    def details(self) -> list[str]:
+        return [
+            f"{self.duplicates} duplicates dropped",
+            f"{self.retried} attempts throttled or failed and retried by botocore",
+            f"{self.regions_done} of {self.regions} regions caught up",
+        ]
 
 
 class _Stopped(Exception):
@@ -242,7 +226,7 @@ class _RegionRun:
         self.region = region
         self.source = SOURCE_PREFIX + region
         self.key = "lookup-" + region
-        self.stats = LookupStats()
+        self.stats = LookupSummary(regions=1)
         self.limiter = RateLimiter(job.settings.requests_per_second)
         self.state = RegionState.from_json(job.checkpoints.load(self.key))
         # Built here, in the calling thread: botocore sessions are not safe to share while creating clients.
@@ -290,7 +274,7 @@ class _RegionRun:
             self.stats.errors += 1
             log.exception("region %s stopped by an unexpected error", self.region)
 
-    def run(self) -> LookupStats:
+    def run(self) -> LookupSummary:
         client = self.client
         client.meta.events.register("before-send.cloudtrail.LookupEvents", self._before_send)
         client.meta.events.register("response-received.cloudtrail.LookupEvents", self._response_received)
@@ -401,12 +385,11 @@ class LookupRun:
     sink: EventSink
     deadline: Deadline
     clock: Callable[[], float] = time.time
-    index: str = ""
     sink_lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def run(self) -> LookupStats:
-        total = LookupStats()
+    def run(self) -> LookupSummary:
         regions = self.settings.regions
+        total = LookupSummary()
         log.info(
             "LookupEvents run starts: regions %s, as %s, %.2f requests/s per region, deadline %.0f s",
             ",".join(regions),
@@ -416,7 +399,7 @@ class LookupRun:
         )
         if not self._credentials_ok():
             total.errors += 1
-            log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
+            total.regions = len(regions)
             return total
         runs = [_RegionRun(self, region) for region in regions]
         threads = [
@@ -427,7 +410,6 @@ class LookupRun:
         self._wait(threads, runs)
         for one in runs:
             total.add(one.stats)
-        log.info("LookupEvents run ends: %s", total.summary(self.index, len(regions)))
         return total
 
     def _wait(self, threads: list[threading.Thread], runs: list[_RegionRun]) -> None:
@@ -468,42 +450,20 @@ class LookupRun:
         return True
 
 
-def run_lookup(
-    params: Mapping[str, str],
-    checkpoints: CheckpointStore,
-    sink: EventSink,
-    deadline: Deadline | None = None,
-    access_key_id: str = "",
-    secret_access_key: str = "",
-    index: str = "",
-) -> LookupStats:
-    """One run of the input from a stanza's ``params`` and explicit adapters."""
-    aws, settings = parse_settings(params, access_key_id, secret_access_key)
+def run(ctx: InputContext, settings: LookupSettings) -> LookupSummary:
+    """One run of the input for one stanza."""
     job = LookupRun(
-        aws=aws,
+        aws=ctx.aws,
         settings=settings,
-        clients=AwsClients(aws),
-        checkpoints=checkpoints,
-        sink=sink,
-        deadline=deadline or Deadline(settings.run_seconds),
-        index=index,
+        clients=AwsClients(ctx.aws),
+        checkpoints=ctx.checkpoints(),
+        sink=ctx.sink,
+        deadline=ctx.deadline,
     )
     return job.run()
 
 
-def stream(ctx: Any) -> LookupStats:
-    """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
-    credential = (ctx.params.get("credential") or "").strip()
-    key_id, secret = ctx.secret(credential) if credential else ("", "")  # from storage/passwords
-    return run_lookup(
-        ctx.params,
-        ctx.checkpoints(),
-        ctx.sink,
-        ctx.deadline,
-        key_id,
-        secret,
-        ctx.index,
-    )
+INPUT = InputKind("aws_cloudtrail_lookup", parse_settings, run, aws_params)
 
 
 def _epoch(value: Any) -> float | None:

@@ -28,17 +28,18 @@ from iamspike.ingest.aws import (
     AWS_ERRORS,
     AwsClients,
     AwsSettings,
+    check_reachable,
     error_code,
     explain,
     int_setting,
     is_not_found,
-    parse_aws_settings,
 )
 from iamspike.ingest.checkpoint import DEFAULT_SEEN_CAPACITY, CheckpointStore, SeenIds
 from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind
+from iamspike.ingest.context import InputContext, InputKind
 from iamspike.ingest.delivery import FilePosition, LogFilePipeline
-from iamspike.ingest.events import Deadline, EventSink, RunStats
-from iamspike.ingest.settings import SettingsError, check_interval, check_no_clear_secret, check_start_date
+from iamspike.ingest.events import Deadline, EventSink, FileSummary
+from iamspike.ingest.settings import SettingsError, check_interval, check_start_date
 
 KINDS = ("CloudTrail", "CloudTrail-Insight")
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
@@ -50,7 +51,8 @@ _DAY = re.compile(r"/(\d{4})/(\d{2})/(\d{2})/[^/]+$")
 
 @dataclass(frozen=True)
 class S3Settings:
-    aws: AwsSettings
+    """The input's own settings (the AWS ones, ``region`` included, are the run's ``AwsSettings``)."""
+
     bucket: str
     prefix: str
     start_date: datetime.date
@@ -66,9 +68,8 @@ def _csv(text: str | None) -> tuple[str, ...]:
     return tuple(item.strip() for item in (text or "").split(",") if item.strip())
 
 
-def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) -> S3Settings:
+def parse_settings(params: Mapping[str, str]) -> S3Settings:
     """A stanza -> ``S3Settings``; ``ValueError`` with a one-line message if anything is bad."""
-    check_no_clear_secret(params)
     check_interval(params.get("interval"))
     bucket = (params.get("bucket") or "").strip()
     if not _BUCKET.match(bucket):
@@ -77,10 +78,8 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
     for account in accounts:
         if not _ACCOUNT.match(account):
             raise SettingsError(f"accounts: {account!r} is not a 12-digit AWS account id")
-    aws = aws or parse_aws_settings(params)
     prefix = (params.get("prefix") or "").strip().strip("/")
     return S3Settings(
-        aws=aws,
         bucket=bucket,
         prefix=prefix + "/" if prefix else "",
         start_date=check_start_date(params.get("start_date")),
@@ -94,6 +93,19 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
             params.get("dedup_window"), "dedup_window", DEFAULT_SEEN_CAPACITY, 1000, 5_000_000
         ),
         drop_pending=_csv(params.get("drop_pending")),
+    )
+
+
+def check_bucket(settings: S3Settings, aws: AwsSettings) -> None:
+    """At validation: the bucket exists and its endpoint answers (one s3:ListBucket of the prefix)."""
+    check_reachable(
+        aws,
+        "s3",
+        lambda s3: s3.list_objects_v2(Bucket=settings.bucket, Prefix=settings.prefix + "AWSLogs/", MaxKeys=1),
+        "bucket",
+        f"bucket {settings.bucket} does not exist",
+        "s3:ListBucket",
+        f"arn:aws:s3:::{settings.bucket}",
     )
 
 
@@ -123,6 +135,7 @@ class S3Pipeline(LogFilePipeline):
     ) -> None:
         super().__init__(settings.max_record_bytes, sink, seen, log, deadline)
         self.settings = settings
+        self.aws = clients.settings
         self.store = store
         self.s3 = clients.client("s3")
         self.bucket_arn = f"arn:aws:s3:::{settings.bucket}"
@@ -155,12 +168,12 @@ class S3Pipeline(LogFilePipeline):
                         streams.append(f"{account_root}{kind}/{region}/")
         return streams
 
-    def run(self) -> RunStats:
+    def run(self) -> FileSummary:
         try:
             streams = self.streams()
         except AWS_ERRORS as exc:
             self.stats.errors += 1
-            self.log.error("%s", explain(exc, "s3:ListBucket", self.bucket_arn, self.settings.aws))
+            self.log.error("%s", explain(exc, "s3:ListBucket", self.bucket_arn, self.aws))
             return self.stats
         if not streams:
             self.log.warning(
@@ -175,7 +188,7 @@ class S3Pipeline(LogFilePipeline):
                 self.read_stream(stream)
             except AWS_ERRORS as exc:
                 self.stats.errors += 1
-                self.log.error("%s", explain(exc, "s3:ListBucket", self.bucket_arn, self.settings.aws))
+                self.log.error("%s", explain(exc, "s3:ListBucket", self.bucket_arn, self.aws))
         return self.stats
 
     def read_stream(self, stream: str) -> None:
@@ -224,7 +237,7 @@ class S3Pipeline(LogFilePipeline):
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             arn = f"arn:aws:s3:::{self.settings.bucket}/{key}"
-            why = explain(exc, "s3:GetObject", arn, self.settings.aws)
+            why = explain(exc, "s3:GetObject", arn, self.aws)
             if is_not_found(exc):
                 self.log.error("%s; the object was deleted before it was read: nothing left to read", why)
                 cursor.read(key)  # gone: never listed nor tried again
@@ -358,17 +371,15 @@ def _parse_time(text: Any) -> datetime.datetime | None:
         return None
 
 
-def stream(ctx: Any) -> RunStats:
-    """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
-    settings = parse_settings(ctx.params, ctx.aws_settings())
+def run(ctx: InputContext, settings: S3Settings) -> FileSummary:
+    """One run of the input for one stanza."""
     store = ctx.checkpoints()
     seen = store.seen_ids("seen", settings.dedup_window)
     try:
-        pipeline = S3Pipeline(
-            settings, AwsClients(settings.aws), ctx.sink, store, seen, ctx.log, ctx.deadline
-        )
-        stats = pipeline.run()
+        clients = AwsClients(ctx.aws)
+        return S3Pipeline(settings, clients, ctx.sink, store, seen, ctx.log, ctx.deadline).run()
     finally:
         seen.close()
-    ctx.log.info("%s", stats.summary(ctx.index))
-    return stats
+
+
+INPUT = InputKind("aws_cloudtrail_s3", parse_settings, run, check=check_bucket)

@@ -1,13 +1,25 @@
-"""Validation of input stanzas shared by every input: one-line messages splunkd shows as is."""
+"""What every input reads from its stanza the same way, and the checks the inputs share.
+
+``read_shared`` reads, once per run (or validation), what the four inputs share: the
+Configuration page's account, regions, proxy and log level filled into the stanza
+(``accounts.apply``), the AWS settings (``parse_aws_settings`` on the keys the input's
+``aws_params`` gives), the interval, and which storage/passwords entries hold the secrets.
+``with_secrets`` adds those secrets, fetched by name through the adapter's ``fetch``. Every
+error is one line naming the setting, as splunkd shows it.
+"""
 
 from __future__ import annotations
 
 import datetime
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from iamspike.ingest.aws import AwsSettingError, int_setting
+from iamspike.ingest import accounts
+from iamspike.ingest.aws import AwsSettingError, AwsSettings, int_setting, parse_aws_settings
+from iamspike.ingest.context import InputKind
 
 _CRON_FIELD = re.compile(r"^[\d*/,\-]+$")
 _QUEUE_PATH = re.compile(r"^/(\d{12})/([A-Za-z0-9_-]{1,80}(\.fifo)?)$")
@@ -83,3 +95,64 @@ def check_start_date(
     if date > today:
         raise SettingsError(f"start_date {text} is in the future (today is {today.isoformat()} UTC)")
     return date
+
+
+@dataclass(frozen=True)
+class SharedSettings:
+    """What every input reads the same way (see the module docstring)."""
+
+    params: dict[str, str]  # the stanza, the page's account, regions, proxy and log level filled in
+    aws: AwsSettings  # without the secrets: ``with_secrets`` adds them
+    log_level: str
+    interval: int  # seconds; a cron schedule or none counts as the input's default
+    key_entry: tuple[str, str] | None = None  # storage/passwords (realm, username) of the static key
+    page_proxy: accounts.Proxy | None = None  # the page's proxy, when the stanza names none
+
+
+def read_shared(params: Mapping[str, str], app_dir: str, kind: InputKind[Any]) -> SharedSettings:
+    """The shared settings of a stanza of input ``kind``; ``SettingsError`` (one line) on a bad
+    value. ``app_dir`` holds the page's conf files ("" for none)."""
+    check_no_clear_secret(params)
+    applied = accounts.apply(params, app_dir, kind.name) if app_dir else accounts.Applied(dict(params))
+    merged = applied.params
+    key_entry = applied.key_entry
+    credential = (merged.get("credential") or "").strip()
+    if credential and key_entry is None:
+        key_entry = (accounts.CREDENTIAL_REALM, credential)
+    return SharedSettings(
+        params=merged,
+        aws=parse_aws_settings(kind.aws_params(merged)),
+        log_level=(merged.get("log_level") or "").strip().upper() or "INFO",
+        interval=interval_seconds(merged.get("interval"), kind.default_interval),
+        key_entry=key_entry,
+        page_proxy=applied.proxy,
+    )
+
+
+_HINTS = {accounts.CREDENTIAL_REALM: "credential", accounts.ACCOUNT_REALM: "aws_account"}
+
+
+def with_secrets(shared: SharedSettings, fetch: Callable[[str, str], str]) -> AwsSettings:
+    """``shared.aws`` with the static key and the page proxy's password, each read by name with
+    ``fetch(realm, username)`` (the clear password; ``ValueError`` if there is none)."""
+    aws = shared.aws
+    if shared.key_entry:
+        realm, name = shared.key_entry
+        key_id, sep, secret = _fetch(fetch, realm, name).partition(":")
+        if not sep or not key_id.strip() or not secret.strip():
+            raise SettingsError(
+                f"storage/passwords entry {realm}:{name} is not ACCESS_KEY_ID:SECRET_ACCESS_KEY"
+            )
+        aws = replace(aws, access_key_id=key_id.strip(), secret_access_key=secret.strip())
+    proxy = shared.page_proxy
+    if proxy and proxy.username:
+        aws = replace(aws, proxy=proxy.url(_fetch(fetch, accounts.PROXY_REALM, proxy.username)))
+    return aws
+
+
+def _fetch(fetch: Callable[[str, str], str], realm: str, name: str) -> str:
+    try:
+        return fetch(realm, name)
+    except ValueError as exc:
+        hint = f" ({_HINTS[realm]}={name})" if realm in _HINTS else " (the Proxy tab's password)"
+        raise SettingsError(f"{exc}{hint}".replace("\n", " ")) from None

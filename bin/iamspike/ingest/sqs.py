@@ -23,23 +23,25 @@ from iamspike.ingest.aws import (
     AWS_ERRORS,
     AwsClients,
     AwsSettings,
+    check_reachable,
     explain,
     int_setting,
     is_not_found,
-    parse_aws_settings,
 )
 from iamspike.ingest.checkpoint import DEFAULT_SEEN_CAPACITY, SeenIds
 from iamspike.ingest.claims import Claims
 from iamspike.ingest.cloudtrail_files import MAX_RECORD_BYTES, file_kind
+from iamspike.ingest.context import InputContext, InputKind
 from iamspike.ingest.delivery import FilePosition, LogFilePipeline
-from iamspike.ingest.events import Deadline, EventSink, RunStats, StopRun
+from iamspike.ingest.events import Deadline, EventSink, FileSummary, StopRun
 from iamspike.ingest.notifications import NotificationError, parse_notification
-from iamspike.ingest.settings import check_interval, check_no_clear_secret, check_queue_url, interval_seconds
+from iamspike.ingest.settings import SettingsError, check_interval, check_queue_url, interval_seconds
 
 
 @dataclass(frozen=True)
 class SqsSettings:
-    aws: AwsSettings
+    """The input's own settings (the AWS ones are the run's ``AwsSettings``)."""
+
     queue_url: str
     queue_arn: str
     batch_size: int = 10
@@ -50,17 +52,11 @@ class SqsSettings:
     interval: int = 300
 
 
-def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) -> SqsSettings:
+def parse_settings(params: Mapping[str, str]) -> SqsSettings:
     """A stanza -> ``SqsSettings``; ``ValueError`` with a one-line message if anything is bad."""
-    check_no_clear_secret(params)
     check_interval(params.get("interval"))
-    region, queue_arn = check_queue_url(params.get("queue_url") or "")
-    if aws is None:
-        aws = parse_aws_settings(dict(params, region=params.get("region") or region or "us-east-1"))
-    elif region and not params.get("region"):
-        aws = parse_aws_settings(dict(params, region=region), aws.access_key_id, aws.secret_access_key)
+    _, queue_arn = check_queue_url(params.get("queue_url") or "")
     return SqsSettings(
-        aws=aws,
         queue_url=(params.get("queue_url") or "").strip(),
         queue_arn=queue_arn,
         batch_size=int_setting(params.get("batch_size"), "batch_size", 10, 1, 10),
@@ -76,12 +72,39 @@ def parse_settings(params: Mapping[str, str], aws: AwsSettings | None = None) ->
     )
 
 
+def aws_params(params: Mapping[str, str]) -> dict[str, str]:
+    """The AWS settings' keys: ``region`` defaults to the queue URL's region."""
+    region = (params.get("region") or "").strip()
+    if not region:
+        try:
+            region = check_queue_url(params.get("queue_url") or "")[0]
+        except SettingsError:
+            region = ""  # parse_settings names the malformed URL
+    return dict(params, region=region or "us-east-1")
+
+
+def check_queue(settings: SqsSettings, aws: AwsSettings) -> None:
+    """At validation: the queue exists and its endpoint answers (sqs:GetQueueAttributes)."""
+    check_reachable(
+        aws,
+        "sqs",
+        lambda sqs: sqs.get_queue_attributes(QueueUrl=settings.queue_url, AttributeNames=["QueueArn"]),
+        "queue_url",
+        f"queue {settings.queue_url} does not exist in {aws.region}",
+        "sqs:GetQueueAttributes",
+        settings.queue_arn,
+    )
+
+
 class _Visibility:
     """Keeps a message invisible while its files are read (extends before half the timeout)."""
 
-    def __init__(self, sqs: Any, settings: SqsSettings, receipt: str, log: logging.Logger) -> None:
+    def __init__(
+        self, sqs: Any, settings: SqsSettings, aws: AwsSettings, receipt: str, log: logging.Logger
+    ) -> None:
         self.sqs = sqs
         self.settings = settings
+        self.aws = aws
         self.receipt = receipt
         self.log = log
         self.last = time.monotonic()
@@ -102,7 +125,7 @@ class _Visibility:
             self.last = time.monotonic()
         except AWS_ERRORS as exc:
             self.log.warning(
-                "%s", explain(exc, "sqs:ChangeMessageVisibility", self.settings.queue_arn, self.settings.aws)
+                "%s", explain(exc, "sqs:ChangeMessageVisibility", self.settings.queue_arn, self.aws)
             )
 
 
@@ -122,6 +145,7 @@ class SqsPipeline(LogFilePipeline):
     ) -> None:
         super().__init__(settings.max_record_bytes, sink, seen, log, deadline)
         self.settings = settings
+        self.aws = clients.settings
         self.clients = clients
         self.claims = claims
         self.sqs = clients.client("sqs")
@@ -130,7 +154,7 @@ class SqsPipeline(LogFilePipeline):
         # A message stopped mid-file stays invisible until this forwarder's next run takes it back.
         self.hold = min(43200, max(settings.visibility_timeout, settings.interval) + 60)
 
-    def run(self) -> RunStats:
+    def run(self) -> FileSummary:
         failures = 0
         try:
             self._reclaim()
@@ -176,7 +200,7 @@ class SqsPipeline(LogFilePipeline):
                     " forwarder would read that file from its start",
                     message_id,
                     where,
-                    explain(exc, "sqs:ChangeMessageVisibility", self.settings.queue_arn, self.settings.aws),
+                    explain(exc, "sqs:ChangeMessageVisibility", self.settings.queue_arn, self.aws),
                 )
                 self.claims.stopped(message_id, [], claim.get("source", ""), claim.get("position", 0), False)
                 continue
@@ -201,16 +225,14 @@ class SqsPipeline(LogFilePipeline):
             return []
         except AWS_ERRORS as exc:
             self.stats.errors += 1
-            self.log.error(
-                "%s", explain(exc, "sqs:ReceiveMessage", self.settings.queue_arn, self.settings.aws)
-            )
+            self.log.error("%s", explain(exc, "sqs:ReceiveMessage", self.settings.queue_arn, self.aws))
             return None
         return response.get("Messages", [])
 
     def _release(self, messages: list[dict[str, Any]]) -> None:
         """Make messages we will not process this run visible again at once."""
         for message in messages:
-            _Visibility(self.sqs, self.settings, message["ReceiptHandle"], self.log).extend(True, 0)
+            _Visibility(self.sqs, self.settings, self.aws, message["ReceiptHandle"], self.log).extend(True, 0)
 
     def handle(self, message: dict[str, Any]) -> bool:
         """Process one message; True if every file it names was written (or needs none).
@@ -246,7 +268,7 @@ class SqsPipeline(LogFilePipeline):
             claim = self.claims.get(message_id)  # an earlier run's, if it stopped in this message
             done_before = set(claim.get("done", []))
             self.claims.start(message_id, receipt, body)
-            visibility = _Visibility(self.sqs, self.settings, receipt, self.log)
+            visibility = _Visibility(self.sqs, self.settings, self.aws, receipt, self.log)
             done: list[str] = []
             for bucket, key, region in logs:
                 source = f"s3://{bucket}/{key}"
@@ -286,7 +308,7 @@ class SqsPipeline(LogFilePipeline):
                 self.stats.errors += len(batch)
                 self.log.error(
                     "%s; %d messages will be redelivered (their records are de-duplicated)",
-                    explain(exc, "sqs:DeleteMessage", self.settings.queue_arn, self.settings.aws),
+                    explain(exc, "sqs:DeleteMessage", self.settings.queue_arn, self.aws),
                     len(batch),
                 )
                 continue
@@ -320,7 +342,7 @@ class SqsPipeline(LogFilePipeline):
             )
         except AWS_ERRORS as exc:
             self.stats.errors += 1
-            why = explain(exc, "s3:GetObject", arn, self.settings.aws)
+            why = explain(exc, "s3:GetObject", arn, self.aws)
             if is_not_found(exc):
                 why += "; the object was deleted after its notification"
             self.log.error(
@@ -330,17 +352,15 @@ class SqsPipeline(LogFilePipeline):
         return "done" if done else "stopped"
 
 
-def stream(ctx: Any) -> RunStats:
-    """Run the input once for one stanza (``ctx``: see ``iamspike_splunk.modinput.InputContext``)."""
-    settings = parse_settings(ctx.params, ctx.aws_settings())
+def run(ctx: InputContext, settings: SqsSettings) -> FileSummary:
+    """One run of the input for one stanza."""
     store = ctx.checkpoints()
     seen = store.seen_ids("seen", settings.dedup_window)
     try:
-        pipeline = SqsPipeline(
-            settings, AwsClients(settings.aws), ctx.sink, seen, ctx.log, ctx.deadline, Claims(store)
-        )
-        stats = pipeline.run()
+        clients = AwsClients(ctx.aws)
+        return SqsPipeline(settings, clients, ctx.sink, seen, ctx.log, ctx.deadline, Claims(store)).run()
     finally:
         seen.close()
-    ctx.log.info("%s", stats.summary(ctx.index))
-    return stats
+
+
+INPUT = InputKind("aws_cloudtrail_sqs", parse_settings, run, aws_params, check_queue)

@@ -63,7 +63,7 @@ def web(fresh_splunk_home, python313, moto_env):
         pytest.fail(
             "the package has no appserver/static/build/configuration.js (build it with `make package`)"
         )
-    standin = SplunkWeb(fresh_splunk_home, python313)
+    standin = SplunkWeb(fresh_splunk_home, python313, env=moto_env)  # validation reaches moto
     yield standin
     standin.close()
 
@@ -216,7 +216,15 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
         "(m => m && m.innerText)(document.querySelector('[data-form=input] [data-message=form]'))", 60
     )
     assert "interval must be between 60 and 86400, not 10" in message
+    # a queue that does not exist: --validate-arguments asks SQS with the account's key
+    missing = queue + "-gone"
+    page.type("[data-field=queue_url]", missing)
+    page.type("[data-field=interval]", "300")
+    page.click("[data-form=input] [data-action=save]")
+    says = f"queue_url: queue {missing} does not exist in us-east-1 ("
+    page.wait(f"document.querySelector('[data-form=input]').innerText.includes({says!r})", 60)
     assert not os.path.exists(os.path.join(home.app_dir, "local", "inputs.conf"))
+    page.type("[data-field=queue_url]", queue)
     page.type("[data-field=interval]", "300")
     page.type("[data-field=index]", "aws")
     shot(page, "inputs-form")
@@ -246,9 +254,11 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
         events = run.wait_for(7, 60)
         assert len(events) == 7, run.stderr
         assert recorder.key_ids and set(recorder.key_ids) == {KEY_ID}  # never the environment's key
-        assert web.mgmt_requests == [  # one secret, read by its name: no listing that decrypts all
+        # one secret, read by its name (by the validation's checks and by the run): no listing
+        # that decrypts all
+        assert set(web.mgmt_requests) == {
             f"GET /servicesNS/nobody/{APP}/storage/passwords/TA-aws-iam-error-spike-account%3Aprod-audit%3A"
-        ]
+        }
 
         # -- disabled from the page: splunkd sees disabled = 1 and stops the input
         row = '[data-row="aws_cloudtrail_sqs/audit-queue"]'
@@ -392,12 +402,14 @@ def test_the_page_proxy_tunnels_https_to_aws_through_connect(
         tls.close()
 
 
-def test_inputs_edit_clone_enable_delete_and_accounts_in_use_from_the_page(chromium, web):
+def test_inputs_edit_clone_enable_delete_and_accounts_in_use_from_the_page(
+    chromium, web, aws_clients, unique_name
+):
     """Edit, clone, enable and delete an input, and what an account in use allows, against
     stanzas written as splunkd would have them."""
     home = web.home
     web.confs.write("aws_iam_error_spike_accounts", "ops", {"auth": "default_chain"})
-    queue = "https://sqs.eu-west-1.amazonaws.com/111122223333/trail-events"
+    queue = make_queue(aws_clients, unique_name)  # validation asks SQS whether it exists
     web.confs.write(
         "inputs",
         "aws_cloudtrail_sqs://ops-queue",

@@ -16,7 +16,8 @@ Endpoints, as splunkd answers them: ``configs/conf-<file>[/<stanza>]``, ``storag
 (``realm:username:`` names, 409 on a duplicate, the password kept encrypted in
 ``local/passwords.conf`` under a key of this instance, ``clear_password`` in a GET as splunkd
 gives it to anyone with list_storage_passwords), ``data/inputs/<kind>[/<name>[/enable|disable]]``
-(the input's ``--validate-arguments`` run on create and edit, its message as a 400; 409 on a
+(the input's ``--validate-arguments`` run on create and edit, in the stand-in's ``env`` and with
+its own address as splunkd's, so a check reads the stanza's secrets by name; its message as a 400; 409 on a
 duplicate name; arguments outside the scheme refused), ``saved/searches[/<name>]``. Everything
 is written to the app's ``local/`` as splunkd writes it, so an input reads what the page saved.
 Every answer to the browser is kept in ``responses`` for the tests' secret checks.
@@ -514,7 +515,9 @@ class SplunkWeb:
             raise RestError(400, f'Argument "{unknown[0]}" is not supported by this handler.')
         self.validations.append((name, dict(params)))
         given = {k: v for k, v in params.items() if v != ""}
-        ok, message = modinput.validate(self.python, self.home, kind + ".py", given, name=name)
+        ok, message = modinput.validate(
+            self.python, self.home, kind + ".py", given, name=name, env=self.env, server_uri=self.mgmt_uri
+        )
         if not ok:
             raise RestError(400, message)
 

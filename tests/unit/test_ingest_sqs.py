@@ -130,6 +130,30 @@ def test_the_validation_check_accepts_a_queue_that_exists_and_names_one_that_doe
     assert str(info.value).startswith(f"queue_url: queue {missing} does not exist in us-east-1 (")
 
 
+@pytest.mark.parametrize(
+    ("status", "code", "refused"),
+    [
+        (403, "AccessDenied", ""),  # the check's own permission, not one the input needs
+        (400, "ThrottlingException", ""),
+        (500, "InternalError", ""),
+        (403, "InvalidClientTokenId", "queue_url: InvalidClientTokenId: AWS rejected the credentials"),
+        (400, "InvalidAddress", "queue_url: InvalidAddress (HTTP 400) from sqs:GetQueueAttributes"),
+    ],
+)
+def test_the_validation_check_refuses_only_what_stops_the_input(
+    aws_clients, unique_name, fault_proxy, status, code, refused
+):
+    queue = make_queue(aws_clients, unique_name)
+    fault_proxy.add(target="GetQueueAttributes", status=status, code=code)
+    aws = AwsSettings(endpoint_urls={"default": fault_proxy.url}, access_key_id="AKIAIOSFODNN7EXAMPLE")
+    if not refused:
+        check_queue(parse_settings({"queue_url": queue}), aws)
+        return
+    with pytest.raises(SettingsError) as info:
+        check_queue(parse_settings({"queue_url": queue}), aws)
+    assert str(info.value).startswith(refused) and "\n" not in str(info.value)
+
+
 @pytest.fixture
 def trail(aws_clients, unique_name, moto_server, tmp_path):
     """A bucket notifying a queue (with a DLQ after 2 receives) and a pipeline factory on them."""

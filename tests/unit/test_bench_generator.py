@@ -263,3 +263,33 @@ def test_a_person_burst_is_a_small_burst_in_seconds(steady: generator.Org) -> No
         )
         densest = max(bisect.bisect_right(fails, t + 31) - i for i, t in enumerate(fails))
         assert densest >= fam.person_burst_size[0]
+
+
+def test_people_who_burst_every_week_do_it_in_seconds_on_their_own_two_apis() -> None:
+    org = _family_org("dispersed-automation", 2)
+    fam = families.FAMILIES["dispersed-automation"]
+    labels = [lb for lb in org.traps() if lb.kind == "habitual_burst"]
+    assert labels
+    kinds = {p.principal: p.kind for p in org.principals}
+    for label in labels:
+        assert kinds[label.principal] in ("human", "sso_role")
+        apis: Counter = Counter()
+        for start, end in label.windows:
+            fails = sorted(
+                _failures(org, start, end, label.account, label.principal), key=generator.record_time
+            )
+            times = [generator.record_time(r) for r in fails]
+            size, first = max((bisect.bisect_right(times, t + 31) - i, i) for i, t in enumerate(times))
+            assert size >= fam.habitual_burst_size[0]
+            apis.update({r["eventName"] for r in fails[first : first + size]})
+        # the same two APIs every time
+        assert 1 <= len([api for api, n in apis.items() if n == len(label.windows)]) <= 2
+    # only this family draws them: the others' organisations are unchanged by the habit
+    assert not [lb for lb in _family_org("steady-automation", 2).traps() if lb.kind == "habitual_burst"]
+
+
+def test_the_dispersed_tuning_family_differs_from_the_held_out_noisy_one() -> None:
+    tuning, held_out = families.FAMILIES["dispersed-automation"], families.FAMILIES["noisy-automation"]
+    assert tuning in families.TUNING and held_out in families.HELD_OUT
+    for name in ("automation_rate", "automation_day_shape", "automation_hour_shape", "automation_weekend"):
+        assert getattr(tuning, name) != getattr(held_out, name), name

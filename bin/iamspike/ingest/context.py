@@ -38,10 +38,6 @@ class InputContext:
     checkpoint_dir: str = ""
 
     @property
-    def kind(self) -> str:
-        return self.name.split("://", 1)[0]
-
-    @property
     def index(self) -> str:
         return self.params.get("index") or ""
 

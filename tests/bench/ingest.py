@@ -187,8 +187,9 @@ def main(argv: list[str] | None = None) -> int:
         f"in files of {args.per_file}; floor = the same Python doing gzip.decompress + json.loads of "
         "the same files in one process. CPU = the input process's user+system time "
         "(interpreter start included, after a warm-up run wrote the app's __pycache__ as splunkd's "
-        "first run does); start = the CPU of a `--validate-arguments` run (the same imports and region "
-        f"check, no events; median of three). {args.repeat} runs per Python: the row is the run with "
+        "first run does); start = the CPU of a `--validate-arguments` run (the same imports, the "
+        "settings check and one GetQueueAttributes of the queue on moto, no events; median of three). "
+        f"{args.repeat} runs per Python: the row is the run with "
         "the median ratio after start; the last column lists every run's.",
         "",
         "| Python | events | input CPU s | of which start s | events/CPU-s | events/CPU-s after start "
@@ -213,12 +214,13 @@ def main(argv: list[str] | None = None) -> int:
                     continue
                 # splunkd's first run writes the app's __pycache__ (the package ships none): warm up,
                 # then measure what starting the input costs (the same imports, no events).
-                check = {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q"}
-                modinput.validate(python, home, "aws_cloudtrail_sqs.py", check)
+                # --validate-arguments asks SQS whether the queue exists: a queue of moto's.
+                check = {"queue_url": make_queue(client_factory(endpoint), "bench-start")}
+                modinput.validate(python, home, "aws_cloudtrail_sqs.py", check, env=aws_env(endpoint))
                 starts = []
                 for _ in range(3):
                     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-                    modinput.validate(python, home, "aws_cloudtrail_sqs.py", check)
+                    modinput.validate(python, home, "aws_cloudtrail_sqs.py", check, env=aws_env(endpoint))
                     after = resource.getrusage(resource.RUSAGE_CHILDREN)
                     starts.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
                 startup = sorted(starts)[1]  # the median of three

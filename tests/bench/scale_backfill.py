@@ -17,6 +17,8 @@ drawn as cells: events per (principal, indexer, API) (:func:`hour_cells`). From 
 
 Generating every raw event of 30 days (about 0.7 billion) on a shared 2-core machine would take
 hours, hence the synthesis; what is measured and what is extrapolated is said in the output.
+Run alone (``python tests/bench/scale_backfill.py``), it prints the rows other count-row units
+would send over the peak hour, a day and a week (:func:`row_units`, docs/engine.md section 7).
 """
 
 from __future__ import annotations
@@ -447,6 +449,42 @@ def _raw_cpu(r: dict) -> str:
     return f"{r['raw_rows'] * per_row / 1e6:,.0f} estimated ({per_row} us a row, the peak-hour raw run's)"
 
 
+def row_units(accounts: int, principals: int, peak_events: int, indexers: int, days: int = 7) -> dict:
+    """Rows a count row's unit would send (docs/engine.md section 7): now one per (bin, principal,
+    indexer); one per (principal, indexer) for the whole range; one per principal; one per
+    (account, indexer) in the peak hour. Same draws as :func:`backfill`'s hours."""
+    import numpy as np
+
+    org = Org(accounts, principals)
+    rng = np.random.default_rng(23)
+    factors = diurnal(24 * days)
+    account = np.arange(principals) % accounts
+    seen = np.zeros((principals, indexers), dtype=bool)
+    out: dict = {}
+    raw = hourly = 0
+    for h in range(24 * days):
+        active, _, _, shipped = hour_cells(rng, org, round(float(peak_events * factors[h])), indexers)
+        cells = shipped.sum(axis=2) > 0
+        seen[active] |= cells
+        raw, hourly = raw + int(shipped.sum()), hourly + int(cells.sum())
+        if h == 15:
+            pairs = (account[active][:, None] * indexers + np.arange(indexers)[None, :])[cells]
+            out["peak"] = {
+                "raw": int(shipped.sum()),
+                "rows": int(cells.sum()),
+                "principals": len(active),
+                "account_indexer": len(np.unique(pairs)),
+            }
+        if h in (23, 24 * days - 1):
+            out[f"{(h + 1) // 24}d"] = {
+                "raw": raw,
+                "rows": hourly,
+                "principal_indexer": int(seen.sum()),
+                "principals": int(seen.any(axis=1).sum()),
+            }
+    return out
+
+
 def raw_row_bytes(org: Org) -> float:
     """Bytes of one raw failed-event row as the fields macro ships it (without ``_raw``)."""
     from iamspike.cloudtrail import FIELDS
@@ -455,3 +493,9 @@ def raw_row_bytes(org: Org) -> float:
     buffer = io.StringIO()
     csv.writer(buffer, lineterminator="\n").writerow(row + org.columns(1) + [""] * len(FIELDS))
     return float(len(buffer.getvalue()))
+
+
+if __name__ == "__main__":
+    import json
+
+    print(json.dumps(row_units(1000, 200_000, 2_000_000, 8)))

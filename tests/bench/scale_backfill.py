@@ -452,7 +452,8 @@ def _raw_cpu(r: dict) -> str:
 def row_units(accounts: int, principals: int, peak_events: int, indexers: int, days: int = 7) -> dict:
     """Rows a count row's unit would send (docs/engine.md section 7): now one per (bin, principal,
     indexer); one per (principal, indexer) for the whole range; one per principal; one per
-    (account, indexer) in the peak hour. Same draws as :func:`backfill`'s hours."""
+    (account, indexer) in the peak hour. The model and seed of :func:`backfill` (whose written
+    hours also draw digests, so its later hours are other draws of the same distribution)."""
     import numpy as np
 
     org = Org(accounts, principals)

@@ -174,23 +174,6 @@ FIELD_LIMIT = 1 << 31  # a busy principal's count row carries a digest per event
 RAW_RECORD_BYTES = 1500  # a CloudTrail record's _raw, which the raw path carried with every event
 
 
-def _principal_columns(n_principals: int, n_accounts: int) -> list[list[str]]:
-    """Per principal: recipientAccountId .. principalId columns (a third are assumed roles)."""
-    out = []
-    for p in range(n_principals):
-        account = f"{100000000000 + p % n_accounts}"
-        ip, agent = f"10.{p // 65536 % 256}.{p // 256 % 256}.{p % 256}", f"aws-cli/2.{p % 7} bench"
-        if p % 3 == 0:
-            arn = f"arn:aws:sts::{account}:assumed-role/role{p}/session{p % 5}"
-            issuer, kind = f"arn:aws:iam::{account}:role/role{p}", "AssumedRole"
-        else:
-            arn, issuer, kind = f"arn:aws:iam::{account}:user/user{p}", "", "IAMUser"
-        out.append(
-            [account, "us-east-1", ip, agent, kind, arn, account, f"AKIA{p:016d}", "", issuer, f"AID{p}", ""]
-        )
-    return out
-
-
 def peak_hour(n_accounts: int, n_principals: int, n_events: int, n_partitions: int, seed: int = 11):
     """Failed calls of one peak hour dealt to indexers: a few principals (automation) make most of
     them (Pareto weights), 1% of the events are re-sent to a second indexer. Yields per partition
@@ -211,7 +194,10 @@ def peak_hour(n_accounts: int, n_principals: int, n_events: int, n_partitions: i
     api = (who * 7 + rng.integers(0, 6, size=n_events)) % 300
     where = rng.integers(0, n_partitions, size=n_events)
     resent = np.flatnonzero(rng.random(n_events) < 0.01)
-    columns = _principal_columns(n_principals, n_accounts)
+    from scale_backfill import Org
+
+    org = Org(n_accounts, n_principals)
+    columns = [org.columns(p) for p in range(n_principals)]
     header = list(FIELDS_ORDER) + ["__mv_" + name for name in FIELDS_ORDER]
     blanks = [""] * len(FIELDS_ORDER)
     for part in range(n_partitions):

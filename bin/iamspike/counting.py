@@ -539,15 +539,15 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     for part in parts:
         s_source, s_api, s_code, s_ip, s_agent, count, digests = part.split("|")
         if s_source != SAME:
-            source = keep(_unescape(s_source), _unescape(s_source))
+            source = _kept(s_source, keep)
         if s_api != SAME:
-            api = keep(_unescape(s_api), _unescape(s_api))
+            api = _kept(s_api, keep)
         if s_code != SAME:
-            code = keep(_unescape(s_code), _unescape(s_code))
+            code = _kept(s_code, keep)
         if s_ip != SAME:
-            ip = keep(_unescape(s_ip), _unescape(s_ip))
+            ip = _kept(s_ip, keep)
         if s_agent != SAME:
-            agent = keep(_unescape(s_agent), _unescape(s_agent))
+            agent = _kept(s_agent, keep)
         entries.append((source, api, code, ip, agent, int(count), _unpack(digests)))
     return head == "v21", entries
 
@@ -568,6 +568,12 @@ def _unpack(text: str) -> bytes:
     """Digests from their base64url text (binascii directly: base64's wrappers and str.translate
     cost more than the decoding)."""
     return _packed(binascii.a2b_base64(text.replace("-", "+").replace("_", "/"))) if text else b""
+
+
+def _kept(text: str, keep) -> str:
+    if "%" in text:
+        text = _unescape(text)
+    return keep(text, text)
 
 
 def _packed(digests: bytes) -> bytes:

@@ -30,6 +30,7 @@ import binascii
 import hashlib
 import json
 import math
+import re
 from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping
@@ -47,6 +48,7 @@ COUNT_VERSION = "v2"
 OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
 DIGEST_BYTES = 8  # an eventID's digest: 64 bits
 SAME = "^"  # a text field equal to the previous entry's
+_SPECIAL = re.compile('[%|;^,"\r\n]')
 _ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in '%|;^,"\r\n'})
 MAX_COUNT = 1e12  # a count above this in count_field is absurd, not a number of API calls
 UNKNOWN = "unknown"
@@ -109,9 +111,7 @@ class CountRow:
         previous: tuple = ("",) * 5
         for entry in self.entries:
             texts = entry[:5]
-            fields = [
-                SAME if i and text == previous[i - 1] else _escape(text) for i, text in enumerate(texts, 1)
-            ]
+            fields = [SAME if text and text == last else _escape(text) for text, last in zip(texts, previous)]
             previous = texts
             parts.append("|".join([*fields, str(entry[5]), entry[6]]))
         return ";".join(parts)
@@ -140,7 +140,7 @@ def digests_text(packed: bytes) -> str:
 
 
 def _escape(text: str) -> str:
-    return text.translate(_ESCAPES) if text else text
+    return text.translate(_ESCAPES) if _SPECIAL.search(text) else text
 
 
 def _unescape(text: str) -> str:

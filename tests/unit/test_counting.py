@@ -224,6 +224,16 @@ def test_count_row_text_v2_names_each_field_once_and_packs_digests() -> None:
     assert len(digests) == 24  # 2 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
 
 
+def test_an_empty_field_stays_empty_rather_than_same_as_before() -> None:
+    entries = [
+        ("iam.amazonaws.com", "A", "AccessDenied", "", "", 1, ""),
+        ("iam.amazonaws.com", "B", "", "", "", 2, ""),
+    ]
+    text = counting.CountRow(T0, ACCT, USER, False, entries).counts_text()
+    assert text == "v20;iam.amazonaws.com|A|AccessDenied|||1|;^|B||||2|"
+    assert counting.decode_counts(text) == (False, [(*entry[:6], b"") for entry in entries])
+
+
 AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé ✓", "^^|%;", " "]
 
 

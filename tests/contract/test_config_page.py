@@ -11,14 +11,13 @@ screenshot. Screenshots of each tab go to docs/config-<tab>.png (``IAMSPIKE_SCRE
 from __future__ import annotations
 
 import os
-import re
 import time
 from pathlib import Path
 
 import pytest
 from standin import modinput
 from standin.conf import read_conf
-from standin.fixtures_aws import ForwardProxy, log_file, log_key, make_queue, make_records, relay, serve
+from standin.fixtures_aws import ForwardProxy, KeyRecorder, log_file, log_key, make_queue, make_records
 from standin.install import bare_python
 from standin.splunkweb import APP, LOCALE, PASSWORD, USER, SplunkWeb
 from standin.tls_proxy import ConnectProxy, TlsRelay
@@ -80,29 +79,6 @@ def page(chromium, web):
     )
     page.wait("!!document.querySelector('[data-page=configuration] [data-tab=accounts]')", 30)
     return page
-
-
-class SqsRecorder:
-    """A loopback relay in front of moto for SQS that keeps each request's signing key id."""
-
-    def __init__(self, moto_url: str) -> None:
-        self.key_ids: list[str] = []
-        port = int(moto_url.rsplit(":", 1)[1])
-
-        def forward(request) -> None:
-            match = re.search(r"Credential=([A-Z0-9]+)/", request.headers.get("Authorization", ""))
-            self.key_ids.append(match.group(1) if match else "")
-            length = int(request.headers.get("Content-Length") or 0)
-            body = request.rfile.read(length) if length else b""
-            payload = relay(request, "127.0.0.1", port, request.path, body)
-            request.wfile.write(payload)
-
-        self.server = serve(forward)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 def tab(page, name: str) -> None:
@@ -238,7 +214,7 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
     s3.put_object(
         Bucket=unique_name, Key=log_key("20230826T2030Z", "p"), Body=log_file(make_records(7, prefix="p"))
     )
-    recorder = SqsRecorder(moto_server)
+    recorder = KeyRecorder(moto_server)
     try:
         env = {**moto_env, "AWS_ENDPOINT_URL_SQS": recorder.url}
         run = modinput.InputProcess(

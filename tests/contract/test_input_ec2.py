@@ -2,7 +2,9 @@
 
 moto (server mode, loopback) plays EC2, IAM and STS; each test seeds its own random accounts
 (through an assumed role) so tests sharing the moto server never see each other's instances.
-Never imports product code.
+An account of the Configuration page (``aws_account =``) is written as the page writes it (its
+stanza in ``local/``, its key in the splunkd stand-in's storage/passwords); a ``KeyRecorder``
+in front of moto shows which access key id signed each call. Never imports product code.
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ import os
 import random
 import re
 import socket
+import urllib.parse
 
 import boto3
 import pytest
 from standin import modinput
-from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY
+from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, ForwardProxy, KeyRecorder
 
 pytestmark = pytest.mark.contract
 
@@ -183,3 +186,104 @@ def test_sigterm_while_ec2_does_not_answer_stops_within_5_s(
         os.path.join(fresh_splunk_home.log_dir, f"ta_aws_iam_error_spike_{KIND}.log"), encoding="utf-8"
     ) as log:
         assert "stopped by SIGTERM" in log.read()
+
+
+# -- an account of the Configuration page (aws_account =), its key in storage/passwords --------
+KEY_ID = "AKIAI44QH8DHINVENT01"
+SECRET = "1nv/3nt0ry+s3cr3t/K3yEXAMPLEKEY0000001"
+PROXY_PASSWORD = "pr0xy/Inv3nt0ry:pa55"
+MOTO_ACCOUNT = "123456789012"  # moto's account for a key it did not issue
+
+
+def run_with_account(
+    python, home, tmp_path, moto_server, entries, endpoint, **params
+) -> modinput.InputProcess:
+    """One run of a stanza naming the page's account ``inv``, splunkd holding ``entries``."""
+    with modinput.FakeSplunkd(entries) as splunkd:
+        run = modinput.InputProcess(
+            python,
+            home,
+            SCRIPT,
+            f"{KIND}://account",
+            {"aws_account": "inv", "endpoint_urls": endpoint, "interval": "3600", "index": "aws", **params},
+            str(tmp_path / "ckpt"),
+            env=moto_child_env(),
+            server_uri=splunkd.uri,
+        )
+        assert run.wait(120) == 0, run.stderr
+    names = {urllib.parse.quote(f"{realm}:{user}:", safe="") for realm, user, _ in entries}
+    asked = {path.split("/storage/passwords/", 1)[-1] for path in splunkd.requests}
+    assert asked == names and all("/storage/passwords/" in path for path in splunkd.requests)  # by name
+    return run
+
+
+@pytest.fixture
+def recorder(moto_server):
+    relay = KeyRecorder(moto_server)
+    yield relay
+    relay.close()
+
+
+def test_an_account_s_static_key_signs_every_call(
+    splunk_python, fresh_splunk_home, moto_server, recorder, tmp_path
+):
+    region = "ap-southeast-2"  # a region no other test launches in, in moto's default account
+    ec2 = in_moto_account(moto_server, region)
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    mine = ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0]
+    entries = modinput.page_account(fresh_splunk_home, "inv", KEY_ID, SECRET, regions=region)
+    run = run_with_account(splunk_python, fresh_splunk_home, tmp_path, moto_server, entries, recorder.url)
+    data = [json.loads(e.data) for e in run.events()]
+    assert mine["InstanceId"] in {d["instance_id"] for d in data}
+    assert {(d["account"], d["region"]) for d in data} == {(MOTO_ACCOUNT, region)}  # the account's regions
+    assert recorder.key_ids and set(recorder.key_ids) == {KEY_ID}  # never the environment's key
+    modinput.assert_no_secret(run, SECRET, KEY_ID, FAKE_ACCESS_KEY_ID)
+
+
+def test_an_account_s_key_assumes_the_account_s_role(
+    splunk_python, fresh_splunk_home, moto_server, recorder, tmp_path
+):
+    account = str(random.randint(10**11, 10**12 - 1))
+    instance = launch(moto_server, account, "eu-west-1")
+    role = f"arn:aws:iam::{account}:role/inventory"
+    entries = modinput.page_account(
+        fresh_splunk_home, "inv", KEY_ID, SECRET, role_arn=role, external_id="inv-ext", regions="eu-west-1"
+    )
+    run = run_with_account(splunk_python, fresh_splunk_home, tmp_path, moto_server, entries, recorder.url)
+    data = [json.loads(e.data) for e in run.events()]
+    assert [(d["instance_id"], d["account"]) for d in data] == [(instance["InstanceId"], account)]
+    assert recorder.key_ids[0] == KEY_ID  # sts:AssumeRole, signed with the account's key
+    assert KEY_ID in recorder.key_ids and FAKE_ACCESS_KEY_ID not in recorder.key_ids
+    assert len(set(recorder.key_ids)) == 2  # then the role's temporary key
+    modinput.assert_no_secret(run, SECRET, KEY_ID)
+
+
+def test_the_page_s_proxy_carries_every_call_with_its_password_from_storage_passwords(
+    splunk_python, fresh_splunk_home, moto_server, recorder, tmp_path
+):
+    region = "ap-southeast-2"
+    proxy = ForwardProxy("iamspike", PROXY_PASSWORD)
+    entries = modinput.page_account(fresh_splunk_home, "inv", KEY_ID, SECRET, regions=region)
+    entries += modinput.page_proxy(fresh_splunk_home, "127.0.0.1", proxy.port, "iamspike", PROXY_PASSWORD)
+    try:
+        run = run_with_account(splunk_python, fresh_splunk_home, tmp_path, moto_server, entries, recorder.url)
+    finally:
+        proxy.close()
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    assert "from 1 regions in 1 accounts to index aws" in log
+    assert proxy.rejected == 0 and proxy.requests  # every call carried the proxy's password
+    assert {host for _, host, _ in proxy.requests} == {recorder.url.split("//", 1)[1]}
+    assert len(proxy.requests) == len(recorder.key_ids) and set(recorder.key_ids) == {KEY_ID}
+    assert f"proxy=http://iamspike@127.0.0.1:{proxy.port}" in log
+    modinput.assert_no_secret(run, PROXY_PASSWORD, SECRET, KEY_ID)
+
+
+def in_moto_account(moto_server: str, region: str):
+    """An EC2 client in moto's default account (the account of any key moto did not issue)."""
+    return boto3.client(
+        "ec2",
+        endpoint_url=moto_server,
+        region_name=region,
+        aws_access_key_id=FAKE_ACCESS_KEY_ID,
+        aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
+    )

@@ -3,8 +3,10 @@
 splunkd's side is the stand-in (``standin.modinput``): ``--scheme``, ``--validate-arguments``
 and runs with the ``<input>`` XML on stdin, the XML event stream read as it arrives, SIGTERM and
 SIGKILL as splunkd (or a crash) sends them. AWS's side is the loopback LookupEvents endpoint
-(``standin.lookup_events_server``), enforcing 2 requests/s per account and region. Never imports
-product code.
+(``standin.lookup_events_server``), enforcing 2 requests/s per account and region and recording
+the access key id each request was signed with. An account of the Configuration page
+(``aws_account =``) is written as the page writes it: its stanza in ``local/``, its key (and the
+page proxy's password) in the splunkd stand-in's storage/passwords. Never imports product code.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from collections import Counter
 
 import pytest
 from standin import modinput
-from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, aws_env
+from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, ForwardProxy, aws_env
 from standin.lookup_events_server import LookupEventsServer, make_records
 
 pytestmark = pytest.mark.contract
@@ -44,7 +46,7 @@ def params(server: LookupEventsServer, **extra: str) -> dict[str, str]:
     return values
 
 
-def start(python, home, server, checkpoint_dir, **extra: str) -> modinput.InputProcess:
+def start(python, home, server, checkpoint_dir, server_uri=modinput.SERVER_URI, **extra: str):
     return modinput.InputProcess(
         python,
         home,
@@ -53,6 +55,7 @@ def start(python, home, server, checkpoint_dir, **extra: str) -> modinput.InputP
         params(server, **extra),
         str(checkpoint_dir),
         env=aws_env(server.endpoint_url),
+        server_uri=server_uri,
     )
 
 
@@ -238,3 +241,83 @@ def test_sigterm_while_aws_is_slow_still_stops_within_5_s(
     assert second.wait(120) == 0, second.stderr
     assert event_ids(first.events()) + event_ids(second.events()) == Counter(r["eventID"] for r in records)
     assert "still waiting on AWS" in log_text(fresh_splunk_home)
+
+
+# -- an account of the Configuration page (aws_account =), its key in storage/passwords --------
+KEY_ID = "AKIAI44QH8DHLOOKUP01"
+SECRET = "Lk9/l00kUp+s3cr3t/K3yEXAMPLEKEY0000001"
+PROXY_PASSWORD = "pr0xy/L00kup:pa55"
+
+
+def run_with_account(python, home, server, tmp_path, entries) -> tuple[modinput.InputProcess, list[str]]:
+    """One run of a stanza naming the page's account ``audit``, splunkd's storage/passwords
+    holding ``entries``; the run and the paths splunkd was asked for."""
+    with modinput.FakeSplunkd(entries) as splunkd:
+        run = start(python, home, server, tmp_path / "ckpt", server_uri=splunkd.uri, aws_account="audit")
+        assert run.wait(120) == 0, run.stderr
+    return run, splunkd.requests
+
+
+def test_an_account_s_static_key_signs_every_call_and_its_regions_are_read(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    east = make_records(60, time.time() - 120, step=30, prefix="east")
+    west = make_records(40, time.time() - 120, step=30, prefix="west", region="eu-west-1")
+    lookup_server.load(east)
+    lookup_server.load(west, region="eu-west-1")
+    entries = modinput.page_account(fresh_splunk_home, "audit", KEY_ID, SECRET, regions="us-east-1,eu-west-1")
+    run, asked = run_with_account(
+        splunk_python,
+        fresh_splunk_home,
+        lookup_server,
+        tmp_path,
+        [*entries, ("TA-aws-iam-error-spike-account", "other", "AKIAOTHER:x")],
+    )
+    assert event_ids(run.events()) == Counter(r["eventID"] for r in east + west)
+    assert {r.region for r in lookup_server.served()} == {"us-east-1", "eu-west-1"}
+    assert {r.access_key for r in lookup_server.requests} == {KEY_ID}  # never the environment's key
+    # the one entry, read by its name: nothing lists (and decrypts) every secret of the app
+    assert asked == [
+        "/servicesNS/nobody/TA-aws-iam-error-spike/storage/passwords/"
+        "TA-aws-iam-error-spike-account%3Aaudit%3A"
+    ]
+    assert "100 events from" in log_text(fresh_splunk_home)
+    modinput.assert_no_secret(run, SECRET, KEY_ID, FAKE_ACCESS_KEY_ID)
+
+
+def test_an_account_whose_key_is_not_in_storage_passwords_is_one_log_line(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    modinput.page_account(fresh_splunk_home, "audit", KEY_ID, SECRET)
+    # the stanza was written, its secret is gone: splunkd answers 404 for the entry
+    run, asked = run_with_account(splunk_python, fresh_splunk_home, lookup_server, tmp_path, [])
+    assert run.events() == [] and lookup_server.requests == [] and len(asked) == 1
+    text = log_text(fresh_splunk_home)
+    assert "no storage/passwords entry TA-aws-iam-error-spike-account:audit (aws_account=audit)" in text
+    assert "Traceback" not in text and "Traceback" not in run.stderr
+
+
+def test_the_page_s_proxy_carries_every_call_with_its_password_from_storage_passwords(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    records = make_records(30, time.time() - 120, step=30, prefix="px")
+    lookup_server.load(records)
+    proxy = ForwardProxy("iamspike", PROXY_PASSWORD)
+    entries = modinput.page_account(fresh_splunk_home, "audit", KEY_ID, SECRET)
+    entries += modinput.page_proxy(fresh_splunk_home, "127.0.0.1", proxy.port, "iamspike", PROXY_PASSWORD)
+    try:
+        run, asked = run_with_account(splunk_python, fresh_splunk_home, lookup_server, tmp_path, entries)
+    finally:
+        proxy.close()
+    assert event_ids(run.events()) == Counter(r["eventID"] for r in records)
+    endpoint = lookup_server.endpoint_url.split("//", 1)[1]
+    assert proxy.rejected == 0 and proxy.requests  # every call carried the proxy's password
+    assert {host for _, host, _ in proxy.requests} == {endpoint}
+    assert len(proxy.requests) == len(lookup_server.requests)  # none went around the proxy
+    assert {r.access_key for r in lookup_server.requests} == {KEY_ID}
+    assert sorted(path.rsplit("/", 1)[1] for path in asked) == [
+        "TA-aws-iam-error-spike-account%3Aaudit%3A",
+        "TA-aws-iam-error-spike-proxy%3Aiamspike%3A",
+    ]  # two entries, each by its name
+    assert f"proxy=http://iamspike@127.0.0.1:{proxy.port}" in log_text(fresh_splunk_home)
+    modinput.assert_no_secret(run, PROXY_PASSWORD, SECRET, KEY_ID)

@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import random
+import re
 import socket
 import ssl
 import threading
@@ -309,6 +310,32 @@ def relay(request, host: str, port: int, path: str, body: bytes, drop: tuple[str
     request.end_headers()
     upstream.close()
     return payload
+
+
+class KeyRecorder:
+    """A loopback relay in front of an AWS stand-in (moto) that keeps the access key id each
+    request was signed with (SigV4 ``Authorization: ... Credential=<key id>/...``); products
+    reach it through an endpoint setting (``endpoint_urls = ec2=<url>``)."""
+
+    def __init__(self, target: str) -> None:
+        self.key_ids: list[str] = []
+        upstream = urllib.parse.urlsplit(target)
+
+        def forward(request) -> None:
+            match = re.search(r"Credential=([A-Z0-9]+)/", request.headers.get("Authorization", ""))
+            self.key_ids.append(match.group(1) if match else "")
+            length = int(request.headers.get("Content-Length") or 0)
+            body = request.rfile.read(length) if length else b""
+            payload = relay(request, upstream.hostname, upstream.port, request.path, body)
+            if request.command != "HEAD":
+                request.wfile.write(payload)
+
+        self.server = serve(forward)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class FaultProxy:

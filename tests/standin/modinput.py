@@ -20,6 +20,7 @@ import signal
 import subprocess
 import threading
 import time
+import urllib.parse
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -143,6 +144,15 @@ def read_log(home: SplunkHome, kind: str) -> str:
     """The input's own log file, ``$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_<kind>.log``."""
     with open(os.path.join(home.log_dir, f"ta_aws_iam_error_spike_{kind}.log"), encoding="utf-8") as handle:
         return handle.read()
+
+
+def assert_no_secret(run: InputProcess, *secrets: str) -> None:
+    """Neither the input's log, nor its stdout (splunkd's event stream), nor its stderr
+    (splunkd.log) holds any of ``secrets``."""
+    texts = {"log": run.log(), "stdout": run.stdout.decode("utf-8", errors="replace"), "stderr": run.stderr}
+    for secret in secrets:
+        leaks = [where for where, text in texts.items() if secret in text]
+        assert not leaks, f"{secret!r} in the input's {', '.join(leaks)}"
 
 
 def parse_events(stream: bytes) -> list[Event]:
@@ -327,6 +337,40 @@ class InputProcess:
             reader.join(5)
 
 
+ACCOUNT_REALM = "TA-aws-iam-error-spike-account"  # the Configuration page's realms
+PROXY_REALM = "TA-aws-iam-error-spike-proxy"
+
+
+def _append_local_conf(home: SplunkHome, conf: str, stanza: str, keys: Mapping[str, str]) -> None:
+    folder = os.path.join(home.app_dir, "local")
+    os.makedirs(folder, exist_ok=True)
+    lines = [f"[{stanza}]"] + [f"{key} = {value}" for key, value in keys.items()]
+    with open(os.path.join(folder, conf + ".conf"), "a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n\n")
+
+
+def page_account(
+    home: SplunkHome, name: str, key_id: str = "", secret: str = "", **keys: str
+) -> list[tuple[str, str, str]]:
+    """An AWS account as the Configuration page saves it: its stanza in the app's
+    ``local/aws_iam_error_spike_accounts.conf`` (``auth = static_key`` with a key, else
+    ``default_chain``; ``role_arn``, ``external_id``, ``regions`` from ``keys``) and, with a key,
+    the storage/passwords entry holding ``KEY_ID:SECRET`` (returned, for ``FakeSplunkd``)."""
+    auth = "static_key" if key_id else "default_chain"
+    _append_local_conf(home, "aws_iam_error_spike_accounts", name, {"auth": auth, **keys})
+    return [(ACCOUNT_REALM, name, f"{key_id}:{secret}")] if key_id else []
+
+
+def page_proxy(
+    home: SplunkHome, host: str, port: int, username: str = "", password: str = ""
+) -> list[tuple[str, str, str]]:
+    """The Configuration page's Proxy tab, saved: ``[proxy]`` of the app's
+    ``local/aws_iam_error_spike_settings.conf`` and the password's storage/passwords entry."""
+    keys = {"host": host, "port": str(port), "username": username}
+    _append_local_conf(home, "aws_iam_error_spike_settings", "proxy", keys)
+    return [(PROXY_REALM, username, password)] if username else []
+
+
 class FakeSplunkd:
     """splunkd's REST API as far as a modular input uses it: ``storage/passwords`` (Atom feed),
     on loopback HTTP, answering only requests carrying the session key of the input XML.
@@ -349,7 +393,20 @@ class FakeSplunkd:
                     self.send_response(401)
                     self.end_headers()
                     return
-                body = fake.feed(self.path).encode("utf-8")
+                feed = fake.feed(self.path)
+                if feed is None:  # splunkd's answer for an entry that does not exist
+                    missing = escape(urllib.parse.unquote(self.path.split("?", 1)[0].rsplit("/", 1)[-1]))
+                    body = (
+                        '<?xml version="1.0" encoding="UTF-8"?>\n<response><messages>'
+                        f'<msg type="ERROR">Could not find object id={missing}</msg></messages></response>'
+                    ).encode()
+                    self.send_response(404)
+                    self.send_header("Content-Type", "text/xml; charset=utf-8")
+                    self.send_header("Content-Length", str(len(body)))
+                    self.end_headers()
+                    self.wfile.write(body)
+                    return
+                body = feed.encode("utf-8")
                 self.send_response(200)
                 self.send_header("Content-Type", "text/xml; charset=utf-8")
                 self.send_header("Content-Length", str(len(body)))
@@ -360,11 +417,20 @@ class FakeSplunkd:
         self.uri = f"http://127.0.0.1:{self.server.server_address[1]}"
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
 
-    def feed(self, path: str) -> str:
+    def feed(self, path: str) -> str | None:
+        """The Atom feed answering ``path``: the collection lists every entry; a path naming one
+        entry (``.../storage/passwords/<realm>:<username>:``, percent-encoded) gets that entry
+        alone, or None (HTTP 404) when there is none, as splunkd answers."""
         base = path.split("?", 1)[0].rstrip("/")
+        head, _, tail = base.partition("/storage/passwords")
+        asked = urllib.parse.unquote(tail.lstrip("/"))
+        if asked:
+            base = head + "/storage/passwords"
         entries = []
         for realm, username, password in self.passwords:
             name = f"{realm}:{username}:"
+            if asked and asked != name:
+                continue
             entries.append(
                 f"<entry><title>{escape(name)}</title><id>{self.uri}{base}/{name}</id>"
                 f'<link href="{base}/{name}" rel="alternate"/>'
@@ -374,6 +440,8 @@ class FakeSplunkd:
                 f'<s:key name="username">{escape(username)}</s:key>'
                 "</s:dict></content></entry>"
             )
+        if asked and not entries:
+            return None
         return (
             '<?xml version="1.0" encoding="UTF-8"?>'
             '<feed xmlns="http://www.w3.org/2005/Atom" xmlns:s="http://dev.splunk.com/ns/rest" '
@@ -384,3 +452,9 @@ class FakeSplunkd:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def __enter__(self) -> FakeSplunkd:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

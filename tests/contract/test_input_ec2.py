@@ -80,6 +80,8 @@ def test_scheme(splunk_python, splunk_home):
         ({"regions": "us-east-1,nowhere-9"}, "unknown AWS region 'nowhere-9'"),
         ({"role_arn": "arn:aws:iam::123456789012:role/a, not-an-arn"}, "is not an IAM role ARN"),
         ({"interval": "120"}, "interval must be between 300"),
+        ({"aws_account": "nobody"}, "aws_account 'nobody' is not an account of the Configuration page"),
+        ({"aws_account": "audit", "credential": "prod"}, "aws_account and credential are both set"),
     ],
 )
 def test_validate_arguments(splunk_python, splunk_home, bad, words):

@@ -86,6 +86,8 @@ def test_scheme_declares_the_lookup_settings(splunk_python, splunk_home):
         ({"role_arn": "arn:aws:iam::123:role/x"}, "is not an IAM role ARN"),
         ({"backfill_days": "120"}, "backfill_days must be between 1 and 90"),
         ({"secret_access_key": "abc"}, "must not be set in inputs.conf"),
+        ({"aws_account": "nobody"}, "aws_account 'nobody' is not an account of the Configuration page"),
+        ({"aws_account": "audit", "credential": "prod"}, "aws_account and credential are both set"),
     ],
 )
 def test_validate_arguments_rejects_bad_settings(splunk_python, splunk_home, bad, words):

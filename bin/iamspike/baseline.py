@@ -15,9 +15,16 @@ judged against what came before it and never inflates its own baseline:
   level, so a low-and-slow stream from a quiet principal (4-10 an hour for hours) is not taken as
   the new normal after its second bin.
 
-``expected = max(level, seasonal, recent)``. ``silent`` marks bins where the long-run
-expectation (level and seasonal, not the recent bins) is below ``silent_level``: the entity had
-no failures to speak of, so failures now are an onset (the scoring caps the surprise of onsets).
+``expected = max(level, seasonal, recent)``. The bins the winsorization cuts (above
+``expected + clip_sigmas * sd + 2``) are the entity's BURSTS; they stay out of the level, and a
+burst memory keeps them apart: ``burst_size``, the decayed mean size of its past bursts, and
+``burst_rate``, the decayed share of its bins that were bursts (half-life ``burst_memory`` times
+``half_life_bins``: a person who bursts once or twice a week must still be remembered after a
+quiet week), both 0 until the decayed number of bursts reaches ``burst_min`` (one burst is no
+habit). The scorer judges a burst like the usual ones as one of them (see ``scoring``).
+``silent`` marks bins where the long-run expectation (level and seasonal, not the recent bins) is
+below ``silent_level``: the entity had no failures to speak of, so failures now are an onset (the
+scoring caps the surprise of onsets).
 
 The variance is the smaller of two estimates. The long-run one: the dispersion (variance / mean, 1
 = Poisson) is the decayed mean of ``(x - center)^2 / center`` over past bins, ``center`` the median
@@ -71,6 +78,8 @@ class BaselineParams:
     local_half_life_bins: float = 4.0
     residual_max: float = 9.0
     batch_cv: float = 0.4
+    burst_min: float = 1.5
+    burst_memory: float = 4.0
 
 
 @dataclass(frozen=True)
@@ -88,6 +97,10 @@ class Baseline:
     typical_apis: np.ndarray | None  # (bins, entities) usual distinct APIs of a failing bin
     # (bins, entities) the local dispersion: how much the entity's bins vary around its current rate
     local_dispersion: np.ndarray | None = None
+    # (bins, entities) the mean size of the entity's past bursts and the share of its bins that
+    # were bursts (0 until it has burst about twice: no habit)
+    burst_size: np.ndarray | None = None
+    burst_rate: np.ndarray | None = None
 
 
 def _seasonal_samples(
@@ -192,6 +205,13 @@ def fit_baselines(
     zero = np.zeros(n_entities, dtype=np.float32)
     local_dispersion = np.ones((n_bins, n_entities), dtype=np.float32)
     local = np.ones(n_entities, dtype=np.float64)
+    # The burst memory: decayed number and total size of past bursts, over decayed bins.
+    burst_decay = 0.5 ** (1.0 / max(params.half_life_bins * params.burst_memory, 1.0))
+    burst_weight = 0.0
+    burst_sum = np.zeros(n_entities, dtype=np.float64)
+    burst_n = np.zeros(n_entities, dtype=np.float64)
+    burst_size = np.zeros((n_bins, n_entities), dtype=np.float32)
+    burst_rate = np.zeros((n_bins, n_entities), dtype=np.float32)
 
     for t in range(n_bins):
         if weight > 0:
@@ -255,7 +275,15 @@ def fit_baselines(
         expected[t] = mu
         variance[t] = var
         # Winsorized update: a spike enters the level only up to the bound it broke.
-        clipped = np.minimum(counts[t], mu + params.clip_sigmas * np.sqrt(var) + 2.0)
+        bound = mu + params.clip_sigmas * np.sqrt(var) + 2.0
+        clipped = np.minimum(counts[t], bound)
+        habit = burst_n >= params.burst_min
+        burst_size[t] = np.where(habit, burst_sum / np.maximum(burst_n, 1e-12), 0.0)
+        burst_rate[t] = np.where(habit, burst_n / max(burst_weight, 1.0), 0.0)
+        bursting = counts[t] > bound
+        burst_sum = burst_sum * burst_decay + np.where(bursting, counts[t], 0.0)
+        burst_n = burst_n * burst_decay + bursting
+        burst_weight = burst_weight * burst_decay + 1.0
         weighted_sum = weighted_sum * decay + clipped
         # Each residual enters at most at three of the entity's own standard deviations so far.
         residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), params.residual_max * own)
@@ -285,6 +313,8 @@ def fit_baselines(
         peers,
         typical,
         local_dispersion,
+        burst_size,
+        burst_rate,
     )
 
 

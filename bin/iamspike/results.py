@@ -351,6 +351,8 @@ class ResultsPass:
             onset_mean=onset_mean,
             hold=hold,
             new_apis=new_apis,
+            burst_size=None if onset is None else base.burst_size[t_idx, e_idx],
+            burst_rate=None if onset is None else base.burst_rate[t_idx, e_idx],
         )
         score = scored.score
         rate = by_rate = None
@@ -365,6 +367,9 @@ class ResultsPass:
                 o.sensitivity,
                 dispersion=base.local_dispersion[t_idx, e_idx],
             )
+            # One of its usual bursts is no spike against its current rate either.
+            usual_burst = np.isfinite(scored.habit)
+            by_rate = np.where(usual_burst, np.minimum(by_rate, scored.score), by_rate)
             score = np.maximum(score, by_rate)
         spread_score = None
         if spread is not None:
@@ -427,6 +432,14 @@ class ResultsPass:
                         f"{failures} at once are too many for a routine start (min_failures {o.min_failures})"
                     )
                 notes.append(f"it had no failures before, and {why}")
+            if onset is not None and usual_burst[i]:
+                size = float(base.burst_size[t, e])
+                if is_spike:
+                    notes.append(
+                        f"{failures} is {failures / size:.1f} times its usual bursts of about {size:.0f}"
+                    )
+                else:
+                    notes.append(f"it bursts like this now and then (about {size:.0f} failures at a time)")
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

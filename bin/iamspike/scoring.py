@@ -15,6 +15,14 @@ overstates the surprise).
   mean when that is higher (``min_failures`` failures from silence are what the admin calls
   routine; about four times as many in one bin are not). Cells with ``hold=False`` (failed console
   sign-ins: never automation) are not held down at all.
+- **Usual bursts** (cells given a ``burst_size`` above 0 and no new APIs): an entity that bursts
+  now and then (a person who fails 10-17 times in seconds on the same two APIs once or twice a
+  week) has two kinds of bins, ordinary ones and its bursts. ``P(X >= x)`` is at least
+  ``burst_rate * P(B >= x)``, ``B`` its burst size under a negative binomial of mean ``burst_size``
+  and standard deviation ``burst_cv`` (0.4) of it, so the surprise is at most
+  ``-log10(burst_rate) - log10 P(B >= x)``: about 2 for a burst like its usual ones, above the
+  threshold for three times their size; a burst on APIs the entity never failed on before is
+  not one of its usual bursts and is judged as before.
 - **Distinct APIs** in the bin add ``apis_weight * b * max(1, b / 2)`` with
   ``b = log2(distinct_apis / typical_apis)`` (APIs beyond the entity's usual: one or two add
   little, a sweep over dozens adds a lot), but never more than the uncapped surprise: they
@@ -62,6 +70,7 @@ class ScoreParams:
     rate_running: float = 0.3
     rate_dispersion_min: float = 2.0
     max_surprise: float = 60.0
+    burst_cv: float = 0.4
     expected_floor: float = 0.05
 
 
@@ -76,6 +85,8 @@ class Scores:
     onset: np.ndarray  # bool: expected below onset_level (failures from silence)
     held: np.ndarray  # bool: onsets whose surprise the cap actually lowered
     lifted: np.ndarray  # bool: onsets not held down to onset_cap (hold=False, or the count lifted it)
+    # the surprise of the count as one of the entity's usual bursts (inf where it is not one)
+    habit: np.ndarray | None = None
 
 
 def lgamma(z: np.ndarray) -> np.ndarray:
@@ -155,6 +166,8 @@ def score_counts(
     onset_mean: np.ndarray | None = None,
     hold: np.ndarray | None = None,
     new_apis: np.ndarray | None = None,
+    burst_size: np.ndarray | None = None,
+    burst_rate: np.ndarray | None = None,
 ) -> Scores:
     """Score cells (1-D arrays of equal length): counts, baseline mean/variance, distinct APIs.
 
@@ -163,12 +176,25 @@ def score_counts(
     ``onset_mean``: per cell, the mean an onset's count is measured against to lift the cap (0 or
     absent: the fixed ``onset_cap``). ``hold`` (bool): False where onsets are not held down at all.
     ``new_apis``: per cell, APIs the entity fails on for the first time (default none).
+    ``burst_size``, ``burst_rate``: per cell, the entity's usual bursts (``Baseline``; 0: none).
     """
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
     expected = np.maximum(np.asarray(expected, dtype=np.float64), params.expected_floor)
     variance = np.maximum(np.asarray(variance, dtype=np.float64), expected)
     raw = np.minimum(-log10_tail(observed, expected, variance), params.max_surprise)
+    habit = np.full(observed.shape, np.inf)
+    if burst_size is not None:
+        size = np.asarray(burst_size, dtype=np.float64)
+        usual_burst = size > 0
+        if new_apis is not None:
+            usual_burst &= np.asarray(new_apis, dtype=np.float64) <= 0
+        if usual_burst.any():
+            b = np.maximum(size[usual_burst], 1.0)
+            share = np.maximum(np.asarray(burst_rate, dtype=np.float64)[usual_burst], 1e-12)
+            tail = log10_tail(observed[usual_burst], b, b + (params.burst_cv * b) ** 2)
+            habit[usual_burst] = -np.log10(share) - tail
+            raw = np.minimum(raw, habit)
     onset = expected < params.onset_level if silent is None else np.asarray(silent, dtype=bool)
     cap = np.full(observed.shape, params.onset_cap)
     if onset_mean is not None:
@@ -194,7 +220,9 @@ def score_counts(
     else:
         upper = np.full(observed.shape, np.nan)
     lifted = onset & ~(held & (cap <= params.onset_cap))
-    return Scores(observed, expected, upper, surprise, bonus, score, onset, held & (raw > surprise), lifted)
+    return Scores(
+        observed, expected, upper, surprise, bonus, score, onset, held & (raw > surprise), lifted, habit
+    )
 
 
 def rate_score(

@@ -245,3 +245,35 @@ def test_current_rate_is_the_decayed_mean_of_the_bins_before() -> None:
     rate = current_rate(counts, np.array([0, 1, 3, 3]), np.array([0, 0, 0, 1]), 1.0)
     # half-life 1 bin: weights 1/4, 1/2, 1 for the three bins before bin 3 (the bin itself not in it)
     assert rate.tolist() == pytest.approx([0.0, 4.0, (4 * 0.25 + 4 * 0.5 + 8) / 1.75, 2.0 / 1.75])
+
+
+def _weekly_bursts(weeks: int, sizes=(12, 15, 11, 14, 16, 13)) -> list[int]:
+    """A person failing about once an office hour on weekdays, with a burst on Tuesdays and Thursdays."""
+    series = [0] * (weeks * 7 * 24)
+    sizes = iter(sizes * weeks)
+    for d in range(weeks * 7):
+        if d % 7 >= 5:
+            continue
+        for h in range(9, 17):
+            series[d * 24 + h] = 1
+        if d % 7 in (1, 3):
+            series[d * 24 + 9 + (d * 3) % 8] = next(sizes)
+    return series
+
+
+def test_the_burst_memory_learns_a_recurring_burst_size() -> None:
+    series = _weekly_bursts(3)
+    base = fit(series)
+    end = len(series) - 1
+    # the bursts stay out of the level (expected about one an hour) ...
+    assert base.expected[end, 0] < 2.0
+    # ... and in the burst memory: their mean size and how often they come (6 bursts in 504 bins)
+    assert 12.0 < base.burst_size[end, 0] < 15.5
+    assert 0.008 < base.burst_rate[end, 0] < 0.02
+
+
+def test_one_burst_is_no_habit() -> None:
+    series = [1 if 9 <= t % 24 < 17 else 0 for t in range(7 * 24)]
+    series[2 * 24 + 11] = 15
+    base = fit(series)
+    assert (base.burst_size[:, 0] == 0).all() and (base.burst_rate[:, 0] == 0).all()

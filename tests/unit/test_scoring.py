@@ -235,3 +235,22 @@ def test_the_current_rate_is_judged_with_the_entitys_own_dispersion(
 )
 def test_severity(score: float, flagged: bool, name: str) -> None:
     assert severity(score, flagged) == name
+
+
+@pytest.mark.parametrize(
+    ("name", "x", "new", "flag"),
+    [
+        ("a burst of its usual size", 16, 0, False),
+        ("three times its usual size", 45, 0, True),
+        ("its usual size on new APIs", 16, 10, True),
+    ],
+)
+def test_a_burst_like_the_entitys_usual_ones(name: str, x: int, new: int, flag: bool) -> None:
+    # a person expected at 1 an hour who bursts ~13 at a time in about 1 bin of 100
+    args = ([x], [1.0], [1.5], [2])
+    kw = {"typical_apis": [1.3], "new_apis": [new]}
+    alone = score_counts(*args, **kw)
+    assert alone.score[0] >= 50 and not np.isfinite(alone.habit).any()  # without the burst memory
+    scored = score_counts(*args, burst_size=[13.0], burst_rate=[0.01], **kw)
+    assert bool(scored.score[0] >= 50) is flag, name
+    assert bool(np.isfinite(scored.habit[0])) is (new == 0)

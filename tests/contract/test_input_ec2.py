@@ -20,6 +20,7 @@ import boto3
 import pytest
 from standin import modinput
 from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, FAKE_SECRET_ACCESS_KEY, ForwardProxy, KeyRecorder
+from standin.tls_proxy import ConnectProxy, TlsRelay
 
 pytestmark = pytest.mark.contract
 
@@ -198,7 +199,7 @@ MOTO_ACCOUNT = "123456789012"  # moto's account for a key it did not issue
 
 
 def run_with_account(
-    python, home, tmp_path, moto_server, entries, endpoint, **params
+    python, home, tmp_path, moto_server, entries, endpoint, env=None, **params
 ) -> modinput.InputProcess:
     """One run of a stanza naming the page's account ``inv``, splunkd holding ``entries``."""
     with modinput.FakeSplunkd(entries) as splunkd:
@@ -209,7 +210,7 @@ def run_with_account(
             f"{KIND}://account",
             {"aws_account": "inv", "endpoint_urls": endpoint, "interval": "3600", "index": "aws", **params},
             str(tmp_path / "ckpt"),
-            env=moto_child_env(),
+            env={**moto_child_env(), **(env or {})},
             server_uri=splunkd.uri,
         )
         assert run.wait(120) == 0, run.stderr
@@ -277,6 +278,27 @@ def test_the_page_s_proxy_carries_every_call_with_its_password_from_storage_pass
     assert {host for _, host, _ in proxy.requests} == {recorder.url.split("//", 1)[1]}
     assert len(proxy.requests) == len(recorder.key_ids) and set(recorder.key_ids) == {KEY_ID}
     assert f"proxy=http://iamspike@127.0.0.1:{proxy.port}" in log
+    modinput.assert_no_secret(run, PROXY_PASSWORD, SECRET, KEY_ID)
+
+
+def test_the_page_s_proxy_tunnels_https_to_ec2_through_connect(
+    splunk_python, fresh_splunk_home, moto_server, recorder, tmp_path
+):
+    """AWS endpoints are HTTPS: EC2 (moto behind a TLS relay whose certificate AWS_CA_BUNDLE
+    trusts) is reached only through CONNECT tunnels of the page's proxy, with its stored password."""
+    proxy = ConnectProxy("iamspike", PROXY_PASSWORD)
+    tls = TlsRelay(recorder.url, str(tmp_path))
+    entries = modinput.page_account(fresh_splunk_home, "inv", KEY_ID, SECRET, regions="ap-southeast-2")
+    entries += modinput.page_proxy(fresh_splunk_home, "127.0.0.1", proxy.port, "iamspike", PROXY_PASSWORD)
+    try:
+        env = {"AWS_CA_BUNDLE": tls.ca_file}
+        run = run_with_account(splunk_python, fresh_splunk_home, tmp_path, moto_server, entries, tls.url, env)
+    finally:
+        proxy.close()
+        tls.close()
+    assert "from 1 regions in 1 accounts to index aws" in modinput.read_log(fresh_splunk_home, KIND)
+    assert proxy.rejected == 0 and set(proxy.tunnels) == {tls.url.split("//", 1)[1]}
+    assert recorder.key_ids and set(recorder.key_ids) == {KEY_ID}
     modinput.assert_no_secret(run, PROXY_PASSWORD, SECRET, KEY_ID)
 
 

@@ -21,6 +21,7 @@ import pytest
 from standin import modinput
 from standin.fixtures_aws import FAKE_ACCESS_KEY_ID, ForwardProxy, aws_env
 from standin.lookup_events_server import LookupEventsServer, make_records
+from standin.tls_proxy import ConnectProxy, TlsRelay
 
 pytestmark = pytest.mark.contract
 
@@ -46,7 +47,7 @@ def params(server: LookupEventsServer, **extra: str) -> dict[str, str]:
     return values
 
 
-def start(python, home, server, checkpoint_dir, server_uri=modinput.SERVER_URI, **extra: str):
+def start(python, home, server, checkpoint_dir, server_uri=modinput.SERVER_URI, env=None, **extra: str):
     return modinput.InputProcess(
         python,
         home,
@@ -54,7 +55,7 @@ def start(python, home, server, checkpoint_dir, server_uri=modinput.SERVER_URI, 
         STANZA,
         params(server, **extra),
         str(checkpoint_dir),
-        env=aws_env(server.endpoint_url),
+        env={**aws_env(server.endpoint_url), **(env or {})},
         server_uri=server_uri,
     )
 
@@ -251,11 +252,14 @@ SECRET = "Lk9/l00kUp+s3cr3t/K3yEXAMPLEKEY0000001"
 PROXY_PASSWORD = "pr0xy/L00kup:pa55"
 
 
-def run_with_account(python, home, server, tmp_path, entries) -> tuple[modinput.InputProcess, list[str]]:
+def run_with_account(
+    python, home, server, tmp_path, entries, env=None, **extra: str
+) -> tuple[modinput.InputProcess, list[str]]:
     """One run of a stanza naming the page's account ``audit``, splunkd's storage/passwords
     holding ``entries``; the run and the paths splunkd was asked for."""
     with modinput.FakeSplunkd(entries) as splunkd:
-        run = start(python, home, server, tmp_path / "ckpt", server_uri=splunkd.uri, aws_account="audit")
+        uri = splunkd.uri
+        run = start(python, home, server, tmp_path / "ckpt", uri, env, aws_account="audit", **extra)
         assert run.wait(120) == 0, run.stderr
     return run, splunkd.requests
 
@@ -322,4 +326,29 @@ def test_the_page_s_proxy_carries_every_call_with_its_password_from_storage_pass
         "TA-aws-iam-error-spike-proxy%3Aiamspike%3A",
     ]  # two entries, each by its name
     assert f"proxy=http://iamspike@127.0.0.1:{proxy.port}" in log_text(fresh_splunk_home)
+    modinput.assert_no_secret(run, PROXY_PASSWORD, SECRET, KEY_ID)
+
+
+def test_the_page_s_proxy_tunnels_https_to_cloudtrail_through_connect(
+    splunk_python, fresh_splunk_home, lookup_server, tmp_path
+):
+    """AWS endpoints are HTTPS: LookupEvents (behind a TLS relay whose certificate AWS_CA_BUNDLE
+    trusts) is reached only through CONNECT tunnels of the page's proxy, with its stored password."""
+    records = make_records(30, time.time() - 120, step=30, prefix="tn")
+    lookup_server.load(records)
+    proxy = ConnectProxy("iamspike", PROXY_PASSWORD)
+    tls = TlsRelay(lookup_server.endpoint_url, str(tmp_path))
+    entries = modinput.page_account(fresh_splunk_home, "audit", KEY_ID, SECRET)
+    entries += modinput.page_proxy(fresh_splunk_home, "127.0.0.1", proxy.port, "iamspike", PROXY_PASSWORD)
+    try:
+        env, endpoint = {"AWS_CA_BUNDLE": tls.ca_file}, f"cloudtrail={tls.url}"
+        run, _ = run_with_account(
+            splunk_python, fresh_splunk_home, lookup_server, tmp_path, entries, env, endpoint_urls=endpoint
+        )
+    finally:
+        proxy.close()
+        tls.close()
+    assert event_ids(run.events()) == Counter(r["eventID"] for r in records)
+    assert proxy.rejected == 0 and set(proxy.tunnels) == {tls.url.split("//", 1)[1]}
+    assert {r.access_key for r in lookup_server.requests} == {KEY_ID}
     modinput.assert_no_secret(run, PROXY_PASSWORD, SECRET, KEY_ID)

@@ -140,7 +140,8 @@ def count_bodies(
     (only indexer ``only`` if given). Digests are random; a re-sent copy carries the digest its
     first indexer sent."""
     import numpy as np
-    from iamspike.counting import DIGEST_BYTES, CountRow, digests_text
+    from iamspike.counting import CountRow
+    from iamspike.counttext import DIGEST_BYTES, digests_text
 
     active, own, resent_in, _ = cells
     n_apis = own.shape[2]

@@ -11,7 +11,7 @@ import os
 import pathlib
 
 import pytest
-from iamspike import counting
+from iamspike import counting, counttext
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.failures import AUTHORIZATION, ErrorClasses
@@ -216,10 +216,10 @@ def test_count_row_text_v2_names_each_field_once_and_packs_digests() -> None:
     mapped.add_rows(list(FIELDS), rows_of([event(1), event(2), event(3, api="GetUser")]))
     (cell,) = mapped.count_rows()
     text = str(cell.to_row()[COUNTS_FIELD])
-    digests = base64.urlsafe_b64encode(counting.digest("id-1") + counting.digest("id-2")).decode()
+    digests = base64.urlsafe_b64encode(counttext.digest("id-1") + counttext.digest("id-2")).decode()
     assert text == (
         f"v20;iam.amazonaws.com|ListUsers|AccessDenied|198.51.100.7|aws-cli/2|2|{digests};"
-        f"^|GetUser|^|^|^|1|{base64.urlsafe_b64encode(counting.digest('id-3')).decode()}"
+        f"^|GetUser|^|^|^|1|{base64.urlsafe_b64encode(counttext.digest('id-3')).decode()}"
     )
     assert len(digests) == 24  # 2 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
 
@@ -231,7 +231,7 @@ def test_an_empty_field_stays_empty_rather_than_same_as_before() -> None:
     ]
     text = counting.CountRow(T0, ACCT, USER, False, entries).counts_text()
     assert text == "v20;iam.amazonaws.com|A|AccessDenied|||1|;^|B||||2|"
-    assert counting.decode_counts(text) == (False, [(*entry[:6], b"") for entry in entries])
+    assert counttext.decode_counts(text) == (False, [(*entry[:6], b"") for entry in entries])
 
 
 AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé ✓", "^^|%;", " "]
@@ -239,15 +239,15 @@ AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé
 
 @pytest.mark.parametrize("value", AWKWARD)
 def test_count_rows_round_trip_any_text_in_any_field(value) -> None:
-    packed = counting.digest("id-1") + counting.digest("id-2")
+    packed = counttext.digest("id-1") + counttext.digest("id-2")
     base = ["iam.amazonaws.com", "ListUsers", "AccessDenied", "198.51.100.7", "aws-cli/2", 2]
     for field_at in range(5):
         entry = list(base)
         entry[field_at] = value
-        sent = [(*entry, counting.digests_text(packed))] * 2 + [(value,) * 5 + (1, "")]
+        sent = [(*entry, counttext.digests_text(packed))] * 2 + [(value,) * 5 + (1, "")]
         text = counting.CountRow(T0, ACCT, USER, True, sent).counts_text()
         assert '"' not in text and "," not in text and "\n" not in text  # no CSV quoting needed
-        assert counting.decode_counts(text) == (True, [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")])
+        assert counttext.decode_counts(text) == (True, [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")])
 
 
 def test_v1_count_rows_from_older_indexers_are_read_and_deduplicated_with_v2() -> None:

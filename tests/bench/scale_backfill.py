@@ -376,13 +376,34 @@ def memory_per_key(args) -> dict:
     tracemalloc.stop()
     tally = detector.tally
     keys = len(tally.counts)
-    digest_bytes = sum(sys.getsizeof(packed) for packed in tally._digests.values())
+    parts = key_parts(tally)
     return {
         "rows": len(lines),
         "keys": keys,
         "held_mb": held / 1e6,
         "bytes_per_key": held / max(keys, 1),
-        "digest_bytes_per_key": digest_bytes / max(keys, 1),
+        "digest_bytes_per_key": parts["packed digests"] / max(keys, 1),
+        "parts": ", ".join(f"{part} {size / max(keys, 1):.1f}" for part, size in parts.items()),
+    }
+
+
+def key_parts(tally) -> dict[str, int]:
+    """Bytes (``sys.getsizeof``) of each part of what a Tally holds for its keys; each text
+    object is counted once."""
+    size = sys.getsizeof
+    texts: dict[int, int] = {}
+    for key in tally.counts:
+        for value in key[1:]:
+            texts.setdefault(id(value), size(value))
+    return {
+        "key tuples": sum(size(key) for key in tally.counts),
+        "counts dict": size(tally.counts),
+        "count ints": sum(size(count) for count in tally.counts.values() if count > 256),
+        "digests dict": size(tally._digests),
+        "packed digests": sum(size(packed) for packed in tally._digests.values()),
+        "texts": sum(texts.values()),
+        "one-object-per-text dict": size(tally._strings),
+        "services dict and keys": size(tally.services) + sum(size(key) for key in tally.services),
     }
 
 
@@ -436,7 +457,8 @@ def render(r: dict, command: str) -> list[str]:
         f"- The search head's memory per key (tracemalloc, the peak hour's {r['memory_rows']:,} count rows"
         f" added to a Detector): {r['memory_keys']:,} keys (bin, principal, API, error code, IP, agent)"
         f" hold {r['memory_held_mb']:.0f} MB, {r['memory_bytes_per_key']:.0f} bytes a key, of which"
-        f" {r['memory_digest_bytes_per_key']:.0f} are the packed eventID digests (goal: <= 200).",
+        f" {r['memory_digest_bytes_per_key']:.0f} are the packed eventID digests (goal: <= 200)."
+        f" By part (sys.getsizeof, bytes a key): {r['memory_parts']}.",
         f"- Count-row bytes: {r['count_mb_written']:,} MB written for the first {sh_hours} hours; the rest"
         f" from {r['bytes_per_event']} bytes per event, {r['bytes_per_row']} per row and"
         f" {r['bytes_per_entry']} per entry fitted on them.",

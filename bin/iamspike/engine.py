@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 
-from iamspike import allowlist, state
-from iamspike.allowlist import Allowlist
+from iamspike import state
+from iamspike.allowlist import REASON, Allowlist, is_entry_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.failures import ErrorClasses
 from iamspike.options import (  # noqa: F401 (the engine's API)
@@ -84,7 +84,7 @@ class Detector:
         index = {name: i for i, name in enumerate(header)}
         counts_i = index.get(COUNTS_FIELD)
         state_i = index.get(state.STATE_FIELD)
-        entries = allowlist.REASON in index
+        entries = REASON in index
         if counts_i is None and state_i is None and not entries:
             self.tally.add_rows(header, rows)
             return
@@ -94,7 +94,7 @@ class Detector:
                 count_rows.append(row)
             elif state_i is not None and row[state_i]:
                 self._add_state(row[state_i], "")
-            elif entries and allowlist.is_entry_row(index, row):
+            elif entries and is_entry_row(index, row):
                 entry_rows.append(row)
             else:
                 live.append(row)

@@ -37,6 +37,7 @@ class ResultsPass:
         self.account_entries = [e for e in entries if e.entity_type == state.ACCOUNT]
         self.ranges = [e for e in entries if e.entity_type == state.RANGE]
         self.messages = messages
+        self.baseline_params = BaselineParams()  # set per run in rows()
 
     # ---- entities and the live keys as arrays
 
@@ -250,7 +251,7 @@ class ResultsPass:
         if o.show == "state":
             return self._state_rows(counts, distinct_apis, accounts)
         out_from = max((live_first - first) if has_live else n_bins, 0)
-        params = BaselineParams(
+        params = self.baseline_params = BaselineParams(
             half_life_bins=o.half_life / span, min_history_bins=int(o.min_history // span)
         )
         rows: list[dict[str, object]] = []
@@ -358,7 +359,7 @@ class ResultsPass:
         rate = by_rate = None
         if onset is not None:
             # A principal's count is also judged against its current rate (scoring.rate_score).
-            rate = current_rate(counts, t_idx, e_idx, BaselineParams().local_half_life_bins)
+            rate = current_rate(counts, t_idx, e_idx, self.baseline_params.local_half_life_bins)
             by_rate = rate_score(
                 observed,
                 base.expected[t_idx, e_idx],

@@ -153,6 +153,11 @@ def upper_bound(mu: np.ndarray, var: np.ndarray, surprise: float) -> np.ndarray:
     return hi
 
 
+def to_score(surprise: np.ndarray, params: ScoreParams) -> np.ndarray:
+    """Surprise (-log10 of a tail, sensitivity applied) -> score 0-100; 50 at the threshold."""
+    return 100.0 * (1.0 - np.exp2(-surprise / params.threshold_surprise))
+
+
 def score_counts(
     observed: np.ndarray,
     expected: np.ndarray,
@@ -214,7 +219,7 @@ def score_counts(
         novelty = params.novelty_weight * np.log2(1.0 + beyond_free)
         bonus = bonus + np.minimum(novelty, raw)
     total = (surprise + bonus) * sensitivity
-    score = 100.0 * (1.0 - np.exp2(-total / params.threshold_surprise))
+    score = to_score(total, params)
     if with_upper:
         upper = upper_bound(expected, variance, params.threshold_surprise / sensitivity)
     else:
@@ -253,7 +258,7 @@ def rate_score(
         if dispersion is not None:
             d = np.maximum(np.asarray(dispersion, dtype=np.float64)[use], d)
         surprise = np.minimum(-log10_tail(observed[use], r, d * r + (0.1 * r) ** 2), params.max_surprise)
-        out[use] = 100.0 * (1.0 - np.exp2(-surprise * sensitivity / params.threshold_surprise))
+        out[use] = to_score(surprise * sensitivity, params)
     return out
 
 

@@ -33,7 +33,6 @@ from iamspike.counttext import (
     COUNT_VERSION,
     decode_counts,
     digest,
-    digests_text,
     encode_counts,
 )
 from iamspike.failures import CONSOLE_LOGIN_FAILURE, CountedCodes, console_login_failed
@@ -88,15 +87,15 @@ class CountRow:
     account: str
     principal: str
     service: bool
-    entries: list[tuple[str, str, str, str, str, int, str]] = field(default_factory=list)
-    # (source, api, code, ip, user_agent, count, digests)
+    entries: list[tuple[str, str, str, str, str, int, bytes]] = field(default_factory=list)
+    # (source, api, code, ip, user_agent, count, digests packed)
 
     @property
     def failures(self) -> int:
         return sum(entry[5] for entry in self.entries)
 
     def counts_text(self) -> str:
-        """The cell's ``iamspike_counts`` (``v2``)."""
+        """The cell's ``iamspike_counts`` (``v3``)."""
         return encode_counts(self.service, self.entries)
 
     def to_row(self) -> dict[str, object]:
@@ -358,12 +357,12 @@ class Tally:
             counts[key] = counts.get(key, 0) + round(count)
 
     def add_count_rows(self, index: Mapping[str, int], rows: list[list[str]]) -> None:
-        """Count rows from map phases (any number of partitions, any order; ``v2`` or ``v1``).
-        Their texts are kept once (:attr:`_strings`), so a key costs its tuple, not its text."""
+        """Count rows from map phases (any number of partitions, any order; ``v3``, ``v2`` or
+        ``v1``), every entry read. Their texts are kept once (:attr:`_strings`), so a key costs
+        its tuple, not its text. (The search head reads most ``v3`` rows without their entries:
+        :mod:`iamspike.countrows`.)"""
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
-        span, counted, sources = self.span, self.counted, self.sources
-        counts, digests_of, services = self.counts, self._digests, self.services
         keep = self._strings.setdefault
         for row in rows:
             try:
@@ -372,35 +371,42 @@ class Tally:
                     self._add_range(decoded)
                     continue
                 service, entries = decoded
-                start = int(float(row[time_i]) // span) * span
-                account = keep(row[acct_i] or UNKNOWN, row[acct_i] or UNKNOWN)
-                principal = keep(row[prin_i] or UNKNOWN, row[prin_i] or UNKNOWN)
+                start = int(float(row[time_i]) // self.span) * self.span
+                account = row[acct_i] or UNKNOWN
+                principal = row[prin_i] or UNKNOWN
             except (ValueError, TypeError, IndexError, KeyError, OverflowError):
                 self.skipped[BAD_COUNTS] += 1
                 continue
-            start = keep(start, start)
-            if start < self.lo:
-                self.lo = start
-            if start > self.hi:
-                self.hi = start
-            entity = (account, principal)
-            if service and not services.get(entity):
-                services[entity] = True
-            elif entity not in services:
-                services[entity] = False
-            for source, api, code, ip, agent, count, digests in entries:
-                if (code and not counted[code]) or (sources and source not in sources):
-                    continue
-                key = (start, account, principal, source, api, code, ip, agent)
-                counts[key] = counts.get(key, 0) + count
-                if digests:
-                    known = digests_of.get(key)
-                    if known is None:
-                        digests_of[key] = digests
-                    elif known.__class__ is bytes:  # a second text: settled by drop_duplicates
-                        digests_of[key] = bytearray(known) + digests
-                    else:
-                        known += digests
+            self.add_entries(start, account, principal, service, entries)
+
+    def add_entries(self, start: int, account: str, principal: str, service: bool, entries) -> None:
+        """One count row's decoded entries (:func:`iamspike.counttext.decode_counts`)."""
+        keep = self._strings.setdefault
+        start, account, principal = keep(start, start), keep(account, account), keep(principal, principal)
+        counted, sources = self.counted, self.sources
+        counts, digests_of, services = self.counts, self._digests, self.services
+        if start < self.lo:
+            self.lo = start
+        if start > self.hi:
+            self.hi = start
+        entity = (account, principal)
+        if service and not services.get(entity):
+            services[entity] = True
+        elif entity not in services:
+            services[entity] = False
+        for source, api, code, ip, agent, count, digests in entries:
+            if (code and not counted[code]) or (sources and source not in sources):
+                continue
+            key = (start, account, principal, source, api, code, ip, agent)
+            counts[key] = counts.get(key, 0) + count
+            if digests:
+                known = digests_of.get(key)
+                if known is None:
+                    digests_of[key] = digests
+                elif known.__class__ is bytes:  # a second text: settled by drop_duplicates
+                    digests_of[key] = bytearray(known) + digests
+                else:
+                    known += digests
 
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])
@@ -437,9 +443,7 @@ class Tally:
             if cell is None:
                 service = self.services.get((account, principal), False)
                 cell = cells[key[:3]] = CountRow(start, account, principal, service)
-            cell.entries.append(
-                (source, api, code, ip, agent, count, digests_text(b"".join(ids.get(key, ()))))
-            )
+            cell.entries.append((source, api, code, ip, agent, count, b"".join(ids.get(key, ()))))
         return list(cells.values())
 
     def range_row(self) -> dict[str, object]:

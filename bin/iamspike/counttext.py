@@ -1,18 +1,27 @@
 """The count row's text, ``iamspike_counts``: what crosses from the indexers to the search head.
 
-``v2`` (written): the service flag (``1`` for an AWS service principal, else ``0``), then one
-entry per distinct (event source, API, error code, source IP, user agent), each after a ``;``:
-``source|api|code|ip|user_agent|count|digests``. A non-empty text field equal to the same field
-of the entry before is written ``^``; ``%``, ``|``, ``;``, ``^``, ``,``, ``"`` and line breaks in
-a field are written ``%XX``, so the text needs no CSV quoting. ``digests`` is the entry's eventID
-digests (64 bits each, :data:`DIGEST_BYTES`) packed end to end in base64url (events without an
-eventID are in ``count`` but have no digest): 10.7 characters an event.
+``v3`` (written): a summary of the cell, then its digests, then its entries, separated by ``;``:
+``v3<service>;<failures>;<console>;<sources>^<apis>^<codes>;<digests>;<entry>;<entry>...``.
+``service`` is ``1`` for an AWS service principal, else ``0``; ``failures`` the cell's counted
+events; ``console`` how many of them are failed console sign-ins (error code
+``ConsoleLoginFailure``); then the cell's distinct event sources, APIs and error codes (each list
+sorted, names joined by ``|``, the three lists by ``^``: the *profile*, which the search head
+reads instead of the entries); ``digests`` the eventID digests (64 bits each,
+:data:`DIGEST_BYTES`) of every entry in entry order, packed end to end in standard base64
+(10.7 characters an event). One entry per distinct (event source, API, error code, source IP,
+user agent): ``source|api|code|ip|user_agent|count|n``, ``n`` the entry's digests, empty when it
+equals ``count`` (events without an eventID are counted but have no digest). A non-empty text
+field equal to the same field of the entry before is written ``^``; ``%``, ``|``, ``;``, ``^``,
+``,``, ``"`` and line breaks in a field are written ``%XX``, so the text needs no CSV quoting.
 
-``v1`` (read, from indexers upgraded after the search head): JSON ``[service, [[source, api,
-code, ip, user_agent, count, digests], ...]]`` with 16 hex digits an event.
+``v2`` (read): ``v2<service>`` then entries ``source|api|code|ip|user_agent|count|digests``, the
+digests per entry in base64url. ``v1`` (read): JSON ``[service, [[source, api, code, ip,
+user_agent, count, digests], ...]]`` with 16 hex digits an event. Both from indexers upgraded
+after the search head.
 
-A range row's text is the version followed by a JSON object (``v2{"lo": ..}``), in both. Nothing
-else parses these texts; docs/distributed.md describes them and their collision bound.
+A range row's text is the version followed by a JSON object (``v3{"lo": ..}``), in every
+version. Nothing else parses these texts; docs/distributed.md describes them and their collision
+bound.
 """
 
 from __future__ import annotations
@@ -24,8 +33,12 @@ import json
 import re
 from collections.abc import Sequence
 
-COUNT_VERSION = "v2"
+from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
+
+COUNT_VERSION = "v3"
+V2 = "v2"  # per-entry base64url digests, no summary: still read
 OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
+HEADS = ("v30", "v31")  # a v3 count row's text starts with one of these (service 0 or 1)
 DIGEST_BYTES = 8  # an eventID's digest: 64 bits
 SAME = "^"  # a text field equal to the previous entry's
 _SPECIAL = re.compile('[%|;^,"\r\n]')
@@ -34,25 +47,38 @@ _DECODER = json.JSONDecoder()
 
 
 def encode_counts(service: bool, entries: Sequence[tuple]) -> str:
-    """``v2`` text of a cell: entries ``(source, api, code, ip, user_agent, count, digests text)``."""
-    parts = [COUNT_VERSION + ("1" if service else "0")]
+    """``v3`` text of a cell: entries ``(source, api, code, ip, user_agent, count, digests)``,
+    digests packed (bytes, :data:`DIGEST_BYTES` each)."""
+    failures = console = 0
+    names: tuple[set, set, set] = (set(), set(), set())
+    for entry in entries:
+        failures += entry[5]
+        if entry[2] == CONSOLE:
+            console += entry[5]
+        for at in range(3):
+            names[at].add(entry[at])
+    profile = "^".join("|".join(sorted(_escape(name) for name in group)) for group in names)
+    packed = b"".join(entry[6] for entry in entries)
+    parts = [
+        COUNT_VERSION + ("1" if service else "0"),
+        str(failures),
+        str(console),
+        profile,
+        base64.b64encode(packed).decode("ascii"),
+    ]
     previous: tuple = ("",) * 5
     for entry in entries:
         texts = entry[:5]
         fields = [SAME if text and text == last else _escape(text) for text, last in zip(texts, previous)]
         previous = texts
-        parts.append("|".join([*fields, str(entry[5]), entry[6]]))
+        n = len(entry[6]) // DIGEST_BYTES
+        parts.append("|".join([*fields, str(entry[5]), "" if n == entry[5] else str(n)]))
     return ";".join(parts)
 
 
 def digest(event_id: str) -> bytes:
     """The 64-bit digest of an eventID."""
     return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
-
-
-def digests_text(packed: bytes) -> str:
-    """Digests packed end to end (``DIGEST_BYTES`` each) as one entry's text in iamspike_counts."""
-    return base64.urlsafe_b64encode(packed).decode("ascii")
 
 
 def _escape(text: str) -> str:
@@ -67,23 +93,60 @@ def _unescape(text: str) -> str:
 
 
 def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
-    """A count row's ``iamspike_counts`` (``v2`` or ``v1``): ``(service, entries)`` with entries
-    ``(source, api, code, ip, user_agent, count, digests)`` (digests packed, as bytes), or a range
-    row's dict. ``keep(text, text)`` returns the one object kept for a text (``dict.setdefault``).
-    Raises ValueError (or TypeError, KeyError) when the text is not one of ours."""
+    """A count row's ``iamspike_counts`` (``v3``, ``v2`` or ``v1``): ``(service, entries)`` with
+    entries ``(source, api, code, ip, user_agent, count, digests)`` (digests packed, as bytes), or
+    a range row's dict. ``keep(text, text)`` returns the one object kept for a text
+    (``dict.setdefault``). Raises ValueError (or TypeError, KeyError) when the text is not one of
+    ours."""
     keep = keep or _same
     version = text[:2]
-    if text[2:3] == "{" and version in (COUNT_VERSION, OLD_VERSION):
+    if text[2:3] == "{" and version in (COUNT_VERSION, V2, OLD_VERSION):
         blob, end = _DECODER.raw_decode(text, 2)
         if end != len(text) or not isinstance(blob, dict):
             raise ValueError("not a range row")
         return blob
     if version == OLD_VERSION:
         return _decode_v1(text, keep)
+    if version == COUNT_VERSION:
+        head, failures, _console, _profile, digests, rest = text.split(";", 5)
+        if head not in HEADS:
+            raise ValueError("not a v3 count text")
+        entries = decode_entries(rest, unpack_digests(digests), keep)
+        if sum(entry[5] for entry in entries) != int(failures):
+            raise ValueError("failures differ from the entries")
+        return head == "v31", entries
     head, *parts = text.split(";")
     if head not in ("v20", "v21") or not parts:
         raise ValueError("not a v2 count text")
     entries = []
+    for fields in _fields(parts, keep):
+        *texts, count, digests = fields
+        entries.append((*texts, int(count), _unpack_v2(digests)))
+    return head == "v21", entries
+
+
+def decode_entries(text: str, packed: bytes, keep=None) -> list[tuple]:
+    """The entries of a ``v3`` text (what follows its digests) with their digests from ``packed``
+    (the row's digests, in entry order)."""
+    entries = []
+    at = 0
+    for fields in _fields(text.split(";"), keep or _same):
+        *texts, count, n = fields
+        count = int(count)
+        end = at + (int(n) if n else count) * DIGEST_BYTES
+        if end > len(packed) or count <= 0:
+            raise ValueError("digests or count out of range")
+        entries.append((*texts, count, packed[at:end]))
+        at = end
+    if at != len(packed):
+        raise ValueError("digests left over")
+    return entries
+
+
+def _fields(parts: list[str], keep) -> list[list[str]]:
+    """Entries ``source|api|code|ip|user_agent|count|digests``: the five texts unescaped, ``^``
+    resolved to the entry before's."""
+    out = []
     source = api = code = ip = agent = ""
     for part in parts:
         s_source, s_api, s_code, s_ip, s_agent, count, digests = part.split("|")
@@ -97,8 +160,23 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
             ip = _kept(s_ip, keep)
         if s_agent != SAME:
             agent = _kept(s_agent, keep)
-        entries.append((source, api, code, ip, agent, int(count), _unpack(digests)))
-    return head == "v21", entries
+        out.append([source, api, code, ip, agent, count, digests])
+    return out
+
+
+def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """A ``v3`` profile: (event sources, APIs, error codes) of the cell."""
+    sources, apis, codes = text.split("^")
+    return (
+        tuple(map(_unescape, sources.split("|"))),
+        tuple(map(_unescape, apis.split("|"))),
+        tuple(map(_unescape, codes.split("|"))),
+    )
+
+
+def unpack_digests(text: str) -> bytes:
+    """A ``v3`` row's digests from their standard base64."""
+    return _packed(binascii.a2b_base64(text)) if text else b""
 
 
 def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
@@ -113,7 +191,7 @@ def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
     return bool(service), entries
 
 
-def _unpack(text: str) -> bytes:
+def _unpack_v2(text: str) -> bytes:
     """Digests from their base64url text (binascii directly: base64's wrappers and str.translate
     cost more than the decoding)."""
     return _packed(binascii.a2b_base64(text.replace("-", "+").replace("_", "/"))) if text else b""

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from iamspike import state
 from iamspike.allowlist import REASON, Allowlist, is_entry_row
 from iamspike.counting import COUNTS_FIELD, Tally
+from iamspike.countrows import CountRows
 from iamspike.failures import ErrorClasses
 from iamspike.options import (  # noqa: F401 (the engine's API)
     BY_VALUES,
@@ -62,6 +63,7 @@ class Detector:
     def __init__(self, options: Options | None = None) -> None:
         self.options = options or Options()
         self.tally = new_tally(self.options)
+        self.count_rows = CountRows(self.tally)
         self._entries: dict[tuple[str, str, str], state.StateEntry] = {}
         self._ranges: list[state.StateEntry] = []
         self._decoded: set[str] = set()
@@ -102,7 +104,7 @@ class Detector:
             self.allowlist.add_rows(header, entry_rows)
         if count_rows:
             self._add_attached_state(index, count_rows)
-            self.tally.add_count_rows(index, count_rows)
+            self.count_rows.add(index, count_rows)
         if live:
             self.tally.add_rows(header, live)
 
@@ -158,8 +160,9 @@ class Detector:
     def results(self) -> list[dict[str, object]]:
         """Score everything accumulated; rows per the engine API (show=spikes|all|state)."""
         entries = [*self._entries.values(), *self._ranges]
+        self.count_rows.resolve()
         self.tally.drop_duplicates()
-        rows = ResultsPass(self.options, self.tally, entries, self._messages).rows()
+        rows = ResultsPass(self.options, self.tally, entries, self._messages, self.count_rows).rows()
         # Allowlist entries (rows of `iam_error_spike_allowlist`) drop flagged principal rows of
         # known automation; the saved state (show=state) keeps learning them.
         return rows if self.options.show == "state" else self.allowlist.keep(rows)

@@ -15,6 +15,7 @@ import numpy as np
 from iamspike import bins, explain, state
 from iamspike.baseline import BaselineParams, current_rate, fit_baselines
 from iamspike.counting import Tally, is_service
+from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
 from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, upper_bound
@@ -29,10 +30,16 @@ class ResultsPass:
     """One results() pass over a Tally and the state entries read."""
 
     def __init__(
-        self, options: Options, tally: Tally, entries: Sequence[state.StateEntry], messages: list[str]
+        self,
+        options: Options,
+        tally: Tally,
+        entries: Sequence[state.StateEntry],
+        messages: list[str],
+        count_rows: CountRows | None = None,
     ) -> None:
         self.o = options
         self.tally = tally
+        self.count_rows = count_rows if count_rows is not None else CountRows(tally)
         self.entries = [e for e in entries if e.entity_type == state.PRINCIPAL]
         self.account_entries = [e for e in entries if e.entity_type == state.ACCOUNT]
         self.ranges = [e for e in entries if e.entity_type == state.RANGE]
@@ -42,36 +49,69 @@ class ResultsPass:
     # ---- entities and the live keys as arrays
 
     def _entities(self) -> None:
-        """Unique count keys -> parallel arrays (principal, bin, API id, count)."""
+        """The live counts as parallel item arrays (bin, principal, API id, failures, failed
+        console sign-ins): one item per key the Tally holds (``n_keys`` of them), then one per
+        (count row, API) of the count rows read from their summaries, the row's failures and
+        console sign-ins on its first item (``k_explain`` marks the items that explain a cell)."""
         span = self.o.span
         self.principals: dict[tuple[str, str], int] = {}
         self.accounts: dict[str, int] = {}
         self.p_account: list[int] = []
         self.p_service: list[bool] = []
         counts = self.tally.counts
-        services = self.tally.services
+        rows = self.count_rows
+        services, row_entities, row_services = self.tally.services, rows.entities, rows.services
+
+        def service(entity: tuple[str, str]) -> bool:
+            return services.get(entity, False) or row_entities.get(entity) in row_services
+
         self.keys = list(counts)
         api_ids: dict[str, int] = {}
         k_p, k_api = [], []
         for key in self.keys:
             p = self.principals.get(key[1:3])
             if p is None:
-                p = self._principal(key[1], key[2], services.get(key[1:3], False))
+                p = self._principal(key[1], key[2], service(key[1:3]))
             k_p.append(p)
             a = api_ids.get(key[4])
             if a is None:
                 a = api_ids[key[4]] = len(api_ids)
             k_api.append(a)
-        n = len(self.keys)
+        n = self.n_keys = len(self.keys)
         self.api_ids = api_ids
-        self.k_bin = np.fromiter((key[0] // span for key in self.keys), dtype=np.int64, count=n)
-        self.k_p = np.array(k_p, dtype=np.int64)
-        self.k_api = np.array(k_api, dtype=np.int64)
-        self.k_count = np.fromiter(counts.values(), dtype=np.float64, count=n)
-        self.n_apis = max(len(api_ids), 1)
-        self.k_console = np.fromiter(
-            (key[5] == CONSOLE_LOGIN_FAILURE for key in self.keys), dtype=bool, count=n
+        k_count = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        k_console = np.fromiter((key[5] == CONSOLE_LOGIN_FAILURE for key in self.keys), dtype=bool, count=n)
+        fast = rows.fast if len(rows.fast) == len(rows) else np.ones(len(rows), dtype=bool)
+        per_row = np.frombuffer(rows.n_apis, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
+        in_item = np.repeat(fast, per_row)
+        self.item_row = np.repeat(np.arange(len(rows), dtype=np.int64), per_row)[in_item]
+        starts = np.zeros(len(in_item), dtype=bool)
+        starts[(np.cumsum(per_row) - per_row)[per_row > 0]] = True
+        first = starts[in_item]
+        r_entity = np.frombuffer(rows.entity, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
+        labels = rows.labels()
+        to_p = np.full(len(labels), -1, dtype=np.int64)
+        for e in np.unique(r_entity[fast]).tolist():
+            to_p[e] = self._principal(*labels[e], service(labels[e]))
+        to_api = np.array(
+            [api_ids.setdefault(name, len(api_ids)) for name in rows.api_names], dtype=np.int64
+        ).reshape(-1)
+        item_api = to_api[np.frombuffer(rows.apis, dtype=np.int32)[in_item]] if len(rows) else to_api
+        row_of = self.item_row
+        r_bins = np.frombuffer(rows.bins, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
+        r_failures = np.frombuffer(rows.failures, dtype=np.int64) if len(rows) else r_bins
+        r_console = np.frombuffer(rows.console, dtype=np.int64) if len(rows) else r_bins
+        self.k_bin = np.concatenate(
+            [np.fromiter((key[0] // span for key in self.keys), dtype=np.int64, count=n), r_bins[row_of]]
         )
+        self.k_p = np.concatenate([np.array(k_p, dtype=np.int64), to_p[r_entity[row_of]]])
+        self.k_api = np.concatenate([np.array(k_api, dtype=np.int64), item_api])
+        self.k_count = np.concatenate([k_count, np.where(first, r_failures[row_of], 0).astype(np.float64)])
+        self.k_console = np.concatenate(
+            [np.where(k_console, k_count, 0.0), np.where(first, r_console[row_of], 0).astype(np.float64)]
+        )
+        self.k_explain = np.concatenate([np.ones(n, dtype=bool), first])
+        self.n_apis = max(len(api_ids), 1)
 
     def _principal(self, account: str, principal: str, service: bool | None = None) -> int:
         p = self.principals.get((account, principal))
@@ -149,36 +189,24 @@ class ResultsPass:
         """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
         only keys with the console code are looked at, no (bins, principals) matrix)."""
         t = self.k_bin - self.first
-        keep = (t >= 0) & (t < self.n_bins) & self.k_console
+        keep = (t >= 0) & (t < self.n_bins) & (self.k_console > 0)
         out = np.zeros(len(t_idx), dtype=np.float64)
         if keep.any():
             n = len(self.principals)
             cells, at = np.unique(t[keep] * n + self.k_p[keep], return_inverse=True)
-            sums = np.bincount(at, weights=self.k_count[keep])
+            sums = np.bincount(at, weights=self.k_console[keep])
             wanted = np.asarray(t_idx, dtype=np.int64) * n + np.asarray(e_idx, dtype=np.int64)
             pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
             out = np.where(cells[pos] == wanted, sums[pos], 0.0)
         return out
 
-    def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray):
-        """A function (entity, bin offset) -> CellExplain over the live keys of that cell."""
+    def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray) -> CellDetail:
+        """(entity, bin offset) -> CellExplain over the live keys and count rows of that cell."""
         n_bins = self.n_bins
-        idx = np.flatnonzero(keep & (self.k_bin >= self.first))
+        idx = np.flatnonzero(keep & (self.k_bin >= self.first) & self.k_explain)
         cell = entity_of_key[idx] * n_bins + (self.k_bin[idx] - self.first)
         order = np.argsort(cell, kind="stable")
-        idx, cell = idx[order], cell[order]
-        counts, keys = self.tally.counts, self.keys
-
-        def get(entity: int, t: int) -> explain.CellExplain:
-            target = entity * n_bins + t
-            lo, hi = np.searchsorted(cell, [target, target + 1])
-            out = explain.CellExplain()
-            for i in idx[lo:hi].tolist():
-                key = keys[i]
-                out.add(key[3], key[4], key[5], key[6], key[7], counts[key])
-            return out
-
-        return get
+        return CellDetail(idx[order], cell[order], n_bins, self)
 
     # ---- the pass
 
@@ -258,7 +286,7 @@ class ResultsPass:
         if "principal" in o.by and n_principals:
             base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis)
             labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
-            cells = self._explainer(self.k_p, np.ones(len(self.keys), dtype=bool))
+            cells = self._explainer(self.k_p, np.ones(len(self.k_p), dtype=bool))
             # The onset hold-down is for automation: AWS service principals keep the fixed cap;
             # other principals are held down less the further the count is above min_failures;
             # bins where failed console sign-ins alone reach min_failures are not held down.
@@ -400,6 +428,7 @@ class ResultsPass:
         )
         rows = []
         span = o.span
+        cells.prefetch(e_idx[pick], t_idx[pick])
         for n, i in enumerate(pick.tolist()):
             t, e = int(t_idx[i]), int(e_idx[i])
             cell = cells(e, t)
@@ -515,4 +544,37 @@ class ResultsPass:
                 state.ACCOUNT,
             )
             out.append(state.encode(entry))
+        return out
+
+
+class CellDetail:
+    """What explains a cell (entity, bin offset): the Tally's keys and the count rows' entries in
+    it. ``prefetch`` reads the count rows of many cells at once (each block decompressed once)."""
+
+    def __init__(self, idx: np.ndarray, cell: np.ndarray, n_bins: int, results: ResultsPass) -> None:
+        self.idx, self.cell, self.n_bins = idx, cell, n_bins
+        self.keys, self.counts, self.n_keys = results.keys, results.tally.counts, results.n_keys
+        self.item_row, self.count_rows = results.item_row, results.count_rows
+        self.entries: dict[int, list[tuple]] = {}
+
+    def prefetch(self, e_idx: np.ndarray, t_idx: np.ndarray) -> None:
+        wanted = np.asarray(e_idx, dtype=np.int64) * self.n_bins + np.asarray(t_idx, dtype=np.int64)
+        items = self.idx[np.isin(self.cell, wanted)]
+        rows = self.item_row[items[items >= self.n_keys] - self.n_keys]
+        self.entries.update(self.count_rows.entries(r for r in rows.tolist() if r not in self.entries))
+
+    def __call__(self, entity: int, t: int) -> explain.CellExplain:
+        target = entity * self.n_bins + t
+        lo, hi = np.searchsorted(self.cell, [target, target + 1])
+        out = explain.CellExplain()
+        for i in self.idx[lo:hi].tolist():
+            if i < self.n_keys:
+                key = self.keys[i]
+                out.add(key[3], key[4], key[5], key[6], key[7], self.counts[key])
+                continue
+            r = int(self.item_row[i - self.n_keys])
+            if r not in self.entries:
+                self.entries.update(self.count_rows.entries([r]))
+            for source, api, code, ip, agent, count, _ in self.entries[r]:
+                out.add(source, api, code, ip, agent, count)
         return out

@@ -141,7 +141,7 @@ def count_bodies(
     first indexer sent."""
     import numpy as np
     from iamspike.counting import CountRow
-    from iamspike.counttext import DIGEST_BYTES, digests_text
+    from iamspike.counttext import DIGEST_BYTES
 
     active, own, resent_in, _ = cells
     n_apis = own.shape[2]
@@ -171,7 +171,7 @@ def count_bodies(
                         ip,
                         agent,
                         mine + copies,
-                        digests_text(text),
+                        text,
                     )
                 )
             if entries:

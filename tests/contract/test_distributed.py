@@ -156,22 +156,46 @@ def test_records_past_splunks_extraction_limits_count_under_their_account(splunk
     assert run.report.rows == expected and any(row["principal"] == TEMP_USER for row in expected)
 
 
-def as_v1(text: str) -> str:
-    """A v2 ``iamspike_counts`` rewritten as an indexer still on v1 sent it (JSON entries, hex
-    digests): the wire formats of docs/distributed.md, written out here, not imported."""
-    if not text.startswith("v2") or text[2:3] == "{":
-        return "v1" + text[2:]
-    head, *parts = text.split(";")
-    entries, previous = [], [""] * 5
+def entries_of_v3(text: str) -> tuple[int, list[list]]:
+    """(service, entries ``[source, api, code, ip, user_agent, count, digests bytes]``) of a v3
+    ``iamspike_counts``: the wire format of docs/distributed.md, written out here, not imported."""
+    head, _failures, _console, _profile, digests, *parts = text.split(";")
+    packed = base64.b64decode(digests)
+    entries, previous, at = [], [""] * 5, 0
     for part in parts:
-        *texts, count, digests = part.split("|")
+        *texts, count, n = part.split("|")
         texts = [previous[i] if value == "^" else unquote(value) for i, value in enumerate(texts)]
         previous = texts
-        entries.append([*texts, int(count), base64.urlsafe_b64decode(digests).hex()])
-    return "v1" + json.dumps([int(head[2:]), entries], separators=(",", ":"))
+        end = at + 8 * int(n or count)
+        entries.append([*texts, int(count), packed[at:end]])
+        at = end
+    return int(head[2:]), entries
 
 
-def test_a_search_head_upgraded_before_its_indexers_reads_their_v1_count_rows(splunk_home, splunk_python):
+def as_older(text: str, version: str) -> str:
+    """A v3 ``iamspike_counts`` rewritten as an indexer still on ``version`` sent it: ``v2``
+    (per-entry base64url digests) or ``v1`` (JSON entries, hex digests)."""
+    if text[2:3] == "{":
+        return version + text[2:]
+    service, entries = entries_of_v3(text)
+    if version == "v1":
+        entries = [[*entry[:6], entry[6].hex()] for entry in entries]
+        return "v1" + json.dumps([service, entries], separators=(",", ":"))
+    special = '%|;^,"\r\n'
+    written = [
+        "|".join(
+            [
+                *("".join(f"%{ord(c):02X}" if c in special else c for c in value) for value in entry[:5]),
+                str(entry[5]),
+                base64.urlsafe_b64encode(entry[6]).decode(),
+            ]
+        )
+        for entry in entries
+    ]
+    return ";".join([f"v2{service}", *written])
+
+
+def test_a_search_head_upgraded_before_its_indexers_reads_v1_and_v2_count_rows(splunk_home, splunk_python):
     events = real_events("pwnedlabs_incident_3252")
     everything, parts = with_a_resent_batch(events, seed=3)
     argv, env = command(splunk_home, splunk_python), splunk_home.env()
@@ -182,11 +206,12 @@ def test_a_search_head_upgraded_before_its_indexers_reads_their_v1_count_rows(sp
         session = scpv2.run(argv, preop, scpv2.split(part, 500), env=env, info=scpv2.searchinfo(preop))
         assert session.returncode == 0 and session.errors == [], session.stderr[-2000:]
         for row in session.rows:
-            assert str(row["iamspike_counts"]).startswith("v2")
-            if n % 2:  # every other indexer is still on v1
-                row = dict(row, iamspike_counts=as_v1(str(row["iamspike_counts"])))
+            assert str(row["iamspike_counts"]).startswith("v3")
+            if n % 2:  # indexers 1 and 3 are still on v1 and v2
+                row = dict(row, iamspike_counts=as_older(str(row["iamspike_counts"]), f"v{n % 4}"))
             shipped.append(row)
     assert any(str(row["iamspike_counts"]).startswith("v1[") for row in shipped)
+    assert any(str(row["iamspike_counts"]).startswith("v20;") for row in shipped)
     report = scpv2.run(argv, ["show=all"], scpv2.split(shipped, 50_000), env=env)
     assert report.returncode == 0 and report.errors == [] and report.messages == [], report.stderr[-2000:]
     assert report.rows == expected and any(row["principal"] == TEMP_USER for row in expected)

@@ -114,7 +114,7 @@ def test_count_rows_carry_keys_and_round_trip() -> None:
     assert (row["_time"], row["account"], row["principal"], row["failures"]) == (T0, ACCT, USER, 12)
     assert row["state_key"] == state_key(ACCT, USER)
     assert row["account_state_key"] == account_state_key(ACCT)
-    assert str(row[COUNTS_FIELD]).startswith("v2")
+    assert str(row[COUNTS_FIELD]).startswith("v3")
     header, rows = encoded(mapped)
     reduced = tally()
     reduced.add_count_rows(index_of(header), rows)
@@ -211,17 +211,18 @@ def test_aggregated_rows_without_the_count_field_name_it() -> None:
     assert "count_field=hits" in message and "missing: hits" in message
 
 
-def test_count_row_text_v2_names_each_field_once_and_packs_digests() -> None:
+def test_count_row_text_v3_sums_up_the_cell_then_names_each_field_once() -> None:
     mapped = tally(keep_ids=True)
-    mapped.add_rows(list(FIELDS), rows_of([event(1), event(2), event(3, api="GetUser")]))
+    records = [event(1), event(2), event(3, api="GetUser"), dict(event(4), eventID="")]
+    mapped.add_rows(list(FIELDS), rows_of(records))
     (cell,) = mapped.count_rows()
     text = str(cell.to_row()[COUNTS_FIELD])
-    digests = base64.urlsafe_b64encode(counttext.digest("id-1") + counttext.digest("id-2")).decode()
+    digests = base64.b64encode(b"".join(counttext.digest(f"id-{n}") for n in (1, 2, 3))).decode()
     assert text == (
-        f"v20;iam.amazonaws.com|ListUsers|AccessDenied|198.51.100.7|aws-cli/2|2|{digests};"
-        f"^|GetUser|^|^|^|1|{base64.urlsafe_b64encode(counttext.digest('id-3')).decode()}"
+        f"v30;4;0;iam.amazonaws.com^GetUser|ListUsers^AccessDenied;{digests};"
+        "iam.amazonaws.com|ListUsers|AccessDenied|198.51.100.7|aws-cli/2|3|2;^|GetUser|^|^|^|1|"
     )
-    assert len(digests) == 24  # 2 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
+    assert len(digests) == 32  # 3 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
 
 
 def test_an_empty_field_stays_empty_rather_than_same_as_before() -> None:
@@ -229,9 +230,13 @@ def test_an_empty_field_stays_empty_rather_than_same_as_before() -> None:
         ("iam.amazonaws.com", "A", "AccessDenied", "", "", 1, ""),
         ("iam.amazonaws.com", "B", "", "", "", 2, ""),
     ]
+    entries = [(*entry[:6], b"") for entry in entries]
     text = counting.CountRow(T0, ACCT, USER, False, entries).counts_text()
-    assert text == "v20;iam.amazonaws.com|A|AccessDenied|||1|;^|B||||2|"
-    assert counttext.decode_counts(text) == (False, [(*entry[:6], b"") for entry in entries])
+    assert (
+        text
+        == "v30;3;0;iam.amazonaws.com^A|B^|AccessDenied;;iam.amazonaws.com|A|AccessDenied|||1|0;^|B||||2|0"
+    )
+    assert counttext.decode_counts(text) == (False, entries)
 
 
 AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé ✓", "^^|%;", " "]
@@ -244,32 +249,50 @@ def test_count_rows_round_trip_any_text_in_any_field(value) -> None:
     for field_at in range(5):
         entry = list(base)
         entry[field_at] = value
-        sent = [(*entry, counttext.digests_text(packed))] * 2 + [(value,) * 5 + (1, "")]
+        sent = [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")]
         text = counting.CountRow(T0, ACCT, USER, True, sent).counts_text()
         assert '"' not in text and "," not in text and "\n" not in text  # no CSV quoting needed
         assert counttext.decode_counts(text) == (True, [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")])
 
 
-def test_v1_count_rows_from_older_indexers_are_read_and_deduplicated_with_v2() -> None:
+def as_v2(cell: counting.CountRow) -> str:
+    """The cell's text as an indexer on v2 wrote it (per-entry base64url digests, no summary)."""
+    special = '%|;^,"\r\n'
+    entries = [
+        "|".join(
+            [
+                *("".join(f"%{ord(c):02X}" if c in special else c for c in text) for text in entry[:5]),
+                str(entry[5]),
+                base64.urlsafe_b64encode(entry[6]).decode(),
+            ]
+        )
+        for entry in cell.entries
+    ]
+    return ";".join([f"v2{int(cell.service)}", *entries])
+
+
+def as_v1(cell: counting.CountRow) -> str:
+    entries = [[*entry[:6], entry[6].hex()] for entry in cell.entries]
+    return "v1" + json.dumps([int(cell.service), entries], separators=(",", ":"))
+
+
+@pytest.mark.parametrize("older", [as_v1, as_v2])
+def test_older_count_rows_are_read_and_deduplicated_with_v3(older) -> None:
     records = [event(n, api=f"Api{n % 2}") for n in range(10)]
     newer = tally(keep_ids=True)
     newer.add_rows(list(FIELDS), rows_of(records[:6]))
     header, rows = encoded(newer)
-    older = tally(keep_ids=True)  # an indexer still on v1: 4..9, so 4 and 5 were sent twice
-    older.add_rows(list(FIELDS), rows_of(records[4:]))
-    v1_rows = []
-    for cell in older.count_rows():
-        entries = [
-            [source, api, code, ip, agent, count, base64.urlsafe_b64decode(digests).hex()]
-            for source, api, code, ip, agent, count, digests in cell.entries
-        ]
-        text = "v1" + json.dumps([0, entries], separators=(",", ":"))
-        v1_rows.append({**cell.to_row(), COUNTS_FIELD: text})
-    v1_range = {**older.range_row(), COUNTS_FIELD: "v1" + str(older.range_row()[COUNTS_FIELD])[2:]}
+    old = tally(keep_ids=True)  # an indexer still on an older text: 4..9, so 4 and 5 were sent twice
+    old.add_rows(list(FIELDS), rows_of(records[4:]))
+    old_rows = [{**cell.to_row(), COUNTS_FIELD: older(cell)} for cell in old.count_rows()]
+    version = str(old_rows[0][COUNTS_FIELD])[:2]
+    old_range = {**old.range_row(), COUNTS_FIELD: version + str(old.range_row()[COUNTS_FIELD])[2:]}
     reduced = tally()
     reduced.add_count_rows(index_of(header), rows)
-    reduced.add_count_rows(index_of(header), [[str(row.get(name, "")) for name in header] for row in v1_rows])
-    reduced.add_count_rows(index_of(header), [[str(v1_range.get(name, "")) for name in header]])
+    reduced.add_count_rows(
+        index_of(header), [[str(row.get(name, "")) for name in header] for row in old_rows]
+    )
+    reduced.add_count_rows(index_of(header), [[str(old_range.get(name, "")) for name in header]])
     reduced.drop_duplicates()
     direct = tally()
     direct.add_rows(list(FIELDS), rows_of(records))
@@ -286,6 +309,10 @@ def test_v1_count_rows_from_older_indexers_are_read_and_deduplicated_with_v2() -
         "v20;a|b|c|d|e|x|",
         "v29;a|b|c|d|e|1|",
         "v20;a|b|c|d|e|1|AAAA",  # 3 bytes: not a whole 64-bit digest
+        "v30;1;0;a^b^c;AAAA;a|b|c|d|e|1|",  # the same in v3
+        "v30;2;0;a^b^c;;a|b|c|d|e|1|0",  # failures other than the entries'
+        "v30;1;0;a^b^c;;a|b|c|d|e|1",
+        "v31",
         "v1[0,[[1]]]",
         'v1[0,[["a","b","c","d","e",1,"zz"]]]',
         "v2{]",

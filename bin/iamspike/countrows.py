@@ -1,0 +1,248 @@
+"""Count rows on the search head: each ``v3`` row read from its summary, its entries kept packed.
+
+A map phase's count row (``iamspike_counts``, :mod:`iamspike.counttext`) says in its summary what
+scoring needs of a (bin, account, principal) cell: its failures, its failed console sign-ins, its
+APIs, and (to check them against this search's options) its event sources and error codes. At
+intake :class:`CountRows` reads that summary and nothing else: per row a few fields go into
+arrays (bin, entity, failures, console sign-ins, API ids), the eventID digests are decoded into
+one buffer, and the entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
+per-key object: memory follows rows and their events.
+
+:meth:`CountRows.resolve` (once, before the results pass) settles what summaries cannot: a cell
+whose rows share a digest (an event two indexers counted, or counted again after an early
+send), or a cell the :class:`~iamspike.counting.Tally` also holds entry by entry (``v2``/``v1``
+rows from indexers upgraded after the search head, rows with entries this search's options leave
+out), is moved into the Tally entry by entry, where ``drop_duplicates`` drops the copies as
+before. The entries of the other rows are read again only to explain a flagged cell
+(:meth:`CountRows.entries`).
+"""
+
+from __future__ import annotations
+
+import binascii
+import zlib
+from array import array
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+
+from iamspike.cloudtrail import TIME
+from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
+from iamspike.counttext import HEADS, decode_entries, read_profile
+
+BLOCK_ROWS = 20_000  # rows whose entries are compressed together
+PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
+_FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
+
+
+class CountRows:
+    """``v3`` count rows as arrays; anything else goes to the Tally (read whole, as before)."""
+
+    def __init__(self, tally: Tally) -> None:
+        self.tally = tally
+        self.entities: dict[tuple[str, str], int] = {}  # (account, principal) -> entity id
+        self.services: set[int] = set()  # entities a row marks as an AWS service principal
+        self.api_names: list[str] = []
+        self._api_ids: dict[str, int] = {}
+        self._accounts: dict[str, str] = {}
+        self._profiles: dict[str, tuple[int, ...] | None] = {}
+        # per row
+        self.bins = array("q")  # bin number (bin start // span)
+        self.entity = array("i")
+        self.failures = array("q")
+        self.console = array("q")
+        self.n_apis = array("i")
+        self.n_digests = array("i")
+        # per row, flat
+        self.apis = array("i")  # the rows' API ids, row after row
+        self.digests = bytearray()  # the rows' eventID digests, row after row
+        self._blocks: list[bytes] = []  # zlib of "\n".join(entries texts) of BLOCK_ROWS rows
+        self._block_rows = array("q", [0])  # first row of each block, then the end
+        self._texts: list[str] = []
+        self.fast = np.zeros(0, dtype=bool)  # after resolve(): rows not moved into the Tally
+
+    def __len__(self) -> int:
+        return len(self.bins)
+
+    # ---- intake
+
+    def add(self, index: Mapping[str, int], rows: list[list[str]]) -> None:
+        """Count rows (and range rows) of one chunk."""
+        tally = self.tally
+        counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
+        acct_i, prin_i = index.get("account"), index.get("principal")
+        span = tally.span
+        profiles, entities = self._profiles, self.entities
+        a2b = binascii.a2b_base64
+        bins, entity, failures, console = self.bins, self.entity, self.failures, self.console
+        n_apis, n_digests, apis, digests = self.n_apis, self.n_digests, self.apis, self.digests
+        texts = self._texts
+        whole: list[list[str]] = []  # rows read entry by entry by the Tally
+        bad = 0
+        for row in rows:
+            text = row[counts_i]
+            if text[:3] not in HEADS:
+                whole.append(row)
+                continue
+            try:
+                head, total, consoles, profile, packed, rest = text.split(";", 5)
+                ids = profiles.get(profile)
+                if ids is None:
+                    ids = self._profile(profile)
+                if ids is _FILTERED:
+                    whole.append(row)
+                    continue
+                start = int(float(row[time_i]) // span)
+                key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
+                packed = a2b(packed)
+                total, consoles = int(total), int(consoles)
+                if len(packed) & 7 or total <= 0 or "\n" in rest:
+                    raise ValueError
+            except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
+                bad += 1
+                continue
+            e = entities.get(key)
+            if e is None:
+                e = self._entity(key)
+            if head == "v31":
+                self.services.add(e)
+            bins.append(start)
+            entity.append(e)
+            failures.append(total)
+            console.append(consoles)
+            n_apis.append(len(ids))
+            apis.extend(ids)
+            n_digests.append(len(packed) >> 3)
+            digests += packed
+            texts.append(rest)
+            if len(texts) >= BLOCK_ROWS:
+                self._flush()
+        if bad:
+            tally.skipped[BAD_COUNTS] += bad
+        if whole:
+            tally.add_count_rows(index, whole)
+
+    def _profile(self, text: str) -> tuple[int, ...] | None:
+        """The API ids of a profile, or ``_FILTERED``; raises ValueError if it is no profile."""
+        sources, apis, codes = read_profile(text)
+        counted, wanted = self.tally.counted, self.tally.sources
+        if any(code and not counted[code] for code in codes) or (
+            wanted and any(source not in wanted for source in sources)
+        ):
+            ids: tuple[int, ...] | None = _FILTERED
+        else:
+            ids = tuple(self._api_ids.setdefault(api, len(self._api_ids)) for api in apis)
+            if len(self._api_ids) > len(self.api_names):
+                self.api_names.extend(list(self._api_ids)[len(self.api_names) :])
+        if len(self._profiles) >= PROFILES_KEPT:
+            self._profiles.clear()
+        self._profiles[text] = ids
+        return ids
+
+    def _entity(self, key: tuple[str, str]) -> int:
+        account, principal = key
+        key = (self._accounts.setdefault(account, account), principal)
+        e = self.entities[key] = len(self.entities)
+        return e
+
+    def _flush(self) -> None:
+        if self._texts:
+            joined = "\n".join(self._texts).encode("utf-8", "surrogatepass")
+            self._blocks.append(zlib.compress(joined, 1))
+            self._block_rows.append(len(self.bins))
+            self._texts = []
+
+    # ---- reading back
+
+    def entries(self, rows: Iterable[int]) -> dict[int, list[tuple]]:
+        """Row -> its entries ``(source, api, code, ip, user_agent, count, digests)``; each
+        block decompressed once. An entries text that does not decode is counted as skipped
+        (its summary was counted) and explains nothing."""
+        self._flush()
+        wanted = np.unique(np.fromiter(rows, dtype=np.int64))
+        out: dict[int, list[tuple]] = {}
+        if not len(wanted):
+            return out
+        starts = np.frombuffer(self._block_rows, dtype=np.int64)
+        offsets = self._digest_offsets()
+        block_of = np.searchsorted(starts, wanted, side="right") - 1
+        for b in np.unique(block_of).tolist():
+            texts = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
+            base = int(starts[b])
+            for r in wanted[block_of == b].tolist():
+                packed = bytes(self.digests[offsets[r] * 8 : offsets[r + 1] * 8])
+                try:
+                    out[r] = decode_entries(texts[r - base], packed)
+                except (ValueError, IndexError):
+                    self.tally.skipped[BAD_COUNTS] += 1
+                    out[r] = []
+        return out
+
+    def _digest_offsets(self) -> np.ndarray:
+        offsets = np.zeros(len(self.bins) + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(self.n_digests, dtype=np.int32), out=offsets[1:])
+        return offsets
+
+    def labels(self) -> list[tuple[str, str]]:
+        """(account, principal) of each entity id."""
+        return list(self.entities)
+
+    # ---- settling
+
+    def resolve(self) -> None:
+        """Move into the Tally, entry by entry, the rows of every cell whose rows share a digest
+        or that the Tally also counts from whole rows; the rest stay rows (:attr:`fast`). Call
+        once, before the Tally's ``drop_duplicates``."""
+        self._flush()
+        n = len(self.bins)
+        self.fast = np.ones(n, dtype=bool)
+        if not n:
+            return
+        tally = self.tally
+        span = tally.span
+        bins = np.frombuffer(self.bins, dtype=np.int64)
+        low, width = int(bins.min()), int(bins.max() - bins.min()) + 1
+        tally.lo = min(tally.lo, low * span)
+        tally.hi = max(tally.hi, int(bins.max()) * span)
+        cell = np.frombuffer(self.entity, dtype=np.int32).astype(np.int64) * width + (bins - low)
+        slow = self._shared_digests(cell)
+        held = [
+            self.entities[key[1:3]] * width + (key[0] // span - low)
+            for key in tally._digests
+            if key[1:3] in self.entities and 0 <= key[0] // span - low < width
+        ]
+        if held:
+            slow = np.union1d(slow, np.array(held, dtype=np.int64))
+        if not len(slow):
+            return
+        moved = np.isin(cell, slow)
+        self.fast = ~moved
+        labels = self.labels()
+        rows = np.flatnonzero(moved)
+        decoded = self.entries(rows.tolist())
+        entity = self.entity
+        for r in rows.tolist():
+            e = entity[r]
+            account, principal = labels[e]
+            tally.add_entries(self.bins[r] * span, account, principal, e in self.services, decoded[r])
+
+    def _shared_digests(self, cell: np.ndarray) -> np.ndarray:
+        """Cells with more than one row whose rows share a digest."""
+        order = np.argsort(cell, kind="stable")
+        ordered = cell[order]
+        repeated = np.zeros(len(cell), dtype=bool)
+        same = ordered[1:] == ordered[:-1]
+        repeated[order[1:][same]] = True
+        repeated[order[:-1][same]] = True
+        if not repeated.any():
+            return np.zeros(0, dtype=np.int64)
+        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
+        row_of = np.repeat(np.arange(len(cell), dtype=np.int32), n_digests)
+        mine = repeated[row_of]
+        digests = np.frombuffer(self.digests, dtype=np.uint64)[mine]
+        cells = cell[row_of[mine]]
+        del row_of, mine
+        order = np.lexsort((digests, cells))
+        cells, digests = cells[order], digests[order]
+        twice = (cells[1:] == cells[:-1]) & (digests[1:] == digests[:-1])
+        return np.unique(cells[1:][twice])

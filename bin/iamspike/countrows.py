@@ -38,8 +38,9 @@ _FILTERED = ()  # a profile with an entry this search leaves out: the row is rea
 class CountRows:
     """``v3`` count rows as arrays; anything else goes to the Tally (read whole, as before)."""
 
-    def __init__(self, tally: Tally) -> None:
+    def __init__(self, tally: Tally, block_rows: int = BLOCK_ROWS) -> None:
         self.tally = tally
+        self.block_rows = block_rows
         self.entities: dict[tuple[str, str], int] = {}  # (account, principal) -> entity id
         self.services: set[int] = set()  # entities a row marks as an AWS service principal
         self.api_names: list[str] = []
@@ -115,7 +116,7 @@ class CountRows:
             n_digests.append(len(packed) >> 3)
             digests += packed
             texts.append(rest)
-            if len(texts) >= BLOCK_ROWS:
+            if len(texts) >= self.block_rows:
                 self._flush()
         if bad:
             tally.skipped[BAD_COUNTS] += bad
@@ -150,7 +151,7 @@ class CountRows:
             joined = "\n".join(self._texts).encode("utf-8", "surrogatepass")
             self._blocks.append(zlib.compress(joined, 1))
             self._block_rows.append(len(self.bins))
-            self._texts = []
+            self._texts.clear()
 
     # ---- reading back
 

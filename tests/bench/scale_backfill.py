@@ -374,16 +374,49 @@ def memory_per_key(args) -> dict:
     gc.collect()
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    tally = detector.tally
-    keys = len(tally.counts)
-    parts = key_parts(tally)
+    parts = row_parts(detector.count_rows)
+    parts["the Tally (rows read whole)"] = sum(key_parts(detector.tally).values())
+    del detector
+    gc.collect()
+    keys = count_keys(lines)
     return {
         "rows": len(lines),
         "keys": keys,
         "held_mb": held / 1e6,
         "bytes_per_key": held / max(keys, 1),
-        "digest_bytes_per_key": parts["packed digests"] / max(keys, 1),
+        "digest_bytes_per_key": parts["digests"] / max(keys, 1),
         "parts": ", ".join(f"{part} {size / max(keys, 1):.1f}" for part, size in parts.items()),
+    }
+
+
+def count_keys(lines: list[str]) -> int:
+    """Distinct (bin, account, principal, source, API, code, IP, user agent) keys of the rows:
+    what the search head held one dict entry for before the v3 intake (the denominator of the
+    bytes a key)."""
+    from iamspike.counting import COUNTS_FIELD, Tally
+    from iamspike.failures import ErrorClasses
+
+    tally = Tally(SPAN, ErrorClasses.load().counter(("authorization",)))
+    index = {name: i for i, name in enumerate(COUNT_COLUMNS)}
+    assert COUNTS_FIELD in index
+    for lo in range(0, len(lines), CHUNK_ROWS):
+        tally.add_count_rows(index, list(csv.reader(lines[lo : lo + CHUNK_ROWS])))
+    return len(tally.counts)
+
+
+def row_parts(rows) -> dict[str, int]:
+    """Bytes (``sys.getsizeof``) of each part of what the search head's CountRows holds."""
+    size = sys.getsizeof
+    columns = (rows.bins, rows.entity, rows.failures, rows.console, rows.n_apis, rows.n_digests)
+    names = {id(name): size(name) for key in rows.entities for name in key}
+    return {
+        "row columns": sum(size(column) for column in columns),
+        "API ids": size(rows.apis),
+        "digests": size(rows.digests),
+        "entries blocks": sum(size(block) for block in rows._blocks) + sum(size(t) for t in rows._texts),
+        "entities dict and keys": size(rows.entities) + sum(size(key) for key in rows.entities),
+        "account and principal texts": sum(names.values()),
+        "profiles cache": size(rows._profiles) + sum(size(k) + size(v) for k, v in rows._profiles.items()),
     }
 
 

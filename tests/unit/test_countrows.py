@@ -11,8 +11,11 @@ import re
 
 import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
-from iamspike.counting import COUNTS_FIELD
+from iamspike.counting import COUNTS_FIELD, Tally
+from iamspike.countrows import CountRows
+from iamspike.counttext import decode_counts
 from iamspike.engine import Detector, parse_options, run
+from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
 
 HOUR = 3600
@@ -195,3 +198,17 @@ def test_raw_events_and_count_rows_in_one_search_add_up() -> None:
     detector.add_rows(*table(mapped([events[:half]])))
     detector.add_rows(*as_rows(events[half:]))
     assert detector.results() == run(events, parse_options(["show=all"]))
+
+
+def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None:
+    shipped = [row for row in mapped(deal(organisation(), 3)) if row["account"]]
+    rows = CountRows(Tally(HOUR, ErrorClasses.load().counter((AUTHORIZATION,))), block_rows=7)
+    header, body = table(shipped)
+    index = {name: i for i, name in enumerate(header)}
+    for lo in range(0, len(body), 10):  # chunks that do not line up with the blocks
+        rows.add(index, body[lo : lo + 10])
+    assert len(rows) == len(shipped) and len(rows._blocks) == len(shipped) // 7
+    back = rows.entries(reversed(range(len(rows))))
+    assert [back[r] for r in range(len(rows))] == [
+        decode_counts(str(row[COUNTS_FIELD]))[1] for row in shipped
+    ]

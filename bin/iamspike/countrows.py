@@ -28,7 +28,7 @@ import numpy as np
 
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
-from iamspike.counttext import HEADS, decode_entries, read_profile
+from iamspike.counttext import HEADS, decode_entries, entry_texts, read_profile
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
@@ -155,28 +155,48 @@ class CountRows:
 
     # ---- reading back
 
-    def entries(self, rows: Iterable[int]) -> dict[int, list[tuple]]:
-        """Row -> its entries ``(source, api, code, ip, user_agent, count, digests)``; each
-        block decompressed once. An entries text that does not decode is counted as skipped
-        (its summary was counted) and explains nothing."""
+    def texts(self, rows: Iterable[int]) -> dict[int, str]:
+        """Row -> its entries text (what follows the digests); each block decompressed once."""
         self._flush()
         wanted = np.unique(np.fromiter(rows, dtype=np.int64))
-        out: dict[int, list[tuple]] = {}
+        out: dict[int, str] = {}
         if not len(wanted):
             return out
         starts = np.frombuffer(self._block_rows, dtype=np.int64)
-        offsets = self._digest_offsets()
         block_of = np.searchsorted(starts, wanted, side="right") - 1
         for b in np.unique(block_of).tolist():
-            texts = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
+            block = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
             base = int(starts[b])
             for r in wanted[block_of == b].tolist():
-                packed = bytes(self.digests[offsets[r] * 8 : offsets[r + 1] * 8])
-                try:
-                    out[r] = decode_entries(texts[r - base], packed)
-                except (ValueError, IndexError):
-                    self.tally.skipped[BAD_COUNTS] += 1
-                    out[r] = []
+                out[r] = block[r - base]
+        return out
+
+    def entries(self, rows: Iterable[int]) -> dict[int, list[tuple]]:
+        """Row -> its entries ``(source, api, code, ip, user_agent, count, digests)``. An
+        entries text that does not decode is counted as skipped (its summary was counted) and
+        has no entries."""
+        texts = self.texts(rows)
+        offsets = self._digest_offsets()
+        out: dict[int, list[tuple]] = {}
+        for r, text in texts.items():
+            packed = bytes(self.digests[offsets[r] * 8 : offsets[r + 1] * 8])
+            try:
+                out[r] = decode_entries(text, packed)
+            except (ValueError, IndexError):
+                self.tally.skipped[BAD_COUNTS] += 1
+                out[r] = []
+        return out
+
+    def explain(self, rows: Iterable[int]) -> dict[int, list[tuple]]:
+        """Row -> ``(source, api, code, ip, user_agent, count)`` of its entries (no digests: what
+        an explanation reads); an unreadable text counted as skipped, as in :meth:`entries`."""
+        out: dict[int, list[tuple]] = {}
+        for r, text in self.texts(rows).items():
+            try:
+                out[r] = entry_texts(text)
+            except (ValueError, IndexError):
+                self.tally.skipped[BAD_COUNTS] += 1
+                out[r] = []
         return out
 
     def _digest_offsets(self) -> np.ndarray:

@@ -150,17 +150,45 @@ def _fields(parts: list[str], keep) -> list[list[str]]:
     source = api = code = ip = agent = ""
     for part in parts:
         s_source, s_api, s_code, s_ip, s_agent, count, digests = part.split("|")
+        escaped = "%" in part
         if s_source != SAME:
-            source = _kept(s_source, keep)
+            source = _unescape(s_source) if escaped else s_source
+            source = keep(source, source)
         if s_api != SAME:
-            api = _kept(s_api, keep)
+            api = _unescape(s_api) if escaped else s_api
+            api = keep(api, api)
         if s_code != SAME:
-            code = _kept(s_code, keep)
+            code = _unescape(s_code) if escaped else s_code
+            code = keep(code, code)
         if s_ip != SAME:
-            ip = _kept(s_ip, keep)
+            ip = _unescape(s_ip) if escaped else s_ip
+            ip = keep(ip, ip)
         if s_agent != SAME:
-            agent = _kept(s_agent, keep)
+            agent = _unescape(s_agent) if escaped else s_agent
+            agent = keep(agent, agent)
         out.append([source, api, code, ip, agent, count, digests])
+    return out
+
+
+def entry_texts(text: str) -> list[tuple[str, str, str, str, str, int]]:
+    """``(source, api, code, ip, user_agent, count)`` of each entry of a ``v3`` entries text,
+    digests left aside (what an explanation reads)."""
+    out = []
+    source = api = code = ip = agent = ""
+    escaped = "%" in text
+    for part in text.split(";"):
+        s_source, s_api, s_code, s_ip, s_agent, count, _ = part.split("|")
+        if s_source != SAME:
+            source = _unescape(s_source) if escaped else s_source
+        if s_api != SAME:
+            api = _unescape(s_api) if escaped else s_api
+        if s_code != SAME:
+            code = _unescape(s_code) if escaped else s_code
+        if s_ip != SAME:
+            ip = _unescape(s_ip) if escaped else s_ip
+        if s_agent != SAME:
+            agent = _unescape(s_agent) if escaped else s_agent
+        out.append((source, api, code, ip, agent, int(count)))
     return out
 
 
@@ -195,12 +223,6 @@ def _unpack_v2(text: str) -> bytes:
     """Digests from their base64url text (binascii directly: base64's wrappers and str.translate
     cost more than the decoding)."""
     return _packed(binascii.a2b_base64(text.replace("-", "+").replace("_", "/"))) if text else b""
-
-
-def _kept(text: str, keep) -> str:
-    if "%" in text:
-        text = _unescape(text)
-    return keep(text, text)
 
 
 def _packed(digests: bytes) -> bytes:

@@ -549,32 +549,38 @@ class ResultsPass:
 
 class CellDetail:
     """What explains a cell (entity, bin offset): the Tally's keys and the count rows' entries in
-    it. ``prefetch`` reads the count rows of many cells at once (each block decompressed once)."""
+    it. ``prefetch`` reads the count rows of many cells at once (each block decompressed once,
+    each row read once) into their cells' explanations."""
 
     def __init__(self, idx: np.ndarray, cell: np.ndarray, n_bins: int, results: ResultsPass) -> None:
         self.idx, self.cell, self.n_bins = idx, cell, n_bins
         self.keys, self.counts, self.n_keys = results.keys, results.tally.counts, results.n_keys
         self.item_row, self.count_rows = results.item_row, results.count_rows
-        self.entries: dict[int, list[tuple]] = {}
+        self.from_rows: dict[int, explain.CellExplain] = {}
 
     def prefetch(self, e_idx: np.ndarray, t_idx: np.ndarray) -> None:
         wanted = np.asarray(e_idx, dtype=np.int64) * self.n_bins + np.asarray(t_idx, dtype=np.int64)
-        items = self.idx[np.isin(self.cell, wanted)]
-        rows = self.item_row[items[items >= self.n_keys] - self.n_keys]
-        self.entries.update(self.count_rows.entries(r for r in rows.tolist() if r not in self.entries))
+        take = np.isin(self.cell, wanted) & (self.idx >= self.n_keys)
+        self._read(self.item_row[self.idx[take] - self.n_keys], self.cell[take])
+
+    def _read(self, rows: np.ndarray, cells: np.ndarray) -> None:
+        explained = self.count_rows.explain(rows.tolist())
+        for r, c in zip(rows.tolist(), cells.tolist()):
+            out = self.from_rows.get(c)
+            if out is None:
+                out = self.from_rows[c] = explain.CellExplain()
+            for entry in explained[r]:
+                out.add(*entry)
 
     def __call__(self, entity: int, t: int) -> explain.CellExplain:
         target = entity * self.n_bins + t
         lo, hi = np.searchsorted(self.cell, [target, target + 1])
-        out = explain.CellExplain()
-        for i in self.idx[lo:hi].tolist():
-            if i < self.n_keys:
-                key = self.keys[i]
-                out.add(key[3], key[4], key[5], key[6], key[7], self.counts[key])
-                continue
-            r = int(self.item_row[i - self.n_keys])
-            if r not in self.entries:
-                self.entries.update(self.count_rows.entries([r]))
-            for source, api, code, ip, agent, count, _ in self.entries[r]:
-                out.add(source, api, code, ip, agent, count)
+        items = self.idx[lo:hi]
+        if target not in self.from_rows and (items >= self.n_keys).any():
+            mine = items[items >= self.n_keys]
+            self._read(self.item_row[mine - self.n_keys], np.full(len(mine), target, dtype=np.int64))
+        out = self.from_rows.pop(target, None) or explain.CellExplain()
+        for i in items[items < self.n_keys].tolist():
+            key = self.keys[i]
+            out.add(key[3], key[4], key[5], key[6], key[7], self.counts[key])
         return out

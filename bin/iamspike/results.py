@@ -9,6 +9,7 @@ instead (``state``).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -18,7 +19,18 @@ from iamspike.counting import Tally, is_service
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
-from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, upper_bound
+from iamspike.principals import short_name
+from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
+from iamspike.spread import (
+    SpreadParams,
+    actor_apis,
+    actor_name,
+    actors,
+    combined,
+    failing_actors,
+    one_actor_cap,
+    top_actor,
+)
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
@@ -295,10 +307,15 @@ class ResultsPass:
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
             )
         if accounts is not None and self.accounts:
-            del counts, distinct_apis
+            del distinct_apis
+            # An account cell one actor makes is capped at that actor's score (spread.one_actor_cap).
+            self.one_actor = (counts, p_account, service) if "principal" in o.by and n_principals else None
+            del counts
             acc_counts, acc_apis, acc_spread = accounts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
-            spread_base = fit_baselines(acc_spread, first * span, span, None, params)
+            # Several actors failing together are no stream being absorbed: no recent view.
+            spread_params = replace(params, recent_bins=0, silent_recent_bins=0)
+            spread_base = fit_baselines(acc_spread, first * span, span, None, spread_params)
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
             rows += self._score(
@@ -308,20 +325,32 @@ class ResultsPass:
         return rows
 
     def _account_series(self, counts, distinct_apis, p_account, service, live_first, restored):
-        """Per account: failures, distinct (principal, API) pairs and failing principals per bin.
+        """Per account: failures, distinct (actor, API) pairs and failing actors per bin.
 
         AWS service principals act on the account's resources; their denials are not the account's
         principals probing, so they are scored alone, not in the account's sum. An account's
-        breadth is its distinct (principal, API) pairs: a spike spread thinly over many principals
-        is broad. Before the live rows, an account with a saved account row takes its history
-        from that row (the principals' rows read may be only those active now), others from the
-        sum of their principals' rows (state saved before account rows existed)."""
+        breadth is its distinct (actor, API) pairs: a spike spread thinly over many principals
+        is broad; an SSO role's sessions are one actor (``spread``). Before the live rows, an
+        account with a saved account row takes its history from that row (the principals' rows
+        read may be only those active now), others from the sum of their principals' rows (state
+        saved before account rows existed)."""
         n_accounts = len(self.accounts)
         group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
         acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
-        acc_apis = bins.sum_by_group(distinct_apis, group, n_accounts + 1)[:, :n_accounts]
-        failing = (counts > 0).astype(np.float32)
-        acc_spread = bins.sum_by_group(failing, group, n_accounts + 1)[:, :n_accounts]
+        # Breadth and spread count actors: an SSO role's sessions are one (spread.py).
+        labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
+        self.p_actor, n_actors = actors(labels)
+        a_group = np.full(n_actors, n_accounts, dtype=np.int64)
+        a_group[self.p_actor] = group
+        live_from = min(
+            max((live_first - self.first) if live_first is not None else self.n_bins, 0), self.n_bins
+        )
+        items = (self.k_bin - self.first, self.k_p, self.k_api)
+        apis = actor_apis(distinct_apis, live_from, self.p_actor, n_actors, items, self.n_apis)
+        acc_apis = bins.sum_by_group(apis, a_group, n_accounts + 1)[:, :n_accounts]
+        del apis
+        failing = failing_actors(counts, self.p_actor, n_actors)
+        acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
         del failing
         if self.account_entries:
             covered = np.zeros(n_accounts + 1, dtype=bool)
@@ -334,7 +363,8 @@ class ResultsPass:
                 b, e, c, a = b[mine], e[mine], c[mine], a[mine]
                 np.subtract.at(acc_counts, (b, a), c.astype(np.float32))
                 np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
-                np.subtract.at(acc_spread, (b, a), (c > 0).astype(np.float32))
+            # Bins before the live ones hold only state: the account row's actors replace them.
+            acc_spread[:live_from, covered[:n_accounts]] = 0
             span, first, n_bins = self.o.span, self.first, self.n_bins
             for entry in self.account_entries:
                 a = self.accounts[entry.account]
@@ -346,6 +376,38 @@ class ResultsPass:
                     acc_apis[t, a] += entry.distinct_apis.get(start, 1)
                     acc_spread[t, a] += entry.failing_principals.get(start, 0)
         return acc_counts, acc_apis, acc_spread
+
+    def _one_actor_cap(self, t_idx, e_idx, score, spread_score):
+        """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``):
+        their scores capped at the actor's principals' scores, and a note for each cell the cap
+        lowered (cell index -> text)."""
+        notes: dict[int, str] = {}
+        if self.one_actor is None:
+            return score, notes
+        near = np.flatnonzero(score >= self.o.threshold)
+        if not len(near):
+            return score, notes
+        counts, p_account, service = self.one_actor
+        top, who, total = top_actor(counts, t_idx[near], e_idx[near], p_account, self.p_actor, service)
+        cells, p_scores = self.principal_scores
+        n_principals = counts.shape[1]
+        labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
+        actor_score = np.zeros(len(near), dtype=np.float64)
+        for j, (t, a) in enumerate(zip(t_idx[near].tolist(), who.tolist())):
+            members = np.flatnonzero(self.p_actor == a) if a >= 0 else np.zeros(0, dtype=np.int64)
+            wanted = t * n_principals + members
+            pos = np.minimum(np.searchsorted(cells, wanted), max(len(cells) - 1, 0))
+            found = cells[pos] == wanted if len(cells) else np.zeros(len(wanted), dtype=bool)
+            actor_score[j] = float(p_scores[pos[found]].max()) if found.any() else 0.0
+        lowered = one_actor_cap(score[near], spread_score[near], top, total, actor_score, SpreadParams())
+        out = score.copy()
+        out[near] = lowered
+        for j in np.flatnonzero(lowered < score[near]).tolist():
+            name = short_name(actor_name(labels[int(np.flatnonzero(self.p_actor == who[j])[0])][1]))
+            notes[int(near[j])] = (
+                f"{top[j] / total[j]:.0%} of its failures are {name}'s, scored as that principal"
+            )
+        return out, notes
 
     def _score(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
@@ -400,12 +462,17 @@ class ResultsPass:
             usual_burst = np.isfinite(scored.habit)
             by_rate = np.where(usual_burst, np.minimum(by_rate, scored.score), by_rate)
             score = np.maximum(score, by_rate)
-        spread_score = None
+            # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
+            self.principal_scores = (
+                t_idx * counts.shape[1] + e_idx,
+                np.where(observed >= o.min_failures, score, 0.0),
+            )
+        spread_score = both = capped = None
         if spread is not None:
-            # Accounts are also scored on how many of their principals fail in the bin: a spike
+            # Accounts are also scored on how many of their actors fail in the bin: a spike
             # spread thinly over many principals can hide in a noisy account total.
             spread_counts, spread_base = spread
-            spread_score = score_counts(
+            by_spread = score_counts(
                 spread_counts[t_idx, e_idx],
                 spread_base.expected[t_idx, e_idx],
                 spread_base.variance[t_idx, e_idx],
@@ -415,8 +482,18 @@ class ResultsPass:
                 with_upper=False,
                 # Several principals failing together are no single stream starting: no hold-down.
                 silent=np.zeros(len(t_idx), dtype=bool),
-            ).score
-            score = np.maximum(score, spread_score)
+            )
+            spread_score = by_spread.score
+            # ... and on both: several actors failing add to the count's surprise (spread.combined).
+            total = combined(
+                scored.surprise + scored.bonus,
+                by_spread.surprise,
+                spread_counts[t_idx, e_idx],
+                SpreadParams(),
+            )
+            both = to_score(total * o.sensitivity, ScoreParams())
+            score = np.maximum(np.maximum(score, spread_score), both)
+            score, capped = self._one_actor_cap(t_idx, e_idx, score, spread_score)
         flagged = (score >= o.threshold) & (observed >= o.min_failures)
         pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
         if not len(pick):
@@ -439,16 +516,14 @@ class ResultsPass:
             is_spike = bool(flagged[i])
             insufficient = bool(base.insufficient[t])
             notes = []
-            if (
-                spread_score is not None
-                and spread_score[i] > scored.score[i]
-                and spread_score[i] >= o.threshold
-            ):
+            if spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
                 spread_counts, spread_base = spread
                 notes.append(
                     f"{int(spread_counts[t, e])} of its principals failed at once"
                     f" (usually {float(spread_base.expected[t, e]):.0f})"
                 )
+            if capped is not None and i in capped:
+                notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:
                 notes.append(
                     f"{failures} is {failures / max(rate[i], 1.0):.0f} times its recent rate"

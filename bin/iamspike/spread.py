@@ -1,0 +1,139 @@
+"""Account-wide spreads: who is one actor, how many fail together, and when one actor is the account.
+
+An account is scored on two series (``results``): its failures, and its failing ACTORS per bin
+(the spread). Three rules of this module shape both:
+
+- **Actors**: every principal is one actor, except that the Identity Center sessions of one
+  permission-set role (``AWSReservedSSO_*``, kept whole as principals: each session name is a
+  person) count as ONE actor for the account. A burst of one SSO role that CloudTrail shows under
+  ten session names is one actor failing, not ten; the account's breadth is its distinct (actor,
+  API) pairs for the same reason. The cost: people who share a permission set and fail together
+  count once.
+- **Spread with the count**: several actors failing together is evidence on top of the account's
+  count, not instead of it. Where at least ``min_actors`` actors fail and the spread's own surprise
+  is at least ``min_surprise`` (p <= 0.03), the two surprises add (``combined``); the account
+  keeps the highest of its count's score, its spread's score and the combined one. In a quiet
+  account 3-5 actors failing 2-3 times each on the same services scored 24-38 on the spread and
+  39-50 on the count, and neither alone reached 50.
+- **One actor is no spread** (``one_actor_cap``): where a single actor makes at least
+  ``dominant_share`` of the account's failures in a bin, the account's count says nothing the
+  actor's own rows do not: the account scores no higher than that actor's principals (the spread
+  score, which needs several actors, is kept). A person's benign burst or a batch hour raised the
+  account row as well as (or instead of) the principal's; a compromised principal's burst flags
+  its account whenever the principal itself is flagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from iamspike import bins
+from iamspike.principals import SSO_ROLE_PREFIX
+
+
+@dataclass(frozen=True)
+class SpreadParams:
+    min_actors: int = 3
+    min_surprise: float = 1.5
+    dominant_share: float = 0.8
+
+
+def actor_name(principal: str) -> str:
+    """The actor of a principal: an SSO session's role (``.../AWSReservedSSO_x``), else itself."""
+    if ":assumed-role/" + SSO_ROLE_PREFIX in principal:
+        return principal.rsplit("/", 1)[0]
+    return principal
+
+
+def actors(labels: Sequence[tuple[str, str]]) -> tuple[np.ndarray, int]:
+    """Principal index -> actor index for ``labels`` (account, principal) in principal order."""
+    ids: dict[tuple[str, str], int] = {}
+    out = np.fromiter(
+        (ids.setdefault((account, actor_name(p)), len(ids)) for account, p in labels),
+        dtype=np.int64,
+        count=len(labels),
+    )
+    return out, len(ids)
+
+
+def failing_actors(counts: np.ndarray, p_actor: np.ndarray, n_actors: int) -> np.ndarray:
+    """``(bins, actors)``: 1 where any principal of the actor failed in the bin."""
+    failing = (counts > 0).astype(np.float32)
+    return (bins.sum_by_group(failing, p_actor, n_actors) > 0).astype(np.float32)
+
+
+def actor_apis(
+    distinct_apis: np.ndarray,
+    live_from: int,
+    p_actor: np.ndarray,
+    n_actors: int,
+    items: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_apis: int,
+) -> np.ndarray:
+    """``(bins, actors)`` distinct APIs: from bin offset ``live_from`` on, the union over the actor's
+    principals of the live items' APIs (``items``: bin offset, principal, API id); before it, where
+    only saved state has them, the sum of its principals' distinct APIs."""
+    out = np.zeros((distinct_apis.shape[0], n_actors), dtype=distinct_apis.dtype)
+    out[:live_from] = bins.sum_by_group(distinct_apis[:live_from], p_actor, n_actors)
+    item_t, item_p, item_api = items
+    keep = (item_t >= live_from) & (item_t < out.shape[0])
+    if keep.any():
+        cell = item_t[keep] * n_actors + p_actor[item_p[keep]]
+        pairs = np.unique(cell * n_apis + item_api[keep])
+        cells, per_cell = np.unique(pairs // n_apis, return_counts=True)
+        out.reshape(-1)[cells] = per_cell
+    return out
+
+
+def combined(
+    count_surprise: np.ndarray, spread_surprise: np.ndarray, spread_count: np.ndarray, params: SpreadParams
+) -> np.ndarray:
+    """The count's surprise plus the spread's where the spread is evidence itself (enough actors,
+    ``min_surprise``), else the count's alone."""
+    counts = (spread_count >= params.min_actors) & (spread_surprise >= params.min_surprise)
+    return count_surprise + np.where(counts, spread_surprise, 0.0)
+
+
+def top_actor(
+    counts: np.ndarray,
+    t_idx: np.ndarray,
+    a_idx: np.ndarray,
+    p_account: np.ndarray,
+    p_actor: np.ndarray,
+    service: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each account cell (bin offset, account): the failures of its busiest actor, that actor,
+    and the failures of all its actors (AWS service principals left out, as in the account's sum)."""
+    top = np.zeros(len(t_idx), dtype=np.float64)
+    total = np.zeros(len(t_idx), dtype=np.float64)
+    who = np.full(len(t_idx), -1, dtype=np.int64)
+    members: dict[int, np.ndarray] = {}
+    for i, (t, a) in enumerate(zip(t_idx.tolist(), a_idx.tolist())):
+        idx = members.get(a)
+        if idx is None:
+            idx = members[a] = np.flatnonzero((p_account == a) & ~service)
+        row = counts[t, idx]
+        if not len(idx) or row.sum() <= 0:
+            continue
+        local, inverse = np.unique(p_actor[idx], return_inverse=True)
+        sums = np.bincount(inverse, weights=row)
+        best = int(np.argmax(sums))
+        top[i], who[i], total[i] = sums[best], local[best], row.sum()
+    return top, who, total
+
+
+def one_actor_cap(
+    score: np.ndarray,
+    spread_score: np.ndarray,
+    top: np.ndarray,
+    total: np.ndarray,
+    actor_score: np.ndarray,
+    params: SpreadParams,
+) -> np.ndarray:
+    """Account scores where one actor makes ``dominant_share`` of the failures: no higher than that
+    actor's own score, unless the spread alone says more."""
+    one = (total > 0) & (top >= params.dominant_share * total)
+    return np.where(one, np.maximum(np.minimum(score, actor_score), spread_score), score)

@@ -1,0 +1,178 @@
+"""Account-wide spreads (iamspike.spread): actors, the spread with the count, one actor's share."""
+
+from __future__ import annotations
+
+import numpy as np
+from iamspike.engine import parse_options, run
+from iamspike.spread import (
+    SpreadParams,
+    actor_apis,
+    actor_name,
+    actors,
+    combined,
+    failing_actors,
+    one_actor_cap,
+    top_actor,
+)
+
+HOUR = 3600
+T0 = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
+ACCT = "111122223333"
+SSO = f"arn:aws:sts::{ACCT}:assumed-role/AWSReservedSSO_PowerUserAccess_0a1b"
+EC2 = ["DescribeInstances", "DescribeVpcs", "DescribeSnapshots", "DescribeSecurityGroups"]
+
+
+def user(name: str) -> str:
+    return f"arn:aws:iam::{ACCT}:user/{name}"
+
+
+# ------------------------------------------------------------------------------------ actors
+
+
+def test_sso_sessions_of_one_role_are_one_actor_other_principals_their_own() -> None:
+    assert actor_name(f"{SSO}/erin@example.com") == SSO
+    assert actor_name(user("erin")) == user("erin")
+    role = f"arn:aws:iam::{ACCT}:role/ci-deployer"
+    assert actor_name(role) == role
+    labels = [
+        (ACCT, f"{SSO}/erin@example.com"),
+        (ACCT, f"{SSO}/yara@example.com"),
+        (ACCT, user("erin")),
+        ("999988887777", f"{SSO}/erin@example.com"),  # the same name in another account
+    ]
+    p_actor, n = actors(labels)
+    assert n == 3
+    assert p_actor[0] == p_actor[1] != p_actor[2]
+    assert p_actor[3] not in (p_actor[0], p_actor[2])
+
+
+def test_failing_actors_count_an_sso_role_once() -> None:
+    counts = np.array([[1, 3, 0], [0, 0, 2]], dtype=np.float32)  # sessions 0, 1 of one role; a user
+    failing = failing_actors(counts, np.array([0, 0, 1]), 2)
+    assert failing.tolist() == [[1, 0], [0, 1]]
+
+
+def test_actor_apis_union_live_sum_before() -> None:
+    # bins 0-1 from saved state (per principal), bin 2 live: both sessions failed on API 7.
+    restored = np.array([[2, 1, 0], [0, 0, 1], [0, 0, 0]], dtype=np.float32)
+    items = (np.array([2, 2, 2]), np.array([0, 1, 1]), np.array([7, 7, 8]))
+    out = actor_apis(restored, 2, np.array([0, 0, 1]), 2, items, n_apis=10)
+    assert out.tolist() == [[3, 0], [0, 1], [2, 0]]
+
+
+# ------------------------------------------------------------------- the spread with the count
+
+
+def test_combined_adds_the_spread_only_where_it_is_evidence() -> None:
+    params = SpreadParams()
+    count = np.array([4.0, 4.0, 4.0, 4.0])
+    spread = np.array([2.5, 2.5, 1.0, 0.0])
+    actors_failing = np.array([5, 2, 5, 1])
+    assert combined(count, spread, actors_failing, params).tolist() == [6.5, 4.0, 4.0, 4.0]
+
+
+def test_one_actor_cap_keeps_the_spread_and_spares_several_actors() -> None:
+    params = SpreadParams()
+    score = np.array([70.0, 70.0, 70.0])
+    spread = np.array([10.0, 10.0, 60.0])
+    top = np.array([19.0, 10.0, 19.0])
+    total = np.array([20.0, 20.0, 20.0])
+    actor = np.array([30.0, 30.0, 30.0])
+    assert one_actor_cap(score, spread, top, total, actor, params).tolist() == [30.0, 70.0, 60.0]
+
+
+def test_top_actor_sums_an_sso_roles_sessions_and_leaves_services_out() -> None:
+    counts = np.array([[3, 4, 5, 50]], dtype=np.float32)
+    p_account = np.array([0, 0, 0, 0])
+    p_actor = np.array([0, 0, 1, 2])
+    service = np.array([False, False, False, True])
+    top, who, total = top_actor(counts, np.array([0]), np.array([0]), p_account, p_actor, service)
+    assert (top.tolist(), who.tolist(), total.tolist()) == ([7.0], [0], [12.0])
+
+
+# ------------------------------------------------------------------- behaviour of the engine
+
+
+def event(
+    t: float, arn: str, api: str = "DescribeInstances", code: str = "Client.UnauthorizedOperation"
+) -> dict:
+    if arn.startswith(SSO):
+        identity = {
+            "type": "AssumedRole",
+            "arn": arn,
+            "accountId": ACCT,
+            "sessionContext": {
+                "sessionIssuer": {"arn": f"arn:aws:iam::{ACCT}:role/aws-reserved/{SSO.rsplit('/', 1)[1]}"}
+            },
+        }
+    else:
+        identity = {"type": "IAMUser", "arn": arn, "accountId": ACCT}
+    return {
+        "eventTime": t,
+        "eventName": api,
+        "eventSource": "ec2.amazonaws.com",
+        "errorCode": code,
+        "recipientAccountId": ACCT,
+        "sourceIPAddress": "198.51.100.9",
+        "userAgent": "aws-cli/2",
+        "userIdentity": identity,
+    }
+
+
+def quiet_account(days: int = 10) -> list[dict]:
+    """A near-silent account: one person denied now and then in office hours, a nightly batch role
+    denied 30 times at 02:00, successes every hour."""
+    batch = f"arn:aws:iam::{ACCT}:role/nightly-etl"
+    out = []
+    for d in range(days):
+        day = T0 + d * 24 * HOUR
+        out += [event(day + 2 * HOUR + 60 * i, batch, "GetObject", "AccessDenied") for i in range(30)]
+        if d % 3 == 0:
+            out.append(event(day + 11 * HOUR, user("walter"), "ListUsers", "AccessDenied"))
+        out += [event(day + h * HOUR + 300, user("walter"), "ListBuckets", "") for h in range(24)]
+    return out
+
+
+def account_hours(rows: list[dict]) -> list[int]:
+    return [(r["_time"] - T0) // HOUR for r in rows if r["entity_type"] == "account"]
+
+
+SPIKE_HOUR = 10 * 24 + 14
+
+
+def test_a_thin_spread_over_several_people_flags_the_account_only() -> None:
+    spike = T0 + SPIKE_HOUR * HOUR
+    people = ["amy", "bob", "cat", "dan"]
+    records = quiet_account(11) + [
+        event(spike + 60 * k + i, user(name), EC2[i % 2]) for k, name in enumerate(people) for i in range(2)
+    ]
+    rows = run(sorted(records, key=lambda r: r["eventTime"]))
+    assert account_hours(rows) == [SPIKE_HOUR]
+    assert not [r for r in rows if r["entity_type"] == "principal"]
+    (row,) = rows
+    assert "4 of its principals failed at once" in row["reason"]
+
+
+def test_one_sso_roles_burst_under_ten_session_names_is_one_actor_not_a_spread() -> None:
+    spike = T0 + SPIKE_HOUR * HOUR
+    names = [f"person{i}@example.com" for i in range(10)]
+    burst = [event(spike + 2 * i, f"{SSO}/{names[i % 10]}", EC2[i % 2]) for i in range(14)]
+    rows = run(sorted(quiet_account(11) + burst, key=lambda r: r["eventTime"]))
+    assert account_hours(rows) == []
+    # the same 14 denials from ten people who are not one role's sessions are a spread
+    people = [event(spike + 2 * i, user(f"p{i % 10}"), EC2[i % 2]) for i in range(14)]
+    rows = run(sorted(quiet_account(11) + people, key=lambda r: r["eventTime"]))
+    assert account_hours(rows) == [SPIKE_HOUR]
+
+
+def test_an_account_made_by_one_principal_scores_no_higher_than_it() -> None:
+    spike = T0 + SPIKE_HOUR * HOUR
+    burst = [event(spike + i, user("judy"), EC2[i % 2]) for i in range(16)]
+    records = sorted(quiet_account(11) + burst, key=lambda r: r["eventTime"])
+    assert account_hours(run(records)) == []
+    everything = run(records, parse_options(["show=all"]))
+    cell = [r for r in everything if (r["_time"] - T0) // HOUR == SPIKE_HOUR and r["failures"] >= 16]
+    account = next(r for r in cell if r["entity_type"] == "account")
+    judy = next(r for r in cell if r["entity_type"] == "principal")
+    assert account["score"] <= judy["score"] < 50
+    assert "100% of its failures are judy's, scored as that principal" in account["reason"]

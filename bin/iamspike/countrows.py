@@ -28,7 +28,7 @@ import numpy as np
 
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
-from iamspike.counttext import HEADS, decode_entries, entry_texts, read_profile
+from iamspike.counttext import HEADS, add_fields, decode_entries, read_profile
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
@@ -60,6 +60,7 @@ class CountRows:
         self._blocks: list[bytes] = []  # zlib of "\n".join(entries texts) of BLOCK_ROWS rows
         self._block_rows = array("q", [0])  # first row of each block, then the end
         self._texts: list[str] = []
+        self._unreadable: set[int] = set()  # rows whose entries text did not decode
         self.fast = np.zeros(0, dtype=bool)  # after resolve(): rows not moved into the Tally
 
     def __len__(self) -> int:
@@ -183,21 +184,25 @@ class CountRows:
             try:
                 out[r] = decode_entries(text, packed)
             except (ValueError, IndexError):
-                self.tally.skipped[BAD_COUNTS] += 1
+                self._unreadable_row(r)
                 out[r] = []
         return out
 
-    def explain(self, rows: Iterable[int]) -> dict[int, list[tuple]]:
-        """Row -> ``(source, api, code, ip, user_agent, count)`` of its entries (no digests: what
-        an explanation reads); an unreadable text counted as skipped, as in :meth:`entries`."""
-        out: dict[int, list[tuple]] = {}
-        for r, text in self.texts(rows).items():
+    def add_fields(self, rows: list[int], tables_of) -> None:
+        """Each row's entries counted into ``tables_of(i)`` (the i-th row given; five dicts:
+        source, API, error code, source IP, user agent), as an explanation reads them. A text
+        that does not decode is counted as skipped once (its summary was counted)."""
+        texts = self.texts(rows)
+        for i, r in enumerate(rows):
             try:
-                out[r] = entry_texts(text)
+                add_fields(texts[r], tables_of(i))
             except (ValueError, IndexError):
-                self.tally.skipped[BAD_COUNTS] += 1
-                out[r] = []
-        return out
+                self._unreadable_row(r)
+
+    def _unreadable_row(self, r: int) -> None:
+        if r not in self._unreadable:
+            self._unreadable.add(r)
+            self.tally.skipped[BAD_COUNTS] += 1
 
     def _digest_offsets(self) -> np.ndarray:
         offsets = np.zeros(len(self.bins) + 1, dtype=np.int64)

@@ -170,14 +170,17 @@ def _fields(parts: list[str], keep) -> list[list[str]]:
     return out
 
 
-def entry_texts(text: str) -> list[tuple[str, str, str, str, str, int]]:
-    """``(source, api, code, ip, user_agent, count)`` of each entry of a ``v3`` entries text,
-    digests left aside (what an explanation reads)."""
-    out = []
+def add_fields(text: str, tables: Sequence[dict]) -> None:
+    """Add each entry's count of a ``v3`` entries text to ``tables[i][name]`` for its five text
+    fields in order (source, API, error code, source IP, user agent); empty names are left out
+    (what an explanation reads: digests left aside). Raises ValueError on a text that is not one
+    of ours (the entries before it are added)."""
+    by_source, by_api, by_code, by_ip, by_agent = tables
     source = api = code = ip = agent = ""
     escaped = "%" in text
     for part in text.split(";"):
         s_source, s_api, s_code, s_ip, s_agent, count, _ = part.split("|")
+        n = int(count)
         if s_source != SAME:
             source = _unescape(s_source) if escaped else s_source
         if s_api != SAME:
@@ -188,8 +191,16 @@ def entry_texts(text: str) -> list[tuple[str, str, str, str, str, int]]:
             ip = _unescape(s_ip) if escaped else s_ip
         if s_agent != SAME:
             agent = _unescape(s_agent) if escaped else s_agent
-        out.append((source, api, code, ip, agent, int(count)))
-    return out
+        if source:
+            by_source[source] = by_source.get(source, 0) + n
+        if api:
+            by_api[api] = by_api.get(api, 0) + n
+        if code:
+            by_code[code] = by_code.get(code, 0) + n
+        if ip:
+            by_ip[ip] = by_ip.get(ip, 0) + n
+        if agent:
+            by_agent[agent] = by_agent.get(agent, 0) + n
 
 
 def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:

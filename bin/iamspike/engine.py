@@ -79,52 +79,61 @@ class Detector:
 
     def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None:
         """One chunk of Splunk rows: count rows (with state attached by lookup), state rows, raw
-        events or aggregated rows, in any mix."""
-        rows = rows if isinstance(rows, list) else list(rows)
-        if not rows:
-            return
+        events or aggregated rows, in any mix. Count rows are read one at a time as the chunk is
+        parsed (a chunk's rows are never all held: holding 50,000 row lists costs the garbage
+        collector more than reading them)."""
         index = {name: i for i, name in enumerate(header)}
+        counts_i = index.get(COUNTS_FIELD)
+        if counts_i is None and state.STATE_FIELD not in index and REASON not in index:
+            rows = rows if isinstance(rows, list) else list(rows)
+            if rows:
+                self.tally.add_rows(header, rows)
+            return
+        live: list[list[str]] = []
+        entry_rows: list[list[str]] = []
+        routed = self._routed(index, rows, live, entry_rows)
+        if counts_i is not None:
+            self.count_rows.add(index, routed)
+        else:
+            for _ in routed:
+                pass
+        if entry_rows:
+            self.allowlist.add_rows(header, entry_rows)
+        if live:
+            self.tally.add_rows(header, live)
+
+    def _routed(self, index: Mapping[str, int], rows: Iterable[list[str]], live: list, entry_rows: list):
+        """The chunk's count rows, one at a time; on the way, state rows and the state ``lookup``
+        attached to count rows are read (decoded once per key), allowlist entries and raw rows set
+        aside."""
         counts_i = index.get(COUNTS_FIELD)
         state_i = index.get(state.STATE_FIELD)
         entries = REASON in index
-        if counts_i is None and state_i is None and not entries:
-            self.tally.add_rows(header, rows)
-            return
-        count_rows, live, entry_rows = [], [], []
+        attached = [
+            (index[field], index.get(key_field))
+            for field, key_field in (
+                (state.STATE_FIELD, "state_key"),
+                (state.ACCOUNT_STATE_FIELD, "account_state_key"),
+            )
+            if field in index
+        ]
         for row in rows:
             if counts_i is not None and row[counts_i]:
-                count_rows.append(row)
+                for text_i, key_i in attached:
+                    text = row[text_i]
+                    if text:
+                        self._add_state(text, row[key_i] if key_i is not None else "")
+                yield row
             elif state_i is not None and row[state_i]:
                 self._add_state(row[state_i], "")
             elif entries and is_entry_row(index, row):
                 entry_rows.append(row)
             else:
                 live.append(row)
-        if entry_rows:
-            self.allowlist.add_rows(header, entry_rows)
-        if count_rows:
-            self._add_attached_state(index, count_rows)
-            self.count_rows.add(index, count_rows)
-        if live:
-            self.tally.add_rows(header, live)
 
     def add_records(self, records: Iterable[Mapping]) -> None:
         """CloudTrail record dicts (a log file's ``Records[]``)."""
         self.tally.add_records(records)
-
-    def _add_attached_state(self, index: Mapping[str, int], rows: list[list[str]]) -> None:
-        """State joined to count rows by ``lookup`` (decoded once per key)."""
-        for field, key_field in (
-            (state.STATE_FIELD, "state_key"),
-            (state.ACCOUNT_STATE_FIELD, "account_state_key"),
-        ):
-            text_i, key_i = index.get(field), index.get(key_field)
-            if text_i is None:
-                continue
-            for row in rows:
-                text = row[text_i]
-                if text:
-                    self._add_state(text, row[key_i] if key_i is not None else "")
 
     def _add_state(self, text: str, key: str) -> None:
         key = key or text

@@ -639,13 +639,16 @@ class CellDetail:
         self._read(self.item_row[self.idx[take] - self.n_keys], self.cell[take])
 
     def _read(self, rows: np.ndarray, cells: np.ndarray) -> None:
-        explained = self.count_rows.explain(rows.tolist())
-        for r, c in zip(rows.tolist(), cells.tolist()):
-            out = self.from_rows.get(c)
+        explained = self.from_rows
+        order = cells.tolist()
+
+        def tables_of(i: int):
+            out = explained.get(order[i])
             if out is None:
-                out = self.from_rows[c] = explain.CellExplain()
-            for entry in explained[r]:
-                out.add(*entry)
+                out = explained[order[i]] = explain.CellExplain()
+            return out.services, out.apis, out.codes, out.ips, out.user_agents
+
+        self.count_rows.add_fields(rows.tolist(), tables_of)
 
     def __call__(self, entity: int, t: int) -> explain.CellExplain:
         target = entity * self.n_bins + t

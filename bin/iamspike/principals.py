@@ -67,6 +67,16 @@ def fold_principal(
     return "unknown"
 
 
+def is_person(principal: str) -> bool:
+    """IAM users, Identity Center (SSO) sessions and federated users: people, whose failures come
+    in bursts of a command retried (root is left out: its failures are rare and serious)."""
+    return (
+        ":user/" in principal
+        or ":federated-user/" in principal
+        or (":assumed-role/" + SSO_ROLE_PREFIX in principal)
+    )
+
+
 def short_name(principal: str) -> str:
     """A readable name for reasons: the part after the last ``/`` of an ARN."""
     if principal.startswith("arn:"):

@@ -19,7 +19,7 @@ from iamspike.counting import Tally, is_service
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
-from iamspike.principals import short_name
+from iamspike.principals import is_person, short_name
 from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
 from iamspike.spread import (
     SpreadParams,
@@ -35,6 +35,10 @@ from iamspike.spread import (
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
 NOVELTY_HISTORY = 3 * 86400
+# A person's bin on fewer than NARROW_APIS distinct APIs (a command retried: 19 UnauthorizedOperation
+# on two EC2 APIs in seconds) lifts the onset hold-down only from NARROW_FACTOR times min_failures.
+NARROW_APIS = 3
+NARROW_FACTOR = 2.0
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
 
 
@@ -303,6 +307,7 @@ class ResultsPass:
             # other principals are held down less the further the count is above min_failures;
             # bins where failed console sign-ins alone reach min_failures are not held down.
             onset_mean = np.where(service, 0.0, float(o.min_failures))
+            self.person = np.array([is_person(principal) for _, principal in labels], dtype=bool)
             rows += self._score(
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
             )
@@ -426,6 +431,9 @@ class ResultsPass:
         onset_mean = hold = console = new_apis = None
         if onset is not None:
             onset_mean = onset[e_idx]
+            # People's narrow bursts are held down longer (NARROW_APIS).
+            narrow = self.person[e_idx] & (apis < NARROW_APIS)
+            onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)
             console = self._console(t_idx, e_idx)
             hold = console < o.min_failures
             new_apis = self._new_in(t_idx, e_idx)

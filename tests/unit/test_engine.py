@@ -287,7 +287,9 @@ SERIES = [
     ("all zero, then 30 over 6 APIs", [0] * 48 + [30], 6, [48]),
     ("all zero, then 12 on one API (held down)", [0] * 48 + [12], 1, []),
     ("all zero, then 19 on one API (held down)", [0] * 48 + [19], 1, []),
-    ("all zero, then 20 on one API (4x min_failures)", [0] * 48 + [20], 1, [48]),
+    # a person (alice is an IAM user) on fewer than 3 APIs: the hold-down lifts from 2 x min_failures
+    ("all zero, then 20 on one API (a person's retried command)", [0] * 48 + [20], 1, []),
+    ("all zero, then 30 on one API (6x min_failures)", [0] * 48 + [30], 1, [48]),
     ("single bin, 30 over 6 APIs", [30], 6, [0]),
     ("single bin, 3 over 3 APIs (min_failures)", [3], 3, []),
     ("sparse, then 12 over 6 APIs", [1 if t % 7 == 0 else 0 for t in range(48)] + [12], 6, [48]),
@@ -311,6 +313,7 @@ ONSETS = [
     ("service principal, 136 on one API from silence", SERVICE, [0] * 48 + [136], []),
     ("service principal, 136/h for a day from silence", SERVICE, [0] * 48 + [136] * 24, []),
     ("role, 29 on one API from silence (Invictus GetPasswordData)", ROLE, [0] * 48 + [29], [48]),
+    ("role, 20 on one API from silence (4x min_failures)", ROLE, [0] * 48 + [20], [48]),
 ]
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from iamspike.principals import fold_arn, fold_principal, short_name
+from iamspike.principals import fold_arn, fold_principal, is_person, short_name
 
 ACCT = "111122223333"
 SSO = "AWSReservedSSO_Admin_0123abcd"
@@ -83,3 +83,12 @@ def test_short_name() -> None:
     assert short_name(f"arn:aws:iam::{ACCT}:user/temp-user") == "temp-user"
     assert short_name(f"arn:aws:iam::{ACCT}:root") == "root"
     assert short_name("delivery.logs.amazonaws.com") == "delivery.logs.amazonaws.com"
+
+
+def test_people_are_users_sso_sessions_and_federated_users() -> None:
+    assert is_person(f"arn:aws:iam::{ACCT}:user/alice")
+    assert is_person(f"arn:aws:sts::{ACCT}:assumed-role/{SSO}/alice@example.com")
+    assert is_person(f"arn:aws:sts::{ACCT}:federated-user/bob")
+    assert not is_person(f"arn:aws:iam::{ACCT}:role/ci-deployer")
+    assert not is_person(f"arn:aws:iam::{ACCT}:root")
+    assert not is_person("delivery.logs.amazonaws.com")

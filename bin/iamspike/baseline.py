@@ -80,6 +80,8 @@ class BaselineParams:
     batch_cv: float = 0.4
     burst_min: float = 1.5
     burst_memory: float = 4.0
+    day_kind_min_bins: float = 36.0
+    shape_prior: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -101,6 +103,16 @@ class Baseline:
     # were bursts (0 until it has burst about twice: no habit)
     burst_size: np.ndarray | None = None
     burst_rate: np.ndarray | None = None
+    # (bins, entities) the entity's current rate carried to this bin's hour and kind of day
+    shaped_rate: np.ndarray | None = None
+
+
+def _day_kinds(start: int, span: int, n_bins: int) -> np.ndarray:
+    """Per bin: 1 on a weekend day (UTC), 0 on a weekday; -1 when span is not sub-daily."""
+    if span >= SECONDS_PER_DAY or SECONDS_PER_DAY % span:
+        return np.full(n_bins, -1, dtype=np.int64)
+    days = (start + np.arange(n_bins, dtype=np.int64) * span) // SECONDS_PER_DAY
+    return ((days + 3) % 7 >= 5).astype(np.int64)
 
 
 def _seasonal_samples(
@@ -163,13 +175,17 @@ def fit_baselines(
     groups: np.ndarray | None = None,
     params: BaselineParams | None = None,
     distinct_apis: np.ndarray | None = None,
+    day_levels: bool = False,
 ) -> Baseline:
     """Baselines for a ``(bins, entities)`` count matrix whose first bin starts at ``start``.
 
     ``groups`` (entities,) ints name each entity's peer group for the pooled prior (default: all
     entities are peers). ``distinct_apis`` (same shape, per bin) gives
     ``typical_apis``: the decayed mean distinct APIs of the entity's earlier failing bins (1 when
-    none), each entering at most at twice the typical value plus 2.
+    none), each entering at most at twice the typical value plus 2. ``day_levels``: the level of
+    a bin is the decayed mean of the bins of its own kind of day (weekday or weekend) once each
+    kind has ``day_kind_min_bins`` (decayed) bins, and the dispersions' excess over Poisson is
+    scaled down with it where that level is below the all-days one (see ``_day_level``).
     """
     params = params or BaselineParams()
     counts = np.asarray(counts, dtype=np.float32)
@@ -195,11 +211,9 @@ def fit_baselines(
     weighted_sum = np.zeros(n_entities, dtype=np.float64)
     weighted_sq = np.zeros(n_entities, dtype=np.float64)
     weight = 0.0
-    # The local estimate: a short-memory average of the winsorized counts (its ``rate``) and the
-    # long-memory mean of how far each bin fell from the rate before it.
+    # The local estimate: the long-memory mean of how far each bin fell from the shaped rate
+    # (a short-memory ratio of the winsorized counts to their slots, carried to this bin's slot).
     local_decay = 0.5 ** (1.0 / max(params.local_half_life_bins, 1e-9))
-    local_sum = np.zeros(n_entities, dtype=np.float64)
-    local_weight = 0.0
     local_sq = np.zeros(n_entities, dtype=np.float64)
     seasonal = _seasonal_samples(start, span, n_bins, params)
     zero = np.zeros(n_entities, dtype=np.float32)
@@ -212,6 +226,21 @@ def fit_baselines(
     burst_n = np.zeros(n_entities, dtype=np.float64)
     burst_size = np.zeros((n_bins, n_entities), dtype=np.float32)
     burst_rate = np.zeros((n_bins, n_entities), dtype=np.float32)
+    # The levels of each kind of day (weekday, weekend) and the shape of the day: a decayed mean
+    # per (kind of day, hour) slot, each slot decayed when it is next used (only ratios matter).
+    kinds = _day_kinds(start, span, n_bins)
+    kind_sum = np.zeros((2, n_entities), dtype=np.float64)
+    kind_weight = np.zeros(2, dtype=np.float64)
+    per_day = SECONDS_PER_DAY // span if span < SECONDS_PER_DAY and not SECONDS_PER_DAY % span else 1
+    slot_of = ((start + np.arange(n_bins, dtype=np.int64) * span) % SECONDS_PER_DAY) // span
+    slot_of = np.where(kinds >= 0, slot_of + per_day * kinds, 0)
+    slot_sum = np.zeros((2 * per_day, n_entities), dtype=np.float64)
+    slot_weight = np.zeros(2 * per_day, dtype=np.float64)
+    slot_last = np.zeros(2 * per_day, dtype=np.int64)
+    shaped_num = np.zeros(n_entities, dtype=np.float64)
+    shaped_den = np.zeros(n_entities, dtype=np.float64)
+    shaped_rate = np.zeros((n_bins, n_entities), dtype=np.float32)
+    shape_prior = params.shape_prior
 
     for t in range(n_bins):
         if weight > 0:
@@ -220,6 +249,16 @@ def fit_baselines(
         else:
             level = np.zeros(n_entities, dtype=np.float64)
             dispersion = np.ones(n_entities, dtype=np.float64)
+        # The shaped rate: the slot's usual count times how the entity's last bins ran against
+        # their own slots (a day running at half its usual rate predicts half the slot).
+        slot = slot_of[t]
+        age = decay ** (t - slot_last[slot])
+        usual = (slot_sum[slot] * age + shape_prior * level) / (slot_weight[slot] * age + shape_prior)
+        shaped_rate[t] = usual * (shaped_num + shape_prior) / (shaped_den + shape_prior)
+        kind = int(kinds[t])
+        excess_scale = None
+        if day_levels and kind >= 0 and min(kind_weight[0], kind_weight[1]) >= params.day_kind_min_bins:
+            level, excess_scale = _day_level(level, kind_sum, kind_weight, kind)
         prev = [counts[t - k] if t - k >= 0 else zero for k in (1, 2, 3)]
         lasted = prev[0]  # the smallest of the last silent_recent_bins bins
         for k in range(2, params.silent_recent_bins + 1):
@@ -244,6 +283,8 @@ def fit_baselines(
         center = _median_of_three(level, median, recent)
         dispersion = np.clip(dispersion, 1.0, params.dispersion_max)
         own = dispersion
+        if excess_scale is not None:
+            dispersion = 1.0 + (dispersion - 1.0) * excess_scale
         if insufficient[t] and n_entities:
             prior = np.bincount(groups, weights=level, minlength=n_groups) / np.maximum(
                 np.bincount(groups, minlength=n_groups), 1
@@ -254,8 +295,9 @@ def fit_baselines(
         var = mu * dispersion + floor
         if weight > 0 and params.local_half_life_bins > 0:
             local = np.clip(local_sq / weight, 1.0, params.dispersion_max)
-            local_dispersion[t] = local
-            var = np.minimum(var, mu * local * (2.0 if insufficient[t] else 1.0) + floor)
+            scaled = local if excess_scale is None else 1.0 + (local - 1.0) * excess_scale
+            local_dispersion[t] = scaled
+            var = np.minimum(var, mu * scaled * (2.0 if insufficient[t] else 1.0) + floor)
         if seasonal_var is not None:
             # The slot's own spread (MAD of only ``seasonal_samples`` days) floors the variance
             # in full only where the slot stands clearly above the entity's level (a daily
@@ -285,15 +327,23 @@ def fit_baselines(
         burst_n = burst_n * burst_decay + bursting
         burst_weight = burst_weight * burst_decay + 1.0
         weighted_sum = weighted_sum * decay + clipped
+        kind_sum *= decay
+        kind_weight *= decay
+        if kind >= 0:
+            kind_sum[kind] += clipped
+            kind_weight[kind] += 1.0
         # Each residual enters at most at three of the entity's own standard deviations so far.
         residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), params.residual_max * own)
         weighted_sq = weighted_sq * decay + residual
         if params.local_half_life_bins > 0:
-            rate = local_sum / local_weight if local_weight > 0 else local_sum
+            rate = shaped_rate[t].astype(np.float64)
             local_residual = (clipped - rate) ** 2 / np.maximum(rate, 1.0)
             local_sq = local_sq * decay + np.minimum(local_residual, params.residual_max * local)
-            local_sum = local_sum * local_decay + clipped
-            local_weight = local_weight * local_decay + 1.0
+            shaped_num = shaped_num * local_decay + clipped
+            shaped_den = shaped_den * local_decay + usual
+            slot_sum[slot] = slot_sum[slot] * age + clipped
+            slot_weight[slot] = slot_weight[slot] * age + 1.0
+            slot_last[slot] = t
         weight = weight * decay + 1.0
         if typical is not None:
             usual = np.where(apis_weight > 0, apis_sum / np.maximum(apis_weight, 1e-12), 1.0)
@@ -315,7 +365,21 @@ def fit_baselines(
         local_dispersion,
         burst_size,
         burst_rate,
+        shaped_rate,
     )
+
+
+def _day_level(
+    level: np.ndarray, kind_sum: np.ndarray, kind_weight: np.ndarray, kind: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The level of the bin's kind of day (weekday or weekend) and the factor that scales the
+    dispersions' excess over Poisson: an automation that runs at 10 % on weekends has a weekend
+    level of a tenth of its weekday one, and the excess variance its day-to-day swings give (a
+    share of the rate, so quadratic in it) shrinks with it; where the kind's level is not below
+    the all-days level the dispersions stay."""
+    own = kind_sum[kind] / kind_weight[kind]
+    scale = np.clip(own / np.maximum(level, 1e-9), 0.0, 1.0)
+    return own, scale
 
 
 def current_rate(

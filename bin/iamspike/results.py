@@ -300,7 +300,9 @@ class ResultsPass:
         )
         rows: list[dict[str, object]] = []
         if "principal" in o.by and n_principals:
-            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis)
+            base = fit_baselines(
+                counts, first * span, span, p_account, params, distinct_apis, day_levels=True
+            )
             labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
             cells = self._explainer(self.k_p, np.ones(len(self.k_p), dtype=bool))
             # The onset hold-down is for automation: AWS service principals keep the fixed cap;
@@ -465,6 +467,7 @@ class ResultsPass:
                 base.silent[t_idx, e_idx],
                 o.sensitivity,
                 dispersion=base.local_dispersion[t_idx, e_idx],
+                shaped=base.shaped_rate[t_idx, e_idx],
             )
             # One of its usual bursts is no spike against its current rate either.
             usual_burst = np.isfinite(scored.habit)

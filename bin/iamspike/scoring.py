@@ -35,12 +35,14 @@ overstates the surprise).
   a modest excess that touches new APIs is a spike, while the same excess on the entity's usual
   APIs (a busier day) is not.
 - **Current rate** (``rate_score``): a count at least ``rate_factor`` times its long-run expectation
-  is also judged against the entity's current rate ``r`` (a decayed mean of its last bins, see
-  ``baseline.current_rate``) under a negative binomial of mean ``max(r, 1)`` and variance
-  ``d r + (0.1r)^2``, ``d`` the entity's own local dispersion (how much its bins vary around its
-  current rate, at least ``rate_dispersion_min`` = 2), where the entity is not silent and its
-  stream is running (``r >= rate_running * expected``: a batch hour rising from zero is not a
-  running stream); the higher score is kept. The long-run expectation and its dispersion carry the
+  is also judged against the entity's current rate carried to this hour (``Baseline.shaped_rate``:
+  how its last bins ran against their usual hour of their kind of day, times this hour's usual
+  count) under a negative binomial of mean ``max(r, 1)`` and variance ``d r + (0.1r)^2``, ``d`` the
+  entity's own local dispersion (how much its bins vary around that rate, at least
+  ``rate_dispersion_min`` = 1), where the entity is not silent and its stream is running (its
+  plain current rate, a decayed mean of its last bins, see ``baseline.current_rate``, at least
+  ``rate_running * expected``: a batch hour rising from zero is not a running stream, though its
+  slot predicts it); the higher score is kept. The long-run expectation and its dispersion carry the
   day-to-day swings of automation; on a day that runs low (6, 8, 4 an hour), 52 is x7 the current
   rate. With a fixed ``d = 2`` an automation whose hours vary by 40-70 % around its rate alerted on
   its ordinary hours (x2.5 of its rate is then a few in a hundred hours, not one in a million).
@@ -68,7 +70,7 @@ class ScoreParams:
     novelty_free: float = 2.0
     rate_factor: float = 2.0
     rate_running: float = 0.3
-    rate_dispersion_min: float = 2.0
+    rate_dispersion_min: float = 1.0
     max_surprise: float = 60.0
     burst_cv: float = 0.4
     expected_floor: float = 0.05
@@ -238,11 +240,15 @@ def rate_score(
     sensitivity: float = 1.0,
     params: ScoreParams | None = None,
     dispersion: np.ndarray | None = None,
+    shaped: np.ndarray | None = None,
 ) -> np.ndarray:
     """Scores of counts against the entity's current ``rate`` (0 where the rule does not apply).
 
     ``dispersion``: per cell, the entity's local dispersion (``Baseline.local_dispersion``); the
     variance around the rate is ``max(dispersion, rate_dispersion_min) r + (0.1 r)^2``.
+    ``shaped``: per cell, the rate the count is judged against (``Baseline.shaped_rate``: the
+    current rate carried to this hour of this kind of day); ``rate`` then only says whether the
+    stream is running. Without it the count is judged against ``rate``.
     """
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
@@ -253,7 +259,8 @@ def rate_score(
     use &= rate >= params.rate_running * expected
     out = np.zeros(observed.shape)
     if use.any():
-        r = np.maximum(rate[use], 1.0)
+        judged = rate if shaped is None else np.asarray(shaped, dtype=np.float64)
+        r = np.maximum(judged[use], 1.0)
         d = np.full(r.shape, params.rate_dispersion_min)
         if dispersion is not None:
             d = np.maximum(np.asarray(dispersion, dtype=np.float64)[use], d)

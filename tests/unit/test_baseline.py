@@ -11,9 +11,9 @@ START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
 HOUR = 3600
 
 
-def fit(series, **kw):
+def fit(series, day_levels=False, **kw):
     counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
-    return fit_baselines(counts, START, HOUR, params=BaselineParams(**kw))
+    return fit_baselines(counts, START, HOUR, params=BaselineParams(**kw), day_levels=day_levels)
 
 
 def test_constant_history_expects_the_constant() -> None:
@@ -201,9 +201,10 @@ def _dispersed(rate: float, shape: float, days: int, seed: int = 11) -> list[flo
     return rng.poisson(rate * rng.gamma(shape, 1.0 / shape, days * 24)).astype(float).tolist()
 
 
-def _flagged_hours(series: list[float], first: int) -> list[int]:
-    """Bins from ``first`` on that the engine's two count rules (baseline, current rate) flag."""
-    base = fit(series)
+def _flagged_hours(series: list[float], first: int, day_levels: bool = True) -> list[int]:
+    """Bins from ``first`` on that the engine's two count rules (baseline, current rate) flag, as
+    for a principal (``day_levels``, the count judged against the shaped rate)."""
+    base = fit(series, day_levels=day_levels)
     counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
     t = np.arange(first, len(series))
     e = np.zeros(len(t), dtype=np.int64)
@@ -211,9 +212,60 @@ def _flagged_hours(series: list[float], first: int) -> list[int]:
     by_count = score_counts(x, base.expected[t, 0], base.variance[t, 0], np.ones(len(t))).score
     rate = current_rate(counts, t, e, BaselineParams().local_half_life_bins)
     by_rate = rate_score(
-        x, base.expected[t, 0], rate, base.silent[t, 0], dispersion=base.local_dispersion[t, 0]
+        x,
+        base.expected[t, 0],
+        rate,
+        base.silent[t, 0],
+        dispersion=base.local_dispersion[t, 0],
+        shaped=base.shaped_rate[t, 0] if day_levels else None,
     )
     return t[(np.maximum(by_count, by_rate) >= 50.0) & (x >= 5)].tolist()
+
+
+def _weekly(weekday: float, weekend: float, days: int, seed: int = 5) -> list[float]:
+    """A steady automation (Poisson hours) at ``weekday`` an hour on weekdays, ``weekend`` on
+    weekends (START is a Monday)."""
+    rng = np.random.default_rng(seed)
+    rates = [weekend if (h // 24) % 7 >= 5 else weekday for h in range(days * 24)]
+    return rng.poisson(rates).astype(float).tolist()
+
+
+def test_a_weekly_automations_weekend_hour_is_judged_against_its_weekend_level() -> None:
+    # 20 an hour on weekdays, 2 on weekends. The third Saturday's 14:00 at 14 (x7 its weekend
+    # rate) was judged against the weekday level (expected ~15, upper ~40): unseen. Each kind of
+    # day now has its own level, and the dispersions' excess shrinks with it.
+    series = _weekly(20.0, 2.0, 21)
+    at = 19 * 24 + 14  # Saturday of the third week
+    assert _flagged_hours(series, 8 * 24) == []
+    series[at] = 14.0
+    assert _flagged_hours(series, 8 * 24, day_levels=False) == []
+    assert _flagged_hours(series, 8 * 24) == [at]
+    base = fit(series, day_levels=True)
+    assert base.expected[at, 0] < 5.0 < 12.0 < fit(series).expected[at, 0]
+    assert base.expected[at - 24 * 5, 0] > 15.0  # the Monday before: the weekday level
+
+
+def test_a_weekend_that_runs_at_the_weekday_level_is_absorbed() -> None:
+    # The same automation whose third weekend runs like a weekday: the recent bins carry it.
+    series = _weekly(20.0, 2.0, 21)
+    busy = _weekly(20.0, 20.0, 21, seed=6)
+    series[19 * 24 : 21 * 24] = busy[19 * 24 : 21 * 24]
+    assert _flagged_hours(series, 8 * 24) == []
+
+
+def test_the_shaped_rate_follows_the_hour_of_the_day_and_the_days_own_level() -> None:
+    # 30 an hour from 08:00 to 20:00, 6 at night; the last day (a Monday) runs at half.
+    rates = [(30.0 if 8 <= h % 24 < 20 else 6.0) * (0.5 if h >= 14 * 24 else 1.0) for h in range(15 * 24)]
+    series = np.random.default_rng(3).poisson(rates).astype(float).tolist()
+    base = fit(series)
+    assert base.shaped_rate[11 * 24 + 14, 0] == pytest.approx(30.0, rel=0.25)  # a Friday
+    assert base.shaped_rate[11 * 24 + 2, 0] == pytest.approx(6.0, rel=0.35)
+    # the plain current rate at 09:00 still holds the night; the shaped one the day
+    counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
+    plain = current_rate(counts, np.array([11 * 24 + 9]), np.array([0]), 4.0)[0]
+    assert plain < 15.0 < base.shaped_rate[11 * 24 + 9, 0]
+    # a day running at half: after a few hours its day hours are expected at about 15
+    assert base.shaped_rate[14 * 24 + 14, 0] == pytest.approx(15.0, rel=0.3)
 
 
 def test_a_dispersed_automation_keeps_its_own_dispersion_and_its_ordinary_hours_stay_quiet() -> None:

@@ -192,18 +192,18 @@ def test_counts_far_above_the_current_rate(
         assert score == 0.0, name
     else:
         r = max(rate, 1.0)
-        surprise = -exact_log10_tail(x, r, r * r / (2.0 * r + (0.1 * r) ** 2 - r))
+        surprise = -exact_log10_tail(x, r, r * r / (1.0 * r + (0.1 * r) ** 2 - r))
         assert score == pytest.approx(100.0 * (1.0 - 2.0 ** (-surprise / 6.0)), abs=1.0)
         assert bool(score >= 50.0) is flag, (name, score)
 
 
-# The current rate is judged with the entity's own local dispersion (at least 2): failures, current
+# The current rate is judged with the entity's own local dispersion (at least 1): failures, current
 # rate, local dispersion -> flagged. An automation whose hours vary by 40-70 % around its rate
 # (dispersion 1 + rate/shape: about 6 at 15/h) reaches x2.5 of its rate a few times a month.
 OWN = [
     ("60 on a dispersed 15/h (dispersion 6): x4, within its spread", 60, 15.0, 6.0, False),
     ("60 on a steady 15/h (dispersion 1.2): x4", 60, 15.0, 1.2, True),
-    ("60 on a 15/h with no dispersion given (2)", 60, 15.0, None, True),
+    ("60 on a 15/h with no dispersion given (1)", 60, 15.0, None, True),
     ("50 on a steady 10/h (dispersion 1.5): x5", 50, 10.0, 1.5, True),
     ("50 on a dispersed 10/h (dispersion 4)", 50, 10.0, 4.0, False),
 ]
@@ -217,8 +217,35 @@ def test_the_current_rate_is_judged_with_the_entitys_own_dispersion(
     score = rate_score(
         np.array([float(x)]), np.array([rate]), np.array([rate]), np.array([False]), dispersion=given
     )[0]
-    d = max(dispersion or 2.0, 2.0)
+    d = max(dispersion or 1.0, 1.0)
     surprise = -exact_log10_tail(x, rate, rate * rate / (d * rate + (0.1 * rate) ** 2 - rate))
+    assert score == pytest.approx(100.0 * (1.0 - 2.0 ** (-surprise / 6.0)), abs=1.0)
+    assert bool(score >= 50.0) is flag, (name, score)
+
+
+# The count is judged against the shaped rate (its current rate carried to this hour of this kind
+# of day); the plain current rate only says whether the stream is running: failures, expected,
+# plain rate, shaped rate -> flagged (None: the rule does not apply).
+SHAPED = [
+    ("15 on a weekend hour that runs at 2.5 (plain rate 4 from Friday night)", 15, 5.0, 4.0, 2.5, True),
+    ("the same 15 judged against the plain rate 4", 15, 5.0, 4.0, None, False),
+    ("a batch hour its slot predicts (shaped 40), rising from zero", 100, 34.0, 0.5, 40.0, None),
+]
+
+
+@pytest.mark.parametrize(("name", "x", "mu", "rate", "shaped", "flag"), SHAPED, ids=[c[0] for c in SHAPED])
+def test_the_count_is_judged_against_the_shaped_rate(
+    name: str, x: int, mu: float, rate: float, shaped: float | None, flag: bool | None
+) -> None:
+    given = None if shaped is None else np.array([shaped])
+    one = np.array([1.0])
+    x_, mu_, rate_ = np.array([float(x)]), np.array([mu]), np.array([rate])
+    score = rate_score(x_, mu_, rate_, np.array([False]), dispersion=one, shaped=given)[0]
+    if flag is None:
+        assert score == 0.0, name
+        return
+    r = max(shaped or rate, 1.0)
+    surprise = -exact_log10_tail(x, r, r * r / (r + (0.1 * r) ** 2 - r))
     assert score == pytest.approx(100.0 * (1.0 - 2.0 ** (-surprise / 6.0)), abs=1.0)
     assert bool(score >= 50.0) is flag, (name, score)
 

@@ -31,6 +31,7 @@ from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
 from iamspike.counttext import HEADS, add_fields, decode_entries, read_profile
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
+MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
 _FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
 
@@ -50,8 +51,8 @@ class CountRows:
         # per row
         self.bins = array("q")  # bin number (bin start // span)
         self.entity = array("i")
-        self.failures = array("q")
-        self.console = array("q")
+        self.failures = array("i")  # a row's failures are < 2**31 (its digests alone would be 17 GB)
+        self.console = array("i")
         self.n_apis = array("i")
         self.n_digests = array("i")
         # per row, flat
@@ -98,7 +99,7 @@ class CountRows:
                 key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
                 packed = a2b(packed)
                 total, consoles = int(total), int(consoles)
-                if len(packed) & 7 or total <= 0 or "\n" in rest:
+                if len(packed) & 7 or not (0 <= consoles <= total and 0 < total < MAX_ROW) or "\n" in rest:
                     raise ValueError
             except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
                 bad += 1

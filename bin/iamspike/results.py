@@ -115,8 +115,8 @@ class ResultsPass:
         item_api = to_api[np.frombuffer(rows.apis, dtype=np.int32)[in_item]] if len(rows) else to_api
         row_of = self.item_row
         r_bins = np.frombuffer(rows.bins, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
-        r_failures = np.frombuffer(rows.failures, dtype=np.int64) if len(rows) else r_bins
-        r_console = np.frombuffer(rows.console, dtype=np.int64) if len(rows) else r_bins
+        r_failures = np.frombuffer(rows.failures, dtype=np.int32) if len(rows) else r_bins
+        r_console = np.frombuffer(rows.console, dtype=np.int32) if len(rows) else r_bins
         self.k_bin = np.concatenate(
             [np.fromiter((key[0] // span for key in self.keys), dtype=np.int64, count=n), r_bins[row_of]]
         )

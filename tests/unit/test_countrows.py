@@ -166,6 +166,8 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
         "v30;1;0;a^b^c;AAAA;a|b|c|d|e|1|",  # 3 bytes of digests
         "v30;x;0;a^b^c;;a|b|c|d|e|1|",  # failures not a number
         "v30;0;0;a^b^c;;a|b|c|d|e|1|",  # no failures
+        "v30;1;2;a^b^c;;a|b|c|d|e|1|",  # more console sign-ins than failures
+        "v30;2147483648;0;a^b^c;;a|b|c|d|e|1|",  # more failures than a row can carry
         "v30;1;0;a^b;;a|b|c|d|e|1|",  # a profile of two lists
         "v30;1;0",
         "v39;1;0;a^b^c;;a|b|c|d|e|1|",

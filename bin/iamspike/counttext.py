@@ -143,31 +143,29 @@ def decode_entries(text: str, packed: bytes, keep=None) -> list[tuple]:
     return entries
 
 
-def _fields(parts: list[str], keep) -> list[list[str]]:
-    """Entries ``source|api|code|ip|user_agent|count|digests``: the five texts unescaped, ``^``
-    resolved to the entry before's."""
-    out = []
+def _resolved(parts: list[str]):
+    """Each entry ``source|api|code|ip|user_agent|count|last``: its five texts (``^`` resolved to
+    the entry before's, unescaped), its count and its last field, as texts."""
     source = api = code = ip = agent = ""
     for part in parts:
-        s_source, s_api, s_code, s_ip, s_agent, count, digests = part.split("|")
+        s_source, s_api, s_code, s_ip, s_agent, count, last = part.split("|")
         escaped = "%" in part
         if s_source != SAME:
             source = _unescape(s_source) if escaped else s_source
-            source = keep(source, source)
         if s_api != SAME:
             api = _unescape(s_api) if escaped else s_api
-            api = keep(api, api)
         if s_code != SAME:
             code = _unescape(s_code) if escaped else s_code
-            code = keep(code, code)
         if s_ip != SAME:
             ip = _unescape(s_ip) if escaped else s_ip
-            ip = keep(ip, ip)
         if s_agent != SAME:
             agent = _unescape(s_agent) if escaped else s_agent
-            agent = keep(agent, agent)
-        out.append([source, api, code, ip, agent, count, digests])
-    return out
+        yield source, api, code, ip, agent, count, last
+
+
+def _fields(parts: list[str], keep) -> list[list[str]]:
+    """:func:`_resolved` with each text the one object ``keep`` returns for it."""
+    return [[*(keep(text, text) for text in entry[:5]), entry[5], entry[6]] for entry in _resolved(parts)]
 
 
 def add_fields(text: str, tables: Sequence[dict]) -> None:
@@ -175,32 +173,11 @@ def add_fields(text: str, tables: Sequence[dict]) -> None:
     fields in order (source, API, error code, source IP, user agent); empty names are left out
     (what an explanation reads: digests left aside). Raises ValueError on a text that is not one
     of ours (the entries before it are added)."""
-    by_source, by_api, by_code, by_ip, by_agent = tables
-    source = api = code = ip = agent = ""
-    escaped = "%" in text
-    for part in text.split(";"):
-        s_source, s_api, s_code, s_ip, s_agent, count, _ = part.split("|")
+    for *names, count, _ in _resolved(text.split(";")):
         n = int(count)
-        if s_source != SAME:
-            source = _unescape(s_source) if escaped else s_source
-        if s_api != SAME:
-            api = _unescape(s_api) if escaped else s_api
-        if s_code != SAME:
-            code = _unescape(s_code) if escaped else s_code
-        if s_ip != SAME:
-            ip = _unescape(s_ip) if escaped else s_ip
-        if s_agent != SAME:
-            agent = _unescape(s_agent) if escaped else s_agent
-        if source:
-            by_source[source] = by_source.get(source, 0) + n
-        if api:
-            by_api[api] = by_api.get(api, 0) + n
-        if code:
-            by_code[code] = by_code.get(code, 0) + n
-        if ip:
-            by_ip[ip] = by_ip.get(ip, 0) + n
-        if agent:
-            by_agent[agent] = by_agent.get(agent, 0) + n
+        for table, name in zip(tables, names):
+            if name:
+                table[name] = table.get(name, 0) + n
 
 
 def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:

@@ -344,10 +344,11 @@ def field_breakdown(bodies: list[bytes]) -> dict:
         for row in reader:
             for name, value in zip(header, row):
                 size = len(value.encode())
-                if name == "iamspike_counts" and value.startswith("v2") and value[2:3] != "{":
-                    digests = sum(len(entry.rsplit("|", 1)[-1]) for entry in value.split(";")[1:])
-                    sizes["digests"] = sizes.get("digests", 0) + digests
-                    size -= digests
+                if name == "iamspike_counts" and value.startswith("v3") and value[2:3] != "{":
+                    summary = value.split(";", 5)  # v3<service>;failures;console;profile;digests;...
+                    sizes["digests"] = sizes.get("digests", 0) + len(summary[4])
+                    sizes["summary"] = sizes.get("summary", 0) + sum(len(part) + 1 for part in summary[:4])
+                    size -= len(summary[4]) + sum(len(part) + 1 for part in summary[:4])
                 sizes[name] = sizes.get(name, 0) + size
     sizes["csv"] = total - sum(sizes.values())
     return {name: round(size / 1e6, 1) for name, size in sizes.items()}

@@ -81,7 +81,7 @@ class BaselineParams:
     burst_min: float = 1.5
     burst_memory: float = 4.0
     day_kind_min_bins: float = 36.0
-    shape_prior: float = 1.0
+    shape_prior: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -175,17 +175,19 @@ def fit_baselines(
     groups: np.ndarray | None = None,
     params: BaselineParams | None = None,
     distinct_apis: np.ndarray | None = None,
-    day_levels: bool = False,
+    day_shape: bool = False,
 ) -> Baseline:
     """Baselines for a ``(bins, entities)`` count matrix whose first bin starts at ``start``.
 
     ``groups`` (entities,) ints name each entity's peer group for the pooled prior (default: all
     entities are peers). ``distinct_apis`` (same shape, per bin) gives
     ``typical_apis``: the decayed mean distinct APIs of the entity's earlier failing bins (1 when
-    none), each entering at most at twice the typical value plus 2. ``day_levels``: the level of
-    a bin is the decayed mean of the bins of its own kind of day (weekday or weekend) once each
-    kind has ``day_kind_min_bins`` (decayed) bins, and the dispersions' excess over Poisson is
-    scaled down with it where that level is below the all-days one (see ``_day_level``).
+    none), each entering at most at twice the typical value plus 2. ``day_shape`` (principals):
+    the level of a bin is the decayed mean of the bins of its own kind of day (weekday or weekend)
+    once each kind has ``day_kind_min_bins`` (decayed) bins, the dispersions' excess over Poisson
+    is scaled down with it where that level is below the all-days one (see ``_day_level``), and
+    the local dispersion is measured around the shaped rate (``shaped_rate``) instead of the plain
+    current rate. ``shaped_rate`` is filled either way.
     """
     params = params or BaselineParams()
     counts = np.asarray(counts, dtype=np.float32)
@@ -211,9 +213,12 @@ def fit_baselines(
     weighted_sum = np.zeros(n_entities, dtype=np.float64)
     weighted_sq = np.zeros(n_entities, dtype=np.float64)
     weight = 0.0
-    # The local estimate: the long-memory mean of how far each bin fell from the shaped rate
-    # (a short-memory ratio of the winsorized counts to their slots, carried to this bin's slot).
+    # The local estimate: the long-memory mean of how far each bin fell from the rate before it,
+    # a short-memory average of the winsorized counts (``day_shape``: the shaped rate, their ratio
+    # to their slots carried to this bin's slot).
     local_decay = 0.5 ** (1.0 / max(params.local_half_life_bins, 1e-9))
+    local_sum = np.zeros(n_entities, dtype=np.float64)
+    local_weight = 0.0
     local_sq = np.zeros(n_entities, dtype=np.float64)
     seasonal = _seasonal_samples(start, span, n_bins, params)
     zero = np.zeros(n_entities, dtype=np.float32)
@@ -257,7 +262,7 @@ def fit_baselines(
         shaped_rate[t] = usual * (shaped_num + shape_prior) / (shaped_den + shape_prior)
         kind = int(kinds[t])
         excess_scale = None
-        if day_levels and kind >= 0 and min(kind_weight[0], kind_weight[1]) >= params.day_kind_min_bins:
+        if day_shape and kind >= 0 and min(kind_weight[0], kind_weight[1]) >= params.day_kind_min_bins:
             level, excess_scale = _day_level(level, kind_sum, kind_weight, kind)
         prev = [counts[t - k] if t - k >= 0 else zero for k in (1, 2, 3)]
         lasted = prev[0]  # the smallest of the last silent_recent_bins bins
@@ -336,9 +341,14 @@ def fit_baselines(
         residual = np.minimum((clipped - center) ** 2 / np.maximum(center, 1.0), params.residual_max * own)
         weighted_sq = weighted_sq * decay + residual
         if params.local_half_life_bins > 0:
-            rate = shaped_rate[t].astype(np.float64)
+            if day_shape:
+                rate = shaped_rate[t].astype(np.float64)
+            else:
+                rate = local_sum / local_weight if local_weight > 0 else local_sum
             local_residual = (clipped - rate) ** 2 / np.maximum(rate, 1.0)
             local_sq = local_sq * decay + np.minimum(local_residual, params.residual_max * local)
+            local_sum = local_sum * local_decay + clipped
+            local_weight = local_weight * local_decay + 1.0
             shaped_num = shaped_num * local_decay + clipped
             shaped_den = shaped_den * local_decay + usual
             slot_sum[slot] = slot_sum[slot] * age + clipped

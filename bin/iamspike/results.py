@@ -300,9 +300,7 @@ class ResultsPass:
         )
         rows: list[dict[str, object]] = []
         if "principal" in o.by and n_principals:
-            base = fit_baselines(
-                counts, first * span, span, p_account, params, distinct_apis, day_levels=True
-            )
+            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis, day_shape=True)
             labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
             cells = self._explainer(self.k_p, np.ones(len(self.k_p), dtype=bool))
             # The onset hold-down is for automation: AWS service principals keep the fixed cap;

@@ -11,9 +11,9 @@ START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
 HOUR = 3600
 
 
-def fit(series, day_levels=False, **kw):
+def fit(series, day_shape=False, **kw):
     counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
-    return fit_baselines(counts, START, HOUR, params=BaselineParams(**kw), day_levels=day_levels)
+    return fit_baselines(counts, START, HOUR, params=BaselineParams(**kw), day_shape=day_shape)
 
 
 def test_constant_history_expects_the_constant() -> None:
@@ -201,10 +201,10 @@ def _dispersed(rate: float, shape: float, days: int, seed: int = 11) -> list[flo
     return rng.poisson(rate * rng.gamma(shape, 1.0 / shape, days * 24)).astype(float).tolist()
 
 
-def _flagged_hours(series: list[float], first: int, day_levels: bool = True) -> list[int]:
+def _flagged_hours(series: list[float], first: int, day_shape: bool = True) -> list[int]:
     """Bins from ``first`` on that the engine's two count rules (baseline, current rate) flag, as
-    for a principal (``day_levels``, the count judged against the shaped rate)."""
-    base = fit(series, day_levels=day_levels)
+    for a principal (``day_shape``, the count judged against the shaped rate)."""
+    base = fit(series, day_shape=day_shape)
     counts = np.asarray(series, dtype=np.float32).reshape(-1, 1)
     t = np.arange(first, len(series))
     e = np.zeros(len(t), dtype=np.int64)
@@ -217,7 +217,7 @@ def _flagged_hours(series: list[float], first: int, day_levels: bool = True) -> 
         rate,
         base.silent[t, 0],
         dispersion=base.local_dispersion[t, 0],
-        shaped=base.shaped_rate[t, 0] if day_levels else None,
+        shaped=base.shaped_rate[t, 0] if day_shape else None,
     )
     return t[(np.maximum(by_count, by_rate) >= 50.0) & (x >= 5)].tolist()
 
@@ -238,9 +238,9 @@ def test_a_weekly_automations_weekend_hour_is_judged_against_its_weekend_level()
     at = 19 * 24 + 14  # Saturday of the third week
     assert _flagged_hours(series, 8 * 24) == []
     series[at] = 14.0
-    assert _flagged_hours(series, 8 * 24, day_levels=False) == []
+    assert _flagged_hours(series, 8 * 24, day_shape=False) == []
     assert _flagged_hours(series, 8 * 24) == [at]
-    base = fit(series, day_levels=True)
+    base = fit(series, day_shape=True)
     assert base.expected[at, 0] < 5.0 < 12.0 < fit(series).expected[at, 0]
     assert base.expected[at - 24 * 5, 0] > 15.0  # the Monday before: the weekday level
 

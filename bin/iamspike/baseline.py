@@ -81,7 +81,7 @@ class BaselineParams:
     burst_min: float = 1.5
     burst_memory: float = 4.0
     day_kind_min_bins: float = 36.0
-    shape_prior: float = 0.5
+    shape_prior: float = 1.0
 
 
 @dataclass(frozen=True)

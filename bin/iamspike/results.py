@@ -8,7 +8,7 @@ instead (``state``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -39,6 +39,16 @@ NOVELTY_HISTORY = 3 * 86400
 # on two EC2 APIs in seconds) lifts the onset hold-down only from NARROW_FACTOR times min_failures.
 NARROW_APIS = 3
 NARROW_FACTOR = 2.0
+
+
+def effective_apis(failures_per_api: Iterable[int]) -> float:
+    """The effective number of APIs of a cell's failures, ``(sum n)^2 / sum n^2`` (1 when one API
+    has them all, the distinct count when they are spread evenly)."""
+    n = np.fromiter(failures_per_api, dtype=np.float64)
+    total = float((n * n).sum())
+    return float(n.sum() ** 2 / total) if total > 0 else 0.0
+
+
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
 
 
@@ -414,6 +424,20 @@ class ResultsPass:
             )
         return out, notes
 
+    def _people_apis(self, t_idx, e_idx, observed, apis, cells):
+        """A person's distinct APIs in each cell of at least ``min_failures`` failures, lowered to
+        the effective number of APIs of those failures (``effective_apis``): 14 retries of one
+        command and one stray denial elsewhere are one API's worth, not two. Only such cells can
+        be flagged, and only they are read (their explanations, as for a flagged cell)."""
+        pick = np.flatnonzero(self.person[e_idx] & (observed >= self.o.min_failures) & (apis >= 2))
+        if not len(pick):
+            return apis
+        cells.prefetch(e_idx[pick], t_idx[pick])
+        out = np.asarray(apis, dtype=np.float64).copy()
+        for i in pick.tolist():
+            out[i] = min(out[i], effective_apis(cells(int(e_idx[i]), int(t_idx[i])).apis.values()))
+        return out
+
     def _score(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
     ):
@@ -431,6 +455,8 @@ class ResultsPass:
         onset_mean = hold = console = new_apis = None
         if onset is not None:
             onset_mean = onset[e_idx]
+            # A person's breadth is the effective number of APIs of its failures (effective_apis).
+            apis = self._people_apis(t_idx, e_idx, observed, apis, cells)
             # People's narrow bursts are held down longer (NARROW_APIS).
             narrow = self.person[e_idx] & (apis < NARROW_APIS)
             onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)

@@ -63,6 +63,7 @@ class CountRows:
         self._texts: list[str] = []
         self._unreadable: set[int] = set()  # rows whose entries text did not decode
         self.fast = np.zeros(0, dtype=bool)  # after resolve(): rows not moved into the Tally
+        self._resolved = -1  # rows when resolve() ran
 
     def __len__(self) -> int:
         return len(self.bins)
@@ -219,9 +220,12 @@ class CountRows:
     def resolve(self) -> None:
         """Move into the Tally, entry by entry, the rows of every cell whose rows share a digest
         or that the Tally also counts from whole rows; the rest stay rows (:attr:`fast`). Call
-        once, before the Tally's ``drop_duplicates``."""
+        after the last rows, before the Tally's ``drop_duplicates``; a second call changes nothing."""
         self._flush()
         n = len(self.bins)
+        if self._resolved == n:
+            return
+        self._resolved = n
         self.fast = np.ones(n, dtype=bool)
         if not n:
             return

@@ -93,6 +93,7 @@ def test_a_cell_split_over_indexers_with_a_resent_event_gives_the_one_process_an
     parts[1] += resent[:5]  # a forwarder re-sent part of a batch to another indexer
     detector, got = reported(mapped(parts))
     assert got == run(events, parse_options(["show=all"]))
+    assert detector.results() == got  # asked twice: the copies are not dropped twice
     rows = detector.count_rows
     assert len(rows) > 0 and not rows.fast.all() and rows.fast.sum() > len(rows) / 2
     assert any(r["principal"].endswith("/u1") and r["is_spike"] for r in got)

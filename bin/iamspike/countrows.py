@@ -70,8 +70,9 @@ class CountRows:
 
     # ---- intake
 
-    def add(self, index: Mapping[str, int], rows: list[list[str]]) -> None:
-        """Count rows (and range rows) of one chunk."""
+    def add(self, index: Mapping[str, int], rows: Iterable[list[str]]) -> None:
+        """Count rows (and range rows) of one chunk, read one at a time (``rows`` may be the
+        chunk's csv reader)."""
         tally = self.tally
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")

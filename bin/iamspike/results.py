@@ -406,7 +406,6 @@ class ResultsPass:
         top, who, total = top_actor(counts, t_idx[near], e_idx[near], p_account, self.p_actor, service)
         cells, p_scores = self.principal_scores
         n_principals = counts.shape[1]
-        labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
         actor_score = np.zeros(len(near), dtype=np.float64)
         for j, (t, a) in enumerate(zip(t_idx[near].tolist(), who.tolist())):
             members = np.flatnonzero(self.p_actor == a) if a >= 0 else np.zeros(0, dtype=np.int64)
@@ -417,7 +416,9 @@ class ResultsPass:
         lowered = one_actor_cap(score[near], spread_score[near], top, total, actor_score, SpreadParams())
         out = score.copy()
         out[near] = lowered
-        for j in np.flatnonzero(lowered < score[near]).tolist():
+        lowered_at = np.flatnonzero(lowered < score[near]).tolist()
+        labels = {p: key for key, p in self.principals.items()} if lowered_at else {}
+        for j in lowered_at:
             name = short_name(actor_name(labels[int(np.flatnonzero(self.p_actor == who[j])[0])][1]))
             notes[int(near[j])] = (
                 f"{top[j] / total[j]:.0%} of its failures are {name}'s, scored as that principal"

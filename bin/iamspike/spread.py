@@ -110,11 +110,11 @@ def top_actor(
     top = np.zeros(len(t_idx), dtype=np.float64)
     total = np.zeros(len(t_idx), dtype=np.float64)
     who = np.full(len(t_idx), -1, dtype=np.int64)
-    members: dict[int, np.ndarray] = {}
+    order = np.argsort(np.where(service, -1, p_account), kind="stable")
+    sorted_account = np.where(service, -1, p_account)[order]
     for i, (t, a) in enumerate(zip(t_idx.tolist(), a_idx.tolist())):
-        idx = members.get(a)
-        if idx is None:
-            idx = members[a] = np.flatnonzero((p_account == a) & ~service)
+        lo, hi = np.searchsorted(sorted_account, [a, a + 1])
+        idx = order[lo:hi]
         row = counts[t, idx]
         if not len(idx) or row.sum() <= 0:
             continue

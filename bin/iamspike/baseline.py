@@ -15,6 +15,14 @@ judged against what came before it and never inflates its own baseline:
   level, so a low-and-slow stream from a quiet principal (4-10 an hour for hours) is not taken as
   the new normal after its second bin.
 
+For principals (``day_shape``) the level is that of the bin's kind of day (weekday or weekend):
+an automation that runs at 10 % on weekends is judged at the weekend against its weekend level,
+and the dispersions' excess over Poisson shrinks with that level (its day-to-day swings are a
+share of its rate). ``shaped_rate``: the entity's current rate carried to this bin's hour, the
+usual count of this (kind of day, hour) slot times how its last bins ran against their own slots;
+a principal's local dispersion is measured around it, so a daily swing or a weekend step is not
+taken for noise, as it was around the plain current rate (which lags a swing by hours).
+
 ``expected = max(level, seasonal, recent)``. The bins the winsorization cuts (above
 ``expected + clip_sigmas * sd + 2``) are the entity's BURSTS; they stay out of the level, and a
 burst memory keeps them apart: ``burst_size``, the decayed mean size of its past bursts, and

@@ -22,7 +22,7 @@ from __future__ import annotations
 import binascii
 import zlib
 from array import array
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 
 import numpy as np
 
@@ -159,46 +159,42 @@ class CountRows:
 
     # ---- reading back
 
-    def texts(self, rows: Iterable[int]) -> dict[int, str]:
-        """Row -> its entries text (what follows the digests); each block decompressed once."""
+    def texts(self, rows: Iterable[int]) -> Iterator[tuple[int, str]]:
+        """(row, its entries text: what follows the digests) for the rows asked, in ascending
+        row order, each once; one block decompressed at a time (only its texts are held)."""
         self._flush()
         wanted = np.unique(np.fromiter(rows, dtype=np.int64))
-        out: dict[int, str] = {}
         if not len(wanted):
-            return out
+            return
         starts = np.frombuffer(self._block_rows, dtype=np.int64)
         block_of = np.searchsorted(starts, wanted, side="right") - 1
         for b in np.unique(block_of).tolist():
             block = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
             base = int(starts[b])
             for r in wanted[block_of == b].tolist():
-                out[r] = block[r - base]
-        return out
+                yield r, block[r - base]
 
-    def entries(self, rows: Iterable[int]) -> dict[int, list[tuple]]:
-        """Row -> its entries ``(source, api, code, ip, user_agent, count, digests)``. An
-        entries text that does not decode is counted as skipped (its summary was counted) and
-        has no entries."""
-        texts = self.texts(rows)
+    def entries(self, rows: Iterable[int]) -> Iterator[tuple[int, list[tuple]]]:
+        """(row, its entries ``(source, api, code, ip, user_agent, count, digests)``) in
+        ascending row order, one block at a time. An entries text that does not decode is
+        counted as skipped (its summary was counted) and has no entries."""
         offsets = self._digest_offsets()
-        out: dict[int, list[tuple]] = {}
-        for r, text in texts.items():
+        for r, text in self.texts(rows):
             packed = bytes(self.digests[offsets[r] * 8 : offsets[r + 1] * 8])
             try:
-                out[r] = decode_entries(text, packed)
+                yield r, decode_entries(text, packed)
             except (ValueError, IndexError):
                 self._unreadable_row(r)
-                out[r] = []
-        return out
+                yield r, []
 
-    def add_fields(self, rows: list[int], tables_of) -> None:
-        """Each row's entries counted into ``tables_of(i)`` (the i-th row given; five dicts:
-        source, API, error code, source IP, user agent), as an explanation reads them. A text
-        that does not decode is counted as skipped once (its summary was counted)."""
-        texts = self.texts(rows)
-        for i, r in enumerate(rows):
+    def add_fields(self, rows: Iterable[int], tables_of) -> None:
+        """Each row's entries counted into ``tables_of(i)`` for the i-th row in ascending row
+        order (five dicts: source, API, error code, source IP, user agent), as an explanation
+        reads them, one block at a time. A text that does not decode is counted as skipped once
+        (its summary was counted)."""
+        for i, (r, text) in enumerate(self.texts(rows)):
             try:
-                add_fields(texts[r], tables_of(i))
+                add_fields(text, tables_of(i))
             except (ValueError, IndexError):
                 self._unreadable_row(r)
 
@@ -250,13 +246,11 @@ class CountRows:
         moved = np.isin(cell, slow)
         self.fast = ~moved
         labels = self.labels()
-        rows = np.flatnonzero(moved)
-        decoded = self.entries(rows.tolist())
         entity = self.entity
-        for r in rows.tolist():
+        for r, entries in self.entries(np.flatnonzero(moved).tolist()):
             e = entity[r]
             account, principal = labels[e]
-            tally.add_entries(self.bins[r] * span, account, principal, e in self.services, decoded[r])
+            tally.add_entries(self.bins[r] * span, account, principal, e in self.services, entries)
 
     def _shared_digests(self, cell: np.ndarray) -> np.ndarray:
         """Cells with more than one row whose rows share a digest."""
@@ -271,10 +265,18 @@ class CountRows:
         n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
         row_of = np.repeat(np.arange(len(cell), dtype=np.int32), n_digests)
         mine = repeated[row_of]
-        digests = np.frombuffer(self.digests, dtype=np.uint64)[mine]
-        cells = cell[row_of[mine]]
-        del row_of, mine
-        order = np.lexsort((digests, cells))
-        cells, digests = cells[order], digests[order]
-        twice = (cells[1:] == cells[:-1]) & (digests[1:] == digests[:-1])
-        return np.unique(cells[1:][twice])
+        mixed = np.frombuffer(self.digests, dtype=np.uint64)[mine]
+        row_of = row_of[mine]
+        del mine
+        # One 64-bit value per (cell, digest): equal for a digest two rows of a cell share, and
+        # for few others (a cell read entry by entry for nothing costs time, never the answer).
+        spread = cell[row_of].view(np.uint64)
+        spread *= np.uint64(0x9E3779B97F4A7C15)
+        mixed ^= spread
+        del spread
+        shared = np.sort(mixed)
+        shared = np.unique(shared[1:][shared[1:] == shared[:-1]])
+        if not len(shared):
+            return np.zeros(0, dtype=np.int64)
+        at = np.minimum(np.searchsorted(shared, mixed), len(shared) - 1)
+        return np.unique(cell[row_of[shared[at] == mixed]])

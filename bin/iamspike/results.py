@@ -675,8 +675,9 @@ class CellDetail:
         self._read(self.item_row[self.idx[take] - self.n_keys], self.cell[take])
 
     def _read(self, rows: np.ndarray, cells: np.ndarray) -> None:
+        """Each row's entries into its cell's explanation (each row once: its first item)."""
         explained = self.from_rows
-        order = cells.tolist()
+        order = cells[np.argsort(rows, kind="stable")].tolist()  # add_fields goes by row
 
         def tables_of(i: int):
             out = explained.get(order[i])

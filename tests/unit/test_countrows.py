@@ -214,7 +214,7 @@ def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None
     for lo in range(0, len(body), 10):  # chunks that do not line up with the blocks
         rows.add(index, body[lo : lo + 10])
     assert len(rows) == len(shipped) and len(rows._blocks) == len(shipped) // 7
-    back = rows.entries(reversed(range(len(rows))))
+    back = dict(rows.entries(reversed(range(len(rows)))))
     assert [back[r] for r in range(len(rows))] == [
         decode_counts(str(row[COUNTS_FIELD]))[1] for row in shipped
     ]

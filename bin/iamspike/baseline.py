@@ -332,9 +332,12 @@ def fit_baselines(
         # Winsorized update: a spike enters the level only up to the bound it broke.
         bound = mu + params.clip_sigmas * np.sqrt(var) + 2.0
         clipped = np.minimum(counts[t], bound)
-        habit = burst_n >= params.burst_min
-        burst_size[t] = np.where(habit, burst_sum / np.maximum(burst_n, 1e-12), 0.0)
-        burst_rate[t] = np.where(habit, burst_n / max(burst_weight, 1.0), 0.0)
+        # Written only where there is a habit: few entities have one, and the zero pages of the
+        # two matrices (np.zeros) then stay unmapped, ~2 x 140 MB less for 50,000 x 720.
+        habit = np.flatnonzero(burst_n >= params.burst_min)
+        if len(habit):
+            burst_size[t, habit] = burst_sum[habit] / np.maximum(burst_n[habit], 1e-12)
+            burst_rate[t, habit] = burst_n[habit] / max(burst_weight, 1.0)
         bursting = counts[t] > bound
         burst_sum = burst_sum * burst_decay + np.where(bursting, counts[t], 0.0)
         burst_n = burst_n * burst_decay + bursting

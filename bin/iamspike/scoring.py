@@ -52,7 +52,7 @@ overstates the surprise).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
@@ -200,7 +200,57 @@ def score_counts(
     absent: the fixed ``onset_cap``). ``hold`` (bool): False where onsets are not held down at all.
     ``new_apis``: per cell, APIs the entity fails on for the first time (default none).
     ``burst_size``, ``burst_rate``: per cell, the entity's usual bursts (``Baseline``; 0: none).
+
+    Every cell is scored on its own: many cells go in blocks of ``TAIL_BLOCK`` (the temporaries
+    stay the size of a block, only the results are the size of every cell).
     """
+    cells = {
+        "observed": observed,
+        "expected": expected,
+        "variance": variance,
+        "apis": apis,
+        "silent": silent,
+        "typical_apis": typical_apis,
+        "onset_mean": onset_mean,
+        "hold": hold,
+        "new_apis": new_apis,
+        "burst_size": burst_size,
+        "burst_rate": burst_rate,
+    }
+    cells = {name: None if value is None else np.asarray(value) for name, value in cells.items()}
+    n = len(cells["observed"]) if cells["observed"].ndim == 1 else 0
+    if n <= TAIL_BLOCK:
+        return _score_block(sensitivity=sensitivity, params=params, with_upper=with_upper, **cells)
+    out = None
+    for lo in range(0, n, TAIL_BLOCK):
+        cut = slice(lo, lo + TAIL_BLOCK)
+        part = {
+            name: value if value is None or value.ndim == 0 else value[cut] for name, value in cells.items()
+        }
+        block = _score_block(sensitivity=sensitivity, params=params, with_upper=with_upper, **part)
+        if out is None:
+            out = {f.name: np.empty(n, dtype=getattr(block, f.name).dtype) for f in fields(Scores)}
+        for name, column in out.items():
+            column[cut] = getattr(block, name)
+    return Scores(**out)
+
+
+def _score_block(
+    observed: np.ndarray,
+    expected: np.ndarray,
+    variance: np.ndarray,
+    apis: np.ndarray,
+    sensitivity: float,
+    params: ScoreParams | None,
+    with_upper: bool,
+    silent: np.ndarray | None,
+    typical_apis: np.ndarray | None,
+    onset_mean: np.ndarray | None,
+    hold: np.ndarray | None,
+    new_apis: np.ndarray | None,
+    burst_size: np.ndarray | None,
+    burst_rate: np.ndarray | None,
+) -> Scores:
     params = params or ScoreParams()
     observed = np.asarray(observed, dtype=np.float64)
     expected = np.maximum(np.asarray(expected, dtype=np.float64), params.expected_floor)

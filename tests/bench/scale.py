@@ -84,7 +84,7 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
         ("principal", counts, breadth, account),
         ("account", acc_counts, acc_breadth, None),
     ):
-        base = fit_baselines(matrix, START, SPAN, groups, params, width)
+        base = fit_baselines(matrix, START, SPAN, groups, params, width, day_shape=name == "principal")
         t_idx, e_idx = np.nonzero(matrix >= min_failures)
         scored = score_counts(
             matrix[t_idx, e_idx],

@@ -31,9 +31,12 @@ from typing import NamedTuple
 from iamspike.cloudtrail import FIELDS, RAW, TIME, parse_raw, record_to_row
 from iamspike.counttext import (
     COUNT_VERSION,
+    V4,
     decode_counts,
     digest,
     encode_counts,
+    encode_parts,
+    split_parts,
 )
 from iamspike.failures import CONSOLE_LOGIN_FAILURE, CountedCodes, console_login_failed
 from iamspike.principals import fold_principal
@@ -109,6 +112,49 @@ class CountRow:
             "account_state_key": account_state_key(self.account),
             COUNTS_FIELD: self.counts_text(),
         }
+
+
+def wire_rows(cells: Iterable[CountRow]) -> list[dict[str, object]]:
+    """The map phase's output rows for its cells: one row per (account, principal), ``v4`` with
+    one part per bin from the first bin on (``v3`` when the principal has one bin), in first-seen
+    order of the principals. One state key per row, as for a cell."""
+    principals: dict[tuple[str, str], list[CountRow]] = {}
+    for cell in cells:
+        principals.setdefault((cell.account, cell.principal), []).append(cell)
+    out = []
+    for group in principals.values():
+        if len(group) == 1:
+            out.append(group[0].to_row())
+            continue
+        group.sort(key=lambda cell: cell.start)
+        row = group[0].to_row()
+        row["failures"] = sum(cell.failures for cell in group)
+        row[COUNTS_FIELD] = encode_parts(
+            any(cell.service for cell in group),
+            [(cell.start - group[0].start, cell.entries) for cell in group],
+        )
+        out.append(row)
+    return out
+
+
+def unfold_rows(index: Mapping[str, int], rows: Iterable[list[str]], skipped: Counter):
+    """Count rows with each ``v4`` row replaced by one ``v3`` row per part (its bin's ``_time``);
+    other rows unchanged. A ``v4`` text that is not one of ours is counted in ``skipped``."""
+    counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
+    for row in rows:
+        if row[counts_i][:2] != V4:
+            yield row
+            continue
+        try:
+            _service, parts = split_parts(row[counts_i])
+            first = int(float(row[time_i]))
+        except (ValueError, TypeError, IndexError, OverflowError):
+            skipped[BAD_COUNTS] += 1
+            continue
+        for offset, text in parts:
+            part = list(row)
+            part[time_i], part[counts_i] = str(first + offset), text
+            yield part
 
 
 def is_service(principal: str) -> bool:
@@ -364,7 +410,7 @@ class Tally:
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
         keep = self._strings.setdefault
-        for row in rows:
+        for row in unfold_rows(index, rows, self.skipped):
             try:
                 decoded = decode_counts(row[counts_i], keep)
                 if isinstance(decoded, dict):

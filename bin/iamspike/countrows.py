@@ -6,7 +6,9 @@ APIs, and (to check them against this search's options) its event sources and er
 intake :class:`CountRows` reads that summary and nothing else: per row a few fields go into
 arrays (bin, entity, failures, console sign-ins, API ids), the eventID digests are decoded into
 one buffer, and the entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
-per-key object: memory follows rows and their events.
+per-key object: memory follows rows and their events. A ``v4`` row (one principal over several
+bins) is first split into one ``v3`` row per bin (:func:`~iamspike.counting.unfold_rows`), so
+"row" below is a (bin, account, principal) row either way.
 
 :meth:`CountRows.resolve` (once, before the results pass) settles what summaries cannot: a cell
 whose rows share a digest (an event two indexers counted, or counted again after an early
@@ -27,7 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 
 from iamspike.cloudtrail import TIME
-from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
+from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally, unfold_rows
 from iamspike.counttext import HEADS, add_fields, decode_entries, read_profile
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
@@ -84,7 +86,7 @@ class CountRows:
         texts = self._texts
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
-        for row in rows:
+        for row in unfold_rows(index, rows, tally.skipped):
             text = row[counts_i]
             if text[:3] not in HEADS:
                 whole.append(row)

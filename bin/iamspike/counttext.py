@@ -19,6 +19,14 @@ digests per entry in base64url. ``v1`` (read): JSON ``[service, [[source, api, c
 user_agent, count, digests], ...]]`` with 16 hex digits an event. Both from indexers upgraded
 after the search head.
 
+``v4`` (written when a principal has more than one bin in a send): one row per (account,
+principal), ``_time`` its first bin, then each bin's *part*:
+``v4<service>;<offset>:<n>;<failures>;<console>;<profile>;<digests>;<entry>...;<offset>:<n>;...``
+``offset`` the part's bin start in seconds after ``_time`` (ascending, the first ``0``: seconds,
+not spans, so a search head whose span differs from the map phase's still places each bin), ``n``
+its entries; what follows is the bin's ``v3`` text after its head. :func:`split_parts` turns it back
+into ``v3`` texts, so the search head reads each part as a ``v3`` row. A one-bin send stays ``v3``.
+
 A range row's text is the version followed by a JSON object (``v3{"lo": ..}``), in every
 version. Nothing else parses these texts; docs/distributed.md describes them and their collision
 bound.
@@ -36,6 +44,7 @@ from collections.abc import Sequence
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
 
 COUNT_VERSION = "v3"
+V4 = "v4"  # several bins of one principal, each part a v3 text
 V2 = "v2"  # per-entry base64url digests, no summary: still read
 OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
 HEADS = ("v30", "v31")  # a v3 count row's text starts with one of these (service 0 or 1)
@@ -74,6 +83,35 @@ def encode_counts(service: bool, entries: Sequence[tuple]) -> str:
         n = len(entry[6]) // DIGEST_BYTES
         parts.append("|".join([*fields, str(entry[5]), "" if n == entry[5] else str(n)]))
     return ";".join(parts)
+
+
+def encode_parts(service: bool, parts: Sequence[tuple[int, Sequence[tuple]]]) -> str:
+    """``v4`` text of one principal's bins: parts ``(offset, entries)``, offsets the bin starts
+    in seconds after the row's ``_time``, ascending from 0 (entries as :func:`encode_counts`)."""
+    out = [V4 + ("1" if service else "0")]
+    for offset, entries in parts:
+        out.append(f"{offset}:{len(entries)}")
+        out.append(encode_counts(service, entries).split(";", 1)[1])
+    return ";".join(out)
+
+
+def split_parts(text: str) -> tuple[bool, list[tuple[int, str]]]:
+    """A ``v4`` text's parts: ``(service, [(offset, v3 text), ...])``. Raises ValueError when the
+    text is not one of ours (a part's own ``v3`` text is checked where it is read)."""
+    head, *fields = text.split(";")
+    if head not in ("v40", "v41") or not fields:
+        raise ValueError("not a v4 count text")
+    v3 = COUNT_VERSION + head[2] + ";"
+    parts: list[tuple[int, str]] = []
+    at, last = 0, -1
+    while at < len(fields):
+        offset, n = map(int, fields[at].split(":"))
+        end = at + 5 + n
+        if offset <= last or n <= 0 or end > len(fields) or (not parts and offset):
+            raise ValueError("v4 part out of range")
+        parts.append((offset, v3 + ";".join(fields[at + 1 : end])))
+        at, last = end, offset
+    return head == "v41", parts
 
 
 def digest(event_id: str) -> bytes:

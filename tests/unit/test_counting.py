@@ -124,6 +124,35 @@ def test_count_rows_carry_keys_and_round_trip() -> None:
     assert (reduced.lo, reduced.hi) == (direct.lo, direct.hi)
 
 
+def test_a_principal_over_several_bins_round_trips_in_one_v4_row() -> None:
+    records = [event(n, api=f"Api{n % 3}", at=3600 * (n % 4) * 5) for n in range(12)]  # bins 0, 5, 10, 15
+    records += [
+        dict(event(50, at=3600 * 5), userIdentity={"type": "AWSService", "invokedBy": "x.amazonaws.com"})
+    ]
+    first, second = tally(keep_ids=True), tally(keep_ids=True)
+    first.add_rows(list(FIELDS), rows_of(records[:9]))
+    second.add_rows(list(FIELDS), rows_of(records[6:]))  # 6..8 re-sent to another indexer
+    out = []
+    for part in (first, second):
+        out += [*counting.wire_rows(part.count_rows()), part.range_row()]
+    user_rows = [row for row in out if row["principal"] == USER]
+    assert [str(row[COUNTS_FIELD])[:2] for row in user_rows] == ["v4", "v4"]
+    assert [row["_time"] for row in user_rows] == [T0, T0]  # each send's first bin
+    assert sum(row["failures"] for row in user_rows) == 15 and user_rows[0]["state_key"] == state_key(
+        ACCT, USER
+    )
+    service, parts = counttext.split_parts(str(user_rows[0][COUNTS_FIELD]))
+    assert not service and [offset for offset, _ in parts] == [0, 18000, 36000, 54000]
+    header = sorted({key for row in out for key in row})
+    reduced = tally()
+    reduced.add_count_rows(index_of(header), [[str(row.get(name, "")) for name in header] for row in out])
+    reduced.drop_duplicates()
+    direct = tally()
+    direct.add_rows(list(FIELDS), rows_of(records))
+    assert reduced.counts == direct.counts and reduced.services == direct.services
+    assert (reduced.lo, reduced.hi) == (direct.lo, direct.hi) and not reduced.skipped
+
+
 def test_an_event_counted_by_two_partitions_counts_once() -> None:
     records = [event(n) for n in range(20)]
     first, second = tally(keep_ids=True), tally(keep_ids=True)

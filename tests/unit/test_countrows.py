@@ -68,6 +68,16 @@ def mapped(parts: list[list[dict]], args: list[str] = ()) -> list[dict]:
     return out
 
 
+def mapped_cells(parts: list[list[dict]]) -> list[dict]:
+    """The map phases' counts as one v3 row per (bin, account, principal), as a v3 indexer sent them."""
+    out = []
+    for part in parts:
+        mapper = MapPhase(parse_options([]))
+        mapper.add_rows(*as_rows(part))
+        out += [cell.to_row() for cell in mapper.tally.count_rows()] + [mapper.tally.range_row()]
+    return out
+
+
 def deal(events: list[dict], n: int, seed: int = 1) -> list[list[dict]]:
     rng = random.Random(seed)
     parts: list[list[dict]] = [[] for _ in range(n)]
@@ -152,7 +162,7 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
     parts[1] += parts[0][1::9]  # and to the v2 indexer
     shipped = []
     for n, part in enumerate(parts):
-        for row in mapped([part]):
+        for row in mapped_cells([part]):
             text = str(row[COUNTS_FIELD])
             if n and text[2:3] != "{":
                 text = _v2(text) if n == 1 else _v1(text)
@@ -207,7 +217,7 @@ def test_raw_events_and_count_rows_in_one_search_add_up() -> None:
 
 
 def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None:
-    shipped = [row for row in mapped(deal(organisation(), 3)) if row["account"]]
+    shipped = [row for row in mapped_cells(deal(organisation(), 3)) if row["account"]]
     rows = CountRows(Tally(HOUR, ErrorClasses.load().counter((AUTHORIZATION,))), block_rows=7)
     header, body = table(shipped)
     index = {name: i for i, name in enumerate(header)}
@@ -218,3 +228,61 @@ def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None
     assert [back[r] for r in range(len(rows))] == [
         decode_counts(str(row[COUNTS_FIELD]))[1] for row in shipped
     ]
+
+
+def test_a_principal_over_many_bins_travels_in_one_v4_row_per_send() -> None:
+    events = organisation()
+    parts = deal(events, 3, seed=3)
+    parts[1] += parts[0][::11]  # re-sent to another indexer
+    shipped = mapped(parts)
+    texts = [str(r[COUNTS_FIELD]) for r in shipped if r["account"]]
+    assert {text[:2] for text in texts} == {"v4"} and len(texts) == 3 * 6  # (indexer, principal)
+    assert len({(r["account"], r["principal"], r["state_key"]) for r in shipped if r["account"]}) == 6
+    detector, got = reported(shipped)
+    assert got == run(events, parse_options(["show=all"])) and detector.messages() == []
+    assert len(detector.count_rows) == len(mapped_cells(parts)) - 3  # one row of columns per part
+
+
+def test_v4_v3_and_v2_rows_of_one_cell_are_merged_and_deduplicated() -> None:
+    events = organisation()
+    parts = deal(events, 3, seed=4)
+    parts[1] += parts[0][::5]
+    parts[2] += parts[0][1::6]
+    shipped = mapped([parts[0]])
+    shipped += mapped_cells([parts[1]])
+    shipped += [
+        {**row, COUNTS_FIELD: _v2(str(row[COUNTS_FIELD]))} if row["account"] else row
+        for row in mapped_cells([parts[2]])
+    ]
+    assert {str(r[COUNTS_FIELD])[:2] for r in shipped if r["account"]} == {"v2", "v3", "v4"}
+    detector, got = reported(shipped)
+    assert got == run(events, parse_options(["show=all"])) and detector.messages() == []
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "v42;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # no such service flag
+        "v40;3600:1;1;0;a^b^c;;a|b|c|d|e|1|",  # the first part is not at _time
+        "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # a bin twice
+        "v40;0:2;1;0;a^b^c;;a|b|c|d|e|1|",  # more entries than the text has
+        "v40;0:0;1;0;a^b^c;;",  # a part without entries
+        "v40;0-1;1;0;a^b^c;;a|b|c|d|e|1|",  # no entry count
+        "v40",
+        "v40;0:1;x;0;a^b^c;;a|b|c|d|e|1|",  # a part that is no v3 text
+    ],
+)
+def test_malformed_v4_rows_are_skipped_and_named_in_one_line(text) -> None:
+    events = organisation()
+    good = mapped([events])
+    bad = {**good[0], COUNTS_FIELD: text}
+    detector, got = reported([*good, bad])
+    assert got == run(events, parse_options(["show=all"]))
+    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
+def test_a_search_head_with_a_longer_span_places_each_part_in_its_bin() -> None:
+    events = organisation()
+    shipped = mapped(deal(events, 2))  # hourly parts
+    _, got = reported(shipped, ["span=1d"])
+    assert got == run(events, parse_options(["show=all", "span=1d"]))

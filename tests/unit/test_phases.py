@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD
@@ -44,6 +45,21 @@ def test_map_counts_once_per_cell_and_sends_its_range_and_skipped_rows() -> None
     blob = json.loads(str(range_row[COUNTS_FIELD])[2:])
     assert range_row["principal"] == "" and blob["lo"] == T0 and blob["hi"] == T0 + 9
     assert blob["skipped"] == {"with no usable _time": 1}
+
+
+def test_map_sends_one_row_per_principal_over_its_bins_at_an_early_send(monkeypatch) -> None:
+    from iamspike import phases
+
+    monkeypatch.setattr(phases, "FLUSH_KEYS", 3)  # keys held before an early send
+    mapper = MapPhase(parse_options(["phase=map"]))
+    mapper.add_rows(list(FIELDS), [record_to_row(record(3600 * h, "deploy")) for h in (0, 2, 3)])
+    (early,) = mapper.take()  # three bins of one principal: one row
+    assert early["_time"] == T0 and early["failures"] == 3 and str(early[COUNTS_FIELD]).startswith("v40;0:1;")
+    heads = [field for field in str(early[COUNTS_FIELD]).split(";") if re.fullmatch(r"\d+:\d+", field)]
+    assert heads == ["0:1", "7200:1", "10800:1"]  # each bin's offset in seconds, and its one entry
+    mapper.add_rows(list(FIELDS), [record_to_row(record(3600 * 5, "deploy"))])
+    late, _range_row = mapper.results()
+    assert late["_time"] == T0 + 3600 * 5 and str(late[COUNTS_FIELD]).startswith("v30;")  # one bin: v3
 
 
 def test_map_passes_count_rows_and_state_rows_through_and_is_silent_on_none() -> None:

@@ -186,6 +186,14 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
         "v30;1;0",
         "v39;1;0;a^b^c;;a|b|c|d|e|1|",
         "v30;1;0;a^b^c;;a|b|c|d|e\n|1|",
+        "v42;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # no such service flag
+        "v40;3600:1;1;0;a^b^c;;a|b|c|d|e|1|",  # the first part is not at _time
+        "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # a bin twice
+        "v40;0:2;1;0;a^b^c;;a|b|c|d|e|1|",  # more entries than the text has
+        "v40;0:0;1;0;a^b^c;;",  # a part without entries
+        "v40;0-1;1;0;a^b^c;;a|b|c|d|e|1|",  # no entry count
+        "v40",
+        "v40;0:1;x;0;a^b^c;;a|b|c|d|e|1|",  # a part that is no v3 text
     ],
 )
 def test_malformed_count_rows_are_skipped_and_named_in_one_line(text) -> None:
@@ -257,28 +265,6 @@ def test_v4_v3_and_v2_rows_of_one_cell_are_merged_and_deduplicated() -> None:
     assert {str(r[COUNTS_FIELD])[:2] for r in shipped if r["account"]} == {"v2", "v3", "v4"}
     detector, got = reported(shipped)
     assert got == run(events, parse_options(["show=all"])) and detector.messages() == []
-
-
-@pytest.mark.parametrize(
-    "text",
-    [
-        "v42;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # no such service flag
-        "v40;3600:1;1;0;a^b^c;;a|b|c|d|e|1|",  # the first part is not at _time
-        "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # a bin twice
-        "v40;0:2;1;0;a^b^c;;a|b|c|d|e|1|",  # more entries than the text has
-        "v40;0:0;1;0;a^b^c;;",  # a part without entries
-        "v40;0-1;1;0;a^b^c;;a|b|c|d|e|1|",  # no entry count
-        "v40",
-        "v40;0:1;x;0;a^b^c;;a|b|c|d|e|1|",  # a part that is no v3 text
-    ],
-)
-def test_malformed_v4_rows_are_skipped_and_named_in_one_line(text) -> None:
-    events = organisation()
-    good = mapped([events])
-    bad = {**good[0], COUNTS_FIELD: text}
-    detector, got = reported([*good, bad])
-    assert got == run(events, parse_options(["show=all"]))
-    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
 
 
 def test_a_search_head_with_a_longer_span_places_each_part_in_its_bin() -> None:

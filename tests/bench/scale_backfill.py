@@ -18,7 +18,8 @@ drawn as cells: events per (principal, indexer, API) (:func:`hour_cells`). From 
 Generating every raw event of 30 days (about 0.7 billion) on a shared 2-core machine would take
 hours, hence the synthesis; what is measured and what is extrapolated is said in the output.
 Run alone (``python tests/bench/scale_backfill.py``), it prints the rows other count-row units
-would send over the peak hour, a day and a week (:func:`row_units`, docs/engine.md section 7).
+would send over the peak hour, a day and a week (:func:`row_units`, docs/engine.md section 7);
+with ``--multi-bin-day`` the rows and MB of one day as ``v3`` and as ``v4`` (:func:`multi_bin_day`).
 """
 
 from __future__ import annotations
@@ -137,8 +138,15 @@ def count_bodies(
     org: Org, start: int, cells, n_partitions: int, rng, only: int | None = None
 ) -> list[list[dict]]:
     """The map phase's count rows of one hour, written by the product's encoder, per indexer
-    (only indexer ``only`` if given). Digests are random; a re-sent copy carries the digest its
-    first indexer sent."""
+    (only indexer ``only`` if given)."""
+    return [
+        [cell.to_row() for cell in part] for part in count_cells(org, start, cells, n_partitions, rng, only)
+    ]
+
+
+def count_cells(org: Org, start: int, cells, n_partitions: int, rng, only: int | None = None) -> list[list]:
+    """The map phase's cells (``CountRow``) of one hour per indexer (only indexer ``only`` if
+    given). Digests are random; a re-sent copy carries the digest its first indexer sent."""
     import numpy as np
     from iamspike.counting import CountRow
     from iamspike.counttext import DIGEST_BYTES
@@ -148,7 +156,7 @@ def count_bodies(
     packed = rng.bytes(int(own.sum()) * DIGEST_BYTES)
     offsets = np.concatenate([[0], np.cumsum(own.reshape(-1))]).tolist()
     own_l, res_l = own.tolist(), resent_in.tolist()
-    out: list[list[str]] = [[] for _ in range(n_partitions)]
+    out: list[list] = [[] for _ in range(n_partitions)]
     for i, p in enumerate(active.tolist()):
         cols = org.columns(p)
         account, principal, ip, agent = cols[0], org.folded(p), cols[2], cols[3]
@@ -175,7 +183,7 @@ def count_bodies(
                     )
                 )
             if entries:
-                out[k].append(CountRow(start, account, principal, False, entries).to_row())
+                out[k].append(CountRow(start, account, principal, False, entries))
     return out
 
 
@@ -542,6 +550,47 @@ def row_units(accounts: int, principals: int, peak_events: int, indexers: int, d
     return out
 
 
+def multi_bin_day(accounts: int, principals: int, peak_events: int, indexers: int, hours: int = 24) -> dict:
+    """Rows and MB one day of the backfill sends to the search head, per cell (``v3``) and per
+    principal and send (``v4``, :func:`iamspike.counting.wire_rows`), both written by the
+    product's encoder from the same cells (the model and seed of :func:`backfill`). Each indexer
+    sends when its held keys (entries) reach ``FLUSH_KEYS``, checked at the end of each hour (the
+    real map phase checks after each chunk, so it sends a little earlier and more often)."""
+    import numpy as np
+    from iamspike.counting import wire_rows
+    from iamspike.phases import FLUSH_KEYS
+
+    org = Org(accounts, principals)
+    rng = np.random.default_rng(23)
+    factors = diurnal(hours)
+    held: list[list] = [[] for _ in range(indexers)]
+    keys = [0] * indexers
+    out = {"raw_rows": 0, "v3_rows": 0, "v3_mb": 0.0, "v4_rows": 0, "v4_mb": 0.0, "sends": 0}
+
+    def send(k: int) -> None:
+        rows = wire_rows(held[k])
+        out["v4_rows"] += len(rows)
+        out["v4_mb"] += len(_csv_lines(rows).encode()) / 1e6
+        out["sends"] += 1
+        held[k], keys[k] = [], 0
+
+    for h in range(hours):
+        cells = hour_cells(rng, org, round(float(peak_events * factors[h])), indexers)
+        out["raw_rows"] += int(cells[3].sum())
+        for k, part in enumerate(count_cells(org, START + SPAN * h, cells, indexers, rng)):
+            out["v3_rows"] += len(part)
+            out["v3_mb"] += len(_csv_lines([cell.to_row() for cell in part]).encode()) / 1e6
+            held[k].extend(part)
+            keys[k] += sum(len(cell.entries) for cell in part)
+            if keys[k] >= FLUSH_KEYS:
+                send(k)
+        print(f"hour {h}: {out}", file=sys.stderr, flush=True)
+    for k in range(indexers):
+        if held[k]:
+            send(k)
+    return {key: round(value, 1) if isinstance(value, float) else value for key, value in out.items()}
+
+
 def raw_row_bytes(org: Org) -> float:
     """Bytes of one raw failed-event row as the fields macro ships it (without ``_raw``)."""
     from iamspike.cloudtrail import FIELDS
@@ -555,4 +604,7 @@ def raw_row_bytes(org: Org) -> float:
 if __name__ == "__main__":
     import json
 
-    print(json.dumps(row_units(1000, 200_000, 2_000_000, 8)))
+    if sys.argv[1:] == ["--multi-bin-day"]:
+        print(json.dumps(multi_bin_day(1000, 200_000, 2_000_000, 8)))
+    else:
+        print(json.dumps(row_units(1000, 200_000, 2_000_000, 8)))

@@ -19,7 +19,7 @@ from iamspike.counting import Tally, is_service
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
-from iamspike.people import cell_breadth, effective_apis, person_breadth  # noqa: F401 (re-exported)
+from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import is_person, short_name
 from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
 from iamspike.spread import (
@@ -185,11 +185,8 @@ class ResultsPass:
         pair, when = pair[head], when[head]
         principal, api = pair // n_apis, pair % n_apis
         self.first_fail = (principal, api, when)
-        watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(watched, principal, when)
-        self.watched = watched
-        history = self.history
-        new = (when - watched[principal] >= history) & (when >= self.first)
+        np.minimum.at(self.watched, principal, when)
+        new = (when - self.watched[principal] >= self.history) & (when >= self.first)
         cells = (when[new] - self.first) * n_principals + principal[new]
         order = np.argsort(cells, kind="stable")
         self.new_cells, self.new_apis = cells[order], api[new][order]
@@ -423,20 +420,20 @@ class ResultsPass:
 
     def _people_apis(self, t_idx, e_idx, observed, apis, cells):
         """A person's distinct APIs in each cell of at least ``min_failures`` failures, lowered to
-        its APIs' worth (``people.cell_breadth``: the effective number of APIs, 1 on one service),
-        and where they are one service's. Only such cells can be flagged, and only they are read
-        (their explanations, as for a flagged cell)."""
-        one_service = np.zeros(len(apis), dtype=bool)
+        its APIs' worth (``people.cell_breadth``: the effective number of APIs, at most 2 in a
+        ``people.page_load``), and which are page loads. Only such cells can be flagged, and only
+        they are read (their explanations, as for a flagged cell)."""
+        page = np.zeros(len(apis), dtype=bool)
         pick = np.flatnonzero(self.person[e_idx] & (observed >= self.o.min_failures) & (apis >= 2))
         if not len(pick):
-            return apis, one_service
+            return apis, page
         cells.prefetch(e_idx[pick], t_idx[pick])
         out = np.asarray(apis, dtype=np.float64).copy()
         for i in pick.tolist():
             cell = cells(int(e_idx[i]), int(t_idx[i]))
-            out[i] = min(out[i], cell_breadth(cell.apis, cell.services))
-            one_service[i] = len(cell.services) == 1
-        return out, one_service
+            page[i] = page_load(cell.services, cell.user_agents)
+            out[i] = min(out[i], cell_breadth(cell.apis, page[i]))
+        return out, page
 
     def _score(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
@@ -458,13 +455,12 @@ class ResultsPass:
             console = self._console(t_idx, e_idx)
             hold = console < o.min_failures
             new_apis = self._new_in(t_idx, e_idx)
-            # A person's breadth is its APIs' worth (people.cell_breadth), beyond its usual
-            # breadth only the APIs new to it (people.known_breadth); on one service no novelty.
-            apis, one_service = self._people_apis(t_idx, e_idx, observed, apis, cells)
-            known = self.person[e_idx] & (t_idx + self.first - self.watched[e_idx] >= self.history)
-            known &= base.silent[t_idx, e_idx]
+            # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
+            apis, page = self._people_apis(t_idx, e_idx, observed, apis, cells)
+            known = self.person[e_idx] & base.silent[t_idx, e_idx]
+            known &= t_idx + self.first - self.watched[e_idx] >= self.history
             apis, new_apis = person_breadth(
-                apis, new_apis, base.typical_apis[t_idx, e_idx], known & hold, one_service & hold
+                apis, new_apis, base.typical_apis[t_idx, e_idx], known & hold, page & hold
             )
             # People's narrow bursts are held down longer (NARROW_APIS).
             narrow = self.person[e_idx] & (apis < NARROW_APIS)

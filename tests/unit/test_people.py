@@ -7,8 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from iamspike.engine import run
-from iamspike.people import cell_breadth, person_breadth
-from iamspike.results import effective_apis
+from iamspike.people import cell_breadth, effective_apis, page_load, person_breadth
 from test_spread import ACCT, EC2, HOUR, SPIKE_HOUR, T0, event, quiet_account, user
 
 
@@ -82,22 +81,27 @@ def call(t: float, arn: str, api: str) -> dict:
     return dict(event(t, arn, api, "AccessDenied"), eventSource=SERVICES[api])
 
 
-def test_cell_breadth_one_service_is_narrow_else_the_effective_number() -> None:
-    assert cell_breadth({a: 3 for a in EC2_PAGE}, {"ec2.amazonaws.com": 18}) == 2.0  # narrow
-    apis = {"GetObject": 3, "ListKeys": 3, "ListQueues": 3}
-    assert cell_breadth(apis, {"s3.amazonaws.com": 3, "kms.amazonaws.com": 3, "sqs.amazonaws.com": 3}) == 3.0
+def test_a_page_load_is_one_service_or_the_console_and_narrow() -> None:
+    ec2 = {"ec2.amazonaws.com": 18}
+    three = {"s3.amazonaws.com": 3, "kms.amazonaws.com": 3, "sqs.amazonaws.com": 3}
+    assert page_load(ec2, {"aws-cli/2": 18})
+    assert page_load(three, {"signin.amazonaws.com": 6, "AWS Internal": 3})
+    assert not page_load(three, {"signin.amazonaws.com": 6, "aws-cli/2": 3})
+    assert not page_load(three, {})
+    assert cell_breadth({a: 3 for a in EC2_PAGE}, page=True) == 2.0
+    assert cell_breadth({"GetObject": 3, "ListKeys": 3, "ListQueues": 3}, page=False) == 3.0
 
 
-def test_person_breadth_counts_known_apis_as_usual_and_no_novelty_on_one_service() -> None:
+def test_person_breadth_counts_known_apis_as_usual_and_no_novelty_in_a_page_load() -> None:
     apis, new = person_breadth(
         np.array([5.0, 5.0, 5.0, 5.0]),
         np.array([0.0, 3.0, 0.0, 5.0]),
         np.array([1.5, 1.5, 0.0, 1.0]),
         known=np.array([True, True, False, False]),
-        one_service=np.array([False, False, False, True]),
+        page=np.array([False, False, False, True]),
     )
     assert apis.tolist() == [1.5, 5.0, 5.0, 5.0]  # only a burst on known APIs alone is narrowed
-    assert new.tolist() == [0.0, 3.0, 0.0, 2.0]  # one service: no more than the two free new APIs
+    assert new.tolist() == [0.0, 3.0, 0.0, 2.0]  # a page load: no more than the two free new APIs
 
 
 def student(busy_days: int = 10) -> list[dict]:

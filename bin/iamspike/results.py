@@ -8,7 +8,7 @@ instead (``state``).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +19,7 @@ from iamspike.counting import Tally, is_service
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
+from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import is_person, short_name
 from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
 from iamspike.spread import (
@@ -39,14 +40,6 @@ NOVELTY_HISTORY = 3 * 86400
 # on two EC2 APIs in seconds) lifts the onset hold-down only from NARROW_FACTOR times min_failures.
 NARROW_APIS = 3
 NARROW_FACTOR = 2.0
-
-
-def effective_apis(failures_per_api: Iterable[int]) -> float:
-    """The effective number of APIs of a cell's failures, ``(sum n)^2 / sum n^2`` (1 when one API
-    has them all, the distinct count when they are spread evenly)."""
-    n = np.fromiter(failures_per_api, dtype=np.float64)
-    total = float((n * n).sum())
-    return float(n.sum() ** 2 / total) if total > 0 else 0.0
 
 
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
@@ -170,6 +163,7 @@ class ResultsPass:
         principal), the pairs that are new in a cell of the matrix: first failure at least
         ``NOVELTY_HISTORY`` after the principal's first failure."""
         self.api_names = list(self.api_ids)
+        self.history = max(1, NOVELTY_HISTORY // self.o.span)
         n_apis = max(len(self.api_ids), 1)
         blank = self.api_ids.get("")
         live = self.k_api != blank if blank is not None else np.ones(len(self.k_api), dtype=bool)
@@ -181,6 +175,7 @@ class ResultsPass:
         empty = np.zeros(0, dtype=np.int64)
         self.first_fail = (empty, empty, empty)
         self.new_cells = self.new_apis = empty
+        self.watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
         if not len(pair):
             return
         order = np.lexsort((when, pair))
@@ -190,10 +185,8 @@ class ResultsPass:
         pair, when = pair[head], when[head]
         principal, api = pair // n_apis, pair % n_apis
         self.first_fail = (principal, api, when)
-        watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
-        np.minimum.at(watched, principal, when)
-        history = max(1, NOVELTY_HISTORY // self.o.span)
-        new = (when - watched[principal] >= history) & (when >= self.first)
+        np.minimum.at(self.watched, principal, when)
+        new = (when - self.watched[principal] >= self.history) & (when >= self.first)
         cells = (when[new] - self.first) * n_principals + principal[new]
         order = np.argsort(cells, kind="stable")
         self.new_cells, self.new_apis = cells[order], api[new][order]
@@ -427,17 +420,20 @@ class ResultsPass:
 
     def _people_apis(self, t_idx, e_idx, observed, apis, cells):
         """A person's distinct APIs in each cell of at least ``min_failures`` failures, lowered to
-        the effective number of APIs of those failures (``effective_apis``): 14 retries of one
-        command and one stray denial elsewhere are one API's worth, not two. Only such cells can
-        be flagged, and only they are read (their explanations, as for a flagged cell)."""
+        its APIs' worth (``people.cell_breadth``: the effective number of APIs, at most 2 in a
+        ``people.page_load``), and which are page loads. Only such cells can be flagged, and only
+        they are read (their explanations, as for a flagged cell)."""
+        page = np.zeros(len(apis), dtype=bool)
         pick = np.flatnonzero(self.person[e_idx] & (observed >= self.o.min_failures) & (apis >= 2))
         if not len(pick):
-            return apis
+            return apis, page
         cells.prefetch(e_idx[pick], t_idx[pick])
         out = np.asarray(apis, dtype=np.float64).copy()
         for i in pick.tolist():
-            out[i] = min(out[i], effective_apis(cells(int(e_idx[i]), int(t_idx[i])).apis.values()))
-        return out
+            cell = cells(int(e_idx[i]), int(t_idx[i]))
+            page[i] = page_load(cell.services, cell.user_agents)
+            out[i] = min(out[i], cell_breadth(cell.apis, page[i]))
+        return out, page
 
     def _score(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
@@ -456,14 +452,19 @@ class ResultsPass:
         onset_mean = hold = console = new_apis = None
         if onset is not None:
             onset_mean = onset[e_idx]
-            # A person's breadth is the effective number of APIs of its failures (effective_apis).
-            apis = self._people_apis(t_idx, e_idx, observed, apis, cells)
-            # People's narrow bursts are held down longer (NARROW_APIS).
-            narrow = self.person[e_idx] & (apis < NARROW_APIS)
-            onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)
             console = self._console(t_idx, e_idx)
             hold = console < o.min_failures
             new_apis = self._new_in(t_idx, e_idx)
+            # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
+            apis, page = self._people_apis(t_idx, e_idx, observed, apis, cells)
+            known = self.person[e_idx] & base.silent[t_idx, e_idx]
+            known &= t_idx + self.first - self.watched[e_idx] >= self.history
+            apis, new_apis = person_breadth(
+                apis, new_apis, base.typical_apis[t_idx, e_idx], known & hold, page & hold
+            )
+            # People's narrow bursts are held down longer (NARROW_APIS).
+            narrow = self.person[e_idx] & (apis < NARROW_APIS)
+            onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)
         scored = score_counts(
             observed,
             base.expected[t_idx, e_idx],

@@ -83,6 +83,9 @@ class Family:
     log_delivery: int = 2
     person_bursts: int = 3  # small benign bursts of people per organisation
     person_burst_size: Range = (8, 20)
+    # APIs of a person's small burst: two EC2 APIs (a command retried) by default; a range above 2
+    # draws that many EC2 APIs (a console page's loads: grycap's students fail on 4-13 Describe*)
+    person_burst_apis: Range = (2, 2)
     habitual_bursters: float = 0.0  # share of people (IAM users, SSO roles) who burst every week
     habitual_bursts: Range = (1.0, 3.0)  # their bursts per week (working days)
     habitual_burst_size: Range = (5, 15)
@@ -164,6 +167,34 @@ TUNING = (
         spike_factor=(2.5, 5.0),
         spike_hours=(1, 2),
         habitual_bursters=0.15,
+    ),
+    # Added for rule P20 (issue 12): the held-out run's false alerts on people's bursty days and
+    # small bursts (teaching family) had no tuning family to be seen on. Its ranges are set from
+    # what the independent bench and the grycap set describe, not from the held-out family's:
+    # classes of 12-25 students (grycap: a handful of users per account) who fail a little every
+    # office hour (0.05-0.8: a student's active hour holds about 8 calls, some denied), half of
+    # them with bursty days (a lab session: 2.5-10 times their rate for an hour or two, 1 working
+    # day in 6), and 10 small bursts in seconds over 3-7 EC2 APIs (the catalog has 7; grycap's 18
+    # UnauthorizedOperation in 7 s over 4-13 Describe* APIs: a console page's loads); few
+    # automations, small spreads, the usual attacks on people.
+    Family(
+        "classroom",
+        "students (12-25 per account, 0.05-0.8 failures an office hour), half with bursty days"
+        " (x2.5-x10 for 1-2 h, 1 working day in 6), 10 small bursts in seconds over 3-7 EC2 APIs",
+        humans=(12, 25),
+        human_fail=(0.05, 0.8),
+        bursty_people=0.5,
+        bursty_day=0.16,
+        bursty_factor=(2.5, 10.0),
+        app_roles=(3, 7),
+        ci_users=(1, 3),
+        automations=(0, 1),
+        automation_rate=(2.0, 12.0),
+        person_bursts=10,
+        person_burst_size=(6, 22),
+        person_burst_apis=(3, 7),
+        spread_members=(3, 8),
+        spread_each=(1, 3),
     ),
 )
 
@@ -531,7 +562,8 @@ class _FamilyBuilder(_Builder):
             h = day * 24 + (int(self.rng.integers(9, 17)) - p.tz) % 24
             n = self.count(f.person_burst_size)
             m0 = self.uni((0.0, 59.0))
-            apis = tuple(EC2_APIS[int(j)] for j in self.rng.choice(len(EC2_APIS), size=2, replace=False))
+            k = 2 if f.person_burst_apis == (2, 2) else min(len(EC2_APIS), self.count(f.person_burst_apis))
+            apis = tuple(EC2_APIS[int(j)] for j in self.rng.choice(len(EC2_APIS), size=k, replace=False))
             self.emit(p, h, n, ok=False, apis=apis, minutes=(m0, m0 + self.uni((0.05, 0.5))))
             self._trap("person_burst", p, [(h, h + 1)], f"{n} denials in seconds by a person")
         if f.habitual_bursters > 0:

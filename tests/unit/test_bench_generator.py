@@ -293,3 +293,27 @@ def test_the_dispersed_tuning_family_differs_from_the_held_out_noisy_one() -> No
     assert tuning in families.TUNING and held_out in families.HELD_OUT
     for name in ("automation_rate", "automation_day_shape", "automation_hour_shape", "automation_weekend"):
         assert getattr(tuning, name) != getattr(held_out, name), name
+
+
+def test_the_classroom_family_bursts_over_several_ec2_apis_and_differs_from_teaching() -> None:
+    org = _family_org("classroom", 2)
+    fam = families.FAMILIES["classroom"]
+    labels = [lb for lb in org.traps() if lb.kind == "person_burst"]
+    assert len(labels) == fam.person_bursts
+    widths = set()
+    for label in labels:
+        start, end = label.windows[0]
+        fails = sorted(_failures(org, start, end, label.account, label.principal), key=generator.record_time)
+        times = [generator.record_time(r) for r in fails]
+        size, first = max((bisect.bisect_right(times, t + 31) - i, i) for i, t in enumerate(times))
+        burst = fails[first : first + size]
+        assert {r["eventSource"] for r in burst} == {"ec2.amazonaws.com"}
+        widths.add(len({r["eventName"] for r in burst}))
+    assert max(widths) >= 3  # a console page's loads, not a command retried on two APIs
+    assert [lb for lb in org.traps() if lb.kind == "bursty_day"]
+    # the other families' small bursts stay on two APIs; classroom's ranges are its own
+    assert families.FAMILIES["office"].person_burst_apis == (2, 2)
+    teaching = families.FAMILIES["teaching"]
+    assert fam in families.TUNING and teaching in families.HELD_OUT
+    for name in ("humans", "human_fail", "bursty_people", "bursty_day", "person_burst_size"):
+        assert getattr(fam, name) != getattr(teaching, name), name

@@ -31,11 +31,27 @@ def load(folder: pathlib.Path) -> list[dict]:
     return records
 
 
+# The service of each API the tests call (a person's failures on one service are one API's worth).
+SERVICE_OF = {
+    **dict.fromkeys(["ListBuckets", "GetObject", "PutObject"], "s3.amazonaws.com"),
+    **dict.fromkeys(
+        ["DescribeInstances", "StartInstances", "RunInstances", "DescribeVolumes"], "ec2.amazonaws.com"
+    ),
+    **dict.fromkeys(["ListSecrets", "GetSecretValue"], "secretsmanager.amazonaws.com"),
+    **dict.fromkeys(["ListQueues", "SendMessage"], "sqs.amazonaws.com"),
+    "GetParameter": "ssm.amazonaws.com",
+    "ListKeys": "kms.amazonaws.com",
+    "DescribeDBInstances": "rds.amazonaws.com",
+    "GetCallerIdentity": "sts.amazonaws.com",
+    "ListFunctions": "lambda.amazonaws.com",
+}
+
+
 def event(t: float, api: str = "ListUsers", code: str = "AccessDenied", arn: str = USER, **extra) -> dict:
     record = {
         "eventTime": t,
         "eventName": api,
-        "eventSource": "iam.amazonaws.com",
+        "eventSource": SERVICE_OF.get(api, "iam.amazonaws.com"),
         "errorCode": code,
         "recipientAccountId": ACCT,
         "sourceIPAddress": "203.0.113.7",

@@ -52,7 +52,6 @@ from bench.generator import (
 )
 
 Range = tuple[float, float]
-SPREAD_LEAST = 5  # failures of a thin spread at least: a handful (fewer are below min_failures)
 EC2_APIS = tuple(api for api in API_CATALOG if api[0] == "ec2.amazonaws.com")
 
 
@@ -97,7 +96,8 @@ class Family:
     spread_members: Range = (4, 10)
     spread_each: Range = (1, 5)
     spread_minutes: Range = (2.0, 20.0)
-    spread_size: Range = (3, 40)  # principals of a thin spread (log-uniform, at most the account's)
+    spread_failures: Range = (5, 40)  # failures of a thin spread in all (log-uniform)
+    spread_size: Range = (3, 40)  # its principals (log-uniform, at most the account's)
     spread_within_minutes: float = 0.5  # share of spreads within ``spread_minutes`` (else the hour)
     spike_factor: Range = (3.0, 6.0)
     spike_hours: Range = (1, 2)
@@ -517,10 +517,11 @@ class _FamilyBuilder(_Builder):
         self, acct: str, pool: list[Principal], h: int, apis: tuple[tuple[str, str], ...], ip: str, agent: str
     ) -> None:
         """Several principals of ``acct`` denied a few times each on the same services in hour ``h``:
-        ``spread_size`` principals (log-uniform, at most the account's), ``spread_each`` denials
-        each, at least `SPREAD_LEAST` in all; within ``spread_minutes`` (a share
-        ``spread_within_minutes`` of them) or across the hour. Drawn from the spread's own random
-        streams, so that no other scenario's draws move with its size."""
+        ``spread_failures`` in all (log-uniform: a handful to a few dozen) over principals drawn
+        log-uniform from ``spread_size`` (at most the account's, at least a quarter of the failures,
+        so each fails a few times), within ``spread_minutes`` (a share ``spread_within_minutes`` of
+        the spreads) or across the hour. Drawn from the spread's own random streams, so that no
+        other scenario's draws move with its size."""
         f = self.f
         saved = self.rng, self.fast
         if not hasattr(self, "_spread_streams"):
@@ -528,20 +529,22 @@ class _FamilyBuilder(_Builder):
             self._spread_streams = rng, random.Random(int(rng.integers(0, 2**62)))
         self.rng, self.fast = self._spread_streams
         try:
-            k = min(len(pool), max(1, round(self.log_uni(f.spread_size))))
+            total = round(self.log_uni(f.spread_failures))
+            most = max(1, min(len(pool), round(f.spread_size[1])))
+            least = min(most, max(round(f.spread_size[0]), math.ceil(total / 4)))
+            k = min(most, max(least, round(self.log_uni((least, most)))))
+            total = max(total, k)
             members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
-            each = [max(1, self.count(f.spread_each)) for _ in members]
-            for _ in range(SPREAD_LEAST - sum(each)):
-                each[int(self.rng.integers(0, k))] += 1
+            each = 1 + self.rng.multinomial(total - k, np.full(k, 1.0 / k))
             within = self.rng.random() < f.spread_within_minutes
             span = self.uni(f.spread_minutes) if within else 60.0
             m0 = self.uni((0.0, 60.0 - span))
-            for q, n in zip(members, each):
+            for q, n in zip(members, each.tolist()):
                 self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
         finally:
             self.rng, self.fast = saved
         usual = self._account_usual(acct, h)
-        note = f"{sum(each)} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
+        note = f"{total} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
         members_t = tuple(q.principal for q in members)
         self._attack("account_spread", "account", acct, "", h, h + 1, members=members_t, note=note)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from iamspike.engine import parse_options, run
+from iamspike.engine import Detector, parse_options, run
 from iamspike.spread import (
     SpreadParams,
     actor_apis,
@@ -243,3 +243,21 @@ def test_a_handful_of_denials_over_three_quiet_people_flags_the_account_two_peop
         )
     )
     assert account_hours(rows) == []
+
+
+def test_a_spread_at_the_batch_hour_is_flagged_after_a_state_round_trip() -> None:
+    """The quiet principals' failures before the live rows come from the saved rows: the same
+    spread at the batch hour is flagged when the first ten days are saved state."""
+    spike = T0 + BATCH_HOUR * HOUR
+    people = ["amy", "bob", "cat", "dan"]
+    spread = [
+        event(spike + 300 + 60 * k + i, user(n), EC2[i % 2]) for k, n in enumerate(people) for i in range(3)
+    ]
+    records = sorted(quiet_account(11) + spread, key=lambda r: r["eventTime"])
+    early = [r for r in records if r["eventTime"] < T0 + 10 * 24 * HOUR]
+    saved = run(early, parse_options(["show=state"]))
+    header = sorted({key for row in saved for key in row})
+    detector = Detector()
+    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    detector.add_records([r for r in records if r["eventTime"] >= T0 + 10 * 24 * HOUR])
+    assert account_hours(detector.results()) == [BATCH_HOUR]

@@ -149,16 +149,14 @@ def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray |
 
 
 def spread_note(spread, t: int, e: int) -> str:
-    """The reason's words for an account cell the spread decided: its failing actors and, where
-    known, its quiet principals' failures (``spread``: the series and baselines of both)."""
+    """The reason's words for an account cell the spread decided: where known, its quiet principals'
+    failures, then its failing actors (``spread``: the series and baselines of both)."""
     counts, base, quiet = spread
     text = f"{int(counts[t, e])} of its principals failed at once (usually {float(base.expected[t, e]):.0f})"
     if quiet is not None and quiet[0][t, e] > 0:
         q_counts, q_base = quiet
-        text += (
-            f", {int(q_counts[t, e])} failures from principals that seldom fail"
-            f" (usually {float(q_base.expected[t, e]):.2g})"
-        )
+        n, usual = int(q_counts[t, e]), float(q_base.expected[t, e])
+        text = f"{n} failures from principals that seldom fail (usually {usual:.2g}); {text}"
     return text
 
 

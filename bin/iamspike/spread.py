@@ -40,6 +40,8 @@ from iamspike import bins
 from iamspike.principals import SSO_ROLE_PREFIX
 from iamspike.scoring import ScoreParams, score_counts
 
+QUIET_BLOCK = 168  # bins per block in quiet_failures (a week of hours)
+
 
 @dataclass(frozen=True)
 class SpreadParams:
@@ -120,8 +122,11 @@ def quiet_failures(
     stay in: the count is then higher than the quiet principals' own, never lower."""
     n_accounts = acc_counts.shape[1]
     group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
-    loud = np.where(silent, np.float32(0), counts)
-    return np.maximum(acc_counts - bins.sum_by_group(loud, group, n_accounts + 1)[:, :n_accounts], 0)
+    out = acc_counts.copy()
+    for lo in range(0, counts.shape[0], QUIET_BLOCK):  # a block of bins at a time: no second matrix
+        loud = np.where(silent[lo : lo + QUIET_BLOCK], np.float32(0), counts[lo : lo + QUIET_BLOCK])
+        out[lo : lo + QUIET_BLOCK] -= bins.sum_by_group(loud, group, n_accounts + 1)[:, :n_accounts]
+    return np.maximum(out, 0)
 
 
 def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray | None:

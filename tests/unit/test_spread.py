@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from iamspike.engine import Detector, parse_options, run
 from iamspike.spread import (
+    QUIET_BLOCK,
     SpreadParams,
     actor_apis,
     actor_name,
@@ -96,6 +97,13 @@ def test_quiet_failures_leave_out_the_principals_that_are_not_silent_in_the_bin(
         [11, 10],
     ]
     assert quiet_failures(np.zeros_like(acc_counts), counts, silent, p_account, service).min() == 0
+    # in blocks of bins: the same as the whole matrix at once
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(2, size=(QUIET_BLOCK * 2 + 5, 5)).astype(np.float32)
+    silent = rng.random(counts.shape) < 0.5
+    acc_counts = np.stack([counts[:, [0, 1, 2]].sum(axis=1), counts[:, 3]], axis=1)
+    quiet = np.stack([(counts * silent)[:, [0, 1, 2]].sum(axis=1), (counts * silent)[:, 3]], axis=1)
+    assert np.array_equal(quiet_failures(acc_counts, counts, silent, p_account, service), quiet)
 
 
 def test_one_actor_cap_keeps_the_spread_and_spares_several_actors() -> None:

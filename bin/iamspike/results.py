@@ -30,6 +30,9 @@ from iamspike.spread import (
     combined,
     failing_actors,
     one_actor_cap,
+    quiet_failures,
+    quiet_surprise,
+    spread_note,
     top_actor,
 )
 
@@ -318,17 +321,20 @@ class ResultsPass:
             del distinct_apis
             # An account cell one actor makes is capped at that actor's score (spread.one_actor_cap).
             self.one_actor = (counts, p_account, service) if "principal" in o.by and n_principals else None
-            del counts
             acc_counts, acc_apis, acc_spread = accounts
+            # The failures of its silent principals (spread.quiet_failures; needs their baselines).
+            quiet = self.one_actor and quiet_failures(acc_counts, counts, base.silent, p_account, service)
+            del counts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
             # Several actors failing together are no stream being absorbed: no recent view.
             spread_params = replace(params, recent_bins=0, silent_recent_bins=0)
             spread_base = fit_baselines(acc_spread, first * span, span, None, spread_params)
+            if quiet is not None:
+                quiet = (quiet, fit_baselines(quiet, first * span, span, None, params, acc_apis))
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
-            rows += self._score(
-                "account", acc_counts, acc_apis, base, labels, cells, out_from, (acc_spread, spread_base)
-            )
+            spread = (acc_spread, spread_base, quiet)
+            rows += self._score("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
@@ -508,7 +514,7 @@ class ResultsPass:
         if spread is not None:
             # Accounts are also scored on how many of their actors fail in the bin: a spike
             # spread thinly over many principals can hide in a noisy account total.
-            spread_counts, spread_base = spread
+            spread_counts, spread_base, _ = spread
             by_spread = score_counts(
                 spread_counts[t_idx, e_idx],
                 spread_base.expected[t_idx, e_idx],
@@ -527,6 +533,7 @@ class ResultsPass:
                 by_spread.surprise,
                 spread_counts[t_idx, e_idx],
                 SpreadParams(),
+                quiet_surprise(spread, t_idx, e_idx),
             )
             both = to_score(total * o.sensitivity, ScoreParams())
             score = np.maximum(np.maximum(score, spread_score), both)
@@ -554,11 +561,7 @@ class ResultsPass:
             insufficient = bool(base.insufficient[t])
             notes = []
             if spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
-                spread_counts, spread_base = spread
-                notes.append(
-                    f"{int(spread_counts[t, e])} of its principals failed at once"
-                    f" (usually {float(spread_base.expected[t, e]):.0f})"
-                )
+                notes.append(spread_note(spread, t, e))
             if capped is not None and i in capped:
                 notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:

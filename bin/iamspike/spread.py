@@ -21,6 +21,12 @@ An account is scored on two series (``results``): its failures, and its failing 
   score, which needs several actors, is kept). A person's benign burst or a batch hour raised the
   account row as well as (or instead of) the principal's; a compromised principal's burst flags
   its account whenever the principal itself is flagged.
+- **Quiet principals' failures** (``quiet_failures``, rule P19): the account's failures less those of
+  its principals that are not silent (their level or seasonal at least one failure a bin: a
+  nightly batch, a steady automation). Where the spread is evidence (``combined``), this count's
+  surprise against its own baseline stands in for the account's when higher. A quiet account's
+  level is its batch hour spread over the day (2-3 an hour) and at the batch hour the batch
+  itself: 5-20 denials of 3-7 near-silent principals scored 31-45 against it.
 """
 
 from __future__ import annotations
@@ -32,6 +38,9 @@ import numpy as np
 
 from iamspike import bins
 from iamspike.principals import SSO_ROLE_PREFIX
+from iamspike.scoring import ScoreParams, score_counts
+
+QUIET_BLOCK = 168  # bins per block in quiet_failures (a week of hours)
 
 
 @dataclass(frozen=True)
@@ -89,12 +98,71 @@ def actor_apis(
 
 
 def combined(
-    count_surprise: np.ndarray, spread_surprise: np.ndarray, spread_count: np.ndarray, params: SpreadParams
+    count_surprise: np.ndarray,
+    spread_surprise: np.ndarray,
+    spread_count: np.ndarray,
+    params: SpreadParams,
+    quiet_surprise: np.ndarray | None = None,
 ) -> np.ndarray:
     """The count's surprise plus the spread's where the spread is evidence itself (enough actors,
-    ``min_surprise``), else the count's alone."""
+    ``min_surprise``), else the count's alone. Where the spread is evidence, the quiet principals'
+    surprise (``quiet_failures``) counts instead of the account's when higher."""
     counts = (spread_count >= params.min_actors) & (spread_surprise >= params.min_surprise)
+    if quiet_surprise is not None:
+        count_surprise = np.where(counts, np.maximum(count_surprise, quiet_surprise), count_surprise)
     return count_surprise + np.where(counts, spread_surprise, 0.0)
+
+
+def quiet_failures(
+    acc_counts: np.ndarray, counts: np.ndarray, silent: np.ndarray, p_account: np.ndarray, service: np.ndarray
+) -> np.ndarray:
+    """``(bins, accounts)``: each account's failures less those of its principals that are not
+    silent in the bin (``silent``: the principals' baselines), never below 0. Where the account's
+    history comes from its saved row and not every principal's is read, the principals not read
+    stay in: the count is then higher than the quiet principals' own, never lower."""
+    n_accounts = acc_counts.shape[1]
+    group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+    out = acc_counts.copy()
+    for lo in range(0, counts.shape[0], QUIET_BLOCK):  # a block of bins at a time: no second matrix
+        loud = np.where(silent[lo : lo + QUIET_BLOCK], np.float32(0), counts[lo : lo + QUIET_BLOCK])
+        out[lo : lo + QUIET_BLOCK] -= bins.sum_by_group(loud, group, n_accounts + 1)[:, :n_accounts]
+    return np.maximum(out, 0)
+
+
+def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray | None:
+    """The surprise of the account cells' quiet principals' failures (``spread``: the failing
+    actors' series and baseline, then the quiet failures' or None). Their expected is at least the
+    failing actors' (each failing actor fails at least once), and neither held down as an onset
+    nor given the distinct APIs' bonus: several principals failing together are no single stream
+    starting, and their (actor, API) pairs are the spread itself, already counted."""
+    _, spread_base, quiet = spread
+    if quiet is None:
+        return None
+    counts, base = quiet
+    expected = np.maximum(base.expected[t_idx, e_idx], spread_base.expected[t_idx, e_idx])
+    scored = score_counts(
+        counts[t_idx, e_idx],
+        expected,
+        np.maximum(base.variance[t_idx, e_idx], expected),
+        np.ones(len(t_idx)),
+        1.0,
+        ScoreParams(),
+        with_upper=False,
+        silent=np.zeros(len(t_idx), dtype=bool),
+    )
+    return scored.surprise
+
+
+def spread_note(spread, t: int, e: int) -> str:
+    """The reason's words for an account cell the spread decided: where known, its quiet principals'
+    failures, then its failing actors (``spread``: the series and baselines of both)."""
+    counts, base, quiet = spread
+    text = f"{int(counts[t, e])} of its principals failed at once (usually {float(base.expected[t, e]):.0f})"
+    if quiet is not None and quiet[0][t, e] > 0:
+        q_counts, q_base = quiet
+        n, usual = int(q_counts[t, e]), float(q_base.expected[t, e])
+        text = f"{n} failures from principals that seldom fail (usually {usual:.2g}); {text}"
+    return text
 
 
 def top_actor(

@@ -29,6 +29,7 @@ habitual_burst (a person, IAM user or SSO role, who bursts like that a few times
 from __future__ import annotations
 
 import math
+import random
 import zlib
 from dataclasses import dataclass, replace
 
@@ -98,6 +99,9 @@ class Family:
     spread_members: Range = (4, 10)
     spread_each: Range = (1, 5)
     spread_minutes: Range = (2.0, 20.0)
+    spread_failures: Range = (5, 40)  # failures of a thin spread in all (log-uniform)
+    spread_size: Range = (3, 40)  # its principals (log-uniform, at most the account's)
+    spread_within_minutes: float = 0.5  # share of spreads within ``spread_minutes`` (else the hour)
     spike_factor: Range = (3.0, 6.0)
     spike_hours: Range = (1, 2)
     console_size: Range = (15, 60)
@@ -498,14 +502,16 @@ class _FamilyBuilder(_Builder):
             note = f"{n} denials in its first hour"
             self._attack("new_principal_burst", "principal", acct, p.principal, h, h + 1, note=note)
 
-            # thin account-wide spread in the quietest account: a few principals, a few denials
-            # each, the same services, within minutes
+            # thin account-wide spread in the quietest account. The first bench's draws are made
+            # (and their records dropped) so that every later scenario and trap draws what it drew
+            # before; the spread itself is drawn from its own stream (`_thin_spread`).
             acct = quiet[i % max(1, self.f.quiet_accounts)]
             pool = [
                 q
                 for q in self.principals
                 if q.account == acct and not q.is_service and q.kind != "root" and q.first_hour == 0
             ]
+            mark = len(self.records)
             k = min(len(pool), self.count(f.spread_members))
             members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
             h = self._free_hour(acct, 1)
@@ -515,16 +521,11 @@ class _FamilyBuilder(_Builder):
             span = self.uni(f.spread_minutes)
             m0 = self.uni((0.0, 60.0 - span))
             ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
-            total = 0
             for q in members:
-                n = self.count(f.spread_each)
-                n = max(n, 1)
-                total += n
+                n = max(1, self.count(f.spread_each))
                 self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
-            usual = self._account_usual(acct, h)
-            note = f"{total} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
-            members_t = tuple(q.principal for q in members)
-            self._attack("account_spread", "account", acct, "", h, h + 1, members=members_t, note=note)
+            del self.records[mark:]
+            self._thin_spread(acct, pool, h, apis, ip, agent)
 
             # relative spike: a steady denied automation at a few times its usual rate, on its
             # usual APIs, from its usual addresses
@@ -542,6 +543,41 @@ class _FamilyBuilder(_Builder):
                     self.emit(p, h + k, extra, ok=False)
                 note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h"
                 self._attack("relative_spike", "principal", p.account, p.principal, h, h + length, note=note)
+
+    def _thin_spread(
+        self, acct: str, pool: list[Principal], h: int, apis: tuple[tuple[str, str], ...], ip: str, agent: str
+    ) -> None:
+        """Several principals of ``acct`` denied a few times each on the same services in hour ``h``:
+        ``spread_failures`` in all (log-uniform: a handful to a few dozen) over principals drawn
+        log-uniform from ``spread_size`` (at most the account's, at least a quarter of the failures,
+        so each fails a few times), within ``spread_minutes`` (a share ``spread_within_minutes`` of
+        the spreads) or across the hour. Drawn from the spread's own random streams, so that no
+        other scenario's draws move with its size."""
+        f = self.f
+        saved = self.rng, self.fast
+        if not hasattr(self, "_spread_streams"):
+            rng = np.random.Generator(np.random.PCG64([self.seed, zlib.crc32(f.name.encode()), 19]))
+            self._spread_streams = rng, random.Random(int(rng.integers(0, 2**62)))
+        self.rng, self.fast = self._spread_streams
+        try:
+            total = round(self.log_uni(f.spread_failures))
+            most = max(1, min(len(pool), round(f.spread_size[1])))
+            least = min(most, max(round(f.spread_size[0]), math.ceil(total / 4)))
+            k = min(most, max(least, round(self.log_uni((least, most)))))
+            total = max(total, k)
+            members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
+            each = 1 + self.rng.multinomial(total - k, np.full(k, 1.0 / k))
+            within = self.rng.random() < f.spread_within_minutes
+            span = self.uni(f.spread_minutes) if within else 60.0
+            m0 = self.uni((0.0, 60.0 - span))
+            for q, n in zip(members, each.tolist()):
+                self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
+        finally:
+            self.rng, self.fast = saved
+        usual = self._account_usual(acct, h)
+        note = f"{total} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
+        members_t = tuple(q.principal for q in members)
+        self._attack("account_spread", "account", acct, "", h, h + 1, members=members_t, note=note)
 
     def traps(self) -> None:
         f = self.f

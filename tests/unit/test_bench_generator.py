@@ -5,6 +5,7 @@ from __future__ import annotations
 import bisect
 import re
 from collections import Counter
+from dataclasses import replace
 
 import pytest
 from bench import families, generator, quality
@@ -225,7 +226,12 @@ def test_every_attack_kind_is_labelled_in_a_family_organisation(steady: generato
 def test_the_thin_spread_is_a_few_principals_a_few_denials_each_within_minutes(steady: generator.Org) -> None:
     (label,) = [lb for lb in steady.attacks() if lb.kind == "account_spread"]
     fam = families.FAMILIES["steady-automation"]
-    assert fam.spread_members[0] <= len(label.members) <= fam.spread_members[1]
+    pool = [
+        p
+        for p in steady.principals
+        if p.account == label.account and not p.is_service and p.kind != "root" and p.first_hour == 0
+    ]
+    assert min(fam.spread_size[0], len(pool)) <= len(label.members) <= fam.spread_size[1]
     start, end = label.windows[0]
     members = set(label.members)
     attack = [r for r in _failures(steady, start, end, label.account) if fold_principal(r) in members]
@@ -233,12 +239,48 @@ def test_the_thin_spread_is_a_few_principals_a_few_denials_each_within_minutes(s
     assert set(per_member) == members
     ips = {r["sourceIPAddress"] for r in attack}
     mine = [r for r in attack if r["sourceIPAddress"] in ips and r["userAgent"] in generator.ATTACKER_AGENTS]
-    assert len(mine) <= fam.spread_members[1] * fam.spread_each[1]
+    assert max(len(members), fam.spread_failures[0]) <= len(mine) <= max(len(members), fam.spread_failures[1])
     assert len({r["eventSource"] for r in mine}) <= 2
-    times = sorted(generator.record_time(r) for r in mine)
-    assert times[-1] - times[0] <= fam.spread_minutes[1] * 60
     # in the organisation's quietest account: no steady automation there
     assert not [p for p in steady.principals if p.account == label.account and p.kind == "noisy_role"]
+
+
+def _spread_records(org: generator.Org) -> tuple[list[dict], list[dict]]:
+    """The records of the organisation's thin spreads (its members, in its hour), and the others."""
+    spreads = [(lb.windows[0], set(lb.members)) for lb in org.attacks() if lb.kind == "account_spread"]
+    inside, outside = [], []
+    for t, _a, p, r in org.extra["rows"]:
+        hit = any(s <= t < e and p in m for (s, e), m in spreads) and r.get("errorCode") in AUTHZ_CODES
+        (inside if hit and r["userAgent"] in generator.ATTACKER_AGENTS else outside).append(r)
+    return inside, outside
+
+
+def test_thin_spreads_of_many_sizes_and_timings_move_no_other_draw() -> None:
+    """The spread's size and timing come from its own stream: a family whose spreads are 3
+    principals within minutes and one whose spreads are 8 across the hour make the same
+    organisation otherwise (records and labels)."""
+    base = families.with_accounts(families.FAMILIES["startup"], 2)
+    orgs = []
+    for size, within in ((3, 1.0), (8, 0.0)):
+        fam = replace(base, spread_size=(size, size), spread_failures=(8, 8), spread_within_minutes=within)
+        org = families.generate(fam, 5, **SMALL_FAMILY)
+        org.extra["rows"] = [
+            (generator.record_time(r), r["recipientAccountId"], fold_principal(r), r) for r in org.records
+        ]
+        orgs.append(org)
+    (small, small_rest), (wide, wide_rest) = (_spread_records(o) for o in orgs)
+    assert small_rest == wide_rest
+    assert [lb for lb in orgs[0].labels if lb.kind != "account_spread"] == [
+        lb for lb in orgs[1].labels if lb.kind != "account_spread"
+    ]
+    (small_label,) = [lb for lb in orgs[0].attacks() if lb.kind == "account_spread"]
+    (wide_label,) = [lb for lb in orgs[1].attacks() if lb.kind == "account_spread"]
+    assert len(small_label.members) == 3 and len(wide_label.members) == 8
+    assert len(small) >= base.spread_failures[0]
+    times = sorted(generator.record_time(r) for r in small)
+    assert times[-1] - times[0] <= base.spread_minutes[1] * 60
+    times = sorted(generator.record_time(r) for r in wide)
+    assert times[-1] - times[0] > base.spread_minutes[1] * 60
 
 
 def test_the_relative_spike_uses_the_automations_usual_apis_and_addresses(steady: generator.Org) -> None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from iamspike.engine import parse_options, run
+from iamspike.engine import Detector, parse_options, run
 from iamspike.spread import (
+    QUIET_BLOCK,
     SpreadParams,
     actor_apis,
     actor_name,
@@ -12,6 +13,7 @@ from iamspike.spread import (
     combined,
     failing_actors,
     one_actor_cap,
+    quiet_failures,
     top_actor,
 )
 
@@ -69,6 +71,39 @@ def test_combined_adds_the_spread_only_where_it_is_evidence() -> None:
     spread = np.array([2.5, 2.5, 1.0, 0.0])
     actors_failing = np.array([5, 2, 5, 1])
     assert combined(count, spread, actors_failing, params).tolist() == [6.5, 4.0, 4.0, 4.0]
+
+
+def test_combined_takes_the_quiet_principals_surprise_where_the_spread_is_evidence_only() -> None:
+    params = SpreadParams()
+    count = np.array([1.5, 1.5, 1.5, 3.0])
+    spread = np.array([2.5, 1.0, 2.5, 2.5])
+    actors_failing = np.array([5, 5, 2, 5])
+    quiet = np.array([4.0, 4.0, 4.0, 1.0])
+    assert combined(count, spread, actors_failing, params, quiet).tolist() == [6.5, 1.5, 1.5, 5.5]
+
+
+def test_quiet_failures_leave_out_the_principals_that_are_not_silent_in_the_bin() -> None:
+    # account 0: a batch role (not silent in bin 0), two quiet users; account 1: one user; a service
+    counts = np.array([[30, 2, 3, 4, 9], [0, 1, 0, 2, 0]], dtype=np.float32)
+    silent = np.array([[False, True, True, True, True], [True, True, True, False, True]])
+    p_account = np.array([0, 0, 0, 1, 0])
+    service = np.array([False, False, False, False, True])
+    acc_counts = np.array([[35, 4], [1, 2]], dtype=np.float32)  # the services left out
+    out = quiet_failures(acc_counts, counts, silent, p_account, service)
+    assert out.tolist() == [[5, 4], [1, 0]]
+    # an account whose history is its saved row: principals not read stay in, never below 0
+    assert quiet_failures(acc_counts + 10, counts, silent, p_account, service).tolist() == [
+        [15, 14],
+        [11, 10],
+    ]
+    assert quiet_failures(np.zeros_like(acc_counts), counts, silent, p_account, service).min() == 0
+    # in blocks of bins: the same as the whole matrix at once
+    rng = np.random.default_rng(3)
+    counts = rng.poisson(2, size=(QUIET_BLOCK * 2 + 5, 5)).astype(np.float32)
+    silent = rng.random(counts.shape) < 0.5
+    acc_counts = np.stack([counts[:, [0, 1, 2]].sum(axis=1), counts[:, 3]], axis=1)
+    quiet = np.stack([(counts * silent)[:, [0, 1, 2]].sum(axis=1), (counts * silent)[:, 3]], axis=1)
+    assert np.array_equal(quiet_failures(acc_counts, counts, silent, p_account, service), quiet)
 
 
 def test_one_actor_cap_keeps_the_spread_and_spares_several_actors() -> None:
@@ -176,3 +211,61 @@ def test_an_account_made_by_one_principal_scores_no_higher_than_it() -> None:
     judy = next(r for r in cell if r["entity_type"] == "principal")
     assert account["score"] <= judy["score"] < 50
     assert "100% of its failures are judy's, scored as that principal" in account["reason"]
+
+
+BATCH_HOUR = 10 * 24 + 2
+
+
+def test_a_spread_at_the_nightly_batch_hour_flags_the_account() -> None:
+    """Four people denied three times each at 02:00, while the nightly batch fails its usual 30:
+    the account's count (42 against 30) says little and five actors against one not enough
+    (score 36 without rule P19); the quiet principals' 12 denials do (74 with it)."""
+    spike = T0 + BATCH_HOUR * HOUR
+    people = ["amy", "bob", "cat", "dan"]
+    spread = [
+        event(spike + 300 + 60 * k + i, user(n), EC2[i % 2]) for k, n in enumerate(people) for i in range(3)
+    ]
+    rows = run(sorted(quiet_account(11) + spread, key=lambda r: r["eventTime"]))
+    assert account_hours(rows) == [BATCH_HOUR]
+    assert not [r for r in rows if r["entity_type"] == "principal"]
+
+
+def test_a_handful_of_denials_over_three_quiet_people_flags_the_account_two_people_do_not() -> None:
+    """Five denials over three people across an hour of a near-silent account whose level is its
+    nightly batch spread over the day (30 / 24 an hour): flagged (62 without rule P19, 77 with it);
+    the same five from two people are no spread, with or without it."""
+    spike = T0 + SPIKE_HOUR * HOUR
+    three = [(user("amy"), 0), (user("amy"), 1), (user("bob"), 2), (user("bob"), 3), (user("cat"), 0)]
+    rows = run(
+        sorted(
+            quiet_account(11) + [event(spike + 600 * i, a, EC2[k]) for i, (a, k) in enumerate(three)],
+            key=lambda r: r["eventTime"],
+        )
+    )
+    assert account_hours(rows) == [SPIKE_HOUR]
+    two = [(user("amy"), 0), (user("amy"), 1), (user("bob"), 2), (user("bob"), 3), (user("bob"), 0)]
+    rows = run(
+        sorted(
+            quiet_account(11) + [event(spike + 600 * i, a, EC2[k]) for i, (a, k) in enumerate(two)],
+            key=lambda r: r["eventTime"],
+        )
+    )
+    assert account_hours(rows) == []
+
+
+def test_a_spread_at_the_batch_hour_is_flagged_after_a_state_round_trip() -> None:
+    """The quiet principals' failures before the live rows come from the saved rows: the same
+    spread at the batch hour is flagged when the first ten days are saved state."""
+    spike = T0 + BATCH_HOUR * HOUR
+    people = ["amy", "bob", "cat", "dan"]
+    spread = [
+        event(spike + 300 + 60 * k + i, user(n), EC2[i % 2]) for k, n in enumerate(people) for i in range(3)
+    ]
+    records = sorted(quiet_account(11) + spread, key=lambda r: r["eventTime"])
+    early = [r for r in records if r["eventTime"] < T0 + 10 * 24 * HOUR]
+    saved = run(early, parse_options(["show=state"]))
+    header = sorted({key for row in saved for key in row})
+    detector = Detector()
+    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    detector.add_records([r for r in records if r["eventTime"] >= T0 + 10 * 24 * HOUR])
+    assert account_hours(detector.results()) == [BATCH_HOUR]

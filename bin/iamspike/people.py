@@ -5,7 +5,7 @@ page that loads a handful of APIs of one service at once, a busier hour on the A
 use. Stolen keys sweep APIs across services that their owner never called. So, for people only:
 
 - the **effective number of APIs** of a cell's failures, ``(sum n)^2 / sum n^2``: 14 retries of one
-  command and one stray denial elsewhere are 1.1 APIs, not 2 (rule P16);
+  command and one stray denial elsewhere are 1.1 APIs, not 2 (rule P15);
 - a **page load** (rule P20): failures that all sit in one service, or all came through the AWS
   console, are at most ``PAGE_APIS`` (2) APIs' worth and earn no novelty bonus: a console page's
   loads (grycap's students: 18 ``UnauthorizedOperation`` in 7 s over 4-13 EC2 ``Describe*`` APIs)

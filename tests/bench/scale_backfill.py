@@ -553,11 +553,6 @@ def render(r: dict, command: str) -> list[str]:
         f"- The search head ran over the first {sh_hours} hours as the map phase sends them:"
         f" {r['sh_rows']:,} rows holding {r['sh_cells']:,} cells ({r['count_mb_written']:,} MB).",
         f"- State written ({written}): {r['state_rows']:,} rows, {r['state_mb']:.1f} MB.",
-        f"- Day 0 raw through the real map phase on {r.get('cal_indexers', 0)} indexer(s):"
-        f" {r.get('cal_raw_rows', 0):,} raw rows -> {r.get('cal_map_rows', 0):,} count rows,"
-        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells: {r.get('cal_synth_rows', 0):,}"
-        f" rows, {r.get('cal_synth_mb', 0):.1f} MB. Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
-        f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
         f"- Extrapolation to {days} days: the search head's CPU and peak RSS scaled by cells (it splits"
         " each `v4` row into its cells and holds every cell of the range until its results pass).",
         f"- The search head's memory per key (tracemalloc, the peak hour's {r['memory_rows']:,} count rows"
@@ -569,6 +564,19 @@ def render(r: dict, command: str) -> list[str]:
         f" bytes per event, {r['bytes_per_row']} per cell and {r['bytes_per_entry']} per entry fitted on"
         f" them as `v3`, less {r['bytes_saved_per_row']} bytes per cell a `v4` row packs (the per-row"
         " fields, measured on the written hours).",
+        *_calibration(r),
+    ]
+
+
+def _calibration(r: dict) -> list[str]:
+    if not r.get("cal_indexers"):
+        return []
+    return [
+        f"- Day 0 raw through the real map phase on {r.get('cal_indexers', 0)} indexer(s):"
+        f" {r.get('cal_raw_rows', 0):,} raw rows -> {r.get('cal_map_rows', 0):,} count rows,"
+        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells: {r.get('cal_synth_rows', 0):,}"
+        f" rows, {r.get('cal_synth_mb', 0):.1f} MB. Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
+        f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
     ]
 
 

@@ -40,8 +40,11 @@ class Cells:
     @classmethod
     def distinct(cls, cell: np.ndarray, item: np.ndarray, n_items: int) -> Cells:
         """How many distinct ``item`` values each cell holds."""
-        pairs = np.unique(cell * n_items + item)
-        unique, per_cell = np.unique(pairs // n_items, return_counts=True)
+        pairs = cell * n_items
+        pairs += item
+        pairs = np.unique(pairs)
+        pairs //= n_items
+        unique, per_cell = np.unique(pairs, return_counts=True)
         return cls(unique, per_cell.astype(np.float64))
 
     def at(self, wanted: np.ndarray) -> np.ndarray:
@@ -68,22 +71,34 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     s_c = np.asarray(s_count, dtype=np.float64).reshape(-1)[s_keep]
     s_a = np.asarray(s_apis, dtype=np.float64).reshape(-1)[s_keep]
 
-    # Principals: failures per cell (float32, summed in the matrix's order), distinct APIs.
-    k_t = results.k_bin - first
-    live = k_t >= 0
-    k_t, k_p, k_api = k_t[live], results.k_p[live], results.k_api[live]
-    failures = Cells.summed(
-        np.concatenate([k_t * n_p + k_p, s_b * n_p + s_e]),
-        np.concatenate([results.k_count[live], s_c]),
-    )
-    apis = Cells.distinct(k_t * n_p + k_p, k_api, results.n_apis)
-    restored_apis = Cells(*_sorted(s_b * n_p + s_e, s_a))
+    # No console sign-ins and no explanations here: their item arrays go first, and the others
+    # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
+    results.k_console = results.k_explain = results.item_row = None
     results._novelty(s_first, len(results.principals))
+    k_t, k_p, k_api, k_count = results.k_bin - first, results.k_p, results.k_api, results.k_count
+    results.k_bin = results.k_count = None
+    live = k_t >= 0
+    if not live.all():
+        k_t, k_p, k_api, k_count = k_t[live], k_p[live], k_api[live], k_count[live]
+    del live
+
+    # Principals: failures per cell (float32, summed in the matrix's order), distinct APIs.
+    cell = k_t * n_p
+    cell += k_p
+    failures = Cells.summed(_joined(cell, s_b * n_p + s_e), _joined(k_count, s_c))
+    del k_count
+    apis = Cells.distinct(cell, k_api, results.n_apis)
+    del cell
+    restored_apis = Cells(*_sorted(s_b * n_p + s_e, s_a))
 
     keep_from = max(0, n_bins - (o.history // span))
     out = _principal_rows(results, failures, apis, restored_apis, keep_from)
     out += _account_rows(results, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), live_first, keep_from)
     return out
+
+
+def _joined(live: np.ndarray, saved: np.ndarray) -> np.ndarray:
+    return np.concatenate([live, saved]) if len(saved) else live
 
 
 def _sorted(cell: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -162,7 +177,13 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
     # Distinct (actor, API) pairs: live items from live_from on; before it the saved principals'.
     k_t, k_p, k_api = items
     mine = (k_t >= live_from) & (k_t < n_bins)
-    pairs = Cells.distinct(k_t[mine] * n_actors + p_actor[k_p[mine]], k_api[mine], results.n_apis)
+    if not mine.all():
+        k_t, k_p, k_api = k_t[mine], k_p[mine], k_api[mine]
+    del mine
+    actor_cell = k_t * n_actors
+    actor_cell += p_actor[k_p]
+    pairs = Cells.distinct(actor_cell, k_api, results.n_apis)
+    del actor_cell
     s_b, s_e, s_c, s_a = restored
     before = s_b < live_from
     acc_apis = Cells.summed(

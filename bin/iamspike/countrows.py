@@ -268,6 +268,13 @@ class CountRows:
         repeated[order[:-1][same]] = True
         return repeated
 
+    def _digests_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The digests of the rows marked in ``rows`` (a copy), and the row of each."""
+        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
+        row_of = np.repeat(np.arange(len(rows), dtype=np.int32), n_digests)
+        mine = rows[row_of]
+        return np.frombuffer(self.digests, dtype=np.uint64)[mine], row_of[mine]
+
     def _take_copies(self, cell: np.ndarray) -> np.ndarray:
         """Each digest's copies after the first in a cell taken off the failures of the cell's
         first row; no cell to move (the empty array)."""
@@ -275,12 +282,7 @@ class CountRows:
         none = np.zeros(0, dtype=np.int64)
         if not repeated.any():
             return none
-        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
-        row_of = np.repeat(np.arange(len(cell), dtype=np.int32), n_digests)
-        mine = repeated[row_of]
-        digests = np.frombuffer(self.digests, dtype=np.uint64)[mine]
-        row_of = row_of[mine]
-        del mine
+        digests, row_of = self._digests_of(repeated)
         where = cell[row_of]
         order = np.lexsort((digests, where))
         where, digests = where[order], digests[order]
@@ -305,12 +307,7 @@ class CountRows:
         repeated = self._repeated(cell)
         if not repeated.any():
             return np.zeros(0, dtype=np.int64)
-        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
-        row_of = np.repeat(np.arange(len(cell), dtype=np.int32), n_digests)
-        mine = repeated[row_of]
-        mixed = np.frombuffer(self.digests, dtype=np.uint64)[mine]
-        row_of = row_of[mine]
-        del mine
+        mixed, row_of = self._digests_of(repeated)
         # One 64-bit value per (cell, digest): equal for a digest two rows of a cell share, and
         # for few others (a cell read entry by entry for nothing costs time, never the answer).
         spread = cell[row_of].view(np.uint64)

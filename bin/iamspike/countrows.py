@@ -216,10 +216,14 @@ class CountRows:
 
     # ---- settling
 
-    def resolve(self) -> None:
+    def resolve(self, failures_only: bool = False) -> None:
         """Move into the Tally, entry by entry, the rows of every cell whose rows share a digest
         or that the Tally also counts from whole rows; the rest stay rows (:attr:`fast`). Call
-        after the last rows, before the Tally's ``drop_duplicates``; a second call changes nothing."""
+        after the last rows, before the Tally's ``drop_duplicates``; a second call changes nothing.
+
+        With ``failures_only`` (``show=state``: failures and APIs per cell, no console sign-ins
+        and no explanations), a cell whose rows share digests stays rows: each copy of a digest
+        after the first in the cell is taken off the failures of the cell's first row."""
         self._flush()
         n = len(self.bins)
         if self._resolved == n:
@@ -235,7 +239,7 @@ class CountRows:
         tally.lo = min(tally.lo, low * span)
         tally.hi = max(tally.hi, int(bins.max()) * span)
         cell = np.frombuffer(self.entity, dtype=np.int32).astype(np.int64) * width + (bins - low)
-        slow = self._shared_digests(cell)
+        slow = self._take_copies(cell) if failures_only else self._shared_digests(cell)
         held = [
             self.entities[key[1:3]] * width + (key[0] // span - low)
             for key in tally._digests
@@ -254,22 +258,56 @@ class CountRows:
             account, principal = labels[e]
             tally.add_entries(self.bins[r] * span, account, principal, e in self.services, entries)
 
-    def _shared_digests(self, cell: np.ndarray) -> np.ndarray:
-        """Cells with more than one row whose rows share a digest."""
+    def _repeated(self, cell: np.ndarray) -> np.ndarray:
+        """Rows of cells that came in more than one row."""
         order = np.argsort(cell, kind="stable")
         ordered = cell[order]
         repeated = np.zeros(len(cell), dtype=bool)
         same = ordered[1:] == ordered[:-1]
         repeated[order[1:][same]] = True
         repeated[order[:-1][same]] = True
+        return repeated
+
+    def _digests_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The digests of the rows marked in ``rows`` (a copy), and the row of each."""
+        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
+        row_of = np.repeat(np.arange(len(rows), dtype=np.int32), n_digests)
+        mine = rows[row_of]
+        return np.frombuffer(self.digests, dtype=np.uint64)[mine], row_of[mine]
+
+    def _take_copies(self, cell: np.ndarray) -> np.ndarray:
+        """Each digest's copies after the first in a cell taken off the failures of the cell's
+        first row; no cell to move (the empty array)."""
+        repeated = self._repeated(cell)
+        none = np.zeros(0, dtype=np.int64)
+        if not repeated.any():
+            return none
+        digests, row_of = self._digests_of(repeated)
+        where = cell[row_of]
+        order = np.lexsort((digests, where))
+        where, digests = where[order], digests[order]
+        del order
+        copy = np.zeros(len(where), dtype=bool)
+        copy[1:] = (where[1:] == where[:-1]) & (digests[1:] == digests[:-1])
+        if not copy.any():
+            return none
+        cells, copies = np.unique(where[copy], return_counts=True)
+        rows = np.flatnonzero(repeated)
+        rows = rows[np.lexsort((rows, cell[rows]))]  # by cell, then row: each cell's first row first
+        head = np.ones(len(rows), dtype=bool)
+        head[1:] = cell[rows][1:] != cell[rows][:-1]
+        first_row = dict(zip(cell[rows][head].tolist(), rows[head].tolist()))
+        failures = self.failures
+        for c, n in zip(cells.tolist(), copies.tolist()):
+            failures[first_row[c]] -= n
+        return none
+
+    def _shared_digests(self, cell: np.ndarray) -> np.ndarray:
+        """Cells with more than one row whose rows share a digest."""
+        repeated = self._repeated(cell)
         if not repeated.any():
             return np.zeros(0, dtype=np.int64)
-        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
-        row_of = np.repeat(np.arange(len(cell), dtype=np.int32), n_digests)
-        mine = repeated[row_of]
-        mixed = np.frombuffer(self.digests, dtype=np.uint64)[mine]
-        row_of = row_of[mine]
-        del mine
+        mixed, row_of = self._digests_of(repeated)
         # One 64-bit value per (cell, digest): equal for a digest two rows of a cell share, and
         # for few others (a cell read entry by entry for nothing costs time, never the answer).
         spread = cell[row_of].view(np.uint64)

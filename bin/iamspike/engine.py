@@ -169,7 +169,7 @@ class Detector:
     def results(self) -> list[dict[str, object]]:
         """Score everything accumulated; rows per the engine API (show=spikes|all|state)."""
         entries = [*self._entries.values(), *self._ranges]
-        self.count_rows.resolve()
+        self.count_rows.resolve(failures_only=self.options.show == "state")
         self.tally.drop_duplicates()
         rows = ResultsPass(self.options, self.tally, entries, self._messages, self.count_rows).rows()
         # Allowlist entries (rows of `iam_error_spike_allowlist`) drop flagged principal rows of

@@ -20,7 +20,10 @@ from iamspike.failures import ErrorClasses
 from iamspike.options import Options
 
 STREAMING = {"type": "streaming"}
-FLUSH_KEYS = 500_000  # count keys held before the counts are sent early (bounded memory)
+# Count keys held before the counts are sent early (bounded memory). A send's rows are the
+# principals it holds, so fewer sends are fewer rows: at 1.5 M an indexer of the scale bench's
+# organisation (3.2 M failed events, 1.35 M keys a weekday) sends once a day (docs/bench/scale.md).
+FLUSH_KEYS = 1_500_000
 _IDENTITY_AT = [FIELDS.index(name) for name in IDENTITY_FIELDS]
 
 

@@ -3,7 +3,7 @@
 Runs once, in ``Detector.results()``: numbers every principal and account, zero-fills their
 series over the whole time range (live rows and saved state), fits the baselines, scores every
 bin and explains the flagged ones (``explain``). With ``show=state`` it returns the state rows
-instead (``state``).
+instead, without matrices (``statefold``).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from iamspike import bins, explain, state
+from iamspike import bins, explain, state, statefold
 from iamspike.baseline import BaselineParams, current_rate, fit_baselines
 from iamspike.counting import Tally, is_service
 from iamspike.countrows import CountRows
@@ -276,6 +276,9 @@ class ResultsPass:
             )
             first = last - max_bins + 1
             n_bins = max_bins
+        if o.show == "state":  # an aggregation: no matrices (statefold)
+            self.first, self.n_bins = first, n_bins
+            return statefold.state_rows(self, (s_bin, s_entity, s_count, s_apis), s_first, live_first)
         all_b = np.concatenate([self.k_bin, np.array(s_bin, dtype=np.int64)]) - first
         all_e = np.concatenate([self.k_p, np.array(s_entity, dtype=np.int64)])
         all_c = np.concatenate([self.k_count, np.array(s_count, dtype=np.float64)])
@@ -293,13 +296,11 @@ class ResultsPass:
         p_account = np.array(self.p_account, dtype=np.int64)
         service = np.array(self.p_service, dtype=bool)
         accounts = None
-        if o.show == "state" or "account" in o.by:
+        if "account" in o.by:
             restored_rows = (state_b[restored], s_entity_arr[restored], np.array(s_count)[restored])
             accounts = self._account_series(
                 counts, distinct_apis, p_account, service, live_first, restored_rows
             )
-        if o.show == "state":
-            return self._state_rows(counts, distinct_apis, accounts)
         out_from = max((live_first - first) if has_live else n_bins, 0)
         params = self.baseline_params = BaselineParams(
             half_life_bins=o.half_life / span, min_history_bins=int(o.min_history // span)
@@ -618,48 +619,6 @@ class ResultsPass:
                 row["is_spike"] = int(is_spike)
             rows.append(row)
         return rows
-
-    def _state_rows(self, counts: np.ndarray, distinct_apis: np.ndarray, accounts) -> list[dict[str, object]]:
-        o = self.o
-        span = o.span
-        keep_from = max(0, self.n_bins - (o.history // span))
-        first = (self.first + keep_from) * span
-        last = (self.first + self.n_bins - 1) * span
-        out = []
-        window = counts[keep_from:]
-        width = distinct_apis[keep_from:]
-        names = self.api_names
-        fail_p, fail_api, fail_when = self.first_fail
-        for (account, principal), p in sorted(self.principals.items()):
-            nonzero = np.flatnonzero(window[:, p]).tolist()
-            if not nonzero:
-                continue
-            series = {first + t * span: int(window[t, p]) for t in nonzero}
-            apis = {first + t * span: int(width[t, p]) for t in nonzero}
-            lo, hi = np.searchsorted(fail_p, [p, p + 1])
-            firsts = {names[a]: w * span for a, w in zip(fail_api[lo:hi].tolist(), fail_when[lo:hi].tolist())}
-            entry = state.StateEntry(span, first, last, account, principal, series, apis, firsts)
-            out.append(state.encode(entry))
-        acc_counts, acc_apis, acc_spread = accounts
-        for account, a in sorted(self.accounts.items()):
-            nonzero = np.flatnonzero(acc_counts[keep_from:, a]).tolist()
-            if not nonzero:
-                continue
-            starts = [(first + t * span, keep_from + t) for t in nonzero]
-            entry = state.StateEntry(
-                span,
-                first,
-                last,
-                account,
-                "",
-                {start: int(acc_counts[t, a]) for start, t in starts},
-                {start: int(acc_apis[t, a]) for start, t in starts},
-                {},
-                {start: int(acc_spread[t, a]) for start, t in starts},
-                state.ACCOUNT,
-            )
-            out.append(state.encode(entry))
-        return out
 
 
 class CellDetail:

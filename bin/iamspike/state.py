@@ -64,39 +64,48 @@ class StateEntry:
         return state_key(self.account, self.principal)
 
 
-def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> dict[str, int]:
-    return {
-        str((start - entry.first) // entry.span): value
-        for start, value in sorted(values.items())
-        if value != skip
-    }
+def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> str:
+    """``{"offset":value,...}`` as ``json.dumps(..., sort_keys=True)`` writes it: offsets (bins
+    after ``first``) ordered as text, values that equal ``skip`` left out."""
+    first, span = entry.first, entry.span
+    items = sorted((str((start - first) // span), value) for start, value in values.items() if value != skip)
+    return "{" + ",".join(f'"{offset}":{value}' for offset, value in items) + "}"
+
+
+def _text(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False)
 
 
 def encode(entry: StateEntry) -> dict[str, object]:
-    """The output row for one entry."""
-    blob: dict[str, object] = {
-        "v": VERSION,
-        "type": entry.entity_type,
-        "account": entry.account,
-        "principal": entry.principal,
-        "span": entry.span,
-        "first": entry.first,
-        "last": entry.last,
-        "bins": _offsets(entry, entry.bins),
-        "apis": _offsets(entry, entry.distinct_apis, skip=1),
-    }
-    if entry.first_failures:
-        blob["first_failures"] = {
-            api: (start - entry.first) // entry.span for api, start in sorted(entry.first_failures.items())
-        }
+    """The output row for one entry. Its ``iamspike_state`` is compact JSON with sorted keys
+    (written field by field: the fields are fixed, the offsets and API names sorted as text)."""
+    first, span = entry.first, entry.span
+    fields = [
+        f'"account":{_text(entry.account)}',
+        f'"apis":{_offsets(entry, entry.distinct_apis, skip=1)}',
+        f'"bins":{_offsets(entry, entry.bins)}',
+    ]
     if entry.failing_principals:
-        blob["failing"] = _offsets(entry, entry.failing_principals)
+        fields.append(f'"failing":{_offsets(entry, entry.failing_principals)}')
+    fields.append(f'"first":{first}')
+    if entry.first_failures:
+        firsts = ",".join(
+            f"{_text(api)}:{(start - first) // span}" for api, start in sorted(entry.first_failures.items())
+        )
+        fields.append(f'"first_failures":{{{firsts}}}')
+    fields += [
+        f'"last":{entry.last}',
+        f'"principal":{_text(entry.principal)}',
+        f'"span":{span}',
+        f'"type":{_text(entry.entity_type)}',
+        f'"v":{VERSION}',
+    ]
     return {
         "state_key": entry.key,
         "entity_type": entry.entity_type,
         "account": entry.account,
         "principal": entry.principal,
-        STATE_FIELD: json.dumps(blob, separators=(",", ":"), sort_keys=True, ensure_ascii=False),
+        STATE_FIELD: "{" + ",".join(fields) + "}",
         "updated": entry.last,
     }
 

@@ -250,6 +250,8 @@ def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
 
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from iamspike.cloudtrail import FIELDS
+    from iamspike.counting import wire_rows
+    from iamspike.phases import FLUSH_KEYS
     from standin import scpv2
 
     preop = scpv2.probe_getinfo(command, []).getinfo["streaming_preop"].split()[1:]
@@ -259,13 +261,18 @@ def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
     out.update(map_cpu_s_max=0.0, map_rss_mb_max=0)
     for k in range(args.calibrate_indexers):
         rng = np.random.default_rng(seed)  # the same hours as the backfill's day 0
-        synth_lines, raw_lines, first_id = [], [], 0
+        synth_lines, raw_lines, first_id, held = [], [], 0, []
         for h in range(24):
             cells = hour_cells(rng, org, round(float(args.events * factors[h])), args.indexers)
             start = START + SPAN * h
-            synth_lines.append(_csv_lines(count_bodies(org, start, cells, args.indexers, rng, k)[k]))
+            held.extend(count_cells(org, start, cells, args.indexers, rng, k)[k])
+            if sum(len(cell.entries) for cell in held) >= FLUSH_KEYS:  # as backfill() sends
+                synth_lines.append(_csv_lines(wire_rows(held)))
+                held = []
             raw_lines.append(raw_bodies(org, start, cells, k, args.indexers, rng, first_id))
             first_id += int(cells[1].sum())
+        synth_lines.append(_csv_lines(wire_rows(held)))
+        del held
         synth = "".join(synth_lines)
         out["synth_rows"] += synth.count("\n")
         out["synth_mb"] += len(synth.encode()) / 1e6
@@ -287,8 +294,16 @@ def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
 
 def backfill(command: list[str], args) -> dict:
     """Counts of every hour of ``args.days`` days; the search head's ``show=state`` over the
-    first ``args.sh_hours`` hours; the map phase calibrated on day 0."""
+    first ``args.sh_hours`` hours; the map phase calibrated on day 0.
+
+    Each indexer sends as the map phase does: one ``v4`` row per (account, principal) of a send,
+    a send when its held keys (entries) reach ``FLUSH_KEYS`` (checked at the end of each hour) and
+    one at the end. Over the whole range only the rows are counted (a send's rows are the
+    principals it holds); the first ``sh_hours`` hours are written (each indexer also sends at
+    their end, where that shorter search finishes) and fed to the search head."""
     import numpy as np
+    from iamspike.counting import wire_rows
+    from iamspike.phases import FLUSH_KEYS
 
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from standin import scpv2
@@ -302,36 +317,79 @@ def backfill(command: list[str], args) -> dict:
     out: dict = {"days": args.days, "sh_hours": args.sh_hours, "accounts": args.accounts}
     out.update({"memory_" + key: value for key, value in memory.items()})
     out.update(principals=args.peak_principals, peak_events=args.events, indexers=args.indexers)
-    per_hour = []  # (raw rows = events, count rows, entries)
-    sh_lines: list[str] = []
+    out["flush_keys"] = FLUSH_KEYS
+    per_hour = []  # (raw rows = events, cells: v3 rows, entries)
+    sh_v3: list[str] = []  # the written hours as v3 rows (one per cell): the bytes model
+    sh_v4: list[str] = []  # the same cells as the map phase sends them: what the search head reads
     sh_hours = args.sh_hours
+    held: list[list] = [[] for _ in range(args.indexers)]  # written cells not yet sent
+    unsent = np.zeros((args.indexers, args.peak_principals), dtype=bool)  # principals held
+    keys = [0] * args.indexers
+    totals_sent = {"rows": 0, "sends": 0}
+
+    def send(k: int) -> None:
+        totals_sent["rows"] += int(unsent[k].sum())
+        totals_sent["sends"] += 1
+        unsent[k] = False
+        keys[k] = 0
+        flush_written(k)
+
+    def flush_written(k: int) -> None:
+        if held[k]:
+            sh_v4.append(_csv_lines(wire_rows(held[k])))
+            held[k] = []
+
     started = time.perf_counter()
     for h in range(n_hours):
         cells = hour_cells(rng, org, round(float(args.events * factors[h])), args.indexers)
-        rows, entries, events = hour_totals(cells[3])
+        active, _, _, shipped = cells
+        rows, entries, events = hour_totals(shipped)
         per_hour.append((events, rows, entries))
         if h < sh_hours:
-            parts = count_bodies(org, START + SPAN * h, cells, args.indexers, rng)
-            sh_lines.extend(_csv_lines(part) for part in parts)
+            for k, part in enumerate(count_cells(org, START + SPAN * h, cells, args.indexers, rng)):
+                sh_v3.append(_csv_lines([cell.to_row() for cell in part]))
+                held[k].extend(part)
+        per_indexer = shipped.sum(axis=2)
+        for k in range(args.indexers):
+            unsent[k, active[per_indexer[:, k] > 0]] = True
+            keys[k] += int(np.count_nonzero(shipped[:, k, :]))
+            if keys[k] >= FLUSH_KEYS:
+                send(k)
+        if h == sh_hours - 1:  # the search head's shorter search finishes here
+            for k in range(args.indexers):
+                flush_written(k)
         if h % 24 == 23:
             print(f"day {h // 24}: {time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
+    for k in range(args.indexers):
+        if unsent[k].any():
+            send(k)
     totals = np.array(per_hour, dtype=np.float64)
     out["raw_rows"] = int(totals[:, 0].sum())
-    out["count_rows"] = int(totals[:, 1].sum())
+    out["cells"] = int(totals[:, 1].sum())
+    out["count_rows"] = totals_sent["rows"]
+    out["sends_per_indexer"] = totals_sent["sends"] / args.indexers
     out["raw_bytes_per_row"] = raw_row_bytes(org)
     out["raw_cpu_us_per_row"] = args.raw_cpu_us_per_row
     out["entries"] = int(totals[:, 2].sum())
     out["peak_hour_raw_rows"] = int(totals[:, 0].max())
     sh = totals[:sh_hours]
-    synth = "".join(sh_lines)
-    del sh_lines
+    v3_text = "".join(sh_v3)
+    del sh_v3
+    # Bytes of the other hours: per event, per cell and per entry fitted on the written hours as
+    # v3; a v4 row saves the per-row fields of the cells it packs (measured on the written hours).
+    per = _bytes_model(v3_text, sh)
+    v3_mb = len(v3_text.encode()) / 1e6
+    del v3_text
+    synth = "".join(sh_v4)
+    sh_v4.clear()
     sh_mb = len(synth.encode()) / 1e6
-    # Bytes of the other days: per row, per entry and per event, fitted on the written days.
-    per = _bytes_model(synth, sh)
-    out["count_mb"] = (
-        sh_mb + float((totals[sh_hours:] @ np.array(per)).sum()) / 1e6 if sh_hours < n_hours else sh_mb
-    )
+    sh_cells, sh_rows = int(sh[:, 1].sum()), synth.count("\n")
+    saved_per_row = (v3_mb - sh_mb) * 1e6 / max(sh_cells - sh_rows, 1)
+    v3_total = v3_mb * 1e6 + float((totals[sh_hours:] @ np.array(per)).sum())
+    out["count_mb"] = (v3_total - (out["cells"] - out["count_rows"]) * saved_per_row) / 1e6
+    out["cells_mb"] = v3_total / 1e6
     out["count_mb_written"] = round(sh_mb, 1)
+    out["bytes_saved_per_row"] = round(saved_per_row, 1)
     out["bytes_per_event"], out["bytes_per_row"], out["bytes_per_entry"] = (round(x, 1) for x in per)
     ranges = [_range_row(START, START + SPAN * sh_hours - 1)] * args.indexers
     lines = synth + _csv_lines(ranges)
@@ -340,6 +398,7 @@ def backfill(command: list[str], args) -> dict:
     twins = "," * len(COUNT_COLUMNS)
     lines = "".join(line + twins + "\n" for line in lines.splitlines())
     out["sh_rows"] = lines.count("\n")
+    out["sh_cells"] = sh_cells
     session = scpv2.run(command, ["show=state"], _chunks(lines, header), decode=False, timeout=14400)
     del lines
     assert session.returncode == 0 and not session.errors, session.stderr[-2000:]
@@ -347,7 +406,8 @@ def backfill(command: list[str], args) -> dict:
     state_bodies = [body for body in session.bodies if body]
     out["state_rows"] = sum(body.count(b"\n") - 1 for body in state_bodies)
     out["state_mb"] = sum(len(body) for body in state_bodies) / 1e6
-    scale = out["count_rows"] / max(int(sh[:, 1].sum()), 1)
+    # The search head splits each v4 row into its cells: its cost follows cells, not rows.
+    scale = out["cells"] / max(sh_cells, 1)
     out["sh_cpu_s_30d"] = out["sh_cpu_s"] * scale
     out["sh_rss_mb_30d"] = out["sh_rss_mb"] * scale
     if args.calibrate_indexers:
@@ -482,27 +542,41 @@ def render(r: dict, command: str) -> list[str]:
         "|---|---:|---:|---:|---:|",
         f"| raw events (before) | {r['raw_rows']:,} | {mb_raw:,.0f} without `_raw` "
         f"| {_raw_cpu(r)} | not run (holds every event's digest) |",
-        f"| map phase, count rows | {r['count_rows']:,} | {r['count_mb']:,.0f} "
+        f"| map phase, count rows (`v4`) | {r['count_rows']:,} | {r['count_mb']:,.0f} "
         f"| {r['sh_cpu_s']} {written}; {r['sh_cpu_s_30d']:,.0f} extrapolated "
         f"| {r['sh_rss_mb']:.0f} {written}; {r['sh_rss_mb_30d']:,.0f} extrapolated |",
         "",
-        f"- Rows to the search head: 1/{r['raw_rows'] / max(r['count_rows'], 1):.1f} of the raw rows.",
+        f"- Rows to the search head: 1/{r['raw_rows'] / max(r['count_rows'], 1):.1f} of the raw rows"
+        f" (one `v4` row per principal and send; each indexer sends when it holds {r['flush_keys']:,}"
+        f" keys, checked hourly, and at the end: {r['sends_per_indexer']:.1f} sends an indexer over"
+        f" {days} days). As one row per cell (`v3`): {r['cells']:,} rows, {r['cells_mb']:,.0f} MB.",
+        f"- The search head ran over the first {sh_hours} hours as the map phase sends them:"
+        f" {r['sh_rows']:,} rows holding {r['sh_cells']:,} cells ({r['count_mb_written']:,} MB).",
         f"- State written ({written}): {r['state_rows']:,} rows, {r['state_mb']:.1f} MB.",
-        f"- Day 0 raw through the real map phase on {r.get('cal_indexers', 0)} indexer(s):"
-        f" {r.get('cal_raw_rows', 0):,} raw rows -> {r.get('cal_map_rows', 0):,} count rows,"
-        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells: {r.get('cal_synth_rows', 0):,}"
-        f" rows, {r.get('cal_synth_mb', 0):.1f} MB. Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
-        f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
-        f"- Extrapolation to {days} days: the search head's CPU and peak RSS scaled by count rows"
-        " (it holds every key of the range until its results pass, so both grow with rows).",
+        f"- Extrapolation to {days} days: the search head's CPU and peak RSS scaled by cells (it splits"
+        " each `v4` row into its cells and holds every cell of the range until its results pass).",
         f"- The search head's memory per key (tracemalloc, the peak hour's {r['memory_rows']:,} count rows"
         f" added to a Detector): {r['memory_keys']:,} keys (bin, principal, API, error code, IP, agent)"
         f" hold {r['memory_held_mb']:.0f} MB, {r['memory_bytes_per_key']:.0f} bytes a key, of which"
         f" {r['memory_digest_bytes_per_key']:.0f} are the packed eventID digests (goal: <= 200)."
         f" By part (sys.getsizeof, bytes a key): {r['memory_parts']}.",
-        f"- Count-row bytes: {r['count_mb_written']:,} MB written for the first {sh_hours} hours; the rest"
-        f" from {r['bytes_per_event']} bytes per event, {r['bytes_per_row']} per row and"
-        f" {r['bytes_per_entry']} per entry fitted on them.",
+        f"- Count-row bytes: the first {sh_hours} hours written; the rest from {r['bytes_per_event']}"
+        f" bytes per event, {r['bytes_per_row']} per cell and {r['bytes_per_entry']} per entry fitted on"
+        f" them as `v3`, less {r['bytes_saved_per_row']} bytes per cell a `v4` row packs (the per-row"
+        " fields, measured on the written hours).",
+        *_calibration(r),
+    ]
+
+
+def _calibration(r: dict) -> list[str]:
+    if not r.get("cal_indexers"):
+        return []
+    return [
+        f"- Day 0 raw through the real map phase on {r.get('cal_indexers', 0)} indexer(s):"
+        f" {r.get('cal_raw_rows', 0):,} raw rows -> {r.get('cal_map_rows', 0):,} count rows,"
+        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells: {r.get('cal_synth_rows', 0):,}"
+        f" rows, {r.get('cal_synth_mb', 0):.1f} MB. Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
+        f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
     ]
 
 

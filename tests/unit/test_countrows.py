@@ -112,6 +112,26 @@ def test_a_cell_split_over_indexers_with_a_resent_event_gives_the_one_process_an
     assert any(r["principal"].endswith("/u1") and r["is_spike"] for r in got)
 
 
+def test_state_rows_take_copies_off_without_reading_entries() -> None:
+    """show=state keeps a cell whose rows share digests as rows (copies taken off its failures);
+    its state rows are the one-process ones, with and without a cell the Tally also holds."""
+    events = organisation()
+    parts = deal(events, 3)
+    resent = [e for e in parts[0] if e["eventTime"] // HOUR == (T0 // HOUR) + 40]
+    parts[1] += resent[:7]
+    expected = run(events, parse_options(["show=state"]))
+    detector = Detector(parse_options(["show=state"]))
+    detector.add_rows(*table(mapped(parts)))
+    assert detector.results() == expected
+    assert detector.count_rows.fast.all() and detector.tally.counts == {}
+    older = mapped_cells(parts[:1])
+    for row in older:
+        row[COUNTS_FIELD] = _v2(row[COUNTS_FIELD]) if row["failures"] else row[COUNTS_FIELD]
+    mixed = Detector(parse_options(["show=state"]))
+    mixed.add_rows(*table(older + mapped(parts[1:])))
+    assert mixed.results() == expected and not mixed.count_rows.fast.all()
+
+
 def test_v3_rows_are_counted_from_their_summaries_without_a_key_per_entry() -> None:
     detector = Detector()
     detector.add_rows(*table(mapped(deal(organisation(), 2))))

@@ -75,3 +75,20 @@ def test_version_1_rows_still_read() -> None:
 def test_decode_rejects(text: str) -> None:
     with pytest.raises(ValueError):
         decode(text)
+
+
+def test_state_text_is_compact_json_with_sorted_keys() -> None:
+    """Written field by field, the text is what json.dumps(sort_keys=True) writes: offsets ordered
+    as text ("10" before "2"), names with quotes, backslashes and non-ASCII kept."""
+    bins = {FIRST + 3600 * t: t + 1 for t in (0, 2, 10, 11)}
+    firsts = {'Get"Us\\er': FIRST, "ListRôles": FIRST + 7200, "A": FIRST + 36000}
+    for entry in (
+        StateEntry(
+            3600, FIRST, FIRST + 39600, '1"11', "arn:aws:iam::111:user/é\u2028", bins, {FIRST: 2}, firsts
+        ),
+        StateEntry(3600, FIRST, FIRST + 39600, "111", "", bins, {}, {}, {FIRST + 36000: 4}, ACCOUNT),
+    ):
+        text = encode(entry)[STATE_FIELD]
+        assert text == json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+        assert decode(text) == decode(json.dumps(json.loads(text)))
+        assert list(json.loads(text)["bins"]) == ["0", "10", "11", "2"]

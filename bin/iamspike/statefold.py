@@ -1,0 +1,276 @@
+"""The saved state's rows (``show=state``) from the results pass's items, without dense matrices.
+
+``show=state`` is an aggregation, not scoring: per principal its failures per bin, its distinct
+APIs per bin and the bin of its first failure of each API; per account its failures per bin (AWS
+service principals left out), its distinct (actor, API) pairs and its failing actors per bin
+(:mod:`iamspike.spread` says what an actor is). So it needs no baseline, no explanation and no
+``(bins, principals)`` matrix: every series here is a sorted array of the non-zero cells only
+(a cell is ``bin offset * width + entity``), and the rows are written entity by entity.
+
+The rows are those the matrices gave (``ResultsPass._state_rows`` until issue 15's backfill
+work), byte for byte: principals' counts are summed in float32 in the same order, the account
+series in float64 (equal for counts below 2**24 a cell; tests/unit/test_statefold.py compares
+with hashes of the matrices' rows). Memory follows the cells that failed rather than every (bin,
+principal) of the range: over 30 days of 200,000 principals each dense matrix was 576 MB, and
+the state pass built six. Nothing here reads console sign-ins or explanations, so their item
+arrays are dropped first (a day of the scale bench: 11 M items, 86 MB an array).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from iamspike import state
+from iamspike.spread import actor_name
+
+
+class Cells:
+    """Values of sparse cells: ``cell`` sorted and unique (``bin offset * width + entity``)."""
+
+    def __init__(self, cell: np.ndarray, value: np.ndarray) -> None:
+        self.cell, self.value = cell, value
+
+    @classmethod
+    def summed(cls, cell: np.ndarray, value: np.ndarray, dtype=np.float32) -> Cells:
+        """Repeated cells summed in ``dtype``, in the given order (as ``np.add.at`` into a matrix)."""
+        unique, at = np.unique(cell, return_inverse=True)
+        out = np.zeros(len(unique), dtype=dtype)
+        np.add.at(out, at, value)
+        return cls(unique, out)
+
+    @classmethod
+    def distinct(cls, cell: np.ndarray, item: np.ndarray, n_items: int) -> Cells:
+        """How many distinct ``item`` values each cell holds."""
+        pairs = cell * n_items
+        pairs += item
+        pairs = np.unique(pairs)
+        pairs //= n_items
+        unique, per_cell = np.unique(pairs, return_counts=True)
+        return cls(unique, per_cell.astype(np.float64))
+
+    def at(self, wanted: np.ndarray) -> np.ndarray:
+        """The value of each wanted cell (0 where there is none)."""
+        if not len(self.cell):
+            return np.zeros(len(wanted), dtype=np.float64)
+        pos = np.minimum(np.searchsorted(self.cell, wanted), len(self.cell) - 1)
+        return np.where(self.cell[pos] == wanted, self.value[pos], 0).astype(np.float64)
+
+
+def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_first: int | None) -> list[dict]:
+    """The state rows of a results pass (``iamspike.results.ResultsPass`` after its entities,
+    ``first`` and ``n_bins`` are set): ``restored`` is the saved principals' history before the
+    live rows as lists (bin, principal, failures, distinct APIs), ``s_first`` their first
+    failures (principal, API id, bin)."""
+    o = results.o
+    span, first, n_bins = o.span, results.first, results.n_bins
+    n_p = max(len(results.principals), 1)
+    s_bin, s_entity, s_count, s_apis = restored
+    s_b = np.asarray(s_bin, dtype=np.int64) - first
+    s_e = np.asarray(s_entity, dtype=np.int64)
+    s_keep = s_b >= 0
+    s_b, s_e = s_b[s_keep], s_e[s_keep]
+    s_c = np.asarray(s_count, dtype=np.float64).reshape(-1)[s_keep]
+    s_a = np.asarray(s_apis, dtype=np.float64).reshape(-1)[s_keep]
+
+    # No console sign-ins and no explanations here: their item arrays go first, and the others
+    # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
+    results.k_console = results.k_explain = results.item_row = None
+    results._novelty(s_first, len(results.principals))
+    k_t, k_p, k_api, k_count = results.k_bin - first, results.k_p, results.k_api, results.k_count
+    results.k_bin = results.k_count = None
+    live = k_t >= 0
+    if not live.all():
+        k_t, k_p, k_api, k_count = k_t[live], k_p[live], k_api[live], k_count[live]
+    del live
+
+    # Principals: failures per cell (float32, summed in the matrix's order), distinct APIs.
+    cell = k_t * n_p
+    cell += k_p
+    failures = Cells.summed(_joined(cell, s_b * n_p + s_e), _joined(k_count, s_c))
+    del k_count
+    apis = Cells.distinct(cell, k_api, results.n_apis)
+    del cell
+    restored_apis = Cells(*_sorted(s_b * n_p + s_e, s_a))
+
+    keep_from = max(0, n_bins - (o.history // span))
+    out = _principal_rows(results, failures, apis, restored_apis, keep_from)
+    out += _account_rows(results, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), live_first, keep_from)
+    return out
+
+
+def _joined(live: np.ndarray, saved: np.ndarray) -> np.ndarray:
+    return np.concatenate([live, saved]) if len(saved) else live
+
+
+def _sorted(cell: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(cell, kind="stable")
+    return cell[order], value[order]
+
+
+def _principal_rows(results, failures: Cells, apis: Cells, restored_apis: Cells, keep_from: int) -> list:
+    o = results.o
+    span, n_p = o.span, max(len(results.principals), 1)
+    first = (results.first + keep_from) * span
+    last = (results.first + results.n_bins - 1) * span
+    nonzero = failures.value != 0
+    cell = failures.cell[nonzero]
+    t, p = cell // n_p, cell % n_p
+    window = t >= keep_from
+    cell, t, p, value = cell[window], t[window], p[window], failures.value[nonzero][window]
+    width = np.where(np.isin(cell, restored_apis.cell), restored_apis.at(cell), apis.at(cell))
+    order = np.lexsort((t, p))
+    t, p, value, width = t[order], p[order], value[order], width[order]
+    bounds = np.searchsorted(p, np.arange(len(results.principals) + 1))
+    names = results.api_names
+    fail_p, fail_api, fail_when = results.first_fail
+    fail_bounds = np.searchsorted(fail_p, np.arange(len(results.principals) + 1))
+    starts = ((results.first + t) * span).tolist()
+    value_l, width_l = value.astype(np.int64).tolist(), width.astype(np.int64).tolist()
+    fail_api_l, fail_when_l = fail_api.tolist(), fail_when.tolist()
+    out = []
+    for (account, principal), e in sorted(results.principals.items()):
+        lo, hi = int(bounds[e]), int(bounds[e + 1])
+        if lo == hi:
+            continue
+        series = dict(zip(starts[lo:hi], value_l[lo:hi]))
+        distinct = dict(zip(starts[lo:hi], width_l[lo:hi]))
+        f_lo, f_hi = int(fail_bounds[e]), int(fail_bounds[e + 1])
+        firsts = {names[a]: w * span for a, w in zip(fail_api_l[f_lo:f_hi], fail_when_l[f_lo:f_hi])}
+        out.append(
+            state.encode(state.StateEntry(span, first, last, account, principal, series, distinct, firsts))
+        )
+    return out
+
+
+def _account_rows(results, failures: Cells, items, restored, live_first: int | None, keep_from: int) -> list:
+    """Per account: failures (its principals', AWS service principals left out), distinct (actor,
+    API) pairs and failing actors per bin; before the live rows, an account with a saved account
+    row takes that row's history instead of its principals' (as ``ResultsPass._account_series``)."""
+    o = results.o
+    span, first, n_bins = o.span, results.first, results.n_bins
+    n_p, n_a = len(results.principals), len(results.accounts)
+    p_account = np.array(results.p_account, dtype=np.int64)
+    service = np.array(results.p_service, dtype=bool)
+    group = np.where(service, n_a, p_account) if n_p else p_account
+    labels = sorted(results.principals.items(), key=lambda item: item[1])
+    ids: dict[tuple[str, str], int] = {}
+    p_actor = np.fromiter(
+        (ids.setdefault((account, actor_name(p)), len(ids)) for (account, p), _ in labels),
+        dtype=np.int64,
+        count=n_p,
+    )
+    n_actors = len(ids)
+    a_group = np.full(n_actors, n_a, dtype=np.int64)
+    a_group[p_actor] = group
+    live_from = min(max((live_first - first) if live_first is not None else n_bins, 0), n_bins)
+    width = n_a + 1
+
+    # Failures per (bin, account) and failing actors per (bin, account).
+    t, p = failures.cell // max(n_p, 1), failures.cell % max(n_p, 1)
+    counts = Cells.summed(t * width + group[p], failures.value.astype(np.float64), np.float64)
+    failing = failures.value > 0
+    actor_cells = np.unique(t[failing] * n_actors + p_actor[p[failing]])
+    spread = Cells.summed(
+        (actor_cells // n_actors) * width + a_group[actor_cells % n_actors],
+        np.ones(len(actor_cells)),
+        np.float64,
+    )
+    # Distinct (actor, API) pairs: live items from live_from on; before it the saved principals'.
+    k_t, k_p, k_api = items
+    mine = (k_t >= live_from) & (k_t < n_bins)
+    if not mine.all():
+        k_t, k_p, k_api = k_t[mine], k_p[mine], k_api[mine]
+    del mine
+    actor_cell = k_t * n_actors
+    actor_cell += p_actor[k_p]
+    pairs = Cells.distinct(actor_cell, k_api, results.n_apis)
+    del actor_cell
+    s_b, s_e, s_c, s_a = restored
+    before = s_b < live_from
+    acc_apis = Cells.summed(
+        np.concatenate(
+            [
+                (pairs.cell // n_actors) * width + a_group[pairs.cell % n_actors],
+                s_b[before] * width + a_group[p_actor[s_e[before]]],
+            ]
+        ),
+        np.concatenate([pairs.value, s_a[before]]),
+        np.float64,
+    )
+    extra_cell: list[int] = []
+    extra = ([], [], [])
+    covered = np.zeros(width, dtype=bool)
+    for entry in results.account_entries:
+        covered[results.accounts[entry.account]] = True
+    if covered.any():
+        # The saved principals' history of a covered account is replaced by its account row.
+        a = group[s_e]
+        take = covered[a]
+        extra_cell += (s_b[take] * width + a[take]).tolist()
+        extra[0].extend((-s_c[take]).tolist())
+        extra[1].extend((-s_a[take]).tolist())
+        extra[2].extend([0.0] * int(take.sum()))
+        spread = _without_before(spread, covered, width, live_from)
+        for entry in results.account_entries:
+            a = results.accounts[entry.account]
+            for start, count in entry.bins.items():
+                b = start // span - first
+                if b < 0 or b >= n_bins or (live_first is not None and start // span >= live_first):
+                    continue
+                extra_cell.append(b * width + a)
+                extra[0].append(float(count))
+                extra[1].append(float(entry.distinct_apis.get(start, 1)))
+                extra[2].append(float(entry.failing_principals.get(start, 0)))
+    cells = np.asarray(extra_cell, dtype=np.int64)
+    counts = _plus(counts, cells, extra[0])
+    acc_apis = _plus(acc_apis, cells, extra[1])
+    spread = _plus(spread, cells, extra[2])
+
+    start_of = first + keep_from
+    first_s, last_s = start_of * span, (first + n_bins - 1) * span
+    t = counts.cell // width
+    a = counts.cell % width
+    keep = (counts.value.astype(np.float32) != 0) & (t >= keep_from) & (a < n_a)
+    cell, t, a = counts.cell[keep], t[keep], a[keep]
+    value = counts.value[keep].astype(np.float32).astype(np.int64)
+    width_v = acc_apis.at(cell).astype(np.float32).astype(np.int64)
+    spread_v = spread.at(cell).astype(np.float32).astype(np.int64)
+    order = np.lexsort((t, a))
+    t, a = t[order], a[order]
+    starts = ((first + t) * span).tolist()
+    value_l, width_l, spread_l = value[order].tolist(), width_v[order].tolist(), spread_v[order].tolist()
+    bounds = np.searchsorted(a, np.arange(n_a + 1)).tolist()
+    out = []
+    for account, e in sorted(results.accounts.items()):
+        lo, hi = bounds[e], bounds[e + 1]
+        if lo == hi:
+            continue
+        entry = state.StateEntry(
+            span,
+            first_s,
+            last_s,
+            account,
+            "",
+            dict(zip(starts[lo:hi], value_l[lo:hi])),
+            dict(zip(starts[lo:hi], width_l[lo:hi])),
+            {},
+            dict(zip(starts[lo:hi], spread_l[lo:hi])),
+            state.ACCOUNT,
+        )
+        out.append(state.encode(entry))
+    return out
+
+
+def _without_before(cells: Cells, covered: np.ndarray, width: int, live_from: int) -> Cells:
+    drop = covered[cells.cell % width] & (cells.cell // width < live_from)
+    return Cells(cells.cell[~drop], cells.value[~drop])
+
+
+def _plus(cells: Cells, cell: np.ndarray, value: Sequence[float]) -> Cells:
+    if not len(cell):
+        return cells
+    return Cells.summed(
+        np.concatenate([cells.cell, cell]), np.concatenate([cells.value, np.asarray(value)]), np.float64
+    )

@@ -1,0 +1,172 @@
+"""State rows without matrices (``statefold``): the same rows as the matrices of 5b4bebd gave.
+
+The hashes below are those of the state rows the dense path (``ResultsPass._state_rows`` over
+``(bins, principals)`` matrices, commit 5b4bebd) wrote for the same input: the bench
+organisation's count rows (re-sent events, several indexers, an early and a late run reading the
+early run's state, with and without its account rows, a history shorter than the range) and
+the real PwnedLabs and SANS sets (whole, and in two halves through the saved state). The
+hand-made cases check what the rows mean: SSO sessions are one actor, AWS service principals are
+left out of their account, an account's saved row replaces its principals' history.
+"""
+
+from __future__ import annotations
+
+import glob
+import gzip
+import hashlib
+import json
+import pathlib
+
+import numpy as np
+import pytest
+from bench import scale_backfill
+from iamspike.engine import Detector, parse_options
+from iamspike.state import decode
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SHARED = ROOT.parent / "shared" / "data" / "cloudtrail"
+HOUR = 3600
+T0 = 1_788_739_200
+ACCT = "111122223333"
+SSO = f"arn:aws:sts::{ACCT}:assumed-role/AWSReservedSSO_PowerUserAccess_0a1b"
+
+
+def digest(rows: list[dict]) -> str:
+    return hashlib.sha256(json.dumps(rows, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def state(chunks, options=("show=state",)) -> list[dict]:
+    detector = Detector(parse_options(list(options)))
+    for header, rows in chunks:
+        detector.add_rows(header, rows)
+    return detector.results()
+
+
+def saved(rows: list[dict], entity_types=("principal", "account")) -> tuple[list[str], list[list[str]]]:
+    header = sorted({key for row in rows for key in row})
+    return header, [
+        [str(row.get(key, "")) for key in header] for row in rows if row["entity_type"] in entity_types
+    ]
+
+
+def bench_hours(n_hours: int = 6) -> list[tuple[list[str], list[list[str]]]]:
+    """The backfill bench's model, small: 100 accounts, 20,000 principals, 4 indexers."""
+    sb = scale_backfill
+    org, rng, factors = sb.Org(100, 20_000), np.random.default_rng(5), sb.diurnal(n_hours)
+    out = []
+    for h in range(n_hours):
+        cells = sb.hour_cells(rng, org, round(300_000 * factors[h]), 4)
+        rows = [row for part in sb.count_bodies(org, sb.START + HOUR * h, cells, 4, rng) for row in part]
+        out.append((sb.COUNT_COLUMNS, [[str(row.get(k, "")) for k in sb.COUNT_COLUMNS] for row in rows]))
+    return out
+
+
+def test_bench_organisation_state_rows_are_those_of_the_matrices() -> None:
+    hours = bench_hours()
+    early = state(hours[:3])
+    assert (digest(early), len(early)) == ("ad7a0ceaf2059722", 15337)
+    late = state([saved(early), *hours[3:]])
+    assert (digest(late), len(late)) == ("5c6d2dec8148cdd4", 17289)
+    assert state([saved(early, ("principal",)), *hours[3:]]) == late
+    short = state(hours, ("show=state", "history=2h"))
+    assert (digest(short), len(short)) == ("8a831f2a783d81ca", 13799)
+    assert state([saved(early)]) == early
+
+
+def load(name: str) -> list[dict]:
+    records: list[dict] = []
+    for path in sorted(glob.glob(str(SHARED / name / "**" / "*.json*"), recursive=True)):
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt") as handle:
+            blob = json.load(handle)
+            records.extend(blob["Records"] if isinstance(blob, dict) else blob)
+    return sorted(records, key=lambda record: record.get("eventTime", ""))
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "expected"),
+    [
+        ("pwnedlabs_incident_3252", (), ("b4d0fa5de9f55481", "d8a0f85124cb2e1d", "fd3575ba55533087")),
+        (
+            "pwnedlabs_incident_3252",
+            ("span=5m", "history=1d"),
+            ("916ea6522294e196", "feeb88065b42c4dc", "62cae74cd0de5324"),
+        ),
+        ("sans504_s3_ransomware_lab", (), ("675dbed0451b6ae1", "046159f89d57af5d", "7df7b5fc5ff28433")),
+        ("invictus_aws_dataset", (), ("99d3c3eea3722fac", "c43d9d3fa47f8d5a", "521fab81d329f3b6")),
+    ],
+)
+def test_real_sets_state_rows_are_those_of_the_matrices(name, options, expected) -> None:
+    records = load(name)
+    options = ("show=state", *options)
+    half = len(records) // 2
+
+    def run(state_rows, records, entity_types=("principal", "account")):
+        detector = Detector(parse_options(list(options)))
+        if state_rows is not None:
+            detector.add_rows(*saved(state_rows, entity_types))
+        detector.add_records(records)
+        return detector.results()
+
+    early = run(None, records[:half])
+    late = run(early, records[half:])
+    assert (digest(run(None, records)), digest(early), digest(late)) == expected
+    assert run(early, records[half:], ("principal",)) == late
+
+
+def event(t: int, arn: str, api: str = "ListUsers", **identity) -> dict:
+    return {
+        "eventTime": t,
+        "eventName": api,
+        "eventSource": "iam.amazonaws.com",
+        "errorCode": "AccessDenied",
+        "recipientAccountId": ACCT,
+        "sourceIPAddress": "203.0.113.7",
+        "userAgent": "aws-cli/2",
+        "userIdentity": {"type": "AssumedRole", "arn": arn, "accountId": ACCT, **identity},
+    }
+
+
+def blobs(rows: list[dict]):
+    return {(row["entity_type"], row["principal"]): decode(row["iamspike_state"]) for row in rows}
+
+
+def test_sso_sessions_are_one_actor_and_service_principals_are_left_out_of_the_account() -> None:
+    records = [
+        event(T0 + i, f"{SSO}/{who}@example.com", api)
+        for i, (who, api) in enumerate([("erin", "ListUsers"), ("erin", "ListRoles"), ("yara", "ListUsers")])
+    ]
+    records += [event(T0 + 10 + i, "arn:aws:iam::111122223333:user/ci", "GetUser") for i in range(2)]
+    records += [
+        event(T0 + 20 + i, "", "Decrypt", invokedBy="ec2.amazonaws.com", type="AWSService") for i in range(4)
+    ]
+    detector = Detector(parse_options(["show=state"]))
+    detector.add_records(records)
+    rows = blobs(detector.results())
+    account = rows[("account", "")]
+    # 5 failures (the service principal's 4 left out), pairs (SSO role: 2 APIs, ci: 1), 2 actors
+    assert (account.bins, account.distinct_apis, account.failing_principals) == ({T0: 5}, {T0: 3}, {T0: 2})
+    erin = rows[("principal", f"{SSO}/erin@example.com")]
+    assert erin.bins == {T0: 2} and erin.distinct_apis == {T0: 2}
+    assert erin.first_failures == {"ListRoles": T0, "ListUsers": T0}
+    service = [entry for (kind, _), entry in rows.items() if kind == "principal" and entry.bins == {T0: 4}]
+    assert len(service) == 1
+
+
+def test_an_accounts_saved_row_replaces_its_principals_history() -> None:
+    early = [event(T0 + HOUR * h, f"arn:aws:iam::{ACCT}:user/u{i}") for h in range(3) for i in range(2)]
+    first = Detector(parse_options(["show=state"]))
+    first.add_records(early)
+    first_rows = first.results()
+    header, rows = saved(first_rows)
+    # The account row says 7 failures by 3 actors in the first bin (the principals' rows say 2).
+    account_i = next(i for i, row in enumerate(rows) if row[header.index("entity_type")] == "account")
+    blob = json.loads(rows[account_i][header.index("iamspike_state")])
+    blob["bins"]["0"], blob["failing"]["0"] = 7, 3
+    rows[account_i][header.index("iamspike_state")] = json.dumps(blob)
+    later = Detector(parse_options(["show=state"]))
+    later.add_rows(header, rows)
+    later.add_records([event(T0 + HOUR * 3, f"arn:aws:iam::{ACCT}:user/u0")])
+    account = blobs(later.results())[("account", "")]
+    assert account.bins == {T0: 7, T0 + HOUR: 2, T0 + 2 * HOUR: 2, T0 + 3 * HOUR: 1}
+    assert account.failing_principals == {T0: 3, T0 + HOUR: 2, T0 + 2 * HOUR: 2, T0 + 3 * HOUR: 1}

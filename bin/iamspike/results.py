@@ -380,16 +380,13 @@ class ResultsPass:
                 np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
             # Bins before the live ones hold only state: the account row's actors replace them.
             acc_spread[:live_from, covered[:n_accounts]] = 0
-            span, first, n_bins = self.o.span, self.first, self.n_bins
-            for entry in self.account_entries:
-                a = self.accounts[entry.account]
-                for start, count in entry.bins.items():
-                    t = start // span - first
-                    if t < 0 or t >= n_bins or (live_first is not None and start // span >= live_first):
-                        continue
-                    acc_counts[t, a] += count
-                    acc_apis[t, a] += entry.distinct_apis.get(start, 1)
-                    acc_spread[t, a] += entry.failing_principals.get(start, 0)
+            saved = state.account_bins(
+                self.account_entries, self.accounts, self.o.span, self.first, self.n_bins, live_first
+            )
+            for t, a, count, apis, failing in saved:
+                acc_counts[t, a] += count
+                acc_apis[t, a] += apis
+                acc_spread[t, a] += failing
         return acc_counts, acc_apis, acc_spread
 
     def _one_actor_cap(self, t_idx, e_idx, score, spread_score):

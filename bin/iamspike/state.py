@@ -64,6 +64,19 @@ class StateEntry:
         return state_key(self.account, self.principal)
 
 
+def account_bins(entries, index_of, span: int, first: int, n_bins: int, live_first: int | None):
+    """(bin index, account index, failures, distinct (principal, API) pairs, failing principals) of
+    saved account rows' bins within ``n_bins`` bins from bin ``first``, before the live bins
+    (``live_first``): the account history that the state of its principals does not carry."""
+    for entry in entries:
+        a = index_of[entry.account]
+        for start, count in entry.bins.items():
+            b = start // span - first
+            if b < 0 or b >= n_bins or (live_first is not None and start // span >= live_first):
+                continue
+            yield b, a, count, entry.distinct_apis.get(start, 1), entry.failing_principals.get(start, 0)
+
+
 def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> str:
     """``{"offset":value,...}`` as ``json.dumps(..., sort_keys=True)`` writes it: offsets (bins
     after ``first``) ordered as text, values that equal ``skip`` left out."""

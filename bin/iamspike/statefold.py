@@ -213,16 +213,12 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
         extra[1].extend((-s_a[take]).tolist())
         extra[2].extend([0.0] * int(take.sum()))
         spread = _without_before(spread, covered, width, live_from)
-        for entry in results.account_entries:
-            a = results.accounts[entry.account]
-            for start, count in entry.bins.items():
-                b = start // span - first
-                if b < 0 or b >= n_bins or (live_first is not None and start // span >= live_first):
-                    continue
-                extra_cell.append(b * width + a)
-                extra[0].append(float(count))
-                extra[1].append(float(entry.distinct_apis.get(start, 1)))
-                extra[2].append(float(entry.failing_principals.get(start, 0)))
+        saved = state.account_bins(results.account_entries, results.accounts, span, first, n_bins, live_first)
+        for b, a, count, apis, failing in saved:
+            extra_cell.append(b * width + a)
+            extra[0].append(float(count))
+            extra[1].append(float(apis))
+            extra[2].append(float(failing))
     cells = np.asarray(extra_cell, dtype=np.int64)
     counts = _plus(counts, cells, extra[0])
     acc_apis = _plus(acc_apis, cells, extra[1])

@@ -35,6 +35,7 @@ from iamspike.spread import (
     spread_note,
     top_actor,
 )
+from iamspike.tail import own_record
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
@@ -503,6 +504,10 @@ class ResultsPass:
             usual_burst = np.isfinite(scored.habit)
             by_rate = np.where(usual_burst, np.minimum(by_rate, scored.score), by_rate)
             score = np.maximum(score, by_rate)
+            # A steady machine stream's new record by a margin over its own past (tail.py, P21).
+            half_life = self.baseline_params.local_half_life_bins
+            record = own_record(counts, base, t_idx, e_idx, ~self.person, half_life, o.sensitivity)
+            score = np.where(record, np.maximum(score, o.threshold), score)
             # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
             self.principal_scores = (
                 t_idx * counts.shape[1] + e_idx,

@@ -35,7 +35,7 @@ from iamspike.spread import (
     spread_note,
     top_actor,
 )
-from iamspike.tail import own_record
+from iamspike.tail import own_record, record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
@@ -454,7 +454,7 @@ class ResultsPass:
             return []
         observed = counts[t_idx, e_idx]
         apis = distinct_apis[t_idx, e_idx]
-        onset_mean = hold = console = new_apis = None
+        onset_mean = hold = console = new_apis = record = None
         if onset is not None:
             onset_mean = onset[e_idx]
             console = self._console(t_idx, e_idx)
@@ -588,6 +588,8 @@ class ResultsPass:
                     )
                 else:
                     notes.append(f"it bursts like this now and then (about {size:.0f} failures at a time)")
+            if record is not None and record[i]:
+                notes.append(record_note(failures))
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

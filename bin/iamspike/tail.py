@@ -91,3 +91,8 @@ def own_record(
         before = tail_scores(counts, base, past, np.full(len(past), e), half_life_bins, sensitivity)
         out[i] = score >= before.max(initial=0.0) + p.margin
     return out
+
+
+def record_note(failures: int) -> str:
+    """The reason's note for a flagged record."""
+    return f"{failures} is far above every earlier bin of this steady stream (its own record)"

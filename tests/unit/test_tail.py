@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 from iamspike.baseline import BaselineParams, fit_baselines
+from iamspike.cloudtrail import FIELDS, record_to_row
+from iamspike.engine import Detector, parse_options, run
 from iamspike.tail import TailParams, own_record, tail_scores
 
 HOUR = 3600
@@ -72,3 +76,73 @@ def test_the_margin_and_the_floor_decide():
     assert not record[0]
     record, _ = flags(counts, params=TailParams(margin=now - past - 1.0), t=[SPIKE])
     assert record[0]
+
+
+# ------------------------------------------------------------------- through the engine
+T0 = 1_788_739_200  # 2026-09-07T00:00:00Z
+ACCT = "111122223333"
+ROLE = f"arn:aws:sts::{ACCT}:assumed-role/etl/i-0abc"
+USER = f"arn:aws:iam::{ACCT}:user/alice"
+AT = 9 * 24 + 14  # the spike's hour, on day 10
+
+
+def denied(t: float, arn: str) -> dict:
+    kind = "IAMUser" if ":user/" in arn else "AssumedRole"
+    return {
+        "eventTime": t,
+        "eventName": "GetObject",
+        "eventSource": "s3.amazonaws.com",
+        "errorCode": "AccessDenied",
+        "recipientAccountId": ACCT,
+        "sourceIPAddress": "10.0.0.5",
+        "userAgent": "Boto3/1",
+        "userIdentity": {"type": kind, "arn": arn, "accountId": ACCT},
+    }
+
+
+def poller(extra: int, arn: str = ROLE, days: int = 10) -> list[dict]:
+    """About 20 denials an hour, every hour, on one usual API; ``extra`` more at hour AT."""
+    rng = np.random.default_rng(11)
+    out = []
+    for h in range(days * 24):
+        n = max(1, int(rng.poisson(rng.gamma(40.0, 0.5)))) + (extra if h == AT else 0)
+        out += [denied(T0 + h * HOUR + 3 * i, arn) for i in range(n)]
+    return out
+
+
+def spikes(rows: list[dict]) -> list[int]:
+    return [(r["_time"] - T0) // HOUR for r in rows if r["entity_type"] == "principal"]
+
+
+def test_an_engine_run_flags_the_record_of_a_steady_role_not_of_a_person_nor_a_smaller_hour():
+    rows = run(poller(35))  # 50 against an expected 20 (upper 61): its own record
+    assert spikes(rows) == [AT]
+    (row,) = rows
+    assert row["score"] == 50.0
+    assert "50 is far above every earlier bin of this steady stream (its own record)" in row["reason"]
+    assert spikes(run(poller(35, arn=USER))) == []
+    assert spikes(run(poller(15))) == []
+
+
+def test_raw_events_count_rows_and_a_saved_state_give_the_same_record():
+    records = poller(35)
+    long_run = run(records)
+    counts: dict[tuple, int] = {}
+    for r in records:
+        key = (int(r["eventTime"]) // HOUR * HOUR, r["eventName"])
+        counts[key] = counts.get(key, 0) + 1
+    header = ["_time", "account", "principal", "eventName", "count"]
+    table = [
+        [str(t), ACCT, "arn:aws:iam::111122223333:role/etl", api, str(n)] for (t, api), n in counts.items()
+    ]
+    detector = Detector(parse_options(["count_field=count"]))
+    detector.add_rows(header, table)
+    assert spikes(detector.results()) == [AT]
+    early = [r for r in records if r["eventTime"] < T0 + 9 * 24 * HOUR]
+    late = [r for r in records if r["eventTime"] >= T0 + 9 * 24 * HOUR]
+    saved = run(early, parse_options(["show=state"]))
+    state_header = sorted({key for row in saved for key in row})
+    alert = Detector()
+    alert.add_rows(state_header, [[str(row.get(key, "")) for key in state_header] for row in saved])
+    alert.add_rows([*FIELDS, "_raw"], [[*record_to_row(r), json.dumps(r)] for r in late])
+    assert alert.results() == long_run

@@ -51,10 +51,11 @@ def tail_scores(counts, base, t_idx, e_idx, half_life_bins, sensitivity=1.0) -> 
         with_upper=False,
         silent=silent,
     ).score
+    cols, local = np.unique(e_idx, return_inverse=True)  # the rate reads only these columns
     by_rate = rate_score(
         observed,
         expected,
-        current_rate(counts, t_idx, e_idx, half_life_bins),
+        current_rate(counts[:, cols], t_idx, local.reshape(-1), half_life_bins),
         silent,
         sensitivity,
         dispersion=base.local_dispersion[t_idx, e_idx],
@@ -85,11 +86,15 @@ def own_record(
         return out
     now = tail_scores(counts, base, t_idx[idx], e_idx[idx], half_life_bins, sensitivity)
     idx, now = idx[now >= p.floor], now[now >= p.floor]
-    for i, score in zip(idx.tolist(), now.tolist()):
-        t, e = int(t_idx[i]), int(e_idx[i])
-        past = np.flatnonzero(counts[:t, e] > 0)
-        before = tail_scores(counts, base, past, np.full(len(past), e), half_life_bins, sensitivity)
-        out[i] = score >= before.max(initial=0.0) + p.margin
+    if not len(idx):
+        return out
+    # Every earlier bin's tail score of these principals, and its running maximum.
+    cols = np.unique(e_idx[idx])
+    tt, jj = np.nonzero(counts[:, cols] > 0)
+    past = np.zeros((counts.shape[0], len(cols)))
+    past[tt, jj] = tail_scores(counts, base, tt, cols[jj], half_life_bins, sensitivity)
+    record = np.maximum.accumulate(past, axis=0)
+    out[idx] = now >= record[t_idx[idx] - 1, np.searchsorted(cols, e_idx[idx])] + p.margin
     return out
 
 

@@ -35,6 +35,7 @@ from iamspike.spread import (
     spread_note,
     top_actor,
 )
+from iamspike.tail import own_record, record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
@@ -453,7 +454,7 @@ class ResultsPass:
             return []
         observed = counts[t_idx, e_idx]
         apis = distinct_apis[t_idx, e_idx]
-        onset_mean = hold = console = new_apis = None
+        onset_mean = hold = console = new_apis = record = None
         if onset is not None:
             onset_mean = onset[e_idx]
             console = self._console(t_idx, e_idx)
@@ -503,6 +504,10 @@ class ResultsPass:
             usual_burst = np.isfinite(scored.habit)
             by_rate = np.where(usual_burst, np.minimum(by_rate, scored.score), by_rate)
             score = np.maximum(score, by_rate)
+            # A steady machine stream's new record by a margin over its own past (tail.py, P21).
+            half_life = self.baseline_params.local_half_life_bins
+            record = own_record(counts, base, t_idx, e_idx, ~self.person, half_life, o.sensitivity)
+            score = np.where(record, np.maximum(score, o.threshold), score)
             # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
             self.principal_scores = (
                 t_idx * counts.shape[1] + e_idx,
@@ -583,6 +588,8 @@ class ResultsPass:
                     )
                 else:
                     notes.append(f"it bursts like this now and then (about {size:.0f} failures at a time)")
+            if record is not None and record[i]:
+                notes.append(record_note(failures))
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

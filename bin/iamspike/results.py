@@ -315,9 +315,8 @@ class ResultsPass:
             # other principals are held down less the further the count is above min_failures;
             # bins where failed console sign-ins alone reach min_failures are not held down.
             onset_mean = np.where(service, 0.0, float(o.min_failures))
-            self.run_since = np.where(
-                service, n_bins, np.minimum(self.watched - first, n_bins) + self.history
-            )
+            since = np.minimum(self.watched - first, n_bins) + self.history  # runs.py: watched 3 days
+            self.run_since = np.where(service, n_bins, since)
             self.person = np.array([is_person(principal) for _, principal in labels], dtype=bool)
             rows += self._score(
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
@@ -454,16 +453,7 @@ class ResultsPass:
             t_idx, e_idx = np.nonzero(window >= o.min_failures)
         t_idx = t_idx + out_from
         if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
-            runs = find_runs(
-                counts,
-                base,
-                distinct_apis,
-                self.run_since,
-                out_from,
-                o.min_failures,
-                o.threshold,
-                o.sensitivity,
-            )
+            runs = find_runs(counts, base, distinct_apis, self.run_since, out_from, o)
             t_idx, e_idx = runs.cells(t_idx, e_idx)
         if not len(t_idx):
             return []

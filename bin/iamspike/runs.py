@@ -82,15 +82,15 @@ def find_runs(
     distinct_apis: np.ndarray,
     since: np.ndarray,
     out_from: int,
-    min_failures: float,
-    threshold: float,
-    sensitivity: float = 1.0,
+    options,
     params: RunParams | None = None,
 ) -> Runs:
     """The low-and-slow runs of ``counts`` ``(bins, principals)`` from bin ``out_from`` on
     (``base``: their baselines; ``since``: per principal, the first bin offset it is judged from:
-    watched long enough to have a history; never for AWS service principals)."""
+    watched long enough to have a history, never for AWS service principals; ``options``: its
+    min_failures, threshold and sensitivity)."""
     params = params or RunParams()
+    min_failures, threshold, sensitivity = options.min_failures, options.threshold, options.sensitivity
     k_max = params.max_bins
     n_entities = counts.shape[1]
     t_c, e_c = np.nonzero(counts[out_from:] > 0)

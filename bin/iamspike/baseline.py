@@ -113,6 +113,8 @@ class Baseline:
     burst_rate: np.ndarray | None = None
     # (bins, entities) the entity's current rate carried to this bin's hour and kind of day
     shaped_rate: np.ndarray | None = None
+    # (bins, entities) the long-run expectation alone: max(level, seasonal), no recent view
+    long_run: np.ndarray | None = None
 
 
 def _day_kinds(start: int, span: int, n_bins: int) -> np.ndarray:
@@ -209,6 +211,7 @@ def fit_baselines(
     expected = np.empty((n_bins, n_entities), dtype=np.float32)
     variance = np.empty((n_bins, n_entities), dtype=np.float32)
     silent = np.empty((n_bins, n_entities), dtype=bool)
+    long_runs = np.empty((n_bins, n_entities), dtype=np.float32)
     history = np.arange(n_bins, dtype=np.int64)
     seasonal_used = np.zeros(n_bins, dtype=np.int64)
     backfilled = np.zeros(n_bins, dtype=bool)
@@ -288,6 +291,7 @@ def fit_baselines(
             long_run = np.maximum(level, median)
             seasonal_var = (1.4826 * _median_rows([np.abs(x - median) for x in samples])) ** 2
         silent[t] = long_run < params.silent_level
+        long_runs[t] = long_run
         recent = _median_of_three(*prev) if params.recent_bins else zero
         if params.silent_recent_bins:
             absorbed = np.minimum(recent, np.maximum(lasted, params.silent_level))
@@ -387,6 +391,7 @@ def fit_baselines(
         burst_size,
         burst_rate,
         shaped_rate,
+        long_runs,
     )
 
 

@@ -21,6 +21,7 @@ from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import is_person, short_name
+from iamspike.runs import find_runs
 from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
 from iamspike.spread import (
     SpreadParams,
@@ -315,6 +316,8 @@ class ResultsPass:
             # other principals are held down less the further the count is above min_failures;
             # bins where failed console sign-ins alone reach min_failures are not held down.
             onset_mean = np.where(service, 0.0, float(o.min_failures))
+            since = np.minimum(self.watched - first, n_bins) + self.history  # runs.py: watched 3 days
+            self.run_since = np.where(service, n_bins, since)
             self.person = np.array([is_person(principal) for _, principal in labels], dtype=bool)
             rows += self._score(
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
@@ -450,6 +453,9 @@ class ResultsPass:
         else:
             t_idx, e_idx = np.nonzero(window >= o.min_failures)
         t_idx = t_idx + out_from
+        if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
+            runs = find_runs(counts, base, distinct_apis, self.run_since, out_from, o)
+            t_idx, e_idx = runs.cells(t_idx, e_idx)
         if not len(t_idx):
             return []
         observed = counts[t_idx, e_idx]
@@ -508,6 +514,8 @@ class ResultsPass:
             half_life = self.baseline_params.local_half_life_bins
             record = own_record(counts, base, t_idx, e_idx, ~self.person, half_life, o.sensitivity)
             score = np.where(record, np.maximum(score, o.threshold), score)
+            run = runs.find(t_idx, e_idx)
+            score = np.maximum(score, runs.scores(run))
             # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
             self.principal_scores = (
                 t_idx * counts.shape[1] + e_idx,
@@ -541,7 +549,7 @@ class ResultsPass:
             both = to_score(total * o.sensitivity, ScoreParams())
             score = np.maximum(np.maximum(score, spread_score), both)
             score, capped = self._one_actor_cap(t_idx, e_idx, score, spread_score)
-        flagged = (score >= o.threshold) & (observed >= o.min_failures)
+        flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
         pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
         if not len(pick):
             return []
@@ -572,6 +580,8 @@ class ResultsPass:
                     f"{failures} is {failures / max(rate[i], 1.0):.0f} times its recent rate"
                     f" of about {float(rate[i]):.3g} per {span_text(span)}"
                 )
+            if onset is not None and run[i] >= 0:
+                notes.append(runs.note(run[i], span_text(span)))
             if scored.lifted[i] and failures > 0:
                 if console is not None and not hold[i]:
                     why = f"{int(console[i])} of them are failed console sign-ins, typed by a person"

@@ -1,0 +1,93 @@
+"""Low-and-slow runs on near-silent principals (iamspike.runs, rule P22)."""
+
+from __future__ import annotations
+
+from iamspike.engine import Detector, parse_options, run
+from test_spread import ACCT, HOUR, T0, event, user
+
+APIS = ["DescribeInstances", "ListBuckets", "GetSecretValue", "ListRoles", "DescribeVpcs", "ListKeys"]
+RUN_START = 10 * 24 + 9  # day 10, 09:00
+
+
+def history(days: int = 11) -> list[dict]:
+    """walter is denied once every third day; nora once in most office hours; both succeed hourly."""
+    out = []
+    for d in range(days):
+        day = T0 + d * 24 * HOUR
+        if d % 3 == 0:
+            out.append(event(day + 11 * HOUR, user("walter"), "ListUsers", "AccessDenied"))
+        out += [
+            event(day + h * HOUR + 600, user("nora"), "ListUsers", "AccessDenied")
+            for h in range(8, 18)
+            if h % 5
+        ]
+        for name in ("walter", "nora"):
+            out += [event(day + h * HOUR + 300, user(name), "ListBuckets", "") for h in range(24)]
+    return out
+
+
+def slow_run(arn: str, per_hour: tuple[int, ...], apis: list[str] = APIS) -> list[dict]:
+    """``per_hour[k]`` denials in hour RUN_START + k, rotating over ``apis``."""
+    out = []
+    for k, n in enumerate(per_hour):
+        base = T0 + (RUN_START + k) * HOUR
+        out += [event(base + 700 * i + 60, arn, apis[(k + i) % len(apis)], "AccessDenied") for i in range(n)]
+    return out
+
+
+def principal_rows(rows: list[dict], name: str) -> list[dict]:
+    return [r for r in rows if r["entity_type"] == "principal" and r["principal"] == user(name)]
+
+
+RUN = (3, 4, 3, 3, 4, 3, 4, 3)  # 27 denials over 8 h, every hour below min_failures (5)
+
+
+def test_a_low_and_slow_run_on_a_near_silent_principal_is_flagged_once() -> None:
+    records = sorted(history() + slow_run(user("walter"), RUN), key=lambda r: r["eventTime"])
+    (row,) = principal_rows(run(records), "walter")
+    hour = (row["_time"] - T0) // HOUR
+    assert RUN_START + 3 <= hour < RUN_START + len(RUN)  # at least 4 failing bins (min_bins)
+    assert row["failures"] < 5  # the bin alone is below min_failures: the run decided
+    assert "low-and-slow run" in row["reason"]
+    k = hour - RUN_START + 1
+    assert f"{sum(RUN[:k])} failures over the last {k} bins of 1h" in row["reason"]
+
+
+def test_without_the_run_rule_the_same_bins_were_not_flagged() -> None:
+    records = sorted(history() + slow_run(user("walter"), RUN), key=lambda r: r["eventTime"])
+    everything = principal_rows(run(records, parse_options(["show=all"])), "walter")
+    run_hours = [r for r in everything if RUN_START <= (r["_time"] - T0) // HOUR < RUN_START + len(RUN)]
+    assert len(run_hours) == len(RUN)
+    flagged = [r for r in run_hours if r["is_spike"]]
+    assert len(flagged) == 1 and "low-and-slow run" in flagged[0]["reason"]
+
+
+def test_one_retried_command_is_no_run() -> None:
+    records = sorted(history() + slow_run(user("walter"), RUN, ["ListUsers"]), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "walter") == []
+
+
+def test_a_principal_that_fails_in_most_hours_has_no_silent_history() -> None:
+    records = sorted(history() + slow_run(user("nora"), RUN), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "nora") == []
+
+
+def test_a_short_run_is_no_run() -> None:
+    records = sorted(history() + slow_run(user("walter"), (4, 4, 4)), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "walter") == []
+
+
+def test_count_rows_give_the_same_run() -> None:
+    records = sorted(history() + slow_run(user("walter"), RUN), key=lambda r: r["eventTime"])
+    counts: dict[tuple, int] = {}
+    for r in records:
+        if r["errorCode"]:
+            key = (int(r["eventTime"]) // HOUR * HOUR, r["userIdentity"]["arn"], r["eventName"])
+            counts[key] = counts.get(key, 0) + 1
+    detector = Detector(parse_options(["count_field=count"]))
+    header = ["_time", "account", "principal", "eventName", "count"]
+    detector.add_rows(header, [[str(t), ACCT, p, api, str(n)] for (t, p, api), n in sorted(counts.items())])
+    via_rows = principal_rows(detector.results(), "walter")
+    via_records = principal_rows(run(records), "walter")
+    assert [(r["_time"], r["score"]) for r in via_rows] == [(r["_time"], r["score"]) for r in via_records]
+    assert len(via_rows) == 1

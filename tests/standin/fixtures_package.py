@@ -6,7 +6,8 @@
   ``var/log/splunk/``; a :class:`standin.install.SplunkHome` (``.home``, ``.app_dir``, ``.bin``).
   Shared by the session: a test that writes into the app (``local/``, checkpoints) should use
   ``fresh_splunk_home`` instead.
-- ``fresh_splunk_home`` (function): the same, unpacked anew for one test.
+- ``fresh_splunk_home`` (function): the same, unpacked anew for one test and removed after it
+  (an unpacked app is ~210 MB: kept, the ~80 of a session fill a CI machine's disk).
 - ``splunk_python`` (session, parametrized "3.9" / "3.13"): the python of a bare venv made with
   ``python3.X -m venv --without-pip``; skipped when the interpreter is missing, failed if CI=true.
 """
@@ -14,6 +15,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+from collections.abc import Iterator
 
 import pytest
 
@@ -38,9 +41,13 @@ def splunk_home(app_package: str, tmp_path_factory: pytest.TempPathFactory) -> S
 
 
 @pytest.fixture
-def fresh_splunk_home(app_package: str, tmp_path_factory: pytest.TempPathFactory) -> SplunkHome:
-    """A fake SPLUNK_HOME with the package installed for this test only."""
-    return install(app_package, str(tmp_path_factory.mktemp("splunk_home")))
+def fresh_splunk_home(app_package: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SplunkHome]:
+    """A fake SPLUNK_HOME with the package installed for this test only, removed after it."""
+    home = tmp_path_factory.mktemp("splunk_home")
+    try:
+        yield install(app_package, str(home))
+    finally:
+        shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session", params=SPLUNK_PYTHONS, ids=["py" + v for v in SPLUNK_PYTHONS])

@@ -196,7 +196,7 @@ class Tally:
         self.rows = 0
         self.skipped: Counter = Counter()
         self.messages: list[str] = []
-        self._seen: set[str] = set()  # digests of the raw events counted
+        self._seen: set = set()  # the raw events counted, by eventID (see _add_events)
         self._digests: dict[tuple, bytes | bytearray] = {}  # count-row entries' digests, packed
         self._strings: dict = {}  # one object per text (and bin start) read from count rows
         self._identities: dict[tuple, tuple[str, str, bool]] = {}
@@ -277,6 +277,10 @@ class Tally:
         counts, ids, seen, identities = self.counts, self.ids, self._seen, self._identities
         services = self.services
         has_codes = code_i < width
+        # The raw events this process counted, by eventID: their digests when they are sent on
+        # (the map phase), else the string's own 64-bit hash (the same collision bound as the
+        # digest, without a hashing call per row).
+        mark = digest if ids is not None else hash
         pad = [""]
         reparse: list[list[str]] = []
         for row in rows:
@@ -310,7 +314,7 @@ class Tally:
                 continue
             event_id = row[id_i]
             if event_id:
-                event_digest = digest(event_id)
+                event_digest = mark(event_id)
                 if event_digest in seen:
                     continue
                 seen.add(event_digest)

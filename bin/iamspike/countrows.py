@@ -25,6 +25,8 @@ import binascii
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
+from operator import le
 
 import numpy as np
 
@@ -79,6 +81,7 @@ class CountRows:
         tally = self.tally
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
+        named = acct_i is not None and prin_i is not None
         span = tally.span
         profiles, entities = self._profiles, self.entities
         a2b = binascii.a2b_base64
@@ -101,6 +104,12 @@ class CountRows:
                     continue
             else:
                 whole.append(row)
+                continue
+            if (
+                len(parts) > 1
+                and named
+                and self._add_parts(parts, row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
+            ):
                 continue
             e = None
             for when, fields in parts:
@@ -144,6 +153,52 @@ class CountRows:
             tally.skipped[BAD_COUNTS] += bad
         if whole:
             tally.add_count_rows(index, whole)
+
+    def _add_parts(self, parts: list[tuple[int, list[str]]], account: str, principal: str) -> bool:
+        """A ``v4`` row's parts added column by column; False (nothing added) when a part needs
+        reading one by one (a profile this search leaves out, an unreadable part)."""
+        heads, totals, consoles, profiles, packed, rests = zip(*[fields for _, fields in parts])
+        get = self._profiles.get
+        ids = list(map(get, profiles))
+        try:
+            for at in [at for at, found in enumerate(ids) if found is None]:
+                found = get(profiles[at])  # a profile twice in the row is read once
+                ids[at] = self._profile(profiles[at]) if found is None else found
+            if any(found is _FILTERED for found in ids):
+                return False
+            totals, consoles = list(map(int, totals)), list(map(int, consoles))
+            packed = list(map(binascii.a2b_base64, packed))
+        except (ValueError, binascii.Error):
+            return False
+        sizes = list(map(len, packed))
+        if (
+            min(totals) <= 0
+            or max(totals) >= MAX_ROW
+            or min(consoles) < 0
+            or not all(map(le, consoles, totals))
+            or any(size & 7 for size in sizes)
+            or "\n" in "".join(rests)
+        ):
+            return False
+        key = (account, principal)
+        e = self.entities.get(key)
+        if e is None:
+            e = self._entity(key)
+        if heads[0] == "v31":
+            self.services.add(e)
+        span = self.tally.span
+        self.bins.extend([when // span for when, _ in parts])
+        self.entity.extend([e] * len(parts))
+        self.failures.extend(totals)
+        self.console.extend(consoles)
+        self.n_apis.extend(map(len, ids))
+        self.apis.extend(chain.from_iterable(ids))
+        self.n_digests.extend([size >> 3 for size in sizes])
+        self.digests += b"".join(packed)
+        self._texts.extend(rests)
+        if len(self._texts) >= self.block_rows:
+            self._flush()
+        return True
 
     def _profile(self, text: str) -> tuple[int, ...] | None:
         """The API ids of a profile, or ``_FILTERED``; raises ValueError if it is no profile."""

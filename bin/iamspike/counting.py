@@ -196,10 +196,11 @@ class Tally:
         self.rows = 0
         self.skipped: Counter = Counter()
         self.messages: list[str] = []
-        self._seen: set[str] = set()  # digests of the raw events counted
+        self._seen: set = set()  # the raw events counted, by eventID (see _add_events)
         self._digests: dict[tuple, bytes | bytearray] = {}  # count-row entries' digests, packed
         self._strings: dict = {}  # one object per text (and bin start) read from count rows
-        self._identities: dict[tuple, tuple[str, str, bool]] = {}
+        self._identities: dict[tuple, tuple[str, str, bool]] = {}  # raw events' identities
+        self._aggregated_identities: dict[tuple, tuple[str, str, bool]] = {}
 
     # ---- what came in
 
@@ -237,7 +238,7 @@ class Tally:
             self.skipped[NO_TIME] += len(rows)
             return
         try:
-            values = [float(row[time_i]) for row in rows]
+            values = list(map(float, map(itemgetter(time_i), rows)))
             low, high = min(values), max(values)
             if not (math.isfinite(low) and math.isfinite(high)):
                 raise ValueError
@@ -272,11 +273,15 @@ class Tally:
         id_i, account_i = cols[_COL["eventID"]], cols[_COL["recipientAccountId"]]
         raw_i = index.get(RAW)
         get_identity = itemgetter(*[cols[_COL[name]] for name in IDENTITY_FIELDS])
-        source_i, tail = cols[_COL["eventSource"]], itemgetter(*[cols[_COL[name]] for name in TAIL_FIELDS])
+        source_i, (ip_i, agent_i) = cols[_COL["eventSource"]], [cols[_COL[name]] for name in TAIL_FIELDS]
         counted, sources, span = self.counted, self.sources, self.span
         counts, ids, seen, identities = self.counts, self.ids, self._seen, self._identities
         services = self.services
         has_codes = code_i < width
+        # The raw events this process counted, by eventID: their digests when they are sent on
+        # (the map phase), else the string's own 64-bit hash (the same collision bound as the
+        # digest, without a hashing call per row).
+        mark = digest if ids is not None else hash
         pad = [""]
         reparse: list[list[str]] = []
         for row in rows:
@@ -310,20 +315,31 @@ class Tally:
                 continue
             event_id = row[id_i]
             if event_id:
-                event_digest = digest(event_id)
+                event_digest = mark(event_id)
                 if event_digest in seen:
                     continue
                 seen.add(event_digest)
             identity = get_identity(row)
             entity = identities.get(identity)
-            if entity is None:
+            if entity is None:  # a new identity: its service flag (never lowered) is set once
                 entity = identities[identity] = identify(identity)
-            account, principal, service = entity
-            if service and not services.get((account, principal)):
-                services[(account, principal)] = True
-            elif (account, principal) not in services:
-                services[(account, principal)] = False
-            key = (int(when // span) * span, account, principal, source, row[name_i], code, *tail(row))
+                account, principal, service = entity
+                if service and not services.get((account, principal)):
+                    services[(account, principal)] = True
+                elif (account, principal) not in services:
+                    services[(account, principal)] = False
+            else:
+                account, principal, service = entity
+            key = (
+                int(when // span) * span,
+                account,
+                principal,
+                source,
+                row[name_i],
+                code,
+                row[ip_i],
+                row[agent_i],
+            )
             counts[key] = counts.get(key, 0) + 1
             if ids is not None and event_id:
                 found = ids.get(key)
@@ -369,7 +385,7 @@ class Tally:
         acct_i, prin_i, count_i = index["account"], index["principal"], index[count_field]
         code_i, name_i, source_i = index.get("errorCode"), index.get("eventName"), index.get("eventSource")
         counted, sources, span, counts = self.counted, self.sources, self.span, self.counts
-        identities, services, skipped = self._identities, self.services, self.skipped
+        identities, services, skipped = self._aggregated_identities, self.services, self.skipped
         keep = self._strings.setdefault  # one object per text: a key costs its tuple
         for row in rows:
             code = row[code_i] if code_i is not None else ""

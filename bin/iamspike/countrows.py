@@ -7,8 +7,8 @@ intake :class:`CountRows` reads that summary and nothing else: per row a few fie
 arrays (bin, entity, failures, console sign-ins, API ids), the eventID digests are decoded into
 one buffer, and the entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
 per-key object: memory follows rows and their events. A ``v4`` row (one principal over several
-bins) is first split into one ``v3`` row per bin (:func:`~iamspike.counting.unfold_rows`), so
-"row" below is a (bin, account, principal) row either way.
+bins) is read as one ``v3`` row per bin (:func:`~iamspike.counttext.part_fields`), so "row"
+below is a (bin, account, principal) row either way.
 
 :meth:`CountRows.resolve` (once, before the results pass) settles what summaries cannot: a cell
 whose rows share a digest (an event two indexers counted, or counted again after an early
@@ -25,12 +25,14 @@ import binascii
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
+from itertools import chain
+from operator import le
 
 import numpy as np
 
 from iamspike.cloudtrail import TIME
-from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally, unfold_rows
-from iamspike.counttext import HEADS, add_fields, decode_entries, read_profile
+from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
+from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_fields, read_profile
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
@@ -74,60 +76,129 @@ class CountRows:
 
     def add(self, index: Mapping[str, int], rows: Iterable[list[str]]) -> None:
         """Count rows (and range rows) of one chunk, read one at a time (``rows`` may be the
-        chunk's csv reader)."""
+        chunk's csv reader). A ``v4`` row is read part by part from one split of its text (no
+        ``v3`` row is made of a part unless the Tally must read it whole)."""
         tally = self.tally
         counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
         acct_i, prin_i = index.get("account"), index.get("principal")
+        named = acct_i is not None and prin_i is not None
         span = tally.span
         profiles, entities = self._profiles, self.entities
         a2b = binascii.a2b_base64
-        bins, entity, failures, console = self.bins, self.entity, self.failures, self.console
-        n_apis, n_digests, apis, digests = self.n_apis, self.n_digests, self.apis, self.digests
-        texts = self._texts
+        add_bin, add_entity, add_failures = self.bins.append, self.entity.append, self.failures.append
+        add_console, add_n_apis = self.console.append, self.n_apis.append
+        add_n_digests = self.n_digests.append
+        add_apis, digests, texts = self.apis.extend, self.digests, self._texts
+        add_text, block_rows = texts.append, self.block_rows
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
-        for row in unfold_rows(index, rows, tally.skipped):
+        for row in rows:
             text = row[counts_i]
-            if text[:3] not in HEADS:
+            if text[:3] in HEADS:
+                parts = [(None, text.split(";", 5))]
+            elif text[:2] == V4:
+                try:
+                    parts = _v4_parts(text, int(float(row[time_i])))
+                except (ValueError, TypeError, IndexError, OverflowError):
+                    tally.skipped[BAD_COUNTS] += 1
+                    continue
+            else:
                 whole.append(row)
                 continue
-            try:
-                head, total, consoles, profile, packed, rest = text.split(";", 5)
-                ids = profiles.get(profile)
-                if ids is None:
-                    ids = self._profile(profile)
-                if ids is _FILTERED:
-                    whole.append(row)
-                    continue
-                start = int(float(row[time_i]) // span)
-                key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
-                packed = a2b(packed)
-                total, consoles = int(total), int(consoles)
-                if len(packed) & 7 or not (0 <= consoles <= total and 0 < total < MAX_ROW) or "\n" in rest:
-                    raise ValueError
-            except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
-                bad += 1
+            if (
+                len(parts) > 1
+                and named
+                and self._add_parts(parts, row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
+            ):
                 continue
-            e = entities.get(key)
-            if e is None:
-                e = self._entity(key)
-            if head == "v31":
-                self.services.add(e)
-            bins.append(start)
-            entity.append(e)
-            failures.append(total)
-            console.append(consoles)
-            n_apis.append(len(ids))
-            apis.extend(ids)
-            n_digests.append(len(packed) >> 3)
-            digests += packed
-            texts.append(rest)
-            if len(texts) >= self.block_rows:
-                self._flush()
+            e = None
+            for when, fields in parts:
+                try:
+                    head, total, consoles, profile, packed, rest = fields
+                    ids = profiles.get(profile)
+                    if ids is None:
+                        ids = self._profile(profile)
+                    if ids is _FILTERED:
+                        whole.append(row if when is None else _part_row(row, time_i, counts_i, when, fields))
+                        continue
+                    start = int((float(row[time_i]) if when is None else when) // span)
+                    if e is None:
+                        key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
+                    packed = a2b(packed)
+                    total, consoles = int(total), int(consoles)
+                    counted = 0 <= consoles <= total and 0 < total < MAX_ROW
+                    if len(packed) & 7 or not counted or "\n" in rest:
+                        raise ValueError
+                except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
+                    bad += 1
+                    continue
+                if e is None:
+                    e = entities.get(key)
+                    if e is None:
+                        e = self._entity(key)
+                if head == "v31":
+                    self.services.add(e)
+                add_bin(start)
+                add_entity(e)
+                add_failures(total)
+                add_console(consoles)
+                add_n_apis(len(ids))
+                add_apis(ids)
+                add_n_digests(len(packed) >> 3)
+                digests += packed
+                add_text(rest)
+                if len(texts) >= block_rows:
+                    self._flush()
         if bad:
             tally.skipped[BAD_COUNTS] += bad
         if whole:
             tally.add_count_rows(index, whole)
+
+    def _add_parts(self, parts: list[tuple[int, list[str]]], account: str, principal: str) -> bool:
+        """A ``v4`` row's parts added column by column; False (nothing added) when a part needs
+        reading one by one (a profile this search leaves out, an unreadable part)."""
+        heads, totals, consoles, profiles, packed, rests = zip(*[fields for _, fields in parts])
+        get = self._profiles.get
+        ids = list(map(get, profiles))
+        try:
+            for at in [at for at, found in enumerate(ids) if found is None]:
+                found = get(profiles[at])  # a profile twice in the row is read once
+                ids[at] = self._profile(profiles[at]) if found is None else found
+            if any(found is _FILTERED for found in ids):
+                return False
+            totals, consoles = list(map(int, totals)), list(map(int, consoles))
+            packed = list(map(binascii.a2b_base64, packed))
+        except (ValueError, binascii.Error):
+            return False
+        sizes = list(map(len, packed))
+        if (
+            min(totals) <= 0
+            or max(totals) >= MAX_ROW
+            or min(consoles) < 0
+            or not all(map(le, consoles, totals))
+            or any(size & 7 for size in sizes)
+            or "\n" in "".join(rests)
+        ):
+            return False
+        key = (account, principal)
+        e = self.entities.get(key)
+        if e is None:
+            e = self._entity(key)
+        if heads[0] == "v31":
+            self.services.add(e)
+        span = self.tally.span
+        self.bins.extend([when // span for when, _ in parts])
+        self.entity.extend([e] * len(parts))
+        self.failures.extend(totals)
+        self.console.extend(consoles)
+        self.n_apis.extend(map(len, ids))
+        self.apis.extend(chain.from_iterable(ids))
+        self.n_digests.extend([size >> 3 for size in sizes])
+        self.digests += b"".join(packed)
+        self._texts.extend(rests)
+        if len(self._texts) >= self.block_rows:
+            self._flush()
+        return True
 
     def _profile(self, text: str) -> tuple[int, ...] | None:
         """The API ids of a profile, or ``_FILTERED``; raises ValueError if it is no profile."""
@@ -320,3 +391,15 @@ class CountRows:
             return np.zeros(0, dtype=np.int64)
         at = np.minimum(np.searchsorted(shared, mixed), len(shared) - 1)
         return np.unique(cell[row_of[shared[at] == mixed]])
+
+
+def _v4_parts(text: str, first: int) -> list[tuple[int, list[str]]]:
+    """A ``v4`` row's parts as (the part's ``_time``, its ``v3`` fields)."""
+    return [(first + offset, fields) for offset, fields in part_fields(text)]
+
+
+def _part_row(row: list[str], time_i: int, counts_i: int, when: int, fields: list[str]) -> list[str]:
+    """The ``v3`` row of one part of a ``v4`` row (what the Tally reads whole)."""
+    part = list(row)
+    part[time_i], part[counts_i] = str(when), ";".join(fields)
+    return part

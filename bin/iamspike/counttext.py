@@ -98,20 +98,29 @@ def encode_parts(service: bool, parts: Sequence[tuple[int, Sequence[tuple]]]) ->
 def split_parts(text: str) -> tuple[bool, list[tuple[int, str]]]:
     """A ``v4`` text's parts: ``(service, [(offset, v3 text), ...])``. Raises ValueError when the
     text is not one of ours (a part's own ``v3`` text is checked where it is read)."""
+    parts = part_fields(text)
+    return text[2] == "1", [(offset, ";".join(fields)) for offset, fields in parts]
+
+
+def part_fields(text: str) -> list[tuple[int, list[str]]]:
+    """A ``v4`` text's parts from one split: ``[(offset, [head, failures, console, profile,
+    digests, entries]), ...]``, each part's fields as a ``v3`` text splits into them with
+    ``split(";", 5)`` (``head`` is ``v30`` or ``v31``). Raises ValueError when the text is not
+    one of ours."""
     head, *fields = text.split(";")
     if head not in ("v40", "v41") or not fields:
         raise ValueError("not a v4 count text")
-    v3 = COUNT_VERSION + head[2] + ";"
-    parts: list[tuple[int, str]] = []
+    v3 = COUNT_VERSION + head[2]
+    parts: list[tuple[int, list[str]]] = []
     at, last = 0, -1
     while at < len(fields):
         offset, n = map(int, fields[at].split(":"))
         end = at + 5 + n
         if offset <= last or n <= 0 or end > len(fields) or (not parts and offset):
             raise ValueError("v4 part out of range")
-        parts.append((offset, v3 + ";".join(fields[at + 1 : end])))
+        parts.append((offset, [v3, *fields[at + 1 : at + 5], ";".join(fields[at + 5 : end])]))
         at, last = end, offset
-    return head == "v41", parts
+    return parts
 
 
 def digest(event_id: str) -> bytes:

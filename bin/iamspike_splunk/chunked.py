@@ -25,6 +25,7 @@ writes to search.log.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import logging
@@ -124,6 +125,22 @@ def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
     reader = csv.reader(text)
     header = next(reader, [])
     return header, reader
+
+
+def feed(sink: Sink, body: bytes) -> None:
+    """One execute body into the sink, with the garbage collector paused: a chunk makes tens of
+    thousands of row lists and strings and no cycle, and the collector's passes over them cost
+    about a third of the reading (fields bench, 3.13). It runs again after the chunk."""
+    header, rows = read_body(body)
+    if not header:
+        return
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        sink.add_rows(header, rows)
+    finally:
+        if paused:
+            gc.enable()
 
 
 def _cell(value: object) -> str:
@@ -260,9 +277,7 @@ def serve(
                 raise ProtocolError(f"expected execute, got {metadata.get('action')!r}")
             chunks += 1
             if body:
-                header, rows = read_body(body)
-                if header:
-                    sink.add_rows(header, rows)
+                feed(sink, body)
             if not metadata.get("finished"):
                 write_chunk(ostream, {"finished": False}, encode_results(take()) if callable(take) else b"")
                 continue

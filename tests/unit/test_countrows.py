@@ -13,7 +13,7 @@ import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.countrows import CountRows
-from iamspike.counttext import decode_counts
+from iamspike.counttext import decode_counts, split_parts
 from iamspike.engine import Detector, parse_options, run
 from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
@@ -292,3 +292,34 @@ def test_a_search_head_with_a_longer_span_places_each_part_in_its_bin() -> None:
     shipped = mapped(deal(events, 2))  # hourly parts
     _, got = reported(shipped, ["span=1d"])
     assert got == run(events, parse_options(["show=all", "span=1d"]))
+
+
+def test_a_v4_row_with_an_unreadable_part_reads_as_its_parts_in_v3_rows() -> None:
+    shipped = mapped([organisation()])
+    v4_rows = [i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v4"]
+    at = next(i for i in v4_rows if len(split_parts(str(shipped[i][COUNTS_FIELD]))[1]) > 2)
+    row = shipped[at]
+    service, parts = split_parts(str(row[COUNTS_FIELD]))
+    texts = [text for _, text in parts]
+    fields = texts[1].split(";")
+    fields[2] = str(int(fields[1]) + 1)  # more console sign-ins than failures
+    texts[1] = ";".join(fields)
+    v4 = f"v4{int(service)};" + ";".join(
+        f"{offset}:{len(text.split(';')) - 5};{text.split(';', 1)[1]}"
+        for (offset, _), text in zip(parts, texts)
+    )
+    as_v4 = [*shipped[:at], {**row, COUNTS_FIELD: v4}, *shipped[at + 1 :]]
+    as_v3 = [
+        *shipped[:at],
+        *(
+            {**row, "_time": int(row["_time"]) + offset, COUNTS_FIELD: text}
+            for (offset, _), text in zip(parts, texts)
+        ),
+        *shipped[at + 1 :],
+    ]
+    detector_v4, got_v4 = reported(as_v4)
+    detector_v3, got_v3 = reported(as_v3)
+    assert got_v4 == got_v3 and got_v4 != reported(shipped)[1]
+    assert (
+        detector_v4.messages() == detector_v3.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+    )

@@ -15,7 +15,8 @@ onsets), and only for runs of at least ``min_bins`` failing bins and ``min_failu
 ``max_share`` of them in one bin (a burst) and no bin above ``max_rate`` x ``min_failures`` (such a
 bin is judged on its own, held down as an onset), on ``min_apis`` distinct APIs a failing bin (one
 command retried for hours is a stuck script), or on ``min_new_apis`` APIs it fails on for the first
-time (rule P24: 10 denials over 5 hours, 2 a bin, on 4 APIs the principal never failed on). The
+time (rule P24: 10 denials over 5 hours, 2 a bin, on 4 APIs the principal never failed on, once
+it has been watched a week). The
 variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
 together), or ``d`` x its mean for a run on new APIs (no bad day of its usual work). A run is
 flagged in the bin where its evidence first crosses the threshold; the windows of later bins
@@ -43,6 +44,9 @@ class RunParams:
     # P24: a run on at least ``min_new_apis`` APIs the principal never failed on before is no bad day
     # of its usual work: its bins are not taken to move together (variance ``d`` x mean, no sqrt(bins))
     min_new_apis: int = 4
+    # ... on a principal watched a week (``since`` is 3 days of it): a person's first weeks fail on
+    # APIs for the first time as they work
+    new_apis_after: int = 4 * 86400  # seconds past ``since``
 
 
 @dataclass
@@ -126,7 +130,8 @@ def find_runs(
     new = np.zeros(x.shape, dtype=np.int64)
     if first_fail is not None:
         new = new_in_run(first_fail, rows, e_c, inside, n_entities)
-    novel = new >= params.min_new_apis
+    settled = (t_c - since[e_c]) * options.span >= params.new_apis_after
+    novel = (new >= params.min_new_apis) & settled[:, None]
     ok = inside & (failing >= params.min_bins) & (sum_x >= min_failures)
     ok &= (sum_m <= params.near_silent * (lags + 1)) & (
         novel | (apis >= params.min_apis * np.maximum(failing, 1))

@@ -115,3 +115,11 @@ def test_a_thin_run_on_fewer_new_apis_is_no_run() -> None:
 def test_the_thin_run_on_new_apis_of_a_principal_failing_most_hours_is_no_run() -> None:
     records = sorted(history() + slow_run(user("nora"), THIN, NEW_APIS), key=lambda r: r["eventTime"])
     assert principal_rows(run(records), "nora") == []
+
+
+def test_a_thin_run_on_new_apis_of_a_principal_watched_less_than_a_week_is_no_run() -> None:
+    """A person's first weeks fail on APIs for the first time as they work: walter's first denial
+    on day 6 leaves 4 days of history before the run (P22's 3 days are met, P24's week is not)."""
+    late = [r for r in history() if r["eventTime"] >= T0 + 6 * 24 * HOUR or r["errorCode"] == ""]
+    records = sorted(late + slow_run(user("walter"), THIN, NEW_APIS), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "walter") == []

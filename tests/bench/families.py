@@ -11,10 +11,13 @@ and the shapes of the attacks and benign bursts. The quality bench tunes on `TUN
 Attack kinds (category "attack"), as an independent bench described them:
 
 - discovery_burst: a compromised user's key (or a role's session) sweeping many APIs in minutes;
-- low_and_slow: a near-silent principal denied a few times an hour for hours;
+- low_and_slow: a near-silent principal denied a few times an hour for hours (1-6 a failing hour,
+  3-10 hours, some silent, 1-20 APIs; two thirds on a principal of its own that is near-silent but
+  there: a person who signs in one day a week, an app role failing a few times once a day);
 - new_principal_burst: a brand-new principal whose first hour is mostly denied;
-- account_spread: in the family's quietest account, several principals each denied a few times
-  on the same services within minutes (a handful to a few dozen failures in all);
+- account_spread: several principals each denied a few times on the same services within minutes
+  (a handful to a few dozen failures in all), in the family's quietest account or (half of them)
+  in a busier one with as many people as a busy account, at several times its usual hour;
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
   denied APIs, from its usual address (no new API, no new address);
 - console_login_burst: failed console sign-ins of one user.

@@ -454,7 +454,8 @@ class ResultsPass:
             t_idx, e_idx = np.nonzero(window >= o.min_failures)
         t_idx = t_idx + out_from
         if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
-            runs = find_runs(counts, base, distinct_apis, self.run_since, out_from, o)
+            first = (self.first_fail[0], self.first_fail[1], self.first_fail[2] - self.first)  # P24
+            runs = find_runs(counts, base, distinct_apis, self.run_since, out_from, o, first_fail=first)
             t_idx, e_idx = runs.cells(t_idx, e_idx)
         if not len(t_idx):
             return []

@@ -14,8 +14,13 @@ onsets), and only for runs of at least ``min_bins`` failing bins and ``min_failu
 (``min_failures`` keeps its meaning for a single bin; a run must hold as many), at most
 ``max_share`` of them in one bin (a burst) and no bin above ``max_rate`` x ``min_failures`` (such a
 bin is judged on its own, held down as an onset), on ``min_apis`` distinct APIs a failing bin (one
-command retried for hours is a stuck script). A run is flagged in the bin where its evidence
-first crosses the threshold; the windows of later bins start after it (reported once).
+command retried for hours is a stuck script), or on ``min_new_apis`` APIs it fails on for the first
+time (rule P24: 10 denials over 5 hours, 2 a bin, on 4 APIs the principal never failed on, once
+it has been watched a week). The
+variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
+together), or ``d`` x its mean for a run on new APIs (no bad day of its usual work). A run is
+flagged in the bin where its evidence first crosses the threshold; the windows of later bins
+start after it (reported once).
 """
 
 from __future__ import annotations
@@ -36,6 +41,12 @@ class RunParams:
     min_apis: float = 2.5  # the least mean distinct APIs of its failing bins: no retried command
     max_share: float = 0.5  # the most of a run's failures one bin may hold: else it is a burst
     max_rate: float = 2.0  # no bin above this times min_failures: such a bin is judged on its own
+    # P24: a run on at least ``min_new_apis`` APIs the principal never failed on before is no bad day
+    # of its usual work: its bins are not taken to move together (variance ``d`` x mean, no sqrt(bins))
+    min_new_apis: int = 4
+    # ... on a principal watched a week (``since`` is 3 days of it): a person's first weeks fail on
+    # APIs for the first time as they work
+    new_apis_after: int = 4 * 86400  # seconds past ``since``
 
 
 @dataclass
@@ -48,6 +59,7 @@ class Runs:
     bins: np.ndarray
     expected: np.ndarray
     apis: np.ndarray  # the mean distinct APIs of its failing bins
+    new_apis: np.ndarray  # the APIs it failed on for the first time in the run
 
     n_entities: int = 1
 
@@ -72,7 +84,8 @@ class Runs:
         return (
             f"a low-and-slow run: {int(self.failures[i])} failures over the last {int(self.bins[i])}"
             f" bins of {span}, {float(self.apis[i]):.1f} APIs a failing bin"
-            f" (its history expected {float(self.expected[i]):.2g})"
+            + (f", {int(self.new_apis[i])} APIs it never failed on" if self.new_apis[i] else "")
+            + f" (its history expected {float(self.expected[i]):.2g})"
         )
 
 
@@ -84,11 +97,13 @@ def find_runs(
     out_from: int,
     options,
     params: RunParams | None = None,
+    first_fail: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
 ) -> Runs:
     """The low-and-slow runs of ``counts`` ``(bins, principals)`` from bin ``out_from`` on
     (``base``: their baselines; ``since``: per principal, the first bin offset it is judged from:
     watched long enough to have a history, never for AWS service principals; ``options``: its
-    min_failures, threshold and sensitivity)."""
+    min_failures, threshold and sensitivity; ``first_fail``: principal, API and bin offset of each
+    pair's first failure, for the runs on new APIs)."""
     params = params or RunParams()
     min_failures, threshold, sensitivity = options.min_failures, options.threshold, options.sensitivity
     k_max = params.max_bins
@@ -97,7 +112,7 @@ def find_runs(
     t_c = t_c + out_from
     keep = base.silent[t_c, e_c] & (t_c >= since[e_c]) & ~base.insufficient[t_c]
     t_c, e_c = t_c[keep], e_c[keep]
-    empty = Runs(*(np.zeros(0, dtype=np.int64) for _ in range(6)), n_entities)
+    empty = Runs(*(np.zeros(0, dtype=np.int64) for _ in range(7)), n_entities)
     if not len(t_c):
         return empty
     # The windows ending at each candidate: lags 0 .. k_max-1 (before the first bin: nothing).
@@ -112,8 +127,15 @@ def find_runs(
     sum_x, sum_m = np.cumsum(x, axis=1), start * (lags + 1)
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
+    new = np.zeros(x.shape, dtype=np.int64)
+    if first_fail is not None:
+        new = new_in_run(first_fail, rows, e_c, inside, n_entities)
+    settled = (t_c - since[e_c]) * options.span >= params.new_apis_after
+    novel = (new >= params.min_new_apis) & settled[:, None]
     ok = inside & (failing >= params.min_bins) & (sum_x >= min_failures)
-    ok &= (sum_m <= params.near_silent * (lags + 1)) & (apis >= params.min_apis * np.maximum(failing, 1))
+    ok &= (sum_m <= params.near_silent * (lags + 1)) & (
+        novel | (apis >= params.min_apis * np.maximum(failing, 1))
+    )
     largest = np.maximum.accumulate(x, axis=1)
     ok &= (largest <= params.max_share * sum_x) & (largest <= params.max_rate * min_failures)
     # The principal's own dispersion: its variance over its expected in the bin (at least Poisson).
@@ -125,7 +147,7 @@ def find_runs(
     scored = score_counts(
         sum_x[which],
         mean,
-        mean * d[which[0]] * np.sqrt(which[1] + 1),
+        mean * d[which[0]] * np.where(novel[which], 1.0, np.sqrt(which[1] + 1)),
         np.ones(len(mean)),
         sensitivity,
         ScoreParams(),
@@ -159,5 +181,22 @@ def find_runs(
         ib + 1,
         sum_m[pick, ib],
         apis[pick, ib] / failing[pick, ib],
+        new[pick, ib],
         n_entities,
     )
+
+
+def new_in_run(
+    first_fail: tuple[np.ndarray, np.ndarray, np.ndarray],
+    rows: np.ndarray,
+    e_c: np.ndarray,
+    inside: np.ndarray,
+    n_entities: int,
+) -> np.ndarray:
+    """``(candidates, lags)``: how many APIs the candidate's principal fails on for the first time
+    in the run's bins (``rows``: each lag's bin offset; ``first_fail``: principal, API, bin offset)."""
+    principal, _api, when = first_fail
+    cells = np.sort(when.astype(np.int64) * n_entities + principal)
+    wanted = rows.astype(np.int64) * n_entities + e_c[:, None]
+    per_bin = np.searchsorted(cells, wanted, side="right") - np.searchsorted(cells, wanted, side="left")
+    return np.cumsum(np.where(inside, per_bin, 0), axis=1)

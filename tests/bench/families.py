@@ -11,10 +11,13 @@ and the shapes of the attacks and benign bursts. The quality bench tunes on `TUN
 Attack kinds (category "attack"), as an independent bench described them:
 
 - discovery_burst: a compromised user's key (or a role's session) sweeping many APIs in minutes;
-- low_and_slow: a near-silent principal denied a few times an hour for hours;
+- low_and_slow: a near-silent principal denied a few times an hour for hours (1-6 a failing hour,
+  3-10 hours, some silent, 1-20 APIs; two thirds on a principal of its own that is near-silent but
+  there: a person who signs in one day a week, an app role failing a few times once a day);
 - new_principal_burst: a brand-new principal whose first hour is mostly denied;
-- account_spread: in the family's quietest account, several principals each denied a few times
-  on the same services within minutes (a handful to a few dozen failures in all);
+- account_spread: several principals each denied a few times on the same services within minutes
+  (a handful to a few dozen failures in all), in the family's quietest account or (half of them)
+  in a busier one with as many people as a busy account, at several times its usual hour;
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
   denied APIs, from its usual address (no new API, no new address);
 - console_login_burst: failed console sign-ins of one user.
@@ -28,9 +31,11 @@ habitual_burst (a person, IAM user or SSO role, who bursts like that a few times
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import zlib
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -93,8 +98,16 @@ class Family:
     # attacks
     discovery_size: Range = (40, 400)
     discovery_apis: Range = (15, 60)
+    # the first bench's low-and-slow draws: still made (then dropped) so that the other records stay
     low_slow_rate: Range = (4.0, 12.0)
     low_slow_hours: Range = (3, 12)
+    # low-and-slow as the independent bench describes it ("denials from a near-silent principal over
+    # a few hours"), drawn from a stream of its own after every other scenario (`_low_and_slow`)
+    slow_rate: Range = (1.0, 6.0)  # log-uniform failures in a failing hour
+    slow_hours: Range = (3, 10)
+    slow_apis: Range = (1, 20)  # log-uniform APIs it tries (a failing hour tries up to that many)
+    slow_silent: Range = (0.0, 0.4)  # share of its hours without a failure
+    slow_new: float = 0.67  # share on a near-silent principal of its own: a weekly person, a daily trickle
     new_principal_size: Range = (20, 80)
     spread_members: Range = (4, 10)
     spread_each: Range = (1, 5)
@@ -102,6 +115,8 @@ class Family:
     spread_failures: Range = (5, 40)  # failures of a thin spread in all (log-uniform)
     spread_size: Range = (3, 40)  # its principals (log-uniform, at most the account's)
     spread_within_minutes: float = 0.5  # share of spreads within ``spread_minutes`` (else the hour)
+    spread_busier: float = 0.5  # share of spreads in a busier account (`_busier_account`)
+    spread_account_scale: Range = (0.15, 0.8)  # log-uniform rates of that account (quiet_scale's)
     spike_factor: Range = (3.0, 6.0)
     spike_hours: Range = (1, 2)
     console_size: Range = (15, 60)
@@ -298,52 +313,55 @@ class _FamilyBuilder(_Builder):
                 self.accounts.append(acct)
         for n, acct in enumerate(self.accounts):
             quiet = n < f.quiet_accounts
-            scale = self.log_uni(f.quiet_scale if quiet else f.account_scale)
-            self.scale[acct] = scale
-            size = 0.5 if quiet else 1.0
-            tz = int(self._pick([0, -5, 1, 8, -8, 2, 5, 9, -3]))
-            office_ips = tuple(self._ip() for _ in range(3))
-            for i in range(max(2, self.count(f.humans, size))):
-                p = self._add_user(
-                    acct, "human", f"{self._pick(FIRST)}.{self._pick(LAST)}{i}", tz, office_ips
-                )
-                self._person_habits(p, scale)
-            for i in range(max(1, self.count(f.ci_users, size))):
-                p = self._add_user(acct, "ci_user", f"ci-{self._pick(SYSTEMS)}-{i}", 0, ())
-                p.fail_level *= scale
-                self._automation_habits(p, steady=False)
-            for i in range(max(2, self.count(f.app_roles, size))):
-                p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-app-{i}")
-                p.fail_level *= scale
-                self._automation_habits(p, steady=False)
-            for i in range(0 if quiet else self.count(f.automations)):
-                p = self._add_role(acct, "noisy_role", f"{self._pick(SYSTEMS)}-poller-{n}-{i}")
-                p.fail_level = self.log_uni(f.automation_rate)
-                p.apis = self._apis(int(self.rng.integers(1, 5)))
-                self._automation_habits(p, steady=True)
-            for perm in ("AdministratorAccess", "ReadOnlyAccess", "PowerUserAccess"):
-                suffix = f"{int(self.rng.integers(0, 2**62)):016x}"
-                p = self._add_role(acct, "sso_role", f"AWSReservedSSO_{perm}_{suffix}", tz=tz, ips=office_ips)
-                self._person_habits(p, scale)
-            for i in range(self.count(f.batches)):
-                p = self._add_role(acct, "batch_role", f"nightly-etl-{n}-{i}")
-                p.fail_level = self.uni(f.batch_rate)
-                p.habits["weekdays_only"] = float(self.rng.random() < f.weekday_batches)
-                p.habits["day_shape"] = 6.0
-                if p.habits["weekdays_only"]:
-                    self._weekday_batch_label(p)
-            for host in ("config.amazonaws.com", "cloudtrail.amazonaws.com"):
-                self._add_service(acct, host, fail_level=0.03 * scale, success_level=0.3)
-            root = self._add_root(acct, tz, office_ips)
-            root.habits = {"weekend": 0.05, "day_shape": 6.0}
-            first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
-            p = self._add_user(acct, "human", f"{self._pick(FIRST)}.new{n}", tz, office_ips, first)
-            self._person_habits(p, scale, bursty=False)
-            self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
-            first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
-            p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-v2-{n}", first_hour=first)
+            self._build_account(n, acct, quiet, self.log_uni(f.quiet_scale if quiet else f.account_scale))
+
+    def _build_account(self, n: int, acct: str, quiet: bool, scale: float, size: float = 0.0) -> None:
+        """Account ``acct``'s principals at ``scale``; a quiet one has no steady automation and,
+        unless ``size`` is given, half the people and roles."""
+        f = self.f
+        self.scale[acct] = scale
+        size = size or (0.5 if quiet else 1.0)
+        tz = int(self._pick([0, -5, 1, 8, -8, 2, 5, 9, -3]))
+        office_ips = tuple(self._ip() for _ in range(3))
+        for i in range(max(2, self.count(f.humans, size))):
+            p = self._add_user(acct, "human", f"{self._pick(FIRST)}.{self._pick(LAST)}{i}", tz, office_ips)
+            self._person_habits(p, scale)
+        for i in range(max(1, self.count(f.ci_users, size))):
+            p = self._add_user(acct, "ci_user", f"ci-{self._pick(SYSTEMS)}-{i}", 0, ())
+            p.fail_level *= scale
             self._automation_habits(p, steady=False)
-            self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
+        for i in range(max(2, self.count(f.app_roles, size))):
+            p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-app-{i}")
+            p.fail_level *= scale
+            self._automation_habits(p, steady=False)
+        for i in range(0 if quiet else self.count(f.automations)):
+            p = self._add_role(acct, "noisy_role", f"{self._pick(SYSTEMS)}-poller-{n}-{i}")
+            p.fail_level = self.log_uni(f.automation_rate)
+            p.apis = self._apis(int(self.rng.integers(1, 5)))
+            self._automation_habits(p, steady=True)
+        for perm in ("AdministratorAccess", "ReadOnlyAccess", "PowerUserAccess"):
+            suffix = f"{int(self.rng.integers(0, 2**62)):016x}"
+            p = self._add_role(acct, "sso_role", f"AWSReservedSSO_{perm}_{suffix}", tz=tz, ips=office_ips)
+            self._person_habits(p, scale)
+        for i in range(self.count(f.batches)):
+            p = self._add_role(acct, "batch_role", f"nightly-etl-{n}-{i}")
+            p.fail_level = self.uni(f.batch_rate)
+            p.habits["weekdays_only"] = float(self.rng.random() < f.weekday_batches)
+            p.habits["day_shape"] = 6.0
+            if p.habits["weekdays_only"]:
+                self._weekday_batch_label(p)
+        for host in ("config.amazonaws.com", "cloudtrail.amazonaws.com"):
+            self._add_service(acct, host, fail_level=0.03 * scale, success_level=0.3)
+        root = self._add_root(acct, tz, office_ips)
+        root.habits = {"weekend": 0.05, "day_shape": 6.0}
+        first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
+        p = self._add_user(acct, "human", f"{self._pick(FIRST)}.new{n}", tz, office_ips, first)
+        self._person_habits(p, scale, bursty=False)
+        self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
+        first = int(self.rng.integers(self.hours // 3, 2 * self.hours // 3))
+        p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-v2-{n}", first_hour=first)
+        self._automation_habits(p, steady=False)
+        self._trap("benign_new_principal", p, [(first, first + 24)], "first day of a new principal")
 
     def _person_habits(self, p: Principal, scale: float, bursty: bool = True) -> None:
         f = self.f
@@ -390,6 +408,8 @@ class _FamilyBuilder(_Builder):
                 (local >= 8) & (local < 18), 1.0, np.where((local == 7) | (local == 18), 0.4, 0.02)
             )
             prof = prof * np.where(self._weekday(h, p.tz) >= 5, habits.get("weekend", 0.05), 1.0)
+            if "weekly_day" in habits:  # a person who signs in one working day a week
+                prof = prof * (self._weekday(h, p.tz) == habits["weekly_day"])
         elif p.profile == "flat":
             amp = habits.get("amplitude", 0.25)
             prof = 1.0 + amp * np.sin(2 * np.pi * ((h % 24) - 6) / 24.0)
@@ -446,6 +466,8 @@ class _FamilyBuilder(_Builder):
     def scenarios(self) -> None:
         f, accounts = self.f, list(self.accounts)
         quiet = self._quietest()
+        self._slow_runs: list[tuple[str, Principal]] = []
+        self._busier_spreads: list[tuple[str, tuple[tuple[str, str], ...], str, str]] = []
         for i in range(self.per_kind):
             # discovery burst: leaked credentials sweeping many APIs from a new IP within minutes
             kind = ("human", "ci_user", "app_role")[i % 3]
@@ -463,7 +485,9 @@ class _FamilyBuilder(_Builder):
             note = f"{n} denials over {len(apis)} APIs in {dur:.0f} min"
             self._attack("discovery_burst", "principal", p.account, p.principal, h, h + 1, note=note)
 
-            # low and slow: a near-silent principal denied a few times an hour for hours
+            # low and slow: a near-silent principal denied a few times an hour for hours. The first
+            # bench's draws are made (and their records dropped) so that every later draw stays; the
+            # run itself is drawn after every other scenario from its own stream (`_low_and_slow`).
             acct = accounts[(i + 1) % len(accounts)]
             silent = sorted(
                 self._candidates(("human", "app_role", "ci_user"), acct), key=lambda q: q.fail_level
@@ -474,13 +498,11 @@ class _FamilyBuilder(_Builder):
             rate = self.uni(f.low_slow_rate)
             apis = self._apis(int(self.rng.integers(5, 20)))
             ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
-            total = 0
+            mark = len(self.records)
             for k in range(length):
-                n = int(self.rng.poisson(rate))
-                total += n
-                self.emit(p, h + k, n, ok=False, apis=apis, ip=ip, agent=agent)
-            note = f"{total} denials over {length} h from a principal failing ~{p.fail_level:.2f}/h"
-            self._attack("low_and_slow", "principal", acct, p.principal, h, h + length, note=note)
+                self.emit(p, h + k, int(self.rng.poisson(rate)), ok=False, apis=apis, ip=ip, agent=agent)
+            del self.records[mark:]
+            self._slow_runs.append((acct, p))
 
             # brand-new principal whose first hour is mostly denied
             acct = accounts[(i + 2) % len(accounts)]
@@ -506,11 +528,7 @@ class _FamilyBuilder(_Builder):
             # (and their records dropped) so that every later scenario and trap draws what it drew
             # before; the spread itself is drawn from its own stream (`_thin_spread`).
             acct = quiet[i % max(1, self.f.quiet_accounts)]
-            pool = [
-                q
-                for q in self.principals
-                if q.account == acct and not q.is_service and q.kind != "root" and q.first_hour == 0
-            ]
+            pool = self._spread_pool(acct)
             mark = len(self.records)
             k = min(len(pool), self.count(f.spread_members))
             members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
@@ -525,7 +543,10 @@ class _FamilyBuilder(_Builder):
                 n = max(1, self.count(f.spread_each))
                 self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
             del self.records[mark:]
-            self._thin_spread(acct, pool, h, apis, ip, agent)
+            if self._spreads_busier()[i]:
+                self._busier_spreads.append((acct, apis, ip, agent))
+            else:
+                self._thin_spread(acct, pool, h, apis, ip, agent)
 
             # relative spike: a steady denied automation at a few times its usual rate, on its
             # usual APIs, from its usual addresses
@@ -544,23 +565,54 @@ class _FamilyBuilder(_Builder):
                 note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h"
                 self._attack("relative_spike", "principal", p.account, p.principal, h, h + length, note=note)
 
+    @contextlib.contextmanager
+    def _stream(self, tag: int) -> Iterator[None]:
+        """Draw from the family's stream ``tag`` (its own rng and fast picks) inside the block, so
+        that a scenario's draws move no other scenario's."""
+        streams = self.__dict__.setdefault("_streams", {})
+        if tag not in streams:
+            rng = np.random.Generator(np.random.PCG64([self.seed, zlib.crc32(self.f.name.encode()), tag]))
+            streams[tag] = rng, random.Random(int(rng.integers(0, 2**62)))
+        saved = self.rng, self.fast
+        self.rng, self.fast = streams[tag]
+        try:
+            yield
+        finally:
+            self.rng, self.fast = saved
+
+    def _spreads_busier(self) -> list[bool]:
+        """Which thin spreads go to a busier account (`spread_busier`), from a stream of its own."""
+        if not hasattr(self, "_busier"):
+            with self._stream(25):
+                self._busier = [bool(self.rng.random() < self.f.spread_busier) for _ in range(self.per_kind)]
+        return self._busier
+
+    def _spread_pool(self, acct: str) -> list[Principal]:
+        return [
+            q
+            for q in self.principals
+            if q.account == acct and not q.is_service and q.kind != "root" and q.first_hour == 0
+        ]
+
     def _thin_spread(
-        self, acct: str, pool: list[Principal], h: int, apis: tuple[tuple[str, str], ...], ip: str, agent: str
+        self,
+        acct: str,
+        pool: list[Principal],
+        h: int,
+        apis: tuple[tuple[str, str], ...],
+        ip: str,
+        agent: str,
+        total: int = 0,
     ) -> None:
         """Several principals of ``acct`` denied a few times each on the same services in hour ``h``:
-        ``spread_failures`` in all (log-uniform: a handful to a few dozen) over principals drawn
-        log-uniform from ``spread_size`` (at most the account's, at least a quarter of the failures,
-        so each fails a few times), within ``spread_minutes`` (a share ``spread_within_minutes`` of
-        the spreads) or across the hour. Drawn from the spread's own random streams, so that no
-        other scenario's draws move with its size."""
+        ``spread_failures`` in all (log-uniform: a handful to a few dozen; ``total`` if given) over
+        principals drawn log-uniform from ``spread_size`` (at most the account's, at least a quarter
+        of the failures, so each fails a few times), within ``spread_minutes`` (a share
+        ``spread_within_minutes`` of the spreads) or across the hour. Drawn from the spread's own
+        random streams, so that no other scenario's draws move with its size."""
         f = self.f
-        saved = self.rng, self.fast
-        if not hasattr(self, "_spread_streams"):
-            rng = np.random.Generator(np.random.PCG64([self.seed, zlib.crc32(f.name.encode()), 19]))
-            self._spread_streams = rng, random.Random(int(rng.integers(0, 2**62)))
-        self.rng, self.fast = self._spread_streams
-        try:
-            total = round(self.log_uni(f.spread_failures))
+        with self._stream(19):
+            total = total or round(self.log_uni(f.spread_failures))
             most = max(1, min(len(pool), round(f.spread_size[1])))
             least = min(most, max(round(f.spread_size[0]), math.ceil(total / 4)))
             k = min(most, max(least, round(self.log_uni((least, most)))))
@@ -572,12 +624,108 @@ class _FamilyBuilder(_Builder):
             m0 = self.uni((0.0, 60.0 - span))
             for q, n in zip(members, each.tolist()):
                 self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
-        finally:
-            self.rng, self.fast = saved
         usual = self._account_usual(acct, h)
         note = f"{total} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
         members_t = tuple(q.principal for q in members)
         self._attack("account_spread", "account", acct, "", h, h + 1, members=members_t, note=note)
+
+    def _busier_spread(self, quiet: str, apis: tuple[tuple[str, str], ...], ip: str, agent: str) -> None:
+        """A thin spread in an account busier than the quietest (`_busier_account`) at an hour whose
+        usual count (`_account_usual`) is at most a third of ``spread_failures``' top: its failures
+        log-uniform from 3 times that count (the independent bench's "several times the account's
+        usual hour") to the top; in the quietest account ``quiet`` when no such hour is found."""
+        lo, hi = self.f.spread_failures
+        with self._stream(19):
+            acct = self._busier_account()
+            for _ in range(200):
+                h = int(self.rng.integers(8 * 24, self.hours - 25))
+                free = all(h + 25 <= a or h >= b + 24 for a, b in self.busy.get(acct, []))
+                usual = self._account_usual(acct, h)
+                if free and 3 * usual <= hi:
+                    self.busy.setdefault(acct, []).append((h, h + 1))
+                    total = round(self.log_uni((max(lo, 3 * usual), hi)))
+                    break
+            else:
+                acct, h, total = quiet, self._free_hour(quiet, 1), 0
+            self._thin_spread(acct, self._spread_pool(acct), h, apis, ip, agent, total)
+
+    def _busier_account(self) -> str:
+        """The account of the busier thin spreads, built once: as many people and roles as a busy
+        account (a classroom family's: many students) without steady automation, its rates at
+        ``spread_account_scale`` (a quiet account's usual hour holds 0.2-1 failures, this one's a
+        few). Drawn last, from a stream of its own, so the other accounts stay as they were."""
+        if not hasattr(self, "_busier_acct"):
+            with self._stream(26):
+                acct = str(int(self.rng.integers(100_000_000_000, 999_999_999_999)))
+                first = len(self.principals)
+                self._build_account(
+                    len(self.accounts), acct, True, self.log_uni(self.f.spread_account_scale), 1.0
+                )
+                self.accounts.append(acct)
+                for p in self.principals[first:]:
+                    self.background_of(p)
+            self._busier_acct = acct
+        return self._busier_acct
+
+    def late_scenarios(self) -> None:
+        """The scenarios drawn after every other, each from a stream of its own: the low-and-slow
+        runs, then the thin spreads of busier accounts."""
+        for acct, p in self._slow_runs:
+            self._low_and_slow(acct, p)
+        for quiet, apis, ip, agent in self._busier_spreads:
+            self._busier_spread(quiet, apis, ip, agent)
+
+    def _low_and_slow(self, acct: str, p: Principal) -> None:
+        """``p`` (or, a share ``slow_new`` of the runs, a near-silent principal of its own) denied
+        ``slow_rate`` times a failing hour (log-uniform, at least once) for ``slow_hours``, a share
+        ``slow_silent`` of its inner hours without a failure, over ``slow_apis`` APIs."""
+        f = self.f
+        with self._stream(24):
+            what = f"a quiet {p.kind.replace('_', ' ')}"
+            if self.rng.random() < f.slow_new:
+                p, what = self._near_silent(acct)
+            length = self.count(f.slow_hours)
+            h = self._free_hour(acct, length)
+            rate, silent = self.log_uni(f.slow_rate), self.uni(f.slow_silent)
+            apis = self._apis(round(self.log_uni(f.slow_apis)))
+            ip, agent = self._ip(), str(self._pick(ATTACKER_AGENTS))
+            total = 0
+            for k in range(length):
+                quiet = 0 < k < length - 1 and self.rng.random() < silent
+                n = 0 if quiet else max(1, int(self.rng.poisson(rate)))
+                total += n
+                self.emit(p, h + k, n, ok=False, apis=apis, ip=ip, agent=agent)
+        note = (
+            f"{total} denials over {length} h on {len(apis)} APIs from a principal failing"
+            f" ~{p.fail_level:.2f}/h ({what})"
+        )
+        self._attack("low_and_slow", "principal", acct, p.principal, h, h + length, note=note)
+
+    def _near_silent(self, acct: str) -> tuple[Principal, str]:
+        """A principal of ``acct`` that seldom fails but is there: a person who signs in one working
+        day a week (0.05-0.4 failures an office hour that day), or an app role that runs once a day
+        and fails 0.2-2 times then."""
+        n = len(self.principals)
+        if self.rng.random() < 0.5:
+            model = self._pick([q for q in self.principals if q.account == acct and q.kind == "human"])
+            p = self._add_user(
+                acct, "human", f"{self._pick(FIRST)}.{self._pick(LAST)}w{n}", model.tz, model.ips
+            )
+            p.fail_level = self.log_uni((0.05, 0.4))
+            p.habits = {
+                "weekly_day": float(self.rng.integers(0, 5)),
+                "weekend": 0.0,
+                "day_shape": self.uni((2.0, 8.0)),
+            }
+            what = "a person signing in weekly"
+        else:
+            p = self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-daily-{n}")
+            p.profile, p.batch_hour = "batch", int(self.rng.integers(0, 24))
+            p.fail_level = self.log_uni((0.2, 2.0))
+            p.habits = {"day_shape": self.uni((2.0, 8.0))}
+            what = "an app role's daily trickle"
+        self.background_of(p)
+        return p, what
 
     def traps(self) -> None:
         f = self.f

@@ -247,6 +247,7 @@ class _Builder:
         self.scenarios()
         self.traps()
         self.console_scenarios()
+        self.late_scenarios()
         self.records.sort(key=lambda r: r["eventTime"])
         return Org(
             seed=self.seed,
@@ -862,6 +863,10 @@ class _Builder:
                 h + 1,
                 note=f"{n} failed console sign-ins",
             )
+
+    def late_scenarios(self) -> None:
+        """Scenarios drawn after every other (none here; families.py draws some), so that adding
+        one moves no earlier record."""
 
     def log_delivery(self, accounts: list[str]) -> None:
         """Steady log-delivery denials, like the SANS SEC504 lab: a new service principal, ~125/h for 83 h."""

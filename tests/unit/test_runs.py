@@ -91,3 +91,35 @@ def test_count_rows_give_the_same_run() -> None:
     via_records = principal_rows(run(records), "walter")
     assert [(r["_time"], r["score"]) for r in via_rows] == [(r["_time"], r["score"]) for r in via_records]
     assert len(via_rows) == 1
+
+
+NEW_APIS = ["GetSecretValue", "ListRoles", "ListKeys", "DescribeVpcs"]  # walter never failed on them
+THIN = (2, 2, 2, 2, 2)  # 10 denials over 5 h: 2 APIs a failing bin, below P22's 2.5
+
+
+def test_a_thin_run_on_apis_the_principal_never_failed_on_is_flagged() -> None:
+    """P24: 4 APIs failing for the first time make a run of 2 APIs a bin evidence, and its bins
+    are not taken to move together like a person's bad day (no sqrt(bins) on its variance)."""
+    records = sorted(history() + slow_run(user("walter"), THIN, NEW_APIS), key=lambda r: r["eventTime"])
+    (row,) = principal_rows(run(records), "walter")
+    assert RUN_START + 3 <= (row["_time"] - T0) // HOUR < RUN_START + len(THIN)
+    assert "low-and-slow run" in row["reason"] and "4 APIs it never failed on" in row["reason"]
+
+
+def test_a_thin_run_on_fewer_new_apis_is_no_run() -> None:
+    for apis in (NEW_APIS[:3], ["ListUsers", *NEW_APIS[:2]]):
+        records = sorted(history() + slow_run(user("walter"), THIN, apis), key=lambda r: r["eventTime"])
+        assert principal_rows(run(records), "walter") == []
+
+
+def test_the_thin_run_on_new_apis_of_a_principal_failing_most_hours_is_no_run() -> None:
+    records = sorted(history() + slow_run(user("nora"), THIN, NEW_APIS), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "nora") == []
+
+
+def test_a_thin_run_on_new_apis_of_a_principal_watched_less_than_a_week_is_no_run() -> None:
+    """A person's first weeks fail on APIs for the first time as they work: walter's first denial
+    on day 6 leaves 4 days of history before the run (P22's 3 days are met, P24's week is not)."""
+    late = [r for r in history() if r["eventTime"] >= T0 + 6 * 24 * HOUR or r["errorCode"] == ""]
+    records = sorted(late + slow_run(user("walter"), THIN, NEW_APIS), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "walter") == []

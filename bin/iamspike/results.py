@@ -21,7 +21,7 @@ from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.options import Options, span_text
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import is_person, short_name
-from iamspike.runs import find_runs
+from iamspike.runs import LongRun, find_runs
 from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
 from iamspike.spread import (
     SpreadParams,
@@ -309,15 +309,17 @@ class ResultsPass:
         )
         rows: list[dict[str, object]] = []
         if "principal" in o.by and n_principals:
-            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis, day_shape=True)
+            # Low-and-slow runs (runs.py, P22) from the output's first bin, once watched 3 days.
+            since = np.minimum(self.watched - first, n_bins) + self.history
+            since = np.maximum(np.where(service, n_bins, since), out_from)
+            long_run = LongRun(since)
+            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis, True, long_run)
             labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
             cells = self._explainer(self.k_p, np.ones(len(self.k_p), dtype=bool))
             # The onset hold-down is for automation: AWS service principals keep the fixed cap;
             # other principals are held down less the further the count is above min_failures;
             # bins where failed console sign-ins alone reach min_failures are not held down.
             onset_mean = np.where(service, 0.0, float(o.min_failures))
-            since = np.minimum(self.watched - first, n_bins) + self.history  # runs.py: watched 3 days
-            self.run_since = np.where(service, n_bins, since)
             self.person = np.array([is_person(principal) for _, principal in labels], dtype=bool)
             rows += self._score(
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
@@ -454,7 +456,7 @@ class ResultsPass:
             t_idx, e_idx = np.nonzero(window >= o.min_failures)
         t_idx = t_idx + out_from
         if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
-            runs = find_runs(counts, base, distinct_apis, self.run_since, out_from, o)
+            runs = find_runs(counts, base, distinct_apis, o)
             t_idx, e_idx = runs.cells(t_idx, e_idx)
         if not len(t_idx):
             return []

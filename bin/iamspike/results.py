@@ -289,7 +289,7 @@ class ResultsPass:
             # bins where failed console sign-ins alone reach min_failures are not held down.
             onset_mean = np.where(service, 0.0, float(o.min_failures))
             self.person = np.array([is_person(principal) for _, principal in labels], dtype=bool)
-            rows += self._score(
+            rows += self._flagged_rows(
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
             )
         if accounts is not None and self.accounts:
@@ -309,7 +309,7 @@ class ResultsPass:
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
             spread = (acc_spread, spread_base, quiet)
-            rows += self._score("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
+            rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
@@ -363,23 +363,16 @@ class ResultsPass:
                 acc_spread[t, a] += failing
         return acc_counts, acc_apis, acc_spread
 
-    def _score(
+    def _flagged_rows(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
     ):
+        """The output rows of the cells ``flags.flag`` picks, with their reasons and explanations."""
         f = flag(self, counts, distinct_apis, base, cells, out_from, spread, onset)
         if f is None:
             return []
         o = self.o
-        t_idx, e_idx, observed, scored, score, flagged, pick, upper = (
-            f.t_idx,
-            f.e_idx,
-            f.observed,
-            f.scored,
-            f.score,
-            f.flagged,
-            f.pick,
-            f.upper,
-        )
+        t_idx, e_idx, observed, scored = f.t_idx, f.e_idx, f.observed, f.scored
+        score, flagged, pick, upper = f.score, f.flagged, f.pick, f.upper
         rate, by_rate, runs, run, console, hold = f.rate, f.by_rate, f.runs, f.run, f.console, f.hold
         usual_burst, record, new_apis = f.usual_burst, f.record, f.new_apis
         spread_score, both, capped = f.spread_score, f.both, f.capped

@@ -113,8 +113,9 @@ class Baseline:
     burst_rate: np.ndarray | None = None
     # (bins, entities) the entity's current rate carried to this bin's hour and kind of day
     shaped_rate: np.ndarray | None = None
-    # (bins, entities) the long-run expectation alone: max(level, seasonal), no recent view
-    long_run: np.ndarray | None = None
+    # the long-run expectation alone, max(level, seasonal), no recent view: kept only where rule
+    # P22 reads it (``runs.LongRun``, given to the fit as ``runs``), else None
+    long_run: object | None = None
 
 
 def _day_kinds(start: int, span: int, n_bins: int) -> np.ndarray:
@@ -186,6 +187,7 @@ def fit_baselines(
     params: BaselineParams | None = None,
     distinct_apis: np.ndarray | None = None,
     day_shape: bool = False,
+    runs=None,
 ) -> Baseline:
     """Baselines for a ``(bins, entities)`` count matrix whose first bin starts at ``start``.
 
@@ -197,7 +199,9 @@ def fit_baselines(
     once each kind has ``day_kind_min_bins`` (decayed) bins, the dispersions' excess over Poisson
     is scaled down with it where that level is below the all-days one (see ``_day_level``), and
     the local dispersion is measured around the shaped rate (``shaped_rate``) instead of the plain
-    current rate. ``shaped_rate`` is filled either way.
+    current rate. ``shaped_rate`` is filled either way. ``runs`` (``runs.LongRun``) is given
+    each bin's counts, long-run expectation and silence in turn, keeps what rule P22 reads of them
+    and becomes ``long_run``.
     """
     params = params or BaselineParams()
     counts = np.asarray(counts, dtype=np.float32)
@@ -211,7 +215,6 @@ def fit_baselines(
     expected = np.empty((n_bins, n_entities), dtype=np.float32)
     variance = np.empty((n_bins, n_entities), dtype=np.float32)
     silent = np.empty((n_bins, n_entities), dtype=bool)
-    long_runs = np.empty((n_bins, n_entities), dtype=np.float32)
     history = np.arange(n_bins, dtype=np.int64)
     seasonal_used = np.zeros(n_bins, dtype=np.int64)
     backfilled = np.zeros(n_bins, dtype=bool)
@@ -291,7 +294,8 @@ def fit_baselines(
             long_run = np.maximum(level, median)
             seasonal_var = (1.4826 * _median_rows([np.abs(x - median) for x in samples])) ** 2
         silent[t] = long_run < params.silent_level
-        long_runs[t] = long_run
+        if runs is not None:
+            runs.add(t, counts[t], long_run, silent[t])
         recent = _median_of_three(*prev) if params.recent_bins else zero
         if params.silent_recent_bins:
             absorbed = np.minimum(recent, np.maximum(lasted, params.silent_level))
@@ -391,7 +395,7 @@ def fit_baselines(
         burst_size,
         burst_rate,
         shaped_rate,
-        long_runs,
+        None if runs is None else runs.done(),
     )
 
 

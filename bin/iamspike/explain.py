@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+import numpy as np
+
 from iamspike.principals import short_name
 
 TOP = 5
@@ -142,3 +144,46 @@ def explain(
         "top_user_agents": top(cell.user_agents),
         "reason": text,
     }
+
+
+class CellDetail:
+    """What explains a cell (entity, bin offset): the Tally's keys and the count rows' entries in
+    it. ``prefetch`` reads the count rows of many cells at once (each block decompressed once,
+    each row read once) into their cells' explanations."""
+
+    def __init__(self, idx: np.ndarray, cell: np.ndarray, n_bins: int, results) -> None:
+        self.idx, self.cell, self.n_bins = idx, cell, n_bins
+        self.keys, self.counts, self.n_keys = results.keys, results.tally.counts, results.n_keys
+        self.item_row, self.count_rows = results.item_row, results.count_rows
+        self.from_rows: dict[int, CellExplain] = {}
+
+    def prefetch(self, e_idx: np.ndarray, t_idx: np.ndarray) -> None:
+        wanted = np.asarray(e_idx, dtype=np.int64) * self.n_bins + np.asarray(t_idx, dtype=np.int64)
+        take = np.isin(self.cell, wanted) & (self.idx >= self.n_keys)
+        self._read(self.item_row[self.idx[take] - self.n_keys], self.cell[take])
+
+    def _read(self, rows: np.ndarray, cells: np.ndarray) -> None:
+        """Each row's entries into its cell's explanation (each row once: its first item)."""
+        explained = self.from_rows
+        order = cells[np.argsort(rows, kind="stable")].tolist()  # add_fields goes by row
+
+        def tables_of(i: int):
+            out = explained.get(order[i])
+            if out is None:
+                out = explained[order[i]] = CellExplain()
+            return out.services, out.apis, out.codes, out.ips, out.user_agents
+
+        self.count_rows.add_fields(rows.tolist(), tables_of)
+
+    def __call__(self, entity: int, t: int) -> CellExplain:
+        target = entity * self.n_bins + t
+        lo, hi = np.searchsorted(self.cell, [target, target + 1])
+        items = self.idx[lo:hi]
+        if target not in self.from_rows and (items >= self.n_keys).any():
+            mine = items[items >= self.n_keys]
+            self._read(self.item_row[mine - self.n_keys], np.full(len(mine), target, dtype=np.int64))
+        out = self.from_rows.pop(target, None) or CellExplain()
+        for i in items[items < self.n_keys].tolist():
+            key = self.keys[i]
+            out.add(key[3], key[4], key[5], key[6], key[7], self.counts[key])
+        return out

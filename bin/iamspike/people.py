@@ -31,7 +31,7 @@ def effective_apis(failures_per_api: Iterable[int]) -> float:
     return float(n.sum() ** 2 / total) if total > 0 else 0.0
 
 
-# A page load is at most this many APIs' worth: narrow (below results.NARROW_APIS).
+# A page load is at most this many APIs' worth: narrow (below flags.NARROW_APIS).
 PAGE_APIS = 2.0
 # User agents of calls made through the AWS console (the console's own backend calls included).
 CONSOLE_AGENTS = ("console", "signin.amazonaws.com", "aws internal", "aws-internal/")

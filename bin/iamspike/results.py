@@ -2,8 +2,8 @@
 
 Runs once, in ``Detector.results()``: numbers every principal and account, zero-fills their
 series over the whole time range (live rows and saved state), fits the baselines, scores every
-bin and explains the flagged ones (``explain``). With ``show=state`` it returns the state rows
-instead, without matrices (``statefold``).
+bin (``flags``) and builds the rows of the flagged ones with their explanations (``explain``).
+With ``show=state`` it returns the state rows instead, without matrices (``statefold``).
 """
 
 from __future__ import annotations
@@ -14,37 +14,27 @@ from dataclasses import replace
 import numpy as np
 
 from iamspike import bins, explain, state, statefold
-from iamspike.baseline import BaselineParams, current_rate, fit_baselines
+from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally, is_service
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
+from iamspike.flags import flag
 from iamspike.options import Options, span_text
-from iamspike.people import cell_breadth, page_load, person_breadth
-from iamspike.principals import is_person, short_name
-from iamspike.runs import find_runs
-from iamspike.scoring import ScoreParams, rate_score, score_counts, severity, to_score, upper_bound
+from iamspike.principals import is_person
+from iamspike.runs import LongRun
+from iamspike.scoring import severity
 from iamspike.spread import (
-    SpreadParams,
     actor_apis,
-    actor_name,
     actors,
-    combined,
     failing_actors,
-    one_actor_cap,
     quiet_failures,
-    quiet_surprise,
     spread_note,
-    top_actor,
 )
-from iamspike.tail import own_record, record_note
+from iamspike.tail import record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
 # long before (its first failure in the data or the saved state) and never touched that API.
 NOVELTY_HISTORY = 3 * 86400
-# A person's bin on fewer than NARROW_APIS distinct APIs (a command retried: 19 UnauthorizedOperation
-# on two EC2 APIs in seconds) lifts the onset hold-down only from NARROW_FACTOR times min_failures.
-NARROW_APIS = 3
-NARROW_FACTOR = 2.0
 
 
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
@@ -196,41 +186,19 @@ class ResultsPass:
         order = np.argsort(cells, kind="stable")
         self.new_cells, self.new_apis = cells[order], api[new][order]
 
-    def _new_in(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
-        """How many APIs fail for the first time in each cell (bin offset, principal)."""
-        wanted = np.asarray(t_idx, dtype=np.int64) * len(self.principals) + np.asarray(e_idx, dtype=np.int64)
-        lo = np.searchsorted(self.new_cells, wanted, side="left")
-        hi = np.searchsorted(self.new_cells, wanted, side="right")
-        return (hi - lo).astype(np.float64)
-
     def _new_names(self, t: int, e: int) -> list[str]:
         names = self.api_names
         cell = t * len(self.principals) + e
         lo, hi = np.searchsorted(self.new_cells, [cell, cell + 1])
         return sorted(names[a] for a in self.new_apis[lo:hi].tolist())
 
-    def _console(self, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
-        """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
-        only keys with the console code are looked at, no (bins, principals) matrix)."""
-        t = self.k_bin - self.first
-        keep = (t >= 0) & (t < self.n_bins) & (self.k_console > 0)
-        out = np.zeros(len(t_idx), dtype=np.float64)
-        if keep.any():
-            n = len(self.principals)
-            cells, at = np.unique(t[keep] * n + self.k_p[keep], return_inverse=True)
-            sums = np.bincount(at, weights=self.k_console[keep])
-            wanted = np.asarray(t_idx, dtype=np.int64) * n + np.asarray(e_idx, dtype=np.int64)
-            pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
-            out = np.where(cells[pos] == wanted, sums[pos], 0.0)
-        return out
-
-    def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray) -> CellDetail:
+    def _explainer(self, entity_of_key: np.ndarray, keep: np.ndarray) -> explain.CellDetail:
         """(entity, bin offset) -> CellExplain over the live keys and count rows of that cell."""
         n_bins = self.n_bins
         idx = np.flatnonzero(keep & (self.k_bin >= self.first) & self.k_explain)
         cell = entity_of_key[idx] * n_bins + (self.k_bin[idx] - self.first)
         order = np.argsort(cell, kind="stable")
-        return CellDetail(idx[order], cell[order], n_bins, self)
+        return explain.CellDetail(idx[order], cell[order], n_bins, self)
 
     # ---- the pass
 
@@ -309,17 +277,19 @@ class ResultsPass:
         )
         rows: list[dict[str, object]] = []
         if "principal" in o.by and n_principals:
-            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis, day_shape=True)
+            # Low-and-slow runs (runs.py, P22) from the output's first bin, once watched 3 days.
+            since = np.minimum(self.watched - first, n_bins) + self.history
+            self.run_since = np.where(service, n_bins, since)
+            long_run = LongRun(np.maximum(self.run_since, out_from))
+            base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis, True, long_run)
             labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
             cells = self._explainer(self.k_p, np.ones(len(self.k_p), dtype=bool))
             # The onset hold-down is for automation: AWS service principals keep the fixed cap;
             # other principals are held down less the further the count is above min_failures;
             # bins where failed console sign-ins alone reach min_failures are not held down.
             onset_mean = np.where(service, 0.0, float(o.min_failures))
-            since = np.minimum(self.watched - first, n_bins) + self.history  # runs.py: watched 3 days
-            self.run_since = np.where(service, n_bins, since)
             self.person = np.array([is_person(principal) for _, principal in labels], dtype=bool)
-            rows += self._score(
+            rows += self._flagged_rows(
                 "principal", counts, distinct_apis, base, labels, cells, out_from, onset=onset_mean
             )
         if accounts is not None and self.accounts:
@@ -339,7 +309,7 @@ class ResultsPass:
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
             spread = (acc_spread, spread_base, quiet)
-            rows += self._score("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
+            rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
@@ -393,172 +363,19 @@ class ResultsPass:
                 acc_spread[t, a] += failing
         return acc_counts, acc_apis, acc_spread
 
-    def _one_actor_cap(self, t_idx, e_idx, score, spread_score):
-        """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``):
-        their scores capped at the actor's principals' scores, and a note for each cell the cap
-        lowered (cell index -> text)."""
-        notes: dict[int, str] = {}
-        if self.one_actor is None:
-            return score, notes
-        near = np.flatnonzero(score >= self.o.threshold)
-        if not len(near):
-            return score, notes
-        counts, p_account, service = self.one_actor
-        top, who, total = top_actor(counts, t_idx[near], e_idx[near], p_account, self.p_actor, service)
-        cells, p_scores = self.principal_scores
-        n_principals = counts.shape[1]
-        actor_score = np.zeros(len(near), dtype=np.float64)
-        for j, (t, a) in enumerate(zip(t_idx[near].tolist(), who.tolist())):
-            members = np.flatnonzero(self.p_actor == a) if a >= 0 else np.zeros(0, dtype=np.int64)
-            wanted = t * n_principals + members
-            pos = np.minimum(np.searchsorted(cells, wanted), max(len(cells) - 1, 0))
-            found = cells[pos] == wanted if len(cells) else np.zeros(len(wanted), dtype=bool)
-            actor_score[j] = float(p_scores[pos[found]].max()) if found.any() else 0.0
-        lowered = one_actor_cap(score[near], spread_score[near], top, total, actor_score, SpreadParams())
-        out = score.copy()
-        out[near] = lowered
-        lowered_at = np.flatnonzero(lowered < score[near]).tolist()
-        labels = {p: key for key, p in self.principals.items()} if lowered_at else {}
-        for j in lowered_at:
-            name = short_name(actor_name(labels[int(np.flatnonzero(self.p_actor == who[j])[0])][1]))
-            notes[int(near[j])] = (
-                f"{top[j] / total[j]:.0%} of its failures are {name}'s, scored as that principal"
-            )
-        return out, notes
-
-    def _people_apis(self, t_idx, e_idx, observed, apis, cells):
-        """A person's distinct APIs in each cell of at least ``min_failures`` failures, lowered to
-        its APIs' worth (``people.cell_breadth``: the effective number of APIs, at most 2 in a
-        ``people.page_load``), and which are page loads. Only such cells can be flagged, and only
-        they are read (their explanations, as for a flagged cell)."""
-        page = np.zeros(len(apis), dtype=bool)
-        pick = np.flatnonzero(self.person[e_idx] & (observed >= self.o.min_failures) & (apis >= 2))
-        if not len(pick):
-            return apis, page
-        cells.prefetch(e_idx[pick], t_idx[pick])
-        out = np.asarray(apis, dtype=np.float64).copy()
-        for i in pick.tolist():
-            cell = cells(int(e_idx[i]), int(t_idx[i]))
-            page[i] = page_load(cell.services, cell.user_agents)
-            out[i] = min(out[i], cell_breadth(cell.apis, page[i]))
-        return out, page
-
-    def _score(
+    def _flagged_rows(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
     ):
+        """The output rows of the cells ``flags.flag`` picks, with their reasons and explanations."""
+        f = flag(self, counts, distinct_apis, base, cells, out_from, spread, onset)
+        if f is None:
+            return []
         o = self.o
-        window = counts[out_from:]
-        if o.show == "all":
-            t_idx, e_idx = np.nonzero(np.ones_like(window, dtype=bool))
-        else:
-            t_idx, e_idx = np.nonzero(window >= o.min_failures)
-        t_idx = t_idx + out_from
-        if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
-            first = (self.first_fail[0], self.first_fail[1], self.first_fail[2] - self.first)  # P24
-            runs = find_runs(counts, base, distinct_apis, self.run_since, out_from, o, first_fail=first)
-            t_idx, e_idx = runs.cells(t_idx, e_idx)
-        if not len(t_idx):
-            return []
-        observed = counts[t_idx, e_idx]
-        apis = distinct_apis[t_idx, e_idx]
-        onset_mean = hold = console = new_apis = record = None
-        if onset is not None:
-            onset_mean = onset[e_idx]
-            console = self._console(t_idx, e_idx)
-            hold = console < o.min_failures
-            new_apis = self._new_in(t_idx, e_idx)
-            # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
-            apis, page = self._people_apis(t_idx, e_idx, observed, apis, cells)
-            known = self.person[e_idx] & base.silent[t_idx, e_idx]
-            known &= t_idx + self.first - self.watched[e_idx] >= self.history
-            apis, new_apis = person_breadth(
-                apis, new_apis, base.typical_apis[t_idx, e_idx], known & hold, page & hold
-            )
-            # People's narrow bursts are held down longer (NARROW_APIS).
-            narrow = self.person[e_idx] & (apis < NARROW_APIS)
-            onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)
-        scored = score_counts(
-            observed,
-            base.expected[t_idx, e_idx],
-            base.variance[t_idx, e_idx],
-            apis,
-            o.sensitivity,
-            ScoreParams(),
-            with_upper=False,
-            silent=base.silent[t_idx, e_idx],
-            typical_apis=base.typical_apis[t_idx, e_idx],
-            onset_mean=onset_mean,
-            hold=hold,
-            new_apis=new_apis,
-            burst_size=None if onset is None else base.burst_size[t_idx, e_idx],
-            burst_rate=None if onset is None else base.burst_rate[t_idx, e_idx],
-        )
-        score = scored.score
-        rate = by_rate = None
-        if onset is not None:
-            # A principal's count is also judged against its current rate (scoring.rate_score).
-            rate = current_rate(counts, t_idx, e_idx, self.baseline_params.local_half_life_bins)
-            by_rate = rate_score(
-                observed,
-                base.expected[t_idx, e_idx],
-                rate,
-                base.silent[t_idx, e_idx],
-                o.sensitivity,
-                dispersion=base.local_dispersion[t_idx, e_idx],
-                shaped=base.shaped_rate[t_idx, e_idx],
-            )
-            # One of its usual bursts is no spike against its current rate either.
-            usual_burst = np.isfinite(scored.habit)
-            by_rate = np.where(usual_burst, np.minimum(by_rate, scored.score), by_rate)
-            score = np.maximum(score, by_rate)
-            # A steady machine stream's new record by a margin over its own past (tail.py, P21).
-            half_life = self.baseline_params.local_half_life_bins
-            record = own_record(counts, base, t_idx, e_idx, ~self.person, half_life, o.sensitivity)
-            score = np.where(record, np.maximum(score, o.threshold), score)
-            run = runs.find(t_idx, e_idx)
-            score = np.maximum(score, runs.scores(run))
-            # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
-            self.principal_scores = (
-                t_idx * counts.shape[1] + e_idx,
-                np.where(observed >= o.min_failures, score, 0.0),
-            )
-        spread_score = both = capped = None
-        if spread is not None:
-            # Accounts are also scored on how many of their actors fail in the bin: a spike
-            # spread thinly over many principals can hide in a noisy account total.
-            spread_counts, spread_base, _ = spread
-            by_spread = score_counts(
-                spread_counts[t_idx, e_idx],
-                spread_base.expected[t_idx, e_idx],
-                spread_base.variance[t_idx, e_idx],
-                np.ones(len(t_idx)),
-                o.sensitivity,
-                ScoreParams(),
-                with_upper=False,
-                # Several principals failing together are no single stream starting: no hold-down.
-                silent=np.zeros(len(t_idx), dtype=bool),
-            )
-            spread_score = by_spread.score
-            # ... and on both: several actors failing add to the count's surprise (spread.combined).
-            total = combined(
-                scored.surprise + scored.bonus,
-                by_spread.surprise,
-                spread_counts[t_idx, e_idx],
-                SpreadParams(),
-                quiet_surprise(spread, t_idx, e_idx),
-            )
-            both = to_score(total * o.sensitivity, ScoreParams())
-            score = np.maximum(np.maximum(score, spread_score), both)
-            score, capped = self._one_actor_cap(t_idx, e_idx, score, spread_score)
-        flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
-        pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
-        if not len(pick):
-            return []
-        upper = upper_bound(
-            scored.expected[pick],
-            np.maximum(base.variance[t_idx[pick], e_idx[pick]], scored.expected[pick]),
-            ScoreParams().threshold_surprise / o.sensitivity,
-        )
+        t_idx, e_idx, observed, scored = f.t_idx, f.e_idx, f.observed, f.scored
+        score, flagged, pick, upper = f.score, f.flagged, f.pick, f.upper
+        rate, by_rate, runs, run, console, hold = f.rate, f.by_rate, f.runs, f.run, f.console, f.hold
+        usual_burst, record, new_apis = f.usual_burst, f.record, f.new_apis
+        spread_score, both, capped = f.spread_score, f.both, f.capped
         rows = []
         span = o.span
         cells.prefetch(e_idx[pick], t_idx[pick])
@@ -634,46 +451,3 @@ class ResultsPass:
                 row["is_spike"] = int(is_spike)
             rows.append(row)
         return rows
-
-
-class CellDetail:
-    """What explains a cell (entity, bin offset): the Tally's keys and the count rows' entries in
-    it. ``prefetch`` reads the count rows of many cells at once (each block decompressed once,
-    each row read once) into their cells' explanations."""
-
-    def __init__(self, idx: np.ndarray, cell: np.ndarray, n_bins: int, results: ResultsPass) -> None:
-        self.idx, self.cell, self.n_bins = idx, cell, n_bins
-        self.keys, self.counts, self.n_keys = results.keys, results.tally.counts, results.n_keys
-        self.item_row, self.count_rows = results.item_row, results.count_rows
-        self.from_rows: dict[int, explain.CellExplain] = {}
-
-    def prefetch(self, e_idx: np.ndarray, t_idx: np.ndarray) -> None:
-        wanted = np.asarray(e_idx, dtype=np.int64) * self.n_bins + np.asarray(t_idx, dtype=np.int64)
-        take = np.isin(self.cell, wanted) & (self.idx >= self.n_keys)
-        self._read(self.item_row[self.idx[take] - self.n_keys], self.cell[take])
-
-    def _read(self, rows: np.ndarray, cells: np.ndarray) -> None:
-        """Each row's entries into its cell's explanation (each row once: its first item)."""
-        explained = self.from_rows
-        order = cells[np.argsort(rows, kind="stable")].tolist()  # add_fields goes by row
-
-        def tables_of(i: int):
-            out = explained.get(order[i])
-            if out is None:
-                out = explained[order[i]] = explain.CellExplain()
-            return out.services, out.apis, out.codes, out.ips, out.user_agents
-
-        self.count_rows.add_fields(rows.tolist(), tables_of)
-
-    def __call__(self, entity: int, t: int) -> explain.CellExplain:
-        target = entity * self.n_bins + t
-        lo, hi = np.searchsorted(self.cell, [target, target + 1])
-        items = self.idx[lo:hi]
-        if target not in self.from_rows and (items >= self.n_keys).any():
-            mine = items[items >= self.n_keys]
-            self._read(self.item_row[mine - self.n_keys], np.full(len(mine), target, dtype=np.int64))
-        out = self.from_rows.pop(target, None) or explain.CellExplain()
-        for i in items[items < self.n_keys].tolist():
-            key = self.keys[i]
-            out.add(key[3], key[4], key[5], key[6], key[7], self.counts[key])
-        return out

@@ -5,7 +5,8 @@ an hour for 8 hours) leaves no bin to flag; after four bins the recent view of t
 the expected to the stream itself. A *run* is judged on its own: over the current bin and up to
 ``max_bins - 1`` bins before it, the sum of the principal's failures against the sum of what its
 history expected in those bins (``Baseline.long_run``: level and seasonal, never the recent view
-that the run lifts), under a negative binomial with the principal's own dispersion.
+that the run lifts), under a negative binomial with the principal's own dispersion. The fit keeps
+that expectation only where a run can end (``LongRun``), not as a matrix the size of ``expected``.
 
 Only for principals that are silent in the bin (their history holds less than one failure a bin,
 at most ``near_silent`` over the run), watched long enough to have a history (``since``: new
@@ -44,9 +45,59 @@ class RunParams:
     # P24: a run on at least ``min_new_apis`` APIs the principal never failed on before is no bad day
     # of its usual work: its bins are not taken to move together (variance ``d`` x mean, no sqrt(bins))
     min_new_apis: int = 4
-    # ... on a principal watched a week (``since`` is 3 days of it): a person's first weeks fail on
+    # ... on a principal watched a week (``watched`` is 3 days of it): a person's first weeks fail on
     # APIs for the first time as they work
-    new_apis_after: int = 4 * 86400  # seconds past ``since``
+    new_apis_after: int = 4 * 86400  # seconds past ``watched``
+
+
+class LongRun:
+    """``Baseline.long_run``: the long-run expectation (level and seasonal, no recent view) of the
+    ``max_bins`` bins up to each cell a run can end in, kept only for those cells: a failing bin of
+    a silent principal from its ``since`` bin on (per principal, the first bin a run is judged), with
+    ``min_bins`` failing bins among them and one that expected at most ``near_silent`` (else no
+    run ends there). The fit gives it each bin in turn (``add``); it holds the last ``max_bins``
+    bins meanwhile. A dense matrix was the size of ``expected`` (137 MB for 50,000 x 720 bins)."""
+
+    def __init__(self, since: np.ndarray, params: RunParams | None = None) -> None:
+        self.params = params = params or RunParams()
+        self.since = np.asarray(since, dtype=np.int64)
+        self.ring = np.zeros((params.max_bins, len(self.since)), dtype=np.float32)
+        self.failed = np.zeros((params.max_bins, len(self.since)), dtype=bool)
+        self.failing = np.zeros(len(self.since), dtype=np.int64)  # failing bins among the last max_bins
+        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.cell = np.zeros(0, dtype=np.int64)  # t * principals + e, in bin order
+        # per cell: the long-run expectation of bins t, t-1, ... t-max_bins+1 (0 before bin 0)
+        self.values = np.zeros((0, params.max_bins), dtype=np.float32)
+
+    def add(self, t: int, counts: np.ndarray, long_run: np.ndarray, silent: np.ndarray) -> None:
+        """Bin ``t``: its counts, long-run expectation and silence, per principal."""
+        k_max = self.params.max_bins
+        slot = t % k_max
+        now = counts > 0
+        self.failing += now.astype(np.int64) - self.failed[slot]
+        self.failed[slot], self.ring[slot] = now, long_run
+        e = np.flatnonzero(now & silent & (self.since <= t) & (self.failing >= self.params.min_bins))
+        if len(e):
+            values = self.ring[((t - np.arange(k_max)) % k_max)[:, None], e[None, :]].T
+            quiet = (values <= self.params.near_silent).any(axis=1)
+            self.parts.append((t * len(self.since) + e[quiet], values[quiet]))
+
+    def done(self) -> LongRun:
+        """After the last bin: the cells kept as arrays (the ring goes)."""
+        if self.parts:
+            self.cell = np.concatenate([cell for cell, _ in self.parts])
+            self.values = np.concatenate([values for _, values in self.parts])
+        self.parts, self.ring, self.failed = [], self.ring[:0], self.failed[:0]
+        return self
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cells kept (bin offset, principal), in bin order."""
+        n = max(len(self.since), 1)
+        return self.cell // n, self.cell % n
+
+    def at(self, t_c: np.ndarray, e_c: np.ndarray) -> np.ndarray:
+        """``(cells, max_bins)``: per kept cell, the long-run expectation of its bin and the ones before."""
+        return self.values[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
 
 
 @dataclass
@@ -93,78 +144,53 @@ def find_runs(
     counts: np.ndarray,
     base,
     distinct_apis: np.ndarray,
-    since: np.ndarray,
-    out_from: int,
     options,
-    params: RunParams | None = None,
     first_fail: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+    watched: np.ndarray | None = None,
 ) -> Runs:
-    """The low-and-slow runs of ``counts`` ``(bins, principals)`` from bin ``out_from`` on
-    (``base``: their baselines; ``since``: per principal, the first bin offset it is judged from:
-    watched long enough to have a history, never for AWS service principals; ``options``: its
-    min_failures, threshold and sensitivity; ``first_fail``: principal, API and bin offset of each
-    pair's first failure, for the runs on new APIs)."""
-    params = params or RunParams()
-    min_failures, threshold, sensitivity = options.min_failures, options.threshold, options.sensitivity
-    k_max = params.max_bins
+    """The low-and-slow runs of ``counts`` ``(bins, principals)`` ending in the cells
+    ``base.long_run`` kept (``base``: their baselines, fitted with a ``LongRun`` whose ``since`` is,
+    per principal, the first bin offset it is judged from: watched long enough to have a history,
+    never for AWS service principals, not before the output's first bin, and whose ``params`` are
+    the rule's; ``options``: its min_failures, threshold, sensitivity and span). For the runs on
+    new APIs (P24): ``first_fail``, principal, API and bin offset of each pair's first failure, and
+    ``watched``, per principal the bin offset from which it has a history (``since`` before the
+    output's first bin was applied; ``since`` when None)."""
     n_entities = counts.shape[1]
-    t_c, e_c = np.nonzero(counts[out_from:] > 0)
-    t_c = t_c + out_from
-    keep = base.silent[t_c, e_c] & (t_c >= since[e_c]) & ~base.insufficient[t_c]
-    t_c, e_c = t_c[keep], e_c[keep]
     empty = Runs(*(np.zeros(0, dtype=np.int64) for _ in range(7)), n_entities)
+    if base.long_run is None:
+        return empty
+    params = base.long_run.params
+    threshold, k_max = options.threshold, params.max_bins
+    first = _first_failures(first_fail, n_entities)
+    watched = base.long_run.since if watched is None else watched
+    t_c, e_c = base.long_run.cells()
+    keep = ~base.insufficient[t_c]
+    t_c, e_c = t_c[keep], e_c[keep]
     if not len(t_c):
         return empty
-    # The windows ending at each candidate: lags 0 .. k_max-1 (before the first bin: nothing).
-    lags = np.arange(k_max)
-    rows = t_c[:, None] - lags[None, :]
-    inside = rows >= 0
-    rows = np.maximum(rows, 0)
-    x = np.where(inside, counts[rows, e_c[:, None]], 0.0)
-    # What the history expected of the run: its first bin's long-run expectation, for each of its
-    # bins (the long run itself rises with the run: a weekend's level is a few dozen bins).
-    start = np.maximum(base.long_run[rows, e_c[:, None]], params.floor)
-    sum_x, sum_m = np.cumsum(x, axis=1), start * (lags + 1)
-    failing = np.cumsum(x > 0, axis=1)
-    apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
-    new = np.zeros(x.shape, dtype=np.int64)
-    if first_fail is not None:
-        new = new_in_run(first_fail, rows, e_c, inside, n_entities)
-    settled = (t_c - since[e_c]) * options.span >= params.new_apis_after
-    novel = (new >= params.min_new_apis) & settled[:, None]
-    ok = inside & (failing >= params.min_bins) & (sum_x >= min_failures)
-    ok &= (sum_m <= params.near_silent * (lags + 1)) & (
-        novel | (apis >= params.min_apis * np.maximum(failing, 1))
-    )
-    largest = np.maximum.accumulate(x, axis=1)
-    ok &= (largest <= params.max_share * sum_x) & (largest <= params.max_rate * min_failures)
-    # The principal's own dispersion: its variance over its expected in the bin (at least Poisson).
-    d = np.maximum(base.variance[t_c, e_c] / np.maximum(base.expected[t_c, e_c], 1e-6), 1.0)
-    which = np.nonzero(ok)
-    if not len(which[0]):
+    # The windows of RUN_BLOCK candidates at a time (their temporaries are a dozen floats a
+    # candidate each: 800,000 candidates at once held ~500 MB); kept: those that reach the threshold.
+    kept = []
+    for lo in range(0, len(t_c), RUN_BLOCK):
+        part = slice(lo, lo + RUN_BLOCK)
+        scores, *sums = _windows(
+            counts, base, distinct_apis, t_c[part], e_c[part], options, params, first, watched
+        )
+        over = np.flatnonzero(scores.max(axis=1) >= threshold)
+        kept.append((over + lo, scores[over], *(column[over] for column in sums)))
+    idx = np.concatenate([k[0] for k in kept])
+    if not len(idx):
         return empty
-    mean = sum_m[which]
-    scored = score_counts(
-        sum_x[which],
-        mean,
-        mean * d[which[0]] * np.where(novel[which], 1.0, np.sqrt(which[1] + 1)),
-        np.ones(len(mean)),
-        sensitivity,
-        ScoreParams(),
-        with_upper=False,
-        silent=np.zeros(len(mean), dtype=bool),
-    )
-    surprise = np.full(ok.shape, -np.inf)
-    surprise[which] = scored.surprise
-    scores = to_score(np.maximum(surprise, 0.0) * sensitivity, ScoreParams())
+    scores, sum_x, sum_m, failing, apis, new = (np.concatenate([k[j] for k in kept]) for j in range(1, 7))
+    t_c, e_c = t_c[idx], e_c[idx]
     # A run's failures are reported once: the windows of a later bin start after the principal's
     # last flagged bin (the window after an attack still holds the attack's failures).
     order = np.lexsort((t_c, e_c))
     flag = np.zeros(len(t_c), dtype=bool)
     best = np.zeros(len(t_c), dtype=np.int64)
     last_flag: dict[int, int] = {}
-    over = scores.max(axis=1) >= threshold
-    for i in order[over[order]].tolist():
+    for i in order.tolist():
         e, t = int(e_c[i]), int(t_c[i])
         row = scores[i, : max(min(t - last_flag.get(e, -k_max), k_max), 0)]
         if len(row) and row.max() >= threshold:
@@ -186,17 +212,68 @@ def find_runs(
     )
 
 
+RUN_BLOCK = 1 << 15  # candidate cells whose windows are judged at once
+
+
+def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, first, watched):
+    """Per candidate cell ``(t_c, e_c)`` and run length (1 .. ``max_bins``): the run's score (0 where
+    a gate fails), failures, what its history expected, failing bins, distinct APIs summed and the
+    APIs failed on for the first time (``first``: ``_first_failures``)."""
+    min_failures, k_max = options.min_failures, params.max_bins
+    # The windows ending at each candidate: lags 0 .. k_max-1 (before the first bin: nothing).
+    lags = np.arange(k_max)
+    rows = t_c[:, None] - lags[None, :]
+    inside = rows >= 0
+    rows = np.maximum(rows, 0)
+    x = np.where(inside, counts[rows, e_c[:, None]], 0.0)
+    # What the history expected of the run: its first bin's long-run expectation, for each of its
+    # bins (the long run itself rises with the run: a weekend's level is a few dozen bins).
+    start = np.maximum(base.long_run.at(t_c, e_c)[:, :k_max], params.floor)
+    sum_x, sum_m = np.cumsum(x, axis=1), start * (lags + 1)
+    failing = np.cumsum(x > 0, axis=1)
+    apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
+    new = new_in_run(first, rows, e_c, inside, counts.shape[1])
+    settled = (t_c - watched[e_c]) * options.span >= params.new_apis_after
+    novel = (new >= params.min_new_apis) & settled[:, None]
+    ok = inside & (failing >= params.min_bins) & (sum_x >= min_failures)
+    ok &= (sum_m <= params.near_silent * (lags + 1)) & (
+        novel | (apis >= params.min_apis * np.maximum(failing, 1))
+    )
+    largest = np.maximum.accumulate(x, axis=1)
+    ok &= (largest <= params.max_share * sum_x) & (largest <= params.max_rate * min_failures)
+    # The principal's own dispersion: its variance over its expected in the bin (at least Poisson).
+    d = np.maximum(base.variance[t_c, e_c] / np.maximum(base.expected[t_c, e_c], 1e-6), 1.0)
+    which = np.nonzero(ok)
+    surprise = np.full(ok.shape, -np.inf)
+    if len(which[0]):
+        mean = sum_m[which]
+        surprise[which] = score_counts(
+            sum_x[which],
+            mean,
+            mean * d[which[0]] * np.where(novel[which], 1.0, np.sqrt(which[1] + 1)),
+            np.ones(len(mean)),
+            options.sensitivity,
+            ScoreParams(),
+            with_upper=False,
+            silent=np.zeros(len(mean), dtype=bool),
+        ).surprise
+    scores = to_score(np.maximum(surprise, 0.0) * options.sensitivity, ScoreParams())
+    return scores, sum_x, sum_m, failing, apis, new
+
+
+def _first_failures(first_fail, n_entities: int) -> np.ndarray:
+    """The cells (bin offset x principals + principal) of each pair's first failure, sorted."""
+    if first_fail is None:
+        return np.zeros(0, dtype=np.int64)
+    principal, _api, when = first_fail
+    return np.sort(np.asarray(when, dtype=np.int64) * n_entities + np.asarray(principal, dtype=np.int64))
+
+
 def new_in_run(
-    first_fail: tuple[np.ndarray, np.ndarray, np.ndarray],
-    rows: np.ndarray,
-    e_c: np.ndarray,
-    inside: np.ndarray,
-    n_entities: int,
+    first: np.ndarray, rows: np.ndarray, e_c: np.ndarray, inside: np.ndarray, n_entities: int
 ) -> np.ndarray:
     """``(candidates, lags)``: how many APIs the candidate's principal fails on for the first time
-    in the run's bins (``rows``: each lag's bin offset; ``first_fail``: principal, API, bin offset)."""
-    principal, _api, when = first_fail
-    cells = np.sort(when.astype(np.int64) * n_entities + principal)
+    in the run's bins (``rows``: each lag's bin offset; ``first``: ``_first_failures``)."""
     wanted = rows.astype(np.int64) * n_entities + e_c[:, None]
-    per_bin = np.searchsorted(cells, wanted, side="right") - np.searchsorted(cells, wanted, side="left")
+    per_bin = np.searchsorted(first, wanted, side="right") - np.searchsorted(first, wanted, side="left")
     return np.cumsum(np.where(inside, per_bin, 0), axis=1)

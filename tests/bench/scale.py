@@ -8,8 +8,9 @@ injected burst over many APIs. Each measurement runs in a fresh child process so
 (``ru_maxrss``) is its own:
 
 - ``scoring``: what ``Detector.results()`` does once the counts are binned — principal baselines
-  (``fit_baselines`` on the ``(bins, principals)`` matrix), account sums and their baselines,
-  scoring every bin with at least ``min_failures`` failures, upper bounds for the flagged ones;
+  (``fit_baselines`` on the ``(bins, principals)`` matrix) with rule P22's low-and-slow runs
+  (``runs.LongRun``, ``find_runs``), account sums and their baselines, scoring every bin with at
+  least ``min_failures`` failures, upper bounds for the flagged ones;
 - ``end-to-end`` (optional): the same organisation as Input B rows (``count_field``) through
   ``Detector.add_rows`` + ``results()`` (only non-zero bins are rows).
 
@@ -72,6 +73,8 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
     import numpy as np
     from iamspike import bins
     from iamspike.baseline import BaselineParams, fit_baselines
+    from iamspike.options import Options
+    from iamspike.runs import LongRun, find_runs
     from iamspike.scoring import ScoreParams, score_counts, upper_bound
 
     params = BaselineParams()
@@ -84,7 +87,13 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
         ("principal", counts, breadth, account),
         ("account", acc_counts, acc_breadth, None),
     ):
-        base = fit_baselines(matrix, START, SPAN, groups, params, width, day_shape=name == "principal")
+        long_run = None
+        if name == "principal":  # low-and-slow runs (P22) once a principal is watched 3 days
+            watched = np.where((matrix > 0).any(axis=0), np.argmax(matrix > 0, axis=0), len(matrix))
+            long_run = LongRun(watched + 3 * 86400 // SPAN)
+        base = fit_baselines(matrix, START, SPAN, groups, params, width, name == "principal", long_run)
+        if long_run is not None:
+            flagged["principal_runs"] = len(find_runs(matrix, base, width, Options()).cell)
         t_idx, e_idx = np.nonzero(matrix >= min_failures)
         scored = score_counts(
             matrix[t_idx, e_idx],
@@ -477,8 +486,9 @@ def render(results: list[dict], command: str) -> str:
         )
     lines += [
         "",
-        "- `scoring`: principal and account baselines (`fit_baselines`), scores of every bin with at",
-        "  least `min_failures` failures, upper bounds of the flagged ones; the matrices are built before",
+        "- `scoring`: principal and account baselines (`fit_baselines`), P22's runs (`find_runs`),",
+        "  scores of every bin with at least `min_failures` failures, upper bounds of the flagged ones;",
+        "  the matrices are built before",
         "  the clock starts (`RSS before` is the process after synthesis; peak includes it).",
         "- `end-to-end`: the same counts as Input B rows (`count_field=count`, one row per non-zero bin)",
         "  through `Detector.add_rows` in 50,000-row chunks and `results()`.",

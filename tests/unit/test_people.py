@@ -1,4 +1,4 @@
-"""People's bursts (people.py, results.py): the effective number of APIs of a person's failures, the
+"""People's bursts (people.py, flags.py): the effective number of APIs of a person's failures, the
 onset hold-down of a person's bin on fewer than 3 of them, and rule P20: one service's failures are
 one API's worth, a burst on APIs the person failed on before is no sweep (docs/engine.md section 5)."""
 

@@ -1,0 +1,284 @@
+"""Flagging: which cells of the results pass are spikes, and their scores.
+
+Every rule's score of a cell, combined: the count against the baseline with its breadth, novelty
+and onset hold-down (``scoring.score_counts``; a person's breadth, ``people``), the current rate
+(``scoring.rate_score``), a steady stream's own record (``tail``, P21), low-and-slow runs
+(``runs``, P22), and for accounts the spread over their actors and the one-actor cap
+(``spread``). ``flag`` returns them as a ``Flagged``; ``results`` builds the output rows and
+their explanations from it. ``rp`` is the ``results.ResultsPass`` whose cells these are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from iamspike.baseline import current_rate
+from iamspike.people import cell_breadth, page_load, person_breadth
+from iamspike.principals import short_name
+from iamspike.runs import Runs, find_runs
+from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
+from iamspike.spread import (
+    SpreadParams,
+    actor_name,
+    combined,
+    quiet_surprise,
+    top_actor,
+)
+from iamspike.spread import (
+    one_actor_cap as cap_by_one_actor,
+)
+from iamspike.tail import own_record
+
+# A person's bin on fewer than NARROW_APIS distinct APIs (a command retried: 19 UnauthorizedOperation
+# on two EC2 APIs in seconds) lifts the onset hold-down only from NARROW_FACTOR times min_failures.
+NARROW_APIS = 3
+NARROW_FACTOR = 2.0
+
+
+@dataclass
+class Flagged:
+    """The cells scored (``t_idx``, ``e_idx``: bin offset, entity), each rule's part, and which are
+    flagged; ``pick`` the cells output (the flagged ones, every cell with ``show=all``) and
+    ``upper`` their upper bounds. The principal rules' parts are None for accounts and the
+    account rules' for principals."""
+
+    t_idx: np.ndarray
+    e_idx: np.ndarray
+    observed: np.ndarray
+    scored: Scores
+    score: np.ndarray
+    flagged: np.ndarray
+    pick: np.ndarray
+    upper: np.ndarray
+    rate: np.ndarray | None  # the current rate (scoring.rate_score)
+    by_rate: np.ndarray | None
+    runs: Runs | None  # low-and-slow runs (P22) and each cell's run (-1: none)
+    run: np.ndarray | None
+    console: np.ndarray | None  # failed console sign-ins
+    hold: np.ndarray | None
+    usual_burst: np.ndarray | None
+    record: np.ndarray | None  # a steady stream's own record (P21)
+    new_apis: np.ndarray | None
+    spread_score: np.ndarray | None  # accounts: the spread's score, both together, cap notes
+    both: np.ndarray | None
+    capped: dict[int, str] | None
+
+
+def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=None) -> Flagged | None:
+    """The cells of ``counts`` from bin ``out_from`` on that are scored (at least ``min_failures``,
+    a run's end, or every cell with ``show=all``), with ``base`` their baselines, ``cells`` their
+    explanations (``explain.CellDetail``), ``onset`` (principals) the onset hold-down's mean per
+    principal and ``spread`` (accounts) the actors' series; None when no cell is output."""
+    o = rp.o
+    window = counts[out_from:]
+    if o.show == "all":
+        t_idx, e_idx = np.nonzero(np.ones_like(window, dtype=bool))
+    else:
+        t_idx, e_idx = np.nonzero(window >= o.min_failures)
+    t_idx = t_idx + out_from
+    runs = None
+    if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
+        first = (rp.first_fail[0], rp.first_fail[1], rp.first_fail[2] - rp.first)  # P24: new APIs
+        runs = find_runs(counts, base, distinct_apis, o, first_fail=first, watched=rp.run_since)
+        t_idx, e_idx = runs.cells(t_idx, e_idx)
+    if not len(t_idx):
+        return None
+    observed = counts[t_idx, e_idx]
+    apis = distinct_apis[t_idx, e_idx]
+    onset_mean = hold = in_console = new_apis = record = rate = by_rate = run = usual_burst = None
+    if onset is not None:
+        onset_mean = onset[e_idx]
+        in_console = console(rp, t_idx, e_idx)
+        hold = in_console < o.min_failures
+        new_apis = new_in(rp, t_idx, e_idx)
+        # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
+        apis, page = people_apis(rp, t_idx, e_idx, observed, apis, cells)
+        known = rp.person[e_idx] & base.silent[t_idx, e_idx]
+        known &= t_idx + rp.first - rp.watched[e_idx] >= rp.history
+        apis, new_apis = person_breadth(
+            apis, new_apis, base.typical_apis[t_idx, e_idx], known & hold, page & hold
+        )
+        # People's narrow bursts are held down longer (NARROW_APIS).
+        narrow = rp.person[e_idx] & (apis < NARROW_APIS)
+        onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)
+    scored = score_counts(
+        observed,
+        base.expected[t_idx, e_idx],
+        base.variance[t_idx, e_idx],
+        apis,
+        o.sensitivity,
+        ScoreParams(),
+        with_upper=False,
+        silent=base.silent[t_idx, e_idx],
+        typical_apis=base.typical_apis[t_idx, e_idx],
+        onset_mean=onset_mean,
+        hold=hold,
+        new_apis=new_apis,
+        burst_size=None if onset is None else base.burst_size[t_idx, e_idx],
+        burst_rate=None if onset is None else base.burst_rate[t_idx, e_idx],
+    )
+    score = scored.score
+    if onset is not None:
+        # A principal's count is also judged against its current rate (scoring.rate_score).
+        rate = current_rate(counts, t_idx, e_idx, rp.baseline_params.local_half_life_bins)
+        by_rate = rate_score(
+            observed,
+            base.expected[t_idx, e_idx],
+            rate,
+            base.silent[t_idx, e_idx],
+            o.sensitivity,
+            dispersion=base.local_dispersion[t_idx, e_idx],
+            shaped=base.shaped_rate[t_idx, e_idx],
+        )
+        # One of its usual bursts is no spike against its current rate either.
+        usual_burst = np.isfinite(scored.habit)
+        by_rate = np.where(usual_burst, np.minimum(by_rate, scored.score), by_rate)
+        score = np.maximum(score, by_rate)
+        # A steady machine stream's new record by a margin over its own past (tail.py, P21).
+        half_life = rp.baseline_params.local_half_life_bins
+        record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity)
+        score = np.where(record, np.maximum(score, o.threshold), score)
+        run = runs.find(t_idx, e_idx)
+        score = np.maximum(score, runs.scores(run))
+        # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
+        rp.principal_scores = (
+            t_idx * counts.shape[1] + e_idx,
+            np.where(observed >= o.min_failures, score, 0.0),
+        )
+    spread_score = both = capped = None
+    if spread is not None:
+        # Accounts are also scored on how many of their actors fail in the bin: a spike
+        # spread thinly over many principals can hide in a noisy account total.
+        spread_counts, spread_base, _ = spread
+        by_spread = score_counts(
+            spread_counts[t_idx, e_idx],
+            spread_base.expected[t_idx, e_idx],
+            spread_base.variance[t_idx, e_idx],
+            np.ones(len(t_idx)),
+            o.sensitivity,
+            ScoreParams(),
+            with_upper=False,
+            # Several principals failing together are no single stream starting: no hold-down.
+            silent=np.zeros(len(t_idx), dtype=bool),
+        )
+        spread_score = by_spread.score
+        # ... and on both: several actors failing add to the count's surprise (spread.combined).
+        total = combined(
+            scored.surprise + scored.bonus,
+            by_spread.surprise,
+            spread_counts[t_idx, e_idx],
+            SpreadParams(),
+            quiet_surprise(spread, t_idx, e_idx),
+        )
+        both = to_score(total * o.sensitivity, ScoreParams())
+        score = np.maximum(np.maximum(score, spread_score), both)
+        score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
+    flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
+    pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
+    if not len(pick):
+        return None
+    upper = upper_bound(
+        scored.expected[pick],
+        np.maximum(base.variance[t_idx[pick], e_idx[pick]], scored.expected[pick]),
+        ScoreParams().threshold_surprise / o.sensitivity,
+    )
+    return Flagged(
+        t_idx,
+        e_idx,
+        observed,
+        scored,
+        score,
+        flagged,
+        pick,
+        upper,
+        rate,
+        by_rate,
+        runs,
+        run,
+        in_console,
+        hold,
+        usual_burst,
+        record,
+        new_apis,
+        spread_score,
+        both,
+        capped,
+    )
+
+
+def new_in(rp, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+    """How many APIs fail for the first time in each cell (bin offset, principal)."""
+    wanted = np.asarray(t_idx, dtype=np.int64) * len(rp.principals) + np.asarray(e_idx, dtype=np.int64)
+    lo = np.searchsorted(rp.new_cells, wanted, side="left")
+    hi = np.searchsorted(rp.new_cells, wanted, side="right")
+    return (hi - lo).astype(np.float64)
+
+
+def console(rp, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+    """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
+    only keys with the console code are looked at, no (bins, principals) matrix)."""
+    t = rp.k_bin - rp.first
+    keep = (t >= 0) & (t < rp.n_bins) & (rp.k_console > 0)
+    out = np.zeros(len(t_idx), dtype=np.float64)
+    if keep.any():
+        n = len(rp.principals)
+        cells, at = np.unique(t[keep] * n + rp.k_p[keep], return_inverse=True)
+        sums = np.bincount(at, weights=rp.k_console[keep])
+        wanted = np.asarray(t_idx, dtype=np.int64) * n + np.asarray(e_idx, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
+        out = np.where(cells[pos] == wanted, sums[pos], 0.0)
+    return out
+
+
+def one_actor_cap(rp, t_idx, e_idx, score, spread_score):
+    """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``):
+    their scores capped at the actor's principals' scores, and a note for each cell the cap
+    lowered (cell index -> text)."""
+    notes: dict[int, str] = {}
+    if rp.one_actor is None:
+        return score, notes
+    near = np.flatnonzero(score >= rp.o.threshold)
+    if not len(near):
+        return score, notes
+    counts, p_account, service = rp.one_actor
+    top, who, total = top_actor(counts, t_idx[near], e_idx[near], p_account, rp.p_actor, service)
+    cells, p_scores = rp.principal_scores
+    n_principals = counts.shape[1]
+    actor_score = np.zeros(len(near), dtype=np.float64)
+    for j, (t, a) in enumerate(zip(t_idx[near].tolist(), who.tolist())):
+        members = np.flatnonzero(rp.p_actor == a) if a >= 0 else np.zeros(0, dtype=np.int64)
+        wanted = t * n_principals + members
+        pos = np.minimum(np.searchsorted(cells, wanted), max(len(cells) - 1, 0))
+        found = cells[pos] == wanted if len(cells) else np.zeros(len(wanted), dtype=bool)
+        actor_score[j] = float(p_scores[pos[found]].max()) if found.any() else 0.0
+    lowered = cap_by_one_actor(score[near], spread_score[near], top, total, actor_score, SpreadParams())
+    out = score.copy()
+    out[near] = lowered
+    lowered_at = np.flatnonzero(lowered < score[near]).tolist()
+    labels = {p: key for key, p in rp.principals.items()} if lowered_at else {}
+    for j in lowered_at:
+        name = short_name(actor_name(labels[int(np.flatnonzero(rp.p_actor == who[j])[0])][1]))
+        notes[int(near[j])] = (
+            f"{top[j] / total[j]:.0%} of its failures are {name}'s, scored as that principal"
+        )
+    return out, notes
+
+
+def people_apis(rp, t_idx, e_idx, observed, apis, cells):
+    """A person's distinct APIs in each cell of at least ``min_failures`` failures, lowered to
+    its APIs' worth (``people.cell_breadth``: the effective number of APIs, at most 2 in a
+    ``people.page_load``), and which are page loads. Only such cells can be flagged, and only
+    they are read (their explanations, as for a flagged cell)."""
+    page = np.zeros(len(apis), dtype=bool)
+    pick = np.flatnonzero(rp.person[e_idx] & (observed >= rp.o.min_failures) & (apis >= 2))
+    if not len(pick):
+        return apis, page
+    cells.prefetch(e_idx[pick], t_idx[pick])
+    out = np.asarray(apis, dtype=np.float64).copy()
+    for i in pick.tolist():
+        cell = cells(int(e_idx[i]), int(t_idx[i]))
+        page[i] = page_load(cell.services, cell.user_agents)
+        out[i] = min(out[i], cell_breadth(cell.apis, page[i]))
+    return out, page

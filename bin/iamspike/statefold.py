@@ -26,6 +26,18 @@ from iamspike import state
 from iamspike.spread import actor_name
 
 
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by one sort: numpy 2's default hashes instead, about 100 times slower
+    on the tens of millions of int64 cells of a backfill (6.4 s against 0.04 s for 5 M)."""
+    values = np.sort(values)
+    if len(values) > 1:
+        keep = np.empty(len(values), dtype=bool)
+        keep[0] = True
+        np.not_equal(values[1:], values[:-1], out=keep[1:])
+        values = values[keep]
+    return values
+
+
 class Cells:
     """Values of sparse cells: ``cell`` sorted and unique (``bin offset * width + entity``)."""
 
@@ -45,7 +57,7 @@ class Cells:
         """How many distinct ``item`` values each cell holds."""
         pairs = cell * n_items
         pairs += item
-        pairs = np.unique(pairs)
+        pairs = sorted_unique(pairs)
         pairs //= n_items
         unique, per_cell = np.unique(pairs, return_counts=True)
         return cls(unique, per_cell.astype(np.float64))
@@ -171,7 +183,7 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
     t, p = failures.cell // max(n_p, 1), failures.cell % max(n_p, 1)
     counts = Cells.summed(t * width + group[p], failures.value.astype(np.float64), np.float64)
     failing = failures.value > 0
-    actor_cells = np.unique(t[failing] * n_actors + p_actor[p[failing]])
+    actor_cells = sorted_unique(t[failing] * n_actors + p_actor[p[failing]])
     spread = Cells.summed(
         (actor_cells // n_actors) * width + a_group[actor_cells % n_actors],
         np.ones(len(actor_cells)),

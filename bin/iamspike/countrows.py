@@ -7,7 +7,7 @@ intake :class:`CountRows` reads that summary and nothing else: per row a few fie
 arrays (bin, entity, failures, console sign-ins, API ids), the eventID digests are decoded into
 one buffer, and the entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
 per-key object: memory follows rows and their events. A ``v4`` row (one principal over several
-bins) is first split into one ``v3`` row per bin (:func:`~iamspike.counting.unfold_rows`), so
+bins) is read part by part (:func:`~iamspike.counttext.part_fields`: no ``v3`` text is written), so
 "row" below is a (bin, account, principal) row either way.
 
 :meth:`CountRows.resolve` (once, before the results pass) settles what summaries cannot: a cell
@@ -29,12 +29,13 @@ from collections.abc import Iterable, Iterator, Mapping
 import numpy as np
 
 from iamspike.cloudtrail import TIME
-from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally, unfold_rows
-from iamspike.counttext import HEADS, add_fields, decode_entries, read_profile
+from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
+from iamspike.counttext import COUNT_VERSION, HEADS, V4, add_fields, decode_entries, part_fields, read_profile
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
+V4_HEADS = (V4 + "0", V4 + "1")
 _FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
 
 
@@ -86,44 +87,61 @@ class CountRows:
         texts = self._texts
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
-        for row in unfold_rows(index, rows, tally.skipped):
+        for row in rows:
             text = row[counts_i]
-            if text[:3] not in HEADS:
-                whole.append(row)
-                continue
+            head = text[:3]
             try:
-                head, total, consoles, profile, packed, rest = text.split(";", 5)
-                ids = profiles.get(profile)
-                if ids is None:
-                    ids = self._profile(profile)
-                if ids is _FILTERED:
+                if head in HEADS:
+                    service = head == "v31"
+                    fields = text.split(";", 5)
+                    parts = [(float(row[time_i]) // span, fields[1:] if len(fields) == 6 else None)]
+                elif head in V4_HEADS:
+                    service, split = part_fields(text)
+                    first = int(float(row[time_i]))
+                    parts = [((first + offset) // span, fields) for offset, fields in split]
+                else:
                     whole.append(row)
                     continue
-                start = int(float(row[time_i]) // span)
                 key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
-                packed = a2b(packed)
-                total, consoles = int(total), int(consoles)
-                if len(packed) & 7 or not (0 <= consoles <= total and 0 < total < MAX_ROW) or "\n" in rest:
-                    raise ValueError
-            except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
+            except (ValueError, TypeError, IndexError, OverflowError):
                 bad += 1
                 continue
-            e = entities.get(key)
-            if e is None:
-                e = self._entity(key)
-            if head == "v31":
-                self.services.add(e)
-            bins.append(start)
-            entity.append(e)
-            failures.append(total)
-            console.append(consoles)
-            n_apis.append(len(ids))
-            apis.extend(ids)
-            n_digests.append(len(packed) >> 3)
-            digests += packed
-            texts.append(rest)
-            if len(texts) >= self.block_rows:
-                self._flush()
+            for start, fields in parts:
+                try:
+                    total, consoles, profile, packed, rest = fields  # type: ignore[misc]
+                    ids = profiles.get(profile)
+                    if ids is None:
+                        ids = self._profile(profile)
+                    if ids is _FILTERED:
+                        whole.append(_v3_row(row, time_i, counts_i, int(start) * span, service, fields))
+                        continue
+                    packed = a2b(packed)
+                    total, consoles = int(total), int(consoles)
+                    if (
+                        len(packed) & 7
+                        or not (0 <= consoles <= total and 0 < total < MAX_ROW)
+                        or "\n" in rest
+                    ):
+                        raise ValueError
+                except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
+                    bad += 1
+                    continue
+                e = entities.get(key)
+                if e is None:
+                    e = self._entity(key)
+                if service:
+                    self.services.add(e)
+                bins.append(int(start))
+                entity.append(e)
+                failures.append(total)
+                console.append(consoles)
+                n_apis.append(len(ids))
+                apis.extend(ids)
+                n_digests.append(len(packed) >> 3)
+                digests += packed
+                texts.append(rest)
+                if len(texts) >= self.block_rows:
+                    self._flush()
         if bad:
             tally.skipped[BAD_COUNTS] += bad
         if whole:
@@ -328,3 +346,13 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
         return np.zeros(len(mixed), dtype=bool)
     at = np.minimum(np.searchsorted(shared, mixed), len(shared) - 1)
     return shared[at] == mixed
+
+
+def _v3_row(
+    row: list[str], time_i: int, counts_i: int, start: int, service: bool, fields: list[str]
+) -> list[str]:
+    """A ``v4`` row's part as the ``v3`` row it stands for (for the Tally, which reads it whole)."""
+    part = list(row)
+    part[time_i] = str(start)
+    part[counts_i] = ";".join([COUNT_VERSION + ("1" if service else "0"), *fields])
+    return part

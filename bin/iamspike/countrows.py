@@ -36,6 +36,7 @@ BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
 V4_HEADS = (V4 + "0", V4 + "1")
+TABLE_BITS = 1 << 24  # the bit table that narrows the search for shared digests (16 MB)
 _FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
 
 
@@ -344,8 +345,15 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     shared = shared[1:][shared[1:] == shared[:-1]]
     if not len(shared):
         return np.zeros(len(mixed), dtype=bool)
-    at = np.minimum(np.searchsorted(shared, mixed), len(shared) - 1)
-    return shared[at] == mixed
+    # A table of 2**24 bits first: the binary search then runs only where a bit is set (about 1 %
+    # of the digests of a backfill, where it took 2.7 s for 20 M digests searched whole).
+    table = np.zeros(TABLE_BITS, dtype=bool)
+    table[shared & np.uint64(TABLE_BITS - 1)] = True
+    maybe = np.flatnonzero(table[mixed & np.uint64(TABLE_BITS - 1)])
+    at = np.minimum(np.searchsorted(shared, mixed[maybe]), len(shared) - 1)
+    out = np.zeros(len(mixed), dtype=bool)
+    out[maybe[shared[at] == mixed[maybe]]] = True
+    return out
 
 
 def _v3_row(

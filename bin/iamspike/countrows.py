@@ -95,11 +95,11 @@ class CountRows:
                 if head in HEADS:
                     service = head == "v31"
                     fields = text.split(";", 5)
-                    parts = [(float(row[time_i]) // span, fields[1:] if len(fields) == 6 else None)]
+                    base = float(row[time_i])  # a v3 row is one part at offset 0
+                    parts: list = [(0, fields[1:] if len(fields) == 6 else None)]
                 elif head in V4_HEADS:
-                    service, split = part_fields(text)
-                    first = int(float(row[time_i]))
-                    parts = [((first + offset) // span, fields) for offset, fields in split]
+                    service, parts = part_fields(text)
+                    base = int(float(row[time_i]))
                 else:
                     whole.append(row)
                     continue
@@ -107,15 +107,19 @@ class CountRows:
             except (ValueError, TypeError, IndexError, OverflowError):
                 bad += 1
                 continue
-            for start, fields in parts:
+            e = -1  # the entity, once a part is read
+            for offset, fields in parts:
                 try:
-                    total, consoles, profile, packed, rest = fields  # type: ignore[misc]
+                    total, consoles, profile, packed, rest = fields
                     ids = profiles.get(profile)
                     if ids is None:
                         ids = self._profile(profile)
                     if ids is _FILTERED:
-                        whole.append(_v3_row(row, time_i, counts_i, int(start) * span, service, fields))
+                        whole.append(
+                            row if head in HEADS else _v3_row(row, time_i, counts_i, base + offset, fields)
+                        )
                         continue
+                    start = int((base + offset) // span)
                     packed = a2b(packed)
                     total, consoles = int(total), int(consoles)
                     if (
@@ -127,12 +131,13 @@ class CountRows:
                 except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
                     bad += 1
                     continue
-                e = entities.get(key)
-                if e is None:
-                    e = self._entity(key)
-                if service:
-                    self.services.add(e)
-                bins.append(int(start))
+                if e < 0:
+                    e = entities.get(key, -1)
+                    if e < 0:
+                        e = self._entity(key)
+                    if service:
+                        self.services.add(e)
+                bins.append(start)
                 entity.append(e)
                 failures.append(total)
                 console.append(consoles)
@@ -356,11 +361,9 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     return out
 
 
-def _v3_row(
-    row: list[str], time_i: int, counts_i: int, start: int, service: bool, fields: list[str]
-) -> list[str]:
+def _v3_row(row: list[str], time_i: int, counts_i: int, start: int, fields: list[str]) -> list[str]:
     """A ``v4`` row's part as the ``v3`` row it stands for (for the Tally, which reads it whole)."""
     part = list(row)
     part[time_i] = str(start)
-    part[counts_i] = ";".join([COUNT_VERSION + ("1" if service else "0"), *fields])
+    part[counts_i] = ";".join([COUNT_VERSION + row[counts_i][2], *fields])
     return part

@@ -96,7 +96,7 @@ class CountRows:
                     service = head == "v31"
                     fields = text.split(";", 5)
                     base = float(row[time_i])  # a v3 row is one part at offset 0
-                    parts: list = [(0, fields[1:] if len(fields) == 6 else None)]
+                    parts: list = [(0, *fields[1:])] if len(fields) == 6 else [()]
                 elif head in V4_HEADS:
                     service, parts = part_fields(text)
                     base = int(float(row[time_i]))
@@ -108,15 +108,15 @@ class CountRows:
                 bad += 1
                 continue
             e = -1  # the entity, once a part is read
-            for offset, fields in parts:
+            for part in parts:
                 try:
-                    total, consoles, profile, packed, rest = fields
+                    offset, total, consoles, profile, packed, rest = part
                     ids = profiles.get(profile)
                     if ids is None:
                         ids = self._profile(profile)
                     if ids is _FILTERED:
                         whole.append(
-                            row if head in HEADS else _v3_row(row, time_i, counts_i, base + offset, fields)
+                            row if head in HEADS else _v3_row(row, time_i, counts_i, base + offset, part[1:])
                         )
                         continue
                     start = int((base + offset) // span)
@@ -361,7 +361,7 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     return out
 
 
-def _v3_row(row: list[str], time_i: int, counts_i: int, start: int, fields: list[str]) -> list[str]:
+def _v3_row(row: list[str], time_i: int, counts_i: int, start: int, fields: tuple) -> list[str]:
     """A ``v4`` row's part as the ``v3`` row it stands for (for the Tally, which reads it whole)."""
     part = list(row)
     part[time_i] = str(start)

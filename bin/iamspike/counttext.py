@@ -99,26 +99,29 @@ def split_parts(text: str) -> tuple[bool, list[tuple[int, str]]]:
     """A ``v4`` text's parts: ``(service, [(offset, v3 text), ...])``. Raises ValueError when the
     text is not one of ours (a part's own ``v3`` text is checked where it is read)."""
     service, parts = part_fields(text)
-    v3 = COUNT_VERSION + ("1" if service else "0") + ";"
-    return service, [(offset, v3 + ";".join(fields)) for offset, fields in parts]
+    v3 = COUNT_VERSION + ("1" if service else "0")
+    return service, [(part[0], ";".join([v3, *part[1:]])) for part in parts]
 
 
-def part_fields(text: str) -> tuple[bool, list[tuple[int, list[str]]]]:
+def part_fields(text: str) -> tuple[bool, list[tuple]]:
     """A ``v4`` text's parts as the fields of their ``v3`` texts after the head: ``(service,
-    [(offset, [failures, console, profile, digests, entries]), ...])``, the entries joined by
-    ``;`` as in a ``v3`` text (the search head reads a part without writing its ``v3`` text).
-    Raises ValueError when the text is not one of ours."""
-    head, *fields = text.split(";")
-    if head not in ("v40", "v41") or not fields:
+    [(offset, failures, console, profile, digests, entries), ...])``, the entries joined by ``;``
+    as in a ``v3`` text (the search head reads a part without writing its ``v3`` text). Raises
+    ValueError when the text is not one of ours."""
+    fields = text.split(";")
+    head = fields[0]
+    if head not in ("v40", "v41") or len(fields) < 2:
         raise ValueError("not a v4 count text")
-    parts: list[tuple[int, list[str]]] = []
-    at, last = 0, -1
-    while at < len(fields):
-        offset, n = map(int, fields[at].split(":"))
+    parts: list[tuple] = []
+    at, last, size = 1, -1, len(fields)
+    while at < size:
+        offset, _, n = fields[at].partition(":")
+        offset, n = int(offset), int(n)
         end = at + 5 + n
-        if offset <= last or n <= 0 or end > len(fields) or (not parts and offset):
+        if offset <= last or n <= 0 or end > size or (not parts and offset):
             raise ValueError("v4 part out of range")
-        parts.append((offset, [*fields[at + 1 : at + 5], ";".join(fields[at + 5 : end])]))
+        rest = fields[at + 5] if n == 1 else ";".join(fields[at + 5 : end])
+        parts.append((offset, fields[at + 1], fields[at + 2], fields[at + 3], fields[at + 4], rest))
         at, last = end, offset
     return head == "v41", parts
 

@@ -292,3 +292,17 @@ def test_a_search_head_with_a_longer_span_places_each_part_in_its_bin() -> None:
     shipped = mapped(deal(events, 2))  # hourly parts
     _, got = reported(shipped, ["span=1d"])
     assert got == run(events, parse_options(["show=all", "span=1d"]))
+
+
+def test_state_from_v4_rows_with_parts_of_a_class_left_out_is_the_one_process_state() -> None:
+    events = organisation()
+    parts = deal(events, 3, seed=5)
+    parts[2] += parts[1][::7]  # re-sent to another indexer
+    shipped = mapped(parts, ["classes=authorization,throttling"])  # u2's hour 41 part: read whole
+    assert any("ThrottlingException" in str(r[COUNTS_FIELD]) for r in shipped if r["account"])
+    assert {str(r[COUNTS_FIELD])[:2] for r in shipped if r["account"]} == {"v4"}
+    for args in ([], ["classes=authorization,throttling"]):
+        detector = Detector(parse_options(["show=state", *args]))
+        detector.add_rows(*table(shipped))
+        assert detector.results() == run(events, parse_options(["show=state", *args]))
+        assert detector.messages() == []

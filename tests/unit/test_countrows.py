@@ -323,3 +323,17 @@ def test_a_v4_row_with_an_unreadable_part_reads_as_its_parts_in_v3_rows() -> Non
     assert (
         detector_v4.messages() == detector_v3.messages() == ["skipped 1 row with unreadable iamspike_counts"]
     )
+
+
+def test_state_from_v4_rows_with_parts_of_a_class_left_out_is_the_one_process_state() -> None:
+    events = organisation()
+    parts = deal(events, 3, seed=5)
+    parts[2] += parts[1][::7]  # re-sent to another indexer
+    shipped = mapped(parts, ["classes=authorization,throttling"])  # u2's hour 41 part: read whole
+    assert any("ThrottlingException" in str(r[COUNTS_FIELD]) for r in shipped if r["account"])
+    assert {str(r[COUNTS_FIELD])[:2] for r in shipped if r["account"]} == {"v4"}
+    for args in ([], ["classes=authorization,throttling"]):
+        detector = Detector(parse_options(["show=state", *args]))
+        detector.add_rows(*table(shipped))
+        assert detector.results() == run(events, parse_options(["show=state", *args]))
+        assert detector.messages() == []

@@ -24,8 +24,6 @@ from bench.quality_score import ATTACK_KINDS, TARGET_RATE, Pooled, Tuned
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-# ---- rendering --------------------------------------------------------------------------------
-
 
 def _rate(n: int, principal_days: float) -> str:
     return f"{1000.0 * n / principal_days:.2f}" if principal_days else "-"

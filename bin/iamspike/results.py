@@ -15,10 +15,11 @@ import numpy as np
 
 from iamspike import bins, explain, state, statefold
 from iamspike.baseline import BaselineParams, fit_baselines
-from iamspike.counting import Tally, is_service
+from iamspike.counting import Tally
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.flags import flag
+from iamspike.intake import is_service
 from iamspike.options import Options, span_text
 from iamspike.principals import is_person
 from iamspike.runs import LongRun

@@ -192,7 +192,7 @@ def _principal_rows(results, failures: Cells, apis: Cells, restored: Cells, fail
 def _account_rows(results, failures: Cells, items, restored, live_first: int | None, keep_from: int) -> list:
     """Per account: failures (its principals', AWS service principals left out), distinct (actor,
     API) pairs and failing actors per bin; before the live rows, an account with a saved account
-    row takes that row's history instead of its principals' (as ``ResultsPass._account_series``)."""
+    row takes that row's history instead of its principals' (as ``accounts.account_series``)."""
     o = results.o
     span, first, n_bins = o.span, results.first, results.n_bins
     n_p, n_a = len(results.principals), len(results.accounts)

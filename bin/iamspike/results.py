@@ -101,7 +101,7 @@ class ResultsPass:
         r_entity = np.frombuffer(rows.entity, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
         labels = rows.labels()
         to_p = np.full(len(labels), -1, dtype=np.int64)
-        for e in np.unique(r_entity[fast]).tolist():
+        for e in bins.sorted_unique(r_entity[fast]).tolist():
             to_p[e] = self._principal(*labels[e], service(labels[e]))
         to_api = np.array(
             [api_ids.setdefault(name, len(api_ids)) for name in rows.api_names], dtype=np.int64
@@ -139,7 +139,7 @@ class ResultsPass:
         keep = (t >= 0) & (t < n_bins)
         if keep.any():
             cell = t[keep] * n_principals + self.k_p[keep]
-            triples = np.unique(cell * self.n_apis + self.k_api[keep])
+            triples = bins.sorted_unique(cell * self.n_apis + self.k_api[keep])
             cells, per_cell = np.unique(triples // self.n_apis, return_counts=True)
             matrix.reshape(-1)[cells] = per_cell
         return matrix

@@ -1,4 +1,5 @@
-"""Time bins of ``span`` seconds: durations, bin starts and zero-filled count matrices.
+"""Time bins of ``span`` seconds: durations, bin starts and zero-filled count matrices (and the
+sorted distinct cells of sparse ones: :func:`sorted_unique`).
 
 Matrices are time-major, ``(bins, entities)``: row ``t`` is one bin across every entity, so the
 baseline recursion reads contiguous memory. Silent bins are zeros (zero-filled).
@@ -37,3 +38,15 @@ def sum_by_group(matrix: np.ndarray, group: np.ndarray, n_groups: int) -> np.nda
     sums = np.add.reduceat(matrix[:, order], starts, axis=1)
     out[:, sorted_group[starts]] = sums
     return out
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """``np.unique(values)`` by one sort: numpy 2's default hashes instead, about 100 times slower
+    on the tens of millions of int64 cells of a backfill (6.4 s against 0.04 s for 5 M)."""
+    values = np.sort(values)
+    if len(values) > 1:
+        keep = np.empty(len(values), dtype=bool)
+        keep[0] = True
+        np.not_equal(values[1:], values[:-1], out=keep[1:])
+        values = values[keep]
+    return values

@@ -31,8 +31,9 @@ from operator import le
 import numpy as np
 
 from iamspike.cloudtrail import TIME
-from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, UNKNOWN, Tally
+from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, Tally
 from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_fields, read_profile
+from iamspike.intake import UNKNOWN
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours

@@ -15,8 +15,9 @@ from collections.abc import Iterable
 
 from iamspike import state
 from iamspike.cloudtrail import FIELDS, RAW, parse_raw, record_to_row
-from iamspike.counting import COUNTS_FIELD, IDENTITY_FIELDS, UNKNOWN, Tally, identify, wire_rows
+from iamspike.counting import COUNTS_FIELD, Tally, wire_rows
 from iamspike.failures import ErrorClasses
+from iamspike.intake import IDENTITY_FIELDS, UNKNOWN, identify
 from iamspike.options import Options
 
 STREAMING = {"type": "streaming"}

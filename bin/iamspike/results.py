@@ -14,22 +14,18 @@ from dataclasses import replace
 import numpy as np
 
 from iamspike import bins, explain, state, statefold
+from iamspike.accounts import account_series
 from iamspike.baseline import BaselineParams, fit_baselines
-from iamspike.counting import Tally, is_service
+from iamspike.counting import Tally
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.flags import flag
+from iamspike.intake import is_service
 from iamspike.options import Options, span_text
 from iamspike.principals import is_person
 from iamspike.runs import LongRun
 from iamspike.scoring import severity
-from iamspike.spread import (
-    actor_apis,
-    actors,
-    failing_actors,
-    quiet_failures,
-    spread_note,
-)
+from iamspike.spread import quiet_failures, spread_note
 from iamspike.tail import record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
@@ -105,7 +101,7 @@ class ResultsPass:
         r_entity = np.frombuffer(rows.entity, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
         labels = rows.labels()
         to_p = np.full(len(labels), -1, dtype=np.int64)
-        for e in np.unique(r_entity[fast]).tolist():
+        for e in bins.sorted_unique(r_entity[fast]).tolist():
             to_p[e] = self._principal(*labels[e], service(labels[e]))
         to_api = np.array(
             [api_ids.setdefault(name, len(api_ids)) for name in rows.api_names], dtype=np.int64
@@ -143,7 +139,7 @@ class ResultsPass:
         keep = (t >= 0) & (t < n_bins)
         if keep.any():
             cell = t[keep] * n_principals + self.k_p[keep]
-            triples = np.unique(cell * self.n_apis + self.k_api[keep])
+            triples = bins.sorted_unique(cell * self.n_apis + self.k_api[keep])
             cells, per_cell = np.unique(triples // self.n_apis, return_counts=True)
             matrix.reshape(-1)[cells] = per_cell
         return matrix
@@ -268,8 +264,8 @@ class ResultsPass:
         accounts = None
         if "account" in o.by:
             restored_rows = (state_b[restored], s_entity_arr[restored], np.array(s_count)[restored])
-            accounts = self._account_series(
-                counts, distinct_apis, p_account, service, live_first, restored_rows
+            accounts, self.p_actor = account_series(
+                self, counts, distinct_apis, p_account, service, live_first, restored_rows
             )
         out_from = max((live_first - first) if has_live else n_bins, 0)
         params = self.baseline_params = BaselineParams(
@@ -312,56 +308,6 @@ class ResultsPass:
             rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
-
-    def _account_series(self, counts, distinct_apis, p_account, service, live_first, restored):
-        """Per account: failures, distinct (actor, API) pairs and failing actors per bin.
-
-        AWS service principals act on the account's resources; their denials are not the account's
-        principals probing, so they are scored alone, not in the account's sum. An account's
-        breadth is its distinct (actor, API) pairs: a spike spread thinly over many principals
-        is broad; an SSO role's sessions are one actor (``spread``). Before the live rows, an
-        account with a saved account row takes its history from that row (the principals' rows
-        read may be only those active now), others from the sum of their principals' rows (state
-        saved before account rows existed)."""
-        n_accounts = len(self.accounts)
-        group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
-        acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
-        # Breadth and spread count actors: an SSO role's sessions are one (spread.py).
-        labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
-        self.p_actor, n_actors = actors(labels)
-        a_group = np.full(n_actors, n_accounts, dtype=np.int64)
-        a_group[self.p_actor] = group
-        live_from = min(
-            max((live_first - self.first) if live_first is not None else self.n_bins, 0), self.n_bins
-        )
-        items = (self.k_bin - self.first, self.k_p, self.k_api)
-        apis = actor_apis(distinct_apis, live_from, self.p_actor, n_actors, items, self.n_apis)
-        acc_apis = bins.sum_by_group(apis, a_group, n_accounts + 1)[:, :n_accounts]
-        del apis
-        failing = failing_actors(counts, self.p_actor, n_actors)
-        acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
-        del failing
-        if self.account_entries:
-            covered = np.zeros(n_accounts + 1, dtype=bool)
-            for entry in self.account_entries:
-                covered[self.accounts[entry.account]] = True
-            b, e, c = restored
-            if len(b):
-                a = group[e]
-                mine = covered[a]
-                b, e, c, a = b[mine], e[mine], c[mine], a[mine]
-                np.subtract.at(acc_counts, (b, a), c.astype(np.float32))
-                np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
-            # Bins before the live ones hold only state: the account row's actors replace them.
-            acc_spread[:live_from, covered[:n_accounts]] = 0
-            saved = state.account_bins(
-                self.account_entries, self.accounts, self.o.span, self.first, self.n_bins, live_first
-            )
-            for t, a, count, apis, failing in saved:
-                acc_counts[t, a] += count
-                acc_apis[t, a] += apis
-                acc_spread[t, a] += failing
-        return acc_counts, acc_apis, acc_spread
 
     def _flagged_rows(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None

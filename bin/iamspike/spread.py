@@ -91,7 +91,7 @@ def actor_apis(
     keep = (item_t >= live_from) & (item_t < out.shape[0])
     if keep.any():
         cell = item_t[keep] * n_actors + p_actor[item_p[keep]]
-        pairs = np.unique(cell * n_apis + item_api[keep])
+        pairs = bins.sorted_unique(cell * n_apis + item_api[keep])
         cells, per_cell = np.unique(pairs // n_apis, return_counts=True)
         out.reshape(-1)[cells] = per_cell
     return out

@@ -503,7 +503,7 @@ def key_parts(tally) -> dict[str, int]:
         "digests dict": size(tally._digests),
         "packed digests": sum(size(packed) for packed in tally._digests.values()),
         "texts": sum(texts.values()),
-        "one-object-per-text dict": size(tally._strings),
+        "one-object-per-text dict": size(tally.strings),
         "services dict and keys": size(tally.services) + sum(size(key) for key in tally.services),
     }
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from iamspike.bins import bin_start, dense_counts, parse_duration, parse_span, sum_by_group
+from iamspike.bins import bin_start, dense_counts, parse_duration, parse_span, sorted_unique, sum_by_group
 
 
 @pytest.mark.parametrize(
@@ -48,3 +48,11 @@ def test_dense_counts_sums_repeats_and_zero_fills() -> None:
 def test_sum_by_group() -> None:
     m = np.array([[1, 2, 3], [4, 5, 6]], dtype=np.float32)
     assert sum_by_group(m, np.array([1, 0, 1]), 3).tolist() == [[2, 4, 0], [5, 10, 0]]
+
+
+@pytest.mark.parametrize("size", [0, 1, 2, 50, 5000])
+def test_sorted_unique_is_numpys_unique(size) -> None:
+    rng = np.random.default_rng(size)
+    for values in (rng.integers(-20, 20, size), rng.integers(0, 2**62, size), np.repeat(7, size)):
+        got, want = sorted_unique(values.astype(np.int64)), np.unique(values.astype(np.int64))
+        assert got.dtype == want.dtype and got.tolist() == want.tolist()

@@ -71,7 +71,9 @@ def _imports(module: str) -> set[str]:
     return found
 
 
-@pytest.mark.parametrize("start", ["iamspike.counting", "iamspike.phases", "iamspike.options"])
+@pytest.mark.parametrize(
+    "start", ["iamspike.counting", "iamspike.intake", "iamspike.phases", "iamspike.options"]
+)
 def test_the_map_phase_imports_neither_numpy_nor_the_scorer(start) -> None:
     seen, todo = set(), [start]
     while todo:
@@ -176,7 +178,7 @@ def test_a_copy_counted_after_the_counts_were_sent_still_counts_once() -> None:
     mapped.add_rows(list(FIELDS), rows_of(records[:6]))
     header, rows = encoded(mapped)
     mapped.clear_counts()  # sent early (a large partition), eventIDs forgotten
-    assert not mapped._seen
+    assert not mapped.seen
     mapped.add_rows(list(FIELDS), rows_of(records[3:]))  # 3..5 re-sent to this indexer
     later_header, later_rows = encoded(mapped)
     reduced = tally()

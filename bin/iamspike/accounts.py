@@ -1,0 +1,62 @@
+"""Account series: per account and bin, its failures, distinct (actor, API) pairs and failing
+actors, summed from its principals (the results pass's matrices) and its saved account rows.
+
+The account rows of ``by=account`` are scored on these three series (``results``); who is one
+actor, and how the spread is scored, is :mod:`iamspike.spread`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from iamspike import bins, state
+from iamspike.spread import actor_apis, actors, failing_actors
+
+
+def account_series(results, counts, distinct_apis, p_account, service, live_first, restored):
+    """Per account: failures, distinct (actor, API) pairs and failing actors per bin.
+
+    AWS service principals act on the account's resources; their denials are not the account's
+    principals probing, so they are scored alone, not in the account's sum. An account's
+    breadth is its distinct (actor, API) pairs: a spike spread thinly over many principals
+    is broad; an SSO role's sessions are one actor (``spread``). Before the live rows, an
+    account with a saved account row takes its history from that row (the principals' rows
+    read may be only those active now), others from the sum of their principals' rows (state
+    saved before account rows existed). Returns the three series ``(bins, accounts)`` and the
+    actor of each principal (``spread.actors``)."""
+    first, n_bins, entries = results.first, results.n_bins, results.account_entries
+    n_accounts = len(results.accounts)
+    group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+    acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
+    # Breadth and spread count actors: an SSO role's sessions are one (spread.py).
+    labels = [key for key, _ in sorted(results.principals.items(), key=lambda item: item[1])]
+    p_actor, n_actors = actors(labels)
+    a_group = np.full(n_actors, n_accounts, dtype=np.int64)
+    a_group[p_actor] = group
+    live_from = min(max((live_first - first) if live_first is not None else n_bins, 0), n_bins)
+    items = (results.k_bin - first, results.k_p, results.k_api)
+    apis = actor_apis(distinct_apis, live_from, p_actor, n_actors, items, results.n_apis)
+    acc_apis = bins.sum_by_group(apis, a_group, n_accounts + 1)[:, :n_accounts]
+    del apis
+    failing = failing_actors(counts, p_actor, n_actors)
+    acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
+    del failing
+    if entries:
+        covered = np.zeros(n_accounts + 1, dtype=bool)
+        for entry in entries:
+            covered[results.accounts[entry.account]] = True
+        b, e, c = restored
+        if len(b):
+            a = group[e]
+            mine = covered[a]
+            b, e, c, a = b[mine], e[mine], c[mine], a[mine]
+            np.subtract.at(acc_counts, (b, a), c.astype(np.float32))
+            np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
+        # Bins before the live ones hold only state: the account row's actors replace them.
+        acc_spread[:live_from, covered[:n_accounts]] = 0
+        saved = state.account_bins(entries, results.accounts, results.o.span, first, n_bins, live_first)
+        for t, a, count, apis, failing in saved:
+            acc_counts[t, a] += count
+            acc_apis[t, a] += apis
+            acc_spread[t, a] += failing
+    return (acc_counts, acc_apis, acc_spread), p_actor

@@ -1,0 +1,290 @@
+"""Intake: the rows a search passes -> a :class:`~iamspike.counting.Tally`'s counts.
+
+Raw CloudTrail events (extracted fields and/or ``_raw``, or a log file's record dicts) and, with
+``count_field=``, pre-aggregated rows. Each failed call is keyed by bin, account, folded principal
+(:func:`identify`), event source, API, error code, source IP and user agent, and counted once per
+``eventID``. Rows that cannot be used are counted in the tally's ``skipped`` under the reasons
+below. Pure Python: no numpy, no scorer (the map phase counts here too).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from operator import itemgetter
+from typing import TYPE_CHECKING
+
+from iamspike.cloudtrail import FIELDS, RAW, TIME, parse_raw, record_to_row
+from iamspike.counttext import digest
+from iamspike.failures import CONSOLE_LOGIN_FAILURE, console_login_failed
+from iamspike.principals import fold_principal
+
+if TYPE_CHECKING:
+    from iamspike.counting import Tally
+
+MAX_COUNT = 1e12  # a count above this in count_field is absurd, not a number of API calls
+UNKNOWN = "unknown"
+
+# Why rows were skipped -> the words of the warning line ("3 rows with a non-numeric count").
+NO_TIME = "with no usable _time"
+NO_FIELDS = "without the fields iamspike needs"
+NON_NUMERIC = "with a non-numeric count"
+ABSURD = "with an absurd count"
+NOT_POSITIVE = "with a zero or negative count"
+
+_COL = {name: i for i, name in enumerate(FIELDS)}
+IDENTITY_FIELDS = (
+    "recipientAccountId",
+    "userIdentity.type",
+    "userIdentity.arn",
+    "userIdentity.sessionContext.sessionIssuer.arn",
+    "userIdentity.invokedBy",
+    "userIdentity.accountId",
+    "userIdentity.principalId",
+)
+DETAIL_FIELDS = ("eventSource", "eventName")  # then the error code, then:
+TAIL_FIELDS = ("sourceIPAddress", "userAgent")
+EVENT_MARKERS = ("errorCode", "eventName", "eventSource", "userIdentity.arn", "recipientAccountId")
+
+
+def is_service(principal: str) -> bool:
+    """An AWS service principal (``delivery.logs.amazonaws.com``) named without an ARN."""
+    return not principal.startswith("arn:") and principal.endswith(".amazonaws.com")
+
+
+def identify(identity: tuple) -> tuple[str, str, bool]:
+    """(account, principal, is AWS service) from the values of :data:`IDENTITY_FIELDS`."""
+    account, ptype, arn, issuer, invoked, uacct, pid = identity
+    principal = fold_principal(ptype, arn, issuer, invoked, uacct, pid)
+    return account or uacct or UNKNOWN, principal, ptype == "AWSService" or is_service(principal)
+
+
+def absurd(count: float) -> bool:
+    return not math.isfinite(count) or count > MAX_COUNT
+
+
+def add_rows(tally: Tally, header: list[str], rows: list[list[str]]) -> None:
+    """Raw events (extracted fields and/or ``_raw``) or, with ``count_field``, aggregated rows."""
+    if not rows:
+        return
+    tally.rows += len(rows)
+    index = {name: i for i, name in enumerate(header)}
+    if tally.count_field:
+        add_aggregated(tally, index, rows)
+    elif any(name in index for name in EVENT_MARKERS) or RAW in index:
+        add_events(tally, index, len(header), rows)
+    else:
+        tally.skipped[NO_FIELDS] += len(rows)
+
+
+def add_records(tally: Tally, records: Iterable[Mapping]) -> None:
+    """CloudTrail record dicts (a log file's ``Records[]``)."""
+    batch: list[list[str]] = []
+    for record in records:
+        if not isinstance(record, Mapping):
+            tally.skipped[NO_FIELDS] += 1
+            continue
+        batch.append(record_to_row(record))
+        if len(batch) >= 20_000:
+            tally.rows += len(batch)
+            add_events(tally, _COL, len(FIELDS), batch)
+            batch = []
+    if batch:
+        tally.rows += len(batch)
+        add_events(tally, _COL, len(FIELDS), batch)
+
+
+def track_times(tally: Tally, rows: list[list[str]], time_i: int | None) -> None:
+    if time_i is None:
+        tally.skipped[NO_TIME] += len(rows)
+        return
+    try:
+        values = list(map(float, map(itemgetter(time_i), rows)))
+        low, high = min(values), max(values)
+        if not (math.isfinite(low) and math.isfinite(high)):
+            raise ValueError
+    except (ValueError, IndexError):
+        values = []
+        for row in rows:
+            try:
+                value = float(row[time_i])
+            except (ValueError, IndexError):
+                value = math.nan
+            if math.isfinite(value):
+                values.append(value)
+            else:
+                tally.skipped[NO_TIME] += 1
+        if not values:
+            return
+        low, high = min(values), max(values)
+    tally.lo = min(tally.lo, low)
+    tally.hi = max(tally.hi, high)
+
+
+def add_events(
+    tally: Tally, index: Mapping[str, int], width: int, rows: list[list[str]], track: bool = True
+) -> None:
+    time_i = index.get(TIME)
+    if track:
+        track_times(tally, rows, time_i)
+    if time_i is None:
+        return
+    cols = [index.get(name, width) for name in FIELDS]
+    padded = width in cols
+    code_i, name_i, msg_i, console_i = cols[4], cols[2], cols[5], cols[17]
+    id_i, account_i = cols[_COL["eventID"]], cols[_COL["recipientAccountId"]]
+    raw_i = index.get(RAW)
+    get_identity = itemgetter(*[cols[_COL[name]] for name in IDENTITY_FIELDS])
+    source_i, (ip_i, agent_i) = cols[_COL["eventSource"]], [cols[_COL[name]] for name in TAIL_FIELDS]
+    counted, sources, span = tally.counted, tally.sources, tally.span
+    counts, ids, seen, identities = tally.counts, tally.ids, tally.seen, tally.identities
+    services = tally.services
+    has_codes = code_i < width
+    # The raw events this process counted, by eventID: their digests when they are sent on
+    # (the map phase), else the string's own 64-bit hash (the same collision bound as the
+    # digest, without a hashing call per row).
+    mark = digest if ids is not None else hash
+    pad = [""]
+    reparse: list[list[str]] = []
+    for row in rows:
+        if padded:
+            row = row + pad
+        code = row[code_i] if has_codes else ""
+        if code:
+            if not counted[code]:
+                continue
+        elif row[name_i] != "ConsoleLogin":
+            if raw_i is not None and not row[name_i] and row[raw_i]:
+                reparse.append(row)  # nothing extracted: read the record from _raw
+            continue
+        if raw_i is not None and row[raw_i] and not (row[id_i] and row[account_i]):
+            reparse.append(row)  # extraction stopped early (size or field limit)
+            continue
+        if not code:
+            if not console_login_failed(row[name_i], row[msg_i], row[console_i]):
+                continue
+            code = CONSOLE_LOGIN_FAILURE
+            if not counted[code]:
+                continue
+        source = row[source_i]
+        if sources and source not in sources:
+            continue
+        try:
+            when = float(row[time_i])
+        except ValueError:
+            continue  # counted by track_times
+        if when != when or when in (math.inf, -math.inf):
+            continue
+        event_id = row[id_i]
+        if event_id:
+            event_digest = mark(event_id)
+            if event_digest in seen:
+                continue
+            seen.add(event_digest)
+        identity = get_identity(row)
+        entity = identities.get(identity)
+        if entity is None:  # a new identity: its service flag (never lowered) is set once
+            entity = identities[identity] = identify(identity)
+            account, principal, service = entity
+            if service and not services.get((account, principal)):
+                services[(account, principal)] = True
+            elif (account, principal) not in services:
+                services[(account, principal)] = False
+        else:
+            account, principal, service = entity
+        key = (
+            int(when // span) * span,
+            account,
+            principal,
+            source,
+            row[name_i],
+            code,
+            row[ip_i],
+            row[agent_i],
+        )
+        counts[key] = counts.get(key, 0) + 1
+        if ids is not None and event_id:
+            found = ids.get(key)
+            if found is None:
+                ids[key] = [event_digest]
+            else:
+                found.append(event_digest)
+    if reparse:
+        add_events(tally, _COL, len(FIELDS), from_raw(tally, reparse, raw_i, time_i), track=False)
+
+
+def from_raw(tally: Tally, rows: list[list[str]], raw_i: int, time_i: int) -> list[list[str]]:
+    parsed = []
+    for row in rows:
+        try:
+            if not math.isfinite(float(row[time_i])):
+                continue
+        except ValueError:
+            continue  # already named: no usable _time
+        record = parse_raw(row[raw_i])
+        if record is None:
+            tally.skipped[NO_FIELDS] += 1
+            continue
+        converted = record_to_row(record)
+        converted[0] = row[time_i]
+        parsed.append(converted)
+    return parsed
+
+
+def add_aggregated(tally: Tally, index: Mapping[str, int], rows: list[list[str]]) -> None:
+    count_field = tally.count_field
+    needed = (TIME, "account", "principal", count_field)
+    missing = [name for name in needed if name not in index]
+    if missing:
+        tally.skipped[NO_FIELDS] += len(rows)
+        message = (
+            f"count_field={count_field} needs the fields {', '.join(needed)}; missing: {', '.join(missing)}"
+        )
+        if message not in tally.messages:
+            tally.messages.append(message)
+        return
+    time_i = index[TIME]
+    track_times(tally, rows, time_i)
+    acct_i, prin_i, count_i = index["account"], index["principal"], index[count_field]
+    code_i, name_i, source_i = index.get("errorCode"), index.get("eventName"), index.get("eventSource")
+    counted, sources, span, counts = tally.counted, tally.sources, tally.span, tally.counts
+    identities, services, skipped = tally.aggregated_identities, tally.services, tally.skipped
+    keep = tally.strings.setdefault  # one object per text: a key costs its tuple
+    for row in rows:
+        code = row[code_i] if code_i is not None else ""
+        if code and not counted[code]:
+            continue
+        source = row[source_i] if source_i is not None else ""
+        when = _finite(row[time_i])  # an unusable _time is named by track_times
+        if when is None or (sources and source not in sources):
+            continue
+        try:
+            count = float(row[count_i])
+        except ValueError:
+            skipped[NON_NUMERIC] += 1
+            continue
+        if absurd(count):
+            skipped[ABSURD] += 1
+            continue
+        if count <= 0:
+            skipped[NOT_POSITIVE] += 1
+            continue
+        identity = (row[acct_i], "", row[prin_i], "", "", "", "")
+        entity = identities.get(identity)
+        if entity is None:
+            entity = identities[identity] = identify(identity)
+        account, principal, service = entity
+        services.setdefault((account, principal), service)
+        name = keep(row[name_i], row[name_i]) if name_i is not None else ""
+        start = int(when // span) * span
+        start, source, code = keep(start, start), keep(source, source), keep(code, code)
+        key = (start, account, principal, source, name, code, "", "")
+        counts[key] = counts.get(key, 0) + round(count)
+
+
+def _finite(text: str) -> float | None:
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if math.isfinite(value) else None

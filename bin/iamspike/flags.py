@@ -81,7 +81,7 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
     runs = None
     if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
         first = (rp.first_fail[0], rp.first_fail[1], rp.first_fail[2] - rp.first)  # P24: new APIs
-        runs = find_runs(counts, base, distinct_apis, o, first_fail=first, watched=rp.run_since)
+        runs = find_runs(counts, base, distinct_apis, o, first_fail=first)
         t_idx, e_idx = runs.cells(t_idx, e_idx)
     if not len(t_idx):
         return None

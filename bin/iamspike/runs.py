@@ -56,11 +56,15 @@ class LongRun:
     a silent principal from its ``since`` bin on (per principal, the first bin a run is judged), with
     ``min_bins`` failing bins among them and one that expected at most ``near_silent`` (else no
     run ends there). The fit gives it each bin in turn (``add``); it holds the last ``max_bins``
-    bins meanwhile. A dense matrix was the size of ``expected`` (137 MB for 50,000 x 720 bins)."""
+    bins meanwhile. A dense matrix was the size of ``expected`` (137 MB for 50,000 x 720 bins).
 
-    def __init__(self, since: np.ndarray, params: RunParams | None = None) -> None:
+    ``watched``: per principal, the bin offset from which it has a history (P24 counts its week
+    from there); ``since`` is that, not before the output's first bin ``out_from``."""
+
+    def __init__(self, watched: np.ndarray, out_from: int = 0, params: RunParams | None = None) -> None:
         self.params = params = params or RunParams()
-        self.since = np.asarray(since, dtype=np.int64)
+        self.watched = np.asarray(watched, dtype=np.int64)
+        self.since = np.maximum(self.watched, out_from)
         self.ring = np.zeros((params.max_bins, len(self.since)), dtype=np.float32)
         self.failed = np.zeros((params.max_bins, len(self.since)), dtype=bool)
         self.failing = np.zeros(len(self.since), dtype=np.int64)  # failing bins among the last max_bins
@@ -146,16 +150,13 @@ def find_runs(
     distinct_apis: np.ndarray,
     options,
     first_fail: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
-    watched: np.ndarray | None = None,
 ) -> Runs:
     """The low-and-slow runs of ``counts`` ``(bins, principals)`` ending in the cells
-    ``base.long_run`` kept (``base``: their baselines, fitted with a ``LongRun`` whose ``since`` is,
-    per principal, the first bin offset it is judged from: watched long enough to have a history,
-    never for AWS service principals, not before the output's first bin, and whose ``params`` are
-    the rule's; ``options``: its min_failures, threshold, sensitivity and span). For the runs on
-    new APIs (P24): ``first_fail``, principal, API and bin offset of each pair's first failure, and
-    ``watched``, per principal the bin offset from which it has a history (``since`` before the
-    output's first bin was applied; ``since`` when None)."""
+    ``base.long_run`` kept (``base``: their baselines, fitted with a ``LongRun`` whose ``watched``
+    is, per principal, the first bin offset it has a history from, never for AWS service
+    principals, and whose ``params`` are the rule's; ``options``: its min_failures, threshold,
+    sensitivity and span). For the runs on new APIs (P24): ``first_fail``, principal, API and bin
+    offset of each pair's first failure."""
     n_entities = counts.shape[1]
     empty = Runs(*(np.zeros(0, dtype=np.int64) for _ in range(7)), n_entities)
     if base.long_run is None:
@@ -163,7 +164,6 @@ def find_runs(
     params = base.long_run.params
     threshold, k_max = options.threshold, params.max_bins
     first = _first_failures(first_fail, n_entities)
-    watched = base.long_run.since if watched is None else watched
     t_c, e_c = base.long_run.cells()
     keep = ~base.insufficient[t_c]
     t_c, e_c = t_c[keep], e_c[keep]
@@ -174,9 +174,7 @@ def find_runs(
     kept = []
     for lo in range(0, len(t_c), RUN_BLOCK):
         part = slice(lo, lo + RUN_BLOCK)
-        scores, *sums = _windows(
-            counts, base, distinct_apis, t_c[part], e_c[part], options, params, first, watched
-        )
+        scores, *sums = _windows(counts, base, distinct_apis, t_c[part], e_c[part], options, params, first)
         over = np.flatnonzero(scores.max(axis=1) >= threshold)
         kept.append((over + lo, scores[over], *(column[over] for column in sums)))
     idx = np.concatenate([k[0] for k in kept])
@@ -215,7 +213,7 @@ def find_runs(
 RUN_BLOCK = 1 << 15  # candidate cells whose windows are judged at once
 
 
-def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, first, watched):
+def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, first):
     """Per candidate cell ``(t_c, e_c)`` and run length (1 .. ``max_bins``): the run's score (0 where
     a gate fails), failures, what its history expected, failing bins, distinct APIs summed and the
     APIs failed on for the first time (``first``: ``_first_failures``)."""
@@ -233,7 +231,7 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
     new = new_in_run(first, rows, e_c, inside, counts.shape[1])
-    settled = (t_c - watched[e_c]) * options.span >= params.new_apis_after
+    settled = (t_c - base.long_run.watched[e_c]) * options.span >= params.new_apis_after
     novel = (new >= params.min_new_apis) & settled[:, None]
     ok = inside & (failing >= params.min_bins) & (sum_x >= min_failures)
     ok &= (sum_m <= params.near_silent * (lags + 1)) & (

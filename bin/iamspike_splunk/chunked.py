@@ -134,12 +134,12 @@ def feed(sink: Sink, body: bytes) -> None:
     header, rows = read_body(body)
     if not header:
         return
-    paused = gc.isenabled()
+    was_enabled = gc.isenabled()
     gc.disable()
     try:
         sink.add_rows(header, rows)
     finally:
-        if paused:
+        if was_enabled:
             gc.enable()
 
 

@@ -17,9 +17,14 @@ onsets), and only for runs of at least ``min_bins`` failing bins and ``min_failu
 bin is judged on its own, held down as an onset), on ``min_apis`` distinct APIs a failing bin (one
 command retried for hours is a stuck script), or on ``min_new_apis`` APIs it fails on for the first
 time (rule P24: 10 denials over 5 hours, 2 a bin, on 4 APIs the principal never failed on, once
-it has been watched a week). The
-variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
-together), or ``d`` x its mean for a run on new APIs (no bad day of its usual work). A run is
+it has been watched a week; those new APIs in at least ``min_new_bins`` of its bins: 4 APIs
+failing at once in one hour is a person trying something new, once), or (rule P27) with at least
+``record_factor`` times as many failing bins as the most the principal had in any ``max_bins``
+bins before and at least one API it never failed on (a daily app role failing in 4 hours of one
+day, on any APIs: its record is 1; a command it retries is on an API it failed on before), from
+``record_min_bins`` failing bins, once it has been watched a week. The variance of a run's sum is
+``d`` x its mean x sqrt(bins) (a person's hours of a bad day move together), or ``d`` x its mean
+for a run on new APIs or beyond its record (no bad day of its usual work). A run is
 flagged in the bin where its evidence first crosses the threshold; the windows of later bins
 start after it (reported once).
 """
@@ -47,7 +52,14 @@ class RunParams:
     min_new_apis: int = 4
     # ... on a principal watched a week (``watched`` is 3 days of it): a person's first weeks fail on
     # APIs for the first time as they work
-    new_apis_after: int = 4 * 86400  # seconds past ``watched``
+    new_apis_after: int = 4 * 86400  # seconds past ``watched`` (also P27's week)
+    min_new_bins: int = 2  # ... failing for the first time in at least this many of its bins
+    # P27: a run of at least ``record_factor`` times the most failing bins the principal had in any
+    # ``max_bins`` bins before (its own record, at least 1), on at least ``record_new_apis`` APIs it
+    # never failed on, passes the API gate from ``record_min_bins`` failing bins
+    record_factor: float = 3.0
+    record_new_apis: int = 1
+    record_min_bins: int = 3
 
 
 class LongRun:
@@ -59,7 +71,9 @@ class LongRun:
     bins meanwhile. A dense matrix was the size of ``expected`` (137 MB for 50,000 x 720 bins).
 
     ``watched``: per principal, the bin offset from which it has a history (P24 counts its week
-    from there); ``since`` is that, not before the output's first bin ``out_from``."""
+    from there); ``since`` is that, not before the output's first bin ``out_from``. ``record``
+    (P27), per kept cell: the most failing bins the principal had in any ``max_bins`` bins that
+    end before the longest run ending in the cell starts."""
 
     def __init__(self, watched: np.ndarray, out_from: int = 0, params: RunParams | None = None) -> None:
         self.params = params = params or RunParams()
@@ -68,30 +82,36 @@ class LongRun:
         self.ring = np.zeros((params.max_bins, len(self.since)), dtype=np.float32)
         self.failed = np.zeros((params.max_bins, len(self.since)), dtype=bool)
         self.failing = np.zeros(len(self.since), dtype=np.int64)  # failing bins among the last max_bins
-        self.parts: list[tuple[np.ndarray, np.ndarray]] = []
+        self.was_failing = np.zeros((params.max_bins, len(self.since)), dtype=np.int16)  # ... per bin
+        self.most = np.zeros(len(self.since), dtype=np.int64)  # the record up to max_bins bins ago
+        self.least_bins = min(params.min_bins, params.record_min_bins)
+        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
         self.cell = np.zeros(0, dtype=np.int64)  # t * principals + e, in bin order
         # per cell: the long-run expectation of bins t, t-1, ... t-max_bins+1 (0 before bin 0)
         self.values = np.zeros((0, params.max_bins), dtype=np.float32)
+        self.record = np.zeros(0, dtype=np.int64)
 
     def add(self, t: int, counts: np.ndarray, long_run: np.ndarray, silent: np.ndarray) -> None:
         """Bin ``t``: its counts, long-run expectation and silence, per principal."""
         k_max = self.params.max_bins
         slot = t % k_max
         now = counts > 0
+        np.maximum(self.most, self.was_failing[slot], out=self.most)  # the window ending max_bins ago
         self.failing += now.astype(np.int64) - self.failed[slot]
-        self.failed[slot], self.ring[slot] = now, long_run
-        e = np.flatnonzero(now & silent & (self.since <= t) & (self.failing >= self.params.min_bins))
+        self.failed[slot], self.ring[slot], self.was_failing[slot] = now, long_run, self.failing
+        e = np.flatnonzero(now & silent & (self.since <= t) & (self.failing >= self.least_bins))
         if len(e):
             values = self.ring[((t - np.arange(k_max)) % k_max)[:, None], e[None, :]].T
             quiet = (values <= self.params.near_silent).any(axis=1)
-            self.parts.append((t * len(self.since) + e[quiet], values[quiet]))
+            self.parts.append((t * len(self.since) + e[quiet], values[quiet], self.most[e[quiet]]))
 
     def done(self) -> LongRun:
         """After the last bin: the cells kept as arrays (the ring goes)."""
         if self.parts:
-            self.cell = np.concatenate([cell for cell, _ in self.parts])
-            self.values = np.concatenate([values for _, values in self.parts])
-        self.parts, self.ring, self.failed = [], self.ring[:0], self.failed[:0]
+            self.cell = np.concatenate([cell for cell, _, _ in self.parts])
+            self.values = np.concatenate([values for _, values, _ in self.parts])
+            self.record = np.concatenate([record for _, _, record in self.parts])
+        self.parts, self.ring, self.failed, self.was_failing = [], self.ring[:0], self.failed[:0], None
         return self
 
     def cells(self) -> tuple[np.ndarray, np.ndarray]:
@@ -102,6 +122,11 @@ class LongRun:
     def at(self, t_c: np.ndarray, e_c: np.ndarray) -> np.ndarray:
         """``(cells, max_bins)``: per kept cell, the long-run expectation of its bin and the ones before."""
         return self.values[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
+
+    def record_at(self, t_c: np.ndarray, e_c: np.ndarray) -> np.ndarray:
+        """Per kept cell, its principal's record (P27): the most failing bins in any ``max_bins``
+        bins that end before the cell's longest run starts."""
+        return self.record[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
 
 
 @dataclass
@@ -115,8 +140,10 @@ class Runs:
     expected: np.ndarray
     apis: np.ndarray  # the mean distinct APIs of its failing bins
     new_apis: np.ndarray  # the APIs it failed on for the first time in the run
+    record: np.ndarray  # P27: the principal's most failing bins in max_bins bins before, -1: not the reason
 
     n_entities: int = 1
+    max_bins: int = 12
 
     def cells(self, t_idx: np.ndarray, e_idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The cells ``t_idx``, ``e_idx`` and the runs' flagged cells, each once, in bin order."""
@@ -140,6 +167,11 @@ class Runs:
             f"a low-and-slow run: {int(self.failures[i])} failures over the last {int(self.bins[i])}"
             f" bins of {span}, {float(self.apis[i]):.1f} APIs a failing bin"
             + (f", {int(self.new_apis[i])} APIs it never failed on" if self.new_apis[i] else "")
+            + (
+                f", more failing bins than {int(self.record[i])} in any {self.max_bins} bins before"
+                if self.record[i] >= 0
+                else ""
+            )
             + f" (its history expected {float(self.expected[i]):.2g})"
         )
 
@@ -158,7 +190,7 @@ def find_runs(
     sensitivity and span). For the runs on new APIs (P24): ``first_fail``, principal, API and bin
     offset of each pair's first failure."""
     n_entities = counts.shape[1]
-    empty = Runs(*(np.zeros(0, dtype=np.int64) for _ in range(7)), n_entities)
+    empty = Runs(*(np.zeros(0, dtype=np.int64) for _ in range(8)), n_entities)
     if base.long_run is None:
         return empty
     params = base.long_run.params
@@ -180,7 +212,8 @@ def find_runs(
     idx = np.concatenate([k[0] for k in kept])
     if not len(idx):
         return empty
-    scores, sum_x, sum_m, failing, apis, new = (np.concatenate([k[j] for k in kept]) for j in range(1, 7))
+    joined = (np.concatenate([k[j] for k in kept]) for j in range(1, 8))
+    scores, sum_x, sum_m, failing, apis, new, record = joined
     t_c, e_c = t_c[idx], e_c[idx]
     # A run's failures are reported once: the windows of a later bin start after the principal's
     # last flagged bin (the window after an attack still holds the attack's failures).
@@ -206,7 +239,9 @@ def find_runs(
         sum_m[pick, ib],
         apis[pick, ib] / failing[pick, ib],
         new[pick, ib],
+        record[pick, ib],
         n_entities,
+        k_max,
     )
 
 
@@ -215,8 +250,9 @@ RUN_BLOCK = 1 << 15  # candidate cells whose windows are judged at once
 
 def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, first):
     """Per candidate cell ``(t_c, e_c)`` and run length (1 .. ``max_bins``): the run's score (0 where
-    a gate fails), failures, what its history expected, failing bins, distinct APIs summed and the
-    APIs failed on for the first time (``first``: ``_first_failures``)."""
+    a gate fails), failures, what its history expected, failing bins, distinct APIs summed, the
+    APIs failed on for the first time (``first``: ``_first_failures``) and the principal's record
+    where the run is beyond it (P27; else -1)."""
     min_failures, k_max = options.min_failures, params.max_bins
     # The windows ending at each candidate: lags 0 .. k_max-1 (before the first bin: nothing).
     lags = np.arange(k_max)
@@ -230,12 +266,16 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     sum_x, sum_m = np.cumsum(x, axis=1), start * (lags + 1)
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
-    new = new_in_run(first, rows, e_c, inside, counts.shape[1])
-    settled = (t_c - base.long_run.watched[e_c]) * options.span >= params.new_apis_after
-    novel = (new >= params.min_new_apis) & settled[:, None]
-    ok = inside & (failing >= params.min_bins) & (sum_x >= min_failures)
+    new, new_bins = new_in_run(first, rows, e_c, inside, counts.shape[1])
+    settled = ((t_c - base.long_run.watched[e_c]) * options.span >= params.new_apis_after)[:, None]
+    novel = (new >= params.min_new_apis) & (new_bins >= params.min_new_bins) & settled
+    # P27: beyond the principal's own record of failing bins, on an API it never failed on.
+    record = base.long_run.record_at(t_c, e_c)[:, None]
+    beyond = (failing >= params.record_factor * np.maximum(record, 1)) & settled
+    beyond &= (new >= params.record_new_apis) & (failing >= params.record_min_bins)
+    ok = inside & ((failing >= params.min_bins) | beyond) & (sum_x >= min_failures)
     ok &= (sum_m <= params.near_silent * (lags + 1)) & (
-        novel | (apis >= params.min_apis * np.maximum(failing, 1))
+        novel | beyond | (apis >= params.min_apis * np.maximum(failing, 1))
     )
     largest = np.maximum.accumulate(x, axis=1)
     ok &= (largest <= params.max_share * sum_x) & (largest <= params.max_rate * min_failures)
@@ -248,7 +288,7 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
         surprise[which] = score_counts(
             sum_x[which],
             mean,
-            mean * d[which[0]] * np.where(novel[which], 1.0, np.sqrt(which[1] + 1)),
+            mean * d[which[0]] * np.where((novel | beyond)[which], 1.0, np.sqrt(which[1] + 1)),
             np.ones(len(mean)),
             options.sensitivity,
             ScoreParams(),
@@ -256,7 +296,7 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
             silent=np.zeros(len(mean), dtype=bool),
         ).surprise
     scores = to_score(np.maximum(surprise, 0.0) * options.sensitivity, ScoreParams())
-    return scores, sum_x, sum_m, failing, apis, new
+    return scores, sum_x, sum_m, failing, apis, new, np.where(beyond, record, -1)
 
 
 def _first_failures(first_fail, n_entities: int) -> np.ndarray:
@@ -271,7 +311,9 @@ def new_in_run(
     first: np.ndarray, rows: np.ndarray, e_c: np.ndarray, inside: np.ndarray, n_entities: int
 ) -> np.ndarray:
     """``(candidates, lags)``: how many APIs the candidate's principal fails on for the first time
-    in the run's bins (``rows``: each lag's bin offset; ``first``: ``_first_failures``)."""
+    in the run's bins, and in how many of them (``rows``: each lag's bin offset; ``first``:
+    ``_first_failures``)."""
     wanted = rows.astype(np.int64) * n_entities + e_c[:, None]
     per_bin = np.searchsorted(first, wanted, side="right") - np.searchsorted(first, wanted, side="left")
-    return np.cumsum(np.where(inside, per_bin, 0), axis=1)
+    per_bin = np.where(inside, per_bin, 0)
+    return np.cumsum(per_bin, axis=1), np.cumsum(per_bin > 0, axis=1)

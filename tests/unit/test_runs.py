@@ -10,18 +10,21 @@ RUN_START = 10 * 24 + 9  # day 10, 09:00
 
 
 def history(days: int = 11) -> list[dict]:
-    """walter is denied once every third day; nora once in most office hours; both succeed hourly."""
+    """walter is denied in two hours running every third day (his record, P27: 2 failing bins in
+    12); ivan once every third day (record 1); nora once in most office hours; all succeed hourly."""
     out = []
     for d in range(days):
         day = T0 + d * 24 * HOUR
         if d % 3 == 0:
             out.append(event(day + 11 * HOUR, user("walter"), "ListUsers", "AccessDenied"))
+            out.append(event(day + 12 * HOUR, user("walter"), "ListUsers", "AccessDenied"))
+            out.append(event(day + 11 * HOUR, user("ivan"), "ListUsers", "AccessDenied"))
         out += [
             event(day + h * HOUR + 600, user("nora"), "ListUsers", "AccessDenied")
             for h in range(8, 18)
             if h % 5
         ]
-        for name in ("walter", "nora"):
+        for name in ("walter", "ivan", "nora"):
             out += [event(day + h * HOUR + 300, user(name), "ListBuckets", "") for h in range(24)]
     return out
 
@@ -123,3 +126,50 @@ def test_a_thin_run_on_new_apis_of_a_principal_watched_less_than_a_week_is_no_ru
     late = [r for r in history() if r["eventTime"] >= T0 + 6 * 24 * HOUR or r["errorCode"] == ""]
     records = sorted(late + slow_run(user("walter"), THIN, NEW_APIS), key=lambda r: r["eventTime"])
     assert principal_rows(run(records), "walter") == []
+
+
+def test_thin_new_apis_all_in_one_bin_are_no_run() -> None:
+    """P24 needs its new APIs in at least 2 bins: 4 APIs failing for the first time at once, then
+    one of them an hour (make demo's sybil.lee8), is a person trying something new once."""
+    first = T0 + RUN_START * HOUR
+    records = [
+        event(first + 600 * i + 60, user("walter"), api, "AccessDenied") for i, api in enumerate(NEW_APIS)
+    ]
+    records += [
+        event(first + k * HOUR + 60, user("walter"), NEW_APIS[0], "AccessDenied") for k in (1, 2, 3, 4)
+    ]
+    assert principal_rows(run(sorted(history() + records, key=lambda r: r["eventTime"])), "walter") == []
+    spread = slow_run(user("walter"), (2, 2, 1, 1, 1, 1), NEW_APIS)  # the same 4 APIs over two bins
+    assert principal_rows(run(sorted(history() + spread, key=lambda r: r["eventTime"])), "walter")
+
+
+ONE_API = ["GetSecretValue"]  # neither walter nor ivan ever failed on it
+BEYOND = (2, 3, 2, 2)  # 9 denials over 4 h on one API
+
+
+def test_a_run_beyond_the_principal_record_is_flagged_on_one_new_api() -> None:
+    """P27: ivan's most failing bins in any 12 bins before is 1; 3 failing bins on an API he never
+    failed on pass the API gate (1 API a bin) and min_bins (3 of P22's 4)."""
+    records = sorted(history() + slow_run(user("ivan"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
+    (row,) = principal_rows(run(records), "ivan")
+    assert (row["_time"] - T0) // HOUR == RUN_START + 2  # its third failing bin
+    assert "low-and-slow run: 7 failures over the last 3 bins of 1h, 1.0 APIs a failing bin" in row["reason"]
+    assert "more failing bins than 1 in any 12 bins before" in row["reason"]
+
+
+def test_a_run_within_three_times_the_record_is_no_run() -> None:
+    """walter's record is 2: 4 failing bins on one new API are not 3 times it (P22's API gate holds)."""
+    records = sorted(history() + slow_run(user("walter"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "walter") == []
+
+
+def test_a_command_retried_on_its_usual_api_beyond_the_record_is_no_run() -> None:
+    """P27 needs an API the principal never failed on: ivan retrying ListUsers is a stuck command."""
+    records = sorted(history() + slow_run(user("ivan"), BEYOND, ["ListUsers"]), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "ivan") == []
+
+
+def test_a_run_beyond_the_record_of_a_principal_watched_less_than_a_week_is_no_run() -> None:
+    late = [r for r in history() if r["eventTime"] >= T0 + 6 * 24 * HOUR or r["errorCode"] == ""]
+    records = sorted(late + slow_run(user("ivan"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "ivan") == []

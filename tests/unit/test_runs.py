@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+
+from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.engine import Detector, parse_options, run
 from test_spread import ACCT, HOUR, T0, event, user
 
@@ -173,3 +176,22 @@ def test_a_run_beyond_the_record_of_a_principal_watched_less_than_a_week_is_no_r
     late = [r for r in history() if r["eventTime"] >= T0 + 6 * 24 * HOUR or r["errorCode"] == ""]
     records = sorted(late + slow_run(user("ivan"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
     assert principal_rows(run(records), "ivan") == []
+
+
+def test_an_alert_run_on_saved_state_sees_the_same_record() -> None:
+    """The record is read from the count matrix: an alert run whose live events start after the
+    last earlier failures (its history restored from its state rows) flags ivan's run (record 1)
+    as one pass over every event does, and not walter's (record 2, in the state rows only)."""
+    records = history() + slow_run(user("ivan"), BEYOND, ONE_API) + slow_run(user("walter"), BEYOND, ONE_API)
+    records.sort(key=lambda r: r["eventTime"])
+    split = T0 + (RUN_START - 12) * HOUR
+    saved = run([r for r in records if r["eventTime"] < split], parse_options(["show=state"]))
+    header = sorted({key for row in saved for key in row})
+    alert = Detector()
+    alert.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    late = [r for r in records if r["eventTime"] >= split]
+    alert.add_rows([*FIELDS, "_raw"], [[*record_to_row(r), json.dumps(r)] for r in late])
+    rows = alert.results()
+    whole = principal_rows(run(records), "ivan")
+    assert len(whole) == 1 and principal_rows(rows, "ivan") == whole
+    assert principal_rows(rows, "walter") == []

@@ -275,7 +275,8 @@ class ResultsPass:
         if "principal" in o.by and n_principals:
             # Low-and-slow runs (runs.py, P22) from the output's first bin, once watched 3 days.
             since = np.minimum(self.watched - first, n_bins) + self.history
-            long_run = LongRun(np.where(service, n_bins, since), out_from)
+            hours = (np.arange(n_bins, dtype=np.int64) + first) * span // 3600 % 24  # P27's hours of the day
+            long_run = LongRun(np.where(service, n_bins, since), out_from, hour_of_day=hours)
             base = fit_baselines(counts, first * span, span, p_account, params, distinct_apis, True, long_run)
             labels = [key for key, _ in sorted(self.principals.items(), key=lambda item: item[1])]
             cells = self._explainer(self.k_p, np.ones(len(self.k_p), dtype=bool))

@@ -55,9 +55,11 @@ class RunParams:
     new_apis_after: int = 4 * 86400  # seconds past ``watched`` (also P27's week)
     min_new_bins: int = 2  # ... failing for the first time in at least this many of its bins
     # P27: a run of at least ``record_factor`` times the most failing bins the principal had in any
-    # ``max_bins`` bins before (its own record, at least 1), on at least ``record_new_apis`` APIs it
-    # never failed on, passes the API gate from ``record_min_bins`` failing bins
+    # ``max_bins`` bins before (its own record, at least 1), or with at least ``unusual_share`` of
+    # its failing bins in hours of the day the principal never failed in before, on at least
+    # ``record_new_apis`` APIs it never failed on, passes the API gate from ``record_min_bins``
     record_factor: float = 3.0
+    unusual_share: float = 0.75
     record_new_apis: int = 1
     record_min_bins: int = 3
 
@@ -73,9 +75,17 @@ class LongRun:
     ``watched``: per principal, the bin offset from which it has a history (P24 counts its week
     from there); ``since`` is that, not before the output's first bin ``out_from``. ``record``
     (P27), per kept cell: the most failing bins the principal had in any ``max_bins`` bins that
-    end before the longest run ending in the cell starts."""
+    end before the longest run ending in the cell starts; ``usual`` (P27), per kept cell and bin of
+    its longest run, whether the principal failed before in that hour of the day (``hour_of_day``
+    per bin offset; without it every hour is usual)."""
 
-    def __init__(self, watched: np.ndarray, out_from: int = 0, params: RunParams | None = None) -> None:
+    def __init__(
+        self,
+        watched: np.ndarray,
+        out_from: int = 0,
+        params: RunParams | None = None,
+        hour_of_day: np.ndarray | None = None,
+    ) -> None:
         self.params = params = params or RunParams()
         self.watched = np.asarray(watched, dtype=np.int64)
         self.since = np.maximum(self.watched, out_from)
@@ -85,11 +95,14 @@ class LongRun:
         self.was_failing = np.zeros((params.max_bins, len(self.since)), dtype=np.int16)  # ... per bin
         self.most = np.zeros(len(self.since), dtype=np.int64)  # the record up to max_bins bins ago
         self.least_bins = min(params.min_bins, params.record_min_bins)
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
+        self.hour_of_day = hour_of_day
+        self.seen = np.zeros((len(self.since), 24), dtype=bool)  # hours it failed in, max_bins bins ago
+        self.parts: list[tuple[np.ndarray, ...]] = []
         self.cell = np.zeros(0, dtype=np.int64)  # t * principals + e, in bin order
         # per cell: the long-run expectation of bins t, t-1, ... t-max_bins+1 (0 before bin 0)
         self.values = np.zeros((0, params.max_bins), dtype=np.float32)
         self.record = np.zeros(0, dtype=np.int64)
+        self.usual = np.zeros((0, params.max_bins), dtype=bool)
 
     def add(self, t: int, counts: np.ndarray, long_run: np.ndarray, silent: np.ndarray) -> None:
         """Bin ``t``: its counts, long-run expectation and silence, per principal."""
@@ -97,21 +110,34 @@ class LongRun:
         slot = t % k_max
         now = counts > 0
         np.maximum(self.most, self.was_failing[slot], out=self.most)  # the window ending max_bins ago
+        if self.hour_of_day is not None and t >= k_max:
+            self.seen[self.failed[slot], self.hour_of_day[t - k_max]] = True
         self.failing += now.astype(np.int64) - self.failed[slot]
         self.failed[slot], self.ring[slot], self.was_failing[slot] = now, long_run, self.failing
         e = np.flatnonzero(now & silent & (self.since <= t) & (self.failing >= self.least_bins))
         if len(e):
             values = self.ring[((t - np.arange(k_max)) % k_max)[:, None], e[None, :]].T
             quiet = (values <= self.params.near_silent).any(axis=1)
-            self.parts.append((t * len(self.since) + e[quiet], values[quiet], self.most[e[quiet]]))
+            e = e[quiet]
+            if self.hour_of_day is None:
+                usual = np.ones((len(e), k_max), dtype=bool)
+            else:
+                usual = self.seen[e][:, self.hour_of_day[np.maximum(t - np.arange(k_max), 0)]]
+            self.parts.append((t * len(self.since) + e, values[quiet], self.most[e], usual))
 
     def done(self) -> LongRun:
         """After the last bin: the cells kept as arrays (the ring goes)."""
         if self.parts:
-            self.cell = np.concatenate([cell for cell, _, _ in self.parts])
-            self.values = np.concatenate([values for _, values, _ in self.parts])
-            self.record = np.concatenate([record for _, _, record in self.parts])
-        self.parts, self.ring, self.failed, self.was_failing = [], self.ring[:0], self.failed[:0], None
+            self.cell, self.values, self.record, self.usual = (
+                np.concatenate([part[j] for part in self.parts]) for j in range(4)
+            )
+        self.parts, self.ring, self.failed, self.was_failing, self.seen = (
+            [],
+            self.ring[:0],
+            self.failed[:0],
+            None,
+            None,
+        )
         return self
 
     def cells(self) -> tuple[np.ndarray, np.ndarray]:
@@ -123,10 +149,11 @@ class LongRun:
         """``(cells, max_bins)``: per kept cell, the long-run expectation of its bin and the ones before."""
         return self.values[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
 
-    def record_at(self, t_c: np.ndarray, e_c: np.ndarray) -> np.ndarray:
+    def record_at(self, t_c: np.ndarray, e_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Per kept cell, its principal's record (P27): the most failing bins in any ``max_bins``
-        bins that end before the cell's longest run starts."""
-        return self.record[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
+        bins that end before the cell's longest run starts, and ``usual`` (its run's hours)."""
+        at = np.searchsorted(self.cell, t_c * len(self.since) + e_c)
+        return self.record[at], self.usual[at]
 
 
 @dataclass
@@ -140,7 +167,9 @@ class Runs:
     expected: np.ndarray
     apis: np.ndarray  # the mean distinct APIs of its failing bins
     new_apis: np.ndarray  # the APIs it failed on for the first time in the run
-    record: np.ndarray  # P27: the principal's most failing bins in max_bins bins before, -1: not the reason
+    # P27: the principal's most failing bins in max_bins bins before (>= 0), or -1 - its failing
+    # bins in hours of the day it never failed in before (< -1), -1: neither was the reason
+    record: np.ndarray
 
     n_entities: int = 1
     max_bins: int = 12
@@ -162,16 +191,19 @@ class Runs:
         """The runs' scores of cells (``find``), 0 where none."""
         return np.where(run >= 0, self.score[np.maximum(run, 0)] if len(self.cell) else 0.0, 0.0)
 
+    def _beyond(self, record: int) -> str:
+        if record >= 0:
+            return f", more failing bins than {record} in any {self.max_bins} bins before"
+        if record < -1:
+            return f", {-1 - record} of them in hours of the day it never failed in before"
+        return ""
+
     def note(self, i: int, span: str) -> str:
         return (
             f"a low-and-slow run: {int(self.failures[i])} failures over the last {int(self.bins[i])}"
             f" bins of {span}, {float(self.apis[i]):.1f} APIs a failing bin"
             + (f", {int(self.new_apis[i])} APIs it never failed on" if self.new_apis[i] else "")
-            + (
-                f", more failing bins than {int(self.record[i])} in any {self.max_bins} bins before"
-                if self.record[i] >= 0
-                else ""
-            )
+            + self._beyond(int(self.record[i]))
             + f" (its history expected {float(self.expected[i]):.2g})"
         )
 
@@ -270,8 +302,12 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     settled = ((t_c - base.long_run.watched[e_c]) * options.span >= params.new_apis_after)[:, None]
     novel = (new >= params.min_new_apis) & (new_bins >= params.min_new_bins) & settled
     # P27: beyond the principal's own record of failing bins, on an API it never failed on.
-    record = base.long_run.record_at(t_c, e_c)[:, None]
-    beyond = (failing >= params.record_factor * np.maximum(record, 1)) & settled
+    record, usual = base.long_run.record_at(t_c, e_c)
+    record = record[:, None]
+    unusual = np.cumsum(inside & (x > 0) & ~usual[:, :k_max], axis=1)
+    by_record = failing >= params.record_factor * np.maximum(record, 1)
+    by_hours = unusual >= params.unusual_share * failing
+    beyond = (by_record | by_hours) & settled
     beyond &= (new >= params.record_new_apis) & (failing >= params.record_min_bins)
     ok = inside & ((failing >= params.min_bins) | beyond) & (sum_x >= min_failures)
     ok &= (sum_m <= params.near_silent * (lags + 1)) & (
@@ -296,7 +332,8 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
             silent=np.zeros(len(mean), dtype=bool),
         ).surprise
     scores = to_score(np.maximum(surprise, 0.0) * options.sensitivity, ScoreParams())
-    return scores, sum_x, sum_m, failing, apis, new, np.where(beyond, record, -1)
+    why = np.where(beyond & by_record, record, np.where(beyond, -1 - unusual, -1))
+    return scores, sum_x, sum_m, failing, apis, new, why
 
 
 def _first_failures(first_fail, n_entities: int) -> np.ndarray:

@@ -32,11 +32,13 @@ def history(days: int = 11) -> list[dict]:
     return out
 
 
-def slow_run(arn: str, per_hour: tuple[int, ...], apis: list[str] = APIS) -> list[dict]:
-    """``per_hour[k]`` denials in hour RUN_START + k, rotating over ``apis``."""
+def slow_run(
+    arn: str, per_hour: tuple[int, ...], apis: list[str] = APIS, start: int = RUN_START
+) -> list[dict]:
+    """``per_hour[k]`` denials in hour ``start`` + k, rotating over ``apis``."""
     out = []
     for k, n in enumerate(per_hour):
-        base = T0 + (RUN_START + k) * HOUR
+        base = T0 + (start + k) * HOUR
         out += [event(base + 700 * i + 60, arn, apis[(k + i) % len(apis)], "AccessDenied") for i in range(n)]
     return out
 
@@ -164,6 +166,18 @@ def test_a_run_within_three_times_the_record_is_no_run() -> None:
     """walter's record is 2: 4 failing bins on one new API are not 3 times it (P22's API gate holds)."""
     records = sorted(history() + slow_run(user("walter"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
     assert principal_rows(run(records), "walter") == []
+
+
+def test_a_run_in_hours_the_principal_never_failed_in_is_flagged() -> None:
+    """P27: the same 4 failing bins on one new API at night, hours walter never failed in (he
+    fails at 11:00 and 12:00), are out of his usual hours though within 3 times his record."""
+    night = RUN_START - 8  # day 10, 01:00
+    records = sorted(
+        history() + slow_run(user("walter"), BEYOND, ONE_API, night), key=lambda r: r["eventTime"]
+    )
+    (row,) = principal_rows(run(records), "walter")
+    assert (row["_time"] - T0) // HOUR == night + 2
+    assert "3 of them in hours of the day it never failed in before" in row["reason"]
 
 
 def test_a_command_retried_on_its_usual_api_beyond_the_record_is_no_run() -> None:

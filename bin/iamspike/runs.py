@@ -18,13 +18,15 @@ bin is judged on its own, held down as an onset), on ``min_apis`` distinct APIs 
 command retried for hours is a stuck script), or on ``min_new_apis`` APIs it fails on for the first
 time (rule P24: 10 denials over 5 hours, 2 a bin, on 4 APIs the principal never failed on, once
 it has been watched a week; those new APIs in at least ``min_new_bins`` of its bins: 4 APIs
-failing at once in one hour is a person trying something new, once), or (rule P27) with at least
-``record_factor`` times as many failing bins as the most the principal had in any ``max_bins``
-bins before and at least one API it never failed on (a daily app role failing in 4 hours of one
-day, on any APIs: its record is 1; a command it retries is on an API it failed on before), from
-``record_min_bins`` failing bins, once it has been watched a week. The variance of a run's sum is
-``d`` x its mean x sqrt(bins) (a person's hours of a bad day move together), or ``d`` x its mean
-for a run on new APIs or beyond its record (no bad day of its usual work). A run is
+failing at once in one hour is a person trying something new, once), or (rule P27) on at least
+one API it never failed on, with at least ``record_factor`` times as many failing bins as the
+most the principal had in any ``max_bins`` bins before (a daily app role failing in 4 hours of
+one day: its record is 1) or with ``unusual_share`` of its failing bins in hours of the day it
+never failed in before (the same role failing at night), from ``record_min_bins`` failing bins,
+once it has been watched a week; a command it retries is on an API it failed on before. The
+variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
+together), or ``d`` x its mean for a run on new APIs or beyond its habits (no bad day of its
+usual work); ``runhistory`` holds what the fit keeps for it. A run is
 flagged in the bin where its evidence first crosses the threshold; the windows of later bins
 start after it (reported once).
 """
@@ -35,125 +37,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iamspike.runhistory import LongRun, RunParams
 from iamspike.scoring import ScoreParams, score_counts, to_score
 
-
-@dataclass(frozen=True)
-class RunParams:
-    max_bins: int = 12  # the longest run looked at, in bins
-    min_bins: int = 4  # failing bins a run needs: a run is hours, not a burst
-    floor: float = 0.05  # the least a bin's history expects (a history of zeros is not certainty)
-    near_silent: float = 0.25  # the most a run's history may expect a bin on average
-    min_apis: float = 2.5  # the least mean distinct APIs of its failing bins: no retried command
-    max_share: float = 0.5  # the most of a run's failures one bin may hold: else it is a burst
-    max_rate: float = 2.0  # no bin above this times min_failures: such a bin is judged on its own
-    # P24: a run on at least ``min_new_apis`` APIs the principal never failed on before is no bad day
-    # of its usual work: its bins are not taken to move together (variance ``d`` x mean, no sqrt(bins))
-    min_new_apis: int = 4
-    # ... on a principal watched a week (``watched`` is 3 days of it): a person's first weeks fail on
-    # APIs for the first time as they work
-    new_apis_after: int = 4 * 86400  # seconds past ``watched`` (also P27's week)
-    min_new_bins: int = 2  # ... failing for the first time in at least this many of its bins
-    # P27: a run of at least ``record_factor`` times the most failing bins the principal had in any
-    # ``max_bins`` bins before (its own record, at least 1), or with at least ``unusual_share`` of
-    # its failing bins in hours of the day the principal never failed in before, on at least
-    # ``record_new_apis`` APIs it never failed on, passes the API gate from ``record_min_bins``
-    record_factor: float = 3.0
-    unusual_share: float = 0.75
-    record_new_apis: int = 1
-    record_min_bins: int = 3
-
-
-class LongRun:
-    """``Baseline.long_run``: the long-run expectation (level and seasonal, no recent view) of the
-    ``max_bins`` bins up to each cell a run can end in, kept only for those cells: a failing bin of
-    a silent principal from its ``since`` bin on (per principal, the first bin a run is judged), with
-    ``min_bins`` failing bins among them and one that expected at most ``near_silent`` (else no
-    run ends there). The fit gives it each bin in turn (``add``); it holds the last ``max_bins``
-    bins meanwhile. A dense matrix was the size of ``expected`` (137 MB for 50,000 x 720 bins).
-
-    ``watched``: per principal, the bin offset from which it has a history (P24 counts its week
-    from there); ``since`` is that, not before the output's first bin ``out_from``. ``record``
-    (P27), per kept cell: the most failing bins the principal had in any ``max_bins`` bins that
-    end before the longest run ending in the cell starts; ``usual`` (P27), per kept cell and bin of
-    its longest run, whether the principal failed before in that hour of the day (``hour_of_day``
-    per bin offset; without it every hour is usual)."""
-
-    def __init__(
-        self,
-        watched: np.ndarray,
-        out_from: int = 0,
-        params: RunParams | None = None,
-        hour_of_day: np.ndarray | None = None,
-    ) -> None:
-        self.params = params = params or RunParams()
-        self.watched = np.asarray(watched, dtype=np.int64)
-        self.since = np.maximum(self.watched, out_from)
-        self.ring = np.zeros((params.max_bins, len(self.since)), dtype=np.float32)
-        self.failed = np.zeros((params.max_bins, len(self.since)), dtype=bool)
-        self.failing = np.zeros(len(self.since), dtype=np.int64)  # failing bins among the last max_bins
-        self.was_failing = np.zeros((params.max_bins, len(self.since)), dtype=np.int16)  # ... per bin
-        self.most = np.zeros(len(self.since), dtype=np.int64)  # the record up to max_bins bins ago
-        self.least_bins = min(params.min_bins, params.record_min_bins)
-        self.hour_of_day = hour_of_day
-        self.seen = np.zeros((len(self.since), 24), dtype=bool)  # hours it failed in, max_bins bins ago
-        self.parts: list[tuple[np.ndarray, ...]] = []
-        self.cell = np.zeros(0, dtype=np.int64)  # t * principals + e, in bin order
-        # per cell: the long-run expectation of bins t, t-1, ... t-max_bins+1 (0 before bin 0)
-        self.values = np.zeros((0, params.max_bins), dtype=np.float32)
-        self.record = np.zeros(0, dtype=np.int64)
-        self.usual = np.zeros((0, params.max_bins), dtype=bool)
-
-    def add(self, t: int, counts: np.ndarray, long_run: np.ndarray, silent: np.ndarray) -> None:
-        """Bin ``t``: its counts, long-run expectation and silence, per principal."""
-        k_max = self.params.max_bins
-        slot = t % k_max
-        now = counts > 0
-        np.maximum(self.most, self.was_failing[slot], out=self.most)  # the window ending max_bins ago
-        if self.hour_of_day is not None and t >= k_max:
-            self.seen[self.failed[slot], self.hour_of_day[t - k_max]] = True
-        self.failing += now.astype(np.int64) - self.failed[slot]
-        self.failed[slot], self.ring[slot], self.was_failing[slot] = now, long_run, self.failing
-        e = np.flatnonzero(now & silent & (self.since <= t) & (self.failing >= self.least_bins))
-        if len(e):
-            values = self.ring[((t - np.arange(k_max)) % k_max)[:, None], e[None, :]].T
-            quiet = (values <= self.params.near_silent).any(axis=1)
-            e = e[quiet]
-            if self.hour_of_day is None:
-                usual = np.ones((len(e), k_max), dtype=bool)
-            else:
-                usual = self.seen[e][:, self.hour_of_day[np.maximum(t - np.arange(k_max), 0)]]
-            self.parts.append((t * len(self.since) + e, values[quiet], self.most[e], usual))
-
-    def done(self) -> LongRun:
-        """After the last bin: the cells kept as arrays (the ring goes)."""
-        if self.parts:
-            self.cell, self.values, self.record, self.usual = (
-                np.concatenate([part[j] for part in self.parts]) for j in range(4)
-            )
-        self.parts, self.ring, self.failed, self.was_failing, self.seen = (
-            [],
-            self.ring[:0],
-            self.failed[:0],
-            None,
-            None,
-        )
-        return self
-
-    def cells(self) -> tuple[np.ndarray, np.ndarray]:
-        """The cells kept (bin offset, principal), in bin order."""
-        n = max(len(self.since), 1)
-        return self.cell // n, self.cell % n
-
-    def at(self, t_c: np.ndarray, e_c: np.ndarray) -> np.ndarray:
-        """``(cells, max_bins)``: per kept cell, the long-run expectation of its bin and the ones before."""
-        return self.values[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
-
-    def record_at(self, t_c: np.ndarray, e_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Per kept cell, its principal's record (P27): the most failing bins in any ``max_bins``
-        bins that end before the cell's longest run starts, and ``usual`` (its run's hours)."""
-        at = np.searchsorted(self.cell, t_c * len(self.since) + e_c)
-        return self.record[at], self.usual[at]
+__all__ = ["LongRun", "RunParams", "Runs", "find_runs", "new_in_run"]
 
 
 @dataclass

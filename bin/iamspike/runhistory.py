@@ -1,0 +1,128 @@
+"""What a low-and-slow run is judged against (rules P22, P24, P27): the rule's parameters and
+``LongRun``, what the baseline fit keeps of each principal's history where a run can end (its
+long-run expectation, its record of failing bins, the hours of the day it failed in). ``runs``
+judges the runs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunParams:
+    max_bins: int = 12  # the longest run looked at, in bins
+    min_bins: int = 4  # failing bins a run needs: a run is hours, not a burst
+    floor: float = 0.05  # the least a bin's history expects (a history of zeros is not certainty)
+    near_silent: float = 0.25  # the most a run's history may expect a bin on average
+    min_apis: float = 2.5  # the least mean distinct APIs of its failing bins: no retried command
+    max_share: float = 0.5  # the most of a run's failures one bin may hold: else it is a burst
+    max_rate: float = 2.0  # no bin above this times min_failures: such a bin is judged on its own
+    # P24: a run on at least ``min_new_apis`` APIs the principal never failed on before is no bad day
+    # of its usual work: its bins are not taken to move together (variance ``d`` x mean, no sqrt(bins))
+    min_new_apis: int = 4
+    # ... on a principal watched a week (``watched`` is 3 days of it): a person's first weeks fail on
+    # APIs for the first time as they work
+    new_apis_after: int = 4 * 86400  # seconds past ``watched`` (also P27's week)
+    min_new_bins: int = 2  # ... failing for the first time in at least this many of its bins
+    # P27: a run of at least ``record_factor`` times the most failing bins the principal had in any
+    # ``max_bins`` bins before (its own record, at least 1), or with at least ``unusual_share`` of
+    # its failing bins in hours of the day the principal never failed in before, on at least
+    # ``record_new_apis`` APIs it never failed on, passes the API gate from ``record_min_bins``
+    record_factor: float = 3.0
+    unusual_share: float = 0.75
+    record_new_apis: int = 1
+    record_min_bins: int = 3
+
+
+class LongRun:
+    """``Baseline.long_run``: the long-run expectation (level and seasonal, no recent view) of the
+    ``max_bins`` bins up to each cell a run can end in, kept only for those cells: a failing bin of
+    a silent principal from its ``since`` bin on (per principal, the first bin a run is judged), with
+    ``min_bins`` failing bins among them and one that expected at most ``near_silent`` (else no
+    run ends there). The fit gives it each bin in turn (``add``); it holds the last ``max_bins``
+    bins meanwhile. A dense matrix was the size of ``expected`` (137 MB for 50,000 x 720 bins).
+
+    ``watched``: per principal, the bin offset from which it has a history (P24 counts its week
+    from there); ``since`` is that, not before the output's first bin ``out_from``. ``record``
+    (P27), per kept cell: the most failing bins the principal had in any ``max_bins`` bins that
+    end before the longest run ending in the cell starts; ``usual`` (P27), per kept cell and bin of
+    its longest run, whether the principal failed before in that hour of the day (``hour_of_day``
+    per bin offset; without it every hour is usual)."""
+
+    def __init__(
+        self,
+        watched: np.ndarray,
+        out_from: int = 0,
+        params: RunParams | None = None,
+        hour_of_day: np.ndarray | None = None,
+    ) -> None:
+        self.params = params = params or RunParams()
+        self.watched = np.asarray(watched, dtype=np.int64)
+        self.since = np.maximum(self.watched, out_from)
+        self.ring = np.zeros((params.max_bins, len(self.since)), dtype=np.float32)
+        self.failed = np.zeros((params.max_bins, len(self.since)), dtype=bool)
+        self.failing = np.zeros(len(self.since), dtype=np.int64)  # failing bins among the last max_bins
+        self.was_failing = np.zeros((params.max_bins, len(self.since)), dtype=np.int16)  # ... per bin
+        self.most = np.zeros(len(self.since), dtype=np.int64)  # the record up to max_bins bins ago
+        self.least_bins = min(params.min_bins, params.record_min_bins)
+        self.hour_of_day = hour_of_day
+        self.seen = np.zeros((len(self.since), 24), dtype=bool)  # hours it failed in, max_bins bins ago
+        self.parts: list[tuple[np.ndarray, ...]] = []
+        self.cell = np.zeros(0, dtype=np.int64)  # t * principals + e, in bin order
+        # per cell: the long-run expectation of bins t, t-1, ... t-max_bins+1 (0 before bin 0)
+        self.values = np.zeros((0, params.max_bins), dtype=np.float32)
+        self.record = np.zeros(0, dtype=np.int64)
+        self.usual = np.zeros((0, params.max_bins), dtype=bool)
+
+    def add(self, t: int, counts: np.ndarray, long_run: np.ndarray, silent: np.ndarray) -> None:
+        """Bin ``t``: its counts, long-run expectation and silence, per principal."""
+        k_max = self.params.max_bins
+        slot = t % k_max
+        now = counts > 0
+        np.maximum(self.most, self.was_failing[slot], out=self.most)  # the window ending max_bins ago
+        if self.hour_of_day is not None and t >= k_max:
+            self.seen[self.failed[slot], self.hour_of_day[t - k_max]] = True
+        self.failing += now.astype(np.int64) - self.failed[slot]
+        self.failed[slot], self.ring[slot], self.was_failing[slot] = now, long_run, self.failing
+        e = np.flatnonzero(now & silent & (self.since <= t) & (self.failing >= self.least_bins))
+        if len(e):
+            values = self.ring[((t - np.arange(k_max)) % k_max)[:, None], e[None, :]].T
+            quiet = (values <= self.params.near_silent).any(axis=1)
+            e = e[quiet]
+            if self.hour_of_day is None:
+                usual = np.ones((len(e), k_max), dtype=bool)
+            else:
+                usual = self.seen[e][:, self.hour_of_day[np.maximum(t - np.arange(k_max), 0)]]
+            self.parts.append((t * len(self.since) + e, values[quiet], self.most[e], usual))
+
+    def done(self) -> LongRun:
+        """After the last bin: the cells kept as arrays (the ring goes)."""
+        if self.parts:
+            self.cell, self.values, self.record, self.usual = (
+                np.concatenate([part[j] for part in self.parts]) for j in range(4)
+            )
+        self.parts, self.ring, self.failed, self.was_failing, self.seen = (
+            [],
+            self.ring[:0],
+            self.failed[:0],
+            None,
+            None,
+        )
+        return self
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """The cells kept (bin offset, principal), in bin order."""
+        n = max(len(self.since), 1)
+        return self.cell // n, self.cell % n
+
+    def at(self, t_c: np.ndarray, e_c: np.ndarray) -> np.ndarray:
+        """``(cells, max_bins)``: per kept cell, the long-run expectation of its bin and the ones before."""
+        return self.values[np.searchsorted(self.cell, t_c * len(self.since) + e_c)]
+
+    def record_at(self, t_c: np.ndarray, e_c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per kept cell, its principal's record (P27): the most failing bins in any ``max_bins``
+        bins that end before the cell's longest run starts, and ``usual`` (its run's hours)."""
+        at = np.searchsorted(self.cell, t_c * len(self.since) + e_c)
+        return self.record[at], self.usual[at]

@@ -269,3 +269,13 @@ def test_a_spread_at_the_batch_hour_is_flagged_after_a_state_round_trip() -> Non
     detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
     detector.add_records([r for r in records if r["eventTime"] >= T0 + 10 * 24 * HOUR])
     assert account_hours(detector.results()) == [BATCH_HOUR]
+
+
+def test_a_spread_in_an_account_where_no_principal_ever_reaches_min_failures_is_scored() -> None:
+    """No principal cell reaches min_failures in the whole window (a person denied now and then,
+    then six people twice each): the one-actor cap has no principal scores to read, and the
+    account is still flagged (the search failed with an AttributeError before)."""
+    spike = T0 + SPIKE_HOUR * HOUR
+    records = [event(T0 + d * 24 * HOUR + 11 * HOUR, user("walter")) for d in range(0, 10, 3)]
+    records += [event(spike + 60 * k + i, user(f"u{k}")) for k in range(6) for i in range(2)]
+    assert account_hours(run(sorted(records, key=lambda r: r["eventTime"]))) == [SPIKE_HOUR]

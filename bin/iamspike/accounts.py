@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from iamspike import bins, state
-from iamspike.spread import actor_apis, actors, failing_actors
+from iamspike.spread import actor_apis, actors, failing_actors, service_actors
 
 
 def account_series(results, counts, distinct_apis, p_account, service, live_first, restored):
@@ -41,6 +41,8 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     failing = failing_actors(counts, p_actor, n_actors)
     acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
     del failing
+    t, p, src = source_items(results)
+    same = service_actors((t - first, p, src), n_bins, p_actor, a_group, n_accounts)
     if entries:
         covered = np.zeros(n_accounts + 1, dtype=bool)
         for entry in entries:
@@ -59,4 +61,30 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
             acc_counts[t, a] += count
             acc_apis[t, a] += apis
             acc_spread[t, a] += failing
-    return (acc_counts, acc_apis, acc_spread), p_actor
+    # Before the live bins only saved state, which keeps no sources: the failing actors stand in.
+    same[:live_from] = acc_spread[:live_from]
+    return (acc_counts, acc_apis, acc_spread, same), p_actor
+
+
+def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bin, principal, event source id) of every live cell's event sources: the Tally's keys and
+    the count rows' profiles (a count row names its cell's sources, not which API is whose)."""
+    n = results.n_keys
+    ids: dict[str, int] = {}
+    key_src = np.fromiter((ids.setdefault(key[3], len(ids)) for key in results.keys), np.int64, n)
+    rows = results.count_rows
+    heads = n + np.flatnonzero(results.k_explain[n:])  # the first item of each row read from its summary
+    if not len(heads):
+        return results.k_bin[:n], results.k_p[:n], key_src
+    r = results.item_row[heads - n]
+    per_row = np.frombuffer(rows.n_sources, dtype=np.int32).astype(np.int64)
+    offset = np.cumsum(per_row) - per_row
+    size = per_row[r]
+    at = np.repeat(offset[r] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+    to_id = np.array([ids.setdefault(name, len(ids)) for name in rows.source_names], dtype=np.int64)
+    row_src = to_id[np.frombuffer(rows.sources, dtype=np.int32)[at]]
+    return (
+        np.concatenate([results.k_bin[:n], np.repeat(results.k_bin[heads], size)]),
+        np.concatenate([results.k_p[:n], np.repeat(results.k_p[heads], size)]),
+        np.concatenate([key_src, row_src]),
+    )

@@ -6,6 +6,7 @@ import random
 
 import numpy as np
 from iamspike.cloudtrail import FIELDS, record_to_row
+from iamspike.counting import COUNTS_FIELD
 from iamspike.engine import Detector, parse_options, run
 from iamspike.phases import MapPhase
 from iamspike.spread import (
@@ -349,11 +350,16 @@ def test_five_people_denied_on_one_service_in_a_busy_account_flag_it_on_five_ser
 
 def test_count_rows_carry_the_event_sources_of_their_cells() -> None:
     """The same records read as count rows (phase=map) give the same account alert: a count row's
-    summary names its cell's event sources."""
+    summary names its cell's event sources (rows of several bins, and of one: the spike hour's
+    records mapped apart)."""
     records = sorted(busy_account() + five_people(["ec2"] * 5), key=lambda r: r["eventTime"])
-    mapper = MapPhase(parse_options(["phase=map"]))
-    mapper.add_rows(list(FIELDS), [record_to_row(r) for r in records])
-    rows = mapper.take() + mapper.results()
+    spike = [(r["eventTime"] - T0) // HOUR == SPIKE_HOUR for r in records]
+    rows = []
+    for part in ([r for r, s in zip(records, spike) if not s], [r for r, s in zip(records, spike) if s]):
+        mapper = MapPhase(parse_options(["phase=map"]))
+        mapper.add_rows(list(FIELDS), [record_to_row(r) for r in part])
+        rows += mapper.take() + mapper.results()
+    assert {str(row[COUNTS_FIELD])[:2] for row in rows if row["principal"]} == {"v3", "v4"}
     header = sorted({key for row in rows for key in row})
     detector = Detector()
     detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in rows])

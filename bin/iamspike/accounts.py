@@ -22,8 +22,9 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     is broad; an SSO role's sessions are one actor (``spread``). Before the live rows, an
     account with a saved account row takes its history from that row (the principals' rows
     read may be only those active now), others from the sum of their principals' rows (state
-    saved before account rows existed). Returns the three series ``(bins, accounts)`` and the
-    actor of each principal (``spread.actors``)."""
+    saved before account rows existed). Returns the four series ``(bins, accounts)`` (the fourth:
+    the most actors on one event source, ``spread.service_actors``) and the actor of each principal
+    (``spread.actors``)."""
     first, n_bins, entries = results.first, results.n_bins, results.account_entries
     n_accounts = len(results.accounts)
     group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
@@ -43,6 +44,9 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     del failing
     t, p, src = source_items(results)
     same = service_actors((t - first, p, src), n_bins, p_actor, a_group, n_accounts)
+    # Before the live bins only saved state: principals' rows keep no sources, so there the failing
+    # actors stand in for the actors on one service; an account row keeps both (state.account_bins).
+    same[:live_from] = acc_spread[:live_from]
     if entries:
         covered = np.zeros(n_accounts + 1, dtype=bool)
         for entry in entries:
@@ -56,13 +60,13 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
             np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
         # Bins before the live ones hold only state: the account row's actors replace them.
         acc_spread[:live_from, covered[:n_accounts]] = 0
+        same[:live_from, covered[:n_accounts]] = 0
         saved = state.account_bins(entries, results.accounts, results.o.span, first, n_bins, live_first)
-        for t, a, count, apis, failing in saved:
+        for t, a, count, apis, failing, one_source in saved:
             acc_counts[t, a] += count
             acc_apis[t, a] += apis
             acc_spread[t, a] += failing
-    # Before the live bins only saved state, which keeps no sources: the failing actors stand in.
-    same[:live_from] = acc_spread[:live_from]
+            same[t, a] += one_source
     return (acc_counts, acc_apis, acc_spread, same), p_actor
 
 

@@ -114,10 +114,24 @@ def service_actors(
     bin (``items``: bin offset, principal, event source id; a source id below 0 is unknown and left
     out; ``a_group`` each actor's account, ``n_accounts`` for AWS service principals)."""
     out = np.zeros((n_bins, n_accounts), dtype=np.float32)
+    cell, most = service_actor_cells(items, n_bins, p_actor, a_group, n_accounts)
+    out.reshape(-1)[cell] = most
+    return out
+
+
+def service_actor_cells(
+    items: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_bins: int,
+    p_actor: np.ndarray,
+    a_group: np.ndarray,
+    n_accounts: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``service_actors`` as its non-zero cells: ``bin offset * n_accounts + account`` (sorted,
+    unique) and the most actors on one source there (the saved state writes it: ``statefold``)."""
     item_t, item_p, item_src = items
     keep = (item_t >= 0) & (item_t < n_bins) & (item_src >= 0)
     if not keep.any():
-        return out
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
     actor = p_actor[item_p[keep]]
     n_src = int(item_src[keep].max()) + 1
     n_actors = len(a_group)
@@ -128,8 +142,11 @@ def service_actors(
     cells, per_cell = np.unique(
         (t[mine] * n_accounts + account[mine]) * n_src + triples[mine] % n_src, return_counts=True
     )
-    np.maximum.at(out.reshape(-1), cells // n_src, per_cell.astype(np.float32))
-    return out
+    cell = cells // n_src
+    if not len(cell):
+        return cell, np.zeros(0, dtype=np.float32)
+    heads = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+    return cell[heads], np.maximum.reduceat(per_cell, heads).astype(np.float32)
 
 
 def combined(

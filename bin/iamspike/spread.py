@@ -32,7 +32,8 @@ An account is scored on two series (``results``): its failures, and its failing 
   for the spread's (``combined``): in a busier account people fail every hour, each on a service
   of their own, so 6-8 failing principals against 1-3 are weak evidence (the spread's surprise
   2-3), while 6-7 of them on one service against about 1 are not (3-4). Before the live bins,
-  where only saved state is read (it keeps no sources), the failing actors stand in for it.
+  where only saved state is read, it comes from the account's state row (``service_actors``);
+  principals' rows keep no sources, so without an account row the failing actors stand in.
 """
 
 from __future__ import annotations

@@ -367,18 +367,22 @@ def test_count_rows_carry_the_event_sources_of_their_cells() -> None:
 
 
 def alert_from_state(
-    records: list[dict], live_from: int, entity_types=("principal", "account")
+    records: list[dict], live_from: int, entity_types=("principal", "account"), mapped: bool = False
 ) -> list[dict]:
     """The scheduled alert's shape: the records before ``live_from`` saved as state rows
-    (``show=state``, only those of ``entity_types`` read back), the rest read live."""
+    (``show=state``, only those of ``entity_types`` read back), the rest read live (as count rows
+    of the map phase if ``mapped``)."""
     saved = run([r for r in records if r["eventTime"] < live_from], parse_options(["show=state"]))
+    saved = [row for row in saved if row["entity_type"] in entity_types]
+    live = [r for r in records if r["eventTime"] >= live_from]
+    if mapped:
+        mapper = MapPhase(parse_options(["phase=map"]))
+        mapper.add_rows(list(FIELDS), [record_to_row(r) for r in live])
+        saved, live = saved + mapper.take() + mapper.results(), []
     header = sorted({key for row in saved for key in row})
     detector = Detector()
-    detector.add_rows(
-        header,
-        [[str(row.get(key, "")) for key in header] for row in saved if row["entity_type"] in entity_types],
-    )
-    detector.add_records([r for r in records if r["eventTime"] >= live_from])
+    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    detector.add_records(live)
     return detector.results()
 
 
@@ -393,4 +397,5 @@ def test_a_spread_on_one_service_is_flagged_by_the_alert_from_saved_state_as_by_
     assert account_hours(one_pass) == [SPIKE_HOUR]
     live_from = T0 + 10 * 24 * HOUR
     assert alert_from_state(records, live_from) == one_pass
+    assert alert_from_state(records, live_from, mapped=True) == one_pass  # the live hour as count rows
     assert account_hours(alert_from_state(records, live_from, ("principal",))) == []

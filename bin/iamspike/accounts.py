@@ -43,7 +43,9 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
     del failing
     t, p, src = source_items(results)
-    same = service_actors((t - first, p, src), n_bins, p_actor, a_group, n_accounts)
+    same = np.zeros((n_bins, n_accounts), dtype=np.float32)
+    cell, most = service_actors((t - first, p, src), n_bins, p_actor, a_group, n_accounts)
+    same.reshape(-1)[cell] = most
     # Before the live bins only saved state: principals' rows keep no sources, so there the failing
     # actors stand in for the actors on one service; an account row keeps both (state.account_bins).
     same[:live_from] = acc_spread[:live_from]

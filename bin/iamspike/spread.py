@@ -110,25 +110,12 @@ def service_actors(
     p_actor: np.ndarray,
     a_group: np.ndarray,
     n_accounts: int,
-) -> np.ndarray:
-    """``(bins, accounts)``: the most actors of the account that failed on one event source in the
-    bin (``items``: bin offset, principal, event source id; a source id below 0 is unknown and left
-    out; ``a_group`` each actor's account, ``n_accounts`` for AWS service principals)."""
-    out = np.zeros((n_bins, n_accounts), dtype=np.float32)
-    cell, most = service_actor_cells(items, n_bins, p_actor, a_group, n_accounts)
-    out.reshape(-1)[cell] = most
-    return out
-
-
-def service_actor_cells(
-    items: tuple[np.ndarray, np.ndarray, np.ndarray],
-    n_bins: int,
-    p_actor: np.ndarray,
-    a_group: np.ndarray,
-    n_accounts: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """``service_actors`` as its non-zero cells: ``bin offset * n_accounts + account`` (sorted,
-    unique) and the most actors on one source there (the saved state writes it: ``statefold``)."""
+    """The most actors of the account that failed on one event source in the bin, as its non-zero
+    ``(bins, accounts)`` cells: ``bin offset * n_accounts + account`` (sorted, unique) and that
+    count (``items``: bin offset, principal, event source id; a source id below 0 is unknown and
+    left out; ``a_group`` each actor's account, ``n_accounts`` for AWS service principals). The
+    results pass makes it a matrix (``accounts``), the saved state writes it (``statefold``)."""
     item_t, item_p, item_src = items
     keep = (item_t >= 0) & (item_t < n_bins) & (item_src >= 0)
     if not keep.any():

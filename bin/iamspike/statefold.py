@@ -25,7 +25,7 @@ import numpy as np
 from iamspike import state
 from iamspike.accounts import source_items
 from iamspike.bins import sorted_unique
-from iamspike.spread import actor_name, service_actor_cells
+from iamspike.spread import actor_name, service_actors
 
 
 class Cells:
@@ -76,7 +76,7 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     s_c = np.asarray(s_count, dtype=np.float64).reshape(-1)[s_keep]
     s_a = np.asarray(s_apis, dtype=np.float64).reshape(-1)[s_keep]
 
-    same = _service_actor_cells(results)  # reads the count rows' items, dropped below
+    same = _live_service_actors(results)  # reads the count rows' items, dropped below
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
     results.k_console = results.k_explain = results.item_row = None
@@ -201,12 +201,12 @@ def _actors(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return group, p_actor, a_group
 
 
-def _service_actor_cells(results) -> tuple[np.ndarray, np.ndarray]:
+def _live_service_actors(results) -> tuple[np.ndarray, np.ndarray]:
     """The live items' most actors failing on one event source per (bin, account): cells
-    ``bin offset * n_accounts + account`` and their values (``spread.service_actor_cells``)."""
+    ``bin offset * n_accounts + account`` and their values (``spread.service_actors``)."""
     _, p_actor, a_group = _actors(results)
     t, p, src = source_items(results)
-    return service_actor_cells(
+    return service_actors(
         (t - results.first, p, src), results.n_bins, p_actor, a_group, len(results.accounts)
     )
 
@@ -216,7 +216,7 @@ def _account_rows(
 ) -> list:
     """Per account: failures (its principals', AWS service principals left out), distinct (actor,
     API) pairs, failing actors and the most actors on one event source (``same``: the live
-    items', ``_service_actor_cells``) per bin; before the live rows, an account with a saved
+    items', ``_live_service_actors``) per bin; before the live rows, an account with a saved
     account row takes that row's history instead of its principals' (as
     ``accounts.account_series``), others their failing actors for the actors on one source."""
     o = results.o

@@ -300,7 +300,9 @@ def test_service_actors_count_the_most_actors_failing_on_one_source() -> None:
         np.array([0, 1, 2, 3, 4, 2, 2, 3, 3]),  # principal
         np.array([5, 5, 5, 5, 5, 5, 6, -1, 6]),  # source (-1: unknown)
     )
-    out = service_actors(items, 2, p_actor, a_group, 2)
+    cell, most = service_actors(items, 2, p_actor, a_group, 2)
+    out = np.zeros((2, 2))
+    out.reshape(-1)[cell] = most
     # bin 0: source 5 failed for actors 0 (twice, one role), 1, 2 -> 3; the service is left out
     # bin 1: source 6 for actors 1 and 2 -> 2; source 5 for actor 1 alone
     assert out.tolist() == [[3, 0], [2, 0]]

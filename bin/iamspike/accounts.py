@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from iamspike import bins, state
-from iamspike.spread import actor_apis, actors, failing_actors
+from iamspike.spread import actor_apis, actors, failing_actors, service_actors
 
 
 def account_series(results, counts, distinct_apis, p_account, service, live_first, restored):
@@ -22,8 +22,9 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     is broad; an SSO role's sessions are one actor (``spread``). Before the live rows, an
     account with a saved account row takes its history from that row (the principals' rows
     read may be only those active now), others from the sum of their principals' rows (state
-    saved before account rows existed). Returns the three series ``(bins, accounts)`` and the
-    actor of each principal (``spread.actors``)."""
+    saved before account rows existed). Returns the four series ``(bins, accounts)`` (the fourth:
+    the most actors on one event source, ``spread.service_actors``) and the actor of each principal
+    (``spread.actors``)."""
     first, n_bins, entries = results.first, results.n_bins, results.account_entries
     n_accounts = len(results.accounts)
     group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
@@ -41,6 +42,13 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     failing = failing_actors(counts, p_actor, n_actors)
     acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
     del failing
+    t, p, src = source_items(results)
+    same = np.zeros((n_bins, n_accounts), dtype=np.float32)
+    cell, most = service_actors((t - first, p, src), n_bins, p_actor, a_group, n_accounts)
+    same.reshape(-1)[cell] = most
+    # Before the live bins only saved state: principals' rows keep no sources, so there the failing
+    # actors stand in for the actors on one service; an account row keeps both (state.account_bins).
+    same[:live_from] = acc_spread[:live_from]
     if entries:
         covered = np.zeros(n_accounts + 1, dtype=bool)
         for entry in entries:
@@ -54,9 +62,35 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
             np.subtract.at(acc_apis, (b, a), distinct_apis[b, e])
         # Bins before the live ones hold only state: the account row's actors replace them.
         acc_spread[:live_from, covered[:n_accounts]] = 0
+        same[:live_from, covered[:n_accounts]] = 0
         saved = state.account_bins(entries, results.accounts, results.o.span, first, n_bins, live_first)
-        for t, a, count, apis, failing in saved:
+        for t, a, count, apis, failing, one_source in saved:
             acc_counts[t, a] += count
             acc_apis[t, a] += apis
             acc_spread[t, a] += failing
-    return (acc_counts, acc_apis, acc_spread), p_actor
+            same[t, a] += one_source
+    return (acc_counts, acc_apis, acc_spread, same), p_actor
+
+
+def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(bin, principal, event source id) of every live cell's event sources: the Tally's keys and
+    the count rows' profiles (a count row names its cell's sources, not which API is whose)."""
+    n = results.n_keys
+    ids: dict[str, int] = {}
+    key_src = np.fromiter((ids.setdefault(key[3], len(ids)) for key in results.keys), np.int64, n)
+    rows = results.count_rows
+    heads = n + np.flatnonzero(results.k_explain[n:])  # the first item of each row read from its summary
+    if not len(heads):
+        return results.k_bin[:n], results.k_p[:n], key_src
+    r = results.item_row[heads - n]
+    per_row = np.frombuffer(rows.n_sources, dtype=np.int32).astype(np.int64)
+    offset = np.cumsum(per_row) - per_row
+    size = per_row[r]
+    at = np.repeat(offset[r] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+    to_id = np.array([ids.setdefault(name, len(ids)) for name in rows.source_names], dtype=np.int64)
+    row_src = to_id[np.frombuffer(rows.sources, dtype=np.int32)[at]]
+    return (
+        np.concatenate([results.k_bin[:n], np.repeat(results.k_bin[heads], size)]),
+        np.concatenate([results.k_p[:n], np.repeat(results.k_p[heads], size)]),
+        np.concatenate([key_src, row_src]),
+    )

@@ -52,6 +52,9 @@ class CountRows:
         self.services: set[int] = set()  # entities a row marks as an AWS service principal
         self.api_names: list[str] = []
         self._api_ids: dict[str, int] = {}
+        self.source_names: list[str] = []  # event sources (spread.service_actors)
+        self._source_ids: dict[str, int] = {}
+        self._profile_sources: dict[str, tuple[int, ...]] = {}
         self._accounts: dict[str, str] = {}
         self._profiles: dict[str, tuple[int, ...] | None] = {}
         # per row
@@ -63,6 +66,8 @@ class CountRows:
         self.n_digests = array("i")
         # per row, flat
         self.apis = array("i")  # the rows' API ids, row after row
+        self.n_sources = array("i")
+        self.sources = array("i")  # the rows' event source ids, row after row
         self.digests = bytearray()  # the rows' eventID digests, row after row
         self._blocks: list[bytes] = []  # zlib of "\n".join(entries texts) of BLOCK_ROWS rows
         self._block_rows = array("q", [0])  # first row of each block, then the end
@@ -91,6 +96,11 @@ class CountRows:
         add_console, add_n_apis = self.console.append, self.n_apis.append
         add_n_digests = self.n_digests.append
         add_apis, digests, texts = self.apis.extend, self.digests, self._texts
+        add_n_sources, add_sources, sources_of = (
+            self.n_sources.append,
+            self.sources.extend,
+            self._profile_sources,
+        )
         add_text, block_rows = texts.append, self.block_rows
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
@@ -146,6 +156,9 @@ class CountRows:
                 add_console(consoles)
                 add_n_apis(len(ids))
                 add_apis(ids)
+                srcs = sources_of.get(profile) or self._sources(profile)
+                add_n_sources(len(srcs))
+                add_sources(srcs)
                 add_n_digests(len(packed) >> 3)
                 digests += packed
                 add_text(rest)
@@ -195,6 +208,9 @@ class CountRows:
         self.console.extend(consoles)
         self.n_apis.extend(map(len, ids))
         self.apis.extend(chain.from_iterable(ids))
+        srcs = [self._sources(profile) for profile in profiles]
+        self.n_sources.extend(map(len, srcs))
+        self.sources.extend(chain.from_iterable(srcs))
         self.n_digests.extend([size >> 3 for size in sizes])
         self.digests += b"".join(packed)
         self._texts.extend(rests)
@@ -216,8 +232,20 @@ class CountRows:
                 self.api_names.extend(list(self._api_ids)[len(self.api_names) :])
         if len(self._profiles) >= PROFILES_KEPT:
             self._profiles.clear()
+            self._profile_sources.clear()
         self._profiles[text] = ids
         return ids
+
+    def _sources(self, text: str) -> tuple[int, ...]:
+        """The event source ids of a profile (cached with its API ids, read again once cleared)."""
+        found = self._profile_sources.get(text)
+        if found is None:
+            src_ids = self._source_ids
+            found = tuple(src_ids.setdefault(source, len(src_ids)) for source in read_profile(text)[0])
+            if len(src_ids) > len(self.source_names):
+                self.source_names.extend(list(src_ids)[len(self.source_names) :])
+            self._profile_sources[text] = found
+        return found
 
     def _entity(self, key: tuple[str, str]) -> int:
         account, principal = key

@@ -24,6 +24,7 @@ from iamspike.spread import (
     actor_name,
     combined,
     quiet_surprise,
+    same_surprise,
     top_actor,
 )
 from iamspike.spread import (
@@ -84,6 +85,8 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
         runs = find_runs(counts, base, distinct_apis, o, first_fail=first)
         t_idx, e_idx = runs.cells(t_idx, e_idx)
     if not len(t_idx):
+        if onset is not None:  # no principal's cell scored: an account's one actor scores 0
+            rp.principal_scores = (np.zeros(0, dtype=np.int64), np.zeros(0))
         return None
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]
@@ -151,7 +154,7 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
     if spread is not None:
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
-        spread_counts, spread_base, _ = spread
+        spread_counts, spread_base = spread[0], spread[1]
         by_spread = score_counts(
             spread_counts[t_idx, e_idx],
             spread_base.expected[t_idx, e_idx],
@@ -171,6 +174,7 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
             spread_counts[t_idx, e_idx],
             SpreadParams(),
             quiet_surprise(spread, t_idx, e_idx),
+            same_surprise(spread, t_idx, e_idx, o.sensitivity),
         )
         both = to_score(total * o.sensitivity, ScoreParams())
         score = np.maximum(np.maximum(score, spread_score), both)

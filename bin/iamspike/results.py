@@ -292,7 +292,7 @@ class ResultsPass:
             del distinct_apis
             # An account cell one actor makes is capped at that actor's score (spread.one_actor_cap).
             self.one_actor = (counts, p_account, service) if "principal" in o.by and n_principals else None
-            acc_counts, acc_apis, acc_spread = accounts
+            acc_counts, acc_apis, acc_spread, same = accounts
             # The failures of its silent principals (spread.quiet_failures; needs their baselines).
             quiet = self.one_actor and quiet_failures(acc_counts, counts, base.silent, p_account, service)
             del counts
@@ -304,7 +304,9 @@ class ResultsPass:
                 quiet = (quiet, fit_baselines(quiet, first * span, span, None, params, acc_apis))
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
-            spread = (acc_spread, spread_base, quiet)
+            # The most actors on one service, judged as the failing actors are (spread.service_actors).
+            same = (same, fit_baselines(same, first * span, span, None, spread_params))
+            spread = (acc_spread, spread_base, quiet, same)
             rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows

@@ -27,6 +27,13 @@ An account is scored on two series (``results``): its failures, and its failing 
   surprise against its own baseline stands in for the account's when higher. A quiet account's
   level is its batch hour spread over the day (2-3 an hour) and at the batch hour the batch
   itself: 5-20 denials of 3-7 near-silent principals scored 31-45 against it.
+- **Actors on one service** (``service_actors``, rule P26): the most actors failing on one event
+  source in the bin, with a baseline of its own. Where it is the stronger, its surprise stands in
+  for the spread's (``combined``): in a busier account people fail every hour, each on a service
+  of their own, so 6-8 failing principals against 1-3 are weak evidence (the spread's surprise
+  2-3), while 6-7 of them on one service against about 1 are not (3-4). Before the live bins,
+  where only saved state is read, it comes from the account's state row (``service_actors``);
+  principals' rows keep no sources, so without an account row the failing actors stand in.
 """
 
 from __future__ import annotations
@@ -97,16 +104,53 @@ def actor_apis(
     return out
 
 
+def service_actors(
+    items: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_bins: int,
+    p_actor: np.ndarray,
+    a_group: np.ndarray,
+    n_accounts: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The most actors of the account that failed on one event source in the bin, as its non-zero
+    ``(bins, accounts)`` cells: ``bin offset * n_accounts + account`` (sorted, unique) and that
+    count (``items``: bin offset, principal, event source id; a source id below 0 is unknown and
+    left out; ``a_group`` each actor's account, ``n_accounts`` for AWS service principals). The
+    results pass makes it a matrix (``accounts``), the saved state writes it (``statefold``)."""
+    item_t, item_p, item_src = items
+    keep = (item_t >= 0) & (item_t < n_bins) & (item_src >= 0)
+    if not keep.any():
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+    actor = p_actor[item_p[keep]]
+    n_src = int(item_src[keep].max()) + 1
+    n_actors = len(a_group)
+    triples = bins.sorted_unique((item_t[keep] * n_actors + actor) * n_src + item_src[keep])
+    t = triples // n_src // n_actors
+    account = a_group[(triples // n_src) % n_actors]
+    mine = account < n_accounts
+    cells, per_cell = np.unique(
+        (t[mine] * n_accounts + account[mine]) * n_src + triples[mine] % n_src, return_counts=True
+    )
+    cell = cells // n_src
+    if not len(cell):
+        return cell, np.zeros(0, dtype=np.float32)
+    heads = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
+    return cell[heads], np.maximum.reduceat(per_cell, heads).astype(np.float32)
+
+
 def combined(
     count_surprise: np.ndarray,
     spread_surprise: np.ndarray,
     spread_count: np.ndarray,
     params: SpreadParams,
     quiet_surprise: np.ndarray | None = None,
+    same_surprise: np.ndarray | None = None,
 ) -> np.ndarray:
     """The count's surprise plus the spread's where the spread is evidence itself (enough actors,
     ``min_surprise``), else the count's alone. Where the spread is evidence, the quiet principals'
-    surprise (``quiet_failures``) counts instead of the account's when higher."""
+    surprise (``quiet_failures``) counts instead of the account's when higher; the surprise of the
+    actors on one service (``same_surprise``, P26) counts as the spread's when higher."""
+    if same_surprise is not None:
+        spread_surprise = np.maximum(spread_surprise, same_surprise)
     counts = (spread_count >= params.min_actors) & (spread_surprise >= params.min_surprise)
     if quiet_surprise is not None:
         count_surprise = np.where(counts, np.maximum(count_surprise, quiet_surprise), count_surprise)
@@ -135,7 +179,7 @@ def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray |
     failing actors' (each failing actor fails at least once), and neither held down as an onset
     nor given the distinct APIs' bonus: several principals failing together are no single stream
     starting, and their (actor, API) pairs are the spread itself, already counted."""
-    _, spread_base, quiet = spread
+    spread_base, quiet = spread[1], spread[2]
     if quiet is None:
         return None
     counts, base = quiet
@@ -153,10 +197,33 @@ def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray |
     return scored.surprise
 
 
+def same_surprise(
+    spread, t_idx: np.ndarray, e_idx: np.ndarray, sensitivity: float = 1.0
+) -> np.ndarray | None:
+    """The surprise of the most actors failing on one event source (``service_actors``, the fourth
+    of ``spread``: its series and baseline) in the account cells, where at least ``min_actors``
+    of them fail on it (else 0); not held down as an onset, as the failing actors."""
+    if len(spread) < 4 or spread[3] is None:
+        return None
+    counts, base = spread[3]
+    observed = counts[t_idx, e_idx]
+    scored = score_counts(
+        observed,
+        base.expected[t_idx, e_idx],
+        base.variance[t_idx, e_idx],
+        np.ones(len(t_idx)),
+        sensitivity,
+        ScoreParams(),
+        with_upper=False,
+        silent=np.zeros(len(t_idx), dtype=bool),
+    )
+    return np.where(observed >= SpreadParams().min_actors, scored.surprise, 0.0)
+
+
 def spread_note(spread, t: int, e: int) -> str:
     """The reason's words for an account cell the spread decided: where known, its quiet principals'
     failures, then its failing actors (``spread``: the series and baselines of both)."""
-    counts, base, quiet = spread
+    counts, base, quiet = spread[:3]
     text = f"{int(counts[t, e])} of its principals failed at once (usually {float(base.expected[t, e]):.0f})"
     if quiet is not None and quiet[0][t, e] > 0:
         q_counts, q_base = quiet

@@ -3,9 +3,12 @@
 A principal's row keeps its non-zero bins over the kept history, their distinct APIs (where not
 1) and the APIs it has failed on with the bin of their first failure (novelty needs them). An
 account's row keeps the account's own history: its total per bin (its principals' failures, AWS
-service principals excluded), the distinct (principal, API) pairs and the number of failing
-principals per bin. So an alert that reads only the state of the principals active in its window
-(``lookup ... _key AS state_key``) still has the whole account's baseline.
+service principals excluded), the distinct (principal, API) pairs, the number of failing
+principals per bin and the most of them failing on one event source per bin (``service_actors``,
+rule P26: written only for the bins where it differs from the failing principals; a bin it leaves
+out, and every bin of a row written before it existed, takes the failing principals). So an alert
+that reads only the state of the principals active in its window (``lookup ... _key AS
+state_key``) still has the whole account's baseline.
 
 Row fields: ``state_key`` (the KV store ``_key``: :func:`state_key`, :func:`account_state_key`),
 ``entity_type``, ``account``, ``principal`` (empty for an account), ``iamspike_state`` (compact
@@ -56,6 +59,8 @@ class StateEntry:
     first_failures: dict[str, int] = field(default_factory=dict)  # API -> bin of its first failure
     failing_principals: dict[int, int] = field(default_factory=dict)  # account rows only
     entity_type: str = PRINCIPAL
+    # account rows only: bin start -> the most actors failing on one event source (P26)
+    service_actors: dict[int, int] = field(default_factory=dict)
 
     @property
     def key(self) -> str:
@@ -65,16 +70,26 @@ class StateEntry:
 
 
 def account_bins(entries, index_of, span: int, first: int, n_bins: int, live_first: int | None):
-    """(bin index, account index, failures, distinct (principal, API) pairs, failing principals) of
-    saved account rows' bins within ``n_bins`` bins from bin ``first``, before the live bins
-    (``live_first``): the account history that the state of its principals does not carry."""
+    """(bin index, account index, failures, distinct (principal, API) pairs, failing principals,
+    the most of them failing on one event source) of saved account rows' bins within ``n_bins``
+    bins from bin ``first``, before the live bins (``live_first``): the account history that the
+    state of its principals does not carry. A bin without the last (rows written before P26
+    carried it) gives the failing principals."""
     for entry in entries:
         a = index_of[entry.account]
         for start, count in entry.bins.items():
             b = start // span - first
             if b < 0 or b >= n_bins or (live_first is not None and start // span >= live_first):
                 continue
-            yield b, a, count, entry.distinct_apis.get(start, 1), entry.failing_principals.get(start, 0)
+            failing = entry.failing_principals.get(start, 0)
+            yield (
+                b,
+                a,
+                count,
+                entry.distinct_apis.get(start, 1),
+                failing,
+                entry.service_actors.get(start, failing),
+            )
 
 
 def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> str:
@@ -109,6 +124,13 @@ def encode(entry: StateEntry) -> dict[str, object]:
     fields += [
         f'"last":{entry.last}',
         f'"principal":{_text(entry.principal)}',
+    ]
+    same = {
+        start: n for start, n in entry.service_actors.items() if n != entry.failing_principals.get(start, 0)
+    }
+    if same:
+        fields.append(f'"service_actors":{_offsets(entry, same)}')
+    fields += [
         f'"span":{span}',
         f'"type":{_text(entry.entity_type)}',
         f'"v":{VERSION}',
@@ -163,6 +185,7 @@ def decode(text: str) -> StateEntry:
             first_failures,
             bins_of("failing"),
             entity_type,
+            bins_of("service_actors"),
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError("malformed state") from exc

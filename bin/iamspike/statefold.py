@@ -23,8 +23,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from iamspike import state
+from iamspike.accounts import source_items
 from iamspike.bins import sorted_unique
-from iamspike.spread import actor_name
+from iamspike.spread import actor_name, service_actors
 
 
 class Cells:
@@ -75,6 +76,7 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     s_c = np.asarray(s_count, dtype=np.float64).reshape(-1)[s_keep]
     s_a = np.asarray(s_apis, dtype=np.float64).reshape(-1)[s_keep]
 
+    same = _live_service_actors(results)  # reads the count rows' items, dropped below
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
     results.k_console = results.k_explain = results.item_row = None
@@ -97,7 +99,9 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
 
     keep_from = max(0, n_bins - (o.history // span))
     out = _principal_rows(results, failures, apis, restored_apis, fail, keep_from)
-    out += _account_rows(results, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), live_first, keep_from)
+    out += _account_rows(
+        results, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), same, live_first, keep_from
+    )
     return out
 
 
@@ -178,12 +182,9 @@ def _principal_rows(results, failures: Cells, apis: Cells, restored: Cells, fail
     return out
 
 
-def _account_rows(results, failures: Cells, items, restored, live_first: int | None, keep_from: int) -> list:
-    """Per account: failures (its principals', AWS service principals left out), distinct (actor,
-    API) pairs and failing actors per bin; before the live rows, an account with a saved account
-    row takes that row's history instead of its principals' (as ``accounts.account_series``)."""
-    o = results.o
-    span, first, n_bins = o.span, results.first, results.n_bins
+def _actors(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each principal's group (its account, ``n_accounts`` for an AWS service principal), each
+    principal's actor and each actor's group (``spread.actors``)."""
     n_p, n_a = len(results.principals), len(results.accounts)
     p_account = np.array(results.p_account, dtype=np.int64)
     service = np.array(results.p_service, dtype=bool)
@@ -195,9 +196,34 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
         dtype=np.int64,
         count=n_p,
     )
-    n_actors = len(ids)
-    a_group = np.full(n_actors, n_a, dtype=np.int64)
+    a_group = np.full(len(ids), n_a, dtype=np.int64)
     a_group[p_actor] = group
+    return group, p_actor, a_group
+
+
+def _live_service_actors(results) -> tuple[np.ndarray, np.ndarray]:
+    """The live items' most actors failing on one event source per (bin, account): cells
+    ``bin offset * n_accounts + account`` and their values (``spread.service_actors``)."""
+    _, p_actor, a_group = _actors(results)
+    t, p, src = source_items(results)
+    return service_actors(
+        (t - results.first, p, src), results.n_bins, p_actor, a_group, len(results.accounts)
+    )
+
+
+def _account_rows(
+    results, failures: Cells, items, restored, same, live_first: int | None, keep_from: int
+) -> list:
+    """Per account: failures (its principals', AWS service principals left out), distinct (actor,
+    API) pairs, failing actors and the most actors on one event source (``same``: the live
+    items', ``_live_service_actors``) per bin; before the live rows, an account with a saved
+    account row takes that row's history instead of its principals' (as
+    ``accounts.account_series``), others their failing actors for the actors on one source."""
+    o = results.o
+    span, first, n_bins = o.span, results.first, results.n_bins
+    n_p, n_a = len(results.principals), len(results.accounts)
+    group, p_actor, a_group = _actors(results)
+    n_actors = len(a_group)
     live_from = min(max((live_first - first) if live_first is not None else n_bins, 0), n_bins)
     width = n_a + 1
 
@@ -235,6 +261,7 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
     )
     extra_cell: list[int] = []
     extra = ([], [], [])
+    saved_same: tuple[list[int], list[float]] = ([], [])
     covered = np.zeros(width, dtype=bool)
     for entry in results.account_entries:
         covered[results.accounts[entry.account]] = True
@@ -248,15 +275,18 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
         extra[2].extend([0.0] * int(take.sum()))
         spread = _without_before(spread, covered, width, live_from)
         saved = state.account_bins(results.account_entries, results.accounts, span, first, n_bins, live_first)
-        for b, a, count, apis, failing in saved:
+        for b, a, count, apis, failing, one_source in saved:
             extra_cell.append(b * width + a)
             extra[0].append(float(count))
             extra[1].append(float(apis))
             extra[2].append(float(failing))
+            saved_same[0].append(b * width + a)
+            saved_same[1].append(float(one_source))
     cells = np.asarray(extra_cell, dtype=np.int64)
     counts = _plus(counts, cells, extra[0])
     acc_apis = _plus(acc_apis, cells, extra[1])
     spread = _plus(spread, cells, extra[2])
+    same = _one_source(same, spread, saved_same, covered, n_a, live_from)
 
     start_of = first + keep_from
     first_s, last_s = start_of * span, (first + n_bins - 1) * span
@@ -267,10 +297,12 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
     value = counts.value[keep].astype(np.float32).astype(np.int64)
     width_v = acc_apis.at(cell).astype(np.float32).astype(np.int64)
     spread_v = spread.at(cell).astype(np.float32).astype(np.int64)
+    same_v = same.at(cell).astype(np.float32).astype(np.int64)
     order = np.lexsort((t, a))
     t, a = t[order], a[order]
     starts = ((first + t) * span).tolist()
     value_l, width_l, spread_l = value[order].tolist(), width_v[order].tolist(), spread_v[order].tolist()
+    same_l = same_v[order].tolist()
     bounds = np.searchsorted(a, np.arange(n_a + 1)).tolist()
     out = []
     for account, e in sorted(results.accounts.items()):
@@ -288,9 +320,27 @@ def _account_rows(results, failures: Cells, items, restored, live_first: int | N
             {},
             dict(zip(starts[lo:hi], spread_l[lo:hi])),
             state.ACCOUNT,
+            dict(zip(starts[lo:hi], same_l[lo:hi])),
         )
         out.append(state.encode(entry))
     return out
+
+
+def _one_source(same, spread: Cells, saved, covered: np.ndarray, n_a: int, live_from: int) -> Cells:
+    """The most actors on one event source per ``(bin, account)`` cell (``bin * (n_a + 1) +
+    account``): from the live bins on the live items' (``same``); before them an account row's
+    (``saved``) where the account has one, else its failing actors (``spread``), as
+    ``accounts.account_series``."""
+    width = n_a + 1
+    cell, value = same
+    t, a = cell // max(n_a, 1), cell % max(n_a, 1)
+    live = t >= live_from
+    before = (spread.cell // width < live_from) & ~covered[spread.cell % width]
+    return Cells.summed(
+        np.concatenate([(t * width + a)[live], spread.cell[before], np.asarray(saved[0], dtype=np.int64)]),
+        np.concatenate([value[live].astype(np.float64), spread.value[before], np.asarray(saved[1])]),
+        np.float64,
+    )
 
 
 def _without_before(cells: Cells, covered: np.ndarray, width: int, live_from: int) -> Cells:

@@ -11,6 +11,7 @@ from iamspike.state import (
     RANGE,
     STATE_FIELD,
     StateEntry,
+    account_bins,
     account_state_key,
     decode,
     encode,
@@ -49,6 +50,33 @@ def test_account_round_trip_keeps_total_and_failing_principals() -> None:
     assert restored.entity_type == ACCOUNT and restored.account == "111"
     assert restored.bins == {FIRST: 9} and restored.failing_principals == {FIRST: 3}
     assert restored.distinct_apis == {FIRST: 5}
+
+
+def test_account_rows_carry_the_actors_on_one_source_where_they_differ_from_the_failing() -> None:
+    """``service_actors`` (rule P26) is written for the bins where it differs from the failing
+    principals; a bin without it, and a row written before the field existed, gives those."""
+    failing = {FIRST: 3, FIRST + 3600: 4}
+    entry = StateEntry(
+        3600,
+        FIRST,
+        FIRST + 3600,
+        "111",
+        "",
+        {FIRST: 9, FIRST + 3600: 8},
+        {},
+        {},
+        failing,
+        ACCOUNT,
+        {FIRST: 3, FIRST + 3600: 1},
+    )
+    text = encode(entry)[STATE_FIELD]
+    assert json.loads(text)["service_actors"] == {"1": 1}
+    saved = list(account_bins([decode(text)], {"111": 0}, 3600, FIRST // 3600, 2, None))
+    assert [(b, failing, one) for b, _, _, _, failing, one in saved] == [(0, 3, 3), (1, 4, 1)]
+    older = json.loads(text)
+    del older["service_actors"]
+    saved = list(account_bins([decode(json.dumps(older))], {"111": 0}, 3600, FIRST // 3600, 2, None))
+    assert [(failing, one) for _, _, _, _, failing, one in saved] == [(3, 3), (4, 4)]
 
 
 def test_version_1_rows_still_read() -> None:

@@ -173,7 +173,7 @@ def flag(
         score = np.maximum(score, by_rate)
         # A steady machine stream's new record by a margin over its own past (tail.py, P21).
         half_life = rp.baseline_params.local_half_life_bins
-        record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity)
+        record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity, rate=rate)
         score = np.where(record, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
         score = np.maximum(score, runs.scores(run))

@@ -43,7 +43,8 @@ NARROW_FACTOR = 2.0
 @dataclass(frozen=True, eq=False)
 class PassView:
     """What ``flag`` reads of the results pass: ``results.ResultsPass`` builds it from its
-    attributes of these names (the accounts' fields are None for principals)."""
+    attributes of these names (``person`` is None when principals are not scored, ``p_actor``
+    without accounts, ``one_actor`` until the accounts are scored)."""
 
     o: Options
     first: int  # the matrices' first bin (bin offsets count from it)
@@ -62,7 +63,7 @@ class PassView:
     # principals), each principal's actor, and the principals' scores (``Flagged.principal_scores``).
     one_actor: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     p_actor: np.ndarray | None
-    principal_scores: tuple[np.ndarray, np.ndarray] | None
+    principal_scores: tuple[np.ndarray, np.ndarray]  # empty until the principals are scored
 
 
 @dataclass

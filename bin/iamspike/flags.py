@@ -5,16 +5,19 @@ and onset hold-down (``scoring.score_counts``; a person's breadth, ``people``), 
 (``scoring.rate_score``), a steady stream's own record (``tail``, P21), low-and-slow runs
 (``runs``, P22), and for accounts the spread over their actors and the one-actor cap
 (``spread``). ``flag`` returns them as a ``Flagged``; ``results`` builds the output rows and
-their explanations from it. ``rp`` is the ``results.ResultsPass`` whose cells these are.
+their explanations from it. ``rp`` is what ``flag`` reads of the results pass: a ``PassView`` that
+``results.ResultsPass`` builds (and nothing else of it).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from iamspike.baseline import current_rate
+from iamspike.baseline import BaselineParams, current_rate
+from iamspike.options import Options
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
 from iamspike.runs import Runs, find_runs
@@ -38,12 +41,40 @@ NARROW_APIS = 3
 NARROW_FACTOR = 2.0
 
 
+@dataclass(frozen=True, eq=False)
+class PassView:
+    """What ``flag`` reads of the results pass: ``results.ResultsPass`` builds it from its
+    attributes of these names (``person`` is None when principals are not scored, ``p_actor``
+    without accounts, ``one_actor`` until the accounts are scored)."""
+
+    o: Options
+    first: int  # the matrices' first bin (bin offsets count from it)
+    n_bins: int
+    principals: Mapping[tuple[str, str], int]  # (account, principal) -> principal id
+    baseline_params: BaselineParams
+    k_bin: np.ndarray  # the live keys: bin, principal id, failed console sign-ins
+    k_p: np.ndarray
+    k_console: np.ndarray
+    first_fail: tuple[np.ndarray, np.ndarray, np.ndarray]  # (principal, API, bin) first failures
+    new_cells: np.ndarray  # cells with an API failing for the first time, sorted (repeated per API)
+    watched: np.ndarray  # per principal: the bin its failures are watched from
+    history: int  # bins a principal is watched before an API of it can be new
+    person: np.ndarray | None  # principals: which are people (people.py)
+    # Accounts, for the one-actor cap: (principal counts, account of each principal, AWS service
+    # principals), each principal's actor, and the principals' scores (``Flagged.principal_scores``).
+    one_actor: tuple[np.ndarray, np.ndarray, np.ndarray] | None
+    p_actor: np.ndarray | None
+    principal_scores: tuple[np.ndarray, np.ndarray]  # empty until the principals are scored
+
+
 @dataclass
 class Flagged:
     """The cells scored (``t_idx``, ``e_idx``: bin offset, entity), each rule's part, and which are
     flagged; ``pick`` the cells output (the flagged ones, every cell with ``show=all``) and
     ``upper`` their upper bounds. The principal rules' parts are None for accounts and the
-    account rules' for principals."""
+    account rules' for principals. ``principal_scores`` (principals): the cells (bin offset *
+    principals + principal) and their scores (0 below ``min_failures``), for the accounts'
+    one-actor cap."""
 
     t_idx: np.ndarray
     e_idx: np.ndarray
@@ -65,14 +96,19 @@ class Flagged:
     spread_score: np.ndarray | None  # accounts: the spread's score, both together, cap notes
     both: np.ndarray | None
     capped: dict[int, str] | None
+    principal_scores: tuple[np.ndarray, np.ndarray] | None
 
 
-def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=None) -> Flagged | None:
+def flag(
+    rp: PassView, counts, distinct_apis, base, cells, out_from, spread=None, onset=None
+) -> Flagged | None:
     """The cells of ``counts`` from bin ``out_from`` on that are scored (at least ``min_failures``,
     a run's end, or every cell with ``show=all``), with ``base`` their baselines, ``cells`` their
     explanations (``explain.CellDetail``), ``onset`` (principals) the onset hold-down's mean per
-    principal and ``spread`` (accounts) the actors' series; None when no cell is output."""
+    principal and ``spread`` (accounts) the actors' series; None when no cell is scored (``pick``
+    empty when none is output)."""
     o = rp.o
+    principal_scores = None
     window = counts[out_from:]
     if o.show == "all":
         t_idx, e_idx = np.nonzero(np.ones_like(window, dtype=bool))
@@ -141,12 +177,12 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
         score = np.maximum(score, by_rate)
         # A steady machine stream's new record by a margin over its own past (tail.py, P21).
         half_life = rp.baseline_params.local_half_life_bins
-        record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity)
+        record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity, rate=rate)
         score = np.where(record, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
         score = np.maximum(score, runs.scores(run))
         # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
-        rp.principal_scores = (
+        principal_scores = (
             t_idx * counts.shape[1] + e_idx,
             np.where(observed >= o.min_failures, score, 0.0),
         )
@@ -181,8 +217,6 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
-    if not len(pick):
-        return None
     upper = upper_bound(
         scored.expected[pick],
         np.maximum(base.variance[t_idx[pick], e_idx[pick]], scored.expected[pick]),
@@ -209,10 +243,11 @@ def flag(rp, counts, distinct_apis, base, cells, out_from, spread=None, onset=No
         spread_score,
         both,
         capped,
+        principal_scores,
     )
 
 
-def new_in(rp, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+def new_in(rp: PassView, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     """How many APIs fail for the first time in each cell (bin offset, principal)."""
     wanted = np.asarray(t_idx, dtype=np.int64) * len(rp.principals) + np.asarray(e_idx, dtype=np.int64)
     lo = np.searchsorted(rp.new_cells, wanted, side="left")
@@ -220,7 +255,7 @@ def new_in(rp, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     return (hi - lo).astype(np.float64)
 
 
-def console(rp, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
+def console(rp: PassView, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     """Failed console sign-ins in the cells (bin offset, principal) from the live keys (sparse:
     only keys with the console code are looked at, no (bins, principals) matrix)."""
     t = rp.k_bin - rp.first
@@ -236,7 +271,7 @@ def console(rp, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def one_actor_cap(rp, t_idx, e_idx, score, spread_score):
+def one_actor_cap(rp: PassView, t_idx, e_idx, score, spread_score):
     """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``):
     their scores capped at the actor's principals' scores, and a note for each cell the cap
     lowered (cell index -> text)."""
@@ -270,7 +305,7 @@ def one_actor_cap(rp, t_idx, e_idx, score, spread_score):
     return out, notes
 
 
-def people_apis(rp, t_idx, e_idx, observed, apis, cells):
+def people_apis(rp: PassView, t_idx, e_idx, observed, apis, cells):
     """A person's distinct APIs in each cell of at least ``min_failures`` failures, lowered to
     its APIs' worth (``people.cell_breadth``: the effective number of APIs, at most 2 in a
     ``people.page_load``), and which are page loads. Only such cells can be flagged, and only

@@ -9,7 +9,7 @@ With ``show=state`` it returns the state rows instead, without matrices (``state
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import fields, replace
 
 import numpy as np
 
@@ -19,7 +19,7 @@ from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
-from iamspike.flags import flag
+from iamspike.flags import PassView, flag
 from iamspike.intake import is_service
 from iamspike.options import Options, span_text
 from iamspike.principals import is_person
@@ -55,6 +55,8 @@ class ResultsPass:
         self.ranges = [e for e in entries if e.entity_type == state.RANGE]
         self.messages = messages
         self.baseline_params = BaselineParams()  # set per run in rows()
+        self.person = self.one_actor = self.p_actor = None  # set per run in rows()
+        self.principal_scores = (np.zeros(0, dtype=np.int64), np.zeros(0))  # none till flagged
 
     # ---- entities and the live keys as arrays
 
@@ -311,12 +313,18 @@ class ResultsPass:
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
+    def _view(self) -> PassView:
+        """What ``flags.flag`` reads of this pass: the attributes ``PassView`` names."""
+        return PassView(**{f.name: getattr(self, f.name) for f in fields(PassView)})
+
     def _flagged_rows(
         self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
     ):
         """The output rows of the cells ``flags.flag`` picks, with their reasons and explanations."""
-        f = flag(self, counts, distinct_apis, base, cells, out_from, spread, onset)
-        if f is None:
+        f = flag(self._view(), counts, distinct_apis, base, cells, out_from, spread, onset)
+        if f is not None and f.principal_scores is not None:
+            self.principal_scores = f.principal_scores
+        if f is None or not len(f.pick):
             return []
         o = self.o
         t_idx, e_idx, observed, scored = f.t_idx, f.e_idx, f.observed, f.scored

@@ -36,8 +36,9 @@ class TailParams:
     run_bins: int = 168  # failing in every one of this many bins before (a week of hours)
 
 
-def tail_scores(counts, base, t_idx, e_idx, half_life_bins, sensitivity=1.0) -> np.ndarray:
-    """The tail score of cells ``(t_idx, e_idx)``: the higher of the long-run and current-rate scores."""
+def tail_scores(counts, base, t_idx, e_idx, half_life_bins, sensitivity=1.0, rate=None) -> np.ndarray:
+    """The tail score of cells ``(t_idx, e_idx)``: the higher of the long-run and current-rate scores
+    (``rate``: the cells' current rates, when the caller has them)."""
     observed = counts[t_idx, e_idx].astype(np.float64)
     expected = base.expected[t_idx, e_idx]
     silent = base.silent[t_idx, e_idx]
@@ -51,11 +52,13 @@ def tail_scores(counts, base, t_idx, e_idx, half_life_bins, sensitivity=1.0) -> 
         with_upper=False,
         silent=silent,
     ).score
-    cols, local = np.unique(e_idx, return_inverse=True)  # the rate reads only these columns
+    if rate is None:
+        cols, local = np.unique(e_idx, return_inverse=True)  # the rate reads only these columns
+        rate = current_rate(counts[:, cols], t_idx, local.reshape(-1), half_life_bins)
     by_rate = rate_score(
         observed,
         expected,
-        current_rate(counts[:, cols], t_idx, local.reshape(-1), half_life_bins),
+        rate,
         silent,
         sensitivity,
         dispersion=base.local_dispersion[t_idx, e_idx],
@@ -65,9 +68,18 @@ def tail_scores(counts, base, t_idx, e_idx, half_life_bins, sensitivity=1.0) -> 
 
 
 def own_record(
-    counts, base, t_idx, e_idx, machine, half_life_bins, sensitivity=1.0, params: TailParams | None = None
+    counts,
+    base,
+    t_idx,
+    e_idx,
+    machine,
+    half_life_bins,
+    sensitivity=1.0,
+    params: TailParams | None = None,
+    rate: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Per cell: True where the bin is a steady machine stream's new record by the margin."""
+    """Per cell: True where the bin is a steady machine stream's new record by the margin
+    (``rate``: the cells' current rates, ``baseline.current_rate``, when the caller has them)."""
     p = params or TailParams()
     t_idx = np.asarray(t_idx, dtype=np.int64)
     e_idx = np.asarray(e_idx, dtype=np.int64)
@@ -84,7 +96,9 @@ def own_record(
     idx = idx[running.all(axis=1)]
     if not len(idx):
         return out
-    now = tail_scores(counts, base, t_idx[idx], e_idx[idx], half_life_bins, sensitivity)
+    now = tail_scores(
+        counts, base, t_idx[idx], e_idx[idx], half_life_bins, sensitivity, None if rate is None else rate[idx]
+    )
     idx, now = idx[now >= p.floor], now[now >= p.floor]
     if not len(idx):
         return out

@@ -17,7 +17,9 @@ whose false alerts do not exceed iamspike's, and to the target of 1 per 1,000 pr
 Real sets (tests/bench/realsets.py) in a separate table. The modules, one job each:
 ``quality_run`` (the engine and the references over an organisation), ``quality_rows`` (Splunk
 rows and Input B rows), ``quality_score`` (alerts against labels: recall, false alerts, delay,
-the same-budget tuning), ``quality_report`` (the markdown report). This file: the command line.
+the same-budget tuning), ``quality_report`` (the markdown report; its sections in
+``quality_families`` and ``quality_realsets``, its tables in ``quality_tables``). This file: the
+command line.
 
 Writes the markdown report and prints a compact summary; exits 0 unless something crashes. A
 section "## Where the engine fails" in an existing report is hand-written: it is kept.

@@ -403,6 +403,21 @@ def test_a_spike_spread_thinly_over_many_principals_flags_the_account() -> None:
     assert "31 of its principals failed at once (usually 1)." in rows[1]["reason"]
 
 
+def test_an_account_spike_without_a_principal_cell_at_min_failures_is_flagged() -> None:
+    """No principal reaches min_failures in any bin (no principal cell is scored): the account's
+    one-actor cap has no principal scores to read, and the account is still flagged."""
+    one = [event(T0, "ListUsers")]
+    spread = [
+        event(T0 + 50 * HOUR + 10 * u + i, APIS[i], arn=f"arn:aws:iam::{ACCT}:user/u{u}")
+        for u in range(12)
+        for i in range(4)
+    ]
+    rows = run(one + spread)
+    assert [(r["entity_type"], (r["_time"] - T0) // HOUR, r["failures"]) for r in rows] == [
+        ("account", 50, 48)
+    ]
+
+
 def _quiet_account_with_batch(days: int = 7) -> list[dict]:
     """One failure every third hour, and a batch role failing 90-200 times at 10:00 every day."""
     out = [

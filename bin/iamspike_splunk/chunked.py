@@ -313,6 +313,10 @@ def _sink_factory(args: list[str]) -> Sink:
         return MapPhase(options) if options.phase == "map" else FoldPhase(options)
     from iamspike.engine import Detector
 
+    if options.show == "state":  # a long range's state pass, a few accounts at a time
+        from iamspike.spill import StateSpill
+
+        return StateSpill(options, folder=os.getcwd())  # splunkd: the search's dispatch directory
     return Detector(options)
 
 

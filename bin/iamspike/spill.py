@@ -26,14 +26,16 @@ out, when this object is collected and at exit. Rows that need the whole range i
 
 from __future__ import annotations
 
-import csv
 import gc
+import json
+import logging
 import os
 import shutil
 import tempfile
 import weakref
 import zlib
 from collections.abc import Iterable, Iterator
+from operator import itemgetter
 
 from iamspike import state
 from iamspike.cloudtrail import TIME
@@ -43,6 +45,7 @@ from iamspike.intake import UNKNOWN
 from iamspike.options import Options
 from iamspike.results import too_long
 
+LOGGER = logging.getLogger(__name__)
 BUCKETS = 128  # files; a pass reads consecutive ones, so an account is the finest split
 # Rows read per pass: a pass holds about 1.2 bytes per byte of `v4` count text at its peak (a
 # weekday of the scale bench: 1,331 MB of rows, 1,595 MB peak), so passes of 256 MB keep the
@@ -60,6 +63,9 @@ COLUMNS = [
 ]
 FEED_ROWS = 50_000
 _BUFFER = 1 << 16  # per open bucket file
+# A spilled row is its fields joined by US and ended by LF (csv.writer took 12 times as long over
+# the long count texts); a row with either inside a field is written as RS + its JSON instead.
+_US, _RS = "\x1f", "\x1e"
 
 
 class StateSpill:
@@ -81,7 +87,6 @@ class StateSpill:
         self._dir = tempfile.mkdtemp(prefix="iamspike_spill_", dir=folder)
         self._removal = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._files: list = [None] * buckets
-        self._writers: list = [None] * buckets
         self._sizes = [0] * buckets
         self._bucket_of: dict[str, int] = {}
         self._too_long = ""
@@ -105,6 +110,7 @@ class StateSpill:
             self.head.add_rows(header, rows)  # raw events or count_field= rows (or no spill)
             return
         at = [index.get(name) for name in COLUMNS]
+        pick = itemgetter(*at) if None not in at else _padded(at)
         time_i, acct_i = index.get(TIME), index.get("account")
         lo, hi, first, last = self.window
         span = self.options.span
@@ -131,7 +137,7 @@ class StateSpill:
             else:
                 other.append(row)
                 continue
-            self._write(account, [row[i] if i is not None else "" for i in at])
+            self._write(account, pick(row))
         self.window = Window(lo, hi, first, last)
         if other:
             self.head.add_rows(header, other)
@@ -141,24 +147,25 @@ class StateSpill:
         if bucket is None:
             bucket = zlib.crc32(account.encode("utf-8", "surrogatepass")) % len(self._files)
             self._bucket_of[account] = bucket
-        writer = self._writers[bucket]
-        if writer is None:
-            handle = open(  # noqa: SIM115 (closed in results(), or with the folder)
+        handle = self._files[bucket]
+        if handle is None:
+            handle = self._files[bucket] = open(  # noqa: SIM115 (closed in results(), or with the folder)
                 self._path(bucket),
                 "w",
-                newline="",
                 encoding="utf-8",
                 errors="surrogatepass",
+                newline="\n",
                 buffering=_BUFFER,
             )
-            self._files[bucket], writer = handle, csv.writer(handle)
-            self._writers[bucket] = writer
-        size = writer.writerow(row)
+        line = _US.join(row)
+        if "\n" in line or line.count(_US) != len(COLUMNS) - 1 or line[:1] == _RS:
+            line = _RS + json.dumps(row)
+        size = handle.write(line) + handle.write("\n")
         self._sizes[bucket] += size
         self.spilled_bytes += size
 
     def _path(self, bucket: int) -> str:
-        return os.path.join(self._dir, f"{bucket:03d}.csv")
+        return os.path.join(self._dir, f"{bucket:03d}.rows")
 
     # ---- results
 
@@ -185,6 +192,12 @@ class StateSpill:
             rows, found, principals, skipped = self._run(groups, found.union(head.window))
         head.tally.skipped.update(skipped)
         self._too_long = _too_long(self.options, found.union(head.window), principals)
+        LOGGER.info(
+            "show=state: %.1f MB of count rows spilled by account to %d files, read in %d passes",
+            self.spilled_bytes / 1e6,
+            sum(1 for size in self._sizes if size),
+            self.passes,
+        )
         principal_rows = [row for row in rows if row["entity_type"] != state.ACCOUNT]
         account_rows = [row for row in rows if row["entity_type"] == state.ACCOUNT]
         principal_rows.sort(key=lambda row: (row["account"], row["principal"]))
@@ -228,10 +241,12 @@ class StateSpill:
         for bucket in buckets:
             if not self._sizes[bucket]:
                 continue
-            with open(self._path(bucket), newline="", encoding="utf-8", errors="surrogatepass") as handle:
-                reader = csv.reader(handle)
+            with open(self._path(bucket), encoding="utf-8", errors="surrogatepass", newline="\n") as handle:
                 while True:
-                    chunk = [row for _, row in zip(range(FEED_ROWS), reader)]
+                    chunk = [
+                        json.loads(line[1:]) if line[0] == _RS else line[:-1].split(_US)
+                        for _, line in zip(range(FEED_ROWS), handle)
+                    ]
                     if not chunk:
                         break
                     enabled = gc.isenabled()
@@ -241,6 +256,11 @@ class StateSpill:
                     finally:
                         if enabled:
                             gc.enable()
+
+
+def _padded(at: list[int | None]):
+    """The spilled fields of a row that lacks some of the columns (empty there)."""
+    return lambda row: [row[i] if i is not None else "" for i in at]
 
 
 def _too_long(options: Options, window: Window, principals: int) -> str:

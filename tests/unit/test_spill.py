@@ -119,6 +119,15 @@ def test_an_unreadable_row_at_the_edge_runs_the_passes_again(tmp_path) -> None:
     assert spill.messages() == one_pass_messages(chunks)
 
 
+def test_fields_with_line_ends_and_separators_come_back_whole(tmp_path) -> None:
+    header, rows = bench_hours(1)[0]
+    odd = [list(row) for row in rows[:50]]
+    for n, row in enumerate(odd):
+        row[2] = ["a\nb", "c\x1fd", "\x1ee", 'f\r\ng,"h'][n % 4] + row[2]
+    chunks = [(header, rows), (header, odd)]
+    assert by_parts(chunks, tmp_path, pass_bytes=100_000)[0] == one_pass(chunks)
+
+
 def one_pass_messages(chunks) -> list[str]:
     detector = Detector(parse_options(["show=state"]))
     for header, rows in chunks:

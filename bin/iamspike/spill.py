@@ -27,9 +27,11 @@ out, when this object is collected and at exit. Rows that need the whole range i
 from __future__ import annotations
 
 import gc
+import heapq
 import json
 import logging
 import os
+import pickle
 import shutil
 import tempfile
 import weakref
@@ -65,6 +67,7 @@ FEED_ROWS = 50_000
 _BUFFER = 1 << 16  # per open bucket file
 # A spilled row is its fields joined by US and ended by LF (csv.writer took 12 times as long over
 # the long count texts); a row with either inside a field is written as RS + its JSON instead.
+_BATCH = 200  # output rows a pass writes at a time (each pass's file is read a batch at a time)
 _US, _RS = "\x1f", "\x1e"
 
 
@@ -169,7 +172,9 @@ class StateSpill:
 
     # ---- results
 
-    def results(self) -> list[dict[str, object]]:
+    def results(self) -> Iterable[dict[str, object]]:
+        """The state rows, in the one-pass order: read from the passes' files as they are taken
+        (the folder goes when the last is taken)."""
         try:
             for handle in self._files:
                 if handle is not None:
@@ -177,19 +182,21 @@ class StateSpill:
             if self.head.tally.rows:  # raw events came: one pass over everything
                 for rows in self._read(range(len(self._files))):
                     self.head.add_rows(COLUMNS, rows)
+                self._removal()
                 return self.head.results()
-            return self._by_passes()
-        finally:
+            return self._merged(self._by_passes())
+        except BaseException:
             self._removal()
+            raise
 
-    def _by_passes(self) -> list[dict[str, object]]:
+    def _by_passes(self) -> list[tuple[str, str]]:
         groups = self._groups()
         head = self.head
         head.results()  # settles the rows that are no account's (range rows): their window
         hint = self.window.union(head.window)
-        rows, found, principals, skipped = self._run(groups, hint)
+        outputs, found, principals, skipped = self._run(groups, hint)
         if found.union(head.window) != hint:
-            rows, found, principals, skipped = self._run(groups, found.union(head.window))
+            outputs, found, principals, skipped = self._run(groups, found.union(head.window))
         head.tally.skipped.update(skipped)
         self._too_long = _too_long(self.options, found.union(head.window), principals)
         LOGGER.info(
@@ -198,11 +205,16 @@ class StateSpill:
             sum(1 for size in self._sizes if size),
             self.passes,
         )
-        principal_rows = [row for row in rows if row["entity_type"] != state.ACCOUNT]
-        account_rows = [row for row in rows if row["entity_type"] == state.ACCOUNT]
-        principal_rows.sort(key=lambda row: (row["account"], row["principal"]))
-        account_rows.sort(key=lambda row: row["account"])
-        return principal_rows + account_rows
+        return outputs
+
+    def _merged(self, outputs: list[tuple[str, str]]) -> Iterator[dict[str, object]]:
+        """Principal rows by account and principal, then account rows by account: each pass's
+        rows come in that order, and no account is in two passes."""
+        try:
+            yield from heapq.merge(*(_load(path) for path, _ in outputs), key=_by_principal)
+            yield from heapq.merge(*(_load(path) for _, path in outputs), key=_by_account)
+        finally:
+            self._removal()
 
     def _groups(self) -> list[list[int]]:
         """Consecutive non-empty buckets, each group up to ``pass_bytes`` of rows (a bucket above
@@ -220,21 +232,32 @@ class StateSpill:
         return groups
 
     def _run(self, groups: list[list[int]], window: Window):
-        """Each group's state rows, the window its rows spanned, the principals and skipped rows."""
-        rows: list[dict[str, object]] = []
+        """Each group's pass: its state rows written to two files (principal rows, account rows),
+        the window its rows spanned, the principals and the skipped rows."""
+        outputs: list[tuple[str, str]] = []
         found, principals, skipped = Window(), 0, []
-        for group in groups:
+        for n, group in enumerate(groups):
             detector = Detector(self.options)
             for chunk in self._read(group):
                 detector.add_rows(COLUMNS, chunk)
-            rows += detector.results(window)
+            rows = detector.results(window)
             found = found.union(detector.window)
             principals += detector.n_principals
             skipped.append(detector.tally.skipped)
             self.passes += 1
             del detector
+            paths = (
+                os.path.join(self._dir, f"pass{n}.principals"),
+                os.path.join(self._dir, f"pass{n}.accounts"),
+            )
+            accounts = next(
+                (i for i, row in enumerate(rows) if row["entity_type"] == state.ACCOUNT), len(rows)
+            )
+            _dump(paths[0], rows[:accounts])
+            _dump(paths[1], rows[accounts:])
+            outputs.append(paths)
         total = sum(skipped, start=type(self.head.tally.skipped)())
-        return rows, found, principals, total
+        return outputs, found, principals, total
 
     def _read(self, buckets: Iterable[int]) -> Iterator[list[list[str]]]:
         """The spilled rows of ``buckets`` in chunks, in the order they came (per bucket)."""
@@ -256,6 +279,30 @@ class StateSpill:
                     finally:
                         if enabled:
                             gc.enable()
+
+
+def _dump(path: str, rows: list[dict[str, object]]) -> None:
+    with open(path, "wb") as handle:
+        for at in range(0, len(rows), _BATCH):
+            pickle.dump(rows[at : at + _BATCH], handle, pickle.HIGHEST_PROTOCOL)
+
+
+def _load(path: str) -> Iterator[dict[str, object]]:
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                batch = pickle.load(handle)
+            except EOFError:
+                return
+            yield from batch
+
+
+def _by_principal(row: dict[str, object]) -> tuple:
+    return row["account"], row["principal"]
+
+
+def _by_account(row: dict[str, object]) -> object:
+    return row["account"]
 
 
 def _padded(at: list[int | None]):

@@ -31,7 +31,7 @@ def by_parts(chunks, folder, options=("show=state",), pass_bytes=200_000, bucket
     spill = StateSpill(parse_options(list(options)), str(folder), buckets, pass_bytes)
     for header, rows in chunks:
         spill.add_rows(header, rows)
-    return spill.results(), spill
+    return list(spill.results()), spill
 
 
 def attached(chunks, state_rows):

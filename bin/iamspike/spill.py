@@ -12,9 +12,10 @@ row) to one of :data:`BUCKETS` files by a stable hash of its account as the chun
 keeping in memory only the rows that are no account's (range rows, allowlist entries) and a
 :class:`~iamspike.engine.Window` of the rows' times; at ``finished`` it runs the ordinary
 :class:`~iamspike.engine.Detector` over consecutive buckets holding up to :data:`PASS_BYTES` of
-rows at a time, each pass spanning the whole range, and returns their rows in the one-pass order
-(principal rows by account and principal, then account rows by account): the same rows, byte
-for byte (tests/unit/test_spill.py). The window noted at intake is checked against the one the
+rows at a time, each pass spanning the whole range, writes each pass's rows to disk and gives
+them back merged in the one-pass order (principal rows by account and principal, then account
+rows by account) as the command writes them out: the same rows, byte for byte
+(tests/unit/test_spill.py). The window noted at intake is checked against the one the
 passes found (it differs only where an unreadable row lay at the edge of the range); if it
 differs, the passes run again with the true one.
 
@@ -49,9 +50,8 @@ from iamspike.results import too_long
 
 LOGGER = logging.getLogger(__name__)
 BUCKETS = 128  # files; a pass reads consecutive ones, so an account is the finest split
-# Rows read per pass: a pass holds about 1.2 bytes per byte of `v4` count text at its peak (a
-# weekday of the scale bench: 1,331 MB of rows, 1,595 MB peak), so passes of 256 MB keep the
-# state pass near 0.4 GB whatever the range; one pass when everything fits.
+# Rows read per pass. One pass over a weekday of the scale bench's rows (1,331 MB) peaked at
+# 1.55-1.60 GB; in passes of 256 MB at 567 MB, and a pass's peak follows its rows, not the range.
 PASS_BYTES = 256 * 2**20
 COLUMNS = [
     TIME,
@@ -65,9 +65,9 @@ COLUMNS = [
 ]
 FEED_ROWS = 50_000
 _BUFFER = 1 << 16  # per open bucket file
+_BATCH = 200  # output rows a pass writes at a time (each pass's file is read a batch at a time)
 # A spilled row is its fields joined by US and ended by LF (csv.writer took 12 times as long over
 # the long count texts); a row with either inside a field is written as RS + its JSON instead.
-_BATCH = 200  # output rows a pass writes at a time (each pass's file is read a batch at a time)
 _US, _RS = "\x1f", "\x1e"
 
 

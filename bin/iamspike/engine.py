@@ -12,7 +12,9 @@ The CLI and the benches import from here: :class:`Options`, :class:`OptionError`
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Iterator, Mapping
+from typing import NamedTuple
 
 from iamspike import state
 from iamspike.allowlist import REASON, Allowlist, is_entry_row
@@ -49,6 +51,24 @@ OUTPUT_FIELDS = (
 )
 BAD_STATE = "with an iamspike_state that is unreadable or of another span"
 BACKFILL = "run 'IAM Error Spike - Baseline Backfill' to rebuild the saved state"
+
+
+class Window(NamedTuple):
+    """The time a results pass spans: its live rows' ``lo`` and ``hi`` (epoch s) and its saved
+    state's ``first`` and ``last`` bin starts (infinite where there are none)."""
+
+    lo: float = math.inf
+    hi: float = -math.inf
+    first: float = math.inf
+    last: float = -math.inf
+
+    def union(self, other: Window) -> Window:
+        return Window(
+            min(self.lo, other.lo),
+            max(self.hi, other.hi),
+            min(self.first, other.first),
+            max(self.last, other.last),
+        )
 
 
 def new_tally(options: Options, keep_ids: bool = False) -> Tally:
@@ -166,12 +186,35 @@ class Detector:
             out.append(warning + (f"; {BACKFILL}" if BAD_STATE in self.tally.skipped else ""))
         return out
 
-    def results(self) -> list[dict[str, object]]:
-        """Score everything accumulated; rows per the engine API (show=spikes|all|state)."""
+    def results(self, window: Window | None = None) -> list[dict[str, object]]:
+        """Score everything accumulated; rows per the engine API (show=spikes|all|state).
+
+        :attr:`window` is then the time these rows span. With ``window`` (``show=state`` run a few
+        accounts at a time, :mod:`iamspike.spill`) the pass spans that time instead, as if the
+        other accounts' rows were here too."""
         entries = [*self._entries.values(), *self._ranges]
         self.count_rows.resolve(failures_only=self.options.show == "state")
         self.tally.drop_duplicates()
-        rows = ResultsPass(self.options, self.tally, entries, self._messages, self.count_rows).rows()
+        firsts = [e.first for e in entries] or [math.inf]
+        lasts = [e.last for e in entries] or [-math.inf]
+        self.window = Window(self.tally.lo, self.tally.hi, min(firsts), max(lasts))
+        if window is not None:
+            self.tally.lo, self.tally.hi = window.lo, window.hi
+            if math.isfinite(window.first):
+                entries.append(
+                    state.StateEntry(
+                        self.options.span,
+                        int(window.first),
+                        int(window.last),
+                        "",
+                        "",
+                        {},
+                        entity_type=state.RANGE,
+                    )
+                )
+        results = ResultsPass(self.options, self.tally, entries, self._messages, self.count_rows)
+        rows = results.rows()
+        self.n_principals = len(results.principals)
         # Allowlist entries (rows of `iam_error_spike_allowlist`) drop flagged principal rows of
         # known automation; the saved state (show=state) keeps learning them.
         return rows if self.options.show == "state" else self.allowlist.keep(rows)

@@ -36,6 +36,17 @@ NOVELTY_HISTORY = 3 * 86400
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
 
 
+def too_long(options: Options, n_bins: int, n_principals: int) -> str:
+    """The message when a range has more bins than are kept for this many principals, or ''."""
+    max_bins = max(options.history // options.span + 1, MAX_CELLS // max(n_principals, 1))
+    if n_bins <= max_bins:
+        return ""
+    return (
+        f"time range of {n_bins} bins is too long for {n_principals} principals;"
+        f" only the last {max_bins} bins are used"
+    )
+
+
 class ResultsPass:
     """One results() pass over a Tally and the state entries read."""
 
@@ -238,10 +249,7 @@ class ResultsPass:
         n_bins = last - first + 1
         max_bins = max(o.history // span + 1, MAX_CELLS // max(n_principals, 1))
         if n_bins > max_bins:
-            self.messages.append(
-                f"time range of {n_bins} bins is too long for {n_principals} principals;"
-                f" only the last {max_bins} bins are used"
-            )
+            self.messages.append(too_long(o, n_bins, n_principals))
             first = last - max_bins + 1
             n_bins = max_bins
         if o.show == "state":  # an aggregation: no matrices (statefold)

@@ -31,7 +31,9 @@ import json
 import logging
 import os
 import re
+import shutil
 import sys
+import tempfile
 from collections.abc import Iterable, Mapping
 from typing import IO, Callable, Protocol
 
@@ -40,6 +42,7 @@ LOGGER = logging.getLogger("iamspike.command")
 HEADER_RE = re.compile(rb"chunked\s+1\.0\s*,\s*(\d+)\s*,\s*(\d+)\s*\n")
 MV_PREFIX = "__mv_"
 MAX_MESSAGE = 400
+STREAM_ROWS = 10_000  # rows encoded at a time when the sink streams its results
 GETINFO_REPLY = {"type": "reporting", "run_in_preview": False}
 
 
@@ -52,7 +55,7 @@ class Sink(Protocol):
 
     def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None: ...
 
-    def results(self) -> list[dict[str, object]]: ...
+    def results(self) -> Iterable[dict[str, object]]: ...
 
 
 def _raise_field_limit() -> None:
@@ -179,10 +182,17 @@ def encode_results(results: list[dict[str, object]]) -> bytes:
         header.append(name)
         if multivalue:
             header.append(MV_PREFIX + name)
+    return _encoded(results, list(fields.items()), header)
+
+
+def _encoded(
+    results: Iterable[Mapping[str, object]], names: list[tuple[str, bool]], header: list[str] | None
+):
+    """Rows as CSV lines in the columns ``names`` (each ``(name, multivalue)``), after ``header``."""
     buffer = io.StringIO(newline="")
     writer = csv.writer(buffer, lineterminator="\r\n")
-    writer.writerow(header)
-    names = list(fields.items())
+    if header is not None:
+        writer.writerow(header)
     for row in results:
         cells: list[str] = []
         for name, multivalue in names:
@@ -196,6 +206,37 @@ def encode_results(results: list[dict[str, object]]) -> bytes:
                     cells.append("")
         writer.writerow(cells)
     return buffer.getvalue().encode("utf-8")
+
+
+def write_streamed(
+    ostream: IO[bytes], metadata: Mapping[str, object], results: Iterable[dict[str, object]]
+) -> int:
+    """The last reply when the sink gives its rows as an iterator (``show=state`` reads them back
+    from disk, :mod:`iamspike.spill`): the body is encoded a batch at a time into a temporary file
+    in the working directory (splunkd's dispatch directory) and copied out, so it is never held
+    whole. Columns are the first row's (the rows are of one shape). Returns the rows written."""
+    rows = iter(results)
+    first = next(rows, None)
+    with tempfile.TemporaryFile(dir=os.getcwd()) as spool:
+        n = 0
+        if first is not None:
+            names = [(name, False) for name in first]
+            header: list[str] | None = list(first)
+            batch = [first]
+            for row in rows:
+                batch.append(row)
+                if len(batch) >= STREAM_ROWS:
+                    spool.write(_encoded(batch, names, header))
+                    n, batch, header = n + len(batch), [], None
+            spool.write(_encoded(batch, names, header))
+            n += len(batch)
+        size = spool.tell()
+        spool.seek(0)
+        encoded = json.dumps(metadata, separators=(",", ":")).encode("ascii")
+        ostream.write(b"chunked 1.0,%d,%d\n" % (len(encoded), size) + encoded)
+        shutil.copyfileobj(spool, ostream, 1 << 20)
+        ostream.flush()
+    return n
 
 
 def one_line(text: str, limit: int = MAX_MESSAGE) -> str:
@@ -286,8 +327,12 @@ def serve(
             messages = _sink_messages(sink)
             if messages:
                 reply["inspector"] = {"messages": messages}
-            write_chunk(ostream, reply, encode_results(results))
-            LOGGER.info("%s: end, %d chunks in, %d results out", name, chunks, len(results))
+            if isinstance(results, list):
+                write_chunk(ostream, reply, encode_results(results))
+                written = len(results)
+            else:
+                written = write_streamed(ostream, reply, results)
+            LOGGER.info("%s: end, %d chunks in, %d results out", name, chunks, written)
             return 0
     except user_errors as error:
         LOGGER.info("%s: rejected input: %s", name, error)
@@ -313,6 +358,10 @@ def _sink_factory(args: list[str]) -> Sink:
         return MapPhase(options) if options.phase == "map" else FoldPhase(options)
     from iamspike.engine import Detector
 
+    if options.show == "state":  # a long range's state pass, a few accounts at a time
+        from iamspike.spill import StateSpill
+
+        return StateSpill(options, folder=os.getcwd())  # splunkd: the search's dispatch directory
     return Detector(options)
 
 

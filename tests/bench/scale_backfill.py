@@ -409,7 +409,6 @@ def backfill(command: list[str], args) -> dict:
     # The search head splits each v4 row into its cells: its cost follows cells, not rows.
     scale = out["cells"] / max(sh_cells, 1)
     out["sh_cpu_s_30d"] = out["sh_cpu_s"] * scale
-    out["sh_rss_mb_30d"] = out["sh_rss_mb"] * scale
     if args.calibrate_indexers:
         cal = calibrate(command, org, args, seed)
         out.update({"cal_" + key: value for key, value in cal.items()})
@@ -544,7 +543,7 @@ def render(r: dict, command: str) -> list[str]:
         f"| {_raw_cpu(r)} | not run (holds every event's digest) |",
         f"| map phase, count rows (`v4`) | {r['count_rows']:,} | {r['count_mb']:,.0f} "
         f"| {r['sh_cpu_s']} {written}; {r['sh_cpu_s_30d']:,.0f} extrapolated "
-        f"| {r['sh_rss_mb']:.0f} {written}; {r['sh_rss_mb_30d']:,.0f} extrapolated |",
+        f"| {r['sh_rss_mb']:.0f} {written} (it follows the largest pass of `show=state`, not the range) |",
         "",
         f"- Rows to the search head: 1/{r['raw_rows'] / max(r['count_rows'], 1):.1f} of the raw rows"
         f" (one `v4` row per principal and send; each indexer sends when it holds {r['flush_keys']:,}"
@@ -553,8 +552,9 @@ def render(r: dict, command: str) -> list[str]:
         f"- The search head ran over the first {sh_hours} hours as the map phase sends them:"
         f" {r['sh_rows']:,} rows holding {r['sh_cells']:,} cells ({r['count_mb_written']:,} MB).",
         f"- State written ({written}): {r['state_rows']:,} rows, {r['state_mb']:.1f} MB.",
-        f"- Extrapolation to {days} days: the search head's CPU and peak RSS scaled by cells (it splits"
-        " each `v4` row into its cells and holds every cell of the range until its results pass).",
+        f"- Extrapolation to {days} days: the search head's CPU scaled by cells (it splits each `v4` row"
+        " into its cells). Its peak RSS is not scaled: `show=state` reads the rows a few accounts at a"
+        " time (`spill.py`), so it follows the largest pass (docs/engine.md section 7).",
         f"- The search head's memory per key (tracemalloc, the peak hour's {r['memory_rows']:,} count rows"
         f" added to a Detector): {r['memory_keys']:,} keys (bin, principal, API, error code, IP, agent)"
         f" hold {r['memory_held_mb']:.0f} MB, {r['memory_bytes_per_key']:.0f} bytes a key, of which"

@@ -79,7 +79,7 @@ def one_process(splunk_home, splunk_python, args, events) -> list[dict]:
 
 
 @pytest.mark.parametrize("dataset", sorted(DATASETS))
-@pytest.mark.parametrize("show", ["all", "spikes"])
+@pytest.mark.parametrize("show", ["all", "spikes", "state"])
 def test_distributed_equals_one_process(splunk_home, splunk_python, dataset, show):
     events = DATASETS[dataset]()
     everything, parts = with_a_resent_batch(events, seed=len(dataset))

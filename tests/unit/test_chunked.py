@@ -136,6 +136,27 @@ def test_an_empty_final_chunk_still_gives_results():
     assert scpv2.decode_rows(replies[-1].body) == [{"calls": "1", "rows": "1", "first": "5"}]
 
 
+ROWS_OUT = [{"n": str(i), "text": f'a,"b"\n{i}', "x": i % 3} for i in range(chunked.STREAM_ROWS * 2 + 7)]
+
+
+@pytest.mark.parametrize("n", [0, 1, len(ROWS_OUT)])
+def test_streamed_results_are_the_bytes_of_listed_ones(tmp_path, monkeypatch, n):
+    """A sink may give its results as an iterator (``show=state`` does): the same reply bytes."""
+
+    class Listed(Collect):
+        def results(self):
+            return ROWS_OUT[:n]
+
+    class Streams(Collect):
+        def results(self):
+            return iter(ROWS_OUT[:n])
+
+    monkeypatch.chdir(tmp_path)  # the spool file's folder (splunkd: the dispatch directory)
+    data = GETINFO + execute([{"_time": "5"}], True)
+    assert serve(data, Streams)[2] == serve(data, Listed)[2]
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_bad_option_is_one_error_line_in_the_getinfo_reply_and_nothing_more_is_read():
     def factory(args):
         raise ValueError("unknown option 'spam' (known: span, by)\n  see docs")

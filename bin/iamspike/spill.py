@@ -1,0 +1,364 @@
+"""``show=state`` over a long range in bounded memory: count rows spilled to disk by account, the
+state pass run a few accounts at a time.
+
+An entity's state row depends only on its account's rows: a principal belongs to one account,
+copies of an event are found within a cell (bin, account, principal), an account's series sum
+its own principals, and first failures, actors and the AWS service flag are per principal. What
+crosses accounts is the time the pass spans (the live rows' range and the saved state's, which
+set the ``first`` and ``last`` every row carries, the bins a row keeps and where saved history
+gives way to live rows), the one warning line, the message of a range too long for the
+principals, and the rows' order. So :class:`StateSpill` writes each count row (and each state
+row) to one of :data:`BUCKETS` files by a stable hash of its account as the chunks arrive,
+keeping in memory only the rows that are no account's (range rows, allowlist entries) and a
+:class:`~iamspike.engine.Window` of the rows' times; at ``finished`` it runs the ordinary
+:class:`~iamspike.engine.Detector` over consecutive buckets holding up to :data:`PASS_BYTES` of
+rows at a time, each pass spanning the whole range, writes each pass's rows to disk and gives
+them back merged in the one-pass order (principal rows by account and principal, then account
+rows by account) as the command writes them out: the same rows, byte for byte
+(tests/unit/test_spill.py). The window noted at intake is checked against the one the
+passes found (it differs only where an unreadable row lay at the edge of the range); if it
+differs, the passes run again with the true one.
+
+The files live in a folder of their own in the working directory (splunkd runs a search command
+in the search's dispatch directory, which it deletes with the job), removed when the results are
+out, when this object is collected and at exit. Rows that need the whole range in one process
+(raw events, ``count_field=`` rows) turn the spill off: everything is then read in one pass.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import json
+import logging
+import os
+import pickle
+import shutil
+import tempfile
+import weakref
+import zlib
+from collections.abc import Iterable, Iterator
+from operator import itemgetter
+
+from iamspike import state
+from iamspike.cloudtrail import TIME
+from iamspike.counting import COUNTS_FIELD
+from iamspike.engine import Detector, Window
+from iamspike.intake import UNKNOWN
+from iamspike.options import Options
+from iamspike.results import too_long
+
+LOGGER = logging.getLogger(__name__)
+BUCKETS = 128  # files; a pass reads consecutive ones, so an account is the finest split
+# Rows read per pass. One pass over a weekday of the scale bench's rows (1,331 MB) peaked at
+# 1.55-1.60 GB; in passes of 256 MB at 567 MB, and a pass's peak follows its rows, not the range.
+PASS_BYTES = 256 * 2**20
+COLUMNS = [
+    TIME,
+    "account",
+    "principal",
+    "state_key",
+    "account_state_key",
+    COUNTS_FIELD,
+    state.STATE_FIELD,
+    state.ACCOUNT_STATE_FIELD,
+]
+FEED_ROWS = 50_000
+_BUFFER = 1 << 16  # per open bucket file
+_BATCH = 200  # output rows a pass writes at a time (each pass's file is read a batch at a time)
+# A spilled row is its fields joined by US and ended by LF (csv.writer took 12 times as long over
+# the long count texts); a row with either inside a field is written as RS + its JSON instead.
+_US, _RS = "\x1f", "\x1e"
+
+
+class StateSpill:
+    """The reporting phase of ``show=state``: :class:`~iamspike.engine.Detector`'s interface."""
+
+    def __init__(
+        self,
+        options: Options,
+        folder: str | None = None,
+        buckets: int = BUCKETS,
+        pass_bytes: int = PASS_BYTES,
+    ) -> None:
+        self.options = options
+        self.head = Detector(options)  # rows that are no account's; all rows when the spill is off
+        self.pass_bytes = pass_bytes
+        self.passes = 0
+        self.spilled_bytes = 0
+        self.window = Window()  # of the rows spilled, as noted at intake
+        self._dir = tempfile.mkdtemp(prefix="iamspike_spill_", dir=folder)
+        self._removal = weakref.finalize(self, shutil.rmtree, self._dir, True)
+        self._files: list = [None] * buckets
+        self._sizes = [0] * buckets
+        self._bucket_of: dict[str, int] = {}
+        self._too_long = ""
+
+    def getinfo(self) -> dict[str, object]:
+        return self.head.getinfo()
+
+    def messages(self) -> list[str]:
+        """The one-pass messages: the map phases', a range too long, the allowlist's, skipped rows."""
+        out = self.head.messages()
+        if self._too_long:
+            out.insert(len(self.head.tally.messages), self._too_long)
+        return out
+
+    # ---- intake
+
+    def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None:
+        index = {name: i for i, name in enumerate(header)}
+        counts_i, state_i = index.get(COUNTS_FIELD), index.get(state.STATE_FIELD)
+        if self.head.tally.rows or (counts_i is None and state_i is None):
+            self.head.add_rows(header, rows)  # raw events or count_field= rows (or no spill)
+            return
+        at = [index.get(name) for name in COLUMNS]
+        pick = itemgetter(*at) if None not in at else _padded(at)
+        time_i, acct_i = index.get(TIME), index.get("account")
+        lo, hi, first, last = self.window
+        span = self.options.span
+        other: list[list[str]] = []
+        for row in rows:
+            text = row[counts_i] if counts_i is not None else ""
+            if text and text[2:3] != "{":  # a count row (a range row's text is JSON)
+                account = (row[acct_i] if acct_i is not None else "") or UNKNOWN
+                try:
+                    start = float(row[time_i])
+                    end = start + (_last_offset(text) if text[:2] == "v4" else 0)
+                    lo, hi = min(lo, start // span * span), max(hi, end // span * span)
+                except (TypeError, ValueError, IndexError):
+                    pass  # unreadable: its pass skips it
+                for i in (at[6], at[7]):
+                    if i is not None and row[i]:
+                        first, last = _saved_range(row[i], first, last)
+            elif not text and state_i is not None and row[state_i]:
+                account = _state_account(row[state_i])
+                if account is None:
+                    other.append(row)  # a version-1 range row, or unreadable: counted once here
+                    continue
+                first, last = _saved_range(row[state_i], first, last)
+            else:
+                other.append(row)
+                continue
+            self._write(account, pick(row))
+        self.window = Window(lo, hi, first, last)
+        if other:
+            self.head.add_rows(header, other)
+
+    def _write(self, account: str, row: list[str]) -> None:
+        bucket = self._bucket_of.get(account)
+        if bucket is None:
+            bucket = zlib.crc32(account.encode("utf-8", "surrogatepass")) % len(self._files)
+            self._bucket_of[account] = bucket
+        handle = self._files[bucket]
+        if handle is None:
+            handle = self._files[bucket] = open(  # noqa: SIM115 (closed in results(), or with the folder)
+                self._path(bucket),
+                "w",
+                encoding="utf-8",
+                errors="surrogatepass",
+                newline="\n",
+                buffering=_BUFFER,
+            )
+        line = _US.join(row)
+        if "\n" in line or line.count(_US) != len(COLUMNS) - 1 or line[:1] == _RS:
+            line = _RS + json.dumps(row)
+        size = handle.write(line) + handle.write("\n")
+        self._sizes[bucket] += size
+        self.spilled_bytes += size
+
+    def _path(self, bucket: int) -> str:
+        return os.path.join(self._dir, f"{bucket:03d}.rows")
+
+    # ---- results
+
+    def results(self) -> Iterable[dict[str, object]]:
+        """The state rows, in the one-pass order: read from the passes' files as they are taken
+        (the folder goes when the last is taken)."""
+        try:
+            for handle in self._files:
+                if handle is not None:
+                    handle.close()
+            if self.head.tally.rows:  # raw events came: one pass over everything
+                for rows in self._read(range(len(self._files))):
+                    self.head.add_rows(COLUMNS, rows)
+                self._removal()
+                return self.head.results()
+            return self._merged(self._by_passes())
+        except BaseException:
+            self._removal()
+            raise
+
+    def _by_passes(self) -> list[tuple[str, str]]:
+        groups = self._groups()
+        head = self.head
+        head.results()  # settles the rows that are no account's (range rows): their window
+        hint = self.window.union(head.window)
+        outputs, found, principals, skipped = self._run(groups, hint)
+        if found.union(head.window) != hint:
+            outputs, found, principals, skipped = self._run(groups, found.union(head.window))
+        head.tally.skipped.update(skipped)
+        self._too_long = _too_long(self.options, found.union(head.window), principals)
+        LOGGER.info(
+            "show=state: %.1f MB of count rows spilled by account to %d files, read in %d passes",
+            self.spilled_bytes / 1e6,
+            sum(1 for size in self._sizes if size),
+            self.passes,
+        )
+        return outputs
+
+    def _merged(self, outputs: list[tuple[str, str]]) -> Iterator[dict[str, object]]:
+        """Principal rows by account and principal, then account rows by account: each pass's
+        rows come in that order, and no account is in two passes."""
+        try:
+            yield from heapq.merge(*(_load(path) for path, _ in outputs), key=_by_principal)
+            yield from heapq.merge(*(_load(path) for _, path in outputs), key=_by_account)
+        finally:
+            self._removal()
+
+    def _groups(self) -> list[list[int]]:
+        """Consecutive non-empty buckets, each group up to ``pass_bytes`` of rows (a bucket above
+        it alone)."""
+        groups: list[list[int]] = []
+        size = 0
+        for bucket, bytes_ in enumerate(self._sizes):
+            if not bytes_:
+                continue
+            if not groups or size + bytes_ > self.pass_bytes:
+                groups.append([])
+                size = 0
+            groups[-1].append(bucket)
+            size += bytes_
+        return groups
+
+    def _run(self, groups: list[list[int]], window: Window):
+        """Each group's pass: its state rows written to two files (principal rows, account rows),
+        the window its rows spanned, the principals and the skipped rows."""
+        outputs: list[tuple[str, str]] = []
+        found, principals, skipped = Window(), 0, []
+        for n, group in enumerate(groups):
+            detector = Detector(self.options)
+            for chunk in self._read(group):
+                detector.add_rows(COLUMNS, chunk)
+            rows = detector.results(window)
+            found = found.union(detector.window)
+            principals += detector.n_principals
+            skipped.append(detector.tally.skipped)
+            self.passes += 1
+            del detector
+            paths = (
+                os.path.join(self._dir, f"pass{n}.principals"),
+                os.path.join(self._dir, f"pass{n}.accounts"),
+            )
+            accounts = next(
+                (i for i, row in enumerate(rows) if row["entity_type"] == state.ACCOUNT), len(rows)
+            )
+            _dump(paths[0], rows[:accounts])
+            _dump(paths[1], rows[accounts:])
+            outputs.append(paths)
+        total = sum(skipped, start=type(self.head.tally.skipped)())
+        return outputs, found, principals, total
+
+    def _read(self, buckets: Iterable[int]) -> Iterator[list[list[str]]]:
+        """The spilled rows of ``buckets`` in chunks, in the order they came (per bucket)."""
+        for bucket in buckets:
+            if not self._sizes[bucket]:
+                continue
+            with open(self._path(bucket), encoding="utf-8", errors="surrogatepass", newline="\n") as handle:
+                while True:
+                    chunk = [
+                        json.loads(line[1:]) if line[0] == _RS else line[:-1].split(_US)
+                        for _, line in zip(range(FEED_ROWS), handle)
+                    ]
+                    if not chunk:
+                        break
+                    enabled = gc.isenabled()
+                    gc.disable()  # as the command loop feeds a chunk (chunked.feed)
+                    try:
+                        yield chunk
+                    finally:
+                        if enabled:
+                            gc.enable()
+
+
+def _dump(path: str, rows: list[dict[str, object]]) -> None:
+    with open(path, "wb") as handle:
+        for at in range(0, len(rows), _BATCH):
+            pickle.dump(rows[at : at + _BATCH], handle, pickle.HIGHEST_PROTOCOL)
+
+
+def _load(path: str) -> Iterator[dict[str, object]]:
+    with open(path, "rb") as handle:
+        while True:
+            try:
+                batch = pickle.load(handle)
+            except EOFError:
+                return
+            yield from batch
+
+
+def _by_principal(row: dict[str, object]) -> tuple:
+    return row["account"], row["principal"]
+
+
+def _by_account(row: dict[str, object]) -> object:
+    return row["account"]
+
+
+def _padded(at: list[int | None]):
+    """The spilled fields of a row that lacks some of the columns (empty there)."""
+    return lambda row: [row[i] if i is not None else "" for i in at]
+
+
+def _too_long(options: Options, window: Window, principals: int) -> str:
+    """The one-pass message of a range too long for the principals (``ResultsPass.rows``)."""
+    span = options.span
+    live = window.lo <= window.hi
+    if not live and window.first > window.last:
+        return ""
+    first = min(window.first, window.lo) // span if live else window.first // span
+    last = window.hi // span if live else window.last // span
+    return too_long(options, int(last - first + 1), principals)
+
+
+def _last_offset(text: str) -> int:
+    """The last part's offset in a ``v4`` text: its last ``;``-field of the form ``<offset>:<n>``
+    (entries hold ``|``, profiles ``^``, digests and counts no ``:``); 0 if none."""
+    end = len(text)
+    while True:
+        colon = text.rfind(":", 0, end)
+        if colon < 0:
+            return 0
+        start = text.rfind(";", 0, colon) + 1
+        stop = text.find(";", colon)
+        offset, _, n = text[start : stop if stop >= 0 else len(text)].partition(":")
+        if offset.isdigit() and n.isdigit():
+            return int(offset)
+        end = start
+
+
+def _saved_range(text: str, first: float, last: float) -> tuple[float, float]:
+    """``first`` and ``last`` widened by a state text's, read without decoding it: the first
+    ``"first":`` and the last ``"last":`` of its JSON are its own (its keys are written sorted,
+    and a quote inside a JSON string is escaped). A text read otherwise only costs a second pass."""
+    head, tail = text.find('"first":'), text.rfind('"last":')
+    if head < 0 or tail < 0:
+        return first, last
+    try:
+        return min(first, _int_at(text, head + 8)), max(last, _int_at(text, tail + 7))
+    except ValueError:
+        return first, last
+
+
+def _int_at(text: str, at: int) -> int:
+    end = text.find(",", at)
+    return int(text[at : end if end >= 0 else len(text)].rstrip("}"))
+
+
+def _state_account(text: str) -> str | None:
+    """The account of a state row, or None for a version-1 range row or an unreadable one."""
+    try:
+        entry = state.decode(text)
+    except ValueError:
+        return None
+    return None if entry.entity_type == state.RANGE else entry.account

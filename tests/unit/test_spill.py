@@ -1,0 +1,163 @@
+"""``show=state`` a few accounts at a time (``spill``): the rows of one pass, byte for byte.
+
+Small ``pass_bytes`` force many passes over few buckets, so accounts share a pass and some buckets
+stay empty; every case compares the partitioned rows (and their order) with one ``Detector``
+over the same chunks.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+
+import pytest
+from iamspike import state
+from iamspike.engine import Detector, Window, parse_options
+from iamspike.phases import MapPhase
+from iamspike.spill import StateSpill, _last_offset
+from test_statefold import bench_hours, digest, load, saved
+
+COLUMNS = ["_time", "account", "principal", "failures", "state_key", "account_state_key", "iamspike_counts"]
+
+
+def one_pass(chunks, options=("show=state",)) -> list[dict]:
+    detector = Detector(parse_options(list(options)))
+    for header, rows in chunks:
+        detector.add_rows(header, rows)
+    return detector.results()
+
+
+def by_parts(chunks, folder, options=("show=state",), pass_bytes=200_000, buckets=16):
+    spill = StateSpill(parse_options(list(options)), str(folder), buckets, pass_bytes)
+    for header, rows in chunks:
+        spill.add_rows(header, rows)
+    return list(spill.results()), spill
+
+
+def attached(chunks, state_rows):
+    """Count rows with their principal's and account's state joined by key (the shipped macro)."""
+    table = {row["state_key"]: row[state.STATE_FIELD] for row in state_rows}
+    out = []
+    for header, rows in chunks:
+        p, a = header.index("state_key"), header.index("account_state_key")
+        head = [*header, state.STATE_FIELD, state.ACCOUNT_STATE_FIELD]
+        out.append((head, [[*row, table.get(row[p], ""), table.get(row[a], "")] for row in rows]))
+    return out
+
+
+def test_bench_organisation_by_parts_is_one_pass(tmp_path) -> None:
+    hours = bench_hours()
+    early, spill = by_parts(hours[:3], tmp_path)
+    assert spill.passes > 5
+    assert early == one_pass(hours[:3])
+    assert (digest(early), len(early)) == ("ad7a0ceaf2059722", 15337)  # test_statefold's
+    late, spill = by_parts([saved(early), *hours[3:]], tmp_path)
+    assert (digest(late), len(late)) == ("5c6d2dec8148cdd4", 17289)
+    assert by_parts(attached(hours[3:], early), tmp_path)[0] == one_pass(attached(hours[3:], early))
+    short = by_parts(hours, tmp_path, ("show=state", "history=2h"))[0]
+    assert (digest(short), len(short)) == ("8a831f2a783d81ca", 13799)
+    assert os.listdir(tmp_path) == []  # each run's folder is gone
+
+
+def count_chunks(records, options=()) -> list[tuple[list[str], list[list[str]]]]:
+    """The map phase's count rows of ``records`` (two indexers: halves), as chunks."""
+    out = []
+    for part in (records[::2], records[1::2]):
+        phase = MapPhase(parse_options(["phase=map", *options]))
+        phase.tally.add_records(part)
+        rows = phase.results()
+        out.append((COLUMNS, [[str(row.get(name, "")) for name in COLUMNS] for row in rows]))
+    return out
+
+
+@pytest.mark.parametrize(
+    ("name", "options"),
+    [
+        ("pwnedlabs_incident_3252", ()),
+        ("pwnedlabs_incident_3252", ("span=5m", "history=1d")),
+        ("sans504_s3_ransomware_lab", ()),
+        ("invictus_aws_dataset", ()),
+    ],
+)
+def test_real_sets_by_parts_are_one_pass(tmp_path, name, options) -> None:
+    records = load(name)
+    half = len(records) // 2
+    opts = ("show=state", *options)
+    whole = count_chunks(records, options)
+    rows, spill = by_parts(whole, tmp_path, opts, pass_bytes=2_000)
+    assert rows == one_pass(whole, opts) and rows
+    assert spill.passes == len({row["account"] for row in rows}) > 0  # an account a pass here
+    early = one_pass(count_chunks(records[:half], options), opts)
+    later = attached(count_chunks(records[half:], options), early)
+    assert by_parts(later, tmp_path, opts, pass_bytes=2_000)[0] == one_pass(later, opts)
+    standalone = [saved(early), *count_chunks(records[half:], options)]
+    assert by_parts(standalone, tmp_path, opts, pass_bytes=2_000)[0] == one_pass(standalone, opts)
+
+
+def test_a_pass_that_receives_no_rows_gives_none() -> None:
+    detector = Detector(parse_options(["show=state"]))
+    assert detector.results(Window(1_788_739_200, 1_788_742_800, 1_788_000_000, 1_788_739_200)) == []
+    assert detector.window == Window()
+
+
+def test_no_rows_at_all(tmp_path) -> None:
+    rows, spill = by_parts([], tmp_path)
+    assert rows == [] and spill.passes == 0 and spill.messages() == []
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_unreadable_row_at_the_edge_runs_the_passes_again(tmp_path) -> None:
+    hours = bench_hours(2)
+    header, rows = hours[0]
+    late = list(rows[0])
+    late[0], late[-1] = str(int(late[0]) + 7200), "v30;1;0;iam^X^Y;!!;x"  # unreadable, 2 h later
+    chunks = [*hours, (header, [late])]
+    rows, spill = by_parts(chunks, tmp_path, pass_bytes=400_000)
+    assert rows == one_pass(chunks)
+    groups = len(spill._groups())
+    assert groups > 1 and spill.passes == 2 * groups  # the noted window was too wide: run again
+    assert spill.messages() == one_pass_messages(chunks)
+
+
+def test_fields_with_line_ends_and_separators_come_back_whole(tmp_path) -> None:
+    header, rows = bench_hours(1)[0]
+    odd = [list(row) for row in rows[:50]]
+    for n, row in enumerate(odd):
+        row[2] = ["a\nb", "c\x1fd", "\x1ee", 'f\r\ng,"h'][n % 4] + row[2]
+    chunks = [(header, rows), (header, odd)]
+    assert by_parts(chunks, tmp_path, pass_bytes=100_000)[0] == one_pass(chunks)
+
+
+def one_pass_messages(chunks) -> list[str]:
+    detector = Detector(parse_options(["show=state"]))
+    for header, rows in chunks:
+        detector.add_rows(header, rows)
+    detector.results()
+    return detector.messages()
+
+
+def test_raw_events_turn_the_spill_off(tmp_path) -> None:
+    records = load("pwnedlabs_incident_3252")
+    from iamspike.cloudtrail import FIELDS, record_to_row
+
+    raw = (list(FIELDS), [record_to_row(record) for record in records[: len(records) // 2]])
+    chunks = [*count_chunks(records[len(records) // 2 :]), raw]
+    rows, spill = by_parts(chunks, tmp_path, pass_bytes=2_000)
+    assert rows == one_pass(chunks) and spill.passes == 0
+
+
+def test_the_folder_goes_with_the_spill_when_results_never_come(tmp_path) -> None:
+    spill = StateSpill(parse_options(["show=state"]), str(tmp_path))
+    spill.add_rows(*bench_hours(1)[0])
+    assert len(os.listdir(tmp_path)) == 1
+    del spill
+    gc.collect()
+    assert os.listdir(tmp_path) == []
+
+
+def test_last_offset_of_a_v4_text() -> None:
+    text = (
+        "v40;0:1;2;0;iam^A^B;;iam|A|B|2001:db8::1|ua:x|2|;3600:2;1;0;iam^A^B;;iam|A|B|::1|u|1|;^|^|^|^|^|1|"
+    )
+    assert _last_offset(text) == 3600
+    assert _last_offset("v40;0:1;2;0;iam^A^B;;iam|A|B|1:2|u|2|") == 0

@@ -121,8 +121,6 @@ def flag(
         runs = find_runs(counts, base, distinct_apis, o, first_fail=first)
         t_idx, e_idx = runs.cells(t_idx, e_idx)
     if not len(t_idx):
-        if onset is not None:  # no principal's cell scored: an account's one actor scores 0
-            rp.principal_scores = (np.zeros(0, dtype=np.int64), np.zeros(0))
         return None
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]

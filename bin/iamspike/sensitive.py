@@ -5,10 +5,12 @@ about 20 in a bin: a new automation that starts failing on one or two APIs is ro
 the count or the breadth may lift it. Two real detonations of Stratus Red Team stayed under it:
 a role denied ``DescribeInstanceAttribute`` (instances' user data, where start-up scripts keep
 keys) 15 times in 2-7 seconds, on 15 instances, its first failures. What they read is what
-stands out: instances' passwords and user data, and the secret stores. So a machine principal's
+stands out: instances' passwords and user data, and the secret stores. So a role's or root's
 bin (not a person: ``principals.is_person``; not an AWS service principal) with at least
 ``SensitiveParams.factor`` x ``min_failures`` failures on ``SECRET_APIS`` is not held down as an
-onset (as failed console sign-ins are not): its count is judged against its history alone.
+onset (as failed console sign-ins are not): its count is judged against its history alone, and
+from silence it is flagged at least at the threshold (``flags.flag``): in a window's first hours
+the prior of the account's other principals is no history of this one.
 
 What it reads: the APIs' names in the cell's explanation (``explain.CellExplain.apis``), so raw
 events and count rows give the same answer; request parameters (which attribute) are not kept.

@@ -5,6 +5,8 @@ from a person, or below 2 x min_failures, is not (docs/engine.md section 5, P25)
 
 from __future__ import annotations
 
+from collections import Counter
+
 from iamspike.engine import Detector, parse_options, run
 from iamspike.sensitive import reads_note, secret_reads
 from test_spread import ACCT, HOUR, SPIKE_HOUR, T0, event, quiet_account, user
@@ -60,14 +62,16 @@ def test_as_delivered_a_detonation_in_its_first_hours_is_flagged() -> None:
 
 def test_count_rows_give_the_same_answer() -> None:
     records = sorted(quiet_account(11) + burst(ROLE, 15), key=lambda r: r["eventTime"])
-    counts: dict[tuple, int] = {}
-    for r in records:
-        if r["errorCode"]:
-            key = (int(r["eventTime"]) // HOUR * HOUR, r["userIdentity"]["arn"], r["eventName"])
-            counts[key] = counts.get(key, 0) + 1
+    per_hour = Counter(
+        (int(r["eventTime"]) // HOUR * HOUR, r["userIdentity"]["arn"], r["eventName"])
+        for r in records
+        if r["errorCode"]
+    )
     detector = Detector(parse_options(["count_field=count"]))
-    header = ["_time", "account", "principal", "eventName", "count"]
-    detector.add_rows(header, [[str(t), ACCT, p, api, str(n)] for (t, p, api), n in sorted(counts.items())])
+    detector.add_rows(
+        ["_time", "account", "principal", "eventName", "count"],
+        [[str(t), ACCT, arn, api, str(n)] for (t, arn, api), n in sorted(per_hour.items())],
+    )
     via_rows = [(r["_time"], r["score"]) for r in detector.results() if r["principal"] == ROLE]
     assert via_rows == [(r["_time"], r["score"]) for r in rows_of(records, ROLE)]
     assert len(via_rows) == 1

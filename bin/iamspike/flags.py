@@ -22,6 +22,7 @@ from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
 from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
+from iamspike.sensitive import reads_secrets
 from iamspike.spread import (
     SpreadParams,
     actor_name,
@@ -124,11 +125,15 @@ def flag(
         return None
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]
-    onset_mean = hold = in_console = new_apis = record = rate = by_rate = run = usual_burst = None
+    onset_mean = hold = in_console = secret = new_apis = record = rate = by_rate = run = usual_burst = None
     if onset is not None:
         onset_mean = onset[e_idx]
         in_console = console(rp, t_idx, e_idx)
         hold = in_console < o.min_failures
+        # A machine principal's denied reads of secrets are no routine start (sensitive.py, P25).
+        machine = ~rp.person[e_idx] & (onset_mean > 0)
+        secret = reads_secrets(machine, observed, t_idx, e_idx, cells, o.min_failures)
+        hold &= ~secret
         new_apis = new_in(rp, t_idx, e_idx)
         # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
         apis, page = people_apis(rp, t_idx, e_idx, observed, apis, cells)
@@ -177,6 +182,8 @@ def flag(
         half_life = rp.baseline_params.local_half_life_bins
         record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity, rate=rate)
         score = np.where(record, np.maximum(score, o.threshold), score)
+        # ... and flagged from silence whatever a short window's prior expects (P25).
+        score = np.where(secret & scored.onset, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
         score = np.maximum(score, runs.scores(run))
         # The scores an account cell one actor makes is capped at (bins below min_failures: 0).

@@ -98,6 +98,7 @@ class Flagged:
     both: np.ndarray | None
     capped: dict[int, str] | None
     principal_scores: tuple[np.ndarray, np.ndarray] | None
+    on_one_service: np.ndarray | None = None  # accounts: the actors on one service stood in (P26)
 
 
 def flag(
@@ -191,7 +192,7 @@ def flag(
             t_idx * counts.shape[1] + e_idx,
             np.where(observed >= o.min_failures, score, 0.0),
         )
-    spread_score = both = capped = None
+    spread_score = both = capped = on_one_service = None
     if spread is not None:
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
@@ -209,14 +210,16 @@ def flag(
         )
         spread_score = by_spread.score
         # ... and on both: several actors failing add to the count's surprise (spread.combined).
+        same = same_surprise(spread, t_idx, e_idx, o.sensitivity)
         total = combined(
             scored.surprise + scored.bonus,
             by_spread.surprise,
             spread_counts[t_idx, e_idx],
             SpreadParams(),
             quiet_surprise(spread, t_idx, e_idx),
-            same_surprise(spread, t_idx, e_idx, o.sensitivity),
+            same,
         )
+        on_one_service = None if same is None else same > by_spread.surprise
         both = to_score(total * o.sensitivity, ScoreParams())
         score = np.maximum(np.maximum(score, spread_score), both)
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
@@ -249,6 +252,7 @@ def flag(
         both,
         capped,
         principal_scores,
+        on_one_service,
     )
 
 

@@ -355,7 +355,7 @@ class ResultsPass:
             insufficient = bool(base.insufficient[t])
             notes = []
             if spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
-                notes.append(spread_note(spread, t, e))
+                notes.append(spread_note(spread, t, e, f.on_one_service is not None and f.on_one_service[i]))
             if capped is not None and i in capped:
                 notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:

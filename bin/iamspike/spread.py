@@ -220,11 +220,15 @@ def same_surprise(
     return np.where(observed >= SpreadParams().min_actors, scored.surprise, 0.0)
 
 
-def spread_note(spread, t: int, e: int) -> str:
+def spread_note(spread, t: int, e: int, on_one_service: bool = False) -> str:
     """The reason's words for an account cell the spread decided: where known, its quiet principals'
-    failures, then its failing actors (``spread``: the series and baselines of both)."""
+    failures, then its failing actors (``spread``: the series and baselines of both), and where
+    the actors on one service stood in for them (``on_one_service``, P26) how many those were."""
     counts, base, quiet = spread[:3]
     text = f"{int(counts[t, e])} of its principals failed at once (usually {float(base.expected[t, e]):.0f})"
+    if on_one_service:
+        same, same_base = spread[3]
+        text += f", {int(same[t, e])} of them on one service (usually {float(same_base.expected[t, e]):.0f})"
     if quiet is not None and quiet[0][t, e] > 0:
         q_counts, q_base = quiet
         n, usual = int(q_counts[t, e]), float(q_base.expected[t, e])

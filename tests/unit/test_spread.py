@@ -191,7 +191,7 @@ def test_a_thin_spread_over_several_people_flags_the_account_only() -> None:
     assert account_hours(rows) == [SPIKE_HOUR]
     assert not [r for r in rows if r["entity_type"] == "principal"]
     (row,) = rows
-    assert "4 of its principals failed at once" in row["reason"]
+    assert "4 of its principals failed at once" in row["reason"] and "on one service" not in row["reason"]
 
 
 def test_one_sso_roles_burst_under_ten_session_names_is_one_actor_not_a_spread() -> None:
@@ -344,6 +344,10 @@ def test_five_people_denied_on_one_service_in_a_busy_account_flag_it_on_five_ser
     one = sorted(busy_account() + five_people(["ec2"] * 5), key=lambda r: r["eventTime"])
     (row,) = [r for r in run(one) if r["entity_type"] == "account"]
     assert (row["_time"] - T0) // HOUR == SPIKE_HOUR and row["failures"] == 9
+    assert (
+        "7 of its principals failed at once (usually 3), 5 of them on one service (usually 1)."
+        in row["reason"]
+    )
     five = sorted(
         busy_account() + five_people(["ec2", "kms", "sqs", "sns", "rds"]), key=lambda r: r["eventTime"]
     )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import gc
 import os
+import sys
 
 import pytest
 from iamspike import state
@@ -161,3 +162,44 @@ def test_last_offset_of_a_v4_text() -> None:
     )
     assert _last_offset(text) == 3600
     assert _last_offset("v40;0:1;2;0;iam^A^B;;iam|A|B|1:2|u|2|") == 0
+
+
+FULL_DISK = """import os, resource, runpy, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails (EFBIG), as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))
+sys.argv = [sys.argv[1]]
+sys.path.insert(0, os.path.dirname(sys.argv[0]))
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+def test_a_disk_that_fills_up_is_one_error_line_and_the_folder_goes(tmp_path) -> None:
+    """The real command over SCPv2 with its files limited to 4 KB by the kernel (RLIMIT_FSIZE):
+    the first compressed block that does not fit fails the search with one line naming the folder
+    and the cause, no traceback, and the spill's folder is gone."""
+    from standin import scpv2
+
+    header, rows = bench_hours(1)[0]
+    body = scpv2.encode_rows([dict(zip(header, row)) for row in rows[:5000]])
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "bin", "iamspike_command.py")
+    command = [sys.executable, "-c", FULL_DISK, os.path.abspath(script)]
+    session = scpv2.run(command, ["show=state"], [body], cwd=str(tmp_path))
+    assert session.errors == [
+        f"iamspike: show=state could not write its spilled rows to {tmp_path} (File too large):"
+        " free disk space there, or run the backfill over fewer days"
+    ]
+    assert "Traceback" not in session.stderr and session.returncode == 0
+    assert os.listdir(tmp_path) == []
+
+
+def test_the_spilled_rows_take_under_half_their_bytes_on_disk(tmp_path) -> None:
+    hours = bench_hours(2)
+    spill = StateSpill(parse_options(["show=state"]), str(tmp_path), 16, 400_000)
+    for header, rows in hours:
+        spill.add_rows(header, rows)
+    out = spill.results()
+    (folder,) = os.listdir(tmp_path)
+    files = [os.path.join(tmp_path, folder, name) for name in os.listdir(tmp_path / folder)]
+    on_disk = sum(os.path.getsize(path) for path in files if path.endswith(".rows"))
+    assert on_disk == spill.disk_bytes < spill.spilled_bytes / 2
+    assert list(out) == one_pass(hours)

@@ -24,17 +24,19 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     read may be only those active now), others from the sum of their principals' rows (state
     saved before account rows existed). Returns the four series ``(bins, accounts)`` (the fourth:
     the most actors on one event source, ``spread.service_actors``) and the actor of each principal
-    (``spread.actors``)."""
+    (``spread.actors``).
+
+    ``statefold._account_rows`` writes the same four series for ``show=state`` from sorted arrays
+    of the non-zero cells instead of these matrices (it never builds a ``(bins, principals)``
+    matrix, for memory): the actors, the live actors on one source, the first live bin and the
+    accounts with a saved row come from the functions below for both; the sums differ only in
+    their containers."""
     first, n_bins, entries = results.first, results.n_bins, results.account_entries
     n_accounts = len(results.accounts)
-    group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+    group, p_actor, a_group = account_actors(results, p_account, service)
+    n_actors = len(a_group)
     acc_counts = bins.sum_by_group(counts, group, n_accounts + 1)[:, :n_accounts]
-    # Breadth and spread count actors: an SSO role's sessions are one (spread.py).
-    labels = [key for key, _ in sorted(results.principals.items(), key=lambda item: item[1])]
-    p_actor, n_actors = actors(labels)
-    a_group = np.full(n_actors, n_accounts, dtype=np.int64)
-    a_group[p_actor] = group
-    live_from = min(max((live_first - first) if live_first is not None else n_bins, 0), n_bins)
+    live_from = live_offset(first, n_bins, live_first)
     items = (results.k_bin - first, results.k_p, results.k_api)
     apis = actor_apis(distinct_apis, live_from, p_actor, n_actors, items, results.n_apis)
     acc_apis = bins.sum_by_group(apis, a_group, n_accounts + 1)[:, :n_accounts]
@@ -42,17 +44,14 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     failing = failing_actors(counts, p_actor, n_actors)
     acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
     del failing
-    t, p, src = source_items(results)
     same = np.zeros((n_bins, n_accounts), dtype=np.float32)
-    cell, most = service_actors((t - first, p, src), n_bins, p_actor, a_group, n_accounts)
+    cell, most = live_service_actors(results, p_actor, a_group)
     same.reshape(-1)[cell] = most
     # Before the live bins only saved state: principals' rows keep no sources, so there the failing
     # actors stand in for the actors on one service; an account row keeps both (state.account_bins).
     same[:live_from] = acc_spread[:live_from]
     if entries:
-        covered = np.zeros(n_accounts + 1, dtype=bool)
-        for entry in entries:
-            covered[results.accounts[entry.account]] = True
+        covered = covered_accounts(results)
         b, e, c = restored
         if len(b):
             a = group[e]
@@ -70,6 +69,40 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
             acc_spread[t, a] += failing
             same[t, a] += one_source
     return (acc_counts, acc_apis, acc_spread, same), p_actor
+
+
+def account_actors(results, p_account, service) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each principal's group (its account; ``n_accounts`` for an AWS service principal, left out
+    of its account), each principal's actor (``spread.actors``: an SSO role's sessions are one)
+    and each actor's group; ``p_account`` and ``service`` per principal, in principal order."""
+    n_accounts = len(results.accounts)
+    group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+    labels = [key for key, _ in sorted(results.principals.items(), key=lambda item: item[1])]
+    p_actor, n_actors = actors(labels)
+    a_group = np.full(n_actors, n_accounts, dtype=np.int64)
+    a_group[p_actor] = group
+    return group, p_actor, a_group
+
+
+def live_offset(first: int, n_bins: int, live_first: int | None) -> int:
+    """The bin offset of the first live bin (``n_bins`` without live rows): before it, saved state only."""
+    return min(max((live_first - first) if live_first is not None else n_bins, 0), n_bins)
+
+
+def covered_accounts(results) -> np.ndarray:
+    """``(n_accounts + 1,)`` booleans: True for the accounts with a saved account row."""
+    covered = np.zeros(len(results.accounts) + 1, dtype=bool)
+    for entry in results.account_entries:
+        covered[results.accounts[entry.account]] = True
+    return covered
+
+
+def live_service_actors(results, p_actor, a_group) -> tuple[np.ndarray, np.ndarray]:
+    """The live items' most actors failing on one event source per (bin, account): cells
+    ``bin offset * n_accounts + account`` and their values (``spread.service_actors``)."""
+    t, p, src = source_items(results)
+    n_accounts = len(results.accounts)
+    return service_actors((t - results.first, p, src), results.n_bins, p_actor, a_group, n_accounts)
 
 
 def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -23,9 +23,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from iamspike import state
-from iamspike.accounts import source_items
+from iamspike.accounts import account_actors, covered_accounts, live_offset, live_service_actors
 from iamspike.bins import sorted_unique
-from iamspike.spread import actor_name, service_actors
 
 
 class Cells:
@@ -76,7 +75,9 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     s_c = np.asarray(s_count, dtype=np.float64).reshape(-1)[s_keep]
     s_a = np.asarray(s_apis, dtype=np.float64).reshape(-1)[s_keep]
 
-    same = _live_service_actors(results)  # reads the count rows' items, dropped below
+    p_account = np.array(results.p_account, dtype=np.int64)
+    actors = account_actors(results, p_account, np.array(results.p_service, dtype=bool))
+    same = live_service_actors(results, *actors[1:])  # reads the count rows' items, dropped below
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
     results.k_console = results.k_explain = results.item_row = None
@@ -100,7 +101,7 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     keep_from = max(0, n_bins - (o.history // span))
     out = _principal_rows(results, failures, apis, restored_apis, fail, keep_from)
     out += _account_rows(
-        results, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), same, live_first, keep_from
+        results, actors, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), same, live_first, keep_from
     )
     return out
 
@@ -182,49 +183,25 @@ def _principal_rows(results, failures: Cells, apis: Cells, restored: Cells, fail
     return out
 
 
-def _actors(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Each principal's group (its account, ``n_accounts`` for an AWS service principal), each
-    principal's actor and each actor's group (``spread.actors``)."""
-    n_p, n_a = len(results.principals), len(results.accounts)
-    p_account = np.array(results.p_account, dtype=np.int64)
-    service = np.array(results.p_service, dtype=bool)
-    group = np.where(service, n_a, p_account) if n_p else p_account
-    labels = sorted(results.principals.items(), key=lambda item: item[1])
-    ids: dict[tuple[str, str], int] = {}
-    p_actor = np.fromiter(
-        (ids.setdefault((account, actor_name(p)), len(ids)) for (account, p), _ in labels),
-        dtype=np.int64,
-        count=n_p,
-    )
-    a_group = np.full(len(ids), n_a, dtype=np.int64)
-    a_group[p_actor] = group
-    return group, p_actor, a_group
-
-
-def _live_service_actors(results) -> tuple[np.ndarray, np.ndarray]:
-    """The live items' most actors failing on one event source per (bin, account): cells
-    ``bin offset * n_accounts + account`` and their values (``spread.service_actors``)."""
-    _, p_actor, a_group = _actors(results)
-    t, p, src = source_items(results)
-    return service_actors(
-        (t - results.first, p, src), results.n_bins, p_actor, a_group, len(results.accounts)
-    )
-
-
 def _account_rows(
-    results, failures: Cells, items, restored, same, live_first: int | None, keep_from: int
+    results, actors, failures: Cells, items, restored, same, live_first: int | None, keep_from: int
 ) -> list:
     """Per account: failures (its principals', AWS service principals left out), distinct (actor,
     API) pairs, failing actors and the most actors on one event source (``same``: the live
-    items', ``_live_service_actors``) per bin; before the live rows, an account with a saved
-    account row takes that row's history instead of its principals' (as
-    ``accounts.account_series``), others their failing actors for the actors on one source."""
+    items', ``accounts.live_service_actors``) per bin; before the live rows, an account with a
+    saved account row takes that row's history instead of its principals', others their failing
+    actors for the actors on one source (``actors``: ``accounts.account_actors``).
+
+    These are the series of ``accounts.account_series``, summed here over sorted arrays of the
+    non-zero cells rather than its ``(bins, principals)`` and ``(bins, actors)`` matrices (for
+    memory: this module's docstring); who is an actor, the live actors on one source, the first
+    live bin and the accounts with a saved row are computed by the same functions for both."""
     o = results.o
     span, first, n_bins = o.span, results.first, results.n_bins
     n_p, n_a = len(results.principals), len(results.accounts)
-    group, p_actor, a_group = _actors(results)
+    group, p_actor, a_group = actors
     n_actors = len(a_group)
-    live_from = min(max((live_first - first) if live_first is not None else n_bins, 0), n_bins)
+    live_from = live_offset(first, n_bins, live_first)
     width = n_a + 1
 
     # Failures per (bin, account) and failing actors per (bin, account).
@@ -262,9 +239,7 @@ def _account_rows(
     extra_cell: list[int] = []
     extra = ([], [], [])
     saved_same: tuple[list[int], list[float]] = ([], [])
-    covered = np.zeros(width, dtype=bool)
-    for entry in results.account_entries:
-        covered[results.accounts[entry.account]] = True
+    covered = covered_accounts(results)
     if covered.any():
         # The saved principals' history of a covered account is replaced by its account row.
         a = group[s_e]

@@ -169,26 +169,13 @@ class ResultsPass:
         ``NOVELTY_HISTORY`` after the principal's first failure."""
         self.api_names = list(self.api_ids)
         self.history = max(1, NOVELTY_HISTORY // self.o.span)
-        n_apis = max(len(self.api_ids), 1)
-        blank = self.api_ids.get("")
-        live = self.k_api != blank if blank is not None else np.ones(len(self.k_api), dtype=bool)
-        s_arr = np.array(s_first, dtype=np.int64).reshape(-1, 3)
-        pair = np.concatenate(
-            [self.k_p[live] * n_apis + self.k_api[live], s_arr[:, 0] * n_apis + s_arr[:, 1]]
-        )
-        when = np.concatenate([self.k_bin[live], s_arr[:, 2]])
         empty = np.zeros(0, dtype=np.int64)
         self.first_fail = (empty, empty, empty)
         self.new_cells = self.new_apis = empty
         self.watched = np.full(n_principals, np.iinfo(np.int64).max, dtype=np.int64)
-        if not len(pair):
+        principal, api, when = statefold.first_failures(self, s_first)
+        if not len(principal):
             return
-        order = np.lexsort((when, pair))
-        pair, when = pair[order], when[order]
-        head = np.ones(len(pair), dtype=bool)
-        head[1:] = pair[1:] != pair[:-1]
-        pair, when = pair[head], when[head]
-        principal, api = pair // n_apis, pair % n_apis
         self.first_fail = (principal, api, when)
         np.minimum.at(self.watched, principal, when)
         new = (when - self.watched[principal] >= self.history) & (when >= self.first)

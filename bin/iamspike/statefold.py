@@ -81,7 +81,7 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
     results.k_console = results.k_explain = results.item_row = None
-    fail = _first_failures(results, s_first)
+    fail = first_failures(results, s_first)
     k_t, k_p, k_api, k_count = results.k_bin - first, results.k_p, results.k_api, results.k_count
     results.k_bin = results.k_count = None
     live = k_t >= 0
@@ -106,11 +106,11 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     return out
 
 
-def _first_failures(results, s_first: list[tuple[int, int, int]]) -> tuple[np.ndarray, ...]:
+def first_failures(results, s_first: list[tuple[int, int, int]]) -> tuple[np.ndarray, ...]:
     """Each (principal, API) pair's first failing bin, from the live items and the saved first
     failures, as arrays (principal, API id, bin) sorted by principal then API: the
-    ``first_fail`` of ``ResultsPass._novelty``, by one sort of (pair, bin) packed in an int64
-    (its ``lexsort`` of the two took a third of the state pass on a backfill)."""
+    ``first_fail`` of ``ResultsPass._novelty`` (which calls it), by one sort of (pair, bin)
+    packed in an int64 (a ``lexsort`` of the two took a third of the state pass on a backfill)."""
     n_apis = max(len(results.api_ids), 1)
     blank = results.api_ids.get("")
     k_p, k_api, k_bin = results.k_p, results.k_api, results.k_bin

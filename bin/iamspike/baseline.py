@@ -114,7 +114,7 @@ class Baseline:
     # (bins, entities) the entity's current rate carried to this bin's hour and kind of day
     shaped_rate: np.ndarray | None = None
     # the long-run expectation alone, max(level, seasonal), no recent view: kept only where rule
-    # P22 reads it (``runs.LongRun``, given to the fit as ``runs``), else None
+    # P22 reads it (``runhistory.LongRun``, given to the fit as ``runs``), else None
     long_run: object | None = None
 
 
@@ -199,7 +199,7 @@ def fit_baselines(
     once each kind has ``day_kind_min_bins`` (decayed) bins, the dispersions' excess over Poisson
     is scaled down with it where that level is below the all-days one (see ``_day_level``), and
     the local dispersion is measured around the shaped rate (``shaped_rate``) instead of the plain
-    current rate. ``shaped_rate`` is filled either way. ``runs`` (``runs.LongRun``) is given
+    current rate. ``shaped_rate`` is filled either way. ``runs`` (``runhistory.LongRun``) is given
     each bin's counts, long-run expectation and silence in turn, keeps what rule P22 reads of them
     and becomes ``long_run``.
     """

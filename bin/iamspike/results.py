@@ -23,7 +23,7 @@ from iamspike.flags import PassView, flag
 from iamspike.intake import is_service
 from iamspike.options import Options, span_text
 from iamspike.principals import is_person
-from iamspike.runs import LongRun
+from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
 from iamspike.sensitive import reads_note
 from iamspike.spread import quiet_failures, spread_note

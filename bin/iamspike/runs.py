@@ -37,10 +37,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iamspike.runhistory import LongRun, RunParams
+from iamspike.runhistory import RunParams
 from iamspike.scoring import ScoreParams, score_counts, to_score
-
-__all__ = ["LongRun", "RunParams", "Runs", "find_runs", "new_in_run"]
 
 
 @dataclass
@@ -233,7 +231,7 @@ def _first_failures(first_fail, n_entities: int) -> np.ndarray:
 
 def new_in_run(
     first: np.ndarray, rows: np.ndarray, e_c: np.ndarray, inside: np.ndarray, n_entities: int
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """``(candidates, lags)``: how many APIs the candidate's principal fails on for the first time
     in the run's bins, and in how many of them (``rows``: each lag's bin offset; ``first``:
     ``_first_failures``)."""

@@ -9,7 +9,7 @@ injected burst over many APIs. Each measurement runs in a fresh child process so
 
 - ``scoring``: what ``Detector.results()`` does once the counts are binned — principal baselines
   (``fit_baselines`` on the ``(bins, principals)`` matrix) with rule P22's low-and-slow runs
-  (``runs.LongRun``, ``find_runs``), account sums and their baselines, scoring every bin with at
+  (``runhistory.LongRun``, ``find_runs``), account sums and their baselines, scoring every bin with at
   least ``min_failures`` failures, upper bounds for the flagged ones;
 - ``end-to-end`` (optional): the same organisation as Input B rows (``count_field``) through
   ``Detector.add_rows`` + ``results()`` (only non-zero bins are rows).
@@ -74,7 +74,8 @@ def score(counts, breadth, account, min_failures: int = 5) -> dict:
     from iamspike import bins
     from iamspike.baseline import BaselineParams, fit_baselines
     from iamspike.options import Options
-    from iamspike.runs import LongRun, find_runs
+    from iamspike.runhistory import LongRun
+    from iamspike.runs import find_runs
     from iamspike.scoring import ScoreParams, score_counts, upper_bound
 
     params = BaselineParams()

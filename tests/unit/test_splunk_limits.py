@@ -11,12 +11,13 @@ failures: the PwnedLabs enumeration, 465 APIs in one hour).
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
 
 import pytest
-from iamspike import state
+from iamspike import cli, state
 from iamspike.options import Options
 from standin import kvstore, limits
 from standin.conf import read_conf
@@ -26,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
 DOC = ROOT / "docs" / "distributed.md"
 SECTION = "## Splunk limits the distributed path meets"
+CLOUDTRAIL = ROOT.parent / "shared" / "data" / "cloudtrail"
 SAVED = read_conf(DEFAULT / "savedsearches.conf")
 MACROS = read_conf(DEFAULT / "macros.conf")
 MB = 1024 * 1024
@@ -176,6 +178,29 @@ def test_a_save_batch_of_the_worst_rows_lands_in_one_piece() -> None:
         rows.append(row)
     steps = list(store.upsert_steps(rows, "state_key"))
     assert steps == ["saved"] and len(store.rows) == len(rows)
+
+
+def state_rows(folder: str) -> list[dict]:
+    """``iamspike --show state`` on a real set, as the rows ``outputlookup`` would save."""
+    path = CLOUDTRAIL / folder
+    if not path.is_dir():
+        pytest.skip(f"{path} not present (shared reference data, never copied)")
+    out = io.StringIO()
+    assert cli.main(["--show", "state", "--format", "json", str(path)], out=out) == 0
+    return [json.loads(line) for line in out.getvalue().splitlines() if line.strip()]
+
+
+def test_the_real_sets_state_rows_are_within_the_worst_case() -> None:
+    """The worst case's APIs and name width are PwnedLabs' own, and every real row stays within
+    the share of a save batch that the worst case is checked at."""
+    budget = kvstore.Limits.of_splunk().max_size_per_batch_save_mb * MB
+    budget //= kvstore.Limits.of_splunk().max_documents_per_batch_save
+    rows = state_rows("pwnedlabs_incident_3252") + state_rows("sans504_s3_ransomware_lab")
+    firsts = [json.loads(r["iamspike_state"]).get("first_failures", {}) for r in rows]
+    assert max(len(f) for f in firsts) == ENUMERATED_APIS
+    assert max(len(api) for f in firsts for api in f) == LONGEST_API
+    largest = max(kvstore.size(r) for r in rows)
+    assert 13_000 < largest <= row_bytes(worst_entry(state.PRINCIPAL, ENUMERATED_APIS)) <= budget
 
 
 def relative(text: str) -> int:

@@ -32,13 +32,11 @@ import re
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from standin.conf import parse_conf
+from standin import limits
 
 Row = dict[str, object]
 MB = 1024 * 1024
-SPLUNK_LIMITS = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "splunk-spec"
 
 
 class KVStoreLimitError(RuntimeError):
@@ -57,14 +55,10 @@ class Limits:
     @classmethod
     def of_splunk(cls, version: str = "10.4") -> Limits:
         """The ``[kvstore]`` values of Splunk `version`'s etc/system/default/limits.conf."""
-        text = (SPLUNK_LIMITS / f"spec-{version}" / "default" / "limits.conf").read_text(encoding="utf-8")
-        # Only the [kvstore] stanza: Splunk's file repeats keys elsewhere.
-        block = re.search(r"(?ms)^\[kvstore\]\n(.*?)(?=^\[)", text)
-        if block is None:
-            raise ValueError(f"no [kvstore] stanza in Splunk {version}'s limits.conf")
-        settings = parse_conf("[kvstore]\n" + block.group(1))["kvstore"]
-        names = cls.__dataclass_fields__
-        return cls(**{k: int(v) for k, v in settings.items() if k in names})
+        values = {name: limits.default(version, "kvstore", name) for name in cls.__dataclass_fields__}
+        if None in values.values():
+            raise ValueError(f"[kvstore] of Splunk {version}'s limits.conf lacks {values}")
+        return cls(**{name: int(value) for name, value in values.items()})
 
 
 def size(row: Row) -> int:

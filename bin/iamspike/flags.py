@@ -22,6 +22,7 @@ from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
 from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
+from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_secrets
 from iamspike.spread import (
     SpreadParams,
@@ -133,7 +134,9 @@ def flag(
         hold = in_console < o.min_failures
         # A machine principal's denied reads of secrets are no routine start (sensitive.py, P25).
         machine = ~rp.person[e_idx] & (onset_mean > 0)
-        secret = reads_secrets(machine, observed, t_idx, e_idx, cells, o.min_failures)
+        secret = reads_secrets(
+            machine, observed, t_idx, e_idx, cells, o.min_failures, secret=secret_apis(o.lookup)
+        )
         hold &= ~secret
         new_apis = new_in(rp, t_idx, e_idx)
         # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).

@@ -144,7 +144,7 @@ def flag(
         new_apis = new_in(rp, t_idx, e_idx)
         # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
         apis, page = people_apis(rp, t_idx, e_idx, observed, apis, cells)
-        # ... and a machine's known APIs from silence (usual.py, P31).
+        # ... and a machine's known APIs (usual.py, P31).
         watched = t_idx + rp.first - rp.watched[e_idx] >= rp.history
         usual = known(rp.person[e_idx], machine, silent, watched)
         apis, new_apis = person_breadth(
@@ -171,7 +171,7 @@ def flag(
         burst_size=None if onset is None else base.burst_size[t_idx, e_idx],
         burst_rate=None if onset is None else base.burst_rate[t_idx, e_idx],
     )
-    as_usual(scored, near)  # they had failures before (P31)
+    scored = as_usual(scored, near)  # they had failures before (P31)
     score = scored.score
     if onset is not None:
         # A principal's count is also judged against its current rate (scoring.rate_score).

@@ -4,12 +4,12 @@ Two kinds of false alert that the tuning families showed (``--details``, then th
 cells), and what sets them apart from the attacks the engine catches:
 
 - **a machine's known APIs** (roles, root; not AWS service principals): an application role that
-  fails now and then is silent in most hours; an hour of 5-7 failures over 4-6 APIs it has failed
-  on before scored 50-58, all of it the distinct-APIs bonus on top of the onset cap. Stolen
-  credentials are used on APIs their owner never called (a discovery, a low-and-slow hour: new
-  APIs, so novelty). So P20's rule for people holds for machines too: from silence, a principal
-  watched long enough to know its APIs (``results.NOVELTY_HISTORY``) whose bin fails only on APIs
-  it has failed on before counts no more APIs than its usual breadth (``known``).
+  fails now and then; an hour of 5-7 failures over 4-6 APIs it has failed on before scored 50-58,
+  all of it the distinct-APIs bonus (on top of the onset cap from silence). Stolen credentials are
+  used on APIs their owner never called (a discovery, a low-and-slow hour: new APIs, so novelty).
+  So P20's rule for people holds for machines, silent or not: a machine principal watched long
+  enough to know its APIs (``results.NOVELTY_HISTORY``) whose bin fails only on APIs it has failed
+  on before counts no more APIs than its usual breadth (``known``);
 - **a near-silent person's narrow burst**: a person whose expectation is 1-2 an hour (it fails in
   most of its working hours) and bursts 9-15 denials on one or two APIs (a command retried) is
   judged against a variance of about 1, so the count alone scored 56-78, where the same burst one
@@ -21,7 +21,11 @@ cells), and what sets them apart from the attacks the engine catches:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
+
+from iamspike.scoring import Scores
 
 # A person's expected failures in the bin at or below which a narrow bin is held down as an onset.
 NEAR_SILENT = 2.0
@@ -29,9 +33,9 @@ NEAR_SILENT = 2.0
 
 def known(person: np.ndarray, machine: np.ndarray, silent: np.ndarray, watched: np.ndarray) -> np.ndarray:
     """Cells whose APIs, where none is new, count no more than the principal's usual breadth
-    (``people.person_breadth``): silent people (P20) and silent machine principals (P31) whose
-    failures have been watched long enough (``watched``)."""
-    return (np.asarray(person, dtype=bool) | np.asarray(machine, dtype=bool)) & silent & watched
+    (``people.person_breadth``): silent people (P20) and machine principals, silent or not (P31),
+    whose failures have been watched long enough (``watched``)."""
+    return ((np.asarray(person, dtype=bool) & silent) | np.asarray(machine, dtype=bool)) & watched
 
 
 def near_silent(narrow: np.ndarray, expected: np.ndarray, silent: np.ndarray) -> np.ndarray:
@@ -44,8 +48,8 @@ def near_silent(narrow: np.ndarray, expected: np.ndarray, silent: np.ndarray) ->
     )
 
 
-def as_usual(scored, near: np.ndarray) -> None:
-    """``near`` cells were scored as onsets (``scoring.Scores``); they had failures before, so their
-    reasons must not say otherwise: no longer onsets, nor lifted ones, in ``scored``."""
-    scored.onset[near] = False
-    scored.lifted[near] = False
+def as_usual(scored: Scores, near: np.ndarray) -> Scores:
+    """``near`` cells were scored as onsets; they had failures before, so their reasons must not
+    say otherwise: ``scored`` with them no longer onsets, nor lifted ones (new arrays: the onsets
+    ``score_counts`` returns may be the very array it was given)."""
+    return replace(scored, onset=scored.onset & ~near, lifted=scored.lifted & ~near)

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 from iamspike.engine import run
-from iamspike.usual import known, near_silent
+from iamspike.scoring import score_counts
+from iamspike.usual import as_usual, known, near_silent
 from test_people import OTHER, USUAL, call
 from test_spread import ACCT, HOUR, SPIKE_HOUR, T0, event, quiet_account, user
 
@@ -45,7 +46,8 @@ def test_known_and_near_silent_cells() -> None:
     machine = np.array([False, True, True, False])
     silent = np.array([True, True, False, True])
     watched = np.array([True, True, True, False])
-    assert known(person, machine, silent, watched).tolist() == [True, True, False, False]
+    # A silent person and a machine, silent or not, watched long enough.
+    assert known(person, machine, silent, watched).tolist() == [True, True, True, False]
     narrow = np.array([True, True, True, False])
     expected = np.array([1.0, 2.0, 2.5, 1.0])
     assert near_silent(narrow, expected, np.array([False, False, False, False])).tolist() == [
@@ -55,6 +57,18 @@ def test_known_and_near_silent_cells() -> None:
         False,
     ]
     assert not near_silent(narrow, expected, np.ones(4, dtype=bool)).any()  # silent: an onset already
+
+
+def test_as_usual_leaves_the_onsets_given_to_the_scorer_alone() -> None:
+    # score_counts may return the very array it was given as its onsets; the current-rate test
+    # reads that array after as_usual, so as_usual must not write into it.
+    silent = np.array([True, True, False])
+    near = np.array([False, True, False])
+    scored = score_counts(np.array([12.0, 12.0, 12.0]), np.ones(3), np.ones(3), np.ones(3), silent=silent)
+    usual = as_usual(scored, near)
+    assert usual.onset.tolist() == [True, False, False]
+    assert not usual.lifted[1]
+    assert silent.tolist() == [True, True, False]
 
 
 def test_an_app_roles_hour_on_its_known_apis_is_no_sweep_new_apis_are() -> None:

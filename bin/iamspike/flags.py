@@ -22,6 +22,7 @@ from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
 from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
+from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_secrets
 from iamspike.spread import (
     SpreadParams,
@@ -35,6 +36,7 @@ from iamspike.spread import (
     one_actor_cap as cap_by_one_actor,
 )
 from iamspike.tail import own_record
+from iamspike.usual import as_usual, known, near_silent
 
 # A person's bin on fewer than NARROW_APIS distinct APIs (a command retried: 19 UnauthorizedOperation
 # on two EC2 APIs in seconds) lifts the onset hold-down only from NARROW_FACTOR times min_failures.
@@ -127,25 +129,32 @@ def flag(
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]
     onset_mean = hold = in_console = secret = new_apis = record = rate = by_rate = run = usual_burst = None
+    silent = base.silent[t_idx, e_idx]
+    near = np.zeros(len(t_idx), dtype=bool)
     if onset is not None:
         onset_mean = onset[e_idx]
         in_console = console(rp, t_idx, e_idx)
         hold = in_console < o.min_failures
         # A machine principal's denied reads of secrets are no routine start (sensitive.py, P25).
         machine = ~rp.person[e_idx] & (onset_mean > 0)
-        secret = reads_secrets(machine, observed, t_idx, e_idx, cells, o.min_failures)
+        secret = reads_secrets(
+            machine, observed, t_idx, e_idx, cells, o.min_failures, secret=secret_apis(o.lookup)
+        )
         hold &= ~secret
         new_apis = new_in(rp, t_idx, e_idx)
         # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
         apis, page = people_apis(rp, t_idx, e_idx, observed, apis, cells)
-        known = rp.person[e_idx] & base.silent[t_idx, e_idx]
-        known &= t_idx + rp.first - rp.watched[e_idx] >= rp.history
+        # ... and a machine's known APIs (usual.py, P31).
+        watched = t_idx + rp.first - rp.watched[e_idx] >= rp.history
+        usual = known(rp.person[e_idx], machine, silent, watched)
         apis, new_apis = person_breadth(
-            apis, new_apis, base.typical_apis[t_idx, e_idx], known & hold, page & hold
+            apis, new_apis, base.typical_apis[t_idx, e_idx], usual & hold, page & hold
         )
-        # People's narrow bursts are held down longer (NARROW_APIS).
+        # People's narrow bursts are held down longer (NARROW_APIS), near silence too (P31).
         narrow = rp.person[e_idx] & (apis < NARROW_APIS)
         onset_mean = np.where(narrow, NARROW_FACTOR * onset_mean, onset_mean)
+        near = near_silent(narrow, base.expected[t_idx, e_idx], silent)
+        silent = silent | near
     scored = score_counts(
         observed,
         base.expected[t_idx, e_idx],
@@ -154,7 +163,7 @@ def flag(
         o.sensitivity,
         ScoreParams(),
         with_upper=False,
-        silent=base.silent[t_idx, e_idx],
+        silent=silent,
         typical_apis=base.typical_apis[t_idx, e_idx],
         onset_mean=onset_mean,
         hold=hold,
@@ -162,6 +171,7 @@ def flag(
         burst_size=None if onset is None else base.burst_size[t_idx, e_idx],
         burst_rate=None if onset is None else base.burst_rate[t_idx, e_idx],
     )
+    scored = as_usual(scored, near)  # they had failures before (P31)
     score = scored.score
     if onset is not None:
         # A principal's count is also judged against its current rate (scoring.rate_score).
@@ -170,7 +180,7 @@ def flag(
             observed,
             base.expected[t_idx, e_idx],
             rate,
-            base.silent[t_idx, e_idx],
+            silent,
             o.sensitivity,
             dispersion=base.local_dispersion[t_idx, e_idx],
             shaped=base.shaped_rate[t_idx, e_idx],

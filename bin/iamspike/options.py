@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from iamspike import durations
 from iamspike.failures import AUTHORIZATION, ErrorClasses
+from iamspike.secretapis import SensitiveApisError, secret_apis
 
 SHOW_VALUES = ("spikes", "all", "state")
 PHASES = ("report", "map", "fold")
@@ -185,6 +186,10 @@ def parse_options(args: list[str], lookup: str | None = None) -> Options:
         raise OptionError(f"unknown error class '{unknown[0]}' (valid: {', '.join(sorted(known))})")
     if options.half_life < options.span:
         raise OptionError("half_life must be at least one span")
+    try:  # the APIs that read secrets (rule P25), from the lookup beside the error classes
+        secret_apis(lookup)
+    except SensitiveApisError as exc:
+        raise OptionError(str(exc)) from None
     return options
 
 

@@ -25,7 +25,7 @@ from iamspike.options import Options, span_text
 from iamspike.principals import is_person
 from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
-from iamspike.sensitive import reads_note
+from iamspike.sensitive import reads_note, secret_apis
 from iamspike.spread import quiet_failures, spread_note
 from iamspike.tail import record_note
 
@@ -354,7 +354,7 @@ class ResultsPass:
                 notes.append(runs.note(run[i], span_text(span)))
             if scored.lifted[i] and failures > 0:
                 if console is not None and not hold[i] and console[i] < o.min_failures:
-                    why = reads_note(cell.apis)  # a machine principal's reads of secrets (P25)
+                    why = reads_note(cell.apis, secret_apis(o.lookup))  # a machine's reads of secrets (P25)
                 elif console is not None and not hold[i]:
                     why = f"{int(console[i])} of them are failed console sign-ins, typed by a person"
                 else:

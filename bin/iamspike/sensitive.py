@@ -7,7 +7,8 @@ a role denied ``DescribeInstanceAttribute`` (instances' user data, where start-u
 keys) 15 times in 2-7 seconds, on 15 instances, its first failures. What they read is what
 stands out: instances' passwords and user data, and the secret stores. So a role's or root's
 bin (not a person: ``principals.is_person``; not an AWS service principal) with at least
-``SensitiveParams.factor`` x ``min_failures`` failures on ``SECRET_APIS`` is not held down as an
+``SensitiveParams.factor`` x ``min_failures`` failures on the APIs that read secrets (``SECRET_APIS``,
+or the admin's list in ``lookups/iamspike_sensitive_apis.csv``: ``secretapis``) is not held down as an
 onset (as failed console sign-ins are not): its count is judged against its history alone, and
 from silence it is flagged at least at the threshold (``flags.flag``): in a window's first hours
 the prior of the account's other principals is no history of this one.
@@ -23,20 +24,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# eventNames that read a secret: an instance's administrator password, an instance's user data
-# (also through a launch template made from it), and the secret stores' values.
-SECRET_APIS = frozenset(
-    {
-        "GetPasswordData",
-        "DescribeInstanceAttribute",
-        "GetLaunchTemplateData",
-        "GetSecretValue",
-        "BatchGetSecretValue",
-        "GetParameter",
-        "GetParameters",
-        "GetParametersByPath",
-    }
-)
+from iamspike.secretapis import SECRET_APIS, secret_apis
+
+__all__ = ["SECRET_APIS", "SensitiveParams", "reads_note", "reads_secrets", "secret_apis", "secret_reads"]
 
 
 @dataclass(frozen=True)
@@ -44,9 +34,10 @@ class SensitiveParams:
     factor: float = 2.0  # denied secret reads in a bin, in min_failures, that lift the hold-down
 
 
-def secret_reads(apis: Mapping[str, int]) -> int:
-    """Failures of a cell (its per-API counts) on ``SECRET_APIS``."""
-    return sum(n for api, n in apis.items() if api in SECRET_APIS)
+def secret_reads(apis: Mapping[str, int], secret: frozenset[str] = SECRET_APIS) -> int:
+    """Failures of a cell (its per-API counts) on the APIs that read secrets (``secret``: the
+    lookup's, ``secretapis.secret_apis``)."""
+    return sum(n for api, n in apis.items() if api in secret)
 
 
 def reads_secrets(
@@ -57,9 +48,10 @@ def reads_secrets(
     cells,
     min_failures: int,
     params: SensitiveParams | None = None,
+    secret: frozenset[str] = SECRET_APIS,
 ) -> np.ndarray:
     """Which cells (bin offset, principal) of ``machine`` principals hold at least ``factor`` x
-    ``min_failures`` failures on ``SECRET_APIS`` (``cells``: ``explain.CellDetail``; only cells
+    ``min_failures`` failures on the APIs ``secret`` (``cells``: ``explain.CellDetail``; only cells
     with that many failures in all are read)."""
     floor = (params or SensitiveParams()).factor * min_failures
     out = np.zeros(len(observed), dtype=bool)
@@ -68,11 +60,11 @@ def reads_secrets(
         return out
     cells.prefetch(e_idx[pick], t_idx[pick])
     for i in pick.tolist():
-        out[i] = secret_reads(cells(int(e_idx[i]), int(t_idx[i])).apis) >= floor
+        out[i] = secret_reads(cells(int(e_idx[i]), int(t_idx[i])).apis, secret) >= floor
     return out
 
 
-def reads_note(apis: Mapping[str, int]) -> str:
+def reads_note(apis: Mapping[str, int], secret: frozenset[str] = SECRET_APIS) -> str:
     """The reason's words for a bin ``reads_secrets`` lifted: how many reads, of what."""
-    names = sorted((api for api in apis if api in SECRET_APIS), key=lambda api: (-apis[api], api))
-    return f"{secret_reads(apis)} of them are denied reads of secrets ({', '.join(names)})"
+    names = sorted((api for api in apis if api in secret), key=lambda api: (-apis[api], api))
+    return f"{secret_reads(apis, secret)} of them are denied reads of secrets ({', '.join(names)})"

@@ -194,10 +194,10 @@ def quiet_failures(
 
 def quiet_surprise(spread: Spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray | None:
     """The surprise of the account cells' quiet principals' failures (``spread.quiet``). Their
-    expected is at least the
-    failing actors' (each failing actor fails at least once), and neither held down as an onset
-    nor given the distinct APIs' bonus: several principals failing together are no single stream
-    starting, and their (actor, API) pairs are the spread itself, already counted."""
+    expected is at least the failing actors' (each failing actor fails at least once), and neither
+    held down as an onset nor given the distinct APIs' bonus: several principals failing together
+    are no single stream starting, and their (actor, API) pairs are the spread itself, already
+    counted."""
     if spread.quiet is None:
         return None
     counts, base = spread.quiet

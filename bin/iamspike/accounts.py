@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from iamspike import bins, state
-from iamspike.spread import actor_apis, actors, failing_actors, service_actors
+from iamspike.spread import actor_apis, actors, failing_actors, principal_groups, service_actors
 
 
 def account_series(results, counts, distinct_apis, p_account, service, live_first, restored):
@@ -76,7 +76,7 @@ def account_actors(results, p_account, service) -> tuple[np.ndarray, np.ndarray,
     of its account), each principal's actor (``spread.actors``: an SSO role's sessions are one)
     and each actor's group; ``p_account`` and ``service`` per principal, in principal order."""
     n_accounts = len(results.accounts)
-    group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+    group = principal_groups(p_account, service, n_accounts)
     labels = [key for key, _ in sorted(results.principals.items(), key=lambda item: item[1])]
     p_actor, n_actors = actors(labels)
     a_group = np.full(n_actors, n_accounts, dtype=np.int64)

@@ -25,6 +25,7 @@ from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_s
 from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_secrets
 from iamspike.spread import (
+    Spread,
     SpreadParams,
     actor_name,
     combined,
@@ -104,13 +105,13 @@ class Flagged:
 
 
 def flag(
-    rp: PassView, counts, distinct_apis, base, cells, out_from, spread=None, onset=None
+    rp: PassView, counts, distinct_apis, base, cells, out_from, spread: Spread | None = None, onset=None
 ) -> Flagged | None:
     """The cells of ``counts`` from bin ``out_from`` on that are scored (at least ``min_failures``,
     a run's end, or every cell with ``show=all``), with ``base`` their baselines, ``cells`` their
     explanations (``explain.CellDetail``), ``onset`` (principals) the onset hold-down's mean per
-    principal and ``spread`` (accounts) the actors' series; None when no cell is scored (``pick``
-    empty when none is output)."""
+    principal and ``spread`` (accounts) the actors' series (``spread.Spread``); None when no cell
+    is scored (``pick`` empty when none is output)."""
     o = rp.o
     principal_scores = None
     window = counts[out_from:]
@@ -206,7 +207,7 @@ def flag(
     if spread is not None:
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
-        spread_counts, spread_base = spread[0], spread[1]
+        spread_counts, spread_base = spread.counts, spread.base
         by_spread = score_counts(
             spread_counts[t_idx, e_idx],
             spread_base.expected[t_idx, e_idx],

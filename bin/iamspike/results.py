@@ -26,7 +26,7 @@ from iamspike.principals import is_person
 from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
 from iamspike.sensitive import reads_note, secret_apis
-from iamspike.spread import quiet_failures, spread_note
+from iamspike.spread import Spread, quiet_failures, spread_note
 from iamspike.tail import record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
@@ -304,7 +304,7 @@ class ResultsPass:
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
             # The most actors on one service, judged as the failing actors are (spread.service_actors).
             same = (same, fit_baselines(same, first * span, span, None, spread_params))
-            spread = (acc_spread, spread_base, quiet, same)
+            spread = Spread(acc_spread, spread_base, quiet, same)
             rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows

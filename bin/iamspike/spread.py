@@ -40,10 +40,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
 from iamspike import bins
+from iamspike.baseline import Baseline
 from iamspike.principals import SSO_ROLE_PREFIX
 from iamspike.scoring import ScoreParams, score_counts
 
@@ -55,6 +57,23 @@ class SpreadParams:
     min_actors: int = 3
     min_surprise: float = 1.5
     dominant_share: float = 0.8
+
+
+class Spread(NamedTuple):
+    """An account's spread as the results pass scores it, each ``(bins, accounts)`` with its
+    baseline: the failing actors, the quiet principals' failures (``quiet_failures``; None without
+    the principals' baselines) and the most actors on one event source (``service_actors``, P26)."""
+
+    counts: np.ndarray
+    base: Baseline
+    quiet: tuple[np.ndarray, Baseline] | None
+    same: tuple[np.ndarray, Baseline] | None
+
+
+def principal_groups(p_account: np.ndarray, service: np.ndarray, n_accounts: int) -> np.ndarray:
+    """Each principal's group for the account sums: its account, or ``n_accounts`` for an AWS
+    service principal (left out of its account: it acts on the account's resources)."""
+    return np.where(service, n_accounts, p_account) if len(p_account) else p_account
 
 
 def actor_name(principal: str) -> str:
@@ -165,7 +184,7 @@ def quiet_failures(
     history comes from its saved row and not every principal's is read, the principals not read
     stay in: the count is then higher than the quiet principals' own, never lower."""
     n_accounts = acc_counts.shape[1]
-    group = np.where(service, n_accounts, p_account) if len(p_account) else p_account
+    group = principal_groups(p_account, service, n_accounts)
     out = acc_counts.copy()
     for lo in range(0, counts.shape[0], QUIET_BLOCK):  # a block of bins at a time: no second matrix
         loud = np.where(silent[lo : lo + QUIET_BLOCK], np.float32(0), counts[lo : lo + QUIET_BLOCK])
@@ -173,17 +192,16 @@ def quiet_failures(
     return np.maximum(out, 0)
 
 
-def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray | None:
-    """The surprise of the account cells' quiet principals' failures (``spread``: the failing
-    actors' series and baseline, then the quiet failures' or None). Their expected is at least the
-    failing actors' (each failing actor fails at least once), and neither held down as an onset
-    nor given the distinct APIs' bonus: several principals failing together are no single stream
-    starting, and their (actor, API) pairs are the spread itself, already counted."""
-    spread_base, quiet = spread[1], spread[2]
-    if quiet is None:
+def quiet_surprise(spread: Spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray | None:
+    """The surprise of the account cells' quiet principals' failures (``spread.quiet``). Their
+    expected is at least the failing actors' (each failing actor fails at least once), and neither
+    held down as an onset nor given the distinct APIs' bonus: several principals failing together
+    are no single stream starting, and their (actor, API) pairs are the spread itself, already
+    counted."""
+    if spread.quiet is None:
         return None
-    counts, base = quiet
-    expected = np.maximum(base.expected[t_idx, e_idx], spread_base.expected[t_idx, e_idx])
+    counts, base = spread.quiet
+    expected = np.maximum(base.expected[t_idx, e_idx], spread.base.expected[t_idx, e_idx])
     scored = score_counts(
         counts[t_idx, e_idx],
         expected,
@@ -198,14 +216,14 @@ def quiet_surprise(spread, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray |
 
 
 def same_surprise(
-    spread, t_idx: np.ndarray, e_idx: np.ndarray, sensitivity: float = 1.0
+    spread: Spread, t_idx: np.ndarray, e_idx: np.ndarray, sensitivity: float = 1.0
 ) -> np.ndarray | None:
-    """The surprise of the most actors failing on one event source (``service_actors``, the fourth
-    of ``spread``: its series and baseline) in the account cells, where at least ``min_actors``
-    of them fail on it (else 0); not held down as an onset, as the failing actors."""
-    if len(spread) < 4 or spread[3] is None:
+    """The surprise of the most actors failing on one event source (``spread.same``,
+    ``service_actors``) in the account cells, where at least ``min_actors`` of them fail on it
+    (else 0); not held down as an onset, as the failing actors."""
+    if spread.same is None:
         return None
-    counts, base = spread[3]
+    counts, base = spread.same
     observed = counts[t_idx, e_idx]
     scored = score_counts(
         observed,
@@ -220,14 +238,14 @@ def same_surprise(
     return np.where(observed >= SpreadParams().min_actors, scored.surprise, 0.0)
 
 
-def spread_note(spread, t: int, e: int, on_one_service: bool = False) -> str:
+def spread_note(spread: Spread, t: int, e: int, on_one_service: bool = False) -> str:
     """The reason's words for an account cell the spread decided: where known, its quiet principals'
-    failures, then its failing actors (``spread``: the series and baselines of both), and where
-    the actors on one service stood in for them (``on_one_service``, P26) how many those were."""
-    counts, base, quiet = spread[:3]
+    failures, then its failing actors, and where the actors on one service stood in for them
+    (``on_one_service``, P26) how many those were."""
+    counts, base, quiet = spread.counts, spread.base, spread.quiet
     text = f"{int(counts[t, e])} of its principals failed at once (usually {float(base.expected[t, e]):.0f})"
     if on_one_service:
-        same, same_base = spread[3]
+        same, same_base = spread.same
         text += f", {int(same[t, e])} of them on one service (usually {float(same_base.expected[t, e]):.0f})"
     if quiet is not None and quiet[0][t, e] > 0:
         q_counts, q_base = quiet
@@ -249,8 +267,9 @@ def top_actor(
     top = np.zeros(len(t_idx), dtype=np.float64)
     total = np.zeros(len(t_idx), dtype=np.float64)
     who = np.full(len(t_idx), -1, dtype=np.int64)
-    order = np.argsort(np.where(service, -1, p_account), kind="stable")
-    sorted_account = np.where(service, -1, p_account)[order]
+    group = np.where(service, -1, p_account)
+    order = np.argsort(group, kind="stable")
+    sorted_account = group[order]
     for i, (t, a) in enumerate(zip(t_idx.tolist(), a_idx.tolist())):
         lo, hi = np.searchsorted(sorted_account, [a, a + 1])
         idx = order[lo:hi]

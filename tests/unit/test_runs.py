@@ -240,6 +240,15 @@ def test_one_new_api_tried_at_no_steady_cadence_beyond_the_record_is_flagged() -
     assert principal_rows(run(ending), "ivan") == []
 
 
+def test_a_stuck_retry_then_silence_then_a_usual_failure_is_no_run() -> None:
+    """P30 reads the cadence of the failing bins only: ivan's retry loop (3 an hour for 4 hours on a
+    new API), 3 silent hours, then one denial on ListUsers: the windows that end there hold the loop
+    and the silence, and the silent hours make no irregular cadence."""
+    records = history() + slow_run(user("ivan"), (3, 3, 3, 3), ONE_API)
+    records.append(event(T0 + (RUN_START + 7) * HOUR + 60, user("ivan"), "ListUsers", "AccessDenied"))
+    assert principal_rows(run(sorted(records, key=lambda r: r["eventTime"])), "ivan") == []
+
+
 def bursty_history(days: int = 11) -> list[dict]:
     """zed is denied 6 times in one hour on ListUsers every third day (a high dispersion) and
     succeeds hourly."""

@@ -26,7 +26,8 @@ never failed in before (the same role failing at night), from ``record_min_bins`
 once it has been watched a week; a command it retries is on an API it failed on before. P27 takes
 no stuck retry (rule P30): its run walks APIs (``walk_new_apis`` APIs it never failed on, or
 ``walk_apis`` a failing bin) or its hours are no steady cadence (a deploy's new call denied and
-retried every 20 minutes for hours is one API at the same count an hour). The
+retried every 20 minutes for hours is one API at the same count an hour); a run whose failures
+are mostly first touches of APIs is taken from 6 days of watching, not a week. The
 variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
 together), or ``d`` x its mean for a run on new APIs or beyond its habits (no bad day of its
 usual work), and ``d`` is 1 where the run's failures are mostly first touches of APIs (P30: they
@@ -188,9 +189,10 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
     new, new_bins = new_in_run(first, rows, e_c, inside, counts.shape[1])
-    settled = ((t_c - base.long_run.watched[e_c]) * options.span >= params.new_apis_after)[:, None]
+    watched = ((t_c - base.long_run.watched[e_c]) * options.span)[:, None]
     # P30: a run whose failures are mostly first touches of APIs walks them (no retried command)
     walks = (new >= params.walk_new_apis) & (new >= params.walk_share * sum_x)
+    settled = (watched >= params.new_apis_after) | (walks & (watched >= params.walk_after))
     novel = (new >= params.min_new_apis) & (new_bins >= params.min_new_bins) & settled
     # P27: beyond the principal's own record of failing bins, on an API it never failed on.
     record, usual = base.long_run.record_at(t_c, e_c)

@@ -280,3 +280,19 @@ def test_a_run_walking_new_apis_is_judged_as_first_touches_not_the_principal_bur
         "6 failures over the last 6 bins of 1h, 1.0 APIs a failing bin, 6 APIs it never failed on"
         in row["reason"]
     )
+
+
+def test_a_run_walking_new_apis_is_taken_after_six_days_of_watching() -> None:
+    """P30: ivan's first denial at day 4 00:00 leaves 6.4 days before the run: a week for P24 and
+    P27 is not met, but 6 denials over 6 hours, each on an API he never failed on, walk APIs and
+    are taken from 6 days; 9 denials on two of them (2, 3, 2, 2) are no walk and wait for the week."""
+    late = [r for r in history() if r["eventTime"] >= T0 + 5 * 24 * HOUR or r["errorCode"] == ""]
+    late.append(event(T0 + 4 * 24 * HOUR, user("ivan"), "ListUsers", "AccessDenied"))
+    walk = [
+        event(T0 + (RUN_START + k) * HOUR + 600, user("ivan"), api, "AccessDenied")
+        for k, api in enumerate(WALK)
+    ]
+    (row,) = principal_rows(run(sorted(late + walk, key=lambda r: r["eventTime"])), "ivan")
+    assert "6 APIs it never failed on" in row["reason"]
+    retried = slow_run(user("ivan"), BEYOND, TWO_APIS)
+    assert principal_rows(run(sorted(late + retried, key=lambda r: r["eventTime"])), "ivan") == []

@@ -34,6 +34,20 @@ class RunParams:
     unusual_share: float = 0.75
     record_new_apis: int = 1
     record_min_bins: int = 3
+    # P30: ... and walks APIs: at least ``walk_new_apis`` APIs it never failed on, or ``walk_apis``
+    # distinct APIs a failing bin on average (one API retried all along is a stuck command: a
+    # deploy's new call denied, retried for hours); a run whose new APIs are at least ``walk_share``
+    # of its failures (and ``walk_new_apis``) is judged as a Poisson count (its failures are first
+    # touches, not the principal's usual retries and bad days), and P24 and P27 take it from
+    # ``walk_after`` past ``watched`` (6 days of watching, not a week)
+    walk_new_apis: int = 2
+    walk_apis: float = 1.5
+    walk_share: float = 0.5
+    walk_after: int = 3 * 86400
+    # P30: ... or its hours are no steady cadence: the failing bins between its first and its last
+    # differ by more than ``steady_spread`` (a retry loop's hours hold the same count, its first
+    # and last hours cut short; a person's or an intruder's do not)
+    steady_spread: float = 1.0
 
 
 class LongRun:

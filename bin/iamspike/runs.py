@@ -23,10 +23,15 @@ one API it never failed on, with at least ``record_factor`` times as many failin
 most the principal had in any ``max_bins`` bins before (a daily app role failing in 4 hours of
 one day: its record is 1) or with ``unusual_share`` of its failing bins in hours of the day it
 never failed in before (the same role failing at night), from ``record_min_bins`` failing bins,
-once it has been watched a week; a command it retries is on an API it failed on before. The
+once it has been watched a week; a command it retries is on an API it failed on before. P27 takes
+no stuck retry (rule P30): its run walks APIs (``walk_new_apis`` APIs it never failed on, or
+``walk_apis`` a failing bin) or its hours are no steady cadence (a deploy's new call denied and
+retried every 20 minutes for hours is one API at the same count an hour); a run whose failures
+are mostly first touches of APIs is taken from 6 days of watching, not a week. The
 variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
 together), or ``d`` x its mean for a run on new APIs or beyond its habits (no bad day of its
-usual work); ``runhistory`` holds what the fit keeps for it. A run is
+usual work), and ``d`` is 1 where the run's failures are mostly first touches of APIs (P30: they
+are no retries or bad days of its usual work); ``runhistory`` holds what the fit keeps for it. A run is
 flagged in the bin where its evidence first crosses the threshold; the windows of later bins
 start after it (reported once).
 """
@@ -184,7 +189,10 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
     new, new_bins = new_in_run(first, rows, e_c, inside, counts.shape[1])
-    settled = ((t_c - base.long_run.watched[e_c]) * options.span >= params.new_apis_after)[:, None]
+    watched = ((t_c - base.long_run.watched[e_c]) * options.span)[:, None]
+    # P30: a run whose failures are mostly first touches of APIs walks them (no retried command)
+    walks = (new >= params.walk_new_apis) & (new >= params.walk_share * sum_x)
+    settled = (watched >= params.new_apis_after) | (walks & (watched >= params.walk_after))
     novel = (new >= params.min_new_apis) & (new_bins >= params.min_new_bins) & settled
     # P27: beyond the principal's own record of failing bins, on an API it never failed on.
     record, usual = base.long_run.record_at(t_c, e_c)
@@ -194,6 +202,8 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     by_hours = unusual >= params.unusual_share * failing
     beyond = (by_record | by_hours) & settled
     beyond &= (new >= params.record_new_apis) & (failing >= params.record_min_bins)
+    # P30: no stuck retry (one API at a steady cadence)
+    beyond &= (new >= params.walk_new_apis) | (apis >= params.walk_apis * failing) | ~_steady(x, params)
     ok = inside & ((failing >= params.min_bins) | beyond) & (sum_x >= min_failures)
     ok &= (sum_m <= params.near_silent * (lags + 1)) & (
         novel | beyond | (apis >= params.min_apis * np.maximum(failing, 1))
@@ -209,7 +219,9 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
         surprise[which] = score_counts(
             sum_x[which],
             mean,
-            mean * d[which[0]] * np.where((novel | beyond)[which], 1.0, np.sqrt(which[1] + 1)),
+            mean
+            * np.where(walks[which], 1.0, d[which[0]])
+            * np.where((novel | beyond)[which], 1.0, np.sqrt(which[1] + 1)),
             np.ones(len(mean)),
             options.sensitivity,
             ScoreParams(),
@@ -219,6 +231,22 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     scores = to_score(np.maximum(surprise, 0.0) * options.sensitivity, ScoreParams())
     why = np.where(beyond & by_record, record, np.where(beyond, -1 - unusual, -1))
     return scores, sum_x, sum_m, failing, apis, new, why
+
+
+def _steady(x: np.ndarray, params: RunParams) -> np.ndarray:
+    """Per candidate and run length (``x``: counts by lag, the current bin first): whether the
+    run's failing bins after its current one and before its earliest (a retry loop's first and
+    last hours are cut short) differ by at most ``steady_spread``."""
+    lags = np.arange(x.shape[1])
+    earliest = np.maximum.accumulate(np.where(x > 0, lags, -1), axis=1)  # per length: its first failing lag
+    inner = x[:, 1:]
+    if not inner.shape[1]:
+        return np.ones(x.shape, dtype=bool)
+    most = np.maximum.accumulate(inner, axis=1)
+    least = np.minimum.accumulate(np.where(inner > 0, inner, np.inf), axis=1)
+    spread = np.where(np.isfinite(least), most - least, 0.0)
+    at = np.clip(earliest - 2, 0, inner.shape[1] - 1)  # the inner bins: lags 1 .. earliest - 1
+    return (earliest < 2) | (np.take_along_axis(spread, at, axis=1) <= params.steady_spread)
 
 
 def _first_failures(first_fail, n_entities: int) -> np.ndarray:

@@ -26,7 +26,9 @@ Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some
 log_delivery (the SANS-like service stream), throttling_burst, validation_burst, dryrun_burst,
 benign_new_principal, person_burst (a person's small burst in seconds, like a student's 18
 UnauthorizedOperation in 7 s), bursty_day (a person's hours at several times their rate) and
-habitual_burst (a person, IAM user or SSO role, who bursts like that a few times every week).
+habitual_burst (a person, IAM user or SSO role, who bursts like that a few times every week) and
+stuck_retry (after a deploy, a script on a near-silent principal calls one API it never called,
+is denied, and retries it every 10-40 minutes for 3-10 hours: one API at a steady cadence).
 """
 
 from __future__ import annotations
@@ -120,6 +122,13 @@ class Family:
     spike_factor: Range = (3.0, 6.0)
     spike_hours: Range = (1, 2)
     console_size: Range = (15, 60)
+    # benign: a script stuck retrying one API it never called before (a deploy's new call, denied)
+    # every ``stuck_every`` minutes (log-uniform) for ``stuck_hours``, on a near-silent principal
+    # (``stuck_new`` of them of its own, like the low-and-slow runs'), drawn last from its own stream
+    stuck_retries: int = 3
+    stuck_every: Range = (10.0, 40.0)
+    stuck_hours: Range = (3, 10)
+    stuck_new: float = 0.67
 
 
 TUNING = (
@@ -674,6 +683,45 @@ class _FamilyBuilder(_Builder):
             self._low_and_slow(acct, p)
         for quiet, apis, ip, agent in self._busier_spreads:
             self._busier_spread(quiet, apis, ip, agent)
+        with self._stream(27):
+            for _ in range(self.f.stuck_retries):
+                self._stuck_retry()
+
+    def _stuck_retry(self) -> None:
+        """Benign: after a deploy in working hours, a quiet principal (a near-silent one of its own, a
+        share ``stuck_new``, else the quieter half of an account's people and roles) calls one API it
+        never called, is denied, and retries it every ``stuck_every`` minutes (a few percent of
+        jitter) for ``stuck_hours``, from its usual address and agent: one API at a steady cadence,
+        where a low-and-slow run walks several."""
+        f = self.f
+        acct = self.accounts[int(self.rng.integers(0, len(self.accounts)))]
+        if self.rng.random() < f.stuck_new:
+            p, what = self._near_silent(acct)
+        else:
+            quiet = sorted(
+                self._candidates(("human", "app_role", "ci_user"), acct), key=lambda q: q.fail_level
+            )
+            p = self._pick(quiet[: max(1, len(quiet) // 2)])
+            what = f"a quiet {p.kind.replace('_', ' ')}"
+        api = self._pick([a for a in API_CATALOG if a not in p.apis])
+        length = self.count(f.stuck_hours)
+        day = int(self.rng.integers(8, self.days - 1))
+        while self._weekday(np.array([day * 24]), p.tz)[0] >= 5:
+            day = day - 1
+        h = day * 24 + (int(self.rng.integers(9, 17)) - p.tz) % 24
+        h = min(h, self.hours - length)
+        every = self.log_uni(f.stuck_every) * 60.0
+        t = self.start + h * HOUR + self.uni((0.0, every))
+        end = self.start + (h + length) * HOUR
+        n = 0
+        while t < end:
+            hour = int((t - self.start) // HOUR)
+            minute = (t - self.start - hour * HOUR) / 60.0
+            self.emit(p, hour, 1, ok=False, apis=(api,), minutes=(minute, minute))
+            t += every * self.uni((0.95, 1.05))
+            n += 1
+        note = f"{n} denials on {api[1]} every ~{every / 60:.0f} min for {length} h ({what})"
+        self._trap("stuck_retry", p, [(h, h + length)], note)
 
     def _low_and_slow(self, acct: str, p: Principal) -> None:
         """``p`` (or, a share ``slow_new`` of the runs, a near-silent principal of its own) denied

@@ -50,6 +50,7 @@ TRAP_KINDS = (
     "person_burst",
     "bursty_day",
     "habitual_burst",
+    "stuck_retry",
 )
 TARGET_RATE = 1.0  # false alerts per 1,000 principal-days
 

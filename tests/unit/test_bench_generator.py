@@ -436,3 +436,34 @@ def test_the_classroom_family_bursts_over_several_ec2_apis_and_differs_from_teac
     assert fam in families.TUNING and teaching in families.HELD_OUT
     for name in ("humans", "human_fail", "bursty_people", "bursty_day", "person_burst_size"):
         assert getattr(fam, name) != getattr(teaching, name), name
+
+
+def test_a_stuck_retry_is_one_new_api_at_a_steady_cadence_and_moves_no_other_draw() -> None:
+    """The benign stuck script (a deploy's new call denied and retried for hours on a near-silent
+    principal) comes from a stream of its own, drawn last: every other record and label of the
+    organisation is the same with or without it, and each is one API the principal never called,
+    retried at a steady interval for the label's hours."""
+    base = families.with_accounts(families.FAMILIES["office"], 2)
+    without = _org_rows(replace(base, stuck_retries=0), 2)
+    stuck = _org_rows(replace(base, stuck_retries=3), 2)
+    ids = {r["eventID"] for r in without.records}
+    assert [r for r in stuck.records if r["eventID"] in ids] == without.records
+    assert [lb for lb in stuck.labels if lb.kind != "stuck_retry"] == without.labels
+    labels = [lb for lb in stuck.traps() if lb.kind == "stuck_retry"]
+    assert len(labels) == 3 and not [lb for lb in without.labels if lb.kind == "stuck_retry"]
+    extra = {fold_principal(r) for r in stuck.records if r["eventID"] not in ids}
+    assert extra <= {lb.principal for lb in labels}
+    apis = {p.principal: {name for _s, name in p.apis} for p in stuck.principals}
+    for lb in labels:
+        ((s, e),) = lb.windows
+        assert 3 * 3600 <= e - s <= 10 * 3600
+        retries = [
+            r
+            for t, _a, p, r in stuck.extra["rows"]
+            if s <= t < e and p == lb.principal and r["eventName"] not in apis[lb.principal]
+        ]
+        assert len({r["eventName"] for r in retries}) == 1
+        times = [generator.record_time(r) for r in retries]
+        gaps = [b - a for a, b in zip(times, times[1:])]
+        assert len(retries) >= 3 and max(gaps) <= 1.2 * min(gaps) + 2
+        assert all(r["errorCode"] in AUTHZ_CODES for r in retries)

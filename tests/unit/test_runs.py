@@ -149,31 +149,42 @@ def test_thin_new_apis_all_in_one_bin_are_no_run() -> None:
 
 
 ONE_API = ["GetSecretValue"]  # neither walter nor ivan ever failed on it
-BEYOND = (2, 3, 2, 2)  # 9 denials over 4 h on one API
+TWO_APIS = ["GetSecretValue", "ListKeys"]  # nor on these
+BEYOND = (2, 3, 2, 2)  # 9 denials over 4 h
 
 
-def test_a_run_beyond_the_principal_record_is_flagged_on_one_new_api() -> None:
-    """P27: ivan's most failing bins in any 12 bins before is 1; 3 failing bins on an API he never
-    failed on pass the API gate (1 API a bin) and min_bins (3 of P22's 4)."""
-    records = sorted(history() + slow_run(user("ivan"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
+def test_a_run_beyond_the_principal_record_is_flagged_on_two_new_apis() -> None:
+    """P27: ivan's most failing bins in any 12 bins before is 1; 3 failing bins on APIs he never
+    failed on pass the API gate (2 APIs a bin) and min_bins (3 of P22's 4)."""
+    records = sorted(history() + slow_run(user("ivan"), BEYOND, TWO_APIS), key=lambda r: r["eventTime"])
     (row,) = principal_rows(run(records), "ivan")
     assert (row["_time"] - T0) // HOUR == RUN_START + 2  # its third failing bin
-    assert "low-and-slow run: 7 failures over the last 3 bins of 1h, 1.0 APIs a failing bin" in row["reason"]
+    assert "low-and-slow run: 7 failures over the last 3 bins of 1h, 2.0 APIs a failing bin" in row["reason"]
     assert "more failing bins than 1 in any 12 bins before" in row["reason"]
 
 
+def test_one_new_api_retried_beyond_the_record_is_a_stuck_retry_not_a_run() -> None:
+    """P30: a deploy's new call denied and retried for hours (one API it never failed on, 2-3 an
+    hour) is beyond ivan's record and, at night, outside walter's hours, yet walks no APIs: no run."""
+    for who, start in (("ivan", RUN_START), ("walter", RUN_START - 8)):
+        records = sorted(
+            history() + slow_run(user(who), BEYOND, ONE_API, start), key=lambda r: r["eventTime"]
+        )
+        assert principal_rows(run(records), who) == []
+
+
 def test_a_run_within_three_times_the_record_is_no_run() -> None:
-    """walter's record is 2: 4 failing bins on one new API are not 3 times it (P22's API gate holds)."""
-    records = sorted(history() + slow_run(user("walter"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
+    """walter's record is 2: 4 failing bins on two new APIs are not 3 times it (P22's API gate holds)."""
+    records = sorted(history() + slow_run(user("walter"), BEYOND, TWO_APIS), key=lambda r: r["eventTime"])
     assert principal_rows(run(records), "walter") == []
 
 
 def test_a_run_in_hours_the_principal_never_failed_in_is_flagged() -> None:
-    """P27: the same 4 failing bins on one new API at night, hours walter never failed in (he
+    """P27: the same 4 failing bins on two new APIs at night, hours walter never failed in (he
     fails at 11:00 and 12:00), are out of his usual hours though within 3 times his record."""
     night = RUN_START - 8  # day 10, 01:00
     records = sorted(
-        history() + slow_run(user("walter"), BEYOND, ONE_API, night), key=lambda r: r["eventTime"]
+        history() + slow_run(user("walter"), BEYOND, TWO_APIS, night), key=lambda r: r["eventTime"]
     )
     (row,) = principal_rows(run(records), "walter")
     assert (row["_time"] - T0) // HOUR == night + 2
@@ -188,7 +199,7 @@ def test_a_command_retried_on_its_usual_api_beyond_the_record_is_no_run() -> Non
 
 def test_a_run_beyond_the_record_of_a_principal_watched_less_than_a_week_is_no_run() -> None:
     late = [r for r in history() if r["eventTime"] >= T0 + 6 * 24 * HOUR or r["errorCode"] == ""]
-    records = sorted(late + slow_run(user("ivan"), BEYOND, ONE_API), key=lambda r: r["eventTime"])
+    records = sorted(late + slow_run(user("ivan"), BEYOND, TWO_APIS), key=lambda r: r["eventTime"])
     assert principal_rows(run(records), "ivan") == []
 
 
@@ -196,7 +207,9 @@ def test_an_alert_run_on_saved_state_sees_the_same_record() -> None:
     """The record is read from the count matrix: an alert run whose live events start after the
     last earlier failures (its history restored from its state rows) flags ivan's run (record 1)
     as one pass over every event does, and not walter's (record 2, in the state rows only)."""
-    records = history() + slow_run(user("ivan"), BEYOND, ONE_API) + slow_run(user("walter"), BEYOND, ONE_API)
+    records = (
+        history() + slow_run(user("ivan"), BEYOND, TWO_APIS) + slow_run(user("walter"), BEYOND, TWO_APIS)
+    )
     records.sort(key=lambda r: r["eventTime"])
     split = T0 + (RUN_START - 12) * HOUR
     saved = run([r for r in records if r["eventTime"] < split], parse_options(["show=state"]))
@@ -209,3 +222,77 @@ def test_an_alert_run_on_saved_state_sees_the_same_record() -> None:
     whole = principal_rows(run(records), "ivan")
     assert len(whole) == 1 and principal_rows(rows, "ivan") == whole
     assert principal_rows(rows, "walter") == []
+
+
+def test_one_new_api_tried_at_no_steady_cadence_beyond_the_record_is_flagged() -> None:
+    """P30: one API is no retry loop where its hours differ (1, 4, 1, 3, 1 denials: tried by hand
+    or by an intruder); the same run cut short at a steady loop's end (4, 4, 4, 1) is no run."""
+    irregular = sorted(
+        history() + slow_run(user("ivan"), (1, 4, 1, 3, 1), ONE_API), key=lambda r: r["eventTime"]
+    )
+    (row,) = principal_rows(run(irregular), "ivan")
+    assert (row["_time"] - T0) // HOUR == RUN_START + 3
+    assert (
+        "9 failures over the last 4 bins of 1h, 1.0 APIs a failing bin, 1 APIs it never failed on"
+        in row["reason"]
+    )
+    ending = sorted(history() + slow_run(user("ivan"), (4, 4, 4, 1), ONE_API), key=lambda r: r["eventTime"])
+    assert principal_rows(run(ending), "ivan") == []
+
+
+def test_a_stuck_retry_then_silence_then_a_usual_failure_is_no_run() -> None:
+    """P30 reads the cadence of the failing bins only: ivan's retry loop (3 an hour for 4 hours on a
+    new API), 3 silent hours, then one denial on ListUsers: the windows that end there hold the loop
+    and the silence, and the silent hours make no irregular cadence."""
+    records = history() + slow_run(user("ivan"), (3, 3, 3, 3), ONE_API)
+    records.append(event(T0 + (RUN_START + 7) * HOUR + 60, user("ivan"), "ListUsers", "AccessDenied"))
+    assert principal_rows(run(sorted(records, key=lambda r: r["eventTime"])), "ivan") == []
+
+
+def bursty_history(days: int = 11) -> list[dict]:
+    """zed is denied 6 times in one hour on ListUsers every third day (a high dispersion) and
+    succeeds hourly."""
+    out = []
+    for d in range(days):
+        day = T0 + d * 24 * HOUR
+        if d % 3 == 0:
+            out += [
+                event(day + 11 * HOUR + 60 * i, user("zed"), "ListUsers", "AccessDenied") for i in range(6)
+            ]
+        out += [event(day + h * HOUR + 300, user("zed"), "ListBuckets", "") for h in range(24)]
+    return out
+
+
+WALK = ["DescribeInstances", "GetSecretValue", "ListRoles", "DescribeVpcs", "ListKeys", "GetUser"]
+
+
+def test_a_run_walking_new_apis_is_judged_as_first_touches_not_the_principal_bursts() -> None:
+    """P30: 6 denials over 6 night hours, each on an API zed never failed on, are first touches:
+    they are scored as a Poisson count, not under zed's own dispersion (his bursts of 6 on one API
+    made the same run score 0); a retried command keeps the dispersion (P22's bad days)."""
+    night = RUN_START - 8
+    walk = [
+        event(T0 + (night + k) * HOUR + 600, user("zed"), api, "AccessDenied") for k, api in enumerate(WALK)
+    ]
+    (row,) = principal_rows(run(sorted(bursty_history() + walk, key=lambda r: r["eventTime"])), "zed")
+    assert (row["_time"] - T0) // HOUR == night + 5
+    assert (
+        "6 failures over the last 6 bins of 1h, 1.0 APIs a failing bin, 6 APIs it never failed on"
+        in row["reason"]
+    )
+
+
+def test_a_run_walking_new_apis_is_taken_after_six_days_of_watching() -> None:
+    """P30: ivan's first denial at day 4 00:00 leaves 6.4 days before the run: a week for P24 and
+    P27 is not met, but 6 denials over 6 hours, each on an API he never failed on, walk APIs and
+    are taken from 6 days; 9 denials on two of them (2, 3, 2, 2) are no walk and wait for the week."""
+    late = [r for r in history() if r["eventTime"] >= T0 + 5 * 24 * HOUR or r["errorCode"] == ""]
+    late.append(event(T0 + 4 * 24 * HOUR, user("ivan"), "ListUsers", "AccessDenied"))
+    walk = [
+        event(T0 + (RUN_START + k) * HOUR + 600, user("ivan"), api, "AccessDenied")
+        for k, api in enumerate(WALK)
+    ]
+    (row,) = principal_rows(run(sorted(late + walk, key=lambda r: r["eventTime"])), "ivan")
+    assert "6 APIs it never failed on" in row["reason"]
+    retried = slow_run(user("ivan"), BEYOND, TWO_APIS)
+    assert principal_rows(run(sorted(late + retried, key=lambda r: r["eventTime"])), "ivan") == []

@@ -117,7 +117,10 @@ def unfold_rows(index: Mapping[str, int], rows: Iterable[list[str]], skipped: Co
             continue
         try:
             _service, parts = split_parts(row[counts_i])
-            first = int(float(row[time_i]))
+            first = float(row[time_i])
+            if not intake.usable_time(first):
+                raise ValueError
+            first = int(first)
         except (ValueError, TypeError, IndexError, OverflowError):
             skipped[BAD_COUNTS] += 1
             continue
@@ -182,7 +185,10 @@ class Tally:
                     self._add_range(decoded)
                     continue
                 service, entries = decoded
-                start = int(float(row[time_i]) // self.span) * self.span
+                seconds = float(row[time_i])
+                if not intake.usable_time(seconds):
+                    raise ValueError
+                start = int(seconds // self.span) * self.span
                 account = row[acct_i] or UNKNOWN
                 principal = row[prin_i] or UNKNOWN
             except (ValueError, TypeError, IndexError, KeyError, OverflowError):

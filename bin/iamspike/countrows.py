@@ -33,7 +33,7 @@ import numpy as np
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, Tally
 from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_fields, read_profile
-from iamspike.intake import UNKNOWN
+from iamspike.intake import UNKNOWN, usable_time
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
@@ -110,7 +110,10 @@ class CountRows:
                 parts = [(None, text.split(";", 5))]
             elif text[:2] == V4:
                 try:
-                    parts = _v4_parts(text, int(float(row[time_i])))
+                    first = float(row[time_i])
+                    if not usable_time(first):
+                        raise ValueError
+                    parts = _v4_parts(text, int(first))
                 except (ValueError, TypeError, IndexError, OverflowError):
                     tally.skipped[BAD_COUNTS] += 1
                     continue
@@ -133,7 +136,10 @@ class CountRows:
                     if ids is _FILTERED:
                         whole.append(row if when is None else _part_row(row, time_i, counts_i, when, fields))
                         continue
-                    start = int((float(row[time_i]) if when is None else when) // span)
+                    seconds = float(row[time_i]) if when is None else when
+                    if not usable_time(seconds):
+                        raise ValueError
+                    start = int(seconds // span)
                     if e is None:
                         key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
                     packed = a2b(packed)
@@ -195,6 +201,9 @@ class CountRows:
             or "\n" in "".join(rests)
         ):
             return False
+        whens = [when for when, _ in parts]
+        if not (usable_time(min(whens)) and usable_time(max(whens))):
+            return False  # read part by part, where it is skipped
         key = (account, principal)
         e = self.entities.get(key)
         if e is None:

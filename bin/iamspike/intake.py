@@ -32,6 +32,12 @@ NON_NUMERIC = "with a non-numeric count"
 ABSURD = "with an absurd count"
 NOT_POSITIVE = "with a zero or negative count"
 
+# The times read, in epoch seconds: from CloudTrail's launch (2013-11-13) to 2038-01-19 (2**31).
+# A row outside has no usable _time: one such row (a damaged timestamp, 1e300, year 9999) would
+# otherwise stretch the window's hourly grid over decades or centuries, past what a bin number
+# holds, and fail or stall the search.
+FIRST_TIME, LAST_TIME = 1_384_300_800.0, 2.0**31
+
 _COL = {name: i for i, name in enumerate(FIELDS)}
 IDENTITY_FIELDS = (
     "recipientAccountId",
@@ -57,6 +63,11 @@ def identify(identity: tuple) -> tuple[str, str, bool]:
     account, ptype, arn, issuer, invoked, uacct, pid = identity
     principal = fold_principal(ptype, arn, issuer, invoked, uacct, pid)
     return account or uacct or UNKNOWN, principal, ptype == "AWSService" or is_service(principal)
+
+
+def usable_time(when: float) -> bool:
+    """A time the engine reads (False for NaN and the infinities too)."""
+    return FIRST_TIME <= when < LAST_TIME
 
 
 def absurd(count: float) -> bool:
@@ -101,7 +112,7 @@ def track_times(tally: Tally, rows: list[list[str]], time_i: int | None) -> None
     try:
         values = list(map(float, map(itemgetter(time_i), rows)))
         low, high = min(values), max(values)
-        if not (math.isfinite(low) and math.isfinite(high)):
+        if not (usable_time(low) and usable_time(high)):
             raise ValueError
     except (ValueError, IndexError):
         values = []
@@ -110,7 +121,7 @@ def track_times(tally: Tally, rows: list[list[str]], time_i: int | None) -> None
                 value = float(row[time_i])
             except (ValueError, IndexError):
                 value = math.nan
-            if math.isfinite(value):
+            if usable_time(value):
                 values.append(value)
             else:
                 tally.skipped[NO_TIME] += 1
@@ -173,8 +184,8 @@ def add_events(
             when = float(row[time_i])
         except ValueError:
             continue  # counted by track_times
-        if when != when or when in (math.inf, -math.inf):
-            continue
+        if not FIRST_TIME <= when < LAST_TIME:
+            continue  # counted by track_times
         event_id = row[id_i]
         if event_id:
             event_digest = mark(event_id)
@@ -217,7 +228,7 @@ def from_raw(tally: Tally, rows: list[list[str]], raw_i: int, time_i: int) -> li
     parsed = []
     for row in rows:
         try:
-            if not math.isfinite(float(row[time_i])):
+            if not usable_time(float(row[time_i])):
                 continue
         except ValueError:
             continue  # already named: no usable _time
@@ -255,7 +266,7 @@ def add_aggregated(tally: Tally, index: Mapping[str, int], rows: list[list[str]]
         if code and not counted[code]:
             continue
         source = row[source_i] if source_i is not None else ""
-        when = _finite(row[time_i])  # an unusable _time is named by track_times
+        when = _time(row[time_i])  # an unusable _time is named by track_times
         if when is None or (sources and source not in sources):
             continue
         try:
@@ -282,9 +293,9 @@ def add_aggregated(tally: Tally, index: Mapping[str, int], rows: list[list[str]]
         counts[key] = counts.get(key, 0) + round(count)
 
 
-def _finite(text: str) -> float | None:
+def _time(text: str) -> float | None:
     try:
         value = float(text)
     except ValueError:
         return None
-    return value if math.isfinite(value) else None
+    return value if usable_time(value) else None

@@ -337,3 +337,13 @@ def test_state_from_v4_rows_with_parts_of_a_class_left_out_is_the_one_process_st
         detector.add_rows(*table(shipped))
         assert detector.results() == run(events, parse_options(["show=state", *args]))
         assert detector.messages() == []
+
+
+@pytest.mark.parametrize("when", ["1e300", "-1e300", "9.3e18"])
+@pytest.mark.parametrize("version", ["v3", "v4"])
+def test_a_count_row_whose_time_is_beyond_any_bin_is_skipped_not_a_crash(version, when) -> None:
+    good = mapped([organisation()]) if version == "v4" else mapped_cells([organisation()])
+    row = next(row for row in good if row[COUNTS_FIELD][:2] == version and "{" not in row[COUNTS_FIELD])
+    bad = {**row, "_time": when}
+    detector, _ = reported([*good, bad])
+    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]

@@ -193,6 +193,19 @@ def test_missing_columns_and_junk_time_are_reported() -> None:
     assert line == "skipped 1 row with no usable _time, 1 without the fields iamspike needs"
 
 
+@pytest.mark.parametrize("when", ["1e300", "-1e300", "9.3e18", "253402300799", "-5", "0", "1383264000"])
+def test_a_row_whose_time_no_hourly_grid_can_reach_is_skipped_and_named(when) -> None:
+    # One such row (a damaged timestamp, year 9999) used to fail the search with OverflowError
+    # or stretch the window's grid over centuries until memory ran out.
+    header, rows = as_rows(background() + burst(60, 30, APIS))
+    expected = detect(header, rows, 50)
+    rows.append([when, *rows[-1][1:]])
+    detector = Detector()
+    detector.add_rows(header, rows)
+    assert detector.results() == expected
+    assert detector.messages() == ["skipped 1 row with no usable _time"]
+
+
 def test_aggregated_rows_input_b() -> None:
     records = background() + burst(60, 30, APIS)
     counts: dict[tuple, int] = {}

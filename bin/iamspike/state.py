@@ -24,6 +24,8 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from iamspike.intake import usable_time
+
 STATE_FIELD = "iamspike_state"
 ACCOUNT_STATE_FIELD = "iamspike_account_state"
 VERSION = 2
@@ -174,6 +176,11 @@ def decode(text: str) -> StateEntry:
                 raise ValueError("unknown entity type")
             firsts = dict(blob.get("first_failures", {}))
         first_failures = {str(api): first + int(offset) * span for api, offset in firsts.items()}
+        services = bins_of("service_actors")
+        failing = bins_of("failing")
+        times = [first, last, *bins, *first_failures.values(), *failing, *services]
+        if span <= 0 or not (usable_time(min(times)) and usable_time(max(times))):
+            raise ValueError("a time outside what a search reads")
         return StateEntry(
             span,
             first,
@@ -183,9 +190,9 @@ def decode(text: str) -> StateEntry:
             bins,
             apis,
             first_failures,
-            bins_of("failing"),
+            failing,
             entity_type,
-            bins_of("service_actors"),
+            services,
         )
     except (KeyError, TypeError, ValueError, OverflowError) as exc:
         raise ValueError("malformed state") from exc

@@ -18,7 +18,7 @@ from iamspike.state import (
     state_key,
 )
 
-FIRST = 1_000_000 * 3600
+FIRST = 496_872 * 3600  # 2026-09-07T00:00Z
 USER = "arn:aws:iam::111:user/a"
 
 
@@ -120,3 +120,21 @@ def test_state_text_is_compact_json_with_sorted_keys() -> None:
         assert text == json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         assert decode(text) == decode(json.dumps(json.loads(text)))
         assert list(json.loads(text)["bins"]) == ["0", "10", "11", "2"]
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"first": 1e300},  # an OverflowError in the fold before
+        {"first": -99999999999999},  # an hourly grid from year -3 million: the search stalled
+        {"first": True},  # 1970: decades of hourly bins
+        {"bins": {"99999999999": 1}},
+        {"first_failures": {"GetUser": 10**15}},
+        {"span": 0},
+    ],
+)
+def test_decode_rejects_a_row_whose_times_no_search_reads(change: dict) -> None:
+    entry = StateEntry(3600, FIRST, FIRST + 36000, "111", USER, {FIRST + 7200: 4}, {}, {"GetUser": FIRST})
+    blob = {**json.loads(encode(entry)[STATE_FIELD]), **change}
+    with pytest.raises(ValueError):
+        decode(json.dumps(blob))

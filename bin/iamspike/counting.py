@@ -227,7 +227,7 @@ class Tally:
 
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])
-        if math.isfinite(low) and math.isfinite(high):
+        if intake.usable_time(low) and intake.usable_time(high):  # else only its rows' times
             self.lo = min(self.lo, low)
             self.hi = max(self.hi, high)
         for reason, n in dict(blob.get("skipped", {})).items():

@@ -347,3 +347,14 @@ def test_a_count_row_whose_time_is_beyond_any_bin_is_skipped_not_a_crash(version
     bad = {**row, "_time": when}
     detector, _ = reported([*good, bad])
     assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
+@pytest.mark.parametrize("low, high", [(-1e300, 1e300), (0, 1e12), (1_788_739_200, 253402300799)])
+def test_a_range_row_beyond_the_times_a_search_reads_widens_nothing(low, high) -> None:
+    events = organisation()
+    good = mapped([events])
+    at = next(i for i, row in enumerate(good) if row[COUNTS_FIELD].startswith("v3{"))
+    blob = json.loads(good[at][COUNTS_FIELD][2:])
+    bad = {**good[at], COUNTS_FIELD: "v3" + json.dumps({**blob, "lo": low, "hi": high})}
+    _, got = reported([*good[:at], bad, *good[at + 1 :]])
+    assert got == reported(good)[1]

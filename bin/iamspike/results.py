@@ -25,7 +25,8 @@ from iamspike.options import Options, span_text
 from iamspike.principals import is_person
 from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
-from iamspike.sensitive import reads_note, secret_apis
+from iamspike.secretapis import secret_apis
+from iamspike.sensitive import reads_note
 from iamspike.spread import Spread, quiet_failures, spread_note
 from iamspike.tail import record_note
 

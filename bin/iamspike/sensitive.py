@@ -24,9 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from iamspike.secretapis import SECRET_APIS, secret_apis
-
-__all__ = ["SECRET_APIS", "SensitiveParams", "reads_note", "reads_secrets", "secret_apis", "secret_reads"]
+from iamspike.secretapis import SECRET_APIS
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Saved state (``show=state``): one row per entity, keyed for the KV store, and its restore.
 
 A principal's row keeps its non-zero bins over the kept history, their distinct APIs (where not
-1) and the APIs it has failed on with the bin of their first failure (novelty needs them). An
+1) and the APIs it has failed on with the bin of their first failure (novelty needs them; at most
+:data:`FIRST_FAILURES_KEPT` of them, :func:`kept_first_failures`). An
 account's row keeps the account's own history: its total per bin (its principals' failures, AWS
 service principals excluded), the distinct (principal, API) pairs, the number of failing
 principals per bin and the most of them failing on one event source per bin (``service_actors``,
@@ -33,6 +34,10 @@ READABLE = (1, 2)
 PRINCIPAL = "principal"
 ACCOUNT = "account"
 RANGE = "range"  # a version-1 row with empty account and principal: only first and last
+# A principal's row keeps at most this many first failures (:func:`kept_first_failures`): at the
+# default history and span its worst row is then 39.1 KB, 75 % of the 52.4 KB a row that a KV store
+# save batch allows (docs/distributed.md, "Splunk limits the distributed path meets").
+FIRST_FAILURES_KEPT = 256
 
 
 def _key(text: str) -> str:
@@ -94,6 +99,16 @@ def account_bins(entries, index_of, span: int, first: int, n_bins: int, live_fir
             )
 
 
+def kept_first_failures(firsts: Mapping[str, int]) -> Mapping[str, int]:
+    """At most :data:`FIRST_FAILURES_KEPT` of a principal's first failures (API -> bin start): the
+    earliest (the principal's own first failure, from which novelty counts its settling time) and
+    the most recent others, ties by API name. An API left out that fails again is taken as new."""
+    if len(firsts) <= FIRST_FAILURES_KEPT:
+        return firsts
+    by_time = sorted(firsts.items(), key=lambda item: (item[1], item[0]))
+    return dict([by_time[0], *by_time[len(by_time) - FIRST_FAILURES_KEPT + 1 :]])
+
+
 def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = None) -> str:
     """``{"offset":value,...}`` as ``json.dumps(..., sort_keys=True)`` writes it: offsets (bins
     after ``first``) ordered as text, values that equal ``skip`` left out."""
@@ -119,9 +134,8 @@ def encode(entry: StateEntry) -> dict[str, object]:
         fields.append(f'"failing":{_offsets(entry, entry.failing_principals)}')
     fields.append(f'"first":{first}')
     if entry.first_failures:
-        firsts = ",".join(
-            f"{_text(api)}:{(start - first) // span}" for api, start in sorted(entry.first_failures.items())
-        )
+        kept = kept_first_failures(entry.first_failures)
+        firsts = ",".join(f"{_text(api)}:{(start - first) // span}" for api, start in sorted(kept.items()))
         fields.append(f'"first_failures":{{{firsts}}}')
     fields += [
         f'"last":{entry.last}',
@@ -178,8 +192,10 @@ def decode(text: str) -> StateEntry:
         first_failures = {str(api): first + int(offset) * span for api, offset in firsts.items()}
         services = bins_of("service_actors")
         failing = bins_of("failing")
-        times = [first, last, *bins, *first_failures.values(), *failing, *services]
-        if span <= 0 or not (usable_time(min(times)) and usable_time(max(times))):
+        times = (bins, first_failures.values(), failing, services)
+        lo = min(first, last, *(min(t, default=first) for t in times))
+        hi = max(first, last, *(max(t, default=first) for t in times))
+        if span <= 0 or not (usable_time(lo) and usable_time(hi)):
             raise ValueError("a time outside what a search reads")
         return StateEntry(
             span,

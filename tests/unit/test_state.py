@@ -8,6 +8,7 @@ import json
 import pytest
 from iamspike.state import (
     ACCOUNT,
+    FIRST_FAILURES_KEPT,
     RANGE,
     STATE_FIELD,
     StateEntry,
@@ -130,6 +131,9 @@ def test_state_text_is_compact_json_with_sorted_keys() -> None:
         {"first": True},  # 1970: decades of hourly bins
         {"bins": {"99999999999": 1}},
         {"first_failures": {"GetUser": 10**15}},
+        {"first_failures": {"GetUser": -(10**12)}},
+        {"failing": {"99999999999": 1}},
+        {"service_actors": {"-99999999999": 1}},
         {"span": 0},
     ],
 )
@@ -138,3 +142,20 @@ def test_decode_rejects_a_row_whose_times_no_search_reads(change: dict) -> None:
     blob = {**json.loads(encode(entry)[STATE_FIELD]), **change}
     with pytest.raises(ValueError):
         decode(json.dumps(blob))
+
+
+def test_a_principals_row_keeps_its_earliest_and_latest_first_failures_up_to_the_cap() -> None:
+    """Past FIRST_FAILURES_KEPT APIs, the row keeps the principal's own first failure (novelty
+    counts its settling time from it) and the most recent others, ties by name: the KV store's
+    save batch bounds a row (docs/distributed.md). At the cap, nothing is left out."""
+    extra = 10
+    firsts = {f"Api{i:04d}": FIRST + 3600 * (i // 2) for i in range(FIRST_FAILURES_KEPT + extra)}
+    entry = StateEntry(3600, FIRST, FIRST + 3600 * 400, "111", USER, {FIRST: 1}, {}, firsts)
+    kept = decode(encode(entry)[STATE_FIELD]).first_failures
+    assert len(kept) == FIRST_FAILURES_KEPT and kept["Api0000"] == FIRST
+    dropped = {f"Api{i:04d}" for i in range(1, extra + 1)}  # the next oldest: Api0001 ties Api0000
+    assert set(firsts) - set(kept) == dropped
+    assert all(kept[api] == firsts[api] for api in kept)
+    at_cap = dict(list(firsts.items())[:FIRST_FAILURES_KEPT])
+    entry = StateEntry(3600, FIRST, FIRST + 3600 * 400, "111", USER, {FIRST: 1}, {}, at_cap)
+    assert decode(encode(entry)[STATE_FIELD]).first_failures == at_cap

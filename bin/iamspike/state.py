@@ -23,6 +23,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 
 from iamspike.intake import usable_time
 
@@ -98,12 +99,14 @@ def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = No
     """``{"offset":value,...}`` as ``json.dumps(..., sort_keys=True)`` writes it: offsets (bins
     after ``first``) ordered as text, values that equal ``skip`` left out."""
     first, span = entry.first, entry.span
-    items = sorted((str((start - first) // span), value) for start, value in values.items() if value != skip)
-    return "{" + ",".join(f'"{offset}":{value}' for offset, value in items) + "}"
+    items = [(str((start - first) // span), value) for start, value in values.items() if value != skip]
+    items.sort()
+    return "{" + ",".join([f'"{offset}":{value}' for offset, value in items]) + "}"
 
 
 def _text(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """``json.dumps(value, ensure_ascii=False)`` of a text (the encoder's own function)."""
+    return encode_basestring(value)
 
 
 def encode(entry: StateEntry) -> dict[str, object]:

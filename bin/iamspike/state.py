@@ -99,9 +99,14 @@ def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = No
     """``{"offset":value,...}`` as ``json.dumps(..., sort_keys=True)`` writes it: offsets (bins
     after ``first``) ordered as text, values that equal ``skip`` left out."""
     first, span = entry.first, entry.span
-    items = [(str((start - first) // span), value) for start, value in values.items() if value != skip]
-    items.sort()
-    return "{" + ",".join([f'"{offset}":{value}' for offset, value in items]) + "}"
+    if any(map(span.__rmod__, map(first.__rsub__, values))):  # off the grid: offsets may repeat
+        items = [(str((start - first) // span), value) for start, value in values.items() if value != skip]
+        items.sort()
+        return "{" + ",".join([f'"{offset}":{value}' for offset, value in items]) + "}"
+    # Distinct offsets: the items sort as their offsets do (a quote sorts before every digit).
+    texts = [f'"{(start - first) // span}":{value}' for start, value in values.items() if value != skip]
+    texts.sort()
+    return "{" + ",".join(texts) + "}"
 
 
 def _text(value: str) -> str:

@@ -128,7 +128,7 @@ def encode(entry: StateEntry) -> dict[str, object]:
     fields.append(f'"first":{first}')
     if entry.first_failures:
         firsts = ",".join(
-            f"{_text(api)}:{(start - first) // span}" for api, start in sorted(entry.first_failures.items())
+            [f"{_text(api)}:{(start - first) // span}" for api, start in sorted(entry.first_failures.items())]
         )
         fields.append(f'"first_failures":{{{firsts}}}')
     fields += [

@@ -7,7 +7,7 @@ intake :class:`CountRows` reads that summary and nothing else: per row a few fie
 arrays (bin, entity, failures, console sign-ins, API ids), the eventID digests are decoded into
 one buffer, and the entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
 per-key object: memory follows rows and their events. A ``v4`` row (one principal over several
-bins) is read as one ``v3`` row per bin (:func:`~iamspike.counttext.part_fields`), so "row"
+bins) is read as one ``v3`` row per bin (:func:`~iamspike.counttext.part_columns`), so "row"
 below is a (bin, account, principal) row either way.
 
 :meth:`CountRows.resolve` (once, before the results pass) settles what summaries cannot: a cell
@@ -25,14 +25,13 @@ import binascii
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import chain
 from operator import le
 
 import numpy as np
 
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, Tally
-from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_fields, read_profile
+from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_columns, read_profile
 from iamspike.intake import UNKNOWN, usable_time
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
@@ -54,9 +53,10 @@ class CountRows:
         self._api_ids: dict[str, int] = {}
         self.source_names: list[str] = []  # event sources (spread.service_actors)
         self._source_ids: dict[str, int] = {}
-        self._profile_sources: dict[str, tuple[int, ...]] = {}
         self._accounts: dict[str, str] = {}
-        self._profiles: dict[str, tuple[int, ...] | None] = {}
+        # profile text -> (API ids, their number, event source ids, their number), the ids packed
+        # as the arrays hold them; or _FILTERED
+        self._profiles: dict[str, tuple[bytes, int, bytes, int]] = {}
         # per row
         self.bins = array("q")  # bin number (bin start // span)
         self.entity = array("i")
@@ -95,12 +95,8 @@ class CountRows:
         add_bin, add_entity, add_failures = self.bins.append, self.entity.append, self.failures.append
         add_console, add_n_apis = self.console.append, self.n_apis.append
         add_n_digests = self.n_digests.append
-        add_apis, digests, texts = self.apis.extend, self.digests, self._texts
-        add_n_sources, add_sources, sources_of = (
-            self.n_sources.append,
-            self.sources.extend,
-            self._profile_sources,
-        )
+        add_apis, digests, texts = self.apis.frombytes, self.digests, self._texts
+        add_n_sources, add_sources = self.n_sources.append, self.sources.frombytes
         add_text, block_rows = texts.append, self.block_rows
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
@@ -113,27 +109,30 @@ class CountRows:
                     first = float(row[time_i])
                     if not usable_time(first):
                         raise ValueError
-                    parts = _v4_parts(text, int(first))
+                    columns = part_columns(text)
                 except (ValueError, TypeError, IndexError, OverflowError):
                     tally.skipped[BAD_COUNTS] += 1
                     continue
+                first = int(first)
+                if (
+                    len(columns[1]) > 1
+                    and named
+                    and "\n" not in text
+                    and self._add_parts(columns, first, row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
+                ):
+                    continue
+                parts = _parts(columns, first)
             else:
                 whole.append(row)
-                continue
-            if (
-                len(parts) > 1
-                and named
-                and self._add_parts(parts, row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
-            ):
                 continue
             e = None
             for when, fields in parts:
                 try:
                     head, total, consoles, profile, packed, rest = fields
-                    ids = profiles.get(profile)
-                    if ids is None:
-                        ids = self._profile(profile)
-                    if ids is _FILTERED:
+                    found = profiles.get(profile)
+                    if found is None:
+                        found = self._profile(profile)
+                    if found is _FILTERED:
                         whole.append(row if when is None else _part_row(row, time_i, counts_i, when, fields))
                         continue
                     seconds = float(row[time_i]) if when is None else when
@@ -160,10 +159,10 @@ class CountRows:
                 add_entity(e)
                 add_failures(total)
                 add_console(consoles)
-                add_n_apis(len(ids))
-                add_apis(ids)
-                srcs = sources_of.get(profile) or self._sources(profile)
-                add_n_sources(len(srcs))
+                apis, n_apis, srcs, n_srcs = found
+                add_n_apis(n_apis)
+                add_apis(apis)
+                add_n_sources(n_srcs)
                 add_sources(srcs)
                 add_n_digests(len(packed) >> 3)
                 digests += packed
@@ -175,17 +174,19 @@ class CountRows:
         if whole:
             tally.add_count_rows(index, whole)
 
-    def _add_parts(self, parts: list[tuple[int, list[str]]], account: str, principal: str) -> bool:
-        """A ``v4`` row's parts added column by column; False (nothing added) when a part needs
-        reading one by one (a profile this search leaves out, an unreadable part)."""
-        heads, totals, consoles, profiles, packed, rests = zip(*[fields for _, fields in parts])
+    def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
+        """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's
+        ``_time``) added column by column; False (nothing added) when a part needs reading one by
+        one (a profile this search leaves out, an unreadable part)."""
+        head, offsets, totals, consoles, profiles, packed, rests = columns
         get = self._profiles.get
-        ids = list(map(get, profiles))
+        found = list(map(get, profiles))
         try:
-            for at in [at for at, found in enumerate(ids) if found is None]:
-                found = get(profiles[at])  # a profile twice in the row is read once
-                ids[at] = self._profile(profiles[at]) if found is None else found
-            if any(found is _FILTERED for found in ids):
+            if None in found:
+                for at in [at for at, known in enumerate(found) if known is None]:
+                    known = get(profiles[at])  # a profile twice in the row is read once
+                    found[at] = self._profile(profiles[at]) if known is None else known
+            if _FILTERED in found:
                 return False
             totals, consoles = list(map(int, totals)), list(map(int, consoles))
             packed = list(map(binascii.a2b_base64, packed))
@@ -197,63 +198,50 @@ class CountRows:
             or max(totals) >= MAX_ROW
             or min(consoles) < 0
             or not all(map(le, consoles, totals))
-            or any(size & 7 for size in sizes)
-            or "\n" in "".join(rests)
+            or any(map((7).__and__, sizes))  # not whole digests
+            or not (usable_time(first) and usable_time(first + offsets[-1]))
         ):
-            return False
-        whens = [when for when, _ in parts]
-        if not (usable_time(min(whens)) and usable_time(max(whens))):
             return False  # read part by part, where it is skipped
         key = (account, principal)
         e = self.entities.get(key)
         if e is None:
             e = self._entity(key)
-        if heads[0] == "v31":
+        if head == "v31":
             self.services.add(e)
         span = self.tally.span
-        self.bins.extend([when // span for when, _ in parts])
-        self.entity.extend([e] * len(parts))
-        self.failures.extend(totals)
-        self.console.extend(consoles)
-        self.n_apis.extend(map(len, ids))
-        self.apis.extend(chain.from_iterable(ids))
-        srcs = [self._sources(profile) for profile in profiles]
-        self.n_sources.extend(map(len, srcs))
-        self.sources.extend(chain.from_iterable(srcs))
-        self.n_digests.extend([size >> 3 for size in sizes])
+        self.bins.fromlist([(first + offset) // span for offset in offsets])  # fromlist: 3 times
+        self.entity.fromlist([e] * len(offsets))  # extend's speed from a list
+        self.failures.fromlist(totals)
+        self.console.fromlist(consoles)
+        apis, n_apis, srcs, n_srcs = zip(*found)
+        self.n_apis.fromlist(list(n_apis))
+        self.apis.frombytes(b"".join(apis))
+        self.n_sources.fromlist(list(n_srcs))
+        self.sources.frombytes(b"".join(srcs))
+        self.n_digests.fromlist(list(map((3).__rrshift__, sizes)))
         self.digests += b"".join(packed)
         self._texts.extend(rests)
         if len(self._texts) >= self.block_rows:
             self._flush()
         return True
 
-    def _profile(self, text: str) -> tuple[int, ...] | None:
-        """The API ids of a profile, or ``_FILTERED``; raises ValueError if it is no profile."""
+    def _profile(self, text: str) -> tuple[bytes, int, bytes, int]:
+        """The API ids of a profile and their number, its event source ids and theirs (the ids
+        packed as in :attr:`apis` and :attr:`sources`), or ``_FILTERED``; raises ValueError if it
+        is no profile."""
         sources, apis, codes = read_profile(text)
         counted, wanted = self.tally.counted, self.tally.sources
         if any(code and not counted[code] for code in codes) or (
             wanted and any(source not in wanted for source in sources)
         ):
-            ids: tuple[int, ...] | None = _FILTERED
+            found: tuple = _FILTERED
         else:
-            ids = tuple(self._api_ids.setdefault(api, len(self._api_ids)) for api in apis)
-            if len(self._api_ids) > len(self.api_names):
-                self.api_names.extend(list(self._api_ids)[len(self.api_names) :])
+            api_ids = _ids(apis, self._api_ids, self.api_names)
+            source_ids = _ids(sources, self._source_ids, self.source_names)
+            found = (api_ids.tobytes(), len(api_ids), source_ids.tobytes(), len(source_ids))
         if len(self._profiles) >= PROFILES_KEPT:
             self._profiles.clear()
-            self._profile_sources.clear()
-        self._profiles[text] = ids
-        return ids
-
-    def _sources(self, text: str) -> tuple[int, ...]:
-        """The event source ids of a profile (cached with its API ids, read again once cleared)."""
-        found = self._profile_sources.get(text)
-        if found is None:
-            src_ids = self._source_ids
-            found = tuple(src_ids.setdefault(source, len(src_ids)) for source in read_profile(text)[0])
-            if len(src_ids) > len(self.source_names):
-                self.source_names.extend(list(src_ids)[len(self.source_names) :])
-            self._profile_sources[text] = found
+        self._profiles[text] = found
         return found
 
     def _entity(self, key: tuple[str, str]) -> int:
@@ -447,9 +435,19 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     return out
 
 
-def _v4_parts(text: str, first: int) -> list[tuple[int, list[str]]]:
-    """A ``v4`` row's parts as (the part's ``_time``, its ``v3`` fields)."""
-    return [(first + offset, fields) for offset, fields in part_fields(text)]
+def _ids(names: tuple[str, ...], ids: dict[str, int], listed: list[str]) -> array:
+    """The ids of ``names`` in ``ids`` (new names numbered on and appended to ``listed``)."""
+    out = array("i", [ids.setdefault(name, len(ids)) for name in names])
+    if len(ids) > len(listed):
+        listed.extend(list(ids)[len(listed) :])
+    return out
+
+
+def _parts(columns: tuple, first: int) -> list[tuple[int, list[str]]]:
+    """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`) as (the part's ``_time``,
+    its ``v3`` fields)."""
+    head, offsets, *fields = columns
+    return [(first + offset, [head, *part]) for offset, *part in zip(offsets, *fields)]
 
 
 def _part_row(row: list[str], time_i: int, counts_i: int, when: int, fields: list[str]) -> list[str]:

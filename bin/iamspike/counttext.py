@@ -40,6 +40,7 @@ import hashlib
 import json
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
 
@@ -98,29 +99,44 @@ def encode_parts(service: bool, parts: Sequence[tuple[int, Sequence[tuple]]]) ->
 def split_parts(text: str) -> tuple[bool, list[tuple[int, str]]]:
     """A ``v4`` text's parts: ``(service, [(offset, v3 text), ...])``. Raises ValueError when the
     text is not one of ours (a part's own ``v3`` text is checked where it is read)."""
-    parts = part_fields(text)
-    return text[2] == "1", [(offset, ";".join(fields)) for offset, fields in parts]
+    head, offsets, *columns = part_columns(text)
+    return head == "v31", [(offset, ";".join([head, *fields])) for offset, *fields in zip(offsets, *columns)]
 
 
-def part_fields(text: str) -> list[tuple[int, list[str]]]:
-    """A ``v4`` text's parts from one split: ``[(offset, [head, failures, console, profile,
-    digests, entries]), ...]``, each part's fields as a ``v3`` text splits into them with
-    ``split(";", 5)`` (``head`` is ``v30`` or ``v31``). Raises ValueError when the text is not
-    one of ours."""
-    head, *fields = text.split(";")
-    if head not in ("v40", "v41") or not fields:
+def part_columns(text: str) -> tuple[str, list[int], list[str], list[str], list[str], list[str], list[str]]:
+    """A ``v4`` text's parts as columns from one split: ``(head, offsets, failures, consoles,
+    profiles, digests, entries)``, ``head`` the parts' ``v3`` head (``v30`` or ``v31``) and each
+    part's fields as its ``v3`` text splits into them with ``split(";", 5)``. Raises ValueError
+    when the text is not one of ours."""
+    fields = text.split(";")
+    size = len(fields)
+    if fields[0] not in ("v40", "v41") or size < 2:
         raise ValueError("not a v4 count text")
-    v3 = COUNT_VERSION + head[2]
-    parts: list[tuple[int, list[str]]] = []
-    at, last = 0, -1
-    while at < len(fields):
-        offset, n = map(int, fields[at].split(":"))
-        end = at + 5 + n
-        if offset <= last or n <= 0 or end > len(fields) or (not parts and offset):
+    offsets: list[int] = []
+    heads: list[int] = []  # each part's ``<offset>:<n>`` field
+    at, last = 1, -1
+    while at < size:
+        offset, _, n = fields[at].partition(":")
+        offset, n = int(offset), int(n)
+        if offset <= last or n <= 0:
             raise ValueError("v4 part out of range")
-        parts.append((offset, [v3, *fields[at + 1 : at + 5], ";".join(fields[at + 5 : end])]))
-        at, last = end, offset
-    return parts
+        offsets.append(offset)
+        heads.append(at)
+        at, last = at + 5 + n, offset
+    if at != size or offsets[0]:
+        raise ValueError("v4 part out of range")
+    ends = heads[1:]
+    ends.append(size)
+    get = itemgetter(*heads) if len(heads) > 1 else lambda part: (part[heads[0]],)
+    return (
+        COUNT_VERSION + fields[0][2],
+        offsets,
+        list(get(fields[1:])),  # failures
+        list(get(fields[2:])),  # consoles
+        list(get(fields[3:])),  # profiles
+        list(get(fields[4:])),  # digests
+        [";".join(fields[head + 5 : end]) for head, end in zip(heads, ends)],
+    )
 
 
 def digest(event_id: str) -> bytes:

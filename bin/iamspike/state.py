@@ -24,6 +24,7 @@ import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from json.encoder import encode_basestring
 
 from iamspike.intake import usable_time
 
@@ -113,12 +114,19 @@ def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = No
     """``{"offset":value,...}`` as ``json.dumps(..., sort_keys=True)`` writes it: offsets (bins
     after ``first``) ordered as text, values that equal ``skip`` left out."""
     first, span = entry.first, entry.span
-    items = sorted((str((start - first) // span), value) for start, value in values.items() if value != skip)
-    return "{" + ",".join(f'"{offset}":{value}' for offset, value in items) + "}"
+    if any(map(span.__rmod__, map(first.__rsub__, values))):  # off the grid: offsets may repeat
+        items = [(str((start - first) // span), value) for start, value in values.items() if value != skip]
+        items.sort()
+        return "{" + ",".join([f'"{offset}":{value}' for offset, value in items]) + "}"
+    # Distinct offsets: the items sort as their offsets do (a quote sorts before every digit).
+    texts = [f'"{(start - first) // span}":{value}' for start, value in values.items() if value != skip]
+    texts.sort()
+    return "{" + ",".join(texts) + "}"
 
 
 def _text(value: str) -> str:
-    return json.dumps(value, ensure_ascii=False)
+    """``json.dumps(value, ensure_ascii=False)`` of a text (the encoder's own function)."""
+    return encode_basestring(value)
 
 
 def encode(entry: StateEntry) -> dict[str, object]:
@@ -135,7 +143,7 @@ def encode(entry: StateEntry) -> dict[str, object]:
     fields.append(f'"first":{first}')
     if entry.first_failures:
         kept = kept_first_failures(entry.first_failures)
-        firsts = ",".join(f"{_text(api)}:{(start - first) // span}" for api, start in sorted(kept.items()))
+        firsts = ",".join([f"{_text(api)}:{(start - first) // span}" for api, start in sorted(kept.items())])
         fields.append(f'"first_failures":{{{firsts}}}')
     fields += [
         f'"last":{entry.last}',

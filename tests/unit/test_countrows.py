@@ -210,6 +210,9 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
         "v40;3600:1;1;0;a^b^c;;a|b|c|d|e|1|",  # the first part is not at _time
         "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # a bin twice
         "v40;0:2;1;0;a^b^c;;a|b|c|d|e|1|",  # more entries than the text has
+        "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;3600:2;1;0;a^b^c;;a|b|c|d|e|1|",  # so has a later part
+        "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;3600:1;1;0;a^b^c;;a|b|c|d|e|1|;x",  # text after the parts
+        "v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;1800:1;1;0;a^b^c;;a|b|c|d|e|1|;900:1",  # offsets not ascending
         "v40;0:0;1;0;a^b^c;;",  # a part without entries
         "v40;0-1;1;0;a^b^c;;a|b|c|d|e|1|",  # no entry count
         "v40",

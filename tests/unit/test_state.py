@@ -108,8 +108,8 @@ def test_decode_rejects(text: str) -> None:
 
 def test_state_text_is_compact_json_with_sorted_keys() -> None:
     """Written field by field, the text is what json.dumps(sort_keys=True) writes: offsets ordered
-    as text ("10" before "2"), names with quotes, backslashes and non-ASCII kept."""
-    bins = {FIRST + 3600 * t: t + 1 for t in (0, 2, 10, 11)}
+    as text ("1" before "10" before "2"), names with quotes, backslashes and non-ASCII kept."""
+    bins = {FIRST + 3600 * t: t + 1 for t in (0, 2, 10, 1, 11)}
     firsts = {'Get"Us\\er': FIRST, "ListRôles": FIRST + 7200, "A": FIRST + 36000}
     for entry in (
         StateEntry(
@@ -120,7 +120,7 @@ def test_state_text_is_compact_json_with_sorted_keys() -> None:
         text = encode(entry)[STATE_FIELD]
         assert text == json.dumps(json.loads(text), separators=(",", ":"), sort_keys=True, ensure_ascii=False)
         assert decode(text) == decode(json.dumps(json.loads(text)))
-        assert list(json.loads(text)["bins"]) == ["0", "10", "11", "2"]
+        assert list(json.loads(text)["bins"]) == ["0", "1", "10", "11", "2"]
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -33,6 +34,7 @@ READABLE = (1, 2)
 PRINCIPAL = "principal"
 ACCOUNT = "account"
 RANGE = "range"  # a version-1 row with empty account and principal: only first and last
+DIGITS = 7  # significant digits of a saved rate's sums (P29)
 
 
 def _key(text: str) -> str:
@@ -50,6 +52,16 @@ def account_state_key(account: str) -> str:
 
 
 @dataclass(frozen=True)
+class SourceHistory:
+    """Where an account's event sources' rates stood after its row's ``last`` bin (rule P29,
+    ``rare``)."""
+
+    since: int  # bin start (epoch s) from which the account was watched
+    # event source -> (the level's decayed sum, the decayed sums of each bin of the day)
+    sums: dict[str, tuple[float, tuple[float, ...]]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class StateEntry:
     span: int
     first: int  # first bin start (epoch s) of the saved history
@@ -63,6 +75,8 @@ class StateEntry:
     entity_type: str = PRINCIPAL
     # account rows only: bin start -> the most actors failing on one event source (P26)
     service_actors: dict[int, int] = field(default_factory=dict)
+    # account rows only: where its event sources' rates stood after ``last`` (P29; None: not kept)
+    sources: SourceHistory | None = None
 
     @property
     def key(self) -> str:
@@ -102,6 +116,22 @@ def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = No
     return "{" + ",".join(f'"{offset}":{value}' for offset, value in items) + "}"
 
 
+def _number(value: float) -> str:
+    return f"{value:.{DIGITS}g}"
+
+
+def _sources(history: SourceHistory) -> str:
+    """``{"by":{source:[level, each bin of the day's sum...]},"since":start}``, the day's sums
+    up to the last non-zero one."""
+    by = []
+    for name, (level, hours) in sorted(history.sums.items()):
+        hours = list(hours)
+        while hours and not float(f"{hours[-1]:.{DIGITS}g}"):
+            hours.pop()
+        by.append(f"{_text(name)}:[{','.join(_number(v) for v in (level, *hours))}]")
+    return f'{{"by":{{{",".join(by)}}},"since":{history.since}}}'
+
+
 def _text(value: str) -> str:
     return json.dumps(value, ensure_ascii=False)
 
@@ -132,6 +162,8 @@ def encode(entry: StateEntry) -> dict[str, object]:
     }
     if same:
         fields.append(f'"service_actors":{_offsets(entry, same)}')
+    if entry.sources is not None:
+        fields.append(f'"sources":{_sources(entry.sources)}')
     fields += [
         f'"span":{span}',
         f'"type":{_text(entry.entity_type)}',
@@ -178,7 +210,20 @@ def decode(text: str) -> StateEntry:
         first_failures = {str(api): first + int(offset) * span for api, offset in firsts.items()}
         services = bins_of("service_actors")
         failing = bins_of("failing")
+        sources = None
+        if "sources" in blob:
+            saved = dict(blob["sources"])
+            sums = {
+                str(name): (float(values[0]), tuple(float(v) for v in values[1:]))
+                for name, values in dict(saved["by"]).items()
+            }
+            if not all(
+                math.isfinite(v) and v >= 0 for level, hours in sums.values() for v in (level, *hours)
+            ):
+                raise ValueError("a rate that is no number")
+            sources = SourceHistory(int(saved["since"]), sums)
         times = [first, last, *bins, *first_failures.values(), *failing, *services]
+        times += [sources.since] if sources is not None else []
         if span <= 0 or not (usable_time(min(times)) and usable_time(max(times))):
             raise ValueError("a time outside what a search reads")
         return StateEntry(
@@ -193,6 +238,7 @@ def decode(text: str) -> StateEntry:
             failing,
             entity_type,
             services,
+            sources if entity_type == ACCOUNT else None,
         )
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError) as exc:
         raise ValueError("malformed state") from exc

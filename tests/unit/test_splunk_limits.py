@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 
 import pytest
-from iamspike import cli, state
+from iamspike import cli, rare, state
 from iamspike.options import Options
+from iamspike.state import SourceHistory
 from standin import kvstore, limits
 from standin.conf import read_conf
 from standin.spl import expand_macros, shipped_searches, unquoted, walk
@@ -39,6 +40,9 @@ LONGEST_API = 46  # the longest API name in that enumeration
 # (principal, API) pairs, failing principals (the organisation has 200,000) and busiest source's
 # actors; a principal's distinct APIs (AWS has tens of thousands).
 FAILURES, PAIRS, PRINCIPALS, APIS = 9_999_999_999, 9_999_999, 999_999, 99_999
+# An account's event sources' rates (P29): each sum at its widest text (7 digits and an exponent),
+# the source names longer than AWS's longest (route53-recovery-control-config.amazonaws.com: 45).
+RATE_SUM, LONGEST_SOURCE = 1.234567e-05, 48
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -114,7 +118,8 @@ def test_nothing_between_the_phases_limits_a_row_or_a_field() -> None:
 
 def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
     """The largest state row the engine writes at the default history and span: every kept bin
-    non-zero with the widest numbers above, `apis` first failures of the longest name."""
+    non-zero with the widest numbers above, `apis` first failures of the longest name; for an
+    account, as many event sources as a row keeps, every bin of the day non-zero."""
     o = Options()
     n, span = o.history // o.span, o.span
     first = 1_700_000_000 // span * span
@@ -138,6 +143,10 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
             failing,
             kind,
             each(PRINCIPALS - 1),
+            SourceHistory(
+                first,
+                {f"{i:0{LONGEST_SOURCE}d}": (RATE_SUM, (RATE_SUM,) * 24) for i in range(rare.MAX_SOURCES)},
+            ),
         )
     principal = f"arn:aws:sts::{account}:assumed-role/{'r' * 64}/{'s' * 64}"
     names = {f"{i:0{LONGEST_API}d}": first + (i % n) * span for i in range(apis)}

@@ -10,6 +10,7 @@ from iamspike.state import (
     ACCOUNT,
     RANGE,
     STATE_FIELD,
+    SourceHistory,
     StateEntry,
     account_bins,
     account_state_key,
@@ -138,3 +139,21 @@ def test_decode_rejects_a_row_whose_times_no_search_reads(change: dict) -> None:
     blob = {**json.loads(encode(entry)[STATE_FIELD]), **change}
     with pytest.raises(ValueError):
         decode(json.dumps(blob))
+
+
+def test_account_rows_carry_their_sources_rates_and_rows_without_them_still_read() -> None:
+    """``sources`` (rule P29): the account's watch start and, per event source, the level's sum
+    and each hour of the day's (to 7 significant digits, trailing zero hours left out)."""
+    history = SourceHistory(FIRST - 7200, {"ec2.amazonaws.com": (0.123456789, (0.5, 0.0, 2.0, 0.0, 0.0))})
+    entry = StateEntry(3600, FIRST, FIRST, "111", "", {FIRST: 4}, {}, {}, {FIRST: 3}, ACCOUNT, {}, history)
+    text = encode(entry)[STATE_FIELD]
+    blob = json.loads(text)
+    assert blob["sources"] == {"by": {"ec2.amazonaws.com": [0.1234568, 0.5, 0, 2]}, "since": FIRST - 7200}
+    restored = decode(text).sources
+    assert restored.since == FIRST - 7200
+    assert restored.sums == {"ec2.amazonaws.com": (0.1234568, (0.5, 0.0, 2.0))}
+    del blob["sources"]
+    assert decode(json.dumps(blob)).sources is None  # written before P29: the rule waits a day
+    for bad in ({"by": {"s3": ["x"]}, "since": FIRST}, {"by": {"s3": [-1.0]}, "since": FIRST}, {"by": {}}):
+        with pytest.raises(ValueError, match="malformed state"):
+            decode(json.dumps({**blob, "sources": bad}))

@@ -14,19 +14,22 @@ fail on the source, they are at least :data:`SHARE` of the account's failing act
 account has been watched for a day. The most over the account's sources stands in for the
 spread's surprise in ``spread.combined`` where higher (``spread.same_surprise``).
 
-The means are recursions over every bin since the account's watch began (``since``), so a run
-that continues from saved state needs only where they stood: the account's state row keeps
-``since`` and, per event source, the level's decayed sum and the decayed sums of each bin of the
-day as of the bin after the row's ``last`` (:class:`SourceHistory`; the weights follow from
-``since``). A run continues them over its live bins. An account whose saved rows carry no such
-history (rows written before P29, or principals' rows alone) is watched from its first live bin:
-the rule is off for it until a day of live history. An account with no saved row at all had no
-failures in the saved range and is watched from the run's first bin, as in one pass. Live bins
-at or before a saved row's ``last`` are already in its sums: the rule is off there.
+The means are recursions over every bin since the account's watch began (``since``), so a run that
+continues from saved state needs only where they stood: the account's state row keeps ``since``
+and, per event source, the level's decayed sum and the decayed sums of each bin of the day as of
+the bin after the row's ``last`` (``state.SourceHistory``; the weights follow from ``since``), for
+its :data:`MAX_SOURCES` rarest sources; the busier ones as the highest of their sums, under their
+names' digests (``_histories``). A run continues them over its live bins. An account whose saved
+rows carry no such history (rows written before P29, or principals' rows alone) is watched from
+its first live bin: the rule is off for it until a day of live history. An account with no saved
+row at all had no failures in the saved range and is watched from the run's first bin, as in one
+pass. Live bins at or before a saved row's ``last`` are already in its sums: the rule is off
+there.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +41,9 @@ WEIGHT = 0.6
 SHARE = 0.5
 PRIOR_PER_HOUR = 0.05
 HOUR_HALF_LIFE_DAYS = 7.0
-MAX_SOURCES = 12  # event sources an account row keeps (the highest level sums): its size
+MAX_SOURCES = 10  # event sources an account row keeps (the lowest level sums): its size
+MAX_BUSY_IDS = 64  # digests of the busier sources a row lists; past it, every other source is busy
+BUSY = "\x00busy"  # the pseudo-source carrying an account's busy sources' sums through a run
 DAY = 86400
 
 
@@ -79,18 +84,24 @@ def day_slots(span: int) -> int:
     return DAY // span if DAY % span == 0 and DAY // span <= 24 else 0
 
 
-def starts(results, live_first: int | None) -> tuple[np.ndarray, np.ndarray, dict]:
+def digest(name: str) -> str:
+    """A short digest of an event source's name, as a row lists its busy sources."""
+    return hashlib.sha256(name.encode("utf-8", "surrogatepass")).hexdigest()[:6]
+
+
+def starts(results, live_first: int | None) -> tuple[np.ndarray, np.ndarray, dict, dict]:
     """Per account (``results.accounts`` order): the bin its watch began (``since``), the bin its
-    sums continue from (``at``) and the saved sums ``{(account, source): (level, hours)}``, as
-    this module's docstring says (``results``: a results pass whose ``first`` and ``n_bins`` are
-    set)."""
+    sums continue from (``at``), the saved sums ``{(account, source): (level, hours)}`` (an
+    account's busy sources' under :data:`BUSY`) and the busy sources' digests ``{account: ids}``
+    (None: every source not saved), as this module's docstring says (``results``: a results pass
+    whose ``first`` and ``n_bins`` are set)."""
     span = results.o.span
     live = live_first if live_first is not None else results.first + results.n_bins
     since = np.full(len(results.accounts), results.first, dtype=np.int64)
     for entry in results.entries:
         since[results.accounts[entry.account]] = live
     at = since.copy()
-    sums = {}
+    sums, busy = {}, {}
     for entry in results.account_entries:
         a = results.accounts[entry.account]
         if entry.sources is None:
@@ -99,13 +110,16 @@ def starts(results, live_first: int | None) -> tuple[np.ndarray, np.ndarray, dic
         since[a], at[a] = entry.sources.since // span, entry.last // span + 1
         for name, value in entry.sources.sums.items():
             sums[(a, name)] = value
-    return since, at, sums
+        if entry.sources.busy is not None:
+            sums[(a, BUSY)] = entry.sources.busy
+            busy[a] = entry.sources.busy_ids
+    return since, at, sums, busy
 
 
 def run(
     cells: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
     names: list[str],
-    start: tuple[np.ndarray, np.ndarray, dict],
+    start: tuple[np.ndarray, np.ndarray, dict, dict],
     first: int,
     n_bins: int,
     span: int,
@@ -120,8 +134,10 @@ def run(
     :func:`starts`; ``failing``: the accounts' failing actors ``(bins, accounts)`` (None: the
     sums only, for ``show=state``). Returns the cells the rule scores (None without
     ``failing``) and per account index its :class:`SourceHistory` after bin ``first + n_bins -
-    1``, at most :data:`MAX_SOURCES` sources (the highest level sums; the others are forgotten)."""
-    since, at, saved = start
+    1`` (``_histories``). A live source that the saved row counts among its busy ones starts
+    from their sums (the highest of each: its rate is judged no lower than its own)."""
+    since, at, saved, busy = start
+    saved = dict(saved)
     ids = {name: i for i, name in enumerate(names)}
     for _, name in saved:
         ids.setdefault(name, len(ids))
@@ -131,6 +147,14 @@ def run(
     g = t + first
     keep = (g >= at[a]) & (src != ids.get("", -1))
     t, a, src, k, g = t[keep], a[keep], src[keep], k[keep].astype(np.float64), g[keep]
+    for acct, s in sorted(set(zip(a.tolist(), src.tolist()))):
+        listed = busy.get(acct, frozenset())
+        if (
+            (acct, every[s]) not in saved
+            and (acct in busy)
+            and (listed is None or digest(every[s]) in listed)
+        ):
+            saved[(acct, every[s])] = saved[(acct, BUSY)]
     n_live = len(t)
     col = a * n_src + src
     end = first + n_bins
@@ -153,7 +177,7 @@ def run(
             (acct * n_src + ids[name], h, v)
             for (acct, name), (_, hours) in saved.items()
             for h, v in enumerate(hours)
-            if v
+            if v and h < slots
         ]
         h_col = np.array([c for c, _, _ in h_saved], dtype=np.int64)
         h_slot = np.array([h for _, h, _ in h_saved], dtype=np.int64)
@@ -171,7 +195,7 @@ def run(
         rare = _score(
             (t, a, src, k, g), since, (level, hour), every, (span, half_life_bins, slots), failing, min_actors
         )
-    return rare, _histories(level, hour, since, end, every, n_src, slots, span)
+    return rare, _histories(level, hour, (since, end, span), every, n_src, slots, busy)
 
 
 class _Decayed:
@@ -250,8 +274,14 @@ def _score(live, since, sums, names, timing, failing, min_actors) -> Rare:
     return Rare(cell[last], surprise[last], actors[last], rate[last], [names[i] for i in src[last].tolist()])
 
 
-def _histories(level, hour, since, end, names, n_src, slots, span) -> dict[int, SourceHistory]:
-    """Per account index: its sums as of bin ``end``, the sources with the highest level sums."""
+def _histories(level, hour, timing, names, n_src, slots, busy) -> dict[int, SourceHistory]:
+    """Per account index: its sums as of bin ``end``. A row keeps the :data:`MAX_SOURCES` sources
+    with the lowest level sums (the rare ones, where the rule decides) as they are; the busier
+    ones as one set of sums, the highest of each (their own and those the row had), and their
+    names' digests (at most :data:`MAX_BUSY_IDS`, else none: every source not kept is then busy).
+    Read back, a busy source's rate is no lower than its own: the rule is never more eager for it
+    than one pass."""
+    since, end, span = timing
     col, value = level.totals(end)
     hours: dict[int, list[float]] = {}
     if hour is not None:
@@ -263,6 +293,19 @@ def _histories(level, hour, since, end, names, n_src, slots, span) -> dict[int, 
         per_account.setdefault(c // n_src, []).append((v, names[c % n_src], tuple(hours.get(c, ()))))
     out = {}
     for a in range(len(since)):
-        kept = sorted(per_account.get(a, []), key=lambda x: (-x[0], x[1]))[:MAX_SOURCES]
-        out[a] = SourceHistory(int(since[a]) * span, {name: (v, h) for v, name, h in kept})
+        columns = sorted(per_account.get(a, []), key=lambda x: (x[0], x[1]))
+        floor = [x for x in columns if x[1] == BUSY]
+        columns = [x for x in columns if x[1] != BUSY]
+        kept, rest = columns[:MAX_SOURCES], columns[MAX_SOURCES:]
+        history = SourceHistory(int(since[a]) * span, {name: (v, h) for v, name, h in kept})
+        if rest or floor:
+            ids = busy.get(a, frozenset())
+            if ids is not None:
+                ids = (ids | {digest(name) for _, name, _ in rest}) - {digest(name) for _, name, _ in kept}
+                ids = ids if len(ids) <= MAX_BUSY_IDS else None
+            top = max(v for v, _, _ in rest + floor)
+            width = max(len(h) for _, _, h in rest + floor)
+            each = tuple(max(h[i] if i < len(h) else 0.0 for _, _, h in rest + floor) for i in range(width))
+            history = SourceHistory(history.since, history.sums, (top, each), ids)
+        out[a] = history
     return out

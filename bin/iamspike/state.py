@@ -6,7 +6,9 @@ account's row keeps the account's own history: its total per bin (its principals
 service principals excluded), the distinct (principal, API) pairs, the number of failing
 principals per bin and the most of them failing on one event source per bin (``service_actors``,
 rule P26: written only for the bins where it differs from the failing principals; a bin it leaves
-out, and every bin of a row written before it existed, takes the failing principals). So an alert
+out, and every bin of a row written before it existed, takes the failing principals) and where
+its event sources' rates stood after its last bin (``sources``, rule P29: :mod:`iamspike.rare`;
+a row without it reads, the rule then waiting a day of live history). So an alert
 that reads only the state of the principals active in its window (``lookup ... _key AS
 state_key``) still has the whole account's baseline.
 
@@ -59,6 +61,11 @@ class SourceHistory:
     since: int  # bin start (epoch s) from which the account was watched
     # event source -> (the level's decayed sum, the decayed sums of each bin of the day)
     sums: dict[str, tuple[float, tuple[float, ...]]] = field(default_factory=dict)
+    # the sources not kept in ``sums`` (the busier ones): the highest of their sums, each bin of
+    # the day apart (None: there are none), and their names' digests (``rare.digest``; None:
+    # every source not in ``sums`` is one of them)
+    busy: tuple[float, tuple[float, ...]] | None = None
+    busy_ids: frozenset[str] | None = frozenset()
 
 
 @dataclass(frozen=True)
@@ -120,16 +127,25 @@ def _number(value: float) -> str:
     return f"{value:.{DIGITS}g}"
 
 
+def _sums(level: float, hours) -> str:
+    """``[level, each bin of the day's sum...]`` up to the last non-zero one."""
+    hours = list(hours)
+    while hours and not float(_number(hours[-1])):
+        hours.pop()
+    return f"[{','.join(_number(v) for v in (level, *hours))}]"
+
+
 def _sources(history: SourceHistory) -> str:
-    """``{"by":{source:[level, each bin of the day's sum...]},"since":start}``, the day's sums
-    up to the last non-zero one."""
-    by = []
-    for name, (level, hours) in sorted(history.sums.items()):
-        hours = list(hours)
-        while hours and not float(f"{hours[-1]:.{DIGITS}g}"):
-            hours.pop()
-        by.append(f"{_text(name)}:[{','.join(_number(v) for v in (level, *hours))}]")
-    return f'{{"by":{{{",".join(by)}}},"since":{history.since}}}'
+    """``{"busy":sums,"busy_ids":[...],"by":{source:sums},"since":start}`` (``_sums``; the busy
+    sources' fields only where there are any, ``busy_ids`` only where listed)."""
+    fields = []
+    if history.busy is not None:
+        fields.append(f'"busy":{_sums(*history.busy)}')
+        if history.busy_ids is not None:
+            fields.append(f'"busy_ids":[{",".join(_text(i) for i in sorted(history.busy_ids))}]')
+    by = ",".join(f"{_text(name)}:{_sums(*value)}" for name, value in sorted(history.sums.items()))
+    fields += [f'"by":{{{by}}}', f'"since":{history.since}']
+    return "{" + ",".join(fields) + "}"
 
 
 def _text(value: str) -> str:
@@ -179,6 +195,23 @@ def encode(entry: StateEntry) -> dict[str, object]:
     }
 
 
+def _sources_of(value) -> SourceHistory:
+    """The ``sources`` field read back (``_sources``)."""
+    saved = dict(value)
+
+    def sums_of(values) -> tuple[float, tuple[float, ...]]:
+        out = [float(v) for v in values]
+        if not out or not all(math.isfinite(v) and v >= 0 for v in out):
+            raise ValueError("a rate that is no number")
+        return out[0], tuple(out[1:])
+
+    sums = {str(name): sums_of(values) for name, values in dict(saved["by"]).items()}
+    if "busy" not in saved:
+        return SourceHistory(int(saved["since"]), sums)
+    ids = frozenset(str(i) for i in saved["busy_ids"]) if "busy_ids" in saved else None
+    return SourceHistory(int(saved["since"]), sums, sums_of(saved["busy"]), ids)
+
+
 def decode(text: str) -> StateEntry:
     """Parse one ``iamspike_state`` value; ValueError with a short reason if it is not ours."""
     try:
@@ -210,18 +243,7 @@ def decode(text: str) -> StateEntry:
         first_failures = {str(api): first + int(offset) * span for api, offset in firsts.items()}
         services = bins_of("service_actors")
         failing = bins_of("failing")
-        sources = None
-        if "sources" in blob:
-            saved = dict(blob["sources"])
-            sums = {
-                str(name): (float(values[0]), tuple(float(v) for v in values[1:]))
-                for name, values in dict(saved["by"]).items()
-            }
-            if not all(
-                math.isfinite(v) and v >= 0 for level, hours in sums.values() for v in (level, *hours)
-            ):
-                raise ValueError("a rate that is no number")
-            sources = SourceHistory(int(saved["since"]), sums)
+        sources = _sources_of(blob["sources"]) if "sources" in blob else None
         times = [first, last, *bins, *first_failures.values(), *failing, *services]
         times += [sources.since] if sources is not None else []
         if span <= 0 or not (usable_time(min(times)) and usable_time(max(times))):

@@ -29,9 +29,14 @@ def history(rng: np.random.Generator, n_bins: int):
     return out
 
 
-def start(n_accounts, since, at=None, sums=None):
+def start(n_accounts, since, at=None, sums=None, busy=None):
     since = np.full(n_accounts, since, dtype=np.int64)
-    return since, since.copy() if at is None else np.full(n_accounts, at, dtype=np.int64), sums or {}
+    return (
+        since,
+        since.copy() if at is None else np.full(n_accounts, at, dtype=np.int64),
+        sums or {},
+        busy or {},
+    )
 
 
 def saved(histories):
@@ -112,8 +117,29 @@ def test_the_usual_source_a_share_below_half_and_the_first_day_are_not_scored() 
     assert len(found.cell) == 0
 
 
-def test_a_row_keeps_the_sources_with_the_highest_levels() -> None:
-    rows = [(t, 0, s, 1) for s in range(rare.MAX_SOURCES + 3) for t in range(s + 1)]
-    names = [f"s{i:02d}" for i in range(rare.MAX_SOURCES + 3)]
+def test_a_row_keeps_its_rarest_sources_and_the_busier_ones_as_one_floor() -> None:
+    """Source i failed in bins 0..i: a row keeps the ten with the lowest level sums as they are,
+    the busier five as the highest of their sums (source 14's) and their digests. Read back, a
+    busy source starts from that floor (judged no rarer than it was), an unlisted one from
+    nothing (the prior); with too many to list, every source not kept starts from the floor."""
+    n = rare.MAX_SOURCES + 5
+    rows = [(t, 0, s, 1) for s in range(n) for t in range(s + 1)]
+    names = [f"s{i:02d}" for i in range(n)]
     _, after = rare.run(cells(rows), names, start(1, FIRST), FIRST, DAY, SPAN, 168.0)
-    assert sorted(after[0].sums) == names[3:]
+    history = after[0]
+    assert sorted(history.sums) == names[: rare.MAX_SOURCES]
+    assert history.busy_ids == {rare.digest(name) for name in names[rare.MAX_SOURCES :]}
+    floor = history.busy[0]
+    assert floor > max(level for level, _ in history.sums.values())
+
+    saved = {(0, name): value for name, value in history.sums.items()} | {(0, rare.BUSY): history.busy}
+    end, d = FIRST + DAY, 2 ** (-1 / 168)
+    live = cells([(0, 0, 0, 1), (0, 0, 1, 1)])  # one actor on s14 (busy), one on a source never seen
+    resumed = start(1, FIRST, end, saved, {0: history.busy_ids})
+    _, again = rare.run(live, ["s14", "new"], resumed, end, 1, SPAN, 168.0)
+    assert again[0].sums["new"][0] == pytest.approx(d)
+    assert again[0].busy[0] == pytest.approx((floor + 1) * d)
+    resumed = start(1, FIRST, end, saved, {0: None})
+    _, again = rare.run(live, ["s14", "new"], resumed, end, 1, SPAN, 168.0)
+    assert "new" not in again[0].sums and again[0].busy_ids is None
+    assert again[0].busy[0] == pytest.approx((floor + 1) * d)

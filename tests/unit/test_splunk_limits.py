@@ -119,7 +119,8 @@ def test_nothing_between_the_phases_limits_a_row_or_a_field() -> None:
 def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
     """The largest state row the engine writes at the default history and span: every kept bin
     non-zero with the widest numbers above, `apis` first failures of the longest name; for an
-    account, as many event sources as a row keeps, every bin of the day non-zero."""
+    account, as many event sources as a row keeps and the busy ones' sums and digests, every bin
+    of the day non-zero."""
     o = Options()
     n, span = o.history // o.span, o.span
     first = 1_700_000_000 // span * span
@@ -146,6 +147,8 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
             SourceHistory(
                 first,
                 {f"{i:0{LONGEST_SOURCE}d}": (RATE_SUM, (RATE_SUM,) * 24) for i in range(rare.MAX_SOURCES)},
+                (RATE_SUM, (RATE_SUM,) * 24),
+                frozenset(f"{i:06x}" for i in range(rare.MAX_BUSY_IDS)),
             ),
         )
     principal = f"arn:aws:sts::{account}:assumed-role/{'r' * 64}/{'s' * 64}"

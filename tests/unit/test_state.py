@@ -143,15 +143,30 @@ def test_decode_rejects_a_row_whose_times_no_search_reads(change: dict) -> None:
 
 def test_account_rows_carry_their_sources_rates_and_rows_without_them_still_read() -> None:
     """``sources`` (rule P29): the account's watch start and, per event source, the level's sum
-    and each hour of the day's (to 7 significant digits, trailing zero hours left out)."""
-    history = SourceHistory(FIRST - 7200, {"ec2.amazonaws.com": (0.123456789, (0.5, 0.0, 2.0, 0.0, 0.0))})
+    and each hour of the day's (to 7 significant digits, trailing zero hours left out); the busier
+    sources' highest sums and their names' digests."""
+    history = SourceHistory(
+        FIRST - 7200,
+        {"ec2.amazonaws.com": (0.123456789, (0.5, 0.0, 2.0, 0.0, 0.0))},
+        (9.0, (1.0,)),
+        frozenset({"a1b2c3"}),
+    )
     entry = StateEntry(3600, FIRST, FIRST, "111", "", {FIRST: 4}, {}, {}, {FIRST: 3}, ACCOUNT, {}, history)
     text = encode(entry)[STATE_FIELD]
     blob = json.loads(text)
-    assert blob["sources"] == {"by": {"ec2.amazonaws.com": [0.1234568, 0.5, 0, 2]}, "since": FIRST - 7200}
+    assert blob["sources"] == {
+        "busy": [9, 1],
+        "busy_ids": ["a1b2c3"],
+        "by": {"ec2.amazonaws.com": [0.1234568, 0.5, 0, 2]},
+        "since": FIRST - 7200,
+    }
     restored = decode(text).sources
     assert restored.since == FIRST - 7200
     assert restored.sums == {"ec2.amazonaws.com": (0.1234568, (0.5, 0.0, 2.0))}
+    assert restored.busy == (9.0, (1.0,)) and restored.busy_ids == {"a1b2c3"}
+    every = json.loads(text)
+    del every["sources"]["busy_ids"]  # too many to list: every source not kept is busy
+    assert decode(json.dumps(every)).sources.busy_ids is None
     del blob["sources"]
     assert decode(json.dumps(blob)).sources is None  # written before P29: the rule waits a day
     for bad in ({"by": {"s3": ["x"]}, "since": FIRST}, {"by": {"s3": [-1.0]}, "since": FIRST}, {"by": {}}):

@@ -137,13 +137,13 @@ def load(name: str) -> list[dict]:
             "pwnedlabs_incident_3252",
             (),
             ("b4d0fa5de9f55481", "d8a0f85124cb2e1d", "fd3575ba55533087"),
-            ("5c42d383c8a392da", "839f6bbe24d74b2c", "32078b29a80c4d29"),
+            ("679569fe4419fa0f", "2a72ddc83f9d3679", "86647d976b4e43d3"),
         ),
         (
             "pwnedlabs_incident_3252",
             ("span=5m", "history=1d"),
             ("916ea6522294e196", "feeb88065b42c4dc", "62cae74cd0de5324"),
-            ("20a62b3d859c7347", "f223c467564d95e9", "a437e98b581dd65e"),
+            ("4f1644d9e48395e8", "62c8c282ca616a5c", "131e35138b930c84"),
         ),
         (
             "sans504_s3_ransomware_lab",

@@ -18,13 +18,13 @@ The means are recursions over every bin since the account's watch began (``since
 continues from saved state needs only where they stood: the account's state row keeps ``since``
 and, per event source, the level's decayed sum and the decayed sums of each bin of the day as of
 the bin after the row's ``last`` (``state.SourceHistory``; the weights follow from ``since``), for
-its :data:`MAX_SOURCES` rarest sources; the busier ones as the highest of their sums, under their
-names' digests (``_histories``). A run continues them over its live bins. An account whose saved
-rows carry no such history (rows written before P29, or principals' rows alone) is watched from
-its first live bin: the rule is off for it until a day of live history. An account with no saved
-row at all had no failures in the saved range and is watched from the run's first bin, as in one
-pass. Live bins at or before a saved row's ``last`` are already in its sums: the rule is off
-there.
+its rarest sources (as many as :data:`MAX_SOURCE_TEXT` holds); the busier ones as the highest of
+their sums, under their names' digests (``_histories``). A run continues them over its live bins.
+An account whose saved rows carry no such history (rows written before P29, or principals' rows
+alone) is watched from its first live bin: the rule is off for it until a day of live history. An
+account with no saved row at all had no failures in the saved range and is watched from the run's
+first bin, as in one pass. Live bins at or before a saved row's ``last`` are already in its sums:
+the rule is off there.
 """
 
 from __future__ import annotations
@@ -35,14 +35,16 @@ from dataclasses import dataclass
 import numpy as np
 
 from iamspike.scoring import log10_tail
-from iamspike.state import SourceHistory
+from iamspike.state import SourceHistory, source_text
 
 WEIGHT = 0.6
 SHARE = 0.5
 PRIOR_PER_HOUR = 0.05
 HOUR_HALF_LIFE_DAYS = 7.0
-MAX_SOURCES = 10  # event sources an account row keeps (the lowest level sums): its size
-MAX_BUSY_IDS = 64  # digests of the busier sources a row lists; past it, every other source is busy
+# An account row keeps its sources with the lowest level sums as they are while their text fits
+# (a rare source's few non-zero hours are short; a busy one's 24 are not), the others as "busy".
+MAX_SOURCE_TEXT = 4_000  # characters of the kept sources' text (``state.source_text``)
+MAX_BUSY_IDS = 48  # digests of the busier sources a row lists; past it, every other source is busy
 BUSY = "\x00busy"  # the pseudo-source carrying an account's busy sources' sums through a run
 DAY = 86400
 
@@ -275,10 +277,11 @@ def _score(live, since, sums, names, timing, failing, min_actors) -> Rare:
 
 
 def _histories(level, hour, timing, names, n_src, slots, busy) -> dict[int, SourceHistory]:
-    """Per account index: its sums as of bin ``end``. A row keeps the :data:`MAX_SOURCES` sources
-    with the lowest level sums (the rare ones, where the rule decides) as they are; the busier
-    ones as one set of sums, the highest of each (their own and those the row had), and their
-    names' digests (at most :data:`MAX_BUSY_IDS`, else none: every source not kept is then busy).
+    """Per account index: its sums as of bin ``end``. A row keeps the sources with the lowest level
+    sums (the rare ones, where the rule decides) as they are, rarest first while their text fits
+    in :data:`MAX_SOURCE_TEXT`; the busier ones as one set of sums, the highest of each (their own
+    and those the row had), and their names' digests (at most :data:`MAX_BUSY_IDS`, else none:
+    every source not kept is then busy).
     Read back, a busy source's rate is no lower than its own: the rule is never more eager for it
     than one pass."""
     since, end, span = timing
@@ -296,7 +299,13 @@ def _histories(level, hour, timing, names, n_src, slots, busy) -> dict[int, Sour
         columns = sorted(per_account.get(a, []), key=lambda x: (x[0], x[1]))
         floor = [x for x in columns if x[1] == BUSY]
         columns = [x for x in columns if x[1] != BUSY]
-        kept, rest = columns[:MAX_SOURCES], columns[MAX_SOURCES:]
+        used, fits = 0, 0
+        for v, name, h in columns:
+            used += len(source_text(name, v, h)) + 1
+            if used > MAX_SOURCE_TEXT:
+                break
+            fits += 1
+        kept, rest = columns[:fits], columns[fits:]
         history = SourceHistory(int(since[a]) * span, {name: (v, h) for v, name, h in kept})
         if rest or floor:
             ids = busy.get(a, frozenset())

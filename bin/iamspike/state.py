@@ -135,6 +135,11 @@ def _sums(level: float, hours) -> str:
     return f"[{','.join(_number(v) for v in (level, *hours))}]"
 
 
+def source_text(name: str, level: float, hours) -> str:
+    """One source of ``sources``'s ``by`` as the row writes it (``rare`` budgets a row by it)."""
+    return f"{_text(name)}:{_sums(level, hours)}"
+
+
 def _sources(history: SourceHistory) -> str:
     """``{"busy":sums,"busy_ids":[...],"by":{source:sums},"since":start}`` (``_sums``; the busy
     sources' fields only where there are any, ``busy_ids`` only where listed)."""
@@ -143,7 +148,7 @@ def _sources(history: SourceHistory) -> str:
         fields.append(f'"busy":{_sums(*history.busy)}')
         if history.busy_ids is not None:
             fields.append(f'"busy_ids":[{",".join(_text(i) for i in sorted(history.busy_ids))}]')
-    by = ",".join(f"{_text(name)}:{_sums(*value)}" for name, value in sorted(history.sums.items()))
+    by = ",".join(source_text(name, *value) for name, value in sorted(history.sums.items()))
     fields += [f'"by":{{{by}}}', f'"since":{history.since}']
     return "{" + ",".join(fields) + "}"
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from iamspike import rare
+from iamspike.state import source_text
 
 SPAN = 3600
 DAY = 24
@@ -118,28 +119,32 @@ def test_the_usual_source_a_share_below_half_and_the_first_day_are_not_scored() 
 
 
 def test_a_row_keeps_its_rarest_sources_and_the_busier_ones_as_one_floor() -> None:
-    """Source i failed in bins 0..i: a row keeps the ten with the lowest level sums as they are,
-    the busier five as the highest of their sums (source 14's) and their digests. Read back, a
-    busy source starts from that floor (judged no rarer than it was), an unlisted one from
-    nothing (the prior); with too many to list, every source not kept starts from the floor."""
-    n = rare.MAX_SOURCES + 5
-    rows = [(t, 0, s, 1) for s in range(n) for t in range(s + 1)]
+    """Source i failed in every bin 0..24+i (every hour of the day non-zero): a row keeps the
+    sources with the lowest level sums as they are while their text fits, the busier ones as the
+    highest of their sums (the busiest's) and their digests. Read back, a busy source starts from
+    that floor (judged no rarer than it was), an unlisted one from nothing (the prior); with too
+    many to list, every source not kept starts from the floor."""
+    n = 30
+    rows = [(t, 0, s, 1) for s in range(n) for t in range(DAY + s)]
     names = [f"s{i:02d}" for i in range(n)]
-    _, after = rare.run(cells(rows), names, start(1, FIRST), FIRST, DAY, SPAN, 168.0)
+    _, after = rare.run(cells(rows), names, start(1, FIRST), FIRST, 2 * DAY, SPAN, 168.0)
     history = after[0]
-    assert sorted(history.sums) == names[: rare.MAX_SOURCES]
-    assert history.busy_ids == {rare.digest(name) for name in names[rare.MAX_SOURCES :]}
+    kept = len(history.sums)
+    assert 5 < kept < n and sorted(history.sums) == names[:kept]
+    text = ",".join(source_text(name, *value) for name, value in history.sums.items())
+    assert rare.MAX_SOURCE_TEXT - 400 < len(text) <= rare.MAX_SOURCE_TEXT  # a source here: ~230 characters
+    assert history.busy_ids == {rare.digest(name) for name in names[kept:]}
     floor = history.busy[0]
     assert floor > max(level for level, _ in history.sums.values())
 
     saved = {(0, name): value for name, value in history.sums.items()} | {(0, rare.BUSY): history.busy}
-    end, d = FIRST + DAY, 2 ** (-1 / 168)
-    live = cells([(0, 0, 0, 1), (0, 0, 1, 1)])  # one actor on s14 (busy), one on a source never seen
+    end, d = FIRST + 2 * DAY, 2 ** (-1 / 168)
+    live = cells([(0, 0, 0, 1), (0, 0, 1, 1)])  # one actor on s29 (busy), one on a source never seen
     resumed = start(1, FIRST, end, saved, {0: history.busy_ids})
-    _, again = rare.run(live, ["s14", "new"], resumed, end, 1, SPAN, 168.0)
+    _, again = rare.run(live, ["s29", "new"], resumed, end, 1, SPAN, 168.0)
     assert again[0].sums["new"][0] == pytest.approx(d)
     assert again[0].busy[0] == pytest.approx((floor + 1) * d)
     resumed = start(1, FIRST, end, saved, {0: None})
-    _, again = rare.run(live, ["s14", "new"], resumed, end, 1, SPAN, 168.0)
+    _, again = rare.run(live, ["s29", "new"], resumed, end, 1, SPAN, 168.0)
     assert "new" not in again[0].sums and again[0].busy_ids is None
     assert again[0].busy[0] == pytest.approx((floor + 1) * d)

@@ -130,6 +130,7 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
         return {first + i * span: value for i in range(n)}
 
     account = "123456789012"
+    busy_ids = frozenset(f"{i:06x}" for i in range(rare.MAX_BUSY_IDS))
     if kind == state.ACCOUNT:
         failing = each(PRINCIPALS)
         return state.StateEntry(
@@ -144,16 +145,23 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
             failing,
             kind,
             each(PRINCIPALS - 1),
-            SourceHistory(
-                first,
-                {f"{i:0{LONGEST_SOURCE}d}": (RATE_SUM, (RATE_SUM,) * 24) for i in range(rare.MAX_SOURCES)},
-                (RATE_SUM, (RATE_SUM,) * 24),
-                frozenset(f"{i:06x}" for i in range(rare.MAX_BUSY_IDS)),
-            ),
+            SourceHistory(first, widest_sources(), (RATE_SUM, (RATE_SUM,) * 24), busy_ids),
         )
     principal = f"arn:aws:sts::{account}:assumed-role/{'r' * 64}/{'s' * 64}"
     names = {f"{i:0{LONGEST_API}d}": first + (i % n) * span for i in range(apis)}
     return state.StateEntry(span, first, last, account, principal, each(FAILURES), each(APIS), names)
+
+
+def widest_sources() -> dict[str, tuple[float, tuple[float, ...]]]:
+    """As many sources of the longest name and widest sums as a row's text budget keeps (rare)."""
+    out: dict[str, tuple[float, tuple[float, ...]]] = {}
+    used = 0
+    while True:
+        name, value = f"{len(out):0{LONGEST_SOURCE}d}", (RATE_SUM, (RATE_SUM,) * 24)
+        used += len(state.source_text(name, *value)) + 1
+        if used > rare.MAX_SOURCE_TEXT:
+            return out
+        out[name] = value
 
 
 def row_bytes(entry: state.StateEntry) -> int:

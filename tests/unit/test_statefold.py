@@ -137,13 +137,13 @@ def load(name: str) -> list[dict]:
             "pwnedlabs_incident_3252",
             (),
             ("b4d0fa5de9f55481", "d8a0f85124cb2e1d", "fd3575ba55533087"),
-            ("679569fe4419fa0f", "2a72ddc83f9d3679", "86647d976b4e43d3"),
+            ("eaf35a0339cf8338", "738a28a0ba14c95c", "31ed6dea68720faf"),
         ),
         (
             "pwnedlabs_incident_3252",
             ("span=5m", "history=1d"),
             ("916ea6522294e196", "feeb88065b42c4dc", "62cae74cd0de5324"),
-            ("4f1644d9e48395e8", "62c8c282ca616a5c", "131e35138b930c84"),
+            ("d3a8d9e1c155342f", "09bf1681282f2860", "97d9dfbdec6656d7"),
         ),
         (
             "sans504_s3_ransomware_lab",

@@ -10,7 +10,14 @@ from __future__ import annotations
 import numpy as np
 
 from iamspike import bins, state
-from iamspike.spread import actor_apis, actors, failing_actors, principal_groups, service_actors
+from iamspike.spread import (
+    actor_apis,
+    actors,
+    failing_actors,
+    most_on_one_source,
+    principal_groups,
+    source_actor_cells,
+)
 
 
 def account_series(results, counts, distinct_apis, p_account, service, live_first, restored):
@@ -23,8 +30,9 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     account with a saved account row takes its history from that row (the principals' rows
     read may be only those active now), others from the sum of their principals' rows (state
     saved before account rows existed). Returns the four series ``(bins, accounts)`` (the fourth:
-    the most actors on one event source, ``spread.service_actors``) and the actor of each principal
-    (``spread.actors``).
+    the most actors on one event source, ``spread.service_actors``), the actor of each principal
+    (``spread.actors``) and the live actors on each event source with the sources' names
+    (``live_source_actors``, for rule P29: ``rare``).
 
     ``statefold._account_rows`` writes the same four series for ``show=state`` from sorted arrays
     of the non-zero cells instead of these matrices (it never builds a ``(bins, principals)``
@@ -45,7 +53,8 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
     del failing
     same = np.zeros((n_bins, n_accounts), dtype=np.float32)
-    cell, most = live_service_actors(results, p_actor, a_group)
+    sources = live_source_actors(results, p_actor, a_group)
+    cell, most = most_on_one_source(sources[0], n_accounts)
     same.reshape(-1)[cell] = most
     # Before the live bins only saved state: principals' rows keep no sources, so there the failing
     # actors stand in for the actors on one service; an account row keeps both (state.account_bins).
@@ -68,7 +77,7 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
             acc_apis[t, a] += apis
             acc_spread[t, a] += failing
             same[t, a] += one_source
-    return (acc_counts, acc_apis, acc_spread, same), p_actor
+    return (acc_counts, acc_apis, acc_spread, same), p_actor, sources
 
 
 def account_actors(results, p_account, service) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,24 +106,27 @@ def covered_accounts(results) -> np.ndarray:
     return covered
 
 
-def live_service_actors(results, p_actor, a_group) -> tuple[np.ndarray, np.ndarray]:
-    """The live items' most actors failing on one event source per (bin, account): cells
-    ``bin offset * n_accounts + account`` and their values (``spread.service_actors``)."""
-    t, p, src = source_items(results)
+def live_source_actors(results, p_actor, a_group) -> tuple[tuple[np.ndarray, ...], list[str]]:
+    """The live items' actors failing on each event source per (bin, account): (bin offset,
+    account, source id, actors), ``spread.source_actor_cells``, and the source ids' names."""
+    t, p, src, names = source_items(results)
     n_accounts = len(results.accounts)
-    return service_actors((t - results.first, p, src), results.n_bins, p_actor, a_group, n_accounts)
+    return source_actor_cells(
+        (t - results.first, p, src), results.n_bins, p_actor, a_group, n_accounts
+    ), names
 
 
-def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(bin, principal, event source id) of every live cell's event sources: the Tally's keys and
-    the count rows' profiles (a count row names its cell's sources, not which API is whose)."""
+def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    """(bin, principal, event source id) of every live cell's event sources, and the ids' names:
+    the Tally's keys and the count rows' profiles (a count row names its cell's sources, not which
+    API is whose)."""
     n = results.n_keys
     ids: dict[str, int] = {}
     key_src = np.fromiter((ids.setdefault(key[3], len(ids)) for key in results.keys), np.int64, n)
     rows = results.count_rows
     heads = n + np.flatnonzero(results.k_explain[n:])  # the first item of each row read from its summary
     if not len(heads):
-        return results.k_bin[:n], results.k_p[:n], key_src
+        return results.k_bin[:n], results.k_p[:n], key_src, list(ids)
     r = results.item_row[heads - n]
     per_row = np.frombuffer(rows.n_sources, dtype=np.int32).astype(np.int64)
     offset = np.cumsum(per_row) - per_row
@@ -126,4 +138,5 @@ def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         np.concatenate([results.k_bin[:n], np.repeat(results.k_bin[heads], size)]),
         np.concatenate([results.k_p[:n], np.repeat(results.k_p[heads], size)]),
         np.concatenate([key_src, row_src]),
+        list(ids),
     )

@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from iamspike import bins, explain, state, statefold
+from iamspike import bins, explain, rare, state, statefold
 from iamspike.accounts import account_series
 from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
@@ -263,7 +263,7 @@ class ResultsPass:
         accounts = None
         if "account" in o.by:
             restored_rows = (state_b[restored], s_entity_arr[restored], np.array(s_count)[restored])
-            accounts, self.p_actor = account_series(
+            accounts, self.p_actor, sources = account_series(
                 self, counts, distinct_apis, p_account, service, live_first, restored_rows
             )
         out_from = max((live_first - first) if has_live else n_bins, 0)
@@ -305,7 +305,17 @@ class ResultsPass:
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
             # The most actors on one service, judged as the failing actors are (spread.service_actors).
             same = (same, fit_baselines(same, first * span, span, None, spread_params))
-            spread = Spread(acc_spread, spread_base, quiet, same)
+            # Spreads on a service rare for the account (P29), each source against its own rate.
+            found, _ = rare.run(
+                *sources,
+                rare.starts(self, live_first),
+                first,
+                n_bins,
+                span,
+                params.half_life_bins,
+                acc_spread,
+            )
+            spread = Spread(acc_spread, spread_base, quiet, same, found)
             rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows

@@ -47,6 +47,7 @@ import numpy as np
 from iamspike import bins
 from iamspike.baseline import Baseline
 from iamspike.principals import SSO_ROLE_PREFIX
+from iamspike.rare import Rare
 from iamspike.scoring import ScoreParams, score_counts
 
 QUIET_BLOCK = 168  # bins per block in quiet_failures (a week of hours)
@@ -62,12 +63,14 @@ class SpreadParams:
 class Spread(NamedTuple):
     """An account's spread as the results pass scores it, each ``(bins, accounts)`` with its
     baseline: the failing actors, the quiet principals' failures (``quiet_failures``; None without
-    the principals' baselines) and the most actors on one event source (``service_actors``, P26)."""
+    the principals' baselines) and the most actors on one event source (``service_actors``, P26);
+    and the cells where actors failed on a source rare for the account (``rare``, P29)."""
 
     counts: np.ndarray
     base: Baseline
     quiet: tuple[np.ndarray, Baseline] | None
     same: tuple[np.ndarray, Baseline] | None
+    rare: Rare | None = None
 
 
 def principal_groups(p_account: np.ndarray, service: np.ndarray, n_accounts: int) -> np.ndarray:
@@ -123,22 +126,23 @@ def actor_apis(
     return out
 
 
-def service_actors(
+def source_actor_cells(
     items: tuple[np.ndarray, np.ndarray, np.ndarray],
     n_bins: int,
     p_actor: np.ndarray,
     a_group: np.ndarray,
     n_accounts: int,
-) -> tuple[np.ndarray, np.ndarray]:
-    """The most actors of the account that failed on one event source in the bin, as its non-zero
-    ``(bins, accounts)`` cells: ``bin offset * n_accounts + account`` (sorted, unique) and that
-    count (``items``: bin offset, principal, event source id; a source id below 0 is unknown and
-    left out; ``a_group`` each actor's account, ``n_accounts`` for AWS service principals). The
-    results pass makes it a matrix (``accounts``), the saved state writes it (``statefold``)."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The actors of each account that failed on each event source in each bin: (bin offset,
+    account, source id, actors) per (bin, account, source) with any, sorted by bin, account and
+    source (``items``: bin offset, principal, event source id; a source id below 0 is unknown and
+    left out; ``a_group`` each actor's account, ``n_accounts`` for AWS service principals, left
+    out)."""
     item_t, item_p, item_src = items
     keep = (item_t >= 0) & (item_t < n_bins) & (item_src >= 0)
     if not keep.any():
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.float32)
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty, empty
     actor = p_actor[item_p[keep]]
     n_src = int(item_src[keep].max()) + 1
     n_actors = len(a_group)
@@ -150,6 +154,27 @@ def service_actors(
         (t[mine] * n_accounts + account[mine]) * n_src + triples[mine] % n_src, return_counts=True
     )
     cell = cells // n_src
+    return cell // n_accounts, cell % n_accounts, cells % n_src, per_cell.astype(np.int64)
+
+
+def service_actors(
+    items: tuple[np.ndarray, np.ndarray, np.ndarray],
+    n_bins: int,
+    p_actor: np.ndarray,
+    a_group: np.ndarray,
+    n_accounts: int,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The most actors of the account that failed on one event source in the bin, as its non-zero
+    ``(bins, accounts)`` cells: ``bin offset * n_accounts + account`` (sorted, unique) and that
+    count (``source_actor_cells`` says what counts). The results pass makes it a matrix
+    (``accounts``), the saved state writes it (``statefold``)."""
+    return most_on_one_source(source_actor_cells(items, n_bins, p_actor, a_group, n_accounts), n_accounts)
+
+
+def most_on_one_source(cells: tuple[np.ndarray, ...], n_accounts: int) -> tuple[np.ndarray, np.ndarray]:
+    """``service_actors`` from the cells of ``source_actor_cells``."""
+    t, account, _, per_cell = cells
+    cell = t * n_accounts + account
     if not len(cell):
         return cell, np.zeros(0, dtype=np.float32)
     heads = np.flatnonzero(np.concatenate([[True], cell[1:] != cell[:-1]]))
@@ -220,9 +245,19 @@ def same_surprise(
 ) -> np.ndarray | None:
     """The surprise of the most actors failing on one event source (``spread.same``,
     ``service_actors``) in the account cells, where at least ``min_actors`` of them fail on it
-    (else 0); not held down as an onset, as the failing actors."""
+    (else 0); not held down as an onset, as the failing actors. Where actors failed on a source
+    rare for the account (``spread.rare``, P29), that surprise where higher."""
     if spread.same is None:
         return None
+    out = _one_service_surprise(spread, t_idx, e_idx, sensitivity)
+    if spread.rare is not None:
+        out = np.maximum(out, spread.rare.surprise_at(t_idx, e_idx, spread.counts.shape[1]))
+    return out
+
+
+def _one_service_surprise(
+    spread: Spread, t_idx: np.ndarray, e_idx: np.ndarray, sensitivity: float
+) -> np.ndarray:
     counts, base = spread.same
     observed = counts[t_idx, e_idx]
     scored = score_counts(
@@ -241,12 +276,24 @@ def same_surprise(
 def spread_note(spread: Spread, t: int, e: int, on_one_service: bool = False) -> str:
     """The reason's words for an account cell the spread decided: where known, its quiet principals'
     failures, then its failing actors, and where the actors on one service stood in for them
-    (``on_one_service``, P26) how many those were."""
+    (``on_one_service``) how many those were: on a source rare for the account (P29) where that
+    scored higher, else on its busiest source (P26)."""
     counts, base, quiet = spread.counts, spread.base, spread.quiet
     text = f"{int(counts[t, e])} of its principals failed at once (usually {float(base.expected[t, e]):.0f})"
     if on_one_service:
-        same, same_base = spread.same
-        text += f", {int(same[t, e])} of them on one service (usually {float(same_base.expected[t, e]):.0f})"
+        where = np.array([t]), np.array([e])
+        i = -1 if spread.rare is None else int(spread.rare.find(*where, counts.shape[1])[0])
+        if i >= 0 and spread.rare.surprise[i] >= _one_service_surprise(spread, *where, 1.0)[0]:
+            rare = spread.rare
+            text += (
+                f", {int(rare.actors[i])} of them on {rare.source[i]}, which the account seldom fails"
+                f" on (usually {float(rare.rate[i]):.2g})"
+            )
+        else:
+            same, same_base = spread.same
+            text += (
+                f", {int(same[t, e])} of them on one service (usually {float(same_base.expected[t, e]):.0f})"
+            )
     if quiet is not None and quiet[0][t, e] > 0:
         q_counts, q_base = quiet
         n, usual = int(q_counts[t, e]), float(q_base.expected[t, e])

@@ -7,7 +7,9 @@ account's row keeps the account's own history: its total per bin (its principals
 service principals excluded), the distinct (principal, API) pairs, the number of failing
 principals per bin and the most of them failing on one event source per bin (``service_actors``,
 rule P26: written only for the bins where it differs from the failing principals; a bin it leaves
-out, and every bin of a row written before it existed, takes the failing principals). So an alert
+out, and every bin of a row written before it existed, takes the failing principals) and where
+its event sources' rates stood after its last bin (``sources``, rule P29: :mod:`iamspike.rare`;
+a row without it reads, the rule then waiting a day of live history). So an alert
 that reads only the state of the principals active in its window (``lookup ... _key AS
 state_key``) still has the whole account's baseline.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
@@ -39,6 +42,7 @@ RANGE = "range"  # a version-1 row with empty account and principal: only first 
 # default history and span its worst row is then 39.1 KB, 75 % of the 52.4 KB a row that a KV store
 # save batch allows (docs/distributed.md, "Splunk limits the distributed path meets").
 FIRST_FAILURES_KEPT = 256
+DIGITS = 7  # significant digits of a saved rate's sums (P29)
 
 
 def _key(text: str) -> str:
@@ -56,6 +60,21 @@ def account_state_key(account: str) -> str:
 
 
 @dataclass(frozen=True)
+class SourceHistory:
+    """Where an account's event sources' rates stood after its row's ``last`` bin (rule P29,
+    ``rare``)."""
+
+    since: int  # bin start (epoch s) from which the account was watched
+    # event source -> (the level's decayed sum, the decayed sums of each bin of the day)
+    sums: dict[str, tuple[float, tuple[float, ...]]] = field(default_factory=dict)
+    # the sources not kept in ``sums`` (the busier ones): the highest of their sums, each bin of
+    # the day apart (None: there are none), and their names' digests (``rare.digest``; None:
+    # every source not in ``sums`` is one of them)
+    busy: tuple[float, tuple[float, ...]] | None = None
+    busy_ids: frozenset[str] | None = frozenset()
+
+
+@dataclass(frozen=True)
 class StateEntry:
     span: int
     first: int  # first bin start (epoch s) of the saved history
@@ -69,6 +88,8 @@ class StateEntry:
     entity_type: str = PRINCIPAL
     # account rows only: bin start -> the most actors failing on one event source (P26)
     service_actors: dict[int, int] = field(default_factory=dict)
+    # account rows only: where its event sources' rates stood after ``last`` (P29; None: not kept)
+    sources: SourceHistory | None = None
 
     @property
     def key(self) -> str:
@@ -124,6 +145,36 @@ def _offsets(entry: StateEntry, values: Mapping[int, int], skip: int | None = No
     return "{" + ",".join(texts) + "}"
 
 
+def _number(value: float) -> str:
+    return f"{value:.{DIGITS}g}"
+
+
+def _sums(level: float, hours) -> str:
+    """``[level, each bin of the day's sum...]`` up to the last non-zero one."""
+    hours = list(hours)
+    while hours and not float(_number(hours[-1])):
+        hours.pop()
+    return f"[{','.join(_number(v) for v in (level, *hours))}]"
+
+
+def source_text(name: str, level: float, hours) -> str:
+    """One source of ``sources``'s ``by`` as the row writes it (``rare`` budgets a row by it)."""
+    return f"{_text(name)}:{_sums(level, hours)}"
+
+
+def _sources(history: SourceHistory) -> str:
+    """``{"busy":sums,"busy_ids":[...],"by":{source:sums},"since":start}`` (``_sums``; the busy
+    sources' fields only where there are any, ``busy_ids`` only where listed)."""
+    fields = []
+    if history.busy is not None:
+        fields.append(f'"busy":{_sums(*history.busy)}')
+        if history.busy_ids is not None:
+            fields.append(f'"busy_ids":[{",".join(_text(i) for i in sorted(history.busy_ids))}]')
+    by = ",".join(source_text(name, *value) for name, value in sorted(history.sums.items()))
+    fields += [f'"by":{{{by}}}', f'"since":{history.since}']
+    return "{" + ",".join(fields) + "}"
+
+
 def _text(value: str) -> str:
     """``json.dumps(value, ensure_ascii=False)`` of a text (the encoder's own function)."""
     return encode_basestring(value)
@@ -154,6 +205,8 @@ def encode(entry: StateEntry) -> dict[str, object]:
     }
     if same:
         fields.append(f'"service_actors":{_offsets(entry, same)}')
+    if entry.sources is not None:
+        fields.append(f'"sources":{_sources(entry.sources)}')
     fields += [
         f'"span":{span}',
         f'"type":{_text(entry.entity_type)}',
@@ -167,6 +220,23 @@ def encode(entry: StateEntry) -> dict[str, object]:
         STATE_FIELD: "{" + ",".join(fields) + "}",
         "updated": entry.last,
     }
+
+
+def _sources_of(value) -> SourceHistory:
+    """The ``sources`` field read back (``_sources``)."""
+    saved = dict(value)
+
+    def sums_of(values) -> tuple[float, tuple[float, ...]]:
+        out = [float(v) for v in values]
+        if not out or not all(math.isfinite(v) and v >= 0 for v in out):
+            raise ValueError("a rate that is no number")
+        return out[0], tuple(out[1:])
+
+    sums = {str(name): sums_of(values) for name, values in dict(saved["by"]).items()}
+    if "busy" not in saved:
+        return SourceHistory(int(saved["since"]), sums)
+    ids = frozenset(str(i) for i in saved["busy_ids"]) if "busy_ids" in saved else None
+    return SourceHistory(int(saved["since"]), sums, sums_of(saved["busy"]), ids)
 
 
 def decode(text: str) -> StateEntry:
@@ -200,9 +270,12 @@ def decode(text: str) -> StateEntry:
         first_failures = {str(api): first + int(offset) * span for api, offset in firsts.items()}
         services = bins_of("service_actors")
         failing = bins_of("failing")
+        sources = _sources_of(blob["sources"]) if "sources" in blob else None
         times = (bins, first_failures.values(), failing, services)
         lo = min(first, last, *(min(t, default=first) for t in times))
         hi = max(first, last, *(max(t, default=first) for t in times))
+        if sources is not None:
+            lo, hi = min(lo, sources.since), max(hi, sources.since)
         if span <= 0 or not (usable_time(lo) and usable_time(hi)):
             raise ValueError("a time outside what a search reads")
         return StateEntry(
@@ -217,6 +290,7 @@ def decode(text: str) -> StateEntry:
             failing,
             entity_type,
             services,
+            sources if entity_type == ACCOUNT else None,
         )
-    except (KeyError, TypeError, ValueError, OverflowError) as exc:
+    except (KeyError, TypeError, ValueError, OverflowError, IndexError) as exc:
         raise ValueError("malformed state") from exc

@@ -22,9 +22,10 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from iamspike import state
-from iamspike.accounts import account_actors, covered_accounts, live_offset, live_service_actors
+from iamspike import rare, state
+from iamspike.accounts import account_actors, covered_accounts, live_offset, live_source_actors
 from iamspike.bins import sorted_unique
+from iamspike.spread import most_on_one_source
 
 
 class Cells:
@@ -77,7 +78,13 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
 
     p_account = np.array(results.p_account, dtype=np.int64)
     actors = account_actors(results, p_account, np.array(results.p_service, dtype=bool))
-    same = live_service_actors(results, *actors[1:])  # reads the count rows' items, dropped below
+    sources = live_source_actors(results, *actors[1:])  # reads the count rows' items, dropped below
+    same = most_on_one_source(sources[0], len(results.accounts))
+    # Where the accounts' event sources' rates stand after the run (P29: rare.SourceHistory).
+    half_life = o.half_life / o.span
+    _, histories = rare.run(
+        *sources, rare.starts(results, live_first), results.first, n_bins, span, half_life
+    )
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
     results.k_console = results.k_explain = results.item_row = None
@@ -101,7 +108,14 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     keep_from = max(0, n_bins - (o.history // span))
     out = _principal_rows(results, failures, apis, restored_apis, fail, keep_from)
     out += _account_rows(
-        results, actors, failures, (k_t, k_p, k_api), (s_b, s_e, s_c, s_a), same, live_first, keep_from
+        results,
+        actors,
+        failures,
+        (k_t, k_p, k_api),
+        (s_b, s_e, s_c, s_a),
+        (same, histories),
+        live_first,
+        keep_from,
     )
     return out
 
@@ -187,8 +201,9 @@ def _account_rows(
     results, actors, failures: Cells, items, restored, same, live_first: int | None, keep_from: int
 ) -> list:
     """Per account: failures (its principals', AWS service principals left out), distinct (actor,
-    API) pairs, failing actors and the most actors on one event source (``same``: the live
-    items', ``accounts.live_service_actors``) per bin; before the live rows, an account with a
+    API) pairs, failing actors and the most actors on one event source (``same``'s first: the
+    live items', ``accounts.live_source_actors``) per bin, and where its event sources' rates
+    stand (its second: ``rare.SourceHistory`` per account); before the live rows, an account with a
     saved account row takes that row's history instead of its principals', others their failing
     actors for the actors on one source (``actors``: ``accounts.account_actors``).
 
@@ -200,6 +215,7 @@ def _account_rows(
     span, first, n_bins = o.span, results.first, results.n_bins
     n_p, n_a = len(results.principals), len(results.accounts)
     group, p_actor, a_group = actors
+    same, histories = same
     n_actors = len(a_group)
     live_from = live_offset(first, n_bins, live_first)
     width = n_a + 1
@@ -296,6 +312,7 @@ def _account_rows(
             dict(zip(starts[lo:hi], spread_l[lo:hi])),
             state.ACCOUNT,
             dict(zip(starts[lo:hi], same_l[lo:hi])),
+            histories[e],
         )
         out.append(state.encode(entry))
     return out

@@ -17,9 +17,10 @@ import re
 from pathlib import Path
 
 import pytest
-from iamspike import cli, state
+from iamspike import cli, rare, state
 from iamspike.intake import FIRST_TIME
 from iamspike.options import Options
+from iamspike.state import SourceHistory
 from standin import kvstore, limits
 from standin.conf import read_conf
 from standin.spl import expand_macros, shipped_searches, unquoted, walk
@@ -42,6 +43,9 @@ WELL_WITHIN = 0.75  # the share of a save batch's bytes a row of the worst case 
 # (principal, API) pairs, failing principals (the organisation has 200,000) and busiest source's
 # actors; a principal's distinct APIs (AWS has tens of thousands).
 FAILURES, PAIRS, PRINCIPALS, APIS = 9_999_999_999, 9_999_999, 999_999, 99_999
+# An account's event sources' rates (P29): each sum at its widest text (7 digits and an exponent),
+# the source names longer than AWS's longest (route53-recovery-control-config.amazonaws.com: 45).
+RATE_SUM, LONGEST_SOURCE = 1.234567e-05, 48
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -118,7 +122,9 @@ def test_nothing_between_the_phases_limits_a_row_or_a_field() -> None:
 def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
     """The largest state row the engine writes at the default history and span: every kept bin
     non-zero with the widest numbers above, `apis` first failures of the longest name, in the first
-    hours a search reads (first failures are not trimmed to the history: the widest offsets)."""
+    hours a search reads (first failures are not trimmed to the history: the widest offsets); for an
+    account, as many event sources as a row keeps and the busy ones' sums and digests, every bin
+    of the day non-zero."""
     o = Options()
     n, span = o.history // o.span, o.span
     first = 1_700_000_000 // span * span
@@ -128,6 +134,7 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
         return {first + i * span: value for i in range(n)}
 
     account = "123456789012"
+    busy_ids = frozenset(f"{i:06x}" for i in range(rare.MAX_BUSY_IDS))
     if kind == state.ACCOUNT:
         failing = each(PRINCIPALS)
         return state.StateEntry(
@@ -142,11 +149,24 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
             failing,
             kind,
             each(PRINCIPALS - 1),
+            SourceHistory(first, widest_sources(), (RATE_SUM, (RATE_SUM,) * 24), busy_ids),
         )
     principal = f"arn:aws:sts::{account}:assumed-role/{'r' * 64}/{'s' * 64}"
     oldest = -(-int(FIRST_TIME) // span) * span
     names = {f"{i:0{LONGEST_API}d}": oldest + (i % n) * span for i in range(apis)}
     return state.StateEntry(span, first, last, account, principal, each(FAILURES), each(APIS), names)
+
+
+def widest_sources() -> dict[str, tuple[float, tuple[float, ...]]]:
+    """As many sources of the longest name and widest sums as a row's text budget keeps (rare)."""
+    out: dict[str, tuple[float, tuple[float, ...]]] = {}
+    used = 0
+    while True:
+        name, value = f"{len(out):0{LONGEST_SOURCE}d}", (RATE_SUM, (RATE_SUM,) * 24)
+        used += len(state.source_text(name, *value)) + 1
+        if used > rare.MAX_SOURCE_TEXT:
+            return out
+        out[name] = value
 
 
 def row_bytes(entry: state.StateEntry) -> int:

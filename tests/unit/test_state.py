@@ -11,6 +11,7 @@ from iamspike.state import (
     FIRST_FAILURES_KEPT,
     RANGE,
     STATE_FIELD,
+    SourceHistory,
     StateEntry,
     account_bins,
     account_state_key,
@@ -159,3 +160,36 @@ def test_a_principals_row_keeps_its_earliest_and_latest_first_failures_up_to_the
     at_cap = dict(list(firsts.items())[:FIRST_FAILURES_KEPT])
     entry = StateEntry(3600, FIRST, FIRST + 3600 * 400, "111", USER, {FIRST: 1}, {}, at_cap)
     assert decode(encode(entry)[STATE_FIELD]).first_failures == at_cap
+
+
+def test_account_rows_carry_their_sources_rates_and_rows_without_them_still_read() -> None:
+    """``sources`` (rule P29): the account's watch start and, per event source, the level's sum
+    and each hour of the day's (to 7 significant digits, trailing zero hours left out); the busier
+    sources' highest sums and their names' digests."""
+    history = SourceHistory(
+        FIRST - 7200,
+        {"ec2.amazonaws.com": (0.123456789, (0.5, 0.0, 2.0, 0.0, 0.0))},
+        (9.0, (1.0,)),
+        frozenset({"a1b2c3"}),
+    )
+    entry = StateEntry(3600, FIRST, FIRST, "111", "", {FIRST: 4}, {}, {}, {FIRST: 3}, ACCOUNT, {}, history)
+    text = encode(entry)[STATE_FIELD]
+    blob = json.loads(text)
+    assert blob["sources"] == {
+        "busy": [9, 1],
+        "busy_ids": ["a1b2c3"],
+        "by": {"ec2.amazonaws.com": [0.1234568, 0.5, 0, 2]},
+        "since": FIRST - 7200,
+    }
+    restored = decode(text).sources
+    assert restored.since == FIRST - 7200
+    assert restored.sums == {"ec2.amazonaws.com": (0.1234568, (0.5, 0.0, 2.0))}
+    assert restored.busy == (9.0, (1.0,)) and restored.busy_ids == {"a1b2c3"}
+    every = json.loads(text)
+    del every["sources"]["busy_ids"]  # too many to list: every source not kept is busy
+    assert decode(json.dumps(every)).sources.busy_ids is None
+    del blob["sources"]
+    assert decode(json.dumps(blob)).sources is None  # written before P29: the rule waits a day
+    for bad in ({"by": {"s3": ["x"]}, "since": FIRST}, {"by": {"s3": [-1.0]}, "since": FIRST}, {"by": {}}):
+        with pytest.raises(ValueError, match="malformed state"):
+            decode(json.dumps({**blob, "sources": bad}))

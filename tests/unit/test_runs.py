@@ -296,3 +296,45 @@ def test_a_run_walking_new_apis_is_taken_after_six_days_of_watching() -> None:
     assert "6 APIs it never failed on" in row["reason"]
     retried = slow_run(user("ivan"), BEYOND, TWO_APIS)
     assert principal_rows(run(sorted(late + retried, key=lambda r: r["eventTime"])), "ivan") == []
+
+
+def test_a_walk_by_a_principal_failing_twice_a_week_is_judged_against_its_own_quiet() -> None:
+    """P33: ivan fails once every third day (his history expects about 0.014 a bin); 5 denials
+    over 5 hours, each on an API he never failed on, walk through hours (first touches in 5
+    bins): judged against 0.02 a bin, not the floor of 0.05 (which scored them 45), once he has
+    been watched 10 days from his first failure; the same 5 on his usual ListUsers are no walk."""
+    walk = [
+        event(T0 + (RUN_START + k) * HOUR + 600, user("ivan"), api, "AccessDenied")
+        for k, api in enumerate(WALK[:5])
+    ]
+    (row,) = principal_rows(run(sorted(history() + walk, key=lambda r: r["eventTime"])), "ivan")
+    assert (row["_time"] - T0) // HOUR == RUN_START + 4
+    assert "5 failures over the last 5 bins of 1h" in row["reason"]
+    assert "5 APIs it never failed on" in row["reason"]
+    retried = slow_run(user("ivan"), (1, 1, 1, 1, 1), ["ListUsers"])
+    assert principal_rows(run(sorted(history() + retried, key=lambda r: r["eventTime"])), "ivan") == []
+
+
+def test_a_walk_by_a_principal_first_seen_failing_six_days_before_keeps_the_floor() -> None:
+    """P33: the same walk by ivan first seen failing 6 days before (at day 4) is judged against
+    0.05 a bin: a week of history cannot tell 0.02 a bin from 0.05 (at 0.02 it scored 56)."""
+    late = [r for r in history() if r["eventTime"] >= T0 + 5 * 24 * HOUR or r["errorCode"] == ""]
+    late.append(event(T0 + 4 * 24 * HOUR, user("ivan"), "ListUsers", "AccessDenied"))
+    walk = [
+        event(T0 + (RUN_START + k) * HOUR + 600, user("ivan"), api, "AccessDenied")
+        for k, api in enumerate(WALK[:5])
+    ]
+    assert principal_rows(run(sorted(late + walk, key=lambda r: r["eventTime"])), "ivan") == []
+
+
+def test_first_touches_in_two_bins_keep_the_floor() -> None:
+    """P33: 5 denials over 4 hours whose 3 new APIs are all first touched in two of them (2, 1,
+    then retried) are a walk but no walk through hours: judged against 0.05 a bin (at 0.02 they
+    scored 58)."""
+    hours = [["DescribeInstances", "ListRoles"], ["DescribeVpcs"], ["DescribeInstances"], ["DescribeVpcs"]]
+    walk = [
+        event(T0 + (RUN_START + k) * HOUR + 600 + 60 * i, user("ivan"), api, "AccessDenied")
+        for k, apis in enumerate(hours)
+        for i, api in enumerate(apis)
+    ]
+    assert principal_rows(run(sorted(history() + walk, key=lambda r: r["eventTime"])), "ivan") == []

@@ -2,11 +2,12 @@
 
 Every rule's score of a cell, combined: the count against the baseline with its breadth, novelty
 and onset hold-down (``scoring.score_counts``; a person's breadth, ``people``), the current rate
-(``scoring.rate_score``), a steady stream's own record (``tail``, P21), low-and-slow runs
-(``runs``, P22), and for accounts the spread over their actors and the one-actor cap
-(``spread``). ``flag`` returns them as a ``Flagged``; ``results`` builds the output rows and
-their explanations from it. ``rp`` is what ``flag`` reads of the results pass: a ``PassView`` that
-``results.ResultsPass`` builds (and nothing else of it).
+(``scoring.rate_score``), a steady stream's own record (``tail``, P21), a steady stream's last
+bins against its own days (``steady``, P32), low-and-slow runs (``runs``, P22), and for
+accounts the spread over their actors and the one-actor cap (``spread``). ``flag`` returns them
+as a ``Flagged``; ``results`` builds the output rows and their explanations from it. ``rp`` is
+what ``flag`` reads of the results pass: a ``PassView`` that ``results.ResultsPass`` builds (and
+nothing else of it).
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ to day, as the bench's gamma day factors make it, passes a 7-day test by chance)
 ``-log10 P(X >= sum)`` under a negative binomial of mean ``R`` and variance
 ``d R (1 + 1 / days) + (cv2 + shape_error^2) R^2``: ``d`` how much the stream's hours vary around
 the mean of their bin of the day (at least 1, Poisson), the days' own error on the mean, their
-day-to-day swing and the error of a mean shape of the day. The best window's score is kept; a
-stream's usual bursts are left to the burst memory.
+day-to-day swing and the error of a mean shape of the day. The window's last bin (the cell)
+must stand out on its own too (surprise at least ``cell_surprise``, p 1 %): the hour after a
+spike, ordinary but for the spike before it, is no spike of its own. The best window's score is
+kept; a stream's usual bursts are left to the burst memory.
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class SteadyParams:
     factor: float = 2.0  # the window's sum at least this times its prediction
     bin_factor: float = 1.5  # each bin of the window at least this times its own prediction
     shape_error: float = 0.05  # relative error of the week's mean shape of the day, at least
+    cell_surprise: float = 2.0  # the window's last bin alone at least this surprising (p 1 %)
 
 
 def hour_dispersion(days: np.ndarray, have: np.ndarray) -> np.ndarray:
@@ -153,15 +156,25 @@ def _block(counts, t, e, sensitivity, per_day, first_slot, p: SteadyParams):
         if not use.any():
             continue
         d = hour_dispersion(hours, have)
-        mu = np.maximum(rate, 1.0)
-        var = d * mu * (1.0 + 1.0 / n_days) + (cv2 + p.shape_error**2) * mu**2
-        surprise = np.where(use, -log10_tail(total, mu, np.maximum(var, mu)), 0.0)
+        spread2 = cv2 + p.shape_error**2
+        # The cell itself must stand out (x is the window's last bin, r its prediction): the hour
+        # after a spike, ordinary but for the spike before it, is no spike of its own.
+        use &= surprise_of(x, r, d, n_days, spread2) >= p.cell_surprise
+        surprise = np.where(use, surprise_of(total, rate, d, n_days, spread2), 0.0)
         score = to_score(np.minimum(surprise, PARAMS.max_surprise) * sensitivity, PARAMS)
         better = use & (score > best[cand])
         best[cand[better]] = score[better]
         length[cand[better]] = k
         predicted[cand[better]] = rate[better]
     return best, length, predicted
+
+
+def surprise_of(x, r, d, n_days, spread2) -> np.ndarray:
+    """``-log10 P(X >= x)`` for a prediction ``r`` made from ``n_days`` days, hours dispersed by
+    ``d``, days and the day's shape off by a relative variance ``spread2``."""
+    mu = np.maximum(r, 1.0)
+    var = d * mu * (1.0 + 1.0 / n_days) + spread2 * mu**2
+    return -log10_tail(x, mu, np.maximum(var, mu))
 
 
 def steady_note(failures: float, bins: int, predicted: float, span: str) -> str:

@@ -106,3 +106,10 @@ def test_the_engine_flags_the_steady_streams_spike_with_its_note():
     assert all(SPIKE <= h <= SPIKE + 1 for h in hours)
     reason = next(r["reason"] for r in flagged if (int(float(r["_time"])) - START) // HOUR == SPIKE + 1)
     assert "steady stream (its last week)" in reason
+
+
+def test_the_hour_after_a_spike_is_no_spike_of_its_own():
+    counts = stream(spike=(20, 20, 10))  # 10 is an ordinary hour of this stream (about 1 in 15)
+    score, _, _ = scores(counts)
+    assert score[SPIKE + 1] >= 50.0
+    assert score[SPIKE + 2] < 50.0

@@ -2,11 +2,12 @@
 
 Every rule's score of a cell, combined: the count against the baseline with its breadth, novelty
 and onset hold-down (``scoring.score_counts``; a person's breadth, ``people``), the current rate
-(``scoring.rate_score``), a steady stream's own record (``tail``, P21), low-and-slow runs
-(``runs``, P22), and for accounts the spread over their actors and the one-actor cap
-(``spread``). ``flag`` returns them as a ``Flagged``; ``results`` builds the output rows and
-their explanations from it. ``rp`` is what ``flag`` reads of the results pass: a ``PassView`` that
-``results.ResultsPass`` builds (and nothing else of it).
+(``scoring.rate_score``), a steady stream's own record (``tail``, P21), a steady stream's last
+bins against its own days (``steady``, P32), low-and-slow runs (``runs``, P22), and for
+accounts the spread over their actors and the one-actor cap (``spread``). ``flag`` returns them
+as a ``Flagged``; ``results`` builds the output rows and their explanations from it. ``rp`` is
+what ``flag`` reads of the results pass: a ``PassView`` that ``results.ResultsPass`` builds (and
+nothing else of it).
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from iamspike.spread import (
 from iamspike.spread import (
     one_actor_cap as cap_by_one_actor,
 )
+from iamspike.steady import steady_scores
 from iamspike.tail import own_record
 from iamspike.usual import as_usual, known, near_silent
 
@@ -102,6 +104,8 @@ class Flagged:
     capped: dict[int, str] | None
     principal_scores: tuple[np.ndarray, np.ndarray] | None
     on_one_service: np.ndarray | None = None  # accounts: the actors on one service stood in (P26)
+    # principals: a steady stream's last bins against its week (P32): score, bins, prediction
+    steady: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def flag(
@@ -130,6 +134,7 @@ def flag(
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]
     onset_mean = hold = in_console = secret = new_apis = record = rate = by_rate = run = usual_burst = None
+    steady = None
     silent = base.silent[t_idx, e_idx]
     near = np.zeros(len(t_idx), dtype=bool)
     if onset is not None:
@@ -194,6 +199,13 @@ def flag(
         half_life = rp.baseline_params.local_half_life_bins
         record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity, rate=rate)
         score = np.where(record, np.maximum(score, o.threshold), score)
+        # ... and a steady stream's last bins against its own week (steady.py, P32).
+        per_day = 86400 // o.span if 86400 % o.span == 0 else 0
+        steady = steady_scores(
+            counts, t_idx, e_idx, ~rp.person, o.sensitivity, per_day, rp.first % max(per_day, 1)
+        )
+        steady = (np.where(usual_burst, 0.0, steady[0]), steady[1], steady[2])
+        score = np.maximum(score, steady[0])
         # ... and flagged from silence whatever a short window's prior expects (P25).
         score = np.where(secret & scored.onset, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
@@ -264,6 +276,7 @@ def flag(
         capped,
         principal_scores,
         on_one_service,
+        steady,
     )
 
 

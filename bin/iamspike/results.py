@@ -28,6 +28,7 @@ from iamspike.scoring import severity
 from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_note
 from iamspike.spread import Spread, quiet_failures, spread_note
+from iamspike.steady import steady_note
 from iamspike.tail import record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
@@ -383,6 +384,10 @@ class ResultsPass:
                     notes.append(f"it bursts like this now and then (about {size:.0f} failures at a time)")
             if record is not None and record[i]:
                 notes.append(record_note(failures))
+            if f.steady is not None and f.steady[0][i] > max(scored.score[i], by_rate[i]) and is_spike:
+                bins_i = int(f.steady[1][i])
+                window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())
+                notes.append(steady_note(window, bins_i, float(f.steady[2][i]), span_text(span)))
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

@@ -1,0 +1,115 @@
+"""P32: a steady stream's last bins against its own week (iamspike.steady)."""
+
+from __future__ import annotations
+
+import numpy as np
+from iamspike.engine import parse_options, run
+from iamspike.steady import SteadyParams, hour_dispersion, steady_scores
+
+HOUR = 3600
+START = 1_700_006_400  # a midnight UTC
+BINS = 24 * 14
+SPIKE = BINS - 40  # an hour of day 12
+MACHINE = np.array([True])
+ROLE = "arn:aws:iam::123456789012:role/poller"
+
+
+def stream(rate: float = 5.0, spike=(20, 20), seed: int = 3) -> np.ndarray:
+    """One principal failing about ``rate`` times an hour (Poisson), with ``spike`` from SPIKE on."""
+    rng = np.random.default_rng(seed)
+    counts = rng.poisson(rate, size=BINS).astype(np.float64)[:, None]
+    counts[SPIKE : SPIKE + len(spike), 0] = spike
+    return counts
+
+
+def scores(counts, machine=MACHINE, params=None):
+    t_idx = np.arange(counts.shape[0])
+    return steady_scores(counts, t_idx, np.zeros(len(t_idx), dtype=np.int64), machine, params=params)
+
+
+def test_two_hours_at_four_times_a_steady_rate_score_above_the_threshold_and_no_other_hour_does():
+    score, bins, predicted = scores(stream())
+    assert score[SPIKE + 1] >= 50.0
+    assert bins[SPIKE + 1] == 2
+    assert 7.0 <= predicted[SPIKE + 1] <= 13.0  # two hours of about 5
+    assert score[:SPIKE].max() < 50.0
+    assert score[SPIKE + 2 :].max() < 50.0
+
+
+def test_a_person_is_never_judged():
+    score, _, _ = scores(stream(), machine=np.array([False]))
+    assert not score.any()
+
+
+def test_a_stream_whose_days_step_is_not_steady():
+    counts = stream()
+    rng = np.random.default_rng(5)
+    factors = np.repeat(rng.gamma(6.0, 1.0 / 6.0, size=BINS // 24), 24)  # the bench's day factors
+    counts[:SPIKE, 0] = rng.poisson(5.0 * factors[:SPIKE])
+    score, _, _ = scores(counts)
+    assert not score[SPIKE : SPIKE + 2].any()
+
+
+def test_a_silent_day_in_the_week_before_is_not_steady():
+    counts = stream()
+    counts[SPIKE - 72 : SPIKE - 48, 0] = 0.0
+    score, _, _ = scores(counts)
+    assert not score[SPIKE : SPIKE + 2].any()
+
+
+def test_the_window_must_stand_at_factor_times_its_prediction():
+    counts = stream()
+    assert scores(counts)[0][SPIKE + 1] > 0
+    score, _, _ = scores(counts, params=SteadyParams(factor=5.0, bin_factor=5.0))
+    assert not score[SPIKE : SPIKE + 2].any()
+
+
+def test_hour_dispersion_is_about_one_for_poisson_and_two_for_a_negative_binomial():
+    rng = np.random.default_rng(1)
+    poisson = rng.poisson(10.0, size=(200, 7, 24)).astype(np.float64)
+    negbin = rng.negative_binomial(10.0, 0.5, size=(200, 7, 24)).astype(np.float64)  # variance 2 x 10
+    have = np.ones((200, 7), dtype=bool)
+    assert abs(float(np.median(hour_dispersion(poisson, have))) - 1.0) < 0.15
+    assert abs(float(np.median(hour_dispersion(negbin, have))) - 2.0) < 0.3
+
+
+def records(counts: np.ndarray) -> list[dict]:
+    out = []
+    for h, n in enumerate(counts[:, 0].astype(int).tolist()):
+        for k in range(n):
+            t = START + h * HOUR + (k * 3593) % HOUR
+            out.append(
+                {
+                    "eventTime": np.datetime_as_string(np.datetime64(t, "s")) + "Z",
+                    "eventSource": "ec2.amazonaws.com",
+                    "eventName": ("DescribeInstances", "DescribeVolumes")[k % 2],
+                    "errorCode": "Client.UnauthorizedOperation",
+                    "recipientAccountId": "123456789012",
+                    "sourceIPAddress": "10.0.0.1",
+                    "eventID": f"e-{h}-{k}",
+                    "userIdentity": {
+                        "type": "AssumedRole",
+                        "arn": f"arn:aws:sts::123456789012:assumed-role/poller/s{h // 6}",
+                        "accountId": "123456789012",
+                        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": ROLE}},
+                    },
+                }
+            )
+    return out
+
+
+def test_the_engine_flags_the_steady_streams_spike_with_its_note():
+    rows = run(records(stream()), parse_options([]))
+    flagged = [r for r in rows if r["entity_type"] == "principal" and r["principal"] == ROLE]
+    hours = sorted((int(float(r["_time"])) - START) // HOUR for r in flagged)
+    assert SPIKE + 1 in hours
+    assert all(SPIKE <= h <= SPIKE + 1 for h in hours)
+    reason = next(r["reason"] for r in flagged if (int(float(r["_time"])) - START) // HOUR == SPIKE + 1)
+    assert "steady stream (its last week)" in reason
+
+
+def test_the_hour_after_a_spike_is_no_spike_of_its_own():
+    counts = stream(spike=(20, 20, 10))  # 10 is an ordinary hour of this stream (about 1 in 15)
+    score, _, _ = scores(counts)
+    assert score[SPIKE + 1] >= 50.0
+    assert score[SPIKE + 2] < 50.0

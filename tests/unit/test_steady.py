@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from iamspike.engine import parse_options, run
+from iamspike.engine import Detector, parse_options, run
 from iamspike.steady import SteadyParams, hour_dispersion, steady_scores
 
 HOUR = 3600
@@ -113,3 +113,26 @@ def test_the_hour_after_a_spike_is_no_spike_of_its_own():
     score, _, _ = scores(counts)
     assert score[SPIKE + 1] >= 50.0
     assert score[SPIKE + 2] < 50.0
+
+
+def test_an_alert_run_from_saved_state_flags_the_spike_as_one_pass_does():
+    """The alert runs over its last hours with the principal's saved state rows (``show=state``
+    over the days before): the steady stream's days come from those rows, so its flagged rows
+    equal one pass's over the whole range."""
+    events = records(stream())
+    cut = START + (SPIKE - 12) * HOUR  # the alert's window: the 12 hours before the spike and on
+    before = [e for e in events if np.datetime64(e["eventTime"][:-1], "s").astype(int) < cut]
+    after = events[len(before) :]
+    saved = run(before, parse_options(["show=state"]))
+    header = sorted({key for row in saved for key in row})
+    detector = Detector(parse_options([]))
+    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    detector.add_records(after)
+
+    def flagged(rows):
+        keep = ("_time", "entity_type", "principal", "failures", "score", "reason")
+        return sorted(tuple(str(r[k]) for k in keep) for r in rows if float(r["_time"]) >= cut)
+
+    one_pass = flagged(run(events, parse_options([])))
+    assert any("steady stream (its last week)" in row[-1] for row in one_pass)
+    assert flagged(detector.results()) == one_pass

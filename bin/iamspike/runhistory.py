@@ -48,15 +48,6 @@ class RunParams:
     # differ by more than ``steady_spread`` (a retry loop's hours hold the same count, its first
     # and last hours cut short; a person's or an intruder's do not)
     steady_spread: float = 1.0
-    # P33: a walking run (above) that touches new APIs in at least ``walk_floor_bins`` of its bins
-    # (a walk through hours, not a person's new thing tried in an afternoon), of a principal
-    # watched ``walk_floor_after`` past ``watched`` (10 days from its first failure: long enough to
-    # tell 0.02 a bin from 0.05), is judged against its history floored at ``walk_floor``, not
-    # ``floor`` (5 denials over 6 hours, each on an API it never failed on, by a principal whose
-    # history expects 0.01-0.03 a bin scored 43 against 0.05)
-    walk_floor: float = 0.02
-    walk_floor_bins: int = 3
-    walk_floor_after: int = 7 * 86400
 
 
 class LongRun:

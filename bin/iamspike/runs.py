@@ -31,12 +31,9 @@ are mostly first touches of APIs is taken from 6 days of watching, not a week. T
 variance of a run's sum is ``d`` x its mean x sqrt(bins) (a person's hours of a bad day move
 together), or ``d`` x its mean for a run on new APIs or beyond its habits (no bad day of its
 usual work), and ``d`` is 1 where the run's failures are mostly first touches of APIs (P30: they
-are no retries or bad days of its usual work), and where such a run touches new APIs in 3 of its
-bins and the principal has been watched 10 days from its first failure, its history's floor is
-``walk_floor`` (P33: 0.02 a bin, not 0.05: 5 first touches over 6 hours by a principal that fails
-twice a week are no chance); ``runhistory`` holds what the fit keeps for it. A run is flagged
-in the bin where its evidence first crosses the threshold; the windows of later bins start after
-it (reported once).
+are no retries or bad days of its usual work); ``runhistory`` holds what the fit keeps for it. A run is
+flagged in the bin where its evidence first crosses the threshold; the windows of later bins
+start after it (reported once).
 """
 
 from __future__ import annotations
@@ -185,21 +182,16 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     inside = rows >= 0
     rows = np.maximum(rows, 0)
     x = np.where(inside, counts[rows, e_c[:, None]], 0.0)
-    history = base.long_run.at(t_c, e_c)[:, :k_max]
-    sum_x = np.cumsum(x, axis=1)
+    # What the history expected of the run: its first bin's long-run expectation, for each of its
+    # bins (the long run itself rises with the run: a weekend's level is a few dozen bins).
+    start = np.maximum(base.long_run.at(t_c, e_c)[:, :k_max], params.floor)
+    sum_x, sum_m = np.cumsum(x, axis=1), start * (lags + 1)
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
     new, new_bins = new_in_run(first, rows, e_c, inside, counts.shape[1])
     watched = ((t_c - base.long_run.watched[e_c]) * options.span)[:, None]
     # P30: a run whose failures are mostly first touches of APIs walks them (no retried command)
     walks = (new >= params.walk_new_apis) & (new >= params.walk_share * sum_x)
-    # What the history expected of the run: its first bin's long-run expectation, for each of its
-    # bins (the long run itself rises with the run: a weekend's level is a few dozen bins), at
-    # least ``floor`` a bin, or ``walk_floor`` for a walk through hours (first touches in
-    # ``walk_floor_bins`` of its bins) of a principal watched long enough to know it fails less
-    # than once a day (P33)
-    known_quiet = walks & (new_bins >= params.walk_floor_bins) & (watched >= params.walk_floor_after)
-    sum_m = np.maximum(history, np.where(known_quiet, params.walk_floor, params.floor)) * (lags + 1)
     settled = (watched >= params.new_apis_after) | (walks & (watched >= params.walk_after))
     novel = (new >= params.min_new_apis) & (new_bins >= params.min_new_bins) & settled
     # P27: beyond the principal's own record of failing bins, on an API it never failed on.

@@ -13,7 +13,8 @@ and, drawn at random per spread (reported by level, per background):
 
 - services: one the account usually fails on (``known``), one it has never failed on (``rare``),
   or 2-3 services (``several``), the spread's APIs that service's (or those services') catalog APIs;
-- timing: within 5 minutes, across the hour, across 2 hours;
+- timing: within 5 minutes, across the hour, across 2 hours (``--timing straddle``: 10 minutes
+  across the turn of an hour, drawn only when asked);
 - who: existing principals of the account (its quietest people and roles) or new ones (their
   first event the spread);
 - origin: each principal from its own usual address and agent, or all from one new address with
@@ -29,6 +30,7 @@ entities flagged in the same hours). The report is appended to (or replaces) the
 from __future__ import annotations
 
 import argparse
+import datetime as _dt
 import os
 import sys
 import time
@@ -45,14 +47,17 @@ for _p in (os.path.join(ROOT, "tests"), os.path.join(ROOT, "bin")):
         sys.path.insert(0, _p)
 
 from bench.generator import API_CATALOG, ATTACKER_AGENTS, DEFAULT_START, HOUR, _Builder, parse_time  # noqa: E402
-from bench.quality_run import engine_options, load_engine  # noqa: E402
 from bench.quality_score import entity_key  # noqa: E402
+from bench.sensitivity import parse_and_load  # noqa: E402
 
 BACKGROUNDS = {"near-silent": 0.3, "quiet": 2.0, "busy": 0.0}  # failures an hour (0: as generated)
 MEMBERS = (2, 3, 5, 8, 12)
 EACH = (1, 2, 3, 5)
 SERVICES = ("known", "rare", "several")
-TIMINGS = {"5min": (0.0, 5.0), "hour": (0.0, 60.0), "2h": (0.0, 120.0)}
+# timing -> (first minute, None: drawn; minutes); "straddle" (drawn only when asked): 10 minutes
+# across the turn of an hour, so the spread falls in two hourly bins
+TIMINGS = {"5min": (None, 5.0), "hour": (0.0, 60.0), "2h": (0.0, 120.0), "straddle": (55.0, 10.0)}
+DRAWN_TIMINGS = ("5min", "hour", "2h")
 WHO = ("existing", "new")
 ORIGINS = ("own", "shared")
 SECTION = "## Thin spreads"
@@ -75,7 +80,8 @@ class Spread:
 
     @property
     def hours(self) -> set[int]:
-        return {self.hour, self.hour + 1} if self.timing == "2h" else {self.hour}
+        first, span = TIMINGS[self.timing]
+        return {self.hour, self.hour + 1} if (first or 0.0) + span > 60.0 else {self.hour}
 
 
 def scale_accounts(builder: _Builder, backgrounds: dict[str, str]) -> None:
@@ -152,8 +158,8 @@ def plant(
                     p = builder._add_user(acct, "ci_user", f"spread-{n}-user-{i}", 0, (), first_hour=hour)
                 chosen.append(p)
         ip, agent = builder._ip(), str(builder._pick(ATTACKER_AGENTS))
-        lo, span = TIMINGS[timing]
-        m0 = float(rng.uniform(0.0, 60.0 - span)) if span < 60 else lo
+        first, span = TIMINGS[timing]
+        m0 = float(rng.uniform(0.0, 60.0 - span)) if first is None else first
         for p in chosen:
             shared = origin == "shared"
             builder.emit(
@@ -186,14 +192,16 @@ def plant(
     return spreads
 
 
-def flagged_hours(rows: list[dict], start: int, threshold: float) -> dict[tuple[str, str], dict[int, float]]:
-    """(entity type, account or principal key) -> hour -> score, of rows at or above ``threshold``
-    (all rows with ``threshold`` 0)."""
+def flagged_hours(
+    rows: list[dict], start: int, every: bool = False
+) -> dict[tuple[str, str], dict[int, float]]:
+    """(entity type, account or principal key) -> hour -> score, of the engine's spikes (``is_spike``
+    of show=all rows: score and min_failures; every row of the default show), or of every row."""
     out: dict[tuple[str, str], dict[int, float]] = defaultdict(dict)
     for r in rows:
-        score = float(r.get("score") or 0.0)
-        if score < threshold:
+        if not (every or r.get("is_spike", 1)):
             continue
+        score = float(r.get("score") or 0.0)
         kind = str(r.get("entity_type"))
         key = str(r.get("account")) if kind == "account" else entity_key(str(r.get("principal") or ""))
         hour = (int(float(r["_time"])) - start) // HOUR
@@ -215,7 +223,34 @@ class Result:
     noted: bool  # the account's reason names its failing principals (the spread is evidence)
 
 
-def run_org(engine, options_all, options, seed: int, cells, days: int, levels) -> tuple[list[Result], int]:
+def shifted(records: list[dict], seconds: int) -> list[dict]:
+    """Copies of ``records`` ``seconds`` earlier (the engine then bins them offset by that much)."""
+    out = []
+    for r in records:
+        t = parse_time(r["eventTime"]) - seconds
+        out.append(
+            {**r, "eventTime": _dt.datetime.fromtimestamp(t, _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")}
+        )
+    return out
+
+
+def merge_offset(flags, more) -> tuple[dict, int]:
+    """``flags`` with an offset pass's (an offset bin ``k`` overlaps hours ``k`` and ``k + 1``), and
+    how many of the offset pass's account alerts overlap no account alert of ``flags``."""
+    out: dict = defaultdict(dict, {k: dict(v) for k, v in flags.items()})
+    new = 0
+    for key, hours in more.items():
+        for k, score in hours.items():
+            if key[0] == "account" and not ({k, k + 1} & set(flags.get(key, {}))):
+                new += 1
+            for h in (k, k + 1):
+                out[key][h] = max(score, out[key].get(h, 0.0))
+    return out, new
+
+
+def run_org(
+    engine, options_all, options, seed: int, cells, days: int, levels, offset: int = 0
+) -> tuple[list[Result], int]:
     per_bg = defaultdict(int)
     for bg, _, _ in cells:
         per_bg[bg] += 1
@@ -234,9 +269,16 @@ def run_org(engine, options_all, options, seed: int, cells, days: int, levels) -
     control.sort(key=lambda r: r["eventTime"])
     start = builder.start
     rows = engine.run(records, options_all)
-    flags = flagged_hours(rows, start, options.threshold)
-    scores = flagged_hours(rows, start, 0.0)
-    ctrl = flagged_hours(engine.run(control, options), start, options.threshold)
+    flags = flagged_hours(rows, start)
+    scores = flagged_hours(rows, start, every=True)
+    ctrl = flagged_hours(engine.run(control, options), start)
+    new = sum(len(v) for (kind, _), v in ctrl.items() if kind == "account")  # account alerts
+    if offset:  # a second pass over bins ``offset`` seconds later (a prototype: union of the two)
+        off = flagged_hours(engine.run(shifted(records, offset), options), start - offset)
+        flags, _ = merge_offset(flags, off)
+        off = flagged_hours(engine.run(shifted(control, offset), options), start - offset)
+        ctrl, more = merge_offset(ctrl, off)
+        new += more
     noted = {
         (str(r.get("account")), (int(float(r["_time"])) - start) // HOUR)
         for r in rows
@@ -247,8 +289,7 @@ def run_org(engine, options_all, options, seed: int, cells, days: int, levels) -
         score = max((scores.get(("account", s.account), {}).get(h, 0.0) for h in s.hours), default=0.0)
         spread_noted = any((s.account, h) in noted for h in s.hours)
         results.append(Result(s, hit(flags, s), hit(ctrl, s), score, spread_noted))
-    account_alerts = sum(len(v) for (kind, _), v in ctrl.items() if kind == "account")
-    return results, account_alerts
+    return results, new
 
 
 def rate(results: list[Result]) -> str:
@@ -268,7 +309,7 @@ def render(
         " 2), *busy* (the generator's: a poller at 10-25 an hour, a nightly batch). Each spread: its"
         " principals denied *each* times on the same APIs; services, timing, who and origin drawn at"
         " random per spread (module docstring). Detected: the account or one of the spread's"
-        " principals flagged (score >= 50) in the spread's hours.",
+        " principals flagged (default Options: score >= 50, min_failures 5) in the spread's hours.",
         "",
         "### Detection by background, principals and denials each (median account score)",
         "",
@@ -328,22 +369,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--members", type=lambda t: [int(x) for x in t.split(",")], default=list(MEMBERS))
     parser.add_argument("--each", type=lambda t: [int(x) for x in t.split(",")], default=list(EACH))
     parser.add_argument("--backgrounds", type=lambda t: t.split(","), default=list(BACKGROUNDS))
-    for name, default in (("services", SERVICES), ("timing", TIMINGS), ("who", WHO), ("origin", ORIGINS)):
+    drawn = (("services", SERVICES), ("timing", DRAWN_TIMINGS), ("who", WHO), ("origin", ORIGINS))
+    for name, default in drawn:
         parser.add_argument(
             f"--{name}", type=lambda t: t.split(","), default=list(default), help="levels drawn"
         )
+    parser.add_argument(
+        "--offset", type=int, default=0, help="minutes: also run over bins that much later (a prototype)"
+    )
     parser.add_argument("--per-org", type=int, default=30, help="spreads per organisation")
-    parser.add_argument("--engine-path", default="", help="a folder holding a prototype copy of iamspike")
     parser.add_argument("--commit", default="", help="the engine's commit, for the report")
     parser.add_argument("--output", default="", help="markdown report whose section is replaced")
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    engine, error = load_engine(args.engine_path)
-    if engine is None:
-        print(f"engine unavailable: {error}", file=sys.stderr)
+    args, loaded = parse_and_load(parser, argv)
+    if loaded is None:
         return 1
-    options = engine_options(engine)
-    options_all = engine_options(engine, show="all")
+    engine, options, options_all = loaded
     levels = {k: getattr(args, k) for k in ("services", "timing", "who", "origin")}
     cells = [
         (bg, m, e)
@@ -360,7 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     alerts = days = 0
     for n, at in enumerate(range(0, len(cells), args.per_org)):
         chunk = cells[at : at + args.per_org]
-        rs, a = run_org(engine, options_all, options, args.seed + n, chunk, args.days, levels)
+        rs, a = run_org(
+            engine, options_all, options, args.seed + n, chunk, args.days, levels, 60 * args.offset
+        )
         results += rs
         alerts += a
         days += args.days * len({r.spread.account for r in rs})

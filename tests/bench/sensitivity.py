@@ -354,6 +354,20 @@ def floats(text: str) -> list[float]:
     return [float(x) for x in text.split(",") if x]
 
 
+def parse_and_load(parser: argparse.ArgumentParser, argv: Sequence[str] | None):
+    """The sweep's arguments (with ``--engine-path`` added and ``argv`` kept for the report) and the
+    engine (a prototype copy, or bin/) with its default Options and those with show=all; the
+    engine part None (said on stderr) when it cannot be loaded."""
+    parser.add_argument("--engine-path", default="", help="a folder holding a prototype copy of iamspike")
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    engine, error = load_engine(args.engine_path)
+    if engine is None:
+        print(f"engine unavailable: {error}", file=sys.stderr)
+        return args, None
+    return args, (engine, engine_options(engine), engine_options(engine, show="all"))
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=3, help="streams per cell (one organisation each)")
@@ -364,16 +378,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--factors", type=floats, default=list(FACTORS))
     parser.add_argument("--hours", type=lambda t: [int(x) for x in t.split(",")], default=list(LENGTHS))
     parser.add_argument("--shapes", type=lambda t: t.split(","), default=list(SHAPES))
-    parser.add_argument("--engine-path", default="", help="a folder holding a prototype copy of iamspike")
     parser.add_argument("--output", default="", help="markdown report (default: print only)")
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    engine, error = load_engine(args.engine_path)
-    if engine is None:
-        print(f"engine unavailable: {error}", file=sys.stderr)
+    args, loaded = parse_and_load(parser, argv)
+    if loaded is None:
         return 1
-    options = engine_options(engine)
-    options_all = engine_options(engine, show="all")
+    engine, options, options_all = loaded
     started = time.perf_counter()
     batches = []
     for i in range(args.instances):

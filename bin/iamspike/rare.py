@@ -4,8 +4,8 @@ source the account seldom fails on.
 Per (bin, account, event source): the actors failing on it (``spread.source_actor_cells``),
 judged against that column's own rate, the higher of
 
-- its **level**: an exponentially decayed mean of its actors per bin (half-life the baselines'
-  ``half_life_bins``), from a prior of :data:`PRIOR_PER_HOUR` an hour weighing a day of bins, and
+- its **level**: an exponentially decayed mean of its actors per bin (half-life the baselines',
+  :func:`half_life_bins`), from a prior of :data:`PRIOR_PER_HOUR` an hour weighing a day of bins, and
 - its **hour**: the decayed mean of the same bin of the day on earlier days (half-life
   :data:`HOUR_HALF_LIFE_DAYS` days; where a day is a whole number of bins, at most 24),
 
@@ -73,6 +73,14 @@ class Rare:
         """The surprise of each wanted cell (0 where none)."""
         i = self.find(t_idx, e_idx, n_accounts)
         return np.where(i >= 0, self.surprise[np.maximum(i, 0)] if len(self.cell) else 0.0, 0.0)
+
+
+def half_life_bins(options) -> float:
+    """The level's half-life in bins: the baselines' ``half_life`` over the ``span`` (168 at the
+    defaults, 7 days of hours). The one place it is computed: the results pass fits the baselines
+    with it and both the results pass and the state fold (``statefold``) run this rule with it, so
+    a run from saved state decays the sums as one pass does."""
+    return options.half_life / options.span
 
 
 def day_bins(span: int) -> int:

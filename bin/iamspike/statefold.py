@@ -81,9 +81,8 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     sources = live_source_actors(results, *actors[1:])  # reads the count rows' items, dropped below
     same = most_on_one_source(sources[0], len(results.accounts))
     # Where the accounts' event sources' rates stand after the run (P29: rare.SourceHistory).
-    half_life = o.half_life / o.span
     _, histories = rare.run(
-        *sources, rare.starts(results, live_first), results.first, n_bins, span, half_life
+        *sources, rare.starts(results, live_first), results.first, n_bins, span, rare.half_life_bins(o)
     )
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).

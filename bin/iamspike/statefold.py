@@ -19,6 +19,7 @@ arrays are dropped first (a day of the scale bench: 11 M items, 86 MB an array).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -311,10 +312,18 @@ def _account_rows(
             dict(zip(starts[lo:hi], spread_l[lo:hi])),
             state.ACCOUNT,
             dict(zip(starts[lo:hi], same_l[lo:hi])),
-            histories[e],
         )
-        out.append(state.encode(entry))
+        out.append(account_row(entry, histories[e]))
     return out
+
+
+def account_row(entry: state.StateEntry, history: state.SourceHistory) -> dict:
+    """An account's row with as much of its event sources' sums as ``state.MAX_ACCOUNT_ROW_BYTES``
+    leaves beside its other fields (``rare.kept``)."""
+    row = state.encode(entry)
+    room = state.MAX_ACCOUNT_ROW_BYTES - state.row_bytes(row)
+    sources = rare.kept(history, lambda h: state.sources_bytes(h) <= room)
+    return state.encode(replace(entry, sources=sources)) if sources is not None else row
 
 
 def _one_source(same, spread: Cells, saved, covered: np.ndarray, n_a: int, live_from: int) -> Cells:

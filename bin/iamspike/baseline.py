@@ -73,22 +73,52 @@ MAD_RESOLUTION = 1.4826**2
 
 @dataclass(frozen=True)
 class BaselineParams:
+    """The tuned numbers of the baselines (this module's docstring; docs/engine.md section 4, whose
+    table says why each is what it is: the row named in each comment). Units: *bins* of ``span``
+    (hours at the default), *failures* a bin, *sd* the entity's standard deviations, a dispersion
+    is a variance over its mean (1 = Poisson)."""
+
+    # level: the half-life of its decayed mean, in bins; the results pass sets it from the
+    # ``half_life`` option (7 d: ``rare.half_life_bins``), so the default here is 7 d of hours
     half_life_bins: float = 168.0
+    # insufficient history: below this many bins before a bin, the peers' prior; set from the
+    # ``min_history`` option (1 d)
     min_history_bins: int = 24
+    # seasonal: the median of the same hour on the last this many days of the same kind ...
     seasonal_samples: int = 5
+    # ... once this many exist (fewer: the backfill's following days stand in)
     seasonal_min_samples: int = 3
+    # recent: the median of the last this many bins (a new steady stream absorbed after a few)
     recent_bins: int = 3
+    # level: each count winsorized at expected + this many sd + 2 before it enters (past spikes
+    # barely move it); the bins it cuts are the usual bursts
     clip_sigmas: float = 4.0
+    # dispersion: its upper bound (lower bound 1)
     dispersion_max: float = 20.0
+    # dispersion: the variance is at least (this x expected)^2 (high-rate streams are no steadier)
     relative_sd_floor: float = 0.1
+    # silent: level and seasonal below this many failures a bin (failures then are an onset)
     silent_level: float = 1.0
+    # recent, on a silent entity: the stream is absorbed only once it has lasted this many bins
+    # (a low-and-slow stream is not the new normal after its second bin)
     silent_recent_bins: int = 4
+    # local dispersion: the half-life of the current rate it is measured around, in bins
     local_half_life_bins: float = 4.0
+    # dispersion and local dispersion: each bin's term clipped at this many times the dispersion
+    # so far (three of the entity's own sd: a batch hour moves it by one bin's worth)
     residual_max: float = 9.0
+    # dispersion at a batch slot: the variance at least (this x seasonal median)^2 (a batch's size
+    # varies about 40 % from day to day)
     batch_cv: float = 0.4
+    # usual bursts: 0 until the decayed number of bursts reaches this (about two: one is no habit)
     burst_min: float = 1.5
+    # usual bursts: their half-life is this many times ``half_life_bins`` (28 d by default: a
+    # person who bursts once or twice a week is remembered after a quiet week)
     burst_memory: float = 4.0
+    # day levels (principals): a kind of day's own level once it has this many decayed bins
     day_kind_min_bins: float = 36.0
+    # shaped rate (principals): the slot is shrunk towards the level by this many bins' weight,
+    # and the same weight is added to both sums of its ratio, (sum w x + 1) / (sum w slot + 1)
     shape_prior: float = 1.0
 
 

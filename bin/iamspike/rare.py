@@ -4,8 +4,8 @@ source the account seldom fails on.
 Per (bin, account, event source): the actors failing on it (``spread.source_actor_cells``),
 judged against that column's own rate, the higher of
 
-- its **level**: an exponentially decayed mean of its actors per bin (half-life the baselines'
-  ``half_life_bins``), from a prior of :data:`PRIOR_PER_HOUR` an hour weighing a day of bins, and
+- its **level**: an exponentially decayed mean of its actors per bin (half-life the baselines',
+  :func:`half_life_bins`), from a prior of :data:`PRIOR_PER_HOUR` an hour weighing a day of bins, and
 - its **hour**: the decayed mean of the same bin of the day on earlier days (half-life
   :data:`HOUR_HALF_LIFE_DAYS` days; where a day is a whole number of bins, at most 24),
 
@@ -18,8 +18,9 @@ The means are recursions over every bin since the account's watch began (``since
 continues from saved state needs only where they stood: the account's state row keeps ``since``
 and, per event source, the level's decayed sum and the decayed sums of each bin of the day as of
 the bin after the row's ``last`` (``state.SourceHistory``; the weights follow from ``since``), for
-its rarest sources (as many as :data:`MAX_SOURCE_TEXT` holds); the busier ones as the highest of
-their sums, under their names' digests (``_histories``). A run continues them over its live bins.
+every source where the row has room (``state.MAX_ACCOUNT_ROW_BYTES``), else for its rarest sources
+and the busier ones as the highest of their sums, under their names' digests (:func:`kept`). A run
+continues them over its live bins.
 An account whose saved rows carry no such history (rows written before P29, or principals' rows
 alone) is watched from its first live bin: the rule is off for it until a day of live history. An
 account with no saved row at all had no failures in the saved range and is watched from the run's
@@ -35,15 +36,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from iamspike.scoring import log10_tail
-from iamspike.state import SourceHistory, source_text
+from iamspike.state import SourceHistory
 
 WEIGHT = 0.6
 SHARE = 0.5
 PRIOR_PER_HOUR = 0.05
 HOUR_HALF_LIFE_DAYS = 7.0
-# An account row keeps its sources with the lowest level sums as they are while their text fits
-# (a rare source's few non-zero hours are short; a busy one's 24 are not), the others as "busy".
-MAX_SOURCE_TEXT = 4_000  # characters of the kept sources' text (``state.source_text``)
+# An account row keeps every source as it is where the row allows (``state.MAX_ACCOUNT_ROW_BYTES``),
+# else those with the lowest level sums, the others as "busy" (:func:`kept`).
 MAX_BUSY_IDS = 48  # digests of the busier sources a row lists; past it, every other source is busy
 BUSY = "\x00busy"  # the pseudo-source carrying an account's busy sources' sums through a run
 DAY = 86400
@@ -73,6 +73,14 @@ class Rare:
         """The surprise of each wanted cell (0 where none)."""
         i = self.find(t_idx, e_idx, n_accounts)
         return np.where(i >= 0, self.surprise[np.maximum(i, 0)] if len(self.cell) else 0.0, 0.0)
+
+
+def half_life_bins(options) -> float:
+    """The level's half-life in bins: the baselines' ``half_life`` over the ``span`` (168 at the
+    defaults, 7 days of hours). The one place it is computed: the results pass fits the baselines
+    with it and both the results pass and the state fold (``statefold``) run this rule with it, so
+    a run from saved state decays the sums as one pass does."""
+    return options.half_life / options.span
 
 
 def day_bins(span: int) -> int:
@@ -136,8 +144,9 @@ def run(
     :func:`starts`; ``failing``: the accounts' failing actors ``(bins, accounts)`` (None: the
     sums only, for ``show=state``). Returns the cells the rule scores (None without
     ``failing``) and per account index its :class:`SourceHistory` after bin ``first + n_bins -
-    1`` (``_histories``). A live source that the saved row counts among its busy ones starts
-    from their sums (the highest of each: its rate is judged no lower than its own)."""
+    1``, every source's sums (``_histories``; what a row keeps of them is :func:`kept`'s). A
+    live source that the saved row counts among its busy ones starts from their sums (the
+    highest of each: its rate is judged no lower than its own)."""
     since, at, saved, busy = start
     saved = dict(saved)
     ids = {name: i for i, name in enumerate(names)}
@@ -277,13 +286,9 @@ def _score(live, since, sums, names, timing, failing, min_actors) -> Rare:
 
 
 def _histories(level, hour, timing, names, n_src, slots, busy) -> dict[int, SourceHistory]:
-    """Per account index: its sums as of bin ``end``. A row keeps the sources with the lowest level
-    sums (the rare ones, where the rule decides) as they are, rarest first while their text fits
-    in :data:`MAX_SOURCE_TEXT`; the busier ones as one set of sums, the highest of each (their own
-    and those the row had), and their names' digests (at most :data:`MAX_BUSY_IDS`, else none:
-    every source not kept is then busy).
-    Read back, a busy source's rate is no lower than its own: the rule is never more eager for it
-    than one pass."""
+    """Per account index: every source's sums as of bin ``end``, and the busy sources' sums and
+    digests its saved row had (carried over the run). Which of them a row keeps exactly is
+    :func:`kept`'s."""
     since, end, span = timing
     col, value = level.totals(end)
     hours: dict[int, list[float]] = {}
@@ -291,30 +296,59 @@ def _histories(level, hour, timing, names, n_src, slots, busy) -> dict[int, Sour
         h_group, h_value = hour.totals(end)
         for group, v in zip(h_group.tolist(), h_value.tolist()):
             hours.setdefault(group // slots, [0.0] * slots)[group % slots] = v
-    per_account: dict[int, list[tuple[float, str, tuple[float, ...]]]] = {}
+    per_account: dict[int, dict[str, tuple[float, tuple[float, ...]]]] = {}
     for c, v in zip(col.tolist(), value.tolist()):
-        per_account.setdefault(c // n_src, []).append((v, names[c % n_src], tuple(hours.get(c, ()))))
+        per_account.setdefault(c // n_src, {})[names[c % n_src]] = (v, tuple(hours.get(c, ())))
     out = {}
     for a in range(len(since)):
-        columns = sorted(per_account.get(a, []), key=lambda x: (x[0], x[1]))
-        floor = [x for x in columns if x[1] == BUSY]
-        columns = [x for x in columns if x[1] != BUSY]
-        used, fits = 0, 0
-        for v, name, h in columns:
-            used += len(source_text(name, v, h)) + 1
-            if used > MAX_SOURCE_TEXT:
-                break
-            fits += 1
-        kept, rest = columns[:fits], columns[fits:]
-        history = SourceHistory(int(since[a]) * span, {name: (v, h) for v, name, h in kept})
-        if rest or floor:
-            ids = busy.get(a, frozenset())
-            if ids is not None:
-                ids = (ids | {digest(name) for _, name, _ in rest}) - {digest(name) for _, name, _ in kept}
-                ids = ids if len(ids) <= MAX_BUSY_IDS else None
-            top = max(v for v, _, _ in rest + floor)
-            width = max(len(h) for _, _, h in rest + floor)
-            each = tuple(max(h[i] if i < len(h) else 0.0 for _, _, h in rest + floor) for i in range(width))
-            history = SourceHistory(history.since, history.sums, (top, each), ids)
-        out[a] = history
+        sums = per_account.get(a, {})
+        floor = sums.pop(BUSY, None)
+        out[a] = SourceHistory(
+            int(since[a]) * span, sums, floor, busy.get(a, frozenset()) if floor else frozenset()
+        )
     return out
+
+
+def kept(history: SourceHistory, fits) -> SourceHistory | None:
+    """What an account row keeps of ``history`` (:func:`run`'s) where ``fits`` (a test of a
+    candidate) allows: every source as it is where they fit, else the sources with the lowest
+    level sums (the rare ones, where the rule decides) as they are, rarest first, as many as fit,
+    and the busier ones as one set of sums, the highest of each (their own and those the row had),
+    with their names' digests (at most :data:`MAX_BUSY_IDS`, else none: every source not kept is
+    then busy); None where not even the busy sums fit (the rule then waits a day of live history
+    for the account, as for a row without them). Read back, a busy source's rate is no lower than
+    its own: the rule is never more eager for it than one pass."""
+    if history.busy is None and fits(history):
+        return history
+    columns = sorted(history.sums.items(), key=lambda item: (item[1][0], item[0]))
+    floor = [history.busy] if history.busy is not None else []
+    # The most the kept sources alone can be (more of them, more text): a bisection; then fewer
+    # until the busy sums fit beside them.
+    lo, hi = 0, len(columns)
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        lo, hi = (mid, hi) if fits(_split(history, columns, floor, mid, True, alone=True)) else (lo, mid - 1)
+    n = lo
+    for k in range(n, -1, -1):
+        for ids_kept in (True, False):  # without the digests, every source not kept is busy
+            candidate = _split(history, columns, floor, k, ids_kept)
+            if fits(candidate):
+                return candidate
+    return None
+
+
+def _split(history, columns, floor, k, ids_kept, alone=False) -> SourceHistory:
+    """The ``k`` rarest ``columns`` kept, the rest and ``floor`` as the busy sums (their digests
+    where ``ids_kept`` and they are at most :data:`MAX_BUSY_IDS`); ``alone``: the kept ones only."""
+    keep, rest = columns[:k], columns[k:]
+    if alone or not (rest or floor):
+        return SourceHistory(history.since, dict(keep))
+    ids = history.busy_ids if ids_kept else None
+    if ids is not None:
+        ids = (ids | {digest(name) for name, _ in rest}) - {digest(name) for name, _ in keep}
+        ids = ids if len(ids) <= MAX_BUSY_IDS else None
+    values = [value for _, value in rest] + floor
+    top = max(level for level, _ in values)
+    width = max(len(hours) for _, hours in values)
+    each = tuple(max(hours[i] if i < len(hours) else 0.0 for _, hours in values) for i in range(width))
+    return SourceHistory(history.since, dict(keep), (top, each), ids)

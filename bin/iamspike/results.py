@@ -14,7 +14,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from iamspike import bins, explain, rare, state, statefold
-from iamspike.accounts import account_series
+from iamspike.accounts import account_series, live_offset
 from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
@@ -39,9 +39,15 @@ NOVELTY_HISTORY = 3 * 86400
 MAX_CELLS = 60_000_000  # bins x principals kept in memory; older bins are dropped beyond it
 
 
+def kept_bins(options: Options, n_principals: int) -> int:
+    """The most bins a pass keeps for this many principals: the kept ``history`` and one bin, or
+    more where ``MAX_CELLS`` allows."""
+    return max(options.history // options.span + 1, MAX_CELLS // max(n_principals, 1))
+
+
 def too_long(options: Options, n_bins: int, n_principals: int) -> str:
     """The message when a range has more bins than are kept for this many principals, or ''."""
-    max_bins = max(options.history // options.span + 1, MAX_CELLS // max(n_principals, 1))
+    max_bins = kept_bins(options, n_principals)
     if n_bins <= max_bins:
         return ""
     return (
@@ -237,7 +243,7 @@ class ResultsPass:
                 s_apis.append(entry.distinct_apis.get(start, 1))
         n_principals = len(self.principals)
         n_bins = last - first + 1
-        max_bins = max(o.history // span + 1, MAX_CELLS // max(n_principals, 1))
+        max_bins = kept_bins(o, n_principals)
         if n_bins > max_bins:
             self.messages.append(too_long(o, n_bins, n_principals))
             first = last - max_bins + 1
@@ -267,9 +273,9 @@ class ResultsPass:
             accounts, self.p_actor, sources = account_series(
                 self, counts, distinct_apis, p_account, service, live_first, restored_rows
             )
-        out_from = max((live_first - first) if has_live else n_bins, 0)
+        out_from = live_offset(first, n_bins, live_first)
         params = self.baseline_params = BaselineParams(
-            half_life_bins=o.half_life / span, min_history_bins=int(o.min_history // span)
+            half_life_bins=rare.half_life_bins(o), min_history_bins=int(o.min_history // span)
         )
         rows: list[dict[str, object]] = []
         if "principal" in o.by and n_principals:

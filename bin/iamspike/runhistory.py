@@ -12,41 +12,76 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RunParams:
-    max_bins: int = 12  # the longest run looked at, in bins
-    min_bins: int = 4  # failing bins a run needs: a run is hours, not a burst
-    floor: float = 0.05  # the least a bin's history expects (a history of zeros is not certainty)
-    near_silent: float = 0.25  # the most a run's history may expect a bin on average
-    min_apis: float = 2.5  # the least mean distinct APIs of its failing bins: no retried command
-    max_share: float = 0.5  # the most of a run's failures one bin may hold: else it is a burst
-    max_rate: float = 2.0  # no bin above this times min_failures: such a bin is judged on its own
-    # P24: a run on at least ``min_new_apis`` APIs the principal never failed on before is no bad day
-    # of its usual work: its bins are not taken to move together (variance ``d`` x mean, no sqrt(bins))
+    """The tuned numbers of the low-and-slow runs (``runs.py``; docs/engine.md P22, P24, P27, P30).
+
+    A *run* is a principal's current bin and the bins before it, its failures judged against what
+    its history expected of them. Each field says what it is, its unit, the rule it belongs to and
+    why it has this value (the measurements are in docs/engine.md under the rule). Units: *bins*
+    are bins of ``span`` (hours at the default), *seconds* are seconds, a *share* is of the run's
+    failures or failing bins, *failures a bin* and *APIs a bin* are per bin of the run. A
+    principal is *watched* from 3 days after its first failure (``results.NOVELTY_HISTORY``);
+    ``new_apis_after`` and ``walk_after`` count from there.
+    """
+
+    # P22. The longest run looked at, in bins: the current bin and up to 11 before it (the bench's
+    # runs last 3-10 hours).
+    max_bins: int = 12
+    # P22. Failing bins a run needs (bins): 3 flagged a person's bad morning (14 denials in 3 hours).
+    min_bins: int = 4
+    # P22. The least a bin's history is taken to expect (failures a bin): a history of zeros is no
+    # certainty; what the run's first bin expects, raised to this, times its bins is its mean.
+    min_expected: float = 0.05
+    # P22. The most the history may expect of a run (failures a bin, on average over the run): the
+    # rule is for near-silent principals; busier ones are the single-bin rules' (not swept alone:
+    # P22's table).
+    near_silent: float = 0.25
+    # P22. The least distinct APIs a failing bin holds on average (APIs a bin): one command retried
+    # for hours is a stuck script or a person; stolen keys try many APIs (with 2, people's retries
+    # on 2 APIs were among P22's +18 false alerts).
+    min_apis: float = 2.5
+    # P22. The most of a run's failures one bin may hold (share): above it the run is a burst, which
+    # the single-bin rules judge.
+    max_share: float = 0.5
+    # P22. No bin of a run above this times ``min_failures`` (a factor): such a bin is judged on its
+    # own with the onset hold-down (a new stream of 11 an hour from silence is what it is for).
+    max_bin_factor: float = 2.0
+    # P24. APIs the principal never failed on that pass a run through the API gate (APIs): at 4
+    # its bins are also not taken to move together (variance d x mean); 2 and 3 flagged more of
+    # people's hours (25 and 20 false alerts against 19, seed 1).
     min_new_apis: int = 4
-    # ... on a principal watched a week (``watched`` is 3 days of it): a person's first weeks fail on
-    # APIs for the first time as they work
-    new_apis_after: int = 4 * 86400  # seconds past ``watched`` (also P27's week)
-    min_new_bins: int = 2  # ... failing for the first time in at least this many of its bins
-    # P27: a run of at least ``record_factor`` times the most failing bins the principal had in any
-    # ``max_bins`` bins before (its own record, at least 1), or with at least ``unusual_share`` of
-    # its failing bins in hours of the day the principal never failed in before, on at least
-    # ``record_new_apis`` APIs it never failed on, passes the API gate from ``record_min_bins``
+    # P24 (and P27's week). Seconds past being watched before a run on new APIs counts: a person's
+    # first weeks fail on APIs for the first time as they work (4 days past the 3: a week).
+    new_apis_after: int = 4 * 86400
+    # P27. The new APIs of P24 must fail in at least this many of the run's bins (bins): one hour of
+    # 4 new APIs, then one of them, is a person trying a service (make demo's sybil.lee8).
+    min_new_bins: int = 2
+    # P27. A run beyond the principal's own record (the most failing bins it had in any ``max_bins``
+    # bins before, at least 1) by this factor passes the API gate (a factor): a daily app role
+    # failing in 3 hours of one day.
     record_factor: float = 3.0
+    # P27. ... or this share of its failing bins in hours of the day (UTC) the principal never failed
+    # in before (share): the same role failing at night.
     unusual_share: float = 0.75
+    # P27. Either way on at least this many APIs the principal never failed on (APIs): a command it
+    # retries is on an API it failed on before.
     record_new_apis: int = 1
+    # P27. ... from this many failing bins (bins; P22's ``min_bins`` is 4): the 3-hour runs.
     record_min_bins: int = 3
-    # P30: ... and walks APIs: at least ``walk_new_apis`` APIs it never failed on, or ``walk_apis``
-    # distinct APIs a failing bin on average (one API retried all along is a stuck command: a
-    # deploy's new call denied, retried for hours); a run whose new APIs are at least ``walk_share``
-    # of its failures (and ``walk_new_apis``) is judged as a Poisson count (its failures are first
-    # touches, not the principal's usual retries and bad days), and P24 and P27 take it from
-    # ``walk_after`` past ``watched`` (6 days of watching, not a week)
+    # P30. P27 takes a run that walks APIs: at least this many APIs it never failed on (APIs) ...
     walk_new_apis: int = 2
+    # P30. ... or this many distinct APIs a failing bin on average (APIs a bin); one API retried all
+    # along is a stuck command (a deploy's new call denied, retried for hours).
     walk_apis: float = 1.5
+    # P30. A run whose new APIs are at least this share of its failures (and ``walk_new_apis``) is
+    # judged as a Poisson count (d = 1): its failures are first touches, not the principal's usual
+    # retries and bad days (share).
     walk_share: float = 0.5
+    # P30. Such a run counts from this many seconds past being watched (6 days of watching in all,
+    # not P24's week).
     walk_after: int = 3 * 86400
-    # P30: ... or its hours are no steady cadence: the failing bins between its first and its last
-    # differ by more than ``steady_spread`` (a retry loop's hours hold the same count, its first
-    # and last hours cut short; a person's or an intruder's do not)
+    # P30. ... or its hours are no steady cadence: its failing bins between its first and its last
+    # differ by more than this (failures a bin): a retry loop's hours hold the same count, its first
+    # and last hours cut short; a person's or an intruder's do not.
     steady_spread: float = 1.0
 
 

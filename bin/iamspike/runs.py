@@ -184,7 +184,7 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     x = np.where(inside, counts[rows, e_c[:, None]], 0.0)
     # What the history expected of the run: its first bin's long-run expectation, for each of its
     # bins (the long run itself rises with the run: a weekend's level is a few dozen bins).
-    start = np.maximum(base.long_run.at(t_c, e_c)[:, :k_max], params.floor)
+    start = np.maximum(base.long_run.at(t_c, e_c)[:, :k_max], params.min_expected)
     sum_x, sum_m = np.cumsum(x, axis=1), start * (lags + 1)
     failing = np.cumsum(x > 0, axis=1)
     apis = np.cumsum(np.where(inside & (x > 0), distinct_apis[rows, e_c[:, None]], 0.0), axis=1)
@@ -209,7 +209,7 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
         novel | beyond | (apis >= params.min_apis * np.maximum(failing, 1))
     )
     largest = np.maximum.accumulate(x, axis=1)
-    ok &= (largest <= params.max_share * sum_x) & (largest <= params.max_rate * min_failures)
+    ok &= (largest <= params.max_share * sum_x) & (largest <= params.max_bin_factor * min_failures)
     # The principal's own dispersion: its variance over its expected in the bin (at least Poisson).
     d = np.maximum(base.variance[t_c, e_c] / np.maximum(base.expected[t_c, e_c], 1e-6), 1.0)
     which = np.nonzero(ok)

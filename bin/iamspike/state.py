@@ -42,6 +42,10 @@ RANGE = "range"  # a version-1 row with empty account and principal: only first 
 # default history and span its worst row is then 39.1 KB, 75 % of the 52.4 KB a row that a KV store
 # save batch allows (docs/distributed.md, "Splunk limits the distributed path meets").
 FIRST_FAILURES_KEPT = 256
+# An account's row keeps its event sources' sums (``sources``, P29) as far as the row stays within
+# this many bytes (``row_bytes``): 90 % of those 52.4 KB (``rare.kept``). Its other fields take at
+# most 46.7 KB at the default history and span (tests/unit/test_splunk_limits.py).
+MAX_ACCOUNT_ROW_BYTES = 47_185
 DIGITS = 7  # significant digits of a saved rate's sums (P29)
 
 
@@ -173,6 +177,16 @@ def _sources(history: SourceHistory) -> str:
     by = ",".join(source_text(name, *value) for name, value in sorted(history.sums.items()))
     fields += [f'"by":{{{by}}}', f'"since":{history.since}']
     return "{" + ",".join(fields) + "}"
+
+
+def row_bytes(row: Mapping[str, object]) -> int:
+    """A row's size as its JSON text (what a KV store save batch's bytes are counted in)."""
+    return len(json.dumps(row, separators=(",", ":")))
+
+
+def sources_bytes(history: SourceHistory) -> int:
+    """What ``sources`` adds to a row's :func:`row_bytes` (its text inside ``iamspike_state``)."""
+    return len(json.dumps(f',"sources":{_sources(history)}')) - 2
 
 
 def _text(value: str) -> str:

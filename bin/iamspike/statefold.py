@@ -19,6 +19,7 @@ arrays are dropped first (a day of the scale bench: 11 M items, 86 MB an array).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -81,9 +82,8 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
     sources = live_source_actors(results, *actors[1:])  # reads the count rows' items, dropped below
     same = most_on_one_source(sources[0], len(results.accounts))
     # Where the accounts' event sources' rates stand after the run (P29: rare.SourceHistory).
-    half_life = o.half_life / o.span
     _, histories = rare.run(
-        *sources, rare.starts(results, live_first), results.first, n_bins, span, half_life
+        *sources, rare.starts(results, live_first), results.first, n_bins, span, rare.half_life_bins(o)
     )
     # No console sign-ins and no explanations here: their item arrays go first, and the others
     # are read in place where every item is in the window (a day's 11 M items: 86 MB an array).
@@ -312,10 +312,18 @@ def _account_rows(
             dict(zip(starts[lo:hi], spread_l[lo:hi])),
             state.ACCOUNT,
             dict(zip(starts[lo:hi], same_l[lo:hi])),
-            histories[e],
         )
-        out.append(state.encode(entry))
+        out.append(account_row(entry, histories[e]))
     return out
+
+
+def account_row(entry: state.StateEntry, history: state.SourceHistory) -> dict:
+    """An account's row with as much of its event sources' sums as ``state.MAX_ACCOUNT_ROW_BYTES``
+    leaves beside its other fields (``rare.kept``)."""
+    row = state.encode(entry)
+    room = state.MAX_ACCOUNT_ROW_BYTES - state.row_bytes(row)
+    sources = rare.kept(history, lambda h: state.sources_bytes(h) <= room)
+    return state.encode(replace(entry, sources=sources)) if sources is not None else row
 
 
 def _one_source(same, spread: Cells, saved, covered: np.ndarray, n_a: int, live_from: int) -> Cells:

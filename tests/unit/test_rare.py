@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from iamspike import rare
-from iamspike.state import source_text
+from iamspike.state import sources_bytes
 
 SPAN = 3600
 DAY = 24
@@ -119,20 +119,22 @@ def test_the_usual_source_a_share_below_half_and_the_first_day_are_not_scored() 
 
 
 def test_a_row_keeps_its_rarest_sources_and_the_busier_ones_as_one_floor() -> None:
-    """Source i failed in every bin 0..24+i (every hour of the day non-zero): a row keeps the
-    sources with the lowest level sums as they are while their text fits, the busier ones as the
-    highest of their sums (the busiest's) and their digests. Read back, a busy source starts from
-    that floor (judged no rarer than it was), an unlisted one from nothing (the prior); with too
-    many to list, every source not kept starts from the floor."""
+    """Source i failed in every bin 0..24+i (every hour of the day non-zero): ``rare.run`` gives
+    every source's sums; where they do not all fit (here 4,000 bytes of ``sources``), a row keeps
+    the sources with the lowest level sums as they are while they fit beside the busier ones'
+    sums, the highest of each (the busiest's), and their digests. Read back, a busy source starts
+    from that floor (judged no rarer than it was), an unlisted one from nothing (the prior); with
+    too many to list, every source not kept starts from the floor."""
     n = 30
     rows = [(t, 0, s, 1) for s in range(n) for t in range(DAY + s)]
     names = [f"s{i:02d}" for i in range(n)]
     _, after = rare.run(cells(rows), names, start(1, FIRST), FIRST, 2 * DAY, SPAN, 168.0)
-    history = after[0]
+    assert sorted(after[0].sums) == names and after[0].busy is None
+    assert rare.kept(after[0], lambda h: True) == after[0]  # room for all: every source as it is
+    history = rare.kept(after[0], lambda h: sources_bytes(h) <= 4_000)
     kept = len(history.sums)
     assert 5 < kept < n and sorted(history.sums) == names[:kept]
-    text = ",".join(source_text(name, *value) for name, value in history.sums.items())
-    assert rare.MAX_SOURCE_TEXT - 400 < len(text) <= rare.MAX_SOURCE_TEXT  # a source here: ~230 characters
+    assert 4_000 - 300 < sources_bytes(history) <= 4_000  # a source here: ~230 characters
     assert history.busy_ids == {rare.digest(name) for name in names[kept:]}
     floor = history.busy[0]
     assert floor > max(level for level, _ in history.sums.values())
@@ -143,8 +145,12 @@ def test_a_row_keeps_its_rarest_sources_and_the_busier_ones_as_one_floor() -> No
     resumed = start(1, FIRST, end, saved, {0: history.busy_ids})
     _, again = rare.run(live, ["s29", "new"], resumed, end, 1, SPAN, 168.0)
     assert again[0].sums["new"][0] == pytest.approx(d)
-    assert again[0].busy[0] == pytest.approx((floor + 1) * d)
+    assert again[0].sums["s29"][0] == pytest.approx((floor + 1) * d)  # from the floor, as its own
+    assert again[0].busy[0] == pytest.approx(floor * d)
+    row = rare.kept(again[0], lambda h: sources_bytes(h) <= 4_000)
+    assert "new" in row.sums and "s29" not in row.sums and row.busy[0] == pytest.approx((floor + 1) * d)
     resumed = start(1, FIRST, end, saved, {0: None})
     _, again = rare.run(live, ["s29", "new"], resumed, end, 1, SPAN, 168.0)
-    assert "new" not in again[0].sums and again[0].busy_ids is None
-    assert again[0].busy[0] == pytest.approx((floor + 1) * d)
+    assert again[0].sums["new"][0] == pytest.approx((floor + 1) * d)  # unlisted: busy, the floor
+    row = rare.kept(again[0], lambda h: sources_bytes(h) <= 4_000)
+    assert row.busy_ids is None and row.busy[0] == pytest.approx((floor + 1) * d)

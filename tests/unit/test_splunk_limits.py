@@ -14,10 +14,11 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from iamspike import cli, rare, state
+from iamspike import cli, rare, state, statefold
 from iamspike.intake import FIRST_TIME
 from iamspike.options import Options
 from iamspike.state import SourceHistory
@@ -38,14 +39,16 @@ ACCOUNTS = 1_000  # issue 15's organisation: >= 1,000 accounts, >= 200,000 princ
 ENUMERATED_APIS = 465  # PwnedLabs' temp-user: distinct APIs failed in one hour (measured)
 LONGEST_API = 46  # the longest API name in that enumeration
 AWS_APIS = 20_000  # more APIs than a principal can fail on (AWS has tens of thousands)
-WELL_WITHIN = 0.75  # the share of a save batch's bytes a row of the worst case may take
+WELL_WITHIN = 0.75  # the share of a save batch's bytes a principal's row of the worst case may take
+ACCOUNT_WITHIN = 0.9  # ... an account's row, its event sources' sums (P29) fitted to the rest
 # Each number of a state row at a width no real one reaches: a bin's failures; an account's distinct
 # (principal, API) pairs, failing principals (the organisation has 200,000) and busiest source's
 # actors; a principal's distinct APIs (AWS has tens of thousands).
 FAILURES, PAIRS, PRINCIPALS, APIS = 9_999_999_999, 9_999_999, 999_999, 99_999
 # An account's event sources' rates (P29): each sum at its widest text (7 digits and an exponent),
-# the source names longer than AWS's longest (route53-recovery-control-config.amazonaws.com: 45).
-RATE_SUM, LONGEST_SOURCE = 1.234567e-05, 48
+# the source names longer than AWS's longest (route53-recovery-control-config.amazonaws.com: 45),
+# more sources than AWS has (about 400 event sources).
+RATE_SUM, LONGEST_SOURCE, SOURCES = 1.234567e-05, 48, 1_000
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -123,8 +126,7 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
     """The largest state row the engine writes at the default history and span: every kept bin
     non-zero with the widest numbers above, `apis` first failures of the longest name, in the first
     hours a search reads (first failures are not trimmed to the history: the widest offsets); for an
-    account, as many event sources as a row keeps and the busy ones' sums and digests, every bin
-    of the day non-zero."""
+    account, its series only (:func:`worst_account_row` adds its event sources)."""
     o = Options()
     n, span = o.history // o.span, o.span
     first = 1_700_000_000 // span * span
@@ -134,7 +136,6 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
         return {first + i * span: value for i in range(n)}
 
     account = "123456789012"
-    busy_ids = frozenset(f"{i:06x}" for i in range(rare.MAX_BUSY_IDS))
     if kind == state.ACCOUNT:
         failing = each(PRINCIPALS)
         return state.StateEntry(
@@ -149,7 +150,6 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
             failing,
             kind,
             each(PRINCIPALS - 1),
-            SourceHistory(first, widest_sources(), (RATE_SUM, (RATE_SUM,) * 24), busy_ids),
         )
     principal = f"arn:aws:sts::{account}:assumed-role/{'r' * 64}/{'s' * 64}"
     oldest = -(-int(FIRST_TIME) // span) * span
@@ -157,21 +157,47 @@ def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
     return state.StateEntry(span, first, last, account, principal, each(FAILURES), each(APIS), names)
 
 
-def widest_sources() -> dict[str, tuple[float, tuple[float, ...]]]:
-    """As many sources of the longest name and widest sums as a row's text budget keeps (rare)."""
-    out: dict[str, tuple[float, tuple[float, ...]]] = {}
-    used = 0
-    while True:
-        name, value = f"{len(out):0{LONGEST_SOURCE}d}", (RATE_SUM, (RATE_SUM,) * 24)
-        used += len(state.source_text(name, *value)) + 1
-        if used > rare.MAX_SOURCE_TEXT:
-            return out
-        out[name] = value
+def widest_sources(n: int = SOURCES) -> dict[str, tuple[float, tuple[float, ...]]]:
+    """``n`` sources of the longest name and widest sums, every hour of the day non-zero."""
+    return {f"{i:0{LONGEST_SOURCE}d}": (RATE_SUM, (RATE_SUM,) * 24) for i in range(n)}
+
+
+def worst_account_row(n_sources: int = SOURCES) -> dict:
+    """The worst account row as the state fold writes it: the widest series, then as many of
+    ``n_sources`` widest event sources as fit beside them, and the busy ones' sums and digests (a
+    saved row's busy sources: as many digests as a row lists)."""
+    entry = worst_entry(state.ACCOUNT)
+    busy_ids = frozenset(f"{i:06x}" for i in range(rare.MAX_BUSY_IDS))
+    sources = SourceHistory(entry.first, widest_sources(n_sources), (RATE_SUM, (RATE_SUM,) * 24), busy_ids)
+    return statefold.account_row(entry, sources)
 
 
 def row_bytes(entry: state.StateEntry) -> int:
     """A document's size as the KV store stand-in counts it (its JSON text)."""
     return kvstore.size(state.encode(entry))
+
+
+def test_an_account_row_keeps_its_sources_as_far_as_its_series_leave_room() -> None:
+    """Beside the widest series an account row keeps only the busy sources' sums (rare.kept);
+    beside a real account's series (a row of 20-30 KB) every source of a busy account (35) as it
+    is; and no row passes ``state.MAX_ACCOUNT_ROW_BYTES``, 90 % of a save batch's share."""
+    budget = kvstore.Limits.of_splunk().max_size_per_batch_save_mb * MB
+    budget //= kvstore.Limits.of_splunk().max_documents_per_batch_save
+    assert ACCOUNT_WITHIN * budget >= state.MAX_ACCOUNT_ROW_BYTES
+    row = worst_account_row()
+    assert state.row_bytes(row) == kvstore.size(row) <= state.MAX_ACCOUNT_ROW_BYTES
+    sources = json.loads(row["iamspike_state"])["sources"]
+    assert sources["by"] == {} and len(sources["busy"]) == 25 and "busy_ids" not in sources
+    entry = worst_entry(state.ACCOUNT)
+    half = {start: n for start, n in entry.bins.items() if (start - entry.first) // entry.span < 360}
+    real = replace(entry, bins=half, distinct_apis={}, failing_principals={}, service_actors={})
+    wide = SourceHistory(entry.first, widest_sources(35))
+    kept = statefold.account_row(real, wide)
+    assert (
+        json.loads(kept["iamspike_state"])["sources"]
+        == json.loads(state.encode(replace(real, sources=wide))["iamspike_state"])["sources"]
+    )
+    assert 15_000 < kvstore.size(kept) <= state.MAX_ACCOUNT_ROW_BYTES
 
 
 def test_a_principals_row_holds_at_most_the_capped_first_failures() -> None:
@@ -186,7 +212,7 @@ def test_a_principals_row_holds_at_most_the_capped_first_failures() -> None:
 
 
 def test_the_worst_state_rows_fit_every_kvstore_batch() -> None:
-    account = row_bytes(worst_entry(state.ACCOUNT))
+    account = kvstore.size(worst_account_row())
     principal = row_bytes(worst_entry(state.PRINCIPAL, AWS_APIS))
     assert principal > 35_000 and account > 40_000, "the worst case is no longer the worst"
     for version in limits.VERSIONS:

@@ -45,14 +45,13 @@ class Straddle(NamedTuple):
     apis: np.ndarray
 
 
-def _pairs(cells: np.ndarray, n_bins: int, live_from: int) -> np.ndarray:
-    """Unique rows (bin offset, ...) -> the same rows for each pair ending at a bin whose bin before
-    is live: every row counted in its own bin's pair and the next one's, once each."""
-    t = cells[:, 0]
-    w = np.concatenate([t, t + 1])
-    rest = np.concatenate([cells[:, 1:], cells[:, 1:]])
-    keep = (w - 1 >= live_from) & (w < n_bins)
-    return np.unique(np.column_stack([w[keep], rest[keep]]), axis=0)
+def _pairs(codes: np.ndarray, per_bin: int, n_bins: int, live_from: int) -> np.ndarray:
+    """Cells ``bin offset * per_bin + x`` -> the same cells (sorted, unique) for each pair ending
+    at a bin whose bin before is live: every cell counted in its own bin's pair and the next one's,
+    once each."""
+    w = np.concatenate([codes, codes + per_bin])
+    t = w // per_bin
+    return bins.sorted_unique(w[(t - 1 >= live_from) & (t < n_bins)])
 
 
 def pair_series(
@@ -65,8 +64,8 @@ def pair_series(
 ) -> Straddle:
     """The account's pairs from the live items (``items``: bin offset, principal, event source id,
     one per live cell and source; a source id below 0 is unknown); ``a_group`` each actor's
-    account (``n_accounts`` for AWS service principals, left out) and ``acc_counts`` the account's
-    failures per bin."""
+    account (``n_accounts`` for AWS service principals, left out) and ``acc_counts``,
+    ``acc_apis`` the account's failures and distinct (actor, API) pairs per bin."""
     n_bins, n_accounts = acc_counts.shape
     failures = np.zeros_like(acc_counts)
     failures[live_from + 1 :] = acc_counts[live_from:-1] + acc_counts[live_from + 1 :]
@@ -78,19 +77,21 @@ def pair_series(
     keep = (item_t >= live_from) & (item_t < n_bins) & (a_group[p_actor[item_p]] < n_accounts)
     if not keep.any():
         return Straddle(failures, actors, same, apis)
-    actor = p_actor[item_p[keep]]
-    t = item_t[keep]
-    pairs = _pairs(np.unique(np.column_stack([t, actor]), axis=0), n_bins, live_from)
-    np.add.at(actors, (pairs[:, 0], a_group[pairs[:, 1]]), 1)
-    known = item_src[keep] >= 0
+    n_actors = len(a_group)
+    actor, t, src = p_actor[item_p[keep]], item_t[keep].astype(np.int64), item_src[keep]
+    pairs = _pairs(t * n_actors + actor, n_actors, n_bins, live_from)
+    np.add.at(actors, (pairs // n_actors, a_group[pairs % n_actors]), 1)
+    known = src >= 0
     if known.any():
-        triples = np.unique(np.column_stack([t[known], item_src[keep][known], actor[known]]), axis=0)
-        triples = _pairs(triples, n_bins, live_from)  # (pair, source, actor)
-        account = a_group[triples[:, 2]]
+        n_src = int(src.max()) + 1
+        codes = (t[known] * n_src + src[known]) * n_actors + actor[known]
+        triples = _pairs(codes, n_src * n_actors, n_bins, live_from)  # (pair, source, actor)
+        pair_t, account = triples // (n_src * n_actors), a_group[triples % n_actors]
         cells, per_cell = np.unique(
-            np.column_stack([triples[:, 0], account, triples[:, 1]]), axis=0, return_counts=True
+            (pair_t * n_accounts + account) * n_src + triples // n_actors % n_src, return_counts=True
         )
-        np.maximum.at(same, (cells[:, 0], cells[:, 1]), per_cell.astype(same.dtype))
+        cell = cells // n_src
+        np.maximum.at(same, (cell // n_accounts, cell % n_accounts), per_cell.astype(same.dtype))
     return Straddle(failures, actors, same, apis)
 
 

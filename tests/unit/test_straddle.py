@@ -62,7 +62,7 @@ FIVE = ["amy", "bob", "cat", "dan", "eve"]
 
 
 def test_a_spread_across_the_turn_of_an_hour_flags_the_later_hour_once() -> None:
-    """Five people denied once each at 13:57-14:03 in a near-silent account: 3 failures at 13:00
+    """Five people denied once each at 13:55-14:02 in a near-silent account: 3 failures at 13:00
     and 2 at 14:00, each hour under min_failures (5), neither flagged without the rule; over the
     two hours they are 5 failures of 5 principals against about 0.4 of each. The account row is
     at 14:00, once, and says which hours the spread crossed."""

@@ -38,6 +38,7 @@ from iamspike.spread import (
     one_actor_cap as cap_by_one_actor,
 )
 from iamspike.steady import steady_scores
+from iamspike.straddle import Straddle, candidates, pair_scores, top_share
 from iamspike.tail import own_record
 from iamspike.usual import as_usual, known, near_silent
 
@@ -106,16 +107,28 @@ class Flagged:
     on_one_service: np.ndarray | None = None  # accounts: the actors on one service stood in (P26)
     # principals: a steady stream's last bins against its week (P32): score, bins, prediction
     steady: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # accounts: the score of the cell's pair with the bin before, where it alerts (P34; else 0)
+    pair: np.ndarray | None = None
 
 
 def flag(
-    rp: PassView, counts, distinct_apis, base, cells, out_from, spread: Spread | None = None, onset=None
+    rp: PassView,
+    counts,
+    distinct_apis,
+    base,
+    cells,
+    out_from,
+    spread: Spread | None = None,
+    onset=None,
+    straddle: Straddle | None = None,
 ) -> Flagged | None:
     """The cells of ``counts`` from bin ``out_from`` on that are scored (at least ``min_failures``,
-    a run's end, or every cell with ``show=all``), with ``base`` their baselines, ``cells`` their
-    explanations (``explain.CellDetail``), ``onset`` (principals) the onset hold-down's mean per
-    principal and ``spread`` (accounts) the actors' series (``spread.Spread``); None when no cell
-    is scored (``pick`` empty when none is output)."""
+    a run's end, a pair across the hour, or every cell with ``show=all``), with ``base`` their
+    baselines, ``cells`` their explanations (``explain.CellDetail``), ``onset`` (principals) the
+    onset hold-down's mean per principal, ``spread`` (accounts) the actors' series
+    (``spread.Spread``) and ``straddle`` (accounts) each bin's pair with the bin before
+    (``straddle.Straddle``, P34); None when no cell is scored (``pick`` empty when none is
+    output)."""
     o = rp.o
     principal_scores = None
     window = counts[out_from:]
@@ -124,6 +137,13 @@ def flag(
     else:
         t_idx, e_idx = np.nonzero(window >= o.min_failures)
     t_idx = t_idx + out_from
+    paired = np.zeros(len(t_idx), dtype=bool)
+    if straddle is not None and spread is not None:  # P34: cells whose pair could alert
+        pair_t, pair_e = candidates(straddle, spread.counts, out_from, o.min_failures)
+        n = counts.shape[1]
+        cell = np.union1d(t_idx * n + e_idx, pair_t * n + pair_e)
+        paired = np.isin(cell, pair_t * n + pair_e)
+        t_idx, e_idx = cell // n, cell % n
     runs = None
     if onset is not None:  # low-and-slow runs on near-silent principals (runs.py, P22)
         first = (rp.first_fail[0], rp.first_fail[1], rp.first_fail[2] - rp.first)  # P24: new APIs
@@ -247,6 +267,10 @@ def flag(
         score = np.maximum(np.maximum(score, spread_score), both)
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
+    pair = None
+    if paired.any():
+        cells_in = (t_idx, e_idx, paired)
+        pair, score, flagged = across_the_hour(rp, straddle, base, spread, cells_in, score, flagged)
     pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
     upper = upper_bound(
         scored.expected[pick],
@@ -277,7 +301,34 @@ def flag(
         principal_scores,
         on_one_service,
         steady,
+        pair,
     )
+
+
+def across_the_hour(rp: PassView, straddle, base, spread, cells_in, score, flagged):
+    """Account cells whose pair with the bin before (``straddle``, P34) reaches the threshold where
+    the cell alone does not, and the bin before is not flagged on its own: flagged at the pair's
+    score. ``cells_in``: the cells scored (bin offset, account) and which are candidates
+    (``straddle.candidates``). Returns the pairs' scores (0 where they do not decide) and the new
+    scores and flags."""
+    o = rp.o
+    t_idx, e_idx, paired = cells_in
+    at = np.flatnonzero(paired)
+    pair = np.zeros(len(t_idx))
+    pair[at] = pair_scores(straddle, base, spread, t_idx[at], e_idx[at], o.sensitivity)
+    near = at[(pair[at] >= o.threshold) & ~flagged[at]]
+    # One actor's burst across the hour is that principal's, not a spread (spread.one_actor_cap).
+    share = top_share(rp.one_actor, rp.p_actor, t_idx[near], e_idx[near])
+    near = near[share < SpreadParams().dominant_share]
+    n = int(e_idx.max()) + 1
+    before = np.isin((t_idx[near] - 1) * n + e_idx[near], t_idx[flagged] * n + e_idx[flagged])
+    near = near[~before]
+    out = np.zeros(len(t_idx))
+    out[near] = pair[near]
+    score, flagged = score.copy(), flagged.copy()
+    score[near] = pair[near]
+    flagged[near] = True
+    return out, score, flagged
 
 
 def new_in(rp: PassView, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:

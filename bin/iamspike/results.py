@@ -29,6 +29,7 @@ from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_note
 from iamspike.spread import Spread, quiet_failures, spread_note
 from iamspike.steady import steady_note
+from iamspike.straddle import live_pairs, straddle_note
 from iamspike.tail import record_note
 
 # An API a principal fails on is "new" when the principal's failures have been watched for this
@@ -323,7 +324,11 @@ class ResultsPass:
                 acc_spread,
             )
             spread = Spread(acc_spread, spread_base, quiet, same, found)
-            rows += self._flagged_rows("account", acc_counts, acc_apis, base, labels, cells, out_from, spread)
+            # Spreads across the turn of an hour: each live bin with the one before (P34).
+            pairs = live_pairs(self, acc_counts, acc_apis, p_account, service, live_first)
+            rows += self._flagged_rows(
+                "account", acc_counts, acc_apis, base, labels, cells, out_from, spread, straddle=pairs
+            )
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
@@ -332,10 +337,20 @@ class ResultsPass:
         return PassView(**{f.name: getattr(self, f.name) for f in fields(PassView)})
 
     def _flagged_rows(
-        self, entity_type, counts, distinct_apis, base, labels, cells, out_from, spread=None, onset=None
+        self,
+        entity_type,
+        counts,
+        distinct_apis,
+        base,
+        labels,
+        cells,
+        out_from,
+        spread=None,
+        onset=None,
+        straddle=None,
     ):
         """The output rows of the cells ``flags.flag`` picks, with their reasons and explanations."""
-        f = flag(self._view(), counts, distinct_apis, base, cells, out_from, spread, onset)
+        f = flag(self._view(), counts, distinct_apis, base, cells, out_from, spread, onset, straddle)
         if f is not None and f.principal_scores is not None:
             self.principal_scores = f.principal_scores
         if f is None or not len(f.pick):
@@ -359,7 +374,9 @@ class ResultsPass:
             is_spike = bool(flagged[i])
             insufficient = bool(base.insufficient[t])
             notes = []
-            if spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
+            if f.pair is not None and f.pair[i] > 0:  # decided by its pair with the bin before (P34)
+                notes.append(straddle_note(straddle, spread, t, e, (t + self.first - 1) * span, span))
+            elif spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
                 notes.append(spread_note(spread, t, e, f.on_one_service is not None and f.on_one_service[i]))
             if capped is not None and i in capped:
                 notes.append(capped[i])

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iamspike.bins import cell_index
+
 MIN_REPEATERS = 3  # actors that seldom fail, each failing MIN_EACH times or more, on one source
 MIN_EACH = 2
 
@@ -42,11 +44,8 @@ class Repeaters:
 
     def at(self, t_idx: np.ndarray, e_idx: np.ndarray, n_accounts: int) -> np.ndarray:
         """The repeaters of each wanted cell (bin offset, account), 0 where none."""
-        wanted = np.asarray(t_idx, dtype=np.int64) * n_accounts + np.asarray(e_idx, dtype=np.int64)
-        if not len(self.cell):
-            return np.zeros(len(wanted), dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.cell, wanted), len(self.cell) - 1)
-        return np.where(self.cell[pos] == wanted, self.actors[pos], 0)
+        i = cell_index(self.cell, t_idx, e_idx, n_accounts)
+        return np.where(i >= 0, self.actors[np.maximum(i, 0)] if len(self.cell) else 0, 0)
 
     def note(self, t: int, e: int, n_accounts: int, expected: float) -> str:
         """The reason's words for an account cell this rule flagged."""

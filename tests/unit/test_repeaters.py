@@ -5,29 +5,11 @@ from __future__ import annotations
 import random
 
 import numpy as np
-from iamspike.cloudtrail import FIELDS, record_to_row
-from iamspike.engine import Detector, parse_options, run
-from iamspike.phases import MapPhase
+from iamspike.engine import parse_options, run
 from iamspike.repeaters import MIN_REPEATERS, find, flagged
+from test_spread import HOUR, SPIKE_HOUR, T0, account_hours, alert_from_state, on
 
-HOUR = 3600
-T0 = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
-ACCT = "111122223333"
-SPIKE_HOUR = 10 * 24 + 14
 STAFF = [f"staff{i}" for i in range(16)]
-
-
-def on(t: float, name: str, source: str, api: str = "ListThings", code: str = "AccessDenied") -> dict:
-    return {
-        "eventTime": t,
-        "eventName": api,
-        "eventSource": f"{source}.amazonaws.com",
-        "errorCode": code,
-        "recipientAccountId": ACCT,
-        "sourceIPAddress": "198.51.100.9",
-        "userAgent": "aws-cli/2",
-        "userIdentity": {"type": "IAMUser", "arn": f"arn:aws:iam::{ACCT}:user/{name}", "accountId": ACCT},
-    }
 
 
 def quiet_account(days: int = 11) -> list[dict]:
@@ -41,7 +23,7 @@ def quiet_account(days: int = 11) -> list[dict]:
         for i, name in enumerate(rng.sample(STAFF, rng.choice([1, 1, 2, 2, 3, 3]))):
             source = rng.choice(["ec2", "ec2", "s3", "iam"])
             out += [on(start + 600 * i + 120 + 7 * j, name, source) for j in range(rng.choice([1, 1, 1, 2]))]
-        out.append(on(start + 30, "staff0", "s3", "ListBuckets", ""))
+        out.append(on(start + 30, "staff0", "s3", "ListBuckets") | {"errorCode": ""})
     return out
 
 
@@ -57,10 +39,6 @@ def spread(people: int, each: int) -> list[dict]:
 
 def records_with(people: int, each: int) -> list[dict]:
     return sorted(quiet_account() + spread(people, each), key=lambda r: r["eventTime"])
-
-
-def account_hours(rows: list[dict]) -> list[int]:
-    return [(r["_time"] - T0) // HOUR for r in rows if r["entity_type"] == "account"]
 
 
 def test_three_quiet_principals_denied_twice_on_one_service_flag_a_quiet_account() -> None:
@@ -99,22 +77,6 @@ def test_the_rule_is_off_above_min_failures_expected() -> None:
         if r["entity_type"] == "account" and (r["_time"] - T0) // HOUR == SPIKE_HOUR
     ]
     assert cell and cell[0]["score"] < 50 and "seldom fail each" not in cell[0]["reason"]
-
-
-def alert_from_state(records: list[dict], live_from: int, mapped: bool = False) -> list[dict]:
-    """The scheduled alert's shape: the records before ``live_from`` saved as state rows, the
-    rest read live (as count rows of the map phase if ``mapped``)."""
-    saved = run([r for r in records if r["eventTime"] < live_from], parse_options(["show=state"]))
-    live = [r for r in records if r["eventTime"] >= live_from]
-    if mapped:
-        mapper = MapPhase(parse_options(["phase=map"]))
-        mapper.add_rows(list(FIELDS), [record_to_row(r) for r in live])
-        saved, live = saved + mapper.take() + mapper.results(), []
-    header = sorted({key for row in saved for key in row})
-    detector = Detector()
-    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
-    detector.add_records(live)
-    return detector.results()
 
 
 def test_the_alert_from_saved_state_and_count_rows_flags_the_repeaters_as_one_pass() -> None:

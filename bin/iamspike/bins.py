@@ -50,3 +50,13 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
         np.not_equal(values[1:], values[:-1], out=keep[1:])
         values = values[keep]
     return values
+
+
+def cell_index(cells: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray, n_entities: int) -> np.ndarray:
+    """The index in ``cells`` (sorted, unique ``bin offset * n_entities + entity``) of each wanted
+    cell (bin offset, entity), -1 where it is not there."""
+    wanted = np.asarray(t_idx, dtype=np.int64) * n_entities + np.asarray(e_idx, dtype=np.int64)
+    if not len(cells):
+        return np.full(len(wanted), -1, dtype=np.int64)
+    pos = np.minimum(np.searchsorted(cells, wanted), len(cells) - 1)
+    return np.where(cells[pos] == wanted, pos, -1)

@@ -21,6 +21,7 @@ from iamspike.baseline import BaselineParams, current_rate
 from iamspike.options import Options
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
+from iamspike.repeaters import flagged as repeaters_flagged
 from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
 from iamspike.secretapis import secret_apis
@@ -109,6 +110,7 @@ class Flagged:
     steady: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
     # accounts: the score of the cell's pair with the bin before, where it alerts (P34; else 0)
     pair: np.ndarray | None = None
+    repeat: np.ndarray | None = None  # accounts: quiet principals repeating on one source (P35)
 
 
 def flag(
@@ -235,7 +237,7 @@ def flag(
             t_idx * counts.shape[1] + e_idx,
             np.where(observed >= o.min_failures, score, 0.0),
         )
-    spread_score = both = capped = on_one_service = None
+    spread_score = both = capped = on_one_service = repeat = None
     if spread is not None:
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
@@ -265,6 +267,12 @@ def flag(
         on_one_service = None if same is None else same > by_spread.surprise
         both = to_score(total * o.sensitivity, ScoreParams())
         score = np.maximum(np.maximum(score, spread_score), both)
+        # ... and flagged where quiet principals fail repeatedly on one source in a quiet hour (P35).
+        expected = base.expected[t_idx, e_idx]
+        repeat = repeaters_flagged(
+            spread.repeat, t_idx, e_idx, spread_counts.shape[1], expected, o.min_failures
+        )
+        score = np.where(repeat, np.maximum(score, o.threshold), score)
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pair = None
@@ -302,6 +310,7 @@ def flag(
         on_one_service,
         steady,
         pair,
+        repeat,
     )
 
 

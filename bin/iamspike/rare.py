@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from iamspike.bins import cell_index
 from iamspike.scoring import log10_tail
 from iamspike.state import SourceHistory
 
@@ -63,11 +64,7 @@ class Rare:
 
     def find(self, t_idx: np.ndarray, e_idx: np.ndarray, n_accounts: int) -> np.ndarray:
         """The index of each wanted cell (bin offset, account) here, -1 where none."""
-        wanted = np.asarray(t_idx, dtype=np.int64) * n_accounts + np.asarray(e_idx, dtype=np.int64)
-        if not len(self.cell):
-            return np.full(len(wanted), -1, dtype=np.int64)
-        pos = np.minimum(np.searchsorted(self.cell, wanted), len(self.cell) - 1)
-        return np.where(self.cell[pos] == wanted, pos, -1)
+        return cell_index(self.cell, t_idx, e_idx, n_accounts)
 
     def surprise_at(self, t_idx: np.ndarray, e_idx: np.ndarray, n_accounts: int) -> np.ndarray:
         """The surprise of each wanted cell (0 where none)."""

@@ -13,8 +13,8 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from iamspike import bins, explain, rare, state, statefold
-from iamspike.accounts import account_series, live_offset
+from iamspike import bins, explain, rare, repeaters, state, statefold
+from iamspike.accounts import account_series, live_offset, source_items
 from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
@@ -27,7 +27,7 @@ from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
 from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_note
-from iamspike.spread import Spread, quiet_failures, spread_note
+from iamspike.spread import Spread, principal_groups, quiet_failures, spread_note
 from iamspike.steady import steady_note
 from iamspike.straddle import live_pairs, straddle_note
 from iamspike.tail import record_note
@@ -302,6 +302,8 @@ class ResultsPass:
             acc_counts, acc_apis, acc_spread, same = accounts
             # The failures of its silent principals (spread.quiet_failures; needs their baselines).
             quiet = self.one_actor and quiet_failures(acc_counts, counts, base.silent, p_account, service)
+            # Quiet principals failing repeatedly on one source (repeaters, P35; the same need).
+            repeat = self.one_actor and self._repeaters(counts, base.silent, p_account, service, out_from)
             del counts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
             # Several actors failing together are no stream being absorbed: no recent view.
@@ -323,7 +325,7 @@ class ResultsPass:
                 params.half_life_bins,
                 acc_spread,
             )
-            spread = Spread(acc_spread, spread_base, quiet, same, found)
+            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat)
             # Spreads across the turn of an hour: each live bin with the one before (P34).
             pairs = live_pairs(self, acc_counts, acc_apis, p_account, service, live_first)
             rows += self._flagged_rows(
@@ -331,6 +333,15 @@ class ResultsPass:
             )
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
+
+    def _repeaters(self, counts, silent, p_account, service, out_from) -> repeaters.Repeaters:
+        """The account cells' quiet principals failing repeatedly on one source (``repeaters``)."""
+        t, p, src, names = source_items(self)
+        n_accounts = len(self.accounts)
+        group = principal_groups(p_account, service, n_accounts)
+        return repeaters.find(
+            (t - self.first, p, src), names, counts, silent, self.p_actor, group, n_accounts, out_from
+        )
 
     def _view(self) -> PassView:
         """What ``flags.flag`` reads of this pass: the attributes ``PassView`` names."""
@@ -378,6 +389,9 @@ class ResultsPass:
                 notes.append(straddle_note(straddle, spread, t, e, (t + self.first - 1) * span, span))
             elif spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
                 notes.append(spread_note(spread, t, e, f.on_one_service is not None and f.on_one_service[i]))
+            others = 0.0 if spread_score is None else max(scored.score[i], spread_score[i], both[i])
+            if f.repeat is not None and f.repeat[i] and is_spike and others < o.threshold:
+                notes.append(spread.repeat.note(t, e, len(labels), expected))  # P35 decided
             if capped is not None and i in capped:
                 notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:

@@ -48,6 +48,7 @@ from iamspike import bins
 from iamspike.baseline import Baseline
 from iamspike.principals import SSO_ROLE_PREFIX
 from iamspike.rare import Rare
+from iamspike.repeaters import Repeaters
 from iamspike.scoring import ScoreParams, score_counts
 
 QUIET_BLOCK = 168  # bins per block in quiet_failures (a week of hours)
@@ -64,13 +65,15 @@ class Spread(NamedTuple):
     """An account's spread as the results pass scores it, each ``(bins, accounts)`` with its
     baseline: the failing actors, the quiet principals' failures (``quiet_failures``; None without
     the principals' baselines) and the most actors on one event source (``service_actors``, P26);
-    and the cells where actors failed on a source rare for the account (``rare``, P29)."""
+    and the cells where actors failed on a source rare for the account (``rare``, P29); the
+    account cells with quiet principals failing repeatedly on one source (``repeat``, P35)."""
 
     counts: np.ndarray
     base: Baseline
     quiet: tuple[np.ndarray, Baseline] | None
     same: tuple[np.ndarray, Baseline] | None
     rare: Rare | None = None
+    repeat: Repeaters | None = None
 
 
 def principal_groups(p_account: np.ndarray, service: np.ndarray, n_accounts: int) -> np.ndarray:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from iamspike.bins import bin_start, dense_counts, parse_duration, parse_span, sorted_unique, sum_by_group
+from iamspike.bins import (
+    bin_start,
+    cell_index,
+    dense_counts,
+    parse_duration,
+    parse_span,
+    sorted_unique,
+    sum_by_group,
+)
 
 
 @pytest.mark.parametrize(
@@ -56,3 +64,10 @@ def test_sorted_unique_is_numpys_unique(size) -> None:
     for values in (rng.integers(-20, 20, size), rng.integers(0, 2**62, size), np.repeat(7, size)):
         got, want = sorted_unique(values.astype(np.int64)), np.unique(values.astype(np.int64))
         assert got.dtype == want.dtype and got.tolist() == want.tolist()
+
+
+def test_cell_index_finds_each_wanted_cell_or_minus_one() -> None:
+    cells = np.array([1 * 3 + 0, 1 * 3 + 2, 4 * 3 + 1])  # (bin, entity): (1, 0), (1, 2), (4, 1)
+    got = cell_index(cells, np.array([1, 1, 4, 0, 5]), np.array([2, 1, 1, 0, 2]), 3)
+    assert got.tolist() == [1, -1, 2, -1, -1]
+    assert cell_index(cells[:0], np.array([1]), np.array([0]), 3).tolist() == [-1]

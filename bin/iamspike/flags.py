@@ -221,7 +221,8 @@ def flag(
         half_life = rp.baseline_params.local_half_life_bins
         record = own_record(counts, base, t_idx, e_idx, ~rp.person, half_life, o.sensitivity, rate=rate)
         score = np.where(record, np.maximum(score, o.threshold), score)
-        # ... and a steady stream's last bins against its own week (steady.py, P32).
+        # ... and a steady stream's last bins against its own week, and at its level (steady.py,
+        # P32 and P36).
         per_day = 86400 // o.span if 86400 % o.span == 0 else 0
         steady = steady_scores(
             counts, t_idx, e_idx, ~rp.person, o.sensitivity, per_day, rp.first % max(per_day, 1)

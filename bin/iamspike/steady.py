@@ -23,6 +23,16 @@ day-to-day swing and the error of a mean shape of the day. The window's last bin
 must stand out on its own too (surprise at least ``cell_surprise``, p 1 %): the hour after a
 spike, ordinary but for the spike before it, is no spike of its own. The best window's score is
 kept; a stream's usual bursts are left to the burst memory.
+
+P36: the same window is also judged against its predictions raised to the stream's *level*, the
+``level_bins`` bins before the window against their own predictions (``(counts + 1) /
+(predictions + 1)``, never below 1), with the level's own error in place of the days' swing:
+variance ``d R (1 + 1 / days) + (shape_error^2 + d / (L + 1)) R^2``, ``L`` the level bins'
+predictions. It needs no steadiness of the days (each failed, at least ``min_daily`` a day): a
+stream whose days drift or cycle (the sensitivity sweep's seasonal streams, +-30 % a day, +-15 %
+a week, 10 % a day of drift) is judged at its day's level, which the days' mean misses by as much
+as a spike's excess. The window's last bin must stand out at that level too, and the higher of
+the two surprises is the window's.
 """
 
 from __future__ import annotations
@@ -55,6 +65,7 @@ class SteadyParams:
     bin_factor: float = 1.5  # each bin of the window at least this times its own prediction
     shape_error: float = 0.05  # relative error of the week's mean shape of the day, at least
     cell_surprise: float = 2.0  # the window's last bin alone at least this surprising (p 1 %)
+    level_bins: int = 12  # bins before the window that set the stream's current level (P36)
 
 
 def hour_dispersion(days: np.ndarray, have: np.ndarray) -> np.ndarray:
@@ -145,6 +156,7 @@ def _block(counts, t, e, sensitivity, per_day, first_slot, p: SteadyParams):
         total = np.zeros(len(t))
         rate = np.zeros(len(t))
         each = np.ones(len(t), dtype=bool)
+        rates = []
         for j in range(k):
             u = start + j
             r = prediction(u, e, n_days)
@@ -152,21 +164,53 @@ def _block(counts, t, e, sensitivity, per_day, first_slot, p: SteadyParams):
             each &= x >= p.bin_factor * np.maximum(r, 1e-9)
             total += x
             rate += r
+            rates.append(r)
+        # P36: the same window against its predictions raised to the stream's level of the last
+        # ``level_bins`` bins before it (never lowered), where the days' swing is the level's own
+        # error: judged whether or not the days vary (a smooth drift, a weekly cycle).
+        level, level_spread = current_level(counts, start, e, n_days, per_day, p)
+        each_l = each.copy()
+        for j, r_j in enumerate(rates):
+            each_l &= counts[start + j, e] >= p.bin_factor * r_j * level
         use = steady & each & (total >= p.factor * np.maximum(rate, 1.0))
-        if not use.any():
+        use_l = failing & (mean >= p.min_daily) & each_l & (total >= p.factor * np.maximum(rate * level, 1.0))
+        if not (use.any() or use_l.any()):
             continue
         d = hour_dispersion(hours, have)
         spread2 = cv2 + p.shape_error**2
+        spread2_l = p.shape_error**2 + d * level_spread
         # The cell itself must stand out (x is the window's last bin, r its prediction): the hour
         # after a spike, ordinary but for the spike before it, is no spike of its own.
         use &= surprise_of(x, r, d, n_days, spread2) >= p.cell_surprise
-        surprise = np.where(use, surprise_of(total, rate, d, n_days, spread2), 0.0)
+        use_l &= surprise_of(x, r * level, d, n_days, spread2_l) >= p.cell_surprise
+        by_days = np.where(use, surprise_of(total, rate, d, n_days, spread2), 0.0)
+        by_level = np.where(use_l, surprise_of(total, rate * level, d, n_days, spread2_l), 0.0)
+        surprise = np.maximum(by_days, by_level)
         score = to_score(np.minimum(surprise, PARAMS.max_surprise) * sensitivity, PARAMS)
-        better = use & (score > best[cand])
+        better = (use | use_l) & (score > best[cand])
         best[cand[better]] = score[better]
         length[cand[better]] = k
-        predicted[cand[better]] = rate[better]
+        predicted[cand[better]] = np.where(by_level > by_days, rate * level, rate)[better]
     return best, length, predicted
+
+
+def current_level(counts, start, e, n_days, per_day, p: SteadyParams):
+    """The stream's level before its window (P36): the ``level_bins`` bins before ``start``
+    against their predictions (each the mean of the same bin of the day on the ``n_days`` days
+    before it that the matrix holds), ``(counts + 1) / (predictions + 1)``, at least 1 (a quiet day
+    lowers no prediction), and that level's relative variance per unit of hour dispersion,
+    ``1 / (predictions + 1)``."""
+    seen = np.zeros(len(start))
+    expected = np.zeros(len(start))
+    back = per_day * np.arange(1, p.steady_days + 1, dtype=np.int64)
+    for j in range(1, p.level_bins + 1):
+        u = start - j
+        before = u[:, None] - back[None, :]
+        use = (np.arange(p.steady_days)[None, :] < n_days[:, None]) & (before >= 0)
+        x = counts[np.maximum(before, 0), e[:, None]]
+        seen += counts[np.maximum(u, 0), e]
+        expected += (x * use).sum(axis=1) / np.maximum(use.sum(axis=1), 1)
+    return np.maximum((seen + 1.0) / (expected + 1.0), 1.0), 1.0 / (expected + 1.0)
 
 
 def surprise_of(x, r, d, n_days, spread2) -> np.ndarray:

@@ -41,20 +41,58 @@ def test_a_person_is_never_judged():
     assert not score.any()
 
 
-def test_a_stream_whose_days_step_is_not_steady():
-    counts = stream()
+def test_a_stream_whose_days_step_is_judged_at_its_days_level_and_quiet_on_its_other_hours():
+    """P36: the bench's day factors fail the steadiness test (P32), but the day's own level (its
+    12 hours before) puts 25 an hour for two hours above an ordinary day of this stream."""
+    counts = stream(spike=(25, 25))
     rng = np.random.default_rng(5)
     factors = np.repeat(rng.gamma(6.0, 1.0 / 6.0, size=BINS // 24), 24)  # the bench's day factors
     counts[:SPIKE, 0] = rng.poisson(5.0 * factors[:SPIKE])
     score, _, _ = scores(counts)
-    assert not score[SPIKE : SPIKE + 2].any()
+    assert score[SPIKE : SPIKE + 2].max() >= 50.0
+    assert score[:SPIKE].max() < 50.0
+    assert scores(counts, params=SteadyParams(level_bins=0))[0][SPIKE : SPIKE + 2].max() < 50.0  # P32 alone
 
 
 def test_a_silent_day_in_the_week_before_is_not_steady():
     counts = stream()
-    counts[SPIKE - 72 : SPIKE - 48, 0] = 0.0
+    day = SPIKE - SPIKE % 24 - 48  # midnight two days before the spike's day
+    counts[day : day + 24, 0] = 0.0
     score, _, _ = scores(counts)
     assert not score[SPIKE : SPIKE + 2].any()
+
+
+def drifting(seed: int = 23, factor: float = 3.0) -> np.ndarray:
+    """An over-dispersed stream (negative binomial, variance twice its mean) of about 10 an hour
+    with a daily (+-30 %) and weekly (+-15 %) cycle and a drift of about 10 % a day, as the
+    sensitivity sweep plants them, and ``factor`` times its rate for three hours from SPIKE."""
+    rng = np.random.default_rng(seed)
+    h = np.arange(BINS, dtype=np.float64)
+    knots = np.exp(rng.normal(0.0, 0.1, BINS // 24 + 2))  # a day's level at its noon
+    drift = np.interp(h, 24.0 * np.arange(len(knots)) - 12.0, knots)
+    daily = 1.0 + 0.3 * np.sin(2 * np.pi * h / 24.0)
+    weekly = 1.0 + 0.15 * np.cos(2 * np.pi * h / 168.0)
+    mean = 10.0 * daily * weekly * drift
+    counts = rng.negative_binomial(mean, 0.5).astype(np.float64)[:, None]
+    spike = rng.poisson((factor - 1.0) * mean[SPIKE : SPIKE + 3])
+    if factor > 1.0:
+        counts[SPIKE : SPIKE + 3, 0] += spike
+    return counts
+
+
+def test_an_over_dispersed_drifting_streams_three_hours_at_three_times_its_rate_are_flagged_by_its_level():
+    counts = drifting()
+    score, bins, predicted = scores(counts)
+    assert score[SPIKE + 2] >= 50.0
+    assert bins[SPIKE + 2] == 3
+    assert 30.0 <= predicted[SPIKE + 2] <= 50.0  # three hours of about 10-14 at the day's level
+    assert scores(counts, params=SteadyParams(level_bins=0))[0][SPIKE : SPIKE + 3].max() < 50.0  # P32 alone
+    assert score[:SPIKE].max() < 50.0
+
+
+def test_the_same_stream_without_its_spike_is_quiet():
+    score, _, _ = scores(drifting(factor=1.0))
+    assert score.max() < 50.0
 
 
 def test_the_window_must_stand_at_factor_times_its_prediction():
@@ -119,8 +157,19 @@ def test_an_alert_run_from_saved_state_flags_the_spike_as_one_pass_does():
     """The alert runs over its last hours with the principal's saved state rows (``show=state``
     over the days before): the steady stream's days come from those rows, so its flagged rows
     equal one pass's over the whole range."""
-    events = records(stream())
-    cut = START + (SPIKE - 12) * HOUR  # the alert's window: the 12 hours before the spike and on
+    alert_from_state_as_one_pass(stream(), cut_bins=12)
+
+
+def test_an_alert_run_from_saved_state_flags_the_drifting_streams_spike_as_one_pass_does():
+    """P36's level comes from the bins before the window: here all but one from the saved state rows."""
+    alert_from_state_as_one_pass(drifting(), cut_bins=1)
+
+
+def alert_from_state_as_one_pass(counts: np.ndarray, cut_bins: int) -> None:
+    """An alert over the bins from ``cut_bins`` before the spike on, continuing from the state rows
+    saved before, flags the rows one pass over the whole range flags (the spike among them)."""
+    events = records(counts)
+    cut = START + (SPIKE - cut_bins) * HOUR  # the alert's window
     before = [e for e in events if np.datetime64(e["eventTime"][:-1], "s").astype(int) < cut]
     after = events[len(before) :]
     saved = run(before, parse_options(["show=state"]))

@@ -103,13 +103,7 @@ class CountRows:
         named = acct_i is not None and prin_i is not None
         span = tally.span
         profiles, entities = self._profiles, self.entities
-        a2b = binascii.a2b_base64
-        add_bin, add_entity, add_failures = self.bins.append, self.entity.append, self.failures.append
-        add_console, add_n_apis = self.console.append, self.n_apis.append
-        add_n_digests = self.n_digests.append
-        add_apis, digests, texts = self.apis.frombytes, self.digests, self._texts
-        add_n_sources, add_sources = self.n_sources.append, self.sources.frombytes
-        add_text, block_rows = texts.append, self.block_rows
+        a2b, add_row = binascii.a2b_base64, self._add_row
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
         for row in rows:
@@ -167,20 +161,7 @@ class CountRows:
                         e = self._entity(key)
                 if head == "v31":
                     self.services.add(e)
-                add_bin(start)
-                add_entity(e)
-                add_failures(total)
-                add_console(consoles)
-                apis, n_apis, srcs, n_srcs = found
-                add_n_apis(n_apis)
-                add_apis(apis)
-                add_n_sources(n_srcs)
-                add_sources(srcs)
-                add_n_digests(len(packed) >> 3)
-                digests += packed
-                add_text(rest)
-                if len(texts) >= block_rows:
-                    self._flush()
+                add_row(start, e, total, consoles, found, packed, rest)
         if bad:
             tally.skipped[BAD_COUNTS] += bad
         if whole:
@@ -221,7 +202,12 @@ class CountRows:
             e = self._entity(key)
         if head == "v31":
             self.services.add(e)
-        self.bins.append(int(first) // self.tally.span)
+        self._add_row(int(first) // self.tally.span, e, total, consoles, found, packed, rest)
+        return 0
+
+    def _add_row(self, start: int, e: int, total: int, consoles: int, found: tuple, packed: bytes, rest: str):
+        """One row's columns (``found`` its profile's packed ids, ``packed`` its digests)."""
+        self.bins.append(start)
         self.entity.append(e)
         self.failures.append(total)
         self.console.append(consoles)
@@ -235,7 +221,6 @@ class CountRows:
         self._texts.append(rest)
         if len(self._texts) >= self.block_rows:
             self._flush()
-        return 0
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's

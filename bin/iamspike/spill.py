@@ -19,9 +19,16 @@ rows by account) as the command writes them out: the same rows, byte for byte
 passes found (it differs only where an unreadable row lay at the edge of the range); if it
 differs, the passes run again with the true one.
 
-The rows are written in zlib blocks (:data:`LEVEL`, about :data:`_BLOCK` characters of whole
-lines each, a length before each), so the disk holds about a third of the rows' bytes; memory holds
-at most a block per file. The files live in a folder of their own in the working directory
+A count row that reads whole (a ``v3`` or ``v4`` text with a readable summary for every part,
+every profile counted by this search, no state attached) is read as it comes, into the bucket's
+:class:`~iamspike.countrows.CountRows`, and goes to the file as columns (every
+:data:`COLUMN_ROWS` rows: the row columns, the digests, the entries' zlib blocks:
+:meth:`~iamspike.countrows.CountRows.take`), which the pass adds without reading a text again
+(:meth:`~iamspike.countrows.CountRows.add_taken`; the passes share the API and event source ids).
+Any other row is written as a line, in zlib blocks (:data:`LEVEL`, about :data:`_BLOCK`
+characters of whole lines each), read again by the pass as a chunk; a bucket's rows keep the
+order they came in, both kinds. Each block has its kind and length before it; memory holds at
+most a block of each kind per file. The files live in a folder of their own in the working directory
 (splunkd runs a search command in the search's dispatch directory, which it deletes with the job),
 removed when the results are out, on error, when this object is collected and at exit. A disk that
 fills up (or a folder that cannot be written) is one line naming the folder and the cause
@@ -134,6 +141,8 @@ class StateSpill:
             return
         at = [index.get(name) for name in COLUMNS]
         pick = itemgetter(*at) if None not in at else _padded(at)
+        present = [i for i in at if i is not None]  # a spilled line's fields (the others empty)
+        taken = itemgetter(*present, counts_i)  # counts_i twice: always a tuple
         time_i, acct_i, prin_i = index.get(TIME), index.get("account"), index.get("principal")
         readable = time_i is not None and acct_i is not None and prin_i is not None
         saved = [i for i in (at[6], at[7]) if i is not None]
@@ -158,7 +167,8 @@ class StateSpill:
                     if offset is not None:
                         start = float(row[time_i])
                         lo, hi = min(lo, start // span * span), max(hi, (start + offset) // span * span)
-                        size = sum(map(len, pick(row))) + len(COLUMNS)  # its line's characters
+                        # the characters of its line, as if spilled as one
+                        size = sum(map(len, taken(row))) - len(text) + len(COLUMNS)
                         self._sizes[bucket] += size
                         self.spilled_bytes += size
                         if len(columns) >= COLUMN_ROWS:

@@ -22,6 +22,7 @@ before. The entries of the other rows are read again only to explain a flagged c
 from __future__ import annotations
 
 import binascii
+import pickle
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
@@ -44,19 +45,30 @@ _FILTERED = ()  # a profile with an entry this search leaves out: the row is rea
 class CountRows:
     """``v3`` count rows as arrays; anything else goes to the Tally (read whole, as before)."""
 
-    def __init__(self, tally: Tally, block_rows: int = BLOCK_ROWS) -> None:
+    def __init__(self, tally: Tally, block_rows: int = BLOCK_ROWS, names: CountRows | None = None) -> None:
+        """``names``: another instance whose API and event source ids (and profiles) these rows
+        share, so rows taken from it (:meth:`take`) are added here without renumbering them."""
         self.tally = tally
         self.block_rows = block_rows
+        if names is None:
+            self.api_names: list[str] = []
+            self._api_ids: dict[str, int] = {}
+            self.source_names: list[str] = []  # event sources (spread.service_actors)
+            self._source_ids: dict[str, int] = {}
+            # profile text -> (API ids, their number, event source ids, their number), the ids
+            # packed as the arrays hold them; or _FILTERED
+            self._profiles: dict[str, tuple[bytes, int, bytes, int]] = {}
+        else:
+            self.api_names, self._api_ids = names.api_names, names._api_ids
+            self.source_names, self._source_ids = names.source_names, names._source_ids
+            self._profiles = names._profiles
+        self._clear()
+
+    def _clear(self) -> None:
+        """No rows (the names stay)."""
         self.entities: dict[tuple[str, str], int] = {}  # (account, principal) -> entity id
         self.services: set[int] = set()  # entities a row marks as an AWS service principal
-        self.api_names: list[str] = []
-        self._api_ids: dict[str, int] = {}
-        self.source_names: list[str] = []  # event sources (spread.service_actors)
-        self._source_ids: dict[str, int] = {}
         self._accounts: dict[str, str] = {}
-        # profile text -> (API ids, their number, event source ids, their number), the ids packed
-        # as the arrays hold them; or _FILTERED
-        self._profiles: dict[str, tuple[bytes, int, bytes, int]] = {}
         # per row
         self.bins = array("q")  # bin number (bin start // span)
         self.entity = array("i")
@@ -91,13 +103,7 @@ class CountRows:
         named = acct_i is not None and prin_i is not None
         span = tally.span
         profiles, entities = self._profiles, self.entities
-        a2b = binascii.a2b_base64
-        add_bin, add_entity, add_failures = self.bins.append, self.entity.append, self.failures.append
-        add_console, add_n_apis = self.console.append, self.n_apis.append
-        add_n_digests = self.n_digests.append
-        add_apis, digests, texts = self.apis.frombytes, self.digests, self._texts
-        add_n_sources, add_sources = self.n_sources.append, self.sources.frombytes
-        add_text, block_rows = texts.append, self.block_rows
+        a2b, add_row = binascii.a2b_base64, self._add_row
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
         bad = 0
         for row in rows:
@@ -155,24 +161,66 @@ class CountRows:
                         e = self._entity(key)
                 if head == "v31":
                     self.services.add(e)
-                add_bin(start)
-                add_entity(e)
-                add_failures(total)
-                add_console(consoles)
-                apis, n_apis, srcs, n_srcs = found
-                add_n_apis(n_apis)
-                add_apis(apis)
-                add_n_sources(n_srcs)
-                add_sources(srcs)
-                add_n_digests(len(packed) >> 3)
-                digests += packed
-                add_text(rest)
-                if len(texts) >= block_rows:
-                    self._flush()
+                add_row(start, e, total, consoles, found, packed, rest)
         if bad:
             tally.skipped[BAD_COUNTS] += bad
         if whole:
             tally.add_count_rows(index, whole)
+
+    def add_text(self, text: str, when: str, account: str, principal: str) -> int | None:
+        """One count row's ``v3`` or ``v4`` text (``when`` its ``_time``) added column by column
+        when it reads whole and this search counts all of it, as :meth:`add` would add it: the
+        offset of its last bin (0 for ``v3``). None (nothing added) otherwise: :meth:`add` then
+        reads the row."""
+        if "\n" in text:
+            return None
+        try:
+            first = float(when)
+            if not usable_time(first):
+                return None
+            if text[:2] == V4:
+                columns = part_columns(text)
+                added = self._add_parts(columns, int(first), account or UNKNOWN, principal or UNKNOWN)
+                return columns[1][-1] if added else None
+            if text[:3] not in HEADS:
+                return None
+            head, total, consoles, profile, packed, rest = text.split(";", 5)
+            found = self._profiles.get(profile)
+            if found is None:
+                found = self._profile(profile)
+            if found is _FILTERED:
+                return None
+            packed = binascii.a2b_base64(packed)
+            total, consoles = int(total), int(consoles)
+        except (ValueError, TypeError, IndexError, OverflowError, binascii.Error):
+            return None
+        if not (0 <= consoles <= total and 0 < total < MAX_ROW) or len(packed) & 7:
+            return None
+        key = (account or UNKNOWN, principal or UNKNOWN)
+        e = self.entities.get(key)
+        if e is None:
+            e = self._entity(key)
+        if head == "v31":
+            self.services.add(e)
+        self._add_row(int(first) // self.tally.span, e, total, consoles, found, packed, rest)
+        return 0
+
+    def _add_row(self, start: int, e: int, total: int, consoles: int, found: tuple, packed: bytes, rest: str):
+        """One row's columns (``found`` its profile's packed ids, ``packed`` its digests)."""
+        self.bins.append(start)
+        self.entity.append(e)
+        self.failures.append(total)
+        self.console.append(consoles)
+        apis, n_apis, srcs, n_srcs = found
+        self.n_apis.append(n_apis)
+        self.apis.frombytes(apis)
+        self.n_sources.append(n_srcs)
+        self.sources.frombytes(srcs)
+        self.n_digests.append(len(packed) >> 3)
+        self.digests += packed
+        self._texts.append(rest)
+        if len(self._texts) >= self.block_rows:
+            self._flush()
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's
@@ -256,6 +304,48 @@ class CountRows:
             self._blocks.append(zlib.compress(joined, 1))
             self._block_rows.append(len(self.bins))
             self._texts.clear()
+
+    # ---- moving rows (show=state's spill: rows read as they arrive, added to a pass later)
+
+    def take(self) -> bytes:
+        """The rows, as :meth:`add_taken` adds them (their ids in the names shared); none left."""
+        self._flush()
+        columns = (self.bins, self.entity, self.failures, self.console, self.n_apis, self.n_digests)
+        columns += (self.apis, self.n_sources, self.sources)
+        out = pickle.dumps(
+            (
+                list(self.entities),
+                sorted(self.services),
+                [column.tobytes() for column in columns],
+                bytes(self.digests),
+                self._blocks,
+                self._block_rows.tobytes(),
+            ),
+            pickle.HIGHEST_PROTOCOL,
+        )
+        self._clear()
+        return out
+
+    def add_taken(self, taken: bytes) -> None:
+        """Rows :meth:`take` gave (of an instance sharing these names), after those here."""
+        labels, services, columns, digests, blocks, block_rows = pickle.loads(taken)
+        self._flush()
+        base = len(self.bins)
+        ids = array("i", [self.entities.get(key, -1) for key in labels])
+        for at, key in enumerate(labels):
+            if ids[at] < 0:
+                ids[at] = self._entity(key)
+        for e in services:
+            self.services.add(ids[e])
+        self.bins.frombytes(columns[0])
+        entity = np.frombuffer(columns[1], dtype=np.int32)
+        self.entity.frombytes(np.frombuffer(ids, dtype=np.int32)[entity].tobytes())
+        rest = (self.failures, self.console, self.n_apis, self.n_digests, self.apis, self.n_sources)
+        for column, data in zip((*rest, self.sources), columns[2:]):
+            column.frombytes(data)
+        self.digests += digests
+        self._blocks.extend(blocks)
+        self._block_rows.extend(base + end for end in array("q", block_rows)[1:])
 
     # ---- reading back
 

@@ -80,10 +80,12 @@ def new_tally(options: Options, keep_ids: bool = False) -> Tally:
 class Detector:
     """Accumulates rows chunk by chunk; scores everything once in :meth:`results`."""
 
-    def __init__(self, options: Options | None = None) -> None:
+    def __init__(self, options: Options | None = None, names: CountRows | None = None) -> None:
+        """``names``: count rows whose API and event source ids these share (``show=state``'s
+        spill adds rows it read as they came: :meth:`CountRows.add_taken`)."""
         self.options = options or Options()
         self.tally = new_tally(self.options)
-        self.count_rows = CountRows(self.tally)
+        self.count_rows = CountRows(self.tally, names=names)
         self._entries: dict[tuple[str, str, str], state.StateEntry] = {}
         self._ranges: list[state.StateEntry] = []
         self._decoded: set[str] = set()

@@ -129,7 +129,7 @@ class ResultsPass:
         to_api = np.array(
             [api_ids.setdefault(name, len(api_ids)) for name in rows.api_names], dtype=np.int64
         ).reshape(-1)
-        item_api = to_api[np.frombuffer(rows.apis, dtype=np.int32)[in_item]] if len(rows) else to_api
+        item_api = to_api[np.frombuffer(rows.apis, dtype=np.int32)[in_item]] if len(rows) else to_api[:0]
         row_of = self.item_row
         r_bins = np.frombuffer(rows.bins, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
         r_failures = np.frombuffer(rows.failures, dtype=np.int32) if len(rows) else r_bins

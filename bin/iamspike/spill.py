@@ -19,9 +19,16 @@ rows by account) as the command writes them out: the same rows, byte for byte
 passes found (it differs only where an unreadable row lay at the edge of the range); if it
 differs, the passes run again with the true one.
 
-The rows are written in zlib blocks (:data:`LEVEL`, about :data:`_BLOCK` characters of whole
-lines each, a length before each), so the disk holds about a third of the rows' bytes; memory holds
-at most a block per file. The files live in a folder of their own in the working directory
+A count row that reads whole (a ``v3`` or ``v4`` text with a readable summary for every part,
+every profile counted by this search, no state attached) is read as it comes, into the bucket's
+:class:`~iamspike.countrows.CountRows`, and goes to the file as columns (every
+:data:`COLUMN_ROWS` rows: the row columns, the digests, the entries' zlib blocks:
+:meth:`~iamspike.countrows.CountRows.take`), which the pass adds without reading a text again
+(:meth:`~iamspike.countrows.CountRows.add_taken`; the passes share the API and event source ids).
+Any other row is written as a line, in zlib blocks (:data:`LEVEL`, about :data:`_BLOCK`
+characters of whole lines each), read again by the pass as a chunk; a bucket's rows keep the
+order they came in, both kinds. Each block has its kind and length before it; memory holds at
+most a block of each kind per file. The files live in a folder of their own in the working directory
 (splunkd runs a search command in the search's dispatch directory, which it deletes with the job),
 removed when the results are out, on error, when this object is collected and at exit. A disk that
 fills up (or a folder that cannot be written) is one line naming the folder and the cause
@@ -48,7 +55,8 @@ from operator import itemgetter
 from iamspike import state
 from iamspike.cloudtrail import TIME
 from iamspike.counting import COUNTS_FIELD
-from iamspike.engine import Detector, Window
+from iamspike.countrows import CountRows
+from iamspike.engine import Detector, Window, new_tally
 from iamspike.intake import UNKNOWN
 from iamspike.options import OptionError, Options
 from iamspike.results import too_long
@@ -73,7 +81,11 @@ FEED_ROWS = 50_000
 # read back (levels 2-3 gain 2 %, 6 gains 9 % at twice the CPU; Huffman-only or RLE keep 0.68).
 LEVEL = 1
 _BLOCK = 1 << 17  # characters of rows per compressed block (a bucket's pending lines)
-_LENGTH = struct.Struct("<I")  # each block's compressed length, before it
+_HEAD = struct.Struct("<BI")  # before each block: its kind and its length
+_LINES, _COLUMNS = 0, 1  # a block's kind: zlib of whole lines, or count rows read as they came
+# Count rows a bucket reads as they come before they go to its file as one block (its arrays,
+# digests and entries' zlib: CountRows.take); each pass then adds them without reading a text.
+COLUMN_ROWS = 4096
 _BATCH = 200  # output rows a pass writes at a time (each pass's file is read a batch at a time)
 # A spilled row is its fields joined by US and ended by LF (csv.writer took 12 times as long over
 # the long count texts); a row with either inside a field is written as RS + its JSON instead.
@@ -91,7 +103,10 @@ class StateSpill:
         pass_bytes: int = PASS_BYTES,
     ) -> None:
         self.options = options
-        self.head = Detector(options)  # rows that are no account's; all rows when the spill is off
+        # The API and event source ids of every count row read as it came (and of each pass's).
+        self._names = CountRows(new_tally(options))
+        # rows that are no account's; all rows when the spill is off
+        self.head = Detector(options, self._names)
         self.pass_bytes = pass_bytes
         self.passes = 0
         self.spilled_bytes = 0  # the rows' characters
@@ -101,6 +116,7 @@ class StateSpill:
         self._removal = weakref.finalize(self, shutil.rmtree, self._dir, True)
         self._pending: list[list[str]] = [[] for _ in range(buckets)]
         self._pending_size = [0] * buckets
+        self._columns = [CountRows(self._names.tally, names=self._names) for _ in range(buckets)]
         self._sizes = [0] * buckets
         self._bucket_of: dict[str, int] = {}
         self._too_long = ""
@@ -125,7 +141,11 @@ class StateSpill:
             return
         at = [index.get(name) for name in COLUMNS]
         pick = itemgetter(*at) if None not in at else _padded(at)
-        time_i, acct_i = index.get(TIME), index.get("account")
+        present = [i for i in at if i is not None]  # a spilled line's fields (the others empty)
+        taken = itemgetter(*present, counts_i)  # counts_i twice: always a tuple
+        time_i, acct_i, prin_i = index.get(TIME), index.get("account"), index.get("principal")
+        readable = time_i is not None and acct_i is not None and prin_i is not None
+        saved = [i for i in (at[6], at[7]) if i is not None]
         lo, hi, first, last = self.window
         span = self.options.span
         other: list[list[str]] = []
@@ -133,15 +153,33 @@ class StateSpill:
             text = row[counts_i] if counts_i is not None else ""
             if text and text[2:3] != "{":  # a count row (a range row's text is JSON)
                 account = (row[acct_i] if acct_i is not None else "") or UNKNOWN
+                attached = False
+                for i in saved:
+                    if row[i]:
+                        attached = True
+                        first, last = _saved_range(row[i], first, last)
+                if readable and not attached:
+                    bucket = self._bucket(account)
+                    if self._pending[bucket]:
+                        self._flush(bucket)  # the bucket's rows stay in the order they came
+                    columns = self._columns[bucket]
+                    offset = columns.add_text(text, row[time_i], row[acct_i], row[prin_i])
+                    if offset is not None:
+                        start = float(row[time_i])
+                        lo, hi = min(lo, start // span * span), max(hi, (start + offset) // span * span)
+                        # the characters of its line, as if spilled as one
+                        size = sum(map(len, taken(row))) - len(text) + len(COLUMNS)
+                        self._sizes[bucket] += size
+                        self.spilled_bytes += size
+                        if len(columns) >= COLUMN_ROWS:
+                            self._flush_columns(bucket)
+                        continue
                 try:
                     start = float(row[time_i])
                     end = start + (_last_offset(text) if text[:2] == "v4" else 0)
                     lo, hi = min(lo, start // span * span), max(hi, end // span * span)
                 except (TypeError, ValueError, IndexError):
                     pass  # unreadable: its pass skips it
-                for i in (at[6], at[7]):
-                    if i is not None and row[i]:
-                        first, last = _saved_range(row[i], first, last)
             elif not text and state_i is not None and row[state_i]:
                 account = _state_account(row[state_i])
                 if account is None:
@@ -156,11 +194,17 @@ class StateSpill:
         if other:
             self.head.add_rows(header, other)
 
-    def _write(self, account: str, row: list[str]) -> None:
+    def _bucket(self, account: str) -> int:
         bucket = self._bucket_of.get(account)
         if bucket is None:
             bucket = zlib.crc32(account.encode("utf-8", "surrogatepass")) % len(self._sizes)
             self._bucket_of[account] = bucket
+        return bucket
+
+    def _write(self, account: str, row: list[str]) -> None:
+        bucket = self._bucket(account)
+        if len(self._columns[bucket]):
+            self._flush_columns(bucket)  # the bucket's rows stay in the order they came
         line = _US.join(row)
         if "\n" in line or line.count(_US) != len(COLUMNS) - 1 or line[:1] == _RS:
             line = _RS + json.dumps(row)
@@ -181,14 +225,22 @@ class StateSpill:
         block = zlib.compress("\n".join(lines).encode("utf-8", "surrogatepass"), LEVEL)
         self._pending[bucket] = []
         self._pending_size[bucket] = 0
+        self._append(bucket, _LINES, block)
+
+    def _flush_columns(self, bucket: int) -> None:
+        """The count rows the bucket read as they came, appended to its file as one block."""
+        if len(self._columns[bucket]):
+            self._append(bucket, _COLUMNS, self._columns[bucket].take())
+
+    def _append(self, bucket: int, kind: int, block: bytes) -> None:
         try:
             with open(self._path(bucket), "ab") as handle:
-                handle.write(_LENGTH.pack(len(block)))
+                handle.write(_HEAD.pack(kind, len(block)))
                 handle.write(block)
         except OSError as error:
             self._removal()
             raise SpillError(self._dir, error) from None
-        self.disk_bytes += _LENGTH.size + len(block)
+        self.disk_bytes += _HEAD.size + len(block)
 
     def _path(self, bucket: int) -> str:
         return os.path.join(self._dir, f"{bucket:03d}.rows")
@@ -201,9 +253,9 @@ class StateSpill:
         try:
             for bucket in range(len(self._sizes)):
                 self._flush(bucket)
+                self._flush_columns(bucket)
             if self.head.tally.rows:  # raw events came: one pass over everything
-                for rows in self._read(range(len(self._sizes))):
-                    self.head.add_rows(COLUMNS, rows)
+                self._add(self.head, range(len(self._sizes)))
                 self._removal()
                 return self.head.results()
             return self._merged(self._by_passes())
@@ -264,9 +316,8 @@ class StateSpill:
         outputs: list[tuple[str, str]] = []
         found, principals, skipped = Window(), 0, []
         for n, group in enumerate(groups):
-            detector = Detector(self.options)
-            for chunk in self._read(group):
-                detector.add_rows(COLUMNS, chunk)
+            detector = Detector(self.options, self._names)
+            self._add(detector, group)
             rows = detector.results(window)
             found = found.union(detector.window)
             principals += detector.n_principals
@@ -286,37 +337,49 @@ class StateSpill:
         total = sum(skipped, start=type(self.head.tally.skipped)())
         return outputs, found, principals, total
 
-    def _read(self, buckets: Iterable[int]) -> Iterator[list[list[str]]]:
-        """The spilled rows of ``buckets`` in chunks, in the order they came (per bucket)."""
+    def _add(self, detector: Detector, buckets: Iterable[int]) -> None:
+        """The spilled rows of ``buckets`` added to ``detector``, in the order they came (per
+        bucket): lines in chunks of up to :data:`FEED_ROWS`, count rows read as they came whole."""
         for bucket in buckets:
             if not self._sizes[bucket]:
                 continue
-            lines = _lines(self._path(bucket))
-            while True:
-                chunk = [
-                    json.loads(line[1:]) if line[0] == _RS else line.split(_US)
-                    for _, line in zip(range(FEED_ROWS), lines)
-                ]
-                if not chunk:
-                    break
-                enabled = gc.isenabled()
-                gc.disable()  # as the command loop feeds a chunk (chunked.feed)
-                try:
-                    yield chunk
-                finally:
-                    if enabled:
-                        gc.enable()
+            chunk: list[list[str]] = []
+            for kind, block in _blocks(self._path(bucket)):
+                if kind == _COLUMNS:
+                    _feed(detector, chunk)
+                    chunk = []
+                    detector.count_rows.add_taken(block)
+                    continue
+                text = zlib.decompress(block).decode("utf-8", "surrogatepass")
+                for line in text.split("\n")[:-1]:
+                    chunk.append(json.loads(line[1:]) if line[0] == _RS else line.split(_US))
+                    if len(chunk) >= FEED_ROWS:
+                        _feed(detector, chunk)
+                        chunk = []
+            _feed(detector, chunk)
 
 
-def _lines(path: str) -> Iterator[str]:
-    """The lines of a bucket's file (without their ends), a compressed block at a time."""
+def _feed(detector: Detector, chunk: list[list[str]]) -> None:
+    if not chunk:
+        return
+    enabled = gc.isenabled()
+    gc.disable()  # as the command loop feeds a chunk (chunked.feed)
+    try:
+        detector.add_rows(COLUMNS, chunk)
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def _blocks(path: str) -> Iterator[tuple[int, bytes]]:
+    """A bucket's file a block at a time: (its kind, its bytes)."""
     with open(path, "rb") as handle:
         while True:
-            head = handle.read(_LENGTH.size)
+            head = handle.read(_HEAD.size)
             if not head:
                 return
-            text = zlib.decompress(handle.read(_LENGTH.unpack(head)[0])).decode("utf-8", "surrogatepass")
-            yield from text.split("\n")[:-1]
+            kind, size = _HEAD.unpack(head)
+            yield kind, handle.read(size)
 
 
 class SpillError(OptionError):

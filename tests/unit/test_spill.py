@@ -95,6 +95,35 @@ def test_real_sets_by_parts_are_one_pass(tmp_path, name, options) -> None:
     assert by_parts(standalone, tmp_path, opts, pass_bytes=2_000)[0] == one_pass(standalone, opts)
 
 
+@pytest.mark.parametrize(
+    ("name", "source"),
+    [("sans504_s3_ransomware_lab", "s3.amazonaws.com"), ("invictus_aws_dataset", "ec2.amazonaws.com")],
+)
+def test_rows_read_as_they_come_and_rows_read_in_the_pass_mix_in_one_bucket(tmp_path, name, source) -> None:
+    """A count row the spill reads as it comes (its columns spilled) and one it leaves to the pass
+    (a profile with a source this search leaves out: the Tally reads it entry by entry) share one
+    file in the order they came; where both kinds hold one cell, the pass reads the first kind's
+    entries again (moved into the Tally), and a re-sent copy counts once."""
+    whole = count_chunks(load(name))
+    header, first = whole[0]
+    # The first indexer's rows sent twice, the second time with a source left out in the profile.
+    again = [
+        [*row[:-1], row[-1].replace(";" + source + "^", ";aaa.amazonaws.com|" + source + "^")]
+        for row in first
+    ]
+    chunks = [*whole, (header, again)]
+    opts = ("show=state", "event_sources=" + source)
+    texts = [row[-1] for row in first]
+    assert any(source + "^" in text for text in texts) and any(source + "^" not in text for text in texts)
+    rows, spill = by_parts(chunks, tmp_path, opts, buckets=1)
+    assert rows == one_pass(chunks, opts) and rows
+    detector = Detector(parse_options(list(opts)))
+    for header, part in chunks:
+        detector.add_rows(header, part)
+    detector.results()
+    assert spill.messages() == detector.messages()
+
+
 def test_a_pass_that_receives_no_rows_gives_none() -> None:
     detector = Detector(parse_options(["show=state"]))
     assert detector.results(Window(1_788_739_200, 1_788_742_800, 1_788_000_000, 1_788_739_200)) == []

@@ -84,6 +84,8 @@ demo: $(TGZ)
 bench: $(TGZ)
 	$(PY) tests/bench/quality.py --group tuning
 	$(PY) tests/bench/quality.py --group held-out
+	$(PY) tests/bench/sensitivity.py --instances 3 --output docs/bench/sensitivity.md
+	$(PY) tests/bench/sensitivity_spread.py --instances 6 --output docs/bench/sensitivity.md
 	$(PY) tests/bench/speed.py --package $(TGZ)
 	$(PY) tests/bench/scale.py
 	$(PY) tests/bench/ingest.py --package $(TGZ)

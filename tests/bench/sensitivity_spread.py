@@ -61,6 +61,9 @@ DRAWN_TIMINGS = ("5min", "hour", "2h")
 WHO = ("existing", "new")
 ORIGINS = ("own", "shared")
 SECTION = "## Thin spreads"
+# The section's own subsections (written by every run); any other "### " heading in it starts the
+# hand-kept analysis, which a run keeps as it is (earlier engines, the straddle runs, blind areas).
+GENERATED = ("### Detection by background", "### By each drawn level")
 PROFILE_MEAN = {"office": 0.24, "flat": 1.0, "batch": 1.0 / 24.0, "none": 0.0}  # a profile's hourly mean
 
 
@@ -361,6 +364,20 @@ def render(
     return "\n".join(out)
 
 
+def kept_tail(section: str) -> str:
+    """What follows the generated part of ``section`` (the old report from SECTION on): from its
+    first hand-kept "### " heading, else from the next "## " section, else nothing."""
+    end = section.find("\n## ", 1)
+    own = section if end < 0 else section[:end]
+    at = 0
+    while True:
+        at = own.find("\n### ", at + 1)
+        if at < 0:
+            return "" if end < 0 else "\n" + section[end + 1 :]
+        if not own[at + 1 :].startswith(GENERATED):
+            return "\n" + section[at + 1 :]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--instances", type=int, default=3, help="spreads per cell")
@@ -419,9 +436,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         at = old.find("\n" + SECTION)
         head = old if at < 0 else old[:at]
         rest = "" if at < 0 else old[at + 1 :]
-        tail = rest[rest.find("\n## ", 1) :] if rest.find("\n## ", 1) >= 0 else ""
         with open(args.output, "w", encoding="utf-8") as fh:
-            fh.write(head.rstrip("\n") + "\n\n" + text + tail)
+            fh.write(head.rstrip("\n") + "\n\n" + text + kept_tail(rest))
     print(text)
     return 0
 

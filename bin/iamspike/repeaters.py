@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from iamspike.bins import cell_index
+from iamspike.spread import source_actor_cells
 
 MIN_REPEATERS = 3  # actors that seldom fail, each failing MIN_EACH times or more, on one source
 MIN_EACH = 2
@@ -91,18 +92,15 @@ def find(
     if not len(repeating):
         return empty
     # Per (bin, account, source): the repeaters failing on it; per (bin, account) the most.
-    n_src = int(src.max()) + 1
-    actor_key = t * n_actors + p_actor[p]
-    mine = np.isin(actor_key, repeating)
-    triples = np.unique(actor_key[mine] * n_src + src[mine])
-    key, source = triples // n_src, triples % n_src
+    mine = np.isin(t * n_actors + p_actor[p], repeating)
     a_group = np.full(n_actors, n_accounts, dtype=np.int64)
     a_group[p_actor] = p_group  # an actor's principals share its account
-    account = a_group[key % n_actors]
-    per_source, n = np.unique(((key // n_actors) * n_accounts + account) * n_src + source, return_counts=True)
-    at_cell = per_source // n_src
+    at_t, account, source, n = source_actor_cells(
+        (t[mine], p[mine], src[mine]), counts.shape[0], p_actor, a_group, n_accounts
+    )
+    at_cell = at_t * n_accounts + account
     order = np.lexsort((-n, at_cell))
-    at_cell, n, best = at_cell[order], n[order], (per_source % n_src)[order]
+    at_cell, n, best = at_cell[order], n[order], source[order]
     heads = np.flatnonzero(np.concatenate([[True], at_cell[1:] != at_cell[:-1]]))
     return Repeaters(at_cell[heads], n[heads].astype(np.int64), [names[int(s)] for s in best[heads]])
 

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 
@@ -48,8 +48,10 @@ from iamspike import bins
 from iamspike.baseline import Baseline
 from iamspike.principals import SSO_ROLE_PREFIX
 from iamspike.rare import Rare
-from iamspike.repeaters import Repeaters
 from iamspike.scoring import ScoreParams, score_counts
+
+if TYPE_CHECKING:  # repeaters reads this module's source_actor_cells
+    from iamspike.repeaters import Repeaters
 
 QUIET_BLOCK = 168  # bins per block in quiet_failures (a week of hours)
 

@@ -30,7 +30,7 @@ from iamspike import bins
 from iamspike.accounts import account_actors, live_offset, source_items
 from iamspike.baseline import Baseline
 from iamspike.scoring import ScoreParams, score_counts, to_score
-from iamspike.spread import Spread, SpreadParams, combined
+from iamspike.spread import Spread, SpreadParams, combined, service_actors, top_actor
 
 
 class Straddle(NamedTuple):
@@ -78,20 +78,15 @@ def pair_series(
     if not keep.any():
         return Straddle(failures, actors, same, apis)
     n_actors = len(a_group)
-    actor, t, src = p_actor[item_p[keep]], item_t[keep].astype(np.int64), item_src[keep]
+    actor, t = p_actor[item_p[keep]], item_t[keep].astype(np.int64)
     pairs = _pairs(t * n_actors + actor, n_actors, n_bins, live_from)
     np.add.at(actors, (pairs // n_actors, a_group[pairs % n_actors]), 1)
-    known = src >= 0
-    if known.any():
-        n_src = int(src.max()) + 1
-        codes = (t[known] * n_src + src[known]) * n_actors + actor[known]
-        triples = _pairs(codes, n_src * n_actors, n_bins, live_from)  # (pair, source, actor)
-        pair_t, account = triples // (n_src * n_actors), a_group[triples % n_actors]
-        cells, per_cell = np.unique(
-            (pair_t * n_accounts + account) * n_src + triples // n_actors % n_src, return_counts=True
-        )
-        cell = cells // n_src
-        np.maximum.at(same, (cell // n_accounts, cell % n_accounts), per_cell.astype(same.dtype))
+    # Each item also counts in the next bin's pair; an actor in both bins of a pair counts once.
+    pair_t = np.concatenate([t, t + 1])
+    mine = pair_t - 1 >= live_from
+    both = (pair_t[mine], np.tile(item_p[keep], 2)[mine], np.tile(item_src[keep], 2)[mine])
+    cell, most = service_actors(both, n_bins, p_actor, a_group, n_accounts)
+    same[cell // n_accounts, cell % n_accounts] = most
     return Straddle(failures, actors, same, apis)
 
 
@@ -180,21 +175,14 @@ def pair_scores(
 
 def top_share(one_actor, p_actor: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     """The share of each pair's failures (the account cell's bin and the one before) that its
-    busiest actor makes; 0 without the principals' counts (``one_actor``: counts, account of
-    each principal, AWS service principals)."""
+    busiest actor makes (``spread.top_actor`` over the two bins' sums); 0 without the principals'
+    counts (``one_actor``: counts, account of each principal, AWS service principals)."""
     if one_actor is None or not len(t_idx):
         return np.zeros(len(t_idx))
     counts, p_account, service = one_actor
-    out = np.zeros(len(t_idx))
-    mine = np.where(service, -1, p_account)
-    n_actors = int(p_actor.max()) + 1 if len(p_actor) else 0
-    for i, (t, e) in enumerate(zip(t_idx.tolist(), e_idx.tolist())):
-        members = np.flatnonzero(mine == e)
-        pair = counts[t - 1, members].astype(np.float64) + counts[t, members]
-        total = pair.sum()
-        if total > 0:
-            out[i] = bins.sum_by_group(pair[None, :], p_actor[members], n_actors).max() / total
-    return out
+    pairs = counts[t_idx - 1].astype(np.float64) + counts[t_idx]
+    top, _, total = top_actor(pairs, np.arange(len(t_idx)), e_idx, p_account, p_actor, service)
+    return np.divide(top, total, out=np.zeros(len(t_idx)), where=total > 0)
 
 
 def straddle_note(straddle: Straddle, spread: Spread, t: int, e: int, start: int, span: int) -> str:

@@ -20,7 +20,7 @@ from iamspike.spread import (
 )
 
 
-def account_series(results, counts, distinct_apis, p_account, service, live_first, restored):
+def account_series(results, counts, distinct_apis, p_account, service, live_first, restored, live_items):
     """Per account: failures, distinct (actor, API) pairs and failing actors per bin.
 
     AWS service principals act on the account's resources; their denials are not the account's
@@ -32,7 +32,7 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     saved before account rows existed). Returns the four series ``(bins, accounts)`` (the fourth:
     the most actors on one event source, ``spread.service_actors``), the actor of each principal
     (``spread.actors``) and the live actors on each event source with the sources' names
-    (``live_source_actors``, for rule P29: ``rare``).
+    (``live_source_actors`` of ``live_items``, the live cells' ``source_items``, for rule P29: ``rare``).
 
     ``statefold._account_rows`` writes the same four series for ``show=state`` from sorted arrays
     of the non-zero cells instead of these matrices (it never builds a ``(bins, principals)``
@@ -53,7 +53,7 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     acc_spread = bins.sum_by_group(failing, a_group, n_accounts + 1)[:, :n_accounts]
     del failing
     same = np.zeros((n_bins, n_accounts), dtype=np.float32)
-    sources = live_source_actors(results, p_actor, a_group)
+    sources = live_source_actors(results, p_actor, a_group, live_items)
     cell, most = most_on_one_source(sources[0], n_accounts)
     same.reshape(-1)[cell] = most
     # Before the live bins only saved state: principals' rows keep no sources, so there the failing
@@ -106,10 +106,11 @@ def covered_accounts(results) -> np.ndarray:
     return covered
 
 
-def live_source_actors(results, p_actor, a_group) -> tuple[tuple[np.ndarray, ...], list[str]]:
+def live_source_actors(results, p_actor, a_group, items) -> tuple[tuple[np.ndarray, ...], list[str]]:
     """The live items' actors failing on each event source per (bin, account): (bin offset,
-    account, source id, actors), ``spread.source_actor_cells``, and the source ids' names."""
-    t, p, src, names = source_items(results)
+    account, source id, actors), ``spread.source_actor_cells``, and the source ids' names
+    (``items``: ``source_items`` of ``results``)."""
+    t, p, src, names = items
     n_accounts = len(results.accounts)
     return source_actor_cells(
         (t - results.first, p, src), results.n_bins, p_actor, a_group, n_accounts

@@ -271,8 +271,9 @@ class ResultsPass:
         accounts = None
         if "account" in o.by:
             restored_rows = (state_b[restored], s_entity_arr[restored], np.array(s_count)[restored])
+            live_items = source_items(self)  # the live cells' event sources, read once
             accounts, self.p_actor, sources = account_series(
-                self, counts, distinct_apis, p_account, service, live_first, restored_rows
+                self, counts, distinct_apis, p_account, service, live_first, restored_rows, live_items
             )
         out_from = live_offset(first, n_bins, live_first)
         params = self.baseline_params = BaselineParams(
@@ -303,7 +304,9 @@ class ResultsPass:
             # The failures of its silent principals (spread.quiet_failures; needs their baselines).
             quiet = self.one_actor and quiet_failures(acc_counts, counts, base.silent, p_account, service)
             # Quiet principals failing repeatedly on one source (repeaters, P35; the same need).
-            repeat = self.one_actor and self._repeaters(counts, base.silent, p_account, service, out_from)
+            repeat = self.one_actor and self._repeaters(
+                counts, base.silent, p_account, service, out_from, live_items
+            )
             del counts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
             # Several actors failing together are no stream being absorbed: no recent view.
@@ -327,16 +330,17 @@ class ResultsPass:
             )
             spread = Spread(acc_spread, spread_base, quiet, same, found, repeat)
             # Spreads across the turn of an hour: each live bin with the one before (P34).
-            pairs = live_pairs(self, acc_counts, acc_apis, p_account, service, live_first)
+            pairs = live_pairs(self, acc_counts, acc_apis, p_account, service, live_first, live_items)
             rows += self._flagged_rows(
                 "account", acc_counts, acc_apis, base, labels, cells, out_from, spread, straddle=pairs
             )
         rows.sort(key=lambda r: (r["_time"], r["entity_type"] != "account", r["account"], r["principal"]))
         return rows
 
-    def _repeaters(self, counts, silent, p_account, service, out_from) -> repeaters.Repeaters:
-        """The account cells' quiet principals failing repeatedly on one source (``repeaters``)."""
-        t, p, src, names = source_items(self)
+    def _repeaters(self, counts, silent, p_account, service, out_from, items) -> repeaters.Repeaters:
+        """The account cells' quiet principals failing repeatedly on one source (``repeaters``;
+        ``items``: ``accounts.source_items``)."""
+        t, p, src, names = items
         n_accounts = len(self.accounts)
         group = principal_groups(p_account, service, n_accounts)
         return repeaters.find(

@@ -24,7 +24,7 @@ from dataclasses import replace
 import numpy as np
 
 from iamspike import rare, state
-from iamspike.accounts import account_actors, covered_accounts, live_offset, live_source_actors
+from iamspike.accounts import account_actors, covered_accounts, live_offset, live_source_actors, source_items
 from iamspike.bins import sorted_unique
 from iamspike.spread import most_on_one_source
 
@@ -79,7 +79,8 @@ def state_rows(results, restored, s_first: list[tuple[int, int, int]], live_firs
 
     p_account = np.array(results.p_account, dtype=np.int64)
     actors = account_actors(results, p_account, np.array(results.p_service, dtype=bool))
-    sources = live_source_actors(results, *actors[1:])  # reads the count rows' items, dropped below
+    # Reads the count rows' items, dropped below.
+    sources = live_source_actors(results, *actors[1:], source_items(results))
     same = most_on_one_source(sources[0], len(results.accounts))
     # Where the accounts' event sources' rates stand after the run (P29: rare.SourceHistory).
     _, histories = rare.run(

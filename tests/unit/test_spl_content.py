@@ -218,7 +218,17 @@ def test_every_macro_is_used_and_declares_its_arguments() -> None:
 
 
 SAVED = {k: v for k, v in load_conf("savedsearches.conf").items() if k != "default"}
-ALERTS = {k: v for k, v in SAVED.items() if v.get("alert.track") == "1"}
+# The spike alerts: tracked, and scoring with iamspike (the input-health alert is tracked too).
+ALERTS = {
+    k: v
+    for k, v in SAVED.items()
+    if v.get("alert.track") == "1"
+    and any(c == "iamspike" for c, _ in walk(expand_macros(v["search"], MACROS)))
+}
+# Every saved search with an alert condition (savedsearches.conf.spec: `counttype` defaults to
+# "always", no condition), the spike alerts and the input-health alert alike.
+TRIGGERED = {k: v for k, v in SAVED.items() if v.get("counttype", "always") != "always"}
+TRUE = {"1", "true"}
 
 
 def test_alerts_end_in_their_own_filter_macro() -> None:
@@ -284,6 +294,31 @@ def test_alert_tokens_and_throttle_fields_are_result_fields(name: str) -> None:
     for action in ("email", "webhook", "notable", "risk"):
         assert stanza[f"action.{action}"] == "0"
     assert not any(k.startswith("action.script") for k in stanza)
+
+
+@pytest.mark.parametrize("name", sorted(TRIGGERED))
+def test_every_alert_triggers_per_result_and_is_seen(name: str) -> None:
+    """savedsearches.conf.spec: `alert.suppress.fields` are "fields to use when suppressing
+    per-result alerts", and `alert.digest_mode` defaults to true (one action for the whole result
+    set: the fields are not used, and a `$result.x$` token names the first row only). Throttled by
+    fields or naming a result in its actions, an alert must set `alert.digest_mode = 0`, and name
+    only fields its results have. `alert.track` defaults to auto, which tracks an alert only
+    through an action whose `track_alert` is set (alert_actions.conf.spec: default false): with
+    every action off, a fired alert untracked is seen nowhere."""
+    stanza = TRIGGERED[name]
+    fields = set(table_fields(expand_macros(stanza["search"], MACROS)))
+    suppress_fields = [f.strip() for f in stanza.get("alert.suppress.fields", "").split(",") if f.strip()]
+    tokens = {
+        t for k, v in stanza.items() if k.startswith("action.") for t in re.findall(r"\$result\.(\w+)\$", v)
+    }
+    if (suppress_fields and stanza.get("alert.suppress") in TRUE) or tokens:
+        assert stanza.get("alert.digest_mode", "true") not in TRUE, (
+            f"[{name}] digest mode: per-result settings unused"
+        )
+    assert set(suppress_fields) <= fields, f"[{name}] alert.suppress.fields not in the results"
+    assert tokens <= fields, f"[{name}] $result.*$ tokens not in the results: {tokens - fields}"
+    actions_on = [k for k, v in stanza.items() if re.fullmatch(r"action\.\w+", k) and v in TRUE]
+    assert stanza.get("alert.track") in TRUE or actions_on, f"[{name}] fires unseen: untracked, no action on"
 
 
 def test_lookups_and_collections_agree() -> None:

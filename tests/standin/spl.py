@@ -213,6 +213,26 @@ def shipped_searches(app: Path) -> list[tuple[str, str]]:
     return found
 
 
+FENCED = re.compile(r"(?ms)^```[^\n]*\n(.*?)^```")
+SEARCH_START = re.compile(r"\s*(\||`|index=|search\s)")
+PLACEHOLDER = re.compile(r"\.\.\.|\[\w+=")  # "| ..." or "[span=1h]" syntax notation: not pasteable
+
+
+def documented_searches(app: Path) -> list[tuple[str, str]]:
+    """(where, SPL) for every search a user would paste from README.md and docs/*.md: a fenced
+    block that starts like a search (``|``, a macro, ``index=``, ``search``) and holds no
+    placeholder (``| ...``, ``[option=value]`` syntax notation)."""
+    found = []
+    for path in [app / "README.md", *sorted((app / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        for block in FENCED.finditer(text):
+            body = block.group(1)
+            if SEARCH_START.match(body) and not PLACEHOLDER.search(body):
+                line = text.count("\n", 0, block.start()) + 1
+                found.append((f"{path.relative_to(app)}:{line}", body.strip()))
+    return found
+
+
 # ------------------------------------------------------------------- search-head steps on rows
 STREAMSTATS_COUNT = re.compile(r"count AS (\w+) by (\w+)")
 EVAL_FIRST = re.compile(r"(\w+)=if\((\w+)=1, (\w+), null\(\)\)")

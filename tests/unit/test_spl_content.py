@@ -19,6 +19,7 @@ from standin.conf import ConfError, parse_conf, read_conf
 from standin.spl import (
     SplError,
     dashboards,
+    documented_searches,
     expand_macros,
     first_name,
     pipeline,
@@ -189,7 +190,10 @@ def test_spl_reader_on_known_shapes() -> None:
         pipeline('search "open')
 
 
-@pytest.mark.parametrize("where, spl", SPL, ids=[w for w, _ in SPL])
+DOCUMENTED = documented_searches(ROOT)  # what README.md and docs/*.md give users to paste
+
+
+@pytest.mark.parametrize("where, spl", SPL + DOCUMENTED, ids=[w for w, _ in SPL + DOCUMENTED])
 def test_spl_references_resolve(where: str, spl: str) -> None:
     expanded = expand_macros(spl, MACROS)
     lookups = lookup_names()

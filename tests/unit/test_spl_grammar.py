@@ -5,11 +5,11 @@ Splunk's own grammar (etc/system/default/searchbnf.conf of each version, kept in
 (``[<name>-command]`` stanzas and their ``alias``), the eval functions (``[eval-function]``) and
 the stats functions (``[stats-func]`` and the ``[stats-*]`` stanzas it names). Every shipped
 search (tests/standin/spl.py: saved searches, drilldown searches, dashboard data sources,
-searchbnf examples; macros expanded with their arguments) must use only those commands or the
-app's own (default/commands.conf), only those functions in eval/where and in stats-like
-commands, and only the options the grammar lists for the built-in commands whose arguments are
-options. ``iamspike``'s options are parsed by the engine itself, and default/searchbnf.conf
-documents exactly the options the engine accepts.
+searchbnf examples; and the searches README.md and docs/*.md give to paste; macros expanded with
+their arguments) must use only those commands or the app's own (default/commands.conf), only
+those functions in eval/where and in stats-like commands, and only the options the grammar lists
+for the built-in commands whose arguments are options. ``iamspike``'s options are parsed by the
+engine itself, and default/searchbnf.conf documents exactly the options the engine accepts.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from standin.conf import read_conf
-from standin.spl import calls, expand_macros, scan, shipped_searches, unquoted, walk
+from standin.spl import calls, documented_searches, expand_macros, scan, shipped_searches, unquoted, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -28,6 +28,7 @@ GRAMMARS = ROOT.parent / "shared" / "data" / "splunk-spec" / "searchbnf"
 VERSIONS = ("10.0", "10.2", "10.4")
 
 SEARCHES = shipped_searches(ROOT)
+DOCUMENTED = documented_searches(ROOT)  # the searches README.md and docs/*.md give to paste
 MACROS = read_conf(DEFAULT / "macros.conf")
 APP_COMMANDS = {name for name in read_conf(DEFAULT / "commands.conf") if name != "default"}
 
@@ -175,10 +176,17 @@ def test_shipped_search_is_in_splunks_grammar(where: str, spl: str, version: str
     assert problems(spl, version) == [], f"{where} (Splunk {version})"
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+@pytest.mark.parametrize("where, spl", DOCUMENTED, ids=[w for w, _ in DOCUMENTED])
+def test_documented_search_is_in_splunks_grammar(where: str, spl: str, version: str) -> None:
+    assert problems(spl, version) == [], f"{where} (Splunk {version})"
+
+
 def test_every_kind_of_shipped_search_is_read() -> None:
     kinds = {where.split(" [")[0].split(" ")[0] for where, _ in SEARCHES}
     assert kinds == {"savedsearches.conf", "view", "searchbnf.conf"}
     assert any("drilldown_search" in where for where, _ in SEARCHES)
+    assert {where.split(":")[0] for where, _ in DOCUMENTED} >= {"README.md", "docs/knowledge.md"}
 
 
 @pytest.mark.parametrize(

@@ -18,10 +18,16 @@ Splunk's own specs for 10.0, 10.2 and 10.4 (etc/system/README, kept byte for byt
 A conf file with no spec at all (Splunk's or the app's) fails too. Settings that a version
 before the newest does not know are listed in KNOWN_FROM with the first version that knows
 them, and a test holds that list true.
+
+Every shipped value is also held to the type its spec line gives (``<boolean>``, ``<integer>``,
+``<time-specifier>``, ``<json>``, an enumeration such as ``number of events | number of hosts``
+or ``{default|python3}``, ``python.required``'s listed versions); a value of a free type
+(``<string>``, ``<cron string>``: checked in test_spl_content.py) is not checked here.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,31 +61,46 @@ def wildcard(text: str) -> re.Pattern:
 
 
 @dataclass
-class Spec:
-    """The stanza patterns and setting patterns of one conf file's spec (Splunk's + the app's)."""
+class Setting:
+    """One ``key = <type>`` line of a spec: the key as a pattern, the text after ``=`` and the
+    ``*`` lines that follow it (stacked key lines share them)."""
 
-    global_keys: list[re.Pattern] = field(default_factory=list)
-    stanzas: dict[str, list[re.Pattern]] = field(default_factory=dict)
+    pattern: re.Pattern
+    type: str
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Spec:
+    """The stanza patterns and settings of one conf file's spec (Splunk's + the app's)."""
+
+    global_keys: list[Setting] = field(default_factory=list)
+    stanzas: dict[str, list[Setting]] = field(default_factory=dict)
 
     def read(self, text: str) -> Spec:
         current: str | None = None
+        group: list[Setting] = []  # the key lines the next "*" lines describe
+        after_key = False
         for line in text.splitlines():
             stanza = STANZA_LINE.match(line)
-            if stanza:
-                current = stanza.group(1)
+            key = None if stanza else KEY_LINE.match(line)
+            if stanza or MODULAR_SECTION.match(line):
+                current = stanza.group(1) if stanza else MODULAR
                 self.stanzas.setdefault(current, [])
-            elif MODULAR_SECTION.match(line):
-                current = MODULAR
-                self.stanzas.setdefault(current, [])
+                group, after_key = [], False
+            elif key:
+                setting = Setting(wildcard(key.group(1).strip()), line[key.end() :].strip())
+                (self.global_keys if current is None else self.stanzas[current]).append(setting)
+                group = [*group, setting] if after_key else [setting]
+                after_key = True
             else:
-                key = KEY_LINE.match(line)
-                if key:
-                    (self.global_keys if current is None else self.stanzas[current]).append(
-                        wildcard(key.group(1).strip())
-                    )
+                if line.startswith("*") or (line[:1].isspace() and line.strip()):
+                    for setting in group:
+                        setting.notes.append(line.strip(" *"))
+                after_key = False
         return self
 
-    def _matching(self, stanza: str) -> list[list[re.Pattern]]:
+    def _matching(self, stanza: str) -> list[list[Setting]]:
         found = [
             keys
             for pattern, keys in self.stanzas.items()
@@ -95,9 +116,13 @@ class Spec:
     def knows_stanza(self, stanza: str) -> bool:
         return stanza == "default" or not self.stanzas or bool(self._matching(stanza))
 
+    def settings(self, stanza: str, key: str) -> list[Setting]:
+        """Every spec line that declares ``key`` for ``stanza``."""
+        candidates = self.global_keys + [s for keys in self._matching(stanza) for s in keys]
+        return [s for s in candidates if s.pattern.fullmatch(key)]
+
     def allows(self, stanza: str, key: str) -> bool:
-        patterns = self.global_keys + [p for keys in self._matching(stanza) for p in keys]
-        return any(p.fullmatch(key) for p in patterns)
+        return bool(self.settings(stanza, key))
 
 
 def spec_for(conf: str, version: str) -> Spec | None:
@@ -159,6 +184,146 @@ def test_the_version_exceptions_are_true() -> None:
             spec = spec_for(conf, version)
             known = all(spec.allows(stanza, key) for stanza in shipped)
             assert known == (version_key(version) >= version_key(since)), (conf, key, version)
+
+
+# The value types of the specs' ``key = <type>`` lines this check knows; any other type (a
+# <string>, a <cron string>, ...) is not checked here. Splunk reads a boolean as true/false,
+# 1/0, yes/no, t/f, y/n in any case.
+BOOLEAN = {"true", "false", "1", "0", "yes", "no", "t", "f", "y", "n"}
+VALUE_TYPES = {
+    "boolean": lambda v: v.lower() in BOOLEAN,
+    "bool": lambda v: v.lower() in BOOLEAN,
+    "integer": lambda v: re.fullmatch(r"[+-]?\d+", v) is not None,
+    "int": lambda v: re.fullmatch(r"[+-]?\d+", v) is not None,
+    "unsigned integer": lambda v: v.isdigit(),
+    "non-negative integer": lambda v: v.isdigit(),
+    "decimal": lambda v: re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)", v) is not None,
+    "time-specifier": lambda v: re.fullmatch(r"\d+(s|m|h|d|w|mon|y)?", v) is not None,
+    "version-number": lambda v: re.fullmatch(r"\d+(\.\d+){1,2}([-+.]\w+)*", v) is not None,
+    "json": lambda v: _is_json(v),
+    "YYYY-MM-DD": lambda v: re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", v) is not None,
+    # a time modifier: now, epoch seconds, [+-]<n><unit>, a snap @<unit>, or both
+    "time-str": lambda v: re.fullmatch(TIME_MODIFIER, v) is not None,
+}
+UNIT = (
+    r"(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days"
+    r"|w|week|weeks|mon|month|months|q|qtr|qtrs|quarter|quarters|y|yr|yrs|year|years)"
+)
+TIME_MODIFIER = rf"now|\d+(\.\d+)?|(?=.)([+-]\d*{UNIT})?(@({UNIT}|w[0-7])([+-]\d*{UNIT})?)?"
+
+
+def _is_json(value: str) -> bool:
+    try:
+        json.loads(value)
+    except ValueError:
+        return False
+    return True
+
+
+def fits(value: str, setting: Setting) -> bool | None:
+    """Whether ``value`` is of the spec line's type: one of its literal alternatives
+    (``number of events | number of hosts``, ``{default|python3}``, ``[0 | 1]``) or a known
+    ``<type>``; a comma-separated list item by item against the quoted values its notes list
+    (``* "3.9": ...``). None: a type this check does not know."""
+    text = setting.type.strip()
+    if text[:1] + text[-1:] in ("[]", "{}"):
+        text = text[1:-1]
+    either = re.fullmatch(r"<([\w-]+(?:\|[\w-]+)+)>", text)  # <enabled|disabled>
+    text = either.group(1) if either else text
+    if text == "<comma-separated list>":
+        listed = [m.group(1) for n in setting.notes for m in [re.match(r'"([^"]+)":', n)] if m]
+        return all(item.strip() in listed for item in value.split(",")) if listed else None
+    alternatives = [a.strip() for a in text.split("|")]
+    if set(alternatives) <= {"true", "false", "0", "1"}:
+        return value.lower() in BOOLEAN
+    unknown = False
+    for alternative in alternatives:
+        named = re.fullmatch(r"<([^<>]+)>", alternative)
+        if named and named.group(1) in VALUE_TYPES:
+            if VALUE_TYPES[named.group(1)](value):
+                return True
+        elif named or "<" in alternative:
+            unknown = True
+        elif value == alternative:
+            return True
+    return None if unknown else False
+
+
+def badly_typed(version: str) -> list[tuple[str, str, str, str]]:
+    """(conf, stanza, setting, value) whose value fits none of the spec lines declaring it (an
+    empty value is unset: Splunk's default applies)."""
+    found = []
+    for path in sorted(DEFAULT.glob("*.conf")):
+        spec = spec_for(path.name, version)
+        for stanza, settings in read_conf(path).items():
+            for key, value in settings.items():
+                declared = spec.settings(stanza, key)
+                if value and declared and not any(fits(value, s) is not False for s in declared):
+                    found.append((path.name, stanza, key, value))
+    return found
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_shipped_value_is_of_its_spec_type(version: str) -> None:
+    assert badly_typed(version) == [], f"Splunk {version}: values outside the spec's type"
+
+
+def test_the_type_check_on_known_shapes() -> None:
+    spec = Spec().read(TYPED_LIKE)
+    checks = {
+        ("on", "1"): True,
+        ("on", "maybe"): False,
+        ("sched", "1"): True,
+        ("sched", "true"): True,
+        ("sched", "2"): False,
+        ("count", "number of events"): True,
+        ("count", "number of event"): False,
+        ("py", "python3"): True,
+        ("py", "python3.13"): False,
+        ("required", "3.9, 3.13"): True,
+        ("required", "3.9, 3.12"): False,
+        ("period", "4h"): True,
+        ("period", "4 hours"): False,
+        ("track", "auto"): True,
+        ("track", "sometimes"): False,
+        ("interval", "300"): True,
+        ("interval", "*/5 * * * *"): None,
+        ("accelerated", '{"ip": 1}'): True,
+        ("accelerated", "{ip: 1}"): False,
+        ("name", "anything"): None,
+        ("tag", "enabled"): True,
+        ("tag", "on"): False,
+        ("since", "-75m@m"): True,
+        ("since", "@h"): True,
+        ("since", "0"): True,
+        ("since", "-7d@w1"): True,
+        ("since", "-75x"): False,
+        ("since", "yesterday"): False,
+    }
+    for (key, value), expected in checks.items():
+        (setting,) = spec.settings("s", key)
+        assert fits(value, setting) is expected, (key, value)
+
+
+TYPED_LIKE = """\
+[<stanza>]
+on = <boolean>
+sched = [0 | 1]
+count = number of events | number of hosts | custom | always
+* How to count.
+py = {default|python|python3|python3.9}
+required = <comma-separated list>
+* The following values are supported:
+  * "3.9": Python 3.9.
+  * "3.13": Python 3.13.
+period = <time-specifier>
+track = <boolean> | auto
+interval = [<decimal>|<cron schedule>]
+accelerated = <json>
+name = <string>
+tag = <enabled|disabled>
+since = <time-str>
+"""
 
 
 SPLUNK_LIKE = """\

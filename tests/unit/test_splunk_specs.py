@@ -186,6 +186,28 @@ def test_the_version_exceptions_are_true() -> None:
             assert known == (version_key(version) >= version_key(since)), (conf, key, version)
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_the_metadata_is_in_default_meta_spec(version: str) -> None:
+    """metadata/*.meta against default.meta.spec: its stanzas are object paths (``[]``,
+    ``[views]``, ``[views/<name>]``...), so only the settings are held to the spec's (access,
+    export, owner...), with ``access = read : [ roles ], write : [ roles ]`` and
+    ``export = system|none``."""
+    spec = Spec().read((SPLUNK_SPECS / f"spec-{version}" / "default.meta.spec").read_text(encoding="utf-8"))
+    declared = spec.global_keys + [s for keys in spec.stanzas.values() for s in keys]
+    role_list = r"\[\s*[\w*-]+(\s*,\s*[\w*-]+)*\s*\]"
+    access = re.compile(rf"(read|write)\s*:\s*{role_list}(\s*,\s*(read|write)\s*:\s*{role_list})?")
+    metas = sorted((ROOT / "metadata").glob("*.meta"))
+    assert metas, "no metadata/*.meta"
+    for path in metas:
+        for stanza, settings in read_conf(path).items():
+            for key, value in settings.items():
+                assert any(s.pattern.fullmatch(key) for s in declared), f"{path.name} [{stanza}] {key}"
+                if key == "access":
+                    assert access.fullmatch(value), f"{path.name} [{stanza}] access = {value}"
+                if key == "export":
+                    assert value in ("system", "none"), f"{path.name} [{stanza}] export = {value}"
+
+
 # The value types of the specs' ``key = <type>`` lines this check knows; any other type (a
 # <string>, a <cron string>, ...) is not checked here. Splunk reads a boolean as true/false,
 # 1/0, yes/no, t/f, y/n in any case.

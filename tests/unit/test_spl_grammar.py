@@ -220,6 +220,36 @@ def test_scan_sees_quotes() -> None:
     assert seen == ["|"]
 
 
+def undefined_terms(stanzas: dict[str, dict[str, str]]) -> set[str]:
+    """The ``<term>`` names the syntaxes of `stanzas` use without a stanza of that name."""
+    used = {t for s in stanzas.values() for t in re.findall(r"<([\w-]+)(?::[^>]*)?>", s.get("syntax", ""))}
+    return used - set(stanzas)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_our_searchbnf_is_splunks_format(version: str) -> None:
+    """searchbnf.conf.spec: a command stanza needs syntax, description and usage; example<n>
+    comes with comment<n>; a ``<term>`` of a syntax is an options stanza ("These options must be
+    defined") of the file or of Splunk's grammar, or one of the data types Splunk's own syntaxes
+    use without a stanza (<int>, <string>, <field>, <bool>...); the related commands exist."""
+    g = grammar(version)
+    datatypes = undefined_terms(g.stanzas)
+    ours = {
+        name: stanza for name, stanza in read_conf(DEFAULT / "searchbnf.conf").items() if name != "default"
+    }
+    for name, stanza in ours.items():
+        if name.endswith("-command"):
+            assert {"syntax", "description", "usage"} <= set(stanza), name
+            related = stanza.get("related", "").split()
+            unknown = [c for c in related if c not in g.commands and c not in APP_COMMANDS]
+            assert not unknown, f"[{name}] related names no command of Splunk {version}: {unknown}"
+        examples = {k[len("example") :] for k in stanza if re.fullmatch(r"example\d+", k)}
+        comments = {k[len("comment") :] for k in stanza if re.fullmatch(r"comment\d+", k)}
+        assert examples == comments, f"[{name}] example<n> without comment<n> or the reverse"
+    unknown_terms = undefined_terms(ours) - set(g.stanzas) - datatypes
+    assert not unknown_terms, f"terms defined nowhere in Splunk {version}'s grammar or ours: {unknown_terms}"
+
+
 # ------------------------------------------------------------------------------------ iamspike
 
 

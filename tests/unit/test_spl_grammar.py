@@ -220,6 +220,42 @@ def test_scan_sees_quotes() -> None:
     assert seen == ["|"]
 
 
+PROPS = read_conf(DEFAULT / "props.conf")
+EVAL_WORDS = {"AND", "OR", "NOT", "XOR", "LIKE", "IN", "true", "false", "null"}
+
+
+def eval_field_names(expression: str) -> set[str]:
+    """Fields an eval expression reads: 'quoted' names and bare names that call nothing."""
+    quoted = set(re.findall(r"'([^']+)'", expression))
+    bare = re.findall(r"(?<![\w.])([A-Za-z_][\w.]*)(?![\w.]*\s*\()", unquoted(expression))
+    return quoted | (set(bare) - EVAL_WORDS)
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_search_time_knowledge_is_in_splunks_grammar(version: str) -> None:
+    """props.conf EVAL-<field> (calculated fields: run in parallel, props.conf.spec, so none may
+    read a field another one of its stanza computes) use only Splunk's eval functions;
+    eventtypes.conf searches hold no pipe and no subsearch (eventtypes.conf.spec)."""
+    g = grammar(version)
+    for stanza, settings in PROPS.items():
+        computed = {k[len("EVAL-") :] for k in settings if k.startswith("EVAL-")}
+        for key, expression in settings.items():
+            if key.startswith("EVAL-"):
+                unknown = [n for n in calls(expression) if _unknown_eval(g, n)]
+                assert not unknown, f"props.conf [{stanza}] {key}: unknown eval functions {unknown}"
+                reads = eval_field_names(expression) & (computed - {key[len("EVAL-") :]})
+                assert not reads, f"props.conf [{stanza}] {key} reads calculated fields {reads}"
+    for name, stanza in read_conf(DEFAULT / "eventtypes.conf").items():
+        if "search" in stanza:
+            outside_quotes = unquoted(stanza["search"])
+            assert not {"|", "["} & set(outside_quotes), f"eventtypes.conf [{name}]: a pipe or a subsearch"
+
+
+def test_calculated_field_reads_on_known_shapes() -> None:
+    expression = 'coalesce(\'userIdentity.userName\', x.y, if(status=="a b", "root", null())) AND z'
+    assert eval_field_names(expression) == {"userIdentity.userName", "x.y", "status", "z"}
+
+
 def undefined_terms(stanzas: dict[str, dict[str, str]]) -> set[str]:
     """The ``<term>`` names the syntaxes of `stanzas` use without a stanza of that name."""
     used = {t for s in stanzas.values() for t in re.findall(r"<([\w-]+)(?::[^>]*)?>", s.get("syntax", ""))}

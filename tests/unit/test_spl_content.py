@@ -25,6 +25,7 @@ from standin.spl import (
     pipeline,
     shipped_searches,
     table_fields,
+    unquoted,
     walk,
 )
 
@@ -323,6 +324,65 @@ def test_every_alert_triggers_per_result_and_is_seen(name: str) -> None:
     assert tokens <= fields, f"[{name}] $result.*$ tokens not in the results: {tokens - fields}"
     actions_on = [k for k, v in stanza.items() if re.fullmatch(r"action\.\w+", k) and v in TRUE]
     assert stanza.get("alert.track") in TRUE or actions_on, f"[{name}] fires unseen: untracked, no action on"
+
+
+def lookup_fields(name: str) -> set[str]:
+    """The fields of a lookup: a KV store lookup's fields_list, a CSV lookup's header."""
+    stanza = load_conf("transforms.conf").get(name, {"filename": name})
+    if "fields_list" in stanza:
+        return {f.strip() for f in stanza["fields_list"].split(",")}
+    return set((ROOT / "lookups" / stanza["filename"]).read_text(encoding="utf-8").splitlines()[0].split(","))
+
+
+LOOKUP_SIDE = re.compile(r"(\S+)(?:\s+AS\s+\S+)?", re.I)
+
+
+def lookup_problems(command: str, rest: str) -> list[str]:
+    """What a lookup-family command names that its lookup does not have: ``lookup``'s match and
+    OUTPUT/OUTPUTNEW fields (the lookup's side of each ``AS``), ``inputlookup ... where``'s
+    fields, and ``key_field`` (KV store lookups only, transforms.conf.spec / outputlookup)."""
+    name = first_name(rest)
+    fields = lookup_fields(name)
+    kvstore = load_conf("transforms.conf").get(name, {}).get("external_type") == "kvstore"
+    found = []
+    if command == "lookup":
+        clauses = re.split(
+            r"\s+OUTPUT(?:NEW)?\s+", rest[rest.index(name) + len(name) :], maxsplit=1, flags=re.I
+        )
+        named = [m.group(1) for clause in clauses for m in LOOKUP_SIDE.finditer(clause)]
+        found += [f"lookup {name}: no field {f}" for f in named if f not in fields]
+    if command == "inputlookup" and re.search(r"\swhere\s", rest):
+        condition = re.split(r"\swhere\s", rest, maxsplit=1)[1]
+        named = re.findall(r"([A-Za-z_]\w*)\s*[!<>=]", unquoted(condition))
+        found += [f"inputlookup {name} where: no field {f}" for f in named if f not in fields]
+    if "key_field=" in rest and not kvstore:
+        found.append(f"{command} {name}: key_field on a lookup that is not a KV store")
+    return found
+
+
+@pytest.mark.parametrize("where, spl", SPL + DOCUMENTED, ids=[w for w, _ in SPL + DOCUMENTED])
+def test_lookup_fields_exist(where: str, spl: str) -> None:
+    for command, rest in walk(expand_macros(spl, MACROS)):
+        if command in ("lookup", "inputlookup", "outputlookup"):
+            assert lookup_problems(command, rest) == [], where
+
+
+def test_lookup_check_on_known_shapes() -> None:
+    assert (
+        lookup_problems("lookup", "aws_ec2_inventory_ips ip AS src OUTPUT instance_id last_seen AS t") == []
+    )
+    assert lookup_problems("lookup", "aws_ec2_inventory_ips ipp AS src OUTPUTNEW instance_id") == [
+        "lookup aws_ec2_inventory_ips: no field ipp"
+    ]
+    assert lookup_problems("lookup", "iamspike_baseline _key AS k OUTPUT iamspike_stat") == [
+        "lookup iamspike_baseline: no field iamspike_stat"
+    ]
+    assert lookup_problems("inputlookup", 'iamspike_baseline where entity_typ="account"') == [
+        "inputlookup iamspike_baseline where: no field entity_typ"
+    ]
+    assert lookup_problems("outputlookup", "append=true key_field=principal iamspike_allowlist") == [
+        "outputlookup iamspike_allowlist: key_field on a lookup that is not a KV store"
+    ]
 
 
 def test_lookups_and_collections_agree() -> None:

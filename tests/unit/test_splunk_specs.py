@@ -15,7 +15,8 @@ Splunk's own specs for 10.0, 10.2 and 10.4 (etc/system/README, kept byte for byt
   (``python.version``, ``python.required``, ``run_introspection``), which sits, without a
   stanza line of its own, at the end of the file.
 
-A conf file with no spec at all (Splunk's or the app's) fails too. Settings that a version
+The input stanzas README.md and docs/*.md give users to paste into local/inputs.conf are held
+to the same specs. A conf file with no spec at all (Splunk's or the app's) fails too. Settings that a version
 before the newest does not know are listed in KNOWN_FROM with the first version that knows
 them, and a test holds that list true.
 
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from standin.conf import read_conf
+from standin.conf import parse_conf, read_conf
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -140,17 +141,35 @@ def spec_for(conf: str, version: str) -> Spec | None:
     return spec
 
 
+FENCED = re.compile(r"(?ms)^```[^\n]*\n(\[.*?)^```")
+
+
+def shipped_confs() -> list[tuple[str, str, dict[str, dict[str, str]]]]:
+    """(where, conf file, its stanzas): default/*.conf, and the inputs.conf stanzas README.md and
+    docs/*.md give users to paste into local/inputs.conf (fenced blocks of ``[<scheme>://<name>]``
+    stanzas)."""
+    found = [(path.name, path.name, read_conf(path)) for path in sorted(DEFAULT.glob("*.conf"))]
+    for path in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = path.read_text(encoding="utf-8")
+        for block in FENCED.finditer(text):
+            stanzas = {k: v for k, v in parse_conf(block.group(1)).items() if k != "default" or v}
+            if stanzas and all(re.fullmatch(r"\w+://.+", name) for name in stanzas):
+                line = text.count("\n", 0, block.start()) + 1
+                found.append((f"{path.relative_to(ROOT)}:{line}", "inputs.conf", stanzas))
+    return found
+
+
 def unknown_settings(version: str) -> list[tuple[str, str, str]]:
-    """(conf, stanza, setting) the spec does not allow; setting "" for an unknown stanza."""
+    """(where, stanza, setting) the spec does not allow; setting "" for an unknown stanza."""
     found = []
-    for path in sorted(DEFAULT.glob("*.conf")):
-        spec = spec_for(path.name, version)
-        assert spec is not None, f"{path.name}: no spec in Splunk {version} and no README/{path.name}.spec"
-        for stanza, settings in read_conf(path).items():
+    for where, conf, stanzas in shipped_confs():
+        spec = spec_for(conf, version)
+        assert spec is not None, f"{conf}: no spec in Splunk {version} and no README/{conf}.spec"
+        for stanza, settings in stanzas.items():
             if not spec.knows_stanza(stanza):
-                found.append((path.name, stanza, ""))
+                found.append((where, stanza, ""))
                 continue
-            found += [(path.name, stanza, key) for key in settings if not spec.allows(stanza, key)]
+            found += [(where, stanza, key) for key in settings if not spec.allows(stanza, key)]
     return found
 
 
@@ -171,6 +190,8 @@ def _specs_present() -> None:
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_every_shipped_setting_is_in_a_spec(version: str) -> None:
+    documented = [where for where, _, _ in shipped_confs() if not where.endswith(".conf")]
+    assert len(documented) >= 2, "docs/inputs.md's input examples are no longer read"
     unknown = [(c, s, k) for c, s, k in unknown_settings(version) if not excepted(c, k, version)]
     assert unknown == [], f"Splunk {version} does not know these (conf, stanza, setting): {unknown}"
 
@@ -272,16 +293,16 @@ def fits(value: str, setting: Setting) -> bool | None:
 
 
 def badly_typed(version: str) -> list[tuple[str, str, str, str]]:
-    """(conf, stanza, setting, value) whose value fits none of the spec lines declaring it (an
+    """(where, stanza, setting, value) whose value fits none of the spec lines declaring it (an
     empty value is unset: Splunk's default applies)."""
     found = []
-    for path in sorted(DEFAULT.glob("*.conf")):
-        spec = spec_for(path.name, version)
-        for stanza, settings in read_conf(path).items():
+    for where, conf, stanzas in shipped_confs():
+        spec = spec_for(conf, version)
+        for stanza, settings in stanzas.items():
             for key, value in settings.items():
                 declared = spec.settings(stanza, key)
                 if value and declared and not any(fits(value, s) is not False for s in declared):
-                    found.append((path.name, stanza, key, value))
+                    found.append((where, stanza, key, value))
     return found
 
 

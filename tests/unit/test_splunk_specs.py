@@ -229,6 +229,46 @@ def test_the_metadata_is_in_default_meta_spec(version: str) -> None:
                     assert value in ("system", "none"), f"{path.name} [{stanza}] export = {value}"
 
 
+INDEX_TIME = {
+    "SHOULD_LINEMERGE",
+    "LINE_BREAKER",
+    "TRUNCATE",
+    "TIME_PREFIX",
+    "TIME_FORMAT",
+    "MAX_TIMESTAMP_LOOKAHEAD",
+    "DATETIME_CONFIG",
+}
+
+
+def test_app_manifest_agrees_with_app_conf() -> None:
+    """app.manifest (schema 2.0.0, read by AppInspect and Splunk Cloud's installer) names the
+    app, its version and title as app.conf does, with deployments and workloads of the schema."""
+    manifest = json.loads((ROOT / "app.manifest").read_text(encoding="utf-8"))
+    app = read_conf(DEFAULT / "app.conf")
+    info = manifest["info"]
+    assert manifest["schemaVersion"] == "2.0.0"
+    assert info["id"]["name"] == app["package"]["id"] == app["id"]["name"]
+    assert info["id"]["version"] == app["id"]["version"] == app["launcher"]["version"]
+    assert info["title"] == app["ui"]["label"]
+    assert set(manifest["supportedDeployments"]) <= {"_standalone", "_distributed", "_search_head_clustering"}
+    assert set(manifest["targetWorkloads"]) <= {"_search_heads", "_indexers", "_forwarders"}
+    # props.conf's index-time settings act where data is parsed: the heavy forwarder running the
+    # inputs, and the indexers for data a universal forwarder sends unparsed (a monitored file
+    # of JSON lines, which props.conf's comment promises to break and time the same way).
+    props = read_conf(DEFAULT / "props.conf")
+    index_time = [
+        (stanza, key)
+        for stanza, settings in props.items()
+        for key in settings
+        if key in INDEX_TIME or key.startswith("TRANSFORMS-")
+    ]
+    if index_time:
+        assert {"_indexers", "_forwarders"} <= set(manifest["targetWorkloads"]), index_time[:3]
+    license_text = info["license"]["text"]
+    assert license_text is None or (ROOT / license_text).is_file()
+    assert (ROOT / info["releaseNotes"]["text"]).is_file()
+
+
 # The value types of the specs' ``key = <type>`` lines this check knows; any other type (a
 # <string>, a <cron string>, ...) is not checked here. Splunk reads a boolean as true/false,
 # 1/0, yes/no, t/f, y/n in any case.

@@ -2,14 +2,15 @@
 
 Splunk's own grammar (etc/system/default/searchbnf.conf of each version, kept in
 ../shared/data/splunk-spec/searchbnf, see its SOURCE.txt) gives the built-in commands
-(``[<name>-command]`` stanzas and their ``alias``), the eval functions (``[eval-function]``) and
-the stats functions (``[stats-func]`` and the ``[stats-*]`` stanzas it names). Every shipped
-search (tests/standin/spl.py: saved searches, drilldown searches, dashboard data sources,
-searchbnf examples; and the searches README.md and docs/*.md give to paste; macros expanded with
-their arguments) must use only those commands or the app's own (default/commands.conf), only
-those functions in eval/where and in stats-like commands, and only the options the grammar lists
-for the built-in commands whose arguments are options. ``iamspike``'s options are parsed by the
-engine itself, and default/searchbnf.conf documents exactly the options the engine accepts.
+(``[<name>-command]`` stanzas and their ``alias``), the eval functions (``[eval-function]``), the
+convert functions (``[convert-function]``) and the stats functions (``[stats-func]`` and the
+``[stats-*]`` stanzas it names). Every shipped search (tests/standin/spl.py: saved searches,
+drilldown searches, dashboard data sources, searchbnf examples, and the searches README.md and
+docs/*.md give to paste; macros expanded with their arguments) must use only those commands or
+the app's own (default/commands.conf), only those functions in eval/where and in stats-like
+commands, and only the options the grammar lists for the built-in commands whose arguments are
+options. ``iamspike``'s options are parsed by the engine itself, and default/searchbnf.conf
+documents exactly the options the engine accepts, in searchbnf.conf.spec's format.
 """
 
 from __future__ import annotations
@@ -74,6 +75,10 @@ class Grammar:
         self.eval_functions = set(self.stanzas["eval-function"]["syntax"].split("|"))
         referenced = re.findall(r"<([\w-]+)>", self.stanzas["stats-func"]["syntax"])
         self.stats_patterns = [self._syntax_regex(self.stanzas[name]["syntax"]) for name in referenced]
+        convert = re.findall(r"<convert-([\w-]+)>", self.stanzas["convert-function"]["syntax"])
+        self.convert_functions = {
+            re.match(r"\w+", self.stanzas[f"convert-{n}"]["syntax"]).group(0) for n in convert
+        }
 
     @staticmethod
     def _syntax_regex(syntax: str) -> re.Pattern:
@@ -160,6 +165,8 @@ def problems(spl: str, version: str) -> list[str]:
                 found += [
                     f"{command}: unknown eval function {n}()" for n in calls(body) if _unknown_eval(g, n)
                 ]
+        if command == "convert":
+            found += [f"convert: unknown function {n}()" for n in calls(rest) if n not in g.convert_functions]
         if command in OPTION_COMMANDS:
             allowed = g.options(command)
             found += [f"{command}: unknown option {k}=" for k in option_keys(rest) if k not in allowed]
@@ -208,6 +215,8 @@ def test_every_kind_of_shipped_search_is_read() -> None:
         ('search a | rex field=m "x=(?<y>\\d+)"', None),
         ("search a | timechart span=1h max(x) AS x", None),
         ("search a | iamspike show=all", None),
+        ("search a | convert ctime(t) AS u dur2sec(d)", None),
+        ("search a | convert ctim(t)", "convert: unknown function ctim()"),
     ],
 )
 def test_grammar_check_on_known_shapes(spl: str, problem: str | None) -> None:

@@ -254,7 +254,15 @@ def test_schedules_and_time_ranges(name: str) -> None:
         if key in stanza:
             assert RELATIVE_TIME.match(stanza[key]), f"[{name}] {key} = {stanza[key]!r}"
     if stanza.get("enableSched") == "1":
-        cron_values(stanza["cron_schedule"])
+        minutes, hours, *_ = cron_values(stanza["cron_schedule"])
+        runs = sorted(h * 60 + m for h in hours for m in minutes)
+        shortest = min(b - a for a, b in zip(runs, [*runs[1:], runs[0] + 24 * 60]))
+        window = stanza.get("schedule_window", "0")
+        # savedsearches.conf.spec: a window "must be shorter than the period of the search" and
+        # is "mutually exclusive with a non-default 'schedule_priority'".
+        if window.isdigit() and int(window) > 0:
+            assert int(window) < shortest, f"[{name}] schedule_window {window} >= its period"
+            assert stanza.get("schedule_priority", "default") == "default", name
 
 
 def test_alert_windows_leave_no_gap_and_wait_for_delivery() -> None:

@@ -57,17 +57,35 @@ def split_args(text: str) -> list[str]:
     return [a[1:-1] if len(a) >= 2 and a[0] == a[-1] == '"' else a for a in args]
 
 
+def double_quoted(text: str) -> list[bool]:
+    """For each character of `text`: whether it sits inside a double-quoted value."""
+    inside = []
+    quote = escaped = False
+    for c in text:
+        inside.append(quote)
+        if quote and not escaped and c == '"':
+            quote = False
+        elif not quote and c == '"':
+            quote = True
+        escaped = quote and c == "\\" and not escaped
+    return inside
+
+
 MACRO_CALL = re.compile(r"`([A-Za-z_][\w.-]*)(?:\((.*?)\))?`", re.S)
 
 
 def expand_macros(
     spl: str, macros: dict[str, dict[str, str]], used: set[str] | None = None, depth: int = 0
 ) -> str:
-    """Replace every `macro` / `macro(a, b)` by its definition with its arguments, recursively."""
+    """Replace every `macro` / `macro(a, b)` by its definition with its arguments, recursively.
+    As splunkd does (macros.conf.spec), a macro inside a double-quoted value stays as it is."""
     if depth > 10:
         raise SplError("macro recursion deeper than 10")
+    quoted = double_quoted(spl)
 
     def replace(match: re.Match) -> str:
+        if quoted[match.start()]:
+            return match.group(0)
         name, arg_text = match.group(1), match.group(2)
         args = split_args(arg_text) if arg_text is not None else []
         stanza_name = f"{name}({len(args)})" if args else name
@@ -76,6 +94,8 @@ def expand_macros(
             raise SplError(f"macro `{stanza_name}` is not defined in macros.conf")
         if used is not None:
             used.add(stanza_name)
+        if stanza.get("iseval", "false").lower() in ("1", "true"):
+            raise SplError(f"macro {stanza_name}: iseval (an eval expression's result) is not read here")
         definition = stanza.get("definition", "")
         names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
         if len(names) != len(args):

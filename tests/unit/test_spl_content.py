@@ -183,6 +183,10 @@ def test_spl_reader_on_known_shapes() -> None:
     assert expand_macros("search `n` | stats count", macros) == 'search x="1, 2" y=3 | stats count'
     with pytest.raises(SplError):
         expand_macros("`m(1)`", macros)
+    assert expand_macros('search "a`n`b" `n`', macros) == 'search "a`n`b" x="1, 2" y=3'
+    assert expand_macros('search "a\\"`n`"', macros) == 'search "a\\"`n`"'
+    with pytest.raises(SplError):
+        expand_macros("`e`", {"e": {"definition": '"search x"', "iseval": "1"}})
     steps = list(walk('search a="|" [search b | head 1] | where c="]" | inputlookup append=t t'))
     assert [c for c, _ in steps] == ["search", "search", "head", "where", "inputlookup"]
     with pytest.raises(SplError):

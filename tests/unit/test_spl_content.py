@@ -221,6 +221,8 @@ def test_every_macro_is_used_and_declares_its_arguments() -> None:
         count = int(re.fullmatch(r".*\((\d+)\)", name).group(1)) if name.endswith(")") else 0
         names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
         assert len(names) == count, f"macro {name}: args = {names}"
+        # macros.conf.spec: names of letters, digits, _ and -, none repeated
+        assert all(re.fullmatch(r"[\w-]+", a) for a in names) and len(set(names)) == len(names), name
         for arg in names:
             assert f"${arg}$" in stanza["definition"], f"macro {name} never uses ${arg}$"
         assert name in used, f"macro {name} is defined but no search uses it"

@@ -240,6 +240,34 @@ INDEX_TIME = {
 }
 
 
+# Parameters of Splunk's own actions that etc/system/README/alert_actions.conf.spec does not
+# declare: the webhook action's URL is in the alert_webhook app's own spec.
+OTHER_SPECS = {("webhook", "param.url")}
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_alert_action_parameters_are_the_actions_settings(version: str) -> None:
+    """savedsearches.conf ``action.<action>.<parameter>`` sets ``<parameter>`` of the action's
+    alert_actions.conf stanza for one search: for the actions Splunk's alert_actions.conf.spec
+    declares (email, webhook, script, ...), the parameter is one of its settings (the global ones
+    or its stanza's) with a value of its type. ES's notable, risk and correlationsearch are ES's."""
+    actions = spec_for("alert_actions.conf", version)
+    own = {name for name in actions.stanzas if "<" not in name}
+    found = []
+    for name, stanza in read_conf(DEFAULT / "savedsearches.conf").items():
+        for key, value in stanza.items():
+            parts = key.split(".", 2)
+            if len(parts) < 3 or parts[0] != "action" or parts[1] not in own:
+                continue
+            action, parameter = parts[1], parts[2]
+            declared = actions.settings(action, parameter)
+            if (action, parameter) in OTHER_SPECS:
+                continue
+            if not declared or (value and not any(fits(value, s) is not False for s in declared)):
+                found.append((name, key, value))
+    assert found == [], f"Splunk {version}: parameters not of their action (search, key, value)"
+
+
 def test_app_manifest_agrees_with_app_conf() -> None:
     """app.manifest (schema 2.0.0, read by AppInspect and Splunk Cloud's installer) names the
     app, its version and title as app.conf does, with deployments and workloads of the schema."""

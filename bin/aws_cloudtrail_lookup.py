@@ -31,6 +31,7 @@ ARGUMENTS = [
         "Per region, at most the API's 2 (default 1.9)",
         data_type="number",
     ),
+    Argument("region", "Region", "Default region of the AWS clients, e.g. STS (default us-east-1)"),
     *modinput.AWS_ARGUMENTS,
 ]
 

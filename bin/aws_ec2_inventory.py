@@ -14,6 +14,7 @@ from iamspike_splunk.modinput import Argument
 
 ARGUMENTS = [
     Argument("regions", "Regions", "Comma-separated regions to describe (default us-east-1)"),
+    Argument("region", "Region", "Default region of the AWS clients, e.g. STS (default us-east-1)"),
     *[
         Argument("role_arn", "Role ARNs", "Comma-separated IAM roles, one per account (optional)")
         if arg.name == "role_arn"

@@ -28,6 +28,7 @@ or ``{default|python3}``, ``python.required``'s listed versions); a value of a f
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 from dataclasses import dataclass, field
@@ -238,6 +239,48 @@ INDEX_TIME = {
     "MAX_TIMESTAMP_LOOKAHEAD",
     "DATETIME_CONFIG",
 }
+
+
+def scheme_arguments(script: Path, name: str = "ARGUMENTS") -> set[str]:
+    """The names of a modular input's scheme arguments, read from its entry script's source
+    (``Argument("name", ...)`` and ``*modinput.AWS_ARGUMENTS``) without running it."""
+    tree = ast.parse(script.read_text(encoding="utf-8"))
+    (elements,) = [
+        node.value.elts
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign)
+        and isinstance(node.value, ast.List)
+        and getattr(node.targets[0], "id", "") == name
+    ]
+    names = set()
+    for item in elements:
+        if isinstance(item, ast.Call) and getattr(item.func, "id", "") == "Argument":
+            names.add(item.args[0].value)
+        elif isinstance(item, ast.Starred) and "modinput.AWS_ARGUMENTS" in ast.unparse(item.value):
+            names |= scheme_arguments(ROOT / "bin" / "iamspike_splunk" / "modinput.py", "AWS_ARGUMENTS")
+        else:
+            raise AssertionError(f"{script.name}: {ast.unparse(item)} is not an Argument")
+    return names
+
+
+def test_each_input_schemes_arguments_are_its_spec_settings() -> None:
+    """README/inputs.conf.spec's ``[<kind>://<name>]`` settings are the arguments the input's
+    scheme declares (``--scheme``): splunkd's data/inputs/<kind> endpoint (the Configuration
+    page, Splunk Web's Data inputs) refuses an argument outside the scheme, and btool check a
+    setting outside the spec. Settings splunkd handles for every input (inputs.conf.spec's
+    global settings, interval, disabled) are outside both."""
+    splunk = Spec().read(
+        (SPLUNK_SPECS / f"spec-{VERSIONS[-1]}" / "inputs.conf.spec").read_text(encoding="utf-8")
+    )
+    generic = {s.pattern.pattern for s in splunk.global_keys} | {"interval", "disabled"}
+    app = Spec().read((APP_SPECS / "inputs.conf.spec").read_text(encoding="utf-8"))
+    kinds = [p[: -len("://<name>")] for p in app.stanzas if p.endswith("://<name>")]
+    assert len(kinds) == 4, kinds
+    for kind in kinds:
+        declared = {s.pattern.pattern.replace("\\", "") for s in app.stanzas[f"{kind}://<name>"]} - generic
+        arguments = scheme_arguments(ROOT / "bin" / f"{kind}.py")
+        assert declared - arguments == set(), f"{kind}: in the spec, refused by the scheme"
+        assert arguments - declared == set(), f"{kind}: in the scheme, not in the spec"
 
 
 # Parameters of Splunk's own actions that etc/system/README/alert_actions.conf.spec does not

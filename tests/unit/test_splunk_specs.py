@@ -283,6 +283,28 @@ def test_each_input_schemes_arguments_are_its_spec_settings() -> None:
         assert arguments - declared == set(), f"{kind}: in the scheme, not in the spec"
 
 
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_chunked_command_sets_only_what_the_protocol_reads(version: str) -> None:
+    """commands.conf.spec, ``chunked``: with "true", "only the following commands.conf settings
+    are valid" (is_risky, maxwait, maxchunksize, filename, command.arg.<N>, python.version,
+    run_in_preview); python.required (10.2 on) is python.version's successor."""
+    spec = spec_for("commands.conf", version)
+    (chunked,) = spec.settings("iamspike", "chunked")
+    notes = " ".join(chunked.notes)
+    listed = re.search(r"only the following commands\.conf settings are valid:(.*?)(\* If set to|$)", notes)
+    assert listed, "commands.conf.spec no longer lists the chunked protocol's settings"
+    valid = [wildcard(name) for name in re.findall(r"'([^']+)'", listed.group(1))]
+    assert len(valid) >= 5, valid
+    for name, stanza in read_conf(DEFAULT / "commands.conf").items():
+        if stanza.get("chunked", "false").lower() in ("1", "true"):
+            others = [
+                k
+                for k in stanza
+                if k not in ("chunked", "python.required") and not any(v.fullmatch(k) for v in valid)
+            ]
+            assert others == [], f"[{name}] chunked = true ignores {others}"
+
+
 # Parameters of Splunk's own actions that etc/system/README/alert_actions.conf.spec does not
 # declare: the webhook action's URL is in the alert_webhook app's own spec.
 OTHER_SPECS = {("webhook", "param.url")}

@@ -67,11 +67,13 @@ class Grammar:
         if not path.exists():
             pytest.skip(f"{path} not present (shared reference data, never copied)")
         self.stanzas = read_lenient(path.read_text(encoding="utf-8"))
-        self.commands = set()
+        self.usage: dict[str, str] = {}  # command or alias -> usage (public, private, deprecated)
         for name, stanza in self.stanzas.items():
             if name.endswith("-command"):
-                self.commands.add(name[: -len("-command")])
-                self.commands.update(a.strip() for a in stanza.get("alias", "").split(",") if a.strip())
+                for command in [name[: -len("-command")], *stanza.get("alias", "").split(",")]:
+                    if command.strip():
+                        self.usage[command.strip()] = stanza.get("usage", "")
+        self.commands = set(self.usage)
         self.eval_functions = set(self.stanzas["eval-function"]["syntax"].split("|"))
         referenced = re.findall(r"<([\w-]+)>", self.stanzas["stats-func"]["syntax"])
         self.stats_patterns = [self._syntax_regex(self.stanzas[name]["syntax"]) for name in referenced]
@@ -152,6 +154,8 @@ def problems(spl: str, version: str) -> list[str]:
         if command not in g.commands and command not in APP_COMMANDS:
             found.append(f"unknown command {command!r}")
             continue
+        if "deprecated" in g.usage.get(command, ""):
+            found.append(f"deprecated command {command!r}")
         if command in EVAL_COMMANDS:
             found += [f"{command}: unknown eval function {n}()" for n in calls(rest) if _unknown_eval(g, n)]
         if command in STATS_COMMANDS:
@@ -207,6 +211,7 @@ def test_every_kind_of_shipped_search_is_read() -> None:
         ("search a | where b IN (1, 2) AND isnotnull(c)", None),
         ("search a | eval b=lenght(c)", "eval: unknown eval function lenght()"),
         ("search a | statz count", "unknown command 'statz'"),
+        ("search a | setfields b=1", "deprecated command 'setfields'"),
         ("search a | bucket _time span=1h", None),
         ("| inputlookup append=true t", None),
         ('| inputlookup t where entity_type="account"', None),

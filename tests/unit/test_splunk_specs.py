@@ -50,6 +50,12 @@ KNOWN_FROM = {
     ("inputs.conf", "python.required"): "10.2",
 }
 
+# (conf file, setting) a version's spec calls DEPRECATED that the app still sets, and why.
+DEPRECATED_KEPT = {
+    ("commands.conf", "python.version"): "10.0 reads python.version only (python.required is 10.2's)",
+    ("inputs.conf", "python.version"): "10.0 reads python.version only (python.required is 10.2's)",
+}
+
 STANZA_LINE = re.compile(r"^\[(.*)\]\s*$")
 KEY_LINE = re.compile(r"^((?:<[^>\n]*>|[A-Za-z0-9_$])(?:<[^>\n]*>|[^\s=<#*])*)\s*=")
 MODULAR_SECTION = re.compile(r"^#+\s*Modular Inputs\s*$")
@@ -360,6 +366,24 @@ def test_app_manifest_agrees_with_app_conf() -> None:
     license_text = info["license"]["text"]
     assert license_text is None or (ROOT / license_text).is_file()
     assert (ROOT / info["releaseNotes"]["text"]).is_file()
+
+
+def test_no_deprecated_setting_is_shipped_unless_kept_on_purpose() -> None:
+    """A setting whose spec, in any version, says DEPRECATED is shipped only where listed in
+    DEPRECATED_KEPT (with the reason), and each listed one is still deprecated and shipped."""
+    seen = set()
+    for version in VERSIONS:
+        for where, conf, stanzas in shipped_confs():
+            spec = spec_for(conf, version)
+            for stanza, settings in stanzas.items():
+                for key in settings:
+                    notes = " ".join(n for s in spec.settings(stanza, key) for n in s.notes)
+                    if "DEPRECATED" in notes:
+                        assert (conf, key) in DEPRECATED_KEPT, (
+                            f"{where} [{stanza}] {key}: deprecated in {version}"
+                        )
+                        seen.add((conf, key))
+    assert seen == set(DEPRECATED_KEPT), f"no longer deprecated or shipped: {set(DEPRECATED_KEPT) - seen}"
 
 
 # The value types of the specs' ``key = <type>`` lines this check knows; any other type (a

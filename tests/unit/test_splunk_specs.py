@@ -368,6 +368,26 @@ def test_app_manifest_agrees_with_app_conf() -> None:
     assert (ROOT / info["releaseNotes"]["text"]).is_file()
 
 
+def test_the_apps_own_specs_are_well_formed() -> None:
+    """README/*.spec as btool and Splunk's docs read them: each setting once per stanza, with a
+    type after its ``=`` and ``*`` lines saying what it is; every shipped conf of the app's own
+    (no Splunk spec) has its README spec."""
+    specs = sorted(APP_SPECS.glob("*.spec"))
+    assert specs
+    for path in specs:
+        spec = Spec().read(path.read_text(encoding="utf-8"))
+        for stanza, settings in [("(global)", spec.global_keys), *spec.stanzas.items()]:
+            keys = [s.pattern.pattern for s in settings]
+            assert len(keys) == len(set(keys)), f"{path.name} [{stanza}]: a setting declared twice"
+            for setting in settings:
+                assert setting.type, f"{path.name} [{stanza}] {setting.pattern.pattern}: no type"
+                assert setting.notes, f"{path.name} [{stanza}] {setting.pattern.pattern}: undocumented"
+    own = [
+        p.name for p in DEFAULT.glob("*.conf") if not (SPLUNK_SPECS / "spec-10.4" / f"{p.name}.spec").exists()
+    ]
+    assert own and all((APP_SPECS / f"{name}.spec").exists() for name in own), own
+
+
 def test_no_deprecated_setting_is_shipped_unless_kept_on_purpose() -> None:
     """A setting whose spec, in any version, says DEPRECATED is shipped only where listed in
     DEPRECATED_KEPT (with the reason), and each listed one is still deprecated and shipped."""

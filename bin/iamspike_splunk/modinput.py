@@ -61,7 +61,7 @@ AWS_ARGUMENTS = [
     ),
     Argument("endpoint_urls", "Endpoint URLs", "service=URL,... or one URL (VPC endpoints; optional)"),
     Argument("proxy", "Proxy", "http(s)://host:port (optional)"),
-    Argument("retry_mode", "Retry mode", "standard or adaptive (default standard)"),
+    Argument("retry_mode", "Retry mode", "standard or adaptive (default standard; LookupEvents adaptive)"),
     Argument("max_attempts", "Max attempts", "Attempts per AWS call, 1-20 (default 5)", data_type="number"),
     Argument("connect_timeout", "Connect timeout", "Seconds (default 10)", data_type="number"),
     Argument("read_timeout", "Read timeout", "Seconds (default 60)", data_type="number"),

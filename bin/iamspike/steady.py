@@ -33,6 +33,10 @@ stream whose days drift or cycle (the sensitivity sweep's seasonal streams, +-30
 a week, 10 % a day of drift) is judged at its day's level, which the days' mean misses by as much
 as a spike's excess. The window's last bin must stand out at that level too, and the higher of
 the two surprises is the window's.
+
+P37: the level may also fall, for a stream that keeps failing at a lower rate than its days (every
+one of the level's bins failed; a paused stream's return is no spike), shrunk towards 1 by
+``level_prior`` failures; the window must still hold ``factor`` times its days' prediction.
 """
 
 from __future__ import annotations
@@ -66,6 +70,9 @@ class SteadyParams:
     shape_error: float = 0.05  # relative error of the week's mean shape of the day, at least
     cell_surprise: float = 2.0  # the window's last bin alone at least this surprising (p 1 %)
     level_bins: int = 12  # bins before the window that set the stream's current level (P36)
+    # P37: a level below 1 (a stream failing less than its days) is shrunk towards 1 by this many
+    # failures, and lowers nothing when one of its bins is silent (a pause is no lower rate).
+    level_prior: float = 30.0
 
 
 def hour_dispersion(days: np.ndarray, have: np.ndarray) -> np.ndarray:
@@ -173,7 +180,10 @@ def _block(counts, t, e, sensitivity, per_day, first_slot, p: SteadyParams):
         for j, r_j in enumerate(rates):
             each_l &= counts[start + j, e] >= p.bin_factor * r_j * level
         use = steady & each & (total >= p.factor * np.maximum(rate, 1.0))
-        use_l = failing & (mean >= p.min_daily) & each_l & (total >= p.factor * np.maximum(rate * level, 1.0))
+        # A lowered level (P37) lowers the bar, never the window's own: at least ``factor`` times
+        # the days' prediction still ("nothing new, only more" than the stream's usual hours).
+        raised = rate * np.maximum(level, 1.0)
+        use_l = failing & (mean >= p.min_daily) & each_l & (total >= p.factor * np.maximum(raised, 1.0))
         if not (use.any() or use_l.any()):
             continue
         d = hour_dispersion(hours, have)
@@ -197,11 +207,14 @@ def _block(counts, t, e, sensitivity, per_day, first_slot, p: SteadyParams):
 def current_level(counts, start, e, n_days, per_day, p: SteadyParams):
     """The stream's level before its window (P36): the ``level_bins`` bins before ``start``
     against their predictions (each the mean of the same bin of the day on the ``n_days`` days
-    before it that the matrix holds), ``(counts + 1) / (predictions + 1)``, at least 1 (a quiet day
-    lowers no prediction), and that level's relative variance per unit of hour dispersion,
-    ``1 / (predictions + 1)``."""
+    before it that the matrix holds), ``(counts + 1) / (predictions + 1)`` where the stream failed
+    at least as often as predicted; below that (P37) ``(counts + level_prior) / (predictions +
+    level_prior)``, shrunk towards 1, and 1 if one of the bins is silent (a paused stream is no
+    slower one: its return is no spike); and that level's relative variance per unit of hour
+    dispersion, ``1 / (predictions + 1)``."""
     seen = np.zeros(len(start))
     expected = np.zeros(len(start))
+    silent = np.zeros(len(start), dtype=bool)
     back = per_day * np.arange(1, p.steady_days + 1, dtype=np.int64)
     for j in range(1, p.level_bins + 1):
         u = start - j
@@ -209,8 +222,11 @@ def current_level(counts, start, e, n_days, per_day, p: SteadyParams):
         use = (np.arange(p.steady_days)[None, :] < n_days[:, None]) & (before >= 0)
         x = counts[np.maximum(before, 0), e[:, None]]
         seen += counts[np.maximum(u, 0), e]
+        silent |= counts[np.maximum(u, 0), e] <= 0
         expected += (x * use).sum(axis=1) / np.maximum(use.sum(axis=1), 1)
-    return np.maximum((seen + 1.0) / (expected + 1.0), 1.0), 1.0 / (expected + 1.0)
+    lowered = np.where(silent, 1.0, (seen + p.level_prior) / (expected + p.level_prior))
+    level = np.where(seen >= expected, (seen + 1.0) / (expected + 1.0), lowered)
+    return level, 1.0 / (expected + 1.0)
 
 
 def surprise_of(x, r, d, n_days, spread2) -> np.ndarray:

@@ -185,3 +185,40 @@ def alert_from_state_as_one_pass(counts: np.ndarray, cut_bins: int) -> None:
     one_pass = flagged(run(events, parse_options([])))
     assert any("steady stream (its last week)" in row[-1] for row in one_pass)
     assert flagged(detector.results()) == one_pass
+
+
+def slowed(seed: int = 7, spike=(42, 42)) -> np.ndarray:
+    """An over-dispersed stream of about 20 an hour (negative binomial, variance twice its mean)
+    that runs at 12 an hour for the 12 hours before ``spike`` (two hours at 3.5 times that)."""
+    rng = np.random.default_rng(seed)
+    counts = rng.negative_binomial(20.0, 0.5, size=BINS).astype(np.float64)[:, None]
+    counts[SPIKE - 12 : SPIKE, 0] = rng.negative_binomial(12.0, 0.5, size=12)
+    counts[SPIKE : SPIKE + len(spike), 0] = spike
+    return counts
+
+
+def test_a_stream_running_below_its_days_is_judged_at_its_lower_level():
+    """P37: 84 failures in two hours are 2.1 times this stream's days but 3.5 times its level of
+    the 12 hours before; its level lowers the bar (shrunk towards 1 by 30 failures)."""
+    counts = slowed()
+    score, bins, predicted = scores(counts)
+    assert score[SPIKE + 1] >= 50.0
+    assert bins[SPIKE + 1] == 2
+    assert 20.0 <= predicted[SPIKE + 1] <= 32.0  # two hours of about 12-16, not 20
+    assert scores(counts, params=SteadyParams(level_prior=1e12))[0][SPIKE + 1] < 50.0  # level never lowered
+    assert score[:SPIKE].max() < 50.0
+    assert score[SPIKE + 2 :].max() < 50.0
+
+
+def test_a_lowered_level_still_needs_the_window_at_factor_times_the_days():
+    counts = slowed(spike=(36, 36))  # 3 times the level, 1.8 times the days
+    assert scores(counts)[0][SPIKE : SPIKE + 2].max() < 50.0
+
+
+def test_a_stream_that_paused_is_judged_at_its_days_not_at_its_pause():
+    """A silent bin among the level's 12 leaves the level at 1: 25 after a pause of a 10/h stream
+    (its catch-up) is no spike; at the pause's level (2 failures in 12 hours) it scored 71-79."""
+    counts = stream(rate=10.0, spike=(25,), seed=4)
+    counts[SPIKE - 12 : SPIKE, 0] = 0.0
+    counts[SPIKE - 5, 0] = 2.0
+    assert scores(counts)[0][SPIKE] < 50.0

@@ -24,19 +24,34 @@ import json
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from iamspike import intake
 from iamspike.cloudtrail import TIME
-from iamspike.counttext import COUNT_VERSION, V4, decode_counts, encode_counts, encode_parts, split_parts
+from iamspike.counttext import (
+    COUNT_VERSION,
+    V4,
+    V5,
+    decode_counts,
+    encode_counts,
+    encode_members,
+    encode_parts,
+    split_members,
+    split_parts,
+)
 from iamspike.failures import CountedCodes
 from iamspike.intake import UNKNOWN
-from iamspike.state import account_state_key, state_key
+from iamspike.state import ACCOUNT_STATE_FIELD, STATE_FIELD, account_state_key, state_key
 
 COUNTS_FIELD = "iamspike_counts"
 BAD_COUNTS = "with unreadable iamspike_counts"
+STATE_KEYS = "state_keys"  # a v5 row's principals' state keys, space-separated
+# A v5 row's bounds: at most this many principals, and no more text than this once it holds two
+# (a principal whose own text is larger travels alone, as a v3/v4 row).
+MEMBERS = 32
+MEMBER_BYTES = 64 * 1024
 
 
 class Key(NamedTuple):
@@ -105,6 +120,88 @@ def wire_rows(cells: Iterable[CountRow]) -> list[dict[str, object]]:
         )
         out.append(row)
     return out
+
+
+def packed_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
+    """One principal's rows (``v3``/``v4``) packed by account into ``v5`` rows of at most
+    :data:`MEMBERS` principals and :data:`MEMBER_BYTES` of text, in first-seen order; a group of
+    one stays the row it was. A ``v5`` row's ``state_keys`` lists its principals' state keys,
+    space-separated (the state macro splits them and the lookup matches each: one field, no
+    multivalue twin on the wire); it has no ``state_key`` and an empty ``principal``."""
+    accounts: dict[str, list[list[dict[str, object]]]] = {}
+    for row in rows:
+        groups = accounts.setdefault(row["account"], [[]])
+        group = groups[-1]
+        size = sum(len(member[COUNTS_FIELD]) for member in group) + len(row[COUNTS_FIELD])
+        if group and (len(group) >= MEMBERS or size > MEMBER_BYTES):
+            group = []
+            groups.append(group)
+        group.append(row)
+    out = []
+    for groups in accounts.values():
+        for group in groups:
+            if len(group) == 1:
+                out.append(group[0])
+                continue
+            first = min(member[TIME] for member in group)
+            out.append(
+                {
+                    TIME: first,
+                    "account": group[0]["account"],
+                    "principal": "",
+                    "failures": sum(member["failures"] for member in group),
+                    STATE_KEYS: " ".join(member["state_key"] for member in group),
+                    "account_state_key": group[0]["account_state_key"],
+                    COUNTS_FIELD: encode_members(
+                        [
+                            (member[TIME] - first, member["principal"], member[COUNTS_FIELD])
+                            for member in group
+                        ]
+                    ),
+                }
+            )
+    return out
+
+
+def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) -> Iterator[list[str]]:
+    """Rows with each ``v5`` row replaced by one row per member (its principal, ``_time`` and
+    ``v3``/``v4`` text, the account's state on the first) and one state row per text of its
+    ``iamspike_state`` (the lookup's answer for ``state_keys``: each text names its own entity);
+    other rows unchanged. ``header`` must hold ``_time``, ``account``, ``principal`` and
+    ``iamspike_state`` for a ``v5`` row to be read. A ``v5`` text that is not one of ours is
+    counted in ``skipped``."""
+    index = {name: i for i, name in enumerate(header)}
+    counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
+    prin_i, state_i = index.get("principal"), index.get(STATE_FIELD)
+    cleared = [index[name] for name in (STATE_FIELD, ACCOUNT_STATE_FIELD, STATE_KEYS) if name in index]
+    account_i = index.get(ACCOUNT_STATE_FIELD)
+    for row in rows:
+        if row[counts_i][:2] != V5:
+            yield row
+            continue
+        try:
+            members = split_members(row[counts_i])
+            first = float(row[time_i])
+            if not intake.usable_time(first) or prin_i is None:
+                raise ValueError
+            first = int(first)
+        except (ValueError, TypeError, IndexError, OverflowError):
+            skipped[BAD_COUNTS] += 1
+            continue
+        for n, (offset, principal, text) in enumerate(members):
+            member = list(row)
+            for i in cleared:
+                if not (n == 0 and i == account_i):
+                    member[i] = ""
+            member[time_i], member[prin_i], member[counts_i] = str(first + offset), principal, text
+            yield member
+        if state_i is not None and row[state_i]:
+            blank = [""] * len(row)
+            for text in row[state_i].split("\n"):
+                if text:
+                    state_row = list(blank)
+                    state_row[state_i] = text
+                    yield state_row
 
 
 def unfold_rows(index: Mapping[str, int], rows: Iterable[list[str]], skipped: Counter):

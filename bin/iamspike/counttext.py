@@ -27,6 +27,14 @@ not spans, so a search head whose span differs from the map phase's still places
 its entries; what follows is the bin's ``v3`` text after its head. :func:`split_parts` turns it back
 into ``v3`` texts, so the search head reads each part as a ``v3`` row. A one-bin send stays ``v3``.
 
+``v5`` (written when an account has more than one principal in a send): several principals of
+one account in one row, ``_time`` the earliest of theirs, then per principal (a *member*) a head
+``<k>:<offset>:<principal>`` and its own ``v3`` or ``v4`` text as ``k`` fields:
+``v5;<k>:<offset>:<principal>;<v3 or v4 text>;<k>:<offset>:<principal>;...``. ``offset`` the
+member's ``_time`` in seconds after the row's, ``principal`` escaped as an entry's fields are.
+:func:`split_members` turns it back into ``(offset, principal, text)``, so the search head reads
+each member as the ``v3``/``v4`` row it would have been.
+
 A range row's text is the version followed by a JSON object (``v3{"lo": ..}``), in every
 version. Nothing else parses these texts; docs/distributed.md describes them and their collision
 bound.
@@ -46,6 +54,8 @@ from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
 
 COUNT_VERSION = "v3"
 V4 = "v4"  # several bins of one principal, each part a v3 text
+V5 = "v5"  # several principals of one account, each member a v3 or v4 text
+_MEMBER_HEADS = ("v30", "v31", "v40", "v41")
 V2 = "v2"  # per-entry base64url digests, no summary: still read
 OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
 HEADS = ("v30", "v31")  # a v3 count row's text starts with one of these (service 0 or 1)
@@ -137,6 +147,36 @@ def part_columns(text: str) -> tuple[str, list[int], list[str], list[str], list[
         list(get(fields[4:])),  # digests
         [";".join(fields[head + 5 : end]) for head, end in zip(heads, ends)],
     )
+
+
+def encode_members(members: Sequence[tuple[int, str, str]]) -> str:
+    """``v5`` text of several principals of one account: members ``(offset, principal, text)``,
+    ``text`` the principal's ``v3`` or ``v4`` text, ``offset`` its ``_time`` after the row's."""
+    out = [V5]
+    for offset, principal, text in members:
+        out.append(f"{text.count(';') + 1}:{offset}:{_escape(principal)}")
+        out.append(text)
+    return ";".join(out)
+
+
+def split_members(text: str) -> list[tuple[int, str, str]]:
+    """A ``v5`` text's members ``(offset, principal, v3 or v4 text)``. Raises ValueError when
+    the text is not one of ours (a member's own text is checked where it is read)."""
+    fields = text.split(";")
+    size = len(fields)
+    if fields[0] != V5 or size < 3:
+        raise ValueError("not a v5 count text")
+    out = []
+    at = 1
+    while at < size:
+        k, offset, principal = fields[at].split(":", 2)
+        k, offset = int(k), int(offset)
+        end = at + 1 + k
+        if k < 2 or offset < 0 or end > size or fields[at + 1] not in _MEMBER_HEADS:
+            raise ValueError("v5 member out of range")
+        out.append((offset, _unescape(principal), ";".join(fields[at + 1 : end])))
+        at = end
+    return out
 
 
 def digest(event_id: str) -> bytes:

@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 from iamspike import state
 from iamspike.allowlist import REASON, Allowlist, is_entry_row
-from iamspike.counting import COUNTS_FIELD, Tally
+from iamspike.counting import COUNTS_FIELD, Tally, unpack_rows
 from iamspike.countrows import CountRows
 from iamspike.failures import ErrorClasses
 from iamspike.options import (  # noqa: F401 (the engine's API)
@@ -111,6 +111,8 @@ class Detector:
             if rows:
                 self.tally.add_rows(header, rows)
             return
+        if counts_i is not None:
+            rows = unpack_rows(header, rows, self.tally.skipped)  # v5 rows: their members
         live: list[list[str]] = []
         entry_rows: list[list[str]] = []
         routed = self._routed(index, rows, live, entry_rows)

@@ -2,7 +2,8 @@
 
 Both run where splunkd puts them (the indexers, for a distributed search) and import neither
 numpy nor the scorer. ``phase=map`` counts raw events (or ``count_field=`` rows) into one count
-row per (account, principal) per send (``v4``, one part per bin; ``v3`` for one bin) and passes
+text per (account, principal) per send (``v4``, one part per bin; ``v3`` for one bin), packs
+the texts of an account's principals into ``v5`` rows of up to 32 (``counting.packed_rows``), and passes
 count rows and state rows through unchanged, so running it twice changes nothing; it answers
 each chunk with what it passed through and sends its counts when splunkd says ``finished`` (or
 earlier, when they grow past :data:`FLUSH_KEYS`).
@@ -15,7 +16,7 @@ from collections.abc import Iterable
 
 from iamspike import state
 from iamspike.cloudtrail import FIELDS, RAW, parse_raw, record_to_row
-from iamspike.counting import COUNTS_FIELD, Tally, wire_rows
+from iamspike.counting import COUNTS_FIELD, Tally, packed_rows, wire_rows
 from iamspike.failures import ErrorClasses
 from iamspike.intake import IDENTITY_FIELDS, UNKNOWN, identify
 from iamspike.options import Options
@@ -61,14 +62,14 @@ class MapPhase:
         """What to send with this chunk's reply: rows passed through, and the counts if large."""
         out, self._out = self._out, []
         if len(self.tally.counts) >= FLUSH_KEYS:
-            out.extend(wire_rows(self.tally.count_rows()))
+            out.extend(packed_rows(wire_rows(self.tally.count_rows())))
             self.tally.clear_counts()
         return out
 
     def results(self) -> list[dict[str, object]]:
         out, self._out = self._out, []
         if self.tally.rows:
-            out.extend(wire_rows(self.tally.count_rows()))
+            out.extend(packed_rows(wire_rows(self.tally.count_rows())))
             out.append(self.tally.range_row())
             self.tally.clear_counts()
         return out

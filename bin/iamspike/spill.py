@@ -54,7 +54,7 @@ from operator import itemgetter
 
 from iamspike import state
 from iamspike.cloudtrail import TIME
-from iamspike.counting import COUNTS_FIELD
+from iamspike.counting import COUNTS_FIELD, unpack_rows
 from iamspike.countrows import CountRows
 from iamspike.engine import Detector, Window, new_tally
 from iamspike.intake import UNKNOWN
@@ -139,6 +139,8 @@ class StateSpill:
         if self.head.tally.rows or (counts_i is None and state_i is None):
             self.head.add_rows(header, rows)  # raw events or count_field= rows (or no spill)
             return
+        if counts_i is not None:
+            rows = unpack_rows(header, rows, self.head.tally.skipped)  # v5 rows: their members
         at = [index.get(name) for name in COLUMNS]
         pick = itemgetter(*at) if None not in at else _padded(at)
         present = [i for i in at if i is not None]  # a spilled line's fields (the others empty)

@@ -262,14 +262,16 @@ def _respool(bodies: list[bytes]) -> list[bytes]:
 
 def _with_state(chunks: list[bytes], state_rows: list[dict]) -> tuple[list[bytes], int, int]:
     """The alert's ``lookup`` joins as the shipped macro does them: the first count row of each
-    principal and of each account gets its state by key. Returns the chunks and the state rows
-    and bytes read."""
+    principal and of each account gets its state by key, and every ``v5`` row the states of all
+    its ``state_keys`` (multivalue: joined by newlines). Returns the chunks and the state values
+    and bytes read (a state read by several rows counted each time)."""
     import csv
     import io
 
     csv.field_size_limit(FIELD_LIMIT)
     table = {row["state_key"]: row["iamspike_state"] for row in state_rows}
     read: set[str] = set()
+    values = size = 0
     out = []
     for body in chunks:
         reader = csv.reader(io.StringIO(body.decode()))
@@ -286,9 +288,16 @@ def _with_state(chunks: list[bytes], state_rows: list[dict]) -> tuple[list[bytes
             keys = (row[at["state_key"]], row[at["account_state_key"]]) if "state_key" in at else ("", "")
             states = [table.get(key, "") if key not in read else "" for key in keys]
             read.update(key for key in keys if key in table)
+            packed = row[at["state_keys"]].split(" ") if "state_keys" in at and row[at["state_keys"]] else []
+            found = [table[key] for key in packed if key in table] if packed else states[:1]
+            if packed:
+                states[0] = "\n".join(found)
+            found = [state for state in [*found, states[1]] if state]
+            values += len(found)
+            size += sum(map(len, found))
             writer.writerow([row[at[name]] for name in plain] + states + [""] * len(names))
         out.append(buffer.getvalue().encode())
-    return out, len(read), sum(len(table[key]) for key in read)
+    return out, values, size
 
 
 def distributed(
@@ -317,7 +326,7 @@ def distributed(
     out["map_rss_mb_max"] = max(s.peak_rss_mb for s in maps)
     out["field_mb"] = field_breakdown(shipped)
     chunks = _respool(shipped)
-    out["shipped_rows"] = sum(body.count(b"\n") - 1 for body in shipped)
+    out["shipped_rows"] = sum(max(len(scpv2.decode_body(body)[1]), 0) for body in shipped)
     out["shipped_mb"] = sum(len(body) for body in shipped) / 1e6
     alert = scpv2.run(command, [], chunks, decode=False, timeout=3600)
     assert alert.returncode == 0 and not alert.errors, alert.stderr[-2000:]
@@ -413,7 +422,7 @@ def render_distributed(r: dict, partitions: int, command: str) -> list[str]:
         f" {r['map_rss_mb_max']:.0f} MB peak RSS ({r['map_cpu_s_sum']} CPU s over all {partitions});"
         " no numpy.",
         f"- State written by the maintenance run (`show=state` over the same hour): {r['state_rows']:,}"
-        f" rows, {r['state_mb']:.1f} MB; read by the alert run: {r['state_read_rows']:,} rows,"
+        f" rows, {r['state_mb']:.1f} MB; read by the alert run: {r['state_read_rows']:,} state values,"
         f" {r['state_read_mb']:.1f} MB"
         " (one hour of history per entity here; a principal's 30-day row is the `state` measurement"
         " of the first table: its mean times the active principals is what an alert run reads at peak).",

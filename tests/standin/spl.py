@@ -255,13 +255,16 @@ def documented_searches(app: Path) -> list[tuple[str, str]]:
 
 # ------------------------------------------------------------------- search-head steps on rows
 STREAMSTATS_COUNT = re.compile(r"count AS (\w+) by (\w+)")
-EVAL_FIRST = re.compile(r"(\w+)=if\((\w+)=1, (\w+), null\(\)\)")
+# eval f=if(n=1, k, null()), or f=coalesce(split(ks, " "), if(n=1, k, null())): a v5 row's keys
+# (space-separated) are looked up on every such row
+EVAL_FIRST = re.compile(r'(\w+)=(?:coalesce\(split\((\w+), " "\), )?if\((\w+)=1, (\w+), null\(\)\)(?(2)\))')
 
 
 def first_of_each(command: str, rest: str, rows: list[dict]) -> list[dict] | None:
     """The two steps that mark the first row of each group, run on result rows:
-    ``streamstats count AS n by k`` and ``eval f=if(n=1, k, null())[, ...]``; None for any other
-    form."""
+    ``streamstats count AS n by k`` and ``eval f=if(n=1, k, null())[, ...]`` (or
+    ``f=coalesce(split(ks, " "), if(n=1, k, null()))``: the values of ``ks`` where the row has
+    it); None for any other form."""
     if command == "streamstats" and STREAMSTATS_COUNT.fullmatch(rest):
         name, by = STREAMSTATS_COUNT.fullmatch(rest).groups()
         seen: dict[object, int] = {}
@@ -274,8 +277,10 @@ def first_of_each(command: str, rest: str, rows: list[dict]) -> list[dict] | Non
     if command == "eval" and assignments and ", ".join(m.group(0) for m in assignments) == rest.strip():
         out = [dict(row) for row in rows]
         for match in assignments:
-            name, counter, value = match.groups()
+            name, first, counter, value = match.groups()
             for row in out:
                 row[name] = row.get(value) if row.get(counter) == 1 else None
+                if first and row.get(first):
+                    row[name] = str(row[first]).split(" ")
         return out
     return None

@@ -367,3 +367,63 @@ def test_count_row_texts_are_kept_once_per_value() -> None:
     assert len(keys) == 12
     for at in range(1, 8):  # account, principal, source, API, code, IP, agent: one object each
         assert len({id(key[at]) for key in keys}) == len({key[at] for key in keys})
+
+
+def test_an_accounts_principals_are_packed_in_bounded_v5_rows_that_split_back() -> None:
+    """One send: 40 principals of one account (names with the text's separators in them) go in
+    two v5 rows (32 and 8), each member its own v3/v4 text; a principal whose text alone passes
+    MEMBER_BYTES and another account's one principal keep their own rows."""
+    t = tally(keep_ids=True)
+    records = []
+    for n in range(40):
+        arn = f"arn:aws:iam::{ACCT}:user/u{n};%:^|,x"
+        for k in range(1 + n % 3):  # 1-3 bins
+            records.append(
+                dict(event(100 * n + k, at=3600 * k), userIdentity={"type": "IAMUser", "arn": arn})
+            )
+    big = f"arn:aws:iam::{ACCT}:user/big"
+    records += [
+        dict(
+            event(10_000 + k, at=1800),
+            sourceIPAddress=f"10.0.{k // 256}.{k % 256}",
+            userAgent=f"agent-{k}-" + "a" * 60,
+        )
+        | {"userIdentity": {"type": "IAMUser", "arn": big}}
+        for k in range(1_000)
+    ]
+    other = "444455556666"
+    records.append(
+        dict(
+            event(20_000),
+            recipientAccountId=other,
+            userIdentity={"type": "Root", "arn": f"arn:aws:iam::{other}:root", "accountId": other},
+        )
+    )
+    t.add_rows(list(FIELDS), rows_of(records))
+    single = counting.wire_rows(t.count_rows())
+    assert len(single) == 42
+    packed = counting.packed_rows(single)
+    v5 = [row for row in packed if str(row[COUNTS_FIELD]).startswith("v5")]
+    assert [len(counttext.split_members(str(row[COUNTS_FIELD]))) for row in v5] == [32, 8]
+    alone = [row for row in packed if row not in v5]
+    assert sorted(row["principal"] for row in alone) == sorted([big, f"arn:aws:iam::{other}:root"])
+    assert len(str(next(r for r in alone if r["principal"] == big)[COUNTS_FIELD])) > counting.MEMBER_BYTES
+    assert all(row["state_key"] == state_key(row["account"], row["principal"]) for row in alone)
+    members = [
+        (row["_time"] + offset, row["account"], principal, text)
+        for row in v5
+        for offset, principal, text in counttext.split_members(str(row[COUNTS_FIELD]))
+    ]
+    assert members == [
+        (row["_time"], row["account"], row["principal"], row[COUNTS_FIELD])
+        for row in single
+        if row not in alone
+    ]
+    assert {text[:2] for *_, text in members} == {"v3", "v4"}
+    for row in v5:
+        names = [principal for _, principal, _ in counttext.split_members(str(row[COUNTS_FIELD]))]
+        assert row["state_keys"] == " ".join(state_key(ACCT, name) for name in names)
+        assert row["account_state_key"] == account_state_key(ACCT) and row["principal"] == ""
+        assert row["_time"] == min(r["_time"] for r in single if r["principal"] in names)
+        assert row["failures"] == sum(r["failures"] for r in single if r["principal"] in names)
+        assert len(str(row[COUNTS_FIELD])) <= counting.MEMBER_BYTES + 100

@@ -13,10 +13,11 @@ import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.countrows import CountRows
-from iamspike.counttext import decode_counts, split_parts
+from iamspike.counttext import decode_counts, encode_members, split_members, split_parts
 from iamspike.engine import Detector, parse_options, run
 from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
+from iamspike.state import state_key
 
 HOUR = 3600
 T0 = 1_788_739_200
@@ -65,6 +66,21 @@ def mapped(parts: list[list[dict]], args: list[str] = ()) -> list[dict]:
         mapper = MapPhase(parse_options(list(args)))
         mapper.add_rows(*as_rows(part))
         out += mapper.results()
+    return out
+
+
+def unpacked(shipped: list[dict]) -> list[dict]:
+    """Count rows with each ``v5`` row replaced by its members, the ``v3``/``v4`` rows they were."""
+    out = []
+    for row in shipped:
+        if not str(row[COUNTS_FIELD]).startswith("v5"):
+            out.append(row)
+            continue
+        for offset, principal, text in split_members(str(row[COUNTS_FIELD])):
+            member = {k: v for k, v in row.items() if k != "state_keys"}
+            member.update({"_time": int(row["_time"]) + offset, "principal": principal, COUNTS_FIELD: text})
+            member["state_key"] = state_key(str(row["account"]), principal)
+            out.append(member)
     return out
 
 
@@ -217,6 +233,16 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
         "v40;0-1;1;0;a^b^c;;a|b|c|d|e|1|",  # no entry count
         "v40",
         "v40;0:1;x;0;a^b^c;;a|b|c|d|e|1|",  # a part that is no v3 text
+        "v5",  # no member
+        "v5;2:0:p",  # a member without its text
+        "v5;x:0:p;v30;1",  # no field count
+        "v5;2:-1:p;v30;1",  # a member before the row's _time
+        "v5;3:0:p;v30;1",  # more fields than the text has
+        "v5;1:0:p;v30",  # a member of one field
+        "v5;2:0:p;v99;1",  # a member that is no v3/v4 text
+        "v5;2:0:p%zz;v30;1",  # a principal that does not unescape
+        "v5;2:0:p;v30;1",  # a member whose v3 text is not ours
+        "v5;2:0:p;v40;0:1",  # a member whose v4 text is not ours
     ],
 )
 def test_malformed_count_rows_are_skipped_and_named_in_one_line(text) -> None:
@@ -226,6 +252,44 @@ def test_malformed_count_rows_are_skipped_and_named_in_one_line(text) -> None:
     detector, got = reported([*good, bad])
     assert got == run(events, parse_options(["show=all"]))
     assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
+def test_a_v5_row_with_an_unreadable_member_reads_its_other_members() -> None:
+    shipped = mapped([organisation()])
+    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
+    members = split_members(str(shipped[at][COUNTS_FIELD]))
+    offset, principal, text = members[1]
+    fields = text.split(";")
+    fields[3 if text[:2] == "v3" else 4] = "-1"  # a negative console count
+    members[1] = (offset, principal, ";".join(fields))
+    broken = {**shipped[at], COUNTS_FIELD: encode_members(members)}
+    as_v5 = [*shipped[:at], broken, *shipped[at + 1 :]]
+    detector_v5, got_v5 = reported(as_v5)
+    detector_v4, got_v4 = reported(unpacked(as_v5))
+    assert got_v5 == got_v4 and got_v5 != reported(shipped)[1]
+    assert detector_v5.messages() == detector_v4.messages()
+    assert detector_v5.messages()[0].startswith("skipped 1 row with unreadable iamspike_counts")
+
+
+def test_an_accounts_principals_travel_in_v5_rows_read_as_their_v3_and_v4_rows() -> None:
+    events = organisation()
+    parts = deal(events, 3, seed=6)
+    parts[2] += parts[0][::9]  # re-sent to another indexer
+    shipped = mapped(parts)
+    assert any(str(r[COUNTS_FIELD])[:2] == "v5" for r in shipped)
+    members = unpacked(shipped)
+    assert {str(r[COUNTS_FIELD])[:2] for r in members} == {"v3", "v4"}
+    detector_v5, got_v5 = reported(shipped)
+    detector_v4, got_v4 = reported(members)
+    assert got_v5 == got_v4 == run(events, parse_options(["show=all"]))
+    assert detector_v5.messages() == detector_v4.messages() == []
+    assert len(detector_v5.count_rows) == len(detector_v4.count_rows)
+    states = []
+    for rows in (shipped, members):
+        detector = Detector(parse_options(["show=state"]))
+        detector.add_rows(*table(rows))
+        states.append(detector.results())
+    assert states[0] == states[1] == run(events, parse_options(["show=state"]))
 
 
 def test_entries_the_search_head_leaves_out_are_not_counted() -> None:
@@ -261,14 +325,16 @@ def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None
     ]
 
 
-def test_a_principal_over_many_bins_travels_in_one_v4_row_per_send() -> None:
+def test_a_principal_over_many_bins_travels_in_one_v4_text_per_send() -> None:
     events = organisation()
     parts = deal(events, 3, seed=3)
     parts[1] += parts[0][::11]  # re-sent to another indexer
     shipped = mapped(parts)
-    texts = [str(r[COUNTS_FIELD]) for r in shipped if r["account"]]
-    assert {text[:2] for text in texts} == {"v4"} and len(texts) == 3 * 6  # (indexer, principal)
-    assert len({(r["account"], r["principal"], r["state_key"]) for r in shipped if r["account"]}) == 6
+    packed = [r for r in shipped if r["account"]]
+    assert [str(r[COUNTS_FIELD])[:2] for r in packed] == ["v5"] * 3  # one row per (indexer, account)
+    members = [m for r in packed for m in split_members(str(r[COUNTS_FIELD]))]
+    assert {text[:2] for _, _, text in members} == {"v4"} and len(members) == 3 * 6  # (indexer, principal)
+    assert len({(r["account"], key) for r in packed for key in str(r["state_keys"]).split(" ")}) == 6
     detector, got = reported(shipped)
     assert got == run(events, parse_options(["show=all"])) and detector.messages() == []
     assert len(detector.count_rows) == len(mapped_cells(parts)) - 3  # one row of columns per part
@@ -279,7 +345,7 @@ def test_v4_v3_and_v2_rows_of_one_cell_are_merged_and_deduplicated() -> None:
     parts = deal(events, 3, seed=4)
     parts[1] += parts[0][::5]
     parts[2] += parts[0][1::6]
-    shipped = mapped([parts[0]])
+    shipped = unpacked(mapped([parts[0]]))
     shipped += mapped_cells([parts[1]])
     shipped += [
         {**row, COUNTS_FIELD: _v2(str(row[COUNTS_FIELD]))} if row["account"] else row
@@ -332,7 +398,7 @@ def test_state_from_v4_rows_with_parts_of_a_class_left_out_is_the_one_process_st
     events = organisation()
     parts = deal(events, 3, seed=5)
     parts[2] += parts[1][::7]  # re-sent to another indexer
-    shipped = mapped(parts, ["classes=authorization,throttling"])  # u2's hour 41 part: read whole
+    shipped = unpacked(mapped(parts, ["classes=authorization,throttling"]))  # u2's hour 41 part: whole
     assert any("ThrottlingException" in str(r[COUNTS_FIELD]) for r in shipped if r["account"])
     assert {str(r[COUNTS_FIELD])[:2] for r in shipped if r["account"]} == {"v4"}
     for args in ([], ["classes=authorization,throttling"]):

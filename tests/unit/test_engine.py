@@ -574,17 +574,24 @@ BOB = f"arn:aws:iam::{ACCT}:user/bob"
 
 def _mapped_with_state(late: list[dict], saved: list[dict]) -> tuple[list[str], list[list[str]]]:
     """The shipped searches' path: the map phase over the late window, then the state of only the
-    entities in its count rows, joined by key (``lookup ... _key AS state_key``)."""
+    entities in its count rows, joined by key (``lookup ... _key AS state_key``; a ``v5`` row's
+    ``state_keys`` each, the states multivalue: joined by newlines as Splunk sends them)."""
     mapper = MapPhase(Options())
     mapper.add_rows(*as_rows(late))
     table = {row["state_key"]: row["iamspike_state"] for row in saved}
     out = mapper.results()
     for row in out:
-        if row.get("state_key"):
-            row["iamspike_state"] = table.get(str(row["state_key"]), "")
+        keys = str(row.get("state_keys") or row.get("state_key") or "").split()
+        if keys:
+            row["iamspike_state"] = "\n".join(table[str(key)] for key in keys if str(key) in table)
             row["iamspike_account_state"] = table.get(str(row["account_state_key"]), "")
     header = sorted({key for row in out for key in row})
-    return header, [[str(row.get(key, "")) for key in header] for row in out]
+    return header, [[_text(row.get(key, "")) for key in header] for row in out]
+
+
+def _text(value) -> str:
+    """A field as Splunk sends it: a multivalue field's values joined by newlines."""
+    return "\n".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 def test_reading_only_the_active_principals_state_gives_the_answer_of_reading_all() -> None:

@@ -158,6 +158,40 @@ def test_the_alerts_read_the_state_of_every_entity_in_their_window(full) -> None
     assert baseline.rows_read - read_before == len(window) + len(accounts), "the window, not the history"
 
 
+def test_a_packed_rows_principals_are_each_looked_up_on_every_such_row(full) -> None:
+    """A v5 row (several principals of one account) carries their keys in ``state_keys``
+    (space-separated; the macro splits them): the lookup matches each value and answers
+    multivalue (each state text names its entity); v3 rows of the same principals are still looked
+    up on their first row only."""
+    account = entity(0)[0]
+    packed = [entity(n) for n in range(0, 4 * ACCOUNTS, ACCOUNTS)]  # four principals of one account
+    assert {a for a, _ in packed} == {account}
+    missing = state_key(account, "arn:aws:iam::none")
+    v5 = {
+        "_time": "1700000000",
+        "account": account,
+        "principal": "",
+        "state_keys": " ".join([state_key(a, p) for a, p in packed] + [missing]),
+        "account_state_key": state_key(account),
+    }
+    v3 = {
+        "_time": "1700000000",
+        "account": account,
+        "principal": packed[0][1],
+        "state_key": state_key(*packed[0]),
+        "account_state_key": state_key(account),
+    }
+    rows = run(full, READ, [v3, v5, v5, v3])
+    assert rows[0]["iamspike_state"].startswith(f"v0:{account}:{packed[0][1]}:")
+    assert rows[3].get("iamspike_state") is None, "a v3 row's principal once"
+    for row in rows[1:3]:
+        assert [text.startswith(f"v0:{a}:{p}:") for text, (a, p) in zip(row["iamspike_state"], packed)] == [
+            True
+        ] * len(packed)
+        assert len(row["iamspike_state"]) == len(packed), "the missing key adds no value"
+    assert [bool(row.get("iamspike_account_state")) for row in rows] == [True, False, False, False]
+
+
 def test_maintenance_replaces_the_rows_it_writes_and_nothing_else(full) -> None:
     before = snapshot(full)
     active = [entity(n) for n in range(7, PRINCIPALS, 50)]

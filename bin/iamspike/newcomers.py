@@ -6,9 +6,9 @@ a busy one (a poller failing every hour, people failing each on a service of the
 failing actors an hour) three to five more failing actors, even denied two or three times each,
 are within its hours' spread: the account's count, its failing actors and its actors on one
 service all stay under the threshold. What neither background does is this: several principals
-that never failed before, failing in the same hour. In the sweep's quiet and busy accounts three
-or more such principals met in 2 of 25,056 hours without spreads (after the accounts' first three
-days); a spread of new principals always has them.
+that never failed before, failing in the same hour. In the spread sweep's quiet and busy accounts
+three or more such principals met in 1 of 22,968 hours without spreads (after the accounts' first
+three days); a spread of 3 or more principals new to the account always has them.
 
 Per (bin, account) its **newcomers** are the principals whose first failure (in the live items or
 the saved rows: their saved bins and first failures) is in the bin, in an account whose own first

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 from iamspike.engine import run
 from iamspike.newcomers import MIN_NEWCOMERS, NEVER, find, first_seen, flagged
-from test_repeaters import quiet_account
-from test_spread import HOUR, SPIKE_HOUR, T0, account_hours, alert_from_state, event, on
+from test_repeaters import assert_alert_from_state_is_one_pass, quiet_account
+from test_spread import HOUR, SPIKE_HOUR, T0, account_hours, event, on
 
 
 def poller(days: int = 11) -> list[dict]:
@@ -56,12 +56,7 @@ def test_the_alert_from_saved_state_and_count_rows_flags_the_newcomers_as_one_pa
     """The rule keeps nothing in state: the principals' first failures come from their own saved
     rows, the account's watch from its row. The alert over the last day, from the first ten
     saved, returns one pass's rows, with the live day as raw events or as count rows."""
-    records = records_with(arrivals(["new0", "new1", "new2"]))
-    one_pass = run(records)
-    assert account_hours(one_pass) == [SPIKE_HOUR]
-    live_from = T0 + 10 * 24 * HOUR
-    assert alert_from_state(records, live_from) == one_pass
-    assert alert_from_state(records, live_from, mapped=True) == one_pass
+    assert_alert_from_state_is_one_pass(records_with(arrivals(["new0", "new1", "new2"])))
 
 
 def test_find_counts_principals_first_failing_in_a_watched_account() -> None:

@@ -85,7 +85,12 @@ def test_the_alert_from_saved_state_and_count_rows_flags_the_repeaters_as_one_pa
     """The rule keeps nothing in state: the principals' silence comes from their own rows, the
     account's expected from its row, the live hour's sources and counts from raw events or from
     count rows. The alert over the last day, from the first ten saved, returns one pass's rows."""
-    records = records_with(3, 2)
+    assert_alert_from_state_is_one_pass(records_with(3, 2))
+
+
+def assert_alert_from_state_is_one_pass(records: list[dict]) -> None:
+    """One pass flags the account in the spike hour alone, and the alert over the last day (the
+    first ten saved as state; the live day as raw events, then as count rows) returns its rows."""
     one_pass = run(records)
     assert account_hours(one_pass) == [SPIKE_HOUR]
     live_from = T0 + 10 * 24 * HOUR

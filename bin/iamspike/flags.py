@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from iamspike.baseline import BaselineParams, current_rate
+from iamspike.newcomers import flagged as newcomers_flagged
 from iamspike.options import Options
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
@@ -111,6 +112,7 @@ class Flagged:
     # accounts: the score of the cell's pair with the bin before, where it alerts (P34; else 0)
     pair: np.ndarray | None = None
     repeat: np.ndarray | None = None  # accounts: quiet principals repeating on one source (P35)
+    arrived: np.ndarray | None = None  # accounts: principals failing for the first time together (P38)
 
 
 def flag(
@@ -238,7 +240,7 @@ def flag(
             t_idx * counts.shape[1] + e_idx,
             np.where(observed >= o.min_failures, score, 0.0),
         )
-    spread_score = both = capped = on_one_service = repeat = None
+    spread_score = both = capped = on_one_service = repeat = arrived = None
     if spread is not None:
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
@@ -274,6 +276,9 @@ def flag(
             spread.repeat, t_idx, e_idx, spread_counts.shape[1], expected, o.min_failures
         )
         score = np.where(repeat, np.maximum(score, o.threshold), score)
+        # ... and where several principals fail for the first time together (P38).
+        arrived = newcomers_flagged(spread.newcomers, t_idx, e_idx, spread_counts.shape[1])
+        score = np.where(arrived, np.maximum(score, o.threshold), score)
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pair = None
@@ -312,6 +317,7 @@ def flag(
         steady,
         pair,
         repeat,
+        arrived,
     )
 
 

@@ -13,8 +13,8 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from iamspike import bins, explain, rare, repeaters, state, statefold
-from iamspike.accounts import account_series, live_offset, source_items
+from iamspike import bins, explain, newcomers, rare, repeaters, state, statefold
+from iamspike.accounts import account_series, covered_accounts, live_offset, source_items
 from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
@@ -27,7 +27,7 @@ from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
 from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_note
-from iamspike.spread import Spread, principal_groups, quiet_failures, spread_note
+from iamspike.spread import Spread, actor_name, principal_groups, quiet_failures, spread_note
 from iamspike.steady import steady_note
 from iamspike.straddle import live_pairs, straddle_note
 from iamspike.tail import record_note
@@ -307,6 +307,10 @@ class ResultsPass:
             repeat = self.one_actor and self._repeaters(
                 counts, base.silent, p_account, service, out_from, live_items
             )
+            # Principals failing for the first time together (newcomers, P38; the same need).
+            arrived = self.one_actor and self._newcomers(
+                (s_bin, s_entity), p_account, service, labels, live_first, out_from
+            )
             del counts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
             # Several actors failing together are no stream being absorbed: no recent view.
@@ -328,7 +332,7 @@ class ResultsPass:
                 params.half_life_bins,
                 acc_spread,
             )
-            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat)
+            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat, arrived)
             # Spreads across the turn of an hour: each live bin with the one before (P34).
             pairs = live_pairs(self, acc_counts, acc_apis, p_account, service, live_first, live_items)
             rows += self._flagged_rows(
@@ -346,6 +350,23 @@ class ResultsPass:
         return repeaters.find(
             (t - self.first, p, src), names, counts, silent, self.p_actor, group, n_accounts, out_from
         )
+
+    def _newcomers(self, saved, p_account, service, labels, live_first, out_from) -> newcomers.Newcomers:
+        """The account cells' principals failing for the first time (``newcomers``; ``saved``: the
+        saved rows' bins and principals, ``labels`` the principals' (account, principal))."""
+        s_bin, s_entity = saved
+        n_accounts = len(self.accounts)
+        seen = newcomers.first_seen(
+            np.concatenate([self.k_bin, np.asarray(s_bin, dtype=np.int64)]),
+            np.concatenate([self.k_p, np.asarray(s_entity, dtype=np.int64)]),
+            len(self.principals),
+        )
+        seen = np.minimum(seen, self.watched)  # the saved first failures (novelty's watch)
+        eligible = ~service & np.array([actor_name(p) == p for _, p in labels], dtype=bool)
+        saved_watch = rare.starts(self, live_first)[0]  # an account row's watch
+        since = np.where(covered_accounts(self)[:n_accounts], saved_watch, newcomers.NEVER)
+        group = principal_groups(p_account, service, n_accounts)
+        return newcomers.find(seen, eligible, group, since, self.first, self.n_bins, self.history, out_from)
 
     def _view(self) -> PassView:
         """What ``flags.flag`` reads of this pass: the attributes ``PassView`` names."""
@@ -396,6 +417,8 @@ class ResultsPass:
             others = 0.0 if spread_score is None else max(scored.score[i], spread_score[i], both[i])
             if f.repeat is not None and f.repeat[i] and is_spike and others < o.threshold:
                 notes.append(spread.repeat.note(t, e, len(labels), expected))  # P35 decided
+            elif f.arrived is not None and f.arrived[i] and is_spike and others < o.threshold:
+                notes.append(spread.newcomers.note(t, e, len(labels)))  # P38 decided
             if capped is not None and i in capped:
                 notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:

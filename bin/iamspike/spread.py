@@ -51,6 +51,7 @@ from iamspike.rare import Rare
 from iamspike.scoring import ScoreParams, score_counts
 
 if TYPE_CHECKING:  # repeaters reads this module's source_actor_cells
+    from iamspike.newcomers import Newcomers
     from iamspike.repeaters import Repeaters
 
 QUIET_BLOCK = 168  # bins per block in quiet_failures (a week of hours)
@@ -68,7 +69,8 @@ class Spread(NamedTuple):
     baseline: the failing actors, the quiet principals' failures (``quiet_failures``; None without
     the principals' baselines) and the most actors on one event source (``service_actors``, P26);
     and the cells where actors failed on a source rare for the account (``rare``, P29); the
-    account cells with quiet principals failing repeatedly on one source (``repeat``, P35)."""
+    account cells with quiet principals failing repeatedly on one source (``repeat``, P35) and
+    with principals failing for the first time together (``newcomers``, P38)."""
 
     counts: np.ndarray
     base: Baseline
@@ -76,6 +78,7 @@ class Spread(NamedTuple):
     same: tuple[np.ndarray, Baseline] | None
     rare: Rare | None = None
     repeat: Repeaters | None = None
+    newcomers: Newcomers | None = None
 
 
 def principal_groups(p_account: np.ndarray, service: np.ndarray, n_accounts: int) -> np.ndarray:

@@ -1,0 +1,244 @@
+"""The inputs under damaged checkpoints and random kills the input suites do not reach: a
+checkpoint file that parses as JSON but holds what this version does not write (an older
+version's, a hand edit, a bit flip inside a value), and the LookupEvents input killed (SIGKILL)
+at seeded random times mid-pagination.
+
+Every case drives the installed entry script as splunkd does and asserts: the run exits 0, the
+log says in one line which checkpoint it could not use, no traceback anywhere, and every event
+is delivered (a damaged checkpoint may re-send what it no longer remembers, never lose).
+"""
+
+from __future__ import annotations
+
+import collections
+import glob
+import json
+import os
+import random
+import time
+
+import pytest
+from standin import modinput
+from standin.fixtures_aws import aws_env, log_file, log_key
+from standin.fixtures_aws import make_records as make_s3_records
+from standin.lookup_events_server import LookupEventsServer, make_records
+
+pytestmark = pytest.mark.contract
+
+SEED = 16
+
+
+def checkpoint_files(folder, pattern: str = "*.json") -> list[str]:
+    return sorted(glob.glob(os.path.join(str(folder), pattern)))
+
+
+def damage(path: str, value) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(value if isinstance(value, str) else json.dumps(value))
+
+
+def clean_log(run: modinput.InputProcess, start: int) -> str:
+    text = run.log()[start:]
+    assert "Traceback" not in text and "Traceback" not in run.stderr, text + run.stderr
+    return text
+
+
+# -- LookupEvents ---------------------------------------------------------------------------
+LOOKUP = "aws_cloudtrail_lookup"
+
+
+def lookup_log(home) -> str:
+    try:
+        return modinput.read_log(home, LOOKUP)
+    except FileNotFoundError:
+        return ""
+
+
+def lookup_run(python, home, server, folder, **extra) -> modinput.InputProcess:
+    params = {
+        "endpoint_urls": "cloudtrail=" + server.endpoint_url,
+        "requests_per_second": "2",
+        "interval": "300",
+        **extra,
+    }
+    return modinput.InputProcess(
+        python,
+        home,
+        "aws_cloudtrail_lookup.py",
+        f"{LOOKUP}://faults",
+        params,
+        str(folder),
+        env=aws_env(server.endpoint_url),
+    )
+
+
+LOOKUP_DAMAGE = [
+    {"high": "yesterday", "pending": None, "seen": {}},
+    {"high": None, "pending": [1], "seen": {}},
+    {"high": None, "pending": ["a", "b", "c"], "seen": {}},
+    {"high": None, "pending": None, "seen": ["evt-1", "evt-2"]},
+    {"high": None, "pending": None, "seen": {"evt-1": "noon"}},
+    ["an", "older", "list"],
+    '{"high": 1700000000.0, "pend',  # cut short (not written by this version: its writes are atomic)
+]
+
+
+def test_lookup_damaged_checkpoints_are_one_log_line_and_lose_nothing(splunk_python, splunk_home, tmp_path):
+    with LookupEventsServer(rate=2.0, burst=2.0) as server:
+        now = time.time()
+        server.load(make_records(60, now - 600, step=5, prefix="first"))
+        first = lookup_run(splunk_python, splunk_home, server, tmp_path / "ckpt")
+        assert first.wait(60) == 0, first.stderr
+        (path,) = checkpoint_files(tmp_path / "ckpt")
+        for n, value in enumerate(LOOKUP_DAMAGE):
+            records = make_records(10, time.time() - 30, step=1, prefix=f"new{n}")
+            server.load(records)
+            damage(path, value)
+            start = len(first.log())
+            run = lookup_run(splunk_python, splunk_home, server, tmp_path / "ckpt")
+            assert run.wait(60) == 0, (value, run.stderr)
+            text = clean_log(run, start)
+            assert "checkpoint" in text and "unreadable" in text, (value, text)
+            got = collections.Counter(json.loads(e.data)["eventID"] for e in run.events())
+            assert all(got[r["eventID"]] == 1 for r in records), (value, got)
+
+
+def test_lookup_kill_9_at_random_times_resends_at_most_one_page(splunk_python, splunk_home, tmp_path):
+    """Killed (SIGKILL) 4 times at seeded random moments mid-pagination, then a run to the end:
+    every event delivered, at most one page (50 events) re-sent per kill."""
+    rng = random.Random(f"{SEED}-kill-lookup-{'py3.13' if '3.13' in splunk_python else 'py3.9'}")
+    log_start = len(lookup_log(splunk_home))
+    with LookupEventsServer(rate=2.0, burst=2.0) as server:
+        records = make_records(800, time.time() - 120, step=20)
+        server.load(records)
+        runs = []
+        for _ in range(4):
+            run = lookup_run(splunk_python, splunk_home, server, tmp_path / "ckpt")
+            run.wait_for(1 if not runs else 0)
+            time.sleep(rng.uniform(0.0, 2.0))
+            run.kill()
+            runs.append([json.loads(e.data)["eventID"] for e in run.events()])
+        last = lookup_run(splunk_python, splunk_home, server, tmp_path / "ckpt")
+        assert last.wait(120) == 0, last.stderr
+        runs.append([json.loads(e.data)["eventID"] for e in last.events()])
+    seen: set[str] = set()
+    for ids in runs:
+        assert sum(1 for i in ids if i in seen) <= 50
+        seen.update(ids)
+    got = collections.Counter(i for ids in runs for i in ids)
+    assert set(got) == {r["eventID"] for r in records}
+    assert "Traceback" not in modinput.read_log(splunk_home, LOOKUP)[log_start:]
+
+
+# -- S3 prefix -------------------------------------------------------------------------------
+S3 = "aws_cloudtrail_s3"
+
+S3_DAMAGE = [
+    {"newest": "2023-08-26T20:30:00+00:00", "recent": 7, "pending": {}},
+    {"newest": "2023-08-26T20:30:00+00:00", "recent": [], "pending": {"AWSLogs/x.json.gz": 3}},
+    {"newest": "2023-08-26T20:30:00+00:00", "recent": [], "pending": {"AWSLogs/x.json.gz": {"tries": "x"}}},
+    {"newest": 1692000000, "recent": [], "pending": []},
+    ["an", "older", "list"],
+]
+
+
+def test_s3_damaged_checkpoints_are_one_log_line_and_lose_nothing(
+    splunk_python, splunk_home, aws_clients, unique_name, tmp_path, moto_env
+):
+    s3 = aws_clients("s3")
+    s3.create_bucket(Bucket=unique_name)
+    s3.put_object(
+        Bucket=unique_name, Key=log_key("20230826T2030Z", "a"), Body=log_file(make_s3_records(20, prefix="a"))
+    )
+    params = {"bucket": unique_name, "start_date": "2023-08-25", "interval": "300"}
+
+    def start():
+        return modinput.InputProcess(
+            splunk_python,
+            splunk_home,
+            "aws_cloudtrail_s3.py",
+            f"{S3}://faults",
+            params,
+            str(tmp_path / "ckpt"),
+            moto_env,
+        )
+
+    assert start().wait(60) == 0
+    paths = checkpoint_files(tmp_path / "ckpt")
+    assert paths
+    for n, value in enumerate(S3_DAMAGE):
+        records = make_s3_records(10, prefix=f"new{n}")
+        s3.put_object(
+            Bucket=unique_name, Key=log_key(f"20230826T21{n:02d}Z", f"n{n}"), Body=log_file(records)
+        )
+        for path in paths:
+            damage(path, value)
+        log_start = len(modinput.read_log(splunk_home, S3))
+        run = start()
+        assert run.wait(60) == 0, (value, run.stderr)
+        text = clean_log(run, log_start)
+        assert "unreadable" in text or not value, (value, text)
+        got = collections.Counter(json.loads(e.data)["eventID"] for e in run.events())
+        assert all(got[r["eventID"]] == 1 for r in records), (value, got, text)
+
+
+# -- SQS claims --------------------------------------------------------------------------------
+SQS = "aws_cloudtrail_sqs"
+
+
+def test_sqs_damaged_claims_are_one_log_line_and_lose_nothing(
+    splunk_python, splunk_home, trail, tmp_path, moto_env
+):
+    trail["s3"].put_object(
+        Bucket=trail["bucket"],
+        Key=log_key("20230826T2030Z", "a"),
+        Body=log_file(make_s3_records(5, prefix="a")),
+    )
+    params = {"queue_url": trail["queue"], "interval": "300", "wait_seconds": "1"}
+
+    def start():
+        return modinput.InputProcess(
+            splunk_python,
+            splunk_home,
+            "aws_cloudtrail_sqs.py",
+            f"{SQS}://faults",
+            params,
+            str(tmp_path / "ckpt"),
+            moto_env,
+        )
+
+    first = start()
+    assert len(first.wait_for(5, 30)) == 5, first.log()
+    first.wait_quiet(1.5)
+    assert first.terminate() < 5
+    now = time.time()
+    damaged = [
+        {},
+        {"m-1": {"at": "yesterday", "receipt": "r"}},
+        {"m-1": {"at": now, "receipt": "r", "done": 5, "position": "x", "source": "s3://b/k"}},
+        {"m-1": {"at": now, "receipt": 7, "body": {"Records": 1}}},
+        ["an", "older", "list"],
+    ]
+    claims = [p for p in checkpoint_files(tmp_path / "ckpt") if "claims" in os.path.basename(p)]
+    names = os.listdir(tmp_path / "ckpt")
+    assert claims, names
+    for n, value in enumerate(damaged):
+        records = make_s3_records(10, prefix=f"new{n}")
+        key = log_key(f"20230826T21{n:02d}Z", f"n{n}")
+        trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=log_file(records))
+        notice = {
+            "eventName": "ObjectCreated:Put",
+            "s3": {"bucket": {"name": trail["bucket"]}, "object": {"key": key}},
+        }
+        trail["sqs"].send_message(QueueUrl=trail["queue"], MessageBody=json.dumps({"Records": [notice]}))
+        for path in claims:
+            damage(path, value)
+        log_start = len(first.log())
+        run = start()
+        run.wait_for(10, 30)
+        run.wait_quiet(1.5)
+        assert run.terminate() < 5
+        text = clean_log(run, log_start)
+        assert "unreadable" in text or not value, (value, text)
+        got = collections.Counter(json.loads(e.data)["eventID"] for e in run.events())
+        assert all(got[r["eventID"]] == 1 for r in records), (value, got, text)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import collections
 import glob
+import gzip
 import json
 import os
 import random
@@ -242,3 +243,56 @@ def test_sqs_damaged_claims_are_one_log_line_and_lose_nothing(
         assert "unreadable" in text or not value, (value, text)
         got = collections.Counter(json.loads(e.data)["eventID"] for e in run.events())
         assert all(got[r["eventID"]] == 1 for r in records), (value, got, text)
+
+
+# -- odd records and odd notifications on the SQS input -------------------------------------------
+def test_sqs_odd_records_and_notifications_are_skipped_in_one_line_each(
+    splunk_python, splunk_home, trail, tmp_path, moto_env
+):
+    bucket, sqs, queue = trail["bucket"], trail["sqs"], trail["queue"]
+    good = make_s3_records(6, prefix="odd")
+    files = {
+        "records-object": gzip.compress(json.dumps({"Records": {"eventID": "x"}}).encode()),
+        "records-mixed": gzip.compress(json.dumps({"Records": [1, "two", None, [], *good[:3]]}).encode()),
+        "records-string": gzip.compress(b'{"Records": "many"}'),
+        "top-list": gzip.compress(json.dumps([good[3]]).encode()),
+        "plain": log_file(good[4:]),
+    }
+    for name, body in files.items():
+        trail["s3"].put_object(Bucket=bucket, Key=log_key("20230826T2030Z", name), Body=body)
+    odd_messages = [
+        "{not json",
+        json.dumps({"Records": "x"}),
+        json.dumps({"Records": [{"s3": 5}]}),
+        json.dumps({"Records": [{"s3": {"bucket": {"name": bucket}, "object": {}}}]}),
+        json.dumps({"Type": "Notification", "Message": "{oops"}),
+        json.dumps({"Service": "Amazon S3", "Event": "s3:TestEvent", "Bucket": bucket}),
+        json.dumps([1, 2]),
+        "",
+    ]
+    for body in odd_messages:
+        sqs.send_message(QueueUrl=queue, MessageBody=body or " ")
+    start = (
+        len(modinput.read_log(splunk_home, SQS))
+        if os.path.exists(os.path.join(splunk_home.log_dir, f"ta_aws_iam_error_spike_{SQS}.log"))
+        else 0
+    )
+    params = {"queue_url": queue, "interval": "300", "wait_seconds": "1"}
+    run = modinput.InputProcess(
+        splunk_python,
+        splunk_home,
+        "aws_cloudtrail_sqs.py",
+        f"{SQS}://odd",
+        params,
+        str(tmp_path / "c"),
+        moto_env,
+    )
+    run.wait_for(6, 60)
+    run.wait_quiet(2.0)
+    assert run.terminate() < 5
+    text = clean_log(run, start)
+    got = collections.Counter(json.loads(e.data)["eventID"] for e in run.events())
+    assert got == collections.Counter(r["eventID"] for r in good), (got, text)  # a bare list too
+    assert text.count("skipped a record that is not a JSON object") == 4, text
+    assert text.count("JSON without a Records array") == 2, text
+    assert text.count("is not a notification") == len(odd_messages) - 1, text  # the test event is not one

@@ -16,6 +16,7 @@ import gzip
 import json
 import os
 import random
+import signal
 import time
 
 import pytest
@@ -23,6 +24,8 @@ from standin import modinput
 from standin.fixtures_aws import aws_env, log_file, log_key
 from standin.fixtures_aws import make_records as make_s3_records
 from standin.lookup_events_server import LookupEventsServer, make_records
+
+CHUNK_BYTES = 256 * 1024  # the inputs read S3 objects in chunks of this size
 
 pytestmark = pytest.mark.contract
 
@@ -296,3 +299,87 @@ def test_sqs_odd_records_and_notifications_are_skipped_in_one_line_each(
     assert text.count("skipped a record that is not a JSON object") == 4, text
     assert text.count("JSON without a Records array") == 2, text
     assert text.count("is not a notification") == len(odd_messages) - 1, text  # the test event is not one
+
+
+def test_sqs_download_reset_mid_file_resumes_on_redelivery_without_duplicates(
+    splunk_python, splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    """S3 resets the connection 40% into a file (max_attempts=1: botocore does not retry): the
+    message is left to SQS, comes back after its 5 s visibility timeout and is resumed at the
+    record where the reset cut it: every record once."""
+    records = make_s3_records(3000, prefix="reset", noise=True, seed=SEED)
+    body = log_file(records)
+    key = log_key("20230826T2030Z", "reset")
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=key, Body=body)
+    fault_proxy.add(match="_reset.json.gz", reset_after=len(body) * 2 // 5, times=1)
+    params = {
+        "queue_url": trail["queue"],
+        "interval": "300",
+        "wait_seconds": "1",
+        "visibility_timeout": "5",
+        "max_attempts": "1",
+        "endpoint_urls": f"s3={fault_proxy.url}",
+    }
+    log_path = os.path.join(splunk_home.log_dir, f"ta_aws_iam_error_spike_{SQS}.log")
+    start = len(modinput.read_log(splunk_home, SQS)) if os.path.exists(log_path) else 0
+    run = modinput.InputProcess(
+        splunk_python,
+        splunk_home,
+        "aws_cloudtrail_sqs.py",
+        f"{SQS}://reset",
+        params,
+        str(tmp_path / "c"),
+        moto_env,
+    )
+    run.wait_for(len(records), 90)
+    run.wait_quiet(2.0)
+    assert run.terminate() < 5
+    text = clean_log(run, start)
+    got = collections.Counter(json.loads(e.data)["eventID"] for e in run.events())
+    assert got == collections.Counter(r["eventID"] for r in records), (len(got), sum(got.values()), text)
+
+
+def test_sqs_forwarder_frozen_past_the_visibility_timeout_stops_reading_what_another_reads(
+    splunk_python, splunk_home, trail, tmp_path, moto_env, fault_proxy
+):
+    """Forwarder a is frozen (SIGSTOP) in its first download of a file, past the message's 5 s
+    visibility timeout; b receives the message again and reads the whole file; a is thawed
+    (SIGCONT): its next visibility extension finds the message no longer its own and it stops
+    reading (it used to read the file to its end: 3000 events written twice)."""
+    records = make_s3_records(3000, prefix="frozen", noise=True, seed=SEED)
+    body = log_file(records)
+    assert len(body) // 2 < CHUNK_BYTES  # the stall holds a's first chunk: a has written nothing
+    trail["s3"].put_object(Bucket=trail["bucket"], Key=log_key("20230826T2030Z", "frozen"), Body=body)
+    stall = fault_proxy.add(match="_frozen.json.gz", stall_after=len(body) // 2, stall_seconds=3, times=1)
+    params = {
+        "queue_url": trail["queue"],
+        "interval": "300",
+        "wait_seconds": "1",
+        "visibility_timeout": "5",
+        "endpoint_urls": f"s3={fault_proxy.url}",
+    }
+    log_path = os.path.join(splunk_home.log_dir, f"ta_aws_iam_error_spike_{SQS}.log")
+    start = len(modinput.read_log(splunk_home, SQS)) if os.path.exists(log_path) else 0
+
+    def forwarder(name):
+        folder = str(tmp_path / name)
+        script = "aws_cloudtrail_sqs.py"
+        return modinput.InputProcess(
+            splunk_python, splunk_home, script, f"{SQS}://{name}", params, folder, moto_env
+        )
+
+    a = forwarder("a")
+    assert stall.stalling.wait(60)
+    a.proc.send_signal(signal.SIGSTOP)
+    b = forwarder("b")
+    b.wait_for(len(records), 60)
+    frozen = a.event_count()
+    a.proc.send_signal(signal.SIGCONT)
+    a.wait_for_log("is no longer held by this forwarder", 30)
+    a.wait_quiet(2.0)
+    assert a.terminate() < 5 and b.terminate() < 5
+    text = clean_log(a, start)
+    assert "is no longer held by this forwarder (ReceiptHandleIsInvalid" in text, text
+    got = collections.Counter(json.loads(e.data)["eventID"] for e in a.events() + b.events())
+    assert set(got) == {r["eventID"] for r in records}
+    assert (frozen, sum(got.values()) - len(got)) == (0, 0)

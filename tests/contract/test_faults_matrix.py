@@ -1,11 +1,14 @@
-"""The inputs under damaged checkpoints and random kills the input suites do not reach: a
-checkpoint file that parses as JSON but holds what this version does not write (an older
-version's, a hand edit, a bit flip inside a value), and the LookupEvents input killed (SIGKILL)
-at seeded random times mid-pagination.
+"""The faults the input suites did not reach, found by an independent fault matrix: checkpoint
+files that parse as JSON but hold what this version does not write (an older version's, a hand
+edit, a damaged value), LookupEvents killed (SIGKILL) at seeded random times mid-pagination, odd
+records and odd notifications on the SQS input, an S3 connection reset mid-file on the SQS
+input, and a forwarder frozen (SIGSTOP) mid-file past the visibility timeout while another
+forwarder reads the same message.
 
-Every case drives the installed entry script as splunkd does and asserts: the run exits 0, the
-log says in one line which checkpoint it could not use, no traceback anywhere, and every event
-is delivered (a damaged checkpoint may re-send what it no longer remembers, never lose).
+Every case drives the installed entry script as splunkd does and asserts: the run exits 0 (or
+stops within 5 s of SIGTERM), the log says in one line what it could not use, no traceback
+anywhere, and every event is delivered (a damaged checkpoint may re-send what it no longer
+remembers, never lose).
 """
 
 from __future__ import annotations
@@ -51,11 +54,12 @@ def clean_log(run: modinput.InputProcess, start: int) -> str:
 LOOKUP = "aws_cloudtrail_lookup"
 
 
-def lookup_log(home) -> str:
+def log_size(home, kind: str) -> int:
+    """Where the input's log ends now (0 before its first line)."""
     try:
-        return modinput.read_log(home, LOOKUP)
+        return len(modinput.read_log(home, kind))
     except FileNotFoundError:
-        return ""
+        return 0
 
 
 def lookup_run(python, home, server, folder, **extra) -> modinput.InputProcess:
@@ -111,7 +115,7 @@ def test_lookup_kill_9_at_random_times_resends_at_most_one_page(splunk_python, s
     """Killed (SIGKILL) 4 times at seeded random moments mid-pagination, then a run to the end:
     every event delivered, at most one page (50 events) re-sent per kill."""
     rng = random.Random(f"{SEED}-kill-lookup-{'py3.13' if '3.13' in splunk_python else 'py3.9'}")
-    log_start = len(lookup_log(splunk_home))
+    log_start = log_size(splunk_home, LOOKUP)
     with LookupEventsServer(rate=2.0, burst=2.0) as server:
         records = make_records(800, time.time() - 120, step=20)
         server.load(records)
@@ -190,6 +194,12 @@ def test_s3_damaged_checkpoints_are_one_log_line_and_lose_nothing(
 SQS = "aws_cloudtrail_sqs"
 
 
+def sqs_run(python, home, name: str, params: dict, folder, env) -> modinput.InputProcess:
+    return modinput.InputProcess(
+        python, home, "aws_cloudtrail_sqs.py", f"{SQS}://{name}", params, str(folder), env
+    )
+
+
 def test_sqs_damaged_claims_are_one_log_line_and_lose_nothing(
     splunk_python, splunk_home, trail, tmp_path, moto_env
 ):
@@ -201,15 +211,7 @@ def test_sqs_damaged_claims_are_one_log_line_and_lose_nothing(
     params = {"queue_url": trail["queue"], "interval": "300", "wait_seconds": "1"}
 
     def start():
-        return modinput.InputProcess(
-            splunk_python,
-            splunk_home,
-            "aws_cloudtrail_sqs.py",
-            f"{SQS}://faults",
-            params,
-            str(tmp_path / "ckpt"),
-            moto_env,
-        )
+        return sqs_run(splunk_python, splunk_home, "faults", params, tmp_path / "ckpt", moto_env)
 
     first = start()
     assert len(first.wait_for(5, 30)) == 5, first.log()
@@ -275,21 +277,9 @@ def test_sqs_odd_records_and_notifications_are_skipped_in_one_line_each(
     ]
     for body in odd_messages:
         sqs.send_message(QueueUrl=queue, MessageBody=body or " ")
-    start = (
-        len(modinput.read_log(splunk_home, SQS))
-        if os.path.exists(os.path.join(splunk_home.log_dir, f"ta_aws_iam_error_spike_{SQS}.log"))
-        else 0
-    )
+    start = log_size(splunk_home, SQS)
     params = {"queue_url": queue, "interval": "300", "wait_seconds": "1"}
-    run = modinput.InputProcess(
-        splunk_python,
-        splunk_home,
-        "aws_cloudtrail_sqs.py",
-        f"{SQS}://odd",
-        params,
-        str(tmp_path / "c"),
-        moto_env,
-    )
+    run = sqs_run(splunk_python, splunk_home, "odd", params, tmp_path / "c", moto_env)
     run.wait_for(6, 60)
     run.wait_quiet(2.0)
     assert run.terminate() < 5
@@ -320,17 +310,8 @@ def test_sqs_download_reset_mid_file_resumes_on_redelivery_without_duplicates(
         "max_attempts": "1",
         "endpoint_urls": f"s3={fault_proxy.url}",
     }
-    log_path = os.path.join(splunk_home.log_dir, f"ta_aws_iam_error_spike_{SQS}.log")
-    start = len(modinput.read_log(splunk_home, SQS)) if os.path.exists(log_path) else 0
-    run = modinput.InputProcess(
-        splunk_python,
-        splunk_home,
-        "aws_cloudtrail_sqs.py",
-        f"{SQS}://reset",
-        params,
-        str(tmp_path / "c"),
-        moto_env,
-    )
+    start = log_size(splunk_home, SQS)
+    run = sqs_run(splunk_python, splunk_home, "reset", params, tmp_path / "c", moto_env)
     run.wait_for(len(records), 90)
     run.wait_quiet(2.0)
     assert run.terminate() < 5
@@ -358,15 +339,10 @@ def test_sqs_forwarder_frozen_past_the_visibility_timeout_stops_reading_what_ano
         "visibility_timeout": "5",
         "endpoint_urls": f"s3={fault_proxy.url}",
     }
-    log_path = os.path.join(splunk_home.log_dir, f"ta_aws_iam_error_spike_{SQS}.log")
-    start = len(modinput.read_log(splunk_home, SQS)) if os.path.exists(log_path) else 0
+    start = log_size(splunk_home, SQS)
 
     def forwarder(name):
-        folder = str(tmp_path / name)
-        script = "aws_cloudtrail_sqs.py"
-        return modinput.InputProcess(
-            splunk_python, splunk_home, script, f"{SQS}://{name}", params, folder, moto_env
-        )
+        return sqs_run(splunk_python, splunk_home, name, params, tmp_path / name, moto_env)
 
     a = forwarder("a")
     assert stall.stalling.wait(60)

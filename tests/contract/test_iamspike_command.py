@@ -283,3 +283,54 @@ def test_numeric_junk_in_count_field_is_one_warning_line(splunk_home, splunk_pyt
         text
         == "skipped 4 rows with an absurd count, 2 with a zero or negative count, 1 with a non-numeric count"
     )
+
+
+# ------------------------------------------------------------------------------ damaged chunks
+def test_chunks_with_zero_rows_change_nothing(splunk_home, splunk_python):
+    good = events(PWNED)
+    plain = ok(iamspike(splunk_home, splunk_python, [], [good]))
+    header_only = scpv2.encode_rows(good[:1]).split(b"\n", 1)[0] + b"\n"
+    session = iamspike(splunk_home, splunk_python, [], [b"", header_only, good, b""])
+    assert sorted(map(key, ok(session))) == sorted(map(key, plain)) and plain
+    assert session.messages == []
+
+
+def test_a_body_cut_short_skips_its_cut_row_in_one_warning(splunk_home, splunk_python):
+    """A chunk whose body ends in the middle of a row (its header tells the truth about the cut
+    body): the whole rows before the cut are read, the cut one skipped and counted."""
+    good = events(PWNED)
+    whole = ok(iamspike(splunk_home, splunk_python, [], [good]))
+    body = scpv2.encode_rows(good)
+    cut = body[: body.rindex(b"\n", 0, len(body) - 2) + 40]  # 40 bytes into the last row
+    session = iamspike(splunk_home, splunk_python, [], [cut, good[-1:]])
+    assert sorted(map(key, ok(session))) == sorted(map(key, whole)) and whole
+    assert session.messages == [("WARN", "skipped 1 row cut short (a chunk from splunkd was damaged)")]
+    assert "Traceback" not in session.stderr
+
+
+@pytest.mark.parametrize(
+    ("lie", "level", "text"),
+    [
+        (+1000, "ERROR", "iamspike: unreadable data from splunkd (0 chunks read): body cut short: "),
+        (-1000, "WARN", "skipped 1 row cut short (a chunk from splunkd was damaged)"),
+    ],
+    ids=["longer-than-sent", "shorter-than-sent"],
+)
+def test_a_chunk_header_that_lies_about_its_length_is_one_line(
+    splunk_home, splunk_python, tmp_path, lie, level, text
+):
+    """The last chunk's header claims 1000 bytes more than splunkd sends (the command waits for
+    them until stdin closes), or 1000 fewer (its last row is cut; what follows is never read):
+    the search gets one line naming the damage, never a traceback."""
+    body = scpv2.encode_rows(events(PWNED)[:50])
+    meta = scpv2.encode_metadata(scpv2.execute_metadata(True))
+    info = scpv2.getinfo_metadata(scpv2.searchinfo([], dispatch_dir=str(tmp_path)))
+    getinfo = scpv2.frame(info, separators=scpv2.GETINFO_SEPARATORS)
+    lying = b"chunked 1.0,%d,%d\n" % (len(meta), len(body) + lie) + meta + body
+    command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+    done = scpv2.replay(command, getinfo + lying, env=splunk_home.env())
+    assert done.returncode == 0
+    replies = scpv2.read_chunks(done.stdout)
+    ((said_level, said),) = replies[-1].metadata["inspector"]["messages"]
+    assert (said_level, said[: len(text)]) == (level, text) and "\n" not in said
+    assert "Traceback" not in done.stderr.decode("utf-8", "replace")

@@ -137,8 +137,23 @@ def test_region_state_keeps_only_ids_that_can_come_back():
     state.high, state.pending = 2000.0, None
     state.prune(overlap=100)
     assert set(state.seen) == {"tail"}
-    assert RegionState.from_json(json.loads(json.dumps(state.to_json()))) == state
-    assert RegionState.from_json(None) == RegionState()
+    assert RegionState.from_json(json.loads(json.dumps(state.to_json()))) == (state, [])
+    assert RegionState.from_json(None) == (RegionState(), [])
+
+
+@pytest.mark.parametrize(
+    ("saved", "kept", "unusable"),
+    [
+        ({"high": "noon", "pending": None, "seen": {"a": 5}}, RegionState(seen={"a": 5.0}), ["high"]),
+        ({"high": 9, "pending": [1], "seen": ["a"]}, RegionState(high=9.0), ["pending", "seen"]),
+        ({"high": 9, "pending": [1, 2, "x"], "seen": {"a": "x"}}, RegionState(high=9.0), ["pending", "seen"]),
+        (["an", "older", "list"], RegionState(), ["a JSON list"]),
+    ],
+)
+def test_region_state_keeps_the_fields_it_can_read(saved, kept, unusable):
+    state, problems = RegionState.from_json(saved)
+    assert state == kept
+    assert [problem.split(" ")[0] for problem in problems] == [u.split(" ")[0] for u in unusable]
 
 
 # -- runs ----------------------------------------------------------------------------------------

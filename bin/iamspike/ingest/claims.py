@@ -13,6 +13,7 @@ longest retention (14 days) are forgotten.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
@@ -21,6 +22,8 @@ from iamspike.ingest.checkpoint import CheckpointStore
 KEY = "claims"
 MAX_AGE_SECONDS = 14 * 24 * 3600
 MAX_CLAIMS = 1000
+
+log = logging.getLogger(__name__)
 
 
 class Claims:
@@ -34,10 +37,20 @@ class Claims:
         self.store = store
         loaded = store.load(KEY, {})
         self.items: dict[str, dict[str, Any]] = loaded if isinstance(loaded, dict) else {}
-        now = time.time()
+        now, unusable = time.time(), [] if isinstance(loaded, dict) else [f"a JSON {type(loaded).__name__}"]
         for message_id, claim in list(self.items.items()):
-            if not isinstance(claim, dict) or now - float(claim.get("at") or 0) > MAX_AGE_SECONDS:
+            if not _usable(claim):
+                unusable.append(message_id)
                 del self.items[message_id]
+            elif now - float(claim.get("at") or 0) > MAX_AGE_SECONDS:
+                del self.items[message_id]
+        if unusable:
+            log.warning(
+                "checkpoint %s.json is unreadable in part (%s): those messages are read from their"
+                " start if SQS hands them to this forwarder again",
+                store.path(KEY),
+                ", ".join(unusable[:5]) + (f" and {len(unusable) - 5} more" if len(unusable) > 5 else ""),
+            )
 
     def held(self) -> list[tuple[str, dict[str, Any]]]:
         """Claims whose message this forwarder may still hold (a receipt handle is kept)."""
@@ -72,3 +85,19 @@ class Claims:
 
     def _save(self) -> None:
         self.store.save(KEY, self.items, durable=False)
+
+
+def _usable(claim: Any) -> bool:
+    """Whether a saved claim has the fields and types this version writes (an older version's
+    or a damaged file's is dropped: its message is read from its start if it comes back)."""
+    if not isinstance(claim, dict):
+        return False
+    done = claim.get("done", [])
+    return (
+        isinstance(claim.get("at", 0), (int, float))
+        and all(isinstance(claim.get(name, ""), str) for name in ("receipt", "body", "source"))
+        and isinstance(done, list)
+        and all(isinstance(source, str) for source in done)
+        and type(claim.get("position", 0)) is int
+        and claim.get("position", 0) >= 0
+    )

@@ -162,15 +162,26 @@ class RegionState:
     seen: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def from_json(cls, value: Any) -> RegionState:
+    def from_json(cls, value: Any) -> tuple[RegionState, list[str]]:
+        """The state saved as ``value``, and the fields it could not use (an older version's or
+        a damaged file's), each left at its default: no ``high`` backfills again, no ``pending``
+        is covered by the window from ``high``, no ``seen`` may re-send the overlap's events."""
+        state, unusable = cls(), []
+        if value is None:
+            return state, unusable
         if not isinstance(value, dict):
-            return cls()
-        pending = value.get("pending")
-        return cls(
-            high=None if value.get("high") is None else float(value["high"]),
-            pending=None if not pending else (float(pending[0]), float(pending[1]), float(pending[2])),
-            seen={str(k): float(v) for k, v in (value.get("seen") or {}).items()},
-        )
+            return state, [f"a JSON {type(value).__name__}, not an object"]
+        readers: dict[str, Callable[[Any], Any]] = {
+            "high": lambda v: None if v is None else float(v),
+            "pending": lambda v: None if not v else (float(v[0]), float(v[1]), float(v[2])),
+            "seen": lambda v: {str(k): float(t) for k, t in (v or {}).items()},
+        }
+        for name, reader in readers.items():
+            try:
+                setattr(state, name, reader(value.get(name)))
+            except (TypeError, ValueError, IndexError, KeyError, AttributeError) as exc:
+                unusable.append(f"{name} ({type(exc).__name__}: {exc})")
+        return state, unusable
 
     def to_json(self) -> dict[str, Any]:
         return {"high": self.high, "pending": list(self.pending) if self.pending else None, "seen": self.seen}
@@ -228,7 +239,14 @@ class _RegionRun:
         self.key = "lookup-" + region
         self.stats = LookupSummary(regions=1)
         self.limiter = RateLimiter(job.settings.requests_per_second)
-        self.state = RegionState.from_json(job.checkpoints.load(self.key))
+        self.state, unusable = RegionState.from_json(job.checkpoints.load(self.key))
+        if unusable:
+            log.warning(
+                "region %s: checkpoint %s is unreadable in part: %s; those fields start from their defaults",
+                region,
+                job.checkpoints.path(self.key) + ".json",
+                "; ".join(unusable),
+            )
         # Built here, in the calling thread: botocore sessions are not safe to share while creating clients.
         self.client = job.clients.client("cloudtrail", region)
 

@@ -196,6 +196,14 @@ class S3Pipeline(LogFilePipeline):
         order, saving the cursor after each file; name what is still pending in the log."""
         name = "stream-" + stream
         cursor = _Cursor(self.store.load(name, None), self.settings)
+        if cursor.unusable:
+            self.log.warning(
+                "checkpoint %s is unreadable in part: %s; reading from %s again (records already"
+                " written are dropped by eventID)",
+                self.store.path(name) + ".json",
+                "; ".join(cursor.unusable),
+                cursor.cutoff.date().isoformat(),
+            )
         try:
             if self._drop_pending(cursor):
                 self.store.save(name, cursor.state())
@@ -318,14 +326,54 @@ class _Cursor:
     dropped) or stopped mid-file (resumed at their record position)."""
 
     def __init__(self, state: Any, settings: S3Settings) -> None:
+        # What a saved state holds that this version cannot use (an older version's or a damaged
+        # file's): the run logs it and reads again from ``start_date`` what it can no longer
+        # tell apart (the eventID journal drops what was written before), never skips a file.
+        self.unusable: list[str] = []
+        if state is not None and not isinstance(state, dict):
+            self.unusable.append(f"a JSON {type(state).__name__}, not an object")
         state = state if isinstance(state, dict) else {}
         start = datetime.datetime.combine(settings.start_date, datetime.time(), tzinfo=datetime.timezone.utc)
         self.overlap = datetime.timedelta(minutes=settings.overlap_minutes)
-        self.newest = _parse_time(state.get("newest")) or start
-        self.recent = set(state.get("recent", []))
-        pending = state.get("pending")
-        self.pending: dict[str, dict[str, Any]] = pending if isinstance(pending, dict) else {}
-        self.cutoff = max(start, self.newest - self.overlap) if state else start
+        newest = _parse_time(state.get("newest"))
+        if state and newest is None:
+            self.unusable.append(f"newest {state.get('newest')!r}")
+        self.newest = newest or start
+        recent = state.get("recent", [])
+        if not isinstance(recent, list) or not all(isinstance(key, str) for key in recent):
+            self.unusable.append(f"recent (a JSON {type(recent).__name__})")
+            recent = [key for key in recent if isinstance(key, str)] if isinstance(recent, list) else []
+        self.recent = set(recent)
+        pending = state.get("pending", {})
+        self.pending: dict[str, dict[str, Any]] = {}
+        if isinstance(pending, dict):
+            for key, entry in pending.items():
+                self.pending[key] = self._pending_entry(key, entry)
+        else:
+            self.unusable.append(f"pending (a JSON {type(pending).__name__})")
+        readable = bool(state) and not any(u.startswith(("newest", "pending (")) for u in self.unusable)
+        self.cutoff = max(start, self.newest - self.overlap) if readable else start
+
+    def _pending_entry(self, key: str, entry: Any) -> dict[str, Any]:
+        """A pending file's entry as this version writes it; a value it cannot use is reset (the
+        file is read again from its start), never the file dropped."""
+        fixed = dict(entry) if isinstance(entry, dict) else {}
+        bad = [] if isinstance(entry, dict) else ["entry"]
+        for name in ("tries", "position"):
+            try:
+                fixed[name] = int(fixed.get(name) or 0)
+            except (TypeError, ValueError):
+                fixed[name] = 0
+                bad.append(name)
+        for name in ("since", "last", "error"):
+            if name in fixed and not isinstance(fixed[name], str):
+                del fixed[name]
+                bad.append(name)
+        if bad:
+            fixed["position"] = 0
+            self.unusable.append(f"pending {key}: {', '.join(bad)}")
+        fixed.setdefault("since", _now().isoformat())
+        return fixed
 
     def state(self) -> dict[str, Any]:
         return {"newest": self.newest.isoformat(), "recent": sorted(self.recent), "pending": self.pending}
@@ -366,9 +414,10 @@ def _parse_time(text: Any) -> datetime.datetime | None:
     if not isinstance(text, str):
         return None
     try:
-        return datetime.datetime.fromisoformat(text)
+        moment = datetime.datetime.fromisoformat(text)
     except ValueError:
         return None
+    return moment if moment.tzinfo is not None else None  # this version writes UTC times
 
 
 def run(ctx: InputContext, settings: S3Settings) -> FileSummary:

@@ -24,6 +24,7 @@ from iamspike.ingest.aws import (
     AwsClients,
     AwsSettings,
     check_reachable,
+    error_code,
     explain,
     int_setting,
     is_not_found,
@@ -96,8 +97,23 @@ def check_queue(settings: SqsSettings, aws: AwsSettings) -> None:
     )
 
 
+# What SQS answers a receipt handle that no longer holds its message: its visibility timeout ran
+# out (this forwarder was stopped, SIGSTOP, or starved for longer) and SQS handed it on.
+LOST_CODES = frozenset(
+    ["ReceiptHandleIsInvalid", "MessageNotInflight", "AWS.SimpleQueueService.MessageNotInflight"]
+)
+
+
+class MessageLost(Exception):
+    """The message being read is no longer this forwarder's: reading its file stops."""
+
+
 class _Visibility:
-    """Keeps a message invisible while its files are read (extends before half the timeout)."""
+    """Keeps a message invisible while its files are read (extends before half the timeout).
+
+    If an extension finds the message no longer held, ``keep`` stops the read (``MessageLost``)
+    before the next chunk: the forwarder that holds it now reads the file, and this one writes
+    no more of it than it had before it was stopped (and the chunk in hand)."""
 
     def __init__(
         self, sqs: Any, settings: SqsSettings, aws: AwsSettings, receipt: str, log: logging.Logger
@@ -108,10 +124,13 @@ class _Visibility:
         self.receipt = receipt
         self.log = log
         self.last = time.monotonic()
+        self.lost = ""  # the error code, once SQS said the receipt handle no longer holds it
 
     def keep(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         for chunk in chunks:
             self.extend()
+            if self.lost:
+                raise MessageLost(self.lost)
             yield chunk
 
     def extend(self, force: bool = False, seconds: int | None = None) -> None:
@@ -124,6 +143,11 @@ class _Visibility:
             )
             self.last = time.monotonic()
         except AWS_ERRORS as exc:
+            code = error_code(exc)
+            if code in LOST_CODES or (
+                code == "InvalidParameterValue" and "receipt handle" in str(exc).lower()
+            ):
+                self.lost = code  # SQS says "The receipt handle has expired" so
             self.log.warning(
                 "%s", explain(exc, "sqs:ChangeMessageVisibility", self.settings.queue_arn, self.aws)
             )
@@ -340,6 +364,18 @@ class SqsPipeline(LogFilePipeline):
             done = self.write_object(
                 self.clients.client("s3", region or None), bucket, key, visibility.keep, at
             )
+        except MessageLost as exc:
+            self.log.warning(
+                "message %s is no longer held by this forwarder (%s: its visibility timeout ran out,"
+                " this process was stopped or starved): stopped at record %d of s3://%s/%s, which"
+                " the forwarder that received it again reads",
+                message_id,
+                exc,
+                at.position,
+                bucket,
+                key,
+            )
+            return "failed"
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             why = explain(exc, "s3:GetObject", arn, self.aws)

@@ -31,8 +31,9 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
     read may be only those active now), others from the sum of their principals' rows (state
     saved before account rows existed). Returns the four series ``(bins, accounts)`` (the fourth:
     the most actors on one event source, ``spread.service_actors``), the actor of each principal
-    (``spread.actors``) and the live actors on each event source with the sources' names
-    (``live_source_actors`` of ``live_items``, the live cells' ``source_items``, for rule P29: ``rare``).
+    (``spread.actors``), each actor's account (``account_actors``) and the live actors on each
+    event source with the sources' names (``live_source_actors`` of ``live_items``, the live
+    cells' ``source_items``, for rule P29: ``rare``).
 
     ``statefold._account_rows`` writes the same four series for ``show=state`` from sorted arrays
     of the non-zero cells instead of these matrices (it never builds a ``(bins, principals)``
@@ -77,7 +78,7 @@ def account_series(results, counts, distinct_apis, p_account, service, live_firs
             acc_apis[t, a] += apis
             acc_spread[t, a] += failing
             same[t, a] += one_source
-    return (acc_counts, acc_apis, acc_spread, same), p_actor, sources
+    return (acc_counts, acc_apis, acc_spread, same), p_actor, a_group, sources
 
 
 def account_actors(results, p_account, service) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -272,7 +272,7 @@ class ResultsPass:
         if "account" in o.by:
             restored_rows = (state_b[restored], s_entity_arr[restored], np.array(s_count)[restored])
             live_items = source_items(self)  # the live cells' event sources, read once
-            accounts, self.p_actor, sources = account_series(
+            accounts, self.p_actor, a_group, sources = account_series(
                 self, counts, distinct_apis, p_account, service, live_first, restored_rows, live_items
             )
         out_from = live_offset(first, n_bins, live_first)
@@ -334,7 +334,7 @@ class ResultsPass:
             )
             spread = Spread(acc_spread, spread_base, quiet, same, found, repeat, arrived)
             # Spreads across the turn of an hour: each live bin with the one before (P34).
-            pairs = live_pairs(self, acc_counts, acc_apis, p_account, service, live_first, live_items)
+            pairs = live_pairs(self, acc_counts, acc_apis, a_group, live_first, live_items)
             rows += self._flagged_rows(
                 "account", acc_counts, acc_apis, base, labels, cells, out_from, spread, straddle=pairs
             )

@@ -27,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 
 from iamspike import bins
-from iamspike.accounts import account_actors, live_offset
+from iamspike.accounts import live_offset
 from iamspike.baseline import Baseline
 from iamspike.scoring import ScoreParams, score_counts, to_score
 from iamspike.spread import Spread, SpreadParams, combined, service_actors, top_actor
@@ -90,12 +90,12 @@ def pair_series(
     return Straddle(failures, actors, same, apis)
 
 
-def live_pairs(results, acc_counts, acc_apis, p_account, service, live_first: int | None, items) -> Straddle:
-    """``pair_series`` of the results pass's live items (``items``: ``accounts.source_items``)."""
-    _, p_actor, a_group = account_actors(results, p_account, service)
+def live_pairs(results, acc_counts, acc_apis, a_group, live_first: int | None, items) -> Straddle:
+    """``pair_series`` of the results pass's live items (``items``: ``accounts.source_items``), its
+    principals' actors ``results.p_actor`` and their accounts ``a_group`` (``accounts.account_actors``)."""
     t, p, src, _ = items
     live_from = live_offset(results.first, results.n_bins, live_first)
-    return pair_series(acc_counts, acc_apis, (t - results.first, p, src), p_actor, a_group, live_from)
+    return pair_series(acc_counts, acc_apis, (t - results.first, p, src), results.p_actor, a_group, live_from)
 
 
 def candidates(straddle: Straddle, acc_spread: np.ndarray, out_from: int, min_failures: int):

@@ -29,6 +29,7 @@ import gc
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -279,6 +280,21 @@ def _sink_messages(sink: object) -> list[list[str]]:
     return shown
 
 
+def search_range(searchinfo: Mapping[str, object]) -> tuple[float, float]:
+    """The search's time range from getinfo's ``earliest_time`` and ``latest_time`` (epoch
+    seconds as text): infinite where unbounded (0 or empty: all time, a real-time search) or
+    unreadable."""
+
+    def seconds(name: str, unbounded: float) -> float:
+        try:
+            value = float(str(searchinfo.get(name) or 0))
+        except ValueError:
+            return unbounded
+        return value if math.isfinite(value) and value > 0 else unbounded
+
+    return seconds("earliest_time", -math.inf), seconds("latest_time", math.inf)
+
+
 def serve(
     factory: Callable[[list[str]], Sink],
     istream: IO[bytes],
@@ -321,6 +337,9 @@ def serve(
         except user_errors as error:
             LOGGER.info("%s: rejected options: %s", name, error)
             return fail(f"{name}: {error}")
+        bound = getattr(sink, "bound", None)
+        if callable(bound):
+            bound(*search_range(searchinfo))
         getinfo = getattr(sink, "getinfo", None)
         write_chunk(ostream, getinfo() if callable(getinfo) else GETINFO_REPLY, trailer=b"\n")
         take = getattr(sink, "take", None)

@@ -14,8 +14,8 @@ that two partitions both counted.
 ``iamspike_counts`` (the count row's text) is written and read by :mod:`iamspike.counttext`.
 Each map phase also sends one *range row* (empty account and principal, ``v2{"lo": .., "hi": ..,
 "skipped": {..}}``): the time range of every row it saw (failed or not; the reporting phase
-zero-fills over it) and the rows it skipped, so the search head reports them in its one warning
-line.
+zero-fills over it, within the search's own time range: :meth:`Tally.bound`) and the rows it
+skipped, so the search head reports them in its one warning line.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ splunkd starts the command once per search and talks to it over stdin/stdout in 
    false, "streaming_preop": "iamspike phase=map ..."}``, so splunkd runs its map phase next to
    the data and the reporting phase on the search head; ``phase=map`` and ``phase=fold`` are
    ``{"type": "streaming"}``. A bad option is answered with ``finished: true`` and one ERROR
-   inspector message, which Splunk shows as one line.
+   inspector message, which Splunk shows as one line. The search's time range
+   (``earliest_time``, ``latest_time``: :func:`search_range`) goes to ``sink.bound()``.
 2. ``execute`` chunks carry CSV bodies where every field ``x`` has a ``__mv_x`` twin. The command
    answers each chunk with what the sink has ready (``sink.take()``: nothing for the reporting
    phase) until splunkd says ``finished: true``; then it answers with ``sink.results()``.

@@ -14,8 +14,8 @@ that two partitions both counted.
 ``iamspike_counts`` (the count row's text) is written and read by :mod:`iamspike.counttext`.
 Each map phase also sends one *range row* (empty account and principal, ``v2{"lo": .., "hi": ..,
 "skipped": {..}}``): the time range of every row it saw (failed or not; the reporting phase
-zero-fills over it) and the rows it skipped, so the search head reports them in its one warning
-line.
+zero-fills over it, within the search's own time range: :meth:`Tally.bound`) and the rows it
+skipped, so the search head reports them in its one warning line.
 """
 
 from __future__ import annotations
@@ -47,6 +47,7 @@ from iamspike.state import ACCOUNT_STATE_FIELD, STATE_FIELD, account_state_key, 
 
 COUNTS_FIELD = "iamspike_counts"
 BAD_COUNTS = "with unreadable iamspike_counts"
+OUT_OF_RANGE = "range rows outside the search's time range: clamped to it"
 STATE_KEYS = "state_keys"  # a v5 row's principals' state keys, space-separated
 # A v5 row's bounds: at most this many principals, and no more text than this once it holds two
 # (a principal whose own text is larger travels alone, as a v3/v4 row).
@@ -247,6 +248,10 @@ class Tally:
         self.services: dict[tuple[str, str], bool] = {}
         self.lo = math.inf
         self.hi = -math.inf
+        # The search's own time range (epoch s, ``latest`` excluded; infinite where unbounded):
+        # a range row reaching outside it is clamped to it (:meth:`bound`).
+        self.earliest = -math.inf
+        self.latest = math.inf
         self.rows = 0
         self.skipped: Counter = Counter()
         self.messages: list[str] = []
@@ -322,11 +327,24 @@ class Tally:
                 else:
                     known += digests
 
+    def bound(self, earliest: float, latest: float) -> None:
+        """The search's time range (splunkd's ``earliest_time`` and ``latest_time``, ``latest``
+        excluded; infinite where unbounded): a range row never widens the scored range beyond it
+        (a damaged ``lo`` years early would score years of empty bins). ``earliest`` is kept as
+        its bin's start: a partition's ``lo`` may be its first bin's (a fold phase's)."""
+        self.earliest = earliest // self.span * self.span if math.isfinite(earliest) else earliest
+        self.latest = latest
+
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])
         if intake.usable_time(low) and intake.usable_time(high):  # else only its rows' times
-            self.lo = min(self.lo, low)
-            self.hi = max(self.hi, high)
+            if low < self.earliest or high >= self.latest:
+                if OUT_OF_RANGE not in self.messages:
+                    self.messages.append(OUT_OF_RANGE)
+                low, high = max(low, self.earliest), min(high, self.latest - 0.001)
+            if low <= high:
+                self.lo = min(self.lo, low)
+                self.hi = max(self.hi, high)
         for reason, n in dict(blob.get("skipped", {})).items():
             self.skipped[str(reason)] += int(n)
         for message in blob.get("messages", []):

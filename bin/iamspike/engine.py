@@ -97,6 +97,12 @@ class Detector:
         preop = " ".join(["iamspike", "phase=map", *counting_args(self.options)])
         return {"type": "reporting", "run_in_preview": False, "streaming_preop": preop}
 
+    def bound(self, earliest: float, latest: float) -> None:
+        """The search's time range (epoch s, ``latest`` excluded; infinite where unbounded): range
+        rows reaching outside it are clamped to it (:meth:`Tally.bound`). Without it (the CLI) a
+        range row is taken as sent."""
+        self.tally.bound(earliest, latest)
+
     # ---- input
 
     def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None:

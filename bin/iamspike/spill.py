@@ -124,6 +124,9 @@ class StateSpill:
     def getinfo(self) -> dict[str, object]:
         return self.head.getinfo()
 
+    def bound(self, earliest: float, latest: float) -> None:
+        self.head.bound(earliest, latest)  # range rows are no account's: the head reads them
+
     def messages(self) -> list[str]:
         """The one-pass messages: the map phases', a range too long, the allowlist's, skipped rows."""
         out = self.head.messages()

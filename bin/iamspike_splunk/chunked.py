@@ -9,7 +9,8 @@ splunkd starts the command once per search and talks to it over stdin/stdout in 
    false, "streaming_preop": "iamspike phase=map ..."}``, so splunkd runs its map phase next to
    the data and the reporting phase on the search head; ``phase=map`` and ``phase=fold`` are
    ``{"type": "streaming"}``. A bad option is answered with ``finished: true`` and one ERROR
-   inspector message, which Splunk shows as one line.
+   inspector message, which Splunk shows as one line. The search's time range
+   (``earliest_time``, ``latest_time``: :func:`search_range`) goes to ``sink.bound()``.
 2. ``execute`` chunks carry CSV bodies where every field ``x`` has a ``__mv_x`` twin. The command
    answers each chunk with what the sink has ready (``sink.take()``: nothing for the reporting
    phase) until splunkd says ``finished: true``; then it answers with ``sink.results()``.
@@ -29,6 +30,7 @@ import gc
 import io
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -279,6 +281,21 @@ def _sink_messages(sink: object) -> list[list[str]]:
     return shown
 
 
+def search_range(searchinfo: Mapping[str, object]) -> tuple[float, float]:
+    """The search's time range from getinfo's ``earliest_time`` and ``latest_time`` (epoch
+    seconds as text): infinite where unbounded (0 or empty: all time, a real-time search) or
+    unreadable."""
+
+    def seconds(name: str, unbounded: float) -> float:
+        try:
+            value = float(str(searchinfo.get(name) or 0))
+        except ValueError:
+            return unbounded
+        return value if math.isfinite(value) and value > 0 else unbounded
+
+    return seconds("earliest_time", -math.inf), seconds("latest_time", math.inf)
+
+
 def serve(
     factory: Callable[[list[str]], Sink],
     istream: IO[bytes],
@@ -321,6 +338,9 @@ def serve(
         except user_errors as error:
             LOGGER.info("%s: rejected options: %s", name, error)
             return fail(f"{name}: {error}")
+        bound = getattr(sink, "bound", None)
+        if callable(bound):
+            bound(*search_range(searchinfo))
         getinfo = getattr(sink, "getinfo", None)
         write_chunk(ostream, getinfo() if callable(getinfo) else GETINFO_REPLY, trailer=b"\n")
         take = getattr(sink, "take", None)

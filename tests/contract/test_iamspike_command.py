@@ -9,6 +9,7 @@ never copied. Never imports product code.
 from __future__ import annotations
 
 import calendar
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -55,9 +56,9 @@ def events(folder: Path) -> list[dict]:
     return [scpv2.splunk_event(record) for record in records(folder)]
 
 
-def iamspike(splunk_home, splunk_python, args: list[str], chunks) -> scpv2.Session:
+def iamspike(splunk_home, splunk_python, args: list[str], chunks, info=None) -> scpv2.Session:
     command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
-    session = scpv2.run(command, args, chunks, env=splunk_home.env())
+    session = scpv2.run(command, args, chunks, env=splunk_home.env(), info=info)
     assert not session.died and not session.timed_out, (session.problem, session.stderr[-3000:])
     assert session.returncode == 0, session.stderr[-3000:]
     return session
@@ -334,3 +335,35 @@ def test_a_chunk_header_that_lies_about_its_length_is_one_line(
     ((said_level, said),) = replies[-1].metadata["inspector"]["messages"]
     assert (said_level, said[: len(text)]) == (level, text) and "\n" not in said
     assert "Traceback" not in done.stderr.decode("utf-8", "replace")
+
+
+@pytest.mark.parametrize("years", [-3, 3], ids=["lo-years-earlier", "hi-years-later"])
+def test_a_range_row_years_off_is_clamped_to_the_search_range(splunk_home, splunk_python, years):
+    """The map phase's range row (``v3{"lo": .., "hi": ..}``) damaged into a plausible far time:
+    the search head scores no more than the search's time range (getinfo's ``earliest_time`` and
+    ``latest_time``), so the same rows are flagged, and says so once."""
+    good = events(PWNED)
+    times = [float(row["_time"]) for row in good]
+    earliest, latest = min(times) // 3600 * 3600, max(times) // 3600 * 3600 + 3600
+    window = {"earliest_time": f"{earliest:.9f}", "latest_time": f"{latest:.9f}"}
+    command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+    mapped = scpv2.run(
+        command, ["phase=map"], [good], env=splunk_home.env(), info=scpv2.searchinfo(["phase=map"], **window)
+    )
+    assert mapped.errors == [] and mapped.finished
+    (range_row,) = [row for row in mapped.rows if str(row["iamspike_counts"]).startswith("v3{")]
+    blob = json.loads(str(range_row["iamspike_counts"])[2:])
+    end = "lo" if years < 0 else "hi"
+    far = dict(range_row, iamspike_counts="v3" + json.dumps({**blob, end: blob[end] + years * 365 * 86400}))
+    damaged = [far if row is range_row else row for row in mapped.rows]
+    for args in ([], ["show=all"]):
+        runs = [
+            iamspike(splunk_home, splunk_python, args, [rows], info=scpv2.searchinfo(args, **window))
+            for rows in (mapped.rows, damaged)
+        ]
+        plain, clamped = (ok(session) for session in runs)
+        assert sorted(clamped, key=key) == sorted(plain, key=key)
+        assert (BURST_HOUR, "principal", PWNED_ACCOUNT, TEMP_USER) in set(map(key, plain))
+        assert [earliest <= int(float(r["_time"])) < latest for r in clamped] == [True] * len(clamped)
+        assert runs[0].messages == []
+        assert runs[1].messages == [("WARN", "range rows outside the search's time range: clamped to it")]

@@ -6,6 +6,7 @@ import gzip
 import io
 import json
 import logging
+import math
 import re
 from pathlib import Path
 
@@ -375,3 +376,17 @@ def test_a_field_past_csvs_default_limit_and_nul_are_read():
     assert values == [nul.replace("\x00", "\ufffd")]  # Echo keeps the last row of each chunk
     header, rows = chunked.read_body(scpv2.encode_rows([{"f": big}, {"f": nul}]))
     assert [row[header.index("f")] for row in rows] == [big, "a\ufffdb"]
+
+
+@pytest.mark.parametrize(
+    ("earliest", "latest", "bounds"),
+    [
+        ("1443150000.000000000", "1443153600.000000000", (1443150000.0, 1443153600.0)),
+        ("0", "0", (-math.inf, math.inf)),  # all time, as the recordings' searches
+        ("", None, (-math.inf, math.inf)),
+        ("rt-5m", "rt", (-math.inf, math.inf)),
+        ("nan", "inf", (-math.inf, math.inf)),
+    ],
+)
+def test_the_search_range_is_getinfos_window_unbounded_where_zero_or_unread(earliest, latest, bounds):
+    assert chunked.search_range({"earliest_time": earliest, "latest_time": latest}) == bounds

@@ -9,6 +9,7 @@ import pathlib
 
 import numpy as np
 import pytest
+from iamspike import counting
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.engine import OUTPUT_FIELDS, Detector, Options, iter_chunks, parse_options, run
 from iamspike.phases import MapPhase
@@ -636,6 +637,45 @@ def test_state_of_version_1_still_reads_through_inputlookup() -> None:
     detector.add_rows(["iamspike_state"], rows_v1)
     detector.add_rows(*as_rows(late))
     assert detector.results() == run(early + late) and detector.messages() == []
+
+
+def _damaged_range(header: list[str], rows: list[list[str]], **blob) -> list[list[str]]:
+    """``rows`` with the range row's ``lo``/``hi`` replaced (a flipped bit in transit)."""
+    counts_i = header.index("iamspike_counts")
+    out = []
+    for row in rows:
+        text = row[counts_i]
+        if text.startswith("v3{"):
+            row = list(row)
+            row[counts_i] = "v3" + json.dumps({**json.loads(text[2:]), **blob})
+        out.append(row)
+    return out
+
+
+@pytest.mark.parametrize("damage", [{"lo": T0 - 3 * 365 * 24 * HOUR}, {"hi": T0 + 3 * 365 * 24 * HOUR}])
+def test_a_range_row_outside_the_search_range_is_clamped_to_it(damage) -> None:
+    """A range row whose lo (or hi) came years off: with the search's time range (SCPv2
+    getinfo) the scored range stays within it, the same rows flagged and one warning line;
+    without one (the CLI) the range row is taken as sent."""
+    header, rows = _mapped_with_state(background(hours=72) + burst(62, 30, APIS), [])
+    earliest, latest = T0, T0 + 72 * HOUR
+    plain = Detector()
+    plain.bound(earliest, latest)
+    plain.add_rows(header, rows)
+    want = plain.results()
+    damaged = Detector()
+    damaged.bound(earliest, latest)
+    damaged.add_rows(header, _damaged_range(header, rows, **damage))
+    assert damaged.results() == want and 62 in flagged(want)
+    scored = [(d.window.lo // HOUR, d.window.hi // HOUR) for d in (plain, damaged)]  # bins
+    assert scored[0] == scored[1]
+    assert earliest <= plain.window.lo <= plain.window.hi < latest
+    assert plain.messages() == [] and damaged.messages() == [counting.OUT_OF_RANGE]
+    unbounded = Detector()
+    unbounded.add_rows(header, _damaged_range(header, rows, **damage))
+    unbounded.results()
+    assert unbounded.window.lo == damage.get("lo", plain.window.lo)
+    assert unbounded.window.hi == damage.get("hi", plain.window.hi) and unbounded.messages() == []
 
 
 def test_absurd_counts_never_fail_show_all() -> None:

@@ -130,14 +130,17 @@ def packed_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     space-separated (the state macro splits them and the lookup matches each: one field, no
     multivalue twin on the wire); it has no ``state_key`` and an empty ``principal``."""
     accounts: dict[str, list[list[dict[str, object]]]] = {}
+    sizes: dict[str, int] = {}  # each account's last group's text so far
     for row in rows:
-        groups = accounts.setdefault(row["account"], [[]])
+        account, size = row["account"], len(row[COUNTS_FIELD])
+        groups = accounts.setdefault(account, [[]])
         group = groups[-1]
-        size = sum(len(member[COUNTS_FIELD]) for member in group) + len(row[COUNTS_FIELD])
-        if group and (len(group) >= MEMBERS or size > MEMBER_BYTES):
+        if group and (len(group) >= MEMBERS or sizes[account] + size > MEMBER_BYTES):
             group = []
             groups.append(group)
+            sizes[account] = 0
         group.append(row)
+        sizes[account] = sizes.get(account, 0) + size
     out = []
     for groups in accounts.values():
         for group in groups:

@@ -48,6 +48,7 @@ from iamspike.state import ACCOUNT_STATE_FIELD, STATE_FIELD, account_state_key, 
 COUNTS_FIELD = "iamspike_counts"
 BAD_COUNTS = "with unreadable iamspike_counts"
 OUT_OF_RANGE = "range rows outside the search's time range: clamped to it"
+OUTSIDE = "with a _time outside the search's time range"  # count rows (or v4 parts): skipped
 STATE_KEYS = "state_keys"  # a v5 row's principals' state keys, space-separated
 # A v5 row's bounds: at most this many principals, and no more text than this once it holds two
 # (a principal whose own text is larger travels alone, as a v3/v4 row).
@@ -293,6 +294,9 @@ class Tally:
                 seconds = float(row[time_i])
                 if not intake.usable_time(seconds):
                     raise ValueError
+                if not self.within(seconds):
+                    self.skipped[OUTSIDE] += 1
+                    continue
                 start = int(seconds // self.span) * self.span
                 account = row[acct_i] or UNKNOWN
                 principal = row[prin_i] or UNKNOWN
@@ -333,10 +337,18 @@ class Tally:
     def bound(self, earliest: float, latest: float) -> None:
         """The search's time range (splunkd's ``earliest_time`` and ``latest_time``, ``latest``
         excluded; infinite where unbounded): a range row never widens the scored range beyond it
-        (a damaged ``lo`` years early would score years of empty bins). ``earliest`` is kept as
-        its bin's start: a partition's ``lo`` may be its first bin's (a fold phase's)."""
+        (a damaged ``lo`` years early would score years of empty bins) and a count row dated
+        outside it is skipped (:meth:`within`). ``earliest`` is kept as its bin's start: a
+        partition's ``lo`` may be its first bin's (a fold phase's)."""
         self.earliest = earliest // self.span * self.span if math.isfinite(earliest) else earliest
         self.latest = latest
+
+    def within(self, seconds: float) -> bool:
+        """A count row's bin start in the search's time range (always, without one). A map phase
+        only counts the search's own events, so a count row dated outside it was damaged on the
+        way: one such row would otherwise widen the scored range by years and move the
+        principal's history."""
+        return self.earliest <= seconds < self.latest
 
     def _add_range(self, blob: Mapping) -> None:
         low, high = float(blob["lo"]), float(blob["hi"])

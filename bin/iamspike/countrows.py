@@ -31,7 +31,7 @@ from operator import le
 import numpy as np
 
 from iamspike.cloudtrail import TIME
-from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, Tally
+from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
 from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_columns, read_profile
 from iamspike.intake import UNKNOWN, usable_time
 
@@ -105,7 +105,8 @@ class CountRows:
         profiles, entities = self._profiles, self.entities
         a2b, add_row = binascii.a2b_base64, self._add_row
         whole: list[list[str]] = []  # rows read entry by entry by the Tally
-        bad = 0
+        bad = outside = 0
+        within = tally.within
         for row in rows:
             text = row[counts_i]
             if text[:3] in HEADS:
@@ -118,6 +119,9 @@ class CountRows:
                     columns = part_columns(text)
                 except (ValueError, TypeError, IndexError, OverflowError):
                     tally.skipped[BAD_COUNTS] += 1
+                    continue
+                if not (within(first) and within(first + columns[1][-1])):
+                    outside += 1  # the row, once (its parts' offsets ascend from 0)
                     continue
                 first = int(first)
                 if (
@@ -144,6 +148,9 @@ class CountRows:
                     seconds = float(row[time_i]) if when is None else when
                     if not usable_time(seconds):
                         raise ValueError
+                    if not within(seconds):
+                        outside += 1
+                        continue
                     start = int(seconds // span)
                     if e is None:
                         key = (row[acct_i] or UNKNOWN, row[prin_i] or UNKNOWN)
@@ -164,6 +171,8 @@ class CountRows:
                 add_row(start, e, total, consoles, found, packed, rest)
         if bad:
             tally.skipped[BAD_COUNTS] += bad
+        if outside:
+            tally.skipped[OUTSIDE] += outside
         if whole:
             tally.add_count_rows(index, whole)
 
@@ -176,7 +185,7 @@ class CountRows:
             return None
         try:
             first = float(when)
-            if not usable_time(first):
+            if not (usable_time(first) and self.tally.within(first)):
                 return None
             if text[:2] == V4:
                 columns = part_columns(text)
@@ -248,6 +257,7 @@ class CountRows:
             or not all(map(le, consoles, totals))
             or any(map((7).__and__, sizes))  # not whole digests
             or not (usable_time(first) and usable_time(first + offsets[-1]))
+            or not (self.tally.within(first) and self.tally.within(first + offsets[-1]))
         ):
             return False  # read part by part, where it is skipped
         key = (account, principal)

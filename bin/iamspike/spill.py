@@ -42,6 +42,7 @@ import gc
 import heapq
 import json
 import logging
+import math
 import os
 import pickle
 import shutil
@@ -120,12 +121,15 @@ class StateSpill:
         self._sizes = [0] * buckets
         self._bucket_of: dict[str, int] = {}
         self._too_long = ""
+        self._range = (-math.inf, math.inf)  # the search's (:meth:`bound`)
 
     def getinfo(self) -> dict[str, object]:
         return self.head.getinfo()
 
     def bound(self, earliest: float, latest: float) -> None:
         self.head.bound(earliest, latest)  # range rows are no account's: the head reads them
+        self._names.tally.bound(earliest, latest)  # the columns' (rows read as they come)
+        self._range = (earliest, latest)  # each pass's Detector's
 
     def messages(self) -> list[str]:
         """The one-pass messages: the map phases', a range too long, the allowlist's, skipped rows."""
@@ -153,6 +157,7 @@ class StateSpill:
         saved = [i for i in (at[6], at[7]) if i is not None]
         lo, hi, first, last = self.window
         span = self.options.span
+        within = self._names.tally.within
         other: list[list[str]] = []
         for row in rows:
             text = row[counts_i] if counts_i is not None else ""
@@ -182,7 +187,8 @@ class StateSpill:
                 try:
                     start = float(row[time_i])
                     end = start + (_last_offset(text) if text[:2] == "v4" else 0)
-                    lo, hi = min(lo, start // span * span), max(hi, end // span * span)
+                    if within(start) and within(end):  # else its pass skips it
+                        lo, hi = min(lo, start // span * span), max(hi, end // span * span)
                 except (TypeError, ValueError, IndexError):
                     pass  # unreadable: its pass skips it
             elif not text and state_i is not None and row[state_i]:
@@ -322,6 +328,7 @@ class StateSpill:
         found, principals, skipped = Window(), 0, []
         for n, group in enumerate(groups):
             detector = Detector(self.options, self._names)
+            detector.bound(*self._range)
             self._add(detector, group)
             rows = detector.results(window)
             found = found.union(detector.window)

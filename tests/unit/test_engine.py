@@ -13,6 +13,7 @@ from iamspike import counting
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.engine import OUTPUT_FIELDS, Detector, Options, iter_chunks, parse_options, run
 from iamspike.phases import MapPhase
+from iamspike.spill import StateSpill
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "cloudtrail"
@@ -676,6 +677,47 @@ def test_a_range_row_outside_the_search_range_is_clamped_to_it(damage) -> None:
     unbounded.results()
     assert unbounded.window.lo == damage.get("lo", plain.window.lo)
     assert unbounded.window.hi == damage.get("hi", plain.window.hi) and unbounded.messages() == []
+
+
+OTHER = "444455556666"
+
+
+@pytest.mark.parametrize("shift", [-3 * 365 * 24 * HOUR, 200 * 24 * HOUR, 72 * HOUR])
+@pytest.mark.parametrize("show", ["spikes", "state"])
+def test_a_count_row_dated_outside_the_search_range_is_skipped(shift, show, tmp_path) -> None:
+    """A count row whose ``_time`` came years (or just past the range) off on the way: with the
+    search's time range it is skipped, counted in one warning line, and the answer is the one
+    without it. (Read, one such row widened the scored range by years: 11 s for these 73 hours'
+    rows, and a principal's history moved years back.) Without a range (the CLI) it is read."""
+    other = [
+        {**event(T0 + h * HOUR + 60, "GetUser", arn=f"arn:aws:iam::{OTHER}:user/ops"), "recipientAccountId": OTHER}
+        for h in range(72)
+    ]
+    header, rows = _mapped_with_state(background(hours=72) + burst(62, 30, APIS) + other, [])
+    time_i, account_i = header.index("_time"), header.index("account")
+    (k,) = [i for i, row in enumerate(rows) if row[account_i] == OTHER]
+    damaged = [list(row) for row in rows]
+    damaged[k][time_i] = str(float(damaged[k][time_i]) + shift)
+    earliest, latest = T0, T0 + 72 * HOUR
+    options = parse_options([f"show={show}"])
+
+    def answer(rows):
+        sink = StateSpill(options, str(tmp_path)) if show == "state" else Detector(options)
+        sink.bound(earliest, latest)
+        sink.add_rows(header, rows)
+        return list(sink.results()), sink.messages()
+
+    want, clean = answer(rows[:k] + rows[k + 1 :])
+    got, messages = answer(damaged)
+    assert got == want and clean == []
+    assert messages == ["skipped 1 row with a _time outside the search's time range"]
+    if show == "spikes":
+        assert 62 in flagged(got) and earliest <= got[0]["_time"] < latest
+    if shift == 72 * HOUR:  # unbounded, the row is read and the scored range widened by it
+        unbounded = Detector(options)
+        unbounded.add_rows(header, damaged)
+        unbounded.results()
+        assert unbounded.window.hi >= latest and unbounded.messages() == []
 
 
 def test_absurd_counts_never_fail_show_all() -> None:

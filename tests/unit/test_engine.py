@@ -690,7 +690,10 @@ def test_a_count_row_dated_outside_the_search_range_is_skipped(shift, show, tmp_
     without it. (Read, one such row widened the scored range by years: 11 s for these 73 hours'
     rows, and a principal's history moved years back.) Without a range (the CLI) it is read."""
     other = [
-        {**event(T0 + h * HOUR + 60, "GetUser", arn=f"arn:aws:iam::{OTHER}:user/ops"), "recipientAccountId": OTHER}
+        {
+            **event(T0 + h * HOUR + 60, "GetUser", arn=f"arn:aws:iam::{OTHER}:user/ops"),
+            "recipientAccountId": OTHER,
+        }
         for h in range(72)
     ]
     header, rows = _mapped_with_state(background(hours=72) + burst(62, 30, APIS) + other, [])

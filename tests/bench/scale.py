@@ -261,41 +261,47 @@ def _respool(bodies: list[bytes]) -> list[bytes]:
 
 
 def _with_state(chunks: list[bytes], state_rows: list[dict]) -> tuple[list[bytes], int, int]:
-    """The alert's ``lookup`` joins as the shipped macro does them: the first count row of each
-    principal and of each account gets its state by key, and every ``v5`` row the states of all
-    its ``state_keys`` (multivalue: joined by newlines). Returns the chunks and the state values
-    and bytes read (a state read by several rows counted each time)."""
+    """The alert's state macro (``iam_error_spike_baseline``) as splunkd runs it: the count rows
+    pass unchanged, then ``appendpipe`` appends one row per account (``stats values(...) by
+    account_state_key``) whose ``iamspike_state`` holds the states of its distinct keys found (each
+    count row's ``state_key`` or ``v5`` ``state_keys``, and the account's own key): multivalue,
+    newline-joined with its ``__mv_`` twin, as splunkd sends it. Returns the chunks and the state
+    values and bytes read (each state once)."""
     import csv
     import io
 
     csv.field_size_limit(FIELD_LIMIT)
     table = {row["state_key"]: row["iamspike_state"] for row in state_rows}
-    read: set[str] = set()
-    values = size = 0
-    out = []
+    accounts: dict[str, dict[str, None]] = {}
     for body in chunks:
         reader = csv.reader(io.StringIO(body.decode()))
         header = next(reader, [])
-        if not header:
-            continue
-        plain = [name for name in header if not name.startswith("__mv_")]
         at = {name: i for i, name in enumerate(header)}
-        names = [*plain, "iamspike_state", "iamspike_account_state"]
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(names + ["__mv_" + name for name in names])
+        if "account_state_key" not in at:
+            continue
         for row in reader:
-            keys = (row[at["state_key"]], row[at["account_state_key"]]) if "state_key" in at else ("", "")
-            states = [table.get(key, "") if key not in read else "" for key in keys]
-            read.update(key for key in keys if key in table)
-            packed = row[at["state_keys"]].split(" ") if "state_keys" in at and row[at["state_keys"]] else []
-            found = [table[key] for key in packed if key in table] if packed else states[:1]
-            if packed:
-                states[0] = "\n".join(found)
-            found = [state for state in [*found, states[1]] if state]
+            account = row[at["account_state_key"]]
+            if not account:
+                continue
+            keys = accounts.setdefault(account, {})
+            packed = row[at["state_keys"]] if "state_keys" in at else ""
+            single = row[at["state_key"]] if "state_key" in at else ""
+            keys.update(dict.fromkeys((packed or single).split()))
+    values = size = 0
+    appended = []
+    for account, keys in accounts.items():
+        found = [table[key] for key in [*sorted(keys), account] if key in table]
+        if found:
             values += len(found)
             size += sum(map(len, found))
-            writer.writerow([row[at[name]] for name in plain] + states + [""] * len(names))
+            twin = "$" + "$;$".join(text.replace("$", "$$") for text in found) + "$"
+            appended.append(["\n".join(found), twin if len(found) > 1 else ""])
+    out = list(chunks)
+    for lo in range(0, len(appended), CHUNK_ROWS):
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["iamspike_state", "__mv_iamspike_state"])
+        writer.writerows(appended[lo : lo + CHUNK_ROWS])
         out.append(buffer.getvalue().encode())
     return out, values, size
 

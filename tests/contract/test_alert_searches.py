@@ -36,7 +36,7 @@ from pathlib import Path
 import pytest
 from standin import kvstore, scpv2
 from standin.conf import read_conf
-from standin.spl import dashboards, expand_macros, first_name, first_of_each, pipeline
+from standin.spl import dashboards, expand_macros, first_name, pipeline, row_step
 
 pytestmark = pytest.mark.contract
 
@@ -154,6 +154,12 @@ class Splunk:
         ]
         distributed = True  # streaming commands run on the indexers until the first reporting one
         for command, rest, subsearches in steps[1:]:
+            if command in ("localop", "appendpipe"):  # the state macro: on the search head
+                distributed = False
+            if command == "appendpipe":  # its subpipeline's rows, appended
+                (sub,) = subsearches
+                rows = rows + self.subpipeline(sub, rows)
+                continue
             assert not subsearches, f"{command}: a subsearch in a shipped scheduled search"
             args = rest.split()
             if command == "fields" and args[:1] == ["-"]:
@@ -180,8 +186,8 @@ class Splunk:
                 rows = [row for row in rows if search_filter(rest, row)]
             elif command == "where":
                 rows = [row for row in rows if where_filter(rest, row)]
-            elif first_of_each(command, rest, rows) is not None:  # the first count row of an account
-                rows = first_of_each(command, rest, rows)
+            elif row_step(command, rest, rows) is not None:  # localop
+                rows = row_step(command, rest, rows)
             elif command == "eval":
                 pass  # severity fields for ES, display columns: not what these tests assert
             elif command == "sort":
@@ -191,6 +197,20 @@ class Splunk:
             else:
                 raise AssertionError(f"{command} {rest}: not modelled by this runner")
         return rows
+
+    def subpipeline(self, spl: str, rows: list[dict]) -> list[dict]:
+        """``appendpipe [spl]``'s subpipeline on a copy of `rows`: the state macro's steps
+        (tests/standin/spl.py ``row_step``) and its KV store lookup; the rows it gives."""
+        out = [dict(row) for row in rows]
+        for command, rest, subsearches in pipeline("| " + spl):
+            assert not subsearches, f"{command}: a subsearch in a subpipeline"
+            if command == "lookup" and first_name(rest) in self.kv:
+                out, _ = kvstore.run(self.kv, command, rest, out)
+                continue
+            stepped = row_step(command, rest, out)
+            assert stepped is not None, f"{command} {rest}: not modelled by this runner"
+            out = stepped
+        return out
 
     def saved(self, name: str, records: list[dict], now: int, **kwargs) -> list[dict]:
         """Saved search `name` dispatched at `now` over its own time range."""

@@ -167,14 +167,14 @@ def options(rest: str) -> tuple[dict[str, str], list[str]]:
     return opts, names
 
 
-def _values(value) -> list[str]:
+def field_values(value) -> list[str]:
     """A field's values: each of a multivalue field's, else the one (none when empty)."""
     if isinstance(value, (list, tuple)):
         return [str(v) for v in value if v]
     return [str(value)] if value else []
 
 
-def _one_or_many(values: list):
+def one_or_many(values: list):
     return None if not values else values[0] if len(values) == 1 else values
 
 
@@ -195,14 +195,14 @@ def run(
             raise NotImplementedError(f"lookup {rest}: only lookup <name> _key AS <field> OUTPUT ...")
         # A multivalue key (a list) matches each of its values; the outputs are multivalue, one
         # value per key found (a single value when one is).
-        keys = [_values(row.get(match["key"])) for row in rows]
+        keys = [field_values(row.get(match["key"])) for row in rows]
         found = collections[match["name"]].by_keys(key for row_keys in keys for key in row_keys)
         pairs = [(m[1], m[2] or m[1]) for m in OUTPUT_PAIR.finditer(match["out"])]
         out = []
         for row, row_keys in zip(rows, keys):
             docs = [found[key] for key in row_keys if key in found]
             values = {local: [doc[field] for doc in docs if doc.get(field)] for field, local in pairs}
-            out.append({**row, **{local: _one_or_many(v) for local, v in values.items()}})
+            out.append({**row, **{local: one_or_many(v) for local, v in values.items()}})
         return out, None
     if command == "outputlookup":
         opts, (name,) = options(rest)

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from standin.conf import read_conf
+from standin.kvstore import field_values, one_or_many
 
 
 class SplError(ValueError):
@@ -254,33 +255,54 @@ def documented_searches(app: Path) -> list[tuple[str, str]]:
 
 
 # ------------------------------------------------------------------- search-head steps on rows
-STREAMSTATS_COUNT = re.compile(r"count AS (\w+) by (\w+)")
-# eval f=if(n=1, k, null()), or f=coalesce(split(ks, " "), if(n=1, k, null())): a v5 row's keys
-# (space-separated) are looked up on every such row
-EVAL_FIRST = re.compile(r'(\w+)=(?:coalesce\(split\((\w+), " "\), )?if\((\w+)=1, (\w+), null\(\)\)(?(2)\))')
+# The state macro's subpipeline (``appendpipe [...]``) as it is written, step by step:
+EVAL_COALESCE = re.compile(r"(\w+)=coalesce\((\w+), (\w+)\)")
+STATS_VALUES = re.compile(r"values\((\w+)\) AS (\w+) by (\w+)")
+EVAL_KEYS = re.compile(r'(\w+)=mvdedup\(split\(mvappend\((\w+), (\w+)\), " "\)\)')
+WHERE_NOTNULL = re.compile(r"isnotnull\((\w+)\)")
 
 
-def first_of_each(command: str, rest: str, rows: list[dict]) -> list[dict] | None:
-    """The two steps that mark the first row of each group, run on result rows:
-    ``streamstats count AS n by k`` and ``eval f=if(n=1, k, null())[, ...]`` (or
-    ``f=coalesce(split(ks, " "), if(n=1, k, null()))``: the values of ``ks`` where the row has
-    it); None for any other form."""
-    if command == "streamstats" and STREAMSTATS_COUNT.fullmatch(rest):
-        name, by = STREAMSTATS_COUNT.fullmatch(rest).groups()
-        seen: dict[object, int] = {}
+def row_step(command: str, rest: str, rows: list[dict]) -> list[dict] | None:
+    """One search-head step of the state macro run on result rows, as its searchbnf.conf entry
+    describes it; None for any other form (so a new form fails the tests until it is modelled):
+
+    - ``localop``: where the rest runs, not what it does to rows;
+    - ``eval f=coalesce(a, b)``: the first of ``a``, ``b`` that is not null;
+    - ``stats values(a) AS f by k``: one row per distinct ``k`` (rows without ``k`` in none),
+      ``f`` the distinct values of ``a`` in lexicographic order ("Order of values is
+      lexigraphical");
+    - ``eval f=mvdedup(split(mvappend(a, b), " "))``: the values of ``a`` then ``b``, each split
+      on spaces ("Split the value(s) of field foo"), duplicates removed in order;
+    - ``where isnotnull(f)``; ``fields f`` (the listed fields only).
+    """
+    text = rest.strip()
+    if command == "localop" and not text:
+        return rows
+    if command == "eval" and EVAL_COALESCE.fullmatch(text):
+        name, a, b = EVAL_COALESCE.fullmatch(text).groups()
+        return [{**row, name: row.get(a) if field_values(row.get(a)) else row.get(b)} for row in rows]
+    if command == "stats" and STATS_VALUES.fullmatch(text):
+        field, name, by = STATS_VALUES.fullmatch(text).groups()
+        groups: dict[str, set[str]] = {}
+        for row in rows:
+            for key in field_values(row.get(by)):
+                groups.setdefault(key, set()).update(field_values(row.get(field)))
+        return [{by: key, name: one_or_many(sorted(values))} for key, values in groups.items()]
+    if command == "eval" and EVAL_KEYS.fullmatch(text):
+        name, a, b = EVAL_KEYS.fullmatch(text).groups()
         out = []
         for row in rows:
-            seen[row.get(by)] = seen.get(row.get(by), 0) + 1
-            out.append({**row, name: seen[row.get(by)]})
+            keys = [
+                part
+                for value in field_values(row.get(a)) + field_values(row.get(b))
+                for part in value.split(" ")
+            ]
+            out.append({**row, name: one_or_many(list(dict.fromkeys(keys)))})
         return out
-    assignments = list(EVAL_FIRST.finditer(rest))
-    if command == "eval" and assignments and ", ".join(m.group(0) for m in assignments) == rest.strip():
-        out = [dict(row) for row in rows]
-        for match in assignments:
-            name, first, counter, value = match.groups()
-            for row in out:
-                row[name] = row.get(value) if row.get(counter) == 1 else None
-                if first and row.get(first):
-                    row[name] = str(row[first]).split(" ")
-        return out
+    if command == "where" and WHERE_NOTNULL.fullmatch(text):
+        (name,) = WHERE_NOTNULL.fullmatch(text).groups()
+        return [row for row in rows if field_values(row.get(name))]
+    if command == "fields" and text and not text.startswith("-"):
+        keep = text.replace(",", " ").split()
+        return [{k: v for k, v in row.items() if k in keep} for row in rows]
     return None

@@ -575,18 +575,23 @@ BOB = f"arn:aws:iam::{ACCT}:user/bob"
 
 
 def _mapped_with_state(late: list[dict], saved: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """The shipped searches' path: the map phase over the late window, then the state of only the
-    entities in its count rows, joined by key (``lookup ... _key AS state_key``; a ``v5`` row's
-    ``state_keys`` each, the states multivalue: joined by newlines as Splunk sends them)."""
+    """The shipped searches' path: the map phase over the late window, its count rows unchanged,
+    then what the state macro appends: one row per account holding the states of the entities in
+    its count rows (each row's ``state_key`` or a ``v5`` row's ``state_keys``, and the account's
+    own), each once, multivalue (joined by newlines as Splunk sends them)."""
     mapper = MapPhase(Options())
     mapper.add_rows(*as_rows(late))
     table = {row["state_key"]: row["iamspike_state"] for row in saved}
     out = mapper.results()
+    accounts: dict[str, dict[str, None]] = {}
     for row in out:
-        keys = str(row.get("state_keys") or row.get("state_key") or "").split()
-        if keys:
-            row["iamspike_state"] = "\n".join(table[str(key)] for key in keys if str(key) in table)
-            row["iamspike_account_state"] = table.get(str(row["account_state_key"]), "")
+        if row.get("account_state_key"):
+            keys = accounts.setdefault(str(row["account_state_key"]), {})
+            keys.update(dict.fromkeys(str(row.get("state_keys") or row.get("state_key") or "").split()))
+    for account, keys in accounts.items():
+        found = [table[key] for key in [*keys, account] if key in table]
+        if found:
+            out.append({"iamspike_state": found})
     header = sorted({key for row in out for key in row})
     return header, [[_text(row.get(key, "")) for key in header] for row in out]
 

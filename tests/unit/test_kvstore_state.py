@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from standin import kvstore
 from standin.conf import read_conf
-from standin.spl import expand_macros, first_name, first_of_each, walk
+from standin.spl import expand_macros, first_name, pipeline, row_step, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -51,20 +51,27 @@ def kv_steps(saved_search: str) -> list[tuple[str, str]]:
     return [(c, rest) for c, rest in steps if c in KV_COMMANDS and first_name(rest) not in allowlist]
 
 
+def steps(store: dict, spl: str, rows: list[dict]) -> list[dict]:
+    """A pipeline of the state macros on `rows`: KV store commands on the stand-in, the others
+    as tests/standin/spl.py models them, ``appendpipe``'s subpipeline on a copy of the rows."""
+    for command, rest, subsearches in pipeline(spl):
+        if command == "appendpipe":
+            (sub,) = subsearches
+            rows = rows + steps(store, "| " + sub, [dict(row) for row in rows])
+        elif command in KV_COMMANDS:
+            rows, writes = kvstore.run(store, command, rest, rows)
+            if writes is not None:
+                kvstore.run_steps(writes)
+        else:
+            stepped = row_step(command, rest, rows)
+            assert stepped is not None, f"{command} {rest}: not modelled"
+            rows = stepped
+    return rows
+
+
 def run(store: dict, macro: str, rows: list[dict]) -> list[dict]:
     """The state macro `macro` (iam_error_spike_baseline / _save_baseline) on `rows`."""
-    for command, rest in walk(expand_macros(f"| `{macro}`", MACROS)):
-        if command in KV_COMMANDS:
-            rows, steps = kvstore.run(store, command, rest, rows)
-            if steps is not None:
-                kvstore.run_steps(steps)
-        elif command == "fields" and rest.startswith("- "):
-            rows = [{k: v for k, v in row.items() if k not in rest.split()[1:]} for row in rows]
-        else:
-            marked = first_of_each(command, rest, rows)
-            assert marked is not None, f"{command} {rest}: not modelled"
-            rows = marked
-    return rows
+    return steps(store, expand_macros(f"| `{macro}`", MACROS), rows)
 
 
 READ, WRITE = "iam_error_spike_baseline", "iam_error_spike_save_baseline"
@@ -126,10 +133,25 @@ def test_a_whole_collection_query_is_cut_where_the_spec_says(full) -> None:
     assert small.last_query_cut and 12_000 < len(got) < 13_500, "50 MB of ~4 KB rows"
 
 
+def appended_states(rows: list[dict], count_rows: list[dict]) -> list[str]:
+    """The count rows pass unchanged, first; what the macro appended after them is state rows
+    (``iamspike_state`` only, multivalue when an account has several): their texts, in order."""
+    assert rows[: len(count_rows)] == count_rows, "the count rows pass unchanged"
+    appended = rows[len(count_rows) :]
+    assert all(set(row) == {"iamspike_state"} for row in appended)
+    return [
+        t
+        for row in appended
+        for t in (
+            row["iamspike_state"] if isinstance(row["iamspike_state"], list) else [row["iamspike_state"]]
+        )
+    ]
+
+
 def test_the_alerts_read_the_state_of_every_entity_in_their_window(full) -> None:
     window = [entity(n) for n in range(0, PRINCIPALS, 40)]  # 5,000 active principals
     for name in ("IAM Error Spike - Account Alert", "IAM Error Spike - Principal Alert"):
-        assert [c for c, _ in kv_steps(name)] == ["lookup", "lookup"], name
+        assert [c for c, _ in kv_steps(name)] == ["lookup"], name
     baseline = full["iamspike_baseline"]
     read_before = baseline.rows_read
     count_rows = [
@@ -144,52 +166,52 @@ def test_the_alerts_read_the_state_of_every_entity_in_their_window(full) -> None
         for account, principal in window
         for hour in (0, 1)
     ]
-    rows = run(full, READ, count_rows)
-    assert len(rows) == len(count_rows)
-    with_state = [row for row in rows if row.get("iamspike_state")]
-    assert sorted(row["principal"] for row in with_state) == sorted(p for _, p in window), "once each"
-    for row in with_state:
-        assert row["iamspike_state"].startswith(f"v0:{row['account']}:{row['principal']}:")
-    with_account = [row for row in rows if row.get("iamspike_account_state")]
+    count_rows.append({"_time": "1700000000", "account": "", "principal": "", "failures": "0"})  # range row
+    rows = run(full, READ, [dict(row) for row in count_rows])
     accounts = {account for account, _ in window}
-    assert sorted(row["account"] for row in with_account) == sorted(accounts), "once per account"
-    assert all(row["iamspike_account_state"].startswith(f"v0:{row['account']}::") for row in with_account)
-    assert set(rows[0]) == set(count_rows[0]) | {"iamspike_state", "iamspike_account_state"}
+    assert len(rows) == len(count_rows) + len(accounts), "one state row per account"
+    texts = appended_states(rows, count_rows)
+    wanted = [f"v0:{a}:{p}:" for a, p in window] + [f"v0:{a}::" for a in accounts]
+    assert sorted(text[: text.rindex(":") + 1] for text in texts) == sorted(wanted), "each entity once"
     assert baseline.rows_read - read_before == len(window) + len(accounts), "the window, not the history"
 
 
-def test_a_packed_rows_principals_are_each_looked_up_on_every_such_row(full) -> None:
-    """A v5 row (several principals of one account) carries their keys in ``state_keys``
-    (space-separated; the macro splits them): the lookup matches each value and answers
-    multivalue (each state text names its entity); v3 rows of the same principals are still looked
-    up on their first row only."""
+def test_a_packed_rows_principals_are_each_read_once_per_search(full) -> None:
+    """v5 rows (several principals of one account) carry their keys in ``state_keys``
+    (space-separated); one principal counted on several indexers is in several v5 rows and may
+    be in a v3 row too: its state is read once, as its account's; a key without a saved row adds
+    nothing."""
     account = entity(0)[0]
     packed = [entity(n) for n in range(0, 4 * ACCOUNTS, ACCOUNTS)]  # four principals of one account
     assert {a for a, _ in packed} == {account}
     missing = state_key(account, "arn:aws:iam::none")
-    v5 = {
-        "_time": "1700000000",
-        "account": account,
-        "principal": "",
-        "state_keys": " ".join([state_key(a, p) for a, p in packed] + [missing]),
-        "account_state_key": state_key(account),
-    }
+    keys = [state_key(a, p) for a, p in packed]
+
+    def v5(members: list[str]) -> dict:
+        return {
+            "_time": "1700000000",
+            "account": account,
+            "principal": "",
+            "state_keys": " ".join(members),
+            "account_state_key": state_key(account),
+        }
+
     v3 = {
         "_time": "1700000000",
         "account": account,
         "principal": packed[0][1],
-        "state_key": state_key(*packed[0]),
+        "state_key": keys[0],
         "account_state_key": state_key(account),
     }
-    rows = run(full, READ, [v3, v5, v5, v3])
-    assert rows[0]["iamspike_state"].startswith(f"v0:{account}:{packed[0][1]}:")
-    assert rows[3].get("iamspike_state") is None, "a v3 row's principal once"
-    for row in rows[1:3]:
-        assert [text.startswith(f"v0:{a}:{p}:") for text, (a, p) in zip(row["iamspike_state"], packed)] == [
-            True
-        ] * len(packed)
-        assert len(row["iamspike_state"]) == len(packed), "the missing key adds no value"
-    assert [bool(row.get("iamspike_account_state")) for row in rows] == [True, False, False, False]
+    count_rows = [v3, v5([*keys[:3], missing]), v5(keys[1:]), v5(keys), v3]
+    baseline = full["iamspike_baseline"]
+    read_before = baseline.rows_read
+    rows = run(full, READ, [dict(row) for row in count_rows])
+    texts = appended_states(rows, count_rows)
+    assert len(rows) == len(count_rows) + 1, "one state row for the account"
+    wanted = [f"v0:{a}:{p}:" for a, p in packed] + [f"v0:{account}::"]
+    assert sorted(text[: text.rindex(":") + 1] for text in texts) == sorted(wanted), "each entity once"
+    assert baseline.rows_read - read_before == len(packed) + 1, "each entity once"
 
 
 def test_maintenance_replaces_the_rows_it_writes_and_nothing_else(full) -> None:

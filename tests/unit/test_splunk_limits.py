@@ -24,7 +24,7 @@ from iamspike.options import Options
 from iamspike.state import SourceHistory
 from standin import kvstore, limits
 from standin.conf import read_conf
-from standin.spl import expand_macros, shipped_searches, unquoted, walk
+from standin.spl import expand_macros, pipeline, shipped_searches, unquoted, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -101,25 +101,41 @@ def test_a_reply_chunk_of_any_size_is_accepted() -> None:
     assert command.get("maxwait", "0") == "0", "the map phase holds its counts until finished"
 
 
-BETWEEN_PHASES = {"streamstats", "eval", "lookup", "fields", "inputlookup"}
+BETWEEN_PHASES = {"localop", "appendpipe", "streamstats", "eval", "lookup", "fields", "inputlookup"}
 
 
 def test_nothing_between_the_phases_limits_a_row_or_a_field() -> None:
     """Count rows (a `v4` field up to 776 KB) pass only commands with no size or memory limit
     of their own between `iamspike phase=map` and the scoring `iamspike`: no stats family
-    (maxvaluesize, max_mem_usage_mb spills), no mvexpand (truncates past max_mem_usage_mb)."""
+    (maxvaluesize, max_mem_usage_mb spills), no mvexpand (truncates past max_mem_usage_mb). The
+    state macro's `appendpipe` subpipeline works on a copy of the rows and appends its own: its
+    `stats` starts from the keys alone (`values` of one key field by `account_state_key`, which
+    spills to disk past `[stats]` max_mem_usage_mb and keeps every value: `maxvalues` 0), so no
+    count text enters it, and no mvexpand is used."""
     seen = 0
     for where, spl in shipped_searches(ROOT):
-        steps = list(walk(expand_macros(spl, MACROS)))
-        maps = [i for i, (c, rest) in enumerate(steps) if c == "iamspike" and "phase=map" in rest]
+        steps = pipeline(expand_macros(spl, MACROS))
+        maps = [i for i, (c, rest, _) in enumerate(steps) if c == "iamspike" and "phase=map" in rest]
         for i in maps:
             end = next((j for j in range(i + 1, len(steps)) if steps[j][0] == "iamspike"), len(steps))
-            between = {c for c, _ in steps[i + 1 : end]}
+            between = {c for c, _, _ in steps[i + 1 : end]}
             assert between <= BETWEEN_PHASES, (
                 f"{where}: {sorted(between - BETWEEN_PHASES)} between the phases"
             )
+            for command, _, subsearches in steps[i + 1 : end]:
+                for sub in subsearches if command == "appendpipe" else ():
+                    inner = [(c, rest) for c, rest, _ in pipeline("| " + sub)]
+                    assert "mvexpand" not in {c for c, _ in inner}, where
+                    stats = [rest for c, rest in inner if c == "stats"]
+                    assert all(
+                        re.fullmatch(r"values\(iamspike_key\) AS \w+ by account_state_key", r) for r in stats
+                    )
+                    assert inner[0] == ("eval", "iamspike_key=coalesce(state_keys, state_key)"), where
             seen += 1
     assert seen >= 5
+    for version in limits.VERSIONS:
+        assert limits.default(version, "stats", "maxvalues") == "0", version
+        assert limits.default(version, "stats", "maxvaluesize") == "0", version
 
 
 def worst_entry(kind: str, apis: int = 0) -> state.StateEntry:
@@ -287,14 +303,16 @@ def test_the_shipped_windows_fit_the_kept_history() -> None:
 
 
 def subsearches(spl: str) -> list[str]:
-    """The bodies of ``[...]`` subsearches outside quoted strings (rex classes are quoted)."""
+    """The bodies of ``[...]`` subsearches outside quoted strings (rex classes are quoted). An
+    ``appendpipe [...]`` subpipeline is not a subsearch ("Unlike a subsearch, the subpipeline is
+    not run first": Splunk's appendpipe reference): it runs on the rows that reach it."""
     plain, found, depth, start = unquoted(spl), [], 0, 0
     for i, c in enumerate(plain):
         if c == "[":
             depth, start = depth + 1, (i + 1 if depth == 0 else start)
         elif c == "]" and depth:
             depth -= 1
-            if depth == 0:
+            if depth == 0 and not re.search(r"\bappendpipe\s*$", plain[: start - 1]):
                 found.append(spl[start:i])
     return found
 

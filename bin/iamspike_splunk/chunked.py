@@ -15,7 +15,9 @@ splunkd starts the command once per search and talks to it over stdin/stdout in 
    answers each chunk with what the sink has ready (``sink.take()``: nothing for the reporting
    phase) until splunkd says ``finished: true``; then it answers with ``sink.results()``.
 
-This loop is column-oriented and hand-written: the body is read with ``csv.reader`` and handed to
+A body over :data:`BODY_IN_PIECES` is read from stdin as the sink takes its rows
+(:func:`feed_pieces`): splunkd counts a chunk in rows, and 50,000 packed count rows can make a
+gigabyte. This loop is column-oriented and hand-written: the body is read with ``csv.reader`` and handed to
 the sink as a header plus lists of strings, untouched (the sink picks its columns by name, so the
 ``__mv_`` twins are never looked at and cost no copy), with no per-row dictionaries; output
 columns come from every result row and carry ``__mv_`` twins only where a value is a list.
@@ -46,6 +48,11 @@ MV_PREFIX = "__mv_"
 MAX_MESSAGE = 400
 STREAM_ROWS = 10_000  # rows encoded at a time when the sink streams its results
 GETINFO_REPLY = {"type": "reporting", "run_in_preview": False}
+# A body larger than this is read from stdin as the sink takes its rows instead of whole: a
+# chunk of 50,000 packed count rows can hold over a gigabyte (docs/distributed.md, "Chunks").
+BODY_IN_PIECES = 64 * 1024 * 1024
+PIECE = 1024 * 1024
+NUL_REPLACEMENT = "\ufffd".encode("utf-8")
 
 
 class ProtocolError(RuntimeError):
@@ -76,6 +83,19 @@ _raise_field_limit()
 
 def read_chunk(istream: IO[bytes]) -> tuple[dict, bytes] | None:
     """Read one chunk; ``None`` at end of input. Blank lines between chunks are skipped."""
+    head = read_head(istream)
+    if head is None:
+        return None
+    metadata, body_length = head
+    body = istream.read(body_length) if body_length else b""
+    if len(body) != body_length:
+        raise ProtocolError(f"body cut short: {len(body)} of {body_length} bytes")
+    return metadata, body
+
+
+def read_head(istream: IO[bytes]) -> tuple[dict, int] | None:
+    """A chunk's metadata and the length of the body that follows it (left unread); ``None`` at
+    end of input."""
     line = istream.readline()
     while line in (b"\n", b"\r\n"):
         line = istream.readline()
@@ -88,16 +108,52 @@ def read_chunk(istream: IO[bytes]) -> tuple[dict, bytes] | None:
     metadata = istream.read(metadata_length) if metadata_length else b""
     if len(metadata) != metadata_length:
         raise ProtocolError(f"metadata cut short: {len(metadata)} of {metadata_length} bytes")
-    body = istream.read(body_length) if body_length else b""
-    if len(body) != body_length:
-        raise ProtocolError(f"body cut short: {len(body)} of {body_length} bytes")
     try:
         decoded = json.loads(metadata.decode("utf-8")) if metadata else {}
     except ValueError as error:
         raise ProtocolError(f"metadata is not JSON: {error}") from None
     if not isinstance(decoded, dict):
         raise ProtocolError("metadata is not a JSON object")
-    return decoded, body
+    return decoded, body_length
+
+
+class _Body(io.RawIOBase):
+    """The next ``length`` bytes of ``istream`` (a chunk's body), read a piece at a time, NUL
+    bytes replaced as :func:`read_body` replaces them. Raises :class:`ProtocolError` where the
+    input ends before the body does."""
+
+    def __init__(self, istream: IO[bytes], length: int) -> None:
+        super().__init__()
+        self.istream, self.length, self.left = istream, length, length
+        self.last = b""  # the body's last byte read
+        self.pending = memoryview(b"")
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self.pending:
+            if not self.left:
+                return 0
+            data = self.istream.read(min(PIECE, self.left))
+            if not data:
+                raise ProtocolError(f"body cut short: {self.length - self.left} of {self.length} bytes")
+            self.left -= len(data)
+            self.last = data[-1:]
+            self.pending = memoryview(data.replace(b"\x00", NUL_REPLACEMENT) if b"\x00" in data else data)
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]
+        return n
+
+    def drain(self) -> None:
+        """Read what the sink left of the body, so that the next chunk's header comes next."""
+        self.pending = memoryview(b"")
+        while self.left:
+            data = self.istream.read(min(PIECE, self.left))
+            if not data:
+                raise ProtocolError(f"body cut short: {self.length - self.left} of {self.length} bytes")
+            self.left -= len(data)
 
 
 def frame(metadata: Mapping[str, object], body: bytes = b"") -> bytes:
@@ -130,6 +186,29 @@ def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
     reader = csv.reader(text)
     header = next(reader, [])
     return header, reader
+
+
+def feed_pieces(sink: Sink, istream: IO[bytes], length: int) -> int:
+    """:func:`feed` for a body still on ``istream``, read as the sink takes its rows: a large
+    body is never held whole (peak memory follows the sink's state, not the chunk). A body that
+    ends before ``length`` raises :class:`ProtocolError` after its rows went to the sink; rows
+    with fewer fields than the header (a body cut mid-row) are skipped and counted, as
+    :func:`feed` does."""
+    body = _Body(istream, length)
+    text = io.TextIOWrapper(io.BufferedReader(body, PIECE), encoding="utf-8", errors="replace", newline="")
+    reader = csv.reader(text)
+    header = next(reader, [])
+    cut: list[int] = []
+    if header:
+        was_enabled = gc.isenabled()
+        gc.disable()
+        try:
+            sink.add_rows(header, _whole_rows(reader, len(header), cut))
+        finally:
+            if was_enabled:
+                gc.enable()
+    body.drain()
+    return len(cut)
 
 
 def feed(sink: Sink, body: bytes) -> int:
@@ -347,15 +426,20 @@ def serve(
         replied = True
         chunks = 0
         while True:
-            chunk = read_chunk(istream)
+            chunk = read_head(istream)
             if chunk is None:
                 LOGGER.warning("%s: stdin closed before finished=true; %d chunks read", name, chunks)
                 return 0
-            metadata, body = chunk
+            metadata, length = chunk
             if metadata.get("action") != "execute":
                 raise ProtocolError(f"expected execute, got {metadata.get('action')!r}")
             chunks += 1
-            if body:
+            if length > BODY_IN_PIECES:
+                cut += feed_pieces(sink, istream, length)
+            elif length:
+                body = istream.read(length)
+                if len(body) != length:
+                    raise ProtocolError(f"body cut short: {len(body)} of {length} bytes")
                 cut += feed(sink, body)
             if not metadata.get("finished"):
                 write_chunk(ostream, {"finished": False}, encode_results(take()) if callable(take) else b"")

@@ -390,3 +390,69 @@ def test_a_field_past_csvs_default_limit_and_nul_are_read():
 )
 def test_the_search_range_is_getinfos_window_unbounded_where_zero_or_unread(earliest, latest, bounds):
     assert chunked.search_range({"earliest_time": earliest, "latest_time": latest}) == bounds
+
+
+# ------------------------------------------------------------------------- bodies read in pieces
+def _big_rows(n: int = 140_000) -> list[dict]:
+    """About 70 MB of rows (over BODY_IN_PIECES), a NUL, a quoted line break and non-ASCII text
+    among them; the values straddle the reader's 1 MiB pieces."""
+    rows = [{"_time": str(i), "f": f"{i:07d}" + "x" * 480, "g": "é"} for i in range(n)]
+    rows[1234]["f"], rows[99_999]["f"], rows[-1]["g"] = "a\x00b", 'two\r\nlines, "quoted"', "ü" * 3
+    return rows
+
+
+class Keep(Collect):
+    """Keeps every row's fields (Collect keeps them too, but compares only counts)."""
+
+    def results(self):
+        return [{"rows": len(self.rows), "digest": hash(tuple(map(tuple, self.rows)))}]
+
+
+def test_a_large_body_is_read_in_pieces_as_the_whole_body_is_read():
+    rows = _big_rows()
+    body = scpv2.encode_rows(rows)
+    assert len(body) > chunked.BODY_IN_PIECES
+    header, whole = chunked.read_body(body)
+    want = [r[: len(header)] for r in whole]
+    sink = Keep([])
+    out = io.BytesIO()
+    data = GETINFO + scpv2.frame(scpv2.execute_metadata(True), body)
+    assert chunked.serve(lambda args: sink, io.BytesIO(data), out) == 0
+    assert sink.headers == [header] and sink.rows == want
+    f = header.index("f")
+    assert want[1234][f] == "a\ufffdb" and want[99_999][f].startswith("two\r\n")
+
+
+def test_a_large_body_cut_mid_row_skips_that_row_in_one_warning():
+    body = scpv2.encode_rows(_big_rows())
+    cut = body[: body.rindex(b"\n", 0, len(body) - 2) + 40]  # 40 bytes into the last row
+    data = GETINFO + scpv2.frame(scpv2.execute_metadata(True), cut)
+    status, replies, _ = serve(data)
+    assert status == 0 and scpv2.decode_rows(replies[-1].body)[0]["rows"] == str(len(_big_rows()) - 1)
+    assert replies[-1].metadata["inspector"]["messages"] == [
+        ["WARN", "skipped 1 row cut short (a chunk from splunkd was damaged)"]
+    ]
+
+
+def test_a_large_body_longer_than_the_input_is_one_error_line():
+    body = scpv2.encode_rows(_big_rows())
+    meta = scpv2.encode_metadata(scpv2.execute_metadata(True))
+    data = GETINFO + b"chunked 1.0,%d,%d\n" % (len(meta), len(body) + 1000) + meta + body
+    status, replies, _ = serve(data)
+    assert status == 0
+    ((level, text),) = replies[-1].metadata["inspector"]["messages"]
+    assert level == "ERROR" and f"body cut short: {len(body)} of {len(body) + 1000} bytes" in text
+
+
+class Head(Collect):
+    """Takes only a chunk's first rows (what the loop does with the rest is its business)."""
+
+    def add_rows(self, header, rows):
+        super().add_rows(header, [next(iter(rows))])
+
+
+def test_what_a_sink_leaves_of_a_large_body_is_skipped_to_the_next_chunk():
+    big = scpv2.frame(scpv2.execute_metadata(False), scpv2.encode_rows(_big_rows()))
+    data = GETINFO + big + execute([{"_time": "last"}], True)
+    status, replies, _ = serve(data, Head)
+    assert status == 0 and scpv2.decode_rows(replies[-1].body) == [{"calls": "2", "rows": "2", "first": "0"}]

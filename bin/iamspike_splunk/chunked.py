@@ -433,7 +433,6 @@ def serve(
             metadata, length = chunk
             if metadata.get("action") != "execute":
                 raise ProtocolError(f"expected execute, got {metadata.get('action')!r}")
-            chunks += 1
             if length > BODY_IN_PIECES:
                 cut += feed_pieces(sink, istream, length)
             elif length:
@@ -441,6 +440,7 @@ def serve(
                 if len(body) != length:
                     raise ProtocolError(f"body cut short: {len(body)} of {length} bytes")
                 cut += feed(sink, body)
+            chunks += 1
             if not metadata.get("finished"):
                 write_chunk(ostream, {"finished": False}, encode_results(take()) if callable(take) else b"")
                 continue

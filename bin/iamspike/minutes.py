@@ -21,6 +21,7 @@ MIN_ACTORS = int(os.environ.get("P39_ACTORS", "3"))
 BELOW_FLOOR = os.environ.get("P39_BELOW", "1") == "1"
 SAME = os.environ.get("P39_SAME", "1") == "1"
 SILENT = os.environ.get("P39_SILENT", "0") == "1"
+WATCHED = os.environ.get("P39_WATCHED", "1") == "1"
 OFF = os.environ.get("P39_OFF", "0") == "1"
 
 

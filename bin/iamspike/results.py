@@ -383,7 +383,15 @@ class ResultsPass:
             ok = (t >= 0) & (t < self.n_bins)
             ok[ok] = silent[t[ok], p[ok]]
             t, p, m, src = t[ok], p[ok], m[ok], src[ok]
-        return minutes.find((t, p, m, src), self.p_actor, a_group, len(self.accounts), self.n_bins, out_from)
+        found = minutes.find((t, p, m, src), self.p_actor, a_group, len(self.accounts), self.n_bins, out_from)
+        if minutes.WATCHED and len(found.cell):
+            n_accounts = len(self.accounts)
+            watch = np.full(n_accounts + 1, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(watch, np.array(self.p_account, dtype=np.int64), self.watched)
+            ct, ce = found.cell // n_accounts, found.cell % n_accounts
+            ok = (ct + self.first) - watch[ce] >= self.history
+            found = minutes.Clusters(found.cell[ok], found.actors[ok])
+        return found
 
     def _view(self) -> PassView:
         """What ``flags.flag`` reads of this pass: the attributes ``PassView`` names."""

@@ -248,6 +248,7 @@ class Tally:
         self.sources = frozenset(sources)
         self.count_field = count_field
         self.counts: dict[tuple, int] = {}
+        self.slots: dict[tuple, int] = {}  # (bin start, account, principal) -> slot mask (minutes)
         self.ids: dict[tuple, list[str]] | None = {} if keep_ids else None
         self.services: dict[tuple[str, str], bool] = {}
         self.lo = math.inf

@@ -13,7 +13,7 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from iamspike import bins, explain, newcomers, rare, repeaters, state, statefold
+from iamspike import bins, explain, minutes, newcomers, rare, repeaters, state, statefold
 from iamspike.accounts import account_series, covered_accounts, live_offset, source_items
 from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
@@ -311,6 +311,7 @@ class ResultsPass:
             arrived = self.one_actor and self._newcomers(
                 (s_bin, s_entity), p_account, service, labels, live_first, out_from
             )
+            clusters = self._clusters(a_group, out_from, base.silent)
             del counts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
             # Several actors failing together are no stream being absorbed: no recent view.
@@ -332,7 +333,7 @@ class ResultsPass:
                 params.half_life_bins,
                 acc_spread,
             )
-            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat, arrived)
+            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat, arrived, clusters)
             # Spreads across the turn of an hour: each live bin with the one before (P34).
             pairs = live_pairs(self, acc_counts, acc_apis, a_group, live_first, live_items)
             rows += self._flagged_rows(
@@ -367,6 +368,30 @@ class ResultsPass:
         since = np.where(covered_accounts(self)[:n_accounts], saved_watch, newcomers.NEVER)
         group = principal_groups(p_account, service, n_accounts)
         return newcomers.find(seen, eligible, group, since, self.first, self.n_bins, self.history, out_from)
+
+    def _clusters(self, a_group, out_from, silent):
+        slots = self.tally.slots
+        if not slots:
+            return None
+        span = self.o.span
+        t = np.fromiter((k[0] // span for k in slots), dtype=np.int64, count=len(slots)) - self.first
+        p = np.fromiter((self.principals[k[1:3]] for k in slots), dtype=np.int64, count=len(slots))
+        m = np.fromiter(slots.values(), dtype=np.int64, count=len(slots))
+        ids: dict = {}
+        src = np.fromiter((ids.setdefault(k[3], len(ids)) for k in slots), dtype=np.int64, count=len(slots))
+        if minutes.SILENT:
+            ok = (t >= 0) & (t < self.n_bins)
+            ok[ok] = silent[t[ok], p[ok]]
+            t, p, m, src = t[ok], p[ok], m[ok], src[ok]
+        found = minutes.find((t, p, m, src), self.p_actor, a_group, len(self.accounts), self.n_bins, out_from)
+        if minutes.WATCHED and len(found.cell):
+            n_accounts = len(self.accounts)
+            watch = np.full(n_accounts + 1, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(watch, np.array(self.p_account, dtype=np.int64), self.watched)
+            ct, ce = found.cell // n_accounts, found.cell % n_accounts
+            ok = (ct + self.first) - watch[ce] >= self.history
+            found = minutes.Clusters(found.cell[ok], found.actors[ok])
+        return found
 
     def _view(self) -> PassView:
         """What ``flags.flag`` reads of this pass: the attributes ``PassView`` names."""
@@ -419,6 +444,8 @@ class ResultsPass:
                 notes.append(spread.repeat.note(t, e, len(labels), expected))  # P35 decided
             elif f.arrived is not None and f.arrived[i] and is_spike and others < o.threshold:
                 notes.append(spread.newcomers.note(t, e, len(labels)))  # P38 decided
+            elif f.cluster is not None and f.cluster[i]:
+                notes.append(spread.minutes.note(t, e, len(labels)))  # P39 decided
             if capped is not None and i in capped:
                 notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:

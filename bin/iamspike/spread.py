@@ -79,6 +79,7 @@ class Spread(NamedTuple):
     rare: Rare | None = None
     repeat: Repeaters | None = None
     newcomers: Newcomers | None = None
+    minutes: object = None
 
 
 def principal_groups(p_account: np.ndarray, service: np.ndarray, n_accounts: int) -> np.ndarray:

@@ -18,7 +18,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from iamspike.baseline import BaselineParams, current_rate
-from iamspike.minutes import BELOW_FLOOR
 from iamspike.minutes import flagged as minutes_flagged
 from iamspike.newcomers import flagged as newcomers_flagged
 from iamspike.options import Options
@@ -115,7 +114,7 @@ class Flagged:
     pair: np.ndarray | None = None
     repeat: np.ndarray | None = None  # accounts: quiet principals repeating on one source (P35)
     arrived: np.ndarray | None = None  # accounts: principals failing for the first time together (P38)
-    cluster: np.ndarray | None = None
+    cluster: np.ndarray | None = None  # accounts: actors failing within the same minutes (P39)
 
 
 def flag(
@@ -289,12 +288,12 @@ def flag(
         score = np.where(cluster, np.maximum(score, o.threshold), score)
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
-    if cluster is not None and BELOW_FLOOR:
-        flagged |= cluster & (score >= o.threshold)
     pair = None
     if paired.any():
         cells_in = (t_idx, e_idx, paired)
         pair, score, flagged = across_the_hour(rp, straddle, base, spread, cells_in, score, flagged)
+    if cluster is not None:  # a handful of failures: also below min_failures; the pair decides first (P39)
+        flagged |= cluster & (score >= o.threshold)
     pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
     upper = upper_bound(
         scored.expected[pick],

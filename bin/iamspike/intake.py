@@ -15,10 +15,10 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from iamspike.cloudtrail import FIELDS, RAW, TIME, parse_raw, record_to_row
+from iamspike.counttext import MASK_BITS as SLOTS
 from iamspike.counttext import digest
 from iamspike.failures import CONSOLE_LOGIN_FAILURE, console_login_failed
 from iamspike.principals import fold_principal
-from iamspike.minutes import SLOTS
 
 if TYPE_CHECKING:
     from iamspike.counting import Tally
@@ -215,7 +215,7 @@ def add_events(
             row[agent_i],
         )
         counts[key] = counts.get(key, 0) + 1
-        cell = key[:4]
+        cell = key[:4]  # the minutes it failed in on this source (P39)
         slots[cell] = slots.get(cell, 0) | (1 << min(int((when - key[0]) * SLOTS // span), SLOTS - 1))
         if ids is not None and event_id:
             found = ids.get(key)

@@ -125,15 +125,10 @@ def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]
     n = results.n_keys
     ids: dict[str, int] = {}
     key_src = np.fromiter((ids.setdefault(key[3], len(ids)) for key in results.keys), np.int64, n)
-    rows = results.count_rows
-    heads = n + np.flatnonzero(results.k_explain[n:])  # the first item of each row read from its summary
+    heads, size, at = _row_sources(results)
     if not len(heads):
         return results.k_bin[:n], results.k_p[:n], key_src, list(ids)
-    r = results.item_row[heads - n]
-    per_row = np.frombuffer(rows.n_sources, dtype=np.int32).astype(np.int64)
-    offset = np.cumsum(per_row) - per_row
-    size = per_row[r]
-    at = np.repeat(offset[r] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+    rows = results.count_rows
     to_id = np.array([ids.setdefault(name, len(ids)) for name in rows.source_names], dtype=np.int64)
     row_src = to_id[np.frombuffer(rows.sources, dtype=np.int32)[at]]
     return (
@@ -142,3 +137,31 @@ def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]
         np.concatenate([key_src, row_src]),
         list(ids),
     )
+
+
+def source_masks(results) -> np.ndarray:
+    """The minutes (P39's slot masks, 0 where none came) of each of ``source_items``' items, in
+    its order: the Tally's (bin, account, principal, source) masks and the count rows' profiles."""
+    slots = results.tally.slots
+    keys = np.fromiter((slots.get(key[:4], 0) for key in results.keys), np.int64, results.n_keys)
+    heads, _size, at = _row_sources(results)
+    if not len(heads):
+        return keys
+    return np.concatenate(
+        [keys, np.frombuffer(results.count_rows.masks, dtype=np.int32)[at].astype(np.int64)]
+    )
+
+
+def _row_sources(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The first item of each count row read from its summary, its number of event sources and
+    where they are in the rows' flat :attr:`~iamspike.countrows.CountRows.sources`."""
+    n = results.n_keys
+    heads = n + np.flatnonzero(results.k_explain[n:])
+    if not len(heads):
+        return heads, heads, heads
+    r = results.item_row[heads - n]
+    per_row = np.frombuffer(results.count_rows.n_sources, dtype=np.int32).astype(np.int64)
+    offset = np.cumsum(per_row) - per_row
+    size = per_row[r]
+    at = np.repeat(offset[r] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))
+    return heads, size, at

@@ -40,6 +40,7 @@ from iamspike.counttext import (
     encode_parts,
     split_members,
     split_parts,
+    text_masks,
 )
 from iamspike.failures import CountedCodes
 from iamspike.intake import UNKNOWN
@@ -79,6 +80,7 @@ class CountRow:
     service: bool
     entries: list[tuple[str, str, str, str, str, int, bytes]] = field(default_factory=list)
     # (source, api, code, ip, user_agent, count, digests packed)
+    masks: dict[str, int] = field(default_factory=dict)  # event source -> its minutes (P39)
 
     @property
     def failures(self) -> int:
@@ -86,7 +88,7 @@ class CountRow:
 
     def counts_text(self) -> str:
         """The cell's ``iamspike_counts`` (``v3``)."""
-        return encode_counts(self.service, self.entries)
+        return encode_counts(self.service, self.entries, self.masks)
 
     def to_row(self) -> dict[str, object]:
         """The output row of the map phase."""
@@ -118,7 +120,7 @@ def wire_rows(cells: Iterable[CountRow]) -> list[dict[str, object]]:
         row["failures"] = sum(cell.failures for cell in group)
         row[COUNTS_FIELD] = encode_parts(
             any(cell.service for cell in group),
-            [(cell.start - group[0].start, cell.entries) for cell in group],
+            [(cell.start - group[0].start, cell.entries, cell.masks) for cell in group],
         )
         out.append(row)
     return out
@@ -248,6 +250,8 @@ class Tally:
         self.sources = frozenset(sources)
         self.count_field = count_field
         self.counts: dict[tuple, int] = {}
+        # (bin start, account, principal, event source) -> the slots of the bin it failed in (P39)
+        self.slots: dict[tuple, int] = {}
         self.ids: dict[tuple, list[str]] | None = {} if keep_ids else None
         self.services: dict[tuple[str, str], bool] = {}
         self.lo = math.inf
@@ -291,6 +295,7 @@ class Tally:
                     self._add_range(decoded)
                     continue
                 service, entries = decoded
+                masks = text_masks(row[counts_i])
                 seconds = float(row[time_i])
                 if not intake.usable_time(seconds):
                     raise ValueError
@@ -303,10 +308,19 @@ class Tally:
             except (ValueError, TypeError, IndexError, KeyError, OverflowError):
                 self.skipped[BAD_COUNTS] += 1
                 continue
-            self.add_entries(start, account, principal, service, entries)
+            self.add_entries(start, account, principal, service, entries, masks)
 
-    def add_entries(self, start: int, account: str, principal: str, service: bool, entries) -> None:
-        """One count row's decoded entries (:func:`iamspike.counttext.decode_counts`)."""
+    def add_entries(
+        self,
+        start: int,
+        account: str,
+        principal: str,
+        service: bool,
+        entries,
+        masks: Mapping[str, int] | None = None,
+    ) -> None:
+        """One count row's decoded entries (:func:`iamspike.counttext.decode_counts`) and its
+        event sources' minutes (none for rows written without them)."""
         keep = self.strings.setdefault
         start, account, principal = keep(start, start), keep(account, account), keep(principal, principal)
         counted, sources = self.counted, self.sources
@@ -325,6 +339,10 @@ class Tally:
                 continue
             key = (start, account, principal, source, api, code, ip, agent)
             counts[key] = counts.get(key, 0) + count
+            mask = masks.get(source) if masks else 0
+            if mask:
+                slots, cell = self.slots, key[:4]
+                slots[cell] = slots.get(cell, 0) | mask
             if digests:
                 known = digests_of.get(key)
                 if known is None:
@@ -384,12 +402,16 @@ class Tally:
         """The counts so far as CountRows (one per bin, account, principal), in first-seen order."""
         cells: dict[tuple, CountRow] = {}
         ids = self.ids or {}
+        slots = self.slots
         for key, count in self.counts.items():
             start, account, principal, source, api, code, ip, agent = key
             cell = cells.get(key[:3])
             if cell is None:
                 service = self.services.get((account, principal), False)
                 cell = cells[key[:3]] = CountRow(start, account, principal, service)
+            mask = slots.get(key[:4])
+            if mask:
+                cell.masks[source] = mask
             cell.entries.append((source, api, code, ip, agent, count, b"".join(ids.get(key, ()))))
         return list(cells.values())
 
@@ -415,6 +437,7 @@ class Tally:
         the search head drops (so a map phase's memory follows its flushes, not its range).
         Keep the range."""
         self.counts = {}
+        self.slots = {}
         if self.ids is not None:
             self.ids = {}
             self.seen = set()

@@ -2,10 +2,11 @@
 
 A map phase's count row (``iamspike_counts``, :mod:`iamspike.counttext`) says in its summary what
 scoring needs of a (bin, account, principal) cell: its failures, its failed console sign-ins, its
-APIs, and (to check them against this search's options) its event sources and error codes. At
-intake :class:`CountRows` reads that summary and nothing else: per row a few fields go into
-arrays (bin, entity, failures, console sign-ins, API ids), the eventID digests are decoded into
-one buffer, and the entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
+APIs, its event sources with the minutes it failed on each (rule P39), and (to check them against
+this search's options) its error codes. At intake :class:`CountRows` reads that summary and
+nothing else: per row a few fields go into arrays (bin, entity, failures, console sign-ins, API
+ids, event source ids and their masks), the eventID digests are decoded into one buffer, and the
+entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
 per-key object: memory follows rows and their events. A ``v4`` row (one principal over several
 bins) is read as one ``v3`` row per bin (:func:`~iamspike.counttext.part_columns`), so "row"
 below is a (bin, account, principal) row either way.
@@ -55,9 +56,9 @@ class CountRows:
             self._api_ids: dict[str, int] = {}
             self.source_names: list[str] = []  # event sources (spread.service_actors)
             self._source_ids: dict[str, int] = {}
-            # profile text -> (API ids, their number, event source ids, their number), the ids
-            # packed as the arrays hold them; or _FILTERED
-            self._profiles: dict[str, tuple[bytes, int, bytes, int]] = {}
+            # profile text -> (API ids, their number, event source ids, their number, the
+            # sources' minutes), packed as the arrays hold them; or _FILTERED
+            self._profiles: dict[str, tuple[bytes, int, bytes, int, bytes]] = {}
         else:
             self.api_names, self._api_ids = names.api_names, names._api_ids
             self.source_names, self._source_ids = names.source_names, names._source_ids
@@ -80,6 +81,7 @@ class CountRows:
         self.apis = array("i")  # the rows' API ids, row after row
         self.n_sources = array("i")
         self.sources = array("i")  # the rows' event source ids, row after row
+        self.masks = array("i")  # each of those sources' minutes (P39; 0: none sent)
         self.digests = bytearray()  # the rows' eventID digests, row after row
         self._blocks: list[bytes] = []  # zlib of "\n".join(entries texts) of BLOCK_ROWS rows
         self._block_rows = array("q", [0])  # first row of each block, then the end
@@ -220,11 +222,12 @@ class CountRows:
         self.entity.append(e)
         self.failures.append(total)
         self.console.append(consoles)
-        apis, n_apis, srcs, n_srcs = found
+        apis, n_apis, srcs, n_srcs, masks = found
         self.n_apis.append(n_apis)
         self.apis.frombytes(apis)
         self.n_sources.append(n_srcs)
         self.sources.frombytes(srcs)
+        self.masks.frombytes(masks)
         self.n_digests.append(len(packed) >> 3)
         self.digests += packed
         self._texts.append(rest)
@@ -271,11 +274,12 @@ class CountRows:
         self.entity.fromlist([e] * len(offsets))  # extend's speed from a list
         self.failures.fromlist(totals)
         self.console.fromlist(consoles)
-        apis, n_apis, srcs, n_srcs = zip(*found)
+        apis, n_apis, srcs, n_srcs, masks = zip(*found)
         self.n_apis.fromlist(list(n_apis))
         self.apis.frombytes(b"".join(apis))
         self.n_sources.fromlist(list(n_srcs))
         self.sources.frombytes(b"".join(srcs))
+        self.masks.frombytes(b"".join(masks))
         self.n_digests.fromlist(list(map((3).__rrshift__, sizes)))
         self.digests += b"".join(packed)
         self._texts.extend(rests)
@@ -283,11 +287,11 @@ class CountRows:
             self._flush()
         return True
 
-    def _profile(self, text: str) -> tuple[bytes, int, bytes, int]:
-        """The API ids of a profile and their number, its event source ids and theirs (the ids
-        packed as in :attr:`apis` and :attr:`sources`), or ``_FILTERED``; raises ValueError if it
-        is no profile."""
-        sources, apis, codes = read_profile(text)
+    def _profile(self, text: str) -> tuple[bytes, int, bytes, int, bytes]:
+        """The API ids of a profile and their number, its event source ids and theirs, and the
+        sources' minutes (packed as in :attr:`apis`, :attr:`sources` and :attr:`masks`), or
+        ``_FILTERED``; raises ValueError if it is no profile."""
+        sources, apis, codes, minutes = read_profile(text)
         counted, wanted = self.tally.counted, self.tally.sources
         if any(code and not counted[code] for code in codes) or (
             wanted and any(source not in wanted for source in sources)
@@ -296,7 +300,8 @@ class CountRows:
         else:
             api_ids = _ids(apis, self._api_ids, self.api_names)
             source_ids = _ids(sources, self._source_ids, self.source_names)
-            found = (api_ids.tobytes(), len(api_ids), source_ids.tobytes(), len(source_ids))
+            masks = array("i", minutes or [0] * len(source_ids))
+            found = (api_ids.tobytes(), len(api_ids), source_ids.tobytes(), len(source_ids), masks.tobytes())
         if len(self._profiles) >= PROFILES_KEPT:
             self._profiles.clear()
         self._profiles[text] = found
@@ -321,7 +326,7 @@ class CountRows:
         """The rows, as :meth:`add_taken` adds them (their ids in the names shared); none left."""
         self._flush()
         columns = (self.bins, self.entity, self.failures, self.console, self.n_apis, self.n_digests)
-        columns += (self.apis, self.n_sources, self.sources)
+        columns += (self.apis, self.n_sources, self.sources, self.masks)
         out = pickle.dumps(
             (
                 list(self.entities),
@@ -351,7 +356,7 @@ class CountRows:
         entity = np.frombuffer(columns[1], dtype=np.int32)
         self.entity.frombytes(np.frombuffer(ids, dtype=np.int32)[entity].tobytes())
         rest = (self.failures, self.console, self.n_apis, self.n_digests, self.apis, self.n_sources)
-        for column, data in zip((*rest, self.sources), columns[2:]):
+        for column, data in zip((*rest, self.sources, self.masks), columns[2:]):
             column.frombytes(data)
         self.digests += digests
         self._blocks.extend(blocks)
@@ -450,11 +455,14 @@ class CountRows:
         moved = np.isin(cell, slow)
         self.fast = ~moved
         labels = self.labels()
-        entity = self.entity
+        entity, names, sources, masks = self.entity, self.source_names, self.sources, self.masks
+        at = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(np.frombuffer(self.n_sources, dtype=np.int32), out=at[1:])
         for r, entries in self.entries(np.flatnonzero(moved).tolist()):
             e = entity[r]
             account, principal = labels[e]
-            tally.add_entries(self.bins[r] * span, account, principal, e in self.services, entries)
+            minutes = {names[sources[i]]: masks[i] for i in range(at[r], at[r + 1])}
+            tally.add_entries(self.bins[r] * span, account, principal, e in self.services, entries, minutes)
 
     def _repeated(self, cell: np.ndarray) -> np.ndarray:
         """Rows of cells that came in more than one row."""

@@ -1,12 +1,17 @@
 """The count row's text, ``iamspike_counts``: what crosses from the indexers to the search head.
 
 ``v3`` (written): a summary of the cell, then its digests, then its entries, separated by ``;``:
-``v3<service>;<failures>;<console>;<sources>^<apis>^<codes>;<digests>;<entry>;<entry>...``.
+``v3<service>;<failures>;<console>;<sources>^<apis>^<codes>^<masks>;<digests>;<entry>;<entry>...``.
 ``service`` is ``1`` for an AWS service principal, else ``0``; ``failures`` the cell's counted
 events; ``console`` how many of them are failed console sign-ins (error code
 ``ConsoleLoginFailure``); then the cell's distinct event sources, APIs and error codes (each list
-sorted, names joined by ``|``, the three lists by ``^``: the *profile*, which the search head
-reads instead of the entries); ``digests`` the eventID digests (64 bits each,
+sorted, names joined by ``|``, the lists by ``^``: the *profile*, which the search head reads
+instead of the entries) and, per event source in the sources' order, the 5-minute slots of the
+bin in which the principal failed on it (``masks``: :data:`MASK_BITS` bits, bit ``k`` the
+``k``-th twelfth of the bin, :data:`MASK_DIGITS` hex digits each, joined by ``|``; rule P39).
+A profile of three groups (written before the masks, 2026-12-07) reads as no minutes; a search
+head older than the masks cannot read a profile of four (upgrade the search head first, as for
+every version here); ``digests`` the eventID digests (64 bits each,
 :data:`DIGEST_BYTES`) of every entry in entry order, packed end to end in standard base64
 (10.7 characters an event). One entry per distinct (event source, API, error code, source IP,
 user agent): ``source|api|code|ip|user_agent|count|n``, ``n`` the entry's digests, empty when it
@@ -47,7 +52,7 @@ import binascii
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from operator import itemgetter
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
@@ -60,15 +65,18 @@ V2 = "v2"  # per-entry base64url digests, no summary: still read
 OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
 HEADS = ("v30", "v31")  # a v3 count row's text starts with one of these (service 0 or 1)
 DIGEST_BYTES = 8  # an eventID's digest: 64 bits
+MASK_BITS = 12  # a source's minutes in a bin: one bit per twelfth (5 minutes of an hour)
+MASK_DIGITS = 3  # hex digits of a mask
 SAME = "^"  # a text field equal to the previous entry's
 _SPECIAL = re.compile('[%|;^,"\r\n]')
 _ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in '%|;^,"\r\n'})
 _DECODER = json.JSONDecoder()
 
 
-def encode_counts(service: bool, entries: Sequence[tuple]) -> str:
+def encode_counts(service: bool, entries: Sequence[tuple], masks: Mapping[str, int] | None = None) -> str:
     """``v3`` text of a cell: entries ``(source, api, code, ip, user_agent, count, digests)``,
-    digests packed (bytes, :data:`DIGEST_BYTES` each)."""
+    digests packed (bytes, :data:`DIGEST_BYTES` each); ``masks`` each event source's minutes
+    (:data:`MASK_DIGITS`; none: the profile has no masks group)."""
     failures = console = 0
     names: tuple[set, set, set] = (set(), set(), set())
     for entry in entries:
@@ -77,7 +85,12 @@ def encode_counts(service: bool, entries: Sequence[tuple]) -> str:
             console += entry[5]
         for at in range(3):
             names[at].add(entry[at])
-    profile = "^".join("|".join(sorted(_escape(name) for name in group)) for group in names)
+    escaped = sorted((_escape(name), name) for name in names[0])
+    groups = ["|".join(text for text, _ in escaped)]
+    groups += ["|".join(sorted(_escape(name) for name in group)) for group in names[1:]]
+    if masks:
+        groups.append("|".join(f"{masks.get(name, 0):0{MASK_DIGITS}x}" for _, name in escaped))
+    profile = "^".join(groups)
     packed = b"".join(entry[6] for entry in entries)
     parts = [
         COUNT_VERSION + ("1" if service else "0"),
@@ -96,13 +109,16 @@ def encode_counts(service: bool, entries: Sequence[tuple]) -> str:
     return ";".join(parts)
 
 
-def encode_parts(service: bool, parts: Sequence[tuple[int, Sequence[tuple]]]) -> str:
-    """``v4`` text of one principal's bins: parts ``(offset, entries)``, offsets the bin starts
-    in seconds after the row's ``_time``, ascending from 0 (entries as :func:`encode_counts`)."""
+def encode_parts(
+    service: bool, parts: Sequence[tuple[int, Sequence[tuple], Mapping[str, int] | None]]
+) -> str:
+    """``v4`` text of one principal's bins: parts ``(offset, entries, masks)``, offsets the bin
+    starts in seconds after the row's ``_time``, ascending from 0 (entries and masks as
+    :func:`encode_counts`)."""
     out = [V4 + ("1" if service else "0")]
-    for offset, entries in parts:
+    for offset, entries, masks in parts:
         out.append(f"{offset}:{len(entries)}")
-        out.append(encode_counts(service, entries).split(";", 1)[1])
+        out.append(encode_counts(service, entries, masks).split(";", 1)[1])
     return ";".join(out)
 
 
@@ -283,14 +299,27 @@ def add_fields(text: str, tables: Sequence[dict]) -> None:
                 table[name] = table.get(name, 0) + n
 
 
-def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
-    """A ``v3`` profile: (event sources, APIs, error codes) of the cell."""
-    sources, apis, codes = text.split("^")
-    return (
-        tuple(map(_unescape, sources.split("|"))),
-        tuple(map(_unescape, apis.split("|"))),
-        tuple(map(_unescape, codes.split("|"))),
-    )
+def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
+    """A ``v3`` profile: (event sources, APIs, error codes, each source's minutes) of the cell;
+    the minutes are empty where the profile has no masks group (written before it)."""
+    sources, apis, codes, *masks = text.split("^")
+    names = tuple(map(_unescape, sources.split("|")))
+    minutes: tuple[int, ...] = ()
+    if masks:
+        (group,) = masks
+        minutes = tuple(int(mask, 16) for mask in group.split("|"))
+        if len(minutes) != len(names) or max(minutes) >> MASK_BITS:
+            raise ValueError("masks differ from the sources")
+    return names, tuple(map(_unescape, apis.split("|"))), tuple(map(_unescape, codes.split("|"))), minutes
+
+
+def text_masks(text: str) -> dict[str, int]:
+    """A count text's minutes by event source (``v3`` with a masks group; else none). Raises
+    ValueError when its profile is not one of ours."""
+    if text[:3] not in HEADS:
+        return {}
+    sources, _apis, _codes, masks = read_profile(text.split(";", 4)[3])
+    return dict(zip(sources, masks))
 
 
 def unpack_digests(text: str) -> bytes:

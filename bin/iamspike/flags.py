@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from iamspike.baseline import BaselineParams, current_rate
+from iamspike.minutes import flagged as minutes_flagged
 from iamspike.newcomers import flagged as newcomers_flagged
 from iamspike.options import Options
 from iamspike.people import cell_breadth, page_load, person_breadth
@@ -113,6 +114,7 @@ class Flagged:
     pair: np.ndarray | None = None
     repeat: np.ndarray | None = None  # accounts: quiet principals repeating on one source (P35)
     arrived: np.ndarray | None = None  # accounts: principals failing for the first time together (P38)
+    cluster: np.ndarray | None = None  # accounts: actors failing within the same minutes (P39)
 
 
 def flag(
@@ -240,7 +242,7 @@ def flag(
             t_idx * counts.shape[1] + e_idx,
             np.where(observed >= o.min_failures, score, 0.0),
         )
-    spread_score = both = capped = on_one_service = repeat = arrived = None
+    spread_score = both = capped = on_one_service = repeat = arrived = cluster = None
     if spread is not None:
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
@@ -279,12 +281,19 @@ def flag(
         # ... and where several principals fail for the first time together (P38).
         arrived = newcomers_flagged(spread.newcomers, t_idx, e_idx, spread_counts.shape[1])
         score = np.where(arrived, np.maximum(score, o.threshold), score)
+        # ... and where several actors fail within the same minutes in a quiet account (P39).
+        cluster = minutes_flagged(
+            spread.minutes, t_idx, e_idx, spread_counts.shape[1], expected, o.min_failures
+        )
+        score = np.where(cluster, np.maximum(score, o.threshold), score)
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pair = None
     if paired.any():
         cells_in = (t_idx, e_idx, paired)
         pair, score, flagged = across_the_hour(rp, straddle, base, spread, cells_in, score, flagged)
+    if cluster is not None:  # a handful of failures: also below min_failures; the pair decides first (P39)
+        flagged |= cluster & (score >= o.threshold)
     pick = np.arange(len(t_idx)) if o.show == "all" else np.flatnonzero(flagged)
     upper = upper_bound(
         scored.expected[pick],
@@ -318,6 +327,7 @@ def flag(
         pair,
         repeat,
         arrived,
+        cluster,
     )
 
 

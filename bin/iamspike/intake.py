@@ -15,6 +15,7 @@ from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from iamspike.cloudtrail import FIELDS, RAW, TIME, parse_raw, record_to_row
+from iamspike.counttext import MASK_BITS as SLOTS
 from iamspike.counttext import digest
 from iamspike.failures import CONSOLE_LOGIN_FAILURE, console_login_failed
 from iamspike.principals import fold_principal
@@ -149,7 +150,7 @@ def add_events(
     source_i, (ip_i, agent_i) = cols[_COL["eventSource"]], [cols[_COL[name]] for name in TAIL_FIELDS]
     counted, sources, span = tally.counted, tally.sources, tally.span
     counts, ids, seen, identities = tally.counts, tally.ids, tally.seen, tally.identities
-    services = tally.services
+    services, slots = tally.services, tally.slots
     has_codes = code_i < width
     # The raw events this process counted, by eventID: their digests when they are sent on
     # (the map phase), else the string's own 64-bit hash (the same collision bound as the
@@ -214,6 +215,8 @@ def add_events(
             row[agent_i],
         )
         counts[key] = counts.get(key, 0) + 1
+        cell = key[:4]  # the minutes it failed in on this source (P39)
+        slots[cell] = slots.get(cell, 0) | (1 << min(int((when - key[0]) * SLOTS // span), SLOTS - 1))
         if ids is not None and event_id:
             found = ids.get(key)
             if found is None:

@@ -13,8 +13,8 @@ from dataclasses import fields, replace
 
 import numpy as np
 
-from iamspike import bins, explain, newcomers, rare, repeaters, state, statefold
-from iamspike.accounts import account_series, covered_accounts, live_offset, source_items
+from iamspike import bins, explain, minutes, newcomers, rare, repeaters, state, statefold
+from iamspike.accounts import account_series, covered_accounts, live_offset, source_items, source_masks
 from iamspike.baseline import BaselineParams, fit_baselines
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
@@ -311,6 +311,8 @@ class ResultsPass:
             arrived = self.one_actor and self._newcomers(
                 (s_bin, s_entity), p_account, service, labels, live_first, out_from
             )
+            # Several actors failing on one source within the same minutes (P39).
+            clusters = self._clusters(a_group, out_from, live_items)
             del counts
             base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
             # Several actors failing together are no stream being absorbed: no recent view.
@@ -332,7 +334,7 @@ class ResultsPass:
                 params.half_life_bins,
                 acc_spread,
             )
-            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat, arrived)
+            spread = Spread(acc_spread, spread_base, quiet, same, found, repeat, arrived, clusters)
             # Spreads across the turn of an hour: each live bin with the one before (P34).
             pairs = live_pairs(self, acc_counts, acc_apis, a_group, live_first, live_items)
             rows += self._flagged_rows(
@@ -367,6 +369,26 @@ class ResultsPass:
         since = np.where(covered_accounts(self)[:n_accounts], saved_watch, newcomers.NEVER)
         group = principal_groups(p_account, service, n_accounts)
         return newcomers.find(seen, eligible, group, since, self.first, self.n_bins, self.history, out_from)
+
+    def _clusters(self, a_group, out_from, items) -> minutes.Clusters:
+        """Each account cell's largest cluster of actors failing on one event source within the
+        same minutes (P39), where the account has been watched ``history`` (its principals' first
+        failures, as P38's); ``items``: ``accounts.source_items``."""
+        t, p, src, names = items
+        masks = source_masks(self)
+        n_accounts = len(self.accounts)
+        found = minutes.find(
+            (t - self.first, p, masks, src), self.p_actor, a_group, n_accounts, self.n_bins, names, out_from
+        )
+        if len(found.cell):
+            watch = np.full(n_accounts + 1, np.iinfo(np.int64).max, dtype=np.int64)
+            np.minimum.at(watch, np.array(self.p_account, dtype=np.int64), self.watched)
+            ct, ce = found.cell // n_accounts, found.cell % n_accounts
+            ok = (ct + self.first) - watch[ce] >= self.history
+            found = minutes.Clusters(
+                found.cell[ok], found.actors[ok], [n for n, y in zip(found.source, ok) if y]
+            )
+        return found
 
     def _view(self) -> PassView:
         """What ``flags.flag`` reads of this pass: the attributes ``PassView`` names."""
@@ -415,10 +437,14 @@ class ResultsPass:
             elif spread_score is not None and max(spread_score[i], both[i]) > scored.score[i] and is_spike:
                 notes.append(spread_note(spread, t, e, f.on_one_service is not None and f.on_one_service[i]))
             others = 0.0 if spread_score is None else max(scored.score[i], spread_score[i], both[i])
-            if f.repeat is not None and f.repeat[i] and is_spike and others < o.threshold:
+            decides = is_spike and others < o.threshold  # a rule flagging at the threshold
+            floor = failures >= o.min_failures  # P35's and P38's floor; below it P39 decided
+            if f.repeat is not None and f.repeat[i] and decides and floor:
                 notes.append(spread.repeat.note(t, e, len(labels), expected))  # P35 decided
-            elif f.arrived is not None and f.arrived[i] and is_spike and others < o.threshold:
+            elif f.arrived is not None and f.arrived[i] and decides and floor:
                 notes.append(spread.newcomers.note(t, e, len(labels)))  # P38 decided
+            elif f.cluster is not None and f.cluster[i] and decides:
+                notes.append(spread.minutes.note(t, e, len(labels), span))  # P39 decided
             if capped is not None and i in capped:
                 notes.append(capped[i])
             if by_rate is not None and by_rate[i] > scored.score[i] and by_rate[i] >= o.threshold:

@@ -51,6 +51,7 @@ from iamspike.rare import Rare
 from iamspike.scoring import ScoreParams, score_counts
 
 if TYPE_CHECKING:  # repeaters reads this module's source_actor_cells
+    from iamspike.minutes import Clusters
     from iamspike.newcomers import Newcomers
     from iamspike.repeaters import Repeaters
 
@@ -79,6 +80,7 @@ class Spread(NamedTuple):
     rare: Rare | None = None
     repeat: Repeaters | None = None
     newcomers: Newcomers | None = None
+    minutes: Clusters | None = None
 
 
 def principal_groups(p_account: np.ndarray, service: np.ndarray, n_accounts: int) -> np.ndarray:

@@ -243,16 +243,19 @@ def test_aggregated_rows_without_the_count_field_name_it() -> None:
 
 
 def test_count_row_text_v3_sums_up_the_cell_then_names_each_field_once() -> None:
+    """... and the profile ends with the minutes of each event source (P39): IAM's failures at
+    :00, :07 and :59 of the hour set the bits of its 5-minute slots 0, 1 and 11 (``803``)."""
     mapped = tally(keep_ids=True)
-    records = [event(1), event(2), event(3, api="GetUser"), dict(event(4), eventID="")]
+    records = [event(1), event(2, at=420), event(3, api="GetUser", at=3599), dict(event(4), eventID="")]
     mapped.add_rows(list(FIELDS), rows_of(records))
     (cell,) = mapped.count_rows()
     text = str(cell.to_row()[COUNTS_FIELD])
     digests = base64.b64encode(b"".join(counttext.digest(f"id-{n}") for n in (1, 2, 3))).decode()
     assert text == (
-        f"v30;4;0;iam.amazonaws.com^GetUser|ListUsers^AccessDenied;{digests};"
+        f"v30;4;0;iam.amazonaws.com^GetUser|ListUsers^AccessDenied^803;{digests};"
         "iam.amazonaws.com|ListUsers|AccessDenied|198.51.100.7|aws-cli/2|3|2;^|GetUser|^|^|^|1|"
     )
+    assert counttext.text_masks(text) == {"iam.amazonaws.com": 0x803}
     assert len(digests) == 32  # 3 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
 
 
@@ -268,6 +271,28 @@ def test_an_empty_field_stays_empty_rather_than_same_as_before() -> None:
         == "v30;3;0;iam.amazonaws.com^A|B^|AccessDenied;;iam.amazonaws.com|A|AccessDenied|||1|0;^|B||||2|0"
     )
     assert counttext.decode_counts(text) == (False, entries)
+
+
+def test_each_event_source_has_its_minutes_in_the_profile_and_rows_without_them_still_read() -> None:
+    """Masks follow the sources' order in the profile (sorted as written, escaped); a profile
+    written before the masks group (three groups) reads as no minutes; a masks group that does
+    not match the sources is no profile of ours."""
+    entries = [
+        ("s3.amazonaws.com", "GetObject", "AccessDenied", "", "", 1, b""),
+        ("a^b", "X", "AccessDenied", "", "", 2, b""),
+    ]
+    text = counting.CountRow(
+        T0, ACCT, USER, False, entries, {"s3.amazonaws.com": 0x400, "a^b": 3}
+    ).counts_text()
+    assert text.split(";")[3] == "a%5Eb|s3.amazonaws.com^GetObject|X^AccessDenied^003|400"
+    assert counttext.text_masks(text) == {"a^b": 3, "s3.amazonaws.com": 0x400}
+    assert counttext.decode_counts(text) == (False, entries)
+    old = counting.CountRow(T0, ACCT, USER, False, entries).counts_text()  # no masks: three groups
+    assert old.split(";")[3] == "a%5Eb|s3.amazonaws.com^GetObject|X^AccessDenied"
+    assert counttext.read_profile(old.split(";")[3])[3] == () and counttext.text_masks(old) == {}
+    for bad in ("003", "003|400|001", "003|1000", "003|"):
+        with pytest.raises(ValueError):
+            counttext.read_profile(f"a%5Eb|s3.amazonaws.com^GetObject|X^AccessDenied^{bad}")
 
 
 AWKWARD = ["", "^", "%", "%41", "a|b;c", 'say "hi", then\r\nleave', "Ünïcødé ✓", "^^|%;", " "]

@@ -56,11 +56,16 @@ def test_three_quiet_principals_denied_twice_on_one_service_flag_a_quiet_account
     )
 
 
-def test_single_denials_of_three_and_double_ones_of_two_leave_the_quiet_account_alone() -> None:
-    """Three people denied once each are the account's background (one to three a hour, mostly
-    once each; 12.6); two people denied three or two times each are no spread (``MIN_REPEATERS``;
-    34.5, 19.7). The account's eleven days alone raise no account alert."""
-    assert account_hours(run(records_with(3, 1))) == []
+def test_single_denials_of_three_are_rule_p39s_and_double_ones_of_two_leave_the_quiet_account_alone() -> None:
+    """Three people denied once each are no repeaters (12.6 by the other rules): they failed on
+    EC2 within 2 minutes, which rule P39 flags at the threshold below ``min_failures`` (4
+    failures), and the reason says so (not P38's newcomers, whose floor is ``min_failures``).
+    Two people denied three or two times each are no spread (``MIN_REPEATERS``; 34.5, 19.7). The
+    account's eleven days alone raise no account alert."""
+    (row,) = run(records_with(3, 1))
+    assert (row["_time"] - T0) // HOUR == SPIKE_HOUR and row["score"] == 50.0
+    assert row["reason"].endswith("3 of its principals failed on ec2.amazonaws.com within 10 minutes.")
+    assert "seldom fail each" not in row["reason"] and "for the first time" not in row["reason"]
     assert account_hours(run(records_with(2, 3))) == []
     assert account_hours(run(records_with(2, 2))) == []
     assert account_hours(run(sorted(quiet_account(), key=lambda r: r["eventTime"]))) == []

@@ -406,14 +406,19 @@ def test_a_spread_on_one_service_is_flagged_by_the_alert_from_saved_state_as_by_
     the alert that reads the first ten days as saved state judges the five people on EC2 against
     that history (about 1 an hour), as one pass over the eleven days does, and returns the same
     rows. Without it the failing principals (about 2.5) stood in before the live bins and the
-    alert stayed below 50 (42). Principals' rows alone keep no sources: their fallback is that."""
+    alert stayed below 50 (42). Principals' rows alone keep no sources: their fallback is that,
+    where only rule P39 flags the hour (five people on EC2 within minutes, at the threshold)."""
     records = sorted(busy_account() + five_people(["ec2"] * 5), key=lambda r: r["eventTime"])
     one_pass = run(records)
     assert account_hours(one_pass) == [SPIKE_HOUR]
     live_from = T0 + 10 * 24 * HOUR
     assert alert_from_state(records, live_from) == one_pass
     assert alert_from_state(records, live_from, mapped=True) == one_pass  # the live hour as count rows
-    assert account_hours(alert_from_state(records, live_from, ("principal",))) == []
+    (row,) = alert_from_state(records, live_from, ("principal",))
+    assert row["score"] == 50.0 and row["reason"].endswith(
+        "expected 3 (upper 16), across 3 APIs and 1 error code; compared with the same time of day on the"
+        " last 5 days; 5 of its principals failed on ec2.amazonaws.com within 10 minutes."
+    )
 
 
 # ------------------------------------------------------- a service rare for the account (P29)
@@ -430,7 +435,9 @@ def test_a_spread_on_a_service_the_account_never_failed_on_flags_it_on_its_usual
     the busy account (two or three people a hour, each on one of ten services of their own): 3
     actors on one source against about 0.003 an hour flags the account (60); without rule P29, 3
     on one service against about 1 (P26) did not (the same hour with two of them: 21). Four
-    people on EC2, one of its ten usual services, stay an ordinary hour (47)."""
+    people on EC2, one of its ten usual services, are no rare service (47): only rule P39 flags
+    that hour, at the threshold (four actors on one source within minutes in an account expecting
+    3)."""
     rare = sorted(busy_account() + on_rare("athena", 3), key=lambda r: r["eventTime"])
     (row,) = [r for r in run(rare) if r["entity_type"] == "account"]
     assert (row["_time"] - T0) // HOUR == SPIKE_HOUR
@@ -442,7 +449,10 @@ def test_a_spread_on_a_service_the_account_never_failed_on_flags_it_on_its_usual
         account_hours(run(sorted(busy_account() + on_rare("athena", 2), key=lambda r: r["eventTime"]))) == []
     )
     usual = sorted(busy_account() + on_rare("ec2", 4), key=lambda r: r["eventTime"])
-    assert account_hours(run(usual)) == []
+    (row,) = run(usual)
+    assert row["score"] == 50.0 and row["reason"].endswith(
+        "4 of its principals failed on ec2.amazonaws.com within 10 minutes."
+    )
 
 
 def without_sources(rows: list[dict]) -> list[dict]:
@@ -461,18 +471,23 @@ def test_a_spread_on_a_rare_service_is_flagged_by_the_alert_from_saved_state_as_
     days as saved state continues them over the live day and returns the rows of one pass over
     the eleven days, read live as raw events or as the map phase's count rows. Rows written
     before the field existed still read; the rule is then off for the account until a day of
-    live history, and the spread on Athena is not flagged."""
+    live history, and only rule P39 flags the spread on Athena (three people within minutes, at
+    the threshold)."""
     records = sorted(busy_account() + on_rare("athena", 3), key=lambda r: r["eventTime"])
     one_pass = run(records)
     assert account_hours(one_pass) == [SPIKE_HOUR]
     live_from = T0 + 10 * 24 * HOUR
     assert alert_from_state(records, live_from) == one_pass
     assert alert_from_state(records, live_from, mapped=True) == one_pass
-    assert account_hours(alert_from_state(records, live_from, saved_as=without_sources)) == []
+    (row,) = alert_from_state(records, live_from, saved_as=without_sources)
+    assert row["score"] == 50.0 and "seldom fails on" not in row["reason"]
+    assert row["reason"].endswith("3 of its principals failed on athena.amazonaws.com within 10 minutes.")
     # A day of live history later the rule is back: four people denied on Glue a day and an hour
     # after the spread on Athena (the live day's first hours are not enough: the prior still
     # weighs, at about 0.02 an hour, and three are not).
     later = [{**r, "eventTime": r["eventTime"] + 25 * HOUR} for r in on_rare("glue", 4)]
     more = sorted(busy_account(12) + on_rare("athena", 3) + later, key=lambda r: r["eventTime"])
-    assert account_hours(alert_from_state(more, live_from, saved_as=without_sources)) == [SPIKE_HOUR + 25]
+    rows = alert_from_state(more, live_from, saved_as=without_sources)
+    assert account_hours(rows) == [SPIKE_HOUR, SPIKE_HOUR + 25]  # Athena's by P39 (above)
+    assert "on glue.amazonaws.com, which the account seldom fails on" in rows[1]["reason"]
     assert account_hours(run(more)) == [SPIKE_HOUR, SPIKE_HOUR + 25]

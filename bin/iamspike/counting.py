@@ -177,7 +177,7 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
     other rows unchanged. ``header`` must hold ``_time``, ``account``, ``principal`` and
     ``iamspike_state`` for a ``v5`` row to be read. A ``v5`` text that is not one of ours, or
     whose members are not as many as its ``state_keys`` (a text cut at a member's end reads as
-    whole members), is counted in ``skipped``."""
+    whole members), is counted in ``skipped``; the states attached to it are still read."""
     index = {name: i for i, name in enumerate(header)}
     counts_i, time_i, keys_i = index[COUNTS_FIELD], index.get(TIME), index.get(STATE_KEYS)
     prin_i, state_i = index.get("principal"), index.get(STATE_FIELD)
@@ -197,7 +197,7 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
             first = int(first)
         except (ValueError, TypeError, IndexError, OverflowError):
             skipped[BAD_COUNTS] += 1
-            continue
+            members = []
         for n, (offset, principal, text) in enumerate(members):
             member = list(row)
             for i in cleared:
@@ -205,9 +205,12 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
                     member[i] = ""
             member[time_i], member[prin_i], member[counts_i] = str(first + offset), principal, text
             yield member
-        if state_i is not None and row[state_i]:
+        texts = row[state_i].split("\n") if state_i is not None and row[state_i] else []
+        if not members and account_i is not None and row[account_i]:
+            texts.append(row[account_i])  # the account's state, which no member carries
+        if texts and state_i is not None:
             blank = [""] * len(row)
-            for text in row[state_i].split("\n"):
+            for text in texts:
                 if text:
                     state_row = list(blank)
                     state_row[state_i] = text

@@ -299,6 +299,31 @@ def test_a_v5_row_cut_at_a_members_end_is_skipped_whole_and_named() -> None:
     assert detector.messages() == []
 
 
+def test_the_states_attached_to_an_unreadable_v5_row_are_still_read() -> None:
+    """The old state macro (still working from a local/macros.conf copy) attached to a ``v5`` row
+    its principals' states (``iamspike_state``, multivalue) and its account's: a damaged text costs
+    the row's counts, not those states (they were dropped with it, and the account's history with
+    them)."""
+    events = organisation()
+    early = [e for e in events if e["eventTime"] < T0 + 40 * HOUR]
+    saved = {row["state_key"]: row["iamspike_state"] for row in run(early, parse_options(["show=state"]))}
+    shipped = mapped([[e for e in events if e["eventTime"] >= T0 + 40 * HOUR]])
+    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
+    row = shipped[at]
+    keys = str(row["state_keys"]).split()
+    attached = {
+        **row,
+        COUNTS_FIELD: "v5;x",
+        "iamspike_state": "\n".join(saved[key] for key in keys if key in saved),
+        "iamspike_account_state": saved[str(row["account_state_key"])],
+    }
+    states = [{"iamspike_state": saved[key]} for key in [*keys, row["account_state_key"]] if key in saved]
+    others = [*shipped[:at], *shipped[at + 1 :]]
+    detector, got = reported([*others, attached])
+    assert got == reported([*others, *states])[1] != reported(others)[1]
+    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
 def test_an_accounts_principals_travel_in_v5_rows_read_as_their_v3_and_v4_rows() -> None:
     events = organisation()
     parts = deal(events, 3, seed=6)

@@ -117,6 +117,6 @@ def parse_raw(raw: str) -> Mapping | None:
     """The record held in a ``_raw`` JSON string, or None if it is not a JSON object."""
     try:
         value = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: arrays nested thousands deep
         return None
     return value if isinstance(value, Mapping) else None

@@ -175,10 +175,11 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
     ``v3``/``v4`` text, the account's state on the first) and one state row per text of its
     ``iamspike_state`` (the lookup's answer for ``state_keys``: each text names its own entity);
     other rows unchanged. ``header`` must hold ``_time``, ``account``, ``principal`` and
-    ``iamspike_state`` for a ``v5`` row to be read. A ``v5`` text that is not one of ours is
-    counted in ``skipped``."""
+    ``iamspike_state`` for a ``v5`` row to be read. A ``v5`` text that is not one of ours, or
+    whose members are not as many as its ``state_keys`` (a text cut at a member's end reads as
+    whole members), is counted in ``skipped``; the states attached to it are still read."""
     index = {name: i for i, name in enumerate(header)}
-    counts_i, time_i = index[COUNTS_FIELD], index.get(TIME)
+    counts_i, time_i, keys_i = index[COUNTS_FIELD], index.get(TIME), index.get(STATE_KEYS)
     prin_i, state_i = index.get("principal"), index.get(STATE_FIELD)
     cleared = [index[name] for name in (STATE_FIELD, ACCOUNT_STATE_FIELD, STATE_KEYS) if name in index]
     account_i = index.get(ACCOUNT_STATE_FIELD)
@@ -188,13 +189,15 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
             continue
         try:
             members = split_members(row[counts_i])
+            if keys_i is not None and row[keys_i] and len(row[keys_i].split()) != len(members):
+                raise ValueError
             first = float(row[time_i])
             if not intake.usable_time(first) or prin_i is None:
                 raise ValueError
             first = int(first)
         except (ValueError, TypeError, IndexError, OverflowError):
             skipped[BAD_COUNTS] += 1
-            continue
+            members = []
         for n, (offset, principal, text) in enumerate(members):
             member = list(row)
             for i in cleared:
@@ -202,9 +205,12 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
                     member[i] = ""
             member[time_i], member[prin_i], member[counts_i] = str(first + offset), principal, text
             yield member
-        if state_i is not None and row[state_i]:
+        texts = row[state_i].split("\n") if state_i is not None and row[state_i] else []
+        if not members and account_i is not None and row[account_i]:
+            texts.append(row[account_i])  # the account's state, which no member carries
+        if texts and state_i is not None:
             blank = [""] * len(row)
-            for text in row[state_i].split("\n"):
+            for text in texts:
                 if text:
                     state_row = list(blank)
                     state_row[state_i] = text

@@ -67,6 +67,7 @@ HEADS = ("v30", "v31")  # a v3 count row's text starts with one of these (servic
 DIGEST_BYTES = 8  # an eventID's digest: 64 bits
 MASK_BITS = 12  # a source's minutes in a bin: one bit per twelfth (5 minutes of an hour)
 MASK_DIGITS = 3  # hex digits of a mask
+_HEX = "0123456789abcdefABCDEF"
 SAME = "^"  # a text field equal to the previous entry's
 _SPECIAL = re.compile('[%|;^,"\r\n]')
 _ESCAPES = str.maketrans({c: f"%{ord(c):02X}" for c in '%|;^,"\r\n'})
@@ -220,7 +221,7 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     keep = keep or _same
     version = text[:2]
     if text[2:3] == "{" and version in (COUNT_VERSION, V2, OLD_VERSION):
-        blob, end = _DECODER.raw_decode(text, 2)
+        blob, end = _json(text)
         if end != len(text) or not isinstance(blob, dict):
             raise ValueError("not a range row")
         return blob
@@ -301,15 +302,18 @@ def add_fields(text: str, tables: Sequence[dict]) -> None:
 
 def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
     """A ``v3`` profile: (event sources, APIs, error codes, each source's minutes) of the cell;
-    the minutes are empty where the profile has no masks group (written before it)."""
+    the minutes are empty where the profile has no masks group (written before it). Each mask
+    must be :data:`MASK_DIGITS` hex digits (``int`` alone would take ``-01``, ``0x1`` or `` 1``:
+    a negative mask would set every slot)."""
     sources, apis, codes, *masks = text.split("^")
     names = tuple(map(_unescape, sources.split("|")))
     minutes: tuple[int, ...] = ()
     if masks:
         (group,) = masks
-        minutes = tuple(int(mask, 16) for mask in group.split("|"))
-        if len(minutes) != len(names) or max(minutes) >> MASK_BITS:
+        texts = group.split("|")
+        if len(texts) != len(names) or any(len(mask) != MASK_DIGITS or mask.strip(_HEX) for mask in texts):
             raise ValueError("masks differ from the sources")
+        minutes = tuple(int(mask, 16) for mask in texts)
     return names, tuple(map(_unescape, apis.split("|"))), tuple(map(_unescape, codes.split("|"))), minutes
 
 
@@ -328,7 +332,7 @@ def unpack_digests(text: str) -> bytes:
 
 
 def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
-    blob, end = _DECODER.raw_decode(text, 2)
+    blob, end = _json(text)
     if end != len(text):
         raise ValueError("trailing text")
     service, raw_entries = blob
@@ -337,6 +341,15 @@ def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
         texts = [keep(str(value), str(value)) for value in (source, api, code, ip, agent)]
         entries.append((*texts, int(count), _packed(bytes.fromhex(digests))))
     return bool(service), entries
+
+
+def _json(text: str) -> tuple[object, int]:
+    """The JSON value after a text's two-character version, and where it ends. Raises ValueError
+    where it is not JSON, or is nested too deep to read (json raises RecursionError there)."""
+    try:
+        return _DECODER.raw_decode(text, 2)
+    except RecursionError:
+        raise ValueError("JSON nested too deep") from None
 
 
 def _unpack_v2(text: str) -> bytes:

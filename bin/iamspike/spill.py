@@ -192,11 +192,20 @@ class StateSpill:
                 except (TypeError, ValueError, IndexError):
                     pass  # unreadable: its pass skips it
             elif not text and state_i is not None and row[state_i]:
-                account = _state_account(row[state_i])
-                if account is None:
-                    other.append(row)  # a version-1 range row, or unreadable: counted once here
-                    continue
-                first, last = _saved_range(row[state_i], first, last)
+                # one state text, or an account's several joined by newlines (the state macro's
+                # row: docs/distributed.md "State join"), each to its own account's bucket
+                for one in row[state_i].split("\n"):
+                    if not one:
+                        continue
+                    single = list(row)
+                    single[state_i] = one
+                    account = _state_account(one)
+                    if account is None:
+                        other.append(single)  # a version-1 range row, or unreadable: counted once here
+                        continue
+                    first, last = _saved_range(one, first, last)
+                    self._write(account, pick(single))
+                continue
             else:
                 other.append(row)
                 continue

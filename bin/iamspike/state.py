@@ -257,7 +257,7 @@ def decode(text: str) -> StateEntry:
     """Parse one ``iamspike_state`` value; ValueError with a short reason if it is not ours."""
     try:
         blob = json.loads(text)
-    except ValueError as exc:
+    except (ValueError, RecursionError) as exc:  # RecursionError: arrays nested thousands deep
         raise ValueError("not JSON") from exc
     if not isinstance(blob, Mapping) or blob.get("v") not in READABLE:
         raise ValueError("unknown state version")

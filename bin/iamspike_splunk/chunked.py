@@ -216,15 +216,15 @@ def feed(sink: Sink, body: bytes) -> int:
     thousands of row lists and strings and no cycle, and the collector's passes over them cost
     about a third of the reading (fields bench, 3.13). It runs again after the chunk.
 
-    Returns the rows skipped as cut short. splunkd ends every row with a line break; a body that
-    does not end with one was cut (a damaged chunk): its rows with fewer fields than the header
-    are skipped, the others read (a whole body pays no check per row)."""
+    Returns the rows skipped as cut short: rows with fewer fields than the header (a body cut
+    mid-row, a blank or short line in a damaged chunk), which no reader could index; the others
+    are read. The check costs about 30 ns a row (1.6 ms for 50,000 count rows, against 57 ms of
+    csv reading)."""
     header, rows = read_body(body)
     if not header:
         return 0
     cut: list[int] = []
-    if not body.endswith(b"\n"):
-        rows = _whole_rows(rows, len(header), cut)
+    rows = _whole_rows(rows, len(header), cut)
     was_enabled = gc.isenabled()
     gc.disable()
     try:

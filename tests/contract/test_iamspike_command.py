@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -367,3 +368,205 @@ def test_a_range_row_years_off_is_clamped_to_the_search_range(splunk_home, splun
         assert [earliest <= int(float(r["_time"])) < latest for r in clamped] == [True] * len(clamped)
         assert runs[0].messages == []
         assert runs[1].messages == [("WARN", "range rows outside the search's time range: clamped to it")]
+
+
+# ----------------------------------------------------- damaged rows on the distributed path
+# Packed count rows (`v5`), the profile's 5-minute masks, the state macro's rows of several
+# states: each damage costs its own row (one WARN line names it), never the search.
+MEMBER_HEAD = re.compile(r";\d+:\d+:")  # a v5 member's head `;<fields>:<offset>:<principal>`
+MASKS = re.compile(r"\^([0-9a-f]{3}(?:\|[0-9a-f]{3})*);")  # a profile's masks group
+PROFILE = re.compile(r";([^;^]+)\^([^;^]*)\^([^;^]*)\^([0-9a-f|]+);")
+
+
+def map_phase(splunk_home, splunk_python, parts: list[list[dict]], info=None) -> list[dict]:
+    """What each indexer's `iamspike phase=map` sends, together."""
+    command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+    shipped = []
+    for part in parts:
+        session = scpv2.run(command, ["phase=map"], [part], env=splunk_home.env(), info=info)
+        assert session.returncode == 0 and session.errors == [] and session.finished, session.stderr[-2000:]
+        shipped += session.rows
+    return shipped
+
+
+@pytest.fixture(scope="module")
+def shipped(splunk_home, splunk_python, mixed_events) -> list[dict]:
+    """PwnedLabs and Invictus counted by two indexers: packed (`v5`) rows among them."""
+    rows = map_phase(splunk_home, splunk_python, [mixed_events[::2], mixed_events[1::2]])
+    assert any(str(row["iamspike_counts"]).startswith("v5;") for row in rows)
+    return rows
+
+
+def cut_at_a_member(text: str) -> tuple[str, int]:
+    return text[: [m.start() for m in MEMBER_HEAD.finditer(text)][-1]], 1
+
+
+def cut_mid_member(text: str) -> tuple[str, int]:
+    heads = [m.start() for m in MEMBER_HEAD.finditer(text)]
+    return text[: (heads[-2] + heads[-1]) // 2], 1
+
+
+def masks_not_hex(text: str) -> tuple[str, int]:
+    return MASKS.subn(lambda m: "^" + re.sub("[0-9a-f]{3}", "zzz", m.group(1)) + ";", text)
+
+
+def a_negative_mask(text: str) -> tuple[str, int]:
+    """Each profile gains a second source whose mask is ``-01`` (int() reads it as -1)."""
+    return PROFILE.subn(r";\1|zzz.amazonaws.com^\2^\3^\4|-01;", text)
+
+
+def masks_twice(text: str) -> tuple[str, int]:
+    return MASKS.subn(r"^\1^\1;", text)
+
+
+def nul(text: str) -> tuple[str, int]:
+    return text.replace(";", "\x00", 2), 1
+
+
+@pytest.mark.parametrize("show", ["all", "state"])
+@pytest.mark.parametrize(
+    "damage",
+    [cut_at_a_member, cut_mid_member, masks_not_hex, a_negative_mask, masks_twice, nul, "non-utf-8", "deep"],
+    ids=lambda d: d if isinstance(d, str) else d.__name__,
+)
+def test_a_damaged_packed_row_costs_itself_in_one_line(splunk_home, splunk_python, shipped, show, damage):
+    """One `v5` row damaged on its way to the search head (cut where a member ends or within one,
+    its masks not 3 hex digits, negative or doubled, NUL or bytes that are not UTF-8 in its text)
+    or the range row nested past json's recursion limit: the answer is the one without that row,
+    with one WARN line counting what was skipped, on the alert path and on `show=state`'s spill."""
+    packed = max(
+        (i for i, row in enumerate(shipped) if str(row["iamspike_counts"]).startswith("v5;")),
+        key=lambda i: len(MEMBER_HEAD.findall(str(shipped[i]["iamspike_counts"]))),
+    )
+    at, text = packed, str(shipped[packed]["iamspike_counts"])
+    if damage == "deep":
+        at = next(i for i, row in enumerate(shipped) if str(row["iamspike_counts"]).startswith("v3{"))
+        damaged, skipped = 'v3{"lo":' + "[" * 100_000, 1
+    elif damage == "non-utf-8":
+        damaged, skipped = "v5;\x01" + text[3:], 1  # \x01 becomes bytes \xff\xfe in the body
+    else:
+        damaged, skipped = damage(text)
+    assert damaged != text and skipped > 0
+    rows = [dict(row, iamspike_counts=damaged) if i == at else row for i, row in enumerate(shipped)]
+    body = scpv2.encode_rows(rows).replace(b"v5;\x01", b"v5;\xff\xfe")
+    args = [f"show={show}"]
+    without = ok(iamspike(splunk_home, splunk_python, args, [shipped[:at] + shipped[at + 1 :]]))
+    session = iamspike(splunk_home, splunk_python, args, [body])
+    assert ok(session) == without and without
+    ((level, said),) = session.messages
+    assert (
+        level == "WARN"
+        and said
+        == f"skipped {'1 row' if skipped == 1 else f'{skipped} rows'} with unreadable iamspike_counts"
+    )
+    assert "Traceback" not in session.stderr
+
+
+def as_version_1(text: str) -> str:
+    """A principal's saved state as version 1 wrote it (`seen`, no `type`)."""
+    blob = json.loads(text)
+    blob = {**blob, "v": 1, "seen": blob.pop("first_failures", {})}
+    blob.pop("type")
+    return json.dumps(blob)
+
+
+@pytest.mark.parametrize("show", ["all", "state"])
+def test_the_state_macros_rows_of_several_states_are_read_state_by_state(
+    splunk_home, splunk_python, mixed_events, show
+):
+    """`iam_error_spike_baseline` appends one row per account whose `iamspike_state` is multivalue
+    (the account's states, joined by newlines on the wire): the scoring (`show=all`) and the
+    Baseline Maintenance's `show=state` read them as rows of one state each. Among them a cut
+    state and one nested past json's recursion limit are named in one WARN line (what to re-run),
+    a version-1 state is read. (`show=state` read such a row as one unreadable state and wrote
+    its entities back without their saved history, silently.)"""
+    half = len(mixed_events) // 2
+    saved = ok(iamspike(splunk_home, splunk_python, ["show=state"], [mixed_events[:half]]))
+    late = map_phase(splunk_home, splunk_python, [mixed_events[half::2], mixed_events[half + 1 :: 2]])
+    args = [f"show={show}"]
+    one_a_row = ok(
+        iamspike(
+            splunk_home,
+            splunk_python,
+            args,
+            [late + [{"iamspike_state": r["iamspike_state"]} for r in saved]],
+        )
+    )
+    assert one_a_row != ok(iamspike(splunk_home, splunk_python, args, [late]))  # the state matters
+    states: dict[str, list[str]] = {}
+    for row in saved:
+        states.setdefault(str(row["account"]), []).append(str(row["iamspike_state"]))
+    macro = [{"iamspike_state": texts} for texts in states.values()]
+    session = iamspike(splunk_home, splunk_python, args, [late + macro])
+    assert ok(session) == one_a_row and session.messages == []
+    texts = next(texts for texts in states.values() if len(texts) > 2)
+    principal = next(i for i, text in enumerate(texts) if '"type":"principal"' in text)
+    texts[principal] = as_version_1(texts[principal])
+    texts += [texts[0][:60], "[" * 100_000]
+    session = iamspike(splunk_home, splunk_python, args, [late + macro])
+    assert ok(session) == one_a_row
+    assert session.messages == [
+        (
+            "WARN",
+            "skipped 2 rows with an iamspike_state that is unreadable or of another span;"
+            " run 'IAM Error Spike - Baseline Backfill' to rebuild the saved state",
+        )
+    ]
+
+
+@pytest.mark.parametrize("phase", ["map", "reporting"])
+def test_short_and_blank_lines_in_a_chunk_are_skipped_in_one_line(splunk_home, splunk_python, shipped, phase):
+    """A chunk that still ends with a line break but holds a row of two fields and a blank line
+    in its middle: those are skipped and counted, the rest read. (An IndexError failed the
+    search.)"""
+    rows = events(PWNED) if phase == "map" else shipped
+    args = ["phase=map"] if phase == "map" else ["show=all"]
+    lines = scpv2.encode_rows(rows).split(b"\n")
+    body = b"\n".join([*lines[:3], b"1,2", b"", *lines[3:]])
+    plain = iamspike(splunk_home, splunk_python, args, [rows])
+    session = iamspike(splunk_home, splunk_python, args, [body])
+    assert session.rows == plain.rows and plain.rows and session.errors == []
+    assert session.messages == [("WARN", "skipped 2 rows cut short (a chunk from splunkd was damaged)")]
+
+
+def test_a_map_phase_given_only_bad_rows_sends_its_range_row_and_the_search_head_names_them(
+    splunk_home, splunk_python
+):
+    """Raw rows none of which can be counted (no usable `_time`, no fields, `_raw` that is not a
+    record or is nested past json's recursion limit): the map phase sends only its range row, the
+    search head answers nothing and names them in one WARN line."""
+    when = str(BURST_HOUR)
+    junk = [
+        {"_time": "yesterday", "eventName": "GetUser"},
+        {"_time": when, "_raw": "{not json"},
+        {"_time": when, "_raw": '{"a":' + "[" * 100_000},
+    ]
+    mapped = map_phase(splunk_home, splunk_python, [junk])
+    assert [str(row["iamspike_counts"])[:3] for row in mapped] == ["v3{"]
+    session = iamspike(splunk_home, splunk_python, ["show=all"], [mapped])
+    assert ok(session) == []
+    assert session.messages == [
+        ("WARN", "skipped 2 rows without the fields iamspike needs, 1 with no usable _time")
+    ]
+
+
+def test_a_large_chunk_whose_header_claims_more_than_is_sent_is_one_error_line(splunk_home, splunk_python):
+    """A body over 64 MiB (read from stdin in 1 MiB pieces as the rows are taken) whose header
+    claims 1,000 bytes more than splunkd sends before closing the pipe: one ERROR line naming
+    the short body, no traceback."""
+    good = events(PWNED)
+    body = scpv2.encode_rows(good * (64 * 2**20 // len(scpv2.encode_rows(good)) + 1))
+    assert len(body) > 64 * 2**20
+    meta = scpv2.encode_metadata(scpv2.execute_metadata(True))
+    getinfo = scpv2.frame(scpv2.getinfo_metadata(scpv2.searchinfo([])), separators=scpv2.GETINFO_SEPARATORS)
+    lying = b"chunked 1.0,%d,%d\n" % (len(meta), len(body) + 1000) + meta + body
+    command = scpv2.python_command(str(splunk_python), splunk_home.script("iamspike_command.py"))
+    done = scpv2.replay(command, getinfo + lying, env=splunk_home.env())
+    assert done.returncode == 0
+    ((level, said),) = scpv2.read_chunks(done.stdout)[-1].metadata["inspector"]["messages"]
+    assert level == "ERROR" and "\n" not in said
+    assert said == (
+        "iamspike: unreadable data from splunkd (0 chunks read):"
+        f" body cut short: {len(body)} of {len(body) + 1000} bytes"
+    )
+    assert "Traceback" not in done.stderr.decode("utf-8", "replace")

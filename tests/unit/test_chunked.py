@@ -378,6 +378,23 @@ def test_a_field_past_csvs_default_limit_and_nul_are_read():
     assert [row[header.index("f")] for row in rows] == [big, "a\ufffdb"]
 
 
+@pytest.mark.parametrize("large", [False, True], ids=["whole", "in-pieces"])
+def test_short_and_blank_lines_inside_a_body_are_skipped_in_one_warning(large):
+    """A damaged chunk that still ends with a line break, with a short row and a blank line in
+    its middle (csv gives ``[]`` for a blank line): those two are skipped and counted, the others
+    read. (Every sink indexes a row by the header's columns: a short row failed the search with an
+    IndexError.)"""
+    rows = _big_rows() if large else [{"_time": str(n), "f": f"v{n}"} for n in range(10)]
+    lines = scpv2.encode_rows(rows).split(b"\n")
+    body = b"\n".join([*lines[:4], b"1,2", b"", *lines[4:]])
+    assert body.endswith(b"\n") and (len(body) > chunked.BODY_IN_PIECES) == large
+    status, replies, _ = serve(GETINFO + scpv2.frame(scpv2.execute_metadata(True), body))
+    assert status == 0 and scpv2.decode_rows(replies[-1].body)[0]["rows"] == str(len(rows))
+    assert replies[-1].metadata["inspector"]["messages"] == [
+        ["WARN", "skipped 2 rows cut short (a chunk from splunkd was damaged)"]
+    ]
+
+
 @pytest.mark.parametrize(
     ("earliest", "latest", "bounds"),
     [

@@ -64,3 +64,4 @@ def test_parse_raw() -> None:
     assert parse_raw('{"eventName": "x"}') == {"eventName": "x"}
     assert parse_raw("[1, 2]") is None
     assert parse_raw("not json") is None
+    assert parse_raw('{"a":' + "[" * 100_000) is None  # past json's recursion limit

@@ -372,6 +372,18 @@ def test_older_count_rows_are_read_and_deduplicated_with_v3(older) -> None:
         "v1[0,[[1]]]",
         'v1[0,[["a","b","c","d","e",1,"zz"]]]',
         "v2{]",
+        'v3{"lo":' + "[" * 100_000,  # a range row nested past json's recursion limit
+        "v1" + "[" * 100_000,
+        # a profile's masks (a source's 5-minute slots) other than 3 hex digits a source
+        "v30;1;0;a^b^c^zzz;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^8;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^0801;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^0x1;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^ 01;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^001^002;;a|b|c|d|e|1|0",
+        "v30;1;0;a^b^c^001|002;;a|b|c|d|e|1|0",
+        "v30;1;0;a|s^b^c^801|-01;;a|b|c|d|e|1|0",  # a negative mask: every slot, read as is before
     ],
 )
 def test_broken_count_texts_are_skipped_whole_and_named(text) -> None:

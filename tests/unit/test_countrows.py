@@ -23,6 +23,8 @@ HOUR = 3600
 T0 = 1_788_739_200
 ACCT = "111122223333"
 APIS = ["ListUsers", "ListRoles", "GetUser", "ListKeys"]
+IAM = "iam.amazonaws.com"
+ENTRY = f"{IAM}|GetUser|AccessDenied|198.51.100.9|aws-cli/2|1|0"  # one failure, no eventID
 
 
 def event(n: int, hour: int, user: str, api: str, code: str = "AccessDenied") -> dict:
@@ -243,6 +245,13 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
         "v5;2:0:p%zz;v30;1",  # a principal that does not unescape
         "v5;2:0:p;v30;1",  # a member whose v3 text is not ours
         "v5;2:0:p;v40;0:1",  # a member whose v4 text is not ours
+        # masks (a source's 5-minute slots) other than 3 hex digits a source, in a text read from
+        # its summary: a negative one beside a good one was read as every slot of the bin
+        f"v30;1;0;{IAM}|sts.amazonaws.com^GetUser^AccessDenied^801|-01;;{ENTRY}",
+        f"v30;1;0;{IAM}^GetUser^AccessDenied^0x1;;{ENTRY}",
+        f"v30;1;0;{IAM}^GetUser^AccessDenied^8;;{ENTRY}",
+        f"v30;1;0;{IAM}^GetUser^AccessDenied^00g;;{ENTRY}",
+        f"v30;1;0;{IAM}^GetUser^AccessDenied^001^001;;{ENTRY}",
     ],
 )
 def test_malformed_count_rows_are_skipped_and_named_in_one_line(text) -> None:
@@ -269,6 +278,50 @@ def test_a_v5_row_with_an_unreadable_member_reads_its_other_members() -> None:
     assert got_v5 == got_v4 and got_v5 != reported(shipped)[1]
     assert detector_v5.messages() == detector_v4.messages()
     assert detector_v5.messages()[0].startswith("skipped 1 row with unreadable iamspike_counts")
+
+
+def test_a_v5_row_cut_at_a_members_end_is_skipped_whole_and_named() -> None:
+    """A ``v5`` text cut where a member ends still splits into whole members: its members are
+    fewer than its ``state_keys``, so the row is skipped and named (it was read as the members
+    left, the others lost without a word). Without ``state_keys`` nothing tells."""
+    shipped = mapped([organisation()])
+    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
+    text = str(shipped[at][COUNTS_FIELD])
+    members = split_members(text)
+    assert len(members) > 2
+    cut = {**shipped[at], COUNTS_FIELD: encode_members(members[:2])}  # where the 2nd member ends
+    assert text.startswith(cut[COUNTS_FIELD] + ";")
+    detector, got = reported([*shipped[:at], cut, *shipped[at + 1 :]])
+    assert got == reported([*shipped[:at], *shipped[at + 1 :]])[1]
+    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+    keyless = {k: v for k, v in cut.items() if k != "state_keys"}
+    detector, _ = reported([*shipped[:at], keyless, *shipped[at + 1 :]])
+    assert detector.messages() == []
+
+
+def test_the_states_attached_to_an_unreadable_v5_row_are_still_read() -> None:
+    """The old state macro (still working from a local/macros.conf copy) attached to a ``v5`` row
+    its principals' states (``iamspike_state``, multivalue) and its account's: a damaged text costs
+    the row's counts, not those states (they were dropped with it, and the account's history with
+    them)."""
+    events = organisation()
+    early = [e for e in events if e["eventTime"] < T0 + 40 * HOUR]
+    saved = {row["state_key"]: row["iamspike_state"] for row in run(early, parse_options(["show=state"]))}
+    shipped = mapped([[e for e in events if e["eventTime"] >= T0 + 40 * HOUR]])
+    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
+    row = shipped[at]
+    keys = str(row["state_keys"]).split()
+    attached = {
+        **row,
+        COUNTS_FIELD: "v5;x",
+        "iamspike_state": "\n".join(saved[key] for key in keys if key in saved),
+        "iamspike_account_state": saved[str(row["account_state_key"])],
+    }
+    states = [{"iamspike_state": saved[key]} for key in [*keys, row["account_state_key"]] if key in saved]
+    others = [*shipped[:at], *shipped[at + 1 :]]
+    detector, got = reported([*others, attached])
+    assert got == reported([*others, *states])[1] != reported(others)[1]
+    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
 
 
 def test_an_accounts_principals_travel_in_v5_rows_read_as_their_v3_and_v4_rows() -> None:

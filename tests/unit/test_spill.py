@@ -8,6 +8,7 @@ over the same chunks.
 from __future__ import annotations
 
 import gc
+import json
 import os
 import sys
 
@@ -232,3 +233,39 @@ def test_the_spilled_rows_take_under_half_their_bytes_on_disk(tmp_path) -> None:
     on_disk = sum(os.path.getsize(path) for path in files if path.endswith(".rows"))
     assert on_disk == spill.disk_bytes < spill.spilled_bytes / 2
     assert list(out) == one_pass(hours)
+
+
+@pytest.mark.parametrize("name", ["pwnedlabs_incident_3252", "invictus_aws_dataset"])
+def test_the_state_macros_rows_of_several_states_are_read_state_by_state(tmp_path, name) -> None:
+    """The state macro appends one row per account whose ``iamspike_state`` holds the account's
+    states joined by newlines (docs/distributed.md "State join"): each state goes to its
+    account's pass as a row of one state does; among them a damaged state is named once in the
+    warning line and an older version's state is read. (The spill took such a row for one
+    unreadable state and left it out of every pass: the maintenance search wrote its rows back
+    without their saved history, and said nothing.)"""
+    records = load(name)
+    half = len(records) // 2
+    early = one_pass(count_chunks(records[:half]))
+    late = count_chunks(records[half:])
+    expected = one_pass([saved(early), *late])
+    assert expected != one_pass(late)  # the saved history matters here
+    texts: dict[str, list[str]] = {}
+    for row in early:
+        texts.setdefault(row["account"], []).append(row[state.STATE_FIELD])
+    macro = (["iamspike_state"], [["\n".join(states)] for states in texts.values()])
+    assert by_parts([*late, macro], tmp_path, pass_bytes=2_000)[0] == expected
+    assert one_pass([*late, macro]) == expected
+    states = next(iter(texts.values()))
+    principal = next(i for i, text in enumerate(states) if '"type":"principal"' in text)
+    older = json.loads(states[principal])
+    older = {**older, "v": 1, "seen": older.pop("first_failures", {})}
+    older.pop("type")
+    states[principal] = json.dumps(older)
+    states += [states[0][:40], "[" * 100_000, ""]  # cut, nested past json's recursion limit, empty
+    damaged = (["iamspike_state"], [["\n".join(states)] for states in texts.values()])
+    rows, spill = by_parts([*late, damaged], tmp_path, pass_bytes=2_000)
+    assert rows == expected
+    assert spill.messages() == [
+        "skipped 2 rows with an iamspike_state that is unreadable or of another span;"
+        " run 'IAM Error Spike - Baseline Backfill' to rebuild the saved state"
+    ]

@@ -100,6 +100,7 @@ def test_version_1_rows_still_read() -> None:
         '{"v": 1, "span": 3600}',
         '{"v":1,"span":"x","first":0,"last":0,"account":"","principal":"","bins":{}}',
         '{"v":2,"type":"region","span":3600,"first":0,"last":0,"account":"","principal":"","bins":{}}',
+        "[" * 100_000,  # past json's recursion limit (RecursionError, not ValueError)
     ],
 )
 def test_decode_rejects(text: str) -> None:

@@ -354,6 +354,47 @@ def test_incremental_alerts_read_their_state_by_key_and_equal_a_scan_of_the_whol
         assert scored(without_state) != scored(alerts[kind]), f"{kind}: the state must matter"
 
 
+def test_hourly_maintenance_saves_what_one_backfill_over_the_same_hours_saves(splunk_home, splunk_python):
+    """The Baseline Backfill, then Baseline Maintenance hour by hour (each reading the saved state
+    of its entities through `iam_error_spike_baseline`): every entity's saved state equals what one
+    Backfill ending at the same hour saves. The SANS log-delivery stream is active in the
+    maintained hours, so its saved history is read back and carried on. (Before 2026-12-07's fix,
+    `show=state` took the macro's row of an account's states for one unreadable state and wrote
+    the entities back with their maintained hours alone.)"""
+    data, alert_at = pwned_in_sans()
+    chained = Splunk(splunk_home, splunk_python)
+    scheduled(chained, data, alert_at)
+    maintained_to = relative(
+        SAVED["IAM Error Spike - Baseline Maintenance"]["dispatch.latest_time"], alert_at
+    )
+    once = Splunk(splunk_home, splunk_python)
+    once.saved("IAM Error Spike - Baseline Backfill", data, maintained_to + HOUR + 30 * 60)
+
+    def states(splunk: Splunk) -> dict:
+        return {key: row["iamspike_state"] for key, row in splunk.kv["iamspike_baseline"].rows.items()}
+
+    def comparable(text: str):
+        """A saved state without `last` (the end of the search that last wrote it: maintenance
+        writes only the entities active in its hour) and with floats to 5 places (a state
+        written again re-rounds its rates)."""
+
+        def rounded(value):
+            if isinstance(value, float):
+                return round(value, 5)
+            if isinstance(value, dict):
+                return {k: rounded(v) for k, v in value.items()}
+            if isinstance(value, list):
+                return [rounded(v) for v in value]
+            return value
+
+        return rounded({k: v for k, v in json.loads(text).items() if k != "last"})
+
+    chained_states, once_states = states(chained), states(once)
+    assert len(once_states) >= 3 and set(chained_states) == set(once_states)
+    for key, text in once_states.items():
+        assert comparable(chained_states[key]) == comparable(text), key
+
+
 def test_an_ad_hoc_report_reads_the_state_before_its_range(splunk_home, splunk_python):
     """Issue 12 item 3: the Flagged Spikes report run over the last 24 h, with the state the
     backfill and maintenance saved (it ends two hours back, inside the range), gives what a scan

@@ -429,6 +429,44 @@ def fit_baselines(
     )
 
 
+def fit_together(
+    matrices: list[np.ndarray],
+    start: int,
+    span: int,
+    params: BaselineParams | None = None,
+    distinct_apis: np.ndarray | None = None,
+) -> list[Baseline]:
+    """:func:`fit_baselines` of each ``(bins, entities)`` matrix (same bins; each its own peer
+    group, as when fitted alone, and the same ``distinct_apis`` for each), in one pass over the
+    bins: the per-bin work is array-wide, so a few narrow matrices cost about one. Every number
+    is the one a fit of its own gives (each entity's are computed alone, and a group's pooled
+    prior sums its own entities in the same order)."""
+    widths = [matrix.shape[1] for matrix in matrices]
+    if len(matrices) == 1:
+        return [fit_baselines(matrices[0], start, span, None, params, distinct_apis)]
+    groups = np.repeat(np.arange(len(matrices), dtype=np.int64), widths)
+    apis = None if distinct_apis is None else np.concatenate([distinct_apis] * len(matrices), axis=1)
+    joint = fit_baselines(
+        np.concatenate([np.asarray(m, dtype=np.float32) for m in matrices], axis=1),
+        start,
+        span,
+        groups,
+        params,
+        apis,
+    )
+    out = []
+    for lo, hi in zip(np.cumsum([0, *widths[:-1]]), np.cumsum(widths)):
+        fields = {}
+        for name, value in vars(joint).items():
+            if isinstance(value, np.ndarray) and value.ndim == 2:
+                value = value[:, lo:hi]
+            elif name == "peers":
+                value = value[lo:hi]
+            fields[name] = value.copy() if isinstance(value, np.ndarray) else value
+        out.append(Baseline(**fields))
+    return out
+
+
 def _day_level(
     level: np.ndarray, kind_sum: np.ndarray, kind_weight: np.ndarray, kind: int
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -277,7 +277,7 @@ class Tally:
 
     # ---- what came in
 
-    def add_rows(self, header: list[str], rows: list[list[str]]) -> None:
+    def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None:
         """Raw events (extracted fields and/or ``_raw``) or, with ``count_field``, aggregated rows
         (:func:`iamspike.intake.add_rows`)."""
         intake.add_rows(self, header, rows)

@@ -107,15 +107,13 @@ class Detector:
 
     def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None:
         """One chunk of Splunk rows: count rows (with state attached by lookup), state rows, raw
-        events or aggregated rows, in any mix. Count rows are read one at a time as the chunk is
-        parsed (a chunk's rows are never all held: holding 50,000 row lists costs the garbage
-        collector more than reading them)."""
+        events or aggregated rows, in any mix. Count rows and raw events are read one at a time
+        as the chunk is parsed (a chunk's rows are never all held: holding 50,000 row lists costs
+        the garbage collector and the memory caches more than reading them)."""
         index = {name: i for i, name in enumerate(header)}
         counts_i = index.get(COUNTS_FIELD)
         if counts_i is None and state.STATE_FIELD not in index and REASON not in index:
-            rows = rows if isinstance(rows, list) else list(rows)
-            if rows:
-                self.tally.add_rows(header, rows)
+            self.tally.add_rows(header, rows)
             return
         if counts_i is not None:
             rows = unpack_rows(header, rows, self.tally.skipped)  # v5 rows: their members

@@ -75,18 +75,23 @@ def absurd(count: float) -> bool:
     return not math.isfinite(count) or count > MAX_COUNT
 
 
-def add_rows(tally: Tally, header: list[str], rows: list[list[str]]) -> None:
-    """Raw events (extracted fields and/or ``_raw``) or, with ``count_field``, aggregated rows."""
-    if not rows:
-        return
-    tally.rows += len(rows)
+def add_rows(tally: Tally, header: list[str], rows: Iterable[list[str]]) -> None:
+    """Raw events (extracted fields and/or ``_raw``) or, with ``count_field``, aggregated rows.
+    Raw events are counted as they are read (``rows`` may be the chunk's reader): a row is
+    dropped as soon as it is counted, never held with the rest of its chunk."""
     index = {name: i for i, name in enumerate(header)}
     if tally.count_field:
-        add_aggregated(tally, index, rows)
+        rows = rows if isinstance(rows, list) else list(rows)
+        tally.rows += len(rows)
+        if rows:
+            add_aggregated(tally, index, rows)
     elif any(name in index for name in EVENT_MARKERS) or RAW in index:
-        add_events(tally, index, len(header), rows)
+        tally.rows += add_events(tally, index, len(header), rows)
     else:
-        tally.skipped[NO_FIELDS] += len(rows)
+        n = sum(1 for _ in rows)
+        tally.rows += n
+        if n:
+            tally.skipped[NO_FIELDS] += n
 
 
 def add_records(tally: Tally, records: Iterable[Mapping]) -> None:
@@ -134,13 +139,17 @@ def track_times(tally: Tally, rows: list[list[str]], time_i: int | None) -> None
 
 
 def add_events(
-    tally: Tally, index: Mapping[str, int], width: int, rows: list[list[str]], track: bool = True
-) -> None:
+    tally: Tally, index: Mapping[str, int], width: int, rows: Iterable[list[str]], track: bool = True
+) -> int:
+    """Count the failures among raw event rows, in one pass; returns the rows read. With
+    ``track`` (rows not read before) every row's ``_time`` widens the tally's range, and a row
+    without a usable one is counted in ``skipped``."""
     time_i = index.get(TIME)
-    if track:
-        track_times(tally, rows, time_i)
     if time_i is None:
-        return
+        n = sum(1 for _ in rows)
+        if track and n:
+            tally.skipped[NO_TIME] += n
+        return n
     cols = [index.get(name, width) for name in FIELDS]
     padded = width in cols
     code_i, name_i, msg_i, console_i = cols[4], cols[2], cols[5], cols[17]
@@ -158,7 +167,20 @@ def add_events(
     mark = digest if ids is not None else hash
     pad = [""]
     reparse: list[list[str]] = []
+    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
     for row in rows:
+        n += 1
+        try:
+            when = float(row[time_i])
+        except (ValueError, IndexError):
+            when = math.nan
+        if not FIRST_TIME <= when < LAST_TIME:  # NaN too
+            no_time += 1
+            continue
+        if when < lo:
+            lo = when
+        if when > hi:
+            hi = when
         if padded:
             row = row + pad
         code = row[code_i] if has_codes else ""
@@ -181,12 +203,6 @@ def add_events(
         source = row[source_i]
         if sources and source not in sources:
             continue
-        try:
-            when = float(row[time_i])
-        except ValueError:
-            continue  # counted by track_times
-        if not FIRST_TIME <= when < LAST_TIME:
-            continue  # counted by track_times
         event_id = row[id_i]
         if event_id:
             event_digest = mark(event_id)
@@ -204,27 +220,24 @@ def add_events(
                 services[(account, principal)] = False
         else:
             account, principal, service = entity
-        key = (
-            int(when // span) * span,
-            account,
-            principal,
-            source,
-            row[name_i],
-            code,
-            row[ip_i],
-            row[agent_i],
-        )
+        start = int(when // span) * span
+        key = (start, account, principal, source, row[name_i], code, row[ip_i], row[agent_i])
         counts[key] = counts.get(key, 0) + 1
         cell = key[:4]  # the minutes it failed in on this source (P39)
-        slots[cell] = slots.get(cell, 0) | (1 << min(int((when - key[0]) * SLOTS // span), SLOTS - 1))
+        slots[cell] = slots.get(cell, 0) | (1 << min(int((when - start) * SLOTS // span), SLOTS - 1))
         if ids is not None and event_id:
             found = ids.get(key)
             if found is None:
                 ids[key] = [event_digest]
             else:
                 found.append(event_digest)
+    if track:
+        tally.lo, tally.hi = lo, hi
+        if no_time:
+            tally.skipped[NO_TIME] += no_time
     if reparse:
         add_events(tally, _COL, len(FIELDS), from_raw(tally, reparse, raw_i, time_i), track=False)
+    return n
 
 
 def from_raw(tally: Tally, rows: list[list[str]], raw_i: int, time_i: int) -> list[list[str]]:

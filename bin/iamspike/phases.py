@@ -45,7 +45,6 @@ class MapPhase:
         return dict(STREAMING)
 
     def add_rows(self, header: list[str], rows: Iterable[list[str]]) -> None:
-        rows = rows if isinstance(rows, list) else list(rows)
         index = {name: i for i, name in enumerate(header)}
         marks = [index[name] for name in (COUNTS_FIELD, state.STATE_FIELD) if name in index]
         if marks:

@@ -15,7 +15,7 @@ import numpy as np
 
 from iamspike import bins, explain, minutes, newcomers, rare, repeaters, state, statefold
 from iamspike.accounts import account_series, covered_accounts, live_offset, source_items, source_masks
-from iamspike.baseline import BaselineParams, fit_baselines
+from iamspike.baseline import BaselineParams, fit_baselines, fit_together
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
@@ -314,16 +314,20 @@ class ResultsPass:
             # Several actors failing on one source within the same minutes (P39).
             clusters = self._clusters(a_group, out_from, live_items)
             del counts
-            base = fit_baselines(acc_counts, first * span, span, None, params, acc_apis)
+            # The account matrices are fitted two at a time (fit_together: the numbers of one fit each).
+            fits = fit_together(
+                [acc_counts, *([quiet] if quiet is not None else [])], first * span, span, params, acc_apis
+            )
+            base = fits[0]
+            if quiet is not None:
+                quiet = (quiet, fits[1])
             # Several actors failing together are no stream being absorbed: no recent view.
             spread_params = replace(params, recent_bins=0, silent_recent_bins=0)
-            spread_base = fit_baselines(acc_spread, first * span, span, None, spread_params)
-            if quiet is not None:
-                quiet = (quiet, fit_baselines(quiet, first * span, span, None, params, acc_apis))
+            spread_base, same_base = fit_together([acc_spread, same], first * span, span, spread_params)
             labels = [(acct, "") for acct, _ in sorted(self.accounts.items(), key=lambda item: item[1])]
             cells = self._explainer(p_account[self.k_p], ~service[self.k_p])
             # The most actors on one service, judged as the failing actors are (spread.service_actors).
-            same = (same, fit_baselines(same, first * span, span, None, spread_params))
+            same = (same, same_base)
             # Spreads on a service rare for the account (P29), each source against its own rate.
             found, _ = rare.run(
                 *sources,

@@ -78,7 +78,10 @@ dispatch(PassThrough, sys.argv, sys.stdin, sys.stdout, __name__)
 """
 
 
-def event_rows(limit: int, shape: str) -> list[dict]:
+def event_rows(limit: int, shape: str, copies: int = 1) -> list[dict]:
+    """The organisation's events as Splunk presents them; with ``copies`` each event comes that
+    many times under as many eventIDs (a larger organisation of the same shape: the same keys,
+    ``copies`` times the failures)."""
     records = generator.generate(1).records[:limit]
     fields = scpv2.INPUT_A_FIELDS if shape == "fields" else None
     rows = []
@@ -87,6 +90,12 @@ def event_rows(limit: int, shape: str) -> list[dict]:
         if fields is not None:
             event = {key: value for key, value in event.items() if key == "_time" or key in fields}
         rows.append(event)
+    if copies > 1:
+        rows = [
+            {**event, "eventID": f"{event['eventID']}-{n}"} if event.get("eventID") else event
+            for n in range(copies)
+            for event in rows
+        ]
     return rows
 
 
@@ -154,6 +163,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--package", default=None, help="the built tgz (default: newest in package/dist)")
     parser.add_argument("--rows", type=int, default=None, help="events per run (default: all, 211,234)")
     parser.add_argument("--chunk", type=int, default=50_000, help="rows per execute chunk")
+    parser.add_argument(
+        "--copies", type=int, default=1, help="each raw event this many times (eventIDs apart)"
+    )
     parser.add_argument("--repeat", type=int, default=2, help="runs per measurement; the best counts")
     parser.add_argument("--pythons", default="3.9,3.13")
     parser.add_argument("--shapes", default="fields,extracted,counts")
@@ -180,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 events = event_rows(options.rows, "fields")
                 rows = count_rows([python, home.script("iamspike_command.py")], events, home.env())
             else:
-                rows = event_rows(options.rows, shape)
+                rows = event_rows(options.rows, shape, options.copies)
             bodies = chunk_bodies(rows, options.chunk)
             megabytes = sum(len(body) for body in bodies) / 1e6
             columns = len(scpv2.decode_body(bodies[0])[0]) // 2

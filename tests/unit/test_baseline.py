@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from iamspike.baseline import BaselineParams, current_rate, fit_baselines
+from iamspike.baseline import BaselineParams, current_rate, fit_baselines, fit_together
 from iamspike.scoring import rate_score, score_counts, upper_bound
 
 START = 1_788_739_200  # 2026-09-07T00:00:00Z, a Monday
@@ -329,3 +329,30 @@ def test_one_burst_is_no_habit() -> None:
     series[2 * 24 + 11] = 15
     base = fit(series)
     assert (base.burst_size[:, 0] == 0).all() and (base.burst_rate[:, 0] == 0).all()
+
+
+@pytest.mark.parametrize("apis", [False, True])
+def test_matrices_fitted_together_get_the_numbers_of_one_fit_each(apis) -> None:
+    """Each matrix its own peer group: the pooled prior of the first bins, the bursts, the seasonal
+    medians and the typical APIs are those of a fit of its own, to the bit."""
+    rng = np.random.default_rng(7)
+    n_bins = 24 * 9
+    hours = np.arange(n_bins) % 24
+    steady = rng.poisson(6.0, (n_bins, 3)).astype(np.float32)
+    batch = np.where(hours == 2, 40.0, 0.0).astype(np.float32)[:, None]
+    spiky = steady[:, :1].copy()
+    spiky[100] = 500.0
+    first = np.hstack([steady, batch, np.zeros((n_bins, 1), np.float32)])  # a silent column too
+    second = np.hstack([spiky, rng.poisson(0.3, (n_bins, 4)).astype(np.float32)])
+    distinct = np.minimum(first, 3.0) if apis else None  # one APIs matrix for both, as results give
+    params = BaselineParams(min_history_bins=12, recent_bins=3)
+    together = fit_together([first, second], START, HOUR, params, distinct)
+    for matrix, joint in zip([first, second], together):
+        alone = fit_baselines(matrix, START, HOUR, None, params, distinct)
+        for name, value in vars(alone).items():
+            other = getattr(joint, name)
+            if isinstance(value, np.ndarray):
+                assert other.shape == value.shape and other.dtype == value.dtype, name
+                assert np.array_equal(other, value), name
+            else:
+                assert other == value, name

@@ -6,12 +6,14 @@ from __future__ import annotations
 import ast
 import base64
 import copy
+import csv
+import io
 import json
 import os
 import pathlib
 
 import pytest
-from iamspike import counting, counttext
+from iamspike import counting, counttext, intake
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.failures import AUTHORIZATION, ErrorClasses
@@ -104,6 +106,82 @@ def test_events_without_an_eventid_are_each_counted() -> None:
     t = tally()
     t.add_rows(list(FIELDS), rows_of(records + records))
     assert sum(t.counts.values()) == 6
+
+
+# One chunk of raw events as a search passes them: fields missing from the header (no principalId,
+# sessionIssuer, invokedBy or ConsoleLogin column), a quoted newline in a field, a row sent twice,
+# an empty and an ISO _time, a success, a failure of another class, a failed console sign-in without
+# an errorCode, a row without any identity.
+ODD_HEADER = [
+    "_time", "eventID", "eventName", "eventSource", "errorCode", "errorMessage", "recipientAccountId",
+    "sourceIPAddress", "userAgent", "userIdentity.type", "userIdentity.arn", "userIdentity.accountId",
+    "__mv_errorMessage",
+]  # fmt: skip
+IP, AGENT, IAM = "198.51.100.7", "aws-cli/2", "iam.amazonaws.com"
+
+
+def _odd(when: str, event_id: str, api: str, code: str, message: str = "") -> list[str]:
+    identity = ["IAMUser", USER, ACCT]
+    return [when, event_id, api, IAM, code, message, ACCT, IP, AGENT, *identity, ""]
+
+
+SIGN_IN = [ACCT, "203.0.113.9", "Mozilla/5.0", "IAMUser", USER, ACCT, ""]
+ODD_ROWS = [
+    _odd(str(T0 + 30), "id-1", "ListUsers", "AccessDenied", 'no "iam:ListUsers",\nsee'),
+    _odd(str(T0 + 40), "id-1", "ListUsers", "AccessDenied"),  # sent twice
+    _odd("", "id-2", "ListUsers", "AccessDenied"),
+    _odd("2023-11-14T22:13:20Z", "id-3", "ListUsers", "AccessDenied"),
+    _odd(str(T0 - 10), "id-4", "GetUser", ""),  # a success: widens the range, not counted
+    _odd(str(T0 + 3700.5), "id-5", "GetUser", "AccessDenied"),
+    _odd(str(T0 + 60), "id-6", "GetUser", "ThrottlingException"),  # not an authorization failure
+    [str(T0 + 1200), "id-7", "ConsoleLogin", "signin.amazonaws.com", "", "Failed authentication", *SIGN_IN],
+    [str(T0 + 1300), "", "ListRoles", IAM, "AccessDenied"] + [""] * 8,
+]
+
+
+def _state(t: Tally) -> tuple:
+    return (
+        list(t.counts.items()),
+        list(t.slots.items()),
+        list(t.services.items()),
+        t.lo,
+        t.hi,
+        dict(t.skipped),
+        t.rows,
+        len(t.seen),
+    )
+
+
+def test_raw_events_are_counted_as_read_the_same_however_they_come() -> None:
+    """The rows of an encoded chunk counted straight from the CSV reader, as a list, and one row per
+    chunk give the same tally, and it is the hand-checked one."""
+    body = scpv2.encode_csv(ODD_HEADER, ODD_ROWS).decode("utf-8")
+    streamed, listed, one_by_one = tally(), tally(), tally()
+    reader = csv.reader(io.StringIO(body, newline=""))
+    header = next(reader)
+    streamed.add_rows(header, reader)
+    listed.add_rows(ODD_HEADER, [list(row) for row in ODD_ROWS])
+    for row in ODD_ROWS:
+        one_by_one.add_rows(ODD_HEADER, iter([list(row)]))
+    assert _state(streamed) == _state(listed) == _state(one_by_one)
+    console = ("signin.amazonaws.com", "ConsoleLogin", "ConsoleLoginFailure", "203.0.113.9", "Mozilla/5.0")
+    assert list(streamed.counts.items()) == [
+        ((T0, ACCT, USER, IAM, "ListUsers", "AccessDenied", IP, AGENT), 1),
+        ((T0 + 3600, ACCT, USER, IAM, "GetUser", "AccessDenied", IP, AGENT), 1),
+        ((T0, ACCT, USER, *console), 1),
+        ((T0, "unknown", "unknown", IAM, "ListRoles", "AccessDenied", "", ""), 1),
+    ]
+    assert streamed.slots[(T0, ACCT, USER, IAM)] == 1  # minute 0 of 5-minute slots
+    assert streamed.slots[(T0, ACCT, USER, "signin.amazonaws.com")] == 1 << 4  # 20 minutes in
+    assert (streamed.lo, streamed.hi) == (T0 - 10, T0 + 3700.5)  # the success's time too
+    assert dict(streamed.skipped) == {intake.NO_TIME: 2} and streamed.rows == len(ODD_ROWS)
+
+
+def test_raw_events_without_a_time_column_are_each_named() -> None:
+    t = tally()
+    header = [name for name in ODD_HEADER if name != "_time"]
+    t.add_rows(header, iter([row[1:] for row in ODD_ROWS]))
+    assert not t.counts and dict(t.skipped) == {intake.NO_TIME: len(ODD_ROWS)} and t.rows == len(ODD_ROWS)
 
 
 # --------------------------------------------------------------------------------- count rows

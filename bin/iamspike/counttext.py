@@ -53,6 +53,7 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from operator import itemgetter
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
@@ -195,6 +196,74 @@ def split_members(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
+def member_columns(text: str) -> tuple[list[tuple[int, str, str, int, int]], tuple[list, ...]]:
+    """A ``v5`` text's members and their parts from one split (what :func:`split_members`, then
+    :func:`part_columns` or ``split(";", 5)`` on each member's text, would give):
+    ``(members, parts)``, members ``(offset, principal, head, n_parts, length)`` (``head`` the
+    member's ``v30``/``v31``/``v40``/``v41``, ``length`` its text's characters) and parts the
+    columns ``(offsets, failures, consoles, profiles, digests, entries)``, each part's offset
+    its member's plus its own, its fields as texts. Raises ValueError (or IndexError) when the
+    text or a member's text is not one of ours, or a ``v3`` member splits into fewer than six
+    fields."""
+    fields = text.split(";")
+    size = len(fields)
+    if fields[0] != V5 or size < 3:
+        raise ValueError("not a v5 count text")
+    members = []
+    heads: list[int] = []  # each part's field before its failures
+    ends: list[int] = []  # the field after its entries
+    offsets: list[int] = []
+    at = 1
+    while at < size:
+        k, offset, principal = fields[at].split(":", 2)
+        k, offset = int(k), int(offset)
+        end = at + 1 + k
+        head = fields[at + 1]
+        if k < 2 or offset < 0 or end > size or head not in _MEMBER_HEADS:
+            raise ValueError("v5 member out of range")
+        if head[1] == "3":
+            if k < 6:
+                raise ValueError("not a v3 count text")
+            heads.append(at + 1)
+            offsets.append(offset)
+            n = 1
+        else:
+            part, last, n = at + 2, -1, 0
+            while part < end:
+                shift, _, count = fields[part].partition(":")
+                shift, count = int(shift), int(count)
+                if shift <= last or count <= 0:
+                    raise ValueError("v4 part out of range")
+                if n:
+                    ends.append(part)
+                heads.append(part)
+                offsets.append(offset + shift)
+                part, last, n = part + 5 + count, shift, n + 1
+            if part != end or offsets[-n] != offset:
+                raise ValueError("v4 part out of range")
+        ends.append(end)
+        members.append((offset, principal, head, n, at + 1, end))
+        at = end
+    # a member's text's characters from the fields' running lengths
+    sums = [0, *accumulate(map(len, fields))]
+    members = [
+        (offset, _unescape(principal), head, n, sums[end] - sums[first] + end - first - 1)
+        for offset, principal, head, n, first, end in members
+    ]
+    pick = itemgetter(*heads) if len(heads) > 1 else lambda row: (row[heads[0]],)
+    return (
+        members,
+        (
+            offsets,
+            list(pick(fields[1:])),  # failures
+            list(pick(fields[2:])),  # consoles
+            list(pick(fields[3:])),  # profiles
+            list(pick(fields[4:])),  # digests
+            [";".join(fields[head + 5 : end]) for head, end in zip(heads, ends)],
+        ),
+    )
+
+
 def digest(event_id: str) -> bytes:
     """The 64-bit digest of an eventID."""
     return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
@@ -211,9 +280,10 @@ def _unescape(text: str) -> str:
     return out[0] + "".join(chr(int(part[:2], 16)) + part[2:] for part in out[1:])
 
 
-def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
-    """A count row's ``iamspike_counts`` (``v3``, ``v2`` or ``v1``): ``(service, entries)`` with
-    entries ``(source, api, code, ip, user_agent, count, digests)`` (digests packed, as bytes), or
+def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple], dict[str, int]] | dict:
+    """A count row's ``iamspike_counts`` (``v3``, ``v2`` or ``v1``): ``(service, entries,
+    masks)`` with entries ``(source, api, code, ip, user_agent, count, digests)`` (digests packed,
+    as bytes) and masks each event source's minutes (``v3`` with a masks group; else none), or
     a range row's dict. ``keep(text, text)`` returns the one object kept for a text
     (``dict.setdefault``). Raises ValueError (or TypeError, KeyError) when the text is not one of
     ours."""
@@ -227,13 +297,14 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     if version == OLD_VERSION:
         return _decode_v1(text, keep)
     if version == COUNT_VERSION:
-        head, failures, _console, _profile, digests, rest = text.split(";", 5)
+        head, failures, _console, profile, digests, rest = text.split(";", 5)
         if head not in HEADS:
             raise ValueError("not a v3 count text")
         entries = decode_entries(rest, unpack_digests(digests), keep)
         if sum(entry[5] for entry in entries) != int(failures):
             raise ValueError("failures differ from the entries")
-        return head == "v31", entries
+        sources, _apis, _codes, minutes = read_profile(profile)
+        return head == "v31", entries, dict(zip(sources, minutes))
     head, *parts = text.split(";")
     if head not in ("v20", "v21") or not parts:
         raise ValueError("not a v2 count text")
@@ -241,7 +312,7 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     for fields in _fields(parts, keep):
         *texts, count, digests = fields
         entries.append((*texts, int(count), _unpack_v2(digests)))
-    return head == "v21", entries
+    return head == "v21", entries, {}
 
 
 def decode_entries(text: str, packed: bytes, keep=None) -> list[tuple]:
@@ -302,24 +373,32 @@ def add_fields(text: str, tables: Sequence[dict]) -> None:
 def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
     """A ``v3`` profile: (event sources, APIs, error codes, each source's minutes) of the cell;
     the minutes are empty where the profile has no masks group (written before it)."""
-    sources, apis, codes, *masks = text.split("^")
+    base, group = split_masks(text)
+    sources, apis, codes = base.split("^")
     names = tuple(map(_unescape, sources.split("|")))
     minutes: tuple[int, ...] = ()
-    if masks:
-        (group,) = masks
-        minutes = tuple(int(mask, 16) for mask in group.split("|"))
-        if len(minutes) != len(names) or max(minutes) >> MASK_BITS:
+    if group is not None:
+        minutes = read_masks(group)
+        if len(minutes) != len(names):
             raise ValueError("masks differ from the sources")
     return names, tuple(map(_unescape, apis.split("|"))), tuple(map(_unescape, codes.split("|"))), minutes
 
 
-def text_masks(text: str) -> dict[str, int]:
-    """A count text's minutes by event source (``v3`` with a masks group; else none). Raises
-    ValueError when its profile is not one of ours."""
-    if text[:3] not in HEADS:
-        return {}
-    sources, _apis, _codes, masks = read_profile(text.split(";", 4)[3])
-    return dict(zip(sources, masks))
+def split_masks(text: str) -> tuple[str, str | None]:
+    """A profile as its first three groups and its masks group (None where it has none; a text
+    of other than three or four groups is returned whole, for :func:`read_profile` to refuse)."""
+    base, _, group = text.rpartition("^")
+    if base.count("^") != 2:
+        return text, None
+    return base, group
+
+
+def read_masks(group: str) -> tuple[int, ...]:
+    """A profile's masks group: each source's minutes. Raises ValueError when a mask is not one."""
+    minutes = tuple(int(mask, 16) for mask in group.split("|"))
+    if max(minutes) >> MASK_BITS:
+        raise ValueError("masks differ from the sources")
+    return minutes
 
 
 def unpack_digests(text: str) -> bytes:
@@ -327,7 +406,7 @@ def unpack_digests(text: str) -> bytes:
     return _packed(binascii.a2b_base64(text)) if text else b""
 
 
-def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
+def _decode_v1(text: str, keep) -> tuple[bool, list[tuple], dict[str, int]]:
     blob, end = _DECODER.raw_decode(text, 2)
     if end != len(text):
         raise ValueError("trailing text")
@@ -336,7 +415,7 @@ def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
     for source, api, code, ip, agent, count, digests in raw_entries:
         texts = [keep(str(value), str(value)) for value in (source, api, code, ip, agent)]
         entries.append((*texts, int(count), _packed(bytes.fromhex(digests))))
-    return bool(service), entries
+    return bool(service), entries, {}
 
 
 def _unpack_v2(text: str) -> bytes:

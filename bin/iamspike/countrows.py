@@ -249,28 +249,24 @@ class CountRows:
         if len(self._texts) >= self.block_rows:
             self._flush()
 
-    def add_members(self, text: str, first: int, account: str) -> list[tuple[int, str, int, int]] | None:
+    def add_members(self, text: str, first: int, account: str) -> tuple[int, int, int, int] | None:
         """A ``v5`` row's text (``first`` its ``_time``, ``account`` its account or
         ``UNKNOWN``) added as :meth:`add_text` adds each member's own text (its ``_time``:
-        ``first`` plus its offset), all its parts at once: per member ``(its _time, principal,
-        its last part's offset, its text's characters)``. None (nothing added) when a member
-        would not be added that way: the row is then unpacked member by member
-        (:func:`~iamspike.counting.unpack_rows`)."""
+        ``first`` plus its offset), all its parts at once: ``(the first part's _time, the last
+        part's, the members, the characters of their _time, principal and text)``. None (nothing
+        added) when a member would not be added that way: the row is then unpacked member by
+        member (:func:`~iamspike.counting.unpack_rows`)."""
         if "\n" in text:
             return None
         try:
             members, (offsets, totals, consoles, profiles, packed, rests) = member_columns(text)
         except (ValueError, IndexError):
             return None
+        # every part's time between the earliest and the latest: each is read when both are
+        low, high = first + min(offsets), first + max(offsets)
         within = self.tally.within
-        out = []
-        at = 0
-        for offset, principal, _head, n, length in members:
-            start, end = first + offset, first + offsets[at + n - 1]
-            if not (usable_time(start) and usable_time(end) and within(start) and within(end)):
-                return None
-            out.append((start, principal, end - start, length))
-            at += n
+        if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
+            return None
         read = self._read(profiles, totals, consoles, packed)
         if read is None:
             return None
@@ -279,7 +275,8 @@ class CountRows:
             e = self._entity_of(account, principal or UNKNOWN, head[2] == "1")
             entity += [e] * n
         self._extend(first, offsets, entity, read, rests)
-        return out
+        characters = sum(len(str(first + at)) + len(principal) + n for at, principal, _, _, n in members)
+        return low, high, len(members), characters
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's

@@ -154,10 +154,14 @@ def part_columns(text: str) -> tuple[str, list[int], list[str], list[str], list[
         raise ValueError("v4 part out of range")
     ends = heads[1:]
     ends.append(size)
+    return (COUNT_VERSION + fields[0][2], offsets, *_part_fields(fields, heads, ends))
+
+
+def _part_fields(fields: list[str], heads: list[int], ends: list[int]) -> tuple[list[str], ...]:
+    """Parts' fields as columns: (failures, consoles, profiles, digests, entries), each part's
+    head at ``heads[i]`` (its failures the field after it) and its entries up to ``ends[i]``."""
     get = itemgetter(*heads) if len(heads) > 1 else lambda part: (part[heads[0]],)
     return (
-        COUNT_VERSION + fields[0][2],
-        offsets,
         list(get(fields[1:])),  # failures
         list(get(fields[2:])),  # consoles
         list(get(fields[3:])),  # profiles
@@ -250,18 +254,7 @@ def member_columns(text: str) -> tuple[list[tuple[int, str, str, int, int]], tup
         (offset, _unescape(principal), head, n, sums[end] - sums[first] + end - first - 1)
         for offset, principal, head, n, first, end in members
     ]
-    pick = itemgetter(*heads) if len(heads) > 1 else lambda row: (row[heads[0]],)
-    return (
-        members,
-        (
-            offsets,
-            list(pick(fields[1:])),  # failures
-            list(pick(fields[2:])),  # consoles
-            list(pick(fields[3:])),  # profiles
-            list(pick(fields[4:])),  # digests
-            [";".join(fields[head + 5 : end]) for head, end in zip(heads, ends)],
-        ),
-    )
+    return members, (offsets, *_part_fields(fields, heads, ends))
 
 
 def digest(event_id: str) -> bytes:

@@ -241,13 +241,12 @@ class StateSpill:
             if added is None:
                 yield from unpack_rows(header, [row], skipped)
                 continue
-            # each member's line's characters, as if spilled as one (its state fields empty)
-            fixed = len(account) + sum(len(row[i]) for i in keys) + len(COLUMNS)
-            for start, principal, offset, length in added:
-                size = len(str(start)) + len(principal) + length + fixed
-                self._sizes[bucket] += size
-                self.spilled_bytes += size
-                lo, hi = min(lo, float(start // span * span)), max(hi, float((start + offset) // span * span))
+            # its members' lines' characters, as if spilled one by one (their state fields empty)
+            low, high, n, characters = added
+            size = characters + n * (len(account) + sum(len(row[i]) for i in keys) + len(COLUMNS))
+            self._sizes[bucket] += size
+            self.spilled_bytes += size
+            lo, hi = min(lo, float(low // span * span)), max(hi, float(high // span * span))
             if len(columns) >= COLUMN_ROWS:
                 self._flush_columns(bucket)
         self.window = self.window.union(Window(lo, hi))

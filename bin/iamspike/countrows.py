@@ -259,7 +259,7 @@ class CountRows:
         if "\n" in text:
             return None
         try:
-            members, (offsets, totals, consoles, profiles, packed, rests) = member_columns(text)
+            members, (offsets, totals, consoles, profiles, packed, rests), length = member_columns(text)
         except (ValueError, IndexError):
             return None
         # every part's time between the earliest and the latest: each is read when both are
@@ -271,11 +271,11 @@ class CountRows:
         if read is None:
             return None
         entity = []
-        for _offset, principal, head, n, _length in members:
+        for _offset, principal, head, n in members:
             e = self._entity_of(account, principal or UNKNOWN, head[2] == "1")
             entity += [e] * n
         self._extend(first, offsets, entity, read, rests)
-        characters = sum(len(str(first + at)) + len(principal) + n for at, principal, _, _, n in members)
+        characters = length + sum(len(str(first + at)) + len(principal) for at, principal, _, _ in members)
         return low, high, len(members), characters
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:

@@ -53,7 +53,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from itertools import accumulate
 from operator import itemgetter
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
@@ -200,20 +199,21 @@ def split_members(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
-def member_columns(text: str) -> tuple[list[tuple[int, str, str, int, int]], tuple[list, ...]]:
+def member_columns(text: str) -> tuple[list[tuple[int, str, str, int]], tuple[list, ...], int]:
     """A ``v5`` text's members and their parts from one split (what :func:`split_members`, then
     :func:`part_columns` or ``split(";", 5)`` on each member's text, would give):
-    ``(members, parts)``, members ``(offset, principal, head, n_parts, length)`` (``head`` the
-    member's ``v30``/``v31``/``v40``/``v41``, ``length`` its text's characters) and parts the
-    columns ``(offsets, failures, consoles, profiles, digests, entries)``, each part's offset
-    its member's plus its own, its fields as texts. Raises ValueError (or IndexError) when the
-    text or a member's text is not one of ours, or a ``v3`` member splits into fewer than six
-    fields."""
+    ``(members, parts, length)``, members ``(offset, principal, head, n_parts)`` (``head`` the
+    member's ``v30``/``v31``/``v40``/``v41``), parts the columns ``(offsets, failures, consoles,
+    profiles, digests, entries)`` (each part's offset its member's plus its own, its fields as
+    texts) and ``length`` the characters of the members' texts together. Raises ValueError (or
+    IndexError) when the text or a member's text is not one of ours, or a ``v3`` member splits
+    into fewer than six fields."""
     fields = text.split(";")
     size = len(fields)
     if fields[0] != V5 or size < 3:
         raise ValueError("not a v5 count text")
     members = []
+    length = len(text) - len(V5)
     heads: list[int] = []  # each part's field before its failures
     ends: list[int] = []  # the field after its entries
     offsets: list[int] = []
@@ -246,15 +246,11 @@ def member_columns(text: str) -> tuple[list[tuple[int, str, str, int, int]], tup
             if part != end or offsets[-n] != offset:
                 raise ValueError("v4 part out of range")
         ends.append(end)
-        members.append((offset, principal, head, n, at + 1, end))
+        members.append((offset, principal, head, n))
+        length -= len(fields[at]) + 2  # ";<k>:<offset>:<principal>;" before the member's text
         at = end
-    # a member's text's characters from the fields' running lengths
-    sums = [0, *accumulate(map(len, fields))]
-    members = [
-        (offset, _unescape(principal), head, n, sums[end] - sums[first] + end - first - 1)
-        for offset, principal, head, n, first, end in members
-    ]
-    return members, (offsets, *_part_fields(fields, heads, ends))
+    members = [(offset, _unescape(principal), head, n) for offset, principal, head, n in members]
+    return members, (offsets, *_part_fields(fields, heads, ends)), length
 
 
 def digest(event_id: str) -> bytes:

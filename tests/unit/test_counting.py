@@ -470,7 +470,7 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
     ]
     (row,) = counting.packed_rows(counting.wire_rows(cells))
     text = str(row[COUNTS_FIELD])
-    members, columns = counttext.member_columns(text)
+    members, columns, length = counttext.member_columns(text)
     expected_members, expected_parts = [], []
     for offset, principal, member in counttext.split_members(text):
         if member[:2] == "v4":
@@ -478,9 +478,10 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
             expected_parts += [(offset + shift, *part) for shift, *part in zip(offsets, *fields)]
         else:
             expected_parts.append((offset, *member.split(";", 5)[1:]))
-        expected_members.append((offset, principal, member[:3], len(member)))
-    assert [(o, p, h, length) for o, p, h, _, length in members] == expected_members
-    assert [n for *_, n, _ in members] == [2, 1, 2]
+        expected_members.append((offset, principal, member[:3]))
+    assert [member[:3] for member in members] == expected_members
+    assert [member[3] for member in members] == [2, 1, 2]
+    assert length == sum(len(member) for _, _, member in counttext.split_members(text))
     assert list(zip(*columns)) == expected_parts
     assert members[1][1] == "odd|name;with^%" and members[1][2] == "v31"
     for bad in (

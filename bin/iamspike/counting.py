@@ -40,7 +40,6 @@ from iamspike.counttext import (
     encode_parts,
     split_members,
     split_parts,
-    text_masks,
 )
 from iamspike.failures import CountedCodes
 from iamspike.intake import UNKNOWN
@@ -300,8 +299,7 @@ class Tally:
                 if isinstance(decoded, dict):
                     self._add_range(decoded)
                     continue
-                service, entries = decoded
-                masks = text_masks(row[counts_i])
+                service, entries, masks = decoded
                 seconds = float(row[time_i])
                 if not intake.usable_time(seconds):
                     raise ValueError

@@ -33,7 +33,17 @@ import numpy as np
 
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
-from iamspike.counttext import HEADS, V4, add_fields, decode_entries, part_columns, read_profile
+from iamspike.counttext import (
+    HEADS,
+    V4,
+    add_fields,
+    decode_entries,
+    member_columns,
+    part_columns,
+    read_masks,
+    read_profile,
+    split_masks,
+)
 from iamspike.intake import UNKNOWN, usable_time
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
@@ -59,10 +69,15 @@ class CountRows:
             # profile text -> (API ids, their number, event source ids, their number, the
             # sources' minutes), packed as the arrays hold them; or _FILTERED
             self._profiles: dict[str, tuple[bytes, int, bytes, int, bytes]] = {}
+            # the same without the masks group (minutes 0; its sources' number beside it), and
+            # masks groups -> (their minutes packed, their number): a profile with masks is
+            # read from these two (the masks make many more texts than there are of either)
+            self._bases: dict[str, tuple[tuple, int]] = {}
+            self._masks: dict[str, tuple[bytes, int]] = {}
         else:
             self.api_names, self._api_ids = names.api_names, names._api_ids
             self.source_names, self._source_ids = names.source_names, names._source_ids
-            self._profiles = names._profiles
+            self._profiles, self._bases, self._masks = names._profiles, names._bases, names._masks
         self._clear()
 
     def _clear(self) -> None:
@@ -234,11 +249,55 @@ class CountRows:
         if len(self._texts) >= self.block_rows:
             self._flush()
 
+    def add_members(self, text: str, first: int, account: str) -> tuple[int, int, int, int] | None:
+        """A ``v5`` row's text (``first`` its ``_time``, ``account`` its account or
+        ``UNKNOWN``) added as :meth:`add_text` adds each member's own text (its ``_time``:
+        ``first`` plus its offset), all its parts at once: ``(the first part's _time, the last
+        part's, the members, the characters of their _time, principal and text)``. None (nothing
+        added) when a member would not be added that way: the row is then unpacked member by
+        member (:func:`~iamspike.counting.unpack_rows`)."""
+        if "\n" in text:
+            return None
+        try:
+            members, (offsets, totals, consoles, profiles, packed, rests), length = member_columns(text)
+        except (ValueError, IndexError):
+            return None
+        # every part's time between the earliest and the latest: each is read when both are
+        low, high = first + min(offsets), first + max(offsets)
+        within = self.tally.within
+        if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
+            return None
+        read = self._read(profiles, totals, consoles, packed)
+        if read is None:
+            return None
+        entity = []
+        for _offset, principal, head, n in members:
+            e = self._entity_of(account, principal or UNKNOWN, head[2] == "1")
+            entity += [e] * n
+        self._extend(first, offsets, entity, read, rests)
+        characters = length + sum(len(str(first + at)) + len(principal) for at, principal, _, _ in members)
+        return low, high, len(members), characters
+
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's
         ``_time``) added column by column; False (nothing added) when a part needs reading one by
         one (a profile this search leaves out, an unreadable part)."""
         head, offsets, totals, consoles, profiles, packed, rests = columns
+        read = self._read(profiles, totals, consoles, packed)
+        if (
+            read is None
+            or not (usable_time(first) and usable_time(first + offsets[-1]))
+            or not (self.tally.within(first) and self.tally.within(first + offsets[-1]))
+        ):
+            return False  # read part by part, where it is skipped
+        e = self._entity_of(account, principal, head == "v31")
+        self._extend(first, offsets, [e] * len(offsets), read, rests)  # extend's speed from a list
+        return True
+
+    def _read(self, profiles: list[str], totals: list[str], consoles: list[str], packed: list[str]):
+        """Parts' summaries read: (their profiles' packed ids, failures, console sign-ins,
+        digests); None when a part needs reading one by one (a profile this search leaves out, an
+        unreadable part)."""
         get = self._profiles.get
         found = list(map(get, profiles))
         try:
@@ -247,31 +306,38 @@ class CountRows:
                     known = get(profiles[at])  # a profile twice in the row is read once
                     found[at] = self._profile(profiles[at]) if known is None else known
             if _FILTERED in found:
-                return False
+                return None
             totals, consoles = list(map(int, totals)), list(map(int, consoles))
             packed = list(map(binascii.a2b_base64, packed))
         except (ValueError, binascii.Error):
-            return False
-        sizes = list(map(len, packed))
+            return None
         if (
             min(totals) <= 0
             or max(totals) >= MAX_ROW
             or min(consoles) < 0
             or not all(map(le, consoles, totals))
-            or any(map((7).__and__, sizes))  # not whole digests
-            or not (usable_time(first) and usable_time(first + offsets[-1]))
-            or not (self.tally.within(first) and self.tally.within(first + offsets[-1]))
+            or any(map((7).__and__, map(len, packed)))  # not whole digests
         ):
-            return False  # read part by part, where it is skipped
+            return None
+        return found, totals, consoles, packed
+
+    def _entity_of(self, account: str, principal: str, service: bool) -> int:
         key = (account, principal)
         e = self.entities.get(key)
         if e is None:
             e = self._entity(key)
-        if head == "v31":
+        if service:
             self.services.add(e)
+        return e
+
+    def _extend(
+        self, first: int, offsets: list[int], entity: list[int], read: tuple, rests: list[str]
+    ) -> None:
+        """Parts' columns (:meth:`_read`'s ``read``), each part's bin ``first`` plus its offset."""
+        found, totals, consoles, packed = read
         span = self.tally.span
         self.bins.fromlist([(first + offset) // span for offset in offsets])  # fromlist: 3 times
-        self.entity.fromlist([e] * len(offsets))  # extend's speed from a list
+        self.entity.fromlist(entity)
         self.failures.fromlist(totals)
         self.console.fromlist(consoles)
         apis, n_apis, srcs, n_srcs, masks = zip(*found)
@@ -280,18 +346,40 @@ class CountRows:
         self.n_sources.fromlist(list(n_srcs))
         self.sources.frombytes(b"".join(srcs))
         self.masks.frombytes(b"".join(masks))
-        self.n_digests.fromlist(list(map((3).__rrshift__, sizes)))
+        self.n_digests.fromlist([len(digests) >> 3 for digests in packed])
         self.digests += b"".join(packed)
         self._texts.extend(rests)
         if len(self._texts) >= self.block_rows:
             self._flush()
-        return True
 
     def _profile(self, text: str) -> tuple[bytes, int, bytes, int, bytes]:
         """The API ids of a profile and their number, its event source ids and theirs, and the
         sources' minutes (packed as in :attr:`apis`, :attr:`sources` and :attr:`masks`), or
         ``_FILTERED``; raises ValueError if it is no profile."""
-        sources, apis, codes, minutes = read_profile(text)
+        base, group = split_masks(text)
+        minutes = None
+        if group is not None:
+            minutes = self._masks.get(group)
+            if minutes is None:
+                packed = array("i", read_masks(group))
+                minutes = _kept(self._masks, group, (packed.tobytes(), len(packed)))
+        known = self._bases.get(base)
+        if known is None:
+            if minutes is not None and minutes[1] != base.partition("^")[0].count("|") + 1:
+                raise ValueError("masks differ from the sources")  # before any name is numbered
+            known = self._base(base)
+        found, n_sources = known
+        if minutes is not None:
+            if minutes[1] != n_sources:
+                raise ValueError("masks differ from the sources")
+            if found is not _FILTERED:
+                found = (*found[:4], minutes[0])
+        return _kept(self._profiles, text, found)
+
+    def _base(self, text: str) -> tuple[tuple, int]:
+        """A profile without its masks group: :meth:`_profile`'s answer (minutes 0) and the
+        number of its event sources."""
+        sources, apis, codes, _none = read_profile(text)
         counted, wanted = self.tally.counted, self.tally.sources
         if any(code and not counted[code] for code in codes) or (
             wanted and any(source not in wanted for source in sources)
@@ -300,12 +388,9 @@ class CountRows:
         else:
             api_ids = _ids(apis, self._api_ids, self.api_names)
             source_ids = _ids(sources, self._source_ids, self.source_names)
-            masks = array("i", minutes or [0] * len(source_ids))
+            masks = array("i", [0] * len(source_ids))
             found = (api_ids.tobytes(), len(api_ids), source_ids.tobytes(), len(source_ids), masks.tobytes())
-        if len(self._profiles) >= PROFILES_KEPT:
-            self._profiles.clear()
-        self._profiles[text] = found
-        return found
+        return _kept(self._bases, text, (found, len(sources)))
 
     def _entity(self, key: tuple[str, str]) -> int:
         account, principal = key
@@ -541,6 +626,14 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     out = np.zeros(len(mixed), dtype=bool)
     out[maybe[shared[at] == mixed[maybe]]] = True
     return out
+
+
+def _kept(cache: dict, key: str, value):
+    """``value`` remembered for ``key`` (the cache cleared when it holds :data:`PROFILES_KEPT`)."""
+    if len(cache) >= PROFILES_KEPT:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _ids(names: tuple[str, ...], ids: dict[str, int], listed: list[str]) -> array:

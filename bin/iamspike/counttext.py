@@ -154,10 +154,14 @@ def part_columns(text: str) -> tuple[str, list[int], list[str], list[str], list[
         raise ValueError("v4 part out of range")
     ends = heads[1:]
     ends.append(size)
+    return (COUNT_VERSION + fields[0][2], offsets, *_part_fields(fields, heads, ends))
+
+
+def _part_fields(fields: list[str], heads: list[int], ends: list[int]) -> tuple[list[str], ...]:
+    """Parts' fields as columns: (failures, consoles, profiles, digests, entries), each part's
+    head at ``heads[i]`` (its failures the field after it) and its entries up to ``ends[i]``."""
     get = itemgetter(*heads) if len(heads) > 1 else lambda part: (part[heads[0]],)
     return (
-        COUNT_VERSION + fields[0][2],
-        offsets,
         list(get(fields[1:])),  # failures
         list(get(fields[2:])),  # consoles
         list(get(fields[3:])),  # profiles
@@ -196,6 +200,60 @@ def split_members(text: str) -> list[tuple[int, str, str]]:
     return out
 
 
+def member_columns(text: str) -> tuple[list[tuple[int, str, str, int]], tuple[list, ...], int]:
+    """A ``v5`` text's members and their parts from one split (what :func:`split_members`, then
+    :func:`part_columns` or ``split(";", 5)`` on each member's text, would give):
+    ``(members, parts, length)``, members ``(offset, principal, head, n_parts)`` (``head`` the
+    member's ``v30``/``v31``/``v40``/``v41``), parts the columns ``(offsets, failures, consoles,
+    profiles, digests, entries)`` (each part's offset its member's plus its own, its fields as
+    texts) and ``length`` the characters of the members' texts together. Raises ValueError (or
+    IndexError) when the text or a member's text is not one of ours, or a ``v3`` member splits
+    into fewer than six fields."""
+    fields = text.split(";")
+    size = len(fields)
+    if fields[0] != V5 or size < 3:
+        raise ValueError("not a v5 count text")
+    members = []
+    length = len(text) - len(V5)
+    heads: list[int] = []  # each part's field before its failures
+    ends: list[int] = []  # the field after its entries
+    offsets: list[int] = []
+    at = 1
+    while at < size:
+        k, offset, principal = fields[at].split(":", 2)
+        k, offset = int(k), int(offset)
+        end = at + 1 + k
+        head = fields[at + 1]
+        if k < 2 or offset < 0 or end > size or head not in _MEMBER_HEADS:
+            raise ValueError("v5 member out of range")
+        if head[1] == "3":
+            if k < 6:
+                raise ValueError("not a v3 count text")
+            heads.append(at + 1)
+            offsets.append(offset)
+            n = 1
+        else:
+            part, last, n = at + 2, -1, 0
+            while part < end:
+                shift, _, count = fields[part].partition(":")
+                shift, count = int(shift), int(count)
+                if shift <= last or count <= 0:
+                    raise ValueError("v4 part out of range")
+                if n:
+                    ends.append(part)
+                heads.append(part)
+                offsets.append(offset + shift)
+                part, last, n = part + 5 + count, shift, n + 1
+            if part != end or offsets[-n] != offset:
+                raise ValueError("v4 part out of range")
+        ends.append(end)
+        members.append((offset, principal, head, n))
+        length -= len(fields[at]) + 2  # ";<k>:<offset>:<principal>;" before the member's text
+        at = end
+    members = [(offset, _unescape(principal), head, n) for offset, principal, head, n in members]
+    return members, (offsets, *_part_fields(fields, heads, ends)), length
+
+
 def digest(event_id: str) -> bytes:
     """The 64-bit digest of an eventID."""
     return hashlib.blake2b(event_id.encode("utf-8", "surrogatepass"), digest_size=DIGEST_BYTES).digest()
@@ -212,9 +270,10 @@ def _unescape(text: str) -> str:
     return out[0] + "".join(chr(int(part[:2], 16)) + part[2:] for part in out[1:])
 
 
-def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
-    """A count row's ``iamspike_counts`` (``v3``, ``v2`` or ``v1``): ``(service, entries)`` with
-    entries ``(source, api, code, ip, user_agent, count, digests)`` (digests packed, as bytes), or
+def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple], dict[str, int]] | dict:
+    """A count row's ``iamspike_counts`` (``v3``, ``v2`` or ``v1``): ``(service, entries,
+    masks)`` with entries ``(source, api, code, ip, user_agent, count, digests)`` (digests packed,
+    as bytes) and masks each event source's minutes (``v3`` with a masks group; else none), or
     a range row's dict. ``keep(text, text)`` returns the one object kept for a text
     (``dict.setdefault``). Raises ValueError (or TypeError, KeyError) when the text is not one of
     ours."""
@@ -228,13 +287,14 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     if version == OLD_VERSION:
         return _decode_v1(text, keep)
     if version == COUNT_VERSION:
-        head, failures, _console, _profile, digests, rest = text.split(";", 5)
+        head, failures, _console, profile, digests, rest = text.split(";", 5)
         if head not in HEADS:
             raise ValueError("not a v3 count text")
         entries = decode_entries(rest, unpack_digests(digests), keep)
         if sum(entry[5] for entry in entries) != int(failures):
             raise ValueError("failures differ from the entries")
-        return head == "v31", entries
+        sources, _apis, _codes, minutes = read_profile(profile)
+        return head == "v31", entries, dict(zip(sources, minutes))
     head, *parts = text.split(";")
     if head not in ("v20", "v21") or not parts:
         raise ValueError("not a v2 count text")
@@ -242,7 +302,7 @@ def decode_counts(text: str, keep=None) -> tuple[bool, list[tuple]] | dict:
     for fields in _fields(parts, keep):
         *texts, count, digests = fields
         entries.append((*texts, int(count), _unpack_v2(digests)))
-    return head == "v21", entries
+    return head == "v21", entries, {}
 
 
 def decode_entries(text: str, packed: bytes, keep=None) -> list[tuple]:
@@ -302,28 +362,38 @@ def add_fields(text: str, tables: Sequence[dict]) -> None:
 
 def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...], tuple[int, ...]]:
     """A ``v3`` profile: (event sources, APIs, error codes, each source's minutes) of the cell;
-    the minutes are empty where the profile has no masks group (written before it). Each mask
-    must be :data:`MASK_DIGITS` hex digits (``int`` alone would take ``-01``, ``0x1`` or `` 1``:
-    a negative mask would set every slot)."""
-    sources, apis, codes, *masks = text.split("^")
+    the minutes are empty where the profile has no masks group (written before it)."""
+    base, group = split_masks(text)
+    sources, apis, codes = base.split("^")
     names = tuple(map(_unescape, sources.split("|")))
     minutes: tuple[int, ...] = ()
-    if masks:
-        (group,) = masks
-        texts = group.split("|")
-        if len(texts) != len(names) or any(len(mask) != MASK_DIGITS or mask.strip(_HEX) for mask in texts):
+    if group is not None:
+        minutes = read_masks(group)
+        if len(minutes) != len(names):
             raise ValueError("masks differ from the sources")
-        minutes = tuple(int(mask, 16) for mask in texts)
     return names, tuple(map(_unescape, apis.split("|"))), tuple(map(_unescape, codes.split("|"))), minutes
 
 
-def text_masks(text: str) -> dict[str, int]:
-    """A count text's minutes by event source (``v3`` with a masks group; else none). Raises
-    ValueError when its profile is not one of ours."""
-    if text[:3] not in HEADS:
-        return {}
-    sources, _apis, _codes, masks = read_profile(text.split(";", 4)[3])
-    return dict(zip(sources, masks))
+def split_masks(text: str) -> tuple[str, str | None]:
+    """A profile as its first three groups and its masks group (None where it has none; a text
+    of other than three or four groups is returned whole, for :func:`read_profile` to refuse)."""
+    base, _, group = text.rpartition("^")
+    if base.count("^") != 2:
+        return text, None
+    return base, group
+
+
+def read_masks(group: str) -> tuple[int, ...]:
+    """A profile's masks group: each source's minutes. Raises ValueError when a mask is not one:
+    each must be :data:`MASK_DIGITS` hex digits (``int`` alone would take ``-01``, ``0x1`` or
+    `` 1``: a negative mask would set every slot)."""
+    texts = group.split("|")
+    if any(len(mask) != MASK_DIGITS or mask.strip(_HEX) for mask in texts):
+        raise ValueError("masks differ from the sources")
+    minutes = tuple(int(mask, 16) for mask in texts)
+    if max(minutes) >> MASK_BITS:
+        raise ValueError("masks differ from the sources")
+    return minutes
 
 
 def unpack_digests(text: str) -> bytes:
@@ -331,7 +401,7 @@ def unpack_digests(text: str) -> bytes:
     return _packed(binascii.a2b_base64(text)) if text else b""
 
 
-def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
+def _decode_v1(text: str, keep) -> tuple[bool, list[tuple], dict[str, int]]:
     blob, end = _json(text)
     if end != len(text):
         raise ValueError("trailing text")
@@ -340,7 +410,7 @@ def _decode_v1(text: str, keep) -> tuple[bool, list[tuple]]:
     for source, api, code, ip, agent, count, digests in raw_entries:
         texts = [keep(str(value), str(value)) for value in (source, api, code, ip, agent)]
         entries.append((*texts, int(count), _packed(bytes.fromhex(digests))))
-    return bool(service), entries
+    return bool(service), entries, {}
 
 
 def _json(text: str) -> tuple[object, int]:

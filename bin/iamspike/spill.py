@@ -20,8 +20,9 @@ passes found (it differs only where an unreadable row lay at the edge of the ran
 differs, the passes run again with the true one.
 
 A count row that reads whole (a ``v3`` or ``v4`` text with a readable summary for every part,
-every profile counted by this search, no state attached) is read as it comes, into the bucket's
-:class:`~iamspike.countrows.CountRows`, and goes to the file as columns (every
+every profile counted by this search, no state attached; a ``v5`` row whose members all do, read
+from one split of its text: :meth:`~iamspike.countrows.CountRows.add_members`) is read as it
+comes, into the bucket's :class:`~iamspike.countrows.CountRows`, and goes to the file as columns (every
 :data:`COLUMN_ROWS` rows: the row columns, the digests, the entries' zlib blocks:
 :meth:`~iamspike.countrows.CountRows.take`), which the pass adds without reading a text again
 (:meth:`~iamspike.countrows.CountRows.add_taken`; the passes share the API and event source ids).
@@ -57,8 +58,9 @@ from iamspike import state
 from iamspike.cloudtrail import TIME
 from iamspike.counting import COUNTS_FIELD, unpack_rows
 from iamspike.countrows import CountRows
+from iamspike.counttext import V5
 from iamspike.engine import Detector, Window, new_tally
-from iamspike.intake import UNKNOWN
+from iamspike.intake import UNKNOWN, usable_time
 from iamspike.options import OptionError, Options
 from iamspike.results import too_long
 
@@ -146,9 +148,9 @@ class StateSpill:
         if self.head.tally.rows or (counts_i is None and state_i is None):
             self.head.add_rows(header, rows)  # raw events or count_field= rows (or no spill)
             return
-        if counts_i is not None:
-            rows = unpack_rows(header, rows, self.head.tally.skipped)  # v5 rows: their members
         at = [index.get(name) for name in COLUMNS]
+        if counts_i is not None:
+            rows = self._members(header, index, at, rows)  # v5 rows: read whole or unpacked
         pick = itemgetter(*at) if None not in at else _padded(at)
         present = [i for i in at if i is not None]  # a spilled line's fields (the others empty)
         taken = itemgetter(*present, counts_i)  # counts_i twice: always a tuple
@@ -210,9 +212,54 @@ class StateSpill:
                 other.append(row)
                 continue
             self._write(account, pick(row))
-        self.window = Window(lo, hi, first, last)
+        self.window = self.window.union(Window(lo, hi, first, last))
         if other:
             self.head.add_rows(header, other)
+
+    def _members(self, header: list[str], index: dict[str, int], at: list, rows: Iterable[list[str]]):
+        """The rows, each ``v5`` row read whole into its bucket's columns when every member
+        reads whole and no state is attached (:meth:`CountRows.add_members`: what
+        :meth:`add_rows` does with each member ``unpack_rows`` gives), else unpacked into its
+        members (:func:`~iamspike.counting.unpack_rows`); other rows as they come."""
+        counts_i, time_i, acct_i = index[COUNTS_FIELD], index.get(TIME), index.get("account")
+        skipped = self.head.tally.skipped
+        if time_i is None or acct_i is None or index.get("principal") is None:
+            yield from unpack_rows(header, rows, skipped)
+            return
+        saved = [i for i in at[6:] if i is not None]
+        keys = [i for i in (at[3], at[4]) if i is not None]  # kept on each member (state_key ..)
+        span = self.options.span
+        lo, hi = math.inf, -math.inf
+        for row in rows:
+            text = row[counts_i]
+            if text[:2] != V5:
+                yield row
+                continue
+            added = None
+            if not any(row[i] for i in saved):
+                try:
+                    when = float(row[time_i])
+                except ValueError:
+                    when = math.nan
+                if usable_time(when):
+                    account = row[acct_i]
+                    bucket = self._bucket(account or UNKNOWN)
+                    columns = self._columns[bucket]
+                    if self._pending[bucket]:
+                        self._flush(bucket)  # the bucket's rows stay in the order they came
+                    added = columns.add_members(text, int(when), account or UNKNOWN)
+            if added is None:
+                yield from unpack_rows(header, [row], skipped)
+                continue
+            # its members' lines' characters, as if spilled one by one (their state fields empty)
+            low, high, n, characters = added
+            size = characters + n * (len(account) + sum(len(row[i]) for i in keys) + len(COLUMNS))
+            self._sizes[bucket] += size
+            self.spilled_bytes += size
+            lo, hi = min(lo, float(low // span * span)), max(hi, float(high // span * span))
+            if len(columns) >= COLUMN_ROWS:
+                self._flush_columns(bucket)
+        self.window = self.window.union(Window(lo, hi))
 
     def _bucket(self, account: str) -> int:
         bucket = self._bucket_of.get(account)

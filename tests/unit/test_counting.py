@@ -333,7 +333,7 @@ def test_count_row_text_v3_sums_up_the_cell_then_names_each_field_once() -> None
         f"v30;4;0;iam.amazonaws.com^GetUser|ListUsers^AccessDenied^803;{digests};"
         "iam.amazonaws.com|ListUsers|AccessDenied|198.51.100.7|aws-cli/2|3|2;^|GetUser|^|^|^|1|"
     )
-    assert counttext.text_masks(text) == {"iam.amazonaws.com": 0x803}
+    assert counttext.decode_counts(text)[2] == {"iam.amazonaws.com": 0x803}
     assert len(digests) == 32  # 3 x 64 bits: 10.7 characters an event (v1: 16 hex digits)
 
 
@@ -348,7 +348,7 @@ def test_an_empty_field_stays_empty_rather_than_same_as_before() -> None:
         text
         == "v30;3;0;iam.amazonaws.com^A|B^|AccessDenied;;iam.amazonaws.com|A|AccessDenied|||1|0;^|B||||2|0"
     )
-    assert counttext.decode_counts(text) == (False, entries)
+    assert counttext.decode_counts(text) == (False, entries, {})
 
 
 def test_each_event_source_has_its_minutes_in_the_profile_and_rows_without_them_still_read() -> None:
@@ -363,11 +363,10 @@ def test_each_event_source_has_its_minutes_in_the_profile_and_rows_without_them_
         T0, ACCT, USER, False, entries, {"s3.amazonaws.com": 0x400, "a^b": 3}
     ).counts_text()
     assert text.split(";")[3] == "a%5Eb|s3.amazonaws.com^GetObject|X^AccessDenied^003|400"
-    assert counttext.text_masks(text) == {"a^b": 3, "s3.amazonaws.com": 0x400}
-    assert counttext.decode_counts(text) == (False, entries)
+    assert counttext.decode_counts(text) == (False, entries, {"a^b": 3, "s3.amazonaws.com": 0x400})
     old = counting.CountRow(T0, ACCT, USER, False, entries).counts_text()  # no masks: three groups
     assert old.split(";")[3] == "a%5Eb|s3.amazonaws.com^GetObject|X^AccessDenied"
-    assert counttext.read_profile(old.split(";")[3])[3] == () and counttext.text_masks(old) == {}
+    assert counttext.read_profile(old.split(";")[3])[3] == () and counttext.decode_counts(old)[2] == {}
     for bad in ("003", "003|400|001", "003|1000", "003|"):
         with pytest.raises(ValueError):
             counttext.read_profile(f"a%5Eb|s3.amazonaws.com^GetObject|X^AccessDenied^{bad}")
@@ -386,7 +385,7 @@ def test_count_rows_round_trip_any_text_in_any_field(value) -> None:
         sent = [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")]
         text = counting.CountRow(T0, ACCT, USER, True, sent).counts_text()
         assert '"' not in text and "," not in text and "\n" not in text  # no CSV quoting needed
-        assert counttext.decode_counts(text) == (True, [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")])
+        assert counttext.decode_counts(text) == (True, [(*entry, packed)] * 2 + [(value,) * 5 + (1, b"")], {})
 
 
 def as_v2(cell: counting.CountRow) -> str:
@@ -542,3 +541,52 @@ def test_an_accounts_principals_are_packed_in_bounded_v5_rows_that_split_back() 
         assert row["_time"] == min(r["_time"] for r in single if r["principal"] in names)
         assert row["failures"] == sum(r["failures"] for r in single if r["principal"] in names)
         assert len(str(row[COUNTS_FIELD])) <= counting.MEMBER_BYTES + 100
+
+
+def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
+    """``member_columns`` reads from one split what ``split_members``, then ``part_columns`` (a
+    ``v4`` member) or ``split(";", 5)`` (a ``v3`` member) read; a text either refuses, it
+    refuses."""
+    entries = [("iam.amazonaws.com", "GetUser", "AccessDenied", "1.2.3.4", "a;b", 2, b"\x01" * 16)]
+    cells = [
+        counting.CountRow(T0 + 3600 * h, ACCT, principal, service, entries, masks)
+        for h, principal, service, masks in [
+            (0, USER, False, {"iam.amazonaws.com": 5}),
+            (2, USER, False, {}),
+            (1, "odd|name;with^%", True, {"iam.amazonaws.com": 0xFFF}),
+            (3, "third", False, {}),
+            (5, "third", False, {"iam.amazonaws.com": 1}),
+        ]
+    ]
+    (row,) = counting.packed_rows(counting.wire_rows(cells))
+    text = str(row[COUNTS_FIELD])
+    members, columns, length = counttext.member_columns(text)
+    expected_members, expected_parts = [], []
+    for offset, principal, member in counttext.split_members(text):
+        if member[:2] == "v4":
+            _head, offsets, *fields = counttext.part_columns(member)
+            expected_parts += [(offset + shift, *part) for shift, *part in zip(offsets, *fields)]
+        else:
+            expected_parts.append((offset, *member.split(";", 5)[1:]))
+        expected_members.append((offset, principal, member[:3]))
+    assert [member[:3] for member in members] == expected_members
+    assert [member[3] for member in members] == [2, 1, 2]
+    assert length == sum(len(member) for _, _, member in counttext.split_members(text))
+    assert list(zip(*columns)) == expected_parts
+    assert members[1][1] == "odd|name;with^%" and members[1][2] == "v31"
+    for bad in (
+        "v5",
+        "v5;2:0:p",
+        "v5;x:0:p;v30;1",
+        "v5;2:-1:p;v30;1",
+        "v5;3:0:p;v30;1",
+        "v5;2:0:p;v99;1",
+        "v5;2:0:p%zz;v30;1;0;a^b^c;;a|b|c|d|e|1|",
+        "v5;5:0:p;v30;1;0;a^b^c;",  # a v3 member of five fields
+        "v5;2:0:p;v40;0:1",
+        "v5;9:0:p;v40;3600:1;1;0;a^b^c;;a|b|c|d|e|1|",  # the first part is not at the member's time
+        "v5;15:0:p;v40;0:1;1;0;a^b^c;;a|b|c|d|e|1|;0:1;1;0;a^b^c;;a|b|c|d|e|1|",  # a bin twice
+        "v5;9:0:p;v40;0:2;1;0;a^b^c;;a|b|c|d|e|1|",  # more entries than the member has
+    ):
+        with pytest.raises((ValueError, IndexError)):
+            counttext.member_columns(bad)

@@ -13,7 +13,7 @@ import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.countrows import CountRows
-from iamspike.counttext import decode_counts, encode_members, split_members, split_parts
+from iamspike.counttext import decode_counts, encode_members, read_profile, split_members, split_parts
 from iamspike.engine import Detector, parse_options, run
 from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
@@ -235,6 +235,8 @@ def test_v1_v2_and_v3_rows_of_one_cell_are_merged_and_deduplicated() -> None:
         "v40;0-1;1;0;a^b^c;;a|b|c|d|e|1|",  # no entry count
         "v40",
         "v40;0:1;x;0;a^b^c;;a|b|c|d|e|1|",  # a part that is no v3 text
+        "v30;1;0;a^b^c^001|002;;a|b|c|d|e|1|",  # masks for two sources, one source
+        "v30;1;0;a^b^c^1000;;a|b|c|d|e|1|",  # minutes wider than a bin
         "v5",  # no member
         "v5;2:0:p",  # a member without its text
         "v5;x:0:p;v30;1",  # no field count
@@ -480,3 +482,32 @@ def test_a_range_row_beyond_the_times_a_search_reads_widens_nothing(low, high) -
     bad = {**good[at], COUNTS_FIELD: "v3" + json.dumps({**blob, "lo": low, "hi": high})}
     _, got = reported([*good[:at], bad, *good[at + 1 :]])
     assert got == reported(good)[1]
+
+
+def test_profiles_of_one_base_with_other_masks_keep_their_own_minutes() -> None:
+    """The search head remembers a profile without its masks group and the masks groups apart:
+    each row still gets its own sources' minutes, and masks that do not match a remembered
+    profile's sources make the row unreadable."""
+    events = organisation()
+    for i, record in enumerate(events):  # spread over the hour's minutes (each hour's 3,000 s)
+        record["eventTime"] += i * 613 % 3000
+    shipped = mapped(deal(events, 2))
+    detector = Detector(parse_options(["show=all"]))
+    detector.add_rows(*table(shipped))
+    profiles = []
+    for row in unpacked(shipped):
+        text = str(row[COUNTS_FIELD])
+        parts = (
+            split_parts(text)[1] if text[:2] == "v4" else [(0, text)] if text[:3] in ("v30", "v31") else []
+        )
+        profiles += [part.split(";")[3] for _, part in parts]
+    assert list(detector.count_rows.masks) == [m for p in profiles for m in read_profile(p)[3]]
+    bases = {p.rpartition("^")[0] for p in profiles}
+    assert len(bases) < len(set(profiles)) and all(p.count("^") == 3 for p in profiles)
+    assert detector.messages() == []
+    good = next(row for row in unpacked(shipped) if str(row[COUNTS_FIELD])[:2] == "v4")
+    part = split_parts(str(good[COUNTS_FIELD]))[1][0][1]  # its first bin, as a v3 text
+    profile = part.split(";")[3]
+    wrong = {**good, COUNTS_FIELD: part.replace(profile, profile + "|001")}
+    detector.add_rows(*table([wrong]))
+    assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]

@@ -11,13 +11,16 @@ import gc
 import json
 import os
 import sys
+from collections import Counter
 
+import numpy as np
 import pytest
 from iamspike import state
+from iamspike.counting import STATE_KEYS, packed_rows, unpack_rows, wire_rows
 from iamspike.engine import Detector, Window, parse_options
 from iamspike.phases import MapPhase
 from iamspike.spill import StateSpill, _last_offset
-from test_statefold import BENCH_WRITTEN, bench_hours, digest, load, saved
+from test_statefold import BENCH_WRITTEN, HOUR, bench_hours, digest, load, saved, scale_backfill
 
 COLUMNS = ["_time", "account", "principal", "failures", "state_key", "account_state_key", "iamspike_counts"]
 
@@ -269,3 +272,71 @@ def test_the_state_macros_rows_of_several_states_are_read_state_by_state(tmp_pat
         "skipped 2 rows with an iamspike_state that is unreadable or of another span;"
         " run 'IAM Error Spike - Baseline Backfill' to rebuild the saved state"
     ]
+
+
+def bench_v5(n_hours: int = 4, masks: bool = True) -> list[tuple[list[str], list[list[str]]]]:
+    """The bench organisation's hours as the map phase packs a send: per indexer one chunk of
+    ``v5`` rows (``v3``/``v4`` members; an account with one principal a ``v3``/``v4`` row), the
+    cells' event sources with minutes (``masks``) or without (written before P39)."""
+    sb = scale_backfill
+    org, rng, factors = sb.Org(40, 3_000), np.random.default_rng(7), sb.diurnal(n_hours)
+    held: list[list] = [[] for _ in range(3)]
+    for h in range(n_hours):
+        cells = sb.hour_cells(rng, org, round(20_000 * factors[h]), 3)
+        for k, part in enumerate(sb.count_cells(org, sb.START + HOUR * h, cells, 3, rng)):
+            for cell in part:
+                if masks:
+                    cell.masks = {entry[0]: (hash(cell.principal) + h) % 4095 + 1 for entry in cell.entries}
+            held[k].extend(part)
+    header = [*sb.COUNT_COLUMNS, STATE_KEYS]
+    return [
+        (header, [[str(row.get(name, "")) for name in header] for row in packed_rows(wire_rows(part))])
+        for part in held
+    ]
+
+
+def members_unpacked(chunks) -> list[tuple[list[str], list[list[str]]]]:
+    """The chunks with each ``v5`` row as the rows of its members (``unpack_rows``)."""
+    return [(header, list(unpack_rows(header, rows, Counter()))) for header, rows in chunks]
+
+
+@pytest.mark.parametrize("masks", [True, False])
+def test_v5_rows_read_whole_give_what_their_members_give(tmp_path, masks) -> None:
+    """A ``v5`` row read whole (``CountRows.add_members``) adds what its members, unpacked and
+    read one by one, add: the same rows, the same characters spilled and the same window."""
+    chunks = bench_v5(masks=masks)
+    assert sum(row[-2][:2] == "v5" for _, rows in chunks for row in rows) > 10
+    assert any(";v40;" in row[-2] for _, rows in chunks for row in rows)
+    assert any(";v30;" in row[-2] for _, rows in chunks for row in rows)
+    whole, spill = by_parts(chunks, tmp_path)
+    members, spill_members = by_parts(members_unpacked(chunks), tmp_path)
+    assert whole == members == one_pass(chunks) and whole
+    assert spill.passes == spill_members.passes > 1
+    assert (spill.spilled_bytes, spill.window) == (spill_members.spilled_bytes, spill_members.window)
+    assert spill.messages() == spill_members.messages() == []
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: text.replace(";v40;", ";v40;x", 1),  # a v4 member that is not ours
+        lambda text: text.replace("^", "^^", 1),  # a profile of five groups
+        lambda text: text.replace("=;", ";", 1),  # digests that do not decode
+        lambda text: text.replace(";v30;", ";v30;x", 1),  # failures that are no number
+    ],
+)
+def test_a_damaged_v5_row_is_read_as_its_members_are(tmp_path, damage) -> None:
+    chunks = bench_v5()
+    header, rows = chunks[0]
+    at = next(
+        i for i, row in enumerate(rows) if row[-2][:2] == "v5" and ";v40;" in row[-2] and ";v30;" in row[-2]
+    )
+    broken = list(rows[at])
+    broken[-2] = damage(broken[-2])
+    assert broken[-2] != rows[at][-2]
+    damaged = [(header, [*rows[:at], broken, *rows[at + 1 :]]), *chunks[1:]]
+    got, spill = by_parts(damaged, tmp_path)
+    members, spill_members = by_parts(members_unpacked(damaged), tmp_path)
+    assert got == members == one_pass(damaged) and got
+    assert spill.messages() == spill_members.messages()
+    assert len(spill.messages()) == 1 and spill.messages()[0].startswith("skipped 1 row with unreadable")

@@ -249,7 +249,9 @@ class CountRows:
         if len(self._texts) >= self.block_rows:
             self._flush()
 
-    def add_members(self, text: str, first: int, account: str) -> tuple[int, int, int, int] | None:
+    def add_members(
+        self, text: str, first: int, account: str, expected: int | None = None
+    ) -> tuple[int, int, int, int] | None:
         """A ``v5`` row's text (``first`` its ``_time``, ``account`` its account or
         ``UNKNOWN``) added as :meth:`add_text` adds each member's own text (its ``_time``:
         ``first`` plus its offset), all its parts at once: ``(the first part's _time, the last
@@ -261,6 +263,8 @@ class CountRows:
         try:
             members, (offsets, totals, consoles, profiles, packed, rests), length = member_columns(text)
         except (ValueError, IndexError):
+            return None
+        if expected is not None and len(members) != expected:
             return None
         # every part's time between the earliest and the latest: each is read when both are
         low, high = first + min(offsets), first + max(offsets)

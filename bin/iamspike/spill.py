@@ -56,7 +56,7 @@ from operator import itemgetter
 
 from iamspike import state
 from iamspike.cloudtrail import TIME
-from iamspike.counting import COUNTS_FIELD, unpack_rows
+from iamspike.counting import COUNTS_FIELD, STATE_KEYS, unpack_rows
 from iamspike.countrows import CountRows
 from iamspike.counttext import V5
 from iamspike.engine import Detector, Window, new_tally
@@ -222,6 +222,7 @@ class StateSpill:
         :meth:`add_rows` does with each member ``unpack_rows`` gives), else unpacked into its
         members (:func:`~iamspike.counting.unpack_rows`); other rows as they come."""
         counts_i, time_i, acct_i = index[COUNTS_FIELD], index.get(TIME), index.get("account")
+        keys_i = index.get(STATE_KEYS)
         skipped = self.head.tally.skipped
         if time_i is None or acct_i is None or index.get("principal") is None:
             yield from unpack_rows(header, rows, skipped)
@@ -247,7 +248,10 @@ class StateSpill:
                     columns = self._columns[bucket]
                     if self._pending[bucket]:
                         self._flush(bucket)  # the bucket's rows stay in the order they came
-                    added = columns.add_members(text, int(when), account or UNKNOWN)
+                    named = row[keys_i].split() if keys_i is not None and row[keys_i] else None
+                    added = columns.add_members(
+                        text, int(when), account or UNKNOWN, None if named is None else len(named)
+                    )
             if added is None:
                 yield from unpack_rows(header, [row], skipped)
                 continue

@@ -146,22 +146,32 @@ def count_bodies(
 
 def count_cells(org: Org, start: int, cells, n_partitions: int, rng, only: int | None = None) -> list[list]:
     """The map phase's cells (``CountRow``) of one hour per indexer (only indexer ``only`` if
-    given). Digests are random; a re-sent copy carries the digest its first indexer sent."""
+    given). Digests are random; a re-sent copy carries the digest its first indexer sent. Each
+    event falls in a random slot of the hour (``MASK_BITS`` of them, drawn by a generator spawned
+    from ``rng``, which leaves ``rng``'s draws as they were before the masks): a cell's event
+    source gets the slots of its events as its mask (rule P39), a re-sent copy the slot of its
+    first send."""
     import numpy as np
     from iamspike.counting import CountRow
-    from iamspike.counttext import DIGEST_BYTES
+    from iamspike.counttext import DIGEST_BYTES, MASK_BITS
 
     active, own, resent_in, _ = cells
     n_apis = own.shape[2]
-    packed = rng.bytes(int(own.sum()) * DIGEST_BYTES)
-    offsets = np.concatenate([[0], np.cumsum(own.reshape(-1))]).tolist()
+    n_events = int(own.sum())
+    packed = rng.bytes(n_events * DIGEST_BYTES)
+    slot_of = rng.spawn(1)[0].integers(0, MASK_BITS, size=n_events)  # spawned: rng's own draws stay
+    bits = np.append(np.left_shift(1, slot_of), 0)  # the 0 ends the last cell for reduceat
+    ends = np.cumsum(own.reshape(-1))
+    offsets = np.concatenate([[0], ends]).tolist()
+    slots = np.where(own.reshape(-1) > 0, np.bitwise_or.reduceat(bits, ends - own.reshape(-1)), 0)
+    slots = np.bitwise_or.reduce(slots.reshape(own.shape), axis=2).tolist()  # per (principal, indexer)
     own_l, res_l = own.tolist(), resent_in.tolist()
     out: list[list] = [[] for _ in range(n_partitions)]
     for i, p in enumerate(active.tolist()):
         cols = org.columns(p)
         account, principal, ip, agent = cols[0], org.folded(p), cols[2], cols[3]
         for k in range(n_partitions) if only is None else (only,):
-            entries = []
+            entries, mask = [], slots[i][k]
             for j in range(n_apis):
                 mine, copies = own_l[i][k][j], res_l[i][k][j]
                 if not mine and not copies:
@@ -171,6 +181,7 @@ def count_cells(org: Org, start: int, cells, n_partitions: int, rng, only: int |
                 if copies:  # the first copies of the previous indexer's cell
                     prev = (i * n_partitions + (k - 1) % n_partitions) * n_apis + j
                     text += packed[offsets[prev] * DIGEST_BYTES : (offsets[prev] + copies) * DIGEST_BYTES]
+                    mask |= int(np.bitwise_or.reduce(bits[offsets[prev] : offsets[prev] + copies]))
                 entries.append(
                     (
                         "iam.amazonaws.com",
@@ -183,7 +194,7 @@ def count_cells(org: Org, start: int, cells, n_partitions: int, rng, only: int |
                     )
                 )
             if entries:
-                out[k].append(CountRow(start, account, principal, False, entries))
+                out[k].append(CountRow(start, account, principal, False, entries, {entries[0][0]: mask}))
     return out
 
 

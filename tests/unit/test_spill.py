@@ -285,8 +285,8 @@ def bench_v5(n_hours: int = 4, masks: bool = True) -> list[tuple[list[str], list
         cells = sb.hour_cells(rng, org, round(20_000 * factors[h]), 3)
         for k, part in enumerate(sb.count_cells(org, sb.START + HOUR * h, cells, 3, rng)):
             for cell in part:
-                if masks:
-                    cell.masks = {entry[0]: (hash(cell.principal) + h) % 4095 + 1 for entry in cell.entries}
+                if not masks:
+                    cell.masks = {}
             held[k].extend(part)
     header = [*sb.COUNT_COLUMNS, STATE_KEYS]
     return [

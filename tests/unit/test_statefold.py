@@ -25,6 +25,9 @@ likewise taken out for the hashes of 5b4bebd; the rows as written are pinned bes
 an account row keeps every source where the row has room (``state.MAX_ACCOUNT_ROW_BYTES``, not
 4,000 characters of them), PwnedLabs' account over the whole set keeps its 89 sources as they are
 (45 before, 44 as busy): that row's ``sources`` alone changed (hash 9e3b7133c5d47bd0 before).
+
+Since the bench's cells carry their event sources' minutes (P39 masks, drawn apart from the
+bench's other draws), the bench organisation's hashes stand: state rows do not keep the minutes.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from datetime import datetime
 import numpy as np
 import pytest
 from bench import scale_backfill
+from iamspike.counttext import decode_counts
 from iamspike.engine import Detector, parse_options
 from iamspike.state import decode
 
@@ -127,6 +131,36 @@ def test_bench_organisation_state_rows_are_those_of_the_matrices() -> None:
     assert (digest(without_sources(short)), len(short)) == ("8a831f2a783d81ca", 13799)
     assert state([saved(early)]) == early
     assert tuple(digest(r) for r in (early, late, short)) == BENCH_WRITTEN
+
+
+def test_bench_cells_carry_the_minutes_of_their_events() -> None:
+    """The bench's cells carry each event source's slots as the map phase would (P39): a slot per
+    event (so no more slots than events), written in the row's text; a cell holding only re-sent
+    copies has slots of its first indexer's cell (the copies' first sends)."""
+    sb = scale_backfill
+    org, rng = sb.Org(40, 3_000), np.random.default_rng(7)
+    cells = sb.hour_cells(rng, org, 40_000, 3)
+    parts = sb.count_cells(org, sb.START, cells, 3, rng)
+    slots: dict[tuple[str, int], int] = {}
+    used = 0
+    for k, part in enumerate(parts):
+        for cell in part:
+            assert set(cell.masks) == {entry[0] for entry in cell.entries} == {"iam.amazonaws.com"}
+            mask = cell.masks["iam.amazonaws.com"]
+            assert 1 <= mask.bit_count() <= min(cell.failures, 12) and mask < 1 << 12
+            assert decode_counts(cell.counts_text())[2] == cell.masks
+            slots[cell.principal, k] = mask
+            used |= mask
+    assert used == (1 << 12) - 1
+    active, own, resent_in, _ = cells
+    copies_only = 0
+    for i, p in enumerate(active.tolist()):
+        for k in range(3):
+            if own[i, k].sum() == 0 and resent_in[i, k].sum() > 0:
+                copies_only += 1
+                mask, first = slots[org.folded(p), k], slots[org.folded(p), (k - 1) % 3]
+                assert mask & ~first == 0
+    assert copies_only > 5
 
 
 def load(name: str) -> list[dict]:

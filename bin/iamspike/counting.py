@@ -24,7 +24,7 @@ import json
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -169,14 +169,21 @@ def packed_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
     return out
 
 
-def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) -> Iterator[list[str]]:
+def unpack_rows(
+    header: list[str],
+    rows: Iterable[list[str]],
+    skipped: Counter,
+    within: Callable[[float], bool] | None = None,
+) -> Iterator[list[str]]:
     """Rows with each ``v5`` row replaced by one row per member (its principal, ``_time`` and
     ``v3``/``v4`` text, the account's state on the first) and one state row per text of its
     ``iamspike_state`` (the lookup's answer for ``state_keys``: each text names its own entity);
     other rows unchanged. ``header`` must hold ``_time``, ``account``, ``principal`` and
     ``iamspike_state`` for a ``v5`` row to be read. A ``v5`` text that is not one of ours, or
     whose members are not as many as its ``state_keys`` (a text cut at a member's end reads as
-    whole members), is counted in ``skipped``; the states attached to it are still read."""
+    whole members), is counted in ``skipped``; the states attached to it are still read. So is a
+    ``v5`` row with a member dated outside the search's range (``within``: :meth:`Tally.within`),
+    once as one row (a damaged ``_time`` moves all its members)."""
     index = {name: i for i, name in enumerate(header)}
     counts_i, time_i, keys_i = index[COUNTS_FIELD], index.get(TIME), index.get(STATE_KEYS)
     prin_i, state_i = index.get("principal"), index.get(STATE_FIELD)
@@ -196,6 +203,9 @@ def unpack_rows(header: list[str], rows: Iterable[list[str]], skipped: Counter) 
             first = int(first)
         except (ValueError, TypeError, IndexError, OverflowError):
             skipped[BAD_COUNTS] += 1
+            members = []
+        if members and within is not None and not all(within(first + offset) for offset, _, _ in members):
+            skipped[OUTSIDE] += 1
             members = []
         for n, (offset, principal, text) in enumerate(members):
             member = list(row)

@@ -116,7 +116,7 @@ class Detector:
             self.tally.add_rows(header, rows)
             return
         if counts_i is not None:
-            rows = unpack_rows(header, rows, self.tally.skipped)  # v5 rows: their members
+            rows = unpack_rows(header, rows, self.tally.skipped, self.tally.within)  # v5 rows: their members
         live: list[list[str]] = []
         entry_rows: list[list[str]] = []
         routed = self._routed(index, rows, live, entry_rows)

@@ -225,7 +225,7 @@ class StateSpill:
         keys_i = index.get(STATE_KEYS)
         skipped = self.head.tally.skipped
         if time_i is None or acct_i is None or index.get("principal") is None:
-            yield from unpack_rows(header, rows, skipped)
+            yield from unpack_rows(header, rows, skipped, self.head.tally.within)
             return
         saved = [i for i in at[6:] if i is not None]
         keys = [i for i in (at[3], at[4]) if i is not None]  # kept on each member (state_key ..)
@@ -253,7 +253,7 @@ class StateSpill:
                         text, int(when), account or UNKNOWN, None if named is None else len(named)
                     )
             if added is None:
-                yield from unpack_rows(header, [row], skipped)
+                yield from unpack_rows(header, [row], skipped, self.head.tally.within)
                 continue
             # its members' lines' characters, as if spilled one by one (their state fields empty)
             low, high, n, characters = added

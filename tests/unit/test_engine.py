@@ -687,23 +687,28 @@ def test_a_range_row_outside_the_search_range_is_clamped_to_it(damage) -> None:
 OTHER = "444455556666"
 
 
+@pytest.mark.parametrize("principals", [1, 3])
 @pytest.mark.parametrize("shift", [-3 * 365 * 24 * HOUR, 200 * 24 * HOUR, 72 * HOUR])
 @pytest.mark.parametrize("show", ["spikes", "state"])
-def test_a_count_row_dated_outside_the_search_range_is_skipped(shift, show, tmp_path) -> None:
+def test_a_count_row_dated_outside_the_search_range_is_skipped(shift, show, principals, tmp_path) -> None:
     """A count row whose ``_time`` came years (or just past the range) off on the way: with the
     search's time range it is skipped, counted in one warning line, and the answer is the one
     without it. (Read, one such row widened the scored range by years: 11 s for these 73 hours'
-    rows, and a principal's history moved years back.) Without a range (the CLI) it is read."""
+    rows, and a principal's history moved years back.) Without a range (the CLI) it is read.
+    An account of 3 principals sends one ``v5`` row: it is one row in the warning too (it was
+    counted once per member)."""
     other = [
         {
-            **event(T0 + h * HOUR + 60, "GetUser", arn=f"arn:aws:iam::{OTHER}:user/ops"),
+            **event(T0 + h * HOUR + 60, "GetUser", arn=f"arn:aws:iam::{OTHER}:user/ops{p}"),
             "recipientAccountId": OTHER,
         }
         for h in range(72)
+        for p in range(principals)
     ]
     header, rows = _mapped_with_state(background(hours=72) + burst(62, 30, APIS) + other, [])
     time_i, account_i = header.index("_time"), header.index("account")
     (k,) = [i for i, row in enumerate(rows) if row[account_i] == OTHER]
+    assert rows[k][header.index("iamspike_counts")].startswith("v5;") == (principals > 1)
     damaged = [list(row) for row in rows]
     damaged[k][time_i] = str(float(damaged[k][time_i]) + shift)
     earliest, latest = T0, T0 + 72 * HOUR

@@ -43,7 +43,7 @@ from iamspike.counttext import (
 )
 from iamspike.failures import CountedCodes
 from iamspike.intake import UNKNOWN
-from iamspike.state import ACCOUNT_STATE_FIELD, STATE_FIELD, account_state_key, state_key
+from iamspike.state import ACCOUNT_STATE_FIELD, STATE_FIELD, account_state_key, state_key, texts
 
 COUNTS_FIELD = "iamspike_counts"
 BAD_COUNTS = "with unreadable iamspike_counts"
@@ -214,16 +214,15 @@ def unpack_rows(
                     member[i] = ""
             member[time_i], member[prin_i], member[counts_i] = str(first + offset), principal, text
             yield member
-        texts = row[state_i].split("\n") if state_i is not None and row[state_i] else []
+        saved = texts(row[state_i]) if state_i is not None else []
         if not members and account_i is not None and row[account_i]:
-            texts.append(row[account_i])  # the account's state, which no member carries
-        if texts and state_i is not None:
+            saved.append(row[account_i])  # the account's state, which no member carries
+        if saved and state_i is not None:
             blank = [""] * len(row)
-            for text in texts:
-                if text:
-                    state_row = list(blank)
-                    state_row[state_i] = text
-                    yield state_row
+            for text in saved:
+                state_row = list(blank)
+                state_row[state_i] = text
+                yield state_row
 
 
 def unfold_rows(index: Mapping[str, int], rows: Iterable[list[str]], skipped: Counter):

@@ -153,11 +153,8 @@ class Detector:
                         self._add_state(text, row[key_i] if key_i is not None else "")
                 yield row
             elif state_i is not None and row[state_i]:
-                # one text, or several (multivalue: the state macro appends an account's states
-                # in one row, joined by newlines; a state text never holds a raw newline)
-                for text in row[state_i].split("\n"):
-                    if text:
-                        self._add_state(text, "")
+                for text in state.texts(row[state_i]):  # one, or an account's several
+                    self._add_state(text, "")
             elif entries and is_entry_row(index, row):
                 entry_rows.append(row)
             else:

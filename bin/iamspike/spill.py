@@ -196,9 +196,7 @@ class StateSpill:
             elif not text and state_i is not None and row[state_i]:
                 # one state text, or an account's several joined by newlines (the state macro's
                 # row: docs/distributed.md "State join"), each to its own account's bucket
-                for one in row[state_i].split("\n"):
-                    if not one:
-                        continue
+                for one in state.texts(row[state_i]):
                     single = list(row)
                     single[state_i] = one
                     account = _state_account(one)

@@ -253,6 +253,13 @@ def _sources_of(value) -> SourceHistory:
     return SourceHistory(int(saved["since"]), sums, sums_of(saved["busy"]), ids)
 
 
+def texts(value: str) -> list[str]:
+    """The state texts of one ``iamspike_state`` value: one, or several where the state macro
+    appends an account's states in one multivalue field (joined by newlines on the wire; a state
+    text never holds a raw newline). Empty texts are left out."""
+    return [text for text in value.split("\n") if text]
+
+
 def decode(text: str) -> StateEntry:
     """Parse one ``iamspike_state`` value; ValueError with a short reason if it is not ours."""
     try:

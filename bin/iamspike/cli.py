@@ -237,7 +237,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
         rows = detector.results()
     except (FileError, OSError) as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    for message in detector.messages():
+    for message in [*detector.messages(), *(text for _, text in detector.notes())]:
         sys.stderr.write(f"iamspike: {message}\n")
     shown = rows
     if args.report:

@@ -51,6 +51,22 @@ OUTPUT_FIELDS = (
 )
 BAD_STATE = "with an iamspike_state that is unreadable or of another span"
 BACKFILL = "run 'IAM Error Spike - Baseline Backfill' to rebuild the saved state"
+# Below this much scored time without a saved baseline, every stream's first hours look like an
+# onset and the week-long rules are off: an analyst's 24 h search raised ~19 false alerts where the
+# scheduled alert, reading the baseline, raised 0.2 (docs/bench/quality.md, "Ad hoc searches").
+UNAIDED = 7 * 86400
+
+
+def unaided_note(seconds: float) -> tuple[str, str]:
+    """The INFO line of a range scored without any saved baseline (``seconds`` of it)."""
+    hours = max(1, round(seconds / 3600))
+    return (
+        "INFO",
+        f"no saved baseline reached iamspike: each entity's history is this search's own {hours} h, "
+        "so its first hours are judged without one and expect more false alerts than the scheduled "
+        "alerts raise; read the baseline between the phases as they do: "
+        "... | iamspike phase=map | `iam_error_spike_baseline` | iamspike",
+    )
 
 
 class Window(NamedTuple):
@@ -90,6 +106,7 @@ class Detector:
         self._ranges: list[state.StateEntry] = []
         self._decoded: set[str] = set()
         self._messages: list[str] = []
+        self._notes: list[tuple[str, str]] = []  # (level, text) lines that are no warning
         self.allowlist = Allowlist()
 
     def getinfo(self) -> dict[str, object]:
@@ -195,6 +212,11 @@ class Detector:
             out.append(warning + (f"; {BACKFILL}" if BAD_STATE in self.tally.skipped else ""))
         return out
 
+    def notes(self) -> list[tuple[str, str]]:
+        """``(level, text)`` lines that are no warning, after :meth:`results`: a range scored
+        without any saved baseline (:func:`unaided_note`)."""
+        return list(self._notes)
+
     def results(self, window: Window | None = None) -> list[dict[str, object]]:
         """Score everything accumulated; rows per the engine API (show=spikes|all|state).
 
@@ -202,6 +224,7 @@ class Detector:
         accounts at a time, :mod:`iamspike.spill`) the pass spans that time instead, as if the
         other accounts' rows were here too."""
         entries = [*self._entries.values(), *self._ranges]
+        saved = bool(entries)
         self.count_rows.resolve(failures_only=self.options.show == "state")
         self.tally.drop_duplicates()
         firsts = [e.first for e in entries] or [math.inf]
@@ -224,6 +247,9 @@ class Detector:
         results = ResultsPass(self.options, self.tally, entries, self._messages, self.count_rows)
         rows = results.rows()
         self.n_principals = len(results.principals)
+        scored = self.tally.hi - self.tally.lo + self.options.span
+        if not saved and self.options.show != "state" and 0 < scored < UNAIDED:
+            self._notes = [unaided_note(scored)]
         # Allowlist entries (rows of `iam_error_spike_allowlist`) drop flagged principal rows of
         # known automation; the saved state (show=state) keeps learning them.
         return rows if self.options.show == "state" else self.allowlist.keep(rows)

@@ -348,15 +348,14 @@ def _messages(level: str, text: str) -> dict[str, object]:
 
 
 def _sink_messages(sink: object) -> list[list[str]]:
-    """Warnings the sink wants shown (e.g. rows skipped), if it has ``messages()``: each item a
-    text (shown as WARN) or a ``(level, text)`` pair."""
-    getter = getattr(sink, "messages", None)
-    if not callable(getter):
-        return []
+    """What the sink wants shown: its ``messages()`` (warnings, e.g. rows skipped), then its
+    ``notes()`` if it has them; each item a text (shown as WARN) or a ``(level, text)`` pair."""
     shown = []
-    for item in getter():
-        level, text = ("WARN", item) if isinstance(item, str) else item
-        shown.append([str(level), one_line(text)])
+    for name in ("messages", "notes"):
+        getter = getattr(sink, name, None)
+        for item in getter() if callable(getter) else ():
+            level, text = ("WARN", item) if isinstance(item, str) else item
+            shown.append([str(level), one_line(text)])
     return shown
 
 

@@ -113,7 +113,7 @@ def test_map_phase_is_idempotent_and_silent_on_no_rows(splunk_home, splunk_pytho
     again = scpv2.run(argv, args, scpv2.split(first.rows, 7), env=env)
     assert again.rows == first.rows
     empty = scpv2.run(argv, args, [[]], env=env)
-    assert empty.returncode == 0 and empty.finished and empty.rows == [] and empty.messages == []
+    assert empty.returncode == 0 and empty.finished and empty.rows == [] and empty.warnings == []
 
 
 def test_fold_adds_the_engines_account_and_principal(splunk_home, splunk_python):
@@ -152,7 +152,7 @@ def test_records_past_splunks_extraction_limits_count_under_their_account(splunk
     expected = one_process(splunk_home, splunk_python, ["show=all"], whole)
     resent = cut[:100]  # sent again to the other indexer: counted once only if eventID is read
     run = scpv2.run_distributed(argv, ["show=all"], [cut[0::2], cut[1::2] + resent], env=splunk_home.env())
-    assert run.report.errors == [] and run.report.messages == []
+    assert run.report.errors == [] and run.report.warnings == []
     assert run.report.rows == expected and any(row["principal"] == TEMP_USER for row in expected)
 
 
@@ -264,6 +264,6 @@ def test_a_search_head_upgraded_before_its_indexers_reads_v1_v2_v3_and_v4_count_
         members = [member for row in shipped for member in as_members(row)]
         assert any(str(row["iamspike_counts"]).startswith("v40;") for row in members)
     report = scpv2.run(argv, ["show=all"], scpv2.split(shipped, 50_000), env=env)
-    assert report.returncode == 0 and report.errors == [] and report.messages == [], report.stderr[-2000:]
+    assert report.returncode == 0 and report.errors == [] and report.warnings == [], report.stderr[-2000:]
     assert report.rows == expected
     assert dataset != "pwnedlabs" or any(row["principal"] == TEMP_USER for row in expected)

@@ -155,7 +155,7 @@ def test_bad_option_is_one_error_line_and_a_clean_exit(splunk_home, splunk_pytho
     session = iamspike(splunk_home, splunk_python, args, [[{"_time": "1", "eventName": "x"}]])
     assert session.getinfo.get("finished") is True
     assert session.replies == []
-    ((level, text),) = session.messages
+    ((level, text),) = session.warnings
     assert level == "ERROR"
     assert text.startswith("iamspike: ") and "\n" not in text and len(text) < 400
     assert "Traceback" not in text and "iamspike failed" not in text
@@ -168,9 +168,12 @@ def test_junk_rows_are_counted_in_one_message_not_a_crash(splunk_home, splunk_py
     session = iamspike(splunk_home, splunk_python, [], [junk + good[:300], good[300:]])
     rows = ok(session)
     assert any(r["principal"] == TEMP_USER for r in rows)
-    assert [level for level, _ in session.messages] == ["WARN"]
-    ((_, text),) = session.messages
+    assert [level for level, _ in session.warnings] == ["WARN"]
+    ((_, text),) = session.warnings
     assert text == "skipped 3 rows with no usable _time"
+    # an ad hoc search of a few hours without the saved baseline is told so, as a note, not a warning
+    ((level, note),) = [message for message in session.messages if message not in session.warnings]
+    assert level == "INFO" and note.startswith("no saved baseline reached iamspike") and "\n" not in note
 
 
 # ---------------------------------------------------------------------------------- Input B
@@ -214,9 +217,9 @@ def test_input_b_pre_aggregated_counts_flag_the_same_burst(splunk_home, splunk_p
 def test_input_b_without_the_count_field_is_one_message_not_a_crash(splunk_home, splunk_python):
     session = iamspike(splunk_home, splunk_python, ["count_field=hits"], [aggregate(events(PWNED))])
     assert session.finished and session.rows == []
-    assert len(session.messages) >= 1
-    assert all("\n" not in text and "iamspike failed" not in text for _, text in session.messages)
-    assert any("hits" in text for _, text in session.messages)
+    assert len(session.warnings) >= 1
+    assert all("\n" not in text and "iamspike failed" not in text for _, text in session.warnings)
+    assert any("hits" in text for _, text in session.warnings)
 
 
 # ------------------------------------------------------------------------------ state round trip
@@ -261,7 +264,7 @@ def test_no_row_can_fail_the_search(splunk_home, splunk_python):
         plain = ok(iamspike(splunk_home, splunk_python, [f"show={show}"], [good]))
         session = iamspike(splunk_home, splunk_python, [f"show={show}"], [hurt + good[40:], good[:40]])
         rows = ok(session)
-        assert session.messages == []
+        assert session.warnings == []
         assert len(rows) == len(plain) > 0
         totals[show] = [
             sum(int(r.get("failures") or 0) for r in answer if r["entity_type"] == "principal")
@@ -279,7 +282,7 @@ def test_numeric_junk_in_count_field_is_one_warning_line(splunk_home, splunk_pyt
     session = iamspike(splunk_home, splunk_python, ["count_field=count", "show=all"], [table])
     rows = ok(session)
     assert rows
-    ((level, text),) = session.messages
+    ((level, text),) = session.warnings
     assert level == "WARN"
     assert (
         text
@@ -294,7 +297,7 @@ def test_chunks_with_zero_rows_change_nothing(splunk_home, splunk_python):
     header_only = scpv2.encode_rows(good[:1]).split(b"\n", 1)[0] + b"\n"
     session = iamspike(splunk_home, splunk_python, [], [b"", header_only, good, b""])
     assert sorted(map(key, ok(session))) == sorted(map(key, plain)) and plain
-    assert session.messages == []
+    assert session.warnings == []
 
 
 def test_a_body_cut_short_skips_its_cut_row_in_one_warning(splunk_home, splunk_python):
@@ -306,7 +309,7 @@ def test_a_body_cut_short_skips_its_cut_row_in_one_warning(splunk_home, splunk_p
     cut = body[: body.rindex(b"\n", 0, len(body) - 2) + 40]  # 40 bytes into the last row
     session = iamspike(splunk_home, splunk_python, [], [cut, good[-1:]])
     assert sorted(map(key, ok(session))) == sorted(map(key, whole)) and whole
-    assert session.messages == [("WARN", "skipped 1 row cut short (a chunk from splunkd was damaged)")]
+    assert session.warnings == [("WARN", "skipped 1 row cut short (a chunk from splunkd was damaged)")]
     assert "Traceback" not in session.stderr
 
 
@@ -333,7 +336,8 @@ def test_a_chunk_header_that_lies_about_its_length_is_one_line(
     done = scpv2.replay(command, getinfo + lying, env=splunk_home.env())
     assert done.returncode == 0
     replies = scpv2.read_chunks(done.stdout)
-    ((said_level, said),) = replies[-1].metadata["inspector"]["messages"]
+    shown = replies[-1].metadata["inspector"]["messages"]
+    ((said_level, said),) = [message for message in shown if message[0] != "INFO"]  # the note of no baseline
     assert (said_level, said[: len(text)]) == (level, text) and "\n" not in said
     assert "Traceback" not in done.stderr.decode("utf-8", "replace")
 
@@ -366,8 +370,8 @@ def test_a_range_row_years_off_is_clamped_to_the_search_range(splunk_home, splun
         assert sorted(clamped, key=key) == sorted(plain, key=key)
         assert (BURST_HOUR, "principal", PWNED_ACCOUNT, TEMP_USER) in set(map(key, plain))
         assert [earliest <= int(float(r["_time"])) < latest for r in clamped] == [True] * len(clamped)
-        assert runs[0].messages == []
-        assert runs[1].messages == [("WARN", "range rows outside the search's time range: clamped to it")]
+        assert runs[0].warnings == []
+        assert runs[1].warnings == [("WARN", "range rows outside the search's time range: clamped to it")]
 
 
 # ----------------------------------------------------- damaged rows on the distributed path
@@ -453,7 +457,7 @@ def test_a_damaged_packed_row_costs_itself_in_one_line(splunk_home, splunk_pytho
     without = ok(iamspike(splunk_home, splunk_python, args, [shipped[:at] + shipped[at + 1 :]]))
     session = iamspike(splunk_home, splunk_python, args, [body])
     assert ok(session) == without and without
-    ((level, said),) = session.messages
+    ((level, said),) = session.warnings
     assert (
         level == "WARN"
         and said
@@ -498,14 +502,14 @@ def test_the_state_macros_rows_of_several_states_are_read_state_by_state(
         states.setdefault(str(row["account"]), []).append(str(row["iamspike_state"]))
     macro = [{"iamspike_state": texts} for texts in states.values()]
     session = iamspike(splunk_home, splunk_python, args, [late + macro])
-    assert ok(session) == one_a_row and session.messages == []
+    assert ok(session) == one_a_row and session.warnings == []
     texts = next(texts for texts in states.values() if len(texts) > 2)
     principal = next(i for i, text in enumerate(texts) if '"type":"principal"' in text)
     texts[principal] = as_version_1(texts[principal])
     texts += [texts[0][:60], "[" * 100_000]
     session = iamspike(splunk_home, splunk_python, args, [late + macro])
     assert ok(session) == one_a_row
-    assert session.messages == [
+    assert session.warnings == [
         (
             "WARN",
             "skipped 2 rows with an iamspike_state that is unreadable or of another span;"
@@ -526,7 +530,7 @@ def test_short_and_blank_lines_in_a_chunk_are_skipped_in_one_line(splunk_home, s
     plain = iamspike(splunk_home, splunk_python, args, [rows])
     session = iamspike(splunk_home, splunk_python, args, [body])
     assert session.rows == plain.rows and plain.rows and session.errors == []
-    assert session.messages == [("WARN", "skipped 2 rows cut short (a chunk from splunkd was damaged)")]
+    assert session.warnings == [("WARN", "skipped 2 rows cut short (a chunk from splunkd was damaged)")]
 
 
 def test_a_map_phase_given_only_bad_rows_sends_its_range_row_and_the_search_head_names_them(
@@ -545,7 +549,7 @@ def test_a_map_phase_given_only_bad_rows_sends_its_range_row_and_the_search_head
     assert [str(row["iamspike_counts"])[:3] for row in mapped] == ["v3{"]
     session = iamspike(splunk_home, splunk_python, ["show=all"], [mapped])
     assert ok(session) == []
-    assert session.messages == [
+    assert session.warnings == [
         ("WARN", "skipped 2 rows without the fields iamspike needs, 1 with no usable _time")
     ]
 

@@ -403,6 +403,11 @@ class Session:
         return [text for level, text in self.messages if level.upper() in ("ERROR", "FATAL")]
 
     @property
+    def warnings(self) -> list[tuple[str, str]]:
+        """The messages Splunk shows as a warning or an error (every level but INFO and DEBUG)."""
+        return [(level, text) for level, text in self.messages if level.upper() not in ("INFO", "DEBUG")]
+
+    @property
     def finished(self) -> bool:
         last = self.replies[-1] if self.replies else self.getinfo
         return bool(last.get("finished"))

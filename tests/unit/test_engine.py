@@ -622,6 +622,30 @@ def test_reading_only_the_active_principals_state_gives_the_answer_of_reading_al
     assert 62 in flagged(long_run) and keyed.messages() == []
 
 
+def test_a_short_range_without_saved_baseline_says_so_and_one_with_it_does_not() -> None:
+    early = background(hours=60)
+    late = [r for r in background(hours=84) if r["eventTime"] >= T0 + 60 * HOUR] + burst(62, 30, APIS)
+    saved = run(early, parse_options(["show=state"]))
+    alone = Detector()
+    alone.add_rows(*as_rows(late))
+    alone.results()
+    ((level, text),) = alone.notes()
+    assert level == "INFO" and "no saved baseline" in text and "own 24 h" in text
+    assert alone.messages() == []  # a note, not a warning
+    keyed = Detector()
+    keyed.add_rows(*_mapped_with_state(late, saved))
+    keyed.results()
+    assert keyed.notes() == [] and keyed.messages() == []
+    week = Detector()  # a week of its own history needs no saved one
+    week.add_rows(*as_rows(background(hours=7 * 24)))
+    week.results()
+    assert week.notes() == []
+    state = Detector(parse_options(["show=state"]))  # the maintenance writes the baseline
+    state.add_rows(*as_rows(late))
+    state.results()
+    assert state.notes() == []
+
+
 def test_state_of_version_1_still_reads_through_inputlookup() -> None:
     early, late = background(hours=60), burst(62, 30, APIS)
     saved = run(early, parse_options(["show=state"]))

@@ -169,6 +169,41 @@ def test_every_conf_parses_and_the_content_exists() -> None:
     assert len(SPL) >= 15
 
 
+def conf_text_problems(raw: bytes) -> list[str]:
+    """What splunkd reads differently from the text a reviewer sees: a byte-order mark (part of
+    the first stanza's name), a carriage return (kept in values), a ``\\`` followed by spaces
+    (no continuation: the next line becomes a setting of its own), bytes that are not UTF-8."""
+    found = []
+    if raw.startswith(b"\xef\xbb\xbf"):
+        found.append("byte-order mark")
+    if b"\r" in raw:
+        found.append("carriage return")
+    found += [
+        f"line {n}: '\\' then spaces"
+        for n, line in enumerate(raw.splitlines(), 1)
+        if re.search(rb"\\[ \t]+$", line)
+    ]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        found.append("not UTF-8")
+    return found
+
+
+def test_shipped_confs_are_plain_text_splunkd_reads_as_written() -> None:
+    paths = [*DEFAULT.glob("*.conf"), *(ROOT / "metadata").glob("*.meta"), *(ROOT / "README").glob("*.spec")]
+    assert len(paths) > 10
+    assert {
+        p.name: conf_text_problems(p.read_bytes()) for p in paths if conf_text_problems(p.read_bytes())
+    } == {}
+    assert conf_text_problems(b"\xef\xbb\xbf[s]\r\nsearch = a \\ \n| b\n\xff") == [
+        "byte-order mark",
+        "carriage return",
+        "line 2: '\\' then spaces",
+        "not UTF-8",
+    ]
+
+
 def test_conf_parser_reads_continuations_and_rejects_junk() -> None:
     parsed = parse_conf("a = 1\n[s]\nsearch = x \\\n| y\n# c\nk=v\n")
     assert parsed == {"default": {"a": "1"}, "s": {"search": "x \n| y", "k": "v"}}
@@ -220,8 +255,10 @@ def test_every_macro_is_used_and_declares_its_arguments() -> None:
         count = int(re.fullmatch(r".*\((\d+)\)", name).group(1)) if name.endswith(")") else 0
         names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
         assert len(names) == count, f"macro {name}: args = {names}"
-        # macros.conf.spec: names of letters, digits, _ and -, none repeated
-        assert all(re.fullmatch(r"[\w-]+", a) for a in names) and len(set(names)) == len(names), name
+        # macros.conf.spec: "A comma-separated list" of names of letters, digits, _ and -, none
+        # repeated; read strictly, a space after a comma is part of the next name.
+        raw = stanza.get("args", "").split(",") if names else []
+        assert all(re.fullmatch(r"[\w-]+", a) for a in raw) and len(set(names)) == len(names), name
         for arg in names:
             assert f"${arg}$" in stanza["definition"], f"macro {name} never uses ${arg}$"
         assert name in used, f"macro {name} is defined but no search uses it"

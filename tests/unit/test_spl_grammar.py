@@ -181,6 +181,7 @@ def problems(spl: str, version: str) -> list[str]:
                     f"{command}: unknown eval function {n}()" for n in calls(body) if _unknown_eval(g, n)
                 ]
                 found += expression_problems(command, body)
+            found += unnamed_evals(command, rest)
         if command == "rex":
             found += rex_problems(rest)
         if command == "search":
@@ -240,6 +241,24 @@ def call_arguments(text: str, start: int) -> list[str]:
     return args
 
 
+def unnamed_evals(command: str, rest: str) -> list[str]:
+    """A stats function over ``eval(...)`` needs ``AS <name>``: Splunk refuses the search
+    ("You must specify a rename for the aggregation specifier on the dynamically evaluated
+    field")."""
+    blank = unquoted(rest)
+    found = []
+    for match in re.finditer(r"\b([A-Za-z_]\w*)\(\s*eval\(", blank):
+        depth, end = 0, None
+        for i in range(match.end() - 1, len(blank)):
+            depth += {"(": 1, ")": -1}.get(blank[i], 0)
+            if depth == -1:
+                end = i + 1
+                break
+        if end is None or not re.match(r"\s+AS\s+\w", blank[end:], re.I):
+            found.append(f"{command}: {match.group(1)}(eval(...)) without AS <name>")
+    return found
+
+
 def rex_problems(rest: str) -> list[str]:
     """rex (field extraction, not mode=sed): its quoted regex compiles and names at least one
     group (a rex without one is refused: it would extract nothing)."""
@@ -280,10 +299,10 @@ def test_every_kind_of_shipped_search_is_read() -> None:
 @pytest.mark.parametrize(
     "spl, problem",
     [
-        ("search a | stats count sum(x) AS s dc(eval(if(a>1, b, null()))) by c", None),
+        ("search a | stats count sum(x) AS s dc(eval(if(a>1, b, null()))) AS d by c", None),
         ("search a | stats p95(x) perc99.5(y) earliest_time(z)", None),
         ("search a | stats median2(x)", "stats: unknown stats function median2()"),
-        ('search a | stats dc(eval(strftimex(_time, "%d")))', "stats: unknown eval function strftimex()"),
+        ('search a | stats dc(eval(strftimex(t, "%d"))) AS n', "stats: unknown eval function strftimex()"),
         ('search a | eval b=coalesce(c, "len(")', None),
         ("search a | where b IN (1, 2) AND isnotnull(c)", None),
         ("search a | eval b=lenght(c)", "eval: unknown eval function lenght()"),
@@ -318,6 +337,9 @@ def test_every_kind_of_shipped_search_is_read() -> None:
         ('search a | rex "(?<a>x"', 'rex: regex "(?<a>x" does not compile'),
         ('search a | rex mode=sed field=m "s/a/b/g"', None),
         ("index=a earliest=-30d@h latest=@h | stats count", None),
+        ('search a | stats count(eval(x="a(b")) AS n dc(eval(y)) as m by z', None),
+        ("search a | stats count(eval(x>1)) by z", "stats: count(eval(...)) without AS <name>"),
+        ("search a | timechart span=1h dc(eval(y))", "timechart: dc(eval(...)) without AS <name>"),
         ("index=a earliest=$t.earliest$ latest=now", None),
         ("index=a earliest=-7days", None),
         ("index=a earliest=-7x", "search: earliest=-7x is not a time modifier"),

@@ -46,7 +46,10 @@ APP_COMMANDS = {name for name in read_conf(DEFAULT / "commands.conf") if name !=
 EVAL_COMMANDS = ("eval", "where", "fieldformat")
 STATS_COMMANDS = ("stats", "eventstats", "streamstats", "timechart", "chart", "tstats", "sistats")
 # Built-in commands whose key=value arguments are all options (not field comparisons).
-OPTION_COMMANDS = ("lookup", "inputlookup", "outputlookup", "spath", "rex", "bin", "timechart", "iplocation")
+OPTION_COMMANDS = (
+    *("lookup", "inputlookup", "outputlookup", "spath", "rex", "bin", "timechart", "iplocation"),
+    *("head", "tstats", "makeresults", "convert", "addinfo", "localop", "mvexpand"),
+)
 OPERATORS = {"AND", "OR", "NOT", "XOR", "IN", "LIKE"}
 
 
@@ -313,6 +316,10 @@ def test_every_kind_of_shipped_search_is_read() -> None:
         ('| inputlookup t where entity_type="account"', None),
         ("| outputlookup append=true key_field=k t", None),
         ("| outputlookup apend=true t", "outputlookup: unknown option apend="),
+        ("search a | head limit=20", None),
+        ("search a | head count=20", "head: unknown option count="),
+        ("| tstats sumariesonly=true count where index=* by host", "tstats: unknown option sumariesonly="),
+        ("| tstats prestats=true count where index=* by host", None),
         ('search a | rex field=m "x=(?<y>\\d+)"', None),
         ("search a | timechart span=1h max(x) AS x", None),
         ("search a | iamspike show=all", None),

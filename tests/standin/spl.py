@@ -193,6 +193,28 @@ def calls(text: str) -> list[str]:
     return CALL.findall(unquoted(text))
 
 
+# A time modifier (Search Manual, "Time modifiers"): now, epoch seconds, [+-]<n><unit>, a snap
+# @<unit> (@w0-@w7 for a weekday), or both, and a second offset after the snap.
+UNIT = (
+    r"(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days"
+    r"|w|week|weeks|mon|month|months|q|qtr|qtrs|quarter|quarters|y|yr|yrs|year|years)"
+)
+TIME_MODIFIER = re.compile(rf"now|\d+(\.\d+)?|(?=.)([+-]\d*{UNIT})?(@({UNIT}|w[0-7])([+-]\d*{UNIT})?)?")
+
+
+def is_time_modifier(text: str) -> bool:
+    return TIME_MODIFIER.fullmatch(text) is not None
+
+
+def pcre(pattern: str) -> re.Pattern | None:
+    """A regex as Splunk's PCRE2 reads it, as far as Python's re can: PCRE's ``(?<name>...)`` is
+    Python's ``(?P<name>...)``; None if it does not compile."""
+    try:
+        return re.compile(re.sub(r"\(\?<(?=[A-Za-z_])", "(?P<", pattern))
+    except re.error:
+        return None
+
+
 # ------------------------------------------------------------------------------ what the app ships
 def dashboards(app: Path) -> dict[str, dict]:
     """Dashboard Studio definitions (version 2 views) by view name."""

@@ -140,3 +140,44 @@ def test_notable_next_steps_lead_to_the_runbook(name) -> None:
     actions = stanza["action.notable.param.recommended_actions"].split(",")
     assert set(re.findall(r"\[\[action\|(\w+)\]\]", steps["data"])) <= set(actions)
     assert all(re.fullmatch(r"[a-z_]+", a) for a in actions)
+
+
+# ES's built-in annotation frameworks of a correlation search (the correlation search editor's
+# "Annotations": CIS, Kill Chain, MITRE ATT&CK, NIST; ESCU adds analytic_story). Any other key is a
+# custom framework ES shows as it is: a misspelled "mitre" would map no technique, silently.
+ANNOTATION_FRAMEWORKS = {"cis20", "kill_chain_phases", "mitre_attack", "nist", "analytic_story"}
+
+
+def annotation_problems(text: str) -> list[str]:
+    """``action.correlationsearch.annotations`` as ES reads it: a JSON object of known frameworks,
+    each a list of strings; MITRE ATT&CK entries are technique IDs (T1234 or T1234.001)."""
+    try:
+        annotations = json.loads(text)
+    except ValueError:
+        return ["not JSON"]
+    if not isinstance(annotations, dict):
+        return ["not a JSON object"]
+    found = [f"unknown framework {k}" for k in annotations if k not in ANNOTATION_FRAMEWORKS]
+    for key, values in annotations.items():
+        if not (isinstance(values, list) and all(isinstance(v, str) for v in values)):
+            found.append(f"{key}: not a list of strings")
+        elif key == "mitre_attack":
+            found += [f"mitre_attack: {v}" for v in values if not re.fullmatch(r"T\d{4}(\.\d{3})?", v)]
+    return found
+
+
+@pytest.mark.parametrize("name", ALERTS)
+def test_correlation_search_annotations_are_es_frameworks(name) -> None:
+    stanza = SEARCHES[name]
+    assert annotation_problems(stanza["action.correlationsearch.annotations"]) == []
+    assert stanza["action.correlationsearch.label"] == name
+
+
+def test_the_annotation_check_on_known_shapes() -> None:
+    assert annotation_problems('{"mitre_attack": ["T1580", "T1087.004"]}') == []
+    assert annotation_problems("{mitre_attack: [T1580]}") == ["not JSON"]
+    assert annotation_problems('{"mitre": ["T1580"]}') == ["unknown framework mitre"]
+    assert annotation_problems('{"mitre_attack": ["T1580.4", "1078"]}') == [
+        "mitre_attack: T1580.4",
+        "mitre_attack: 1078",
+    ]

@@ -22,6 +22,7 @@ from standin.spl import (
     documented_searches,
     expand_macros,
     first_name,
+    is_time_modifier,
     pipeline,
     shipped_searches,
     table_fields,
@@ -36,8 +37,6 @@ APP = "TA-aws-iam-error-spike"
 
 _BUILTIN_VIEWS = "search alerts reports dashboards datasets analytics_workspace"
 BUILTIN_VIEWS = frozenset(_BUILTIN_VIEWS.split())
-
-RELATIVE_TIME = re.compile(r"^(now|0|[+-]?\d+(s|m|h|d|w|mon|q|y)(@(s|m|h|d|w[0-7]?|mon|q|y))?)$")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -170,6 +169,41 @@ def test_every_conf_parses_and_the_content_exists() -> None:
     assert len(SPL) >= 15
 
 
+def conf_text_problems(raw: bytes) -> list[str]:
+    """What splunkd reads differently from the text a reviewer sees: a byte-order mark (part of
+    the first stanza's name), a carriage return (kept in values), a ``\\`` followed by spaces
+    (no continuation: the next line becomes a setting of its own), bytes that are not UTF-8."""
+    found = []
+    if raw.startswith(b"\xef\xbb\xbf"):
+        found.append("byte-order mark")
+    if b"\r" in raw:
+        found.append("carriage return")
+    found += [
+        f"line {n}: '\\' then spaces"
+        for n, line in enumerate(raw.splitlines(), 1)
+        if re.search(rb"\\[ \t]+$", line)
+    ]
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        found.append("not UTF-8")
+    return found
+
+
+def test_shipped_confs_are_plain_text_splunkd_reads_as_written() -> None:
+    paths = [*DEFAULT.glob("*.conf"), *(ROOT / "metadata").glob("*.meta"), *(ROOT / "README").glob("*.spec")]
+    assert len(paths) > 10
+    assert {
+        p.name: conf_text_problems(p.read_bytes()) for p in paths if conf_text_problems(p.read_bytes())
+    } == {}
+    assert conf_text_problems(b"\xef\xbb\xbf[s]\r\nsearch = a \\ \n| b\n\xff") == [
+        "byte-order mark",
+        "carriage return",
+        "line 2: '\\' then spaces",
+        "not UTF-8",
+    ]
+
+
 def test_conf_parser_reads_continuations_and_rejects_junk() -> None:
     parsed = parse_conf("a = 1\n[s]\nsearch = x \\\n| y\n# c\nk=v\n")
     assert parsed == {"default": {"a": "1"}, "s": {"search": "x \n| y", "k": "v"}}
@@ -221,8 +255,10 @@ def test_every_macro_is_used_and_declares_its_arguments() -> None:
         count = int(re.fullmatch(r".*\((\d+)\)", name).group(1)) if name.endswith(")") else 0
         names = [a.strip() for a in stanza.get("args", "").split(",") if a.strip()]
         assert len(names) == count, f"macro {name}: args = {names}"
-        # macros.conf.spec: names of letters, digits, _ and -, none repeated
-        assert all(re.fullmatch(r"[\w-]+", a) for a in names) and len(set(names)) == len(names), name
+        # macros.conf.spec: "A comma-separated list" of names of letters, digits, _ and -, none
+        # repeated; read strictly, a space after a comma is part of the next name.
+        raw = stanza.get("args", "").split(",") if names else []
+        assert all(re.fullmatch(r"[\w-]+", a) for a in raw) and len(set(names)) == len(names), name
         for arg in names:
             assert f"${arg}$" in stanza["definition"], f"macro {name} never uses ${arg}$"
         assert name in used, f"macro {name} is defined but no search uses it"
@@ -258,7 +294,7 @@ def test_schedules_and_time_ranges(name: str) -> None:
     stanza = SAVED[name]
     for key in ("dispatch.earliest_time", "dispatch.latest_time"):
         if key in stanza:
-            assert RELATIVE_TIME.match(stanza[key]), f"[{name}] {key} = {stanza[key]!r}"
+            assert is_time_modifier(stanza[key]), f"[{name}] {key} = {stanza[key]!r}"
     if stanza.get("enableSched") == "1":
         minutes, hours, *_ = cron_values(stanza["cron_schedule"])
         runs = sorted(h * 60 + m for h in hours for m in minutes)
@@ -414,9 +450,30 @@ def test_lookups_and_collections_agree() -> None:
         elif "filename" in stanza:
             path = ROOT / "lookups" / stanza["filename"]
             assert path.exists(), name
-            header = path.read_text(encoding="utf-8").splitlines()[0].split(",")
-            for field in re.findall(r"WILDCARD\((\w+)\)", stanza.get("match_type", "")):
-                assert field in header
+        if "match_type" in stanza:
+            assert match_type_problems(stanza["match_type"], lookup_fields(name)) == [], name
+
+
+def match_type_problems(match_type: str, fields: set[str]) -> list[str]:
+    """transforms.conf.spec ``match_type``: "A comma and space-delimited list of
+    <match_type>(<field_name>)", the types WILDCARD, CIDR and EXACT; a field the lookup does not
+    have matches nothing, and the lookup falls back to exact matching without a word."""
+    found = []
+    for item in [i for i in re.split(r"[,\s]+(?![^(]*\))", match_type.strip()) if i]:
+        parsed = re.fullmatch(r"(WILDCARD|CIDR|EXACT)\(([^()]+)\)", item)
+        if not parsed:
+            found.append(f"not <match_type>(<field>): {item}")
+        elif parsed.group(2).strip() not in fields:
+            found.append(f"{parsed.group(1)}: no field {parsed.group(2).strip()}")
+    return found
+
+
+def test_the_match_type_check_on_known_shapes() -> None:
+    assert match_type_problems("WILDCARD(principal), CIDR(ip)", {"principal", "ip"}) == []
+    assert match_type_problems("WILDCARD(princpal)", {"principal"}) == ["WILDCARD: no field princpal"]
+    assert match_type_problems("wildcard(principal)", {"principal"}) == [
+        "not <match_type>(<field>): wildcard(principal)"
+    ]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -470,6 +527,121 @@ def test_dashboard_references_resolve(view: str) -> None:
         markdown = v.get("options", {}).get("markdown", "")
         for target in re.findall(rf"\(/app/{APP}/(\w+)\)", markdown):
             assert (VIEWS / f"{target}.xml").exists(), f"{view} {viz_id}: link to missing view {target}"
+
+
+# Dashboard Studio's own types (Splunk's Dashboard Studio reference: visualizations, inputs, data
+# sources). A type outside these renders as an empty "unknown visualization" box, with no error
+# anywhere a test or AppInspect would see.
+STUDIO_TYPES = {
+    "visualizations": {
+        *(
+            f"splunk.{name}"
+            for name in [
+                "area",
+                "bar",
+                "bubble",
+                "choropleth.map",
+                "choropleth.svg",
+                "column",
+                "ellipse",
+                "events",
+                "fillergauge",
+                "image",
+                "line",
+                "linkgraph",
+                "map",
+                "markdown",
+                "markergauge",
+                "parallelcoordinates",
+                "pie",
+                "punchcard",
+                "rectangle",
+                "sankey",
+                "scatter",
+                "singlevalue",
+                "singlevalueicon",
+                "singlevalueradial",
+                "table",
+            ]
+        ),
+    },
+    "inputs": {
+        f"input.{name}"
+        for name in ["timerange", "dropdown", "multiselect", "text", "number", "checkbox", "radio"]
+    },
+    "dataSources": {"ds.search", "ds.chain", "ds.savedSearch", "ds.test"},
+}
+# A token: $name$ or $name.part$, optionally with Studio's filters ($name|s$, $name|u$, $name|h$,
+# $name|n$); $$ is a literal dollar.
+STUDIO_TOKEN = re.compile(r"\$(?:\$|([A-Za-z_]\w*)(?:\.[\w.]+)?(?:\|[suhn])?\$)")
+
+
+def studio_problems(definition: dict, view: str) -> list[str]:
+    """What Dashboard Studio would not read in one definition: an unknown type of a
+    visualization, input or data source; a ``$`` in a data source or drilldown that is not part
+    of a token (``$$`` for a literal one); a time range
+    (``queryParameters`` earliest/latest, a timerange input's default ``earliest,latest``) that
+    is not a time modifier or a token."""
+    found = []
+    for section, known in STUDIO_TYPES.items():
+        for item_id, item in definition.get(section, {}).items():
+            if item.get("type") not in known:
+                found.append(f"{view} {item_id}: unknown type {item.get('type')!r}")
+    # Data sources and drilldowns read every $...$ as a token (a regex's "$" anchor included: two
+    # of them make a token that nothing sets, and the search waits for it forever); "$$" is "$".
+    # Markdown text is shown as written (a lone $SPLUNK_HOME stays).
+    text = json.dumps(
+        [definition.get("dataSources", {}), definition.get("defaults", {})]
+        + [v.get("eventHandlers", []) for v in definition.get("visualizations", {}).values()]
+    )
+    dollars = text.count("$") - sum(m.group(0).count("$") for m in STUDIO_TOKEN.finditer(text))
+    if dollars:
+        found.append(f"{view}: a $ that opens no token ($name$, $name.part$, $name|s$)")
+    times = [
+        (ds_id, ds.get("options", {}).get("queryParameters", {}))
+        for ds_id, ds in definition.get("dataSources", {}).items()
+    ]
+    times += [
+        (section, ds.get("options", {}).get("queryParameters", {}))
+        for section, ds in definition.get("defaults", {}).get("dataSources", {}).items()
+    ]
+    for input_id, item in definition.get("inputs", {}).items():
+        if item.get("type") == "input.timerange" and "defaultValue" in item.get("options", {}):
+            earliest, _, latest = item["options"]["defaultValue"].partition(",")
+            times.append((input_id, {"earliest": earliest, "latest": latest}))
+    for where, parameters in times:
+        for key, value in parameters.items():
+            if not (is_time_modifier(value) or STUDIO_TOKEN.fullmatch(value)):
+                found.append(f"{view} {where}: {key} {value!r} is neither a time modifier nor a token")
+    return found
+
+
+@pytest.mark.parametrize("view", sorted(DASHBOARDS))
+def test_dashboard_types_tokens_and_times_are_studios(view: str) -> None:
+    assert studio_problems(DASHBOARDS[view], view) == []
+
+
+def test_the_studio_check_on_known_shapes() -> None:
+    good = {
+        "visualizations": {"v": {"type": "splunk.table"}},
+        "inputs": {"i": {"type": "input.timerange", "options": {"token": "t", "defaultValue": "-24h@h,now"}}},
+        "dataSources": {
+            "d": {
+                "type": "ds.search",
+                "options": {"query": 'a="$a|s$" $$', "queryParameters": {"earliest": "$t.earliest$"}},
+            }
+        },
+    }
+    assert studio_problems(good, "x") == []
+    bad = json.loads(json.dumps(good))
+    bad["visualizations"]["v"]["type"] = "splunk.tabel"
+    bad["inputs"]["i"]["options"]["defaultValue"] = "-24 hours,now"
+    bad["dataSources"]["d"]["options"]["query"] = "a=$a b"
+    assert studio_problems(bad, "x") == [
+        "x v: unknown type 'splunk.tabel'",
+        "x: a $ that opens no token ($name$, $name.part$, $name|s$)",
+        "x i: earliest '-24 hours' is neither a time modifier nor a token",
+    ]
 
 
 def test_investigation_dashboard_covers_the_issue() -> None:

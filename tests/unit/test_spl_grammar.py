@@ -21,7 +21,17 @@ from pathlib import Path
 
 import pytest
 from standin.conf import read_conf
-from standin.spl import calls, documented_searches, expand_macros, scan, shipped_searches, unquoted, walk
+from standin.spl import (
+    calls,
+    documented_searches,
+    expand_macros,
+    is_time_modifier,
+    pcre,
+    scan,
+    shipped_searches,
+    unquoted,
+    walk,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -36,7 +46,10 @@ APP_COMMANDS = {name for name in read_conf(DEFAULT / "commands.conf") if name !=
 EVAL_COMMANDS = ("eval", "where", "fieldformat")
 STATS_COMMANDS = ("stats", "eventstats", "streamstats", "timechart", "chart", "tstats", "sistats")
 # Built-in commands whose key=value arguments are all options (not field comparisons).
-OPTION_COMMANDS = ("lookup", "inputlookup", "outputlookup", "spath", "rex", "bin", "timechart", "iplocation")
+OPTION_COMMANDS = (
+    *("lookup", "inputlookup", "outputlookup", "spath", "rex", "bin", "timechart", "iplocation"),
+    *("head", "tstats", "makeresults", "convert", "addinfo", "localop", "mvexpand"),
+)
 OPERATORS = {"AND", "OR", "NOT", "XOR", "IN", "LIKE"}
 
 
@@ -158,6 +171,7 @@ def problems(spl: str, version: str) -> list[str]:
             found.append(f"deprecated command {command!r}")
         if command in EVAL_COMMANDS:
             found += [f"{command}: unknown eval function {n}()" for n in calls(rest) if _unknown_eval(g, n)]
+            found += expression_problems(command, rest)
         if command in STATS_COMMANDS:
             names, evals = top_level(rest)
             found += [
@@ -169,12 +183,97 @@ def problems(spl: str, version: str) -> list[str]:
                 found += [
                     f"{command}: unknown eval function {n}()" for n in calls(body) if _unknown_eval(g, n)
                 ]
+                found += expression_problems(command, body)
+            found += unnamed_evals(command, rest)
+        if command == "rex":
+            found += rex_problems(rest)
+        if command == "search":
+            found += [
+                f"search: {key}={value} is not a time modifier"
+                for key, value in TIME_TERM.findall(rest)
+                if not is_time_modifier(value.strip('"')) and not re.fullmatch(r'"?\$[\w.]+\$"?', value)
+            ]
         if command == "convert":
             found += [f"convert: unknown function {n}()" for n in calls(rest) if n not in g.convert_functions]
         if command in OPTION_COMMANDS:
             allowed = g.options(command)
             found += [f"{command}: unknown option {k}=" for k in option_keys(rest) if k not in allowed]
     return found
+
+
+# A field name with a dot outside single quotes, not followed by "(" (a call): in an eval
+# expression "." is the concatenation operator (searchbnf.conf [eval-expression]: "When
+# concatenating values with '.'"), so ``userIdentity.type`` reads the fields ``userIdentity`` and
+# ``type`` (both null: null), never the field ``userIdentity.type``, which needs single quotes.
+DOTTED = re.compile(r"(?<![\w.'$])([A-Za-z_]\w*(?:\.[A-Za-z_{}][\w{}]*)+)(?![\w.{}]*\s*\()")
+# Time terms of a search: Splunk refuses the search when the value is not a time modifier
+# ("Invalid value ... for time term"); a dashboard token stands for one.
+TIME_TERM = re.compile(r'(?<![\w.])(earliest|latest|_index_earliest|_index_latest)\s*=\s*("[^"]*"|[^\s)]+)')
+QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"')
+
+
+def expression_problems(command: str, expression: str) -> list[str]:
+    """What an eval expression means other than it says: a bare dotted field name (read as a
+    concatenation), and a regex of ``match()`` / ``replace()`` that does not compile."""
+    found = [
+        f"{command}: {name} outside single quotes concatenates fields"
+        for name in DOTTED.findall(unquoted(expression))
+    ]
+    for match in re.finditer(r"\b(match|replace)\(", expression):
+        args = call_arguments(expression, match.end())
+        if len(args) >= 2 and QUOTED.fullmatch(args[1]) and pcre(args[1][1:-1].replace('\\"', '"')) is None:
+            found.append(f"{command}: {match.group(1)}() regex {args[1]} does not compile")
+    return found
+
+
+def call_arguments(text: str, start: int) -> list[str]:
+    """The comma-separated arguments of the call whose "(" ends at ``start``, outside quotes."""
+    blank = unquoted(text)
+    args, depth, begin = [], 0, start
+    for i in range(start, len(text)):
+        c = blank[i]
+        if c == "(":
+            depth += 1
+        elif c == ")" and depth:
+            depth -= 1
+        elif c in ",)" and depth == 0:
+            args.append(text[begin:i].strip())
+            begin = i + 1
+            if c == ")":
+                break
+    return args
+
+
+def unnamed_evals(command: str, rest: str) -> list[str]:
+    """A stats function over ``eval(...)`` needs ``AS <name>``: Splunk refuses the search
+    ("You must specify a rename for the aggregation specifier on the dynamically evaluated
+    field")."""
+    blank = unquoted(rest)
+    found = []
+    for match in re.finditer(r"\b([A-Za-z_]\w*)\(\s*eval\(", blank):
+        depth, end = 0, None
+        for i in range(match.end() - 1, len(blank)):
+            depth += {"(": 1, ")": -1}.get(blank[i], 0)
+            if depth == -1:
+                end = i + 1
+                break
+        if end is None or not re.match(r"\s+AS\s+\w", blank[end:], re.I):
+            found.append(f"{command}: {match.group(1)}(eval(...)) without AS <name>")
+    return found
+
+
+def rex_problems(rest: str) -> list[str]:
+    """rex (field extraction, not mode=sed): its quoted regex compiles and names at least one
+    group (a rex without one is refused: it would extract nothing)."""
+    if re.search(r"\bmode\s*=\s*sed\b", unquoted(rest)):
+        return []
+    quoted = QUOTED.search(rest)
+    if not quoted:
+        return ["rex: no quoted regex"]
+    compiled = pcre(quoted.group(1).replace('\\"', '"'))
+    if compiled is None:
+        return [f"rex: regex {quoted.group(0)} does not compile"]
+    return [] if compiled.groupindex else [f"rex: regex {quoted.group(0)} names no group"]
 
 
 def _unknown_eval(g: Grammar, name: str) -> bool:
@@ -203,10 +302,10 @@ def test_every_kind_of_shipped_search_is_read() -> None:
 @pytest.mark.parametrize(
     "spl, problem",
     [
-        ("search a | stats count sum(x) AS s dc(eval(if(a>1, b, null()))) by c", None),
+        ("search a | stats count sum(x) AS s dc(eval(if(a>1, b, null()))) AS d by c", None),
         ("search a | stats p95(x) perc99.5(y) earliest_time(z)", None),
         ("search a | stats median2(x)", "stats: unknown stats function median2()"),
-        ('search a | stats dc(eval(strftimex(_time, "%d")))', "stats: unknown eval function strftimex()"),
+        ('search a | stats dc(eval(strftimex(t, "%d"))) AS n', "stats: unknown eval function strftimex()"),
         ('search a | eval b=coalesce(c, "len(")', None),
         ("search a | where b IN (1, 2) AND isnotnull(c)", None),
         ("search a | eval b=lenght(c)", "eval: unknown eval function lenght()"),
@@ -217,11 +316,41 @@ def test_every_kind_of_shipped_search_is_read() -> None:
         ('| inputlookup t where entity_type="account"', None),
         ("| outputlookup append=true key_field=k t", None),
         ("| outputlookup apend=true t", "outputlookup: unknown option apend="),
+        ("search a | head limit=20", None),
+        ("search a | head count=20", "head: unknown option count="),
+        ("| tstats sumariesonly=true count where index=* by host", "tstats: unknown option sumariesonly="),
+        ("| tstats prestats=true count where index=* by host", None),
         ('search a | rex field=m "x=(?<y>\\d+)"', None),
         ("search a | timechart span=1h max(x) AS x", None),
         ("search a | iamspike show=all", None),
         ("search a | convert ctime(t) AS u dur2sec(d)", None),
         ("search a | convert ctim(t)", "convert: unknown function ctim()"),
+        (
+            "search a | eval t='userIdentity.type', u=a.b",
+            "eval: a.b outside single quotes concatenates fields",
+        ),
+        ('search a | eval s="x=".a', None),
+        (
+            'search a | where userIdentity.type="Root"',
+            "where: userIdentity.type outside single quotes concatenates fields",
+        ),
+        ("search a | stats count(eval(x.y>1)) AS n", "stats: x.y outside single quotes concatenates fields"),
+        ("search a | stats values(userIdentity.type) AS t", None),
+        ('search a | eval k=replace(m, " \\(\\d+\\)$", "")', None),
+        ('search a | eval k=replace(m, "(\\d+", "")', 'eval: replace() regex "(\\d+" does not compile'),
+        ('search a | where match(coalesce(m, n), "[a-")', 'where: match() regex "[a-" does not compile'),
+        ('search a | rex field=m "^(?<ip>\\S+)"', None),
+        ('search a | rex field=m "^(\\S+) x"', 'rex: regex "^(\\S+) x" names no group'),
+        ('search a | rex "(?<a>x"', 'rex: regex "(?<a>x" does not compile'),
+        ('search a | rex mode=sed field=m "s/a/b/g"', None),
+        ("index=a earliest=-30d@h latest=@h | stats count", None),
+        ('search a | stats count(eval(x="a(b")) AS n dc(eval(y)) as m by z', None),
+        ("search a | stats count(eval(x>1)) by z", "stats: count(eval(...)) without AS <name>"),
+        ("search a | timechart span=1h dc(eval(y))", "timechart: dc(eval(...)) without AS <name>"),
+        ("index=a earliest=$t.earliest$ latest=now", None),
+        ("index=a earliest=-7days", None),
+        ("index=a earliest=-7x", "search: earliest=-7x is not a time modifier"),
+        ("index=a | search latest=yesterday", "search: latest=yesterday is not a time modifier"),
     ],
 )
 def test_grammar_check_on_known_shapes(spl: str, problem: str | None) -> None:
@@ -239,16 +368,18 @@ EVAL_WORDS = {"AND", "OR", "NOT", "XOR", "LIKE", "IN", "true", "false", "null"}
 
 
 def eval_field_names(expression: str) -> set[str]:
-    """Fields an eval expression reads: 'quoted' names and bare names that call nothing."""
+    """Fields an eval expression reads: 'quoted' names and bare names that call nothing (a bare
+    ``x.y`` is ``x . y``, two fields concatenated)."""
     quoted = set(re.findall(r"'([^']+)'", expression))
-    bare = re.findall(r"(?<![\w.])([A-Za-z_][\w.]*)(?![\w.]*\s*\()", unquoted(expression))
+    bare = re.findall(r"(?<!\w)([A-Za-z_]\w*)(?!\w*\s*\()", unquoted(expression))
     return quoted | (set(bare) - EVAL_WORDS)
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_search_time_knowledge_is_in_splunks_grammar(version: str) -> None:
     """props.conf EVAL-<field> (calculated fields: run in parallel, props.conf.spec, so none may
-    read a field another one of its stanza computes) use only Splunk's eval functions;
+    read a field another one of its stanza computes) use only Splunk's eval functions, quote
+    their dotted field names and give match()/replace() regexes that compile;
     eventtypes.conf searches hold no pipe and no subsearch (eventtypes.conf.spec)."""
     g = grammar(version)
     for stanza, settings in PROPS.items():
@@ -257,6 +388,7 @@ def test_search_time_knowledge_is_in_splunks_grammar(version: str) -> None:
             if key.startswith("EVAL-"):
                 unknown = [n for n in calls(expression) if _unknown_eval(g, n)]
                 assert not unknown, f"props.conf [{stanza}] {key}: unknown eval functions {unknown}"
+                assert expression_problems(key, expression) == [], f"props.conf [{stanza}]"
                 reads = eval_field_names(expression) & (computed - {key[len("EVAL-") :]})
                 assert not reads, f"props.conf [{stanza}] {key} reads calculated fields {reads}"
     for name, stanza in read_conf(DEFAULT / "eventtypes.conf").items():
@@ -267,7 +399,7 @@ def test_search_time_knowledge_is_in_splunks_grammar(version: str) -> None:
 
 def test_calculated_field_reads_on_known_shapes() -> None:
     expression = 'coalesce(\'userIdentity.userName\', x.y, if(status=="a b", "root", null())) AND z'
-    assert eval_field_names(expression) == {"userIdentity.userName", "x.y", "status", "z"}
+    assert eval_field_names(expression) == {"userIdentity.userName", "x", "y", "status", "z"}
 
 
 def undefined_terms(stanzas: dict[str, dict[str, str]]) -> set[str]:

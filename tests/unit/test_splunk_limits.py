@@ -24,7 +24,7 @@ from iamspike.options import Options
 from iamspike.state import SourceHistory
 from standin import kvstore, limits
 from standin.conf import read_conf
-from standin.spl import expand_macros, pipeline, shipped_searches, unquoted, walk
+from standin.spl import documented_searches, expand_macros, pipeline, shipped_searches, unquoted, walk
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -354,19 +354,67 @@ def test_every_subsearch_over_events_reads_only_the_entitys_account() -> None:
     assert seen >= 1, "the investigation dashboard's other alerts panel reads events in a subsearch"
 
 
-def test_no_shipped_search_runs_eventstats() -> None:
+def test_no_shipped_search_runs_eventstats_or_mvexpand() -> None:
     """eventstats "stops adding the requested fields" past [default] max_mem_usage_mb and
     maxresultrows, silently (the same-IPs panel's join of an IP's rows did that past about
-    700,000 rows); stats spills to disk instead, and keeps every value (maxvalues 0). No list()
-    either: it keeps [stats] list_maxsize (100) values."""
+    700,000 rows); mvexpand's output "is truncated, not spilled to disk" past [mvexpand]
+    max_mem_usage_mb (500 MB of whole expanded events: the EC2 inventory search expanded every
+    instance event, _raw and all, once per address); stats spills to disk instead, and keeps every
+    value (maxvalues 0), and a multivalue by-field gives one group per value. No list() either:
+    it keeps [stats] list_maxsize (100) values."""
     for version in limits.VERSIONS:
         said = limits.spec_text(version, "limits.conf", "default", "max_mem_usage_mb")
         assert "eventstats command processor stops adding the requested fields" in said, version
+        assert "If the memory limit is exceeded, output is truncated, not spilled to disk" in said, version
         assert limits.default(version, "stats", "maxvalues") == "0", version
-    for where, spl in shipped_searches(ROOT):
+    for where, spl in shipped_searches(ROOT) + documented_searches(ROOT):
         for command, rest in walk(expand_macros(spl, MACROS)):
-            assert command != "eventstats", f"{where}: eventstats"
+            assert command not in ("eventstats", "mvexpand"), f"{where}: {command}"
             assert not (command in ("stats", "chart", "timechart") and "list(" in rest), f"{where}: list()"
+
+
+# What may follow a ``sort`` that keeps its default count: steps that show rows, never ones that
+# compute from all of them.
+DISPLAY = {"head", "table", "fields", "rename", "convert"}
+
+
+def sort_problems(spl: str, default_count: int) -> list[str]:
+    """A ``sort`` without a count keeps its first ``default_count`` rows (searchbnf.conf
+    [sort-command]): harmless as the last ordering before a table, a silent cut before anything
+    that counts or joins (stats, lookup, outputlookup...). In every pipeline, subsearches too."""
+    found = []
+    bodies = [spl]
+    while bodies:
+        steps = pipeline(bodies.pop())
+        for i, (command, rest, subsearches) in enumerate(steps):
+            bodies.extend(subsearches)
+            if command != "sort" or re.match(r"\s*(\d+|limit=\d+)\b", rest):
+                continue
+            after = [c for c, _, _ in steps[i + 1 :]]
+            heads = [int(r) for c, r, _ in steps[i + 1 :] if c == "head" and r.strip().isdigit()]
+            if not set(after) <= DISPLAY or any(n > default_count for n in heads):
+                found.append(f"sort {rest.strip()} ({default_count} rows kept) then {after}")
+    return found
+
+
+def test_a_sort_without_count_only_orders_what_is_shown() -> None:
+    for version in limits.VERSIONS:
+        grammar = limits.SPLUNK_SPECS / "searchbnf" / version / "searchbnf.conf"
+        block = re.search(r"(?ms)^\[sort-command\]\n(.*?)^\[", grammar.read_text(encoding="utf-8")).group(1)
+        assert "If no number is specified, the default limit of 10000 is used" in block, version
+    for where, spl in shipped_searches(ROOT) + documented_searches(ROOT):
+        assert sort_problems(expand_macros(spl, MACROS), 10000) == [], where
+
+
+def test_the_sort_check_on_known_shapes() -> None:
+    assert sort_problems("search a | sort - n | head 25 | table n", 10000) == []
+    assert sort_problems("search a | sort 0 - n | stats count", 10000) == []
+    assert sort_problems("search a | sort - n | stats count", 10000) == [
+        "sort - n (10000 rows kept) then ['stats']"
+    ]
+    assert sort_problems("search a [search b | sort - n | outputlookup x] | table a", 10000) == [
+        "sort - n (10000 rows kept) then ['outputlookup']"
+    ]
 
 
 def test_shipped_csv_lookups_are_held_in_memory() -> None:

@@ -36,6 +36,7 @@ from pathlib import Path
 
 import pytest
 from standin.conf import parse_conf, read_conf
+from standin.spl import is_time_modifier, pcre
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT = ROOT / "default"
@@ -423,13 +424,19 @@ VALUE_TYPES = {
     "json": lambda v: _is_json(v),
     "YYYY-MM-DD": lambda v: re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])", v) is not None,
     # a time modifier: now, epoch seconds, [+-]<n><unit>, a snap @<unit>, or both
-    "time-str": lambda v: re.fullmatch(TIME_MODIFIER, v) is not None,
+    "time-str": is_time_modifier,
+    "regular expression": lambda v: pcre(v) is not None,
+    "regex": lambda v: pcre(v) is not None,
+    "strptime-style format": lambda v: re.fullmatch(rf"(?:[^%]|%(?:{STRPTIME}))*", v) is not None,
+    "app-name": lambda v: re.fullmatch(r"[A-Za-z0-9][\w.-]*", v) is not None,
 }
-UNIT = (
-    r"(s|sec|secs|second|seconds|m|min|mins|minute|minutes|h|hr|hrs|hour|hours|d|day|days"
-    r"|w|week|weeks|mon|month|months|q|qtr|qtrs|quarter|quarters|y|yr|yrs|year|years)"
-)
-TIME_MODIFIER = rf"now|\d+(\.\d+)?|(?=.)([+-]\d*{UNIT})?(@({UNIT}|w[0-7])([+-]\d*{UNIT})?)?"
+# Splunk's date and time format variables (Search Reference, "Date and time format variables"):
+# the C strptime set Splunk reads, its subseconds %N / %<n>N / %Q / %<n>Q, %Ez and %:z-style
+# offsets; anything else (%L, %i, a trailing %) is not a time Splunk finds.
+STRPTIME = r"[aAbBcCdDeFfgGhHIjklmMnpsStTuUVwWxXyYzZ+%]|\d*[NQ]|Ez|:{1,3}z"
+# A spec type spelled as a form, not a <type>: FIELDALIAS-<class>.
+FIELDALIAS = re.compile(r"\S+\s+(?:AS|ASNEW)\s+\S+(?:\s+\S+\s+(?:AS|ASNEW)\s+\S+)*", re.I)
+FORMS = {"(<orig_field_name> AS|ASNEW <new_field_name>)+": lambda v: FIELDALIAS.fullmatch(v) is not None}
 
 
 def _is_json(value: str) -> bool:
@@ -446,6 +453,8 @@ def fits(value: str, setting: Setting) -> bool | None:
     ``<type>``; a comma-separated list item by item against the quoted values its notes list
     (``* "3.9": ...``). None: a type this check does not know."""
     text = setting.type.strip()
+    if text in FORMS:
+        return FORMS[text](value)
     if text[:1] + text[-1:] in ("[]", "{}"):
         text = text[1:-1]
     either = re.fullmatch(r"<([\w-]+(?:\|[\w-]+)+)>", text)  # <enabled|disabled>
@@ -519,6 +528,20 @@ def test_the_type_check_on_known_shapes() -> None:
         ("since", "-7d@w1"): True,
         ("since", "-75x"): False,
         ("since", "yesterday"): False,
+        ("breaker", "([\\r\\n]+)"): True,
+        ("breaker", "(?<name>x)"): True,
+        ("breaker", "([\\r\\n]+"): False,
+        ("time", "%Y-%m-%dT%H:%M:%S%Z"): True,
+        ("time", "%Y-%m-%d %H:%M:%S,%3N"): True,
+        ("time", "%s.%6Q %:z"): True,
+        ("time", "%Y-%m-%dT%H:%M:%S.%L"): False,
+        ("time", "%Y-%m-%d %"): False,
+        ("alias", "a AS b"): True,
+        ("alias", "userIdentity.arn AS user_arn x ASNEW y"): True,
+        ("alias", "a AS b c"): False,
+        ("alias", "a=b"): False,
+        ("app", "TA-aws-iam-error-spike"): True,
+        ("app", "my app"): False,
     }
     for (key, value), expected in checks.items():
         (setting,) = spec.settings("s", key)
@@ -543,6 +566,10 @@ accelerated = <json>
 name = <string>
 tag = <enabled|disabled>
 since = <time-str>
+breaker = <regular expression>
+time = <strptime-style format>
+alias = (<orig_field_name> AS|ASNEW <new_field_name>)+
+app = <app-name>
 """
 
 
@@ -599,3 +626,31 @@ def test_a_typo_in_a_shipped_conf_would_be_found(tmp_path: Path) -> None:
     assert inputs.allows("aws_cloudtrail_sqs://x", "queue_url")
     assert not inputs.allows("aws_cloudtrail_sqs://x", "bucket")
     assert not inputs.allows("aws_cloudtrail_sqs://x", "python.version")
+
+
+def line_breaker_problem(value: str) -> str | None:
+    """props.conf.spec, LINE_BREAKER: "The regex must contain a capturing group"; the first
+    group's text is what lies between two events and is dropped."""
+    compiled = pcre(value)
+    if compiled is None:
+        return "not a regular expression"
+    return None if compiled.groups >= 1 else "no capturing group"
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_every_line_breaker_has_a_capturing_group(version: str) -> None:
+    said = " ".join(n for s in spec_for("props.conf", version).settings("x", "LINE_BREAKER") for n in s.notes)
+    assert "The regex must contain a capturing group" in said, version
+    breakers = [
+        (s, v["LINE_BREAKER"]) for s, v in read_conf(DEFAULT / "props.conf").items() if "LINE_BREAKER" in v
+    ]
+    assert breakers
+    assert [(s, b) for s, b in breakers if line_breaker_problem(b)] == []
+
+
+def test_the_line_breaker_check_on_known_shapes() -> None:
+    assert line_breaker_problem("([\\r\\n]+)") is None
+    assert line_breaker_problem("(?<brk>[\\r\\n]+)") is None
+    assert line_breaker_problem("[\\r\\n]+") == "no capturing group"
+    assert line_breaker_problem("(?:[\\r\\n]+)") == "no capturing group"
+    assert line_breaker_problem("([\\r\\n]+") == "not a regular expression"

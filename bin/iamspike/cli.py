@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TextIO
 
 from iamspike import formats
-from iamspike.engine import Detector
+from iamspike.engine import Detector, hours
 from iamspike.failures import ErrorClasses
 from iamspike.files import FileError, FileReader, RowReader
 from iamspike.options import (
@@ -237,8 +237,14 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
         rows = detector.results()
     except (FileError, OSError) as exc:
         return fail(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
-    for message in [*detector.messages(), *(text for _, text in detector.notes())]:
+    for message in detector.messages():
         sys.stderr.write(f"iamspike: {message}\n")
+    if detector.unaided:
+        sys.stderr.write(
+            f"iamspike: no history before these files' {hours(detector.unaided)} h, so each "
+            "entity's first hours are judged without a baseline: add earlier files of the same "
+            "accounts (a week or more) for fewer false alerts\n"
+        )
     shown = rows
     if args.report:
         from iamspike import report

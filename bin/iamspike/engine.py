@@ -58,13 +58,12 @@ UNAIDED = 7 * 86400
 
 
 def unaided_note(seconds: float) -> tuple[str, str]:
-    """The INFO line of a range scored without any saved baseline (``seconds`` of it)."""
-    hours = max(1, round(seconds / 3600))
+    """The INFO line of a search that scored ``seconds`` of rows without any saved baseline."""
     return (
         "INFO",
-        f"no saved baseline reached iamspike: each entity's history is this search's own {hours} h, "
-        "so its first hours are judged without one and expect more false alerts than the scheduled "
-        "alerts raise; read the baseline between the phases as they do: "
+        f"no saved baseline reached iamspike: no history before this search's {hours(seconds)} h, "
+        "so each entity's first hours are judged without a baseline: expect more false alerts than "
+        "the scheduled alerts raise; read the baseline between the phases as they do: "
         "... | iamspike phase=map | `iam_error_spike_baseline` | iamspike",
     )
 
@@ -93,6 +92,10 @@ def new_tally(options: Options, keep_ids: bool = False) -> Tally:
     return Tally(options.span, counted, options.event_sources, options.count_field, keep_ids)
 
 
+def hours(seconds: float) -> int:
+    return max(1, round(seconds / 3600))
+
+
 class Detector:
     """Accumulates rows chunk by chunk; scores everything once in :meth:`results`."""
 
@@ -106,7 +109,8 @@ class Detector:
         self._ranges: list[state.StateEntry] = []
         self._decoded: set[str] = set()
         self._messages: list[str] = []
-        self._notes: list[tuple[str, str]] = []  # (level, text) lines that are no warning
+        # Seconds of rows scored without any saved baseline, when under UNAIDED (else 0)
+        self.unaided = 0.0
         self.allowlist = Allowlist()
 
     def getinfo(self) -> dict[str, object]:
@@ -215,7 +219,7 @@ class Detector:
     def notes(self) -> list[tuple[str, str]]:
         """``(level, text)`` lines that are no warning, after :meth:`results`: a range scored
         without any saved baseline (:func:`unaided_note`)."""
-        return list(self._notes)
+        return [unaided_note(self.unaided)] if self.unaided else []
 
     def results(self, window: Window | None = None) -> list[dict[str, object]]:
         """Score everything accumulated; rows per the engine API (show=spikes|all|state).
@@ -249,7 +253,7 @@ class Detector:
         self.n_principals = len(results.principals)
         scored = self.tally.hi - self.tally.lo + self.options.span
         if not saved and self.options.show != "state" and 0 < scored < UNAIDED:
-            self._notes = [unaided_note(scored)]
+            self.unaided = scored
         # Allowlist entries (rows of `iam_error_spike_allowlist`) drop flagged principal rows of
         # known automation; the saved state (show=state) keeps learning them.
         return rows if self.options.show == "state" else self.allowlist.keep(rows)

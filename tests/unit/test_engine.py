@@ -630,7 +630,7 @@ def test_a_short_range_without_saved_baseline_says_so_and_one_with_it_does_not()
     alone.add_rows(*as_rows(late))
     alone.results()
     ((level, text),) = alone.notes()
-    assert level == "INFO" and "no saved baseline" in text and "own 24 h" in text
+    assert level == "INFO" and "no saved baseline" in text and "before this search's 24 h" in text
     assert alone.messages() == []  # a note, not a warning
     keyed = Detector()
     keyed.add_rows(*_mapped_with_state(late, saved))

@@ -233,6 +233,10 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
             return fail(f"--report {args.report}: {exc.strerror or exc}")
     try:
         return _run(args, options, out, part)
+    except BrokenPipeError:  # `| head`, `2>&1 | head`: the reader has what it wanted
+        _drop_output(out)
+        _drop_output(sys.stderr)
+        return 141  # as a process killed by SIGPIPE
     except KeyboardInterrupt:
         sys.stderr.write("\niamspike: interrupted: the run did not finish; no report written\n")
         return 130
@@ -282,10 +286,10 @@ def _run(args: argparse.Namespace, options: Options, out: TextIO, part: str | No
     try:
         formats.write_rows(shown, args.format, out, epoch=args.epoch, width=width)
         out.flush()
-    except OSError as exc:
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full disk
         _drop_output(out)
-        if isinstance(exc, BrokenPipeError):  # `| head`: the reader has what it wanted
-            return 141  # as a process killed by SIGPIPE
         return fail(f"cannot write the rows: {exc.strerror or exc}")
     return 3 if reader.skipped else 0
 

@@ -68,17 +68,19 @@ def intact_before(cut: bytes) -> int:
         pos += 2  # ", "
 
 
-def cli(python: str, home, args: list[str], stdout=subprocess.PIPE) -> subprocess.CompletedProcess:
+def cli(
+    python: str, home, args: list[str], stdout=subprocess.PIPE, stderr=subprocess.PIPE
+) -> subprocess.CompletedProcess:
     """The unpacked app's CLI as a responder runs it (run_entry's, with ``stdout`` of one's own)."""
     done = subprocess.run(
         [python, home.script("iamspike_cli.py"), *args],
         stdout=stdout,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         env={"PATH": CHILD_PATH},
         timeout=300,
         check=False,
     )
-    done.err = done.stderr.decode()  # type: ignore[attr-defined]
+    done.err = (done.stderr or b"").decode()  # type: ignore[attr-defined]
     assert "Traceback" not in done.err and "Exception ignored" not in done.err, done.err[-2000:]
     return done
 
@@ -182,6 +184,14 @@ def test_closed_output_exits_141_without_a_traceback(
         os.close(write)
     assert done.returncode == 141, done.err
     assert done.err.splitlines()[-1].startswith("iamspike: 800 CloudTrail records in 1 file, ")
+    (tmp_path / "b.json").write_bytes(b"not CloudTrail")  # a `skipped` line first
+    read, write = os.pipe()
+    os.close(read)  # `2>&1 | head -1` gone: stderr too
+    try:
+        done = cli(splunk_python, splunk_home, [str(tmp_path), "--format", "csv"], write, stderr=write)
+    finally:
+        os.close(write)
+    assert done.returncode == 141
 
 
 def test_full_output_is_one_line_exit_2(splunk_python: str, splunk_home, tmp_path: pathlib.Path) -> None:

@@ -4,14 +4,18 @@
 reads an S3 export or a folder of ``.json.gz`` (see :mod:`iamspike.files`), scores it exactly as
 ``| iamspike`` does and prints the same rows. Every search-command option is a flag; its default
 and allowed values come from the engine's options. Exit status: 0 when it ran (with or without
-spikes), 1 when the input held no record, 2 for a bad flag or an unreadable path; every error is
-one line on stderr naming the flag or the path.
+spikes), 3 when it ran but skipped files it could not read to their end (each named on stderr),
+1 when the input held no record, 2 for a bad flag, an unreadable path or an output it cannot
+write, 130 when interrupted (Ctrl-C), 141 when the reader of its output went away (``| head``);
+every error is one line on stderr naming the flag or the path. ``--report`` is written whole or not at all.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
+import io
 import os
 import shutil
 import sys
@@ -81,7 +85,9 @@ def build_parser(prog: str = "iamspike", lookup: str | None = None) -> argparse.
         prog=prog,
         description="Spikes of failed AWS API calls per account and principal in CloudTrail files: the"
         " engine of the Splunk search command `| iamspike`, on an S3 export or a folder of .json.gz.",
-        epilog="Exit status: 0 ran (spikes or not), 1 no CloudTrail record in the input, 2 bad flag or path.",
+        epilog="Exit status: 0 ran (spikes or not), 3 ran but skipped damaged or unreadable files (named"
+        " on stderr), 1 no CloudTrail record in the input, 2 bad flag, path or output, 130 interrupted,"
+        " 141 output closed (| head).",
     )
     parser.add_argument(
         "paths",
@@ -217,6 +223,30 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
         return fail(f"--lookup {lookup}: {str(exc).splitlines()[0]}")
     if args.report and options.show == "state":
         return fail("--report needs --show spikes or all (state rows have no bins to chart)")
+    part = None
+    if args.report:
+        from iamspike import report
+
+        try:
+            part = report.reserve(args.report)
+        except OSError as exc:
+            return fail(f"--report {args.report}: {exc.strerror or exc}")
+    try:
+        return _run(args, options, out, part)
+    except BrokenPipeError:  # `| head`, `2>&1 | head`: the reader has what it wanted
+        _drop_output(out)
+        _drop_output(sys.stderr)
+        return 141  # as a process killed by SIGPIPE
+    except KeyboardInterrupt:
+        sys.stderr.write("\niamspike: interrupted: the run did not finish; no report written\n")
+        return 130
+    finally:
+        if part and os.path.exists(part):
+            os.unlink(part)
+
+
+def _run(args: argparse.Namespace, options: Options, out: TextIO, part: str | None) -> int:
+    """Read, score, write the report and the rows; the exit status."""
     reader = RowReader(args.paths) if options.count_field else FileReader(args.paths)
     progress = Progress(reader, sys.stderr)
     # The report charts every bin of the flagged entities: score all bins, print what was asked.
@@ -246,17 +276,31 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
             "accounts (a week or more) for fewer false alerts\n"
         )
     shown = rows
-    if args.report:
+    if args.report and part:
         from iamspike import report
 
         if options.show == "spikes":
             shown = [{k: v for k, v in row.items() if k != "is_spike"} for row in rows if row.get("is_spike")]
         try:
-            report.write(args.report, rows, options, read)
+            report.write(args.report, part, rows, options, read)
         except OSError as exc:
             return fail(f"--report {args.report}: {exc.strerror or exc}")
     spikes = sum(1 for row in rows if row.get("is_spike", 1) and options.show != "state")
-    sys.stderr.write(f"iamspike: {read}, {formats.plural(spikes, 'spike')}\n")
+    skipped = f", {formats.plural(len(reader.skipped), 'file')} skipped" if reader.skipped else ""
+    sys.stderr.write(f"iamspike: {read}, {formats.plural(spikes, 'spike')}{skipped}\n")
     width = shutil.get_terminal_size((120, 24)).columns
-    formats.write_rows(shown, args.format, out, epoch=args.epoch, width=width)
-    return 0
+    try:
+        formats.write_rows(shown, args.format, out, epoch=args.epoch, width=width)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # a full disk
+        _drop_output(out)
+        return fail(f"cannot write the rows: {exc.strerror or exc}")
+    return 3 if reader.skipped else 0
+
+
+def _drop_output(out: TextIO) -> None:
+    """Point ``out``'s descriptor at /dev/null so that the flush at exit finds no error to print."""
+    with contextlib.suppress(OSError, ValueError, io.UnsupportedOperation):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), out.fileno())

@@ -34,39 +34,64 @@ class FileError(ValueError):
     """A file or folder that cannot be read; ``str(e)`` is one line."""
 
 
-def walk(paths: Iterable[str], suffixes: tuple[str, ...] = SUFFIXES) -> Iterator[tuple[str, bool]]:
-    """``(file, named explicitly)`` for each path, folders walked in name order, digests skipped."""
-    for path in paths:
-        if os.path.isdir(path):
-            for root, dirs, names in os.walk(path):
-                dirs.sort()
-                for name in sorted(names):
-                    full = os.path.join(root, name)
-                    if name.endswith(suffixes) and file_kind(full) != "digest":
-                        yield full, False
-        elif os.path.isfile(path):
-            yield path, True
-        else:
-            raise FileError(f"no such file or folder: {path}")
-
-
 class _Reader:
     """What every reader reports: ``files`` read, ``skipped`` (one line per file not read to its
-    end), ``skipped_records`` and ``replaced_bytes``."""
+    end), ``repeated`` (files and folders reached a second time, read once), ``skipped_records``
+    and ``replaced_bytes``."""
 
     def __init__(self, paths: Iterable[str]) -> None:
         self.paths = list(paths)
         self.files = 0
         self.opened = 0  # files started (the progress line)
         self.skipped: list[str] = []
+        self.repeated: list[str] = []
         self.skipped_records = 0
         self.replaced_bytes = 0
 
+    def walk(self, suffixes: tuple[str, ...] = SUFFIXES) -> Iterator[tuple[str, bool]]:
+        """``(file, named explicitly)`` for each path, folders walked in name order, digests skipped.
+
+        Links to folders are followed; a file or folder reached twice (a link loop, a folder and a
+        file in it both named) is read once and named in ``repeated``. A named pipe, socket or
+        device in a folder is named in ``skipped`` rather than opened (a pipe would block the run
+        for good)."""
+        seen: dict[str, str] = {}
+
+        def first(path: str) -> bool:
+            real = os.path.realpath(path)
+            if real in seen:
+                self.repeated.append(f"{path} (the same as {seen[real]})")
+                return False
+            seen[real] = path
+            return True
+
+        for path in self.paths:
+            if os.path.isdir(path):
+                for root, dirs, names in os.walk(path, followlinks=True):
+                    if not first(root):
+                        dirs.clear()
+                        continue
+                    dirs.sort()
+                    for name in sorted(names):
+                        full = os.path.join(root, name)
+                        if not name.endswith(suffixes) or file_kind(full) == "digest":
+                            continue
+                        if os.path.exists(full) and not os.path.isfile(full):
+                            self.skipped.append(f"{full}: not a regular file (a pipe, socket or device)")
+                        elif first(full):
+                            yield full, False
+            elif os.path.isfile(path):
+                if first(path):
+                    yield path, True
+            elif os.path.exists(path):
+                raise FileError(f"not a regular file or folder: {path}")
+            else:
+                raise FileError(f"no such file or folder: {path}")
+
     def notes(self) -> list[str]:
-        """One line per kind of trouble met, for stderr."""
-        notes = [f"skipped {line}" for line in self.skipped[:5]]
-        if len(self.skipped) > 5:
-            notes.append(f"skipped {len(self.skipped) - 5} more files")
+        """One line per file not read to its end, then one per kind of trouble met, for stderr."""
+        notes = [f"skipped {line}" for line in self.skipped]  # every one: the responder fetches them again
+        notes += [f"read once: {line}" for line in self.repeated]
         if self.skipped_records:
             notes.append(f"{self.skipped_records} records skipped (too large or not JSON objects)")
         if self.replaced_bytes:
@@ -80,7 +105,7 @@ class FileReader(_Reader):
     not CloudTrail is named in ``skipped`` (its records before the damage were passed on)."""
 
     def __iter__(self) -> Iterator[Mapping]:
-        for path, explicit in walk(self.paths):
+        for path, explicit in self.walk():
             report = FileReport()
             self.opened += 1
             try:
@@ -146,7 +171,7 @@ class RowReader(_Reader):
     per bin and entity), so each file is read whole."""
 
     def chunks(self) -> Iterator[tuple[list[str], list[list[str]]]]:
-        for path, explicit in walk(self.paths, ROW_SUFFIXES):
+        for path, explicit in self.walk(ROW_SUFFIXES):
             self.opened += 1
             try:
                 opener = gzip.open if path.endswith(".gz") else open

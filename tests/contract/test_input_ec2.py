@@ -311,3 +311,89 @@ def in_moto_account(moto_server: str, region: str):
         aws_access_key_id=FAKE_ACCESS_KEY_ID,
         aws_secret_access_key=FAKE_SECRET_ACCESS_KEY,
     )
+
+
+# ------------------------------------------------- faults (docs/reliability.md, fourth matrix)
+
+
+def test_faults_transient_denied_cut_and_killed_runs_leave_no_instance_out(
+    splunk_python, fresh_splunk_home, moto_server, fault_proxy, tmp_path
+):
+    """1,001 instances in us-east-1 (two DescribeInstances pages) and 3 in eu-west-1, EC2 reached
+    through the fault proxy: a 503 twice on page 2 (retried), page 2 failing past the retries,
+    us-east-1 denied, a kill -9 at a seeded number of events; each run's events distinct, and the
+    instances of the runs after a fault all there (the lookup search folds by ip and instance)."""
+    rng = random.Random(f"ec2-faults-{splunk_python}")
+    account = str(rng.randint(10**11, 10**12 - 1))
+    ec2 = in_account(moto_server, account, "ec2", "us-east-1")
+    image = ec2.describe_images()["Images"][0]["ImageId"]
+    # a page holds 1,000 reservations (moto and EC2 count them, not instances): 1,001 make two
+    many = [ec2.run_instances(ImageId=image, MinCount=1, MaxCount=1)["Instances"][0] for _ in range(1001)]
+    west = [launch(moto_server, account, "eu-west-1") for _ in range(3)]
+    everyone = {i["InstanceId"] for i in many} | {i["InstanceId"] for i in west}
+    log_path = os.path.join(fresh_splunk_home.log_dir, f"ta_aws_iam_error_spike_{KIND}.log")
+
+    def start(name, **params):
+        settings = {
+            "role_arn": f"arn:aws:iam::{account}:role/inventory",
+            "regions": "us-east-1,eu-west-1",
+            "endpoint_urls": f"{moto_server},ec2={fault_proxy.url}",
+            "index": "aws",
+            "interval": "3600",
+            **params,
+        }
+        return modinput.InputProcess(
+            splunk_python,
+            fresh_splunk_home,
+            SCRIPT,
+            f"{KIND}://{name}",
+            settings,
+            str(tmp_path / name),
+            env=moto_child_env(),
+        )
+
+    def ids(run):
+        found = [json.loads(e.data)["instance_id"] for e in run.events()]
+        assert len(found) == len(set(found)), "an instance written twice in one run"
+        return set(found)
+
+    def log_text():
+        with open(log_path, encoding="utf-8") as handle:
+            return handle.read()
+
+    fault_proxy.rules.clear()
+    fault_proxy.add(match="POST /", rate=1e12, times=1)  # page 1 answered
+    fault_proxy.add(match="POST /", status=503, code="ServiceUnavailable", times=2)
+    run = start("transient")
+    assert run.wait(300) == 0, run.stderr
+    assert ids(run) == everyone
+    assert "ERROR" not in log_text()
+
+    fault_proxy.rules.clear()
+    fault_proxy.add(match="POST /", rate=1e12, times=1)
+    fault_proxy.add(match="POST /", status=500, code="InternalError", times=1)
+    run = start("cut", max_attempts="1")
+    assert run.wait(300) == 0, run.stderr
+    cut = ids(run)
+    assert len(cut & {i["InstanceId"] for i in many}) == 1000 and {i["InstanceId"] for i in west} <= cut
+    said = [line for line in log_text().splitlines() if "ERROR" in line and "us-east-1" in line]
+    assert len(said) == 1 and "after 1000 instances" in said[0], said
+
+    fault_proxy.rules.clear()
+    fault_proxy.add(match="POST /", status=403, code="UnauthorizedOperation", times=1)
+    run = start("denied")
+    assert run.wait(300) == 0, run.stderr
+    assert ids(run) == {i["InstanceId"] for i in west}
+    said = [line for line in log_text().splitlines() if "input=aws_ec2_inventory://denied" in line]
+    said = [line for line in said if "ERROR" in line]
+    assert len(said) == 1 and "ec2:DescribeInstances" in said[0], said
+    assert said[0].endswith("; region us-east-1 skipped this run"), said
+
+    fault_proxy.rules.clear()
+    run = start("killed")
+    run.wait_for(rng.randrange(1, 1000), timeout=300)
+    run.kill()
+    killed = ids(run)
+    run = start("killed")
+    assert run.wait(300) == 0, run.stderr
+    assert killed <= everyone and ids(run) == everyone

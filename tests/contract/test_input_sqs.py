@@ -498,3 +498,28 @@ def test_a_100_mb_file_streams_every_record_once_in_flat_memory(
     # as decoded records; streamed, a few 1 MiB pieces and one flush of events are alive at once.
     assert peak < baseline + 100, (peak, baseline, len(body))
     assert queue_depth(trail) == 0
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"interval": "0"}, "interval must be between 60 and 86400, not 0"),
+        ({"interval": "abc"}, "interval must be seconds (60-86400) or a cron schedule, not 'abc'"),
+        ({"interval": "-5"}, "interval must be between 60 and 86400, not -5"),
+        ({"interval": "1e9"}, "interval must be seconds (60-86400) or a cron schedule, not '1e9'"),
+        ({"aws_account": "../etc"}, "aws_account '../etc' must be 1-128 letters, digits or _ . @ -"),
+        ({"aws_account": "a/b"}, "aws_account 'a/b' must be 1-128 letters"),
+        ({"aws_account": "ünï"}, "aws_account 'ünï' must be 1-128 letters"),
+        ({"aws_account": "x" * 10240}, "must be 1-128 letters"),
+        ({"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/ü"}, "is not an SQS queue URL"),
+        ({"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/" + "q" * 10240}, "is not an SQS"),
+        ({"region": "ü"}, "unknown AWS region 'ü'"),
+        ({"max_attempts": "abc"}, "max_attempts must be an integer, not 'abc'"),
+    ],
+)
+def test_validate_odd_values_from_the_page_in_one_line(splunk_python, splunk_home, params, message):
+    """What the Inputs page sends is checked by ``--validate-arguments`` before any AWS call: the
+    fourth matrix's bad values (docs/reliability.md), each one line, nothing saved (a 400)."""
+    given = {"queue_url": "https://sqs.us-east-1.amazonaws.com/123456789012/q", "interval": "300", **params}
+    ok, text = modinput.validate(splunk_python, splunk_home, SCRIPT, given)
+    assert not ok and message in text and "\n" not in text.strip() and "Traceback" not in text

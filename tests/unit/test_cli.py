@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -115,6 +116,26 @@ def test_paths_errors_and_empty_input(tmp_path: pathlib.Path, capsys: pytest.Cap
         f"iamspike: skipped {empty / 'a.json'}: empty file (after 0 records)",
         "iamspike: error: 0 CloudTrail records in 0 files: nothing to score",
     ]
+
+
+def test_skipped_files_exit_3_and_a_report_is_whole_or_left_as_it_was(
+    tmp_path: pathlib.Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    write_burst(tmp_path)
+    whole = run_cli(str(tmp_path), "--format", "json")
+    capsys.readouterr()
+    (tmp_path / "cut.json").write_text('{"Records": [')
+    assert run_cli(str(tmp_path), "--format", "json") == (3, whole[1])
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith(f"iamspike: skipped {tmp_path / 'cut.json'}: ")
+    assert err[-1] == "iamspike: 60 CloudTrail records in 1 file, 2 spikes, 1 file skipped"
+    report = tmp_path / "out" / "page.html"
+    report.parent.mkdir()
+    report.write_text("earlier")
+    assert run_cli(str(tmp_path / "trail.json"), "--report", str(report))[0] == 0
+    assert report.read_text().startswith("<!DOCTYPE html>") and os.listdir(report.parent) == ["page.html"]
+    assert run_cli(str(tmp_path / "missing"), "--report", str(report)) == (2, "")
+    assert report.read_text().startswith("<!DOCTYPE html>") and os.listdir(report.parent) == ["page.html"]
 
 
 def test_help_shows_defaults_and_allowed_values_from_the_engine(capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import pathlib
 
 import pytest
@@ -52,6 +53,32 @@ def test_damage_is_named_and_records_before_it_kept(tmp_path: pathlib.Path) -> N
     assert list(named) == [] and named.files == 0 and len(named.skipped) == 1
     with pytest.raises(FileError, match="no such file or folder"):
         list(FileReader([str(tmp_path / "missing")]))
+
+
+def test_pipes_links_and_paths_given_twice(tmp_path: pathlib.Path) -> None:
+    """A named pipe in a folder is named, never opened (it would block); links to folders are
+    followed; a file or folder reached twice is read once and named in ``repeated``."""
+    data = tmp_path / "data"
+    (data / "sub").mkdir(parents=True)
+    (data / "sub" / "a.json").write_text(json.dumps({"Records": [RECORD] * 3}))
+    (data / "b.json").write_text(json.dumps([RECORD]))
+    os.mkfifo(data / "c.json.gz")
+    os.symlink(".", data / "loop")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.symlink(data / "sub", elsewhere / "linked")
+    reader = FileReader([str(elsewhere), str(data), str(data / "b.json"), str(data)])
+    assert len(list(reader)) == 4 and reader.files == 2
+    assert reader.skipped == [f"{data / 'c.json.gz'}: not a regular file (a pipe, socket or device)"]
+    assert reader.repeated == [
+        f"{data / 'loop'} (the same as {data})",
+        f"{data / 'sub'} (the same as {elsewhere / 'linked'})",
+        f"{data / 'b.json'} (the same as {data / 'b.json'})",
+        f"{data} (the same as {data})",
+    ]
+    assert reader.notes()[1] == f"read once: {data / 'loop'} (the same as {data})"
+    with pytest.raises(FileError, match="not a regular file or folder"):
+        list(FileReader([str(data / "c.json.gz")]))
 
 
 def test_licensed_fixtures_parse() -> None:

@@ -229,9 +229,11 @@ class InventoryRun:
         except AWS_ERRORS as exc:
             self.stats.errors += 1
             resource = f"arn:aws:ec2:{region}:{account}:instance/*"
-            log.error(
-                "%s; region %s skipped this run", explain(exc, "ec2:DescribeInstances", resource, aws), region
-            )
+            cause = explain(exc, "ec2:DescribeInstances", resource, aws)
+            if count:  # a later page failed: what came before is written, the next run is whole
+                log.error("%s; region %s stopped after %d instances this run", cause, region, count)
+            else:
+                log.error("%s; region %s skipped this run", cause, region)
         self.sink.flush()
         self.stats.regions += 1
         self.stats.events += count

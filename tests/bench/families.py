@@ -29,6 +29,16 @@ UnauthorizedOperation in 7 s), bursty_day (a person's hours at several times the
 habitual_burst (a person, IAM user or SSO role, who bursts like that a few times every week) and
 stuck_retry (after a deploy, a script on a near-silent principal calls one API it never called,
 is denied, and retries it every 10-40 minutes for 3-10 hours: one API at a steady cadence).
+
+Security tooling (benign, `_scanners`; office, steady-automation, weekly, startup and
+dispersed-automation, each with its own ranges; none in classroom or the held-out families): a
+CSPM scanner or inventory (Prowler, ScoutSuite, Wiz/Orca-style cross-account roles) calls 30-200
+read APIs of many services in every account, hourly to weekly, from one role per account, and is
+denied every run on the same 2-40 % of them (and on every call in an SCP-denied region); mid-month
+an upgrade adds 5-30 denied checks, one more account is onboarded (a role never seen, its first run
+full of denials) and some tools call one more denied region. Labels: scanner_first (a role's first
+run in the data), scanner_onboard, scanner_upgrade, scanner_region (each account's first run after
+the change) and scanner_run (every other run).
 """
 
 from __future__ import annotations
@@ -51,6 +61,7 @@ from bench.generator import (
     FIRST,
     HOUR,
     LAST,
+    REGIONS,
     SYSTEMS,
     Org,
     Principal,
@@ -60,6 +71,113 @@ from bench.generator import (
 
 Range = tuple[float, float]
 EC2_APIS = tuple(api for api in API_CATALOG if api[0] == "ec2.amazonaws.com")
+# Read APIs a security scanner calls (service -> eventNames): a CSPM tool's checks walk most of them
+_SCAN = {
+    "iam": "GetAccountAuthorizationDetails GetAccountPasswordPolicy GetAccountSummary GetCredentialReport"
+    " GenerateCredentialReport ListUsers ListRoles ListPolicies ListGroups ListAccessKeys ListMFADevices"
+    " ListVirtualMFADevices ListServerCertificates ListSAMLProviders ListOpenIDConnectProviders"
+    " ListAttachedRolePolicies ListAttachedUserPolicies ListRolePolicies ListUserPolicies GetPolicyVersion"
+    " GetRole GetUser ListInstanceProfiles ListSSHPublicKeys ListSigningCertificates",
+    "sts": "GetCallerIdentity",
+    "organizations": "DescribeOrganization ListAccounts ListPolicies ListDelegatedAdministrators",
+    "ec2": "DescribeInstances DescribeSecurityGroups DescribeVpcs DescribeSubnets DescribeRouteTables"
+    " DescribeNetworkAcls DescribeFlowLogs DescribeVolumes DescribeSnapshots DescribeImages DescribeKeyPairs"
+    " DescribeAddresses DescribeNatGateways DescribeVpcEndpoints DescribeVpcPeeringConnections"
+    " DescribeNetworkInterfaces DescribeTransitGateways GetEbsEncryptionByDefault DescribeLaunchTemplates"
+    " DescribeRegions DescribeInstanceAttribute GetSerialConsoleAccessStatus DescribeSnapshotAttribute",
+    "s3": "ListBuckets GetBucketPolicy GetBucketAcl GetBucketEncryption GetBucketLogging GetBucketVersioning"
+    " GetBucketPublicAccessBlock GetPublicAccessBlock GetBucketLocation GetBucketReplication"
+    " GetBucketLifecycle GetBucketOwnershipControls GetBucketPolicyStatus GetObjectLockConfiguration",
+    "lambda": "ListFunctions20150331 GetFunction20150331v2 GetPolicy20150331v2 ListLayers"
+    " ListEventSourceMappings",
+    "rds": "DescribeDBInstances DescribeDBSnapshots DescribeDBClusters DescribeDBClusterSnapshots"
+    " DescribeDBParameterGroups DescribeEventSubscriptions DescribeDBSnapshotAttributes",
+    "dynamodb": "ListTables DescribeTable DescribeContinuousBackups ListBackups",
+    "kms": "ListKeys DescribeKey GetKeyPolicy GetKeyRotationStatus ListAliases",
+    "cloudtrail": "DescribeTrails GetTrailStatus GetEventSelectors ListTrails",
+    "config": "DescribeConfigurationRecorders DescribeConfigurationRecorderStatus DescribeDeliveryChannels"
+    " DescribeConfigRules DescribeConformancePacks",
+    "guardduty": "ListDetectors GetDetector ListFindings ListMembers",
+    "securityhub": "DescribeHub GetEnabledStandards GetFindings ListMembers",
+    "access-analyzer": "ListAnalyzers ListFindings",
+    "logs": "DescribeLogGroups DescribeMetricFilters DescribeResourcePolicies",
+    "monitoring": "DescribeAlarms DescribeAlarmsForMetric",
+    "sns": "ListTopics GetTopicAttributes ListSubscriptions",
+    "sqs": "ListQueues GetQueueAttributes",
+    "ecr": "DescribeRepositories GetRepositoryPolicy DescribeImages GetLifecyclePolicy",
+    "ecs": "ListClusters DescribeClusters ListTaskDefinitions DescribeTaskDefinition ListServices",
+    "eks": "ListClusters DescribeCluster ListNodegroups",
+    "cloudformation": "DescribeStacks ListStacks GetTemplate",
+    "route53": "ListHostedZones GetDNSSEC ListQueryLoggingConfigs",
+    "backup": "ListBackupVaults ListBackupPlans GetBackupVaultAccessPolicy",
+    "redshift": "DescribeClusters DescribeClusterParameters DescribeLoggingStatus",
+    "elasticloadbalancing": "DescribeLoadBalancers DescribeListeners DescribeLoadBalancerAttributes",
+    "apigateway": "GetRestApis GetStages GetAuthorizers",
+    "glue": "GetDatabases GetDataCatalogEncryptionSettings GetSecurityConfigurations",
+    "athena": "ListWorkGroups GetWorkGroup",
+    "sagemaker": "ListNotebookInstances DescribeNotebookInstance ListModels ListTrainingJobs",
+    "cognito-idp": "ListUserPools DescribeUserPool",
+    "secretsmanager": "ListSecrets DescribeSecret GetResourcePolicy",
+    "ssm": "DescribeParameters DescribeInstanceInformation ListDocuments DescribeDocumentPermission",
+    "elasticfilesystem": "DescribeFileSystems DescribeFileSystemPolicy DescribeBackupPolicy",
+    "es": "ListDomainNames DescribeElasticsearchDomain DescribeDomain",
+    "kinesis": "ListStreams DescribeStream",
+    "cloudfront": "ListDistributions GetDistributionConfig",
+    "acm": "ListCertificates DescribeCertificate",
+    "wafv2": "ListWebACLs GetLoggingConfiguration",
+    "elasticache": "DescribeCacheClusters DescribeReplicationGroups",
+    "codebuild": "ListProjects BatchGetProjects",
+    "inspector2": "BatchGetAccountStatus ListCoverage",
+    "macie2": "GetMacieSession ListFindings",
+    "fms": "ListPolicies",
+    "shield": "DescribeSubscription GetSubscriptionState",
+    "support": "DescribeTrustedAdvisorChecks DescribeTrustedAdvisorCheckResult",
+    "account": "GetAlternateContact GetContactInformation",
+    "ssm-incidents": "ListResponsePlans",
+    "resource-explorer-2": "ListIndexes",
+    "bedrock": "ListFoundationModels GetModelInvocationLoggingConfiguration ListGuardrails",
+    "appstream": "DescribeFleets",
+    "directconnect": "DescribeConnections",
+    "drs": "DescribeJobs",
+    "emr": "ListClusters GetBlockPublicAccessConfiguration",
+}
+SCAN_APIS = tuple((f"{svc}.amazonaws.com", name) for svc, names in _SCAN.items() for name in names.split())
+SCAN_GLOBAL = frozenset(
+    f"{s}.amazonaws.com"
+    for s in ("iam", "sts", "organizations", "route53", "cloudfront", "support", "account", "shield", "fms")
+)
+SCAN_DENIED_REGIONS = (
+    "ap-southeast-1",
+    "ap-northeast-1",
+    "sa-east-1",
+    "ca-central-1",
+    "ap-south-1",
+    "eu-north-1",
+)
+SCANNER_TOOLS = (  # (role name, user agent)
+    (
+        "ProwlerScanRole",
+        "prowler/3.11.3 Boto3/1.28.57 Python/3.11.6 Linux/5.10.199-190.747.amzn2.x86_64 Botocore/1.31.57",
+    ),
+    (
+        "ScoutSuiteAudit",
+        "Boto3/1.26.165 Python/3.9.18 Linux/5.15.0-1045-aws Botocore/1.29.165 ScoutSuite/5.13.0",
+    ),
+    ("WizAccess-Role", "aws-sdk-go/1.44.327 (go1.21.1; linux; amd64) wiz-scanner/2.9"),
+    (
+        "OrcaSecurityRole",
+        "aws-sdk-go-v2/1.21.0 os/linux lang/go#1.21.1 md/GOARCH#amd64 api/orca-side-scanner",
+    ),
+    (
+        "SecurityInventory",
+        "Boto3/1.34.69 md/Botocore#1.34.69 ua/2.0 os/linux lang/python#3.12.2"
+        " exec-env/AWS_Lambda_python3.12 ec2-inventory",
+    ),
+    (
+        "CloudQueryReadOnly",
+        "aws-sdk-go-v2/1.24.0 os/linux lang/go#1.21.5 md/GOARCH#amd64 cloudquery/aws-23.6",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -129,12 +247,30 @@ class Family:
     stuck_every: Range = (10.0, 40.0)
     stuck_hours: Range = (3, 10)
     stuck_new: float = 0.67
+    # benign: security tooling (CSPM scanners, inventories: Prowler, ScoutSuite, Wiz/Orca-style
+    # cross-account roles) calling many read APIs in every account on a schedule, denied on those
+    # its policy lacks (`_scanners`, drawn last from a stream of its own); 0 tools = none
+    scanners: Range = (0, 0)  # tools per organisation
+    scanner_every: tuple[int, ...] = (24,)  # cadences (hours) a tool draws from: 1, 4, 24, 168
+    scanner_apis: Range = (30, 300)  # log-uniform read APIs a run calls in each account
+    scanner_denied: Range = (0.02, 0.4)  # share of them its policy lacks (denied every run)
+    scanner_minutes: Range = (5.0, 40.0)  # a run's length in one account (accounts one after another)
+    scanner_cross: float = 1.0  # share of tools assumed from a security account (one address for all)
+    scanner_upgrade_apis: Range = (5, 30)  # new checks of the tool's upgrade (mid-month), all denied
+    scanner_denied_regions: Range = (0, 0)  # regions an SCP denies that the tool still calls
+    scanner_new_region: float = 0.0  # share of tools that start calling one more denied region mid-month
+    scanner_on_demand: float = 0.0  # extra runs per working week (after a change) in one account
 
 
 TUNING = (
     Family(
         "office",
-        "office-hours people, a few moderate automations, weak weekly seasonality",
+        "office-hours people, a few moderate automations, weak weekly seasonality, a daily"
+        " cross-account security scanner (40-200 APIs, 2-15 % denied)",
+        scanners=(1, 1),
+        scanner_apis=(40, 200),
+        scanner_denied=(0.02, 0.15),
+        scanner_upgrade_apis=(5, 20),
     ),
     Family(
         "steady-automation",
@@ -148,6 +284,12 @@ TUNING = (
         spike_factor=(2.5, 4.0),
         spread_members=(3, 6),
         spread_each=(2, 6),
+        scanners=(1, 1),
+        scanner_every=(1, 4),
+        scanner_apis=(30, 80),
+        scanner_denied=(0.02, 0.1),
+        scanner_minutes=(2.0, 10.0),
+        scanner_cross=0.5,
     ),
     Family(
         "weekly",
@@ -159,6 +301,12 @@ TUNING = (
         weekday_batches=0.6,
         bursty_people=0.25,
         automations=(1, 2),
+        scanners=(1, 2),
+        scanner_every=(168, 24),
+        scanner_apis=(100, 180),
+        scanner_denied=(0.1, 0.4),
+        scanner_denied_regions=(1, 2),
+        scanner_on_demand=1.0,
     ),
     Family(
         "startup",
@@ -177,6 +325,12 @@ TUNING = (
         spread_members=(3, 6),
         spread_each=(1, 3),
         log_delivery=1,
+        scanners=(1, 1),
+        scanner_every=(24, 168),
+        scanner_apis=(30, 150),
+        scanner_denied=(0.05, 0.4),
+        scanner_upgrade_apis=(5, 30),
+        scanner_cross=0.0,
     ),
     # Added after the first held-out run (docs/bench/quality.md, "Families"): the rules of issue 12
     # raised the false alerts on dispersed automation, which no tuning family had. Its ranges
@@ -195,6 +349,14 @@ TUNING = (
         spike_factor=(2.5, 5.0),
         spike_hours=(1, 2),
         habitual_bursters=0.15,
+        scanners=(2, 3),
+        scanner_every=(1, 4, 24, 168),
+        scanner_apis=(30, 170),
+        scanner_denied=(0.02, 0.4),
+        scanner_denied_regions=(0, 1),
+        scanner_new_region=0.5,
+        scanner_on_demand=2.0,
+        scanner_cross=0.7,
     ),
     # Added for rule P20 (issue 12): the held-out run's false alerts on people's bursty days and
     # small bursts (teaching family) had no tuning family to be seen on. Its ranges are set from
@@ -686,6 +848,148 @@ class _FamilyBuilder(_Builder):
         with self._stream(27):
             for _ in range(self.f.stuck_retries):
                 self._stuck_retry()
+        with self._stream(28):
+            self._scanners()
+
+    # ---- security tooling (benign) ----------------------------------------------------------------
+    def _scanners(self) -> None:
+        """Security tools (`scanners` of them): each calls its read APIs (`scanner_apis`, log-uniform)
+        in every account every `scanner_every` hours, from one role per account (assumed from a
+        security account, one address for all, a share `scanner_cross`; else the account's own
+        address), accounts one after another (`scanner_minutes` each), global APIs once and the
+        others in each of 1-3 enabled regions and its SCP-denied regions. The same APIs are denied
+        every run (`scanner_denied` of them, and every call in a denied region); mid-month the tool
+        is upgraded (`scanner_upgrade_apis` new checks, all denied), onboards one more account (its
+        role is new there) and, a share `scanner_new_region` of tools, calls one more denied region.
+        The engine counts failures only: a run's successful calls are thinned to at most 20.
+        Labels: `scanner_first` (a role's first run in the data), `scanner_onboard` (the first run
+        in the onboarded account), `scanner_upgrade` and `scanner_region` (each account's first run
+        after the change), `scanner_run` (the others, on-demand runs included)."""
+        f = self.f
+        tools = self.count(f.scanners)
+        picks = self.rng.choice(len(SCANNER_TOOLS), size=min(tools, len(SCANNER_TOOLS)), replace=False)
+        for t in picks.tolist():
+            self._scanner(*SCANNER_TOOLS[int(t)])
+
+    def _scanner(self, role: str, agent: str) -> None:
+        f = self.f
+        every = int(self._pick(f.scanner_every))
+        k = min(len(SCAN_APIS) - round(f.scanner_upgrade_apis[1]), round(self.log_uni(f.scanner_apis)))
+        idx = self.rng.choice(len(SCAN_APIS), size=k, replace=False)
+        apis = [SCAN_APIS[int(j)] for j in idx]
+        share = self.uni(f.scanner_denied)
+        denied = {a for a in apis if self.rng.random() < share}
+        rest = [a for a in SCAN_APIS if a not in apis]
+        n_new = min(len(rest), self.count(f.scanner_upgrade_apis))
+        new = [rest[int(j)] for j in self.rng.choice(len(rest), size=n_new, replace=False)]
+        upgrade = int(self.rng.integers(self.days // 3, self.days - 3)) * 24
+        regions = sorted({str(r) for r in self.rng.choice(REGIONS, size=int(self.rng.integers(1, 4)))})
+        denied_regions = list(SCAN_DENIED_REGIONS[: self.count(f.scanner_denied_regions)])
+        region_day = -1
+        if self.rng.random() < f.scanner_new_region and len(denied_regions) < len(SCAN_DENIED_REGIONS):
+            region_day = int(self.rng.integers(self.days // 3, self.days - 3)) * 24
+        cross = self.rng.random() < f.scanner_cross
+        home_ip = self._ip()
+        accounts = list(self.accounts)
+        onboarded = accounts[int(self.rng.integers(0, len(accounts)))]
+        onboard = int(self.rng.integers(self.days // 3, 2 * self.days // 3)) * 24
+        roles = {}
+        for acct in accounts:
+            first = onboard if acct == onboarded else 0
+            p = self._add_role(acct, "scanner_role", role, first_hour=first)
+            p.profile, p.fail_level, p.success_level = "none", 0.0, 0.0
+            p.ips, p.agents, p.apis = ((home_ip,) if cross else (self._ip(),)), (agent,), tuple(apis)
+            roles[acct] = p
+        minutes = [self.uni(f.scanner_minutes) for _ in accounts]
+        start = int(self.rng.integers(0, min(every, 24))) * 60.0 + self.uni((0.0, 60.0))
+        if every >= 168:
+            start += int(self.rng.integers(0, 5)) * 24 * 60.0
+        runs = [
+            start + r * every * 60.0 for r in range(int((self.hours * 60.0 - start) // (every * 60.0)) + 1)
+        ]
+        demand = []
+        for d in range(self.days):
+            if self._weekday(np.array([d * 24]))[0] < 5 and self.rng.random() < f.scanner_on_demand / 5.0:
+                demand.append((d * 24 + int(self.rng.integers(9, 18))) * 60.0 + self.uni((0.0, 60.0)))
+        windows: dict[tuple[str, str], list[tuple[int, int]]] = {}
+        seen: dict[str, set[str]] = {acct: set() for acct in accounts}
+        schedule = [(t0, accounts, "scheduled") for t0 in runs]
+        schedule += [(t0, [self._pick(accounts)], "on demand") for t0 in demand]
+        for t0, targets, why in sorted(schedule, key=lambda x: x[0]):
+            for acct in targets:
+                a0 = t0 + sum(minutes[: accounts.index(acct)]) if why == "scheduled" else t0
+                a1 = a0 + minutes[accounts.index(acct)]
+                p = roles[acct]
+                if a1 >= self.hours * 60.0 or a0 < p.first_hour * 60.0:
+                    continue
+                hour = int(a0 // 60)
+                calls = list(apis) + (new if hour >= upgrade else [])
+                deny_regions = denied_regions + (
+                    [SCAN_DENIED_REGIONS[len(denied_regions)]] if 0 <= region_day <= hour else []
+                )
+                kind = "scanner_run"
+                if not seen[acct]:
+                    kind = "scanner_onboard" if p.first_hour else "scanner_first"
+                elif hour >= upgrade and "upgrade" not in seen[acct]:
+                    kind = "scanner_upgrade"
+                elif 0 <= region_day <= hour and "region" not in seen[acct]:
+                    kind = "scanner_region"
+                seen[acct].update({"run", *(["upgrade"] if hour >= upgrade else [])})
+                if 0 <= region_day <= hour:
+                    seen[acct].add("region")
+                failures = self._scan_run(p, a0, a1, calls, denied | set(new), regions, deny_regions, agent)
+                windows.setdefault((acct, kind), []).append((hour, int(a1 // 60) + 1))
+                p.habits[f"{kind}_failures"] = p.habits.get(f"{kind}_failures", 0.0) + failures
+        for (acct, kind), wins in windows.items():
+            p = roles[acct]
+            runs_n = len(wins)
+            each = int(p.habits[kind + "_failures"] / runs_n)
+            note = (
+                f"{role}: {runs_n} run(s) every {every} h, {len(apis)} APIs, {len(denied)} denied"
+                f" (+{len(new)} after the upgrade), {each} denials a run,"
+                f" {'cross-account' if cross else 'own role'}, regions {','.join(regions)}"
+                f" denied {','.join(denied_regions) or '-'}"
+            )
+            self._trap(kind, p, wins, note)
+
+    def _scan_run(
+        self,
+        p: Principal,
+        a0: float,
+        a1: float,
+        calls: list[tuple[str, str]],
+        denied: set[tuple[str, str]],
+        regions: list[str],
+        deny_regions: list[str],
+        agent: str,
+    ) -> int:
+        """One run of a scanner in ``p``'s account from minute ``a0`` to ``a1``; its failures."""
+        session = f"{p.name[:24]}-{int(a0)}"
+        oks: list[tuple[tuple[str, str], str]] = []
+        failures = 0
+        for api in calls:
+            if self.rng.random() < 0.03:  # a check skipped this run (timeout, pagination)
+                continue
+            where = ["us-east-1"] if api[0] in SCAN_GLOBAL else regions + deny_regions
+            for region in where:
+                if api in denied or region in deny_regions:
+                    for _ in range(1 + int(self.rng.poisson(0.2))):
+                        t = self.start + self.uni((a0, a1)) * 60.0
+                        rec = self.record(
+                            p, t, api, self.authz_code(api), p.ips[0], agent, self.identity(p, t, session)
+                        )
+                        rec["awsRegion"] = region
+                        self.records.append(rec)
+                        failures += 1
+                else:
+                    oks.append((api, region))
+        for j in self.rng.choice(len(oks), size=min(20, len(oks)), replace=False).tolist():
+            api, region = oks[int(j)]
+            t = self.start + self.uni((a0, a1)) * 60.0
+            rec = self.record(p, t, api, None, p.ips[0], agent, self.identity(p, t, session))
+            rec["awsRegion"] = region
+            self.records.append(rec)
+        return failures
 
     def _stuck_retry(self) -> None:
         """Benign: after a deploy in working hours, a quiet principal (a near-silent one of its own, a

@@ -51,6 +51,11 @@ TRAP_KINDS = (
     "bursty_day",
     "habitual_burst",
     "stuck_retry",
+    "scanner_first",
+    "scanner_onboard",
+    "scanner_upgrade",
+    "scanner_region",
+    "scanner_run",
 )
 TARGET_RATE = 1.0  # false alerts per 1,000 principal-days
 

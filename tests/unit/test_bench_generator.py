@@ -467,3 +467,38 @@ def test_a_stuck_retry_is_one_new_api_at_a_steady_cadence_and_moves_no_other_dra
         gaps = [b - a for a, b in zip(times, times[1:])]
         assert len(retries) >= 3 and max(gaps) <= 1.2 * min(gaps) + 2
         assert all(r["errorCode"] in AUTHZ_CODES for r in retries)
+
+
+def test_a_security_scanner_is_denied_on_the_same_apis_every_run_and_moves_no_other_record() -> None:
+    fam = replace(
+        families.with_accounts(families.FAMILIES["office"], 2), scanner_every=(24,), scanner_denied=(0.2, 0.3)
+    )
+    org = families.generate(fam, 3, **SMALL_FAMILY)
+    org.extra["rows"] = [
+        (generator.record_time(r), r["recipientAccountId"], fold_principal(r), r) for r in org.records
+    ]
+    kinds = Counter(lb.kind for lb in org.traps() if lb.kind.startswith("scanner_"))
+    assert kinds["scanner_first"] >= 1 and kinds["scanner_run"] >= 1 and kinds["scanner_onboard"] == 1
+    assert kinds["scanner_upgrade"] >= 1
+    run = next(lb for lb in org.traps() if lb.kind == "scanner_run")
+    upgrade = next(lb for lb in org.traps() if lb.kind == "scanner_upgrade" and lb.principal == run.principal)
+    first = upgrade.windows[0][0]
+    denied = [
+        {r["eventName"] for r in _failures(org, start, end, run.account, run.principal)}
+        for start, end in run.windows
+        if end <= first
+    ]
+    assert len(denied) >= 2 and all(len(d) >= 5 for d in denied)
+    # the same APIs every run (a check may be skipped), more after the upgrade
+    assert all(len(a & b) >= 0.8 * max(len(a), len(b)) for a, b in zip(denied, denied[1:]))
+    after = {r["eventName"] for r in _failures(org, *upgrade.windows[0], run.account, run.principal)}
+    assert len(after - set.union(*denied)) >= fam.scanner_upgrade_apis[0] - 2
+    agents = {r["userAgent"] for r in _calls(org, *run.windows[0], run.account, run.principal)}
+    assert len(agents) == 1
+    # drawn last from a stream of its own: without scanners the organisation is the same, record for record
+    without = families.generate(replace(fam, scanners=(0, 0)), 3, **SMALL_FAMILY)
+    ids = {r["eventID"] for r in org.records}
+    assert all(r["eventID"] in ids for r in without.records)
+    assert without.labels == org.labels[: len(without.labels)]
+    # the held-out families draw no scanner
+    assert all(f.scanners == (0, 0) for f in families.HELD_OUT)

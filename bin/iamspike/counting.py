@@ -32,11 +32,11 @@ from iamspike import intake
 from iamspike.cloudtrail import TIME
 from iamspike.counttext import (
     COUNT_VERSION,
+    PACKED,
     V4,
-    V5,
     decode_counts,
+    encode_columns,
     encode_counts,
-    encode_members,
     encode_parts,
     split_members,
     split_parts,
@@ -158,7 +158,7 @@ def packed_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
                     "failures": sum(member["failures"] for member in group),
                     STATE_KEYS: " ".join(member["state_key"] for member in group),
                     "account_state_key": group[0]["account_state_key"],
-                    COUNTS_FIELD: encode_members(
+                    COUNTS_FIELD: encode_columns(
                         [
                             (member[TIME] - first, member["principal"], member[COUNTS_FIELD])
                             for member in group
@@ -190,7 +190,7 @@ def unpack_rows(
     cleared = [index[name] for name in (STATE_FIELD, ACCOUNT_STATE_FIELD, STATE_KEYS) if name in index]
     account_i = index.get(ACCOUNT_STATE_FIELD)
     for row in rows:
-        if row[counts_i][:2] != V5:
+        if row[counts_i][:2] not in PACKED:
             yield row
             continue
         try:

@@ -58,7 +58,7 @@ from iamspike import state
 from iamspike.cloudtrail import TIME
 from iamspike.counting import COUNTS_FIELD, STATE_KEYS, unpack_rows
 from iamspike.countrows import CountRows
-from iamspike.counttext import V5
+from iamspike.counttext import PACKED
 from iamspike.engine import Detector, Window, new_tally
 from iamspike.intake import UNKNOWN, usable_time
 from iamspike.options import OptionError, Options
@@ -231,7 +231,7 @@ class StateSpill:
         lo, hi = math.inf, -math.inf
         for row in rows:
             text = row[counts_i]
-            if text[:2] != V5:
+            if text[:2] not in PACKED:
                 yield row
                 continue
             added = None

@@ -262,7 +262,7 @@ class CountRows:
     def add_members(
         self, text: str, first: int, account: str, expected: int | None = None
     ) -> tuple[int, int, int, int] | None:
-        """A ``v5`` row's text (``first`` its ``_time``, ``account`` its account or
+        """A ``v5`` or ``v6`` row's text (``first`` its ``_time``, ``account`` its account or
         ``UNKNOWN``) added as :meth:`add_text` adds each member's own text (its ``_time``:
         ``first`` plus its offset), all its parts at once: ``(the first part's _time, the last
         part's, the members, the characters of their _time, principal and text)``. None (nothing

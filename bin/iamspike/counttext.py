@@ -226,15 +226,16 @@ def encode_columns(members: Sequence[tuple[int, str, str]]) -> str:
         part_totals, part_consoles, profiles, digests, rests = columns
         totals += part_totals
         consoles += part_consoles
-        for profile, digests_text, rest in zip(profiles, digests, rests):
-            base, group = split_masks(profile)
-            index.append(str(table.setdefault(base, len(table))))
-            masks.append("" if group is None else group)
-            raw = unpack_digests(digests_text)
-            n_digests.append(str(len(raw) // DIGEST_BYTES))
-            packed.append(raw)
-            n_entries.append(str(rest.count(";") + 1))
-            entries.append(rest)
+        split = list(map(split_masks, profiles))
+        for base, _ in split:
+            table.setdefault(base, len(table))
+        index += [str(table[base]) for base, _ in split]
+        masks += ["" if group is None else group for _, group in split]
+        raw = list(map(unpack_digests, digests))
+        n_digests += [str(len(part) // DIGEST_BYTES) for part in raw]
+        packed += raw
+        n_entries += [str(rest.count(";") + 1) for rest in rests]
+        entries += rests
     columns = [heads, offsets, principals, n_parts, shifts, totals, consoles]
     return ";".join(
         [

@@ -532,3 +532,22 @@ def test_profiles_of_one_base_with_other_masks_keep_their_own_minutes() -> None:
     wrong = {**good, COUNTS_FIELD: part.replace(profile, profile + "|001")}
     detector.add_rows(*table([wrong]))
     assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
+def test_a_v6_rows_entries_read_back_part_by_part_from_its_one_region() -> None:
+    """A ``v6`` row read whole keeps its parts' entries as one text: each part's entries read back
+    (as ``resolve`` and explanations read them) are that part's, across blocks and other rows."""
+    shipped = [row for row in mapped(deal(organisation(), 2)) if str(row[COUNTS_FIELD])[:2] == "v6"]
+    assert len(shipped) > 1
+    rows = CountRows(Tally(HOUR, ErrorClasses.load().counter((AUTHORIZATION,))), block_rows=5)
+    rows.tally.bound(0, 2**40)
+    expected = []
+    for row in shipped:
+        text = str(row[COUNTS_FIELD])
+        assert rows.add_members(text, int(row["_time"]), str(row["account"])) is not None
+        for _offset, _principal, member in split_members(text):
+            parts = split_parts(member)[1] if member[:2] == "v4" else [(0, member)]
+            expected += [decode_counts(part)[1] for _, part in parts]
+    assert len(rows) == len(expected) > len(shipped) and len(rows._blocks) > 1
+    back = dict(rows.entries(reversed(range(len(rows)))))
+    assert [back[r] for r in range(len(rows))] == expected

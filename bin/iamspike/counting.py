@@ -32,11 +32,11 @@ from iamspike import intake
 from iamspike.cloudtrail import TIME
 from iamspike.counttext import (
     COUNT_VERSION,
+    PACKED,
     V4,
-    V5,
     decode_counts,
+    encode_columns,
     encode_counts,
-    encode_members,
     encode_parts,
     split_members,
     split_parts,
@@ -126,9 +126,9 @@ def wire_rows(cells: Iterable[CountRow]) -> list[dict[str, object]]:
 
 
 def packed_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
-    """One principal's rows (``v3``/``v4``) packed by account into ``v5`` rows of at most
+    """One principal's rows (``v3``/``v4``) packed by account into ``v6`` rows of at most
     :data:`MEMBERS` principals and :data:`MEMBER_BYTES` of text, in first-seen order; a group of
-    one stays the row it was. A ``v5`` row's ``state_keys`` lists its principals' state keys,
+    one stays the row it was. A ``v6`` row's ``state_keys`` lists its principals' state keys,
     space-separated (the state macro splits them and the lookup matches each: one field, no
     multivalue twin on the wire); it has no ``state_key`` and an empty ``principal``."""
     accounts: dict[str, list[list[dict[str, object]]]] = {}
@@ -158,7 +158,7 @@ def packed_rows(rows: list[dict[str, object]]) -> list[dict[str, object]]:
                     "failures": sum(member["failures"] for member in group),
                     STATE_KEYS: " ".join(member["state_key"] for member in group),
                     "account_state_key": group[0]["account_state_key"],
-                    COUNTS_FIELD: encode_members(
+                    COUNTS_FIELD: encode_columns(
                         [
                             (member[TIME] - first, member["principal"], member[COUNTS_FIELD])
                             for member in group
@@ -175,7 +175,7 @@ def unpack_rows(
     skipped: Counter,
     within: Callable[[float], bool] | None = None,
 ) -> Iterator[list[str]]:
-    """Rows with each ``v5`` row replaced by one row per member (its principal, ``_time`` and
+    """Rows with each ``v5``/``v6`` row replaced by one row per member (its principal, ``_time`` and
     ``v3``/``v4`` text, the account's state on the first) and one state row per text of its
     ``iamspike_state`` (the lookup's answer for ``state_keys``: each text names its own entity);
     other rows unchanged. ``header`` must hold ``_time``, ``account``, ``principal`` and
@@ -190,7 +190,7 @@ def unpack_rows(
     cleared = [index[name] for name in (STATE_FIELD, ACCOUNT_STATE_FIELD, STATE_KEYS) if name in index]
     account_i = index.get(ACCOUNT_STATE_FIELD)
     for row in rows:
-        if row[counts_i][:2] != V5:
+        if row[counts_i][:2] not in PACKED:
             yield row
             continue
         try:

@@ -35,7 +35,9 @@ from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
 from iamspike.counttext import (
     HEADS,
+    MEMBER_HEADS,
     V4,
+    V6,
     add_fields,
     decode_entries,
     member_columns,
@@ -43,11 +45,15 @@ from iamspike.counttext import (
     read_masks,
     read_profile,
     split_masks,
+    unescape,
+    v6_fields,
+    whole_entries,
 )
 from iamspike.intake import UNKNOWN, usable_time
 
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
+MAX_OFFSET = 2**40  # seconds between a v6 row's _time and a part's: more is no text of ours
 TABLE_BITS = 1 << 24  # the bit table that narrows the search for shared digests (16 MB)
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
 _FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
@@ -98,7 +104,10 @@ class CountRows:
         self.sources = array("i")  # the rows' event source ids, row after row
         self.masks = array("i")  # each of those sources' minutes (P39; 0: none sent)
         self.digests = bytearray()  # the rows' eventID digests, row after row
-        self._blocks: list[bytes] = []  # zlib of "\n".join(entries texts) of BLOCK_ROWS rows
+        # where a row's entries text begins in its *region* (-1: the region is the row's own;
+        # a v6 row's parts share one region, their entries joined by ";": the first part's 0)
+        self.entry_at = array("i")
+        self._blocks: list[bytes] = []  # zlib of "\n".join(regions) of about BLOCK_ROWS rows
         self._block_rows = array("q", [0])  # first row of each block, then the end
         self._texts: list[str] = []
         self._unreadable: set[int] = set()  # rows whose entries text did not decode
@@ -245,14 +254,15 @@ class CountRows:
         self.masks.frombytes(masks)
         self.n_digests.append(len(packed) >> 3)
         self.digests += packed
+        self.entry_at.append(-1)
         self._texts.append(rest)
-        if len(self._texts) >= self.block_rows:
+        if len(self.bins) - self._block_rows[-1] >= self.block_rows:
             self._flush()
 
     def add_members(
         self, text: str, first: int, account: str, expected: int | None = None
     ) -> tuple[int, int, int, int] | None:
-        """A ``v5`` row's text (``first`` its ``_time``, ``account`` its account or
+        """A ``v5`` or ``v6`` row's text (``first`` its ``_time``, ``account`` its account or
         ``UNKNOWN``) added as :meth:`add_text` adds each member's own text (its ``_time``:
         ``first`` plus its offset), all its parts at once: ``(the first part's _time, the last
         part's, the members, the characters of their _time, principal and text)``. None (nothing
@@ -260,6 +270,8 @@ class CountRows:
         member (:func:`~iamspike.counting.unpack_rows`)."""
         if "\n" in text:
             return None
+        if text[:2] == V6:
+            return self._add_columns(text, first, account, expected)
         try:
             members, (offsets, totals, consoles, profiles, packed, rests), length = member_columns(text)
         except (ValueError, IndexError):
@@ -281,6 +293,84 @@ class CountRows:
         self._extend(first, offsets, entity, read, rests)
         characters = length + sum(len(str(first + at)) + len(principal) for at, principal, _, _ in members)
         return low, high, len(members), characters
+
+    def _add_columns(
+        self, text: str, first: int, account: str, expected: int | None
+    ) -> tuple[int, int, int, int] | None:
+        """:meth:`add_members` of a ``v6`` text: its columns read whole as arrays
+        (:func:`~iamspike.counttext.v6_fields`, checked as
+        :func:`~iamspike.counttext.read_columns` checks them), its parts' entries kept as one
+        region."""
+        try:
+            heads, principals, numbers, masks, profiles, digests, entries = v6_fields(text)
+            offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries = map(_numbers, numbers)
+            packed = binascii.a2b_base64(digests)
+            names = [unescape(principal) or UNKNOWN for principal in principals]
+        except (ValueError, binascii.Error):
+            return None
+        m, p = len(heads), len(shifts)
+        if (
+            len(principals) != m
+            or len(offsets) != m
+            or len(n_parts) != m
+            or (expected is not None and m != expected)
+            or n_parts.min() < 1
+            or n_parts.sum() != p
+            or max(offsets.max(), shifts.max()) >= MAX_OFFSET
+            or any(len(column) != p for column in (totals, consoles, index, n_digests, n_entries))
+            or index.max() >= len(profiles)
+            or n_entries.min() < 1
+            or totals.min() < 1
+            or totals.max() >= MAX_ROW
+            or (consoles > totals).any()
+            or len(packed) != int(n_digests.sum()) * 8
+            or not whole_entries(entries, int(n_entries.sum()))
+            or not set(heads) <= MEMBER_HEADS
+        ):
+            return None  # read member by member, where the row is skipped
+        starts = np.cumsum(n_parts) - n_parts  # each member's first part
+        within_member = np.ones(p, dtype=bool)
+        within_member[starts] = False
+        v3 = np.array([head[1] == "3" for head in heads])
+        ascending = (np.diff(shifts)[within_member[1:]] > 0).all()  # a member's parts
+        if shifts[starts].any() or (n_parts[v3] != 1).any() or not ascending:
+            return None
+        seconds = first + np.repeat(offsets, n_parts) + shifts
+        low, high = int(seconds.min()), int(seconds.max())
+        within = self.tally.within
+        if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
+            return None
+        known = list(map(self._bases.get, profiles))
+        try:
+            known = [self._base(base) if found is None else found for base, found in zip(profiles, known)]
+        except ValueError:
+            return None
+        found = [profile for profile, _ in known]
+        if _FILTERED in found:
+            return None
+        apis, n_apis, srcs, n_srcs, _zeros = zip(*found)
+        minutes = _v6_masks(masks, np.array(n_srcs)[index], p)
+        if minutes is None:
+            return None
+        self.bins.frombytes((seconds // self.tally.span).tobytes())
+        ids = [self._entity_of(account, name, head[2] == "1") for head, name in zip(heads, names)]
+        self.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
+        self.failures.frombytes(totals.astype(np.int32).tobytes())
+        self.console.frombytes(consoles.astype(np.int32).tobytes())
+        picked = index.tolist()
+        self.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
+        self.apis.frombytes(b"".join(map(apis.__getitem__, picked)))
+        self.n_sources.frombytes(np.array(n_srcs, dtype=np.int32)[index].tobytes())
+        self.sources.frombytes(b"".join(map(srcs.__getitem__, picked)))
+        self.masks.frombytes(minutes)
+        self.n_digests.frombytes(n_digests.astype(np.int32).tobytes())
+        self.digests += packed
+        self.entry_at.frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
+        self._texts.append(entries)
+        if len(self.bins) - self._block_rows[-1] >= self.block_rows:
+            self._flush()
+        characters = len(text) + m * len(str(first))  # its principals are in the text
+        return low, high, m, characters
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's
@@ -352,8 +442,9 @@ class CountRows:
         self.masks.frombytes(b"".join(masks))
         self.n_digests.fromlist([len(digests) >> 3 for digests in packed])
         self.digests += b"".join(packed)
+        self.entry_at.fromlist([-1] * len(rests))
         self._texts.extend(rests)
-        if len(self._texts) >= self.block_rows:
+        if len(self.bins) - self._block_rows[-1] >= self.block_rows:
             self._flush()
 
     def _profile(self, text: str) -> tuple[bytes, int, bytes, int, bytes]:
@@ -415,7 +506,7 @@ class CountRows:
         """The rows, as :meth:`add_taken` adds them (their ids in the names shared); none left."""
         self._flush()
         columns = (self.bins, self.entity, self.failures, self.console, self.n_apis, self.n_digests)
-        columns += (self.apis, self.n_sources, self.sources, self.masks)
+        columns += (self.apis, self.n_sources, self.sources, self.masks, self.entry_at)
         out = pickle.dumps(
             (
                 list(self.entities),
@@ -445,7 +536,7 @@ class CountRows:
         entity = np.frombuffer(columns[1], dtype=np.int32)
         self.entity.frombytes(np.frombuffer(ids, dtype=np.int32)[entity].tobytes())
         rest = (self.failures, self.console, self.n_apis, self.n_digests, self.apis, self.n_sources)
-        for column, data in zip((*rest, self.sources, self.masks), columns[2:]):
+        for column, data in zip((*rest, self.sources, self.masks, self.entry_at), columns[2:]):
             column.frombytes(data)
         self.digests += digests
         self._blocks.extend(blocks)
@@ -462,11 +553,24 @@ class CountRows:
             return
         starts = np.frombuffer(self._block_rows, dtype=np.int64)
         block_of = np.searchsorted(starts, wanted, side="right") - 1
+        entry_at = np.frombuffer(self.entry_at, dtype=np.int32)
         for b in np.unique(block_of).tolist():
-            block = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
-            base = int(starts[b])
+            regions = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
+            base, end = int(starts[b]), int(starts[b + 1])
+            at = entry_at[base:end].tolist()
+            region_of = np.cumsum(entry_at[base:end] <= 0).tolist()
+            split: dict[int, list[str]] = {}  # a shared region's entries
             for r in wanted[block_of == b].tolist():
-                yield r, block[r - base]
+                i = r - base
+                region = region_of[i] - 1
+                if at[i] < 0:
+                    yield r, regions[region]
+                    continue
+                entries = split.get(region)
+                if entries is None:
+                    entries = split[region] = regions[region].split(";")
+                stop = at[i + 1] if i + 1 < len(at) and at[i + 1] > 0 else len(entries)
+                yield r, ";".join(entries[at[i] : stop])
 
     def entries(self, rows: Iterable[int]) -> Iterator[tuple[int, list[tuple]]]:
         """(row, its entries ``(source, api, code, ip, user_agent, count, digests)``) in
@@ -630,6 +734,39 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     out = np.zeros(len(mixed), dtype=bool)
     out[maybe[shared[at] == mixed[maybe]]] = True
     return out
+
+
+def _numbers(text: str) -> np.ndarray:
+    """``|``-separated whole numbers (digits alone) as an array."""
+    if not text.replace("|", "").isdigit():
+        raise ValueError("not numbers")
+    out = np.fromstring(text, dtype=np.int64, sep="|")
+    if len(out) != text.count("|") + 1:
+        raise ValueError("not numbers")
+    return out
+
+
+def _v6_masks(groups: str, n_sources: np.ndarray, parts: int) -> bytes | None:
+    """A ``v6`` text's masks groups (``^``-separated, one a part, each its profile's sources'
+    masks) as :attr:`CountRows.masks` holds them; None when a part has no masks group or a group
+    is not its sources' masks."""
+    texts = groups.split("^")
+    if len(texts) != parts:
+        return None
+    flat = "|".join(texts)
+    n = int(n_sources.sum())
+    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=parts)
+    if (lengths != 4 * n_sources - 1).any() or len(flat) != 4 * n - 1 or flat.count("|") != n - 1:
+        return None
+    if flat[3::4].strip("|"):
+        return None
+    try:
+        values = np.frombuffer(bytes.fromhex("0" + flat.replace("|", "0")), dtype=">u2")
+    except ValueError:
+        return None
+    if len(values) != n:
+        return None
+    return values.astype(np.int32).tobytes()
 
 
 def _kept(cache: dict, key: str, value):

@@ -32,13 +32,32 @@ not spans, so a search head whose span differs from the map phase's still places
 its entries; what follows is the bin's ``v3`` text after its head. :func:`split_parts` turns it back
 into ``v3`` texts, so the search head reads each part as a ``v3`` row. A one-bin send stays ``v3``.
 
-``v5`` (written when an account has more than one principal in a send): several principals of
-one account in one row, ``_time`` the earliest of theirs, then per principal (a *member*) a head
-``<k>:<offset>:<principal>`` and its own ``v3`` or ``v4`` text as ``k`` fields:
+``v5`` (read; until ``v6``, written when an account has more than one principal in a send):
+several principals of one account in one row, ``_time`` the earliest of theirs, then per
+principal (a *member*) a head ``<k>:<offset>:<principal>`` and its own ``v3`` or ``v4`` text as
+``k`` fields:
 ``v5;<k>:<offset>:<principal>;<v3 or v4 text>;<k>:<offset>:<principal>;...``. ``offset`` the
 member's ``_time`` in seconds after the row's, ``principal`` escaped as an entry's fields are.
 :func:`split_members` turns it back into ``(offset, principal, text)``, so the search head reads
 each member as the ``v3``/``v4`` row it would have been.
+
+``v6`` (written instead of ``v5``, 2026-12-07): the same members with their parts' fields as
+columns, so that the search head reads a row's numbers in bulk instead of part by part:
+``v6;<heads>;<offsets>;<principals>;<parts>;<part offsets>;<failures>;<consoles>;<k>;<profile
+numbers>;<masks>;<digest counts>;<digests>;<entry counts>;<profile>;...;<entry>;<entry>...``.
+Per member (``|``-separated, in member order): its ``v3``/``v4`` head (``v30``, ``v31``, ``v40``,
+``v41``), its ``_time`` in seconds after the row's, its principal (escaped), its parts (1 for a
+``v3`` member). Per part (``|``-separated, member after member, each member's parts by bin): its
+offset after its member's ``_time`` (0 for a ``v3`` member; ascending from 0 within a ``v4``
+member), failures, console sign-ins, the number (from 0) of its profile without the masks group
+among the ``k`` profiles that follow the entry counts, its masks group (``^``-separated, one a
+part, empty where the part has none), its digests and its entries; ``digests`` every part's
+digests end to end in one standard base64 text. After the ``k`` profiles (first three groups
+only, each once in the row) come every part's entries, part after part, each part's written as its
+``v3`` text writes them. Every field is what the member's ``v3``/``v4`` text holds, so
+:func:`split_members` gives each member's text back, byte for byte; a text whose columns do not
+agree (a cut, a number that is not one, columns of other lengths than the parts, entries or
+digests other than the counts say) is refused whole.
 
 A range row's text is the version followed by a JSON object (``v3{"lo": ..}``), in every
 version. Nothing else parses these texts; docs/distributed.md describes them and their collision
@@ -53,14 +72,17 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
-from operator import itemgetter
+from operator import itemgetter, lt
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
 
 COUNT_VERSION = "v3"
 V4 = "v4"  # several bins of one principal, each part a v3 text
 V5 = "v5"  # several principals of one account, each member a v3 or v4 text
-_MEMBER_HEADS = ("v30", "v31", "v40", "v41")
+V6 = "v6"  # several principals of one account, their parts' fields as columns (written)
+PACKED = (V5, V6)  # a row of several principals
+_V6_FIELDS = 14  # a v6 text's fields before its profiles
+MEMBER_HEADS = frozenset(("v30", "v31", "v40", "v41"))  # a v5 or v6 member's own head
 V2 = "v2"  # per-entry base64url digests, no summary: still read
 OLD_VERSION = "v1"  # JSON entries, hex digests: still read (indexers upgraded after the search head)
 HEADS = ("v30", "v31")  # a v3 count row's text starts with one of these (service 0 or 1)
@@ -180,9 +202,135 @@ def encode_members(members: Sequence[tuple[int, str, str]]) -> str:
     return ";".join(out)
 
 
+def encode_columns(members: Sequence[tuple[int, str, str]]) -> str:
+    """``v6`` text of several principals of one account: members ``(offset, principal, text)``
+    as :func:`encode_members` takes them (each ``text`` one of ours: ``v3`` or ``v4``)."""
+    heads, offsets, principals, n_parts = [], [], [], []
+    shifts, totals, consoles, index, masks, n_digests, n_entries, entries = [], [], [], [], [], [], [], []
+    packed: list[bytes] = []
+    table: dict[str, int] = {}  # profile without its masks group -> its number
+    for offset, principal, text in members:
+        if text[:2] == V4:
+            head, part_offsets, *columns = part_columns(text)
+            head = V4 + head[2]
+        else:
+            head, *fields = text.split(";", 5)
+            if head not in HEADS or len(fields) != 5:
+                raise ValueError("not a v3 count text")
+            part_offsets, columns = [0], [[field] for field in fields]
+        heads.append(head)
+        offsets.append(str(offset))
+        principals.append(_escape(principal))
+        n_parts.append(str(len(part_offsets)))
+        shifts += map(str, part_offsets)
+        part_totals, part_consoles, profiles, digests, rests = columns
+        totals += part_totals
+        consoles += part_consoles
+        split = list(map(split_masks, profiles))
+        for base, _ in split:
+            table.setdefault(base, len(table))
+        index += [str(table[base]) for base, _ in split]
+        masks += ["" if group is None else group for _, group in split]
+        raw = list(map(unpack_digests, digests))
+        n_digests += [str(len(part) // DIGEST_BYTES) for part in raw]
+        packed += raw
+        n_entries += [str(rest.count(";") + 1) for rest in rests]
+        entries += rests
+    columns = [heads, offsets, principals, n_parts, shifts, totals, consoles]
+    return ";".join(
+        [
+            V6,
+            *map("|".join, columns),
+            str(len(table)),
+            "|".join(index),
+            "^".join(masks),
+            "|".join(n_digests),
+            base64.b64encode(b"".join(packed)).decode("ascii"),
+            "|".join(n_entries),
+            *table,
+            *entries,
+        ]
+    )
+
+
+def v6_fields(text: str) -> tuple[list[str], list[str], list[str], str, list[str], str, str]:
+    """A ``v6`` text's fields, split and not yet read: ``(heads, principals, numbers, masks,
+    profiles, digests, entries)``, ``numbers`` the texts of the members' offsets and parts, then
+    the parts' offsets, failures, console sign-ins, profile numbers, digests and entries (each
+    ``|``-separated), ``masks`` the parts' masks groups (``^``-separated). Raises ValueError when
+    a field is missing."""
+    fields = text.split(";", _V6_FIELDS)
+    if fields[0] != V6 or len(fields) != _V6_FIELDS + 1:
+        raise ValueError("not a v6 count text")
+    _, heads, offsets, principals, n_parts, shifts, totals, consoles, k, index, masks = fields[:11]
+    n_digests, digests, n_entries, rest = fields[11:]
+    k = int(k)
+    profiles = rest.split(";", k) if k > 0 else []
+    if len(profiles) != k + 1:
+        raise ValueError("v6 profiles out of range")
+    entries = profiles.pop()
+    numbers = [offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries]
+    return heads.split("|"), principals.split("|"), numbers, masks, profiles, digests, entries
+
+
+def read_columns(text: str) -> tuple:
+    """A ``v6`` text read: ``(members, columns, profiles, packed, entries)``. ``members``
+    ``(offset, principal, head, n_parts)`` as :func:`member_columns` gives them; ``columns`` the
+    parts' ``(offsets, failures, consoles, profile numbers, masks groups, digests, entries)``,
+    each part's offset its own within its member, the others numbers (its masks group a text,
+    empty where it has none); ``profiles`` the profiles without their masks groups,
+    ``packed`` every part's digests end to end and ``entries`` every part's entries text joined by
+    ``;``. Raises ValueError when the text is not one of ours: a field missing, cut or not a
+    number, columns of other lengths than the members' parts, parts' offsets not ascending from 0
+    within a member, counts out of range, digests or entries other than the parts'."""
+    heads, principals, numbers, masks, profiles, digests, entries = v6_fields(text)
+    offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries = map(_numbers, numbers)
+    m = len(heads)
+    if not (len(offsets) == len(principals) == len(n_parts) == m) or min(n_parts) < 1:
+        raise ValueError("v6 members out of range")
+    masks = masks.split("^")
+    p = sum(n_parts)
+    if not (len(shifts) == len(totals) == len(consoles) == len(index) == len(masks) == p):
+        raise ValueError("v6 parts out of range")
+    if len(n_digests) != p or len(n_entries) != p or min(n_entries) < 1 or max(index) >= len(profiles):
+        raise ValueError("v6 parts out of range")
+    packed = unpack_digests(digests)
+    if len(packed) != sum(n_digests) * DIGEST_BYTES or not whole_entries(entries, sum(n_entries)):
+        raise ValueError("v6 digests or entries out of range")
+    members = []
+    at = 0
+    for head, offset, principal, n in zip(heads, offsets, principals, n_parts):
+        own = shifts[at : at + n]
+        if head not in MEMBER_HEADS or own[0] or (head[1] == "3" and n != 1):
+            raise ValueError("v6 member out of range")
+        if n > 1 and not all(map(lt, own, own[1:])):
+            raise ValueError("v4 part out of range")
+        members.append((offset, unescape(principal), head, n))
+        at += n
+    if min(totals) < 1 or min(consoles) < 0:
+        raise ValueError("v6 counts out of range")
+    return members, (shifts, totals, consoles, index, masks, n_digests, n_entries), profiles, packed, entries
+
+
+def whole_entries(text: str, n: int) -> bool:
+    """Whether a ``v6`` text's entries are ``n`` entries, the last of them whole (its seven
+    fields: a text cut within it is refused here, one cut elsewhere by its columns)."""
+    return text.count(";") + 1 == n and text.count("|", text.rfind(";") + 1) == 6
+
+
+def _numbers(text: str) -> list[int]:
+    """``|``-separated whole numbers (at least one), each >= 0 and written in digits alone."""
+    if not text.replace("|", "").isdigit():
+        raise ValueError("not numbers")
+    return list(map(int, text.split("|")))
+
+
 def split_members(text: str) -> list[tuple[int, str, str]]:
-    """A ``v5`` text's members ``(offset, principal, v3 or v4 text)``. Raises ValueError when
-    the text is not one of ours (a member's own text is checked where it is read)."""
+    """A ``v5`` or ``v6`` text's members ``(offset, principal, v3 or v4 text)``. Raises
+    ValueError when the text is not one of ours (a member's own text is checked where it is
+    read)."""
+    if text[:2] == V6:
+        return _v6_members(text)
     fields = text.split(";")
     size = len(fields)
     if fields[0] != V5 or size < 3:
@@ -193,10 +341,32 @@ def split_members(text: str) -> list[tuple[int, str, str]]:
         k, offset, principal = fields[at].split(":", 2)
         k, offset = int(k), int(offset)
         end = at + 1 + k
-        if k < 2 or offset < 0 or end > size or fields[at + 1] not in _MEMBER_HEADS:
+        if k < 2 or offset < 0 or end > size or fields[at + 1] not in MEMBER_HEADS:
             raise ValueError("v5 member out of range")
-        out.append((offset, _unescape(principal), ";".join(fields[at + 1 : end])))
+        out.append((offset, unescape(principal), ";".join(fields[at + 1 : end])))
         at = end
+    return out
+
+
+def _v6_members(text: str) -> list[tuple[int, str, str]]:
+    """:func:`split_members` of a ``v6`` text: each member's ``v3`` or ``v4`` text as it was."""
+    members, columns, profiles, packed, entries = read_columns(text)
+    offsets, totals, consoles, index, masks, n_digests, n_entries = columns
+    texts = entries.split(";")
+    out = []
+    part = at = digest = 0
+    for offset, principal, head, n in members:
+        fields = [head]
+        for i in range(part, part + n):
+            if head[1] == "4":
+                fields.append(f"{offsets[i]}:{n_entries[i]}")
+            profile = profiles[index[i]] + ("^" + masks[i] if masks[i] else "")
+            end = digest + n_digests[i] * DIGEST_BYTES
+            digests = base64.b64encode(packed[digest:end]).decode("ascii")
+            fields += [str(totals[i]), str(consoles[i]), profile, digests, *texts[at : at + n_entries[i]]]
+            at, digest = at + n_entries[i], end
+        part += n
+        out.append((offset, principal, ";".join(fields)))
     return out
 
 
@@ -224,7 +394,7 @@ def member_columns(text: str) -> tuple[list[tuple[int, str, str, int]], tuple[li
         k, offset = int(k), int(offset)
         end = at + 1 + k
         head = fields[at + 1]
-        if k < 2 or offset < 0 or end > size or head not in _MEMBER_HEADS:
+        if k < 2 or offset < 0 or end > size or head not in MEMBER_HEADS:
             raise ValueError("v5 member out of range")
         if head[1] == "3":
             if k < 6:
@@ -250,7 +420,7 @@ def member_columns(text: str) -> tuple[list[tuple[int, str, str, int]], tuple[li
         members.append((offset, principal, head, n))
         length -= len(fields[at]) + 2  # ";<k>:<offset>:<principal>;" before the member's text
         at = end
-    members = [(offset, _unescape(principal), head, n) for offset, principal, head, n in members]
+    members = [(offset, unescape(principal), head, n) for offset, principal, head, n in members]
     return members, (offsets, *_part_fields(fields, heads, ends)), length
 
 
@@ -263,7 +433,7 @@ def _escape(text: str) -> str:
     return text.translate(_ESCAPES) if _SPECIAL.search(text) else text
 
 
-def _unescape(text: str) -> str:
+def unescape(text: str) -> str:
     if "%" not in text:
         return text
     out = text.split("%")
@@ -331,15 +501,15 @@ def _resolved(parts: list[str]):
         s_source, s_api, s_code, s_ip, s_agent, count, last = part.split("|")
         escaped = "%" in part
         if s_source != SAME:
-            source = _unescape(s_source) if escaped else s_source
+            source = unescape(s_source) if escaped else s_source
         if s_api != SAME:
-            api = _unescape(s_api) if escaped else s_api
+            api = unescape(s_api) if escaped else s_api
         if s_code != SAME:
-            code = _unescape(s_code) if escaped else s_code
+            code = unescape(s_code) if escaped else s_code
         if s_ip != SAME:
-            ip = _unescape(s_ip) if escaped else s_ip
+            ip = unescape(s_ip) if escaped else s_ip
         if s_agent != SAME:
-            agent = _unescape(s_agent) if escaped else s_agent
+            agent = unescape(s_agent) if escaped else s_agent
         yield source, api, code, ip, agent, count, last
 
 
@@ -365,13 +535,13 @@ def read_profile(text: str) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str
     the minutes are empty where the profile has no masks group (written before it)."""
     base, group = split_masks(text)
     sources, apis, codes = base.split("^")
-    names = tuple(map(_unescape, sources.split("|")))
+    names = tuple(map(unescape, sources.split("|")))
     minutes: tuple[int, ...] = ()
     if group is not None:
         minutes = read_masks(group)
         if len(minutes) != len(names):
             raise ValueError("masks differ from the sources")
-    return names, tuple(map(_unescape, apis.split("|"))), tuple(map(_unescape, codes.split("|"))), minutes
+    return names, tuple(map(unescape, apis.split("|"))), tuple(map(unescape, codes.split("|"))), minutes
 
 
 def split_masks(text: str) -> tuple[str, str | None]:

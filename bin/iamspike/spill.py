@@ -20,8 +20,8 @@ passes found (it differs only where an unreadable row lay at the edge of the ran
 differs, the passes run again with the true one.
 
 A count row that reads whole (a ``v3`` or ``v4`` text with a readable summary for every part,
-every profile counted by this search, no state attached; a ``v5`` row whose members all do, read
-from one split of its text: :meth:`~iamspike.countrows.CountRows.add_members`) is read as it
+every profile counted by this search, no state attached; a ``v5`` or ``v6`` row whose members all
+do, read from one split of its text: :meth:`~iamspike.countrows.CountRows.add_members`) is read as it
 comes, into the bucket's :class:`~iamspike.countrows.CountRows`, and goes to the file as columns (every
 :data:`COLUMN_ROWS` rows: the row columns, the digests, the entries' zlib blocks:
 :meth:`~iamspike.countrows.CountRows.take`), which the pass adds without reading a text again
@@ -58,7 +58,7 @@ from iamspike import state
 from iamspike.cloudtrail import TIME
 from iamspike.counting import COUNTS_FIELD, STATE_KEYS, unpack_rows
 from iamspike.countrows import CountRows
-from iamspike.counttext import V5
+from iamspike.counttext import PACKED
 from iamspike.engine import Detector, Window, new_tally
 from iamspike.intake import UNKNOWN, usable_time
 from iamspike.options import OptionError, Options
@@ -231,7 +231,7 @@ class StateSpill:
         lo, hi = math.inf, -math.inf
         for row in rows:
             text = row[counts_i]
-            if text[:2] != V5:
+            if text[:2] not in PACKED:
                 yield row
                 continue
             added = None

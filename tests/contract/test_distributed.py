@@ -189,11 +189,40 @@ def as_v3_rows(row: dict) -> list[dict]:
     return out
 
 
+def v6_as_v5(text: str) -> str:
+    """A ``v6`` text as the ``v5`` text of the same members, as an indexer before ``v6`` sent it:
+    per member its head, ``_time`` offset, escaped principal and parts, per part its columns, the
+    row's profiles, digests and entries (docs/distributed.md "Columns", written out here)."""
+    fields = text.split(";", 14)
+    heads, offsets, principals, n_parts, shifts, totals, consoles = (f.split("|") for f in fields[1:8])
+    index, n_digests, n_entries = (f.split("|") for f in (fields[9], fields[11], fields[13]))
+    masks, packed, k = fields[10].split("^"), base64.b64decode(fields[12]), int(fields[8])
+    tail = fields[14].split(";", k)
+    profiles, entries = tail[:k], tail[k].split(";")
+    out, part, at, digest = ["v5"], 0, 0, 0
+    for head, offset, principal, n in zip(heads, offsets, principals, map(int, n_parts)):
+        member = [head]
+        for i in range(part, part + n):
+            e, end = int(n_entries[i]), digest + 8 * int(n_digests[i])
+            if head.startswith("v4"):
+                member.append(f"{shifts[i]}:{e}")
+            profile = profiles[int(index[i])] + (f"^{masks[i]}" if masks[i] else "")
+            digests = base64.b64encode(packed[digest:end]).decode()
+            member += [totals[i], consoles[i], profile, digests, *entries[at : at + e]]
+            at, digest = at + e, end
+        part += n
+        out += [f"{len(member)}:{offset}:{principal}", *member]
+    return ";".join(out)
+
+
 def as_members(row: dict) -> list[dict]:
-    """A ``v5`` count row as the ``v3``/``v4`` rows of its principals, as an indexer before ``v5``
-    sent them: per member ``<k>:<offset>:<principal>`` then its own text as ``k`` fields, the
-    principal escaped ``%XX`` (docs/distributed.md, written out here); any other row as it is."""
+    """A ``v5`` (or ``v6``) count row as the ``v3``/``v4`` rows of its principals, as an indexer
+    before ``v5`` sent them: per member ``<k>:<offset>:<principal>`` then its own text as ``k``
+    fields, the principal escaped ``%XX`` (docs/distributed.md, written out here); any other row
+    as it is."""
     text = str(row["iamspike_counts"])
+    if text.startswith("v6;"):
+        text = v6_as_v5(text)
     if not text.startswith("v5;"):
         return [row]
     fields = text.split(";")[1:]
@@ -246,7 +275,7 @@ def test_a_search_head_upgraded_before_its_indexers_reads_v1_v2_v3_and_v4_count_
         session = scpv2.run(argv, preop, scpv2.split(part, 500), env=env, info=scpv2.searchinfo(preop))
         assert session.returncode == 0 and session.errors == [], session.stderr[-2000:]
         for row in session.rows:
-            assert str(row["iamspike_counts"])[:2] in ("v3", "v4", "v5")
+            assert str(row["iamspike_counts"])[:2] in ("v3", "v4", "v6")
             if n == 2:  # indexer 2 is still on v3, 1 and 3 on v1 and v2
                 shipped += [cell for member in as_members(row) for cell in as_v3_rows(member)]
             elif n % 2:
@@ -257,7 +286,7 @@ def test_a_search_head_upgraded_before_its_indexers_reads_v1_v2_v3_and_v4_count_
                 ]
             else:
                 shipped.append(row)
-    assert any(str(row["iamspike_counts"]).startswith("v5;") for row in shipped)
+    assert any(str(row["iamspike_counts"]).startswith("v6;") for row in shipped)
     assert any(str(row["iamspike_counts"]).startswith("v1[") for row in shipped)
     assert any(str(row["iamspike_counts"]).startswith("v20;") for row in shipped)
     if dataset == "bench":  # principals failing over many hours: one v4 text each per indexer

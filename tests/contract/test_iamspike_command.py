@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from bench import generator
 from standin import scpv2
+from test_distributed import v6_as_v5
 
 pytestmark = pytest.mark.contract
 
@@ -394,11 +395,22 @@ def map_phase(splunk_home, splunk_python, parts: list[list[dict]], info=None) ->
 
 
 @pytest.fixture(scope="module")
-def shipped(splunk_home, splunk_python, mixed_events) -> list[dict]:
-    """PwnedLabs and Invictus counted by two indexers: packed (`v5`) rows among them."""
+def shipped_v6(splunk_home, splunk_python, mixed_events) -> list[dict]:
+    """PwnedLabs and Invictus counted by two indexers: packed (`v6`) rows among them."""
     rows = map_phase(splunk_home, splunk_python, [mixed_events[::2], mixed_events[1::2]])
-    assert any(str(row["iamspike_counts"]).startswith("v5;") for row in rows)
+    assert any(str(row["iamspike_counts"]).startswith("v6;") for row in rows)
     return rows
+
+
+@pytest.fixture(scope="module")
+def shipped(shipped_v6) -> list[dict]:
+    """The same rows as indexers before `v6` sent them: packed (`v5`) rows among them."""
+    return [
+        dict(row, iamspike_counts=v6_as_v5(str(row["iamspike_counts"])))
+        if str(row["iamspike_counts"]).startswith("v6;")
+        else row
+        for row in shipped_v6
+    ]
 
 
 def cut_at_a_member(text: str) -> tuple[str, int]:
@@ -463,6 +475,52 @@ def test_a_damaged_packed_row_costs_itself_in_one_line(splunk_home, splunk_pytho
         and said
         == f"skipped {'1 row' if skipped == 1 else f'{skipped} rows'} with unreadable iamspike_counts"
     )
+    assert "Traceback" not in session.stderr
+
+
+def v6_column(at: int, value: str):
+    def damage(text: str) -> tuple[str, int]:
+        fields = text.split(";")
+        return ";".join([*fields[:at], value, *fields[at + 1 :]]), 1
+
+    damage.__name__ = f"column_{at}_{value}"
+    return damage
+
+
+@pytest.mark.parametrize("show", ["all", "state"])
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda text: (text[: len(text) * 2 // 3], 1),  # cut
+        lambda text: (text[: text.rfind(";") + 3], 1),  # cut within the last entry
+        v6_column(6, "x"),  # failures that are no number
+        v6_column(6, "-1"),
+        v6_column(5, "1"),  # parts' offsets fewer than the parts
+        v6_column(12, "QUJD"),  # digests other than the parts'
+        "fewer state_keys",
+    ],
+    ids=lambda d: d if isinstance(d, str) else d.__name__,
+)
+def test_a_damaged_v6_row_costs_itself_in_one_line(splunk_home, splunk_python, shipped_v6, show, damage):
+    """One `v6` row damaged on its way (cut, a column that is no number or not the parts', its
+    members more than its `state_keys`): the answer is the one without that row, with one WARN
+    line, on the alert path and on `show=state`'s spill."""
+    at = max(
+        (i for i, row in enumerate(shipped_v6) if str(row["iamspike_counts"]).startswith("v6;")),
+        key=lambda i: len(str(shipped_v6[i]["iamspike_counts"])),
+    )
+    row = dict(shipped_v6[at])
+    if damage == "fewer state_keys":
+        row["state_keys"] = str(row["state_keys"]).rpartition(" ")[0]
+    else:
+        row["iamspike_counts"], _ = damage(str(row["iamspike_counts"]))
+    assert row != shipped_v6[at]
+    rows = [row if i == at else other for i, other in enumerate(shipped_v6)]
+    args = [f"show={show}"]
+    without = ok(iamspike(splunk_home, splunk_python, args, [shipped_v6[:at] + shipped_v6[at + 1 :]]))
+    session = iamspike(splunk_home, splunk_python, args, [rows])
+    assert ok(session) == without and without
+    assert session.messages == [("WARN", "skipped 1 row with unreadable iamspike_counts")]
     assert "Traceback" not in session.stderr
 
 

@@ -483,10 +483,10 @@ def test_count_row_texts_are_kept_once_per_value() -> None:
         assert len({id(key[at]) for key in keys}) == len({key[at] for key in keys})
 
 
-def test_an_accounts_principals_are_packed_in_bounded_v5_rows_that_split_back() -> None:
+def test_an_accounts_principals_are_packed_in_bounded_v6_rows_that_split_back() -> None:
     """One send: 40 principals of one account (names with the text's separators in them) go in
-    two v5 rows (32 and 8), each member its own v3/v4 text; a principal whose text alone passes
-    MEMBER_BYTES and another account's one principal keep their own rows."""
+    two v6 rows (32 and 8), each member splitting back into its own v3/v4 text; a principal whose
+    text alone passes MEMBER_BYTES and another account's one principal keep their own rows."""
     t = tally(keep_ids=True)
     records = []
     for n in range(40):
@@ -517,7 +517,7 @@ def test_an_accounts_principals_are_packed_in_bounded_v5_rows_that_split_back() 
     single = counting.wire_rows(t.count_rows())
     assert len(single) == 42
     packed = counting.packed_rows(single)
-    v5 = [row for row in packed if str(row[COUNTS_FIELD]).startswith("v5")]
+    v5 = [row for row in packed if str(row[COUNTS_FIELD]).startswith("v6")]
     assert [len(counttext.split_members(str(row[COUNTS_FIELD]))) for row in v5] == [32, 8]
     alone = [row for row in packed if row not in v5]
     assert sorted(row["principal"] for row in alone) == sorted([big, f"arn:aws:iam::{other}:root"])
@@ -543,10 +543,9 @@ def test_an_accounts_principals_are_packed_in_bounded_v5_rows_that_split_back() 
         assert len(str(row[COUNTS_FIELD])) <= counting.MEMBER_BYTES + 100
 
 
-def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
-    """``member_columns`` reads from one split what ``split_members``, then ``part_columns`` (a
-    ``v4`` member) or ``split(";", 5)`` (a ``v3`` member) read; a text either refuses, it
-    refuses."""
+def three_members() -> list[counting.CountRow]:
+    """Cells of three principals of one account (two over two bins, one with a name holding the
+    texts' separators; masks or none)."""
     entries = [("iam.amazonaws.com", "GetUser", "AccessDenied", "1.2.3.4", "a;b", 2, b"\x01" * 16)]
     cells = [
         counting.CountRow(T0 + 3600 * h, ACCT, principal, service, entries, masks)
@@ -558,8 +557,16 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
             (5, "third", False, {"iam.amazonaws.com": 1}),
         ]
     ]
+    return cells
+
+
+def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
+    """``member_columns`` reads from one split what ``split_members``, then ``part_columns`` (a
+    ``v4`` member) or ``split(";", 5)`` (a ``v3`` member) read; a text either refuses, it
+    refuses."""
+    cells = three_members()
     (row,) = counting.packed_rows(counting.wire_rows(cells))
-    text = str(row[COUNTS_FIELD])
+    text = counttext.encode_members(counttext.split_members(str(row[COUNTS_FIELD])))  # as v5
     members, columns, length = counttext.member_columns(text)
     expected_members, expected_parts = [], []
     for offset, principal, member in counttext.split_members(text):
@@ -590,3 +597,26 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
     ):
         with pytest.raises((ValueError, IndexError)):
             counttext.member_columns(bad)
+
+
+def test_a_v6_text_splits_back_into_its_members_texts_and_refuses_damage() -> None:
+    """``encode_columns`` then ``split_members`` gives the members' ``v3``/``v4`` texts back (masks
+    or none, names with the text's separators); a text cut or with a column of other numbers than
+    its parts' is refused."""
+    single = counting.wire_rows(three_members())
+    (row,) = counting.packed_rows(single)
+    text = str(row[COUNTS_FIELD])
+    assert text[:3] == "v6;"
+    first = min(r["_time"] for r in single)
+    assert [(first + o, p, t) for o, p, t in counttext.split_members(text)] == [
+        (r["_time"], r["principal"], r[COUNTS_FIELD]) for r in single
+    ]
+    fields = text.split(";")
+    damages = [(1, "v30"), (3, "x"), (4, "1|1|1"), (5, "0|0|1|3600"), (6, "2|2|2"), (7, "0|0|-1|0"), (8, "2")]
+    for at, value in damages:
+        damaged = ";".join([*fields[:at], value, *fields[at + 1 :]])
+        with pytest.raises(ValueError):
+            counttext.split_members(damaged)
+    for cut in range(3, len(text) - 1, 7):
+        with pytest.raises(ValueError):
+            counttext.split_members(text[:cut])

@@ -13,7 +13,14 @@ import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.countrows import CountRows
-from iamspike.counttext import decode_counts, encode_members, read_profile, split_members, split_parts
+from iamspike.counttext import (
+    decode_counts,
+    encode_columns,
+    encode_members,
+    read_profile,
+    split_members,
+    split_parts,
+)
 from iamspike.engine import Detector, parse_options, run
 from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
@@ -72,10 +79,11 @@ def mapped(parts: list[list[dict]], args: list[str] = ()) -> list[dict]:
 
 
 def unpacked(shipped: list[dict]) -> list[dict]:
-    """Count rows with each ``v5`` row replaced by its members, the ``v3``/``v4`` rows they were."""
+    """Count rows with each ``v5``/``v6`` row replaced by its members, the ``v3``/``v4`` rows they
+    were."""
     out = []
     for row in shipped:
-        if not str(row[COUNTS_FIELD]).startswith("v5"):
+        if str(row[COUNTS_FIELD])[:2] not in ("v5", "v6"):
             out.append(row)
             continue
         for offset, principal, text in split_members(str(row[COUNTS_FIELD])):
@@ -84,6 +92,16 @@ def unpacked(shipped: list[dict]) -> list[dict]:
             member["state_key"] = state_key(str(row["account"]), principal)
             out.append(member)
     return out
+
+
+def as_v5(shipped: list[dict]) -> list[dict]:
+    """The rows with each ``v6`` row as the ``v5`` row an indexer before ``v6`` sent."""
+    return [
+        {**row, COUNTS_FIELD: encode_members(split_members(str(row[COUNTS_FIELD])))}
+        if str(row[COUNTS_FIELD])[:2] == "v6"
+        else row
+        for row in shipped
+    ]
 
 
 def mapped_cells(parts: list[list[dict]]) -> list[dict]:
@@ -265,18 +283,20 @@ def test_malformed_count_rows_are_skipped_and_named_in_one_line(text) -> None:
     assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
 
 
-def test_a_v5_row_with_an_unreadable_member_reads_its_other_members() -> None:
-    shipped = mapped([organisation()])
-    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
+@pytest.mark.parametrize("version", ["v5", "v6"])
+def test_a_packed_row_with_an_unreadable_member_reads_its_other_members(version) -> None:
+    shipped = mapped([organisation()]) if version == "v6" else as_v5(mapped([organisation()]))
+    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == version)
     members = split_members(str(shipped[at][COUNTS_FIELD]))
     offset, principal, text = members[1]
     fields = text.split(";")
     fields[3 if text[:2] == "v3" else 4] = "-1"  # a negative console count
     members[1] = (offset, principal, ";".join(fields))
-    broken = {**shipped[at], COUNTS_FIELD: encode_members(members)}
-    as_v5 = [*shipped[:at], broken, *shipped[at + 1 :]]
-    detector_v5, got_v5 = reported(as_v5)
-    detector_v4, got_v4 = reported(unpacked(as_v5))
+    encode = encode_columns if version == "v6" else encode_members
+    broken = {**shipped[at], COUNTS_FIELD: encode(members)}
+    damaged = [*shipped[:at], broken, *shipped[at + 1 :]]
+    detector_v5, got_v5 = reported(damaged)
+    detector_v4, got_v4 = reported(unpacked(damaged))
     assert got_v5 == got_v4 and got_v5 != reported(shipped)[1]
     assert detector_v5.messages() == detector_v4.messages()
     assert detector_v5.messages()[0].startswith("skipped 1 row with unreadable iamspike_counts")
@@ -286,7 +306,7 @@ def test_a_v5_row_cut_at_a_members_end_is_skipped_whole_and_named() -> None:
     """A ``v5`` text cut where a member ends still splits into whole members: its members are
     fewer than its ``state_keys``, so the row is skipped and named (it was read as the members
     left, the others lost without a word). Without ``state_keys`` nothing tells."""
-    shipped = mapped([organisation()])
+    shipped = as_v5(mapped([organisation()]))
     at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
     text = str(shipped[at][COUNTS_FIELD])
     members = split_members(text)
@@ -310,7 +330,7 @@ def test_the_states_attached_to_an_unreadable_v5_row_are_still_read() -> None:
     early = [e for e in events if e["eventTime"] < T0 + 40 * HOUR]
     saved = {row["state_key"]: row["iamspike_state"] for row in run(early, parse_options(["show=state"]))}
     shipped = mapped([[e for e in events if e["eventTime"] >= T0 + 40 * HOUR]])
-    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v5")
+    at = next(i for i, row in enumerate(shipped) if str(row[COUNTS_FIELD])[:2] == "v6")
     row = shipped[at]
     keys = str(row["state_keys"]).split()
     attached = {
@@ -326,12 +346,13 @@ def test_the_states_attached_to_an_unreadable_v5_row_are_still_read() -> None:
     assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
 
 
-def test_an_accounts_principals_travel_in_v5_rows_read_as_their_v3_and_v4_rows() -> None:
+@pytest.mark.parametrize("version", ["v5", "v6"])
+def test_an_accounts_principals_travel_in_packed_rows_read_as_their_v3_and_v4_rows(version) -> None:
     events = organisation()
     parts = deal(events, 3, seed=6)
     parts[2] += parts[0][::9]  # re-sent to another indexer
-    shipped = mapped(parts)
-    assert any(str(r[COUNTS_FIELD])[:2] == "v5" for r in shipped)
+    shipped = mapped(parts) if version == "v6" else as_v5(mapped(parts))
+    assert any(str(r[COUNTS_FIELD])[:2] == version for r in shipped)
     members = unpacked(shipped)
     assert {str(r[COUNTS_FIELD])[:2] for r in members} == {"v3", "v4"}
     detector_v5, got_v5 = reported(shipped)
@@ -386,7 +407,7 @@ def test_a_principal_over_many_bins_travels_in_one_v4_text_per_send() -> None:
     parts[1] += parts[0][::11]  # re-sent to another indexer
     shipped = mapped(parts)
     packed = [r for r in shipped if r["account"]]
-    assert [str(r[COUNTS_FIELD])[:2] for r in packed] == ["v5"] * 3  # one row per (indexer, account)
+    assert [str(r[COUNTS_FIELD])[:2] for r in packed] == ["v6"] * 3  # one row per (indexer, account)
     members = [m for r in packed for m in split_members(str(r[COUNTS_FIELD]))]
     assert {text[:2] for _, _, text in members} == {"v4"} and len(members) == 3 * 6  # (indexer, principal)
     assert len({(r["account"], key) for r in packed for key in str(r["state_keys"]).split(" ")}) == 6
@@ -511,3 +532,22 @@ def test_profiles_of_one_base_with_other_masks_keep_their_own_minutes() -> None:
     wrong = {**good, COUNTS_FIELD: part.replace(profile, profile + "|001")}
     detector.add_rows(*table([wrong]))
     assert detector.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
+def test_a_v6_rows_entries_read_back_part_by_part_from_its_one_region() -> None:
+    """A ``v6`` row read whole keeps its parts' entries as one text: each part's entries read back
+    (as ``resolve`` and explanations read them) are that part's, across blocks and other rows."""
+    shipped = [row for row in mapped(deal(organisation(), 2)) if str(row[COUNTS_FIELD])[:2] == "v6"]
+    assert len(shipped) > 1
+    rows = CountRows(Tally(HOUR, ErrorClasses.load().counter((AUTHORIZATION,))), block_rows=5)
+    rows.tally.bound(0, 2**40)
+    expected = []
+    for row in shipped:
+        text = str(row[COUNTS_FIELD])
+        assert rows.add_members(text, int(row["_time"]), str(row["account"])) is not None
+        for _offset, _principal, member in split_members(text):
+            parts = split_parts(member)[1] if member[:2] == "v4" else [(0, member)]
+            expected += [decode_counts(part)[1] for _, part in parts]
+    assert len(rows) == len(expected) > len(shipped) and len(rows._blocks) > 1
+    back = dict(rows.entries(reversed(range(len(rows)))))
+    assert [back[r] for r in range(len(rows))] == expected

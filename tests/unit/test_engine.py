@@ -719,7 +719,7 @@ def test_a_count_row_dated_outside_the_search_range_is_skipped(shift, show, prin
     search's time range it is skipped, counted in one warning line, and the answer is the one
     without it. (Read, one such row widened the scored range by years: 11 s for these 73 hours'
     rows, and a principal's history moved years back.) Without a range (the CLI) it is read.
-    An account of 3 principals sends one ``v5`` row: it is one row in the warning too (it was
+    An account of 3 principals sends one ``v6`` row: it is one row in the warning too (it was
     counted once per member)."""
     other = [
         {
@@ -732,7 +732,7 @@ def test_a_count_row_dated_outside_the_search_range_is_skipped(shift, show, prin
     header, rows = _mapped_with_state(background(hours=72) + burst(62, 30, APIS) + other, [])
     time_i, account_i = header.index("_time"), header.index("account")
     (k,) = [i for i, row in enumerate(rows) if row[account_i] == OTHER]
-    assert rows[k][header.index("iamspike_counts")].startswith("v5;") == (principals > 1)
+    assert rows[k][header.index("iamspike_counts")].startswith("v6;") == (principals > 1)
     damaged = [list(row) for row in rows]
     damaged[k][time_i] = str(float(damaged[k][time_i]) + shift)
     earliest, latest = T0, T0 + 72 * HOUR

@@ -368,9 +368,9 @@ def test_count_rows_carry_the_event_sources_of_their_cells() -> None:
         mapper.add_rows(list(FIELDS), [record_to_row(r) for r in part])
         rows += mapper.take() + mapper.results()
     texts = [str(row[COUNTS_FIELD]) for row in rows if row["account"]]
-    assert any(text[:2] == "v5" for text in texts)  # an account's principals packed in one row
-    members = [member for text in texts if text[:2] == "v5" for _, _, member in split_members(text)]
-    assert {text[:2] for text in [*members, *texts] if text[:2] != "v5"} == {"v3", "v4"}
+    assert any(text[:2] == "v6" for text in texts)  # an account's principals packed in one row
+    members = [member for text in texts if text[:2] == "v6" for _, _, member in split_members(text)]
+    assert {text[:2] for text in [*members, *texts] if text[:2] != "v6"} == {"v3", "v4"}
     header = sorted({key for row in rows for key in row})
     detector = Detector()
     detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in rows])

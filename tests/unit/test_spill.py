@@ -382,6 +382,7 @@ def _field(at: int, value: str):
         _fewer_keys,
         _field(6, "x|1"),  # failures that are no number
         _field(6, "-1"),
+        _field(2, "0|99999999999999999999"),  # an offset past int64 (numpy saturates it)
         _field(2, "0|1e3"),  # a member's offset that is no whole number
         _field(4, "1"),  # members' parts fewer than the parts
         _field(5, "7"),  # the first part not at its member's _time

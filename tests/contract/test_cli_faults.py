@@ -226,6 +226,13 @@ def _open_files(pid: int) -> set[str]:
     return found
 
 
+def _sigint_as_on_a_terminal() -> None:
+    """A shell starts a foreground command with SIGINT at its default; a test run started in the
+    background (``make test &``, CI) passes SIGINT on ignored, and Python then installs no
+    KeyboardInterrupt handler: the child would not be interrupted at all."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.parametrize("seed", SEEDS[:2])
 def test_sigint_at_a_seeded_file_leaves_no_report(
     splunk_python: str, splunk_home, tmp_path: pathlib.Path, seed: int
@@ -243,7 +250,10 @@ def test_sigint_at_a_seeded_file_leaves_no_report(
     report.write_text("the report of an earlier run\n")
     at = {str(path) for path in names[rng.randrange(2, 20) :]}
     child = start_entry(
-        splunk_python, splunk_home.script("iamspike_cli.py"), [str(data), "--report", str(report)]
+        splunk_python,
+        splunk_home.script("iamspike_cli.py"),
+        [str(data), "--report", str(report)],
+        preexec_fn=_sigint_as_on_a_terminal,
     )
     try:
         while child.poll() is None and not at & _open_files(child.pid):

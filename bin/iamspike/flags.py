@@ -243,8 +243,8 @@ def flag(
         run = runs.find(t_idx, e_idx)
         score = np.maximum(score, runs.scores(run))
         # A machine's re-run of an earlier broad burst on APIs it knows is held (reruns.py, P43).
-        rerun = reruns_held(counts, distinct_apis, t_idx, e_idx, machine & watched, first_new, o.span)
-        rerun = np.where(score >= o.threshold, rerun, -1)
+        at_threshold = machine & watched & (score >= o.threshold)
+        rerun = reruns_held(counts, distinct_apis, t_idx, e_idx, at_threshold, first_new, o.span)
         score = np.where(rerun >= 0, np.minimum(score, o.threshold - HELD_BELOW), score)
         # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
         principal_scores = (

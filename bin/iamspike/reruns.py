@@ -12,7 +12,7 @@ before; a discovery on a role fails on APIs new to it.
 So (``held``): a machine principal's cell (not a person, not an AWS service principal) watched
 long enough to know its APIs (``results.NOVELTY_HISTORY``), on at least :data:`MIN_APIS` distinct
 APIs, with at most ``max(`` :data:`NEW_APIS` ``,`` :data:`NEW_SHARE` ``x its APIs)`` of them new
-to it (a check an earlier run skipped is back), whose count at most :data:`FACTOR` times that of
+to it (a check an earlier run skipped is back), whose count is at most :data:`FACTOR` times that of
 an earlier bin of the same principal within :data:`MEMORY` seconds on at least :data:`BREADTH`
 times its distinct APIs, is held below the threshold (``flags.flag``). Everything it reads is in
 a principal's saved state row (its bins, their distinct APIs and its first failures): an hourly
@@ -28,7 +28,7 @@ from iamspike.options import span_text
 MIN_APIS = 5  # a broad burst: at least this many distinct APIs in the bin
 NEW_APIS = 2  # at most this many APIs new to the principal in the bin ...
 NEW_SHARE = 0.1  # ... or this share of its distinct APIs, whichever is more
-FACTOR = 1.5  # the earlier bin's count times this reaches the bin's
+FACTOR = 1.25  # the earlier bin's count times this reaches the bin's
 BREADTH = 0.7  # the earlier bin has at least this share of the bin's distinct APIs
 MEMORY = 8 * 86400  # how far back an earlier bin may be (seconds): a weekly tool's last run
 HELD_BELOW = 1.0  # a held cell's score is at most this far below the threshold
@@ -45,7 +45,7 @@ def held(
 ) -> np.ndarray:
     """Per cell (bin offset ``t_idx``, principal ``e_idx``): the offset of the latest earlier bin
     the cell repeats, -1 where none or where the cell is not ``eligible`` (machine principals
-    watched long enough) or too narrow, or has too many APIs new to the principal
+    watched long enough, at the threshold) or too narrow, or has too many APIs new to the principal
     (``new_apis``)."""
     out = np.full(len(t_idx), -1, dtype=np.int64)
     apis = np.asarray(distinct_apis[t_idx, e_idx], dtype=np.float64)

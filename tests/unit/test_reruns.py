@@ -1,7 +1,8 @@
 """Rule P43 (reruns.py, flags.py): a machine's re-run of an earlier broad burst on APIs it knows is
-held below the threshold: a weekly scanner's second run; not a discovery on the same role (APIs new
-to it), not a run half again as large, never a person (docs/engine.md, P43). The hourly alert reads
-the earlier run from the scanner's saved state row and holds it as one pass does."""
+held below the threshold: a weekly scanner's second run; not a discovery on the same role (APIs
+new to it), not a run twice as large, not a broad stream's spike at three times its rate, never a
+person (docs/engine.md, P43). The hourly alert reads the earlier run from the scanner's saved
+state row and holds it as one pass does."""
 
 from __future__ import annotations
 
@@ -45,17 +46,17 @@ def hours_flagged(rows: list[dict], principal: str) -> list[int]:
 def test_held_finds_the_latest_earlier_bin_as_large_and_as_broad() -> None:
     counts = np.zeros((400, 1))
     apis = np.zeros((400, 1))
-    counts[[5, 100, 200, 250, 380], 0] = [60, 45, 60, 60, 60]
+    counts[[5, 100, 200, 250, 380], 0] = [60, 50, 60, 60, 60]
     apis[[5, 100, 200, 250, 380], 0] = [30, 25, 30, 30, 30]
     t_idx = np.array([200, 200, 200, 200, 250, 380])
     e_idx = np.zeros(6, dtype=np.int64)
     eligible = np.array([True, False, True, True, True, True])
     new_apis = np.array([3.0, 0.0, 4.0, 0.0, 0.0, 0.0])
     out = held(counts, apis, t_idx, e_idx, eligible, new_apis, HOUR)
-    # 200: 100 (45 >= 60 / 1.5 on 25 >= 0.7 x 30 APIs), not 5 (more than 8 days back); not
+    # 200: 100 (50 >= 60 / 1.25 on 25 >= 0.7 x 30 APIs), not 5 (more than 8 days back); not
     # eligible; 4 of 30 APIs new (more than 3); 250: 200, the latest; 380: 250 is 130 bins back.
     assert out.tolist() == [100, -1, -1, 100, 200, 250]
-    counts[250, 0], apis[250, 0] = 91, 30  # more than 1.5 times 60
+    counts[250, 0], apis[250, 0] = 76, 30  # more than 1.25 times 60
     counts[380, 0], apis[380, 0] = 60, 43  # 30 APIs are less than 0.7 x 43
     assert held(counts, apis, t_idx[4:], e_idx[4:], eligible[4:], new_apis[4:], HOUR).tolist() == [-1, -1]
     apis[200, 0] = 4  # a narrow bin is no broad burst
@@ -73,7 +74,7 @@ def test_a_weekly_scanners_second_run_is_held_its_first_flagged() -> None:
     assert "it had no failures before" not in row["reason"]
 
 
-def test_a_run_half_again_as_large_is_flagged() -> None:
+def test_a_run_twice_as_large_is_flagged() -> None:
     rows = run(records(sweep(1, SCANNER, FIRST), sweep(8, SCANNER, AGAIN, regions=4)))
     assert hours_flagged(rows, SCANNER) == [24 + RUN_HOUR, SECOND // HOUR]
 
@@ -122,3 +123,21 @@ def test_an_hourly_alert_from_saved_state_holds_the_rerun_as_one_pass_does() -> 
     assert not [r for r in alert(both, cut, []) if r["_time"] >= cut]  # no alert in its hour
     discovery = records(sweep(1, SCANNER, FIRST), sweep(8, SCANNER, FIRST[:8] + CATALOG[40:62]))
     assert hours_flagged(alert(discovery, cut, []), SCANNER) == [SECOND // HOUR]
+
+
+def test_a_broad_streams_spike_above_its_highest_hours_is_flagged() -> None:
+    """A role denied about 10 times an hour on 6 APIs for 9 days (its highest hour 21), then 30 on
+    the same APIs (x3): P32/P36 flag it (52.9). Held at FACTOR 1.5 (21 x 1.5 >= 30), not at 1.25."""
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(10, 10 * 24)
+    spike = 9 * 24 + 14
+    counts[spike] = 30
+    apis = [f"Describe{name}" for name in ("Instances", "Volumes", "Vpcs", "Subnets", "Images", "Snapshots")]
+    poller = f"arn:aws:iam::{ACCT}:role/poller"
+    stream = [
+        event(T0 + h * HOUR + 60 + 30 * k, poller, apis[k % 6], "AccessDenied")
+        for h, n in enumerate(counts.tolist())
+        for k in range(n)
+    ]
+    assert counts[:spike].max() == 21
+    assert hours_flagged(run(stream), poller) == [spike]

@@ -24,6 +24,8 @@ from iamspike.options import Options
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
 from iamspike.repeaters import flagged as repeaters_flagged
+from iamspike.reruns import HELD_BELOW
+from iamspike.reruns import held as reruns_held
 from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
 from iamspike.secretapis import secret_apis
@@ -115,6 +117,8 @@ class Flagged:
     repeat: np.ndarray | None = None  # accounts: quiet principals repeating on one source (P35)
     arrived: np.ndarray | None = None  # accounts: principals failing for the first time together (P38)
     cluster: np.ndarray | None = None  # accounts: actors failing within the same minutes (P39)
+    # principals: the earlier bin a cell at the threshold repeats, held below it (P43; else -1)
+    rerun: np.ndarray | None = None
 
 
 def flag(
@@ -160,6 +164,7 @@ def flag(
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]
     onset_mean = hold = in_console = secret = new_apis = record = rate = by_rate = run = usual_burst = None
+    rerun = None
     steady = None
     silent = base.silent[t_idx, e_idx]
     near = np.zeros(len(t_idx), dtype=bool)
@@ -173,7 +178,7 @@ def flag(
             machine, observed, t_idx, e_idx, cells, o.min_failures, secret=secret_apis(o.lookup)
         )
         hold &= ~secret
-        new_apis = new_in(rp, t_idx, e_idx)
+        new_apis = first_new = new_in(rp, t_idx, e_idx)
         # A person's breadth: its APIs' worth, page loads and known APIs (people.py, P16, P20).
         apis, page = people_apis(rp, t_idx, e_idx, observed, apis, cells)
         # ... and a machine's known APIs (usual.py, P31).
@@ -237,6 +242,10 @@ def flag(
         score = np.where(secret & scored.onset, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
         score = np.maximum(score, runs.scores(run))
+        # A machine's re-run of an earlier broad burst on APIs it knows is held (reruns.py, P43).
+        at_threshold = machine & watched & (score >= o.threshold)
+        rerun = reruns_held(counts, distinct_apis, t_idx, e_idx, at_threshold, first_new, o.span)
+        score = np.where(rerun >= 0, np.minimum(score, o.threshold - HELD_BELOW), score)
         # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
         principal_scores = (
             t_idx * counts.shape[1] + e_idx,
@@ -328,6 +337,7 @@ def flag(
         repeat,
         arrived,
         cluster,
+        rerun,
     )
 
 

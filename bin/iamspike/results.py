@@ -23,6 +23,7 @@ from iamspike.flags import PassView, flag
 from iamspike.intake import is_service
 from iamspike.options import Options, span_text
 from iamspike.principals import is_person
+from iamspike.reruns import note as rerun_note
 from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
 from iamspike.secretapis import secret_apis
@@ -458,7 +459,8 @@ class ResultsPass:
                 )
             if onset is not None and run[i] >= 0:
                 notes.append(runs.note(run[i], span_text(span)))
-            if scored.lifted[i] and failures > 0:
+            rerun = f.rerun is not None and f.rerun[i] >= 0  # held as a re-run (P43)
+            if scored.lifted[i] and failures > 0 and not rerun:
                 if console is not None and not hold[i] and console[i] < o.min_failures:
                     why = reads_note(cell.apis, secret_apis(o.lookup))  # a machine's reads of secrets (P25)
                 elif console is not None and not hold[i]:
@@ -476,6 +478,8 @@ class ResultsPass:
                     )
                 else:
                     notes.append(f"it bursts like this now and then (about {size:.0f} failures at a time)")
+            if rerun:
+                notes.append(rerun_note(counts, distinct_apis, t, e, int(f.rerun[i]), span))
             if record is not None and record[i]:
                 notes.append(record_note(failures))
             if f.steady is not None and f.steady[0][i] > max(scored.score[i], by_rate[i]) and is_spike:

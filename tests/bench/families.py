@@ -31,7 +31,8 @@ stuck_retry (after a deploy, a script on a near-silent principal calls one API i
 is denied, and retries it every 10-40 minutes for 3-10 hours: one API at a steady cadence).
 
 Security tooling (benign, `_scanners`; office, steady-automation, weekly, startup and
-dispersed-automation, each with its own ranges; none in classroom or the held-out families): a
+dispersed-automation, each with its own ranges; none in classroom; of the held-out families only
+audited, added for it, with ranges none of the tuning families has): a
 CSPM scanner or inventory (Prowler, ScoutSuite, Wiz/Orca-style cross-account roles) calls 30-200
 read APIs of many services in every account, hourly to weekly, from one role per account, and is
 denied every run on the same 2-40 % of them (and on every call in an SCP-denied region); mid-month
@@ -449,6 +450,32 @@ HELD_OUT = (
         spread_each=(1, 3),
         discovery_size=(25, 120),
         log_delivery=1,
+    ),
+    # Added on 2026-12-07, after the scanners joined the tuning families (P42, P43) and before any
+    # held-out run with them: the held-out check of that rule. Its tools' ranges differ from every
+    # tuning family's (cadences of 6, 12 and 72 hours, which none has; slow runs; more denied
+    # regions; fewer cross-account roles), set from what such tools do, not from any result.
+    Family(
+        "audited",
+        "a regulated organisation: two or three security tools (every 6, 12 or 72 h, 60-190 APIs,"
+        " 5-30 % denied, 10-45 minutes an account, most from each account's own address, SCP-denied"
+        " regions), steady automations, weekday batches",
+        automations=(1, 2),
+        automation_rate=(4.0, 25.0),
+        automation_day_shape=(6.0, 20.0),
+        batches=(1, 2),
+        weekday_batches=0.5,
+        bursty_people=0.15,
+        scanners=(2, 3),
+        scanner_every=(6, 12, 72),
+        scanner_apis=(60, 190),
+        scanner_denied=(0.05, 0.3),
+        scanner_minutes=(10.0, 45.0),
+        scanner_cross=0.4,
+        scanner_upgrade_apis=(8, 14),
+        scanner_denied_regions=(0, 2),
+        scanner_new_region=0.3,
+        scanner_on_demand=0.5,
     ),
 )
 FAMILIES = {f.name: f for f in (*TUNING, *HELD_OUT)}

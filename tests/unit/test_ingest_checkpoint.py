@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 
 import pytest
-from iamspike.ingest.checkpoint import CheckpointStore, SeenIds, safe_name
+from iamspike.ingest.checkpoint import CheckpointError, CheckpointStore, SeenIds, safe_name
 
 
 def test_state_round_trips_and_leaves_no_temporary_file(tmp_path):
@@ -206,3 +206,34 @@ def test_the_journal_has_one_id_and_a_bare_newline_a_line(tmp_path, ids, kept):
     with open(path, "rb") as handle:
         assert handle.read() == "".join(item + "\n" for item in kept).encode("utf-8")
     assert list(SeenIds(path, capacity=10).ids) == kept
+
+
+# -- a folder the input cannot write (a file in its place: the same as root or not) -------------
+@pytest.mark.parametrize(
+    ("where", "cause"),
+    [("taken", "Not a directory"), ("taken/checkpoints", "Not a directory"), ("fine", None)],
+)
+def test_a_checkpoint_folder_that_cannot_take_a_file_is_one_line_before_anything_is_read(
+    tmp_path, where, cause
+):
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    folder = str(tmp_path / where)
+    if cause is None:  # made, tried and left empty
+        CheckpointStore(folder, "aws_cloudtrail_sqs://q")
+        assert os.listdir(folder) == []
+        return
+    with pytest.raises(CheckpointError) as caught:
+        CheckpointStore(folder, "aws_cloudtrail_sqs://q")
+    assert str(caught.value) == (
+        f"checkpoint folder {folder} cannot be written ({cause}): nothing read this run; give the"
+        " user splunkd runs as write access to it"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
+
+
+def test_a_journal_that_cannot_be_opened_is_one_line_naming_it(tmp_path):
+    store = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://b")
+    journal = store.path("seen") + ".journal"
+    os.mkdir(journal)  # a folder where the journal should be: refused as root too
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {journal} cannot be written \(Is a directory\)"):
+        store.seen_ids("seen", 10)

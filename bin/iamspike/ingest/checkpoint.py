@@ -53,13 +53,35 @@ def safe_name(name: str, length: int = 80) -> str:
     return f"{readable or '_'}-{digest}"
 
 
+class CheckpointError(Exception):
+    """A checkpoint folder or file the input cannot write, found before the run reads anything;
+    its message is one line naming it, the cause and the fix."""
+
+
+def _unwritable(what: str, exc: OSError) -> CheckpointError:
+    return CheckpointError(
+        f"{what} cannot be written ({exc.strerror or exc}): nothing read this run; give the user"
+        " splunkd runs as write access to it"
+    )
+
+
 class CheckpointStore:
-    """JSON values by key for one input stanza, one file per key under ``directory``."""
+    """JSON values by key for one input stanza, one file per key under ``directory``.
+
+    Opening it makes ``directory`` if missing and creates and removes a file in it, so that a
+    folder the input cannot write (owned by another user, a file in its place) is a
+    :class:`CheckpointError` before the run hands Splunk an event it could not checkpoint (and
+    would send again at every run)."""
 
     def __init__(self, directory: str, input_name: str) -> None:
         self.directory = directory
         self.prefix = safe_name(input_name)
-        os.makedirs(directory, exist_ok=True)
+        try:
+            if not os.path.lexists(directory):
+                os.makedirs(directory, exist_ok=True)
+            os.unlink(atomic.reserve(os.path.join(directory, self.prefix)))
+        except OSError as exc:
+            raise _unwritable(f"checkpoint folder {directory}", exc) from exc
 
     def path(self, key: str) -> str:
         """The file of ``key``, without its extension (``.json`` or ``.journal``)."""
@@ -101,7 +123,11 @@ class CheckpointStore:
 
     def seen_ids(self, key: str = "seen", capacity: int = DEFAULT_SEEN_CAPACITY) -> SeenIds:
         """The persisted bounded set of ids under ``key``."""
-        return SeenIds(self._file(key, ".journal"), capacity)
+        path = self._file(key, ".journal")
+        try:
+            return SeenIds(path, capacity)
+        except OSError as exc:
+            raise _unwritable(f"checkpoint {path}", exc) from exc
 
 
 class SeenIds:

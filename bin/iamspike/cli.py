@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TextIO
 
-from iamspike import formats
+from iamspike import atomic, formats
 from iamspike.engine import Detector, hours
 from iamspike.failures import ErrorClasses
 from iamspike.files import FileError, FileReader, RowReader
@@ -225,10 +225,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None, prog: str
         return fail("--report needs --show spikes or all (state rows have no bins to chart)")
     part = None
     if args.report:
-        from iamspike import report
-
         try:
-            part = report.reserve(args.report)
+            part = atomic.reserve(args.report)
         except OSError as exc:
             return fail(f"--report {args.report}: {exc.strerror or exc}")
     try:

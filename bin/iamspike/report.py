@@ -13,15 +13,13 @@ Input: the engine's ``show=all`` rows (every bin of every entity, with ``is_spik
 from __future__ import annotations
 
 import dataclasses
-import errno
 import html
 import math
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 
+from iamspike import atomic
 from iamspike.formats import option_text, plural
 from iamspike.options import Options
 
@@ -301,24 +299,7 @@ def render(rows: Sequence[Row], options: Options, read: str, generated: float | 
     return "\n".join([*head, *table, *sections, "</body></html>"]) + "\n"
 
 
-def reserve(path: str) -> str:
-    """Create the file the report is written into before it takes ``path``'s name (beside it, so
-    that a folder that cannot take the report fails before the run, not after it); its name."""
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, "is a folder", path)
-    handle, part = tempfile.mkstemp(
-        prefix="." + os.path.basename(path) + ".", suffix=".part", dir=os.path.dirname(path) or "."
-    )
-    os.close(handle)
-    return part
-
-
 def write(path: str, part: str, rows: Sequence[Row], options: Options, read: str) -> None:
-    """Write :func:`render` into ``part`` (from :func:`reserve`), then rename it to ``path``: the
-    page appears whole or not at all."""
-    with open(part, "w", encoding="utf-8") as handle:
-        handle.write(render(rows, options, read))
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(part, 0o666 & ~umask)  # as open() would have made it (mkstemp's is 0600)
-    os.replace(part, path)
+    """Write :func:`render` into ``part`` (from :func:`iamspike.atomic.reserve`), then rename it to
+    ``path``: the page appears whole or not at all."""
+    atomic.finish(part, path, render(rows, options, read).encode("utf-8"))

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 
 from iamspike.ingest.aws import redact
+from iamspike.ingest.checkpoint import CheckpointError
 from iamspike.ingest.context import InputContext, InputKind
 from iamspike.ingest.events import Deadline, StopRun
 from iamspike.ingest.settings import interval_seconds as seconds_of_interval
@@ -345,6 +346,8 @@ def run_stanza(kind: InputKind[Any], name: str, params: dict[str, str], metadata
         log.info("stop requested during a wait")
     except ValueError as exc:
         log.error("bad setting: %s", exc)
+    except CheckpointError as exc:
+        log.error("%s", exc)
     except Exception:
         log.exception("stopped by an unexpected error")
     finally:

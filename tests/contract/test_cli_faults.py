@@ -206,7 +206,11 @@ def test_full_output_is_one_line_exit_2(splunk_python: str, splunk_home, tmp_pat
 
 @pytest.mark.parametrize(
     ("where", "message"),
-    [("missing/report.html", "No such file or directory"), (".", "is a folder")],
+    [
+        ("missing/report.html", "No such file or directory"),
+        (".", "is a folder"),
+        ("a.json/report.html", "Not a directory"),  # a file where the folder should be, as root too
+    ],
 )
 def test_report_it_cannot_write_fails_before_reading(
     splunk_python: str, splunk_home, tmp_path: pathlib.Path, where: str, message: str

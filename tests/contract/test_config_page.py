@@ -67,16 +67,22 @@ def web(fresh_splunk_home, python313, moto_env):
     standin.close()
 
 
-@pytest.fixture
-def page(chromium, web):
+def sign_in(chromium, web, query: str = ""):
+    """A new page on the Configuration page (``query`` added to its URL), signed in."""
     page = chromium.new_page()
-    page.goto(f"{web.url}/{LOCALE}/app/{APP}/configuration")  # redirected to the login form
+    page.goto(f"{web.url}/{LOCALE}/app/{APP}/configuration{query}")  # redirected to the login form
     page.wait("!!document.querySelector('#login')")
     page.eval(
         f"document.querySelector('#username').value = '{USER}';"
         f"document.querySelector('#password').value = '{PASSWORD}';"
         "document.querySelector('#signin').click()"
     )
+    return page
+
+
+@pytest.fixture
+def page(chromium, web):
+    page = sign_in(chromium, web)
     page.wait("!!document.querySelector('[data-page=configuration] [data-tab=accounts]')", 30)
     return page
 
@@ -391,14 +397,7 @@ def test_inputs_edit_clone_enable_delete_and_accounts_in_use_from_the_page(
         "aws_cloudtrail_sqs://ops-queue",
         {"aws_account": "ops", "queue_url": queue, "batch_size": "5"},
     )
-    page = chromium.new_page()
-    page.goto(f"{web.url}/{LOCALE}/app/{APP}/configuration?tab=inputs")
-    page.wait("!!document.querySelector('#login')")
-    page.eval(
-        f"document.querySelector('#username').value = '{USER}';"
-        f"document.querySelector('#password').value = '{PASSWORD}';"
-        "document.querySelector('#signin').click()"
-    )
+    page = sign_in(chromium, web, "?tab=inputs")
     row = '[data-row="aws_cloudtrail_sqs/ops-queue"]'
     page.wait(f"!!document.querySelector('{row}')", 30)
     # edit: a new interval; the stanza's other keys stay
@@ -449,4 +448,60 @@ def test_inputs_edit_clone_enable_delete_and_accounts_in_use_from_the_page(
     page.wait("document.querySelector('[data-tab=accounts]').innerText.includes('Account ops saved')")
     assert local_conf(home, "aws_iam_error_spike_accounts")["ops"]["auth"] == "static_key"
     assert "credential:TA-aws-iam-error-spike-account:ops:" in local_conf(home, "passwords")
+    page.send("Page.close")
+
+
+ACCOUNTS_CONF = "aws_iam_error_spike_accounts"
+ACCOUNT_SECRET = "credential:TA-aws-iam-error-spike-account:{}:"  # its stanza in passwords.conf
+
+
+def stanzas_without_their_secret(home) -> list[str]:
+    """The accounts whose stanza says ``static_key`` with no key in storage/passwords."""
+    passwords = local_conf(home, "passwords")
+    return [
+        name
+        for name, keys in local_conf(home, ACCOUNTS_CONF).items()
+        if keys.get("auth") == "static_key" and ACCOUNT_SECRET.format(name) not in passwords
+    ]
+
+
+@pytest.mark.parametrize("change", ["edit to a static key", "edit to the default chain", "delete"])
+def test_an_account_change_whose_second_write_fails_leaves_no_stanza_without_its_secret(
+    chromium, web, change
+):
+    """An account is two writes: its secret (storage/passwords) and its stanza. The page stores
+    the secret before the stanza that names it, and deletes it after the stanza stops naming it:
+    when splunkd refuses the second write, no stanza says static_key without its key, and the page
+    shows splunkd's message on one line; an edit saved again then goes through."""
+    home = web.home
+    had_key = change != "edit to a static key"
+    web.confs.write(ACCOUNTS_CONF, "ops", {"auth": "static_key" if had_key else "default_chain"})
+    if had_key:
+        web.passwords.put("TA-aws-iam-error-spike-account:ops:", f"{KEY_ID}:{SECRET}")
+    page = sign_in(chromium, web)
+    row = '[data-row="ops"]'
+    page.wait(f"!!document.querySelector('{row}')", 30)
+    refused = "Internal error: the write to local/ failed"
+    web.refuse_write(2, 500, refused)
+    if change == "delete":
+        page.click(f"{row} [data-action=delete]")
+    else:
+        page.click(f"{row} [data-action=edit]")
+        auth = "default_chain" if had_key else "static_key"
+        page.click(f"[data-auth={auth}]")
+        if auth == "static_key":
+            page.wait("!!document.querySelector('[data-field=keyId]')")
+            page.type("[data-field=keyId]", KEY_ID)
+            page.type("[data-field=secret]", SECRET)
+        page.click("[data-form=account] [data-action=save]")
+    messages = "[...document.querySelectorAll('[data-tab=accounts] [data-test=message] [data-test=content]')]"
+    shown = page.wait(f"(m => m.length && m.map(e => e.innerText))({messages})")
+    assert len(web.writes) == 2, web.writes  # the refused one was the last
+    assert stanzas_without_their_secret(home) == []
+    assert shown == [refused]
+    if change != "delete":  # saved again: both writes go through
+        page.click("[data-form=account] [data-action=save]")
+        page.wait("document.querySelector('[data-tab=accounts]').innerText.includes('Account ops saved')")
+        assert local_conf(home, ACCOUNTS_CONF)["ops"]["auth"] == auth
+        assert (ACCOUNT_SECRET.format("ops") in local_conf(home, "passwords")) == (auth == "static_key")
     page.send("Page.close")

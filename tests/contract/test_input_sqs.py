@@ -411,6 +411,33 @@ def test_a_missing_storage_passwords_entry_is_a_clear_error(
     assert "no storage/passwords entry TA-aws-iam-error-spike:staging" in log and "Traceback" not in log
 
 
+def test_a_checkpoint_folder_it_cannot_write_is_one_log_line_and_loses_nothing(
+    splunk_python, fresh_splunk_home, trail, tmp_path, moto_env
+):
+    """A file where the checkpoint folder should be (as root, the one folder a test can make
+    unwritable): one ERROR line naming it, no event, the notification left on the queue; once
+    the folder is mended the next run reads every record."""
+    put(trail, log_key("20230826T2035Z", "cp"), log_file(make_records(30, prefix="cp")))
+    folder = tmp_path / "checkpoints"
+    folder.write_text("a file where the checkpoint folder should be")
+    depth = queue_depth(trail)
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    assert run.wait(60) == 0 and run.events() == []
+    log = modinput.read_log(fresh_splunk_home, KIND)
+    errors = [line for line in log.splitlines() if " ERROR " in line]
+    assert len(errors) == 1 and "Traceback" not in log, log
+    assert errors[0].endswith(
+        f"checkpoint folder {folder} cannot be written (Not a directory): nothing read this run;"
+        " give the user splunkd runs as write access to it"
+    )
+    assert queue_depth(trail) == depth > 0
+    folder.unlink()
+    run = start(splunk_python, fresh_splunk_home, trail, tmp_path, moto_env)
+    events = run.wait_for(30, 60)
+    assert run.terminate() < 5
+    assert sorted(modinput.event_ids(events)) == sorted(f"cp-{n}" for n in range(30))
+
+
 PROXY_PASSWORD = "pr0xy-s3cr3t-9"
 
 

@@ -192,7 +192,8 @@ class InputProcess:
         env: Mapping[str, str] | None = None,
         server_uri: str = SERVER_URI,
     ) -> None:
-        os.makedirs(checkpoint_dir, exist_ok=True)
+        if not os.path.lexists(checkpoint_dir):  # splunkd makes it; a file in its place stays
+            os.makedirs(checkpoint_dir)
         self.home = home
         self.kind = stanza.split("://", 1)[0]
         self.proc: subprocess.Popen = start_entry(python, home.script(script), env=home.env(env))

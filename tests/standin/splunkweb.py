@@ -20,7 +20,8 @@ gives it to anyone with list_storage_passwords), ``data/inputs/<kind>[/<name>[/e
 its own address as splunkd's, so a check reads the stanza's secrets by name; its message as a 400; 409 on a
 duplicate name; arguments outside the scheme refused), ``saved/searches[/<name>]``. Everything
 is written to the app's ``local/`` as splunkd writes it, so an input reads what the page saved.
-Every answer to the browser is kept in ``responses`` for the tests' secret checks.
+Every answer to the browser is kept in ``responses`` for the tests' secret checks; every write
+(POST, DELETE) in ``writes``, and ``refuse_write`` makes a chosen one fail as splunkd would.
 
 Nothing here imports product code: validation runs the installed entry script (a bare Python).
 """
@@ -222,6 +223,8 @@ class SplunkWeb:
         self.validations: list[tuple[str, dict[str, str]]] = []
         self._schemes: dict[str, set[str]] = {}
         self.mgmt_requests: list[str] = []  # "METHOD path" of each call with a session key (inputs)
+        self.writes: list[str] = []  # "METHOD endpoint" of each POST or DELETE, refused ones too
+        self._refusals: dict[int, tuple[int, str]] = {}  # index in ``writes`` -> status, message
         standin = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -245,6 +248,11 @@ class SplunkWeb:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def refuse_write(self, nth: int, status: int = 500, text: str = "Internal Server Error") -> None:
+        """Answer the ``nth`` write (POST or DELETE, counted from 1 from this call on) with
+        ``status`` and splunkd's message ``text``, changing nothing; the others as usual."""
+        self._refusals[len(self.writes) + nth - 1] = (status, text)
 
     # -- plumbing
     def _send(self, req, status: int, body: str, ctype: str, headers: dict[str, str] | None = None) -> None:
@@ -372,6 +380,11 @@ class SplunkWeb:
         else:
             raise RestError(404, f"Unknown path {path}")
         try:
+            if req.command in ("POST", "DELETE"):
+                self.writes.append(f"{req.command} {'/'.join(endpoint)}")
+                refusal = self._refusals.pop(len(self.writes) - 1, None)
+                if refusal:
+                    raise RestError(*refusal)
             status, entries = self._endpoint(req.command, endpoint, form)
         except RestError as exc:
             status, body = exc.status, _messages(exc.text)

@@ -4,10 +4,9 @@ Windows and Linux, checkpoints of earlier versions found after an upgrade."""
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
-from iamspike.ingest.checkpoint import REPLACE_TRIES, CheckpointStore, SeenIds, atomic_write, safe_name
+from iamspike.ingest.checkpoint import CheckpointError, CheckpointStore, SeenIds, safe_name
 
 
 def test_state_round_trips_and_leaves_no_temporary_file(tmp_path):
@@ -19,7 +18,7 @@ def test_state_round_trips_and_leaves_no_temporary_file(tmp_path):
         "newest": "2023-08-26T20:40:00+00:00",
         "recent": ["k2"],
     }
-    assert not [name for name in os.listdir(tmp_path) if name.startswith(".tmp")]
+    assert len(os.listdir(tmp_path)) == 1  # the checkpoint, no temporary file
 
 
 def test_inputs_do_not_share_checkpoints(tmp_path):
@@ -209,31 +208,32 @@ def test_the_journal_has_one_id_and_a_bare_newline_a_line(tmp_path, ids, kept):
     assert list(SeenIds(path, capacity=10).ids) == kept
 
 
-# -- os.replace while Windows holds the target --------------------------------------------------
+# -- a folder the input cannot write (a file in its place: the same as root or not) -------------
 @pytest.mark.parametrize(
-    ("refusals", "written"), [(0, True), (2, True), (REPLACE_TRIES - 1, True), (99, False)]
+    ("where", "cause"),
+    [("taken", "Not a directory"), ("taken/checkpoints", "Not a directory"), ("fine", None)],
 )
-def test_a_replace_refused_while_the_target_is_open_is_tried_again_a_few_times(
-    tmp_path, monkeypatch, refusals, written
+def test_a_checkpoint_folder_that_cannot_take_a_file_is_one_line_before_anything_is_read(
+    tmp_path, where, cause
 ):
-    path = str(tmp_path / "state.json")
-    atomic_write(path, b"old")
-    real_replace, calls, naps = os.replace, [], []
+    (tmp_path / "taken").write_text("a file where the folder should be")
+    folder = str(tmp_path / where)
+    if cause is None:  # made, tried and left empty
+        CheckpointStore(folder, "aws_cloudtrail_sqs://q")
+        assert os.listdir(folder) == []
+        return
+    with pytest.raises(CheckpointError) as caught:
+        CheckpointStore(folder, "aws_cloudtrail_sqs://q")
+    assert str(caught.value) == (
+        f"checkpoint folder {folder} cannot be written ({cause}): nothing read this run; give the"
+        " user splunkd runs as write access to it"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["taken"]
 
-    def replace(src, dst):
-        calls.append(dst)
-        if len(calls) <= refusals:
-            raise PermissionError(13, "The process cannot access the file because it is being used")
-        real_replace(src, dst)
 
-    monkeypatch.setattr(os, "replace", replace)
-    monkeypatch.setattr(time, "sleep", naps.append)
-    if written:
-        atomic_write(path, b"new")
-    else:
-        with pytest.raises(PermissionError):
-            atomic_write(path, b"new")
-    assert len(calls) == min(refusals + 1, REPLACE_TRIES) and len(naps) == len(calls) - 1
-    with open(path, "rb") as handle:
-        assert handle.read() == (b"new" if written else b"old")
-    assert os.listdir(tmp_path) == ["state.json"]  # no temporary file left either way
+def test_a_journal_that_cannot_be_opened_is_one_line_naming_it(tmp_path):
+    store = CheckpointStore(str(tmp_path), "aws_cloudtrail_s3://b")
+    journal = store.path("seen") + ".journal"
+    os.mkdir(journal)  # a folder where the journal should be: refused as root too
+    with pytest.raises(CheckpointError, match=rf"^checkpoint {journal} cannot be written \(Is a directory\)"):
+        store.seen_ids("seen", 10)

@@ -1,9 +1,9 @@
 """Checkpoints in the ``checkpoint_dir`` splunkd passes: JSON state and a bounded set of seen ids.
 
-Every write is atomic (a temporary file in the same folder, fsync, ``os.replace``), so a kill at
-any moment leaves either the old or the new checkpoint, never a torn one. ``SeenIds`` is the
-shared de-duplication of event ids: a bounded set (oldest forgotten first) persisted as an
-append-only journal that is compacted when it grows to twice its capacity.
+Every write is atomic (:func:`iamspike.atomic.write`: a temporary file in the same folder, fsync,
+``os.replace``), so a kill at any moment leaves either the old or the new checkpoint, never a torn
+one. ``SeenIds`` is the shared de-duplication of event ids: a bounded set (oldest forgotten first)
+persisted as an append-only journal that is compacted when it grows to twice its capacity.
 
 A kill -9 ends the process, not the kernel: what was ``write``-n to a file survives it without
 fsync. fsync only matters for a machine that loses power, where splunkd's own queues lose more;
@@ -24,11 +24,11 @@ import json
 import logging
 import os
 import re
-import tempfile
-import time
 from collections import OrderedDict
 from collections.abc import Iterable, KeysView
 from typing import Any
+
+from iamspike import atomic
 
 DEFAULT_SEEN_CAPACITY = 200_000
 
@@ -40,7 +40,6 @@ RESERVED_NAMES = frozenset(
     ["CON", "PRN", "AUX", "NUL"] + [f"{port}{n}" for port in ("COM", "LPT") for n in range(10)]
 )
 KEY_LENGTH = 40  # readable characters of a key in a file name (the input's name keeps 80)
-REPLACE_TRIES = 5  # os.replace attempts while Windows reports the target in use (0.75 s at most)
 
 
 def safe_name(name: str, length: int = 80) -> str:
@@ -54,45 +53,35 @@ def safe_name(name: str, length: int = 80) -> str:
     return f"{readable or '_'}-{digest}"
 
 
-def atomic_write(path: str, data: bytes, durable: bool = True) -> None:
-    """Write ``data`` to ``path`` atomically (tmp file in the same folder, fsync unless not
-    ``durable``, os.replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            if durable:
-                os.fsync(handle.fileno())
-        _replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+class CheckpointError(Exception):
+    """A checkpoint folder or file the input cannot write, found before the run reads anything;
+    its message is one line naming it, the cause and the fix."""
 
 
-def _replace(tmp: str, path: str) -> None:
-    """``os.replace``, tried again briefly on PermissionError: Windows refuses it while another
-    process (a reader, a virus scanner) holds the target open."""
-    for attempt in range(REPLACE_TRIES):
-        try:
-            os.replace(tmp, path)
-            return
-        except PermissionError:
-            if attempt == REPLACE_TRIES - 1:
-                raise
-            time.sleep(0.05 * 2**attempt)
+def _unwritable(what: str, exc: OSError) -> CheckpointError:
+    return CheckpointError(
+        f"{what} cannot be written ({exc.strerror or exc}): nothing read this run; give the user"
+        " splunkd runs as write access to it"
+    )
 
 
 class CheckpointStore:
-    """JSON values by key for one input stanza, one file per key under ``directory``."""
+    """JSON values by key for one input stanza, one file per key under ``directory``.
+
+    Opening it makes ``directory`` if missing and creates and removes a file in it, so that a
+    folder the input cannot write (owned by another user, a file in its place) is a
+    :class:`CheckpointError` before the run hands Splunk an event it could not checkpoint (and
+    would send again at every run)."""
 
     def __init__(self, directory: str, input_name: str) -> None:
         self.directory = directory
         self.prefix = safe_name(input_name)
-        os.makedirs(directory, exist_ok=True)
+        try:
+            if not os.path.lexists(directory):
+                os.makedirs(directory, exist_ok=True)
+            os.unlink(atomic.reserve(os.path.join(directory, self.prefix)))
+        except OSError as exc:
+            raise _unwritable(f"checkpoint folder {directory}", exc) from exc
 
     def path(self, key: str) -> str:
         """The file of ``key``, without its extension (``.json`` or ``.journal``)."""
@@ -111,7 +100,7 @@ class CheckpointStore:
                 data = handle.read()
         except OSError:  # none (or a name too long to have ever been written)
             return path
-        atomic_write(path, data)
+        atomic.write(path, data)
         log.info("checkpoint %s copied to %s (the name this version gives it)", old, path)
         return path
 
@@ -130,11 +119,15 @@ class CheckpointStore:
     def save(self, key: str, value: Any, durable: bool = True) -> None:
         """Save ``value`` (JSON-serialisable) under ``key`` atomically (fsynced if ``durable``)."""
         data = json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
-        atomic_write(self.path(key) + ".json", data, durable)
+        atomic.write(self.path(key) + ".json", data, durable)
 
     def seen_ids(self, key: str = "seen", capacity: int = DEFAULT_SEEN_CAPACITY) -> SeenIds:
         """The persisted bounded set of ids under ``key``."""
-        return SeenIds(self._file(key, ".journal"), capacity)
+        path = self._file(key, ".journal")
+        try:
+            return SeenIds(path, capacity)
+        except OSError as exc:
+            raise _unwritable(f"checkpoint {path}", exc) from exc
 
 
 class SeenIds:
@@ -185,7 +178,7 @@ class SeenIds:
                 ids.popitem(last=False)
 
     def _compact(self) -> None:
-        atomic_write(self.path, "".join(item + "\n" for item in self._ids).encode("utf-8"))
+        atomic.write(self.path, "".join(item + "\n" for item in self._ids).encode("utf-8"))
         self._journal_lines = len(self._ids)
 
     def __contains__(self, item: object) -> bool:
@@ -219,10 +212,7 @@ class SeenIds:
             lines = [item.replace("\r", " ").replace("\n", " ") for item in lines]
             text = "\n".join(lines)
             for item in lines:
-                if item in ids:
-                    ids.move_to_end(item)
-                else:
-                    ids[item] = None
+                self._remember(item)
         while len(ids) > self.capacity:
             ids.popitem(last=False)
         self._handle.write((text + "\n").encode("utf-8", errors="replace"))

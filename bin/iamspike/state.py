@@ -27,6 +27,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from itertools import compress
 from json.encoder import encode_basestring
 
 from iamspike.intake import usable_time
@@ -207,9 +208,7 @@ def encode(entry: StateEntry) -> dict[str, object]:
         fields.append(f'"failing":{_offsets(entry, entry.failing_principals)}')
     fields.append(f'"first":{first}')
     if entry.first_failures:
-        kept = kept_first_failures(entry.first_failures)
-        firsts = ",".join([f"{_text(api)}:{(start - first) // span}" for api, start in sorted(kept.items())])
-        fields.append(f'"first_failures":{{{firsts}}}')
+        fields.append(f'"first_failures":{{{_firsts(entry.first_failures, first, span)}}}')
     fields += [
         f'"last":{entry.last}',
         f'"principal":{_text(entry.principal)}',
@@ -234,6 +233,102 @@ def encode(entry: StateEntry) -> dict[str, object]:
         STATE_FIELD: "{" + ",".join(fields) + "}",
         "updated": entry.last,
     }
+
+
+def _firsts(firsts: Mapping[str, int], first: int, span: int) -> str:
+    """``first_failures``'s items (:func:`kept_first_failures`) as ``encode`` writes them."""
+    kept = kept_first_failures(firsts)
+    return ",".join([f"{_text(api)}:{(start - first) // span}" for api, start in sorted(kept.items())])
+
+
+class PrincipalRows:
+    """Principals' rows of one state pass, as :func:`encode` writes each (``span``, ``first`` and
+    ``last`` shared), from columns: ``encode(StateEntry(...))`` per principal, without a dict
+    per series, an object per entry or a sort per row (the backfill writes 200,000 of them).
+
+    ``offsets``, ``failures`` and ``widths`` are every principal's bins (offsets after ``first``
+    in spans, >= 0), principal after principal (``bounds``: where each one's begin), within a
+    principal in the order :meth:`order` gives; ``apis``, ``bins`` the failed API ids and the
+    offsets of their first failures (may be < 0), principal after principal (``fail_bounds``),
+    in any order within one; ``names`` the API names by id."""
+
+    def __init__(self, span: int, first: int, last: int, names: list[str]) -> None:
+        self.span, self.first, self.last, self.names = span, first, last, names
+        self._texts = [_text(name) + ":" for name in names]
+        self._by_name = sorted(range(len(names)), key=names.__getitem__)  # API ids by name
+        self._tail = f',"last":{last},"principal":'
+        self._end = f',"span":{span},"type":{_text(PRINCIPAL)},"v":{VERSION}}}'
+
+    @staticmethod
+    def text_order(n: int) -> list[int]:
+        """Each offset in ``range(n)``'s rank among them ordered as text (how ``encode`` orders a
+        series: ``"12":`` before ``"120":`` before ``"13":``)."""
+        rank = [0] * n
+        for at, offset in enumerate(sorted(range(n), key=str)):
+            rank[offset] = at
+        return rank
+
+    def name_order(self) -> list[int]:
+        """Each API id's rank among the names ordered as text (first failures' order)."""
+        rank = [0] * len(self.names)
+        for at, api in enumerate(self._by_name):
+            rank[api] = at
+        return rank
+
+    def rows(self, labels, bounds, offsets, failures, widths, fail_bounds, apis, bins) -> list[dict]:
+        """One row per principal of ``labels`` (``((account, principal), i)`` in the rows' order,
+        the i-th's columns at ``bounds[i]:bounds[i + 1]`` and ``fail_bounds[i]:fail_bounds[i +
+        1]``) that has a bin."""
+        first, span, last = self.first, self.span, self.last
+        cell = [f'"{offset}":' for offset in range(max(offsets, default=-1) + 1)]
+        bin_texts = list(map(str.__add__, map(cell.__getitem__, offsets), map(str, failures)))
+        api_texts = list(map(str.__add__, map(cell.__getitem__, offsets), map(str, widths)))
+        wide = [width != 1 for width in widths]
+        firsts = list(map(str.__add__, map(self._texts.__getitem__, apis), map(str, bins)))
+        head = '{"account":'
+        start = f'"first":{first}'
+        out = []
+        account_text = ""
+        last_account = None
+        for (account, principal), i in labels:
+            lo, hi = bounds[i], bounds[i + 1]
+            if lo == hi:
+                continue
+            if account != last_account:
+                account_text, last_account = head + _text(account) + ',"apis":{', account
+            f_lo, f_hi = fail_bounds[i], fail_bounds[i + 1]
+            if f_hi - f_lo > FIRST_FAILURES_KEPT:
+                failed = {self.names[a]: first + b * span for a, b in zip(apis[f_lo:f_hi], bins[f_lo:f_hi])}
+                kept = f',"first_failures":{{{_firsts(failed, first, span)}}}'
+            elif f_hi > f_lo:
+                kept = f',"first_failures":{{{",".join(firsts[f_lo:f_hi])}}}'
+            else:
+                kept = ""
+            text = "".join(
+                [
+                    account_text,
+                    ",".join(compress(api_texts[lo:hi], wide[lo:hi])),
+                    '},"bins":{',
+                    ",".join(bin_texts[lo:hi]),
+                    "},",
+                    start,
+                    kept,
+                    self._tail,
+                    _text(principal),
+                    self._end,
+                ]
+            )
+            out.append(
+                {
+                    "state_key": state_key(account, principal),
+                    "entity_type": PRINCIPAL,
+                    "account": account,
+                    "principal": principal,
+                    STATE_FIELD: text,
+                    "updated": last,
+                }
+            )
+        return out
 
 
 def _sources_of(value) -> SourceHistory:

@@ -174,28 +174,24 @@ def _principal_rows(results, failures: Cells, apis: Cells, restored: Cells, fail
     window = t >= keep_from
     cell, t, p, value = cell[window], t[window], p[window], failures.value[nonzero][window]
     width = np.where(np.isin(cell, restored.cell), restored.at(cell), apis.at(cell))
-    order = np.lexsort((t, p))
-    t, p, value, width = t[order], p[order], value[order], width[order]
-    bounds = np.searchsorted(p, np.arange(len(results.principals) + 1))
-    names = list(results.api_ids)
+    offset = t - keep_from
+    writer = state.PrincipalRows(span, first, last, list(results.api_ids))
+    rank = np.array(writer.text_order(int(offset.max()) + 1 if len(offset) else 0), dtype=np.int64)
+    order = np.lexsort((rank[offset], p))
+    bounds = np.searchsorted(p[order], np.arange(len(results.principals) + 1)).tolist()
     fail_p, fail_api, fail_when = fail
-    fail_bounds = np.searchsorted(fail_p, np.arange(len(results.principals) + 1))
-    starts = ((results.first + t) * span).tolist()
-    value_l, width_l = value.astype(np.int64).tolist(), width.astype(np.int64).tolist()
-    fail_api_l, fail_when_l = fail_api.tolist(), fail_when.tolist()
-    out = []
-    for (account, principal), e in sorted(results.principals.items()):
-        lo, hi = int(bounds[e]), int(bounds[e + 1])
-        if lo == hi:
-            continue
-        series = dict(zip(starts[lo:hi], value_l[lo:hi]))
-        distinct = dict(zip(starts[lo:hi], width_l[lo:hi]))
-        f_lo, f_hi = int(fail_bounds[e]), int(fail_bounds[e + 1])
-        firsts = {names[a]: w * span for a, w in zip(fail_api_l[f_lo:f_hi], fail_when_l[f_lo:f_hi])}
-        out.append(
-            state.encode(state.StateEntry(span, first, last, account, principal, series, distinct, firsts))
-        )
-    return out
+    by_name = np.lexsort((np.array(writer.name_order(), dtype=np.int64)[fail_api], fail_p))
+    fail_bounds = np.searchsorted(fail_p, np.arange(len(results.principals) + 1)).tolist()
+    return writer.rows(
+        sorted(results.principals.items()),
+        bounds,
+        offset[order].tolist(),
+        value[order].astype(np.int64).tolist(),
+        width[order].astype(np.int64).tolist(),
+        fail_bounds,
+        fail_api[by_name].tolist(),
+        (fail_when[by_name] - (results.first + keep_from)).tolist(),
+    )
 
 
 def _account_rows(

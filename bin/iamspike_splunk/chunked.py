@@ -53,6 +53,11 @@ GETINFO_REPLY = {"type": "reporting", "run_in_preview": False}
 BODY_IN_PIECES = 64 * 1024 * 1024
 PIECE = 1024 * 1024
 NUL_REPLACEMENT = "\ufffd".encode("utf-8")
+# A body whose first PIECE holds fewer line breaks than this (lines of over 16 KB) is read a line
+# at a time with str.split (:func:`csv_rows`); raw events (a few KB a line) by csv.reader.
+LONG_LINES = 64
+# A line as io.TextIOWrapper(newline="") ends one: CRLF, CR or LF (the last line perhaps none).
+_LINE_ENDS = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
 
 
 class ProtocolError(RuntimeError):
@@ -181,11 +186,82 @@ def read_body(body: bytes) -> tuple[list[str], Iterable[list[str]]]:
         return [], iter(())
     if b"\x00" in body:  # Python 3.9's csv refuses NUL ("line contains NUL"); 3.13 keeps it
         body = body.replace(b"\x00", "\ufffd".encode("utf-8"))
-    # Decoded lazily as csv reads: no up-front copy of the whole body into a str.
-    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", errors="replace", newline="")
-    reader = csv.reader(text)
+    reader = csv_rows(io.BufferedReader(io.BytesIO(body), PIECE))
     header = next(reader, [])
     return header, reader
+
+
+def csv_rows(stream: io.BufferedReader) -> Iterator[list[str]]:
+    """The rows of a CSV body (UTF-8, undecodable bytes replaced), exactly as ``csv.reader`` over
+    ``io.TextIOWrapper(stream, newline="")`` gives them. A body of long lines (its first
+    :data:`PIECE` holds fewer than :data:`LONG_LINES` line breaks: packed count rows, tens of KB
+    a row) is read by :func:`_split_rows`; any other by ``csv.reader``, decoded lazily as it
+    reads (no up-front copy of the whole body into a str)."""
+    if stream.peek(PIECE)[:PIECE].count(b"\n") < LONG_LINES:
+        return _split_rows(stream)
+    return csv.reader(io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline=""))
+
+
+def _split_rows(stream: io.BufferedReader) -> Iterator[list[str]]:
+    """:func:`csv_rows` a line at a time with ``str.split``: ``csv.reader`` reads a long field
+    a character at a time, at about a third of the speed (fields bench: 2.7 against 1.0 CPU s for
+    a weekday's 1.09 GB of ``v6`` rows). A line whose fields are unquoted, or quoted whole with no
+    quote, comma or line break inside, is split on commas (what ``csv.reader`` gives such a line);
+    any other (a quote or a comma inside a field, a field over several lines, a bare CR) goes to
+    ``csv.reader``, fed the same lines as ``io.TextIOWrapper`` would give it."""
+    back: list[str] = []  # lines for csv.reader before the body's next
+    lines = _lines(stream)
+
+    def fed() -> Iterator[str]:
+        while True:
+            while back:
+                yield back.pop()
+            line = next(lines, None)
+            if line is None:
+                return
+            back.extend(reversed(_LINE_ENDS.findall(line[0] + "\n" if line[1] else line[0])))
+
+    reader = csv.reader(fed())
+    for text, ended in lines:
+        line = text[:-1] if text[-1:] == "\r" else text
+        if "\r" not in line:
+            if '"' not in line:
+                yield line.split(",") if line else []
+                continue
+            fields = line.split(",")
+            for at, field in enumerate(fields):
+                if '"' in field:
+                    if field.count('"') != 2 or len(field) < 2 or field[0] != '"' or field[-1] != '"':
+                        break
+                    fields[at] = field[1:-1]
+            else:
+                yield fields
+                continue
+        back.extend(reversed(_LINE_ENDS.findall(text + "\n" if ended else text)))
+        while back:
+            yield next(reader)
+
+
+def _lines(stream: io.BufferedReader) -> Iterator[tuple[str, bool]]:
+    """A body's lines split at LF, decoded (each piece of whole lines at once: a line break never
+    falls within a character), each as (its text without the LF, whether an LF ended it)."""
+    pending: list[bytes] = []
+    while True:
+        piece = stream.read1(PIECE)
+        if not piece:
+            break
+        cut = piece.rfind(b"\n") + 1
+        if not cut:
+            pending.append(piece)
+            continue
+        pending.append(piece[:cut])
+        texts = b"".join(pending).decode("utf-8", "replace").split("\n")
+        pending = [piece[cut:]]
+        texts.pop()  # after the last LF: nothing
+        for text in texts:
+            yield text, True
+    if any(pending):
+        yield b"".join(pending).decode("utf-8", "replace"), False
 
 
 def feed_pieces(sink: Sink, istream: IO[bytes], length: int) -> int:
@@ -195,8 +271,7 @@ def feed_pieces(sink: Sink, istream: IO[bytes], length: int) -> int:
     with fewer fields than the header (a body cut mid-row) are skipped and counted, as
     :func:`feed` does."""
     body = _Body(istream, length)
-    text = io.TextIOWrapper(io.BufferedReader(body, PIECE), encoding="utf-8", errors="replace", newline="")
-    reader = csv.reader(text)
+    reader = csv_rows(io.BufferedReader(body, PIECE))
     header = next(reader, [])
     cut: list[int] = []
     if header:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import gzip
 import io
 import json
@@ -10,6 +11,7 @@ import math
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 from iamspike_splunk import chunked
 from standin import scpv2
@@ -473,3 +475,88 @@ def test_what_a_sink_leaves_of_a_large_body_is_skipped_to_the_next_chunk():
     data = GETINFO + big + execute([{"_time": "last"}], True)
     status, replies, _ = serve(data, Head)
     assert status == 0 and scpv2.decode_rows(replies[-1].body) == [{"calls": "2", "rows": "2", "first": "0"}]
+
+
+# ------------------------------------------------------------------------- bodies of long lines
+def _csv_reader_rows(body: bytes) -> list[list[str]]:
+    """What csv.reader gives of a body (NUL replaced as the loop replaces it)."""
+    body = body.replace(b"\x00", chunked.NUL_REPLACEMENT)
+    text = io.TextIOWrapper(io.BytesIO(body), encoding="utf-8", errors="replace", newline="")
+    return list(csv.reader(text))
+
+
+def _loop_rows(body: bytes) -> list[list[str]]:
+    header, rows = chunked.read_body(body)
+    return [header, *rows] if header or body else []
+
+
+LONG = "v6;" + "|".join(["v40"] * 3000)  # a long field, as a packed count row's
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        f"_time,account,principal,iamspike_counts\n1,111,,{LONG}\n2,111,,{LONG}\n".encode(),
+        f'"_time",account,"iamspike_counts"\r\n1,111,"{LONG}"\r\n2,,"{LONG}"\r\n'.encode(),  # splunkd quotes
+        f'a,b\n"x,y",{LONG}\n"two\nlines",{LONG}\n"say ""hi""",z\n'.encode(),  # csv.reader's lines
+        f'a,b\r\n"two\r\nlines",{LONG}\rbare,cr\n\n,\nx"y,"z"\n""\n'.encode(),  # CR, blank, a quote inside
+        b"a,b\n\xff\xe2\x82,\xc3\xa9\x00\n" + LONG.encode() + b",\xe2\x82",  # bad UTF-8, NUL, no last LF
+        b'a\n"open quote, never closed\n',
+    ],
+    ids=["plain", "splunkd-quoted", "quoted-commas-and-breaks", "cr-and-blanks", "bytes", "open-quote"],
+)
+def test_a_body_of_long_lines_reads_as_csv_reader_reads_it(body):
+    """A body of few lines is split on commas where csv.reader would give the same (fields
+    unquoted, or quoted whole with nothing to unquote inside), and read by csv.reader elsewhere:
+    the rows are csv.reader's, and its error where it has one."""
+    try:
+        want = _csv_reader_rows(body)
+    except csv.Error as error:
+        with pytest.raises(csv.Error, match=re.escape(str(error))):
+            _loop_rows(body)
+        return
+    assert _loop_rows(body) == want
+
+
+def test_random_bodies_read_as_csv_reader_reads_them():
+    """Bodies drawn from quotes, commas, CR, LF, bad UTF-8, NUL and long runs: the same rows as
+    csv.reader's (or the same error), read whole and in pieces (a line split over pieces)."""
+    rng = np.random.default_rng(15)
+    alphabet = [
+        b"a",
+        b",",
+        b'"',
+        b"\n",
+        b"\r",
+        b"\r\n",
+        b"x" * 40,
+        "\u00e9".encode(),
+        b"\xe2\x82",
+        b"\xff",
+        b'""',
+        b"\x00",
+    ]
+    compared = 0
+    for _ in range(3000):
+        body = b"".join(alphabet[i] for i in rng.integers(0, len(alphabet), int(rng.integers(1, 50))))
+        try:
+            want = _csv_reader_rows(body)
+        except csv.Error:
+            with pytest.raises(csv.Error):
+                _loop_rows(body)
+            continue
+        assert _loop_rows(body) == want, body
+        compared += 1
+    assert compared > 1000
+
+
+def test_a_long_line_over_several_pieces_reads_whole(monkeypatch):
+    """Lines longer than a piece (a count row over 1 MiB) read as csv.reader reads them, in pieces."""
+    monkeypatch.setattr(chunked, "PIECE", 1000)
+    body = ("a,b\n" + f'1,"{LONG}"\n' + f"2,{LONG}x\n" + '3,"q""q"\n').encode()
+    sink = Keep([])
+    data = GETINFO + scpv2.frame(scpv2.execute_metadata(True), body)
+    monkeypatch.setattr(chunked, "BODY_IN_PIECES", 100)
+    assert chunked.serve(lambda args: sink, io.BytesIO(data), io.BytesIO()) == 0
+    want = _csv_reader_rows(body)
+    assert sink.headers == [want[0]] and sink.rows == want[1:]

@@ -407,3 +407,34 @@ def test_a_damaged_v6_row_is_skipped_and_named_once(tmp_path, damage) -> None:
     without = [(header, [*rows[:at], *rows[at + 1 :]]), *chunks[1:]]
     assert got == one_pass(damaged) == one_pass(without) and got
     assert spill.messages() == ["skipped 1 row with unreadable iamspike_counts"]
+
+
+def _as_splunkd_writes(header: list[str], rows: list[list[str]]) -> bytes:
+    """A chunk's CSV body as splunkd writes it (the recordings: a field of anything but letters
+    and digits quoted, its quotes doubled)."""
+
+    def field(text: str) -> str:
+        return text if text.isalnum() or not text else '"' + text.replace('"', '""') + '"'
+
+    return "".join(",".join(map(field, row)) + "\n" for row in [header, *rows]).encode()
+
+
+@pytest.mark.parametrize("damage", [_cut, _field(6, "x|1"), _field(12, "QUJD")])
+def test_v6_rows_read_from_splunkds_csv_and_one_damaged_is_skipped_once(tmp_path, damage) -> None:
+    """``v6`` rows as splunkd sends them (quoted CSV of long lines, read by the command loop's
+    ``chunked.read_body``): the rows given as lists, and a damaged one skipped and named once."""
+    from iamspike_splunk import chunked
+
+    chunks = bench_v5(n_hours=2, version="v6")
+    header, rows = chunks[0]
+    at = next(i for i, row in enumerate(rows) if row[-2][:2] == "v6")
+    broken = list(rows[at])
+    damage(broken)
+    damaged = [*rows[:at], broken, *rows[at + 1 :]]
+    for given, skipped in (((header, rows), 0), ((header, damaged), 1)):
+        read = [chunked.read_body(_as_splunkd_writes(*chunk)) for chunk in [given, *chunks[1:]]]
+        read = [(head, list(body)) for head, body in read]
+        assert read == [given, *chunks[1:]]
+        got, spill = by_parts(read, tmp_path)
+        assert got == by_parts([given, *chunks[1:]], tmp_path)[0] and got
+        assert spill.messages() == ["skipped 1 row with unreadable iamspike_counts"] * skipped

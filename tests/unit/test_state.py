@@ -11,6 +11,7 @@ from iamspike.state import (
     FIRST_FAILURES_KEPT,
     RANGE,
     STATE_FIELD,
+    PrincipalRows,
     SourceHistory,
     StateEntry,
     account_bins,
@@ -194,3 +195,76 @@ def test_account_rows_carry_their_sources_rates_and_rows_without_them_still_read
     for bad in ({"by": {"s3": ["x"]}, "since": FIRST}, {"by": {"s3": [-1.0]}, "since": FIRST}, {"by": {}}):
         with pytest.raises(ValueError, match="malformed state"):
             decode(json.dumps({**blob, "sources": bad}))
+
+
+def _principal_rows(entries: list[StateEntry], names: list[str]) -> list[dict]:
+    """``PrincipalRows.rows`` of entries sharing span, first and last, laid out as it takes them."""
+    span, first, last = entries[0].span, entries[0].first, entries[0].last
+    writer = PrincipalRows(span, first, last, names)
+    ids = {name: at for at, name in enumerate(names)}
+    text_rank = writer.text_order(max((len(e.bins) and max(e.bins)) for e in entries) // span + 1)
+    name_rank = writer.name_order()
+    bounds, fail_bounds, offsets, failures, widths, apis, bins = [0], [0], [], [], [], [], []
+    for entry in entries:
+        cells = sorted(
+            ((start - first) // span, n, entry.distinct_apis[start]) for start, n in entry.bins.items()
+        )
+        cells.sort(key=lambda cell: text_rank[cell[0]])
+        offsets += [cell[0] for cell in cells]
+        failures += [cell[1] for cell in cells]
+        widths += [cell[2] for cell in cells]
+        bounds.append(len(offsets))
+        fails = sorted(entry.first_failures.items(), key=lambda item: name_rank[ids[item[0]]])
+        apis += [ids[api] for api, _ in fails]
+        bins += [(start - first) // span for _, start in fails]
+        fail_bounds.append(len(apis))
+    labels = [((entry.account, entry.principal), at) for at, entry in enumerate(entries)]
+    return writer.rows(labels, bounds, offsets, failures, widths, fail_bounds, apis, bins)
+
+
+def test_principal_rows_from_columns_are_what_encode_writes_of_each_entry() -> None:
+    """The state pass writes principals' rows from columns (``PrincipalRows``): byte for byte
+    each entry's ``encode``, with offsets ordered as text (2, 10, 100), widths of 1 left out,
+    first failures by API name (escaped names, offsets before ``first``), more first failures
+    than a row keeps, a principal without any, and one without bins (no row)."""
+    span = 3600
+    names = ["GetUser", 'Odd"Api', "ListRoles", "Zeta\u00e9", "AssumeRole"] + [
+        f"Api{i:03d}" for i in range(300)
+    ]
+    wide = {FIRST + span * offset: offset % 4 or 1 for offset in (0, 2, 10, 100, 11, 1)}
+    entries = [
+        StateEntry(
+            span,
+            FIRST,
+            FIRST + 120 * span,
+            "111",
+            USER,
+            {t: 5 for t in wide},
+            wide,
+            {"ListRoles": FIRST - 3 * span, 'Odd"Api': FIRST + 10 * span, "GetUser": FIRST},
+        ),
+        StateEntry(
+            span,
+            FIRST,
+            FIRST + 120 * span,
+            "111",
+            'arn:aws:iam::111:user/"q"\u00fc',
+            {FIRST + 7 * span: 1},
+            {FIRST + 7 * span: 1},
+            {},
+        ),
+        StateEntry(span, FIRST, FIRST + 120 * span, "111", "nobody", {}, {}, {}),
+        StateEntry(
+            span,
+            FIRST,
+            FIRST + 120 * span,
+            "222\u00e9",
+            USER,
+            {FIRST + 99 * span: 2},
+            {FIRST + 99 * span: 2},
+            {f"Api{i:03d}": FIRST + (i % 50) * span for i in range(300)},
+        ),
+    ]
+    rows = _principal_rows(entries, names)
+    assert rows == [encode(entry) for entry in entries if entry.bins]
+    assert len(json.loads(rows[-1][STATE_FIELD])["first_failures"]) == FIRST_FAILURES_KEPT

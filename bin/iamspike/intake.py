@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -109,6 +109,34 @@ def add_records(tally: Tally, records: Iterable[Mapping]) -> None:
         add_events(tally, _COL, len(FIELDS), batch)
 
 
+def timed(
+    tally: Tally, rows: Iterable[list[str]], time_i: int, read: list[int], track: bool = True
+) -> Iterator[tuple[list[str], float]]:
+    """``(row, _time)`` of each row with a usable ``_time``, as ``rows`` yields them. Once they
+    are all read, ``read[0]`` is the rows read and, with ``track``, the times seen widen the
+    tally's range and the rows without a usable one are counted in ``skipped``."""
+    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
+    for row in rows:
+        n += 1
+        try:
+            when = float(row[time_i])
+        except (ValueError, IndexError):
+            when = math.nan
+        if not FIRST_TIME <= when < LAST_TIME:  # NaN too
+            no_time += 1
+            continue
+        if when < lo:
+            lo = when
+        if when > hi:
+            hi = when
+        yield row, when
+    read[0] = n
+    if track:
+        tally.lo, tally.hi = lo, hi
+        if no_time:
+            tally.skipped[NO_TIME] += no_time
+
+
 def add_events(
     tally: Tally, index: Mapping[str, int], width: int, rows: Iterable[list[str]], track: bool = True
 ) -> int:
@@ -138,20 +166,8 @@ def add_events(
     mark = digest if ids is not None else hash
     pad = [""]
     reparse: list[list[str]] = []
-    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
-    for row in rows:
-        n += 1
-        try:
-            when = float(row[time_i])
-        except (ValueError, IndexError):
-            when = math.nan
-        if not FIRST_TIME <= when < LAST_TIME:  # NaN too
-            no_time += 1
-            continue
-        if when < lo:
-            lo = when
-        if when > hi:
-            hi = when
+    read = [0]
+    for row, when in timed(tally, rows, time_i, read, track):
         if padded:
             row = row + pad
         code = row[code_i] if has_codes else ""
@@ -202,13 +218,9 @@ def add_events(
                 ids[key] = [event_digest]
             else:
                 found.append(event_digest)
-    if track:
-        tally.lo, tally.hi = lo, hi
-        if no_time:
-            tally.skipped[NO_TIME] += no_time
     if reparse:
         add_events(tally, _COL, len(FIELDS), from_raw(tally, reparse, raw_i, time_i), track=False)
-    return n
+    return read[0]
 
 
 def from_raw(tally: Tally, rows: list[list[str]], raw_i: int, time_i: int) -> list[list[str]]:
@@ -251,20 +263,8 @@ def add_aggregated(tally: Tally, index: Mapping[str, int], rows: Iterable[list[s
     identities, services = tally.aggregated_identities, tally.services
     keep = tally.strings.setdefault  # one object per text: a key costs its tuple
     bad: Counter = Counter()  # skipped for their count, named after the rows without a time
-    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
-    for row in rows:
-        n += 1
-        try:
-            when = float(row[time_i])
-        except (ValueError, IndexError):
-            when = math.nan
-        if not FIRST_TIME <= when < LAST_TIME:  # NaN too
-            no_time += 1
-            continue
-        if when < lo:
-            lo = when
-        if when > hi:
-            hi = when
+    read = [0]
+    for row, when in timed(tally, rows, time_i, read):
         code = row[code_i] if code_i is not None else ""
         if code and not counted[code]:
             continue
@@ -290,8 +290,5 @@ def add_aggregated(tally: Tally, index: Mapping[str, int], rows: Iterable[list[s
         start, source, code = keep(start, start), keep(source, source), keep(code, code)
         key = (start, account, principal, source, name, code, "", "")
         counts[key] = counts.get(key, 0) + round(count)
-    tally.lo, tally.hi = lo, hi
-    if no_time:
-        tally.skipped[NO_TIME] += no_time
     tally.skipped.update(bad)
-    return n
+    return read[0]

@@ -25,15 +25,18 @@ class CellExplain:
         self.services: dict[str, int] = {}
 
     def add(self, service: str, api: str, code: str, ip: str, user_agent: str, count: int) -> None:
-        for table, name in (
-            (self.codes, code),
-            (self.apis, api),
-            (self.ips, ip),
-            (self.user_agents, user_agent),
-            (self.services, service),
-        ):
-            if name:
-                table[name] = table.get(name, 0) + count
+        # Written out, not looped over (table, name) pairs: this runs once per key of every cell
+        # explained (583,000 aggregated rows: 0.9 of 2.3 s of the results pass, 3.13).
+        if code:
+            self.codes[code] = self.codes.get(code, 0) + count
+        if api:
+            self.apis[api] = self.apis.get(api, 0) + count
+        if ip:
+            self.ips[ip] = self.ips.get(ip, 0) + count
+        if user_agent:
+            self.user_agents[user_agent] = self.user_agents.get(user_agent, 0) + count
+        if service:
+            self.services[service] = self.services.get(service, 0) + count
 
 
 def top(counts: Mapping[str, int], n: int = TOP) -> str:
@@ -156,6 +159,7 @@ class CellDetail:
         self.keys, self.counts, self.n_keys = results.keys, results.tally.counts, results.n_keys
         self.item_row, self.count_rows = results.item_row, results.count_rows
         self.from_rows: dict[int, CellExplain] = {}
+        self.with_rows = bool(len(idx)) and int(idx.max()) >= self.n_keys  # items of count rows
 
     def prefetch(self, e_idx: np.ndarray, t_idx: np.ndarray) -> None:
         wanted = np.asarray(e_idx, dtype=np.int64) * self.n_bins + np.asarray(t_idx, dtype=np.int64)
@@ -179,11 +183,14 @@ class CellDetail:
         target = entity * self.n_bins + t
         lo, hi = np.searchsorted(self.cell, [target, target + 1])
         items = self.idx[lo:hi]
-        if target not in self.from_rows and (items >= self.n_keys).any():
-            mine = items[items >= self.n_keys]
-            self._read(self.item_row[mine - self.n_keys], np.full(len(mine), target, dtype=np.int64))
+        if self.with_rows:
+            if target not in self.from_rows and (items >= self.n_keys).any():
+                mine = items[items >= self.n_keys]
+                self._read(self.item_row[mine - self.n_keys], np.full(len(mine), target, dtype=np.int64))
+            items = items[items < self.n_keys]
         out = self.from_rows.pop(target, None) or CellExplain()
-        for i in items[items < self.n_keys].tolist():
-            key = self.keys[i]
-            out.add(key[3], key[4], key[5], key[6], key[7], self.counts[key])
+        keys, counts, add = self.keys, self.counts, out.add
+        for i in items.tolist():
+            key = keys[i]
+            add(key[3], key[4], key[5], key[6], key[7], counts[key])
         return out

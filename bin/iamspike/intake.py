@@ -10,7 +10,8 @@ below. Pure Python: no numpy, no scorer (the map phase counts here too).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -81,10 +82,7 @@ def add_rows(tally: Tally, header: list[str], rows: Iterable[list[str]]) -> None
     dropped as soon as it is counted, never held with the rest of its chunk."""
     index = {name: i for i, name in enumerate(header)}
     if tally.count_field:
-        rows = rows if isinstance(rows, list) else list(rows)
-        tally.rows += len(rows)
-        if rows:
-            add_aggregated(tally, index, rows)
+        tally.rows += add_aggregated(tally, index, rows)
     elif any(name in index for name in EVENT_MARKERS) or RAW in index:
         tally.rows += add_events(tally, index, len(header), rows)
     else:
@@ -111,31 +109,32 @@ def add_records(tally: Tally, records: Iterable[Mapping]) -> None:
         add_events(tally, _COL, len(FIELDS), batch)
 
 
-def track_times(tally: Tally, rows: list[list[str]], time_i: int | None) -> None:
-    if time_i is None:
-        tally.skipped[NO_TIME] += len(rows)
-        return
-    try:
-        values = list(map(float, map(itemgetter(time_i), rows)))
-        low, high = min(values), max(values)
-        if not (usable_time(low) and usable_time(high)):
-            raise ValueError
-    except (ValueError, IndexError):
-        values = []
-        for row in rows:
-            try:
-                value = float(row[time_i])
-            except (ValueError, IndexError):
-                value = math.nan
-            if usable_time(value):
-                values.append(value)
-            else:
-                tally.skipped[NO_TIME] += 1
-        if not values:
-            return
-        low, high = min(values), max(values)
-    tally.lo = min(tally.lo, low)
-    tally.hi = max(tally.hi, high)
+def timed(
+    tally: Tally, rows: Iterable[list[str]], time_i: int, read: list[int], track: bool = True
+) -> Iterator[tuple[list[str], float]]:
+    """``(row, _time)`` of each row with a usable ``_time``, as ``rows`` yields them. Once they
+    are all read, ``read[0]`` is the rows read and, with ``track``, the times seen widen the
+    tally's range and the rows without a usable one are counted in ``skipped``."""
+    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
+    for row in rows:
+        n += 1
+        try:
+            when = float(row[time_i])
+        except (ValueError, IndexError):
+            when = math.nan
+        if not FIRST_TIME <= when < LAST_TIME:  # NaN too
+            no_time += 1
+            continue
+        if when < lo:
+            lo = when
+        if when > hi:
+            hi = when
+        yield row, when
+    read[0] = n
+    if track:
+        tally.lo, tally.hi = lo, hi
+        if no_time:
+            tally.skipped[NO_TIME] += no_time
 
 
 def add_events(
@@ -167,20 +166,8 @@ def add_events(
     mark = digest if ids is not None else hash
     pad = [""]
     reparse: list[list[str]] = []
-    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
-    for row in rows:
-        n += 1
-        try:
-            when = float(row[time_i])
-        except (ValueError, IndexError):
-            when = math.nan
-        if not FIRST_TIME <= when < LAST_TIME:  # NaN too
-            no_time += 1
-            continue
-        if when < lo:
-            lo = when
-        if when > hi:
-            hi = when
+    read = [0]
+    for row, when in timed(tally, rows, time_i, read, track):
         if padded:
             row = row + pad
         code = row[code_i] if has_codes else ""
@@ -231,13 +218,9 @@ def add_events(
                 ids[key] = [event_digest]
             else:
                 found.append(event_digest)
-    if track:
-        tally.lo, tally.hi = lo, hi
-        if no_time:
-            tally.skipped[NO_TIME] += no_time
     if reparse:
         add_events(tally, _COL, len(FIELDS), from_raw(tally, reparse, raw_i, time_i), track=False)
-    return n
+    return read[0]
 
 
 def from_raw(tally: Tally, rows: list[list[str]], raw_i: int, time_i: int) -> list[list[str]]:
@@ -258,60 +241,54 @@ def from_raw(tally: Tally, rows: list[list[str]], raw_i: int, time_i: int) -> li
     return parsed
 
 
-def add_aggregated(tally: Tally, index: Mapping[str, int], rows: list[list[str]]) -> None:
+def add_aggregated(tally: Tally, index: Mapping[str, int], rows: Iterable[list[str]]) -> int:
+    """Count aggregated rows as they are read, in one pass; returns the rows read. Every row's
+    ``_time`` widens the tally's range; a row without a usable one, or whose count is not a
+    positive number of calls, is counted in ``skipped``."""
     count_field = tally.count_field
     needed = (TIME, "account", "principal", count_field)
     missing = [name for name in needed if name not in index]
     if missing:
-        tally.skipped[NO_FIELDS] += len(rows)
-        message = (
-            f"count_field={count_field} needs the fields {', '.join(needed)}; missing: {', '.join(missing)}"
-        )
-        if message not in tally.messages:
-            tally.messages.append(message)
-        return
-    time_i = index[TIME]
-    track_times(tally, rows, time_i)
-    acct_i, prin_i, count_i = index["account"], index["principal"], index[count_field]
+        n = sum(1 for _ in rows)
+        if n:
+            tally.skipped[NO_FIELDS] += n
+            need, lacking = ", ".join(needed), ", ".join(missing)
+            message = f"count_field={count_field} needs the fields {need}; missing: {lacking}"
+            if message not in tally.messages:
+                tally.messages.append(message)
+        return n
+    time_i, acct_i, prin_i, count_i = index[TIME], index["account"], index["principal"], index[count_field]
     code_i, name_i, source_i = index.get("errorCode"), index.get("eventName"), index.get("eventSource")
     counted, sources, span, counts = tally.counted, tally.sources, tally.span, tally.counts
-    identities, services, skipped = tally.aggregated_identities, tally.services, tally.skipped
+    identities, services = tally.aggregated_identities, tally.services
     keep = tally.strings.setdefault  # one object per text: a key costs its tuple
-    for row in rows:
+    bad: Counter = Counter()  # skipped for their count, named after the rows without a time
+    read = [0]
+    for row, when in timed(tally, rows, time_i, read):
         code = row[code_i] if code_i is not None else ""
         if code and not counted[code]:
             continue
         source = row[source_i] if source_i is not None else ""
-        when = _time(row[time_i])  # an unusable _time is named by track_times
-        if when is None or (sources and source not in sources):
+        if sources and source not in sources:
             continue
         try:
             count = float(row[count_i])
         except ValueError:
-            skipped[NON_NUMERIC] += 1
+            bad[NON_NUMERIC] += 1
             continue
-        if absurd(count):
-            skipped[ABSURD] += 1
-            continue
-        if count <= 0:
-            skipped[NOT_POSITIVE] += 1
+        if not 0 < count <= MAX_COUNT:  # NaN and the infinities too
+            bad[ABSURD if absurd(count) else NOT_POSITIVE] += 1
             continue
         identity = (row[acct_i], "", row[prin_i], "", "", "", "")
         entity = identities.get(identity)
-        if entity is None:
+        if entity is None:  # a new identity: its service flag is set once
             entity = identities[identity] = identify(identity)
-        account, principal, service = entity
-        services.setdefault((account, principal), service)
+            services.setdefault(entity[:2], entity[2])
+        account, principal, _ = entity
         name = keep(row[name_i], row[name_i]) if name_i is not None else ""
         start = int(when // span) * span
         start, source, code = keep(start, start), keep(source, source), keep(code, code)
         key = (start, account, principal, source, name, code, "", "")
         counts[key] = counts.get(key, 0) + round(count)
-
-
-def _time(text: str) -> float | None:
-    try:
-        value = float(text)
-    except ValueError:
-        return None
-    return value if usable_time(value) else None
+    tally.skipped.update(bad)
+    return read[0]

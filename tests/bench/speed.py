@@ -13,6 +13,9 @@ the quality bench's seeded organisation, encoded as splunkd encodes them, 50,000
 
 Two event shapes: ``fields`` (the 16 Input A fields + ``_time``, as after ``| fields ...``) and
 ``extracted`` (every field Splunk's JSON extraction gives, plus ``_raw`` and default fields).
+Two aggregated shapes: ``counts`` (the map phase's count rows) and ``aggregated`` (the failures
+as ``count_field=count`` rows: ``stats count by`` hour, account, principal, event source, API and
+error code, run with ``count_field=count``; with ``--copies N``, N variants of every API name).
 With ``--profile`` the iamspike run is repeated under cProfile and the top functions are added.
 Writes ``docs/bench/speed.md``. A benchmark, not a test: nothing here asserts a time.
 """
@@ -99,6 +102,37 @@ def event_rows(limit: int, shape: str, copies: int = 1) -> list[dict]:
     return rows
 
 
+def aggregated_rows(limit: int | None, copies: int = 1) -> list[dict]:
+    """The failed calls of the organisation's events as ``count_field=count`` rows, one per (hour,
+    account, principal, event source, API, error code), as ``stats count by`` would give them
+    (the principal folded as the engine folds it); with ``copies``, each API name in that many
+    variants (more keys of the same shape)."""
+    sys.path.insert(0, os.path.join(REPO, "bin"))
+    from iamspike.intake import IDENTITY_FIELDS, identify
+
+    counts: dict[tuple, int] = {}
+    for event in event_rows(limit, "fields"):
+        code = str(event.get("errorCode") or "")
+        if not code:
+            continue
+        account, principal, _ = identify(tuple(str(event.get(name) or "") for name in IDENTITY_FIELDS))
+        key = (
+            int(float(event["_time"]) // 3600 * 3600),
+            account,
+            principal,
+            str(event.get("eventSource") or ""),
+            str(event.get("eventName") or ""),
+            code,
+        )
+        counts[key] = counts.get(key, 0) + 1
+    names = ("_time", "account", "principal", "eventSource", "eventName", "errorCode")
+    return [
+        {**dict(zip(names, (str(start), *rest, f"{api}{n}" if n else api, code))), "count": str(count)}
+        for n in range(copies)
+        for (start, *rest, api, code), count in counts.items()
+    ]
+
+
 def count_rows(command: list[str], events: list[dict], env: dict) -> list[dict]:
     """The map phase's output for the events (what the search head receives on a distributed
     search), from the installed command."""
@@ -178,7 +212,6 @@ def main(argv: list[str] | None = None) -> int:
     if not package or not os.path.isfile(package):
         print("speed.py: no package; build one with `make package` or pass --package", file=sys.stderr)
         return 2
-    args: list[str] = []
     results, profiles = [], []
     with tempfile.TemporaryDirectory(prefix="iamspike-speed-") as work:
         home = install.install(package, os.path.join(work, "splunk"))
@@ -191,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
                 python = install.bare_python(last, os.path.join(work, "py" + last))
                 events = event_rows(options.rows, "fields")
                 rows = count_rows([python, home.script("iamspike_command.py")], events, home.env())
+            elif shape == "aggregated":
+                rows = aggregated_rows(options.rows, options.copies)
             else:
                 rows = event_rows(options.rows, shape, options.copies)
             bodies = chunk_bodies(rows, options.chunk)
@@ -204,6 +239,7 @@ def main(argv: list[str] | None = None) -> int:
                 path = os.path.join(work, "bodies.bin")
                 write_bodies(bodies, path)
                 command = [python, home.script("iamspike_command.py")]
+                args = ["count_field=count"] if shape == "aggregated" else []  # the command's options
                 reference_command = [python, pass_through, home.app_dir]
                 floor = [math.inf, math.inf]
                 reader = [math.inf, math.inf]
@@ -258,7 +294,9 @@ def write_report(options, package: str, results: list, profiles: list) -> None:
         "`_time` + the 15 Input A fields (after `| fields ...`); `extracted` = every JSON-extracted field "
         "+ `_raw` + default fields; `counts` = the count rows `iamspike phase=map` makes of the `fields` "
         "events (what the search head reads on a distributed search); with 6x fewer rows than events, "
-        "start-up and the scoring pass weigh more there.",
+        "start-up and the scoring pass weigh more there; `aggregated` = the failures as `count_field=count` "
+        "rows (`stats count by` hour, account, principal, event source, API and error code), run with "
+        "`count_field=count`.",
         "- **reader alone**: `csv.reader` over the same bodies, nothing written (issue 15's floor).",
         "- **wall** is elapsed time; **cpu** is the CPU time of the process doing the work (user + system; "
         "for the commands, of the child process). The machine is shared, so wall times swing with other "

@@ -312,6 +312,31 @@ def test_numeric_junk_in_count_field_is_counted_or_skipped_in_one_line() -> None
     )
 
 
+def test_aggregated_rows_are_counted_as_read_and_every_time_widens_the_range() -> None:
+    """One pass over a one-shot iterator: a row whose code is not counted still widens the range,
+    a row without a usable _time is named first (before the count problems, on a tie), and the
+    rows read are the rows given."""
+    header = ["_time", "account", "principal", "errorCode", "count"]
+    rows = [
+        [str(T0 + 10), ACCT, USER, "AccessDenied", "2"],
+        [str(T0 - 7200), ACCT, USER, "ThrottlingException", "5"],  # not counted, still a time
+        ["", ACCT, USER, "AccessDenied", "1"],
+        ["1e300", ACCT, USER, "AccessDenied", "1"],
+        [str(T0 + 20), ACCT, USER, "AccessDenied", "x"],
+        [str(T0 + 30), ACCT, USER, "AccessDenied", "-1"],
+        [str(T0 + 3600), ACCT, USER, "AccessDenied", "3"],
+    ]
+    t = tally(count_field="count")
+    t.add_rows(header, iter(rows))
+    assert t.rows == len(rows)
+    assert (t.lo, t.hi) == (T0 - 7200, T0 + 3600)
+    assert sorted((start, n) for (start, *_), n in t.counts.items()) == [(T0, 2), (T0 + 3600, 3)]
+    assert t.warning() == (
+        "skipped 2 rows with no usable _time, 1 with a non-numeric count, 1 with a zero or negative count"
+    )
+    assert t.services == {(ACCT, USER): False}
+
+
 def test_aggregated_rows_without_the_count_field_name_it() -> None:
     t = tally(count_field="hits")
     t.add_rows(["_time", "account", "principal", "count"], [[str(T0), ACCT, USER, "4"]])

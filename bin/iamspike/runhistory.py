@@ -12,11 +12,11 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RunParams:
-    """The tuned numbers of the low-and-slow runs (``runs.py``; docs/engine.md P22, P24, P27, P30).
+    """The tuned numbers of the low-and-slow runs (``runs.py``; docs/rules.md P22, P24, P27, P30).
 
     A *run* is a principal's current bin and the bins before it, its failures judged against what
     its history expected of them. Each field says what it is, its unit, the rule it belongs to and
-    why it has this value (the measurements are in docs/engine.md under the rule). Units: *bins*
+    why it has this value (the measurements are in docs/rules.md under the rule). Units: *bins*
     are bins of ``span`` (hours at the default), *seconds* are seconds, a *share* is of the run's
     failures or failing bins, *failures a bin* and *APIs a bin* are per bin of the run. A
     principal is *watched* from 3 days after its first failure (``results.NOVELTY_HISTORY``);

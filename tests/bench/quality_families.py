@@ -49,7 +49,7 @@ def families(kw: Mapping[str, Any], runs: Sequence[OrgRun]) -> list[str]:
         "them; it also has people who burst a few times every week (what the independent bench's",
         "false alerts on people suggested).",
         "",
-        "Security tooling (issue 12, engine.md P42) joined five tuning families on 2026-12-07: CSPM",
+        "Security tooling (issue 12, rules.md P42) joined five tuning families on 2026-12-07: CSPM",
         "scanners and inventories (Prowler, ScoutSuite, Wiz/Orca-style cross-account roles) calling",
         "30-200 read APIs in every account hourly to weekly, denied every run on the same 2-40 % of",
         "them (and in SCP-denied regions), upgraded, onboarding an account and a denied region",

@@ -23,7 +23,7 @@ detected when the stream's principal is flagged in one of its hours) and without
 streams otherwise (every principal alert of a planted stream there is a false alert). Writes the
 detection rate per cell, the highest score in each spike's hours (median per cell) and the
 false alerts per 1,000 principal-days per stream kind. A section "## Before P32" of an existing
-report (the engine's tables before that rule, docs/engine.md) is kept.
+report (the engine's tables before that rule, docs/rules.md P32) is kept.
 """
 
 from __future__ import annotations

@@ -103,6 +103,14 @@ def form_says(page, form: str, text: str) -> None:
     page.wait(f"document.querySelector('[data-form={form}]').innerText.includes({text!r})")
 
 
+# A tab's messages as [type, text]: the type @splunk/react-ui's Message renders (data-test-type),
+# which sets its styling and what a screen reader announces ("Alert" for error, "Info" for info).
+MESSAGES = (
+    "[...document.querySelectorAll('[data-tab=%s] [data-test=message]')]"
+    ".map(m => [m.dataset.testType, m.querySelector('[data-test=content]').innerText])"
+)
+
+
 def local_conf(home, name: str) -> dict[str, dict[str, str]]:
     return read_conf(Path(home.app_dir, "local", name + ".conf"))
 
@@ -272,13 +280,18 @@ def test_account_and_sqs_input_from_the_page_then_the_input_reads_with_that_key_
 PROXY_PASSWORD = "pr0xy/Pa55:word"
 
 
-def test_proxy_logging_and_alerts_from_the_page_land_in_the_app_conf_files_and_storage_passwords(page, web):
-    home = web.home
+def save_proxy(page, host: str, port: str) -> None:
+    """On the Proxy tab, type ``host`` and ``port`` and click Save."""
     tab(page, "proxy")
     page.wait("!!document.querySelector('[data-field=host]')")
-    page.type("[data-field=host]", "proxy.example")
-    page.type("[data-field=port]", "99999")
+    page.type("[data-field=host]", host)
+    page.type("[data-field=port]", port)
     page.click("[data-tab=proxy] [data-action=save]")
+
+
+def test_proxy_logging_and_alerts_from_the_page_land_in_the_app_conf_files_and_storage_passwords(page, web):
+    home = web.home
+    save_proxy(page, "proxy.example", "99999")
     page.wait("document.querySelector('[data-tab=proxy]').innerText.includes('Port must be 1-65535')")
     assert not os.path.exists(os.path.join(home.app_dir, "local", "aws_iam_error_spike_settings.conf"))
     page.type("[data-field=port]", "3128")
@@ -494,14 +507,58 @@ def test_an_account_change_whose_second_write_fails_leaves_no_stanza_without_its
             page.type("[data-field=keyId]", KEY_ID)
             page.type("[data-field=secret]", SECRET)
         page.click("[data-form=account] [data-action=save]")
-    messages = "[...document.querySelectorAll('[data-tab=accounts] [data-test=message] [data-test=content]')]"
-    shown = page.wait(f"(m => m.length && m.map(e => e.innerText))({messages})")
+    shown = page.wait(f"(m => m.length && m)({MESSAGES % 'accounts'})")
     assert len(web.writes) == 2, web.writes  # the refused one was the last
     assert stanzas_without_their_secret(home) == []
-    assert shown == [refused]
+    assert shown == [["error", refused]]  # an error, announced as "Alert", never as "Info"
     if change != "delete":  # saved again: both writes go through
         page.click("[data-form=account] [data-action=save]")
         page.wait("document.querySelector('[data-tab=accounts]').innerText.includes('Account ops saved')")
         assert local_conf(home, ACCOUNTS_CONF)["ops"]["auth"] == auth
         assert (ACCOUNT_SECRET.format("ops") in local_conf(home, "passwords")) == (auth == "static_key")
+    page.send("Page.close")
+
+
+def test_a_write_splunkd_refuses_on_any_tab_shows_its_message_as_an_error_and_a_success_as_info(
+    chromium, web
+):
+    """Deleting an input, saving log levels, switching a search, saving the proxy: when splunkd
+    refuses the write the tab shows its message as an error (styled and announced as an alert),
+    alone; the same write done again shows as info."""
+    home = web.home
+    queue = "https://sqs.us-east-1.amazonaws.com/123456789012/ops"
+    web.confs.write("inputs", "aws_cloudtrail_sqs://ops-queue", {"queue_url": queue})
+    page = sign_in(chromium, web, "?tab=inputs")
+    row = '[data-row="aws_cloudtrail_sqs/ops-queue"]'
+    page.wait(f"!!document.querySelector('{row}')", 30)
+    refused = "Internal error: the write to local/ failed"
+
+    def refused_then_done(name: str, button: str, done: str) -> None:
+        web.refuse_write(1, 500, refused)
+        page.click(button)
+        assert page.wait(f"(m => m.length && m)({MESSAGES % name})") == [["error", refused]]
+        page.click(button)
+        page.wait(f"document.querySelector('[data-tab={name}]').innerText.includes({done!r})")
+        assert page.eval(MESSAGES % name) == [["info", done]]
+
+    refused_then_done("inputs", f"{row} [data-action=delete]", "Input ops-queue: deleted.")
+    assert "aws_cloudtrail_sqs://ops-queue" not in local_conf(home, "inputs")
+
+    tab(page, "logging")
+    page.choose("[data-kind=aws_cloudtrail_s3]", "DEBUG")
+    done = "Log levels saved. Inputs use them from their next run."
+    refused_then_done("logging", "[data-tab=logging] [data-action=save]", done)
+
+    tab(page, "alerts")
+    search = "IAM Error Spike - Account Alert"
+    page.wait(f"!!document.querySelector('[data-row=\"{search}\"]')")
+    refused_then_done("alerts", f'[data-row="{search}"] [data-action=toggle]', f"{search} switched off.")
+
+    # the proxy's refused save shows in its form, and the earlier "saved" does not stand beside it
+    save_proxy(page, "proxy.example", "3128")
+    page.wait("document.querySelector('[data-tab=proxy]').innerText.includes('Proxy saved')")
+    web.refuse_write(1, 500, refused)
+    page.click("[data-tab=proxy] [data-action=save]")
+    page.wait("!!document.querySelector('[data-tab=proxy] [data-message=form]')")
+    assert page.eval(MESSAGES % "proxy") == [["error", refused]]
     page.send("Page.close")

@@ -18,7 +18,7 @@ import {
     updateStanza,
 } from './api';
 import { checkAccount } from './checks';
-import { Field, hasErrors } from './Form';
+import { Field, Notice, done, failed, hasErrors } from './Form';
 
 const EMPTY = { name: '', auth: 'default_chain', keyId: '', secret: '', roleArn: '', externalId: '', regions: '' };
 
@@ -35,7 +35,7 @@ export default function AccountsTab({ inputs, onChange }) {
                 setAccounts(entries);
                 onChange(entries.map((e) => e.name));
             })
-            .catch((e) => setNotice(e.message));
+            .catch((e) => setNotice(failed(e.message)));
     useEffect(() => {
         load();
     }, []);
@@ -95,29 +95,29 @@ export default function AccountsTab({ inputs, onChange }) {
         }
         await load(); // the table shows what was saved before the notice says so
         setForm(null);
-        setNotice(`Account ${name} saved.`);
+        setNotice(done(`Account ${name} saved.`));
     };
 
     const remove = async (name) => {
         const users = inputs.filter((i) => i.content.aws_account === name).map((i) => i.name);
         if (users.length) {
-            setNotice(`Account ${name} is used by ${users.join(', ')}: change those inputs first.`);
+            setNotice(failed(`Account ${name} is used by ${users.join(', ')}: change those inputs first.`));
             return;
         }
         try {
             await deleteStanza(ACCOUNTS_CONF, name);
             await deleteSecret(ACCOUNT_REALM, name);
             await load();
-            setNotice(`Account ${name} deleted.`);
+            setNotice(done(`Account ${name} deleted.`));
         } catch (e) {
-            setNotice(e.message);
+            setNotice(failed(e.message));
             load();
         }
     };
 
     return (
         <div data-tab="accounts">
-            {notice && <Message type="info">{notice}</Message>}
+            <Notice notice={notice} />
             <Table stripeRows>
                 <Table.Head>
                     <Table.HeadCell>Name</Table.HeadCell>

@@ -1,11 +1,11 @@
 // The app's scheduled searches: switch each on or off; the alerts' e-mail recipient.
 import React, { useEffect, useState } from 'react';
 import Button from '@splunk/react-ui/Button';
-import Message from '@splunk/react-ui/Message';
 import Switch from '@splunk/react-ui/Switch';
 import Table from '@splunk/react-ui/Table';
 import Text from '@splunk/react-ui/Text';
 import { APP, listEntries, request, seg } from './api';
+import { Notice, done, failed } from './Form';
 
 const isTrue = (v) => ['1', 'true', true].includes(v);
 
@@ -20,24 +20,24 @@ export default function AlertsTab() {
                 setSearches(ours);
                 setEmails(Object.fromEntries(ours.map((e) => [e.name, e.content['action.email.to'] || ''])));
             })
-            .catch((e) => setNotice(e.message));
+            .catch((e) => setNotice(failed(e.message)));
     useEffect(() => {
         load();
     }, []);
 
-    const update = async (name, fields, done) => {
+    const update = async (name, fields, said) => {
         try {
             await request('POST', `saved/searches/${seg(name)}`, { form: fields });
-            setNotice(done);
+            setNotice(done(said));
         } catch (e) {
-            setNotice(e.message);
+            setNotice(failed(e.message));
         }
         load();
     };
 
     return (
         <div data-tab="alerts">
-            {notice && <Message type="info">{notice}</Message>}
+            <Notice notice={notice} />
             <p>Shipped searches run only where they are switched on: leave them off on a forwarder.</p>
             <Table stripeRows>
                 <Table.Head>

@@ -9,7 +9,7 @@ import Select from '@splunk/react-ui/Select';
 import Table from '@splunk/react-ui/Table';
 import { request, seg } from './api';
 import { checkName, checkQueueUrl, checkRegions } from './checks';
-import { Field, hasErrors } from './Form';
+import { Field, Notice, done, failed, hasErrors } from './Form';
 import { COMMON_FIELDS, KINDS } from './kinds';
 
 const NO_ACCOUNT = '';
@@ -74,7 +74,7 @@ export default function InputsTab({ inputs, accounts, reload }) {
             return;
         }
         await reload(); // the table shows what was saved before the notice says so
-        setNotice(`Input ${form.name.trim()} saved.`);
+        setNotice(done(`Input ${form.name.trim()} saved.`));
         setForm(null);
     };
 
@@ -84,16 +84,16 @@ export default function InputsTab({ inputs, accounts, reload }) {
             if (action === 'delete') await request('DELETE', path);
             else await request('POST', `${path}/${action}`);
             await reload();
-            setNotice(`Input ${input.name}: ${action}d.`);
+            setNotice(done(`Input ${input.name}: ${action}d.`));
         } catch (e) {
-            setNotice(e.message);
+            setNotice(failed(e.message));
             reload();
         }
     };
 
     return (
         <div data-tab="inputs">
-            {notice && <Message type="info">{notice}</Message>}
+            <Notice notice={notice} />
             <Table stripeRows>
                 <Table.Head>
                     <Table.HeadCell>Name</Table.HeadCell>

@@ -7,7 +7,7 @@ import Select from '@splunk/react-ui/Select';
 import Switch from '@splunk/react-ui/Switch';
 import { PROXY_REALM, SETTINGS_CONF, deleteSecret, getStanza, putSecret, updateStanza } from './api';
 import { checkProxy } from './checks';
-import { Field, hasErrors } from './Form';
+import { Field, Notice, done, failed, hasErrors } from './Form';
 import { KINDS } from './kinds';
 
 export function ProxyTab() {
@@ -26,13 +26,14 @@ export function ProxyTab() {
                     enabled: !['1', 'true', true].includes(c.disabled),
                 })
             )
-            .catch((e) => setNotice(e.message));
+            .catch((e) => setNotice(failed(e.message)));
     }, []);
-    if (!form) return <div data-tab="proxy">{notice && <Message type="error">{notice}</Message>}</div>;
+    if (!form) return <div data-tab="proxy"><Notice notice={notice} /></div>;
 
     const save = async () => {
         const found = checkProxy(form);
         setErrors(found);
+        setNotice(''); // an earlier "saved" does not stand beside this save's error
         if (hasErrors(found)) return;
         const username = form.username.trim();
         try {
@@ -49,12 +50,12 @@ export function ProxyTab() {
             return;
         }
         setForm({ ...form, password: '', savedUser: username });
-        setNotice('Proxy saved. Inputs use it from their next run.');
+        setNotice(done('Proxy saved. Inputs use it from their next run.'));
     };
 
     return (
         <div data-tab="proxy" style={{ maxWidth: 720 }}>
-            {notice && <Message type="info">{notice}</Message>}
+            <Notice notice={notice} />
             {errors.form && <Message type="error" data-message="form">{errors.form}</Message>}
             <ControlGroup label="Use the proxy" labelWidth={170}>
                 <Switch appearance="toggle" selected={form.enabled} onClick={() => setForm({ ...form, enabled: !form.enabled })} />
@@ -85,7 +86,7 @@ export function LoggingTab() {
     useEffect(() => {
         getStanza(SETTINGS_CONF, 'logging')
             .then(setLevels)
-            .catch((e) => setNotice(e.message));
+            .catch((e) => setNotice(failed(e.message)));
     }, []);
     const save = async () => {
         const fields = {};
@@ -94,14 +95,14 @@ export function LoggingTab() {
         });
         try {
             await updateStanza(SETTINGS_CONF, 'logging', fields);
-            setNotice('Log levels saved. Inputs use them from their next run.');
+            setNotice(done('Log levels saved. Inputs use them from their next run.'));
         } catch (e) {
-            setNotice(e.message);
+            setNotice(failed(e.message));
         }
     };
     return (
         <div data-tab="logging" style={{ maxWidth: 720 }}>
-            {notice && <Message type="info">{notice}</Message>}
+            <Notice notice={notice} />
             {levels &&
                 Object.keys(KINDS).map((kind) => (
                     <ControlGroup key={kind} label={KINDS[kind].label} labelWidth={240} help={`$SPLUNK_HOME/var/log/splunk/ta_aws_iam_error_spike_${kind}.log`}>

@@ -12,6 +12,8 @@ import { checkName, checkQueueUrl, checkRegions } from './checks';
 import { Field, Notice, done, failed, hasErrors } from './Form';
 import { COMMON_FIELDS, KINDS } from './kinds';
 
+const NOWRAP = { whiteSpace: 'nowrap' }; // short values on one line; the Reads column wraps instead
+
 const NO_ACCOUNT = '';
 
 function fieldsOf(kind) {
@@ -110,14 +112,14 @@ export default function InputsTab({ inputs, accounts, reload }) {
                         const disabled = ['1', 'true', true].includes(i.content.disabled);
                         return (
                             <Table.Row key={`${i.kind}/${i.name}`} data-row={`${i.kind}/${i.name}`}>
-                                <Table.Cell>{i.name}</Table.Cell>
+                                <Table.Cell style={NOWRAP}>{i.name}</Table.Cell>
                                 <Table.Cell>{KINDS[i.kind].label}</Table.Cell>
                                 <Table.Cell>{i.content.aws_account || (i.content.credential ? `credential ${i.content.credential}` : 'default chain')}</Table.Cell>
-                                <Table.Cell>{KINDS[i.kind].summary(i.content)}</Table.Cell>
-                                <Table.Cell>{i.content.interval || '300'}</Table.Cell>
-                                <Table.Cell>{i.content.index || 'main'}</Table.Cell>
-                                <Table.Cell data-status={disabled ? 'disabled' : 'enabled'} style={{ whiteSpace: 'nowrap' }}>{disabled ? 'Disabled' : 'Enabled'}</Table.Cell>
-                                <Table.Cell>
+                                <Table.Cell style={{ overflowWrap: 'anywhere' }}>{KINDS[i.kind].summary(i.content)}</Table.Cell>
+                                <Table.Cell style={NOWRAP}>{i.content.interval || '300'}</Table.Cell>
+                                <Table.Cell style={NOWRAP}>{i.content.index || 'main'}</Table.Cell>
+                                <Table.Cell data-status={disabled ? 'disabled' : 'enabled'} style={NOWRAP}>{disabled ? 'Disabled' : 'Enabled'}</Table.Cell>
+                                <Table.Cell style={NOWRAP}>
                                     <Button appearance="secondary" label="Edit" data-action="edit" onClick={() => open('edit', i)} />
                                     <Button appearance="secondary" label="Clone" data-action="clone" onClick={() => open('clone', i)} />
                                     <Button

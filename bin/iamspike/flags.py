@@ -13,7 +13,7 @@ nothing else of it).
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,8 +24,9 @@ from iamspike.options import Options
 from iamspike.people import cell_breadth, page_load, person_breadth
 from iamspike.principals import short_name
 from iamspike.repeaters import flagged as repeaters_flagged
-from iamspike.reruns import HELD_BELOW
+from iamspike.reruns import HELD_BELOW, RERUN_MARGIN
 from iamspike.reruns import held as reruns_held
+from iamspike.reruns import in_accounts as rerun_failures
 from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
 from iamspike.secretapis import secret_apis
@@ -77,6 +78,9 @@ class PassView:
     one_actor: tuple[np.ndarray, np.ndarray, np.ndarray] | None
     p_actor: np.ndarray | None
     principal_scores: tuple[np.ndarray, np.ndarray]  # empty until the principals are scored
+    # Accounts: the principals' cells that repeat an earlier broad bin (P45), their failures and
+    # distinct APIs (``Flagged.reruns``); empty until the principals are scored.
+    reruns: tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 @dataclass
@@ -119,6 +123,8 @@ class Flagged:
     cluster: np.ndarray | None = None  # accounts: actors failing within the same minutes (P39)
     # principals: the earlier bin a cell at the threshold repeats, held below it (P43; else -1)
     rerun: np.ndarray | None = None
+    # principals: the cells that repeat an earlier bin whatever their score, for their accounts (P45)
+    reruns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def flag(
@@ -140,7 +146,7 @@ def flag(
     (``straddle.Straddle``, P34); None when no cell is scored (``pick`` empty when none is
     output)."""
     o = rp.o
-    principal_scores = None
+    principal_scores = reruns = None
     window = counts[out_from:]
     if o.show == "all":
         t_idx, e_idx = np.nonzero(np.ones_like(window, dtype=bool))
@@ -242,10 +248,17 @@ def flag(
         score = np.where(secret & scored.onset, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
         score = np.maximum(score, runs.scores(run))
-        # A machine's re-run of an earlier broad burst on APIs it knows is held (reruns.py, P43).
-        at_threshold = machine & watched & (score >= o.threshold)
-        rerun = reruns_held(counts, distinct_apis, t_idx, e_idx, at_threshold, first_new, o.span)
+        # A machine's re-run of an earlier broad burst on APIs it knows is held (reruns.py, P43);
+        # every such cell, whatever its score, is left out of its account's count (P45).
+        repeats = reruns_held(counts, distinct_apis, t_idx, e_idx, machine & watched, first_new, o.span)
+        rerun = np.where(score >= o.threshold, repeats, -1)
         score = np.where(rerun >= 0, np.minimum(score, o.threshold - HELD_BELOW), score)
+        again = repeats >= 0
+        reruns = (
+            t_idx[again] * counts.shape[1] + e_idx[again],
+            observed[again],
+            distinct_apis[t_idx[again], e_idx[again]],
+        )
         # The scores an account cell one actor makes is capped at (bins below min_failures: 0).
         principal_scores = (
             t_idx * counts.shape[1] + e_idx,
@@ -253,6 +266,9 @@ def flag(
         )
     spread_score = both = capped = on_one_service = repeat = arrived = cluster = None
     if spread is not None:
+        # An account's count without its machines' re-runs (P45): the spread scores below still see
+        # every actor.
+        scored, score = without_reruns(rp, t_idx, e_idx, observed, apis, base, silent, scored, score)
         # Accounts are also scored on how many of their actors fail in the bin: a spike
         # spread thinly over many principals can hide in a noisy account total.
         spread_counts, spread_base = spread.counts, spread.base
@@ -338,7 +354,39 @@ def flag(
         arrived,
         cluster,
         rerun,
+        reruns,
     )
+
+
+def without_reruns(rp: PassView, t_idx, e_idx, observed, apis, base, silent, scored, score):
+    """Account cells near the threshold with failures of their principals' re-runs
+    (``reruns.in_accounts``, P45): scored again on the count without them (and the distinct APIs
+    without the largest re-run's), each keeping the lower score and surprise."""
+    if rp.one_actor is None or not len(rp.reruns[0]):
+        return scored, score
+    near = np.flatnonzero(score >= rp.o.threshold - RERUN_MARGIN)
+    _, p_account, service = rp.one_actor
+    failures, rerun_apis = rerun_failures(rp.reruns, t_idx[near], e_idx[near], p_account, service)
+    near, failures, rerun_apis = near[failures > 0], failures[failures > 0], rerun_apis[failures > 0]
+    if not len(near):
+        return scored, score
+    t, e = t_idx[near], e_idx[near]
+    again = score_counts(
+        np.maximum(observed[near] - failures, 0.0),
+        base.expected[t, e],
+        base.variance[t, e],
+        np.maximum(1.0, apis[near] - rerun_apis),
+        rp.o.sensitivity,
+        ScoreParams(),
+        with_upper=False,
+        silent=silent[near],
+        typical_apis=base.typical_apis[t, e],
+    )
+    surprise, bonus, out = scored.surprise.copy(), scored.bonus.copy(), score.copy()
+    surprise[near] = np.minimum(surprise[near], again.surprise)
+    bonus[near] = np.minimum(bonus[near], again.bonus)
+    out[near] = np.minimum(out[near], again.score)
+    return replace(scored, surprise=surprise, bonus=bonus), out
 
 
 def across_the_hour(rp: PassView, straddle, base, spread, cells_in, score, flagged):

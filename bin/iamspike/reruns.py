@@ -17,6 +17,11 @@ an earlier bin of the same principal within :data:`MEMORY` seconds on at least :
 times its distinct APIs, is held below the threshold (``flags.flag``). Everything it reads is in
 a principal's saved state row (its bins, their distinct APIs and its first failures): an hourly
 alert holds what one pass holds (tests/unit/test_reruns.py).
+
+An account's count is judged without its machines' re-runs (rule P45, ``in_accounts``): every
+machine cell that repeats an earlier bin this way, whatever its score, hands its failures to its
+account, whose cells near the threshold are scored again without them (``flags.without_reruns``):
+two tools re-running in one hour, neither making most of the account's failures, flagged it.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ FACTOR = 1.25  # the earlier bin's count times this reaches the bin's
 BREADTH = 0.7  # the earlier bin has at least this share of the bin's distinct APIs
 MEMORY = 8 * 86400  # how far back an earlier bin may be (seconds): a weekly tool's last run
 HELD_BELOW = 1.0  # a held cell's score is at most this far below the threshold
+RERUN_MARGIN = 20.0  # account cells this close to the threshold are scored without re-runs (P45)
 
 
 def held(
@@ -71,3 +77,30 @@ def note(counts: np.ndarray, distinct_apis: np.ndarray, t: int, e: int, earlier:
         f"it ran like this {span_text((t - earlier) * span)} before ({int(counts[earlier, e])} failures"
         f" on {int(distinct_apis[earlier, e])} APIs): a re-run on APIs it knows"
     )
+
+
+def in_accounts(
+    reruns: tuple[np.ndarray, np.ndarray, np.ndarray],
+    t_idx: np.ndarray,
+    a_idx: np.ndarray,
+    p_account: np.ndarray,
+    service: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per account cell (bin offset ``t_idx``, account ``a_idx``): the failures of its principals'
+    cells that repeat an earlier bin (``reruns``: cell = bin offset * principals + principal, their
+    failures and distinct APIs; AWS service principals left out, as in the account's sum) and the
+    largest such cell's distinct APIs (P45)."""
+    cells, failures, apis = reruns
+    n = len(p_account)
+    t_of, p_of = cells // n, cells % n
+    keep = ~service[p_of]
+    key = t_of[keep] * (int(p_account.max(initial=0)) + 1) + p_account[p_of[keep]]
+    wanted = t_idx * (int(p_account.max(initial=0)) + 1) + a_idx
+    out = np.zeros(len(t_idx), dtype=np.float64)
+    widest = np.zeros(len(t_idx), dtype=np.float64)
+    for j, w in enumerate(wanted.tolist()):
+        hit = key == w
+        if hit.any():
+            out[j] = float(failures[keep][hit].sum())
+            widest[j] = float(apis[keep][hit].max())
+    return out, widest

@@ -79,6 +79,7 @@ class ResultsPass:
         self.baseline_params = BaselineParams()  # set per run in rows()
         self.person = self.one_actor = self.p_actor = None  # set per run in rows()
         self.principal_scores = (np.zeros(0, dtype=np.int64), np.zeros(0))  # none till flagged
+        self.reruns = (np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0))  # (P45) none till flagged
 
     # ---- entities and the live keys as arrays
 
@@ -416,6 +417,8 @@ class ResultsPass:
         f = flag(self._view(), counts, distinct_apis, base, cells, out_from, spread, onset, straddle)
         if f is not None and f.principal_scores is not None:
             self.principal_scores = f.principal_scores
+        if f is not None and f.reruns is not None:
+            self.reruns = f.reruns
         if f is None or not len(f.pick):
             return []
         o = self.o

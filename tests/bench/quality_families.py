@@ -59,6 +59,11 @@ def families(kw: Mapping[str, Any], runs: Sequence[OrgRun]) -> list[str]:
         "two or three tools on cadences no tuning family has (6, 12, 72 h), slow runs, most from",
         "each account's own address.",
         "",
+        "compliance joined the tuning families after audited's held-out run (4d42eb5, rules.md P45):",
+        "its tools run every 8, 48 or 96 h, 15-50 minutes an account (runs across the turn of an",
+        "hour), half cross-account, with SCP-denied regions; many people, few automations. Its",
+        "ranges were set from audited's definition only (not its results) and differ from them.",
+        "",
     ]
     rows = []
     for fam in kw["fams"]:

@@ -2,7 +2,9 @@
 held below the threshold: a weekly scanner's second run; not a discovery on the same role (APIs
 new to it), not a run twice as large, not a broad stream's spike at three times its rate, never a
 person (docs/engine.md, P43). The hourly alert reads the earlier run from the scanner's saved
-state row and holds it as one pass does."""
+state row and holds it as one pass does. Rule P45: an account's count is judged without its
+machines' re-runs, so two tools re-running in one hour (neither 80 % of its failures: no one-actor
+cap) do not flag their account, from one pass or from saved state."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ FIRST = CATALOG[:30]  # the first run's 30 denied checks
 AGAIN = CATALOG[3:33]  # a week later: 27 of them and 3 checks the first run skipped
 RUN_HOUR = 3  # runs at 03:00
 SECOND = (8 * 24 + RUN_HOUR) * HOUR  # the second run's hour (from T0)
+INVENTORY = f"arn:aws:iam::{ACCT}:role/asset-inventory"  # a second tool, in the same hour
+ITS_APIS = CATALOG[40:60]  # its 20 denied checks (40 failures a run: 40 % of the hour's)
 
 
 def sweep(day: int, arn: str, apis, regions: int = 2) -> list[dict]:
@@ -141,3 +145,39 @@ def test_a_broad_streams_spike_above_its_highest_hours_is_flagged() -> None:
     ]
     assert counts[:spike].max() == 21
     assert hours_flagged(run(stream), poller) == [spike]
+
+
+def two_tools(second_regions: int = 2) -> list[dict]:
+    """Both tools' weekly runs at 03:00 of days 1 and 8 in the quiet account."""
+    return records(
+        sweep(1, SCANNER, FIRST),
+        sweep(1, INVENTORY, ITS_APIS),
+        sweep(8, SCANNER, AGAIN, regions=second_regions),
+        sweep(8, INVENTORY, ITS_APIS),
+    )
+
+
+def test_two_tools_rerunning_in_one_hour_leave_their_account_unflagged() -> None:
+    rows = run(two_tools())
+    assert hours_flagged(rows, "") == [24 + RUN_HOUR]  # the account: the first runs only
+    assert hours_flagged(rows, SCANNER) == hours_flagged(rows, INVENTORY) == [24 + RUN_HOUR]
+    (account,) = rows_of(run(two_tools(), parse_options(["show=all"])), "", SECOND)
+    assert account["failures"] == 100 and account["score"] < 50
+    # a run twice as large is no re-run: it and its account are flagged
+    rows = run(two_tools(second_regions=4))
+    assert hours_flagged(rows, SCANNER) == hours_flagged(rows, "") == [24 + RUN_HOUR, SECOND // HOUR]
+
+
+def test_an_hourly_alert_from_saved_state_judges_the_account_without_the_reruns() -> None:
+    """The two tools' first runs, 7 days before the alert's hour, come from their state rows only."""
+    events = two_tools()
+    cut = T0 + SECOND
+    keep = ("_time", "entity_type", "account", "principal", "failures", "score", "is_spike")
+
+    def cells(rows):
+        return sorted(tuple(str(r[k]) for k in keep) for r in rows if r["_time"] >= cut and r["failures"])
+
+    one_pass = cells(run(events, parse_options(["show=all"])))
+    assert [row for row in one_pass if row[1] == "account" and row[4] == "100"]
+    assert cells(alert(events, cut, ["show=all"])) == one_pass
+    assert not [r for r in alert(events, cut, []) if r["_time"] >= cut]

@@ -317,7 +317,7 @@ class CountRows:
             or n_parts.min() < 1
             or n_parts.sum() != p
             or max(offsets.max(), shifts.max()) >= MAX_OFFSET
-            or any(len(column) != p for column in (totals, consoles, index, n_digests, n_entries))
+            or not len(totals) == len(consoles) == len(index) == len(n_digests) == len(n_entries) == p
             or index.max() >= len(profiles)
             or n_entries.min() < 1
             or totals.min() < 1
@@ -328,23 +328,27 @@ class CountRows:
             or not set(heads) <= MEMBER_HEADS
         ):
             return None  # read member by member, where the row is skipped
-        starts = np.cumsum(n_parts) - n_parts  # each member's first part
-        within_member = np.ones(p, dtype=bool)
-        within_member[starts] = False
-        v3 = np.array([head[1] == "3" for head in heads])
-        ascending = (np.diff(shifts)[within_member[1:]] > 0).all()  # a member's parts
-        if shifts[starts].any() or (n_parts[v3] != 1).any() or not ascending:
+        # each member's parts ascend from 0: the zeros are the members' first parts, and every
+        # other part's shift is above the one before (a first part's is not: 0 after one >= 0)
+        starts = np.cumsum(n_parts) - n_parts
+        zeros = np.flatnonzero(shifts == 0)
+        if len(zeros) != m or (zeros != starts).any():
             return None
+        if np.count_nonzero(shifts[1:] > shifts[:-1]) != p - m:
+            return None
+        if ("v30" in heads or "v31" in heads) and (n_parts[[head[1] == "3" for head in heads]] != 1).any():
+            return None  # a v3 member has one part
         seconds = first + np.repeat(offsets, n_parts) + shifts
         low, high = int(seconds.min()), int(seconds.max())
         within = self.tally.within
         if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
             return None
         known = list(map(self._bases.get, profiles))
-        try:
-            known = [self._base(base) if found is None else found for base, found in zip(profiles, known)]
-        except ValueError:
-            return None
+        if None in known:
+            try:
+                known = [self._base(base) if found is None else found for base, found in zip(profiles, known)]
+            except ValueError:
+                return None
         found = [profile for profile, _ in known]
         if _FILTERED in found:
             return None
@@ -353,15 +357,15 @@ class CountRows:
         if minutes is None:
             return None
         self.bins.frombytes((seconds // self.tally.span).tobytes())
-        ids = [self._entity_of(account, name, head[2] == "1") for head, name in zip(heads, names)]
+        ids = self._entity_ids(account, names, heads)
         self.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
         self.failures.frombytes(totals.astype(np.int32).tobytes())
         self.console.frombytes(consoles.astype(np.int32).tobytes())
         picked = index.tolist()
         self.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
-        self.apis.frombytes(b"".join(map(apis.__getitem__, picked)))
+        self.apis.frombytes(b"".join([apis[i] for i in picked]))
         self.n_sources.frombytes(np.array(n_srcs, dtype=np.int32)[index].tobytes())
-        self.sources.frombytes(b"".join(map(srcs.__getitem__, picked)))
+        self.sources.frombytes(b"".join([srcs[i] for i in picked]))
         self.masks.frombytes(minutes)
         self.n_digests.frombytes(n_digests.astype(np.int32).tobytes())
         self.digests += packed
@@ -423,6 +427,21 @@ class CountRows:
         if service:
             self.services.add(e)
         return e
+
+    def _entity_ids(self, account: str, names: list[str], heads: list[str]) -> list[int]:
+        """:meth:`_entity_of` of each member (``names`` their principals, ``heads`` their heads),
+        new entities numbered in member order."""
+        get = self.entities.get
+        ids = [get((account, name)) for name in names]
+        if None in ids:
+            for at, e in enumerate(ids):
+                if e is None:
+                    key = (account, names[at])
+                    e = get(key)  # a principal twice in the row is numbered once
+                    ids[at] = self._entity(key) if e is None else e
+        if "v31" in heads or "v41" in heads:
+            self.services.update(e for e, head in zip(ids, heads) if head[2] == "1")
+        return ids
 
     def _extend(
         self, first: int, offsets: list[int], entity: list[int], read: tuple, rests: list[str]
@@ -526,10 +545,12 @@ class CountRows:
         labels, services, columns, digests, blocks, block_rows = pickle.loads(taken)
         self._flush()
         base = len(self.bins)
-        ids = array("i", [self.entities.get(key, -1) for key in labels])
-        for at, key in enumerate(labels):
-            if ids[at] < 0:
-                ids[at] = self._entity(key)
+        known = list(map(self.entities.get, labels))
+        if None in known:
+            for at, e in enumerate(known):
+                if e is None:
+                    known[at] = self._entity(labels[at])
+        ids = array("i", known)
         for e in services:
             self.services.add(ids[e])
         self.bins.frombytes(columns[0])
@@ -750,18 +771,21 @@ def _v6_masks(groups: str, n_sources: np.ndarray, parts: int) -> bytes | None:
     """A ``v6`` text's masks groups (``^``-separated, one a part, each its profile's sources'
     masks) as :attr:`CountRows.masks` holds them; None when a part has no masks group or a group
     is not its sources' masks."""
-    texts = groups.split("^")
-    if len(texts) != parts:
-        return None
-    flat = "|".join(texts)
     n = int(n_sources.sum())
-    lengths = np.fromiter(map(len, texts), dtype=np.int64, count=parts)
-    if (lengths != 4 * n_sources - 1).any() or len(flat) != 4 * n - 1 or flat.count("|") != n - 1:
+    if len(groups) != 4 * n - 1 or n_sources.min() < 1:
         return None
-    if flat[3::4].strip("|"):
+    # every fourth character separates two masks: "^" where a part's last source ends
+    ends = np.cumsum(n_sources[:-1]) - 1
+    separators = groups[3::4]
+    if (
+        groups.count("^") != parts - 1
+        or groups.count("|") != n - parts
+        or separators.count("|") != n - parts
+        or (np.frombuffer(separators.encode("ascii", "replace"), dtype=np.uint8)[ends] != ord("^")).any()
+    ):
         return None
     try:
-        values = np.frombuffer(bytes.fromhex("0" + flat.replace("|", "0")), dtype=">u2")
+        values = np.frombuffer(bytes.fromhex("0" + groups.replace("|", "0").replace("^", "0")), dtype=">u2")
     except ValueError:
         return None
     if len(values) != n:

@@ -375,10 +375,35 @@ def _field(at: int, value: str):
     return damage
 
 
+def _part_shift(zero: bool):
+    """A member's third or later part at the time of the part before it, or (``zero``) at the
+    member's own ``_time``: its parts not ascending from its first."""
+
+    def damage(row: list[str]) -> None:
+        fields = row[-2].split(";")
+        shifts = fields[5].split("|")
+        at = next(i for i in range(2, len(shifts)) if "0" not in (shifts[i - 1], shifts[i]))
+        shifts[at] = "0" if zero else shifts[at - 1]
+        fields[5] = "|".join(shifts)
+        row[-2] = ";".join(fields)
+
+    return damage
+
+
+def _masks_boundary_lost(row: list[str]) -> None:
+    """Two parts' masks groups joined as one (the right characters, a group fewer)."""
+    fields = row[-2].split(";")
+    fields[10] = fields[10].replace("^", "|", 1)
+    row[-2] = ";".join(fields)
+
+
 @pytest.mark.parametrize(
     "damage",
     [
         _cut,  # entries (and their count) cut short
+        _part_shift(False),  # a member's two parts at one time
+        _part_shift(True),  # a zero shift where no member starts
+        _masks_boundary_lost,
         _fewer_keys,
         _field(6, "x|1"),  # failures that are no number
         _field(6, "-1"),

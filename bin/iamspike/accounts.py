@@ -7,6 +7,9 @@ actor, and how the spread is scored, is :mod:`iamspike.spread`.
 
 from __future__ import annotations
 
+from itertools import repeat
+from operator import itemgetter
+
 import numpy as np
 
 from iamspike import bins, state
@@ -18,6 +21,8 @@ from iamspike.spread import (
     principal_groups,
     source_actor_cells,
 )
+
+_CELL = itemgetter(0, 1, 2, 3)  # a Tally key's (bin start, account, principal, event source)
 
 
 def account_series(results, counts, distinct_apis, p_account, service, live_first, restored, live_items):
@@ -143,7 +148,11 @@ def source_masks(results) -> np.ndarray:
     """The minutes (P39's slot masks, 0 where none came) of each of ``source_items``' items, in
     its order: the Tally's (bin, account, principal, source) masks and the count rows' profiles."""
     slots = results.tally.slots
-    keys = np.fromiter((slots.get(key[:4], 0) for key in results.keys), np.int64, results.n_keys)
+    if slots:
+        cells = map(_CELL, results.keys)
+        keys = np.fromiter(map(slots.get, cells, repeat(0)), np.int64, results.n_keys)
+    else:  # aggregated rows bring no minutes
+        keys = np.zeros(results.n_keys, dtype=np.int64)
     heads, _size, at = _row_sources(results)
     if not len(heads):
         return keys

@@ -114,7 +114,8 @@ class ResultsPass:
             k_api.append(a)
         n = self.n_keys = len(self.keys)
         self.api_ids = api_ids
-        k_count = np.fromiter(counts.values(), dtype=np.float64, count=n)
+        self.key_counts = list(counts.values())  # in the order of ``keys`` (explain.CellDetail)
+        k_count = np.fromiter(self.key_counts, dtype=np.float64, count=n)
         k_console = np.fromiter((key[5] == CONSOLE_LOGIN_FAILURE for key in self.keys), dtype=bool, count=n)
         fast = rows.fast if len(rows.fast) == len(rows) else np.ones(len(rows), dtype=bool)
         per_row = np.frombuffer(rows.n_apis, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)

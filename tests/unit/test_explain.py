@@ -115,3 +115,20 @@ def test_every_number_in_a_reason_equals_its_field_in_the_row(name: str) -> None
         if "different APIs failed" in str(row["reason"]):
             assert f"that {row['distinct_apis']} different APIs failed" in str(row["reason"])
     assert fractional  # expectations below 1, where ".1f" wrote 0.05 as 0.1
+
+
+def test_cell_explain_counts_deferred_keys_once_per_table_on_top_of_added_ones() -> None:
+    keys = [
+        (0, "1", "p", "iam.amazonaws.com", "ListUsers", "AccessDenied", "203.0.113.1", "aws-cli"),
+        (0, "1", "p", "s3.amazonaws.com", "GetObject", "AccessDenied", "", "aws-cli"),
+        (0, "1", "p", "iam.amazonaws.com", "ListUsers", "Throttling", "203.0.113.1", ""),
+    ]
+    cell = CellExplain()
+    cell.add("iam.amazonaws.com", "ListUsers", "AccessDenied", "", "console", 1)  # a count row's
+    cell.defer(keys, [3, 2, 5], [0, 2])  # the second key is another cell's
+    assert cell.apis == {"ListUsers": 9}
+    assert cell.apis == {"ListUsers": 9}  # read again: not counted twice
+    assert cell.codes == {"AccessDenied": 4, "Throttling": 5}
+    assert cell.ips == {"203.0.113.1": 8}
+    assert cell.user_agents == {"console": 1, "aws-cli": 3}
+    assert cell.services == {"iam.amazonaws.com": 9}

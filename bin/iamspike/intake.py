@@ -39,6 +39,7 @@ NOT_POSITIVE = "with a zero or negative count"
 # otherwise stretch the window's hourly grid over decades or centuries, past what a bin number
 # holds, and fail or stall the search.
 FIRST_TIME, LAST_TIME = 1_384_300_800.0, 2.0**31
+TIME_TEXTS = 100_000  # the _time (and count) texts an aggregated chunk's reading keeps at most
 
 _COL = {name: i for i, name in enumerate(FIELDS)}
 IDENTITY_FIELDS = (
@@ -263,32 +264,64 @@ def add_aggregated(tally: Tally, index: Mapping[str, int], rows: Iterable[list[s
     identities, services = tally.aggregated_identities, tally.services
     keep = tally.strings.setdefault  # one object per text: a key costs its tuple
     bad: Counter = Counter()  # skipped for their count, named after the rows without a time
-    read = [0]
-    for row, when in timed(tally, rows, time_i, read):
+    # Aggregated rows repeat a few _time texts (one a bin) and count texts: each text is read once
+    # and what it gives kept by the text, so a row costs two dict look-ups instead of two float()s,
+    # their checks, the bin arithmetic and round() (docs/bench/speed.md, "Fourth pass").
+    starts: dict[str, int] = {}
+    whole: dict[str, int] = {}  # and a count text (the same few small numbers) its calls
+    lo, hi, n, no_time = tally.lo, tally.hi, 0, 0
+    for row in rows:
+        n += 1
+        try:
+            start = starts.get(row[time_i])
+        except IndexError:
+            no_time += 1
+            continue
+        if start is None:
+            try:
+                when = float(row[time_i])
+            except ValueError:
+                when = math.nan
+            if not FIRST_TIME <= when < LAST_TIME:  # NaN too
+                no_time += 1
+                continue
+            if when < lo:
+                lo = when
+            if when > hi:
+                hi = when
+            start = int(when // span) * span
+            if len(starts) >= TIME_TEXTS:
+                starts.clear()
+            start = starts[row[time_i]] = keep(start, start)
         code = row[code_i] if code_i is not None else ""
         if code and not counted[code]:
             continue
         source = row[source_i] if source_i is not None else ""
         if sources and source not in sources:
             continue
-        try:
-            count = float(row[count_i])
-        except ValueError:
-            bad[NON_NUMERIC] += 1
-            continue
-        if not 0 < count <= MAX_COUNT:  # NaN and the infinities too
-            bad[ABSURD if absurd(count) else NOT_POSITIVE] += 1
-            continue
-        identity = (row[acct_i], "", row[prin_i], "", "", "", "")
+        count = whole.get(row[count_i])
+        if count is None:
+            try:
+                number = float(row[count_i])
+            except ValueError:
+                bad[NON_NUMERIC] += 1
+                continue
+            if not 0 < number <= MAX_COUNT:  # NaN and the infinities too
+                bad[ABSURD if absurd(number) else NOT_POSITIVE] += 1
+                continue
+            count = round(number)
+            if len(whole) < TIME_TEXTS:
+                whole[row[count_i]] = count
+        identity = (row[acct_i], row[prin_i])
         entity = identities.get(identity)
         if entity is None:  # a new identity: its service flag is set once
-            entity = identities[identity] = identify(identity)
+            entity = identities[identity] = identify((identity[0], "", identity[1], "", "", "", ""))
             services.setdefault(entity[:2], entity[2])
-        account, principal, _ = entity
         name = keep(row[name_i], row[name_i]) if name_i is not None else ""
-        start = int(when // span) * span
-        start, source, code = keep(start, start), keep(source, source), keep(code, code)
-        key = (start, account, principal, source, name, code, "", "")
-        counts[key] = counts.get(key, 0) + round(count)
+        key = (start, entity[0], entity[1], keep(source, source), name, keep(code, code), "", "")
+        counts[key] = counts.get(key, 0) + count
+    tally.lo, tally.hi = lo, hi
+    if no_time:
+        tally.skipped[NO_TIME] += no_time
     tally.skipped.update(bad)
-    return read[0]
+    return n

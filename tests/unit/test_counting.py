@@ -337,6 +337,18 @@ def test_aggregated_rows_are_counted_as_read_and_every_time_widens_the_range() -
     assert t.services == {(ACCT, USER): False}
 
 
+def test_aggregated_rows_repeating_a_time_or_count_text_are_each_read_alike() -> None:
+    """The intake keeps what a _time or count text gave (a guard on that cache: every repeat of
+    a text, usable or not, counts or is skipped as its first did)."""
+    header = ["_time", "account", "principal", "eventName", "count"]
+    rows = [[str(T0 + 5), ACCT, USER, "GetObject", "2"], ["", ACCT, USER, "GetObject", "2"]] * 3
+    rows += [[str(T0 + 5), ACCT, USER, "GetObject", "x"], [str(T0 + 5), ACCT, USER, "GetObject", "1.6"]] * 2
+    t = tally(count_field="count")
+    t.add_rows(header, rows)
+    assert t.counts == {(T0, ACCT, USER, "", "GetObject", "", "", ""): 6 + 2 * 2}
+    assert t.warning() == "skipped 3 rows with no usable _time, 2 with a non-numeric count"
+
+
 def test_aggregated_rows_without_the_count_field_name_it() -> None:
     t = tally(count_field="hits")
     t.add_rows(["_time", "account", "principal", "count"], [[str(T0), ACCT, USER, "4"]])

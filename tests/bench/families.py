@@ -19,7 +19,8 @@ Attack kinds (category "attack"), as an independent bench described them:
   (a handful to a few dozen failures in all), in the family's quietest account or (half of them)
   in a busier one with as many people as a busy account, at several times its usual hour;
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
-  denied APIs, from its usual address (no new API, no new address);
+  denied APIs, from its usual address (no new API, no new address); spread over each spike hour
+  like the stream's own failures, or (``spike_concentrated``, tuning families) in 5-20 minutes of it;
 - console_login_burst: failed console sign-ins of one user.
 
 Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some families),

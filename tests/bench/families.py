@@ -19,7 +19,8 @@ Attack kinds (category "attack"), as an independent bench described them:
   (a handful to a few dozen failures in all), in the family's quietest account or (half of them)
   in a busier one with as many people as a busy account, at several times its usual hour;
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
-  denied APIs, from its usual address (no new API, no new address);
+  denied APIs, from its usual address (no new API, no new address); spread over each spike hour
+  like the stream's own failures, or (``spike_concentrated``, tuning families) in 5-20 minutes of it;
 - console_login_burst: failed console sign-ins of one user.
 
 Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some families),
@@ -240,6 +241,11 @@ class Family:
     spread_account_scale: Range = (0.15, 0.8)  # log-uniform rates of that account (quiet_scale's)
     spike_factor: Range = (3.0, 6.0)
     spike_hours: Range = (1, 2)
+    # a relative spike's extra failures: in ``spike_minutes`` (log-uniform) of each spike hour for
+    # a ``spike_concentrated`` share of spikes (drawn from a stream of their own), else spread over
+    # the hour like the stream's own (0: every spike spread, as before 2026-12-07)
+    spike_concentrated: float = 0.0
+    spike_minutes: Range = (5.0, 20.0)
     console_size: Range = (15, 60)
     # benign: a script stuck retrying one API it never called before (a deploy's new call, denied)
     # every ``stuck_every`` minutes (log-uniform) for ``stuck_hours``, on a near-silent principal
@@ -268,6 +274,9 @@ TUNING = (
         "office",
         "office-hours people, a few moderate automations, weak weekly seasonality, a daily"
         " cross-account security scanner (40-200 APIs, 2-15 % denied)",
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         scanners=(1, 1),
         scanner_apis=(40, 200),
         scanner_denied=(0.02, 0.15),
@@ -282,7 +291,9 @@ TUNING = (
         automation_day_shape=(15.0, 40.0),
         automation_amplitude=(0.0, 0.2),
         human_fail=(0.02, 0.3),
-        spike_factor=(2.5, 4.0),
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         spread_members=(3, 6),
         spread_each=(2, 6),
         scanners=(1, 1),
@@ -301,6 +312,9 @@ TUNING = (
         batches=(1, 2),
         weekday_batches=0.6,
         bursty_people=0.25,
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         automations=(1, 2),
         scanners=(1, 2),
         scanner_every=(168, 24),
@@ -322,6 +336,9 @@ TUNING = (
         discovery_size=(20, 80),
         discovery_apis=(8, 25),
         low_slow_rate=(3.0, 8.0),
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         new_principal_size=(15, 40),
         spread_members=(3, 6),
         spread_each=(1, 3),
@@ -347,8 +364,9 @@ TUNING = (
         automation_hour_shape=(2.0, 6.0),
         automation_amplitude=(0.1, 0.4),
         automation_weekend=(0.3, 0.7),
-        spike_factor=(2.5, 5.0),
-        spike_hours=(1, 2),
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         habitual_bursters=0.15,
         scanners=(2, 3),
         scanner_every=(1, 4, 24, 168),
@@ -384,6 +402,9 @@ TUNING = (
         person_bursts=10,
         person_burst_size=(6, 22),
         person_burst_apis=(3, 7),
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         spread_members=(3, 8),
         spread_each=(1, 3),
     ),
@@ -402,6 +423,9 @@ TUNING = (
         automations=(0, 1),
         automation_rate=(3.0, 20.0),
         bursty_people=0.2,
+        spike_factor=(2.0, 8.0),
+        spike_hours=(1, 3),
+        spike_concentrated=0.5,
         scanners=(2, 3),
         scanner_every=(8, 48, 96),
         scanner_apis=(50, 160),
@@ -783,11 +807,24 @@ class _FamilyBuilder(_Builder):
                 length = self.count(f.spike_hours)
                 h = self._free_hour(p.account, length)
                 factor = self.uni(f.spike_factor)
+                minutes, how = self._spike_minutes()
                 for k in range(length):
                     extra = int(self.rng.poisson(self._usual_rate(p, h + k) * (factor - 1)))
-                    self.emit(p, h + k, extra, ok=False)
-                note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h"
+                    self.emit(p, h + k, extra, ok=False, minutes=minutes)
+                note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h for {length} h, {how}"
                 self._attack("relative_spike", "principal", p.account, p.principal, h, h + length, note=note)
+
+    def _spike_minutes(self) -> tuple[tuple[float, float], str]:
+        """The minutes of each hour a relative spike puts its extra failures in, and how to say
+        it: a ``spike_concentrated`` share in ``spike_minutes`` of the hour, the others over the
+        whole hour (from a stream of their own, so that no other draw moves)."""
+        f = self.f
+        with self._stream(40):
+            if not f.spike_concentrated or self.rng.random() >= f.spike_concentrated:
+                return (0.0, 60.0), "over the hour"
+            span = self.log_uni(f.spike_minutes)
+            m0 = self.uni((0.0, 60.0 - span))
+        return (m0, m0 + span), f"in {span:.0f} minutes"
 
     @contextlib.contextmanager
     def _stream(self, tag: int) -> Iterator[None]:

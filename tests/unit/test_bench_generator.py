@@ -371,6 +371,54 @@ def test_the_relative_spike_uses_the_automations_usual_apis_and_addresses(steady
     assert len(during) / ((end - start) / 3600) > 2 * usual
 
 
+def test_a_concentrated_relative_spike_falls_in_minutes_of_each_hour_and_moves_no_other_draw() -> None:
+    """A spike drawn concentrated (``spike_concentrated``) puts its extra failures in
+    ``spike_minutes`` of each of its hours, the same minutes every hour; drawn spread, the same
+    organisation otherwise (every other record, every label but the spike's note)."""
+    base = replace(
+        families.with_accounts(families.FAMILIES["steady-automation"], 2),
+        spike_factor=(6.0, 6.0),
+        spike_hours=(2, 2),
+        spike_minutes=(10.0, 10.0),
+    )
+    orgs = [families.generate(replace(base, spike_concentrated=c), 4, **SMALL_FAMILY) for c in (1.0, 0.0)]
+    spikes = []
+    for org in orgs:
+        (label,) = [lb for lb in org.attacks() if lb.kind == "relative_spike"]
+        start, end = label.windows[0]
+        arn = label.principal.split("/")[-1]
+        inside = [
+            r
+            for r in org.records
+            if start <= generator.record_time(r) < end
+            and r.get("errorCode") in AUTHZ_CODES
+            and fold_principal(r).endswith("/" + arn)
+        ]
+        spikes.append((label, start, inside))
+        ids = {r["eventID"] for r in inside}
+        org.extra["others"] = {r["eventID"]: r for r in org.records if r["eventID"] not in ids}
+    (concentrated, start, inside), (spread, start2, inside2) = spikes
+    assert (concentrated.windows, start) == (spread.windows, start2)
+    assert "in 10 minutes" in concentrated.note and "over the hour" in spread.note
+    assert orgs[0].extra["others"] == orgs[1].extra["others"]
+    assert len(inside) == len(inside2)
+    for hour in (start, start + 3600):
+        mins = sorted(
+            (generator.record_time(r) - hour) / 60
+            for r in inside
+            if hour <= generator.record_time(r) < hour + 3600
+        )
+        # x6: five sixths of the hour's failures are the spike's, all within one 10-minute window
+        densest = max(bisect.bisect_right(mins, m + 10) - i for i, m in enumerate(mins))
+        assert densest >= 0.6 * len(mins)
+        mins2 = sorted(
+            (generator.record_time(r) - hour) / 60
+            for r in inside2
+            if hour <= generator.record_time(r) < hour + 3600
+        )
+        assert max(bisect.bisect_right(mins2, m + 10) - i for i, m in enumerate(mins2)) < 0.45 * len(mins2)
+
+
 def test_a_person_burst_is_a_small_burst_in_seconds(steady: generator.Org) -> None:
     fam = families.FAMILIES["steady-automation"]
     labels = [lb for lb in steady.traps() if lb.kind == "person_burst"]

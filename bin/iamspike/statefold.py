@@ -37,8 +37,27 @@ class Cells:
 
     @classmethod
     def summed(cls, cell: np.ndarray, value: np.ndarray, dtype=np.float32) -> Cells:
-        """Repeated cells summed in ``dtype``, in the given order (as ``np.add.at`` into a matrix)."""
-        unique, at = np.unique(cell, return_inverse=True)
+        """Repeated cells summed in ``dtype``, in the given order (as ``np.add.at`` into a matrix).
+
+        The cells are put in order by one sort (:func:`stable_order`; ``np.unique`` with its
+        inverse took 2-2.7 s for 6 M cells, this 0.35); where every value is a whole number >= 0
+        and each cell's sum is below 2**24, every partial sum is exact in float32 and float64
+        alike, so each cell's values are summed at once (``np.add.reduceat``, in float64) instead
+        of one at a time: the same sums (counts of events, always here). Else ``np.add.at``."""
+        order = stable_order(cell)
+        ordered = cell[order]
+        head = np.ones(len(cell), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
+        unique = ordered[head]
+        if not len(cell):
+            return cls(unique, np.zeros(0, dtype=dtype))
+        value = np.asarray(value, dtype=np.float64)
+        if value.min() >= 0 and np.array_equal(value, np.trunc(value)):
+            sums = np.add.reduceat(value[order], np.flatnonzero(head))
+            if sums.max() < 2**24:
+                return cls(unique, sums.astype(dtype))
+        at = np.empty(len(cell), dtype=np.int64)
+        at[order] = np.cumsum(head) - 1
         out = np.zeros(len(unique), dtype=dtype)
         np.add.at(out, at, value)
         return cls(unique, out)
@@ -152,6 +171,21 @@ def first_failures(results, s_first: list[tuple[int, int, int]]) -> tuple[np.nda
     head[1:] = pair[1:] != pair[:-1]
     pair, when = pair[head], when[head]
     return pair // n_apis, pair % n_apis, when
+
+
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of int64 values >= 0, by one sort of each value and
+    its index packed in an int64 where they fit (numpy sorts int64 several times faster than it
+    argsorts them)."""
+    n = len(values)
+    bits = max(n - 1, 1).bit_length()
+    if not n or values.min() < 0 or int(values.max()) >= 1 << (63 - bits):
+        return np.argsort(values, kind="stable")
+    packed = values << bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << bits) - 1
+    return packed
 
 
 def _joined(live: np.ndarray, saved: np.ndarray) -> np.ndarray:

@@ -31,6 +31,7 @@ from operator import le
 
 import numpy as np
 
+from iamspike.bins import stable_order
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
 from iamspike.counttext import (
@@ -681,7 +682,7 @@ class CountRows:
     def _repeated(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Rows of cells that came in more than one row; the rows by cell then row (a stable
         order) and their cells in that order."""
-        order = np.argsort(cell, kind="stable")
+        order = stable_order(cell)
         ordered = cell[order]
         repeated = np.zeros(len(cell), dtype=bool)
         same = ordered[1:] == ordered[:-1]

@@ -25,7 +25,7 @@ import numpy as np
 
 from iamspike import rare, state
 from iamspike.accounts import account_actors, covered_accounts, live_offset, live_source_actors, source_items
-from iamspike.bins import sorted_unique
+from iamspike.bins import sorted_unique, stable_order
 from iamspike.spread import most_on_one_source
 
 
@@ -39,7 +39,7 @@ class Cells:
     def summed(cls, cell: np.ndarray, value: np.ndarray, dtype=np.float32) -> Cells:
         """Repeated cells summed in ``dtype``, in the given order (as ``np.add.at`` into a matrix).
 
-        The cells are put in order by one sort (:func:`stable_order`; ``np.unique`` with its
+        The cells are put in order by one sort (:func:`~iamspike.bins.stable_order`; ``np.unique`` with its
         inverse took 2-2.7 s for 6 M cells, this 0.35); where every value is a whole number >= 0
         and each cell's sum is below 2**24, every partial sum is exact in float32 and float64
         alike, so each cell's values are summed at once (``np.add.reduceat``, in float64) instead
@@ -173,27 +173,12 @@ def first_failures(results, s_first: list[tuple[int, int, int]]) -> tuple[np.nda
     return pair // n_apis, pair % n_apis, when
 
 
-def stable_order(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")`` of int64 values >= 0, by one sort of each value and
-    its index packed in an int64 where they fit (numpy sorts int64 several times faster than it
-    argsorts them)."""
-    n = len(values)
-    bits = max(n - 1, 1).bit_length()
-    if not n or values.min() < 0 or int(values.max()) >= 1 << (63 - bits):
-        return np.argsort(values, kind="stable")
-    packed = values << bits
-    packed |= np.arange(n, dtype=np.int64)
-    packed.sort()
-    packed &= (1 << bits) - 1
-    return packed
-
-
 def _joined(live: np.ndarray, saved: np.ndarray) -> np.ndarray:
     return np.concatenate([live, saved]) if len(saved) else live
 
 
 def _sorted(cell: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(cell, kind="stable")
+    order = stable_order(cell)
     return cell[order], value[order]
 
 
@@ -211,10 +196,11 @@ def _principal_rows(results, failures: Cells, apis: Cells, restored: Cells, fail
     offset = t - keep_from
     writer = state.PrincipalRows(span, first, last, list(results.api_ids))
     rank = np.array(writer.text_order(int(offset.max()) + 1 if len(offset) else 0), dtype=np.int64)
-    order = np.lexsort((rank[offset], p))
+    order = stable_order(p * len(rank) + rank[offset])  # by principal, then offset as text
     bounds = np.searchsorted(p[order], np.arange(len(results.principals) + 1)).tolist()
     fail_p, fail_api, fail_when = fail
-    by_name = np.lexsort((np.array(writer.name_order(), dtype=np.int64)[fail_api], fail_p))
+    names = np.array(writer.name_order(), dtype=np.int64)
+    by_name = stable_order(fail_p * len(names) + names[fail_api])  # by principal, then API name
     fail_bounds = np.searchsorted(fail_p, np.arange(len(results.principals) + 1)).tolist()
     return writer.rows(
         sorted(results.principals.items()),

@@ -42,10 +42,11 @@ from datetime import datetime
 import numpy as np
 import pytest
 from bench import scale_backfill
+from iamspike.bins import stable_order
 from iamspike.counttext import decode_counts
 from iamspike.engine import Detector, parse_options
 from iamspike.state import decode
-from iamspike.statefold import Cells, stable_order
+from iamspike.statefold import Cells
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "cloudtrail"

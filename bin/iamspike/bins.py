@@ -52,6 +52,18 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def sorted_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)`` of values already sorted, without sorting them
+    again (0.07-0.19 s for 3 M sorted int64 values, this 0.01)."""
+    if not len(values):
+        return values[:0], np.zeros(0, dtype=np.int64)
+    head = np.empty(len(values), dtype=bool)
+    head[0] = True
+    np.not_equal(values[1:], values[:-1], out=head[1:])
+    starts = np.flatnonzero(head)
+    return values[starts], np.diff(np.append(starts, len(values)))
+
+
 def stable_order(values: np.ndarray) -> np.ndarray:
     """``np.argsort(values, kind="stable")`` of int64 values >= 0, by one sort of each value and
     its index packed in an int64 where they fit (numpy sorts int64 several times faster than it

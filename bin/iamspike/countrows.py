@@ -31,7 +31,7 @@ from operator import le
 
 import numpy as np
 
-from iamspike.bins import stable_order
+from iamspike.bins import sorted_counts, stable_order
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
 from iamspike.counttext import (
@@ -716,7 +716,7 @@ class CountRows:
         copy[1:] = (where[1:] == where[:-1]) & (digests[1:] == digests[:-1])
         if not copy.any():
             return none
-        cells, copies = np.unique(where[copy], return_counts=True)
+        cells, copies = sorted_counts(where[copy])
         first_rows = order[np.searchsorted(ordered, cells)]  # by cell, then row: each cell's first
         failures = self.failures
         for r, n in zip(first_rows.tolist(), copies.tolist()):

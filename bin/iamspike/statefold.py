@@ -25,7 +25,7 @@ import numpy as np
 
 from iamspike import rare, state
 from iamspike.accounts import account_actors, covered_accounts, live_offset, live_source_actors, source_items
-from iamspike.bins import sorted_unique, stable_order
+from iamspike.bins import sorted_counts, sorted_unique, stable_order
 from iamspike.spread import most_on_one_source
 
 
@@ -69,7 +69,7 @@ class Cells:
         pairs += item
         pairs = sorted_unique(pairs)
         pairs //= n_items
-        unique, per_cell = np.unique(pairs, return_counts=True)
+        unique, per_cell = sorted_counts(pairs)
         return cls(unique, per_cell.astype(np.float64))
 
     def at(self, wanted: np.ndarray) -> np.ndarray:

@@ -42,7 +42,6 @@ from datetime import datetime
 import numpy as np
 import pytest
 from bench import scale_backfill
-from iamspike.bins import stable_order
 from iamspike.counttext import decode_counts
 from iamspike.engine import Detector, parse_options
 from iamspike.state import decode
@@ -288,14 +287,6 @@ def test_an_accounts_saved_row_replaces_its_principals_history() -> None:
     account = blobs(later.results())[("account", "")]
     assert account.bins == {T0: 7, T0 + HOUR: 2, T0 + 2 * HOUR: 2, T0 + 3 * HOUR: 1}
     assert account.failing_principals == {T0: 3, T0 + HOUR: 2, T0 + 2 * HOUR: 2, T0 + 3 * HOUR: 1}
-
-
-@pytest.mark.parametrize("seed", range(6))
-def test_stable_order_is_a_stable_argsort(seed) -> None:
-    rng = np.random.default_rng(seed)
-    values = rng.integers(0, [5, 1000, 2**40, 2**62, 3, 2**20][seed], 5000).astype(np.int64)
-    assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
-    assert np.array_equal(stable_order(values[:0]), np.zeros(0, dtype=np.int64))
 
 
 @pytest.mark.parametrize(

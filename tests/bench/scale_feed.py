@@ -81,6 +81,7 @@ def feed(command: list[str], chunks: list[bytes], env: dict | None = None) -> di
         "state_rows": rows,
         "state_mb": round(sum(len(body) for body in session.bodies) / 1e6, 1),
         "sha256": sha,
+        "body_sha256": hashlib.sha256(b"".join(session.bodies)).hexdigest(),  # header lines too
     }
 
 

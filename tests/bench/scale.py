@@ -545,7 +545,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--feed", metavar="FILE", help="drive show=state with a capture (scale_feed.py)")
     parser.add_argument("--package", help="with --feed: the built tgz (default: newest in package/dist)")
-    parser.add_argument("--python", default="3.11", help="with --feed: the bare Python of the command")
+    parser.add_argument("--python", default="3.13", help="with --feed: the bare Python (3.9, 3.13)")
     parser.add_argument("--source", help="with --feed: run DIR/bin/iamspike_command.py with this Python")
     parser.add_argument("--runs", type=int, default=1, help="with --feed: runs one after the other")
     parser.add_argument("--child", help=argparse.SUPPRESS)

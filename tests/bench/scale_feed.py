@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--feed", required=True, help="a file written by --capture")
     parser.add_argument("--package", help="the built tgz (default: newest in package/dist)")
-    parser.add_argument("--python", default="3.11", help="the bare Python that runs the installed command")
+    parser.add_argument("--python", default="3.13", help="the bare Python that runs the installed command")
     parser.add_argument("--source", help="run DIR/bin/iamspike_command.py with this Python instead")
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)

@@ -65,14 +65,14 @@ def sorted_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stable_order(values: np.ndarray) -> np.ndarray:
-    """``np.argsort(values, kind="stable")`` of int64 values >= 0, by one sort of each value and
+    """``np.argsort(values, kind="stable")`` of whole numbers >= 0, by one sort of each value and
     its index packed in an int64 where they fit (numpy sorts int64 several times faster than it
     argsorts them)."""
     n = len(values)
     bits = max(n - 1, 1).bit_length()
     if not n or values.min() < 0 or int(values.max()) >= 1 << (63 - bits):
         return np.argsort(values, kind="stable")
-    packed = values << bits
+    packed = values.astype(np.int64) << bits
     packed |= np.arange(n, dtype=np.int64)
     packed.sort()
     packed &= (1 << bits) - 1

@@ -81,6 +81,8 @@ def test_stable_order_is_a_stable_argsort(seed) -> None:
     values = rng.integers(0, [5, 1000, 2**40, 2**62, 3, 2**20][seed], 5000).astype(np.int64)
     assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
     assert np.array_equal(stable_order(values[:0]), np.zeros(0, dtype=np.int64))
+    small = (values % 2**20).astype(np.int32)  # packed in an int64 all the same
+    assert np.array_equal(stable_order(small), np.argsort(small, kind="stable"))
 
 
 @pytest.mark.parametrize("values", [[], [3], [1, 1, 1], [0, 2, 2, 5, 9, 9, 9, 2**40]])

@@ -52,6 +52,33 @@ def sorted_unique(values: np.ndarray) -> np.ndarray:
     return values
 
 
+def sorted_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``np.unique(values, return_counts=True)`` of values already sorted, without sorting them
+    again (0.07-0.19 s for 3 M sorted int64 values, this 0.01)."""
+    if not len(values):
+        return values[:0], np.zeros(0, dtype=np.int64)
+    head = np.empty(len(values), dtype=bool)
+    head[0] = True
+    np.not_equal(values[1:], values[:-1], out=head[1:])
+    starts = np.flatnonzero(head)
+    return values[starts], np.diff(np.append(starts, len(values)))
+
+
+def stable_order(values: np.ndarray) -> np.ndarray:
+    """``np.argsort(values, kind="stable")`` of whole numbers >= 0, by one sort of each value and
+    its index packed in an int64 where they fit (numpy sorts int64 several times faster than it
+    argsorts them)."""
+    n = len(values)
+    bits = max(n - 1, 1).bit_length()
+    if not n or values.min() < 0 or int(values.max()) >= 1 << (63 - bits):
+        return np.argsort(values, kind="stable")
+    packed = values.astype(np.int64) << bits
+    packed |= np.arange(n, dtype=np.int64)
+    packed.sort()
+    packed &= (1 << bits) - 1
+    return packed
+
+
 def cell_index(cells: np.ndarray, t_idx: np.ndarray, e_idx: np.ndarray, n_entities: int) -> np.ndarray:
     """The index in ``cells`` (sorted, unique ``bin offset * n_entities + entity``) of each wanted
     cell (bin offset, entity), -1 where it is not there."""

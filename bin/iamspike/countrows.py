@@ -31,6 +31,7 @@ from operator import le
 
 import numpy as np
 
+from iamspike.bins import sorted_counts, stable_order
 from iamspike.cloudtrail import TIME
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
 from iamspike.counttext import (
@@ -54,7 +55,7 @@ from iamspike.intake import UNKNOWN, usable_time
 BLOCK_ROWS = 20_000  # rows whose entries are compressed together
 MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
 MAX_OFFSET = 2**40  # seconds between a v6 row's _time and a part's: more is no text of ours
-TABLE_BITS = 1 << 24  # the bit table that narrows the search for shared digests (16 MB)
+TABLE_BITS = 1 << 24  # the most bits of the table that narrows the search for shared digests
 PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
 _FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
 
@@ -678,15 +679,16 @@ class CountRows:
             minutes = {names[sources[i]]: masks[i] for i in range(at[r], at[r + 1])}
             tally.add_entries(self.bins[r] * span, account, principal, e in self.services, entries, minutes)
 
-    def _repeated(self, cell: np.ndarray) -> np.ndarray:
-        """Rows of cells that came in more than one row."""
-        order = np.argsort(cell, kind="stable")
+    def _repeated(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Rows of cells that came in more than one row; the rows by cell then row (a stable
+        order) and their cells in that order."""
+        order = stable_order(cell)
         ordered = cell[order]
         repeated = np.zeros(len(cell), dtype=bool)
         same = ordered[1:] == ordered[:-1]
         repeated[order[1:][same]] = True
         repeated[order[:-1][same]] = True
-        return repeated
+        return repeated, order, ordered
 
     def _digests_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The digests of the rows marked in ``rows`` (a copy), and the row of each."""
@@ -698,7 +700,7 @@ class CountRows:
     def _take_copies(self, cell: np.ndarray) -> np.ndarray:
         """Each digest's copies after the first in a cell taken off the failures of the cell's
         first row; no cell to move (the empty array)."""
-        repeated = self._repeated(cell)
+        repeated, order, ordered = self._repeated(cell)
         none = np.zeros(0, dtype=np.int64)
         if not repeated.any():
             return none
@@ -707,27 +709,23 @@ class CountRows:
         maybe = _maybe_shared(where, digests)  # a sort of 64-bit values, not a lexsort of pairs
         where, digests = where[maybe], digests[maybe]
         del maybe, row_of
-        order = np.lexsort((digests, where))
-        where, digests = where[order], digests[order]
-        del order
+        pairs = np.lexsort((digests, where))
+        where, digests = where[pairs], digests[pairs]
+        del pairs
         copy = np.zeros(len(where), dtype=bool)
         copy[1:] = (where[1:] == where[:-1]) & (digests[1:] == digests[:-1])
         if not copy.any():
             return none
-        cells, copies = np.unique(where[copy], return_counts=True)
-        rows = np.flatnonzero(repeated)
-        rows = rows[np.argsort(cell[rows], kind="stable")]  # by cell, then row: each cell's first row first
-        head = np.ones(len(rows), dtype=bool)
-        head[1:] = cell[rows][1:] != cell[rows][:-1]
-        first_row = dict(zip(cell[rows][head].tolist(), rows[head].tolist()))
+        cells, copies = sorted_counts(where[copy])
+        first_rows = order[np.searchsorted(ordered, cells)]  # by cell, then row: each cell's first
         failures = self.failures
-        for c, n in zip(cells.tolist(), copies.tolist()):
-            failures[first_row[c]] -= n
+        for r, n in zip(first_rows.tolist(), copies.tolist()):
+            failures[r] -= n
         return none
 
     def _shared_digests(self, cell: np.ndarray) -> np.ndarray:
         """Cells with more than one row whose rows share a digest."""
-        repeated = self._repeated(cell)
+        repeated = self._repeated(cell)[0]
         if not repeated.any():
             return np.zeros(0, dtype=np.int64)
         digests, row_of = self._digests_of(repeated)
@@ -746,11 +744,16 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     shared = shared[1:][shared[1:] == shared[:-1]]
     if not len(shared):
         return np.zeros(len(mixed), dtype=bool)
-    # A table of 2**24 bits first: the binary search then runs only where a bit is set (about 1 %
-    # of the digests of a backfill, where it took 2.7 s for 20 M digests searched whole).
-    table = np.zeros(TABLE_BITS, dtype=bool)
-    table[shared & np.uint64(TABLE_BITS - 1)] = True
-    maybe = np.flatnonzero(table[mixed & np.uint64(TABLE_BITS - 1)])
+    # A table of bits first: the binary search then runs only where a bit is set (it took 2.7 s
+    # for 20 M digests searched whole). At least 16 bits a shared value (so at most 1/16 of the
+    # others go on to the search), at most TABLE_BITS: a table that fits in the cache costs a third
+    # of a larger one's look-ups. The indexes are int64 views: numpy indexes by uint64 at about
+    # half the speed (it converts them first).
+    bits = min(max((16 * len(shared)).bit_length(), 16), TABLE_BITS.bit_length() - 1)
+    low = np.uint64((1 << bits) - 1)
+    table = np.zeros(1 << bits, dtype=bool)
+    table[(shared & low).view(np.int64)] = True
+    maybe = np.flatnonzero(table[(mixed & low).view(np.int64)])
     at = np.minimum(np.searchsorted(shared, mixed[maybe]), len(shared) - 1)
     out = np.zeros(len(mixed), dtype=bool)
     out[maybe[shared[at] == mixed[maybe]]] = True

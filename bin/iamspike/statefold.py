@@ -25,7 +25,7 @@ import numpy as np
 
 from iamspike import rare, state
 from iamspike.accounts import account_actors, covered_accounts, live_offset, live_source_actors, source_items
-from iamspike.bins import sorted_unique
+from iamspike.bins import sorted_counts, sorted_unique, stable_order
 from iamspike.spread import most_on_one_source
 
 
@@ -37,8 +37,27 @@ class Cells:
 
     @classmethod
     def summed(cls, cell: np.ndarray, value: np.ndarray, dtype=np.float32) -> Cells:
-        """Repeated cells summed in ``dtype``, in the given order (as ``np.add.at`` into a matrix)."""
-        unique, at = np.unique(cell, return_inverse=True)
+        """Repeated cells summed in ``dtype``, in the given order (as ``np.add.at`` into a matrix).
+
+        The cells are put in order by one sort (:func:`~iamspike.bins.stable_order`; ``np.unique`` with its
+        inverse took 2-2.7 s for 6 M cells, this 0.35); where every value is a whole number >= 0
+        and each cell's sum is below 2**24, every partial sum is exact in float32 and float64
+        alike, so each cell's values are summed at once (``np.add.reduceat``, in float64) instead
+        of one at a time: the same sums (counts of events, always here). Else ``np.add.at``."""
+        order = stable_order(cell)
+        ordered = cell[order]
+        head = np.ones(len(cell), dtype=bool)
+        np.not_equal(ordered[1:], ordered[:-1], out=head[1:])
+        unique = ordered[head]
+        if not len(cell):
+            return cls(unique, np.zeros(0, dtype=dtype))
+        value = np.asarray(value, dtype=np.float64)
+        if value.min() >= 0 and np.array_equal(value, np.trunc(value)):
+            sums = np.add.reduceat(value[order], np.flatnonzero(head))
+            if sums.max() < 2**24:
+                return cls(unique, sums.astype(dtype))
+        at = np.empty(len(cell), dtype=np.int64)
+        at[order] = np.cumsum(head) - 1
         out = np.zeros(len(unique), dtype=dtype)
         np.add.at(out, at, value)
         return cls(unique, out)
@@ -50,7 +69,7 @@ class Cells:
         pairs += item
         pairs = sorted_unique(pairs)
         pairs //= n_items
-        unique, per_cell = np.unique(pairs, return_counts=True)
+        unique, per_cell = sorted_counts(pairs)
         return cls(unique, per_cell.astype(np.float64))
 
     def at(self, wanted: np.ndarray) -> np.ndarray:
@@ -159,7 +178,7 @@ def _joined(live: np.ndarray, saved: np.ndarray) -> np.ndarray:
 
 
 def _sorted(cell: np.ndarray, value: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    order = np.argsort(cell, kind="stable")
+    order = stable_order(cell)
     return cell[order], value[order]
 
 
@@ -177,10 +196,11 @@ def _principal_rows(results, failures: Cells, apis: Cells, restored: Cells, fail
     offset = t - keep_from
     writer = state.PrincipalRows(span, first, last, list(results.api_ids))
     rank = np.array(writer.text_order(int(offset.max()) + 1 if len(offset) else 0), dtype=np.int64)
-    order = np.lexsort((rank[offset], p))
+    order = stable_order(p * len(rank) + rank[offset])  # by principal, then offset as text
     bounds = np.searchsorted(p[order], np.arange(len(results.principals) + 1)).tolist()
     fail_p, fail_api, fail_when = fail
-    by_name = np.lexsort((np.array(writer.name_order(), dtype=np.int64)[fail_api], fail_p))
+    names = np.array(writer.name_order(), dtype=np.int64)
+    by_name = stable_order(fail_p * len(names) + names[fail_api])  # by principal, then API name
     fail_bounds = np.searchsorted(fail_p, np.arange(len(results.principals) + 1)).tolist()
     return writer.rows(
         sorted(results.principals.items()),

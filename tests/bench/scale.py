@@ -540,8 +540,26 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--calibrate-indexers", type=int, default=2, help="indexers whose day 0 runs raw")
     parser.add_argument("--output", default=os.path.join(REPO, "docs", "bench", "scale.md"))
+    parser.add_argument(
+        "--capture", metavar="FILE", help="with --backfill: write the search head's chunks, do not run it"
+    )
+    parser.add_argument("--feed", metavar="FILE", help="drive show=state with a capture (scale_feed.py)")
+    parser.add_argument("--package", help="with --feed: the built tgz (default: newest in package/dist)")
+    parser.add_argument("--python", default="3.13", help="with --feed: the bare Python (3.9, 3.13)")
+    parser.add_argument("--source", help="with --feed: run DIR/bin/iamspike_command.py with this Python")
+    parser.add_argument("--runs", type=int, default=1, help="with --feed: runs one after the other")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.feed:
+        import scale_feed
+
+        return scale_feed.run(args)
+    if args.capture:
+        import scale_backfill
+
+        argv_command = [sys.executable, os.path.join(BIN, "iamspike_command.py")]
+        print(json.dumps(scale_backfill.backfill(argv_command, args, capture=args.capture)))
+        return 0
     if args.child:
         print(json.dumps(child(args.child, args.principals, args.bins)))
         return 0

@@ -48,6 +48,7 @@ COUNT_COLUMNS = [
     "account_state_key",
     "iamspike_counts",
 ]
+PACKED_COLUMNS = [*COUNT_COLUMNS, "state_keys"]  # a packed row's principals' state keys
 
 
 def diurnal(n_hours: int):
@@ -198,12 +199,32 @@ def count_cells(org: Org, start: int, cells, n_partitions: int, rng, only: int |
     return out
 
 
-def _csv_lines(rows: list[dict]) -> str:
+def _csv_lines(rows: list[dict], columns: list[str] = COUNT_COLUMNS) -> str:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     for row in rows:
-        writer.writerow([row.get(name, "") for name in COUNT_COLUMNS])
+        writer.writerow([row.get(name, "") for name in columns])
     return buffer.getvalue()
+
+
+def _capture(path: str, lines: str, args, cells: int) -> dict:
+    """Write the search head's chunks (packed rows, then each indexer's range row) to ``path``."""
+    import scale_feed
+
+    ranges = [_range_row(START, START + SPAN * args.sh_hours - 1)] * args.indexers
+    lines += _csv_lines(ranges, PACKED_COLUMNS)
+    header = PACKED_COLUMNS + ["__mv_" + name for name in PACKED_COLUMNS]
+    twins = "," * len(PACKED_COLUMNS)
+    lines = "".join(line + twins + "\n" for line in lines.splitlines())
+    chunks = _chunks(lines, header)
+    scale_feed.write_chunks(path, chunks)
+    return {
+        "sh_rows": lines.count("\n"),
+        "sh_cells": cells,
+        "sh_mb": round(sum(len(chunk) for chunk in chunks) / 1e6, 1),
+        "chunks": len(chunks),
+        "capture": path,
+    }
 
 
 def _range_row(lo: float, hi: float) -> dict:
@@ -303,9 +324,14 @@ def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
     return out
 
 
-def backfill(command: list[str], args) -> dict:
+def backfill(command: list[str], args, capture: str | None = None) -> dict:
     """Counts of every hour of ``args.days`` days; the search head's ``show=state`` over the
     first ``args.sh_hours`` hours; the map phase calibrated on day 0.
+
+    With ``capture`` (a file name) the search head is not run: its chunks are written there as
+    the map phase sends them now (each send's rows packed by account, ``counting.packed_rows``)
+    for :mod:`scale_feed` to drive the command with, again and again (the bytes model, the memory
+    per key and the calibration are skipped).
 
     Each indexer sends as the map phase does: one ``v4`` row per (account, principal) of a send,
     a send when its held keys (entries) reach ``FLUSH_KEYS`` (checked at the end of each hour) and
@@ -313,13 +339,13 @@ def backfill(command: list[str], args) -> dict:
     principals it holds); the first ``sh_hours`` hours are written (each indexer also sends at
     their end, where that shorter search finishes) and fed to the search head."""
     import numpy as np
-    from iamspike.counting import wire_rows
+    from iamspike.counting import packed_rows, wire_rows
     from iamspike.phases import FLUSH_KEYS
 
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from standin import scpv2
 
-    memory = memory_per_key(args)
+    memory = memory_per_key(args) if capture is None else {}
     org = Org(args.accounts, args.peak_principals)
     seed = 23
     rng = np.random.default_rng(seed)
@@ -347,7 +373,11 @@ def backfill(command: list[str], args) -> dict:
 
     def flush_written(k: int) -> None:
         if held[k]:
-            sh_v4.append(_csv_lines(wire_rows(held[k])))
+            rows = wire_rows(held[k])
+            if capture is None:
+                sh_v4.append(_csv_lines(rows))
+            else:
+                sh_v4.append(_csv_lines(packed_rows(rows), PACKED_COLUMNS))
             held[k] = []
 
     started = time.perf_counter()
@@ -358,7 +388,8 @@ def backfill(command: list[str], args) -> dict:
         per_hour.append((events, rows, entries))
         if h < sh_hours:
             for k, part in enumerate(count_cells(org, START + SPAN * h, cells, args.indexers, rng)):
-                sh_v3.append(_csv_lines([cell.to_row() for cell in part]))
+                if capture is None:
+                    sh_v3.append(_csv_lines([cell.to_row() for cell in part]))
                 held[k].extend(part)
         per_indexer = shipped.sum(axis=2)
         for k in range(args.indexers):
@@ -384,6 +415,9 @@ def backfill(command: list[str], args) -> dict:
     out["entries"] = int(totals[:, 2].sum())
     out["peak_hour_raw_rows"] = int(totals[:, 0].max())
     sh = totals[:sh_hours]
+    if capture is not None:
+        out.update(_capture(capture, "".join(sh_v4), args, int(sh[:, 1].sum())))
+        return out
     v3_text = "".join(sh_v3)
     del sh_v3
     # Bytes of the other hours: per event, per cell and per entry fitted on the written hours as

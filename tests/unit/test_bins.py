@@ -10,7 +10,9 @@ from iamspike.bins import (
     dense_counts,
     parse_duration,
     parse_span,
+    sorted_counts,
     sorted_unique,
+    stable_order,
     sum_by_group,
 )
 
@@ -71,3 +73,21 @@ def test_cell_index_finds_each_wanted_cell_or_minus_one() -> None:
     got = cell_index(cells, np.array([1, 1, 4, 0, 5]), np.array([2, 1, 1, 0, 2]), 3)
     assert got.tolist() == [1, -1, 2, -1, -1]
     assert cell_index(cells[:0], np.array([1]), np.array([0]), 3).tolist() == [-1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_stable_order_is_a_stable_argsort(seed) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.integers(0, [5, 1000, 2**40, 2**62, 3, 2**20][seed], 5000).astype(np.int64)
+    assert np.array_equal(stable_order(values), np.argsort(values, kind="stable"))
+    assert np.array_equal(stable_order(values[:0]), np.zeros(0, dtype=np.int64))
+    small = (values % 2**20).astype(np.int32)  # packed in an int64 all the same
+    assert np.array_equal(stable_order(small), np.argsort(small, kind="stable"))
+
+
+@pytest.mark.parametrize("values", [[], [3], [1, 1, 1], [0, 2, 2, 5, 9, 9, 9, 2**40]])
+def test_sorted_counts_are_uniques(values) -> None:
+    array = np.array(values, dtype=np.int64)
+    unique, counts = sorted_counts(array)
+    expected = np.unique(array, return_counts=True)
+    assert np.array_equal(unique, expected[0]) and np.array_equal(counts, expected[1])

@@ -45,6 +45,7 @@ from bench import scale_backfill
 from iamspike.counttext import decode_counts
 from iamspike.engine import Detector, parse_options
 from iamspike.state import decode
+from iamspike.statefold import Cells
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SHARED = ROOT.parent / "shared" / "data" / "cloudtrail"
@@ -286,3 +287,29 @@ def test_an_accounts_saved_row_replaces_its_principals_history() -> None:
     account = blobs(later.results())[("account", "")]
     assert account.bins == {T0: 7, T0 + HOUR: 2, T0 + 2 * HOUR: 2, T0 + 3 * HOUR: 1}
     assert account.failing_principals == {T0: 3, T0 + HOUR: 2, T0 + 2 * HOUR: 2, T0 + 3 * HOUR: 1}
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        [1, 3, 2, 7, 1, 1, 4, 9],  # counts: summed at once
+        [0.5, 1.25, 3, 0.1, 7, 2.2, 1, 1e-3],  # not whole: one at a time
+        [-1, 3, 2, 7, -4, 1, 4, 9],  # below 0
+        [2**24 - 1, 1, 1, 3, 2**23, 2**23 + 1, 5, 2],  # a cell's sum at or above 2**24
+    ],
+)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_summed_cells_are_those_of_add_at(values, dtype) -> None:
+    """The sums of np.add.at into a matrix in the given order, to the bit, where float32 rounds."""
+    rng = np.random.default_rng(len(values))
+    cell = rng.integers(0, 40, 4000).astype(np.int64)
+    value = np.array(values * 500, dtype=np.float64)
+    unique = np.unique(cell)
+    expected = np.zeros(len(unique), dtype=dtype)
+    np.add.at(expected, np.searchsorted(unique, cell), value)
+    got = Cells.summed(cell, value, dtype)
+    assert np.array_equal(got.cell, unique)
+    assert got.value.dtype == dtype
+    assert got.value.tobytes() == expected.tobytes()
+    empty = Cells.summed(cell[:0], value[:0], dtype)
+    assert len(empty.cell) == len(empty.value) == 0

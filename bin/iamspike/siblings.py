@@ -84,6 +84,37 @@ def followed(
     apis = np.asarray(distinct_apis[t_idx, e_idx], dtype=np.float64)
     e_arr = np.asarray(e_idx, dtype=np.int64)
     pick = np.flatnonzero(np.asarray(eligible, dtype=bool) & (group[e_arr] >= 0) & (apis >= MIN_APIS))
+    if not len(pick):
+        return who, when
+    f_p, f_api, f_bin = first_fail
+    by_group = np.argsort(group[f_p], kind="stable")  # the first failures' rows, by role group
+    row_group = group[f_p][by_group]
+    memory = max(1, MEMORY // span)
+    for i in pick.tolist():
+        t, e = int(t_idx[i]), int(e_idx[i])
+        now = t + first
+        lo, hi = np.searchsorted(f_p, [e, e + 1])
+        fresh = f_api[lo:hi][f_bin[lo:hi] == now]  # its APIs failing for the first time in the bin
+        # ... known to a sibling before the bin, or in it in an account sorting first
+        rows = by_group[slice(*np.searchsorted(row_group, [group[e], group[e] + 1]))]
+        r = rank[f_p[rows]]
+        before = (r != rank[e]) & ((f_bin[rows] < now) | ((f_bin[rows] == now) & (r < rank[e])))
+        if len(np.setdiff1d(fresh, f_api[rows][before])) > max(NEW_APIS, NEW_SHARE * apis[i]):
+            continue
+        sibs = np.flatnonzero((group == group[e]) & (rank != rank[e]))
+        start = max(0, t - memory)
+        earlier = np.asarray(counts[start : t + 1][:, sibs], dtype=np.float64)
+        breadth = np.asarray(distinct_apis[start : t + 1][:, sibs], dtype=np.float64)
+        match = (earlier * FACTOR >= counts[t, e]) & (breadth >= BREADTH * apis[i])
+        match[-1] &= rank[sibs] < rank[e]  # the same bin: only an account sorting first
+        bins, cols = np.nonzero(match)
+        if len(bins):
+            j = int(np.lexsort((cols, -bins))[0])  # the latest bin, its first sibling
+            who[i], when[i] = int(sibs[cols[j]]), start + int(bins[j])
+    return who, when
+    apis = np.asarray(distinct_apis[t_idx, e_idx], dtype=np.float64)
+    e_arr = np.asarray(e_idx, dtype=np.int64)
+    pick = np.flatnonzero(np.asarray(eligible, dtype=bool) & (group[e_arr] >= 0) & (apis >= MIN_APIS))
     f_p, f_api, f_bin = first_fail
     memory = max(1, MEMORY // span)
     for i in pick.tolist():

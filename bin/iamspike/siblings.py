@@ -95,16 +95,15 @@ def followed(
         now = t + first
         lo, hi = np.searchsorted(f_p, [e, e + 1])
         fresh = f_api[lo:hi][f_bin[lo:hi] == now]  # its APIs failing for the first time in the bin
-        # ... known to a sibling before the bin, or in it in an account sorting first
+        # ... known to a sibling by the end of the bin
         rows = by_group[slice(*np.searchsorted(row_group, [group[e], group[e] + 1]))]
-        r = rank[f_p[rows]]
-        before = (r != rank[e]) & ((f_bin[rows] < now) | ((f_bin[rows] == now) & (r < rank[e])))
-        if len(np.setdiff1d(fresh, f_api[rows][before])) > max(NEW_APIS, NEW_SHARE * apis[i]):
+        known = (rank[f_p[rows]] != rank[e]) & (f_bin[rows] <= now)
+        if len(np.setdiff1d(fresh, f_api[rows][known])) > max(NEW_APIS, NEW_SHARE * apis[i]):
             continue
         sibs = np.flatnonzero((group == group[e]) & (rank != rank[e]))
         start = max(0, t - memory)
-        earlier = np.asarray(counts[start : t + 1][:, sibs], dtype=np.float64)
-        breadth = np.asarray(distinct_apis[start : t + 1][:, sibs], dtype=np.float64)
+        # a sibling's bin with the bin before it: a sweep of an account across the turn of the hour
+        earlier, breadth = pairs(counts, distinct_apis, start, t, sibs)
         match = (earlier * FACTOR >= counts[t, e]) & (breadth >= BREADTH * apis[i])
         match[-1] &= rank[sibs] < rank[e]  # the same bin: only an account sorting first
         bins, cols = np.nonzero(match)
@@ -143,6 +142,24 @@ def followed(
     return who, when
 
 
+def pairs(
+    counts: np.ndarray, distinct_apis: np.ndarray, start: int, t: int, sibs: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """The siblings' (columns ``sibs``) counts of each bin from ``start`` to ``t``, with the bin
+    before it where the sibling was silent in the bin before that (a sweep of one account across
+    the turn of the hour, not a stream's two hours), and the larger of the two bins' distinct
+    APIs."""
+    lo = max(0, start - 2)
+    pad = 2 - (start - lo)
+    c = np.asarray(counts[lo : t + 1][:, sibs], dtype=np.float64)
+    a = np.asarray(distinct_apis[lo : t + 1][:, sibs], dtype=np.float64)
+    if pad:  # no bins before the first
+        c = np.vstack([np.zeros((pad, len(sibs))), c])
+        a = np.vstack([np.zeros((pad, len(sibs))), a])
+    swept = (c[:-2] == 0) & (c[2:] > 0)
+    return c[2:] + np.where(swept, c[1:-1], 0.0), np.maximum(a[2:], np.where(swept, a[1:-1], 0.0))
+
+
 def note(
     counts: np.ndarray, distinct_apis: np.ndarray, t: int, sibling: int, earlier: int, account: str, span: int
 ) -> str:
@@ -151,7 +168,8 @@ def note(
     ago = "in the same hour" if earlier == t else f"{span_text((t - earlier) * span)} before"
     if earlier == t and span != 3600:
         ago = f"in the same {span_text(span)}"
+    c, a = pairs(counts, distinct_apis, earlier, earlier, np.array([sibling]))
     return (
-        f"the same role in account {account} ran like this {ago} ({int(counts[earlier, sibling])}"
-        f" failures on {int(distinct_apis[earlier, sibling])} APIs): a sweep it already made there"
+        f"the same role in account {account} ran like this {ago} ({int(c[0, 0])}"
+        f" failures on {int(a[0, 0])} APIs): a sweep it already made there"
     )

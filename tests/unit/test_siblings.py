@@ -12,7 +12,7 @@ import json
 
 import numpy as np
 from iamspike.engine import Detector, parse_options, run
-from iamspike.siblings import followed, roles
+from iamspike.siblings import followed, pairs, roles
 from test_reruns import CATALOG, FIRST, RUN_HOUR, records, sweep
 from test_spread import ACCT, HOUR, T0, user
 
@@ -182,3 +182,14 @@ def test_an_hourly_alert_from_saved_state_holds_the_onboarded_run_as_one_pass_do
     assert any(row[3] == scanner(THIRD) and "the same role in account" in row[-1] for row in one_pass)
     assert cells(alert(events, cut, ["show=all"])) == one_pass
     assert not [r for r in alert(events, cut, []) if r["_time"] >= cut]
+
+
+def test_pairs_adds_the_bin_before_a_sweep_not_a_streams() -> None:
+    counts = np.array([[0, 5], [0, 5], [30, 5], [30, 5], [0, 5]], dtype=float)
+    apis = np.array([[0, 2], [0, 2], [20, 2], [25, 2], [0, 2]], dtype=float)
+    c, a = pairs(counts, apis, 2, 4, np.array([0, 1]))
+    # bins 2-4: the sweep's second bin with its first (silent before); the stream's bins alone
+    assert c[:, 0].tolist() == [30, 60, 0] and a[:, 0].tolist() == [20, 25, 0]
+    assert c[:, 1].tolist() == [5, 5, 5]
+    c, _ = pairs(counts, apis, 0, 1, np.array([0, 1]))  # no bins before the first: silent
+    assert c[:, 1].tolist() == [5, 10]

@@ -15,14 +15,18 @@ and a compromised role in one account has no sibling doing the same in another.
 So (``followed``): a role's cell (not a person, not an AWS service principal) on at least
 ``reruns.MIN_APIS`` distinct APIs, whose APIs failing for the first time in the bin are, all but
 ``max(`` ``reruns.NEW_APIS`` ``,`` ``reruns.NEW_SHARE`` ``x its APIs)``, APIs a *sibling* (a role
-of the same name in another account) failed on before, and whose count is at most
+of the same name in another account) failed on by the end of the bin, and whose count is at most
 ``reruns.FACTOR`` times that of a sibling's bin within ``reruns.MEMORY`` seconds on at least
 ``reruns.BREADTH`` times its distinct APIs, follows that sibling: it is held below the threshold
 (``flags.flag``) and its failures are left out of its account's count as a re-run's are (P45).
-"Before" includes the same bin for a sibling in an account that sorts first, so that of a sweep of
-several accounts within one bin the first account's cell is still judged on its own: a new sweep
-(a tool's first run, an upgrade's new checks, a new denied region) is flagged once, in one
-account, not once per account.
+The sibling's bin may be the same bin only for a sibling in an account that sorts first, or one
+whose sweep began in the bin before while this cell's did not, so that of a sweep of several
+accounts the cell that began it is still judged on its own: a new sweep (a tool's first run, an
+upgrade's new checks, a new denied region) is flagged once, in one account, not once per account
+(most of the time: two accounts beginning in one bin, the second larger, are both flagged). A
+sibling's bin counts with the bin before it where the sibling was silent in the bin before that
+(``pairs``): one account's sweep across the turn of the hour, split between two bins, is not a
+stream's two hours.
 
 Everything it reads is in the pass: the siblings' bins, their distinct APIs and first failures,
 from the raw events or from the saved state rows of the principals the alert reads (those active
@@ -105,7 +109,10 @@ def followed(
         # a sibling's bin with the bin before it: a sweep of an account across the turn of the hour
         earlier, breadth = pairs(counts, distinct_apis, start, t, sibs)
         match = (earlier * FACTOR >= counts[t, e]) & (breadth >= BREADTH * apis[i])
-        match[-1] &= rank[sibs] < rank[e]  # the same bin: only an account sorting first
+        # the same bin: a sibling in an account sorting first, or one whose sweep began in the bin
+        # before while this cell's did not
+        began = (counts[t - 1, sibs] > 0) & (counts[t - 1, e] == 0) if t > 0 else False
+        match[-1] &= (rank[sibs] < rank[e]) | began
         bins, cols = np.nonzero(match)
         if len(bins):
             j = int(np.lexsort((cols, -bins))[0])  # the latest bin, its first sibling

@@ -193,3 +193,22 @@ def test_pairs_adds_the_bin_before_a_sweep_not_a_streams() -> None:
     assert c[:, 1].tolist() == [5, 5, 5]
     c, _ = pairs(counts, apis, 0, 1, np.array([0, 1]))  # no bins before the first: silent
     assert c[:, 1].tolist() == [5, 10]
+
+
+def test_a_sweep_that_began_the_hour_before_in_another_account_leads() -> None:
+    """The account sorting second began at 04:00 (40 failures) and went on at 05:00 (30); the
+    first account's run, all at 05:00 (60), follows it, though it sorts first."""
+    principals = {(ACCT, scanner()): 0, (OTHER, scanner(OTHER)): 1}
+    counts, apis = np.zeros((8, 2)), np.zeros((8, 2))
+    counts[4:6, 1], apis[4:6, 1] = [40, 30], [25, 20]
+    counts[5, 0], apis[5, 0] = 60, 30
+    first_fail = (np.repeat([0, 1], 30), np.tile(np.arange(30), 2), np.repeat([5, 4], 30))
+    args = (first_fail, 0, principals, HOUR)
+    who, when = followed(
+        counts, apis, np.array([5, 4, 5]), np.array([0, 1, 1]), np.ones(3, dtype=bool), *args
+    )
+    # its 04:00 cell leads (judged on its own); at 05:00 each follows the other
+    assert who.tolist() == [1, -1, 0] and when.tolist() == [5, -1, 5]
+    counts[4, 0] = 5  # the first account's run began at 04:00 too: it leads
+    who, _ = followed(counts, apis, np.array([5]), np.array([0]), np.ones(1, dtype=bool), *args)
+    assert who.tolist() == [-1]

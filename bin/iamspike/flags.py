@@ -31,6 +31,7 @@ from iamspike.runs import Runs, find_runs
 from iamspike.scoring import ScoreParams, Scores, rate_score, score_counts, to_score, upper_bound
 from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_secrets
+from iamspike.siblings import followed as siblings_followed
 from iamspike.spread import (
     Spread,
     SpreadParams,
@@ -125,6 +126,9 @@ class Flagged:
     rerun: np.ndarray | None = None
     # principals: the cells that repeat an earlier bin whatever their score, for their accounts (P45)
     reruns: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+    # principals: the sibling (the same role in another account) and its bin offset that a cell at
+    # the threshold follows, held below it (P46; else -1, -1)
+    sibling: tuple[np.ndarray, np.ndarray] | None = None
 
 
 def flag(
@@ -170,7 +174,7 @@ def flag(
     observed = counts[t_idx, e_idx]
     apis = distinct_apis[t_idx, e_idx]
     onset_mean = hold = in_console = secret = new_apis = record = rate = by_rate = run = usual_burst = None
-    rerun = None
+    rerun = sibling = None
     steady = None
     silent = base.silent[t_idx, e_idx]
     near = np.zeros(len(t_idx), dtype=bool)
@@ -253,7 +257,22 @@ def flag(
         repeats = reruns_held(counts, distinct_apis, t_idx, e_idx, machine & watched, first_new, o.span)
         rerun = np.where(score >= o.threshold, repeats, -1)
         score = np.where(rerun >= 0, np.minimum(score, o.threshold - HELD_BELOW), score)
-        again = repeats >= 0
+        # ... and so is a role's sweep that the same role made in another account (siblings.py, P46).
+        sib, sib_bin = siblings_followed(
+            counts,
+            distinct_apis,
+            t_idx,
+            e_idx,
+            machine & (observed >= o.min_failures),
+            rp.first_fail,
+            rp.first,
+            rp.principals,
+            o.span,
+        )
+        follows = (score >= o.threshold) & (rerun < 0) & (sib >= 0)
+        sibling = (np.where(follows, sib, -1), np.where(follows, sib_bin, -1))
+        score = np.where(follows, np.minimum(score, o.threshold - HELD_BELOW), score)
+        again = (repeats >= 0) | (sib >= 0)
         reruns = (
             t_idx[again] * counts.shape[1] + e_idx[again],
             observed[again],
@@ -355,6 +374,7 @@ def flag(
         cluster,
         rerun,
         reruns,
+        sibling,
     )
 
 

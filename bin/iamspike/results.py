@@ -28,6 +28,7 @@ from iamspike.runhistory import LongRun
 from iamspike.scoring import severity
 from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_note
+from iamspike.siblings import note as sibling_note
 from iamspike.spread import Spread, actor_name, principal_groups, quiet_failures, spread_note
 from iamspike.steady import steady_note
 from iamspike.straddle import live_pairs, straddle_note
@@ -484,6 +485,10 @@ class ResultsPass:
                     notes.append(f"it bursts like this now and then (about {size:.0f} failures at a time)")
             if rerun:
                 notes.append(rerun_note(counts, distinct_apis, t, e, int(f.rerun[i]), span))
+            if f.sibling is not None and f.sibling[0][i] >= 0:  # follows its role elsewhere (P46)
+                sib = int(f.sibling[0][i])
+                where = labels[sib][0]
+                notes.append(sibling_note(counts, distinct_apis, t, sib, int(f.sibling[1][i]), where, span))
             if record is not None and record[i]:
                 notes.append(record_note(failures))
             if f.steady is not None and f.steady[0][i] > max(scored.score[i], by_rate[i]) and is_spike:

@@ -15,9 +15,10 @@ Attack kinds (category "attack"), as an independent bench described them:
   3-10 hours, some silent, 1-20 APIs; two thirds on a principal of its own that is near-silent but
   there: a person who signs in one day a week, an app role failing a few times once a day);
 - new_principal_burst: a brand-new principal whose first hour is mostly denied;
-- account_spread: several principals each denied a few times on the same services within minutes
-  (a handful to a few dozen failures in all), in the family's quietest account or (half of them)
-  in a busier one with as many people as a busy account, at several times its usual hour;
+- account_spread: several principals (2-8: people, roles, any, or principals new to the account)
+  each denied a few times on the same 1-3 services within 2-15 minutes, from any minute of the
+  hour (a handful to a few dozen failures in all), in the family's quietest account or (half of
+  them) in a busier one with as many people as a busy account, at 2-10 times its usual hour;
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
   denied APIs, from its usual address (no new API, no new address);
 - console_login_burst: failed console sign-ins of one user.
@@ -845,7 +846,8 @@ class _FamilyBuilder(_Builder):
             kinds = {"people": ("human", "sso_role"), "roles": ("app_role", "ci_user")}.get(who)
             if kinds and sum(q.kind in kinds for q in pool) >= f.spread_size[0]:
                 pool = [q for q in pool if q.kind in kinds]
-            most = max(1, round(f.spread_size[1]) if who == "new" else min(len(pool), round(f.spread_size[1])))
+            most = round(f.spread_size[1]) if who == "new" else min(len(pool), round(f.spread_size[1]))
+            most = max(1, most)
             least = min(most, max(round(f.spread_size[0]), math.ceil(total / 4)))
             k = min(most, max(least, round(self.log_uni((least, most)))))
             total = max(total, k)

@@ -674,11 +674,11 @@ class _FamilyBuilder(_Builder):
         return prof
 
     def _account_usual(self, acct: str, hour: int) -> float:
-        """Median over the week before ``hour`` of the account's expected failures an hour."""
+        """Median over the week before ``hour`` of the account's expected failures an hour (the
+        principals' rates as the thin spreads found them, `late_scenarios`, where they are set)."""
+        rates = getattr(self, "_spread_rates", self.rates)
         week = [
-            r[max(0, hour - 168) : hour]
-            for q, r in self.rates.items()
-            if q.startswith(f"arn:aws:iam::{acct}:")
+            r[max(0, hour - 168) : hour] for q, r in rates.items() if q.startswith(f"arn:aws:iam::{acct}:")
         ]
         return float(np.median(np.sum(week, axis=0))) if week and hour > 0 else 0.0
 
@@ -903,7 +903,7 @@ class _FamilyBuilder(_Builder):
                     break
             else:
                 acct, h, total = quiet, self._free_hour(quiet, 1), 0
-        self._thin_spread(acct, self._spread_pool(acct), h, ip, agent, total)
+        self._thin_spread(acct, self._spread_pools.get(acct) or self._spread_pool(acct), h, ip, agent, total)
 
     def _busier_account(self) -> str:
         """The account of the busier thin spreads, built once: as many people and roles as a busy
@@ -931,6 +931,10 @@ class _FamilyBuilder(_Builder):
             self._low_and_slow(acct, p)
         if any(busier for busier, *_ in self._spreads):
             self._busier_account()
+        # the spreads' principals and usual hours as they are now: the retries' near-silent
+        # principals and the tools' roles, drawn next, move no spread
+        self._spread_pools = {a: self._spread_pool(a) for a in self.accounts}
+        self._spread_rates = dict(self.rates)
         with self._stream(27):
             for _ in range(self.f.stuck_retries):
                 self._stuck_retry()

@@ -330,7 +330,9 @@ def flag(
             spread.minutes, t_idx, e_idx, spread_counts.shape[1], expected, o.min_failures
         )
         score = np.where(cluster, np.maximum(score, o.threshold), score)
-        score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score)
+        # The one-actor cap (a cell one actor makes is that actor's alert) spares a cell where
+        # several principals failed for the first time together: it is theirs, not the actor's (P47).
+        score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score, ~arrived)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pair = None
     if paired.any():
@@ -459,14 +461,14 @@ def console(rp: PassView, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def one_actor_cap(rp: PassView, t_idx, e_idx, score, spread_score):
-    """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``):
-    their scores capped at the actor's principals' scores, and a note for each cell the cap
-    lowered (cell index -> text)."""
+def one_actor_cap(rp: PassView, t_idx, e_idx, score, spread_score, capable):
+    """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``),
+    of those ``capable`` marks: their scores capped at the actor's principals' scores, and a note
+    for each cell the cap lowered (cell index -> text)."""
     notes: dict[int, str] = {}
     if rp.one_actor is None:
         return score, notes
-    near = np.flatnonzero(score >= rp.o.threshold)
+    near = np.flatnonzero((score >= rp.o.threshold) & capable)
     if not len(near):
         return score, notes
     counts, p_account, service = rp.one_actor

@@ -15,9 +15,10 @@ Attack kinds (category "attack"), as an independent bench described them:
   3-10 hours, some silent, 1-20 APIs; two thirds on a principal of its own that is near-silent but
   there: a person who signs in one day a week, an app role failing a few times once a day);
 - new_principal_burst: a brand-new principal whose first hour is mostly denied;
-- account_spread: several principals each denied a few times on the same services within minutes
-  (a handful to a few dozen failures in all), in the family's quietest account or (half of them)
-  in a busier one with as many people as a busy account, at several times its usual hour;
+- account_spread: several principals (2-8: people, roles, any, or principals new to the account)
+  each denied a few times on the same 1-3 services within 2-15 minutes, from any minute of the
+  hour (a handful to a few dozen failures in all), in the family's quietest account or (half of
+  them) in a busier one with as many people as a busy account, at 2-10 times its usual hour;
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
   denied APIs, from its usual address (no new API, no new address); spread over each spike hour
   like the stream's own failures, or (``spike_concentrated``, tuning families) in 5-20 minutes of it;
@@ -233,12 +234,18 @@ class Family:
     new_principal_size: Range = (20, 80)
     spread_members: Range = (4, 10)
     spread_each: Range = (1, 5)
-    spread_minutes: Range = (2.0, 20.0)
-    spread_failures: Range = (5, 40)  # failures of a thin spread in all (log-uniform)
-    spread_size: Range = (3, 40)  # its principals (log-uniform, at most the account's)
-    spread_within_minutes: float = 0.5  # share of spreads within ``spread_minutes`` (else the hour)
+    # the thin spread as the independent bench describes it (widened on 2026-12-07, issue 12, P47):
+    spread_minutes: Range = (2.0, 15.0)
+    spread_failures: Range = (4, 40)  # failures of a thin spread in all (log-uniform)
+    spread_size: Range = (2, 8)  # its principals (log-uniform, at most the account's)
+    spread_within_minutes: float = 1.0  # share of spreads within ``spread_minutes`` (else the hour)
     spread_busier: float = 0.5  # share of spreads in a busier account (`_busier_account`)
-    spread_account_scale: Range = (0.15, 0.8)  # log-uniform rates of that account (quiet_scale's)
+    spread_account_scale: Range = (0.15, 1.5)  # log-uniform rates of that account (quiet_scale's)
+    spread_services: Range = (1, 3)  # services its principals are denied on (their catalog APIs)
+    spread_factor: Range = (2.0, 10.0)  # log-uniform times a busier account's usual hour
+    # who fails: the account's people (IAM users, SSO roles), its roles (app roles, CI users), any
+    # of them, or principals new to the account (their first event the spread), one drawn a spread
+    spread_who: tuple[str, ...] = ("people", "roles", "any", "new")
     spike_factor: Range = (3.0, 6.0)
     spike_hours: Range = (1, 2)
     # a relative spike's extra failures: in ``spike_minutes`` (log-uniform) of each spike hour for
@@ -691,11 +698,11 @@ class _FamilyBuilder(_Builder):
         return prof
 
     def _account_usual(self, acct: str, hour: int) -> float:
-        """Median over the week before ``hour`` of the account's expected failures an hour."""
+        """Median over the week before ``hour`` of the account's expected failures an hour (the
+        principals' rates as the thin spreads found them, `late_scenarios`, where they are set)."""
+        rates = getattr(self, "_spread_rates", self.rates)
         week = [
-            r[max(0, hour - 168) : hour]
-            for q, r in self.rates.items()
-            if q.startswith(f"arn:aws:iam::{acct}:")
+            r[max(0, hour - 168) : hour] for q, r in rates.items() if q.startswith(f"arn:aws:iam::{acct}:")
         ]
         return float(np.median(np.sum(week, axis=0))) if week and hour > 0 else 0.0
 
@@ -715,7 +722,7 @@ class _FamilyBuilder(_Builder):
         f, accounts = self.f, list(self.accounts)
         quiet = self._quietest()
         self._slow_runs: list[tuple[str, Principal]] = []
-        self._busier_spreads: list[tuple[str, tuple[tuple[str, str], ...], str, str]] = []
+        self._spreads: list[tuple[bool, str, list[Principal], int, str, str]] = []
         for i in range(self.per_kind):
             # discovery burst: leaked credentials sweeping many APIs from a new IP within minutes
             kind = ("human", "ci_user", "app_role")[i % 3]
@@ -774,7 +781,8 @@ class _FamilyBuilder(_Builder):
 
             # thin account-wide spread in the quietest account. The first bench's draws are made
             # (and their records dropped) so that every later scenario and trap draws what it drew
-            # before; the spread itself is drawn from its own stream (`_thin_spread`).
+            # before; the spread itself is drawn after every other scenario, from its own stream
+            # (`_thin_spread`, `late_scenarios`).
             acct = quiet[i % max(1, self.f.quiet_accounts)]
             pool = self._spread_pool(acct)
             mark = len(self.records)
@@ -791,10 +799,7 @@ class _FamilyBuilder(_Builder):
                 n = max(1, self.count(f.spread_each))
                 self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
             del self.records[mark:]
-            if self._spreads_busier()[i]:
-                self._busier_spreads.append((acct, apis, ip, agent))
-            else:
-                self._thin_spread(acct, pool, h, apis, ip, agent)
+            self._spreads.append((self._spreads_busier()[i], acct, pool, h, ip, agent))
 
             # relative spike: a steady denied automation at a few times its usual rate, on its
             # usual APIs, from its usual addresses
@@ -852,63 +857,90 @@ class _FamilyBuilder(_Builder):
         return [
             q
             for q in self.principals
-            if q.account == acct and not q.is_service and q.kind != "root" and q.first_hour == 0
+            if q.account == acct
+            and not q.is_service
+            and q.kind not in ("root", "scanner_role")
+            and q.first_hour == 0
         ]
 
     def _thin_spread(
-        self,
-        acct: str,
-        pool: list[Principal],
-        h: int,
-        apis: tuple[tuple[str, str], ...],
-        ip: str,
-        agent: str,
-        total: int = 0,
+        self, acct: str, pool: list[Principal], h: int, ip: str, agent: str, total: int = 0
     ) -> None:
-        """Several principals of ``acct`` denied a few times each on the same services in hour ``h``:
-        ``spread_failures`` in all (log-uniform: a handful to a few dozen; ``total`` if given) over
-        principals drawn log-uniform from ``spread_size`` (at most the account's, at least a quarter
-        of the failures, so each fails a few times), within ``spread_minutes`` (a share
-        ``spread_within_minutes`` of the spreads) or across the hour. Drawn from the spread's own
-        random streams, so that no other scenario's draws move with its size."""
+        """Several principals of ``acct`` denied a few times each on the same services from hour
+        ``h``: ``spread_failures`` in all (log-uniform: a handful to a few dozen; ``total`` if given)
+        over principals drawn log-uniform from ``spread_size`` (at most the account's, at least a
+        quarter of the failures, so each fails a few times), on the catalog APIs of
+        ``spread_services`` services, within ``spread_minutes`` starting at any minute of the hour
+        (so some run into the next hour; a share ``spread_within_minutes`` of the spreads, the
+        others across the hour). Who fails is one of ``spread_who``: the account's people, its
+        roles, any of them, or principals new to the account (IAM users and roles whose first event
+        is the spread). Drawn from the spread's own random streams, after every other scenario, so
+        that no other scenario's draws move with it."""
         f = self.f
         with self._stream(19):
             total = total or round(self.log_uni(f.spread_failures))
-            most = max(1, min(len(pool), round(f.spread_size[1])))
+            who = str(self._pick(f.spread_who))
+            kinds = {"people": ("human", "sso_role"), "roles": ("app_role", "ci_user")}.get(who)
+            if kinds and sum(q.kind in kinds for q in pool) >= f.spread_size[0]:
+                pool = [q for q in pool if q.kind in kinds]
+            most = round(f.spread_size[1]) if who == "new" else min(len(pool), round(f.spread_size[1]))
+            most = max(1, most)
             least = min(most, max(round(f.spread_size[0]), math.ceil(total / 4)))
             k = min(most, max(least, round(self.log_uni((least, most)))))
             total = max(total, k)
-            members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
+            if who == "new":
+                members = [self._new_spread_member(acct, h) for _ in range(k)]
+            else:
+                members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
+            sources = sorted({s for s, _ in API_CATALOG})
+            n_src = min(len(sources), max(1, self.count(f.spread_services)))
+            picked = {sources[int(j)] for j in self.rng.choice(len(sources), size=n_src, replace=False)}
+            apis = tuple(api for api in API_CATALOG if api[0] in picked)
             each = 1 + self.rng.multinomial(total - k, np.full(k, 1.0 / k))
             within = self.rng.random() < f.spread_within_minutes
             span = self.uni(f.spread_minutes) if within else 60.0
-            m0 = self.uni((0.0, 60.0 - span))
+            m0 = self.uni((0.0, 60.0)) if within else 0.0
             for q, n in zip(members, each.tolist()):
                 self.emit(q, h, n, ok=False, apis=apis, ip=ip, agent=agent, minutes=(m0, m0 + span))
         usual = self._account_usual(acct, h)
-        note = f"{total} denials over {k} principals in {span:.0f} min; usual hour ~{usual:.1f}"
+        end = h + (2 if m0 + span > 60.0 else 1)
+        note = (
+            f"{total} denials over {k} principals ({who}) on {n_src} services in {span:.0f} min"
+            f" from :{m0:02.0f}; usual hour ~{usual:.1f}"
+        )
         members_t = tuple(q.principal for q in members)
-        self._attack("account_spread", "account", acct, "", h, h + 1, members=members_t, note=note)
+        self._attack("account_spread", "account", acct, "", h, end, members=members_t, note=note)
 
-    def _busier_spread(self, quiet: str, apis: tuple[tuple[str, str], ...], ip: str, agent: str) -> None:
-        """A thin spread in an account busier than the quietest (`_busier_account`) at an hour whose
-        usual count (`_account_usual`) is at most a third of ``spread_failures``' top: its failures
-        log-uniform from 3 times that count (the independent bench's "several times the account's
-        usual hour") to the top; in the quietest account ``quiet`` when no such hour is found."""
+    def _new_spread_member(self, acct: str, h: int) -> Principal:
+        """A principal new to ``acct`` whose first event is the spread at hour ``h``: an IAM user
+        named like a person or an app role, half each (no background: it does nothing else)."""
+        n = len(self.principals)
+        if self.rng.random() < 0.5:
+            name = f"{self._pick(FIRST)}.{self._pick(LAST)}x{n}"
+            return self._add_user(acct, "human", name, 0, (self._ip(),), first_hour=h)
+        return self._add_role(acct, "app_role", f"{self._pick(SYSTEMS)}-job-{n}", first_hour=h)
+
+    def _busier_spread(self, quiet: str, ip: str, agent: str) -> None:
+        """A thin spread in an account busier than the quietest (`_busier_account`) at ``spread_factor``
+        times (log-uniform) the usual count (`_account_usual`) of an hour where that stays within
+        ``spread_failures``' top (the independent bench's "several times the account's usual hour"),
+        at least ``spread_failures``' bottom; in the quietest account ``quiet`` when no such hour is
+        found."""
         lo, hi = self.f.spread_failures
         with self._stream(19):
             acct = self._busier_account()
+            factor = self.log_uni(self.f.spread_factor)
             for _ in range(200):
                 h = int(self.rng.integers(8 * 24, self.hours - 25))
                 free = all(h + 25 <= a or h >= b + 24 for a, b in self.busy.get(acct, []))
                 usual = self._account_usual(acct, h)
-                if free and 3 * usual <= hi:
+                if free and factor * usual <= hi:
                     self.busy.setdefault(acct, []).append((h, h + 1))
-                    total = round(self.log_uni((max(lo, 3 * usual), hi)))
+                    total = max(round(lo), round(factor * usual))
                     break
             else:
                 acct, h, total = quiet, self._free_hour(quiet, 1), 0
-            self._thin_spread(acct, self._spread_pool(acct), h, apis, ip, agent, total)
+        self._thin_spread(acct, self._spread_pools.get(acct) or self._spread_pool(acct), h, ip, agent, total)
 
     def _busier_account(self) -> str:
         """The account of the busier thin spreads, built once: as many people and roles as a busy
@@ -930,16 +962,26 @@ class _FamilyBuilder(_Builder):
 
     def late_scenarios(self) -> None:
         """The scenarios drawn after every other, each from a stream of its own: the low-and-slow
-        runs, then the thin spreads of busier accounts."""
+        runs, the stuck retries, the security tools, then the thin spreads (the account of the
+        busier ones is built before the retries and tools, which use every account)."""
         for acct, p in self._slow_runs:
             self._low_and_slow(acct, p)
-        for quiet, apis, ip, agent in self._busier_spreads:
-            self._busier_spread(quiet, apis, ip, agent)
+        if any(busier for busier, *_ in self._spreads):
+            self._busier_account()
+        # the spreads' principals and usual hours as they are now: the retries' near-silent
+        # principals and the tools' roles, drawn next, move no spread
+        self._spread_pools = {a: self._spread_pool(a) for a in self.accounts}
+        self._spread_rates = dict(self.rates)
         with self._stream(27):
             for _ in range(self.f.stuck_retries):
                 self._stuck_retry()
         with self._stream(28):
             self._scanners()
+        for busier, acct, pool, h, ip, agent in self._spreads:
+            if busier:
+                self._busier_spread(acct, ip, agent)
+            else:
+                self._thin_spread(acct, pool, h, ip, agent)
 
     # ---- security tooling (benign) ----------------------------------------------------------------
     def _scanners(self) -> None:

@@ -240,12 +240,12 @@ def test_the_thin_spread_is_a_few_principals_a_few_denials_each_within_minutes(s
     ips = {r["sourceIPAddress"] for r in attack}
     mine = [r for r in attack if r["sourceIPAddress"] in ips and r["userAgent"] in generator.ATTACKER_AGENTS]
     assert max(len(members), fam.spread_failures[0]) <= len(mine) <= max(len(members), fam.spread_failures[1])
-    assert len({r["eventSource"] for r in mine}) <= 2
+    assert len({r["eventSource"] for r in mine}) <= fam.spread_services[1]
     # in the organisation's quietest account (no steady automation there), or in a busier one at an
-    # hour whose usual count it outnumbers 3 times
+    # hour whose usual count it outnumbers ``spread_factor`` times
     usual = float(label.note.rsplit("~", 1)[1])
     noisy = [p for p in steady.principals if p.account == label.account and p.kind == "noisy_role"]
-    assert not noisy or 3 * usual <= len(mine)
+    assert not noisy or fam.spread_factor[0] * usual - 0.5 <= len(mine)
 
 
 def _org_rows(fam: families.Family, seed: int) -> generator.Org:
@@ -264,7 +264,8 @@ def test_thin_spreads_also_go_to_busier_accounts_at_several_times_their_usual_ho
     (label,) = [lb for lb in busier.attacks() if lb.kind == "account_spread"]
     assert label.account != quiet_label.account  # the quietest account's spread moved
     spread, _rest = _spread_records(busier)
-    assert 3 * float(label.note.rsplit("~", 1)[1]) <= len(spread) <= base.spread_failures[1]
+    usual = float(label.note.rsplit("~", 1)[1])
+    assert base.spread_factor[0] * usual - 0.5 <= len(spread) <= base.spread_failures[1]
     # other accounts have more principals than the quietest
     sizes = Counter(p.account for p in busier.principals)
     assert sizes[label.account] > sizes[quiet_label.account]
@@ -547,7 +548,8 @@ def test_a_security_scanner_is_denied_on_the_same_apis_every_run_and_moves_no_ot
     without = families.generate(replace(fam, scanners=(0, 0)), 3, **SMALL_FAMILY)
     ids = {r["eventID"] for r in org.records}
     assert all(r["eventID"] in ids for r in without.records)
-    assert without.labels == org.labels[: len(without.labels)]
+    # (the thin spreads are drawn after the tools, from their own stream: their labels come last)
+    assert without.labels == [lb for lb in org.labels if not lb.kind.startswith("scanner_")]
     # of the held-out families only audited draws scanners, on cadences no tuning family has
     assert [f.name for f in families.HELD_OUT if f.scanners != (0, 0)] == ["audited"]
     tuned = {e for f in families.TUNING for e in f.scanner_every}

@@ -81,3 +81,37 @@ def test_find_counts_principals_first_failing_in_a_watched_account() -> None:
     assert flagged(three, np.array([10]), np.array([0]), 2).tolist() == [MIN_NEWCOMERS == 3]
     ineligible = find(seen3, np.append(eligible, False), group3, since3, 100, 20, 3)
     assert flagged(ineligible, np.array([10]), np.array([0]), 2).tolist() == [False]
+
+
+def daily_batch(days: int = 11, hour: int = SPIKE_HOUR % 24) -> list[dict]:
+    """A batch role denied 40 times within 20 minutes of ``hour`` every day: at that hour it makes
+    over 80 % of its account's failures (the one-actor cap's share)."""
+    role = "arn:aws:iam::111122223333:role/nightly-etl"
+    return [
+        event(T0 + (d * 24 + hour) * HOUR + 30 * i + 15, role, "GetObject", "AccessDenied")
+        for d in range(days)
+        for i in range(40)
+    ]
+
+
+def test_newcomers_in_the_hour_of_a_batch_flag_the_account_the_batch_does_not_make() -> None:
+    """Three principals new to the quiet account denied once each in the hour of its daily batch
+    (40 denials of one role: 93 % of the hour's failures). P38 flags the cell; the one-actor cap
+    (an account cell one actor makes is that actor's alert) would lower it to the batch role's
+    score, but the cell is not the batch's: several principals failed for the first time (P47).
+    The batch's other hours flag nothing; saved state and count rows give one pass's rows."""
+    records = sorted(
+        quiet_account() + daily_batch() + arrivals(["new0", "new1", "new2"]), key=lambda r: r["eventTime"]
+    )
+    rows = run(records)
+    assert account_hours(rows) == [SPIKE_HOUR]
+    assert not [r for r in rows if r["entity_type"] == "principal"]
+    (row,) = rows
+    assert row["score"] == 50.0
+    assert "3 of its principals failed for the first time, in the same hour" in row["reason"]
+    assert "scored as that principal" not in row["reason"]
+    assert_alert_from_state_is_one_pass(records)
+    # the batch's hours alone, and two newcomers in it, raise no account alert
+    assert account_hours(run(sorted(quiet_account() + daily_batch(), key=lambda r: r["eventTime"]))) == []
+    two = sorted(quiet_account() + daily_batch() + arrivals(["new0", "new1"]), key=lambda r: r["eventTime"])
+    assert account_hours(run(two)) == []

@@ -11,9 +11,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
-from iamspike.engine import Detector, parse_options, run
+from iamspike.engine import parse_options, run
 from iamspike.siblings import followed, pairs, roles
-from test_reruns import CATALOG, FIRST, RUN_HOUR, records, sweep
+from test_reruns import CATALOG, FIRST, RUN_HOUR, alert, records, sweep
 from test_spread import ACCT, HOUR, T0, user
 
 OTHER, THIRD = "222233334444", "333344445555"  # accounts sorting after ACCT
@@ -152,18 +152,6 @@ def test_people_of_one_name_in_two_accounts_are_no_siblings() -> None:
     assert flagged_cells(run(events), "eve") == [] and sorted(
         (r["account"], (r["_time"] - T0) // HOUR) for r in run(events) if r["principal"].endswith("user/eve")
     ) == [(ACCT, FIRST_RUN), (OTHER, FIRST_RUN)]
-
-
-def alert(events: list[dict], cut: int, options: list[str]) -> list[dict]:
-    """An alert over the events from ``cut`` on, continuing from the state rows (``show=state``)
-    that a run over the events before saved: what the shipped hourly alert reads."""
-    early = [e for e in events if e["eventTime"] < cut]
-    saved = run(early, parse_options(["show=state"]))
-    header = sorted({key for row in saved for key in row})
-    detector = Detector(parse_options(options))
-    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
-    detector.add_records(events[len(early) :])
-    return detector.results()
 
 
 def test_an_hourly_alert_from_saved_state_holds_the_onboarded_run_as_one_pass_does() -> None:

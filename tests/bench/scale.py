@@ -551,6 +551,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.feed:
+        if not os.path.isfile(args.feed):
+            parser.error(f"--feed {args.feed}: no such capture (make one with --capture FILE)")
         import scale_feed
 
         return scale_feed.run(args)

@@ -37,6 +37,7 @@ from iamspike.spread import (
     SpreadParams,
     actor_name,
     combined,
+    quiet_score,
     quiet_surprise,
     same_surprise,
     top_actor,
@@ -332,7 +333,10 @@ def flag(
         score = np.where(cluster, np.maximum(score, o.threshold), score)
         # The one-actor cap (a cell one actor makes is that actor's alert) spares a cell where
         # several principals failed for the first time together: it is theirs, not the actor's (P47).
-        score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score, ~arrived)
+        # ... nor where the quiet principals' failures and the spread flag it without that actor (P50).
+        alone = quiet_score(spread, t_idx, e_idx, by_spread.surprise, same, o.sensitivity)
+        alone = None if alone is None else (alone, spread.quiet[0][t_idx, e_idx])
+        score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score, ~arrived, alone)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pair = None
     if paired.any():
@@ -461,10 +465,12 @@ def console(rp: PassView, t_idx: np.ndarray, e_idx: np.ndarray) -> np.ndarray:
     return out
 
 
-def one_actor_cap(rp: PassView, t_idx, e_idx, score, spread_score, capable):
+def one_actor_cap(rp: PassView, t_idx, e_idx, score, spread_score, capable, alone=None):
     """Account cells at or above the threshold that one actor makes (``spread.one_actor_cap``),
     of those ``capable`` marks: their scores capped at the actor's principals' scores, and a note
-    for each cell the cap lowered (cell index -> text)."""
+    for each cell the cap lowered (cell index -> text). ``alone`` (P50): the cells' scores on their
+    quiet principals and spread alone (``spread.quiet_score``) and their quiet failures; kept where
+    the actor's failures are not among the quiet ones."""
     notes: dict[int, str] = {}
     if rp.one_actor is None:
         return score, notes
@@ -482,16 +488,22 @@ def one_actor_cap(rp: PassView, t_idx, e_idx, score, spread_score, capable):
         pos = np.minimum(np.searchsorted(cells, wanted), max(len(cells) - 1, 0))
         found = cells[pos] == wanted if len(cells) else np.zeros(len(wanted), dtype=bool)
         actor_score[j] = float(p_scores[pos[found]].max()) if found.any() else 0.0
-    lowered = cap_by_one_actor(score[near], spread_score[near], top, total, actor_score, SpreadParams())
+    kept = None
+    if alone is not None:
+        loud = alone[1][near] <= total - top  # the actor is not one of the quiet principals
+        kept = np.where(loud, alone[0][near], 0.0)
+    lowered = cap_by_one_actor(score[near], spread_score[near], top, total, actor_score, SpreadParams(), kept)
     out = score.copy()
     out[near] = lowered
     lowered_at = np.flatnonzero(lowered < score[near]).tolist()
     labels = {p: key for key, p in rp.principals.items()} if lowered_at else {}
     for j in lowered_at:
         name = short_name(actor_name(labels[int(np.flatnonzero(rp.p_actor == who[j])[0])][1]))
-        notes[int(near[j])] = (
-            f"{top[j] / total[j]:.0%} of its failures are {name}'s, scored as that principal"
-        )
+        share = f"{top[j] / total[j]:.0%} of its failures are {name}'s"
+        if kept is not None and kept[j] >= lowered[j] > max(actor_score[j], spread_score[near[j]]):
+            notes[int(near[j])] = f"{share}, scored on its other principals"  # P50 kept it
+        else:
+            notes[int(near[j])] = f"{share}, scored as that principal"
     return out, notes
 
 

@@ -48,7 +48,7 @@ from iamspike import bins
 from iamspike.baseline import Baseline
 from iamspike.principals import SSO_ROLE_PREFIX
 from iamspike.rare import Rare
-from iamspike.scoring import ScoreParams, score_counts
+from iamspike.scoring import ScoreParams, score_counts, to_score
 
 if TYPE_CHECKING:  # repeaters reads this module's source_actor_cells
     from iamspike.minutes import Clusters
@@ -347,8 +347,32 @@ def one_actor_cap(
     total: np.ndarray,
     actor_score: np.ndarray,
     params: SpreadParams,
+    quiet_kept: np.ndarray | None = None,
 ) -> np.ndarray:
     """Account scores where one actor makes ``dominant_share`` of the failures: no higher than that
-    actor's own score, unless the spread alone says more."""
+    actor's own score, unless the spread alone says more, or (``quiet_kept``, P50) the quiet
+    principals' failures and the spread without that actor do."""
     one = (total > 0) & (top >= params.dominant_share * total)
-    return np.where(one, np.maximum(np.minimum(score, actor_score), spread_score), score)
+    kept = spread_score if quiet_kept is None else np.maximum(spread_score, quiet_kept)
+    return np.where(one, np.maximum(np.minimum(score, actor_score), kept), score)
+
+
+def quiet_score(
+    spread: Spread,
+    t_idx: np.ndarray,
+    e_idx: np.ndarray,
+    spread_surprise: np.ndarray,
+    same,
+    sensitivity: float,
+) -> np.ndarray | None:
+    """The account cells' score on their quiet principals' failures and their spread alone, the
+    account's count left out (P50): where the cell's dominant actor is not one of its quiet
+    principals (a batch, a steady automation, a security tool), this is evidence that actor does
+    not make, which the one-actor cap keeps (``flags.one_actor_cap``)."""
+    q = quiet_surprise(spread, t_idx, e_idx)
+    if q is None:
+        return None
+    total = combined(
+        np.zeros(len(t_idx)), spread_surprise, spread.counts[t_idx, e_idx], SpreadParams(), q, same
+    )
+    return to_score(total * sensitivity, ScoreParams())

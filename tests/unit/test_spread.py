@@ -491,3 +491,50 @@ def test_a_spread_on_a_rare_service_is_flagged_by_the_alert_from_saved_state_as_
     assert account_hours(rows) == [SPIKE_HOUR, SPIKE_HOUR + 25]  # Athena's by P39 (above)
     assert "on glue.amazonaws.com, which the account seldom fails on" in rows[1]["reason"]
     assert account_hours(run(more)) == [SPIKE_HOUR, SPIKE_HOUR + 25]
+
+
+def test_a_spread_in_a_batchs_hour_keeps_its_quiet_principals_score_a_persons_burst_not() -> None:
+    """Three of a quiet account's own people denied twice each on Athena within minutes, in the hour
+    of its daily batch (40 denials of one role: over 80 % of the hour). The one-actor cap would lower
+    the account to the batch role's score, but the batch is not one of the principals that seldom
+    fail: their failures and the spread, without it, score 55.5, which the cap keeps (P50). On EC2,
+    the account's usual service, they stay below the threshold; the batch's hours alone flag
+    nothing; a person's own burst on Athena with two others denied once is still that person's
+    alert (the cap applies: the person is one of the quiet principals). Saved state and count rows
+    give one pass's rows."""
+    from test_newcomers import daily_batch
+    from test_repeaters import assert_alert_from_state_is_one_pass
+    from test_repeaters import quiet_account as staff_account
+
+    def own(names: list[str], each: int, source: str = "athena") -> list[dict]:
+        start = T0 + SPIKE_HOUR * HOUR + 1500
+        return [
+            on(start + 40 * k + 9 * i, name, source, "GetQueryResults")
+            for k, name in enumerate(names)
+            for i in range(each)
+        ]
+
+    def rows_of(extra: list[dict]) -> list[dict]:
+        return run(sorted(staff_account() + daily_batch() + extra, key=lambda r: r["eventTime"]))
+
+    rows = rows_of(own(["staff3", "staff4", "staff5"], 2))
+    assert [(r["entity_type"], (r["_time"] - T0) // HOUR, r["score"]) for r in rows] == [
+        ("account", SPIKE_HOUR, 55.5)
+    ]
+    assert "3 of them on athena.amazonaws.com" in rows[0]["reason"]
+    assert "scored as that principal" not in rows[0]["reason"]
+    assert_alert_from_state_is_one_pass(
+        sorted(
+            staff_account() + daily_batch() + own(["staff3", "staff4", "staff5"], 2),
+            key=lambda r: r["eventTime"],
+        )
+    )
+    assert account_hours(rows_of(own(["staff3", "staff4", "staff5"], 2, "ec2"))) == []
+    assert account_hours(rows_of([])) == []
+    burst = run(
+        sorted(
+            staff_account() + own(["staff3"], 30) + own(["staff4", "staff5"], 1), key=lambda r: r["eventTime"]
+        )
+    )
+    (account,) = [r for r in burst if r["entity_type"] == "account"]
+    assert "91% of its failures are staff3's, scored as that principal" in account["reason"]

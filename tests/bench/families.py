@@ -22,6 +22,9 @@ Attack kinds (category "attack"), as an independent bench described them:
 - relative_spike: a steady denied automation at a few times its usual hourly rate, on its usual
   denied APIs, from its usual address (no new API, no new address); spread over each spike hour
   like the stream's own failures, or (``spike_concentrated``, tuning families) in 5-20 minutes of it;
+  in the tuning families each spike on an automation of its own (``spike_own_automation``: a
+  one-automation organisation gets new automations for its later spikes, which would otherwise read
+  as that stream's usual bursts);
 - console_login_burst: failed console sign-ins of one user.
 
 Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some families),
@@ -253,6 +256,11 @@ class Family:
     # the hour like the stream's own (0: every spike spread, as before 2026-12-07)
     spike_concentrated: float = 0.0
     spike_minutes: Range = (5.0, 20.0)
+    # each relative spike on an automation of its own (tuning families): a spike that would fall on
+    # an automation already carrying one is drawn again, after every other scenario and from a
+    # stream of its own, on a new steady automation (`_own_spike`); False: the first bench's habit,
+    # ``autos[i % len(autos)]``, which puts every spike of a one-automation organisation on it
+    spike_own_automation: bool = False
     console_size: Range = (15, 60)
     # benign: a script stuck retrying one API it never called before (a deploy's new call, denied)
     # every ``stuck_every`` minutes (log-uniform) for ``stuck_hours``, on a near-silent principal
@@ -284,6 +292,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         scanners=(1, 1),
         scanner_apis=(40, 200),
         scanner_denied=(0.02, 0.15),
@@ -301,6 +310,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         spread_members=(3, 6),
         spread_each=(2, 6),
         scanners=(1, 1),
@@ -322,6 +332,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         automations=(1, 2),
         scanners=(1, 2),
         scanner_every=(168, 24),
@@ -346,6 +357,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         new_principal_size=(15, 40),
         spread_members=(3, 6),
         spread_each=(1, 3),
@@ -374,6 +386,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         habitual_bursters=0.15,
         scanners=(2, 3),
         scanner_every=(1, 4, 24, 168),
@@ -412,6 +425,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         spread_members=(3, 8),
         spread_each=(1, 3),
     ),
@@ -433,6 +447,7 @@ TUNING = (
         spike_factor=(2.0, 8.0),
         spike_hours=(1, 3),
         spike_concentrated=0.5,
+        spike_own_automation=True,
         scanners=(2, 3),
         scanner_every=(8, 48, 96),
         scanner_apis=(50, 160),
@@ -723,6 +738,7 @@ class _FamilyBuilder(_Builder):
         quiet = self._quietest()
         self._slow_runs: list[tuple[str, Principal]] = []
         self._spreads: list[tuple[bool, str, list[Principal], int, str, str]] = []
+        self._spikes_again: list[str] = []
         for i in range(self.per_kind):
             # discovery burst: leaked credentials sweeping many APIs from a new IP within minutes
             kind = ("human", "ci_user", "app_role")[i % 3]
@@ -809,15 +825,25 @@ class _FamilyBuilder(_Builder):
             autos = [q for q in autos if q.fail_level >= 3.0] or autos[:1]
             if autos:
                 p = autos[i % len(autos)]
+                again = f.spike_own_automation and i >= len(autos)
                 length = self.count(f.spike_hours)
                 h = self._free_hour(p.account, length)
                 factor = self.uni(f.spike_factor)
-                minutes, how = self._spike_minutes()
+                # a spike drawn again (`_own_spike`) still makes these draws, records dropped, so
+                # that every later draw stays; its minutes' stream is left to the spikes kept
+                minutes, how = ((0.0, 60.0), "") if again else self._spike_minutes()
+                mark = len(self.records)
                 for k in range(length):
                     extra = int(self.rng.poisson(self._usual_rate(p, h + k) * (factor - 1)))
                     self.emit(p, h + k, extra, ok=False, minutes=minutes)
-                note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h for {length} h, {how}"
-                self._attack("relative_spike", "principal", p.account, p.principal, h, h + length, note=note)
+                if again:
+                    del self.records[mark:]
+                    self._spikes_again.append(p.account)
+                else:
+                    note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h for {length} h, {how}"
+                    self._attack(
+                        "relative_spike", "principal", p.account, p.principal, h, h + length, note=note
+                    )
 
     def _spike_minutes(self) -> tuple[tuple[float, float], str]:
         """The minutes of each hour a relative spike puts its extra failures in, and how to say
@@ -962,8 +988,9 @@ class _FamilyBuilder(_Builder):
 
     def late_scenarios(self) -> None:
         """The scenarios drawn after every other, each from a stream of its own: the low-and-slow
-        runs, the stuck retries, the security tools, then the thin spreads (the account of the
-        busier ones is built before the retries and tools, which use every account)."""
+        runs, the stuck retries, the security tools, the thin spreads (the account of the busier
+        ones is built before the retries and tools, which use every account), then the relative
+        spikes drawn again on automations of their own (`_own_spike`)."""
         for acct, p in self._slow_runs:
             self._low_and_slow(acct, p)
         if any(busier for busier, *_ in self._spreads):
@@ -982,6 +1009,32 @@ class _FamilyBuilder(_Builder):
                 self._busier_spread(acct, ip, agent)
             else:
                 self._thin_spread(acct, pool, h, ip, agent)
+        with self._stream(41):
+            for j, acct in enumerate(self._spikes_again):
+                self._own_spike(acct, j)
+
+    def _own_spike(self, acct: str, j: int) -> None:
+        """A relative spike on a steady automation of its own (``spike_own_automation``): a new
+        automation of ``acct`` drawn as `_build_account` draws one (rate at least 3 an hour, like
+        the automations a spike picks), with its month of background, then its spike drawn as in
+        `scenarios`. Drawn last, from a stream of its own, so that no other record moves."""
+        f = self.f
+        n = self.accounts.index(acct)
+        p = self._add_role(acct, "noisy_role", f"{self._pick(SYSTEMS)}-poller-{n}-s{j}")
+        lo, hi = f.automation_rate
+        p.fail_level = self.log_uni((max(3.0, lo), max(3.0, hi)))
+        p.apis = self._apis(int(self.rng.integers(1, 5)))
+        self._automation_habits(p, steady=True)
+        self.background_of(p)
+        length = self.count(f.spike_hours)
+        h = self._free_hour(acct, length)
+        factor = self.uni(f.spike_factor)
+        minutes, how = self._spike_minutes()
+        for k in range(length):
+            extra = int(self.rng.poisson(self._usual_rate(p, h + k) * (factor - 1)))
+            self.emit(p, h + k, extra, ok=False, minutes=minutes)
+        note = f"x{factor:.1f} over a usual ~{p.fail_level:.1f}/h for {length} h, {how} (its own automation)"
+        self._attack("relative_spike", "principal", acct, p.principal, h, h + length, note=note)
 
     # ---- security tooling (benign) ----------------------------------------------------------------
     def _scanners(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import json
 import re
 from collections import Counter
 from dataclasses import replace
@@ -418,6 +419,49 @@ def test_a_concentrated_relative_spike_falls_in_minutes_of_each_hour_and_moves_n
             if hour <= generator.record_time(r) < hour + 3600
         )
         assert max(bisect.bisect_right(mins2, m + 10) - i for i, m in enumerate(mins2)) < 0.45 * len(mins2)
+
+
+def test_each_relative_spike_falls_on_an_automation_of_its_own_and_moves_no_other_record() -> None:
+    """With ``spike_own_automation`` (the tuning families), an organisation whose only automation
+    would carry all three spikes puts the second and third on new automations of their own; every
+    other record and label is the organisation's without it (the spikes drawn again leave their
+    draws made and their records dropped), so the held-out families, which keep the first bench's
+    habit, are unchanged."""
+    base = replace(
+        families.with_accounts(families.FAMILIES["steady-automation"], 4),
+        automations=(1, 1),
+        quiet_accounts=3,
+        scanners=(0, 0),
+    )
+    own, habit = (
+        families.generate(replace(base, spike_own_automation=flag), 4, days=24, scenarios_per_kind=3)
+        for flag in (True, False)
+    )
+    own_spikes, habit_spikes = (
+        [lb for lb in o.attacks() if lb.kind == "relative_spike"] for o in (own, habit)
+    )
+    assert len({lb.principal for lb in habit_spikes}) == 1
+    assert len({lb.principal for lb in own_spikes}) == 3 and own_spikes[0] == habit_spikes[0]
+    assert all("its own automation" in lb.note for lb in own_spikes[1:])
+    new = {p.principal for p in own.principals} - {p.principal for p in habit.principals}
+    assert new == {lb.principal for lb in own_spikes[1:]}
+    assert [lb for lb in own.labels if lb.kind != "relative_spike"] == [
+        lb for lb in habit.labels if lb.kind != "relative_spike"
+    ]
+
+    def key(r: dict) -> str:
+        return json.dumps(r, sort_keys=True)
+
+    kept = Counter(key(r) for r in own.records if fold_principal(r) not in new)
+    dropped = Counter(key(r) for r in habit.records) - kept
+    assert not kept - Counter(key(r) for r in habit.records)  # every other record as it was
+    windows = [lb.windows[0] for lb in habit_spikes[1:]]
+    assert dropped and all(
+        json.loads(k)["errorCode"] in AUTHZ_CODES
+        and fold_principal(json.loads(k)) == habit_spikes[0].principal
+        and any(s <= generator.record_time(json.loads(k)) < e for s, e in windows)
+        for k in dropped
+    )
 
 
 def test_a_person_burst_is_a_small_burst_in_seconds(steady: generator.Org) -> None:

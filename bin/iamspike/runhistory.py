@@ -12,7 +12,7 @@ import numpy as np
 
 @dataclass(frozen=True)
 class RunParams:
-    """The tuned numbers of the low-and-slow runs (``runs.py``; docs/rules.md P22, P24, P27, P30).
+    """The tuned numbers of the low-and-slow runs (``runs.py``; docs/rules.md P22, P24, P27, P30, P51).
 
     A *run* is a principal's current bin and the bins before it, its failures judged against what
     its history expected of them. Each field says what it is, its unit, the rule it belongs to and
@@ -83,6 +83,12 @@ class RunParams:
     # differ by more than this (failures a bin): a retry loop's hours hold the same count, its first
     # and last hours cut short; a person's or an intruder's do not.
     steady_spread: float = 1.0
+    # P51. P24's gate also takes a run on this many APIs the principal never failed on (APIs; P24's
+    # ``min_new_apis`` is 4) where it holds at least ``heavy_factor`` x ``min_failures`` failures (a
+    # factor): 19 denials over 6 hours on 3 new APIs, 2 a failing bin; at 3 new APIs alone P24's
+    # table measured more of people's hours (20 false alerts against 19, seed 1).
+    heavy_new_apis: int = 3
+    heavy_factor: float = 3.0
 
 
 class LongRun:

@@ -18,7 +18,8 @@ bin is judged on its own, held down as an onset), on ``min_apis`` distinct APIs 
 command retried for hours is a stuck script), or on ``min_new_apis`` APIs it fails on for the first
 time (rule P24: 10 denials over 5 hours, 2 a bin, on 4 APIs the principal never failed on, once
 it has been watched a week; those new APIs in at least ``min_new_bins`` of its bins: 4 APIs
-failing at once in one hour is a person trying something new, once), or (rule P27) on at least
+failing at once in one hour is a person trying something new, once; rule P51: on ``heavy_new_apis``
+(3) where the run holds ``heavy_factor`` x ``min_failures`` failures), or (rule P27) on at least
 one API it never failed on, with at least ``record_factor`` times as many failing bins as the
 most the principal had in any ``max_bins`` bins before (a daily app role failing in 4 hours of
 one day: its record is 1) or with ``unusual_share`` of its failing bins in hours of the day it
@@ -193,7 +194,9 @@ def _windows(counts, base, distinct_apis, t_c, e_c, options, params: RunParams, 
     # P30: a run whose failures are mostly first touches of APIs walks them (no retried command)
     walks = (new >= params.walk_new_apis) & (new >= params.walk_share * sum_x)
     settled = (watched >= params.new_apis_after) | (walks & (watched >= params.walk_after))
-    novel = (new >= params.min_new_apis) & (new_bins >= params.min_new_bins) & settled
+    # P51: fewer new APIs where the run holds several times min_failures
+    heavy = (new >= params.heavy_new_apis) & (sum_x >= params.heavy_factor * min_failures)
+    novel = ((new >= params.min_new_apis) | heavy) & (new_bins >= params.min_new_bins) & settled
     # P27: beyond the principal's own record of failing bins, on an API it never failed on.
     record, usual = base.long_run.record_at(t_c, e_c)
     record = record[:, None]

@@ -296,3 +296,65 @@ def test_a_run_walking_new_apis_is_taken_after_six_days_of_watching() -> None:
     assert "6 APIs it never failed on" in row["reason"]
     retried = slow_run(user("ivan"), BEYOND, TWO_APIS)
     assert principal_rows(run(sorted(late + retried, key=lambda r: r["eventTime"])), "ivan") == []
+
+
+HEAVY = (
+    (6, ("GetSecretValue", "ListRoles")),
+    (0, ()),
+    (4, ("ListRoles", "ListKeys")),
+    (4, ("GetSecretValue", "ListKeys")),
+    (0, ()),
+    (5, ("GetSecretValue", "ListRoles")),
+)
+
+
+def heavy_run(arn: str, start: int = RUN_START) -> list[dict]:
+    """19 denials over 6 h on 3 APIs walter never failed on, 2 of them a failing bin (P51)."""
+    out = []
+    for k, (n, apis) in enumerate(HEAVY):
+        base = T0 + (start + k) * HOUR
+        out += [event(base + 500 * i + 60, arn, apis[i % len(apis)], "AccessDenied") for i in range(n)]
+    return out
+
+
+def test_a_run_of_three_times_min_failures_on_three_new_apis_is_flagged() -> None:
+    """P51: 19 denials over 6 hours on 3 APIs walter never failed on (2 a failing bin, below P22's
+    2.5; 3 new APIs, below P24's 4; 4 failing bins, within 3 x his record of 2; 2 of them in hours
+    he fails in) pass P24's gate on 3 new APIs because the run holds 3 x min_failures; raw events
+    and count rows flag the same bin."""
+    records = sorted(history() + heavy_run(user("walter")), key=lambda r: r["eventTime"])
+    (row,) = principal_rows(run(records), "walter")
+    assert "low-and-slow run" in row["reason"] and "3 APIs it never failed on" in row["reason"]
+    counts: dict[tuple, int] = {}
+    for r in records:
+        if r["errorCode"]:
+            key = (int(r["eventTime"]) // HOUR * HOUR, r["userIdentity"]["arn"], r["eventName"])
+            counts[key] = counts.get(key, 0) + 1
+    detector = Detector(parse_options(["count_field=count"]))
+    header = ["_time", "account", "principal", "eventName", "count"]
+    detector.add_rows(header, [[str(t), ACCT, p, api, str(n)] for (t, p, api), n in sorted(counts.items())])
+    assert [(r["_time"], r["score"]) for r in principal_rows(detector.results(), "walter")] == [
+        (row["_time"], row["score"])
+    ]
+
+
+def test_fewer_than_three_times_min_failures_on_three_new_apis_is_no_run() -> None:
+    """The same hours with 2 failures a failing bin (8 denials) stay below P51's 15: no run."""
+    thin = [r for r in heavy_run(user("walter")) if (r["eventTime"] - T0) % HOUR < 500 * 2]
+    records = sorted(history() + thin, key=lambda r: r["eventTime"])
+    assert principal_rows(run(records), "walter") == []
+
+
+def test_an_alert_run_on_saved_state_flags_the_same_heavy_run() -> None:
+    """P51's new APIs are counted against the first failures the state rows keep: an alert run whose
+    live events start 12 hours before the run flags the bin that one pass over every event flags."""
+    records = sorted(history() + heavy_run(user("walter")), key=lambda r: r["eventTime"])
+    split = T0 + (RUN_START - 12) * HOUR
+    saved = run([r for r in records if r["eventTime"] < split], parse_options(["show=state"]))
+    header = sorted({key for row in saved for key in row})
+    alert = Detector()
+    alert.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    late = [r for r in records if r["eventTime"] >= split]
+    alert.add_rows([*FIELDS, "_raw"], [[*record_to_row(r), json.dumps(r)] for r in late])
+    whole = principal_rows(run(records), "walter")
+    assert len(whole) == 1 and principal_rows(alert.results(), "walter") == whole

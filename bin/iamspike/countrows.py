@@ -27,16 +27,18 @@ import pickle
 import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
-from operator import le
+from itertools import repeat
+from operator import itemgetter, le
 
 import numpy as np
 
 from iamspike.bins import sorted_counts, stable_order
 from iamspike.cloudtrail import TIME
+from iamspike.countcolumns import minutes as read_minutes
+from iamspike.countcolumns import read_columns
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
 from iamspike.counttext import (
     HEADS,
-    MEMBER_HEADS,
     V4,
     V6,
     add_fields,
@@ -47,8 +49,6 @@ from iamspike.counttext import (
     read_profile,
     split_masks,
     unescape,
-    v6_fields,
-    whole_entries,
 )
 from iamspike.intake import UNKNOWN, usable_time
 
@@ -299,51 +299,30 @@ class CountRows:
         self, text: str, first: int, account: str, expected: int | None
     ) -> tuple[int, int, int, int] | None:
         """:meth:`add_members` of a ``v6`` text: its columns read whole as arrays
-        (:func:`~iamspike.counttext.v6_fields`, checked as
-        :func:`~iamspike.counttext.read_columns` checks them), its parts' entries kept as one
-        region."""
+        (:func:`~iamspike.countcolumns.read_columns`), its parts' entries kept as one region."""
         try:
-            heads, principals, numbers, masks, profiles, digests, entries = v6_fields(text)
-            offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries = map(_numbers, numbers)
-            packed = binascii.a2b_base64(digests)
-            names = [unescape(principal) or UNKNOWN for principal in principals]
+            read = read_columns(text)
         except (ValueError, binascii.Error):
             return None
+        heads, shifts, totals, consoles = read.heads, read.shifts, read.totals, read.consoles
         m, p = len(heads), len(shifts)
+        highs = read.highs  # of offsets, parts, shifts, totals, ...
         if (
-            len(principals) != m
-            or len(offsets) != m
-            or len(n_parts) != m
-            or (expected is not None and m != expected)
-            or n_parts.min() < 1
-            or n_parts.sum() != p
-            or max(offsets.max(), shifts.max()) >= MAX_OFFSET
-            or not len(totals) == len(consoles) == len(index) == len(n_digests) == len(n_entries) == p
-            or index.max() >= len(profiles)
-            or n_entries.min() < 1
-            or totals.min() < 1
-            or totals.max() >= MAX_ROW
+            (expected is not None and m != expected)
+            or max(highs[0], highs[2]) >= MAX_OFFSET
+            or highs[3] >= MAX_ROW
             or (consoles > totals).any()
-            or len(packed) != int(n_digests.sum()) * 8
-            or not whole_entries(entries, int(n_entries.sum()))
-            or not set(heads) <= MEMBER_HEADS
         ):
             return None  # read member by member, where the row is skipped
-        # each member's parts ascend from 0: the zeros are the members' first parts, and every
-        # other part's shift is above the one before (a first part's is not: 0 after one >= 0)
-        starts = np.cumsum(n_parts) - n_parts
-        zeros = np.flatnonzero(shifts == 0)
-        if len(zeros) != m or (zeros != starts).any():
-            return None
-        if np.count_nonzero(shifts[1:] > shifts[:-1]) != p - m:
-            return None
-        if ("v30" in heads or "v31" in heads) and (n_parts[[head[1] == "3" for head in heads]] != 1).any():
-            return None  # a v3 member has one part
-        seconds = first + np.repeat(offsets, n_parts) + shifts
+        n_parts, index = read.n_parts, read.index
+        seconds = np.repeat(read.offsets, n_parts)
+        seconds += shifts
+        seconds += first
         low, high = int(seconds.min()), int(seconds.max())
         within = self.tally.within
         if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
             return None
+        profiles = read.profiles
         known = list(map(self._bases.get, profiles))
         if None in known:
             try:
@@ -354,24 +333,33 @@ class CountRows:
         if _FILTERED in found:
             return None
         apis, n_apis, srcs, n_srcs, _zeros = zip(*found)
-        minutes = _v6_masks(masks, np.array(n_srcs)[index], p)
+        n_sources = np.array(n_srcs, dtype=np.int32)[index]
+        minutes = read_minutes(read.masks, n_sources, p)
         if minutes is None:
             return None
+        ids = self._entity_ids(account, read.principals, heads)
+        if ids is None:
+            return None
         self.bins.frombytes((seconds // self.tally.span).tobytes())
-        ids = self._entity_ids(account, names, heads)
         self.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
         self.failures.frombytes(totals.astype(np.int32).tobytes())
         self.console.frombytes(consoles.astype(np.int32).tobytes())
         picked = index.tolist()
         self.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
-        self.apis.frombytes(b"".join([apis[i] for i in picked]))
-        self.n_sources.frombytes(np.array(n_srcs, dtype=np.int32)[index].tobytes())
-        self.sources.frombytes(b"".join([srcs[i] for i in picked]))
+        self.n_sources.frombytes(n_sources.tobytes())
+        if p > 1:
+            pick = itemgetter(*picked)
+            self.apis.frombytes(b"".join(pick(apis)))
+            self.sources.frombytes(b"".join(pick(srcs)))
+        else:
+            self.apis.frombytes(apis[picked[0]])
+            self.sources.frombytes(srcs[picked[0]])
         self.masks.frombytes(minutes)
-        self.n_digests.frombytes(n_digests.astype(np.int32).tobytes())
-        self.digests += packed
+        n_entries = read.n_entries
+        self.n_digests.frombytes(read.n_digests.astype(np.int32).tobytes())
+        self.digests += read.packed
         self.entry_at.frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
-        self._texts.append(entries)
+        self._texts.append(read.entries)
         if len(self.bins) - self._block_rows[-1] >= self.block_rows:
             self._flush()
         characters = len(text) + m * len(str(first))  # its principals are in the text
@@ -429,17 +417,36 @@ class CountRows:
             self.services.add(e)
         return e
 
-    def _entity_ids(self, account: str, names: list[str], heads: list[str]) -> list[int]:
-        """:meth:`_entity_of` of each member (``names`` their principals, ``heads`` their heads),
-        new entities numbered in member order."""
-        get = self.entities.get
-        ids = [get((account, name)) for name in names]
-        if None in ids:
-            for at, e in enumerate(ids):
+    def _entity_ids(self, account: str, principals: list[str], heads: list[str]) -> list[int] | None:
+        """:meth:`_entity_of` of each member (``principals`` their principals as a ``v6`` text
+        writes them, escaped; ``heads`` their heads), new entities numbered in member order; None
+        (nothing numbered) when a principal does not unescape."""
+        account = self._accounts.setdefault(account, account)
+        try:
+            names = [unescape(principal) or UNKNOWN for principal in principals]
+        except ValueError:
+            return None
+        keys = list(zip(repeat(account), names))
+        entities = self.entities
+        base = len(entities)
+        if not any(map(entities.__contains__, keys)):
+            entities.update(zip(keys, range(base, base + len(keys))))
+            if len(entities) == base + len(keys):
+                ids = list(range(base, base + len(keys)))  # every member new (a bucket's rows mostly are)
+            else:  # a principal twice in the row: numbered again, once
+                for key in keys:
+                    entities.pop(key, None)
+                ids = None
+        else:
+            ids = None
+        if ids is None:
+            get = entities.get
+            ids = []
+            for key in keys:
+                e = get(key)
                 if e is None:
-                    key = (account, names[at])
-                    e = get(key)  # a principal twice in the row is numbered once
-                    ids[at] = self._entity(key) if e is None else e
+                    e = entities[key] = len(entities)
+                ids.append(e)
         if "v31" in heads or "v41" in heads:
             self.services.update(e for e, head in zip(ids, heads) if head[2] == "1")
         return ids
@@ -758,42 +765,6 @@ def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
     out = np.zeros(len(mixed), dtype=bool)
     out[maybe[shared[at] == mixed[maybe]]] = True
     return out
-
-
-def _numbers(text: str) -> np.ndarray:
-    """``|``-separated whole numbers (digits alone) as an array."""
-    if not text.replace("|", "").isdigit():
-        raise ValueError("not numbers")
-    out = np.fromstring(text, dtype=np.int64, sep="|")
-    if len(out) != text.count("|") + 1:
-        raise ValueError("not numbers")
-    return out
-
-
-def _v6_masks(groups: str, n_sources: np.ndarray, parts: int) -> bytes | None:
-    """A ``v6`` text's masks groups (``^``-separated, one a part, each its profile's sources'
-    masks) as :attr:`CountRows.masks` holds them; None when a part has no masks group or a group
-    is not its sources' masks."""
-    n = int(n_sources.sum())
-    if len(groups) != 4 * n - 1 or n_sources.min() < 1:
-        return None
-    # every fourth character separates two masks: "^" where a part's last source ends
-    ends = np.cumsum(n_sources[:-1]) - 1
-    separators = groups[3::4]
-    if (
-        groups.count("^") != parts - 1
-        or groups.count("|") != n - parts
-        or separators.count("|") != n - parts
-        or (np.frombuffer(separators.encode("ascii", "replace"), dtype=np.uint8)[ends] != ord("^")).any()
-    ):
-        return None
-    try:
-        values = np.frombuffer(bytes.fromhex("0" + groups.replace("|", "0").replace("^", "0")), dtype=">u2")
-    except ValueError:
-        return None
-    if len(values) != n:
-        return None
-    return values.astype(np.int32).tobytes()
 
 
 def _kept(cache: dict, key: str, value):

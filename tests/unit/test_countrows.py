@@ -394,7 +394,7 @@ def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None
     index = {name: i for i, name in enumerate(header)}
     for lo in range(0, len(body), 10):  # chunks that do not line up with the blocks
         rows.add(index, body[lo : lo + 10])
-    assert len(rows) == len(shipped) and len(rows._blocks) == len(shipped) // 7
+    assert len(rows) == len(shipped) and len(rows.blocks.blocks) == len(shipped) // 7
     back = dict(rows.entries(reversed(range(len(rows)))))
     assert [back[r] for r in range(len(rows))] == [
         decode_counts(str(row[COUNTS_FIELD]))[1] for row in shipped
@@ -548,6 +548,6 @@ def test_a_v6_rows_entries_read_back_part_by_part_from_its_one_region() -> None:
         for _offset, _principal, member in split_members(text):
             parts = split_parts(member)[1] if member[:2] == "v4" else [(0, member)]
             expected += [decode_counts(part)[1] for _, part in parts]
-    assert len(rows) == len(expected) > len(shipped) and len(rows._blocks) > 1
+    assert len(rows) == len(expected) > len(shipped) and len(rows.blocks.blocks) > 1
     back = dict(rows.entries(reversed(range(len(rows)))))
     assert [back[r] for r in range(len(rows))] == expected

@@ -9,19 +9,31 @@ map phase's pure-Python reader, :func:`~iamspike.counttext.read_columns`, calls 
 :func:`minutes` reads the parts' masks groups (rule P39) into the values
 :attr:`CountRows.masks <iamspike.countrows.CountRows.masks>` holds.
 
-Nothing here knows the search's options or ids: :meth:`CountRows.add_members
-<iamspike.countrows.CountRows.add_members>` looks up the profiles and principals and decides
-whether the row reads whole in columns.
+:func:`add_columns` then adds a row's columns to a :class:`~iamspike.countrows.CountRows` (its
+profiles' and principals' ids looked up there) when the row reads whole in columns: every part
+within the search's time range, every profile counted whole by this search's options, counts
+below :data:`MAX_ROW`. Else the row is unpacked member by member
+(:func:`~iamspike.counting.unpack_rows`), where a member that is not one of ours is skipped.
 """
 
 from __future__ import annotations
 
 import binascii
 from itertools import accumulate, compress, repeat
+from operator import itemgetter
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from iamspike.counttext import check_columns, v6_fields
+from iamspike.countprofiles import FILTERED
+from iamspike.counttext import ColumnStats, check_columns, unescape, v6_fields
+from iamspike.intake import UNKNOWN, usable_time
+
+if TYPE_CHECKING:
+    from iamspike.countrows import CountRows
+
+MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
+MAX_OFFSET = 2**40  # seconds between a v6 row's _time and a part's: more is no text of ours
 
 _NUMBER_BYTES = b"0123456789|"  # what the number columns are made of (deleted: nothing may be left)
 
@@ -84,20 +96,9 @@ def read_columns(text: str) -> Columns:
         at_starts = np.count_nonzero(shifts == 0) == m and not shifts[member_starts].any()
         rising = int(np.count_nonzero(shifts[1:] > shifts[:-1]))
         v3_parts = max(compress(n_parts.tolist(), map(str.startswith, heads, repeat("v3"))), default=0)
+    stats = ColumnStats(lengths, lows, highs, sums)
     check_columns(
-        heads,
-        principals,
-        profiles,
-        entries,
-        masks,
-        len(packed),
-        lengths,
-        lows,
-        highs,
-        sums,
-        at_starts,
-        rising,
-        v3_parts,
+        heads, principals, profiles, entries, masks, len(packed), stats, at_starts, rising, v3_parts
     )
     out = Columns()
     out.heads, out.principals, out.offsets, out.n_parts = heads, principals, offsets, n_parts
@@ -105,6 +106,114 @@ def read_columns(text: str) -> Columns:
     out.n_digests, out.n_entries, out.highs, out.packed = n_digests, n_entries, highs, packed
     out.profiles, out.masks, out.entries = profiles, masks, entries
     return out
+
+
+def add_columns(
+    rows: CountRows, text: str, first: int, account: str, expected: int | None
+) -> tuple[int, int, int, int] | None:
+    """:meth:`CountRows.add_members <iamspike.countrows.CountRows.add_members>` of a ``v6`` text
+    (``rows`` the rows it is added to): its columns read whole as arrays (:func:`read_columns`),
+    its parts' entries kept as one region; None (nothing added) when the row must be read member
+    by member."""
+    try:
+        read = read_columns(text)
+    except (ValueError, binascii.Error):
+        return None
+    heads, shifts, totals, consoles = read.heads, read.shifts, read.totals, read.consoles
+    m, p = len(heads), len(shifts)
+    highs = read.highs  # of offsets, parts, shifts, totals, ...
+    if (
+        (expected is not None and m != expected)
+        or max(highs[0], highs[2]) >= MAX_OFFSET
+        or highs[3] >= MAX_ROW
+        or (consoles > totals).any()
+    ):
+        return None  # read member by member, where the row is skipped
+    n_parts, index = read.n_parts, read.index
+    seconds = np.repeat(read.offsets, n_parts)
+    seconds += shifts
+    seconds += first
+    low, high = int(seconds.min()), int(seconds.max())
+    within = rows.tally.within
+    if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
+        return None
+    profiles = read.profiles
+    known = list(map(rows._bases.get, profiles))
+    if None in known:
+        try:
+            known = [
+                rows.profiles.base(base) if found is None else found for base, found in zip(profiles, known)
+            ]
+        except ValueError:
+            return None
+    found = [profile for profile, _ in known]
+    if FILTERED in found:
+        return None
+    apis, n_apis, srcs, n_srcs, _zeros = zip(*found)
+    n_sources = np.array(n_srcs, dtype=np.int32)[index]
+    masks = minutes(read.masks, n_sources, p)
+    if masks is None:
+        return None
+    ids = _entity_ids(rows, account, read.principals, heads)
+    if ids is None:
+        return None
+    rows.bins.frombytes((seconds // rows.tally.span).tobytes())
+    rows.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
+    rows.failures.frombytes(totals.astype(np.int32).tobytes())
+    rows.console.frombytes(consoles.astype(np.int32).tobytes())
+    picked = index.tolist()
+    rows.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
+    rows.n_sources.frombytes(n_sources.tobytes())
+    if p > 1:
+        pick = itemgetter(*picked)
+        rows.apis.frombytes(b"".join(pick(apis)))
+        rows.sources.frombytes(b"".join(pick(srcs)))
+    else:
+        rows.apis.frombytes(apis[picked[0]])
+        rows.sources.frombytes(srcs[picked[0]])
+    rows.masks.frombytes(masks)
+    n_entries = read.n_entries
+    rows.n_digests.frombytes(read.n_digests.astype(np.int32).tobytes())
+    rows.digests += read.packed
+    rows.entry_at.frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
+    rows.blocks.add(read.entries, len(rows.bins))
+    characters = len(text) + m * len(str(first))  # its principals are in the text
+    return low, high, m, characters
+
+
+def _entity_ids(rows: CountRows, account: str, principals: list[str], heads: list[str]) -> list[int] | None:
+    """The entity id of each member (``principals`` their principals as a ``v6`` text
+    writes them, escaped; ``heads`` their heads), new entities numbered in member order; None
+    (nothing numbered) when a principal does not unescape."""
+    account = rows._accounts.setdefault(account, account)
+    try:
+        names = [unescape(principal) or UNKNOWN for principal in principals]
+    except ValueError:
+        return None
+    keys = list(zip(repeat(account), names))
+    entities = rows.entities
+    base = len(entities)
+    if not any(map(entities.__contains__, keys)):
+        entities.update(zip(keys, range(base, base + len(keys))))
+        if len(entities) == base + len(keys):
+            ids = list(range(base, base + len(keys)))  # every member new (a bucket's rows mostly are)
+        else:  # a principal twice in the row: numbered again, once
+            for key in keys:
+                entities.pop(key, None)
+            ids = None
+    else:
+        ids = None
+    if ids is None:
+        get = entities.get
+        ids = []
+        for key in keys:
+            e = get(key)
+            if e is None:
+                e = entities[key] = len(entities)
+            ids.append(e)
+    if "v31" in heads or "v41" in heads:
+        rows.services.update(e for e, head in zip(ids, heads) if head[2] == "1")
+    return ids
 
 
 def minutes(groups: str, n_sources: np.ndarray, parts: int) -> bytes | None:

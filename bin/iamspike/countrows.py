@@ -26,14 +26,12 @@ import binascii
 import pickle
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
-from itertools import repeat
-from operator import itemgetter, le
+from operator import le
 
 import numpy as np
 
 from iamspike.cloudtrail import TIME
-from iamspike.countcolumns import minutes as read_minutes
-from iamspike.countcolumns import read_columns
+from iamspike.countcolumns import MAX_ROW, add_columns
 from iamspike.countcopies import shared_digests, take_copies
 from iamspike.countentries import BLOCK_ROWS, EntryBlocks
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
@@ -46,12 +44,8 @@ from iamspike.counttext import (
     decode_entries,
     member_columns,
     part_columns,
-    unescape,
 )
 from iamspike.intake import UNKNOWN, usable_time
-
-MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
-MAX_OFFSET = 2**40  # seconds between a v6 row's _time and a part's: more is no text of ours
 
 
 class CountRows:
@@ -248,7 +242,7 @@ class CountRows:
         if "\n" in text:
             return None
         if text[:2] == V6:
-            return self._add_columns(text, first, account, expected)
+            return add_columns(self, text, first, account, expected)
         try:
             members, (offsets, totals, consoles, profiles, packed, rests), length = member_columns(text)
         except (ValueError, IndexError):
@@ -270,77 +264,6 @@ class CountRows:
         self._extend(first, offsets, entity, read, rests)
         characters = length + sum(len(str(first + at)) + len(principal) for at, principal, _, _ in members)
         return low, high, len(members), characters
-
-    def _add_columns(
-        self, text: str, first: int, account: str, expected: int | None
-    ) -> tuple[int, int, int, int] | None:
-        """:meth:`add_members` of a ``v6`` text: its columns read whole as arrays
-        (:func:`~iamspike.countcolumns.read_columns`), its parts' entries kept as one region."""
-        try:
-            read = read_columns(text)
-        except (ValueError, binascii.Error):
-            return None
-        heads, shifts, totals, consoles = read.heads, read.shifts, read.totals, read.consoles
-        m, p = len(heads), len(shifts)
-        highs = read.highs  # of offsets, parts, shifts, totals, ...
-        if (
-            (expected is not None and m != expected)
-            or max(highs[0], highs[2]) >= MAX_OFFSET
-            or highs[3] >= MAX_ROW
-            or (consoles > totals).any()
-        ):
-            return None  # read member by member, where the row is skipped
-        n_parts, index = read.n_parts, read.index
-        seconds = np.repeat(read.offsets, n_parts)
-        seconds += shifts
-        seconds += first
-        low, high = int(seconds.min()), int(seconds.max())
-        within = self.tally.within
-        if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
-            return None
-        profiles = read.profiles
-        known = list(map(self._bases.get, profiles))
-        if None in known:
-            try:
-                known = [
-                    self.profiles.base(base) if found is None else found
-                    for base, found in zip(profiles, known)
-                ]
-            except ValueError:
-                return None
-        found = [profile for profile, _ in known]
-        if FILTERED in found:
-            return None
-        apis, n_apis, srcs, n_srcs, _zeros = zip(*found)
-        n_sources = np.array(n_srcs, dtype=np.int32)[index]
-        minutes = read_minutes(read.masks, n_sources, p)
-        if minutes is None:
-            return None
-        ids = self._entity_ids(account, read.principals, heads)
-        if ids is None:
-            return None
-        self.bins.frombytes((seconds // self.tally.span).tobytes())
-        self.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
-        self.failures.frombytes(totals.astype(np.int32).tobytes())
-        self.console.frombytes(consoles.astype(np.int32).tobytes())
-        picked = index.tolist()
-        self.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
-        self.n_sources.frombytes(n_sources.tobytes())
-        if p > 1:
-            pick = itemgetter(*picked)
-            self.apis.frombytes(b"".join(pick(apis)))
-            self.sources.frombytes(b"".join(pick(srcs)))
-        else:
-            self.apis.frombytes(apis[picked[0]])
-            self.sources.frombytes(srcs[picked[0]])
-        self.masks.frombytes(minutes)
-        n_entries = read.n_entries
-        self.n_digests.frombytes(read.n_digests.astype(np.int32).tobytes())
-        self.digests += read.packed
-        self.entry_at.frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
-        self.blocks.add(read.entries, len(self.bins))
-        characters = len(text) + m * len(str(first))  # its principals are in the text
-        return low, high, m, characters
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's
@@ -393,40 +316,6 @@ class CountRows:
         if service:
             self.services.add(e)
         return e
-
-    def _entity_ids(self, account: str, principals: list[str], heads: list[str]) -> list[int] | None:
-        """:meth:`_entity_of` of each member (``principals`` their principals as a ``v6`` text
-        writes them, escaped; ``heads`` their heads), new entities numbered in member order; None
-        (nothing numbered) when a principal does not unescape."""
-        account = self._accounts.setdefault(account, account)
-        try:
-            names = [unescape(principal) or UNKNOWN for principal in principals]
-        except ValueError:
-            return None
-        keys = list(zip(repeat(account), names))
-        entities = self.entities
-        base = len(entities)
-        if not any(map(entities.__contains__, keys)):
-            entities.update(zip(keys, range(base, base + len(keys))))
-            if len(entities) == base + len(keys):
-                ids = list(range(base, base + len(keys)))  # every member new (a bucket's rows mostly are)
-            else:  # a principal twice in the row: numbered again, once
-                for key in keys:
-                    entities.pop(key, None)
-                ids = None
-        else:
-            ids = None
-        if ids is None:
-            get = entities.get
-            ids = []
-            for key in keys:
-                e = get(key)
-                if e is None:
-                    e = entities[key] = len(entities)
-                ids.append(e)
-        if "v31" in heads or "v41" in heads:
-            self.services.update(e for e, head in zip(ids, heads) if head[2] == "1")
-        return ids
 
     def _extend(
         self, first: int, offsets: list[int], entity: list[int], read: tuple, rests: list[str]

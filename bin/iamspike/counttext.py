@@ -74,6 +74,7 @@ import re
 from collections.abc import Mapping, Sequence
 from itertools import accumulate
 from operator import itemgetter, lt
+from typing import NamedTuple
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
 
@@ -294,20 +295,11 @@ def read_columns(text: str) -> tuple:
         at_starts = shifts.count(0) == m and not any(shifts[at] for at in starts)
         rising = sum(map(lt, shifts, shifts[1:]))
         v3_parts = max([n for head, n in zip(heads, n_parts) if head[1:2] == "3"], default=0)
+    stats = ColumnStats(
+        list(map(len, columns)), list(map(min, columns)), list(map(max, columns)), list(map(sum, columns))
+    )
     check_columns(
-        heads,
-        principals,
-        profiles,
-        entries,
-        masks,
-        len(packed),
-        list(map(len, columns)),
-        list(map(min, columns)),
-        list(map(max, columns)),
-        list(map(sum, columns)),
-        at_starts,
-        rising,
-        v3_parts,
+        heads, principals, profiles, entries, masks, len(packed), stats, at_starts, rising, v3_parts
     )
     members = [
         (offset, unescape(principal), head, n)
@@ -322,6 +314,17 @@ def read_columns(text: str) -> tuple:
     )
 
 
+class ColumnStats(NamedTuple):
+    """Of a ``v6`` text's eight number columns (members' offsets and parts, then the parts'
+    offsets, failures, consoles, profile numbers, digest counts and entry counts), each one's
+    length, lowest value, highest and sum."""
+
+    lengths: list[int]
+    lows: list[int]
+    highs: list[int]
+    sums: list[int]
+
+
 def check_columns(
     heads: list[str],
     principals: list[str],
@@ -329,24 +332,21 @@ def check_columns(
     entries: str,
     masks: str,
     packed: int,
-    lengths: list[int],
-    lows: list[int],
-    highs: list[int],
-    sums: list[int],
+    stats: ColumnStats,
     at_starts: bool,
     rising: int,
     v3_parts: int,
 ) -> None:
     """The one check of a ``v6`` text's layout (:func:`v6_fields`' fields; ``packed`` the bytes
-    of its digests), given of its eight number columns (members' offsets and parts, then the
-    parts' offsets, failures, consoles, profile numbers, digest counts and entry counts) each
-    one's length, lowest, highest and sum; ``at_starts`` whether the parts' offsets of 0 are
-    exactly each member's first, ``rising`` how many parts' offsets are above the one before and
-    ``v3_parts`` the most parts of a ``v3`` member (0: none). Both readers compute those, each its
-    own way (this module's :func:`read_columns` in Python, the search head's
-    :func:`iamspike.countcolumns.read_columns` with numpy). Raises ValueError when the text is not
-    one of ours: columns of other lengths than the members' parts, counts out of range, digests
-    or entries other than the parts', parts' offsets not ascending from 0 within a member."""
+    of its digests), given its number columns' :class:`ColumnStats`; ``at_starts`` whether the
+    parts' offsets of 0 are exactly each member's first, ``rising`` how many parts' offsets are
+    above the one before and ``v3_parts`` the most parts of a ``v3`` member (0: none). Both
+    readers compute those, each its own way (this module's :func:`read_columns` in Python, the
+    search head's :func:`iamspike.countcolumns.read_columns` with numpy). Raises ValueError when
+    the text is not one of ours: columns of other lengths than the members' parts, counts out of
+    range, digests or entries other than the parts', parts' offsets not ascending from 0 within
+    a member."""
+    lengths, lows, highs, sums = stats
     m, p = len(heads), lengths[2]
     if not (len(principals) == lengths[0] == lengths[1] == m) or lows[1] < 1 or sums[1] != p:
         raise ValueError("v6 members out of range")

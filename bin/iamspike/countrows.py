@@ -6,7 +6,7 @@ APIs, its event sources with the minutes it failed on each (rule P39), and (to c
 this search's options) its error codes. At intake :class:`CountRows` reads that summary and
 nothing else: per row a few fields go into arrays (bin, entity, failures, console sign-ins, API
 ids, event source ids and their masks), the eventID digests are decoded into one buffer, and the
-entries' text is kept in compressed blocks of :data:`BLOCK_ROWS` rows. No
+entries' text is kept in compressed blocks (:mod:`iamspike.countentries`). No
 per-key object: memory follows rows and their events. A ``v4`` row (one principal over several
 bins) is read as one ``v3`` row per bin (:func:`~iamspike.counttext.part_columns`), so "row"
 below is a (bin, account, principal) row either way.
@@ -24,40 +24,28 @@ from __future__ import annotations
 
 import binascii
 import pickle
-import zlib
 from array import array
 from collections.abc import Iterable, Iterator, Mapping
 from operator import le
 
 import numpy as np
 
-from iamspike.bins import sorted_counts, stable_order
 from iamspike.cloudtrail import TIME
+from iamspike.countcolumns import MAX_ROW, add_columns
+from iamspike.countcopies import shared_digests, take_copies
+from iamspike.countentries import BLOCK_ROWS, EntryBlocks
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
+from iamspike.countprofiles import FILTERED, Profiles
 from iamspike.counttext import (
     HEADS,
-    MEMBER_HEADS,
     V4,
     V6,
     add_fields,
     decode_entries,
     member_columns,
     part_columns,
-    read_masks,
-    read_profile,
-    split_masks,
-    unescape,
-    v6_fields,
-    whole_entries,
 )
 from iamspike.intake import UNKNOWN, usable_time
-
-BLOCK_ROWS = 20_000  # rows whose entries are compressed together
-MAX_ROW = 2**31  # failures in one count row: more is no count row of ours
-MAX_OFFSET = 2**40  # seconds between a v6 row's _time and a part's: more is no text of ours
-TABLE_BITS = 1 << 24  # the most bits of the table that narrows the search for shared digests
-PROFILES_KEPT = 50_000  # profile texts remembered (a cache: cleared when it grows past this)
-_FILTERED = ()  # a profile with an entry this search leaves out: the row is read whole
 
 
 class CountRows:
@@ -68,23 +56,9 @@ class CountRows:
         share, so rows taken from it (:meth:`take`) are added here without renumbering them."""
         self.tally = tally
         self.block_rows = block_rows
-        if names is None:
-            self.api_names: list[str] = []
-            self._api_ids: dict[str, int] = {}
-            self.source_names: list[str] = []  # event sources (spread.service_actors)
-            self._source_ids: dict[str, int] = {}
-            # profile text -> (API ids, their number, event source ids, their number, the
-            # sources' minutes), packed as the arrays hold them; or _FILTERED
-            self._profiles: dict[str, tuple[bytes, int, bytes, int, bytes]] = {}
-            # the same without the masks group (minutes 0; its sources' number beside it), and
-            # masks groups -> (their minutes packed, their number): a profile with masks is
-            # read from these two (the masks make many more texts than there are of either)
-            self._bases: dict[str, tuple[tuple, int]] = {}
-            self._masks: dict[str, tuple[bytes, int]] = {}
-        else:
-            self.api_names, self._api_ids = names.api_names, names._api_ids
-            self.source_names, self._source_ids = names.source_names, names._source_ids
-            self._profiles, self._bases, self._masks = names._profiles, names._bases, names._masks
+        self.profiles = Profiles(tally) if names is None else names.profiles
+        self.api_names, self.source_names = self.profiles.api_names, self.profiles.source_names
+        self._profiles, self._bases = self.profiles.texts, self.profiles.bases
         self._clear()
 
     def _clear(self) -> None:
@@ -108,9 +82,7 @@ class CountRows:
         # where a row's entries text begins in its *region* (-1: the region is the row's own;
         # a v6 row's parts share one region, their entries joined by ";": the first part's 0)
         self.entry_at = array("i")
-        self._blocks: list[bytes] = []  # zlib of "\n".join(regions) of about BLOCK_ROWS rows
-        self._block_rows = array("q", [0])  # first row of each block, then the end
-        self._texts: list[str] = []
+        self.blocks = EntryBlocks(self.block_rows)  # the entries texts, compressed
         self._unreadable: set[int] = set()  # rows whose entries text did not decode
         self.fast = np.zeros(0, dtype=bool)  # after resolve(): rows not moved into the Tally
         self._resolved = -1  # rows when resolve() ran
@@ -168,8 +140,8 @@ class CountRows:
                     head, total, consoles, profile, packed, rest = fields
                     found = profiles.get(profile)
                     if found is None:
-                        found = self._profile(profile)
-                    if found is _FILTERED:
+                        found = self.profiles.read(profile)
+                    if found is FILTERED:
                         whole.append(row if when is None else _part_row(row, time_i, counts_i, when, fields))
                         continue
                     seconds = float(row[time_i]) if when is None else when
@@ -223,8 +195,8 @@ class CountRows:
             head, total, consoles, profile, packed, rest = text.split(";", 5)
             found = self._profiles.get(profile)
             if found is None:
-                found = self._profile(profile)
-            if found is _FILTERED:
+                found = self.profiles.read(profile)
+            if found is FILTERED:
                 return None
             packed = binascii.a2b_base64(packed)
             total, consoles = int(total), int(consoles)
@@ -256,9 +228,7 @@ class CountRows:
         self.n_digests.append(len(packed) >> 3)
         self.digests += packed
         self.entry_at.append(-1)
-        self._texts.append(rest)
-        if len(self.bins) - self._block_rows[-1] >= self.block_rows:
-            self._flush()
+        self.blocks.add(rest, len(self.bins))
 
     def add_members(
         self, text: str, first: int, account: str, expected: int | None = None
@@ -272,7 +242,7 @@ class CountRows:
         if "\n" in text:
             return None
         if text[:2] == V6:
-            return self._add_columns(text, first, account, expected)
+            return add_columns(self, text, first, account, expected)
         try:
             members, (offsets, totals, consoles, profiles, packed, rests), length = member_columns(text)
         except (ValueError, IndexError):
@@ -294,88 +264,6 @@ class CountRows:
         self._extend(first, offsets, entity, read, rests)
         characters = length + sum(len(str(first + at)) + len(principal) for at, principal, _, _ in members)
         return low, high, len(members), characters
-
-    def _add_columns(
-        self, text: str, first: int, account: str, expected: int | None
-    ) -> tuple[int, int, int, int] | None:
-        """:meth:`add_members` of a ``v6`` text: its columns read whole as arrays
-        (:func:`~iamspike.counttext.v6_fields`, checked as
-        :func:`~iamspike.counttext.read_columns` checks them), its parts' entries kept as one
-        region."""
-        try:
-            heads, principals, numbers, masks, profiles, digests, entries = v6_fields(text)
-            offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries = map(_numbers, numbers)
-            packed = binascii.a2b_base64(digests)
-            names = [unescape(principal) or UNKNOWN for principal in principals]
-        except (ValueError, binascii.Error):
-            return None
-        m, p = len(heads), len(shifts)
-        if (
-            len(principals) != m
-            or len(offsets) != m
-            or len(n_parts) != m
-            or (expected is not None and m != expected)
-            or n_parts.min() < 1
-            or n_parts.sum() != p
-            or max(offsets.max(), shifts.max()) >= MAX_OFFSET
-            or not len(totals) == len(consoles) == len(index) == len(n_digests) == len(n_entries) == p
-            or index.max() >= len(profiles)
-            or n_entries.min() < 1
-            or totals.min() < 1
-            or totals.max() >= MAX_ROW
-            or (consoles > totals).any()
-            or len(packed) != int(n_digests.sum()) * 8
-            or not whole_entries(entries, int(n_entries.sum()))
-            or not set(heads) <= MEMBER_HEADS
-        ):
-            return None  # read member by member, where the row is skipped
-        # each member's parts ascend from 0: the zeros are the members' first parts, and every
-        # other part's shift is above the one before (a first part's is not: 0 after one >= 0)
-        starts = np.cumsum(n_parts) - n_parts
-        zeros = np.flatnonzero(shifts == 0)
-        if len(zeros) != m or (zeros != starts).any():
-            return None
-        if np.count_nonzero(shifts[1:] > shifts[:-1]) != p - m:
-            return None
-        if ("v30" in heads or "v31" in heads) and (n_parts[[head[1] == "3" for head in heads]] != 1).any():
-            return None  # a v3 member has one part
-        seconds = first + np.repeat(offsets, n_parts) + shifts
-        low, high = int(seconds.min()), int(seconds.max())
-        within = self.tally.within
-        if not (usable_time(low) and usable_time(high) and within(low) and within(high)):
-            return None
-        known = list(map(self._bases.get, profiles))
-        if None in known:
-            try:
-                known = [self._base(base) if found is None else found for base, found in zip(profiles, known)]
-            except ValueError:
-                return None
-        found = [profile for profile, _ in known]
-        if _FILTERED in found:
-            return None
-        apis, n_apis, srcs, n_srcs, _zeros = zip(*found)
-        minutes = _v6_masks(masks, np.array(n_srcs)[index], p)
-        if minutes is None:
-            return None
-        self.bins.frombytes((seconds // self.tally.span).tobytes())
-        ids = self._entity_ids(account, names, heads)
-        self.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
-        self.failures.frombytes(totals.astype(np.int32).tobytes())
-        self.console.frombytes(consoles.astype(np.int32).tobytes())
-        picked = index.tolist()
-        self.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
-        self.apis.frombytes(b"".join([apis[i] for i in picked]))
-        self.n_sources.frombytes(np.array(n_srcs, dtype=np.int32)[index].tobytes())
-        self.sources.frombytes(b"".join([srcs[i] for i in picked]))
-        self.masks.frombytes(minutes)
-        self.n_digests.frombytes(n_digests.astype(np.int32).tobytes())
-        self.digests += packed
-        self.entry_at.frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
-        self._texts.append(entries)
-        if len(self.bins) - self._block_rows[-1] >= self.block_rows:
-            self._flush()
-        characters = len(text) + m * len(str(first))  # its principals are in the text
-        return low, high, m, characters
 
     def _add_parts(self, columns: tuple, first: int, account: str, principal: str) -> bool:
         """A ``v4`` row's parts (:func:`~iamspike.counttext.part_columns`, ``first`` the row's
@@ -403,8 +291,8 @@ class CountRows:
             if None in found:
                 for at in [at for at, known in enumerate(found) if known is None]:
                     known = get(profiles[at])  # a profile twice in the row is read once
-                    found[at] = self._profile(profiles[at]) if known is None else known
-            if _FILTERED in found:
+                    found[at] = self.profiles.read(profiles[at]) if known is None else known
+            if FILTERED in found:
                 return None
             totals, consoles = list(map(int, totals)), list(map(int, consoles))
             packed = list(map(binascii.a2b_base64, packed))
@@ -429,21 +317,6 @@ class CountRows:
             self.services.add(e)
         return e
 
-    def _entity_ids(self, account: str, names: list[str], heads: list[str]) -> list[int]:
-        """:meth:`_entity_of` of each member (``names`` their principals, ``heads`` their heads),
-        new entities numbered in member order."""
-        get = self.entities.get
-        ids = [get((account, name)) for name in names]
-        if None in ids:
-            for at, e in enumerate(ids):
-                if e is None:
-                    key = (account, names[at])
-                    e = get(key)  # a principal twice in the row is numbered once
-                    ids[at] = self._entity(key) if e is None else e
-        if "v31" in heads or "v41" in heads:
-            self.services.update(e for e, head in zip(ids, heads) if head[2] == "1")
-        return ids
-
     def _extend(
         self, first: int, offsets: list[int], entity: list[int], read: tuple, rests: list[str]
     ) -> None:
@@ -463,49 +336,7 @@ class CountRows:
         self.n_digests.fromlist([len(digests) >> 3 for digests in packed])
         self.digests += b"".join(packed)
         self.entry_at.fromlist([-1] * len(rests))
-        self._texts.extend(rests)
-        if len(self.bins) - self._block_rows[-1] >= self.block_rows:
-            self._flush()
-
-    def _profile(self, text: str) -> tuple[bytes, int, bytes, int, bytes]:
-        """The API ids of a profile and their number, its event source ids and theirs, and the
-        sources' minutes (packed as in :attr:`apis`, :attr:`sources` and :attr:`masks`), or
-        ``_FILTERED``; raises ValueError if it is no profile."""
-        base, group = split_masks(text)
-        minutes = None
-        if group is not None:
-            minutes = self._masks.get(group)
-            if minutes is None:
-                packed = array("i", read_masks(group))
-                minutes = _kept(self._masks, group, (packed.tobytes(), len(packed)))
-        known = self._bases.get(base)
-        if known is None:
-            if minutes is not None and minutes[1] != base.partition("^")[0].count("|") + 1:
-                raise ValueError("masks differ from the sources")  # before any name is numbered
-            known = self._base(base)
-        found, n_sources = known
-        if minutes is not None:
-            if minutes[1] != n_sources:
-                raise ValueError("masks differ from the sources")
-            if found is not _FILTERED:
-                found = (*found[:4], minutes[0])
-        return _kept(self._profiles, text, found)
-
-    def _base(self, text: str) -> tuple[tuple, int]:
-        """A profile without its masks group: :meth:`_profile`'s answer (minutes 0) and the
-        number of its event sources."""
-        sources, apis, codes, _none = read_profile(text)
-        counted, wanted = self.tally.counted, self.tally.sources
-        if any(code and not counted[code] for code in codes) or (
-            wanted and any(source not in wanted for source in sources)
-        ):
-            found: tuple = _FILTERED
-        else:
-            api_ids = _ids(apis, self._api_ids, self.api_names)
-            source_ids = _ids(sources, self._source_ids, self.source_names)
-            masks = array("i", [0] * len(source_ids))
-            found = (api_ids.tobytes(), len(api_ids), source_ids.tobytes(), len(source_ids), masks.tobytes())
-        return _kept(self._bases, text, (found, len(sources)))
+        self.blocks.extend(rests, len(self.bins))
 
     def _entity(self, key: tuple[str, str]) -> int:
         account, principal = key
@@ -513,18 +344,10 @@ class CountRows:
         e = self.entities[key] = len(self.entities)
         return e
 
-    def _flush(self) -> None:
-        if self._texts:
-            joined = "\n".join(self._texts).encode("utf-8", "surrogatepass")
-            self._blocks.append(zlib.compress(joined, 1))
-            self._block_rows.append(len(self.bins))
-            self._texts.clear()
-
     # ---- moving rows (show=state's spill: rows read as they arrive, added to a pass later)
 
     def take(self) -> bytes:
         """The rows, as :meth:`add_taken` adds them (their ids in the names shared); none left."""
-        self._flush()
         columns = (self.bins, self.entity, self.failures, self.console, self.n_apis, self.n_digests)
         columns += (self.apis, self.n_sources, self.sources, self.masks, self.entry_at)
         out = pickle.dumps(
@@ -533,8 +356,7 @@ class CountRows:
                 sorted(self.services),
                 [column.tobytes() for column in columns],
                 bytes(self.digests),
-                self._blocks,
-                self._block_rows.tobytes(),
+                *self.blocks.taken(len(self.bins)),
             ),
             pickle.HIGHEST_PROTOCOL,
         )
@@ -544,7 +366,6 @@ class CountRows:
     def add_taken(self, taken: bytes) -> None:
         """Rows :meth:`take` gave (of an instance sharing these names), after those here."""
         labels, services, columns, digests, blocks, block_rows = pickle.loads(taken)
-        self._flush()
         base = len(self.bins)
         known = list(map(self.entities.get, labels))
         if None in known:
@@ -561,45 +382,16 @@ class CountRows:
         for column, data in zip((*rest, self.sources, self.masks, self.entry_at), columns[2:]):
             column.frombytes(data)
         self.digests += digests
-        self._blocks.extend(blocks)
-        self._block_rows.extend(base + end for end in array("q", block_rows)[1:])
+        self.blocks.add_taken(blocks, block_rows, base)
 
     # ---- reading back
-
-    def texts(self, rows: Iterable[int]) -> Iterator[tuple[int, str]]:
-        """(row, its entries text: what follows the digests) for the rows asked, in ascending
-        row order, each once; one block decompressed at a time (only its texts are held)."""
-        self._flush()
-        wanted = np.unique(np.fromiter(rows, dtype=np.int64))
-        if not len(wanted):
-            return
-        starts = np.frombuffer(self._block_rows, dtype=np.int64)
-        block_of = np.searchsorted(starts, wanted, side="right") - 1
-        entry_at = np.frombuffer(self.entry_at, dtype=np.int32)
-        for b in np.unique(block_of).tolist():
-            regions = zlib.decompress(self._blocks[b]).decode("utf-8", "surrogatepass").split("\n")
-            base, end = int(starts[b]), int(starts[b + 1])
-            at = entry_at[base:end].tolist()
-            region_of = np.cumsum(entry_at[base:end] <= 0).tolist()
-            split: dict[int, list[str]] = {}  # a shared region's entries
-            for r in wanted[block_of == b].tolist():
-                i = r - base
-                region = region_of[i] - 1
-                if at[i] < 0:
-                    yield r, regions[region]
-                    continue
-                entries = split.get(region)
-                if entries is None:
-                    entries = split[region] = regions[region].split(";")
-                stop = at[i + 1] if i + 1 < len(at) and at[i + 1] > 0 else len(entries)
-                yield r, ";".join(entries[at[i] : stop])
 
     def entries(self, rows: Iterable[int]) -> Iterator[tuple[int, list[tuple]]]:
         """(row, its entries ``(source, api, code, ip, user_agent, count, digests)``) in
         ascending row order, one block at a time. An entries text that does not decode is
         counted as skipped (its summary was counted) and has no entries."""
         offsets = self._digest_offsets()
-        for r, text in self.texts(rows):
+        for r, text in self.blocks.texts(rows, self.entry_at, len(self.bins)):
             packed = bytes(self.digests[offsets[r] * 8 : offsets[r + 1] * 8])
             try:
                 yield r, decode_entries(text, packed)
@@ -612,7 +404,7 @@ class CountRows:
         order (five dicts: source, API, error code, source IP, user agent), as an explanation
         reads them, one block at a time. A text that does not decode is counted as skipped once
         (its summary was counted)."""
-        for i, (r, text) in enumerate(self.texts(rows)):
+        for i, (r, text) in enumerate(self.blocks.texts(rows, self.entry_at, len(self.bins))):
             try:
                 add_fields(text, tables_of(i))
             except (ValueError, IndexError):
@@ -642,7 +434,6 @@ class CountRows:
         With ``failures_only`` (``show=state``: failures and APIs per cell, no console sign-ins
         and no explanations), a cell whose rows share digests stays rows: each copy of a digest
         after the first in the cell is taken off the failures of the cell's first row."""
-        self._flush()
         n = len(self.bins)
         if self._resolved == n:
             return
@@ -657,7 +448,12 @@ class CountRows:
         tally.lo = min(tally.lo, low * span)
         tally.hi = max(tally.hi, int(bins.max()) * span)
         cell = np.frombuffer(self.entity, dtype=np.int32).astype(np.int64) * width + (bins - low)
-        slow = self._take_copies(cell) if failures_only else self._shared_digests(cell)
+        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
+        digests = np.frombuffer(self.digests, dtype=np.uint64)
+        if failures_only:
+            slow = take_copies(cell, n_digests, digests, self.failures)
+        else:
+            slow = shared_digests(cell, n_digests, digests)
         held = [
             self.entities[key[1:3]] * width + (key[0] // span - low)
             for key in tally._digests
@@ -678,138 +474,6 @@ class CountRows:
             account, principal = labels[e]
             minutes = {names[sources[i]]: masks[i] for i in range(at[r], at[r + 1])}
             tally.add_entries(self.bins[r] * span, account, principal, e in self.services, entries, minutes)
-
-    def _repeated(self, cell: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Rows of cells that came in more than one row; the rows by cell then row (a stable
-        order) and their cells in that order."""
-        order = stable_order(cell)
-        ordered = cell[order]
-        repeated = np.zeros(len(cell), dtype=bool)
-        same = ordered[1:] == ordered[:-1]
-        repeated[order[1:][same]] = True
-        repeated[order[:-1][same]] = True
-        return repeated, order, ordered
-
-    def _digests_of(self, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """The digests of the rows marked in ``rows`` (a copy), and the row of each."""
-        n_digests = np.frombuffer(self.n_digests, dtype=np.int32)
-        row_of = np.repeat(np.arange(len(rows), dtype=np.int32), n_digests)
-        mine = rows[row_of]
-        return np.frombuffer(self.digests, dtype=np.uint64)[mine], row_of[mine]
-
-    def _take_copies(self, cell: np.ndarray) -> np.ndarray:
-        """Each digest's copies after the first in a cell taken off the failures of the cell's
-        first row; no cell to move (the empty array)."""
-        repeated, order, ordered = self._repeated(cell)
-        none = np.zeros(0, dtype=np.int64)
-        if not repeated.any():
-            return none
-        digests, row_of = self._digests_of(repeated)
-        where = cell[row_of]
-        maybe = _maybe_shared(where, digests)  # a sort of 64-bit values, not a lexsort of pairs
-        where, digests = where[maybe], digests[maybe]
-        del maybe, row_of
-        pairs = np.lexsort((digests, where))
-        where, digests = where[pairs], digests[pairs]
-        del pairs
-        copy = np.zeros(len(where), dtype=bool)
-        copy[1:] = (where[1:] == where[:-1]) & (digests[1:] == digests[:-1])
-        if not copy.any():
-            return none
-        cells, copies = sorted_counts(where[copy])
-        first_rows = order[np.searchsorted(ordered, cells)]  # by cell, then row: each cell's first
-        failures = self.failures
-        for r, n in zip(first_rows.tolist(), copies.tolist()):
-            failures[r] -= n
-        return none
-
-    def _shared_digests(self, cell: np.ndarray) -> np.ndarray:
-        """Cells with more than one row whose rows share a digest."""
-        repeated = self._repeated(cell)[0]
-        if not repeated.any():
-            return np.zeros(0, dtype=np.int64)
-        digests, row_of = self._digests_of(repeated)
-        # A cell read entry by entry for nothing (a collision of the mixed values) costs time,
-        # never the answer.
-        return np.unique(cell[row_of[_maybe_shared(cell[row_of], digests)]])
-
-
-def _maybe_shared(where: np.ndarray, digests: np.ndarray) -> np.ndarray:
-    """Which (cell, digest) pairs may occur more than once: one 64-bit value per pair (the digest
-    mixed with its cell), equal for a digest two rows of a cell share and for few others; found
-    by one sort of those values (a ``lexsort`` of the pairs took 7 s for 20 M digests)."""
-    mixed = where.view(np.uint64) * np.uint64(0x9E3779B97F4A7C15)
-    mixed ^= digests
-    shared = np.sort(mixed)
-    shared = shared[1:][shared[1:] == shared[:-1]]
-    if not len(shared):
-        return np.zeros(len(mixed), dtype=bool)
-    # A table of bits first: the binary search then runs only where a bit is set (it took 2.7 s
-    # for 20 M digests searched whole). At least 16 bits a shared value (so at most 1/16 of the
-    # others go on to the search), at most TABLE_BITS: a table that fits in the cache costs a third
-    # of a larger one's look-ups. The indexes are int64 views: numpy indexes by uint64 at about
-    # half the speed (it converts them first).
-    bits = min(max((16 * len(shared)).bit_length(), 16), TABLE_BITS.bit_length() - 1)
-    low = np.uint64((1 << bits) - 1)
-    table = np.zeros(1 << bits, dtype=bool)
-    table[(shared & low).view(np.int64)] = True
-    maybe = np.flatnonzero(table[(mixed & low).view(np.int64)])
-    at = np.minimum(np.searchsorted(shared, mixed[maybe]), len(shared) - 1)
-    out = np.zeros(len(mixed), dtype=bool)
-    out[maybe[shared[at] == mixed[maybe]]] = True
-    return out
-
-
-def _numbers(text: str) -> np.ndarray:
-    """``|``-separated whole numbers (digits alone) as an array."""
-    if not text.replace("|", "").isdigit():
-        raise ValueError("not numbers")
-    out = np.fromstring(text, dtype=np.int64, sep="|")
-    if len(out) != text.count("|") + 1:
-        raise ValueError("not numbers")
-    return out
-
-
-def _v6_masks(groups: str, n_sources: np.ndarray, parts: int) -> bytes | None:
-    """A ``v6`` text's masks groups (``^``-separated, one a part, each its profile's sources'
-    masks) as :attr:`CountRows.masks` holds them; None when a part has no masks group or a group
-    is not its sources' masks."""
-    n = int(n_sources.sum())
-    if len(groups) != 4 * n - 1 or n_sources.min() < 1:
-        return None
-    # every fourth character separates two masks: "^" where a part's last source ends
-    ends = np.cumsum(n_sources[:-1]) - 1
-    separators = groups[3::4]
-    if (
-        groups.count("^") != parts - 1
-        or groups.count("|") != n - parts
-        or separators.count("|") != n - parts
-        or (np.frombuffer(separators.encode("ascii", "replace"), dtype=np.uint8)[ends] != ord("^")).any()
-    ):
-        return None
-    try:
-        values = np.frombuffer(bytes.fromhex("0" + groups.replace("|", "0").replace("^", "0")), dtype=">u2")
-    except ValueError:
-        return None
-    if len(values) != n:
-        return None
-    return values.astype(np.int32).tobytes()
-
-
-def _kept(cache: dict, key: str, value):
-    """``value`` remembered for ``key`` (the cache cleared when it holds :data:`PROFILES_KEPT`)."""
-    if len(cache) >= PROFILES_KEPT:
-        cache.clear()
-    cache[key] = value
-    return value
-
-
-def _ids(names: tuple[str, ...], ids: dict[str, int], listed: list[str]) -> array:
-    """The ids of ``names`` in ``ids`` (new names numbered on and appended to ``listed``)."""
-    out = array("i", [ids.setdefault(name, len(ids)) for name in names])
-    if len(ids) > len(listed):
-        listed.extend(list(ids)[len(listed) :])
-    return out
 
 
 def _parts(columns: tuple, first: int) -> list[tuple[int, list[str]]]:

@@ -72,7 +72,9 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping, Sequence
+from itertools import accumulate
 from operator import itemgetter, lt
+from typing import NamedTuple
 
 from iamspike.failures import CONSOLE_LOGIN_FAILURE as CONSOLE
 
@@ -280,36 +282,88 @@ def read_columns(text: str) -> tuple:
     each part's offset its own within its member, the others numbers (its masks group a text,
     empty where it has none); ``profiles`` the profiles without their masks groups,
     ``packed`` every part's digests end to end and ``entries`` every part's entries text joined by
-    ``;``. Raises ValueError when the text is not one of ours: a field missing, cut or not a
-    number, columns of other lengths than the members' parts, parts' offsets not ascending from 0
-    within a member, counts out of range, digests or entries other than the parts'."""
+    ``;``. Raises ValueError when the text is not one of ours (:func:`check_columns`). The search
+    head reads the same text into arrays (:func:`iamspike.countcolumns.read_columns`)."""
     heads, principals, numbers, masks, profiles, digests, entries = v6_fields(text)
-    offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries = map(_numbers, numbers)
-    m = len(heads)
-    if not (len(offsets) == len(principals) == len(n_parts) == m) or min(n_parts) < 1:
-        raise ValueError("v6 members out of range")
-    masks = masks.split("^")
-    p = sum(n_parts)
-    if not (len(shifts) == len(totals) == len(consoles) == len(index) == len(masks) == p):
-        raise ValueError("v6 parts out of range")
-    if len(n_digests) != p or len(n_entries) != p or min(n_entries) < 1 or max(index) >= len(profiles):
-        raise ValueError("v6 parts out of range")
+    columns = list(map(_numbers, numbers))
+    offsets, n_parts, shifts, totals, consoles, index, n_digests, n_entries = columns
     packed = unpack_digests(digests)
-    if len(packed) != sum(n_digests) * DIGEST_BYTES or not whole_entries(entries, sum(n_entries)):
+    m = len(heads)
+    starts, at_starts, rising, v3_parts = [], False, 0, 0
+    if len(n_parts) == m and min(n_parts) >= 1 and sum(n_parts) == len(shifts):
+        starts = [0, *accumulate(n_parts[:-1])]
+        at_starts = shifts.count(0) == m and not any(shifts[at] for at in starts)
+        rising = sum(map(lt, shifts, shifts[1:]))
+        v3_parts = max([n for head, n in zip(heads, n_parts) if head[1:2] == "3"], default=0)
+    stats = ColumnStats(
+        list(map(len, columns)), list(map(min, columns)), list(map(max, columns)), list(map(sum, columns))
+    )
+    check_columns(
+        heads, principals, profiles, entries, masks, len(packed), stats, at_starts, rising, v3_parts
+    )
+    members = [
+        (offset, unescape(principal), head, n)
+        for head, offset, principal, n in zip(heads, offsets, principals, n_parts)
+    ]
+    return (
+        members,
+        (shifts, totals, consoles, index, masks.split("^"), n_digests, n_entries),
+        profiles,
+        packed,
+        entries,
+    )
+
+
+class ColumnStats(NamedTuple):
+    """Of a ``v6`` text's eight number columns (members' offsets and parts, then the parts'
+    offsets, failures, consoles, profile numbers, digest counts and entry counts), each one's
+    length, lowest value, highest and sum."""
+
+    lengths: list[int]
+    lows: list[int]
+    highs: list[int]
+    sums: list[int]
+
+
+def check_columns(
+    heads: list[str],
+    principals: list[str],
+    profiles: list[str],
+    entries: str,
+    masks: str,
+    packed: int,
+    stats: ColumnStats,
+    at_starts: bool,
+    rising: int,
+    v3_parts: int,
+) -> None:
+    """The one check of a ``v6`` text's layout (:func:`v6_fields`' fields; ``packed`` the bytes
+    of its digests), given its number columns' :class:`ColumnStats`; ``at_starts`` whether the
+    parts' offsets of 0 are exactly each member's first, ``rising`` how many parts' offsets are
+    above the one before and ``v3_parts`` the most parts of a ``v3`` member (0: none). Both
+    readers compute those, each its own way (this module's :func:`read_columns` in Python, the
+    search head's :func:`iamspike.countcolumns.read_columns` with numpy). Raises ValueError when
+    the text is not one of ours: columns of other lengths than the members' parts, counts out of
+    range, digests or entries other than the parts', parts' offsets not ascending from 0 within
+    a member."""
+    lengths, lows, highs, sums = stats
+    m, p = len(heads), lengths[2]
+    if not (len(principals) == lengths[0] == lengths[1] == m) or lows[1] < 1 or sums[1] != p:
+        raise ValueError("v6 members out of range")
+    if any(length != p for length in lengths[3:]) or masks.count("^") + 1 != p:
+        raise ValueError("v6 parts out of range")
+    if lows[7] < 1 or highs[5] >= len(profiles):
+        raise ValueError("v6 parts out of range")
+    if packed != sums[6] * DIGEST_BYTES or not whole_entries(entries, sums[7]):
         raise ValueError("v6 digests or entries out of range")
-    members = []
-    at = 0
-    for head, offset, principal, n in zip(heads, offsets, principals, n_parts):
-        own = shifts[at : at + n]
-        if head not in MEMBER_HEADS or own[0] or (head[1] == "3" and n != 1):
-            raise ValueError("v6 member out of range")
-        if n > 1 and not all(map(lt, own, own[1:])):
-            raise ValueError("v4 part out of range")
-        members.append((offset, unescape(principal), head, n))
-        at += n
-    if min(totals) < 1 or min(consoles) < 0:
+    if not set(heads) <= MEMBER_HEADS or v3_parts > 1:
+        raise ValueError("v6 member out of range")
+    # each member's parts ascend from 0: its first part's offset is 0, the others above the one
+    # before (so the zeros are the members' first parts, and every other pair of parts rises)
+    if not at_starts or rising != p - m:
+        raise ValueError("v4 part out of range")
+    if lows[3] < 1 or lows[4] < 0:
         raise ValueError("v6 counts out of range")
-    return members, (shifts, totals, consoles, index, masks, n_digests, n_entries), profiles, packed, entries
 
 
 def whole_entries(text: str, n: int) -> bool:

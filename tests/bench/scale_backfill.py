@@ -525,7 +525,8 @@ def row_parts(rows) -> dict[str, int]:
         "row columns": sum(size(column) for column in columns),
         "API ids": size(rows.apis),
         "digests": size(rows.digests),
-        "entries blocks": sum(size(block) for block in rows._blocks) + sum(size(t) for t in rows._texts),
+        "entries blocks": sum(size(block) for block in rows.blocks.blocks)
+        + sum(size(t) for t in rows.blocks.pending),
         "entities dict and keys": size(rows.entities) + sum(size(key) for key in rows.entities),
         "account and principal texts": sum(names.values()),
         "profiles cache": size(rows._profiles) + sum(size(k) + size(v) for k, v in rows._profiles.items()),

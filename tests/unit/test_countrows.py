@@ -5,12 +5,14 @@ one-process answer."""
 from __future__ import annotations
 
 import base64
+import binascii
 import json
 import random
 import re
 
 import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
+from iamspike.countcolumns import read_columns as numpy_read_columns
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.countrows import CountRows
 from iamspike.counttext import (
@@ -20,7 +22,9 @@ from iamspike.counttext import (
     read_profile,
     split_members,
     split_parts,
+    unescape,
 )
+from iamspike.counttext import read_columns as counttext_read_columns
 from iamspike.engine import Detector, parse_options, run
 from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
@@ -394,7 +398,7 @@ def test_entries_read_back_from_compressed_blocks_are_the_rows_entries() -> None
     index = {name: i for i, name in enumerate(header)}
     for lo in range(0, len(body), 10):  # chunks that do not line up with the blocks
         rows.add(index, body[lo : lo + 10])
-    assert len(rows) == len(shipped) and len(rows._blocks) == len(shipped) // 7
+    assert len(rows) == len(shipped) and len(rows.blocks.blocks) == len(shipped) // 7
     back = dict(rows.entries(reversed(range(len(rows)))))
     assert [back[r] for r in range(len(rows))] == [
         decode_counts(str(row[COUNTS_FIELD]))[1] for row in shipped
@@ -548,6 +552,58 @@ def test_a_v6_rows_entries_read_back_part_by_part_from_its_one_region() -> None:
         for _offset, _principal, member in split_members(text):
             parts = split_parts(member)[1] if member[:2] == "v4" else [(0, member)]
             expected += [decode_counts(part)[1] for _, part in parts]
-    assert len(rows) == len(expected) > len(shipped) and len(rows._blocks) > 1
+    assert len(rows) == len(expected) > len(shipped) and len(rows.blocks.blocks) > 1
     back = dict(rows.entries(reversed(range(len(rows)))))
     assert [back[r] for r in range(len(rows))] == expected
+
+
+def test_both_v6_readers_refuse_the_same_texts_and_read_the_same_columns() -> None:
+    """The map phase's pure-Python ``counttext.read_columns`` and the search head's numpy
+    ``countcolumns.read_columns`` check a ``v6`` text's layout in one place
+    (``counttext.check_columns``): over texts damaged at random (characters cut, replaced or
+    added among the numbers, masks and counts) both refuse the same ones and read the others
+    into the same columns. (The numpy reader leaves the principals escaped: ``add_columns``
+    unescapes them, and refuses the row there when one does not unescape.)"""
+
+    def numpy_read(text: str):
+        got = numpy_read_columns(text)
+        return got, [unescape(principal) for principal in got.principals]
+
+    texts = [str(row[COUNTS_FIELD]) for row in mapped(deal(organisation(), 2))]
+    texts = [text for text in texts if text[:2] == "v6"]
+    assert texts
+    rng = random.Random(15)
+    refused = read = 0
+    for _ in range(3000):
+        text = list(rng.choice(texts))
+        for _ in range(rng.choice((1, 1, 2, 3))):
+            at = rng.randrange(min(len(text), 400))
+            kind = rng.random()
+            if kind < 0.3:
+                del text[at]
+            elif kind < 0.7:
+                text[at] = rng.choice("0123456789|;^v%aF ")
+            else:
+                text.insert(at, rng.choice("0123456789|;^"))
+        text = "".join(text)
+        try:
+            members, columns, profiles, packed, entries = counttext_read_columns(text)
+        except ValueError:
+            with pytest.raises((ValueError, binascii.Error)):
+                numpy_read(text)
+            refused += 1
+            continue
+        got, principals = numpy_read(text)
+        shifts, totals, consoles, index, _masks, n_digests, n_entries = columns
+        assert [(head, n) for _, _, head, n in members] == list(zip(got.heads, got.n_parts.tolist()))
+        assert [(offset, principal) for offset, principal, _, _ in members] == list(
+            zip(got.offsets.tolist(), principals)
+        )
+        for mine, theirs in zip(
+            (shifts, totals, consoles, index, n_digests, n_entries),
+            (got.shifts, got.totals, got.consoles, got.index, got.n_digests, got.n_entries),
+        ):
+            assert mine == theirs.tolist()
+        assert (profiles, packed, entries) == (got.profiles, got.packed, got.entries)
+        read += 1
+    assert refused > 300 and read > 300

@@ -1,11 +1,11 @@
 """A ``v6`` count text read into arrays on the search head (numpy), for ``CountRows``.
 
-A ``v6`` row (:mod:`iamspike.counttext`) holds several principals of one account, its parts'
+A ``v6`` row (:mod:`iamspike.countpacked`) holds several principals of one account, its parts'
 numbers as ``|``-separated columns. :func:`read_columns` reads those columns with a few numpy
 calls for the whole row (the eight number columns joined and parsed by one ``numpy.fromstring``,
 their lengths, lows, highs and sums by one ``reduceat`` each) and checks the layout with
-:func:`~iamspike.counttext.check_columns`, the one place a ``v6`` text's layout is checked (the
-map phase's pure-Python reader, :func:`~iamspike.counttext.read_columns`, calls it too).
+:func:`~iamspike.countpacked.check_columns`, the one place a ``v6`` text's layout is checked (the
+map phase's pure-Python reader, :func:`~iamspike.countpacked.read_columns`, calls it too).
 :func:`minutes` reads the parts' masks groups (rule P39) into the values
 :attr:`CountRows.masks <iamspike.countrows.CountRows.masks>` holds.
 
@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from iamspike.countpacked import ColumnStats, check_columns, v6_fields
 from iamspike.countprofiles import FILTERED
-from iamspike.counttext import ColumnStats, check_columns, unescape, v6_fields
+from iamspike.counttext import unescape
 from iamspike.intake import UNKNOWN, usable_time
 
 if TYPE_CHECKING:
@@ -67,7 +68,7 @@ class Columns:
 
 def read_columns(text: str) -> Columns:
     """A ``v6`` text's :class:`Columns`. Raises ValueError (or ``binascii.Error``) when the text
-    is not one of ours, as :func:`iamspike.counttext.read_columns` does."""
+    is not one of ours, as :func:`iamspike.countpacked.read_columns` does."""
     heads, principals, numbers, masks, profiles, digests, entries = v6_fields(text)
     joined = "|".join(numbers)
     # digits and "|" alone (what `str.isdigit` without the "|" said, without a copy a column)
@@ -86,7 +87,7 @@ def read_columns(text: str) -> Columns:
         values[a:b] for a, b in zip(starts, ends)
     )
     packed = binascii.a2b_base64(digests)
-    # what counttext.check_columns needs besides the columns' lengths, lows, highs and sums:
+    # what countpacked.check_columns needs besides the columns' lengths, lows, highs and sums:
     # whether the members' first parts are the shifts of 0, the rising pairs of shifts, and the
     # most parts of a v3 member (each is only read once the members' part counts are checked)
     m = len(heads)

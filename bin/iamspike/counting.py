@@ -30,15 +30,14 @@ from typing import NamedTuple
 
 from iamspike import intake
 from iamspike.cloudtrail import TIME
+from iamspike.countpacked import encode_columns, split_members
 from iamspike.counttext import (
     COUNT_VERSION,
     PACKED,
     V4,
     decode_counts,
-    encode_columns,
     encode_counts,
     encode_parts,
-    split_members,
     split_parts,
 )
 from iamspike.failures import CountedCodes

@@ -35,6 +35,7 @@ from iamspike.countcolumns import MAX_ROW, add_columns
 from iamspike.countcopies import shared_digests, take_copies
 from iamspike.countentries import BLOCK_ROWS, EntryBlocks
 from iamspike.counting import BAD_COUNTS, COUNTS_FIELD, OUTSIDE, Tally
+from iamspike.countpacked import member_columns
 from iamspike.countprofiles import FILTERED, Profiles
 from iamspike.counttext import (
     HEADS,
@@ -42,7 +43,6 @@ from iamspike.counttext import (
     V6,
     add_fields,
     decode_entries,
-    member_columns,
     part_columns,
 )
 from iamspike.intake import UNKNOWN, usable_time

@@ -13,7 +13,7 @@ import os
 import pathlib
 
 import pytest
-from iamspike import counting, counttext, intake
+from iamspike import counting, countpacked, counttext, intake
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD, Tally
 from iamspike.failures import AUTHORIZATION, ErrorClasses
@@ -555,7 +555,7 @@ def test_an_accounts_principals_are_packed_in_bounded_v6_rows_that_split_back() 
     assert len(single) == 42
     packed = counting.packed_rows(single)
     v5 = [row for row in packed if str(row[COUNTS_FIELD]).startswith("v6")]
-    assert [len(counttext.split_members(str(row[COUNTS_FIELD]))) for row in v5] == [32, 8]
+    assert [len(countpacked.split_members(str(row[COUNTS_FIELD]))) for row in v5] == [32, 8]
     alone = [row for row in packed if row not in v5]
     assert sorted(row["principal"] for row in alone) == sorted([big, f"arn:aws:iam::{other}:root"])
     assert len(str(next(r for r in alone if r["principal"] == big)[COUNTS_FIELD])) > counting.MEMBER_BYTES
@@ -563,7 +563,7 @@ def test_an_accounts_principals_are_packed_in_bounded_v6_rows_that_split_back() 
     members = [
         (row["_time"] + offset, row["account"], principal, text)
         for row in v5
-        for offset, principal, text in counttext.split_members(str(row[COUNTS_FIELD]))
+        for offset, principal, text in countpacked.split_members(str(row[COUNTS_FIELD]))
     ]
     assert members == [
         (row["_time"], row["account"], row["principal"], row[COUNTS_FIELD])
@@ -572,7 +572,7 @@ def test_an_accounts_principals_are_packed_in_bounded_v6_rows_that_split_back() 
     ]
     assert {text[:2] for *_, text in members} == {"v3", "v4"}
     for row in v5:
-        names = [principal for _, principal, _ in counttext.split_members(str(row[COUNTS_FIELD]))]
+        names = [principal for _, principal, _ in countpacked.split_members(str(row[COUNTS_FIELD]))]
         assert row["state_keys"] == " ".join(state_key(ACCT, name) for name in names)
         assert row["account_state_key"] == account_state_key(ACCT) and row["principal"] == ""
         assert row["_time"] == min(r["_time"] for r in single if r["principal"] in names)
@@ -603,10 +603,10 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
     refuses."""
     cells = three_members()
     (row,) = counting.packed_rows(counting.wire_rows(cells))
-    text = counttext.encode_members(counttext.split_members(str(row[COUNTS_FIELD])))  # as v5
-    members, columns, length = counttext.member_columns(text)
+    text = countpacked.encode_members(countpacked.split_members(str(row[COUNTS_FIELD])))  # as v5
+    members, columns, length = countpacked.member_columns(text)
     expected_members, expected_parts = [], []
-    for offset, principal, member in counttext.split_members(text):
+    for offset, principal, member in countpacked.split_members(text):
         if member[:2] == "v4":
             _head, offsets, *fields = counttext.part_columns(member)
             expected_parts += [(offset + shift, *part) for shift, *part in zip(offsets, *fields)]
@@ -615,7 +615,7 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
         expected_members.append((offset, principal, member[:3]))
     assert [member[:3] for member in members] == expected_members
     assert [member[3] for member in members] == [2, 1, 2]
-    assert length == sum(len(member) for _, _, member in counttext.split_members(text))
+    assert length == sum(len(member) for _, _, member in countpacked.split_members(text))
     assert list(zip(*columns)) == expected_parts
     assert members[1][1] == "odd|name;with^%" and members[1][2] == "v31"
     for bad in (
@@ -633,7 +633,7 @@ def test_a_v5_texts_member_columns_are_its_members_parts() -> None:
         "v5;9:0:p;v40;0:2;1;0;a^b^c;;a|b|c|d|e|1|",  # more entries than the member has
     ):
         with pytest.raises((ValueError, IndexError)):
-            counttext.member_columns(bad)
+            countpacked.member_columns(bad)
 
 
 def test_a_v6_text_splits_back_into_its_members_texts_and_refuses_damage() -> None:
@@ -645,7 +645,7 @@ def test_a_v6_text_splits_back_into_its_members_texts_and_refuses_damage() -> No
     text = str(row[COUNTS_FIELD])
     assert text[:3] == "v6;"
     first = min(r["_time"] for r in single)
-    assert [(first + o, p, t) for o, p, t in counttext.split_members(text)] == [
+    assert [(first + o, p, t) for o, p, t in countpacked.split_members(text)] == [
         (r["_time"], r["principal"], r[COUNTS_FIELD]) for r in single
     ]
     fields = text.split(";")
@@ -653,7 +653,7 @@ def test_a_v6_text_splits_back_into_its_members_texts_and_refuses_damage() -> No
     for at, value in damages:
         damaged = ";".join([*fields[:at], value, *fields[at + 1 :]])
         with pytest.raises(ValueError):
-            counttext.split_members(damaged)
+            countpacked.split_members(damaged)
     for cut in range(3, len(text) - 1, 7):
         with pytest.raises(ValueError):
-            counttext.split_members(text[:cut])
+            countpacked.split_members(text[:cut])

@@ -14,17 +14,15 @@ import pytest
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.countcolumns import read_columns as numpy_read_columns
 from iamspike.counting import COUNTS_FIELD, Tally
+from iamspike.countpacked import encode_columns, encode_members, split_members
+from iamspike.countpacked import read_columns as counttext_read_columns
 from iamspike.countrows import CountRows
 from iamspike.counttext import (
     decode_counts,
-    encode_columns,
-    encode_members,
     read_profile,
-    split_members,
     split_parts,
     unescape,
 )
-from iamspike.counttext import read_columns as counttext_read_columns
 from iamspike.engine import Detector, parse_options, run
 from iamspike.failures import AUTHORIZATION, ErrorClasses
 from iamspike.phases import MapPhase
@@ -558,9 +556,9 @@ def test_a_v6_rows_entries_read_back_part_by_part_from_its_one_region() -> None:
 
 
 def test_both_v6_readers_refuse_the_same_texts_and_read_the_same_columns() -> None:
-    """The map phase's pure-Python ``counttext.read_columns`` and the search head's numpy
+    """The map phase's pure-Python ``countpacked.read_columns`` and the search head's numpy
     ``countcolumns.read_columns`` check a ``v6`` text's layout in one place
-    (``counttext.check_columns``): over texts damaged at random (characters cut, replaced or
+    (``countpacked.check_columns``): over texts damaged at random (characters cut, replaced or
     added among the numbers, masks and counts) both refuse the same ones and read the others
     into the same columns. (The numpy reader leaves the principals escaped: ``add_columns``
     unescapes them, and refuses the row there when one does not unescape.)"""

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from iamspike import state
 from iamspike.counting import COUNTS_FIELD, STATE_KEYS, packed_rows, unpack_rows, wire_rows
-from iamspike.counttext import encode_members, split_members
+from iamspike.countpacked import encode_members, split_members
 from iamspike.engine import Detector, Window, parse_options
 from iamspike.phases import MapPhase
 from iamspike.spill import StateSpill, _last_offset

@@ -8,7 +8,7 @@ import random
 import numpy as np
 from iamspike.cloudtrail import FIELDS, record_to_row
 from iamspike.counting import COUNTS_FIELD
-from iamspike.counttext import split_members
+from iamspike.countpacked import split_members
 from iamspike.engine import Detector, parse_options, run
 from iamspike.phases import MapPhase
 from iamspike.spread import (

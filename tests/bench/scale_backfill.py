@@ -524,6 +524,8 @@ def row_parts(rows) -> dict[str, int]:
     return {
         "row columns": sum(size(column) for column in columns),
         "API ids": size(rows.apis),
+        "event sources and their minutes": size(rows.n_sources) + size(rows.sources) + size(rows.masks),
+        "entries' offsets": size(rows.entry_at),
         "digests": size(rows.digests),
         "entries blocks": sum(size(block) for block in rows.blocks.blocks)
         + sum(size(t) for t in rows.blocks.pending),

@@ -306,12 +306,13 @@ def flag(
         spread_score = by_spread.score
         # ... and on both: several actors failing add to the count's surprise (spread.combined).
         same = same_surprise(spread, t_idx, e_idx, o.sensitivity)
+        quiet = quiet_surprise(spread, t_idx, e_idx)
         total = combined(
             scored.surprise + scored.bonus,
             by_spread.surprise,
             spread_counts[t_idx, e_idx],
             SpreadParams(),
-            quiet_surprise(spread, t_idx, e_idx),
+            quiet,
             same,
         )
         on_one_service = None if same is None else same > by_spread.surprise
@@ -334,8 +335,10 @@ def flag(
         # The one-actor cap (a cell one actor makes is that actor's alert) spares a cell where
         # several principals failed for the first time together: it is theirs, not the actor's (P47).
         # ... nor where the quiet principals' failures and the spread flag it without that actor (P50).
-        alone = quiet_score(spread, t_idx, e_idx, by_spread.surprise, same, o.sensitivity)
-        alone = None if alone is None else (alone, spread.quiet[0][t_idx, e_idx])
+        alone = None
+        if quiet is not None:
+            alone = quiet_score(spread, t_idx, e_idx, quiet, by_spread.surprise, same, o.sensitivity)
+            alone = (alone, spread.quiet[0][t_idx, e_idx])
         score, capped = one_actor_cap(rp, t_idx, e_idx, score, spread_score, ~arrived, alone)
     flagged = (score >= o.threshold) & ((observed >= o.min_failures) | (onset is not None and run >= 0))
     pair = None

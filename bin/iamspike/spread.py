@@ -361,18 +361,17 @@ def quiet_score(
     spread: Spread,
     t_idx: np.ndarray,
     e_idx: np.ndarray,
+    quiet: np.ndarray,
     spread_surprise: np.ndarray,
     same,
     sensitivity: float,
-) -> np.ndarray | None:
+) -> np.ndarray:
     """The account cells' score on their quiet principals' failures and their spread alone, the
     account's count left out (P50): where the cell's dominant actor is not one of its quiet
     principals (a batch, a steady automation, a security tool), this is evidence that actor does
-    not make, which the one-actor cap keeps (``flags.one_actor_cap``)."""
-    q = quiet_surprise(spread, t_idx, e_idx)
-    if q is None:
-        return None
+    not make, which the one-actor cap keeps (``flags.one_actor_cap``). ``quiet``: their
+    :func:`quiet_surprise`."""
     total = combined(
-        np.zeros(len(t_idx)), spread_surprise, spread.counts[t_idx, e_idx], SpreadParams(), q, same
+        np.zeros(len(t_idx)), spread_surprise, spread.counts[t_idx, e_idx], SpreadParams(), quiet, same
     )
     return to_score(total * sensitivity, ScoreParams())

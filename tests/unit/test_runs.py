@@ -209,6 +209,18 @@ def test_a_run_beyond_the_record_of_a_principal_watched_less_than_a_week_is_no_r
     assert principal_rows(run(records), "ivan") == []
 
 
+def alert_after(records: list[dict], split: int) -> list[dict]:
+    """An alert run over the raw events from ``split`` on (as splunkd's rows, with ``_raw``),
+    continuing from the state rows (``show=state``) a run over the events before saved."""
+    saved = run([r for r in records if r["eventTime"] < split], parse_options(["show=state"]))
+    header = sorted({key for row in saved for key in row})
+    alert = Detector()
+    alert.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
+    late = [r for r in records if r["eventTime"] >= split]
+    alert.add_rows([*FIELDS, "_raw"], [[*record_to_row(r), json.dumps(r)] for r in late])
+    return alert.results()
+
+
 def test_an_alert_run_on_saved_state_sees_the_same_record() -> None:
     """The record is read from the count matrix: an alert run whose live events start after the
     last earlier failures (its history restored from its state rows) flags ivan's run (record 1)
@@ -218,13 +230,7 @@ def test_an_alert_run_on_saved_state_sees_the_same_record() -> None:
     )
     records.sort(key=lambda r: r["eventTime"])
     split = T0 + (RUN_START - 12) * HOUR
-    saved = run([r for r in records if r["eventTime"] < split], parse_options(["show=state"]))
-    header = sorted({key for row in saved for key in row})
-    alert = Detector()
-    alert.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
-    late = [r for r in records if r["eventTime"] >= split]
-    alert.add_rows([*FIELDS, "_raw"], [[*record_to_row(r), json.dumps(r)] for r in late])
-    rows = alert.results()
+    rows = alert_after(records, split)
     whole = principal_rows(run(records), "ivan")
     assert len(whole) == 1 and principal_rows(rows, "ivan") == whole
     assert principal_rows(rows, "walter") == []
@@ -348,11 +354,5 @@ def test_an_alert_run_on_saved_state_flags_the_same_heavy_run() -> None:
     live events start 12 hours before the run flags the bin that one pass over every event flags."""
     records = sorted(history() + heavy_run(user("walter")), key=lambda r: r["eventTime"])
     split = T0 + (RUN_START - 12) * HOUR
-    saved = run([r for r in records if r["eventTime"] < split], parse_options(["show=state"]))
-    header = sorted({key for row in saved for key in row})
-    alert = Detector()
-    alert.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
-    late = [r for r in records if r["eventTime"] >= split]
-    alert.add_rows([*FIELDS, "_raw"], [[*record_to_row(r), json.dumps(r)] for r in late])
     whole = principal_rows(run(records), "walter")
-    assert len(whole) == 1 and principal_rows(alert.results(), "walter") == whole
+    assert len(whole) == 1 and principal_rows(alert_after(records, split), "walter") == whole

@@ -135,7 +135,7 @@ def source_items(results) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]
         return results.k_bin[:n], results.k_p[:n], key_src, list(ids)
     rows = results.count_rows
     to_id = np.array([ids.setdefault(name, len(ids)) for name in rows.source_names], dtype=np.int64)
-    row_src = to_id[np.frombuffer(rows.sources, dtype=np.int32)[at]]
+    row_src = to_id[np.frombuffer(rows.sources, dtype=np.uint16)[at]]
     return (
         np.concatenate([results.k_bin[:n], np.repeat(results.k_bin[heads], size)]),
         np.concatenate([results.k_p[:n], np.repeat(results.k_p[heads], size)]),
@@ -157,7 +157,7 @@ def source_masks(results) -> np.ndarray:
     if not len(heads):
         return keys
     return np.concatenate(
-        [keys, np.frombuffer(results.count_rows.masks, dtype=np.int32)[at].astype(np.int64)]
+        [keys, np.frombuffer(results.count_rows.masks, dtype=np.uint16)[at].astype(np.int64)]
     )
 
 
@@ -169,7 +169,7 @@ def _row_sources(results) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if not len(heads):
         return heads, heads, heads
     r = results.item_row[heads - n]
-    per_row = np.frombuffer(results.count_rows.n_sources, dtype=np.int32).astype(np.int64)
+    per_row = np.frombuffer(results.count_rows.n_sources, dtype=np.uint16).astype(np.int64)
     offset = np.cumsum(per_row) - per_row
     size = per_row[r]
     at = np.repeat(offset[r] - np.cumsum(size) + size, size) + np.arange(int(size.sum()))

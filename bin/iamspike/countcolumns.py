@@ -158,13 +158,13 @@ def add_columns(
     ids = _entity_ids(rows, account, read.principals, heads)
     if ids is None:
         return None
-    rows.bins.frombytes((seconds // rows.tally.span).tobytes())
+    rows.bins.frombytes((seconds // rows.tally.span).astype(np.int32).tobytes())
     rows.entity.frombytes(np.repeat(np.array(ids, dtype=np.int32), n_parts).tobytes())
     rows.failures.frombytes(totals.astype(np.int32).tobytes())
     rows.console.frombytes(consoles.astype(np.int32).tobytes())
     picked = index.tolist()
-    rows.n_apis.frombytes(np.array(n_apis, dtype=np.int32)[index].tobytes())
-    rows.n_sources.frombytes(n_sources.tobytes())
+    rows.n_apis.frombytes(np.array(n_apis, dtype=np.uint16)[index].tobytes())
+    rows.n_sources.frombytes(n_sources.astype(np.uint16).tobytes())
     if p > 1:
         pick = itemgetter(*picked)
         rows.apis.frombytes(b"".join(pick(apis)))
@@ -176,7 +176,7 @@ def add_columns(
     n_entries = read.n_entries
     rows.n_digests.frombytes(read.n_digests.astype(np.int32).tobytes())
     rows.digests += read.packed
-    rows.entry_at.frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
+    rows.region_offsets(p).frombytes((np.cumsum(n_entries) - n_entries).astype(np.int32).tobytes())
     rows.blocks.add(read.entries, len(rows.bins))
     characters = len(text) + m * len(str(first))  # its principals are in the text
     return low, high, m, characters
@@ -240,4 +240,4 @@ def minutes(groups: str, n_sources: np.ndarray, parts: int) -> bytes | None:
         return None
     if len(values) != n:
         return None
-    return values.astype(np.int32).tobytes()
+    return values.astype(np.uint16).tobytes()

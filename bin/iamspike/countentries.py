@@ -9,7 +9,7 @@ into the Tally by ``resolve``) or explained (a flagged cell's top fields).
 
 A text is a *region*: a ``v3`` row's own entries, or a ``v6`` row's parts' entries joined by
 ``;`` (each part's first entry at ``entry_at`` in the region, the region's first part at 0; -1:
-the region is the row's own).
+the region is the row's own; ``entry_at`` empty: every row's region is its own).
 """
 
 from __future__ import annotations
@@ -67,17 +67,21 @@ class EntryBlocks:
         """(row, its entries text: what follows the digests) for the rows asked, in ascending
         row order, each once; one block decompressed at a time (only its texts are held).
         ``entry_at`` each row's first entry in its region (:class:`~iamspike.countrows.CountRows`
-        holds it), ``held`` the rows held."""
+        holds it; empty: every row's region is its own), ``held`` the rows held."""
         self.flush(held)
         wanted = np.unique(np.fromiter(rows, dtype=np.int64))
         if not len(wanted):
             return
         starts = np.frombuffer(self.starts, dtype=np.int64)
         block_of = np.searchsorted(starts, wanted, side="right") - 1
-        entry_at = np.frombuffer(entry_at, dtype=np.int32)
+        entry_at = np.frombuffer(entry_at, dtype=np.int32) if len(entry_at) else None
         for b in np.unique(block_of).tolist():
             regions = zlib.decompress(self.blocks[b]).decode("utf-8", "surrogatepass").split("\n")
             base, end = int(starts[b]), int(starts[b + 1])
+            if entry_at is None:
+                for r in wanted[block_of == b].tolist():
+                    yield r, regions[r - base]
+                continue
             at = entry_at[base:end].tolist()
             region_of = np.cumsum(entry_at[base:end] <= 0).tolist()
             split: dict[int, list[str]] = {}  # a shared region's entries

@@ -67,20 +67,21 @@ class CountRows:
         self.services: set[int] = set()  # entities a row marks as an AWS service principal
         self._accounts: dict[str, str] = {}
         # per row
-        self.bins = array("q")  # bin number (bin start // span)
+        self.bins = array("i")  # bin number (bin start // span: < 2**31 / MIN_SPAN, intake.usable_time)
         self.entity = array("i")
         self.failures = array("i")  # a row's failures are < 2**31 (its digests alone would be 17 GB)
         self.console = array("i")
-        self.n_apis = array("i")
+        self.n_apis = array("H")  # at most countprofiles.WIDEST, as n_sources and sources
         self.n_digests = array("i")
         # per row, flat
         self.apis = array("i")  # the rows' API ids, row after row
-        self.n_sources = array("i")
-        self.sources = array("i")  # the rows' event source ids, row after row
-        self.masks = array("i")  # each of those sources' minutes (P39; 0: none sent)
+        self.n_sources = array("H")
+        self.sources = array("H")  # the rows' event source ids, row after row
+        self.masks = array("H")  # each of those sources' minutes (P39: 12 bits; 0: none sent)
         self.digests = bytearray()  # the rows' eventID digests, row after row
         # where a row's entries text begins in its *region* (-1: the region is the row's own;
-        # a v6 row's parts share one region, their entries joined by ";": the first part's 0)
+        # a v6 row's parts share one region, their entries joined by ";": the first part's 0);
+        # empty while every row's region is its own (v3 and v4 rows: an alert's rows)
         self.entry_at = array("i")
         self.blocks = EntryBlocks(self.block_rows)  # the entries texts, compressed
         self._unreadable: set[int] = set()  # rows whose entries text did not decode
@@ -227,7 +228,8 @@ class CountRows:
         self.masks.frombytes(masks)
         self.n_digests.append(len(packed) >> 3)
         self.digests += packed
-        self.entry_at.append(-1)
+        if self.entry_at:
+            self.entry_at.append(-1)
         self.blocks.add(rest, len(self.bins))
 
     def add_members(
@@ -335,8 +337,16 @@ class CountRows:
         self.masks.frombytes(b"".join(masks))
         self.n_digests.fromlist([len(digests) >> 3 for digests in packed])
         self.digests += b"".join(packed)
-        self.entry_at.fromlist([-1] * len(rests))
+        if self.entry_at:
+            self.entry_at.fromlist([-1] * len(rests))
         self.blocks.extend(rests, len(self.bins))
+
+    def region_offsets(self, added: int) -> array:
+        """:attr:`entry_at` with one offset a row for the rows held but the last ``added`` (-1
+        each where it was still empty), for those rows' offsets to be appended."""
+        if not self.entry_at:
+            self.entry_at.fromlist([-1] * (len(self.bins) - added))
+        return self.entry_at
 
     def _entity(self, key: tuple[str, str]) -> int:
         account, principal = key
@@ -375,11 +385,14 @@ class CountRows:
         ids = array("i", known)
         for e in services:
             self.services.add(ids[e])
+        offsets = columns[-1]  # empty where each taken row's region is its own
+        if offsets or self.entry_at:
+            self.region_offsets(0).frombytes(offsets or array("i", [-1] * (len(columns[0]) // self.bins.itemsize)).tobytes())
         self.bins.frombytes(columns[0])
         entity = np.frombuffer(columns[1], dtype=np.int32)
         self.entity.frombytes(np.frombuffer(ids, dtype=np.int32)[entity].tobytes())
         rest = (self.failures, self.console, self.n_apis, self.n_digests, self.apis, self.n_sources)
-        for column, data in zip((*rest, self.sources, self.masks, self.entry_at), columns[2:]):
+        for column, data in zip((*rest, self.sources, self.masks), columns[2:-1]):
             column.frombytes(data)
         self.digests += digests
         self.blocks.add_taken(blocks, block_rows, base)
@@ -443,7 +456,7 @@ class CountRows:
             return
         tally = self.tally
         span = tally.span
-        bins = np.frombuffer(self.bins, dtype=np.int64)
+        bins = np.frombuffer(self.bins, dtype=np.int32).astype(np.int64)
         low, width = int(bins.min()), int(bins.max() - bins.min()) + 1
         tally.lo = min(tally.lo, low * span)
         tally.hi = max(tally.hi, int(bins.max()) * span)
@@ -468,7 +481,7 @@ class CountRows:
         labels = self.labels()
         entity, names, sources, masks = self.entity, self.source_names, self.sources, self.masks
         at = np.zeros(n + 1, dtype=np.int64)
-        np.cumsum(np.frombuffer(self.n_sources, dtype=np.int32), out=at[1:])
+        np.cumsum(np.frombuffer(self.n_sources, dtype=np.uint16), out=at[1:])
         for r, entries in self.entries(np.flatnonzero(moved).tolist()):
             e = entity[r]
             account, principal = labels[e]

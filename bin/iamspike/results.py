@@ -119,7 +119,8 @@ class ResultsPass:
         k_count = np.fromiter(self.key_counts, dtype=np.float64, count=n)
         k_console = np.fromiter((key[5] == CONSOLE_LOGIN_FAILURE for key in self.keys), dtype=bool, count=n)
         fast = rows.fast if len(rows.fast) == len(rows) else np.ones(len(rows), dtype=bool)
-        per_row = np.frombuffer(rows.n_apis, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
+        per_row = np.frombuffer(rows.n_apis, dtype=np.uint16) if len(rows) else np.zeros(0, np.uint16)
+        per_row = per_row.astype(np.int64)
         in_item = np.repeat(fast, per_row)
         self.item_row = np.repeat(np.arange(len(rows), dtype=np.int64), per_row)[in_item]
         starts = np.zeros(len(in_item), dtype=bool)
@@ -135,7 +136,7 @@ class ResultsPass:
         ).reshape(-1)
         item_api = to_api[np.frombuffer(rows.apis, dtype=np.int32)[in_item]] if len(rows) else to_api[:0]
         row_of = self.item_row
-        r_bins = np.frombuffer(rows.bins, dtype=np.int64) if len(rows) else np.zeros(0, np.int64)
+        r_bins = np.frombuffer(rows.bins, dtype=np.int32) if len(rows) else np.zeros(0, np.int32)
         r_failures = np.frombuffer(rows.failures, dtype=np.int32) if len(rows) else r_bins
         r_console = np.frombuffer(rows.console, dtype=np.int32) if len(rows) else r_bins
         self.k_bin = np.concatenate(

@@ -521,18 +521,32 @@ def row_parts(rows) -> dict[str, int]:
     size = sys.getsizeof
     columns = (rows.bins, rows.entity, rows.failures, rows.console, rows.n_apis, rows.n_digests)
     names = {id(name): size(name) for key in rows.entities for name in key}
+    profiles = rows.profiles
     return {
         "row columns": sum(size(column) for column in columns),
         "API ids": size(rows.apis),
         "event sources and their minutes": size(rows.n_sources) + size(rows.sources) + size(rows.masks),
         "entries' offsets": size(rows.entry_at),
         "digests": size(rows.digests),
-        "entries blocks": sum(size(block) for block in rows.blocks.blocks)
-        + sum(size(t) for t in rows.blocks.pending),
+        "entries blocks": sum(size(block) for block in rows.blocks.blocks),
+        "entries not yet in a block": sum(size(text) for text in rows.blocks.pending),
         "entities dict and keys": size(rows.entities) + sum(size(key) for key in rows.entities),
+        "entity ids": sum(size(e) for e in rows.entities.values() if e > 256),  # ints > 256: objects
         "account and principal texts": sum(names.values()),
-        "profiles cache": size(rows._profiles) + sum(size(k) + size(v) for k, v in rows._profiles.items()),
+        "profiles cache": sum(
+            size(cache) + sum(_deep_size(k) + _deep_size(v) for k, v in cache.items())
+            for cache in (profiles.texts, profiles.bases, profiles.masks)
+        ),
     }
+
+
+def _deep_size(value) -> int:
+    """``sys.getsizeof`` of a value and, for a tuple, of its items (ints to 256 are shared)."""
+    if isinstance(value, tuple):
+        return sys.getsizeof(value) + sum(_deep_size(item) for item in value)
+    if isinstance(value, int) and -5 <= value <= 256:
+        return 0
+    return sys.getsizeof(value)
 
 
 def key_parts(tally) -> dict[str, int]:

@@ -387,7 +387,9 @@ class CountRows:
             self.services.add(ids[e])
         offsets = columns[-1]  # empty where each taken row's region is its own
         if offsets or self.entry_at:
-            self.region_offsets(0).frombytes(offsets or array("i", [-1] * (len(columns[0]) // self.bins.itemsize)).tobytes())
+            if not offsets:
+                offsets = array("i", [-1] * (len(columns[0]) // self.bins.itemsize)).tobytes()
+            self.region_offsets(0).frombytes(offsets)
         self.bins.frombytes(columns[0])
         entity = np.frombuffer(columns[1], dtype=np.int32)
         self.entity.frombytes(np.frombuffer(ids, dtype=np.int32)[entity].tobytes())

@@ -612,9 +612,16 @@ def test_a_profile_wider_than_the_columns_hold_is_counted_by_the_tally() -> None
     from iamspike.countprofiles import WIDEST
     from iamspike.counttext import encode_counts
 
-    entries = [(IAM, f"Api{n}", "AccessDenied", "198.51.100.9", "aws-cli/2", 1, b"") for n in range(WIDEST + 1)]
+    entries = [
+        (IAM, f"Api{n}", "AccessDenied", "198.51.100.9", "aws-cli/2", 1, b"") for n in range(WIDEST + 1)
+    ]
     wide = {"_time": T0, "account": ACCT, "principal": "wide", COUNTS_FIELD: encode_counts(False, entries)}
-    narrow = {"_time": T0, "account": ACCT, "principal": "narrow", COUNTS_FIELD: encode_counts(False, entries[:3])}
+    narrow = {
+        "_time": T0,
+        "account": ACCT,
+        "principal": "narrow",
+        COUNTS_FIELD: encode_counts(False, entries[:3]),
+    }
     rows = CountRows(Tally(HOUR, ErrorClasses.load().counter((AUTHORIZATION,))))
     header, body = table([wide, narrow])
     rows.add({name: i for i, name in enumerate(header)}, body)

@@ -9,8 +9,9 @@ drawn as cells: events per (principal, indexer, API) (:func:`hour_cells`). From 
   raw path (one row per failed event on its indexer) and the map phase (one count row per
   principal an indexer saw in the hour);
 - the first ``--sh-hours`` hours are written as the count rows the map phase would send (the
-  product's own ``CountRow.to_row``) and fed to the search head's ``iamspike show=state`` as the
-  shipped backfill search does; its CPU and peak RSS are measured and extrapolated to 30 days;
+  product's own encoders: each send's ``wire_rows`` packed by ``packed_rows`` into ``v6``) and
+  fed to the search head's ``iamspike show=state`` as the shipped backfill search does; its CPU
+  and peak RSS are measured and extrapolated to 30 days;
 - day 0 is also written as raw events for ``--calibrate-indexers`` indexers and the real map
   phase is run over each: its count rows must equal the synthesized ones in number, and its bytes
   calibrate the synthesized bytes.

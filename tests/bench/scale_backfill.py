@@ -9,8 +9,9 @@ drawn as cells: events per (principal, indexer, API) (:func:`hour_cells`). From 
   raw path (one row per failed event on its indexer) and the map phase (one count row per
   principal an indexer saw in the hour);
 - the first ``--sh-hours`` hours are written as the count rows the map phase would send (the
-  product's own ``CountRow.to_row``) and fed to the search head's ``iamspike show=state`` as the
-  shipped backfill search does; its CPU and peak RSS are measured and extrapolated to 30 days;
+  product's own encoders: each send's ``wire_rows`` packed by ``packed_rows`` into ``v6``) and
+  fed to the search head's ``iamspike show=state`` as the shipped backfill search does; its CPU
+  and peak RSS are measured and extrapolated to 30 days;
 - day 0 is also written as raw events for ``--calibrate-indexers`` indexers and the real map
   phase is run over each: its count rows must equal the synthesized ones in number, and its bytes
   calibrate the synthesized bytes.
@@ -282,7 +283,7 @@ def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
 
     sys.path.insert(0, os.path.join(REPO, "tests"))
     from iamspike.cloudtrail import FIELDS
-    from iamspike.counting import wire_rows
+    from iamspike.counting import packed_rows, wire_rows
     from iamspike.phases import FLUSH_KEYS
     from standin import scpv2
 
@@ -299,11 +300,11 @@ def calibrate(command: list[str], org: Org, args, seed: int) -> dict:
             start = START + SPAN * h
             held.extend(count_cells(org, start, cells, args.indexers, rng, k)[k])
             if sum(len(cell.entries) for cell in held) >= FLUSH_KEYS:  # as backfill() sends
-                synth_lines.append(_csv_lines(wire_rows(held)))
+                synth_lines.append(_csv_lines(packed_rows(wire_rows(held)), PACKED_COLUMNS))
                 held = []
             raw_lines.append(raw_bodies(org, start, cells, k, args.indexers, rng, first_id))
             first_id += int(cells[1].sum())
-        synth_lines.append(_csv_lines(wire_rows(held)))
+        synth_lines.append(_csv_lines(packed_rows(wire_rows(held)), PACKED_COLUMNS))
         del held
         synth = "".join(synth_lines)
         out["synth_rows"] += synth.count("\n")
@@ -328,18 +329,23 @@ def backfill(command: list[str], args, capture: str | None = None) -> dict:
     """Counts of every hour of ``args.days`` days; the search head's ``show=state`` over the
     first ``args.sh_hours`` hours; the map phase calibrated on day 0.
 
-    With ``capture`` (a file name) the search head is not run: its chunks are written there as
-    the map phase sends them now (each send's rows packed by account, ``counting.packed_rows``)
-    for :mod:`scale_feed` to drive the command with, again and again (the bytes model, the memory
-    per key and the calibration are skipped).
+    The search head reads what the map phase sends (``phases.py``): each send's principals'
+    rows (``counting.wire_rows``, ``v4``) packed by account into ``v6`` rows
+    (``counting.packed_rows``). With ``capture`` (a file name) the search head is not run: those
+    chunks are written there for :mod:`scale_feed` to drive the command with, again and again
+    (the bytes model, the memory per key and the calibration are skipped).
 
-    Each indexer sends as the map phase does: one ``v4`` row per (account, principal) of a send,
-    a send when its held keys (entries) reach ``FLUSH_KEYS`` (checked at the end of each hour) and
-    one at the end. Over the whole range only the rows are counted (a send's rows are the
-    principals it holds); the first ``sh_hours`` hours are written (each indexer also sends at
-    their end, where that shorter search finishes) and fed to the search head."""
+    Each indexer sends as the map phase does: a send when its held keys (entries) reach
+    ``FLUSH_KEYS`` (checked at the end of each hour) and one at the end. Over the whole range
+    only the rows are counted: a send's ``v4`` rows are the principals it holds, its ``v6`` rows
+    are estimated (each account's principals in groups of ``MEMBERS``, times the ratio of real
+    ``v6`` rows to those groups in the written hours: ``packed_rows`` also closes a group at
+    ``MEMBER_BYTES`` of text, which only written rows have). The first ``sh_hours`` hours are
+    written (each indexer also sends at their end, where that shorter search finishes) and fed
+    to the search head."""
     import numpy as np
-    from iamspike.counting import packed_rows, wire_rows
+    import scale_feed
+    from iamspike.counting import MEMBERS, packed_rows, wire_rows
     from iamspike.phases import FLUSH_KEYS
 
     sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -357,15 +363,20 @@ def backfill(command: list[str], args, capture: str | None = None) -> dict:
     out["flush_keys"] = FLUSH_KEYS
     per_hour = []  # (raw rows = events, cells: v3 rows, entries)
     sh_v3: list[str] = []  # the written hours as v3 rows (one per cell): the bytes model
-    sh_v4: list[str] = []  # the same cells as the map phase sends them: what the search head reads
+    sh_v6: list[str] = []  # the same cells as the map phase sends them: what the search head reads
+    v4_written = {"rows": 0, "bytes": 0, "groups": 0}  # the written sends as v4 rows; v6 groups of MEMBERS
     sh_hours = args.sh_hours
     held: list[list] = [[] for _ in range(args.indexers)]  # written cells not yet sent
     unsent = np.zeros((args.indexers, args.peak_principals), dtype=bool)  # principals held
     keys = [0] * args.indexers
-    totals_sent = {"rows": 0, "sends": 0}
+    totals_sent = {"rows": 0, "sends": 0, "groups": 0}
+
+    def groups(per_account) -> int:
+        return int((-(-np.asarray(per_account) // MEMBERS)).sum())  # ceil by account
 
     def send(k: int) -> None:
         totals_sent["rows"] += int(unsent[k].sum())
+        totals_sent["groups"] += groups(np.bincount(np.flatnonzero(unsent[k]) % args.accounts))
         totals_sent["sends"] += 1
         unsent[k] = False
         keys[k] = 0
@@ -375,9 +386,13 @@ def backfill(command: list[str], args, capture: str | None = None) -> dict:
         if held[k]:
             rows = wire_rows(held[k])
             if capture is None:
-                sh_v4.append(_csv_lines(rows))
-            else:
-                sh_v4.append(_csv_lines(packed_rows(rows), PACKED_COLUMNS))
+                v4_written["rows"] += len(rows)
+                v4_written["bytes"] += len(_csv_lines(rows).encode())
+                per_account: dict = {}
+                for row in rows:
+                    per_account[row["account"]] = per_account.get(row["account"], 0) + 1
+                v4_written["groups"] += groups(list(per_account.values()))
+            sh_v6.append(_csv_lines(packed_rows(rows), PACKED_COLUMNS))
             held[k] = []
 
     started = time.perf_counter()
@@ -416,7 +431,7 @@ def backfill(command: list[str], args, capture: str | None = None) -> dict:
     out["peak_hour_raw_rows"] = int(totals[:, 0].max())
     sh = totals[:sh_hours]
     if capture is not None:
-        out.update(_capture(capture, "".join(sh_v4), args, int(sh[:, 1].sum())))
+        out.update(_capture(capture, "".join(sh_v6), args, int(sh[:, 1].sum())))
         return out
     v3_text = "".join(sh_v3)
     del sh_v3
@@ -425,22 +440,29 @@ def backfill(command: list[str], args, capture: str | None = None) -> dict:
     per = _bytes_model(v3_text, sh)
     v3_mb = len(v3_text.encode()) / 1e6
     del v3_text
-    synth = "".join(sh_v4)
-    sh_v4.clear()
+    synth = "".join(sh_v6)
+    sh_v6.clear()
     sh_mb = len(synth.encode()) / 1e6
+    v4_mb, v4_rows = v4_written["bytes"] / 1e6, v4_written["rows"]
     sh_cells, sh_rows = int(sh[:, 1].sum()), synth.count("\n")
-    saved_per_row = (v3_mb - sh_mb) * 1e6 / max(sh_cells - sh_rows, 1)
+    saved_per_row = (v3_mb - v4_mb) * 1e6 / max(sh_cells - v4_rows, 1)
     v3_total = v3_mb * 1e6 + float((totals[sh_hours:] @ np.array(per)).sum())
-    out["count_mb"] = (v3_total - (out["cells"] - out["count_rows"]) * saved_per_row) / 1e6
+    out["count_mb_v4"] = (v3_total - (out["cells"] - out["count_rows"]) * saved_per_row) / 1e6
     out["cells_mb"] = v3_total / 1e6
+    out["count_mb_written_v4"], out["count_rows_written_v4"] = round(v4_mb, 1), v4_rows
     out["count_mb_written"] = round(sh_mb, 1)
+    out["count_rows_written"] = sh_rows
+    # v6 over the whole range, estimated from the written hours (see the docstring)
+    out["groups_written"], out["groups"] = v4_written["groups"], totals_sent["groups"]
+    out["count_rows_v6"] = round(totals_sent["groups"] * sh_rows / max(v4_written["groups"], 1))
+    out["count_mb"] = out["count_mb_v4"] * sh_mb / max(v4_mb, 1e-9)
     out["bytes_saved_per_row"] = round(saved_per_row, 1)
     out["bytes_per_event"], out["bytes_per_row"], out["bytes_per_entry"] = (round(x, 1) for x in per)
     ranges = [_range_row(START, START + SPAN * sh_hours - 1)] * args.indexers
-    lines = synth + _csv_lines(ranges)
+    lines = synth + _csv_lines(ranges, PACKED_COLUMNS)
     del synth
-    header = COUNT_COLUMNS + ["__mv_" + name for name in COUNT_COLUMNS]
-    twins = "," * len(COUNT_COLUMNS)
+    header = PACKED_COLUMNS + ["__mv_" + name for name in PACKED_COLUMNS]
+    twins = "," * len(PACKED_COLUMNS)
     lines = "".join(line + twins + "\n" for line in lines.splitlines())
     out["sh_rows"] = lines.count("\n")
     out["sh_cells"] = sh_cells
@@ -451,7 +473,8 @@ def backfill(command: list[str], args, capture: str | None = None) -> dict:
     state_bodies = [body for body in session.bodies if body]
     out["state_rows"] = sum(body.count(b"\n") - 1 for body in state_bodies)
     out["state_mb"] = sum(len(body) for body in state_bodies) / 1e6
-    # The search head splits each v4 row into its cells: its cost follows cells, not rows.
+    out["state_sha256"] = scale_feed.state_digest(state_bodies)[1][:16]  # as scale.py --feed prints it
+    # The search head reads each v6 row's members' cells: its cost follows cells, not rows.
     scale = out["cells"] / max(sh_cells, 1)
     out["sh_cpu_s_30d"] = out["sh_cpu_s"] * scale
     if args.calibrate_indexers:
@@ -603,19 +626,30 @@ def render(r: dict, command: str) -> list[str]:
         "|---|---:|---:|---:|---:|",
         f"| raw events (before) | {r['raw_rows']:,} | {mb_raw:,.0f} without `_raw` "
         f"| {_raw_cpu(r)} | not run (holds every event's digest) |",
-        f"| map phase, count rows (`v4`) | {r['count_rows']:,} | {r['count_mb']:,.0f} "
+        f"| map phase, count rows (`v6`) | {r['count_rows_v6']:,} estimated | {r['count_mb']:,.0f} estimated "
         f"| {r['sh_cpu_s']} {written}; {r['sh_cpu_s_30d']:,.0f} extrapolated "
         f"| {r['sh_rss_mb']:.0f} {written} (it follows the largest pass of `show=state`, not the range) |",
         "",
-        f"- Rows to the search head: 1/{r['raw_rows'] / max(r['count_rows'], 1):.1f} of the raw rows"
-        f" (one `v4` row per principal and send; each indexer sends when it holds {r['flush_keys']:,}"
-        f" keys, checked hourly, and at the end: {r['sends_per_indexer']:.1f} sends an indexer over"
-        f" {days} days). As one row per cell (`v3`): {r['cells']:,} rows, {r['cells_mb']:,.0f} MB.",
+        f"- Rows to the search head: each indexer sends when it holds {r['flush_keys']:,} keys, checked"
+        f" hourly, and at the end ({r['sends_per_indexer']:.1f} sends an indexer over {days} days); a"
+        f" send's principals travel as `v4` rows ({r['count_rows']:,},"
+        f" 1/{r['raw_rows'] / max(r['count_rows'], 1):.1f} of the raw rows, {r['count_mb_v4']:,.0f} MB)"
+        " packed by account into `v6` rows (`counting.packed_rows`, as `phases.py` sends):"
+        f" 1/{r['raw_rows'] / max(r['count_rows_v6'], 1):.0f} of the raw rows. The `v6` rows and MB of"
+        f" the whole range are estimated: {r['groups']:,} groups of"
+        f" up to 32 principals of an account, times the written hours' {r['count_rows_written']:,} `v6` rows"
+        f" for {r['groups_written']:,} such groups; MB times the written hours' `v6`/`v4` bytes"
+        f" ({r['count_mb_written']:,} / {r['count_mb_written_v4']:,} MB). As one row per cell (`v3`):"
+        f" {r['cells']:,} rows, {r['cells_mb']:,.0f} MB.",
         f"- The search head ran over the first {sh_hours} hours as the map phase sends them:"
-        f" {r['sh_rows']:,} rows holding {r['sh_cells']:,} cells ({r['count_mb_written']:,} MB).",
-        f"- State written ({written}): {r['state_rows']:,} rows, {r['state_mb']:.1f} MB.",
-        f"- Extrapolation to {days} days: the search head's CPU scaled by cells (it splits each `v4` row"
-        " into its cells). Its peak RSS is not scaled: `show=state` reads the rows a few accounts at a"
+        f" {r['sh_rows']:,} `v6` rows (with the {r['indexers']} range rows) holding {r['sh_cells']:,} cells"
+        f" ({r['count_mb_written']:,} MB; as `v4` {r['count_rows_written_v4']:,} rows,"
+        f" {r['count_mb_written_v4']:,} MB).",
+        f"- State written ({written}): {r['state_rows']:,} rows, {r['state_mb']:.1f} MB, sha256"
+        f" {r.get('state_sha256', '')} (the state rows less the header lines, as `scale.py --feed`"
+        " prints it).",
+        f"- Extrapolation to {days} days: the search head's CPU scaled by cells (it reads each `v6` row's"
+        " members' cells). Its peak RSS is not scaled: `show=state` reads the rows a few accounts at a"
         " time (`spill.py`), so it follows the largest pass (docs/engine.md section 7).",
         f"- The search head's memory per key (tracemalloc, the peak hour's {r['memory_rows']:,} count rows"
         f" added to a Detector): {r['memory_keys']:,} keys (bin, principal, API, error code, IP, agent)"
@@ -625,7 +659,7 @@ def render(r: dict, command: str) -> list[str]:
         f"- Count-row bytes: the first {sh_hours} hours written; the rest from {r['bytes_per_event']}"
         f" bytes per event, {r['bytes_per_row']} per cell and {r['bytes_per_entry']} per entry fitted on"
         f" them as `v3`, less {r['bytes_saved_per_row']} bytes per cell a `v4` row packs (the per-row"
-        " fields, measured on the written hours).",
+        " fields, measured on the written hours), then scaled to `v6` as above.",
         *_calibration(r),
     ]
 
@@ -636,8 +670,9 @@ def _calibration(r: dict) -> list[str]:
     return [
         f"- Day 0 raw through the real map phase on {r.get('cal_indexers', 0)} indexer(s):"
         f" {r.get('cal_raw_rows', 0):,} raw rows -> {r.get('cal_map_rows', 0):,} count rows,"
-        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells: {r.get('cal_synth_rows', 0):,}"
-        f" rows, {r.get('cal_synth_mb', 0):.1f} MB. Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
+        f" {r.get('cal_map_mb', 0):.1f} MB; synthesized for the same cells (`v6`, packed as the map phase"
+        f" packs): {r.get('cal_synth_rows', 0):,} rows, {r.get('cal_synth_mb', 0):.1f} MB."
+        f" Map phase at most {r.get('cal_map_cpu_s_max', 0)} CPU s"
         f" and {r.get('cal_map_rss_mb_max', 0):.0f} MB per indexer-day.",
     ]
 

@@ -11,8 +11,8 @@ each against its day's total spread over the stream's shape of the day, vary 1.0
 Poisson on the bench's weekly streams, where the hours' spread around the same hour's mean is
 4-11 times.
 
-The rule, for a machine principal's cell at bin ``t`` and each window of the last 1 to
-``max_bins`` bins (all of it within the cell's day, UTC): the stream's *shape of the day* ``s``
+The rule, for a machine principal's cell at bin ``t`` and each window of the last ``min_bins``
+to ``max_bins`` bins (all of it within the cell's day, UTC; one bin is the hourly tests' job): the stream's *shape of the day* ``s``
 (its ``days`` whole days before today, each bin of the day's share of the days' mean bin), its
 *level today* ``L`` (its failures in today's bins before the window, at least ``min_before`` of
 them and ``min_failures`` failures, over their shape), the window's prediction ``R = L x (the
@@ -23,7 +23,10 @@ mean ``R`` and variance ``d R + d R^2 / (N + 1)``: ``d`` how much the week's bin
 their own day's level times the shape (at least 1, Poisson), the second term the level's own
 error (``N`` today's failures before the window). Only streams that fail every day of the week
 (at least ``min_daily`` a day) and in at least ``filled`` of its bins are judged: a scanner on a
-schedule, whose runs sit in a few hours, has no level to speak of.
+schedule, whose runs sit in a few hours, has no level to speak of. And only streams whose hours
+stay within ``max_dispersion`` times Poisson around their day's level: a dispersed automation
+(hour factors of gamma shape 2-6) reaches twice its day's level for two hours by itself (3 benign
+cells on the dispersed family's 3 organisations with no bound, 2 at 4, none at 2).
 
 The level comes from today's bins only: a stream's volume that steps between days (the bench's
 automations draw a day factor at 00:00 UTC) does not reach across midnight into the prediction.
@@ -60,6 +63,7 @@ class DayLevelParams:
     bin_factor: float = 1.5  # each bin of the window at least this times its own prediction
     cell_surprise: float = 2.0  # the window's last bin alone at least this surprising (p 1 %)
     shape_floor: float = 0.05  # a bin's share of the mean bin, at least (a silent hour of the day)
+    max_dispersion: float = 2.0  # the hours' variance around their day's level, at most this times Poisson
 
 
 def day_level_scores(
@@ -115,6 +119,7 @@ def _block(counts, t, e, midnight, sensitivity, per_day, p: DayLevelParams):
     shape = np.maximum(week.sum(axis=1) / p.days / mean_bin[:, None], p.shape_floor)  # (n, per_day)
     fitted = daily[:, :, None] / per_day * shape[:, None, :]
     d = np.maximum(((week - fitted) ** 2).sum(axis=(1, 2)) / np.maximum(fitted.sum(axis=(1, 2)), 1e-9), 1.0)
+    judged &= d <= p.max_dispersion
     today = counts[midnight[:, None] + np.arange(per_day)[None, :], e[:, None]].astype(np.float64)
     slots = np.arange(per_day)[None, :]
     cell_slot = t - midnight

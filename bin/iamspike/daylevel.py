@@ -60,7 +60,7 @@ class DayLevelParams:
     min_bins: int = 2  # windows of this many bins at least (one bin: the hourly tests' job)
     max_bins: int = 3  # ... and at most
     factor: float = 2.0  # the window's sum at least this times its prediction
-    bin_factor: float = 1.5  # each bin of the window at least this times its own prediction
+    bin_factor: float = 2.0  # each bin of the window at least this times its own prediction
     cell_surprise: float = 2.0  # the window's last bin alone at least this surprising (p 1 %)
     shape_floor: float = 0.05  # a bin's share of the mean bin, at least (a silent hour of the day)
     max_dispersion: float = 2.0  # the hours' variance around their day's level, at most this times Poisson

@@ -12,11 +12,11 @@ Poisson on the bench's weekly streams, where the hours' spread around the same h
 4-11 times.
 
 The rule, for a machine principal's cell at bin ``t`` and each window of the last ``min_bins``
-to ``max_bins`` bins (all of it within the cell's day, UTC; one bin is the hourly tests' job): the stream's *shape of the day* ``s``
-(its ``days`` whole days before today, each bin of the day's share of the days' mean bin), its
-*level today* ``L`` (its failures in today's bins before the window, at least ``min_before`` of
-them and ``min_failures`` failures, over their shape), the window's prediction ``R = L x (the
-window's shape)``. The window's sum must be at least ``factor`` times ``R``, each of its bins at
+to ``max_bins`` bins (all of it within the cell's day, UTC; one bin is the hourly tests' job):
+the stream's *shape of the day* ``s`` (its ``days`` whole days before today, each bin of the
+day's share of the days' mean bin), its *level today* ``L`` (its failures in today's bins before
+the window, at least ``min_before`` of them and ``min_failures`` failures, over their shape), the
+window's prediction ``R = L x (the window's shape)``. The window's sum must be at least ``factor`` times ``R``, each of its bins at
 least ``bin_factor`` times its own prediction, and the cell (the window's last bin) must stand out
 on its own (surprise at least ``cell_surprise``); the surprise is the negative binomial tail at
 mean ``R`` and variance ``d R + d R^2 / (N + 1)``: ``d`` how much the week's bins vary around
@@ -100,7 +100,9 @@ def day_level_scores(
     )
     for lo in range(0, len(cand), BLOCK):
         block = cand[lo : lo + BLOCK]
-        score, bins, rate = _block(counts, t_idx[block], e_idx[block], midnight[block], sensitivity, per_day, p)
+        score, bins, rate = _block(
+            counts, t_idx[block], e_idx[block], midnight[block], sensitivity, per_day, p
+        )
         best[block], length[block], predicted[block] = score, bins, rate
     return best, length, predicted
 
@@ -133,7 +135,13 @@ def _block(counts, t, e, midnight, sensitivity, per_day, p: DayLevelParams):
         total = (today * inside).sum(axis=1)
         rate = np.maximum((rates * inside).sum(axis=1), 1.0)
         each = np.where(inside, today >= p.bin_factor * np.maximum(rates, 1.0), True).all(axis=1)
-        use = judged & (first >= p.min_before) & (n_before >= p.min_failures) & each & (total >= p.factor * rate)
+        use = (
+            judged
+            & (first >= p.min_before)
+            & (n_before >= p.min_failures)
+            & each
+            & (total >= p.factor * rate)
+        )
         if not use.any():
             continue
         r1 = np.maximum(rates[np.arange(n), cell_slot], 1.0)
@@ -157,7 +165,8 @@ def surprise_of(x, r, d, n_before) -> np.ndarray:
 def day_level_note(failures: float, bins: int, predicted: float, span: str) -> str:
     """The reason's note: the window against the stream's level today."""
     if bins <= 1:
-        return f"{failures:.0f} is {failures / predicted:.1f} times its level today (about {predicted:.1f} in this {span})"
+        times = failures / predicted
+        return f"{failures:.0f} is {times:.1f} times its level today (about {predicted:.1f} in this {span})"
     return (
         f"its last {bins} bins hold {failures:.0f} failures against about {predicted:.1f} at its level "
         f"today (its earlier bins of the day)"

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from iamspike.baseline import BaselineParams, current_rate
+from iamspike.daylevel import day_level_scores
 from iamspike.minutes import flagged as minutes_flagged
 from iamspike.newcomers import flagged as newcomers_flagged
 from iamspike.options import Options
@@ -45,7 +46,6 @@ from iamspike.spread import (
 from iamspike.spread import (
     one_actor_cap as cap_by_one_actor,
 )
-from iamspike.daylevel import day_level_scores
 from iamspike.steady import steady_scores
 from iamspike.straddle import Straddle, candidates, pair_scores, top_share
 from iamspike.tail import own_record

@@ -18,6 +18,7 @@ from iamspike.accounts import account_series, covered_accounts, live_offset, sou
 from iamspike.baseline import BaselineParams, fit_baselines, fit_together
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
+from iamspike.daylevel import day_level_note
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.flags import PassView, flag
 from iamspike.intake import is_service
@@ -30,7 +31,6 @@ from iamspike.secretapis import secret_apis
 from iamspike.sensitive import reads_note
 from iamspike.siblings import note as sibling_note
 from iamspike.spread import Spread, actor_name, principal_groups, quiet_failures, spread_note
-from iamspike.daylevel import day_level_note
 from iamspike.steady import steady_note
 from iamspike.straddle import live_pairs, straddle_note
 from iamspike.tail import record_note
@@ -496,8 +496,10 @@ class ResultsPass:
                 bins_i = int(f.steady[1][i])
                 window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())
                 notes.append(steady_note(window, bins_i, float(f.steady[2][i]), span_text(span)))
-            if f.day_level is not None and is_spike and f.day_level[0][i] > max(
-                scored.score[i], by_rate[i], f.steady[0][i]
+            if (
+                f.day_level is not None
+                and is_spike
+                and f.day_level[0][i] > max(scored.score[i], by_rate[i], f.steady[0][i])
             ):  # P52: its level today decided
                 bins_i = int(f.day_level[1][i])
                 window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())

@@ -11,22 +11,23 @@ each against its day's total spread over the stream's shape of the day, vary 1.0
 Poisson on the bench's weekly streams, where the hours' spread around the same hour's mean is
 4-11 times.
 
-The rule, for a machine principal's cell at bin ``t`` and each window of the last ``min_bins``
-to ``max_bins`` bins (all of it within the cell's day, UTC; one bin is the hourly tests' job):
-the stream's *shape of the day* ``s`` (its ``days`` whole days before today, each bin of the
-day's share of the days' mean bin), its *level today* ``L`` (its failures in today's bins before
-the window, at least ``min_before`` of them and ``min_failures`` failures, over their shape), the
-window's prediction ``R = L x (the window's shape)``. The window's sum must be at least ``factor`` times ``R``, each of its bins at
-least ``bin_factor`` times its own prediction, and the cell (the window's last bin) must stand out
-on its own (surprise at least ``cell_surprise``); the surprise is the negative binomial tail at
-mean ``R`` and variance ``d R + d R^2 / (N + 1)``: ``d`` how much the week's bins vary around
-their own day's level times the shape (at least 1, Poisson), the second term the level's own
-error (``N`` today's failures before the window). Only streams that fail every day of the week
-(at least ``min_daily`` a day) and in at least ``filled`` of its bins are judged: a scanner on a
-schedule, whose runs sit in a few hours, has no level to speak of. And only streams whose hours
-stay within ``max_dispersion`` times Poisson around their day's level: a dispersed automation
-(hour factors of gamma shape 2-6) reaches twice its day's level for two hours by itself (3 benign
-cells on the dispersed family's 3 organisations with no bound, 2 at 4, none at 2).
+The rule, for a machine principal's cell at bin ``t`` and each window of the last ``min_bins`` to
+``max_bins`` bins (all of it within the cell's day, UTC; one bin is the hourly tests' job): the
+stream's *shape of the day* ``s`` (its ``days`` whole days before today, each bin of the day's
+share of the days' mean bin), its *level today* ``L`` (its failures in today's bins before the
+window, at least ``min_before`` of them and ``min_failures`` failures, over their shape), the
+window's prediction ``R = L x (the window's shape)``. The window's sum must be at least ``factor``
+times ``R``, each of its bins at least ``bin_factor`` times its own prediction, and the cell (the
+window's last bin) must stand out on its own (surprise at least ``cell_surprise``); the surprise
+is the negative binomial tail at mean ``R`` and variance ``d R + d R^2 / (N + 1)``: ``d`` how much
+the week's bins vary around their own day's level times the shape (at least 1, Poisson), the
+second term the level's own error (``N`` today's failures before the window). Only streams that
+fail every day of the week (at least ``min_daily`` a day) and in at least ``filled`` of its bins
+are judged: a scanner on a schedule, whose runs sit in a few hours, has no level to speak of. And
+only streams whose hours stay within ``max_dispersion`` times Poisson around their day's level: a
+dispersed automation (hour factors of gamma shape 2-6) reaches twice its day's level for two hours
+by itself (3 benign cells on the dispersed family's 3 organisations with no bound, 2 at 4, none at
+2).
 
 The level comes from today's bins only: a stream's volume that steps between days (the bench's
 automations draw a day factor at 00:00 UTC) does not reach across midnight into the prediction.

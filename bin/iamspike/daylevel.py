@@ -123,7 +123,10 @@ def _block(counts, t, e, midnight, sensitivity, per_day, p: DayLevelParams):
     fitted = daily[:, :, None] / per_day * shape[:, None, :]
     d = np.maximum(((week - fitted) ** 2).sum(axis=(1, 2)) / np.maximum(fitted.sum(axis=(1, 2)), 1e-9), 1.0)
     judged &= d <= p.max_dispersion
-    today = counts[midnight[:, None] + np.arange(per_day)[None, :], e[:, None]].astype(np.float64)
+    # today's bins (a day the matrix ends in reads its last bin for the rest: never used, only the
+    # bins up to the cell are)
+    day_bins = np.minimum(midnight[:, None] + np.arange(per_day)[None, :], counts.shape[0] - 1)
+    today = counts[day_bins, e[:, None]].astype(np.float64)
     slots = np.arange(per_day)[None, :]
     cell_slot = t - midnight
     for k in range(p.min_bins, p.max_bins + 1):

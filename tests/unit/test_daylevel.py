@@ -62,6 +62,12 @@ def test_a_stream_whose_hours_vary_beyond_twice_poisson_around_its_day_is_left_t
     assert scores(counts, params=DayLevelParams(max_dispersion=100.0))[0].any()
 
 
+def test_a_matrix_that_ends_within_the_day_scores_its_last_bin():
+    """The spike's second hour is the matrix's last bin (an alert run ending at 19:00)."""
+    counts = swinging()[: SPIKE + 2]
+    assert scores(counts)[0][SPIKE + 1] >= 50.0
+
+
 def test_a_person_is_never_judged():
     assert not scores(swinging(), machine=np.array([False]))[0].any()
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from iamspike.baseline import BaselineParams, current_rate
+from iamspike.daylevel import day_level_scores
 from iamspike.minutes import flagged as minutes_flagged
 from iamspike.newcomers import flagged as newcomers_flagged
 from iamspike.options import Options
@@ -130,6 +131,8 @@ class Flagged:
     # principals: the sibling (the same role in another account) and its bin offset that a cell at
     # the threshold follows, held below it (P46; else -1, -1)
     sibling: tuple[np.ndarray, np.ndarray] | None = None
+    # principals: a machine stream's last bins against its level today (P52): score, bins, prediction
+    day_level: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
 
 def flag(
@@ -176,7 +179,7 @@ def flag(
     apis = distinct_apis[t_idx, e_idx]
     onset_mean = hold = in_console = secret = new_apis = record = rate = by_rate = run = usual_burst = None
     rerun = sibling = None
-    steady = None
+    steady = day_level = None
     silent = base.silent[t_idx, e_idx]
     near = np.zeros(len(t_idx), dtype=bool)
     if onset is not None:
@@ -249,6 +252,12 @@ def flag(
         )
         steady = (np.where(usual_burst, 0.0, steady[0]), steady[1], steady[2])
         score = np.maximum(score, steady[0])
+        # ... and against its own level today (daylevel.py, P52).
+        day_level = day_level_scores(
+            counts, t_idx, e_idx, ~rp.person, o.sensitivity, per_day, rp.first % max(per_day, 1)
+        )
+        day_level = (np.where(usual_burst, 0.0, day_level[0]), day_level[1], day_level[2])
+        score = np.maximum(score, day_level[0])
         # ... and flagged from silence whatever a short window's prior expects (P25).
         score = np.where(secret & scored.onset, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
@@ -384,6 +393,7 @@ def flag(
         rerun,
         reruns,
         sibling,
+        day_level,
     )
 
 

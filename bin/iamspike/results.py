@@ -18,6 +18,7 @@ from iamspike.accounts import account_series, covered_accounts, live_offset, sou
 from iamspike.baseline import BaselineParams, fit_baselines, fit_together
 from iamspike.counting import Tally
 from iamspike.countrows import CountRows
+from iamspike.daylevel import day_level_note
 from iamspike.failures import CONSOLE_LOGIN_FAILURE
 from iamspike.flags import PassView, flag
 from iamspike.intake import is_service
@@ -496,6 +497,14 @@ class ResultsPass:
                 bins_i = int(f.steady[1][i])
                 window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())
                 notes.append(steady_note(window, bins_i, float(f.steady[2][i]), span_text(span)))
+            if (
+                f.day_level is not None
+                and is_spike
+                and f.day_level[0][i] > max(scored.score[i], by_rate[i], f.steady[0][i])
+            ):  # P52: its level today decided
+                bins_i = int(f.day_level[1][i])
+                window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())
+                notes.append(day_level_note(window, bins_i, float(f.day_level[2][i]), span_text(span)))
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
                 shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

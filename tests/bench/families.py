@@ -27,6 +27,11 @@ Attack kinds (category "attack"), as an independent bench described them:
   as that stream's usual bursts);
 - console_login_burst: failed console sign-ins of one user.
 
+In the tuning families each attack falls on a principal no earlier attack used
+(``attack_own_principal``: a console login burst, a low-and-slow run or a thin spread's member that
+would fall on an earlier attack's principal is drawn again; the held-out families keep the first
+bench's habit, where a low-and-slow run could fall on the CI user of a discovery burst).
+
 Benign traps (category "trap"): batch_hour (daily batches; weekdays only in some families),
 log_delivery (the SANS-like service stream), throttling_burst, validation_burst, dryrun_burst,
 benign_new_principal, person_burst (a person's small burst in seconds, like a student's 18
@@ -261,6 +266,13 @@ class Family:
     # stream of its own, on a new steady automation (`_own_spike`); False: the first bench's habit,
     # ``autos[i % len(autos)]``, which puts every spike of a one-automation organisation on it
     spike_own_automation: bool = False
+    # each attack on a principal no earlier attack used (tuning families, issue 12, P53): a console
+    # login burst or a low-and-slow run whose drawn principal carries an earlier attack is drawn
+    # again from the principals that carry none, and so is each member of a thin spread that an
+    # earlier attack used (from a stream of its own, after the draws made anyway, so an organisation
+    # without such a collision is unchanged); False: the first bench's habit (P51: a low-and-slow
+    # run on the CI user of an earlier discovery burst)
+    attack_own_principal: bool = False
     console_size: Range = (15, 60)
     # benign: a script stuck retrying one API it never called before (a deploy's new call, denied)
     # every ``stuck_every`` minutes (log-uniform) for ``stuck_hours``, on a near-silent principal
@@ -293,6 +305,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         scanners=(1, 1),
         scanner_apis=(40, 200),
         scanner_denied=(0.02, 0.15),
@@ -311,6 +324,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         spread_members=(3, 6),
         spread_each=(2, 6),
         scanners=(1, 1),
@@ -333,6 +347,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         automations=(1, 2),
         scanners=(1, 2),
         scanner_every=(168, 24),
@@ -358,6 +373,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         new_principal_size=(15, 40),
         spread_members=(3, 6),
         spread_each=(1, 3),
@@ -387,6 +403,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         habitual_bursters=0.15,
         scanners=(2, 3),
         scanner_every=(1, 4, 24, 168),
@@ -426,6 +443,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         spread_members=(3, 8),
         spread_each=(1, 3),
     ),
@@ -448,6 +466,7 @@ TUNING = (
         spike_hours=(1, 3),
         spike_concentrated=0.5,
         spike_own_automation=True,
+        attack_own_principal=True,
         scanners=(2, 3),
         scanner_every=(8, 48, 96),
         scanner_apis=(50, 160),
@@ -918,6 +937,7 @@ class _FamilyBuilder(_Builder):
                 members = [self._new_spread_member(acct, h) for _ in range(k)]
             else:
                 members = [pool[int(j)] for j in self.rng.choice(len(pool), size=k, replace=False)]
+                members = self._unattacked_members(members, pool)
             sources = sorted({s for s, _ in API_CATALOG})
             n_src = min(len(sources), max(1, self.count(f.spread_services)))
             picked = {sources[int(j)] for j in self.rng.choice(len(sources), size=n_src, replace=False)}
@@ -1218,9 +1238,14 @@ class _FamilyBuilder(_Builder):
         ``slow_silent`` of its inner hours without a failure, over ``slow_apis`` APIs."""
         f = self.f
         with self._stream(24):
-            what = f"a quiet {p.kind.replace('_', ' ')}"
             if self.rng.random() < f.slow_new:
                 p, what = self._near_silent(acct)
+            else:
+                quiet = sorted(
+                    self._candidates(("human", "app_role", "ci_user"), acct), key=lambda q: q.fail_level
+                )
+                p = self._unattacked(p, quiet[: max(1, len(quiet) // 2)])
+                what = f"a quiet {p.kind.replace('_', ' ')}"
             length = self.count(f.slow_hours)
             h = self._free_hour(acct, length)
             rate, silent = self.log_uni(f.slow_rate), self.uni(f.slow_silent)
@@ -1237,6 +1262,40 @@ class _FamilyBuilder(_Builder):
             f" ~{p.fail_level:.2f}/h ({what})"
         )
         self._attack("low_and_slow", "principal", acct, p.principal, h, h + length, note=note)
+
+    def _attacked(self) -> set[str]:
+        """The principals of the attacks drawn so far: a principal-level attack's principal, an
+        account spread's members."""
+        return {
+            name
+            for lb in self.labels
+            if lb.category == "attack"
+            for name in (lb.principal, *lb.members)
+            if name
+        }
+
+    def _unattacked(self, p: Principal, pool: list[Principal]) -> Principal:
+        """``p``, or with ``attack_own_principal`` where an earlier attack used it, another of
+        ``pool`` that no attack used (drawn from a stream of its own, so no other draw moves; ``p``
+        if every one of ``pool`` carries an attack)."""
+        if not self.f.attack_own_principal:
+            return p
+        used = self._attacked()
+        free = [q for q in pool if q.principal not in used]
+        if p.principal not in used or not free:
+            return p
+        with self._stream(43):
+            return self._pick(free)
+
+    def _unattacked_members(self, members: list[Principal], pool: list[Principal]) -> list[Principal]:
+        """A thin spread's ``members`` as drawn, each that an earlier attack used replaced (with
+        ``attack_own_principal``) by another of ``pool`` that no attack used and the spread does not
+        hold (`_unattacked`; kept where none is left: a quiet account's few people)."""
+        out: list[Principal] = []
+        for j, q in enumerate(members):
+            taken = {m.principal for m in (*out, *members[j:])}
+            out.append(self._unattacked(q, [r for r in pool if r.principal not in taken]))
+        return out
 
     def _near_silent(self, acct: str) -> tuple[Principal, str]:
         """A principal of ``acct`` that seldom fails but is there: a person who signs in one working

@@ -679,6 +679,11 @@ class _Builder:
             )
         )
 
+    def _unattacked(self, p: Principal, pool: list[Principal]) -> Principal:
+        """The principal of an attack drawn as ``p`` (the families' builder may draw another of
+        ``pool`` where an earlier attack used ``p``: `Family.attack_own_principal`)."""
+        return p
+
     def _candidates(self, kinds: tuple[str, ...], acct: str | None = None) -> list[Principal]:
         return [
             p
@@ -824,7 +829,8 @@ class _Builder:
         Drawn after the traps so the other scenarios stay as they were before this kind existed."""
         for i in range(self.per_kind):
             acct = self.accounts[(i + 4) % len(self.accounts)]
-            p = self._pick(self._candidates(("human",), acct))
+            people = self._candidates(("human",), acct)
+            p = self._unattacked(self._pick(people), people)
             h = self._free_hour(acct, 1)
             n = int(self.rng.integers(15, 60))
             ip = self._ip()

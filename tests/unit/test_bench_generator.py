@@ -464,6 +464,44 @@ def test_each_relative_spike_falls_on_an_automation_of_its_own_and_moves_no_othe
     )
 
 
+def _attacks_by_principal(org: generator.Org) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for lb in org.attacks():
+        for name in (lb.principal,) if lb.principal else lb.members:
+            out.setdefault(name, set()).add(lb.name)
+    return out
+
+
+def test_each_attack_is_planted_on_a_principal_no_other_attack_used() -> None:
+    """With ``attack_own_principal`` (the tuning families), a console login burst or a thin
+    spread's member that would fall on the person of an earlier discovery burst (office, seed 29:
+    the same person three times) is drawn again among principals no attack used; the other attacks
+    and every trap are as drawn without it, so an organisation without such a collision (every
+    held-out family keeps the first bench's habit) is unchanged."""
+    base = replace(families.with_accounts(families.FAMILIES["office"], 2), slow_new=0.0, scanners=(0, 0))
+    own, habit = (
+        families.generate(replace(base, attack_own_principal=flag), 29, **SMALL_FAMILY)
+        for flag in (True, False)
+    )
+    shared = {p: kinds for p, kinds in _attacks_by_principal(habit).items() if len(kinds) > 1}
+    assert any({"discovery_burst#1", "console_login_burst#1"} <= kinds for kinds in shared.values())
+    assert all(len(kinds) == 1 for kinds in _attacks_by_principal(own).values())
+    moved = ("console_login_burst", "account_spread")
+    assert [lb for lb in own.labels if lb.kind not in moved] == [
+        lb for lb in habit.labels if lb.kind not in moved
+    ]
+    (spread,) = [lb for lb in own.attacks() if lb.kind == "account_spread"]
+    (habit_spread,) = [lb for lb in habit.attacks() if lb.kind == "account_spread"]
+    assert len(spread.members) == len(habit_spread.members) and spread.windows == habit_spread.windows
+    # the same organisation where nothing collides: office, seed 1, the same records either way
+    plain, plain_habit = (
+        families.generate(replace(base, attack_own_principal=flag), 1, **SMALL_FAMILY)
+        for flag in (True, False)
+    )
+    assert all(len(kinds) == 1 for kinds in _attacks_by_principal(plain_habit).values())
+    assert plain.records == plain_habit.records and plain.labels == plain_habit.labels
+
+
 def test_a_person_burst_is_a_small_burst_in_seconds(steady: generator.Org) -> None:
     fam = families.FAMILIES["steady-automation"]
     labels = [lb for lb in steady.traps() if lb.kind == "person_burst"]

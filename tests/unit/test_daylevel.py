@@ -6,6 +6,7 @@ import numpy as np
 from iamspike.daylevel import DayLevelParams, day_level_scores
 from iamspike.engine import Detector, parse_options, run
 from iamspike.steady import steady_scores
+from test_steady import records
 
 HOUR = 3600
 START = 1_700_006_400  # a midnight UTC
@@ -99,31 +100,6 @@ def test_a_scheduled_stream_whose_week_is_mostly_silent_is_not_judged():
     counts = swinging()
     counts[(np.arange(BINS) % 24) % 4 != 0] = 0.0  # fails one hour in four
     assert not scores(counts)[0].any()
-
-
-def records(counts: np.ndarray) -> list[dict]:
-    out = []
-    for h, n in enumerate(counts[:, 0].astype(int).tolist()):
-        for k in range(n):
-            t = START + h * HOUR + (k * 3593) % HOUR
-            out.append(
-                {
-                    "eventTime": np.datetime_as_string(np.datetime64(t, "s")) + "Z",
-                    "eventSource": "ec2.amazonaws.com",
-                    "eventName": ("DescribeInstances", "DescribeVolumes")[k % 2],
-                    "errorCode": "Client.UnauthorizedOperation",
-                    "recipientAccountId": "123456789012",
-                    "sourceIPAddress": "10.0.0.1",
-                    "eventID": f"e-{h}-{k}",
-                    "userIdentity": {
-                        "type": "AssumedRole",
-                        "arn": f"arn:aws:sts::123456789012:assumed-role/poller/s{h // 6}",
-                        "accountId": "123456789012",
-                        "sessionContext": {"sessionIssuer": {"type": "Role", "arn": ROLE}},
-                    },
-                }
-            )
-    return out
 
 
 def hours_flagged(rows) -> list[int]:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 from iamspike.daylevel import DayLevelParams, day_level_scores
-from iamspike.engine import Detector, parse_options, run
+from iamspike.engine import parse_options, run
 from iamspike.steady import steady_scores
-from test_steady import records
+from test_steady import alert_after_flags_as_one_pass, records
 
 HOUR = 3600
 START = 1_700_006_400  # a midnight UTC
@@ -120,20 +120,5 @@ def test_the_engine_flags_the_spike_with_its_note_and_nothing_else():
 def test_an_alert_run_from_saved_state_flags_the_spike_as_one_pass_does():
     """The alert runs over the spike's day from 12:00 on with the state rows saved before: the
     stream's week and its morning come from those rows, so its flagged rows equal one pass's."""
-    events = records(swinging())
     cut = START + (24 * 12 + 12) * HOUR
-    before = [e for e in events if np.datetime64(e["eventTime"][:-1], "s").astype(int) < cut]
-    after = events[len(before) :]
-    saved = run(before, parse_options(["show=state"]))
-    header = sorted({key for row in saved for key in row})
-    detector = Detector(parse_options([]))
-    detector.add_rows(header, [[str(row.get(key, "")) for key in header] for row in saved])
-    detector.add_records(after)
-
-    def flagged(rows):
-        keep = ("_time", "entity_type", "principal", "failures", "score", "reason")
-        return sorted(tuple(str(r[k]) for k in keep) for r in rows if float(r["_time"]) >= cut)
-
-    one_pass = flagged(run(events, parse_options([])))
-    assert any("at its level today" in row[-1] for row in one_pass)
-    assert flagged(detector.results()) == one_pass
+    alert_after_flags_as_one_pass(records(swinging()), cut, "at its level today")

@@ -168,8 +168,13 @@ def test_an_alert_run_from_saved_state_flags_the_drifting_streams_spike_as_one_p
 def alert_from_state_as_one_pass(counts: np.ndarray, cut_bins: int) -> None:
     """An alert over the bins from ``cut_bins`` before the spike on, continuing from the state rows
     saved before, flags the rows one pass over the whole range flags (the spike among them)."""
-    events = records(counts)
     cut = START + (SPIKE - cut_bins) * HOUR  # the alert's window
+    alert_after_flags_as_one_pass(records(counts), cut, "steady stream (its last week)")
+
+
+def alert_after_flags_as_one_pass(events: list[dict], cut: int, note: str) -> None:
+    """An alert over ``events`` from ``cut`` on, continuing from the state rows saved before it,
+    flags the rows one pass over all of them flags, one of them with ``note`` in its reason."""
     before = [e for e in events if np.datetime64(e["eventTime"][:-1], "s").astype(int) < cut]
     after = events[len(before) :]
     saved = run(before, parse_options(["show=state"]))
@@ -183,7 +188,7 @@ def alert_from_state_as_one_pass(counts: np.ndarray, cut_bins: int) -> None:
         return sorted(tuple(str(r[k]) for k in keep) for r in rows if float(r["_time"]) >= cut)
 
     one_pass = flagged(run(events, parse_options([])))
-    assert any("steady stream (its last week)" in row[-1] for row in one_pass)
+    assert any(note in row[-1] for row in one_pass)
     assert flagged(detector.results()) == one_pass
 
 

@@ -246,18 +246,16 @@ def flag(
         score = np.where(record, np.maximum(score, o.threshold), score)
         # ... and a steady stream's last bins against its own week, and at its level (steady.py,
         # P32 and P36).
+        # ... and against its own level today (daylevel.py, P52); none of them on its usual bursts.
         per_day = 86400 // o.span if 86400 % o.span == 0 else 0
-        steady = steady_scores(
-            counts, t_idx, e_idx, ~rp.person, o.sensitivity, per_day, rp.first % max(per_day, 1)
+        steady, day_level = (
+            _off_usual_bursts(
+                rule(counts, t_idx, e_idx, ~rp.person, o.sensitivity, per_day, rp.first % max(per_day, 1)),
+                usual_burst,
+            )
+            for rule in (steady_scores, day_level_scores)
         )
-        steady = (np.where(usual_burst, 0.0, steady[0]), steady[1], steady[2])
-        score = np.maximum(score, steady[0])
-        # ... and against its own level today (daylevel.py, P52).
-        day_level = day_level_scores(
-            counts, t_idx, e_idx, ~rp.person, o.sensitivity, per_day, rp.first % max(per_day, 1)
-        )
-        day_level = (np.where(usual_burst, 0.0, day_level[0]), day_level[1], day_level[2])
-        score = np.maximum(score, day_level[0])
+        score = np.maximum(score, np.maximum(steady[0], day_level[0]))
         # ... and flagged from silence whatever a short window's prior expects (P25).
         score = np.where(secret & scored.onset, np.maximum(score, o.threshold), score)
         run = runs.find(t_idx, e_idx)
@@ -395,6 +393,12 @@ def flag(
         sibling,
         day_level,
     )
+
+
+def _off_usual_bursts(window_scores, usual_burst: np.ndarray):
+    """A window rule's (score, bins, prediction) with no score on a stream's usual bursts."""
+    score, bins_, predicted = window_scores
+    return np.where(usual_burst, 0.0, score), bins_, predicted
 
 
 def without_reruns(rp: PassView, t_idx, e_idx, observed, apis, base, silent, scored, score):

@@ -495,7 +495,7 @@ class ResultsPass:
                 notes.append(record_note(failures))
             if f.steady is not None and f.steady[0][i] > max(scored.score[i], by_rate[i]) and is_spike:
                 bins_i = int(f.steady[1][i])
-                window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())
+                window = _window_sum(counts, t, e, bins_i, observed[i])
                 notes.append(steady_note(window, bins_i, float(f.steady[2][i]), span_text(span)))
             if (
                 f.day_level is not None
@@ -503,7 +503,7 @@ class ResultsPass:
                 and f.day_level[0][i] > max(scored.score[i], by_rate[i], f.steady[0][i])
             ):  # P52: its level today decided
                 bins_i = int(f.day_level[1][i])
-                window = float(observed[i]) if bins_i <= 1 else float(counts[t - bins_i + 1 : t + 1, e].sum())
+                window = _window_sum(counts, t, e, bins_i, observed[i])
                 notes.append(day_level_note(window, bins_i, float(f.day_level[2][i]), span_text(span)))
             if new_apis is not None and new_apis[i] > 0:
                 names = self._new_names(t, e)
@@ -538,3 +538,9 @@ class ResultsPass:
                 row["is_spike"] = int(is_spike)
             rows.append(row)
         return rows
+
+
+def _window_sum(counts, t: int, e: int, bins_: int, observed) -> float:
+    """Failures of entity ``e`` in the window of ``bins_`` bins ending at bin ``t`` (a window
+    rule's, P32/P36/P52); one bin is the cell's own ``observed``."""
+    return float(observed) if bins_ <= 1 else float(counts[t - bins_ + 1 : t + 1, e].sum())
